@@ -1,0 +1,76 @@
+"""The object-store contract every backend meets (local directory, S3).
+
+- ``put`` makes an object visible all at once or not at all; it returns the
+  project's own SHA-256 and size of the bytes written (ETags are not checksums).
+- ``get`` returns the bytes; with ``sha256`` given it checks them and raises
+  IntegrityError on a mismatch.
+- Keys are produced by ``storage.keys`` only; a backend still refuses any key
+  that could escape its root.
+- Writing a key that already holds the same bytes is a no-op (idempotent retries).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+
+from pipeline.errors import IntegrityError, NotFound  # noqa: F401  (re-exported for backends)
+
+_SAFE_KEY = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not _SAFE_KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
+        raise ValueError(f"unsafe object key: {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    sha256: str
+    size: int
+    metadata: dict | None = None
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("metadata")
+        return d
+
+
+class ObjectStore(ABC):
+    name: str
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
+            metadata: dict | None = None, retain: bool = False) -> ObjectInfo:
+        """Store bytes under key atomically. ``retain``: write-once where the backend can."""
+
+    @abstractmethod
+    def get(self, key: str, sha256: str | None = None) -> bytes:
+        """The object's bytes; NotFound if absent, IntegrityError if sha256 differs."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size and stored SHA-256 of an object, or None if absent."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys under prefix, sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object (refused by the server for retained objects on S3)."""
+
+    def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    def _checked(self, key: str, data: bytes, expected: str | None) -> bytes:
+        if expected is not None and sha256(data) != expected:
+            raise IntegrityError(f"Sai mã băm SHA-256: {key} (integrity check failed)")
+        return data

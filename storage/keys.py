@@ -1,0 +1,42 @@
+"""Object key layout: everything of a dossier lives under its code.
+
+    dossiers/<code>/manifest.json                  written last: makes documents visible
+    dossiers/<code>/originals/<sha256>.<ext>       citizen's bytes, unchanged (lossless master)
+    dossiers/<code>/documents/<docId>.pdf          signed PDF/A-2b
+    dossiers/<code>/text/<docId>.txt               OCR text, pages separated by form feeds
+    dossiers/<code>/text/<docId>.words.json        OCR words with boxes, per page
+"""
+from __future__ import annotations
+
+from pipeline import dossier
+
+PREFIX = "dossiers/"
+
+
+def dossier_prefix(code: str) -> str:
+    return f"{PREFIX}{dossier.validate(code)}/"
+
+
+def manifest(code: str) -> str:
+    return dossier_prefix(code) + "manifest.json"
+
+
+def original(code: str, digest: str, ext: str) -> str:
+    ext = "".join(c for c in ext.lower() if c.isalnum())[:8] or "bin"
+    return f"{dossier_prefix(code)}originals/{digest}.{ext}"
+
+
+def document_pdf(code: str, doc_id: str) -> str:
+    return f"{dossier_prefix(code)}documents/{doc_id}.pdf"
+
+
+def document_text(code: str, doc_id: str) -> str:
+    return f"{dossier_prefix(code)}text/{doc_id}.txt"
+
+
+def document_words(code: str, doc_id: str) -> str:
+    return f"{dossier_prefix(code)}text/{doc_id}.words.json"
+
+
+def codes_from_keys(keys: list[str]) -> list[str]:
+    return sorted({k[len(PREFIX):].split("/", 1)[0] for k in keys if k.endswith("/manifest.json")})

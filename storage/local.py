@@ -1,0 +1,94 @@
+"""Local directory object store, the embedded default.
+
+Each object is written to a temporary file in the same directory, fsynced, then
+renamed into place, so a crash never leaves a half-written object under its key.
+The SHA-256 and metadata live in a sidecar ``<name>.meta.json`` written after the
+object; an object without its sidecar is hashed on demand.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
+
+_META = ".meta.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class LocalStore(ObjectStore):
+    name = "local"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key, data, content_type="application/octet-stream", metadata=None, retain=False):
+        path = self._path(key)
+        digest = sha256(data)
+        current = self.stat(key)
+        if current is not None and current.sha256 == digest:
+            return current
+        write_atomic(path, data)
+        meta = {"sha256": digest, "size": len(data), "content_type": content_type, "metadata": metadata or {}}
+        write_atomic(path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode())
+        if retain:
+            path.chmod(0o444)  # best effort on a plain file system; real WORM is the S3 backend's
+        return ObjectInfo(key, digest, len(data), metadata or {})
+
+    def get(self, key, sha256=None):
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"Không tìm thấy đối tượng: {key}") from None
+        return self._checked(key, data, sha256)
+
+    def stat(self, key):
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        side = path.with_name(path.name + _META)
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+            return ObjectInfo(key, meta["sha256"], meta["size"], meta.get("metadata"))
+        except (FileNotFoundError, ValueError, KeyError):
+            data = path.read_bytes()
+            return ObjectInfo(key, sha256(data), len(data), {})
+
+    def list(self, prefix):
+        base = self.root
+        keys = []
+        for p in base.rglob("*"):
+            if p.is_file() and not p.name.endswith(_META) and not p.name.startswith(".tmp-"):
+                key = p.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key):
+        path = self._path(key)
+        path.with_name(path.name + _META).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
