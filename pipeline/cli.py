@@ -1,0 +1,135 @@
+"""The ``sohoa`` command line. Messages for operators are in Vietnamese."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import audit, config, dossier
+from .errors import NotFound, SohoaError
+
+FLAG_VI = {"blank": "trang trắng", "blurry": "mờ", "cut_off": "có thể bị cắt mất nội dung",
+           "low_confidence": "độ tin cậy OCR thấp"}
+
+
+def _store(settings):
+    from storage import open_store
+
+    return open_store(settings)
+
+
+def _index(settings):
+    """The search index updater, or None when the index module is not available."""
+    try:
+        from storage import index
+    except ImportError:
+        return None
+    engine = index.engine_for(settings)
+    return lambda manifest, texts: index.index_dossier(engine, manifest, texts)
+
+
+def cmd_ingest(args, settings) -> int:
+    from .ingest import ingest
+    from .sign import load_signer
+
+    signer = load_signer(settings)
+    result = ingest(settings, _store(settings), args.dossier, args.files, args.title, signer=signer,
+                    jobs=args.jobs, index=_index(settings))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    verb = "đã có sẵn (không tạo bản trùng)" if result["duplicate"] else "đã số hóa"
+    print(f"Tài liệu {result['docId']} {verb}: {len(result['pages'])} trang, "
+          f"PDF/A-2b {result['pdf']['size']:,} byte, SHA-256 {result['pdf']['sha256']}")
+    for p in result["pages"]:
+        flags = ", ".join(FLAG_VI.get(f, f) for f in p["flags"])
+        print(f"  Trang {p['number']} ({p['file']} tr.{p['page']}): xoay {p['orientation']}°, "
+              f"nghiêng {p['skew_deg']:+.2f}°, tin cậy OCR {p['ocrConfidence']:.0f}%"
+              + (f"  CẢNH BÁO: {flags}" if flags else ""))
+    return 0
+
+
+def cmd_show(args, settings) -> int:
+    from .ingest import load_manifest
+
+    code = dossier.validate(args.dossier)
+    manifest = load_manifest(_store(settings), code)
+    if manifest is None:
+        raise NotFound(f"Không tìm thấy hồ sơ {code}")
+    audit.record(settings.home, "show", dossier=code)
+    if args.json:
+        print(json.dumps(manifest, ensure_ascii=False, indent=1))
+        return 0
+    print(f"Hồ sơ {code}: {manifest['title']}")
+    print(f"  {manifest['totalDoc']} tài liệu, {manifest['numberOfPage']} trang, cập nhật {manifest['updated']}")
+    for d in manifest["documents"]:
+        sig = d.get("signature") or {}
+        signed = ("ký thử nghiệm" if sig.get("testSignature") else f"ký số {sig.get('level')}") if sig else "chưa ký"
+        flagged = sum(1 for p in d["pages"] if p["flags"])
+        print(f"  - {d['docId']}: {d['title']} ({d['numberOfPage']} trang, {signed}"
+              + (f", {flagged} trang cần kiểm tra" if flagged else "") + ")")
+    return 0
+
+
+def cmd_export(args, settings) -> int:
+    from .ingest import load_manifest
+    from storage import keys
+
+    code = dossier.validate(args.dossier)
+    store = _store(settings)
+    manifest = load_manifest(store, code)
+    if manifest is None:
+        raise NotFound(f"Không tìm thấy hồ sơ {code}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for d in manifest["documents"]:
+        data = store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])  # fixity checked on every read
+        (out / f"{d['docId']}.pdf").write_bytes(data)
+    (out / "manifest.json").write_bytes(store.get(keys.manifest(code)))
+    audit.record(settings.home, "export", dossier=code, out=str(out))
+    print(f"Đã xuất {len(manifest['documents'])} tài liệu của hồ sơ {code} vào {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="số hóa các trang quét thành một tài liệu của hồ sơ")
+    s.add_argument("--dossier", required=True, help="mã hồ sơ trên giấy tiếp nhận")
+    s.add_argument("--title", required=True, help="tên tài liệu")
+    s.add_argument("--jobs", type=int, default=None, help="số trang xử lý song song (mặc định: mọi lõi)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.add_argument("files", nargs="+", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("show", help="xem hồ sơ")
+    s.add_argument("dossier")
+    s.add_argument("--json", action="store_true", help="in manifest của hồ sơ")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("export", help="xuất các tài liệu PDF/A và manifest")
+    s.add_argument("dossier")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    args = build_parser().parse_args(argv)
+    settings = config.load()
+    try:
+        return args.func(args, settings)
+    except SohoaError as e:
+        print(f"LỖI: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("Đã dừng theo yêu cầu.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Input files: read and check the citizen's bytes, then rasterise one page at a time.
+
+``read_source`` runs before anything is stored or processed: it refuses what is not a
+readable JPEG, PNG, TIFF or scanned PDF with an InputError naming the file (and the
+page). ``load_page`` decodes a single page so a page task never holds the whole file's
+rasters; it is what a worker on another machine would call with the original's bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from .errors import InputError
+
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "pdf": "application/pdf"}
+EXTENSIONS = {"jpeg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "tiff": {".tif", ".tiff"}, "pdf": {".pdf"}}
+DEFAULT_DPI = 300
+MIN_DPI, MAX_DPI = 72, 1200
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file, read once, checked, with its page count."""
+
+    path: str
+    name: str
+    kind: str  # jpeg | png | tiff | pdf
+    data: bytes
+    sha256: str
+    page_count: int
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.kind]
+
+    @property
+    def ext(self) -> str:
+        return {"jpeg": "jpg", "tiff": "tif"}.get(self.kind, self.kind)
+
+
+def sniff(data: bytes) -> str | None:
+    """The file type from its first bytes; the extension is only checked against it."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    return None
+
+
+def read_source(path: str | Path, max_pixels: int) -> Source:
+    path = Path(path)
+    name = path.name
+    if path.is_dir():
+        raise InputError(str(path), "là một thư mục, không phải tệp (is a directory)")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(str(path), "không tồn tại (file not found)") from None
+    except OSError as e:
+        raise InputError(str(path), f"không đọc được ({e.strerror})") from None
+    if not data:
+        raise InputError(str(path), "tệp rỗng, 0 byte (empty file)")
+    kind = sniff(data)
+    if kind is None:
+        raise InputError(str(path), "không phải JPEG, PNG, TIFF hay PDF (unsupported file type)")
+    if path.suffix.lower() not in EXTENSIONS[kind]:
+        raise InputError(str(path), f"phần mở rộng '{path.suffix or '(không có)'}' không khớp nội dung "
+                                    f"{kind.upper()} (extension does not match content)")
+    count = _pdf_page_count(str(path), data) if kind == "pdf" else _image_page_count(str(path), data, max_pixels)
+    return Source(str(path), name, kind, data, hashlib.sha256(data).hexdigest(), count)
+
+
+def _open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(file, f"ảnh vượt quá giới hạn {max_pixels:,} điểm ảnh (image over pixel limit)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(file, f"ảnh hỏng hoặc không đọc được ({e})") from None
+
+
+def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
+    img = _open_image(file, data, max_pixels)
+    count = 0
+    for index, frame in enumerate(ImageSequence.Iterator(img), start=1):
+        _decoded_frame(file, frame, index, max_pixels)
+        count += 1
+    return count
+
+
+def _decoded_frame(file: str, frame: Image.Image, page: int, max_pixels: int) -> Image.Image:
+    if frame.width * frame.height > max_pixels:
+        raise InputError(file, f"ảnh {frame.width}x{frame.height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
+                               "(image over pixel limit)", page)
+    try:
+        frame.load()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng ({e}) (truncated or corrupt image)", page) from None
+    return frame
+
+
+def _pdf_page_count(file: str, data: bytes) -> int:
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            count = len(pdf.pages)
+    except pikepdf.PasswordError:
+        raise InputError(file, "PDF được mã hóa/có mật khẩu, không xử lý được (encrypted PDF)") from None
+    except pikepdf.PdfError as e:
+        raise InputError(file, f"PDF hỏng hoặc không đọc được ({e})") from None
+    if count == 0:
+        raise InputError(file, "PDF không có trang nào (PDF has no pages)")
+    return count
+
+
+def _normalise_mode(frame: Image.Image) -> Image.Image:
+    """RGB, L or 1 only; keep bitonal and grey as they are (no fake colour)."""
+    if frame.mode in ("RGB", "L", "1"):
+        return frame.copy()
+    if frame.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return frame.point(lambda v: v / 256).convert("L")
+    if frame.mode == "P":
+        return frame.convert("RGB" if _palette_has_colour(frame) else "L")
+    if frame.mode in ("RGBA", "LA", "PA"):
+        bg = Image.new("RGB", frame.size, (255, 255, 255))
+        bg.paste(frame.convert("RGBA"), mask=frame.convert("RGBA").split()[-1])
+        return bg if frame.mode != "LA" else bg.convert("L")
+    return frame.convert("RGB")
+
+
+def _palette_has_colour(frame: Image.Image) -> bool:
+    rgb = frame.convert("RGB")
+    r, g, b = rgb.split()
+    return r.tobytes() != g.tobytes() or g.tobytes() != b.tobytes()
+
+
+def _frame_dpi(frame: Image.Image) -> tuple[int, int]:
+    dpi = frame.info.get("dpi") or (DEFAULT_DPI, DEFAULT_DPI)
+    x, y = (int(round(float(v))) for v in dpi)
+    fix = lambda v: v if MIN_DPI <= v <= MAX_DPI else DEFAULT_DPI  # noqa: E731 (0 or junk in headers)
+    return fix(x), fix(y or x)
+
+
+def load_page(file: str, kind: str, data: bytes, page: int, max_pixels: int) -> tuple[Image.Image, tuple[int, int]]:
+    """Page ``page`` (1-based) of a checked source as (image in RGB/L/1, dpi)."""
+    if kind == "pdf":
+        return _rasterise_pdf_page(file, data, page, max_pixels)
+    img = _open_image(file, data, max_pixels)
+    try:
+        img.seek(page - 1)
+    except EOFError:
+        raise InputError(file, "không có trang này (page out of range)", page) from None
+    frame = _decoded_frame(file, img, page, max_pixels)
+    return _normalise_mode(frame), _frame_dpi(frame)
+
+
+def _pdf_page_resolution(file: str, data: bytes, page: int) -> tuple[int, str]:
+    """The page's own scan resolution and colour: its largest image over the page width."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        pg = pdf.pages[page - 1]
+        box = [float(v) for v in pg.mediabox]
+        width_in, height_in = abs(box[2] - box[0]) / 72, abs(box[3] - box[1]) / 72
+        if int(pg.obj.get("/Rotate", 0)) % 180:
+            width_in, height_in = height_in, width_in
+        best, mode = None, "rgb"
+        for _, raw in pg.images.items():
+            img = pikepdf.PdfImage(raw)
+            if best is None or img.width * img.height > best[0] * best[1]:
+                best = (img.width, img.height)
+                cs = str(raw.get("/ColorSpace", ""))
+                mode = "bitonal" if img.bits_per_component == 1 else ("gray" if "Gray" in cs else "rgb")
+    if best is None:
+        return DEFAULT_DPI, "rgb"  # a born-digital page: render at the recommended 300 dpi
+    dpi = int(round(max(best) / max(width_in, height_in)))
+    return min(max(dpi, MIN_DPI), MAX_DPI // 2), mode
+
+
+def _rasterise_pdf_page(file: str, data: bytes, page: int, max_pixels: int):
+    from pdf2image import convert_from_bytes
+    from pdf2image.exceptions import PDFPageCountError, PDFSyntaxError
+
+    dpi, mode = _pdf_page_resolution(file, data, page)
+    try:
+        images = convert_from_bytes(data, dpi=dpi, first_page=page, last_page=page,
+                                    grayscale=mode != "rgb", thread_count=1)
+    except (PDFPageCountError, PDFSyntaxError, OSError) as e:
+        raise InputError(file, f"không chuyển được trang PDF thành ảnh ({e})", page) from None
+    if not images:
+        raise InputError(file, "không chuyển được trang PDF thành ảnh", page)
+    img = images[0]
+    if img.width * img.height > max_pixels:
+        raise InputError(file, f"trang {img.width}x{img.height} vượt quá giới hạn điểm ảnh", page)
+    if mode == "bitonal":
+        img = img.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")
+    return _normalise_mode(img), (dpi, dpi)

@@ -1,0 +1,63 @@
+"""The dossier manifest (docs/manifest.md): pure functions from facts to JSON."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+SCHEMA = "sohoa.manifest/1"
+
+
+def new(code: str, title: str, now: datetime, paper_file_code: str | None = None,
+        maintenance: str | None = None, mode: str = "01") -> dict:
+    stamp = now.isoformat()
+    return {
+        "schema": SCHEMA, "dossierCode": code, "fileCode": code, "paperFileCode": paper_file_code or code,
+        "title": title, "language": "vi", "format": "PDF/A-2b", "confidenceLevel": "02",
+        "maintenance": maintenance, "mode": mode,
+        "startDate": now.date().isoformat(), "endDate": now.date().isoformat(),
+        "totalDoc": 0, "numberOfPage": 0, "created": stamp, "updated": stamp,
+        "documents": [], "events": [],
+    }
+
+
+def input_digest(source_hashes: list[str]) -> str:
+    """The re-ingest key: the same files in the same order give the same document."""
+    return hashlib.sha256("\n".join(source_hashes).encode()).hexdigest()
+
+
+def find_document(manifest: dict, digest: str) -> dict | None:
+    return next((d for d in manifest["documents"] if d["inputSha256"] == digest), None)
+
+
+def next_sequence(manifest: dict) -> int:
+    return max((d["sequence"] for d in manifest["documents"]), default=0) + 1
+
+
+def page_entry(number: int, source: dict, result: dict) -> dict:
+    return {"number": number, "source": source, "width": result["width"], "height": result["height"],
+            "dpi": result["dpi"], "colorMode": result["colorMode"], "orientation": result["orientation"],
+            "skew_deg": round(float(result["skew_deg"]), 3), "ocrConfidence": round(float(result["confidence"]), 2),
+            "flags": list(result["flags"])}
+
+
+def with_document(manifest: dict, document: dict, now: datetime) -> dict:
+    """A new manifest with the document appended and the dossier totals updated."""
+    docs = [*manifest["documents"], document]
+    return {**manifest, "documents": docs, "totalDoc": len(docs),
+            "numberOfPage": sum(d["numberOfPage"] for d in docs), "endDate": now.date().isoformat(),
+            "updated": now.isoformat(), "title": manifest["title"] or document["title"],
+            "events": [*manifest["events"], {"at": now.isoformat(), "type": "ingest", "docId": document["docId"],
+                                             "outcome": "success",
+                                             "detail": f"{document['numberOfPage']} trang"}]}
+
+
+def dumps(manifest: dict) -> bytes:
+    return json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=False).encode("utf-8")
+
+
+def loads(data: bytes) -> dict:
+    manifest = json.loads(data)
+    if manifest.get("schema") != SCHEMA:
+        raise ValueError(f"unknown manifest schema {manifest.get('schema')!r}")
+    return manifest

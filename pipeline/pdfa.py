@@ -1,0 +1,201 @@
+"""Two-layer PDF/A-2b: each page is the scan image with invisible OCR text on its words.
+
+``build_pdfa`` is pure: page renders and document metadata in, validated PDF bytes out.
+The text layer uses a one-glyph "glyphless" TrueType font (built here with fontTools and
+embedded, as PDF/A asks) drawn in text render mode 3 (invisible); codes are Unicode code
+points (Identity-H) and a ToUnicode map makes them extractable, so pdftotext and a
+viewer's search and selection find the words where they are printed.
+
+Validation is pikepdf's allowlist validator on the bytes written; anything it does not
+approve is a PdfaError, never a silent plain PDF.
+"""
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+import pikepdf
+import pikepdf.pdfa
+from pikepdf import Array, Dictionary, Name, Stream
+
+from .errors import PdfaError
+
+FLAVOUR = "2b"
+GLYPH_ADVANCE = 500  # font units per glyph, unitsPerEm 1000
+ASCENT, DESCENT = 800, -200
+
+
+@dataclass
+class PageRender:
+    """One page ready for the PDF: encoded image plus words in image pixels."""
+
+    image: bytes
+    encoding: str  # "jpeg" (DCTDecode) or "flate1" (1-bit, FlateDecode)
+    width: int
+    height: int
+    dpi: tuple[int, int]
+    color_mode: str  # rgb | gray | bitonal
+    words: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class DocumentMeta:
+    title: str
+    doc_id: str
+    dossier_code: str
+    created: datetime
+    language: str = "vi"
+    producer: str = "sohoa"
+    keywords: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def glyphless_font() -> bytes:
+    """A TrueType font whose only real glyph is empty and 500 units wide."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    fb = FontBuilder(1000, isTTF=True)
+    fb.setupGlyphOrder([".notdef", "glyph"])
+    fb.setupCharacterMap({0x20: "glyph"})
+    pen = TTGlyphPen(None)
+    empty = pen.glyph()
+    fb.setupGlyf({".notdef": empty, "glyph": empty})
+    fb.setupHorizontalMetrics({".notdef": (GLYPH_ADVANCE, 0), "glyph": (GLYPH_ADVANCE, 0)})
+    fb.setupHorizontalHeader(ascent=ASCENT, descent=DESCENT)
+    fb.setupNameTable({"familyName": "GlyphLessFont", "styleName": "Regular"})
+    fb.setupOS2(sTypoAscender=ASCENT, sTypoDescender=DESCENT, usWinAscent=ASCENT, usWinDescent=-DESCENT)
+    fb.setupPost()
+    out = io.BytesIO()
+    fb.save(out)
+    return out.getvalue()
+
+
+def _to_unicode_cmap() -> bytes:
+    """Identity code -> Unicode for the BMP, each range within one high byte, no surrogates."""
+    highs = [h for h in range(256) if not 0xD8 <= h <= 0xDF]
+    lines = ["/CIDInit /ProcSet findresource begin", "12 dict begin", "begincmap",
+             "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def",
+             "/CMapName /Adobe-Identity-UCS def", "/CMapType 2 def",
+             "1 begincodespacerange", "<0000> <FFFF>", "endcodespacerange"]
+    for start in range(0, len(highs), 100):
+        chunk = highs[start:start + 100]
+        lines.append(f"{len(chunk)} beginbfrange")
+        lines += [f"<{h:02X}00> <{h:02X}FF> <{h:02X}00>" for h in chunk]
+        lines.append("endbfrange")
+    lines += ["endcmap", "CMapName currentdict /CMap defineresource pop", "end", "end"]
+    return "\n".join(lines).encode("ascii")
+
+
+def _font(pdf: pikepdf.Pdf) -> pikepdf.Object:
+    font_file = Stream(pdf, glyphless_font())
+    descriptor = Dictionary(Type=Name.FontDescriptor, FontName=Name("/GlyphLessFont"), Flags=4,
+                            FontBBox=Array([0, DESCENT, GLYPH_ADVANCE, ASCENT]), ItalicAngle=0,
+                            Ascent=ASCENT, Descent=DESCENT, CapHeight=ASCENT, StemV=80,
+                            FontFile2=pdf.make_indirect(font_file))
+    # Every CID (a Unicode code point) draws glyph 1, the empty one.
+    cid_to_gid = Stream(pdf, zlib.compress(b"\x00\x01" * 65536), Filter=Name.FlateDecode)
+    cid_font = Dictionary(Type=Name.Font, Subtype=Name.CIDFontType2, BaseFont=Name("/GlyphLessFont"),
+                          CIDSystemInfo=Dictionary(Registry=pikepdf.String("Adobe"),
+                                                   Ordering=pikepdf.String("Identity"), Supplement=0),
+                          FontDescriptor=pdf.make_indirect(descriptor), DW=GLYPH_ADVANCE,
+                          CIDToGIDMap=pdf.make_indirect(cid_to_gid))
+    to_unicode = Stream(pdf, zlib.compress(_to_unicode_cmap()), Filter=Name.FlateDecode)
+    return pdf.make_indirect(Dictionary(Type=Name.Font, Subtype=Name.Type0, BaseFont=Name("/GlyphLessFont"),
+                                        Encoding=Name("/Identity-H"), DescendantFonts=Array([pdf.make_indirect(cid_font)]),
+                                        ToUnicode=pdf.make_indirect(to_unicode)))
+
+
+def _hex(text: str) -> str:
+    return "".join(f"{ord(c):04X}" for c in text if ord(c) <= 0xFFFF and not 0xD800 <= ord(c) <= 0xDFFF)
+
+
+def text_layer(words: list[dict], page_height_pt: float, scale: tuple[float, float]) -> str:
+    """Content-stream operators drawing each word invisibly over its box.
+
+    Words of one line share the line's height and baseline, so extraction sees one line;
+    each word is stretched (Tz) to its printed width and followed by a space stretched
+    over the gap to the next word, so words stay separated in extracted text.
+    """
+    sx, sy = scale
+    by_line: dict = {}
+    for w in words:
+        if w["text"].strip():
+            by_line.setdefault(w.get("line", id(w)), []).append(w)
+    ops = ["BT", "3 Tr"]
+    for line in by_line.values():
+        top = min(w["y0"] for w in line)
+        bottom = max(w["y1"] for w in line)
+        size = max((bottom - top) * sy, 1.0)
+        baseline = page_height_pt - bottom * sy - DESCENT / 1000 * size
+        for i, w in enumerate(line):
+            x0, x1 = w["x0"] * sx, w["x1"] * sx
+            nxt = line[i + 1]["x0"] * sx if i + 1 < len(line) else None
+            for text, left, right in ((w["text"], x0, x1), (" ", x1, nxt)):
+                if right is None or right <= left:
+                    continue
+                natural = len(text) * GLYPH_ADVANCE / 1000 * size
+                ops.append(f"/F0 {size:.2f} Tf {100 * (right - left) / natural:.2f} Tz "
+                           f"1 0 0 1 {left:.2f} {baseline:.2f} Tm <{_hex(text)}> Tj")
+    ops.append("ET")
+    return "\n".join(ops)
+
+
+def _image_xobject(pdf: pikepdf.Pdf, page: PageRender) -> Stream:
+    colour = Name.DeviceRGB if page.color_mode == "rgb" else Name.DeviceGray
+    if page.encoding == "jpeg":
+        return Stream(pdf, page.image, Type=Name.XObject, Subtype=Name.Image, Width=page.width,
+                      Height=page.height, ColorSpace=colour, BitsPerComponent=8, Filter=Name.DCTDecode)
+    if page.encoding == "flate1":
+        return Stream(pdf, page.image, Type=Name.XObject, Subtype=Name.Image, Width=page.width,
+                      Height=page.height, ColorSpace=Name.DeviceGray, BitsPerComponent=1, Filter=Name.FlateDecode)
+    raise ValueError(f"unknown page image encoding {page.encoding!r}")
+
+
+def _add_page(pdf: pikepdf.Pdf, page: PageRender, font: pikepdf.Object) -> None:
+    sx, sy = 72 / page.dpi[0], 72 / page.dpi[1]
+    w_pt, h_pt = page.width * sx, page.height * sy
+    content = f"q {w_pt:.3f} 0 0 {h_pt:.3f} 0 0 cm /Im0 Do Q\n" + text_layer(page.words, h_pt, (sx, sy))
+    pdf.add_blank_page(page_size=(w_pt, h_pt))
+    pg = pdf.pages[-1]
+    pg.obj.Resources = Dictionary(XObject=Dictionary(Im0=pdf.make_indirect(_image_xobject(pdf, page))),
+                                  Font=Dictionary(F0=font))
+    pg.obj.Contents = pdf.make_indirect(Stream(pdf, zlib.compress(content.encode("ascii")), Filter=Name.FlateDecode))
+
+
+def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:
+    """The document's PDF/A-2b bytes, validated; PdfaError if validation fails."""
+    if not pages:
+        raise PdfaError("Tài liệu không có trang nào (document has no pages)")
+    pdf = pikepdf.new()
+    font = _font(pdf)
+    for page in pages:
+        _add_page(pdf, page, font)
+    with pdf.open_metadata(set_pikepdf_as_editor=False) as xmp:
+        xmp["dc:title"] = meta.title
+        xmp["dc:language"] = [meta.language]
+        xmp["dc:identifier"] = meta.doc_id
+        xmp["dc:source"] = meta.dossier_code
+        xmp["dc:subject"] = [meta.dossier_code, meta.doc_id, *meta.keywords]
+        xmp["dc:description"] = f"Hồ sơ {meta.dossier_code}, tài liệu {meta.doc_id} (bản số hóa)"
+        xmp["pdf:Keywords"] = "; ".join([meta.dossier_code, meta.doc_id, *meta.keywords])
+        xmp["pdf:Producer"] = meta.producer
+        xmp["xmp:CreatorTool"] = meta.producer
+        xmp["xmp:CreateDate"] = meta.created.isoformat()
+        xmp["xmp:ModifyDate"] = meta.created.isoformat()
+    out = io.BytesIO()
+    try:
+        pikepdf.pdfa.save(pdf, out, FLAVOUR, deterministic_id=True)
+    except pikepdf.pdfa.PdfaError as e:
+        findings = "; ".join(str(f) for f in list(e.report.findings)[:5]) if getattr(e, "report", None) else str(e)
+        raise PdfaError(f"Tệp PDF/A-2b của {meta.doc_id} không hợp lệ (PDF/A validation failed): {findings}") from None
+    return out.getvalue()
+
+
+def validate(data: bytes) -> tuple[bool, list[str]]:
+    """Validate PDF/A-2b bytes; (passed, findings)."""
+    report = pikepdf.pdfa.validate_written(io.BytesIO(data), FLAVOUR)
+    return report.passed, [str(f) for f in report.findings]

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set up everything sohoa needs on a fresh Debian machine, idempotently:
+#   system packages (packages/debian.txt), the Vietnamese "best" OCR model (npm registry),
+#   the Python virtual environment (.venv) with sohoa and its test tools,
+#   and the local services the tests use (PostgreSQL, Redis, RabbitMQ) if not running.
+# Re-running it is cheap: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. System packages from the one shared list (also used by the Dockerfile).
+mapfile -t PKGS < <(grep -vE '^\s*(#|$)' packages/debian.txt)
+MISSING=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || MISSING+=("$p")
+done
+if ((${#MISSING[@]})); then
+    say "cài gói hệ thống: ${MISSING[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${MISSING[@]}"
+fi
+
+# 2. Optional extra OCR data (see ocr/models.sh if present).
+if [ -x scripts/ocr-models.sh ]; then
+    scripts/ocr-models.sh
+fi
+
+# 3. Python virtual environment with sohoa installed (editable) and test tools.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    say "tạo môi trường Python .venv"
+    "$PY" -m venv .venv
+fi
+STAMP=.venv/.sohoa-installed
+WANT=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+    say "cài gói Python (pip install -e .[test])"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e ".[test]"
+    echo "$WANT" > "$STAMP"
+fi
+
+# 4. Services the test suite talks to (this machine kind starts them; a fresh one may not).
+if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
+    say "khởi động PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if command -v redis-server >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    say "khởi động Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
+fi
+say "xong: $ROOT/.venv/bin/sohoa"

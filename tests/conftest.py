@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated SOHOA_HOME, rendered Vietnamese page files, the CLI."""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.pagegen import PageSpec, render_page
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "sohoa-data"
+    monkeypatch.setenv("SOHOA_HOME", str(path))
+    monkeypatch.delenv("SOHOA_STORAGE", raising=False)
+    monkeypatch.delenv("SOHOA_DATABASE_URL", raising=False)
+    return path
+
+
+@pytest.fixture
+def cli(home, capsys):
+    """Run ``sohoa ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    from pipeline.cli import main
+
+    def run(*args: str):
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def save_page(page, path: Path, **kw) -> Path:
+    page.image.save(path, dpi=page.dpi, **kw)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rendered():
+    """Rendered pages, by name, shared by the tests of a session (rendering costs ~1 s)."""
+    cache = {}
+
+    def get(name: str, **spec):
+        if name not in cache:
+            cache[name] = render_page(PageSpec(**spec))
+        return cache[name]
+
+    return get
+
+
+def stored_keys(home: Path) -> list[str]:
+    root = home / "store"
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def manifest_of(home: Path, code: str) -> dict:
+    return json.loads((home / "store" / "dossiers" / code / "manifest.json").read_text(encoding="utf-8"))
