@@ -1,0 +1,312 @@
+"""S3 object store on the minio SDK (MinIO, Ceph RGW or any S3-compatible server).
+
+- The bucket is created private, with object lock enabled (which turns versioning on);
+  an existing bucket gets versioning turned on. Downloads go through ``presigned_url``.
+- ``put`` is a single PUT, so an object appears whole or not at all; it stores the
+  project's own SHA-256 in the object metadata (``x-amz-meta-sha256``) and tags the object
+  with the dossier code, document id, kind and SHA-256. Metadata values are percent-encoded
+  because S3 headers carry ASCII only (``stat`` decodes them).
+- Writing the same bytes again is a no-op; other bytes make a new version (the old version
+  stays, and stays locked if it was retained). Transient failures (connection refused or
+  reset, timeouts, 5xx, SlowDown) are retried a bounded number of times.
+- ``put(..., retain=True)`` sets object-lock retention: mode from ``SOHOA_S3_LOCK_MODE``,
+  period from ``metadata["maintenance"]`` (TT 05/2025 code, see storage.retention) or
+  ``SOHOA_RETENTION_DAYS``.
+- ``delete`` removes every version of the key for good; the server refuses it for a
+  retained version, which surfaces as RetentionError.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import Tags
+from minio.error import MinioException, S3Error, ServerError
+from minio.retention import Retention
+from minio.versioningconfig import ENABLED, VersioningConfig
+
+from pipeline.errors import SohoaError
+
+from . import retention as ret
+from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
+
+T = TypeVar("T")
+
+_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NotFound", "ResourceNotFound"}
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+                    "OperationAborted", "RequestTimeTooSkewed"}
+_TAGGED_METADATA = ("dossier", "doc-id", "kind", "sha256")
+_TAG_VALUE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +-=._:/@")
+_META_PREFIX = "x-amz-meta-"
+
+
+class StorageUnavailable(SohoaError):
+    exit_code = 7
+
+
+class RetentionError(SohoaError, PermissionError):
+    exit_code = 8
+
+
+def parse_endpoint(endpoint: str | None, secure: bool) -> tuple[str, bool]:
+    """'host:port' for minio, accepting 'http://host:port' and 'https://host' too."""
+    if not endpoint:
+        raise StorageUnavailable("Thiếu SOHOA_S3_ENDPOINT (ví dụ: 127.0.0.1:9000) khi SOHOA_STORAGE=s3")
+    if "://" in endpoint:
+        parts = urlsplit(endpoint)
+        if parts.path not in ("", "/"):
+            raise StorageUnavailable(f"SOHOA_S3_ENDPOINT không được có đường dẫn: '{endpoint}'")
+        return parts.netloc, parts.scheme == "https"
+    return endpoint.rstrip("/"), secure
+
+
+def encode_metadata(metadata: dict) -> dict[str, str]:
+    return {str(k).lower(): quote(str(v), safe=" -_.~:/@+=,;") for k, v in metadata.items()}
+
+
+def decode_metadata(headers) -> dict[str, str]:
+    return {k[len(_META_PREFIX):].lower(): unquote(v) for k, v in headers.items()
+            if k.lower().startswith(_META_PREFIX)}
+
+
+def object_tags(metadata: dict) -> Tags | None:
+    """Tags for the identifying metadata; values S3 would refuse as tags are left out."""
+    tags = Tags.new_object_tags()
+    for name in _TAGGED_METADATA:
+        value = str(metadata.get(name, ""))
+        if value and len(value) <= 256 and set(value) <= _TAG_VALUE_CHARS:
+            tags[name] = value
+    return tags or None
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, S3Error):
+        return error.code in _TRANSIENT_CODES
+    if isinstance(error, ServerError):
+        return error.status_code >= 500 or error.status_code == 429
+    return isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+def with_retries(call: Callable[[], T], *, attempts: int, backoff: float,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run call, retrying transient errors up to attempts times with exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
+            if not is_transient(error) or attempt == attempts:
+                raise
+            sleep(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class S3Store(ObjectStore):
+    name = "s3"
+
+    def __init__(self, client: Minio, bucket: str, *, lock_mode: str = "GOVERNANCE",
+                 retention_days: int = ret.DEFAULT_RETENTION_DAYS, attempts: int = 4,
+                 backoff: float = 0.5, clock: Callable[[], datetime] = _now):
+        self.client = client
+        self.bucket = bucket
+        self.lock_mode = ret.lock_mode(lock_mode)
+        self.retention_days = ret.default_days(retention_days)
+        self.attempts = attempts
+        self.backoff = backoff
+        self.clock = clock
+        self._object_lock: bool | None = None
+
+    @classmethod
+    def from_settings(cls, s3: dict, **overrides) -> "S3Store":
+        """Build from ``settings.s3`` and make sure the bucket exists (private, versioned, locked)."""
+        host, secure = parse_endpoint(s3.get("endpoint"), bool(s3.get("secure")))
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=120),
+            maxsize=10,
+            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
+        client = Minio(host, access_key=s3.get("access_key"), secret_key=s3.get("secret_key"),
+                       secure=secure, region=s3.get("region") or None, http_client=http)
+        options = {
+            "lock_mode": s3.get("lock_mode") or os.environ.get("SOHOA_S3_LOCK_MODE"),
+            "retention_days": ret.default_days(s3.get("retention_days") or os.environ.get("SOHOA_RETENTION_DAYS")),
+        }
+        options.update(overrides)
+        store = cls(client, s3.get("bucket") or "sohoa", **options)
+        store.ensure_bucket()
+        return store
+
+    # -- edges -----------------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return with_retries(call, attempts=self.attempts, backoff=self.backoff)
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
+            if is_transient(error):
+                raise StorageUnavailable(
+                    f"Kho lưu trữ S3 không phản hồi sau {self.attempts} lần thử ({what}): {error}") from error
+            raise
+
+    def ensure_bucket(self) -> None:
+        def setup():
+            if not self.client.bucket_exists(self.bucket):
+                try:
+                    self.client.make_bucket(self.bucket, object_lock=True)
+                except S3Error as error:
+                    if error.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise
+            if self.client.get_bucket_versioning(self.bucket).status != ENABLED:
+                self.client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+        try:
+            self._call(f"bucket {self.bucket}", setup)
+        except S3Error as error:
+            raise StorageUnavailable(f"Không chuẩn bị được bucket S3 '{self.bucket}': {error.code} {error.message}") from error
+
+    def object_lock_enabled(self) -> bool:
+        if self._object_lock is None:
+            try:
+                self._call("object lock", lambda: self.client.get_object_lock_config(self.bucket))
+                self._object_lock = True
+            except S3Error as error:
+                if "ObjectLock" not in error.code and error.code != "InvalidRequest":
+                    raise
+                self._object_lock = False
+        return self._object_lock
+
+    def _retention(self, metadata: dict) -> Retention:
+        if not self.object_lock_enabled():
+            raise RetentionError(
+                f"Bucket '{self.bucket}' không bật khóa đối tượng (object lock): không thể lưu bất biến. "
+                "Tạo bucket mới có object lock (sohoa tự tạo khi bucket chưa tồn tại).")
+        until = ret.retain_until(self.clock(), metadata.get("maintenance"), self.retention_days)
+        return Retention(self.lock_mode, until)
+
+    def _head(self, key: str, version_id: str | None = None):
+        try:
+            return self._call(key, lambda: self.client.stat_object(self.bucket, key, version_id=version_id))
+        except S3Error as error:
+            if error.code in _NOT_FOUND_CODES:
+                return None
+            raise
+
+    # -- contract --------------------------------------------------------------
+
+    def put(self, key, data, content_type="application/octet-stream", metadata=None, retain=False):
+        key = check_key(key)
+        data = bytes(data)
+        digest = sha256(data)
+        user_meta = {str(k).lower(): str(v) for k, v in (metadata or {}).items() if str(k).lower() != "sha256"}
+        current = self.stat(key)
+        if current is not None and current.sha256 == digest:
+            if retain and self.retention(key) is None:  # same bytes stored earlier unlocked: lock them now
+                wanted = self._retention({**user_meta, **current.metadata})
+                self._call(key, lambda: self.client.set_object_retention(self.bucket, key, wanted))
+                self._check_locked(key, None, wanted)
+            return current
+        stored_meta = {**user_meta, "sha256": digest}
+        retention = self._retention(user_meta) if retain else None
+        written = self._call(key, lambda: self.client.put_object(
+            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+            metadata=encode_metadata(stored_meta), tags=object_tags(stored_meta), retention=retention))
+        if retention is not None:
+            self._check_locked(key, written.version_id, retention)
+        return ObjectInfo(key, digest, len(data), user_meta)
+
+    def _check_locked(self, key: str, version_id: str | None, wanted: Retention) -> None:
+        """Read the lock back: a server that ignores or mangles it must not pass silently."""
+        held = self.retention(key, version_id)
+        if (held is None or held["mode"] != wanted.mode or held["until"] is None
+                or abs((held["until"] - wanted.retain_until_date).total_seconds()) > 2):
+            raise RetentionError(
+                f"Máy chủ S3 không giữ khóa lưu giữ cho {key}: yêu cầu {wanted.mode} đến "
+                f"{wanted.retain_until_date.isoformat()}, nhận được {held}")
+
+    def get(self, key, sha256=None):
+        key = check_key(key)
+
+        def fetch() -> bytes:
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        try:
+            data = self._call(key, fetch)
+        except S3Error as error:
+            if error.code in _NOT_FOUND_CODES:
+                raise NotFound(f"Không tìm thấy đối tượng: {key}") from None
+            raise
+        return self._checked(key, data, sha256)
+
+    def stat(self, key):
+        key = check_key(key)
+        head = self._head(key)
+        if head is None:
+            return None
+        meta = decode_metadata(head.metadata)
+        digest = meta.pop("sha256", None)
+        if digest is None:  # written by another tool: hash on demand
+            digest = sha256(self.get(key))
+        return ObjectInfo(key, digest, head.size, meta)
+
+    def list(self, prefix):
+        objects = self._call(prefix, lambda: list(self.client.list_objects(self.bucket, prefix=prefix, recursive=True)))
+        return sorted(o.object_name for o in objects if not o.is_dir)
+
+    def delete(self, key):
+        key = check_key(key)
+        versions = self.versions(key)
+        for version in versions:  # newest first
+            try:
+                self._call(key, lambda: self.client.remove_object(self.bucket, key, version_id=version["version_id"]))
+            except S3Error as error:
+                if error.code == "AccessDenied":
+                    raise RetentionError(
+                        f"Máy chủ từ chối xóa {key} (phiên bản {version['version_id']}): "
+                        f"đối tượng đang trong thời hạn lưu giữ bất biến ({error.message})") from error
+                raise
+
+    # -- S3 extras -------------------------------------------------------------
+
+    def versions(self, key: str) -> list[dict]:
+        """Every version and delete marker of exactly this key, newest first."""
+        key = check_key(key)
+        found = self._call(key, lambda: list(self.client.list_objects(
+            self.bucket, prefix=key, recursive=True, include_version=True)))
+        return [{"version_id": o.version_id, "is_latest": str(o.is_latest).lower() == "true",
+                 "delete_marker": bool(o.is_delete_marker), "size": o.size}
+                for o in found if o.object_name == key]
+
+    def retention(self, key: str, version_id: str | None = None) -> dict | None:
+        """Object-lock mode and retain-until of the object, read from its HEAD response.
+
+        minio-py's get_object_retention cannot parse RGW's nanosecond timestamps.
+        """
+        head = self._head(check_key(key), version_id)
+        if head is None:
+            raise NotFound(f"Không tìm thấy đối tượng: {key}")
+        mode = head.metadata.get("x-amz-object-lock-mode")
+        until = ret.parse_retain_until(head.metadata.get("x-amz-object-lock-retain-until-date"))
+        return {"mode": mode, "until": until} if mode else None
+
+    def tags(self, key: str) -> dict:
+        found = self._call(key, lambda: self.client.get_object_tags(self.bucket, check_key(key)))
+        return dict(found or {})
+
+    def presigned_url(self, key: str, expires: int | timedelta = 900, version_id: str | None = None) -> str:
+        """A short-lived GET URL (default 15 minutes, at most 7 days) for a private object."""
+        if not isinstance(expires, timedelta):
+            expires = timedelta(seconds=int(expires))
+        if not timedelta(seconds=1) <= expires <= timedelta(days=7):
+            raise ValueError("Thời hạn liên kết tải xuống phải từ 1 giây đến 7 ngày")
+        return self.client.presigned_get_object(self.bucket, check_key(key), expires=expires, version_id=version_id)
