@@ -1,0 +1,118 @@
+"""Clean-up of the OCR copy of a page; the archive image is never touched here.
+
+Everything returns new arrays: the OCR copy is a grey image in which paper is white and only
+black-ish ink is left (seals, blue ink, scanner borders, lid shadows and ruling lines removed).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ocr.geometry import remove_ruling_lines
+
+# a chromatic pixel: its strongest channel exceeds its weakest by this much
+CHROMA_THRESHOLD = 60
+
+
+def paper_colour(image: Image.Image):
+    """The fill colour of the sheet (median pixel), in the image's own mode."""
+    if image.mode == "1":
+        return 1
+    small = np.asarray(image.reduce(8) if min(image.size) > 64 else image)
+    if small.ndim == 2:
+        return int(np.median(small))
+    return tuple(int(v) for v in np.median(small.reshape(-1, small.shape[-1]), axis=0)[:3])
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def ink_gray(image: Image.Image) -> np.ndarray:
+    """Grey image where coloured marks (red seals, blue signatures) are pale, black ink stays dark.
+
+    Reddish pixels are read through the red channel, bluish ones through their brightest channel;
+    a black letter under a translucent red seal stays dark in red, while the seal is pale in red.
+    """
+    if image.mode != "RGB":
+        return to_gray(image)
+    rgb = np.asarray(image, dtype=np.int16)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    lum = to_gray(image).astype(np.int16)
+    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
+    chromatic = (hi - lo) > CHROMA_THRESHOLD
+    reddish = chromatic & (r >= g) & (r >= b)
+    out = np.where(reddish, r, np.where(chromatic, hi, lum))
+    return out.astype(np.uint8)
+
+
+def normalise_background(gray: np.ndarray) -> np.ndarray:
+    """Divide by a smooth estimate of the paper so uneven light and tint become white paper."""
+    h, w = gray.shape
+    factor = 1 / 16
+    small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    # a grey closing fills letters with the surrounding paper
+    k = max(3, int(min(small.shape) * 0.03) | 1)
+    background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    background = cv2.GaussianBlur(background, (0, 0), 2)
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(gray, np.maximum(background, 1), scale=255)
+
+
+def dark_border_mask(gray: np.ndarray, dpi: float) -> np.ndarray:
+    """Large dark regions that touch the image edge: scanner bed, lid shadow, rotation corners."""
+    paper = float(np.percentile(gray, 90))
+    dark = (gray < 0.55 * paper).astype(np.uint8)
+    # close small gaps so a border broken by noise stays one region, without joining text lines
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    h, w = gray.shape
+    min_extent = 0.15 * dpi  # 4 mm along the edge
+    mask = np.zeros_like(dark, dtype=bool)
+    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    for label in edge_labels:
+        if label == 0:
+            continue
+        x, y, bw, bh, area = stats[label]
+        if max(bw, bh) >= min_extent and (bw >= 0.2 * w or bh >= 0.2 * h):
+            mask |= labels == label
+    return mask
+
+
+def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the sheet inside a dark scanner border, or None if no border."""
+    border = dark_border_mask(gray, dpi)
+    if border.mean() < 0.01:
+        return None
+    h, w = gray.shape
+    # rows/columns that are mostly border are cut from each side inwards
+    rows = border.mean(axis=1) > 0.5
+    cols = border.mean(axis=0) > 0.5
+    y0 = int(np.argmin(rows)) if rows.any() else 0
+    y1 = h - int(np.argmin(rows[::-1])) if rows.any() else h
+    x0 = int(np.argmin(cols)) if cols.any() else 0
+    x1 = w - int(np.argmin(cols[::-1])) if cols.any() else w
+    if (x1 - x0) < 0.5 * w or (y1 - y0) < 0.5 * h:
+        return None
+    return x0, y0, x1, y1
+
+
+def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True) -> np.ndarray:
+    """The grey page tesseract reads: paper white, seals/blue ink/borders/ruling lines gone."""
+    raw_gray = to_gray(image)
+    gray = normalise_background(ink_gray(image))
+    border = dark_border_mask(raw_gray, dpi)
+    gray[border] = 255
+    if remove_lines:
+        ink = gray < 160
+        text = remove_ruling_lines(ink, min_length=max(15, int(dpi * 0.45)))
+        lines = ink & ~text
+        # widen the rule mask by a pixel so anti-aliased edges go as well
+        lines = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (gray < 230)
+        gray[lines & ~_protect_crossing_text(text)] = 255
+    return gray
+
+
+def _protect_crossing_text(text: np.ndarray) -> np.ndarray:
+    """Pixels of letters close to a removed rule; they keep their ink."""
+    return cv2.dilate(text.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool) & text

@@ -1,0 +1,149 @@
+"""Page geometry: text-line skew, quarter-turn axis, and the straightening rotation.
+
+The skew finder is a coarse-to-fine projection-profile search on the ink pixels: for a
+candidate angle every ink pixel is projected on the normal of the text lines, and the
+sharper the histogram of those projections (sum of squared bin counts), the better the
+lines are aligned.  Projecting pixel coordinates instead of rotating images keeps each
+candidate to one ``np.bincount``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+COARSE_RANGE_DEG = 20.0
+COARSE_STEP_DEG = 0.5
+COARSE_DPI = 75
+FINE_DPI = 200
+MAX_POINTS = 400_000
+
+
+@dataclass(frozen=True)
+class SkewEstimate:
+    angle_deg: float      # counter-clockwise angle of the text lines (PIL rotate convention)
+    vertical: bool        # True when the lines run top-bottom (page turned by 90 or 270)
+    contrast: float       # how much sharper the line axis is than the other one (>1 is clear)
+
+
+def ink_mask(gray: np.ndarray) -> np.ndarray:
+    """Dark marks on paper, robust to uneven lighting: compare with a local background."""
+    background = cv2.medianBlur(cv2.resize(gray, None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA), 5)
+    background = cv2.resize(background, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    normalised = cv2.divide(gray, np.maximum(background, 1), scale=255)
+    _, mask = cv2.threshold(normalised, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    # Otsu on a nearly empty page picks noise; ink must also be clearly darker than paper
+    mask[normalised > 200] = 0
+    return mask > 0
+
+
+def _points(mask: np.ndarray, seed: int = 0) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    pts = np.stack([xs - mask.shape[1] / 2.0, ys - mask.shape[0] / 2.0], axis=1).astype(np.float32)
+    if len(pts) > MAX_POINTS:
+        pts = pts[np.random.default_rng(seed).choice(len(pts), MAX_POINTS, replace=False)]
+    return pts
+
+
+def _profile_scores(pts: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+    """Sharpness of the projection profile of the points for each candidate line angle."""
+    if len(pts) == 0:
+        return np.zeros(len(angles_deg))
+    scores = np.empty(len(angles_deg))
+    radius = float(np.abs(pts).max()) * 1.5 + 2
+    for i, a in enumerate(np.radians(angles_deg)):
+        # a line turned counter-clockwise by a (y axis down) keeps y*cos(a) + x*sin(a) constant
+        proj = pts[:, 1] * np.cos(a) + pts[:, 0] * np.sin(a)
+        counts = np.bincount((proj + radius).astype(np.int64), minlength=int(2 * radius) + 1).astype(np.float64)
+        scores[i] = float(np.dot(counts, counts))
+    return scores
+
+
+def _refine(pts: np.ndarray, centre: float, half_width: float, step: float) -> tuple[float, float]:
+    angles = np.arange(centre - half_width, centre + half_width + step / 2, step)
+    scores = _profile_scores(pts, angles)
+    k = int(np.argmax(scores))
+    best = float(angles[k])
+    if 0 < k < len(angles) - 1:  # parabola through the peak and its neighbours
+        s0, s1, s2 = scores[k - 1], scores[k], scores[k + 1]
+        denom = s0 - 2 * s1 + s2
+        if denom < 0:
+            best += step * 0.5 * (s0 - s2) / denom
+    return best, float(scores[k])
+
+
+def _resize_mask(mask: np.ndarray, factor: float) -> np.ndarray:
+    if abs(factor - 1) < 1e-3:
+        return mask
+    small = cv2.resize(mask.astype(np.uint8) * 255, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    return small > 64
+
+
+def remove_ruling_lines(mask: np.ndarray, min_length: int) -> np.ndarray:
+    """The mask without long straight horizontal and vertical strokes (table rules, underlines)."""
+    m = mask.astype(np.uint8)
+    horizontal = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (min_length, 1)))
+    vertical = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, min_length)))
+    return (m & ~(horizontal | vertical)).astype(bool)
+
+
+def rotate_mask(mask: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Counter-clockwise rotation (PIL convention) about the centre, same canvas."""
+    h, w = mask.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    return cv2.warpAffine(mask.astype(np.uint8) * 255, matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
+
+
+def estimate_skew(mask: np.ndarray, dpi: float) -> SkewEstimate:
+    """Angle of the text lines in a binary ink mask, and whether they run vertically."""
+    coarse = _resize_mask(mask, min(1.0, COARSE_DPI / dpi))
+    pts = _points(coarse)
+    if len(pts) < 50:
+        return SkewEstimate(0.0, False, 0.0)
+    angles = np.arange(-COARSE_RANGE_DEG, COARSE_RANGE_DEG + 1e-6, COARSE_STEP_DEG)
+    horizontal_scores = _profile_scores(pts, angles)
+    vertical_scores = _profile_scores(pts[:, ::-1] * np.array([-1, 1], np.float32), angles)
+    angle_h = float(angles[int(np.argmax(horizontal_scores))])
+    angle_v = float(angles[int(np.argmax(vertical_scores))])
+    vertical = _text_runs_vertically(coarse, angle_h, angle_v, dpi=COARSE_DPI if dpi > COARSE_DPI else dpi)
+    coarse_angle = angle_v if vertical else angle_h
+    contrast = float(max(horizontal_scores.max(), vertical_scores.max()) / max(1.0, min(horizontal_scores.max(), vertical_scores.max())))
+
+    fine_mask = _resize_mask(mask, min(1.0, FINE_DPI / dpi))
+    pts = _points(fine_mask)
+    if vertical:
+        # turning the page by 90 degrees clockwise lays vertical lines down: (x, y) -> (-y, x)
+        pts = pts[:, ::-1] * np.array([-1, 1], np.float32)
+    angle, _ = _refine(pts, coarse_angle, 0.75, 0.1)
+    angle, _ = _refine(pts, angle, 0.12, 0.02)
+    return SkewEstimate(float(angle), vertical, contrast)
+
+
+def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dpi: float) -> bool:
+    """Decide the line axis on text alone: ruling lines of tables run both ways, text lines one way."""
+    min_length = max(8, int(dpi * 0.8))
+    straight = rotate_mask(coarse, -angle_h)
+    text_only = remove_ruling_lines(straight, min_length)
+    pts = _points(text_only)
+    if len(pts) < 50:
+        return False
+    h = _profile_scores(pts, np.array([0.0]))[0]
+    straight_v = rotate_mask(coarse, -angle_v)
+    pts_v = _points(remove_ruling_lines(straight_v, min_length))
+    v = _profile_scores(pts_v[:, ::-1] * np.array([-1, 1], np.float32), np.array([0.0]))[0] if len(pts_v) else 0.0
+    return v > h
+
+
+def straighten(image: Image.Image, total_ccw_deg: float, fill) -> Image.Image:
+    """Rotate clockwise by ``total_ccw_deg`` in one resampling, growing the canvas so nothing is cut."""
+    angle = -total_ccw_deg % 360
+    if angle == 0:
+        return image.copy()
+    if abs(angle - round(angle / 90) * 90) < 1e-9:
+        transpose = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
+                     270: Image.Transpose.ROTATE_270}[int(round(angle)) % 360]
+        return image.transpose(transpose)
+    resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
+    return image.rotate(angle, resample=resample, expand=True, fillcolor=fill)

@@ -1,0 +1,70 @@
+"""Quality flags an intake operator sees at once: blank, blurry, cut_off, low_confidence."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+LOW_CONFIDENCE = 70.0
+# edge spread (mm) of the steepest ink edges; sharp 300-dpi scans are well below this
+BLURRY_EDGE_MM = 0.30
+MIN_MARKS_FOR_CONTENT = 8
+CUT_OFF_MARGIN_MM = 1.5
+
+
+def mark_stats(text_mask: np.ndarray, dpi: float) -> np.ndarray:
+    """Stats rows (x, y, w, h, area) of connected ink marks of letter size (0.4 to 12 mm high)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(text_mask.astype(np.uint8), connectivity=8)
+    stats = stats[1:]
+    mm = dpi / 25.4
+    heights = stats[:, 3]
+    keep = (heights >= 0.4 * mm) & (heights <= 12 * mm) & (stats[:, 2] <= 40 * mm)
+    return stats[keep]
+
+
+def is_blank(marks: np.ndarray) -> bool:
+    return len(marks) < MIN_MARKS_FOR_CONTENT
+
+
+def edge_spread_mm(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -> float:
+    """How wide ink edges are, in millimetres: ink-to-paper contrast over the steepest gradients.
+
+    Blur spreads every edge; dividing by the contrast makes the figure independent of ink
+    darkness, and converting pixels to millimetres independent of the scan resolution.
+    """
+    if text_mask.sum() < 100:
+        return 0.0
+    g = gray.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8
+    magnitude = np.hypot(gx, gy)
+    near_ink = cv2.dilate(text_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    steep = float(np.percentile(magnitude[near_ink], 99))
+    contrast = float(np.percentile(g[~near_ink], 50) - np.percentile(g[text_mask], 5))
+    if steep <= 0 or contrast <= 0:
+        return 0.0
+    return contrast / steep / dpi * 25.4
+
+
+def looks_cut_off(marks: np.ndarray, shape: tuple[int, int], dpi: float) -> bool:
+    """Ink of letter size running into an edge of the sheet: the scan probably missed part of it."""
+    if len(marks) == 0:
+        return False
+    h, w = shape
+    margin = CUT_OFF_MARGIN_MM * dpi / 25.4
+    x, y, bw, bh = marks[:, 0], marks[:, 1], marks[:, 2], marks[:, 3]
+    touching = (x <= margin) | (y <= margin) | (x + bw >= w - margin) | (y + bh >= h - margin)
+    return int(touching.sum()) >= 3
+
+
+def page_flags(gray: np.ndarray, text_mask: np.ndarray, dpi: float, confidence: float, word_count: int) -> list[str]:
+    marks = mark_stats(text_mask, dpi)
+    if is_blank(marks):
+        return ["blank"]
+    flags = []
+    if edge_spread_mm(gray, text_mask, dpi) > BLURRY_EDGE_MM:
+        flags.append("blurry")
+    if looks_cut_off(marks, gray.shape, dpi):
+        flags.append("cut_off")
+    if word_count == 0 or confidence < LOW_CONFIDENCE:
+        flags.append("low_confidence")
+    return flags
