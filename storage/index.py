@@ -117,8 +117,8 @@ def fts5_match(terms: list[list[str]], column: str, folded: bool) -> str:
 
 
 def websearch_query(terms: list[list[str]]) -> str:
-    """The parsed terms in websearch_to_tsquery syntax (phrases quoted, words ANDed)."""
-    return " ".join('"' + " ".join(tokens) + '"' if len(tokens) > 1 else tokens[0] for tokens in terms)
+    """The parsed terms in websearch_to_tsquery syntax: each quoted (so 'or' is a word), ANDed."""
+    return " ".join('"' + " ".join(tokens) + '"' for tokens in terms)
 
 
 def snippet_from_highlight(text: str, marked: str, width: int = SNIPPET_CHARS, mark=MARK) -> str:

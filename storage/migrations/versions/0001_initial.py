@@ -98,10 +98,13 @@ def upgrade() -> None:
             "ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part, "
             "numword, numhword, hword_numpart "
             "WITH unaccent, simple; END IF; END $$")
+        # Every run of non-alphanumerics becomes a space first, so syllables are the tokens
+        # as in SQLite (PostgreSQL's parser would read "15/2020/NĐ-CP" as a file path).
+        words = r"regexp_replace(text, '[^[:alnum:]]+', ' ', 'g')"
         op.execute("ALTER TABLE pages ADD COLUMN tsv_exact tsvector "
-                   "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, text)) STORED")
+                   f"GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, {words})) STORED")
         op.execute("ALTER TABLE pages ADD COLUMN tsv tsvector "
-                   f"GENERATED ALWAYS AS (to_tsvector('{FTS_CONFIG}'::regconfig, text)) STORED")
+                   f"GENERATED ALWAYS AS (to_tsvector('{FTS_CONFIG}'::regconfig, {words})) STORED")
         op.execute("CREATE INDEX ix_pages_tsv ON pages USING gin (tsv)")
 
 
