@@ -194,6 +194,17 @@ def open_index(url: str, migrate_schema: bool = True) -> Engine:
     return engine
 
 
+_engines: dict[str, Engine] = {}
+
+
+def engine_for(settings) -> Engine:
+    """The migrated index engine for ``settings.db_url``, one per URL and process."""
+    url = database_url(settings.db_url)
+    if url not in _engines:
+        _engines[url] = open_index(url)
+    return _engines[url]
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
