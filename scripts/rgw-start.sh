@@ -3,7 +3,8 @@
 #
 #   scripts/rgw-start.sh [STATE_DIR]     (default: a new mktemp -d directory)
 #
-# Environment: RGW_PORT (default: a free port), RGW_ACCESS_KEY, RGW_SECRET_KEY.
+# Environment: RGW_PORT (default: a free port), RGW_ACCESS_KEY, RGW_SECRET_KEY,
+# RGW_WATCH_PID (stop the gateway when that process ends, e.g. a test runner killed mid-run).
 # Needs: apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common
 #
 # Everything lives in STATE_DIR (memstore OSD: data in RAM, 1 GiB cap); monitor and
@@ -116,4 +117,9 @@ SOHOA_S3_SECRET_KEY=$SECRET
 SOHOA_S3_SECURE=false
 RGW_STATE_DIR=$B
 ENV
+if [ -n "${RGW_WATCH_PID:-}" ]; then
+    STOP="$(cd "$(dirname "$0")" && pwd)/rgw-stop.sh"
+    nohup bash -c "while kill -0 $RGW_WATCH_PID 2>/dev/null && [ -d '$B/run' ]; do sleep 2; done; '$STOP' '$B'" \
+        >/dev/null 2>&1 &
+fi
 echo "RGW ready on http://127.0.0.1:$PORT (state: $B; PIDs: $(cat "$B"/run/*.pidx | tr '\n' ' '))"

@@ -1,0 +1,170 @@
+"""Fixtures for the services the storage tests need: a real S3 server and PostgreSQL.
+
+Import into tests/conftest.py with ``from tests.services import *``. Nothing is skipped:
+when a service cannot be started or reached the tests that need it FAIL with the reason.
+
+- ``rgw`` (session): a throw-away Ceph RADOS Gateway started by scripts/rgw-start.sh in a
+  temporary directory on a free port (about 12 s), stopped at the end of the session.
+  Set SOHOA_TEST_RGW_ENV to the rgw.env of a gateway that is already running to reuse it.
+- ``s3_settings`` / ``s3_store``: a fresh bucket (object lock, versioning) per test.
+- ``s3_env``: SOHOA_STORAGE=s3 and SOHOA_S3_* in the environment, for CLI tests.
+- ``pg_url`` (session): a throw-away PostgreSQL database on 127.0.0.1:5432, dropped at the
+  end (admin URL: SOHOA_TEST_PG_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
+- ``pg_engine``: the migrated index on that database, emptied before each test.
+- ``sqlite_engine``: a migrated SQLite index in the test's temporary directory.
+- ``index_engine``: parametrised over sqlite and postgresql.
+- ``any_store``: parametrised over LocalStore and S3Store (the shared contract suite).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RGW_START = ROOT / "scripts" / "rgw-start.sh"
+RGW_STOP = ROOT / "scripts" / "rgw-stop.sh"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+__all__ = ["rgw", "s3_settings", "s3_store", "s3_env", "pg_url", "pg_engine", "sqlite_engine",
+           "index_engine", "any_store", "new_bucket_name"]
+
+
+def _read_env_file(path: Path) -> dict:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def new_bucket_name(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory):
+    """Connection settings of a running RGW: endpoint, access_key, secret_key, secure."""
+    reuse = os.environ.get("SOHOA_TEST_RGW_ENV")
+    if reuse:
+        env = _read_env_file(Path(reuse))
+        yield {"endpoint": env["SOHOA_S3_ENDPOINT"], "access_key": env["SOHOA_S3_ACCESS_KEY"],
+               "secret_key": env["SOHOA_S3_SECRET_KEY"], "secure": False, "region": None}
+        return
+    state = tmp_path_factory.mktemp("rgw") / "cluster"
+    try:
+        done = subprocess.run([str(RGW_START), str(state)], capture_output=True, text=True, timeout=150,
+                              env={**os.environ, "RGW_WATCH_PID": str(os.getpid())})
+    except FileNotFoundError as error:
+        pytest.fail(f"Cannot start Ceph RGW for the S3 tests: {error}", pytrace=False)
+    except subprocess.TimeoutExpired:
+        subprocess.run([str(RGW_STOP), str(state), "--keep"], capture_output=True)
+        pytest.fail(f"Ceph RGW did not start within 150 s (logs in {state}/log)", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail("Cannot start Ceph RGW for the S3 tests (needs: apt-get install -y --no-install-recommends "
+                    f"ceph-mon ceph-osd radosgw ceph-common):\n{done.stdout}\n{done.stderr}", pytrace=False)
+    env = _read_env_file(state / "rgw.env")
+    try:
+        yield {"endpoint": env["SOHOA_S3_ENDPOINT"], "access_key": env["SOHOA_S3_ACCESS_KEY"],
+               "secret_key": env["SOHOA_S3_SECRET_KEY"], "secure": False, "region": None}
+    finally:
+        subprocess.run([str(RGW_STOP), str(state)], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def s3_settings(rgw) -> dict:
+    """settings.s3 with a bucket of its own (created by S3Store.from_settings)."""
+    return {**rgw, "bucket": new_bucket_name()}
+
+
+@pytest.fixture
+def s3_store(s3_settings):
+    from storage.s3 import S3Store
+
+    return S3Store.from_settings(s3_settings)
+
+
+@pytest.fixture
+def s3_env(s3_settings, monkeypatch) -> dict:
+    monkeypatch.setenv("SOHOA_STORAGE", "s3")
+    monkeypatch.setenv("SOHOA_S3_ENDPOINT", s3_settings["endpoint"])
+    monkeypatch.setenv("SOHOA_S3_ACCESS_KEY", s3_settings["access_key"])
+    monkeypatch.setenv("SOHOA_S3_SECRET_KEY", s3_settings["secret_key"])
+    monkeypatch.setenv("SOHOA_S3_BUCKET", s3_settings["bucket"])
+    monkeypatch.setenv("SOHOA_S3_SECURE", "false")
+    return s3_settings
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a throw-away PostgreSQL database, dropped at the end of the session."""
+    import sqlalchemy as sa
+
+    from storage.index import database_url
+
+    admin_url = database_url(os.environ.get("SOHOA_TEST_PG_ADMIN_URL", PG_ADMIN_URL))
+    name = f"sohoa_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\''))
+    except Exception as error:
+        admin.dispose()
+        pytest.fail(f"Cannot create a PostgreSQL test database through {admin_url}: {error}", pytrace=False)
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from storage import index
+
+        for cached in [k for k in index._engines if name in k]:
+            index._engines.pop(cached).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _emptied(engine):
+    from storage import index
+
+    with engine.begin() as conn:
+        for table in (index.pages, index.events, index.documents, index.dossiers):
+            conn.execute(table.delete())
+    return engine
+
+
+@pytest.fixture(scope="session")
+def _pg_index(pg_url):
+    from storage.index import open_index
+
+    engine = open_index(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(_pg_index):
+    return _emptied(_pg_index)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    from storage.index import open_index
+
+    engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index_engine(request):
+    return request.getfixturevalue("sqlite_engine" if request.param == "sqlite" else "pg_engine")
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request, tmp_path):
+    if request.param == "local":
+        from storage.local import LocalStore
+
+        return LocalStore(tmp_path / "store")
+    return request.getfixturevalue("s3_store")
