@@ -1,0 +1,234 @@
+"""S3Store against a real Ceph RADOS Gateway: bucket setup, metadata and tags, write-once
+retention, presigned downloads, retries and interrupted writes. Pure helpers too."""
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+import urllib3
+from minio.error import S3Error
+
+from storage import retention as ret
+from storage.base import sha256
+from storage.s3 import (RetentionError, S3Store, StorageUnavailable, decode_metadata, encode_metadata,
+                        object_tags, parse_endpoint)
+from tests.services import new_bucket_name
+
+CODE = "H23.50-261201-0001"
+DOC = f"{CODE}.001"
+ORIGINAL = f"dossiers/{CODE}/originals/{sha256(b'scan')}.jpg"
+META = {"dossier": CODE, "doc-id": DOC, "kind": "original", "filename": "trang 1.jpg", "maintenance": "06"}
+
+
+# -- pure helpers ----------------------------------------------------------------
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("code, year", [("02", 2096), ("03", 2076), ("04", 2056), ("05", 2046), ("06", 2036)])
+def test_retention_period_follows_the_maintenance_code(code, year):
+    assert ret.retain_until(NOW, code, 30) == NOW.replace(year=year)
+
+
+def test_permanent_is_capped_below_the_rgw_32_bit_limit():
+    assert ret.retain_until(NOW, "01", 30) == ret.LATEST_RETAIN_UNTIL
+    assert ret.LATEST_RETAIN_UNTIL.timestamp() < 2 ** 32
+
+
+def test_other_or_missing_code_uses_the_default_days():
+    assert ret.retain_until(NOW, "07", 30) == NOW + timedelta(days=30)
+    assert ret.retain_until(NOW, None, 45) == NOW + timedelta(days=45)
+    with pytest.raises(ValueError):
+        ret.retain_until(NOW, "99", 30)
+
+
+def test_lock_mode_and_default_days_are_validated():
+    assert ret.lock_mode(None) == "GOVERNANCE"
+    assert ret.lock_mode("compliance") == "COMPLIANCE"
+    assert ret.default_days(None) == ret.DEFAULT_RETENTION_DAYS
+    with pytest.raises(ValueError):
+        ret.lock_mode("LEGAL")
+    with pytest.raises(ValueError):
+        ret.default_days("0")
+
+
+def test_rgw_nanosecond_timestamps_are_parsed():
+    assert ret.parse_retain_until("2036-11-28T10:10:30.480000000Z") == datetime(
+        2036, 11, 28, 10, 10, 30, 480000, tzinfo=timezone.utc)
+    assert ret.parse_retain_until("2036-11-28T10:10:30Z") == datetime(2036, 11, 28, 10, 10, 30, tzinfo=timezone.utc)
+
+
+def test_endpoint_forms():
+    assert parse_endpoint("127.0.0.1:9000", False) == ("127.0.0.1:9000", False)
+    assert parse_endpoint("https://s3.tinh.gov.vn", False) == ("s3.tinh.gov.vn", True)
+    assert parse_endpoint("http://minio:9000/", True) == ("minio:9000", False)
+    with pytest.raises(StorageUnavailable):
+        parse_endpoint(None, False)
+
+
+def test_metadata_is_ascii_on_the_wire_and_decodes_back():
+    meta = {"filename": "Tờ khai 100%.jpg", "dossier": CODE}
+    wire = encode_metadata(meta)
+    assert all(v.isascii() for v in wire.values())
+    assert decode_metadata({f"x-amz-meta-{k}": v for k, v in wire.items()}) == meta
+
+
+def test_tags_carry_identity_only_when_s3_accepts_the_value():
+    tags = object_tags({"dossier": CODE, "doc-id": DOC, "kind": "pdf", "sha256": "ab" * 32, "filename": "x"})
+    assert dict(tags) == {"dossier": CODE, "doc-id": DOC, "kind": "pdf", "sha256": "ab" * 32}
+    assert object_tags({"kind": "Bản gốc"}) is None
+
+
+# -- against RGW -------------------------------------------------------------------
+
+def test_bucket_is_private_versioned_and_locked(s3_store, rgw):
+    assert s3_store.client.get_bucket_versioning(s3_store.bucket).status == "Enabled"
+    assert s3_store.object_lock_enabled()
+    s3_store.put(ORIGINAL, b"scan")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{rgw['endpoint']}/{s3_store.bucket}/{ORIGINAL}", timeout=10)
+    assert refused.value.code == 403
+
+
+def test_existing_bucket_gets_versioning_and_refuses_unlockable_retention(rgw):
+    settings = {**rgw, "bucket": new_bucket_name("plain")}
+    bare = S3Store.from_settings(settings)
+    bare.client.make_bucket(f"{settings['bucket']}-nolock")
+    store = S3Store.from_settings({**settings, "bucket": f"{settings['bucket']}-nolock"})
+    assert store.client.get_bucket_versioning(store.bucket).status == "Enabled"
+    assert not store.object_lock_enabled()
+    with pytest.raises(RetentionError):
+        store.put(ORIGINAL, b"scan", metadata=META, retain=True)
+    assert store.stat(ORIGINAL) is None
+
+
+def test_metadata_and_tags_carry_dossier_document_and_sha256(s3_store):
+    s3_store.put(ORIGINAL, b"scan", "image/jpeg", META)
+    head = s3_store.client.stat_object(s3_store.bucket, ORIGINAL)
+    assert head.metadata["x-amz-meta-sha256"] == sha256(b"scan")
+    assert head.metadata["x-amz-meta-dossier"] == CODE
+    assert head.metadata["x-amz-meta-doc-id"] == DOC
+    assert head.content_type == "image/jpeg"
+    assert s3_store.tags(ORIGINAL) == {"dossier": CODE, "doc-id": DOC, "kind": "original", "sha256": sha256(b"scan")}
+
+
+def test_retained_original_cannot_be_deleted_or_overwritten(s3_store):
+    info = s3_store.put(ORIGINAL, b"scan", "image/jpeg", META, retain=True)
+    held = s3_store.retention(ORIGINAL)
+    assert held["mode"] == "GOVERNANCE"
+    assert abs(held["until"] - datetime.now(timezone.utc).replace(year=datetime.now().year + 10)) < timedelta(minutes=5)
+    version = s3_store.versions(ORIGINAL)[0]["version_id"]
+
+    with pytest.raises(S3Error) as refused:  # the server itself refuses, not our code
+        s3_store.client.remove_object(s3_store.bucket, ORIGINAL, version_id=version)
+    assert refused.value.code == "AccessDenied"
+    with pytest.raises(RetentionError):
+        s3_store.delete(ORIGINAL)
+    assert s3_store.get(ORIGINAL, sha256=info.sha256) == b"scan"
+
+    s3_store.put(ORIGINAL, b"tampered")  # an overwrite is only a newer version
+    s3_store.client.remove_object(s3_store.bucket, ORIGINAL)  # a plain DELETE only adds a marker
+    kept = s3_store.client.get_object(s3_store.bucket, ORIGINAL, version_id=version)
+    try:
+        assert kept.read() == b"scan"
+    finally:
+        kept.close()
+        kept.release_conn()
+    assert s3_store.retention(ORIGINAL, version)["mode"] == "GOVERNANCE"
+
+
+def test_compliance_mode_and_default_period(rgw, monkeypatch):
+    monkeypatch.setenv("SOHOA_S3_LOCK_MODE", "COMPLIANCE")
+    monkeypatch.setenv("SOHOA_RETENTION_DAYS", "2")
+    store = S3Store.from_settings({**rgw, "bucket": new_bucket_name()})
+    store.put(ORIGINAL, b"scan", metadata={"dossier": CODE, "kind": "original"}, retain=True)
+    held = store.retention(ORIGINAL)
+    assert held["mode"] == "COMPLIANCE"
+    assert abs(held["until"] - (datetime.now(timezone.utc) + timedelta(days=2))) < timedelta(minutes=5)
+    with pytest.raises(RetentionError):
+        store.delete(ORIGINAL)
+
+
+def test_permanent_code_gets_the_capped_date(s3_store):
+    s3_store.put(ORIGINAL, b"scan", metadata={**META, "maintenance": "01"}, retain=True)
+    assert s3_store.retention(ORIGINAL)["until"] == ret.LATEST_RETAIN_UNTIL
+
+
+def test_same_bytes_stored_unlocked_are_locked_on_a_retained_put(s3_store):
+    s3_store.put(ORIGINAL, b"scan", metadata=META)
+    assert s3_store.retention(ORIGINAL) is None
+    s3_store.put(ORIGINAL, b"scan", metadata=META, retain=True)
+    assert s3_store.retention(ORIGINAL)["mode"] == "GOVERNANCE"
+    assert len(s3_store.versions(ORIGINAL)) == 1
+
+
+def test_presigned_url_downloads_a_private_object(s3_store):
+    s3_store.put(ORIGINAL, b"scan")
+    url = s3_store.presigned_url(ORIGINAL, 60)
+    assert "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"scan"
+    with pytest.raises(ValueError):
+        s3_store.presigned_url(ORIGINAL, timedelta(days=8))
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times(s3_store, monkeypatch):
+    real_put = s3_store.client.put_object
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise urllib3.exceptions.ProtocolError("Connection reset by peer")
+        return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(s3_store.client, "put_object", flaky)
+    s3_store.backoff = 0.01
+    assert s3_store.put(ORIGINAL, b"scan").sha256 == sha256(b"scan")
+    assert len(calls) == 3
+
+
+def test_a_lasting_outage_mid_dossier_gives_up_after_the_bounded_attempts(s3_store, monkeypatch):
+    calls = []
+
+    def down(*args, **kwargs):
+        calls.append(1)
+        raise urllib3.exceptions.ProtocolError("Connection refused")
+
+    monkeypatch.setattr(s3_store.client, "put_object", down)
+    s3_store.backoff = 0.01
+    with pytest.raises(StorageUnavailable, match="không phản hồi sau 4 lần thử"):
+        s3_store.put(ORIGINAL, b"scan")
+    assert len(calls) == s3_store.attempts == 4
+    monkeypatch.undo()
+    assert s3_store.stat(ORIGINAL) is None
+
+
+def test_server_outage_fails_fast_with_a_clear_message():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    with pytest.raises(StorageUnavailable, match="không phản hồi"):
+        S3Store.from_settings({"endpoint": f"127.0.0.1:{closed_port}", "access_key": "a", "secret_key": "b",
+                               "bucket": "sohoa"}, attempts=2, backoff=0.01)
+
+
+def test_an_interrupted_upload_leaves_no_object(s3_store):
+    """A client that dies mid-PUT: the server never shows a partial object under the key."""
+    url = urlsplit(s3_store.client.presigned_put_object(s3_store.bucket, ORIGINAL, timedelta(minutes=5)))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.putrequest("PUT", f"{url.path}?{url.query}")
+    conn.putheader("Content-Length", "100000")
+    conn.endheaders()
+    conn.send(b"x" * 1000)
+    conn.sock.close()
+    assert s3_store.stat(ORIGINAL) is None
+    assert s3_store.list("dossiers/") == []
+    s3_store.put(ORIGINAL, b"scan")  # the retry completes it
+    assert s3_store.get(ORIGINAL, sha256=sha256(b"scan")) == b"scan"
