@@ -97,6 +97,12 @@ def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
+def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160) -> np.ndarray:
+    """Black-ink marks (rules included) of a page, without scanner borders."""
+    gray = normalise_background(ink_gray(image))
+    return (gray < level) & ~dark_border_mask(to_gray(image), dpi)
+
+
 def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True) -> np.ndarray:
     """The grey page tesseract reads: paper white, seals/blue ink/borders/ruling lines gone."""
     raw_gray = to_gray(image)

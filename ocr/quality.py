@@ -56,7 +56,8 @@ def looks_cut_off(marks: np.ndarray, shape: tuple[int, int], dpi: float) -> bool
     return int(touching.sum()) >= 3
 
 
-def page_flags(gray: np.ndarray, text_mask: np.ndarray, dpi: float, confidence: float, word_count: int) -> list[str]:
+def page_flags_before_ocr(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -> list[str]:
+    """Flags read from the image alone; a blank page gets no other flag."""
     marks = mark_stats(text_mask, dpi)
     if is_blank(marks):
         return ["blank"]
@@ -65,6 +66,8 @@ def page_flags(gray: np.ndarray, text_mask: np.ndarray, dpi: float, confidence: 
         flags.append("blurry")
     if looks_cut_off(marks, gray.shape, dpi):
         flags.append("cut_off")
-    if word_count == 0 or confidence < LOW_CONFIDENCE:
-        flags.append("low_confidence")
     return flags
+
+
+def is_low_confidence(confidence: float, word_count: int) -> bool:
+    return word_count == 0 or confidence < LOW_CONFIDENCE

@@ -65,13 +65,3 @@ def words_to_text(words: list[dict]) -> str:
     for word in words:
         lines.setdefault(word["line"], []).append(word["text"])
     return unicodedata.normalize("NFC", "\n".join(" ".join(texts) for texts in lines.values()))
-
-
-def detect_orientation(gray: np.ndarray) -> tuple[int, float] | None:
-    """Tesseract OSD: (clockwise degrees to turn the page upright, confidence) or None."""
-    try:
-        osd = pytesseract.image_to_osd(Image.fromarray(gray), config="--psm 0 -c min_characters_to_try=5",
-                                       output_type=pytesseract.Output.DICT)
-    except pytesseract.TesseractError:
-        return None
-    return int(osd["rotate"]), float(osd["orientation_conf"])
