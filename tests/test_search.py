@@ -1,0 +1,261 @@
+"""Vietnamese full-text search on SQLite FTS5 and PostgreSQL, reindex from object storage, CLI."""
+from __future__ import annotations
+
+import argparse
+import json
+import unicodedata
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.config import Settings
+from pipeline.search import cli_reindex, cli_search
+from storage import index, keys
+from storage.base import sha256
+
+A = "H23.50-261201-0001"  # "Nghị định" with its diacritics
+B = "H23.50-261201-0002"  # "nghỉ đình": other diacritics, same letters
+C = "H15.50-261202-0003"  # "nghi dinh": OCR lost the diacritics
+
+TEXTS = {
+    A: [["Căn cứ Nghị định số 15/2020/NĐ-CP ngày 03 tháng 02 năm 2020 của Chính phủ quy định xử phạt.",
+         "Địa chỉ: 12 đường Trần Phú, thành phố Đà Nẵng"],
+        ["Tờ khai đăng ký hộ kinh doanh"]],
+    B: [["Ông Nguyễn Văn An nghỉ đình công tại nhà văn hóa, quy chế định kỳ"]],
+    C: [["Theo nghi dinh so 15 cua Chinh phu"]],
+}
+
+
+def manifest_for(code: str, docs: list[list[str]], title: str = "Hồ sơ thử") -> dict:
+    documents = []
+    for seq, pages in enumerate(docs, start=1):
+        doc_id = f"{code}.{seq:03d}"
+        text = "\f".join(pages).encode()
+        documents.append({"docId": doc_id, "sequence": seq, "title": f"{title} {seq}", "numberOfPage": len(pages),
+                          "text": {"key": keys.document_text(code, doc_id), "sha256": sha256(text), "size": len(text)},
+                          "pdf": {"key": keys.document_pdf(code, doc_id), "sha256": "0" * 64, "size": 1}})
+    return {"schema": "sohoa.manifest/1", "dossierCode": code, "title": title, "maintenance": "06",
+            "totalDoc": len(docs), "numberOfPage": sum(len(d) for d in docs), "documents": documents,
+            "events": [{"at": "2026-12-01T09:30:00+07:00", "type": "ingest", "docId": documents[0]["docId"],
+                        "outcome": "success", "detail": "thử"}]}
+
+
+def page_texts_for(code: str) -> dict:
+    return {f"{code}.{seq:03d}": pages for seq, pages in enumerate(TEXTS[code], start=1)}
+
+
+def store_dossier(store, code: str) -> None:
+    """What the pipeline leaves in storage: text objects, then the manifest last."""
+    manifest = manifest_for(code, TEXTS[code])
+    for doc, pages in zip(manifest["documents"], TEXTS[code]):
+        store.put(doc["text"]["key"], "\f".join(pages).encode(), "text/plain; charset=utf-8",
+                  {"dossier": code, "doc-id": doc["docId"], "kind": "text"})
+    store.put(keys.manifest(code), json.dumps(manifest, ensure_ascii=False).encode(), "application/json",
+              {"dossier": code, "kind": "manifest"})
+
+
+@pytest.fixture
+def indexed(index_engine):
+    for code in TEXTS:
+        index.index_dossier(index_engine, manifest_for(code, TEXTS[code]), page_texts_for(code))
+    return index_engine
+
+
+def hits_of(results) -> list[tuple]:
+    return [(r["dossierCode"], r["docId"], r["page"]) for r in results]
+
+
+# -- pure text handling -------------------------------------------------------------
+
+def test_fold_removes_diacritics_one_character_for_one():
+    text = "Nghị định ĐƯỜNG Đà Nẵng, Ấp Ở"
+    assert index.fold(text) == "Nghi dinh DUONG Da Nang, Ap O"
+    assert len(index.fold(text)) == len(text)
+    assert index.fold(unicodedata.normalize("NFD", "Nghị định")) == "Nghi dinh"
+
+
+def test_query_parsing_keeps_phrases_and_joined_chunks():
+    assert index.parse_query('nghi dinh "quy định xử" NĐ-CP') == [["nghi"], ["dinh"], ["quy", "định", "xử"], ["NĐ", "CP"]]
+    assert index.parse_query('"unclosed phrase') == [["unclosed", "phrase"]]
+    assert index.parse_query('" - * ( ) :') == []
+    assert index.fts5_match([["nghị", "định"]], "text_folded", folded=True) == 'text_folded : ("nghi dinh")'
+
+
+def test_snippet_marks_hits_in_the_original_text():
+    text = "Căn cứ Nghị định số 15"
+    marked = "Can cu \x02Nghi\x03 \x02dinh\x03 so 15"
+    assert index.snippet_from_highlight(text, marked) == "Căn cứ [Nghị] [định] số 15"
+    long_text = "mở đầu " * 40 + "Nghị định" + " kết thúc" * 40
+    marked = index.fold(long_text).replace("Nghi dinh", "\x02Nghi dinh\x03")
+    snippet = index.snippet_from_highlight(long_text, marked)
+    assert "[Nghị định]" in snippet and snippet.startswith("…") and snippet.endswith("…")
+    assert len(snippet) < 200
+
+
+# -- search on both databases -----------------------------------------------------------
+
+def test_words_without_diacritics_find_words_with_them(indexed):
+    results = index.search(indexed, "nghi dinh")
+    assert {r["dossierCode"] for r in results} == {A, B, C}
+    first_a = next(r for r in results if r["dossierCode"] == A)
+    assert first_a["docId"] == f"{A}.001" and first_a["page"] == 1
+    assert "[Nghị]" in first_a["snippet"] and "[định]" in first_a["snippet"]
+    assert set(first_a) >= {"dossierCode", "docId", "page", "snippet", "score"}
+
+
+def test_exact_diacritics_rank_first(indexed):
+    results = index.search(indexed, "Nghị định")
+    assert hits_of(results)[0] == (A, f"{A}.001", 1)
+    assert results[0]["exact"] and not any(r["exact"] for r in results[1:])
+    assert {r["dossierCode"] for r in results} == {A, B, C}
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+
+    plain = index.search(indexed, "nghi dinh")
+    assert plain[0]["dossierCode"] == C and plain[0]["exact"]  # the literal spelling is the exact one
+
+    lowered = index.search(indexed, "nghỉ đình")
+    assert lowered[0]["dossierCode"] == B and lowered[0]["exact"]
+
+
+def test_d_with_stroke_folds_to_d(indexed):
+    assert hits_of(index.search(indexed, "duong tran phu da nang")) == [(A, f"{A}.001", 2)]
+    assert hits_of(index.search(indexed, "ĐÀ NẴNG")) == [(A, f"{A}.001", 2)]
+
+
+def test_phrases(indexed):
+    assert {r["dossierCode"] for r in index.search(indexed, "quy dinh")} == {A, B}  # B: "quy chế định kỳ"
+    assert hits_of(index.search(indexed, '"quy dinh"')) == [(A, f"{A}.001", 1)]
+    assert hits_of(index.search(indexed, '"đăng ký hộ kinh doanh"')) == [(A, f"{A}.002", 1)]
+    assert index.search(indexed, '"kinh doanh hộ"') == []
+    assert hits_of(index.search(indexed, "NĐ-CP")) == [(A, f"{A}.001", 1)]
+
+
+def test_dossier_code_prefix(indexed):
+    assert {r["dossierCode"] for r in index.search(indexed, "nghi dinh", code_prefix="H23.50")} == {A, B}
+    assert {r["dossierCode"] for r in index.search(indexed, "nghi dinh", code_prefix="h15")} == {C}
+    assert index.search(indexed, "nghi dinh", code_prefix="H99") == []
+    assert index.search(indexed, "nghi dinh", code_prefix=A + "%") == []
+
+
+def test_limit_empty_and_hostile_queries(indexed):
+    assert len(index.search(indexed, "nghi dinh", limit=2)) == 2
+    for query in ("", "   ", '"', "-", "*", "AND OR NOT", "'; DROP TABLE pages; --", "NEAR(a b)", "text : x"):
+        index.search(indexed, query)  # never a syntax error
+    assert index.search(indexed, "khongcotu") == []
+    assert index.search(indexed, "or") == []
+
+
+def test_nfd_text_and_queries_are_normalised(index_engine):
+    nfd = unicodedata.normalize("NFD", "Quyết định số 7")
+    index.index_dossier(index_engine, manifest_for(A, [[nfd]]), {f"{A}.001": [nfd]})
+    assert hits_of(index.search(index_engine, "Quyết định")) == [(A, f"{A}.001", 1)]
+    assert index.search(index_engine, unicodedata.normalize("NFD", "Quyết định"))[0]["exact"]
+
+
+def test_indexing_a_dossier_again_replaces_it(indexed):
+    index.index_dossier(indexed, manifest_for(A, [["Quyết định mới"]]), {f"{A}.001": ["Quyết định mới"]})
+    assert A not in {r["dossierCode"] for r in index.search(indexed, "nghi dinh")}
+    assert hits_of(index.search(indexed, "quyet dinh moi")) == [(A, f"{A}.001", 1)]
+    with indexed.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(index.documents)
+                            .where(index.documents.c.dossier_code == A)).scalar() == 1
+        assert conn.execute(sa.select(index.events.c.type).where(index.events.c.dossier_code == A)).scalars().all() == ["ingest"]
+
+
+def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engine):
+    index.migrate(index_engine)
+    with index_engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT version_num FROM {index.VERSION_TABLE}")).scalar() == "0001"
+        if index_engine.dialect.name == "sqlite":
+            assert conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'pages_fts'")).scalar().startswith(
+                "CREATE VIRTUAL TABLE pages_fts USING fts5")
+        else:
+            assert conn.execute(sa.text("SELECT count(*) FROM pg_ts_config WHERE cfgname = 'sohoa_unaccent'")).scalar() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_pages_tsv'")).scalar() == 1
+            conn.execute(sa.text("SET enable_seqscan = off"))
+            plan = "\n".join(conn.execute(sa.text(
+                "EXPLAIN SELECT id FROM pages WHERE tsv @@ websearch_to_tsquery('sohoa_unaccent', 'nghi dinh')")).scalars())
+            assert "ix_pages_tsv" in plan
+
+
+# -- storage is the truth -------------------------------------------------------------------
+
+def test_reindex_on_an_empty_database_restores_the_same_results(any_store, index_engine):
+    for code in TEXTS:
+        store_dossier(any_store, code)
+        index.index_dossier(index_engine, manifest_for(code, TEXTS[code]), page_texts_for(code))
+    queries = ["nghi dinh", "Nghị định", '"quy dinh"', "đường", "kinh doanh"]
+    before = {q: index.search(index_engine, q) for q in queries}
+    before_prefix = index.search(index_engine, "nghi dinh", code_prefix="H15")
+
+    index.forget_dossier(index_engine, A)
+    index.forget_dossier(index_engine, B)
+    index.forget_dossier(index_engine, C)
+    assert index.search(index_engine, "nghi dinh") == []
+
+    totals = index.reindex(any_store, index_engine)
+    assert totals == {"dossiers": 3, "documents": 4, "pages": 5, "errors": []}
+    assert {q: index.search(index_engine, q) for q in queries} == before
+    assert index.search(index_engine, "nghi dinh", code_prefix="H15") == before_prefix
+
+
+def test_reindex_drops_what_storage_no_longer_holds_and_reports_broken_dossiers(tmp_path, sqlite_engine):
+    from storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    store_dossier(store, A)
+    store_dossier(store, C)
+    index.index_dossier(sqlite_engine, manifest_for(B, TEXTS[B]), page_texts_for(B))  # not in storage
+    broken_key = keys.document_text(C, f"{C}.001")
+    (tmp_path / "store" / broken_key).write_bytes(b"bit rot")  # the manifest's SHA-256 no longer matches
+
+    totals = index.reindex(store, sqlite_engine)
+    assert (totals["dossiers"], totals["documents"], totals["pages"]) == (1, 2, 3)
+    assert [e["dossierCode"] for e in totals["errors"]] == [C]
+    assert {r["dossierCode"] for r in index.search(sqlite_engine, "nghi dinh")} == {A}
+
+
+# -- CLI handlers -------------------------------------------------------------------------------
+
+def search_args(*query, json_output=False, code_prefix=None, limit=20):
+    return argparse.Namespace(query=list(query), json=json_output, code_prefix=code_prefix, limit=limit)
+
+
+def test_cli_reindex_then_search_on_s3_and_postgresql(tmp_path, s3_settings, pg_url, capsys):
+    from storage.s3 import S3Store
+
+    store = S3Store.from_settings(s3_settings)
+    for code in TEXTS:
+        store_dossier(store, code)
+    settings = Settings(home=tmp_path / "home", storage="s3", database_url=pg_url, s3=s3_settings)
+    with index.engine_for(settings).begin() as conn:
+        for table in (index.pages, index.events, index.documents, index.dossiers):
+            conn.execute(table.delete())
+
+    assert cli_reindex(argparse.Namespace(json=False), settings) == 0
+    assert "3 hồ sơ, 4 tài liệu, 5 trang" in capsys.readouterr().out
+
+    assert cli_search(search_args("nghi", "dinh", json_output=True), settings) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["query"] == "nghi dinh"
+    assert {h["dossierCode"] for h in payload["hits"]} == {A, B, C}
+
+    assert cli_search(search_args("Nghị định", code_prefix="H23"), settings) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[1] == A and "[Nghị] [định]" in out and "khớp đúng dấu" in out
+
+    assert cli_search(search_args("khongcotu"), settings) == 0
+    assert "Không tìm thấy" in capsys.readouterr().out
+
+
+def test_cli_search_on_the_default_sqlite_index(tmp_path, capsys):
+    from storage.local import LocalStore
+
+    settings = Settings(home=tmp_path / "home")
+    store = LocalStore(settings.home / "store")
+    store_dossier(store, A)
+    assert cli_reindex(argparse.Namespace(json=True), settings) == 0
+    assert json.loads(capsys.readouterr().out)["pages"] == 3
+    assert (settings.home / "index.sqlite3").is_file()
+    assert cli_search(search_args("dang ky ho kinh doanh"), settings) == 0
+    assert f"{A}.002, trang 1" in capsys.readouterr().out
