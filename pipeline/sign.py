@@ -304,7 +304,7 @@ def _pkcs12_signer(path: str, password: str | None, now) -> Signer:
     chain = [x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in extra or ()]
     private = asn1_keys.PrivateKeyInfo.load(key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    cms_signer = SimpleSigner(certificate, private, SimpleCertificateStore.from_certs([certificate, *chain]),
+    cms_signer = SimpleSigner(certificate, private, SimpleCertificateStore.from_certs(chain),
                               signature_mechanism=signature_mechanism(certificate))
     return Signer(cms_signer, certificate, chain, "B-B", None, [], "", False, "pkcs12")
 
@@ -376,7 +376,7 @@ def _development_signer(directory: Path, now) -> Signer:
     key = serialization.load_pem_private_key((directory / "signer.key.pem").read_bytes(), None)
     private = asn1_keys.PrivateKeyInfo.load(key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    cms_signer = SimpleSigner(certificate, private, SimpleCertificateStore.from_certs([certificate, ca]),
+    cms_signer = SimpleSigner(certificate, private, SimpleCertificateStore.from_certs([ca]),
                               signature_mechanism=signature_mechanism(certificate))
     return Signer(cms_signer, certificate, [ca], "B-B", None, [], "", True, "development",
                   revocation_mode="soft-fail")
@@ -519,7 +519,10 @@ def _stamp_style(lines: list[str], font: str):
         text_box_style=TextBoxStyle(
             font=GlyphAccumulatorFactory(font, font_size=FONT_SIZE, ot_script_tag="latn",
                                          ot_language_tag="VIT ", bcp47_lang_code="vi"),
-            font_size=FONT_SIZE, leading=LEADING, border_width=0, text_color=(0, 0, 0)),
+            font_size=FONT_SIZE, leading=LEADING, border_width=0, text_color=(0, 0, 0),
+            box_layout_rule=SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MAX,
+                                                margins=Margins.uniform(0),
+                                                inner_content_scaling=InnerScaling.NO_SCALING)),
         border_width=0,
         background=None,
         inner_content_layout=SimpleBoxLayoutRule(

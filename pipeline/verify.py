@@ -34,7 +34,7 @@ from .errors import NotFound, SohoaError
 ANNOT_INVISIBLE, ANNOT_HIDDEN, ANNOT_PRINT, ANNOT_NOVIEW, ANNOT_TOGGLENOVIEW = 1, 2, 4, 32, 256
 SIGNATURE_CONSTRUCTS = (
     re.compile(r"\(Catalog\) /AcroForm$"),
-    re.compile(r"\(Catalog\) /DSS$"),
+    re.compile(r"\(Catalog\)(?: /DSS)?$"),  # "unrecognized key(s) /DSS" is reported on the Catalog
     re.compile(r"\(Catalog\) /Extensions \(Extensions\) /ESIC$"),
 )
 WIDGET_SUBTYPE = re.compile(r"^obj (\d+) (\d+) \(Annot\) /Subtype$")
@@ -63,7 +63,7 @@ def pdfa_check(data: bytes) -> dict:
         for f in _findings(report):
             if f.kind == "violation":
                 problems.append(f"{f.rule} {f.where}: {f.message}")
-            elif any(p.search(f.where) for p in SIGNATURE_CONSTRUCTS) or _is_widget(pdf, f.where):
+            elif _is_signature_construct(f) or _is_widget(pdf, f.where):
                 signature_parts = True
             else:
                 problems.append(f"{f.rule} {f.where}: {f.message} ({f.kind})")
@@ -79,6 +79,13 @@ def pdfa_check(data: bytes) -> dict:
                                  for f in _findings(base_report)] or ["base revision not approved"]
     return _with_verapdf(data, {"ok": not problems, "findings": problems,
                                 "method": "pikepdf+signature-rules"})
+
+
+def _is_signature_construct(finding) -> bool:
+    if finding.where.endswith("(Catalog)"):
+        unrecognized = re.fullmatch(r"unrecognized key\(s\) (.*) are not checked", finding.message)
+        return bool(unrecognized) and set(unrecognized[1].split(", ")) <= {"/DSS"}
+    return any(p.search(finding.where) for p in SIGNATURE_CONSTRUCTS)
 
 
 def _is_widget(pdf, where: str) -> bool:
@@ -200,7 +207,7 @@ def _unsigned_attr_names(embedded) -> set[str]:
 
 
 def _has_dss(reader) -> bool:
-    dss = reader.root.get("/DSS")
+    dss = reader.root["/DSS"] if "/DSS" in reader.root else None
     return dss is not None and any(k in dss for k in ("/Certs", "/OCSPs", "/CRLs"))
 
 
@@ -290,12 +297,12 @@ async def _verify_signatures(pdf: bytes, roots) -> list[dict]:
     dss = DocumentSecurityStore.read_dss(reader) if has_dss else None
     backend = None if has_dss else sign._fetcher_backend()
     try:
-        kwargs = {}
         if dss is not None:
             # B-LT and later: judge with the validation data embedded at signing time only.
-            kwargs = {"other_certs": list(dss.load_certs()), "ocsps": [o for o in dss.ocsps],
-                      "crls": [c for c in dss.crls]}
-        context = sign.validation_context(roots, kwargs.pop("other_certs", ()), "soft-fail", backend, **kwargs)
+            context = dss.as_validation_context({"trust_roots": list(roots), "allow_fetching": False,
+                                                 "revocation_mode": "soft-fail"})
+        else:
+            context = sign.validation_context(roots, (), "soft-fail", backend)
         results = []
         for index, sig in enumerate(embedded):
             later_ts = any(e.sig_object_type == "/DocTimeStamp" for e in embedded[index + 1:])
