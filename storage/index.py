@@ -220,8 +220,24 @@ def _documents_of(manifest: dict) -> list[dict]:
     return [d for d in manifest.get("documents") or [] if d.get("docId")]
 
 
+def _kept_page_texts(conn: Connection, code: str, doc_ids: set[str]) -> dict[str, list[str]]:
+    """Indexed page texts of these documents, so indexing one new document keeps the others."""
+    if not doc_ids:
+        return {}
+    rows = conn.execute(sa.select(pages.c.doc_id, pages.c.text)
+                        .where(pages.c.dossier_code == code, pages.c.doc_id.in_(sorted(doc_ids)))
+                        .order_by(pages.c.doc_id, pages.c.number)).all()
+    kept: dict[str, list[str]] = {}
+    for doc_id, text in rows:
+        kept.setdefault(doc_id, []).append(text)
+    return kept
+
+
 def _index_dossier(conn: Connection, manifest: dict, page_texts: dict[str, list[str]]) -> dict:
     code = nfc(manifest["dossierCode"])
+    page_texts = {nfc(k): v for k, v in page_texts.items()}
+    listed = {nfc(d["docId"]) for d in _documents_of(manifest)}
+    page_texts = _kept_page_texts(conn, code, listed - set(page_texts)) | page_texts
     _forget_dossier(conn, code)
     conn.execute(dossiers.insert().values(
         code=code, title=nfc(manifest.get("title")), maintenance=manifest.get("maintenance"),
@@ -238,7 +254,7 @@ def _index_dossier(conn: Connection, manifest: dict, page_texts: dict[str, list[
             input_sha256=doc.get("inputSha256"), pdf_key=(doc.get("pdf") or {}).get("key"),
             pdf_sha256=(doc.get("pdf") or {}).get("sha256"), text_key=(doc.get("text") or {}).get("key"),
             text_sha256=(doc.get("text") or {}).get("sha256")))
-        for number, text in enumerate(page_texts.get(doc["docId"]) or [], start=1):
+        for number, text in enumerate(page_texts.get(doc_id) or [], start=1):
             text = nfc(text)
             page_rows.append(dict(dossier_code=code, doc_id=doc_id, number=number, text=text, text_folded=fold(text)))
     event_rows = [dict(dossier_code=code, doc_id=e.get("docId"), at=e.get("at"), type=e.get("type"),
@@ -260,7 +276,12 @@ def _forget_dossier(conn: Connection, code: str) -> None:
 
 
 def index_dossier(engine: Engine, manifest: dict, page_texts: dict[str, list[str]]) -> dict:
-    """Replace everything the index holds about this dossier with the manifest and page texts."""
+    """Make the index hold this manifest's dossier, documents and events.
+
+    ``page_texts`` gives the pages of the documents to (re)index; documents the manifest
+    lists but page_texts does not keep the text already indexed for them (the pipeline
+    passes only the document it just added). Documents no longer listed are dropped.
+    """
     with engine.begin() as conn:
         return _index_dossier(conn, manifest, page_texts)
 

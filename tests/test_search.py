@@ -162,6 +162,18 @@ def test_indexing_a_dossier_again_replaces_it(indexed):
         assert conn.execute(sa.select(index.events.c.type).where(index.events.c.dossier_code == A)).scalars().all() == ["ingest"]
 
 
+def test_indexing_a_new_document_keeps_the_other_documents_of_the_dossier(index_engine):
+    first = manifest_for(A, TEXTS[A][:1])
+    index.index_dossier(index_engine, first, {f"{A}.001": TEXTS[A][0]})
+    both = manifest_for(A, TEXTS[A])
+    index.index_dossier(index_engine, both, {f"{A}.002": TEXTS[A][1]})  # what ingest passes
+    assert hits_of(index.search(index_engine, "nghi dinh")) == [(A, f"{A}.001", 1)]
+    assert hits_of(index.search(index_engine, "kinh doanh")) == [(A, f"{A}.002", 1)]
+    index.index_dossier(index_engine, manifest_for(A, TEXTS[A][1:]) | {"documents": both["documents"][1:]}, {})
+    assert index.search(index_engine, "nghi dinh") == []  # a document no longer listed is dropped
+    assert hits_of(index.search(index_engine, "kinh doanh")) == [(A, f"{A}.002", 1)]
+
+
 def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engine):
     index.migrate(index_engine)
     with index_engine.connect() as conn:
