@@ -490,7 +490,7 @@ def wrap_lines(lines: list[str], max_width: float, measure) -> list[str]:
 def stamp_box(page_box: tuple[float, float, float, float], lines: list[str], measure) -> tuple[list[str], tuple]:
     """The wrapped lines and the stamp rectangle in the top-right corner of the page box."""
     x0, y0, x1, y1 = page_box
-    max_text = (x1 - x0) / 2 - 2 * STAMP_PADDING
+    max_text = (x1 - x0) / 2 - STAMP_MARGIN - 2 * STAMP_PADDING - 2  # the stamp stays in the right half
     lines = wrap_lines(lines, max_text, measure)
     width = max(measure(line) for line in lines) + 2 * STAMP_PADDING + 2
     height = len(lines) * LEADING + 2 * STAMP_PADDING + 2

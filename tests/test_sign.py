@@ -1,0 +1,249 @@
+"""Signing against a real test PKI (certomancer over HTTP, SoftHSM2), checked by pdfsig,
+OpenSSL, pikepdf and sohoa's own verifier."""
+from __future__ import annotations
+
+import functools
+import io
+import re
+import subprocess
+import unicodedata
+
+import pikepdf
+import pikepdf.pdfa
+import pytest
+from asn1crypto import cms
+
+from pipeline import sign, verify
+from pipeline.config import Settings
+from pipeline.errors import PdfaError
+from tests.pki import harness
+
+AGENCY = "Ủy ban nhân dân phường Hoàn Kiếm, thành phố Hà Nội"
+
+
+@pytest.fixture(scope="session")
+def pki():
+    try:
+        return harness.test_pki()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@functools.cache
+def pdfa_input() -> bytes:
+    return harness.minimal_pdfa(pages=2)
+
+
+def settings(tmp_path, pki=None, *, key="signer-rsa", level=None, tsa=True, roots=True, **sign_conf) -> Settings:
+    conf = {"level": level, "tsa_url": pki.tsa_url if (pki and tsa) else None,
+            "trust_roots": str(pki.root_pem) if (pki and roots) else None}
+    if pki and key:
+        conf.update(p12=str(pki.p12(key)), p12_password=harness.P12_PASSWORD)
+    conf.update(sign_conf)
+    return Settings(home=tmp_path, agency_name=AGENCY, sign=conf)
+
+
+def cms_of(data: bytes, index: int = 0) -> cms.SignedData:
+    blobs = re.findall(rb"/Contents\s*<([0-9a-fA-F]+)>", data)
+    return cms.ContentInfo.load(bytes.fromhex(blobs[index].decode()).rstrip(b"\0"))["content"]
+
+
+def assert_independently_valid(pki, signed: bytes, *, lta: bool):
+    report = harness.pdfsig(pki, signed)
+    blocks = harness.pdfsig_blocks(report)
+    assert blocks, report
+    assert "Signature Type: ETSI.CAdES.detached" in blocks[0], report
+    assert "Signature is Valid" in blocks[0], report
+    if lta:
+        # pdfsig cannot check RFC 3161 document timestamps, but sees that the last one covers the file
+        assert "Total document signed" in blocks[-1], report
+    else:
+        assert len(blocks) == 1 and "Total document signed" in blocks[0], report
+    openssl = harness.openssl_cms_verify(pki, signed)
+    assert openssl.returncode == 0 and "Verification successful" in openssl.stderr, openssl.stderr
+
+
+def assert_pdfa(signed: bytes):
+    verdict = verify.pdfa_check(signed)
+    assert verdict["ok"], verdict
+    strict = pikepdf.pdfa.validate_written(io.BytesIO(signed), "2b")
+    assert not [f for f in strict.findings if f.kind == "violation"], strict.findings
+    with pikepdf.open(io.BytesIO(signed)) as pdf:
+        assert str(pdf.Root.get("/Version", "/1.7")) <= "/1.7"
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
+def test_pkcs12_rsa_pss_every_level(pki, tmp_path, level):
+    signer = sign.load_signer(settings(tmp_path, pki, level=level))
+    signed, record = sign.sign_pdf(pdfa_input(), signer)
+
+    assert signed.startswith(pdfa_input()), "signing must be an incremental update"
+    assert record["subfilter"] == "ETSI.CAdES.detached" and record["level"] == level
+    assert record["signer"] == "UBND phường Hoàn Kiếm (RSA)" and record["testSignature"] is False
+    assert record["algorithm"] == "RSASSA-PSS-3072-SHA256"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", record["signedAt"])
+    signer_info = cms_of(signed)["signer_infos"][0]
+    assert signer_info["signature_algorithm"]["algorithm"].native == "rsassa_pss"
+    assert signer_info["digest_algorithm"]["algorithm"].native == "sha256"
+
+    assert_independently_valid(pki, signed, lta=level == "B-LTA")
+    assert_pdfa(signed)
+    verdict = verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert verdict["ok"], verdict["messages_en"]
+    assert verdict["level"] == level and verdict["subfilter"] == "ETSI.CAdES.detached"
+    if level != "B-B":
+        assert verdict["timestampOk"] is True
+    if level in ("B-LT", "B-LTA"):
+        with pikepdf.open(io.BytesIO(signed)) as pdf:
+            assert len(pdf.Root.DSS.Certs) >= 2 and len(pdf.Root.DSS.CRLs) >= 1
+
+
+def test_ecdsa_b_lt_embeds_ocsp_and_keeps_pdf_1_7(pki, tmp_path):
+    signer = sign.load_signer(settings(tmp_path, pki, key="signer-ec"))  # real key: B-LT by default
+    assert signer.level == "B-LT"
+    signed, record = sign.sign_pdf(pdfa_input(), signer)
+    assert record["algorithm"] == "ECDSA-secp256r1-SHA256" and record["level"] == "B-LT"
+    assert cms_of(signed)["signer_infos"][0]["signature_algorithm"]["algorithm"].native == "sha256_ecdsa"
+    with pikepdf.open(io.BytesIO(signed)) as pdf:
+        assert len(pdf.Root.DSS.OCSPs) >= 1
+    report = harness.pdfsig(pki, signed)
+    assert "Signature is Valid" in report and "Total document signed" in report, report
+    assert harness.openssl_cms_verify(pki, signed).returncode == 0
+    assert_pdfa(signed)
+    assert verify.verify_pdf(signed, [pki.root_pem.read_bytes()])["ok"]
+
+
+def test_pkcs11_softhsm_token_signs_rsa_pss(pki, tmp_path):
+    conf = settings(tmp_path, pki, key=None, level="B-LTA", pkcs11_module=pki.softhsm_module,
+                    pkcs11_token=harness.TOKEN_LABEL, pkcs11_pin=harness.TOKEN_PIN)
+    signer = sign.load_signer(conf)
+    try:
+        assert signer.source == "pkcs11"
+        signed, record = sign.sign_pdf(pdfa_input(), signer)
+    finally:
+        signer.close()
+    assert record["algorithm"] == "RSASSA-PSS-3072-SHA256" and record["level"] == "B-LTA"
+    assert cms_of(signed)["signer_infos"][0]["signature_algorithm"]["algorithm"].native == "rsassa_pss"
+    assert_independently_valid(pki, signed, lta=True)
+    assert_pdfa(signed)
+    verdict = verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert verdict["ok"] and verdict["level"] == "B-LTA", verdict["messages_en"]
+
+
+def test_pkcs11_wrong_pin_is_refused_clearly(pki, tmp_path):
+    conf = settings(tmp_path, pki, key=None, pkcs11_module=pki.softhsm_module,
+                    pkcs11_token=harness.TOKEN_LABEL, pkcs11_pin="000000")
+    with pytest.raises(sign.SigningError, match="PIN"):
+        sign.load_signer(conf)
+
+
+def test_stamp_top_right_of_page_one_in_times_10pt_embedded(pki, tmp_path):
+    signer = sign.load_signer(settings(tmp_path, pki, level="B-T"))
+    signed, record = sign.sign_pdf(pdfa_input(), signer, organisation=AGENCY)
+    width, height, words = harness.pdftotext_words(signed)
+    stamp = [w for w in words if w[4] in ("Bản sao điện tử từ bản chính", AGENCY, record["signedAt"])]
+    assert {w[4] for w in stamp} == {"Bản sao điện tử từ bản chính", AGENCY, record["signedAt"]}, words
+    for x_min, y_min, x_max, y_max, _ in stamp:
+        assert x_min > width / 2 and x_max <= width and y_max < height / 4, (x_min, y_min, x_max, y_max)
+    assert not any(sign.TEST_MARK in w[4] for w in words)
+    with pikepdf.open(io.BytesIO(signed)) as pdf:
+        widget = pdf.pages[0].Annots[0]
+        assert int(widget.F) & 4 and not int(widget.F) & (1 | 2 | 32)
+        appearance = widget.AP.N
+        assert b"/F1 10 Tf" in appearance.read_bytes() and b"0 0 0 rg" in appearance.read_bytes()
+        font = appearance.Resources.Font.F1
+        descriptor = font.DescendantFonts[0].FontDescriptor
+        assert "TeXGyreTermes" in str(font.BaseFont) or "FreeSerif" in str(font.BaseFont)
+        assert any(k in descriptor for k in ("/FontFile2", "/FontFile3")) and "/ToUnicode" in font
+        assert "/XObject" not in appearance.Resources or all(
+            x.Subtype != "/Image" for x in appearance.Resources.XObject.values())
+        assert "/Annots" not in pdf.pages[1]
+    assert_pdfa(signed)
+
+
+def test_invisible_signature(pki, tmp_path):
+    signer = sign.load_signer(settings(tmp_path, pki, level="B-T"))
+    signed, _ = sign.sign_pdf(pdfa_input(), signer, visible=False)
+    _, _, words = harness.pdftotext_words(signed)
+    assert not any("Bản sao" in w[4] for w in words)
+    with pikepdf.open(io.BytesIO(signed)) as pdf:
+        rect = [float(v) for v in pdf.pages[0].Annots[0].Rect]
+        assert rect[0] == rect[2] and rect[1] == rect[3]
+    assert_independently_valid(pki, signed, lta=False)
+    assert_pdfa(signed)
+    assert verify.verify_pdf(signed, [pki.root_pem.read_bytes()])["ok"]
+
+
+@pytest.mark.parametrize("key, reason", [
+    ("signer-expired", "đã hết hạn"),
+    ("signer-noku", "không cho phép ký số"),
+    ("signer-weak", "tối thiểu 2048"),
+])
+def test_unsuitable_certificates_are_refused(pki, tmp_path, key, reason):
+    with pytest.raises(sign.SigningError, match=reason):
+        sign.load_signer(settings(tmp_path, pki, key=key))
+
+
+def test_real_key_needs_tsa_for_default_b_lt(pki, tmp_path):
+    with pytest.raises(sign.SigningError, match="SOHOA_TSA_URL"):
+        sign.load_signer(settings(tmp_path, pki, tsa=False))
+    with pytest.raises(sign.SigningError, match="SOHOA_TRUST_ROOTS"):
+        sign.load_signer(settings(tmp_path, pki, roots=False))
+    with pytest.raises(sign.SigningError, match="SOHOA_SIGN_LEVEL"):
+        sign.load_signer(settings(tmp_path, pki, level="B-X"))
+
+
+def test_wrong_p12_password_is_refused_without_echoing_it(pki, tmp_path):
+    conf = settings(tmp_path, pki)
+    conf.sign["p12_password"] = "sai-mật-khẩu-bí-mật"
+    with pytest.raises(sign.SigningError) as refused:
+        sign.load_signer(conf)
+    assert "mật khẩu" in str(refused.value) and "sai-mật-khẩu-bí-mật" not in str(refused.value)
+
+
+def test_development_key_is_created_once_and_marks_test_signatures(pki, tmp_path, capsys):
+    conf = Settings(home=tmp_path, agency_name=AGENCY, sign={})
+    first = sign.load_signer(conf)
+    assert "THỬ NGHIỆM" in capsys.readouterr().err
+    again = sign.load_signer(conf)
+    assert "THỬ NGHIỆM" in capsys.readouterr().err, "the warning is printed on every use"
+    assert again.certificate.dump() == first.certificate.dump()
+    assert (tmp_path / "dev-signing" / "signer.key.pem").stat().st_mode & 0o077 == 0
+    assert first.level == "B-B" and first.test and "TEST" in first.signer_name
+
+    signed, record = sign.sign_pdf(pdfa_input(), first)
+    assert record["testSignature"] is True and record["level"] == "B-B"
+    _, _, words = harness.pdftotext_words(signed)
+    assert any(w[4] == sign.TEST_MARK for w in words)
+    verdict = verify.verify_pdf(signed, verify.trust_roots_bytes(conf))
+    assert verdict["ok"] and verdict["testSignature"], verdict["messages_en"]
+    assert any("THỬ NGHIỆM" in m for m in verdict["messages_vi"])
+    assert_pdfa(signed)
+
+    nss = tmp_path / "nss"
+    nss.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nss}", "-n", "dev", "-t", "C,C,C", "-i",
+                    str(tmp_path / "dev-signing" / "ca.pem")], check=True)
+    path = tmp_path / "dev.pdf"
+    path.write_bytes(signed)
+    report = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(path)], capture_output=True, text=True).stdout
+    assert "Signature is Valid" in report and "Total document signed" in report and "Certificate is Trusted" in report
+
+
+def test_input_that_is_not_pdfa_is_refused(pki, tmp_path):
+    plain = pikepdf.new()
+    plain.add_blank_page()
+    buf = io.BytesIO()
+    plain.save(buf)
+    signer = sign.load_signer(settings(tmp_path, pki, level="B-B"))
+    with pytest.raises(PdfaError):
+        sign.sign_pdf(buf.getvalue(), signer)
+
+
+def test_stamp_geometry_wraps_long_agency_names():
+    measure = sign.TextMeasure(sign.font_path()).width
+    long_name = "Ủy ban nhân dân " * 12
+    lines, (x0, y0, x1, y1) = sign.stamp_box((0, 0, 595, 842), ["Bản sao", long_name.strip(), "x"], measure)
+    assert len(lines) > 3 and x0 >= 595 / 2 and x1 == 595 - sign.STAMP_MARGIN and y1 == 842 - sign.STAMP_MARGIN
+    assert all(unicodedata.is_normalized("NFC", line) for line in lines)
