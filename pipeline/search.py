@@ -9,6 +9,7 @@ import argparse
 import json
 
 from . import audit
+from .errors import SohoaError
 
 
 def add_search_parser(sub) -> argparse.ArgumentParser:
@@ -46,7 +47,7 @@ def cli_search(args, settings) -> int:
     query = " ".join(args.query) if isinstance(args.query, (list, tuple)) else args.query
     limit = getattr(args, "limit", 20) or 20
     if limit < 1:
-        raise ValueError("--limit phải lớn hơn 0")
+        raise SohoaError("--limit phải lớn hơn 0")
     hits = index.search(index.engine_for(settings), query, code_prefix=getattr(args, "code_prefix", None), limit=limit)
     audit.record(settings.home, "search", query=query, code_prefix=getattr(args, "code_prefix", None), hits=len(hits))
     if getattr(args, "json", False):

@@ -178,6 +178,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA busy_timeout = 10000")
+    cursor.execute("PRAGMA journal_mode = WAL")  # searches keep reading while an ingest writes
     cursor.close()
 
 
@@ -191,7 +192,16 @@ def open_index(url: str, migrate_schema: bool = True) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     if migrate_schema:
         migrate(engine)
+        if engine.dialect.name == "postgresql":
+            _warn_unless_utf8_ctype(engine)
     return engine
+
+
+def _warn_unless_utf8_ctype(engine: Engine) -> None:
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT lower('ĐỊNH')")).scalar() != "định":
+            log.warning("Cơ sở dữ liệu PostgreSQL không chữ thường hóa được chữ hoa tiếng Việt (LC_CTYPE không phải "
+                        "UTF-8): tìm kiếm sẽ phân biệt hoa thường. Tạo CSDL với LC_CTYPE 'C.UTF-8' hoặc 'vi_VN.UTF-8'.")
 
 
 _engines: dict[str, Engine] = {}
