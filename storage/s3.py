@@ -214,12 +214,28 @@ class S3Store(ObjectStore):
             return current
         stored_meta = {**user_meta, "sha256": digest}
         retention = self._retention(user_meta) if retain else None
-        written = self._call(key, lambda: self.client.put_object(
-            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
-            metadata=encode_metadata(stored_meta), tags=object_tags(stored_meta), retention=retention))
+        attempts = []
+
+        def write():
+            if attempts and self._stored_sha256(key) == digest:
+                return None  # the lost-response case: the previous attempt did store it
+            attempts.append(1)
+            return self.client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+                metadata=encode_metadata(stored_meta), tags=object_tags(stored_meta), retention=retention)
+        written = self._call(key, write)
         if retention is not None:
-            self._check_locked(key, written.version_id, retention)
+            self._check_locked(key, written.version_id if written else None, retention)
         return ObjectInfo(key, digest, len(data), user_meta)
+
+    def _stored_sha256(self, key: str) -> str | None:
+        try:
+            head = self.client.stat_object(self.bucket, key)
+        except S3Error as error:
+            if error.code in _NOT_FOUND_CODES:
+                return None
+            raise
+        return decode_metadata(head.metadata).get("sha256")
 
     def _check_locked(self, key: str, version_id: str | None, wanted: Retention) -> None:
         """Read the lock back: a server that ignores or mangles it must not pass silently."""

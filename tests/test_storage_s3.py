@@ -192,6 +192,24 @@ def test_transient_errors_are_retried_a_bounded_number_of_times(s3_store, monkey
     assert len(calls) == 3
 
 
+def test_a_retry_after_a_lost_response_writes_no_second_version(s3_store, monkeypatch):
+    real_put = s3_store.client.put_object
+    calls = []
+
+    def stored_but_response_lost(*args, **kwargs):
+        calls.append(1)
+        real_put(*args, **kwargs)
+        if len(calls) == 1:
+            raise urllib3.exceptions.ProtocolError("Connection reset by peer")
+
+    monkeypatch.setattr(s3_store.client, "put_object", stored_but_response_lost)
+    s3_store.backoff = 0.01
+    s3_store.put(ORIGINAL, b"scan", metadata=META, retain=True)
+    assert len(calls) == 1
+    assert len(s3_store.versions(ORIGINAL)) == 1
+    assert s3_store.retention(ORIGINAL)["mode"] == "GOVERNANCE"
+
+
 def test_a_lasting_outage_mid_dossier_gives_up_after_the_bounded_attempts(s3_store, monkeypatch):
     calls = []
 
