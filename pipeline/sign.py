@@ -675,9 +675,19 @@ async def _timestamp_async(pdf, tsa_url, trust_roots, revocation_mode) -> bytes:
     from pyhanko.sign.signers import PdfTimeStamper
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
+    from pyhanko.sign.signers.pdf_signer import TimestampDSSContentSettings
+
+    class SingleRevisionTimeStamper(PdfTimeStamper):
+        """Validation data for the new timestamp goes into the timestamp's own revision, so
+        the new document timestamp is the last revision and covers the whole file."""
+
+        async def async_timestamp_pdf(self, *args, **kwargs):
+            kwargs["dss_settings"] = TimestampDSSContentSettings(update_before_ts=True, include_vri=False)
+            return await super().async_timestamp_pdf(*args, **kwargs)
+
     backend = _fetcher_backend()
     try:
-        stamper = PdfTimeStamper(HTTPTimeStamper(tsa_url, timeout=30))
+        stamper = SingleRevisionTimeStamper(HTTPTimeStamper(tsa_url, timeout=30))
         out = io.BytesIO(pdf)
         await stamper.async_update_archival_timestamp_chain(
             PdfFileReader(out), validation_context(trust_roots, (), revocation_mode, backend), in_place=True)

@@ -257,18 +257,19 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None, *, require_pdfa: boo
         en.extend(s["messages_en"])
     main = next((s for s in reversed(signatures) if s["kind"] == "signature"), None)
     last = signatures[-1] if signatures else None
+    # After the last signature or timestamp only validation data (DSS) may follow.
     ok = bool(signatures) and all(s["ok"] for s in signatures) and main is not None \
-        and last["coversWholeFile"] and (pdfa["ok"] or not require_pdfa)
+        and last["wholeDocumentCovered"] and (pdfa["ok"] or not require_pdfa)
     if ok:
         _messages(vi, en, f"Chữ ký hợp lệ ({main['level']}, {main['signer']})",
                   f"Signature valid ({main['level']}, {main['signer']})")
-    elif last is not None and not last["coversWholeFile"]:
+    elif last is not None and not last["wholeDocumentCovered"]:
         _messages(vi, en, "Tệp có nội dung thêm sau chữ ký cuối cùng",
                   "The file has content added after its last signature")
     return {
         "ok": ok,
         "intact": bool(main and main["intact"]),
-        "wholeDocumentCovered": bool(last and last["coversWholeFile"]) and all(
+        "wholeDocumentCovered": bool(last and last["wholeDocumentCovered"]) and all(
             s["wholeDocumentCovered"] for s in signatures),
         "chainTrusted": bool(signatures) and all(s["chainTrusted"] for s in signatures),
         "timestampOk": bool(main) and main["timestampOk"] is not False and all(
