@@ -1,0 +1,62 @@
+"""The issue's acceptance path: `sohoa ingest` with SOHOA_STORAGE=s3 on a real RGW and the
+index on PostgreSQL, then search, a server-refused delete, and reindex on an empty database."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from pipeline import config
+from pipeline.search import cli_reindex, cli_search
+from storage import index, open_store
+from storage.base import sha256
+from storage.s3 import RetentionError
+from tests.conftest import save_page
+
+CODE = "H23.50-261201-0007"
+
+
+# s3_env comes after home, which clears SOHOA_STORAGE: fixtures are set up in argument order.
+def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SOHOA_DATABASE_URL", pg_url)
+    page = rendered("admin-clean", layout="admin", degradation=0, seed=1)
+    scan = save_page(page, tmp_path / "trang 1.png")
+
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Giấy xác nhận", scan)
+    assert code == 0, err
+
+    settings = config.load()
+    store = open_store(settings)
+    assert store.name == "s3"
+    assert store.client.get_bucket_versioning(store.bucket).status == "Enabled"
+    stored = store.list(f"dossiers/{CODE}/")
+    assert stored and all(k.startswith(f"dossiers/{CODE}/") for k in stored)
+    for key in stored:
+        data = store.get(key)
+        head = store.client.stat_object(store.bucket, key)
+        assert head.metadata["x-amz-meta-sha256"] == sha256(data), key
+        assert store.tags(key)["dossier"] == CODE
+
+    original = next(k for k in stored if "/originals/" in k)
+    pdf = next(k for k in stored if k.endswith(".pdf"))
+    for retained in (original, pdf):
+        assert store.retention(retained)["mode"] == "GOVERNANCE"
+        with pytest.raises(RetentionError):
+            store.delete(retained)
+        assert store.exists(retained)
+
+    query = argparse.Namespace(query=["quyen cong dan"], json=False, code_prefix=None, limit=5)
+    assert cli_search(query, settings) == 0
+    found = capsys.readouterr().out
+    assert f"{CODE}.001, trang 1" in found
+
+    with index.engine_for(settings).begin() as conn:
+        for table in (index.pages, index.events, index.documents, index.dossiers):
+            conn.execute(table.delete())
+    assert cli_search(query, settings) == 0
+    assert "Không tìm thấy" in capsys.readouterr().out
+
+    assert cli_reindex(argparse.Namespace(json=False), settings) == 0
+    capsys.readouterr()
+    assert cli_search(query, settings) == 0
+    assert capsys.readouterr().out == found
