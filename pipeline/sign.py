@@ -14,19 +14,23 @@ before it are kept byte for byte):
   time in Vietnam time), Times-style font at 10 pt in black, the font embedded.
 
 pyHanko's synchronous wrappers start a new event loop per call while its HTTP clients
-(aiohttp) are bound to one loop, so each operation here runs in a single ``asyncio.run``
-with its own fetcher backend, closed at the end.
+(aiohttp) are bound to one loop, so each operation here runs in a single event loop
+(``run_async``, in a helper thread when the caller already runs one) with its own
+fetcher backend, closed at the end.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import io
+import logging
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -64,6 +68,17 @@ MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 
 
+class _DropCffRosNotice(logging.Filter):
+    """pyHanko warns that a CFF font (TeX Gyre Termes) has no CIDSystemInfo (ROS) and then
+    uses Identity, which is right for an embedded subset; keep operators' stderr clean."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No ROS metadata" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.pdf_utils.font.opentype").addFilter(_DropCffRosNotice())
+
+
 class SigningError(SohoaError):
     """A key, certificate or configuration that sohoa refuses to sign with."""
 
@@ -71,6 +86,17 @@ class SigningError(SohoaError):
 
 
 # --------------------------------------------------------------------------- helpers
+
+def run_async(coro):
+    """Run a coroutine to completion from synchronous code, also under a running loop
+    (an async web handler), where ``asyncio.run`` is not allowed."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 
 def vietnam_now() -> datetime:
     return datetime.now(VIETNAM_TZ).replace(microsecond=0)
@@ -189,6 +215,8 @@ class Signer:
     source: str  # "pkcs12", "pkcs11" or "development"
     revocation_mode: str = "hard-fail"
     _session: object = field(default=None, repr=False)
+    # A PKCS#11 session must not be used by two threads at once (parallel ingest jobs).
+    _token_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def signer_name(self) -> str:
@@ -331,15 +359,12 @@ def _pkcs11_signer(module: str, token_label: str | None, pin: str | None, now) -
         raise SigningError(f"Không mở được token PKCS#11 '{token_label or '(đầu tiên)'}' "
                            f"(cannot open PKCS#11 token): {exc!r}") from None
     try:
-        certs_by_id = {}
-        others = []
-        for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
-            cert = x509.Certificate.load(obj[Attribute.VALUE])
-            try:
-                certs_by_id.setdefault(bytes(obj[Attribute.ID]), cert)
-            except (pkcs11.AttributeTypeInvalid, KeyError):
-                pass
-            others.append(cert)
+        # A token's signing certificate shares its CKA_ID with the private key; the other
+        # certificates on it (issuing CAs) go into the CMS so validators can build the chain.
+        certificates = [(bytes(obj[Attribute.ID]), x509.Certificate.load(obj[Attribute.VALUE]))
+                        for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})]
+        certs_by_id = dict(reversed(certificates))
+        others = [cert for _, cert in certificates]
         key_ids = [bytes(k[Attribute.ID]) for k in session.get_objects(
             {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.SIGN: True})]
         candidates = [(kid, certs_by_id[kid]) for kid in key_ids if kid in certs_by_id]
@@ -595,8 +620,12 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
         raise PdfaError("Tệp đưa vào ký không phải PDF/A-2b hợp lệ; không ký (input is not valid PDF/A-2b)")
     check_certificate(signer.certificate)
     signed_at = vietnam_now()
-    signed = asyncio.run(_sign_async(pdf, signer, signed_at, copy_type,
-                                     organisation or signer.agency_name, visible))
+    job = _sign_async(pdf, signer, signed_at, copy_type, organisation or signer.agency_name, visible)
+    if signer.source == "pkcs11":
+        with signer._token_lock:
+            signed = run_async(job)
+    else:
+        signed = run_async(job)
     verdict = pdfa_check(signed)
     if not verdict["ok"]:
         raise PdfaError("Tệp sau khi ký không còn là PDF/A-2b (signed file is not PDF/A-2b): "
@@ -667,7 +696,7 @@ async def _sign_async(pdf, signer, signed_at, copy_type, organisation, visible) 
 def add_document_timestamp(pdf: bytes, tsa_url: str, trust_roots, *, revocation_mode="hard-fail") -> bytes:
     """B-LTA renewal: validation data for the last timestamp plus a fresh document timestamp,
     in an incremental update."""
-    return asyncio.run(_timestamp_async(pdf, tsa_url, trust_roots, revocation_mode))
+    return run_async(_timestamp_async(pdf, tsa_url, trust_roots, revocation_mode))
 
 
 async def _timestamp_async(pdf, tsa_url, trust_roots, revocation_mode) -> bytes:

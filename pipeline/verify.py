@@ -18,7 +18,6 @@ verdict is required as well.
 """
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import re
@@ -242,7 +241,7 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None, *, require_pdfa: boo
         _messages(vi, en, "Tệp không đạt PDF/A-2b: " + "; ".join(pdfa["findings"][:5]),
                   "File is not PDF/A-2b: " + "; ".join(pdfa["findings"][:5]))
     try:
-        signatures = asyncio.run(_verify_signatures(pdf, roots))
+        signatures = sign.run_async(_verify_signatures(pdf, roots))
     except Exception as exc:  # noqa: BLE001 - a damaged file is a verdict
         signatures = []
         _messages(vi, en, f"Không đọc được chữ ký trong tệp (tệp hỏng hoặc bị sửa): {exc}",

@@ -225,3 +225,14 @@ def test_pdfa_check_catches_broken_signature_widget(pki):
 def test_unsigned_base_revision_is_the_signed_pdfa(pki):
     signed, _ = signed_document("B-LT")
     assert verify.unsigned_base_revision(signed) == pdfa_input()
+
+
+def test_verify_works_inside_a_running_event_loop(pki):
+    import asyncio
+
+    signed, _ = signed_document("B-T")
+
+    async def handler():  # e.g. an async web handler calling the synchronous API
+        return verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
+
+    assert asyncio.run(handler())["ok"]
