@@ -41,6 +41,7 @@ T = TypeVar("T")
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NotFound", "ResourceNotFound"}
 _TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
                     "OperationAborted", "RequestTimeTooSkewed"}
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _TAGGED_METADATA = ("dossier", "doc-id", "kind", "sha256")
 _TAG_VALUE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +-=._:/@")
 _META_PREFIX = "x-amz-meta-"
@@ -154,6 +155,10 @@ class S3Store(ObjectStore):
             if is_transient(error):
                 raise StorageUnavailable(
                     f"Kho lưu trữ S3 không phản hồi sau {self.attempts} lần thử ({what}): {error}") from error
+            if isinstance(error, S3Error) and error.code in _CREDENTIAL_CODES:
+                raise StorageUnavailable(
+                    f"Khóa truy cập S3 không hợp lệ ({error.code}): kiểm tra SOHOA_S3_ACCESS_KEY và "
+                    "SOHOA_S3_SECRET_KEY") from error
             raise
 
     def ensure_bucket(self) -> None:

@@ -237,6 +237,11 @@ def test_server_outage_fails_fast_with_a_clear_message():
                                "bucket": "sohoa"}, attempts=2, backoff=0.01)
 
 
+def test_wrong_credentials_are_reported_as_such(rgw):
+    with pytest.raises(StorageUnavailable, match="Khóa truy cập S3 không hợp lệ"):
+        S3Store.from_settings({**rgw, "secret_key": "wrong", "bucket": new_bucket_name()})
+
+
 def test_an_interrupted_upload_leaves_no_object(s3_store):
     """A client that dies mid-PUT: the server never shows a partial object under the key."""
     url = urlsplit(s3_store.client.presigned_put_object(s3_store.bucket, ORIGINAL, timedelta(minutes=5)))
