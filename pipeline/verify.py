@@ -312,18 +312,50 @@ async def _verify_signatures(pdf: bytes, roots) -> list[dict]:
             else:
                 status = await async_validate_pdf_signature(sig, signer_validation_context=context,
                                                             ts_validation_context=context)
-                results.append(_signature_verdict(sig, status, has_dss, later_ts))
+                long_term = await _ades_long_term(sig, roots) if has_dss and later_ts else None  # B-LTA
+                results.append(_signature_verdict(sig, status, has_dss, later_ts, long_term))
+        if any(r.get("adesLongTerm") == "PASSED" for r in results):
+            # The AdES LTA process validated the chain of document timestamps as proof of
+            # existence; older timestamps whose TSA certificates have since expired count.
+            for r in results[:-1]:
+                if r["kind"] == "timestamp" and not r["chainTrusted"] and r["intact"] and r["valid"]:
+                    r.update(chainTrusted=True, ok=r["wholeDocumentCovered"], timestampOk=r["wholeDocumentCovered"],
+                             messages_vi=[], messages_en=[])
         return results
     finally:
         if backend is not None:
             await backend.close()
 
 
+async def _ades_long_term(sig, roots) -> str:
+    """ETSI EN 319 102-1 long-term validation (pyHanko's AdES LTA process): judges a
+    B-LTA signature with the embedded validation data and the document timestamps as
+    proofs of existence, so it still passes after the signer's certificate has expired."""
+    from pyhanko.sign.validation.ades import ades_lta_validation
+    from pyhanko.sign.validation.policy_decl import PdfSignatureValidationSpec, SignatureValidationSpec
+    from pyhanko_certvalidator.context import CertValidationPolicySpec
+    from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy, FreshnessReqType
+    from pyhanko_certvalidator.registry import SimpleTrustManager
+
+    if not roots:
+        return "INDETERMINATE: no trust roots"
+    spec = PdfSignatureValidationSpec(SignatureValidationSpec(cert_validation_policy=CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=list(roots)),
+        revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO,
+                                          freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION))))
+    try:
+        result = await ades_lta_validation(sig, spec)
+    except Exception as exc:  # noqa: BLE001 - an undecidable long-term check is a finding
+        return f"INDETERMINATE: {type(exc).__name__}"
+    indication = result.ades_subindic
+    return "PASSED" if indication.status.name == "PASSED" else f"{indication.status.name}: {indication.name}"
+
+
 def _field(sig) -> str:
     return str(sig.field_name)
 
 
-def _signature_verdict(sig, status, has_dss: bool, later_ts: bool) -> dict:
+def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: str | None = None) -> dict:
     vi, en = [], []
     name = _field(sig)
     subfilter = str(sig.sig_object.get("/SubFilter", "")).lstrip("/")
@@ -335,14 +367,20 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool) -> dict:
     timestamp_ok = None if not has_ts else bool(ts_status and ts_status.intact and ts_status.valid
                                                 and ts_status.trusted)
     test = sign.DEV_SIGNER_CN in signer or "TEST" in signer.upper()
+    trusted = bool(status.trusted) or long_term == "PASSED"
     if not status.intact:
         _messages(vi, en, f"Chữ ký {name}: nội dung tệp đã bị thay đổi sau khi ký",
                   f"Signature {name}: the signed content was altered")
     elif not status.valid:
         _messages(vi, en, f"Chữ ký {name}: giá trị chữ ký không đúng", f"Signature {name}: invalid signature value")
-    if not status.trusted:
+    if not trusted:
         _messages(vi, en, f"Chữ ký {name}: chứng thư của '{signer}' không dẫn tới chứng thư gốc tin cậy",
                   f"Signature {name}: the certificate of '{signer}' does not chain to a trusted root")
+    elif not status.trusted:
+        _messages(vi, en, f"Chữ ký {name}: chứng thư nay không còn hiệu lực nhưng chữ ký được xác thực dài hạn "
+                          f"(AdES LTA) nhờ dữ liệu kiểm tra và dấu thời gian đã nhúng",
+                  f"Signature {name}: certificate no longer valid now, signature proven by long-term "
+                  f"(AdES LTA) validation with the embedded data and timestamps")
     if not covered:
         _messages(vi, en, f"Chữ ký {name}: không bao trùm toàn bộ tài liệu (có thay đổi sau khi ký)",
                   f"Signature {name}: does not cover the whole document (changed after signing)")
@@ -365,8 +403,8 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool) -> dict:
         "intact": bool(status.intact), "valid": bool(status.valid),
         "wholeDocumentCovered": covered,
         "coversWholeFile": status.coverage is not None and status.coverage.name == "ENTIRE_FILE",
-        "chainTrusted": bool(status.trusted), "timestampOk": timestamp_ok, "testSignature": test,
-        "ok": bool(status.intact and status.valid and status.trusted and covered and timestamp_ok is not False),
+        "chainTrusted": trusted, "timestampOk": timestamp_ok, "testSignature": test, "adesLongTerm": long_term,
+        "ok": bool(status.intact and status.valid and trusted and covered and timestamp_ok is not False),
         "messages_vi": vi, "messages_en": en,
     }
 

@@ -94,6 +94,7 @@ def test_pkcs12_rsa_pss_every_level(pki, tmp_path, level):
     if level != "B-B":
         assert verdict["timestampOk"] is True
     if level in ("B-LT", "B-LTA"):
+        assert verdict["signatures"][0]["adesLongTerm"] == ("PASSED" if level == "B-LTA" else None)
         with pikepdf.open(io.BytesIO(signed)) as pdf:
             assert len(pdf.Root.DSS.Certs) >= 2 and len(pdf.Root.DSS.CRLs) >= 1
 

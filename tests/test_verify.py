@@ -194,6 +194,7 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
 
     [verdict] = verify.verify_dossier(store, CODE, conf)
     assert verdict["ok"], verdict["message_en"]
+    assert verdict["details"]["signatures"][0]["adesLongTerm"] == "PASSED"
     kinds = [s["kind"] for s in verdict["details"]["signatures"]]
     assert kinds == ["signature", "timestamp", "timestamp"]
     assert verify.pdfa_check(new)["ok"]
