@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import io
 import os
@@ -116,8 +117,10 @@ def test_pki() -> TestPki:
     if missing:
         raise RuntimeError("Thiếu công cụ cần cho kiểm thử ký số / signing tests need: " + ", ".join(missing))
     workdir = Path(tempfile.mkdtemp(prefix="sohoa-pki-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     generate_keys(workdir / "keys")
     server, base_url, arch = _serve(workdir)
+    atexit.register(server.shutdown)
     root_pem = workdir / "root.pem"
     from asn1crypto import pem
 
