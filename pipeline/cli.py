@@ -126,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     except SohoaError as e:
         print(f"LỖI: {e}", file=sys.stderr)
         return e.exit_code
+    except Exception as e:  # an operator gets a sentence, the log gets the traceback
+        import traceback
+
+        log = settings.home / "logs" / "errors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"--- {audit.now_vn().isoformat()} sohoa {' '.join(argv or sys.argv[1:])}\n{traceback.format_exc()}")
+        print(f"LỖI không mong đợi: {type(e).__name__}: {e}. Chưa có gì bị thay đổi trong hồ sơ; "
+              f"có thể chạy lại lệnh. Chi tiết: {log}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Đã dừng theo yêu cầu.", file=sys.stderr)
         return 130

@@ -59,11 +59,15 @@ def ingest(settings, store: ObjectStore, code: str, files: list[str], title: str
             audit.record(settings.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
             return summary(current, existing, duplicate=True)
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
-        originals = [store_original(store, code, doc_id, s) for s in sources]
-        results = process_pages(settings, sources, jobs)
-        document = assemble_document(store, code, doc_id, title, sources, originals, results, digest, signer)
-        updated = mf.with_document(current, document, audit.now_vn())
-        store.put(keys.manifest(code), mf.dumps(updated), "application/json", {"dossier": code, "kind": "manifest"})
+        try:
+            originals = [store_original(store, code, doc_id, s) for s in sources]
+            results = process_pages(settings, sources, jobs)
+            document = assemble_document(store, code, doc_id, title, sources, originals, results, digest, signer)
+            updated = mf.with_document(current, document, audit.now_vn())
+            store.put(keys.manifest(code), mf.dumps(updated), "application/json", {"dossier": code, "kind": "manifest"})
+        except BaseException as e:
+            audit.record(settings.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
+            raise
     audit.record(settings.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
     if index is not None:
         index(updated, {doc_id: [r["text"] for r in results]})

@@ -61,9 +61,16 @@ def _process(task: dict) -> dict:
     image, dpi = load_page(task["file"], task["kind"], data, task["page"], task["max_pixels"])
     result = process_page(image, dpi, lang=task["lang"])
     archive = result.pop("image")
+    result = json.loads(json.dumps(result, default=_plain))  # numpy scalars -> plain JSON values
     encoded, encoding, color_mode = encode_image(archive)
     return {**result, "width": archive.width, "height": archive.height, "dpi": list(dpi),
             "colorMode": color_mode, "encoding": encoding, "image": encoded}
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
 def run_page(task: dict) -> dict:

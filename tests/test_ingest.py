@@ -1,0 +1,272 @@
+"""Issue 2: scanned pages in, validated two-layer PDF/A e-dossier out, on the embedded default."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import subprocess
+import unicodedata
+from collections import Counter
+
+import pikepdf
+import pytest
+from PIL import Image, TiffImagePlugin
+
+from pipeline import pdfa
+from tests.conftest import manifest_of, save_page, stored_keys
+
+CODE = "H23.50-261201-0001"
+
+
+def words_found(truth: str, text: str) -> float:
+    truth_words = unicodedata.normalize("NFC", truth).split()
+    found = Counter(unicodedata.normalize("NFC", text).split())
+    hits = sum(min(c, found[w]) for w, c in Counter(truth_words).items())
+    return hits / max(1, len(truth_words))
+
+
+def pdftotext(path, page: int | None = None, *extra: str) -> str:
+    args = ["pdftotext", *extra] + (["-f", str(page), "-l", str(page)] if page else []) + [str(path), "-"]
+    return subprocess.run(args, capture_output=True, check=True).stdout.decode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def dossier_run(tmp_path_factory, rendered):
+    """One ingest of five pages from three files (JPEG; 2-page TIFF grey + bitonal G4; PDF)."""
+    import os
+
+    from pipeline import cli
+
+    root = tmp_path_factory.mktemp("ingest")
+    home = root / "home"
+    pages = [
+        rendered("admin90", layout="admin", orientation=90, skew_deg=3.0, seed=11),
+        rendered("table_gray", layout="table", color="gray", skew_deg=-2.0, seed=12, dpi=200),
+        rendered("text_bitonal", layout="text", color="bitonal", skew_deg=1.0, seed=13, degradation=0),
+        rendered("text_pdf", layout="text", skew_deg=-4.0, seed=14, dpi=200),
+    ]
+    jpg = save_page(pages[0], root / "p1.jpg", quality=88)
+    tif = root / "p2.tif"  # two frames: grey (LZW) then bitonal CCITT G4
+    with TiffImagePlugin.AppendingTiffWriter(str(tif), True) as tf:
+        for frame, compression in ((pages[1].image, "tiff_lzw"), (pages[2].image, "group4")):
+            frame.save(tf, format="TIFF", dpi=(200, 200), compression=compression)
+            tf.newFrame()
+    pdf_in = root / "p3.pdf"
+    pages[3].image.save(pdf_in, "PDF", resolution=200.0)
+    old = os.environ.get("SOHOA_HOME")
+    os.environ["SOHOA_HOME"] = str(home)
+    try:
+        out = io.StringIO()
+        from contextlib import redirect_stdout
+
+        with redirect_stdout(out):
+            code = cli.main(["ingest", "--dossier", CODE, "--title", "Tờ khai đăng ký hộ kinh doanh", "--json",
+                             str(jpg), str(tif), str(pdf_in)])
+        export_dir = root / "export"
+        with redirect_stdout(io.StringIO()):
+            export_code = cli.main(["export", CODE, "--out", str(export_dir)])
+    finally:
+        if old is None:
+            os.environ.pop("SOHOA_HOME")
+        else:
+            os.environ["SOHOA_HOME"] = old
+    return {"code": code, "result": json.loads(out.getvalue()), "home": home, "pages": pages,
+            "inputs": [jpg, tif, pdf_in], "export": export_dir, "export_code": export_code}
+
+
+def test_ingest_succeeds_and_exports_one_pdf_per_document(dossier_run):
+    assert dossier_run["code"] == 0 and dossier_run["export_code"] == 0
+    exported = sorted(p.name for p in dossier_run["export"].iterdir())
+    assert exported == [f"{CODE}.001.pdf", "manifest.json"]
+
+
+def test_page_count_and_order_follow_the_inputs(dossier_run):
+    pdf_path = dossier_run["export"] / f"{CODE}.001.pdf"
+    with pikepdf.open(pdf_path) as pdf:
+        assert len(pdf.pages) == 4
+    for number, page in enumerate(dossier_run["pages"], start=1):
+        assert words_found(page.text, pdftotext(pdf_path, number)) >= 0.85, f"page {number} out of order or unread"
+    sources = [(p["file"], p["page"]) for p in dossier_run["result"]["pages"]]
+    assert [(s["source"]["file"], s["source"]["page"])
+            for s in manifest_of(dossier_run["home"], CODE)["documents"][0]["pages"]] == \
+        [("p1.jpg", 1), ("p2.tif", 1), ("p2.tif", 2), ("p3.pdf", 1)] == sources
+
+
+def test_exported_file_is_valid_pdfa_2b_with_metadata(dossier_run):
+    """The signed file is PDF/A-2b: the revision that was signed (a byte prefix of the file, the
+    signature being an incremental update) passes pikepdf's validator outright, and what the
+    signature adds passes the PDF/A-2 rules pikepdf's allowlist leaves unchecked (AcroForm)."""
+    from pipeline.verify import pdfa_check, unsigned_base_revision
+
+    data = (dossier_run["export"] / f"{CODE}.001.pdf").read_bytes()
+    base = unsigned_base_revision(data)
+    assert base is not None and data.startswith(base) and len(base) < len(data)
+    passed, findings = pdfa.validate(base)
+    assert passed, findings
+    verdict = pdfa_check(data)
+    assert verdict["ok"], verdict["findings"]
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        meta = pdf.open_metadata()
+        assert meta["dc:title"] == "Tờ khai đăng ký hộ kinh doanh"
+        assert meta["pdfaid:part"] == "2" and meta["pdfaid:conformance"] == "B"
+        assert CODE in meta["dc:source"] and f"{CODE}.001" in meta["dc:identifier"]
+        assert "vi" in meta["dc:language"]
+        assert meta["xmp:CreateDate"].endswith("+07:00")
+
+
+def test_images_keep_scan_resolution_and_colour(dossier_run):
+    pages = manifest_of(dossier_run["home"], CODE)["documents"][0]["pages"]
+    assert [p["colorMode"] for p in pages] == ["rgb", "gray", "bitonal", "rgb"]
+    assert [p["dpi"][0] for p in pages] == [300, 200, 200, 200]
+    with pikepdf.open(dossier_run["export"] / f"{CODE}.001.pdf") as pdf:
+        for pg, entry in zip(pdf.pages, pages):
+            (img,) = [pikepdf.PdfImage(x) for x in pg.get_images().values()]
+            assert (img.width, img.height) == (entry["width"], entry["height"])
+            width_in = float(pg.mediabox[2]) / 72
+            assert abs(img.width / width_in - entry["dpi"][0]) < 1  # never downsampled
+        assert pikepdf.PdfImage(next(iter(pdf.pages[0].get_images().values()))).mode == "RGB"  # 24-bit colour kept
+
+
+def test_orientation_and_skew_are_measured_and_recorded(dossier_run):
+    pages = manifest_of(dossier_run["home"], CODE)["documents"][0]["pages"]
+    truth = [(p.spec.orientation, p.spec.skew_deg) for p in dossier_run["pages"]]
+    for entry, (orientation, skew) in zip(pages, truth):
+        assert entry["orientation"] == orientation
+        assert abs(entry["skew_deg"] - skew) < 0.5
+
+
+def test_text_layer_sits_on_the_printed_words(dossier_run):
+    """The invisible word lies where OCR read it: its box in the PDF matches the image's word box."""
+    home = dossier_run["home"]
+    doc = manifest_of(home, CODE)["documents"][0]
+    words = json.loads((home / "store" / doc["words"]["key"]).read_text(encoding="utf-8"))
+    page = doc["pages"][3]
+    target = max((w for w in words[3] if len(w["text"]) >= 6), key=lambda w: w["conf"])
+    html = pdftotext(dossier_run["export"] / f"{CODE}.001.pdf", 4, "-bbox")
+    boxes = [tuple(map(float, m[:4])) for m in re.findall(
+        r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">' + re.escape(target["text"]) + "<", html)]
+    assert boxes, f"{target['text']!r} not found in the text layer"
+    k = 72 / page["dpi"][0]
+    expected = (target["x0"] * k, target["y0"] * k, target["x1"] * k, target["y1"] * k)
+    assert min(max(abs(a - b) for a, b in zip(box, expected)) for box in boxes) < 6  # points, within a line height
+
+
+def test_text_is_searchable_and_nfc(dossier_run):
+    text = pdftotext(dossier_run["export"] / f"{CODE}.001.pdf")
+    assert text == unicodedata.normalize("NFC", text)
+    truth = " ".join(p.text for p in dossier_run["pages"])
+    assert words_found(truth, text) >= 0.9
+
+
+def test_manifest_hashes_match_the_stored_bytes_and_originals_are_unchanged(dossier_run):
+    home = dossier_run["home"]
+    m = manifest_of(home, CODE)
+    assert m["schema"] == "sohoa.manifest/1" and m["confidenceLevel"] == "02" and m["paperFileCode"] == CODE
+    assert m["totalDoc"] == 1 and m["numberOfPage"] == 4
+    doc = m["documents"][0]
+    for obj in [doc["pdf"], doc["text"], doc["words"], *doc["originals"]]:
+        data = (home / "store" / obj["key"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == obj["sha256"] and len(data) == obj["size"]
+    for original, path in zip(doc["originals"], dossier_run["inputs"]):
+        assert (home / "store" / original["key"]).read_bytes() == path.read_bytes()
+    exported = (dossier_run["export"] / f"{CODE}.001.pdf").read_bytes()
+    assert hashlib.sha256(exported).hexdigest() == doc["pdf"]["sha256"]
+
+
+def test_reingest_of_same_bytes_creates_no_duplicate(dossier_run, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    home = dossier_run["home"]
+    monkeypatch.setenv("SOHOA_HOME", str(home))
+    before = stored_keys(home)
+    manifest_before = manifest_of(home, CODE)
+    code = main(["ingest", "--dossier", CODE, "--title", "lần hai", "--json", *map(str, dossier_run["inputs"])])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["duplicate"] is True
+    assert stored_keys(home) == before
+    assert manifest_of(home, CODE)["documents"] == manifest_before["documents"]
+
+
+def test_blank_page_is_flagged_not_dropped(cli, home, rendered, tmp_path):
+    text = save_page(rendered("plain", layout="text", seed=21, dpi=200), tmp_path / "a.png")
+    blank = save_page(rendered("blank", layout="blank", seed=22, dpi=200), tmp_path / "b.png")
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", "--json", text, blank)
+    assert code == 0, err
+    pages = json.loads(out)["pages"]
+    assert len(pages) == 2 and "blank" in pages[1]["flags"] and "blank" not in pages[0]["flags"]
+
+
+def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, rendered, tmp_path, monkeypatch):
+    """A failure after the pages are done (here: the PDF step dies) shows no document; the
+    retry reuses the finished pages (content-addressed cache) and completes the dossier."""
+    import pipeline.ingest as ingest_module
+
+    page = save_page(rendered("crash", layout="text", seed=41, dpi=200), tmp_path / "c.png")
+    real_build = ingest_module.build_pdfa
+
+    def dies(*a, **k):
+        raise OSError("mất điện giữa chừng")
+
+    monkeypatch.setattr(ingest_module, "build_pdfa", dies)
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", page)
+    assert code != 0 and "mất điện giữa chừng" in err and "có thể chạy lại" in err
+    assert not (home / "store" / "dossiers" / CODE / "manifest.json").exists()
+    assert not list((home / "store").rglob("*.pdf"))
+    events = [json.loads(line) for line in (home / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert events[-1]["action"] == "ingest" and events[-1]["outcome"] == "failure"
+    cached = sorted((home / "work" / "pages").iterdir())
+    assert cached, "finished pages were not kept for the retry"
+
+    monkeypatch.setattr(ingest_module, "build_pdfa", real_build)
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", "--json", page)
+    assert code == 0, err
+    assert sorted((home / "work" / "pages").iterdir()) == cached  # nothing recomputed
+    assert manifest_of(home, CODE)["totalDoc"] == 1
+
+
+def test_second_document_gets_next_sequence_and_show_lists_both(cli, home, rendered, tmp_path):
+    a = save_page(rendered("seq_a", layout="text", seed=51, dpi=200), tmp_path / "a.png")
+    b = save_page(rendered("seq_b", layout="table", seed=52, dpi=200), tmp_path / "b.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn đề nghị", a)[0] == 0
+    assert cli("ingest", "--dossier", CODE, "--title", "Bảng kê", b)[0] == 0
+    code, out, _ = cli("show", CODE, "--json")
+    manifest = json.loads(out)
+    assert [d["docId"] for d in manifest["documents"]] == [f"{CODE}.001", f"{CODE}.002"]
+    assert manifest["totalDoc"] == 2 and manifest["numberOfPage"] == 2
+    code, out, _ = cli("show", CODE)
+    assert "Đơn đề nghị" in out and "Bảng kê" in out
+
+
+def test_export_refuses_a_stored_file_whose_bytes_changed(cli, home, rendered, tmp_path):
+    page = save_page(rendered("tamper", layout="text", seed=61, dpi=200), tmp_path / "t.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] == 0
+    pdf = next((home / "store").rglob("*.pdf"))
+    pdf.chmod(0o644)
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pdf.write_bytes(bytes(data))
+    code, _, err = cli("export", CODE, "--out", tmp_path / "out")
+    assert code != 0 and "SHA-256" in err
+
+
+def test_unknown_dossier_is_reported(cli, home):
+    code, _, err = cli("show", "H23.50-261201-0999")
+    assert code != 0 and "Không tìm thấy hồ sơ" in err
+
+
+def test_sohoa_entry_point_runs_as_a_command(home, rendered, tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    page = save_page(rendered("cmd", layout="text", seed=71, dpi=200), tmp_path / "p.png")
+    exe = Path(sys.executable).with_name("sohoa")
+    env = {**os.environ, "SOHOA_HOME": str(home)}
+    run = subprocess.run([str(exe), "ingest", "--dossier", CODE, "--title", "Đơn", "--jobs", "1", str(page)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert f"Tài liệu {CODE}.001 đã số hóa: 1 trang" in run.stdout
+    bad = subprocess.run([str(exe), "ingest", "--dossier", "XYZ", "--title", "Đơn", str(page)],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "Mã hồ sơ không hợp lệ" in bad.stderr
