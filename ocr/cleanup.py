@@ -37,14 +37,16 @@ def ink_gray(image: Image.Image) -> np.ndarray:
     """
     if image.mode != "RGB":
         return to_gray(image)
-    rgb = np.asarray(image, dtype=np.int16)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    lum = to_gray(image).astype(np.int16)
-    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
-    chromatic = (hi - lo) > CHROMA_THRESHOLD
+    rgb = np.asarray(image)
+    r, g, b = cv2.split(rgb)
+    hi = cv2.max(cv2.max(r, g), b)
+    lo = cv2.min(cv2.min(r, g), b)
+    chromatic = cv2.subtract(hi, lo) > CHROMA_THRESHOLD
     reddish = chromatic & (r >= g) & (r >= b)
-    out = np.where(reddish, r, np.where(chromatic, hi, lum))
-    return out.astype(np.uint8)
+    out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    np.copyto(out, hi, where=chromatic)
+    np.copyto(out, r, where=reddish)
+    return out
 
 
 def normalise_background(gray: np.ndarray) -> np.ndarray:
@@ -103,20 +105,20 @@ def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160) -> np.ndarra
     return (gray < level) & ~dark_border_mask(to_gray(image), dpi)
 
 
-def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True) -> np.ndarray:
-    """The grey page tesseract reads: paper white, seals/blue ink/borders/ruling lines gone."""
-    raw_gray = to_gray(image)
+def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True,
+             level: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """The grey page tesseract reads (paper white; seals, blue ink, borders and ruling lines gone)
+    and the ink mask before the rules were taken out (for finding table grids)."""
     gray = normalise_background(ink_gray(image))
-    border = dark_border_mask(raw_gray, dpi)
-    gray[border] = 255
+    gray[dark_border_mask(to_gray(image), dpi)] = 255
+    ink = gray < level
     if remove_lines:
-        ink = gray < 160
         text = remove_ruling_lines(ink, min_length=max(15, int(dpi * 0.45)))
         lines = ink & ~text
         # widen the rule mask by a pixel so anti-aliased edges go as well
         lines = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (gray < 230)
         gray[lines & ~_protect_crossing_text(text)] = 255
-    return gray
+    return gray, ink
 
 
 def _protect_crossing_text(text: np.ndarray) -> np.ndarray:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# a gap wider than this many word heights separates two columns, not two words
-COLUMN_GAP_HEIGHTS = 3.0
+# the clear gutter between header columns is at least this many word heights wide and this many
+# times the page's typical gap between words
+MIN_GUTTER_HEIGHTS = 0.5
+MIN_GUTTER_WORD_GAPS = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,24 +72,6 @@ def find_grid(ink: np.ndarray, dpi: float) -> Grid | None:
     return Grid(tuple(xs), tuple(ys))
 
 
-def _split_at_gaps(words: list[dict]) -> list[list[dict]]:
-    """Tesseract lines, each cut where two neighbouring words are a column gap apart."""
-    lines: dict[int, list[dict]] = {}
-    for word in words:
-        lines.setdefault(word["line"], []).append(word)
-    segments = []
-    for line_words in lines.values():
-        height = float(np.median([w["y1"] - w["y0"] for w in line_words]))
-        current = [line_words[0]]
-        for previous, word in zip(line_words, line_words[1:]):
-            if word["x0"] - previous["x1"] > COLUMN_GAP_HEIGHTS * height:
-                segments.append(current)
-                current = []
-            current.append(word)
-        segments.append(current)
-    return segments
-
-
 def _renumber(segments: list[list[dict]]) -> list[dict]:
     out = []
     for number, segment in enumerate(segments):
@@ -96,37 +80,80 @@ def _renumber(segments: list[list[dict]]) -> list[dict]:
 
 
 def order_columns(words: list[dict]) -> list[dict]:
-    """Read runs of lines that are split by a common gutter column by column.
+    """Read a two-column block at the top of the page (agency | national motto) column by column.
 
-    A run is a sequence of consecutive lines each made of a left and a right part with one
-    vertical gutter clear of words in all of them (the agency | motto header)."""
+    Words are grouped into rows from the top down for as long as a vertical gutter stays clear
+    of every word in them; if two or more of those rows have words on both sides, the block's
+    left column is read before its right one, each row side being one line.  Everything else
+    keeps tesseract's order and lines."""
     if not words:
         return []
-    segments = _split_at_gaps(words)
-    rows: list[list[list[dict]]] = []  # segments grouped by their original tesseract line
-    for segment in segments:
-        if rows and rows[-1][0][0]["line"] == segment[0]["line"]:
-            rows[-1].append(segment)
-        else:
-            rows.append([segment])
-    ordered: list[list[dict]] = []
-    i = 0
-    while i < len(rows):
-        if len(rows[i]) != 2:
-            ordered += rows[i]
-            i += 1
-            continue
-        gutter_lo, gutter_hi = rows[i][0][-1]["x1"], rows[i][1][0]["x0"]
-        j = i + 1
-        while j < len(rows) and len(rows[j]) == 2:
-            lo, hi = max(gutter_lo, rows[j][0][-1]["x1"]), min(gutter_hi, rows[j][1][0]["x0"])
-            if lo >= hi:
-                break
-            gutter_lo, gutter_hi = lo, hi
-            j += 1
-        ordered += [row[0] for row in rows[i:j]] + [row[1] for row in rows[i:j]]
-        i = j
+    lines = _lines_of(words)
+    block = _header_block(words)
+    if block is None:
+        return _renumber(lines)
+    rows, gutter = block
+    left = [[w for w in row if w["x1"] <= gutter] for row in rows]
+    right = [[w for w in row if w["x0"] >= gutter] for row in rows]
+    header = [side for side in left + right if side]
+    in_header = {id(w) for row in rows for w in row}
+    ordered, placed = [], False
+    for line in lines:
+        rest = [w for w in line if id(w) not in in_header]
+        if len(rest) < len(line) and not placed:
+            ordered += header
+            placed = True
+        if rest:
+            ordered.append(rest)
     return _renumber(ordered)
+
+
+def _header_block(words: list[dict]) -> tuple[list[list[dict]], float] | None:
+    """Rows of words of the two-column block at the top of the page and its gutter x, or None."""
+    height = float(np.median([w["y1"] - w["y0"] for w in words]))
+    gaps = [b["x0"] - a["x1"] for line in _lines_of(words) for a, b in zip(line, line[1:]) if b["x0"] > a["x1"]]
+    min_gutter = max(MIN_GUTTER_HEIGHTS * height, MIN_GUTTER_WORD_GAPS * float(np.median(gaps)) if gaps else 0.0)
+    rows: list[list[dict]] = []
+    for word in sorted(words, key=lambda w: (w["y0"] + w["y1"]) / 2):
+        centre = (word["y0"] + word["y1"]) / 2
+        if rows and abs(centre - np.mean([(w["y0"] + w["y1"]) / 2 for w in rows[-1]])) < 0.5 * height:
+            rows[-1].append(word)
+        else:
+            rows.append([word])
+    rows = [sorted(row, key=lambda w: w["x0"]) for row in rows]
+    x_min = min(w["x0"] for w in words)
+    covered = np.zeros(max(w["x1"] for w in words) - x_min + 2, bool)
+    last, gutter = -1, None
+    for k, row in enumerate(rows):
+        trial = covered.copy()
+        for w in row:
+            trial[w["x0"] - x_min:w["x1"] - x_min + 1] = True
+        found = _widest_gap(trial, min_width=min_gutter)
+        if found is None:
+            break
+        covered, last, gutter = trial, k, found + x_min
+    if gutter is None or last < 1:
+        return None
+    block = rows[:last + 1]
+    two_sided = sum(1 for row in block if any(w["x1"] <= gutter for w in row) and any(w["x0"] >= gutter for w in row))
+    return (block, gutter) if two_sided >= 2 else None
+
+
+def _widest_gap(covered: np.ndarray, min_width: float) -> float | None:
+    """Centre of the widest run of uncovered positions strictly between covered ones."""
+    filled = np.nonzero(covered)[0]
+    if len(filled) == 0:
+        return None
+    inner = ~covered[filled[0]:filled[-1] + 1]
+    if not inner.any():
+        return None
+    edges = np.diff(np.concatenate([[0], inner.astype(np.int8), [0]]))
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    widths = ends - starts
+    k = int(np.argmax(widths))
+    if widths[k] < min_width:
+        return None
+    return float(filled[0] + (starts[k] + ends[k]) / 2)
 
 
 def order_by_cells(words: list[dict], grid: Grid) -> list[dict]:

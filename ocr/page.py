@@ -55,12 +55,13 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
     if box is not None:
         archive = archive.crop(box)
 
-    ocr_gray = cleanup.ocr_copy(archive, resolution, remove_lines=options.remove_lines)
+    ocr_gray, ink_with_rules = cleanup.ocr_copy(archive, resolution, remove_lines=options.remove_lines,
+                                                level=INK_LEVEL)
     text_mask = ocr_gray < INK_LEVEL
     flags = quality.page_flags_before_ocr(cleanup.to_gray(archive), text_mask, resolution)
     words: list[dict] = []
     if "blank" not in flags:
-        words = _read_words(ocr_gray, archive, resolution, lang, options)
+        words = _read_words(ocr_gray, ink_with_rules, resolution, lang, options)
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
@@ -75,62 +76,64 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
     }
 
 
-def _read_words(ocr_gray: np.ndarray, archive: Image.Image, resolution: float, lang: str,
+def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, lang: str,
                 options: OcrOptions) -> list[dict]:
     scale = options.target_dpi / resolution if resolution < options.upscale_below_dpi else 1.0
-    ocr_input = ocr_gray
+    words = _recognise(ocr_gray, resolution, lang, options, scale, options.psm)
+    grid = layout.find_grid(ink_with_rules, resolution) if options.tables else None
+    if grid is None:
+        return layout.order_columns(words) if options.columns else words
+    short_cells, short_words = _read_short_cells(ocr_gray, grid, resolution, lang, options, scale)
+    kept = [w for w in words if grid.cell_of((w["x0"] + w["x1"]) / 2, (w["y0"] + w["y1"]) / 2) not in short_cells]
+    return layout.order_by_cells(kept + short_words, grid)
+
+
+def _recognise(gray: np.ndarray, resolution: float, lang: str, options: OcrOptions, scale: float,
+               psm: int) -> list[dict]:
     if scale != 1.0:
-        ocr_input = cv2.resize(ocr_gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     if options.binarise:
-        _, ocr_input = cv2.threshold(ocr_input, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    words = recognise.recognise_words(ocr_input, lang=lang, psm=options.psm,
-                                      dpi=int(round(resolution * scale)), scale=scale)
-    grid = None
-    if options.tables:
-        grid = layout.find_grid(cleanup.ink_gray_mask(archive, resolution), resolution)
-    if grid is not None:
-        words = words + _read_empty_cells(ocr_gray, grid, words, resolution, lang, scale)
-        return layout.order_by_cells(words, grid)
-    return layout.order_columns(words) if options.columns else words
+        _, gray = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return recognise.recognise_words(gray, lang=lang, psm=psm, dpi=int(round(resolution * scale)), scale=scale)
 
 
-def _read_empty_cells(ocr_gray: np.ndarray, grid: layout.Grid, words: list[dict], resolution: float,
-                      lang: str, scale: float) -> list[dict]:
-    """Tesseract's page layout drops lone short cell contents (a row number "7"); read each inked
-    cell that got no word on its own, all in one tesseract call on a strip of those cells."""
-    filled = {grid.cell_of((w["x0"] + w["x1"]) / 2, (w["y0"] + w["y1"]) / 2) for w in words}
-    inset = max(3, int(resolution * 0.02))
-    crops, origins = [], []
+def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang: str,
+                      options: OcrOptions, scale: float) -> tuple[set, list[dict]]:
+    """Read the cells holding one short word (row numbers, codes: at most 10 mm wide) side by side as one text line.
+
+    Alone in a cell, a "7" is dropped or misread by tesseract's page layout; in a line of such
+    cells, one tesseract call reads them all as words.  Returns the cells read and their words."""
+    mm = resolution / 25.4
+    pieces, cells = [], []
     for index, (x0, y0, x1, y1) in enumerate(grid.cells()):
-        row, col = divmod(index, len(grid.xs) - 1)
-        if (row, col) in filled or x1 - x0 <= 2 * inset or y1 - y0 <= 2 * inset:
+        inset = max(2, int(0.4 * mm))
+        ink = ocr_gray[y0 + inset:y1 - inset, x0 + inset:x1 - inset] < INK_LEVEL
+        if ink.sum() < (0.3 * mm) ** 2:
             continue
-        crop = ocr_gray[y0 + inset:y1 - inset, x0 + inset:x1 - inset]
-        if (crop < INK_LEVEL).sum() < (resolution / 50) ** 2:
+        ys, xs = np.nonzero(ink)
+        if ys.max() - ys.min() > 8 * mm or xs.max() - xs.min() > 10 * mm:
             continue
-        crops.append(crop)
-        origins.append((x0 + inset, y0 + inset))
-    if not crops:
-        return []
-    gap = int(resolution * 0.25)
-    width = max(c.shape[1] for c in crops) + 2 * gap
-    height = sum(c.shape[0] + gap for c in crops) + gap
-    strip = np.full((height, width), 255, np.uint8)
-    offsets, y = [], gap
-    for crop in crops:
-        strip[y:y + crop.shape[0], gap:gap + crop.shape[1]] = crop
-        offsets.append(y)
-        y += crop.shape[0] + gap
-    if scale != 1.0:
-        strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    found = recognise.recognise_words(strip, lang=lang, psm=6, dpi=int(round(resolution * scale)), scale=scale)
-    line_base = max((w["line"] for w in words), default=-1) + 1
+        top, left = y0 + inset + ys.min(), x0 + inset + xs.min()
+        pieces.append(ocr_gray[top:y0 + inset + ys.max() + 1, left:x0 + inset + xs.max() + 1])
+        cells.append(((index // (len(grid.xs) - 1), index % (len(grid.xs) - 1)), left, top))
+    if not pieces:
+        return set(), []
+    gap, pad = int(8 * mm), int(3 * mm)
+    height = max(p.shape[0] for p in pieces) + 2 * pad
+    line = np.full((height, sum(p.shape[1] + gap for p in pieces) + gap), 255, np.uint8)
+    starts, x = [], gap
+    for piece in pieces:
+        top = (height - piece.shape[0]) // 2  # centred: baselines of digits and letters roughly agree
+        line[top:top + piece.shape[0], x:x + piece.shape[1]] = piece
+        starts.append((x, top))
+        x += piece.shape[1] + gap
+    found = _recognise(line, resolution, lang, options, scale, psm=7)
     placed = []
     for word in found:
-        k = int(np.searchsorted(offsets, (word["y0"] + word["y1"]) / 2)) - 1
+        k = int(np.searchsorted([s[0] for s in starts], (word["x0"] + word["x1"]) / 2)) - 1
         if k < 0:
             continue
-        dx, dy = origins[k][0] - gap, origins[k][1] - offsets[k]
-        placed.append(dict(word, x0=word["x0"] + dx, x1=word["x1"] + dx, y0=word["y0"] + dy, y1=word["y1"] + dy,
-                           line=line_base + word["line"]))
-    return placed
+        (cell, left, top), (sx, sy) = cells[k], starts[k]
+        placed.append(dict(word, x0=word["x0"] - sx + left, x1=word["x1"] - sx + left,
+                           y0=word["y0"] - sy + top, y1=word["y1"] - sy + top, line=200_000 + k))
+    return {c[0] for c in cells}, placed

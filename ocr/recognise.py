@@ -40,7 +40,9 @@ def recognise_words(gray: np.ndarray, lang: str = "vie", psm: int = DEFAULT_PSM,
     Boxes are divided by ``scale`` (the factor the caller enlarged the image by), so they are
     in the caller's pixel coordinates.  ``line`` numbers follow reading order from 0.
     """
-    data = pytesseract.image_to_data(Image.fromarray(gray), lang=lang, config=_config(psm, lang, dpi),
+    image = Image.fromarray(gray)
+    image.format = "BMP"  # pytesseract hands tesseract a temporary file; BMP is written 10x faster than PNG
+    data = pytesseract.image_to_data(image, lang=lang, config=_config(psm, lang, dpi),
                                      output_type=pytesseract.Output.DICT)
     words, line_ids = [], {}
     for i, raw in enumerate(data["text"]):
