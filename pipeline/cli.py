@@ -10,6 +10,7 @@ from pathlib import Path
 from . import audit, config, dossier
 from .errors import NotFound, SohoaError
 
+MAINTENANCE_CODES = ["01", "02", "03", "04", "05", "06", "07"]
 FLAG_VI = {"blank": "trang trắng", "blurry": "mờ", "cut_off": "có thể bị cắt mất nội dung",
            "low_confidence": "độ tin cậy OCR thấp"}
 
@@ -21,13 +22,10 @@ def _store(settings):
 
 
 def _index(settings):
-    """The search index updater, or None when the index module is not available."""
-    try:
-        from storage import index
-    except ImportError:
-        return None
-    engine = index.engine_for(settings)
-    return lambda manifest, texts: index.index_dossier(engine, manifest, texts)
+    """The search index updater; opened lazily so an index outage never blocks an ingest."""
+    from storage import index
+
+    return lambda manifest, texts: index.index_dossier(index.engine_for(settings), manifest, texts)
 
 
 def cmd_ingest(args, settings) -> int:
@@ -36,7 +34,10 @@ def cmd_ingest(args, settings) -> int:
 
     signer = load_signer(settings)
     result = ingest(settings, _store(settings), args.dossier, args.files, args.title, signer=signer,
-                    jobs=args.jobs, index=_index(settings))
+                    jobs=args.jobs, index=_index(settings), maintenance=args.maintenance,
+                    paper_file_code=args.paper_file_code)
+    for warning in result.get("warnings", []):
+        print(f"CẢNH BÁO: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return 0
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--title", required=True, help="tên tài liệu")
     s.add_argument("--jobs", type=int, default=None, help="số trang xử lý song song (mặc định: mọi lõi)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.add_argument("--maintenance", choices=MAINTENANCE_CODES, default=None,
+                   help="thời hạn bảo quản theo TT 05/2025 (01 vĩnh viễn ... 06 10 năm, 07 khác); "
+                        "quyết định thời hạn khóa ghi-một-lần trên S3")
+    s.add_argument("--paper-file-code", default=None, help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
     s.add_argument("files", nargs="+", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
     s.set_defaults(func=cmd_ingest)
 
@@ -114,6 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dossier")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_export)
+
+    from . import search, verify
+
+    s = sub.add_parser("verify", help="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu")
+    s.add_argument("codes", nargs="*", metavar="CODE", help="mã hồ sơ")
+    s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=verify.cli_verify)
+
+    s = sub.add_parser("renew", help="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn")
+    s.add_argument("codes", nargs="*", metavar="CODE")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--days", type=int, default=90, help="gia hạn khi chứng thư TSA hết hạn trong vòng N ngày")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=verify.cli_renew)
+
+    search.add_search_parser(sub)
+    search.add_reindex_parser(sub)
     return p
 
 

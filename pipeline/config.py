@@ -57,6 +57,8 @@ def load() -> Settings:
             "bucket": _env("SOHOA_S3_BUCKET", "sohoa"),
             "secure": _env("SOHOA_S3_SECURE", "false").lower() in ("1", "true", "yes"),
             "region": _env("SOHOA_S3_REGION"),
+            "lock_mode": _env("SOHOA_S3_LOCK_MODE", "GOVERNANCE"),
+            "retention_days": _env("SOHOA_RETENTION_DAYS"),
         },
         sign={
             "p12": _env("SOHOA_SIGN_P12"),

@@ -42,7 +42,8 @@ def dossier_lock(home: Path, code: str):
 
 
 def ingest(settings, store: ObjectStore, code: str, files: list[str], title: str,
-           signer=None, jobs: int | None = None, index=None) -> dict:
+           signer=None, jobs: int | None = None, index=None, maintenance: str | None = None,
+           paper_file_code: str | None = None) -> dict:
     """Add one document to dossier ``code``; returns a summary for the operator."""
     code = dossier.validate(code)
     if not files:
@@ -53,31 +54,38 @@ def ingest(settings, store: ObjectStore, code: str, files: list[str], title: str
         audit.record(settings.home, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
         raise
     with dossier_lock(settings.home, code):
-        current = load_manifest(store, code) or mf.new(code, title, audit.now_vn())
+        current = load_manifest(store, code) or mf.new(code, title, audit.now_vn(), paper_file_code, maintenance)
         digest = mf.input_digest([s.sha256 for s in sources])
         if existing := mf.find_document(current, digest):
             audit.record(settings.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
             return summary(current, existing, duplicate=True)
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
         try:
-            originals = [store_original(store, code, doc_id, s) for s in sources]
+            originals = [store_original(store, code, doc_id, s, current["maintenance"]) for s in sources]
             results = process_pages(settings, sources, jobs)
-            document = assemble_document(store, code, doc_id, title, sources, originals, results, digest, signer)
+            document = assemble_document(store, current, doc_id, title, sources, originals, results, digest, signer)
             updated = mf.with_document(current, document, audit.now_vn())
             store.put(keys.manifest(code), mf.dumps(updated), "application/json", {"dossier": code, "kind": "manifest"})
         except BaseException as e:
             audit.record(settings.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
             raise
     audit.record(settings.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
+    result = summary(updated, document, duplicate=False)
     if index is not None:
-        index(updated, {doc_id: [r["text"] for r in results]})
-    return summary(updated, document, duplicate=False)
+        try:
+            index(updated, {doc_id: [r["text"] for r in results]})
+        except Exception as e:  # the dossier is safely stored; the index can be rebuilt from storage
+            audit.record(settings.home, "index", "failure", dossier=code, docId=doc_id, reason=str(e))
+            result["warnings"] = [f"Chưa cập nhật được chỉ mục tìm kiếm ({type(e).__name__}: {e}); "
+                                  "hồ sơ đã được lưu an toàn, hãy chạy 'sohoa reindex'."]
+    return result
 
 
-def store_original(store: ObjectStore, code: str, doc_id: str, source: Source) -> dict:
+def store_original(store: ObjectStore, code: str, doc_id: str, source: Source, maintenance: str | None) -> dict:
     """The citizen's bytes, unchanged, before any processing (the lossless master)."""
     info = store.put(keys.original(code, source.sha256, source.ext), source.data, source.media_type,
-                     {"dossier": code, "doc-id": doc_id, "kind": "original", "filename": source.name}, retain=True)
+                     {"dossier": code, "doc-id": doc_id, "kind": "original", "filename": source.name,
+                      "maintenance": maintenance}, retain=True)
     return {"key": info.key, "sha256": info.sha256, "size": info.size, "filename": source.name,
             "mediaType": source.media_type, "pages": source.page_count}
 
@@ -100,8 +108,8 @@ def process_pages(settings, sources: list[Source], jobs: int | None) -> list[dic
     return results
 
 
-def assemble_document(store, code, doc_id, title, sources, originals, results, digest, signer) -> dict:
-    now = audit.now_vn()
+def assemble_document(store, dossier_manifest, doc_id, title, sources, originals, results, digest, signer) -> dict:
+    code, now = dossier_manifest["dossierCode"], audit.now_vn()
     renders = [PageRender(r["image"], r["encoding"], r["width"], r["height"], tuple(r["dpi"]), r["colorMode"], r["words"])
                for r in results]
     pdf = build_pdfa(renders, DocumentMeta(title=title, doc_id=doc_id, dossier_code=code, created=now))
@@ -111,7 +119,8 @@ def assemble_document(store, code, doc_id, title, sources, originals, results, d
 
         pdf, signature = sign_pdf(pdf, signer)
     meta = {"dossier": code, "doc-id": doc_id}
-    pdf_info = store.put(keys.document_pdf(code, doc_id), pdf, "application/pdf", meta | {"kind": "pdf"}, retain=True)
+    pdf_info = store.put(keys.document_pdf(code, doc_id), pdf, "application/pdf",
+                         meta | {"kind": "pdf", "maintenance": dossier_manifest["maintenance"]}, retain=True)
     text = "\f".join(r["text"] for r in results).encode("utf-8")
     text_info = store.put(keys.document_text(code, doc_id), text, "text/plain; charset=utf-8", meta | {"kind": "text"})
     words = json.dumps([r["words"] for r in results], ensure_ascii=False).encode("utf-8")

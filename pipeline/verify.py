@@ -552,7 +552,9 @@ def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: 
                             "message_en": f"{doc_id}: no renewal needed (TSA certificate expires {expires:%Y-%m-%d})"})
             continue
         renewed = sign.add_document_timestamp(data, tsa_url, roots, revocation_mode=revocation)
-        stored = store.put(info["key"], renewed, content_type="application/pdf")
+        stored = store.put(info["key"], renewed, "application/pdf",
+                           {"dossier": code, "doc-id": doc_id, "kind": "pdf", "maintenance": manifest.get("maintenance")},
+                           retain=True)
         doc["pdf"] = {**info, "sha256": stored.sha256, "size": stored.size}
         if doc.get("signature"):
             doc["signature"]["level"] = "B-LTA"
@@ -566,8 +568,9 @@ def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: 
                         "message_vi": f"{doc_id}: đã thêm dấu thời gian tài liệu mới",
                         "message_en": f"{doc_id}: fresh document timestamp added"})
     if changed:
-        store.put(keys.manifest(code), json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"),
-                  content_type="application/json")
+        from .manifest import dumps
+
+        store.put(keys.manifest(code), dumps(manifest), "application/json", {"dossier": code, "kind": "manifest"})
     return results
 
 

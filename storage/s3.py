@@ -209,7 +209,8 @@ class S3Store(ObjectStore):
         key = check_key(key)
         data = bytes(data)
         digest = sha256(data)
-        user_meta = {str(k).lower(): str(v) for k, v in (metadata or {}).items() if str(k).lower() != "sha256"}
+        user_meta = {str(k).lower(): str(v) for k, v in (metadata or {}).items()
+                     if v is not None and str(k).lower() != "sha256"}
         current = self.stat(key)
         if current is not None and current.sha256 == digest:
             if retain and self.retention(key) is None:  # same bytes stored earlier unlocked: lock them now

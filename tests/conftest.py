@@ -11,6 +11,7 @@ import pytest
 from tests.pagegen import PageSpec, render_page
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+pytest_plugins = ["tests.services"]  # rgw, s3_store, s3_env, pg_url, index_engine, any_store, ...
 
 
 @pytest.fixture
