@@ -527,7 +527,6 @@ def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: 
     timestamp's TSA certificate expires within ``within_days``; store the new bytes, then
     the manifest with the new SHA-256 and size (manifest last)."""
     from storage import keys
-    from storage.base import sha256
 
     tsa_url = settings.sign.get("tsa_url")
     if not tsa_url:
@@ -577,11 +576,17 @@ def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: 
 # --------------------------------------------------------------------------- CLI handlers
 
 def _codes(args, store) -> list[str]:
+    """The dossiers named on the command line (or all with --all); says so when there are none."""
     from storage import keys
 
     if getattr(args, "all", False):
-        return keys.codes_from_keys(store.list(keys.PREFIX))
-    return list(getattr(args, "codes", None) or [])
+        codes = keys.codes_from_keys(store.list(keys.PREFIX))
+    else:
+        codes = list(getattr(args, "codes", None) or [])
+    if not codes:
+        print("Chưa chỉ định hồ sơ: nêu mã hồ sơ hoặc dùng --all (no dossier given: CODE ... or --all)",
+              file=sys.stderr)
+    return codes
 
 
 def cli_verify(args, settings) -> int:
@@ -591,8 +596,6 @@ def cli_verify(args, settings) -> int:
     store = open_store(settings)
     codes = _codes(args, store)
     if not codes:
-        print("Chưa chỉ định hồ sơ: nêu mã hồ sơ hoặc dùng --all (no dossier given: CODE ... or --all)",
-              file=sys.stderr)
         return 2
     report, failed = {}, False
     for code in codes:
@@ -622,8 +625,6 @@ def cli_renew(args, settings) -> int:
     store = open_store(settings)
     codes = _codes(args, store)
     if not codes:
-        print("Chưa chỉ định hồ sơ: nêu mã hồ sơ hoặc dùng --all (no dossier given: CODE ... or --all)",
-              file=sys.stderr)
         return 2
     days = int(getattr(args, "days", None) or 90)
     report, failed = {}, False

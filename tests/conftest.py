@@ -1,7 +1,6 @@
 """Shared fixtures: an isolated SOHOA_HOME, rendered Vietnamese page files, the CLI."""
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -12,6 +11,17 @@ from tests.pagegen import PageSpec, render_page
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 pytest_plugins = ["tests.services"]  # rgw, s3_store, s3_env, pg_url, index_engine, any_store, ...
+
+
+@pytest.fixture(scope="session")
+def pki():
+    """The test PKI (CA, signers, OCSP, CRL, TSA over HTTP on 127.0.0.1); see tests/pki/harness.py."""
+    from tests.pki import harness
+
+    try:
+        return harness.test_pki()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

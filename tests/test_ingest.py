@@ -11,7 +11,7 @@ from collections import Counter
 
 import pikepdf
 import pytest
-from PIL import Image, TiffImagePlugin
+from PIL import TiffImagePlugin
 
 from pipeline import pdfa
 from tests.conftest import manifest_of, save_page, stored_keys

@@ -21,14 +21,6 @@ from tests.pki import harness
 AGENCY = "Ủy ban nhân dân phường Hoàn Kiếm, thành phố Hà Nội"
 
 
-@pytest.fixture(scope="session")
-def pki():
-    try:
-        return harness.test_pki()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
 @functools.cache
 def pdfa_input() -> bytes:
     return harness.minimal_pdfa(pages=2)

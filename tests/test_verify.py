@@ -8,7 +8,6 @@ import io
 import json
 
 import pikepdf
-import pytest
 
 from pipeline import sign, verify
 from pipeline.config import Settings
@@ -19,14 +18,6 @@ from tests.pki import harness
 
 CODE = "H23.50-261201-0001"
 AGENCY = "UBND phường Hoàn Kiếm"
-
-
-@pytest.fixture(scope="session")
-def pki():
-    try:
-        return harness.test_pki()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 def settings(home, pki, level="B-LTA") -> Settings:
