@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ocr.geometry import remove_ruling_lines
+from ocr.geometry import ruling_lines
 
 # a chromatic pixel: its strongest channel exceeds its weakest by this much
 CHROMA_THRESHOLD = 60
+# in the background-normalised grey image, anything lighter than this is paper
+PAPER_LEVEL = 200
 
 
 def paper_colour(image: Image.Image):
@@ -113,14 +115,15 @@ def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True,
     gray[dark_border_mask(to_gray(image), dpi)] = 255
     ink = gray < level
     if remove_lines:
-        text = remove_ruling_lines(ink, min_length=max(15, int(dpi * 0.45)))
-        lines = ink & ~text
-        # widen the rule mask by a pixel so anti-aliased edges go as well
-        lines = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (gray < 230)
-        gray[lines & ~_protect_crossing_text(text)] = 255
+        # rules are looked for among all marks darker than paper: a faint rule thresholded at the
+        # ink level breaks into dashes that tesseract reads as "|" and quotes
+        marks = gray < PAPER_LEVEL
+        rules = ruling_lines(marks, min_length=max(15, int(dpi * 0.45)))
+        text = ink & ~rules
+        # a blurred rule has a grey fringe a pixel or two wide on each side; it goes as well
+        reach = 2 * max(1, round(dpi / 100)) + 1
+        fringe = cv2.dilate(rules.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+        gray[fringe & ~text] = 255
+    # paper noise and faint fringes are nothing tesseract should try to read
+    gray[gray > PAPER_LEVEL] = 255
     return gray, ink
-
-
-def _protect_crossing_text(text: np.ndarray) -> np.ndarray:
-    """Pixels of letters close to a removed rule; they keep their ink."""
-    return cv2.dilate(text.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool) & text

@@ -81,12 +81,23 @@ def _resize_mask(mask: np.ndarray, factor: float) -> np.ndarray:
     return small > 64
 
 
-def remove_ruling_lines(mask: np.ndarray, min_length: int) -> np.ndarray:
-    """The mask without long straight horizontal and vertical strokes (table rules, underlines)."""
+def ruling_lines(mask: np.ndarray, min_length: int, bridge: int = 1) -> np.ndarray:
+    """Long straight horizontal and vertical strokes of a mask (table rules, underlines).
+
+    ``bridge`` closes gaps of up to that many pixels along a stroke first, so a faint rule broken
+    into dashes by thresholding still counts as one."""
     m = mask.astype(np.uint8)
-    horizontal = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (min_length, 1)))
-    vertical = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, min_length)))
-    return (m & ~(horizontal | vertical)).astype(bool)
+    found = np.zeros_like(m)
+    for along in ((min_length, 1), (1, min_length)):
+        closing = (bridge, 1) if along[1] == 1 else (1, bridge)
+        joined = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, closing)) if bridge > 1 else m
+        found |= cv2.morphologyEx(joined, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, along))
+    return found.astype(bool) & mask
+
+
+def remove_ruling_lines(mask: np.ndarray, min_length: int) -> np.ndarray:
+    """The mask without long straight horizontal and vertical strokes."""
+    return mask & ~ruling_lines(mask, min_length)
 
 
 def rotate_mask(mask: np.ndarray, angle_deg: float) -> np.ndarray:

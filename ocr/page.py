@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -21,6 +22,9 @@ from PIL import Image
 from ocr import cleanup, geometry, layout, orientation as orient, quality, recognise
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
+NUMBER = re.compile(r"[0-9][0-9./,-]*")
+# what the Vietnamese model makes of lone numbers: l, I, | for 1; S for 8; lÓ for 16 ...
+NUMBER_LOOKALIKE = re.compile(r"[0-9lIi|!SsOoÓóBZzGgbTt§.,)\]/-]+")
 
 
 @dataclass(frozen=True)
@@ -85,16 +89,19 @@ def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: fl
         return layout.order_columns(words) if options.columns else words
     short_cells, short_words = _read_short_cells(ocr_gray, grid, resolution, lang, options, scale)
     kept = [w for w in words if grid.cell_of((w["x0"] + w["x1"]) / 2, (w["y0"] + w["y1"]) / 2) not in short_cells]
-    return layout.order_by_cells(kept + short_words, grid)
+    filled = short_cells | {grid.cell_of((w["x0"] + w["x1"]) / 2, (w["y0"] + w["y1"]) / 2) for w in kept}
+    missed = _read_cells(ocr_gray, grid, resolution, lang, options, scale, skip=filled)
+    return layout.order_by_cells(kept + short_words + missed, grid)
 
 
 def _recognise(gray: np.ndarray, resolution: float, lang: str, options: OcrOptions, scale: float,
-               psm: int) -> list[dict]:
+               psm: int, whitelist: str | None = None) -> list[dict]:
     if scale != 1.0:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     if options.binarise:
         _, gray = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    return recognise.recognise_words(gray, lang=lang, psm=psm, dpi=int(round(resolution * scale)), scale=scale)
+    return recognise.recognise_words(gray, lang=lang, psm=psm, dpi=int(round(resolution * scale)), scale=scale,
+                                     whitelist=whitelist)
 
 
 def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang: str,
@@ -128,6 +135,10 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
         starts.append((x, top))
         x += piece.shape[1] + gap
     found = _recognise(line, resolution, lang, options, scale, psm=7)
+    if recognise.has_model("eng") and any(not NUMBER.fullmatch(w["text"]) for w in found):
+        # the Vietnamese model reads lone numbers out of context as words ("8" -> "S", "11" -> "II");
+        # tesseract's English model, installed with tesseract itself, reads them right
+        found = _prefer_numbers(found, _recognise(line, resolution, "eng", options, scale, psm=7), len(pieces))
     placed = []
     for word in found:
         k = int(np.searchsorted([s[0] for s in starts], (word["x0"] + word["x1"]) / 2)) - 1
@@ -137,3 +148,56 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
         placed.append(dict(word, x0=word["x0"] - sx + left, x1=word["x1"] - sx + left,
                            y0=word["y0"] - sy + top, y1=word["y1"] - sy + top, line=200_000 + k))
     return {c[0] for c in cells}, placed
+
+
+def _prefer_numbers(words: list[dict], english: list[dict], pieces: int) -> list[dict]:
+    """Words that may be misread numbers take the English model's reading where that is a number."""
+    out = []
+    for word in words:
+        if NUMBER_LOOKALIKE.fullmatch(word["text"]) and not NUMBER.fullmatch(word["text"]):
+            overlaps = [(min(word["x1"], e["x1"]) - max(word["x0"], e["x0"]), e) for e in english]
+            overlap, best = max(overlaps, key=lambda o: o[0], default=(0, None))
+            if best is not None and overlap > 0 and NUMBER.fullmatch(best["text"]):
+                word = dict(word, text=best["text"], conf=best["conf"])
+        out.append(word)
+    return out
+
+
+def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang: str, options: OcrOptions,
+                scale: float, skip: set) -> list[dict]:
+    """Read the inked cells of a ruled table that the page reading left empty.
+
+    Tesseract's page layout now and then drops a whole cell ("Hằng năm" under a short heading);
+    those cells are stacked into one strip, each on its own, and read as a uniform block of text
+    in one tesseract call."""
+    inset = max(2, int(resolution * 0.012))
+    crops, origins = [], []
+    for index, (x0, y0, x1, y1) in enumerate(grid.cells()):
+        if divmod(index, len(grid.xs) - 1) in skip or x1 - x0 <= 2 * inset or y1 - y0 <= 2 * inset:
+            continue
+        crop = ocr_gray[y0 + inset:y1 - inset, x0 + inset:x1 - inset]
+        if (crop < INK_LEVEL).sum() < (resolution / 60) ** 2:
+            continue
+        crops.append(crop)
+        origins.append((x0 + inset, y0 + inset))
+    if not crops:
+        return []
+    gap = int(resolution * 0.2)
+    width = max(c.shape[1] for c in crops) + 2 * gap
+    height = sum(c.shape[0] + gap for c in crops) + gap
+    strip = np.full((height, width), 255, np.uint8)
+    offsets, y = [], gap
+    for crop in crops:
+        strip[y:y + crop.shape[0], gap:gap + crop.shape[1]] = crop
+        offsets.append(y)
+        y += crop.shape[0] + gap
+    found = _recognise(strip, resolution, lang, options, scale, psm=6)
+    placed = []
+    for word in found:
+        k = int(np.searchsorted(offsets, (word["y0"] + word["y1"]) / 2)) - 1
+        if k < 0:
+            continue
+        dx, dy = origins[k][0] - gap, origins[k][1] - offsets[k]
+        placed.append(dict(word, x0=word["x0"] + dx, x1=word["x1"] + dx, y0=word["y0"] + dy, y1=word["y1"] + dy,
+                           line=100_000 + word["line"]))
+    return placed

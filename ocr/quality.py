@@ -5,8 +5,10 @@ import cv2
 import numpy as np
 
 LOW_CONFIDENCE = 70.0
-# edge spread (mm) of the steepest ink edges; sharp 300-dpi scans are well below this
-BLURRY_EDGE_MM = 0.30
+# blur (mm) beyond a perfectly focused scan at which a page is flagged; see blur_mm
+BLURRY_MM = 0.25
+# a perfectly sharp edge still spreads over about this many pixels (sampling, Sobel support)
+SHARP_EDGE_PX = 1.85
 MIN_MARKS_FOR_CONTENT = 8
 CUT_OFF_MARGIN_MM = 1.5
 
@@ -25,24 +27,27 @@ def is_blank(marks: np.ndarray) -> bool:
     return len(marks) < MIN_MARKS_FOR_CONTENT
 
 
-def edge_spread_mm(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -> float:
-    """How wide ink edges are, in millimetres: ink-to-paper contrast over the steepest gradients.
+def blur_mm(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -> float:
+    """Blur of the ink edges in millimetres on paper, 0 for a perfectly focused scan.
 
-    Blur spreads every edge; dividing by the contrast makes the figure independent of ink
-    darkness, and converting pixels to millimetres independent of the scan resolution.
+    The width of an edge is the ink-to-paper contrast divided by the steepest gradients, so it
+    does not depend on how dark the ink is.  A perfectly sharp edge still spans about
+    SHARP_EDGE_PX pixels; blur adds to that in quadrature, and dividing by the resolution makes
+    the figure the same for a 200- and a 300-dpi scan of the same paper.
     """
     if text_mask.sum() < 100:
         return 0.0
     g = gray.astype(np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8
-    magnitude = np.hypot(gx, gy)
+    magnitude = cv2.magnitude(gx, gy)
     near_ink = cv2.dilate(text_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     steep = float(np.percentile(magnitude[near_ink], 99))
     contrast = float(np.percentile(g[~near_ink], 50) - np.percentile(g[text_mask], 5))
     if steep <= 0 or contrast <= 0:
         return 0.0
-    return contrast / steep / dpi * 25.4
+    spread_px = contrast / steep
+    return float(np.sqrt(max(0.0, spread_px ** 2 - SHARP_EDGE_PX ** 2))) / dpi * 25.4
 
 
 def looks_cut_off(marks: np.ndarray, shape: tuple[int, int], dpi: float) -> bool:
@@ -62,7 +67,7 @@ def page_flags_before_ocr(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -
     if is_blank(marks):
         return ["blank"]
     flags = []
-    if edge_spread_mm(gray, text_mask, dpi) > BLURRY_EDGE_MM:
+    if blur_mm(gray, text_mask, dpi) > BLURRY_MM:
         flags.append("blurry")
     if looks_cut_off(marks, gray.shape, dpi):
         flags.append("cut_off")

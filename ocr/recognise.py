@@ -1,6 +1,7 @@
 """Tesseract through pytesseract: words with boxes, confidences and line ids, in reading order."""
 from __future__ import annotations
 
+import functools
 import os
 import unicodedata
 from pathlib import Path
@@ -25,8 +26,23 @@ def tessdata_dir(lang: str) -> Path | None:
     return None
 
 
-def _config(psm: int, lang: str, dpi: int) -> str:
+def has_model(lang: str) -> bool:
+    """Whether tesseract can load ``lang`` (from SOHOA_TESSDATA or its own tessdata)."""
+    return lang in _installed_languages(os.environ.get("SOHOA_TESSDATA", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _installed_languages(configured: str) -> frozenset[str]:
+    languages = set(pytesseract.get_languages(config=""))
+    if configured and Path(configured).is_dir():
+        languages |= {p.name.removesuffix(".traineddata") for p in Path(configured).glob("*.traineddata")}
+    return frozenset(languages)
+
+
+def _config(psm: int, lang: str, dpi: int, whitelist: str | None = None) -> str:
     parts = [f"--psm {psm}", f"-c user_defined_dpi={dpi}"]
+    if whitelist:
+        parts.append(f"-c tessedit_char_whitelist={whitelist}")
     directory = tessdata_dir(lang)
     if directory is not None:
         parts.insert(0, f'--tessdata-dir "{directory}"')
@@ -34,7 +50,7 @@ def _config(psm: int, lang: str, dpi: int) -> str:
 
 
 def recognise_words(gray: np.ndarray, lang: str = "vie", psm: int = DEFAULT_PSM, dpi: int = 300,
-                    scale: float = 1.0) -> list[dict]:
+                    scale: float = 1.0, whitelist: str | None = None) -> list[dict]:
     """Words of a grey page image in tesseract's reading order.
 
     Boxes are divided by ``scale`` (the factor the caller enlarged the image by), so they are
@@ -42,7 +58,7 @@ def recognise_words(gray: np.ndarray, lang: str = "vie", psm: int = DEFAULT_PSM,
     """
     image = Image.fromarray(gray)
     image.format = "BMP"  # pytesseract hands tesseract a temporary file; BMP is written 10x faster than PNG
-    data = pytesseract.image_to_data(image, lang=lang, config=_config(psm, lang, dpi),
+    data = pytesseract.image_to_data(image, lang=lang, config=_config(psm, lang, dpi, whitelist),
                                      output_type=pytesseract.Output.DICT)
     words, line_ids = [], {}
     for i, raw in enumerate(data["text"]):
