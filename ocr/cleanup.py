@@ -83,20 +83,57 @@ def dark_border_mask(gray: np.ndarray, dpi: float) -> np.ndarray:
     return mask
 
 
-def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1) of the sheet inside a dark scanner border, or None if no border."""
+def border_colour(image: Image.Image, dpi: float):
+    """The colour of a dark scanner bed around the sheet, in the image's mode, or None if the scan
+    has no such border (less than 1 % of the image)."""
+    gray = to_gray(image)
     border = dark_border_mask(gray, dpi)
-    if border.mean() < 0.01:
+    sides_dark = sum(float(edge.mean()) > 0.5 for edge in (border[0], border[-1], border[:, 0], border[:, -1]))
+    if border.mean() < 0.01 or sides_dark < 3:  # a lid shadow darkens one side, a bed surrounds the sheet
+        return None
+    if image.mode == "1":
+        return 0
+    pixels = np.asarray(image)[border]
+    if pixels.ndim == 1:
+        return int(np.median(pixels))
+    return tuple(int(v) for v in np.median(pixels, axis=0)[:3])
+
+
+def shadow_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
+    """Bounding box without the rows and columns along the edges that are mostly dark border
+    (a scanner lid's shadow), or None if there are none."""
+    border = dark_border_mask(gray, dpi)
+    if border.mean() < 0.002:
         return None
     h, w = gray.shape
-    # rows/columns that are mostly border are cut from each side inwards
-    rows = border.mean(axis=1) > 0.5
-    cols = border.mean(axis=0) > 0.5
-    y0 = int(np.argmin(rows)) if rows.any() else 0
-    y1 = h - int(np.argmin(rows[::-1])) if rows.any() else h
-    x0 = int(np.argmin(cols)) if cols.any() else 0
-    x1 = w - int(np.argmin(cols[::-1])) if cols.any() else w
-    if (x1 - x0) < 0.5 * w or (y1 - y0) < 0.5 * h:
+    rows, cols = border.mean(axis=1) > 0.5, border.mean(axis=0) > 0.5
+    y0 = int(np.argmin(rows)) if rows[0] else 0
+    y1 = h - int(np.argmin(rows[::-1])) if rows[-1] else h
+    x0 = int(np.argmin(cols)) if cols[0] else 0
+    x1 = w - int(np.argmin(cols[::-1])) if cols[-1] else w
+    if (x0, y0, x1, y1) == (0, 0, w, h) or (x1 - x0) < 0.5 * w or (y1 - y0) < 0.5 * h:
+        return None
+    return x0, y0, x1, y1
+
+
+def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the sheet on a straightened scan surrounded by a dark bed:
+    the largest bright region, letters filled in; None if it is not clearly smaller than the scan."""
+    factor = min(1.0, 50 / dpi)
+    small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    level = 0.55 * float(np.percentile(small, 90))
+    bright = (small > level).astype(np.uint8)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if count < 2:
+        return None
+    label = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[label, :4])
+    shave = 1  # a low-resolution pixel of the sheet's soft edge
+    x0, y0 = round((x + shave) / factor), round((y + shave) / factor)
+    x1, y1 = round((x + w - shave) / factor), round((y + h - shave) / factor)
+    x1, y1 = min(x1, gray.shape[1]), min(y1, gray.shape[0])
+    if (x1 - x0) * (y1 - y0) > 0.98 * gray.size or (x1 - x0) < 0.5 * gray.shape[1] or (y1 - y0) < 0.5 * gray.shape[0]:
         return None
     return x0, y0, x1, y1
 

@@ -53,9 +53,13 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
     resolution = float((dpi or (300, 300))[0] or 300)
 
     geometry_found = orient.measure(image, resolution, lang)
-    archive = geometry.straighten(image, geometry_found.orientation + geometry_found.skew_deg,
-                                  cleanup.paper_colour(image))
-    box = cleanup.paper_box(cleanup.to_gray(archive), resolution)
+    # on a scan with a black bed around the sheet, the corners the rotation adds are filled like the
+    # bed, so that the sheet is the one bright rectangle left to crop to
+    bed = cleanup.border_colour(image, resolution)
+    fill = bed if bed is not None else cleanup.paper_colour(image)
+    archive = geometry.straighten(image, geometry_found.orientation + geometry_found.skew_deg, fill)
+    crop = cleanup.paper_box if bed is not None else cleanup.shadow_box
+    box = crop(cleanup.to_gray(archive), resolution)
     if box is not None:
         archive = archive.crop(box)
 

@@ -1,0 +1,124 @@
+"""process_page on rendered Vietnamese pages: the contract, accuracy, reading order, flags."""
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ocr import process_page
+from tests.pagegen import PageSpec, render_page
+
+
+def words_found(truth: str, text: str) -> float:
+    expected, found = Counter(truth.split()), Counter(text.split())
+    return sum(min(n, found[w]) for w, n in expected.items()) / max(1, sum(expected.values()))
+
+
+@pytest.fixture(scope="module")
+def text_page():
+    page = render_page(PageSpec(layout="text", dpi=300, skew_deg=4.3, orientation=90, degradation=2, seed=21))
+    return page, process_page(page.image, page.dpi)
+
+
+def test_result_follows_the_contract(text_page):
+    page, result = text_page
+    assert set(result) == {"image", "orientation", "skew_deg", "words", "text", "confidence", "flags"}
+    json.dumps({k: v for k, v in result.items() if k != "image"})
+    assert result["image"].mode == page.image.mode
+    assert result["orientation"] == 90
+    assert abs(result["skew_deg"] - 4.3) <= 0.2
+    width, height = result["image"].size
+    assert height > width  # upright A4 again
+    assert result["text"] == unicodedata.normalize("NFC", result["text"])
+    lines: dict[int, list[str]] = {}
+    for word in result["words"]:
+        assert set(word) == {"text", "x0", "y0", "x1", "y1", "conf", "line"}
+        assert 0 <= word["x0"] < word["x1"] <= width and 0 <= word["y0"] < word["y1"] <= height
+        lines.setdefault(word["line"], []).append(word["text"])
+    assert result["text"].split("\n") == [" ".join(ws) for ws in lines.values()]
+    assert result["confidence"] == pytest.approx(np.mean([w["conf"] for w in result["words"]]), abs=0.01)
+    assert result["flags"] == []
+
+
+def test_words_sit_on_their_ink(text_page):
+    _, result = text_page
+    gray = np.asarray(result["image"].convert("L"))
+    for word in result["words"][::25]:
+        box = gray[word["y0"]:word["y1"], word["x0"]:word["x1"]]
+        assert (box < 128).mean() > 0.05, word
+
+
+def test_text_page_words_found_and_character_error_rate(text_page):
+    page, result = text_page
+    assert words_found(page.text, result["text"]) >= 0.95
+    from rapidfuzz.distance import Levenshtein
+    truth, text = " ".join(page.text.split()), " ".join(result["text"].split())
+    assert Levenshtein.distance(truth, text) / len(truth) <= 0.02
+
+
+def test_admin_header_is_read_column_by_column():
+    page = render_page(PageSpec(layout="admin", dpi=300, skew_deg=-2.7, degradation=1, seed=4))
+    result = process_page(page.image, page.dpi)
+    lines = result["text"].split("\n")
+    agency, motto = page.header_left[0], page.header_right[0]
+    assert agency in lines and motto in lines, lines[:8]
+    assert lines.index(agency) < lines.index(page.header_left[1]) < lines.index(motto), lines[:8]
+    assert words_found(page.text, result["text"]) >= 0.95
+    # the seal and the signature stay in colour in the archive image
+    rgb = np.asarray(result["image"]).astype(int)
+    assert ((rgb[..., 0] - rgb[..., 1] > 100) & (rgb[..., 0] > 150)).sum() > 1000
+
+
+def test_table_cells_are_read():
+    page = render_page(PageSpec(layout="table", dpi=300, skew_deg=3.5, orientation=180, degradation=1, seed=8))
+    result = process_page(page.image, page.dpi)
+    assert result["orientation"] == 180
+    text = result["text"]
+    assert words_found(page.text, text) >= 0.95
+    # nearly every cell's words are found, not only the long ones
+    found_cells = sum(1 for cell in page.table_cells if words_found(cell, text) == 1.0)
+    assert found_cells >= 0.9 * len(page.table_cells)
+    assert "Nội dung công việc" in text
+
+
+def test_gray_and_bitonal_scans_keep_their_mode():
+    for color in ("gray", "bitonal"):
+        page = render_page(PageSpec(layout="admin", dpi=200, skew_deg=1.5, color=color, degradation=1, seed=6))
+        result = process_page(page.image, page.dpi)
+        assert result["image"].mode == page.image.mode
+        assert words_found(page.text, result["text"]) >= 0.9, color
+
+
+def test_blank_page_is_flagged():
+    page = render_page(PageSpec(layout="blank", dpi=200, degradation=2, seed=3))
+    result = process_page(page.image, page.dpi)
+    assert result["flags"] == ["blank"]
+    assert result["words"] == [] and result["text"] == "" and result["confidence"] == 0
+
+
+def test_blurry_page_is_flagged_and_a_sharp_one_is_not():
+    sharp = render_page(PageSpec(layout="text", dpi=200, degradation=3, seed=12))
+    blurry = render_page(PageSpec(layout="text", dpi=200, degradation=1, extra_blur_px=4.0, seed=12))
+    assert "blurry" not in process_page(sharp.image, sharp.dpi)["flags"]
+    assert "blurry" in process_page(blurry.image, blurry.dpi)["flags"]
+
+
+def test_cut_off_page_is_flagged():
+    page = render_page(PageSpec(layout="text", dpi=200, degradation=1, cut_off_fraction=0.4, seed=9))
+    assert "cut_off" in process_page(page.image, page.dpi)["flags"]
+
+
+def test_black_scanner_border_is_cropped():
+    page = render_page(PageSpec(layout="text", dpi=200, skew_deg=2.0, black_border_mm=10, degradation=1, seed=13))
+    result = process_page(page.image, page.dpi)
+    gray = np.asarray(result["image"].convert("L"))
+    edge = max(2, int(200 / 25.4 * 2))  # the outer 2 mm
+    strips = [gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]]
+    assert all((strip < 80).mean() < 0.5 for strip in strips)
+    sheet = (round(210 / 25.4 * 200), round(297 / 25.4 * 200))  # A4 at 200 dpi
+    assert all(abs(got - want) <= 0.02 * want for got, want in zip(result["image"].size, sheet)), result["image"].size
+    assert words_found(page.text, result["text"]) >= 0.95
+    assert "cut_off" not in result["flags"]
