@@ -69,7 +69,7 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
     flags = quality.page_flags_before_ocr(cleanup.to_gray(archive), text_mask, resolution)
     words: list[dict] = []
     if "blank" not in flags:
-        words = _read_words(ocr_gray, ink_with_rules, resolution, lang, options)
+        words = [_plain_word(w) for w in _read_words(ocr_gray, ink_with_rules, resolution, lang, options)]
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
@@ -82,6 +82,12 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
         "confidence": confidence,
         "flags": flags,
     }
+
+
+def _plain_word(word: dict) -> dict:
+    """A word with plain Python values only (numpy integers creep in from the grid geometry)."""
+    return {"text": str(word["text"]), "x0": int(word["x0"]), "y0": int(word["y0"]), "x1": int(word["x1"]),
+            "y1": int(word["y1"]), "conf": float(word["conf"]), "line": int(word["line"])}
 
 
 def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, lang: str,
