@@ -49,6 +49,13 @@ def verify_chain(home: Path) -> tuple[bool, int]:
     return True, n
 
 
+def tail(home: Path, last: int) -> list[dict]:
+    path = Path(home) / "logs" / "audit.jsonl"
+    if not path.exists() or last <= 0:
+        return []
+    return [json.loads(line) for line in path.read_bytes().splitlines()[-last:]]
+
+
 def _actor() -> str:
     try:
         return getpass.getuser()

@@ -94,6 +94,19 @@ def cmd_export(args, settings) -> int:
     return 0
 
 
+def cmd_audit(args, settings) -> int:
+    intact, count = audit.verify_chain(settings.home)
+    if not intact:
+        print(f"LỖI: nhật ký kiểm tra đã bị sửa hoặc xóa dòng, giữa dòng {count - 1} và dòng {count} "
+              f"(audit log chain broken between lines {count - 1} and {count})", file=sys.stderr)
+        return 1
+    lines = audit.tail(settings.home, args.last)
+    for event in lines:
+        print(json.dumps(event, ensure_ascii=False))
+    print(f"Nhật ký kiểm tra nguyên vẹn: {count} dòng (audit log intact: {count} lines)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dossier")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
+    s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
+    s.set_defaults(func=cmd_audit)
 
     from . import search, verify
 
