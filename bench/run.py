@@ -119,6 +119,7 @@ def run_sohoa(spec, variant: dict) -> dict:
     return {"layout": spec.layout, "dpi": spec.dpi, "level": spec.degradation, "seconds": seconds,
             "orientation_ok": result["orientation"] == spec.orientation,
             "skew_error": angle_error(result["skew_deg"], spec.skew_deg),
+            "confidence": result["confidence"], "flags": result["flags"],
             **score_text(page.text, result["text"])}
 
 

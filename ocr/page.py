@@ -23,8 +23,7 @@ from ocr import cleanup, geometry, layout, orientation as orient, quality, recog
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
 NUMBER = re.compile(r"[0-9][0-9./,-]*")
-# what the Vietnamese model makes of lone numbers: l, I, | for 1; S for 8; lÓ for 16 ...
-NUMBER_LOOKALIKE = re.compile(r"[0-9lIi|!SsOoÓóBZzGgbTt§.,)\]/-]+")
+ASCII_CAPS = re.compile(r"[A-Z0-9./-]+")  # a code such as "STT": no Vietnamese letter either model could miss
 
 
 @dataclass(frozen=True)
@@ -93,15 +92,18 @@ def _plain_word(word: dict) -> dict:
 def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, lang: str,
                 options: OcrOptions) -> list[dict]:
     scale = options.target_dpi / resolution if resolution < options.upscale_below_dpi else 1.0
-    words = _recognise(ocr_gray, resolution, lang, options, scale, options.psm)
     grid = layout.find_grid(ink_with_rules, resolution) if options.tables else None
     if grid is None:
+        words = _recognise(ocr_gray, resolution, lang, options, scale, options.psm)
         return layout.order_columns(words) if options.columns else words
+    # a table is read cell by cell: on the whole page tesseract joins the last word of one cell
+    # with the first of the next ("phòngUBND") and drops whole cells now and then
+    outside = ocr_gray.copy()
+    outside[grid.ys[0]:grid.ys[-1] + 1, grid.xs[0]:grid.xs[-1] + 1] = 255
+    words = _recognise(outside, resolution, lang, options, scale, options.psm) if (outside < INK_LEVEL).any() else []
     short_cells, short_words = _read_short_cells(ocr_gray, grid, resolution, lang, options, scale)
-    kept = [w for w in words if grid.cell_of((w["x0"] + w["x1"]) / 2, (w["y0"] + w["y1"]) / 2) not in short_cells]
-    filled = short_cells | {grid.cell_of((w["x0"] + w["x1"]) / 2, (w["y0"] + w["y1"]) / 2) for w in kept}
-    missed = _read_cells(ocr_gray, grid, resolution, lang, options, scale, skip=filled)
-    return layout.order_by_cells(kept + short_words + missed, grid)
+    cell_words = _read_cells(ocr_gray, grid, resolution, lang, options, scale, skip=short_cells)
+    return layout.order_by_cells(words + short_words + cell_words, grid)
 
 
 def _recognise(gray: np.ndarray, resolution: float, lang: str, options: OcrOptions, scale: float,
@@ -144,43 +146,40 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
         line[top:top + piece.shape[0], x:x + piece.shape[1]] = piece
         starts.append((x, top))
         x += piece.shape[1] + gap
-    found = _recognise(line, resolution, lang, options, scale, psm=7)
-    if recognise.has_model("eng") and any(not NUMBER.fullmatch(w["text"]) for w in found):
-        # the Vietnamese model reads lone numbers out of context as words ("8" -> "S", "11" -> "II");
-        # tesseract's English model, installed with tesseract itself, reads them right
-        found = _prefer_numbers(found, _recognise(line, resolution, "eng", options, scale, psm=7), len(pieces))
+    piece_starts = [x for x, _ in starts]
+
+    def by_piece(words: list[dict]) -> dict[int, list[dict]]:
+        grouped: dict[int, list[dict]] = {}
+        for word in words:
+            k = int(np.searchsorted(piece_starts, (word["x0"] + word["x1"]) / 2)) - 1
+            if k >= 0:
+                grouped.setdefault(k, []).append(word)
+        return grouped
+
+    found = by_piece(_recognise(line, resolution, lang, options, scale, psm=7))
+    if recognise.has_model("eng"):
+        # the Vietnamese model reads lone numbers out of context as words or wrong numbers
+        # ("8" -> "S", "11" -> "II" or "21"); tesseract's English model, installed with tesseract
+        # itself, reads them right: where it sees a number, its reading wins
+        english = by_piece(_recognise(line, resolution, "eng", options, scale, psm=7))
+        for k, words in english.items():
+            vietnamese = " ".join(w["text"] for w in found.get(k, []))
+            if all(NUMBER.fullmatch(w["text"]) for w in words) or (
+                    ASCII_CAPS.fullmatch(vietnamese) and all(ASCII_CAPS.fullmatch(w["text"]) for w in words)):
+                found[k] = words
     placed = []
-    for word in found:
-        k = int(np.searchsorted([s[0] for s in starts], (word["x0"] + word["x1"]) / 2)) - 1
-        if k < 0:
-            continue
+    for k, words in sorted(found.items()):
         (cell, left, top), (sx, sy) = cells[k], starts[k]
-        placed.append(dict(word, x0=word["x0"] - sx + left, x1=word["x1"] - sx + left,
-                           y0=word["y0"] - sy + top, y1=word["y1"] - sy + top, line=200_000 + k))
+        placed += [dict(word, x0=word["x0"] - sx + left, x1=word["x1"] - sx + left,
+                        y0=word["y0"] - sy + top, y1=word["y1"] - sy + top, line=200_000 + k) for word in words]
     return {c[0] for c in cells}, placed
-
-
-def _prefer_numbers(words: list[dict], english: list[dict], pieces: int) -> list[dict]:
-    """Words that may be misread numbers take the English model's reading where that is a number."""
-    out = []
-    for word in words:
-        if NUMBER_LOOKALIKE.fullmatch(word["text"]) and not NUMBER.fullmatch(word["text"]):
-            overlaps = [(min(word["x1"], e["x1"]) - max(word["x0"], e["x0"]), e) for e in english]
-            overlap, best = max(overlaps, key=lambda o: o[0], default=(0, None))
-            if best is not None and overlap > 0 and NUMBER.fullmatch(best["text"]):
-                word = dict(word, text=best["text"], conf=best["conf"])
-        out.append(word)
-    return out
 
 
 def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang: str, options: OcrOptions,
                 scale: float, skip: set) -> list[dict]:
-    """Read the inked cells of a ruled table that the page reading left empty.
-
-    Tesseract's page layout now and then drops a whole cell ("Hằng năm" under a short heading);
-    those cells are stacked into one strip, each on its own, and read as a uniform block of text
-    in one tesseract call."""
-    inset = max(2, int(resolution * 0.012))
+    """Read the inked cells of a ruled table (but those in ``skip``) each on its own: the cells are
+    stacked into one strip and read as a uniform block of text in one tesseract call."""
+    inset = max(2, round(0.5 * resolution / 25.4))
     crops, origins = [], []
     for index, (x0, y0, x1, y1) in enumerate(grid.cells()):
         if divmod(index, len(grid.xs) - 1) in skip or x1 - x0 <= 2 * inset or y1 - y0 <= 2 * inset:
