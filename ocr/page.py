@@ -49,7 +49,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], lang: str = "vie") ->
 def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, options: OcrOptions) -> dict:
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
-    resolution = float((dpi or (300, 300))[0] or 300)
+    resolution = effective_dpi(image.size, dpi)
 
     geometry_found = orient.measure(image, resolution, lang)
     # on a scan with a black bed around the sheet, the corners the rotation adds are filled like the
@@ -81,6 +81,17 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
         "confidence": confidence,
         "flags": flags,
     }
+
+
+def effective_dpi(size: tuple[int, int], dpi) -> float:
+    """The scan's resolution: the stated one, unless it is missing or cannot be true of a paper
+    page (phones and some scanners write 72 or 96 dpi); then the resolution at which the page's
+    long side is A4's 297 mm."""
+    stated = float((dpi or (0, 0))[0] or 0)
+    long_side_inches = max(size) / stated if stated > 0 else 0
+    if stated >= 100 and 5 <= long_side_inches <= 17:
+        return stated
+    return max(size) / (297 / 25.4)
 
 
 def _plain_word(word: dict) -> dict:

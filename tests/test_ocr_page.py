@@ -122,3 +122,12 @@ def test_black_scanner_border_is_cropped():
     assert all(abs(got - want) <= 0.02 * want for got, want in zip(result["image"].size, sheet)), result["image"].size
     assert words_found(page.text, result["text"]) >= 0.95
     assert "cut_off" not in result["flags"]
+
+
+def test_implausible_stated_resolution_is_replaced_by_the_page_size():
+    from ocr.page import effective_dpi
+    assert effective_dpi((2480, 3508), (300, 300)) == 300
+    assert effective_dpi((1654, 2339), (200, 200)) == 200
+    # a 300-dpi A4 scan that says 72 dpi, or nothing at all
+    assert abs(effective_dpi((2480, 3508), (72, 72)) - 300) < 1
+    assert abs(effective_dpi((1654, 2339), None) - 200) < 1
