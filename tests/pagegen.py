@@ -52,6 +52,12 @@ FONT_FAMILIES: dict[str, tuple[Path, Path, Path]] = {
 
 LAYOUTS = ("text", "admin", "table", "blank")
 
+
+def installed_families() -> list[str]:
+    """The font families whose three faces are installed (DejaVu Serif Italic, for one, comes
+    with fonts-dejavu-extra, which a machine may lack)."""
+    return sorted(name for name, faces in FONT_FAMILIES.items() if all(face.is_file() for face in faces))
+
 PARENT_AGENCIES = ["ỦY BAN NHÂN DÂN TỈNH NGHỆ AN", "UBND THÀNH PHỐ HẢI PHÒNG", "BỘ NỘI VỤ", "UBND TỈNH QUẢNG NAM"]
 AGENCIES = ["SỞ TƯ PHÁP", "UBND XÃ HƯNG ĐÔNG", "TRUNG TÂM PHỤC VỤ HÀNH CHÍNH CÔNG", "PHÒNG TÀI CHÍNH - KẾ HOẠCH",
             "SỞ KẾ HOẠCH VÀ ĐẦU TƯ", "VĂN PHÒNG ĐĂNG KÝ ĐẤT ĐAI"]
@@ -286,7 +292,7 @@ def _table(sheet: _Sheet, rng: random.Random, words: list[str]) -> list[str]:
 
 
 def _compose(spec: PageSpec, rng: random.Random) -> tuple[_Sheet, list[str], list[str], list[str]]:
-    family_name = spec.font or rng.choice(sorted(FONT_FAMILIES))
+    family_name = spec.font or rng.choice(installed_families())
     pt = spec.font_pt or rng.choice([13, 14])
     sheet = _Sheet(spec.dpi, FONT_FAMILIES[family_name], pt)
     words = load_words(spec.text_source or rng.choice(available_texts()))
