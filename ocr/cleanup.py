@@ -68,7 +68,6 @@ def dark_border_mask(gray: np.ndarray, dpi: float) -> np.ndarray:
     """Large dark regions that touch the image edge: scanner bed, lid shadow, rotation corners."""
     paper = float(np.percentile(gray, 90))
     dark = (gray < 0.55 * paper).astype(np.uint8)
-    # close small gaps so a border broken by noise stays one region, without joining text lines
     count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
     h, w = gray.shape
     min_extent = 0.15 * dpi  # 4 mm along the edge
@@ -77,7 +76,7 @@ def dark_border_mask(gray: np.ndarray, dpi: float) -> np.ndarray:
     for label in edge_labels:
         if label == 0:
             continue
-        x, y, bw, bh, area = stats[label]
+        bw, bh = stats[label, cv2.CC_STAT_WIDTH], stats[label, cv2.CC_STAT_HEIGHT]
         if max(bw, bh) >= min_extent and (bw >= 0.2 * w or bh >= 0.2 * h):
             mask |= labels == label
     return mask

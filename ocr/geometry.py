@@ -25,7 +25,6 @@ MAX_POINTS = 400_000
 class SkewEstimate:
     angle_deg: float      # counter-clockwise angle of the text lines (PIL rotate convention)
     vertical: bool        # True when the lines run top-bottom (page turned by 90 or 270)
-    contrast: float       # how much sharper the line axis is than the other one (>1 is clear)
 
 
 def ink_mask(gray: np.ndarray) -> np.ndarray:
@@ -112,7 +111,7 @@ def estimate_skew(mask: np.ndarray, dpi: float) -> SkewEstimate:
     coarse = _resize_mask(mask, min(1.0, COARSE_DPI / dpi))
     pts = _points(coarse)
     if len(pts) < 50:
-        return SkewEstimate(0.0, False, 0.0)
+        return SkewEstimate(0.0, False)
     angles = np.arange(-COARSE_RANGE_DEG, COARSE_RANGE_DEG + 1e-6, COARSE_STEP_DEG)
     horizontal_scores = _profile_scores(pts, angles)
     vertical_scores = _profile_scores(pts[:, ::-1] * np.array([-1, 1], np.float32), angles)
@@ -120,7 +119,6 @@ def estimate_skew(mask: np.ndarray, dpi: float) -> SkewEstimate:
     angle_v = float(angles[int(np.argmax(vertical_scores))])
     vertical = _text_runs_vertically(coarse, angle_h, angle_v, dpi=COARSE_DPI if dpi > COARSE_DPI else dpi)
     coarse_angle = angle_v if vertical else angle_h
-    contrast = float(max(horizontal_scores.max(), vertical_scores.max()) / max(1.0, min(horizontal_scores.max(), vertical_scores.max())))
 
     fine_mask = _resize_mask(mask, min(1.0, FINE_DPI / dpi))
     pts = _points(fine_mask)
@@ -129,7 +127,7 @@ def estimate_skew(mask: np.ndarray, dpi: float) -> SkewEstimate:
         pts = pts[:, ::-1] * np.array([-1, 1], np.float32)
     angle, _ = _refine(pts, coarse_angle, 0.75, 0.1)
     angle, _ = _refine(pts, angle, 0.12, 0.02)
-    return SkewEstimate(float(angle), vertical, contrast)
+    return SkewEstimate(float(angle), vertical)
 
 
 def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dpi: float) -> bool:

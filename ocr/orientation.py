@@ -32,8 +32,8 @@ class PageGeometry:
 
 
 def ink_for_geometry(image: Image.Image, dpi: float) -> np.ndarray:
-    gray = cleanup.normalise_background(cleanup.ink_gray(image))
-    return (gray < 160) & ~cleanup.dark_border_mask(cleanup.to_gray(image), dpi)
+    """Black-ink marks of the scan (seals and blue ink left out, scanner border too)."""
+    return cleanup.ink_gray_mask(image, dpi)
 
 
 def measure(image: Image.Image, dpi: float, lang: str = "vie") -> PageGeometry:

@@ -180,7 +180,7 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
                 found[k] = words
     placed = []
     for k, words in sorted(found.items()):
-        (cell, left, top), (sx, sy) = cells[k], starts[k]
+        (_, left, top), (sx, sy) = cells[k], starts[k]
         placed += [dict(word, x0=word["x0"] - sx + left, x1=word["x1"] - sx + left,
                         y0=word["y0"] - sy + top, y1=word["y1"] - sy + top, line=200_000 + k) for word in words]
     return {c[0] for c in cells}, placed
