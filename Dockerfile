@@ -17,8 +17,7 @@ RUN apt-get update \
 
 COPY . .
 RUN python3 -m venv .venv \
- && .venv/bin/pip install --no-cache-dir . \
- && if [ -x scripts/ocr-models.sh ]; then scripts/ocr-models.sh; fi
+ && .venv/bin/pip install --no-cache-dir .
 
 VOLUME /data
 ENTRYPOINT ["sohoa"]

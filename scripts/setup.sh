@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything sohoa needs on a fresh Debian machine, idempotently:
-#   system packages (packages/debian.txt), the Vietnamese "best" OCR model (npm registry),
-#   the Python virtual environment (.venv) with sohoa and its test tools,
-#   and the local services the tests use (PostgreSQL, Redis, RabbitMQ) if not running.
+#   system packages (packages/debian.txt), the Python virtual environment (.venv) with sohoa and its test tools,
+#   and PostgreSQL, which the index tests use, if this machine has it installed but stopped
+#   (the S3 server, Ceph RGW, is started by the test suite itself).
 # Re-running it is cheap: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +23,7 @@ if ((${#MISSING[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${MISSING[@]}"
 fi
 
-# 2. Optional extra OCR data (see ocr/models.sh if present).
-if [ -x scripts/ocr-models.sh ]; then
-    scripts/ocr-models.sh
-fi
-
-# 3. Python virtual environment with sohoa installed (editable) and test tools.
+# 2. Python virtual environment with sohoa installed (editable) and test tools.
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     say "tạo môi trường Python .venv"
@@ -43,13 +38,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     echo "$WANT" > "$STAMP"
 fi
 
-# 4. Services the test suite talks to (this machine kind starts them; a fresh one may not).
+# 3. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
     say "khởi động PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-fi
-if command -v redis-server >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-    say "khởi động Redis"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
 fi
 say "xong: $ROOT/.venv/bin/sohoa"
