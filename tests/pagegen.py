@@ -92,6 +92,7 @@ class PageSpec:
     extra_blur_px: float = 0.0    # Gaussian blur radius at 300 dpi, on top of the degradation
     black_border_mm: float = 0.0  # width of a black scanner bed around the sheet
     cut_off_fraction: float = 0.0  # share of the page height lost at the bottom (page partly scanned)
+    max_body_lines: int | None = None  # a sparse page: at most this many lines of running text
 
 
 @dataclass
@@ -160,15 +161,17 @@ class _Sheet:
         self.draw.text((x0 + (x1 - x0 - width) / 2, y), text, font=font, fill=fill)
         return width
 
-    def paragraphs(self, words: list[str], rng: random.Random, bottom: int, indent: bool) -> None:
-        """Fill the sheet down to ``bottom`` with paragraphs of the given words."""
-        used, width = 0, self.right - self.left
+    def paragraphs(self, words: list[str], rng: random.Random, bottom: int, indent: bool,
+                   max_lines: int | None = None) -> None:
+        """Fill the sheet down to ``bottom`` (or for ``max_lines``) with paragraphs of the given words."""
+        used, width, lines_left = 0, self.right - self.left, max_lines if max_lines is not None else 10**6
         first_indent = self.line_height if indent else 0
         while used < len(words):
             paragraph = words[used:used + rng.randint(35, 80)]
             for i, line in enumerate(self.wrap(paragraph, self.font["r"], width - first_indent)):
-                if self.y + self.line_height > bottom:
+                if self.y + self.line_height > bottom or lines_left <= 0:
                     return
+                lines_left -= 1
                 x = self.left + (first_indent if i == 0 else 0)
                 self.draw.text((x, self.y), line, font=self.font["r"], fill=INK)
                 self.truth.append(line)
@@ -300,10 +303,10 @@ def _compose(spec: PageSpec, rng: random.Random) -> tuple[_Sheet, list[str], lis
     words = words[start:] + words[:start]
     left, right, cells = [], [], []
     if spec.layout == "text":
-        sheet.paragraphs(words, rng, sheet.bottom, indent=rng.random() < 0.5)
+        sheet.paragraphs(words, rng, sheet.bottom, indent=rng.random() < 0.5, max_lines=spec.max_body_lines)
     elif spec.layout == "admin":
         left, right = _admin_header(sheet, rng)
-        sheet.paragraphs(words, rng, sheet.bottom - 7 * sheet.line_height, indent=True)
+        sheet.paragraphs(words, rng, sheet.bottom - 7 * sheet.line_height, indent=True, max_lines=spec.max_body_lines)
         _signature_block(sheet, rng)
     elif spec.layout == "table":
         cells = _table(sheet, rng, words)

@@ -49,3 +49,13 @@ def test_straighten_grows_the_canvas_and_keeps_the_mode():
     straight = geometry.straighten(page.image, 10, cleanup.paper_colour(page.image))
     assert straight.mode == "1"
     assert straight.width > page.image.width and straight.height > page.image.height
+
+
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_orientation_of_a_sparse_page(turn):
+    """Two lines of text on a page: too little for tesseract's OSD alone."""
+    page = render_page(PageSpec(layout="text", dpi=200, orientation=turn, skew_deg=-4.2, degradation=2, seed=31,
+                                max_body_lines=2))
+    found = measure(page.image, 200.0)
+    assert found.orientation == turn, found
+    assert angle_error(found.skew_deg, -4.2) <= 0.25, found
