@@ -94,6 +94,28 @@ def cmd_export(args, settings) -> int:
     return 0
 
 
+def cmd_link(args, settings) -> int:
+    """A short-lived download link for a document of a private S3 bucket."""
+    from .ingest import load_manifest
+
+    code = dossier.validate(args.dossier)
+    store = _store(settings)
+    if not hasattr(store, "presigned_url"):
+        raise SohoaError("Liên kết tải xuống chỉ có với kho S3 (SOHOA_STORAGE=s3); "
+                         "với kho cục bộ hãy dùng 'sohoa export'")
+    manifest = load_manifest(store, code)
+    if manifest is None:
+        raise NotFound(f"Không tìm thấy hồ sơ {code}")
+    docs = [d for d in manifest["documents"] if args.doc_id in (None, d["docId"])]
+    if not docs:
+        raise NotFound(f"Hồ sơ {code} không có tài liệu {args.doc_id}")
+    for d in docs:
+        store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])  # never hand out a link to altered bytes
+        print(f"{d['docId']}\t{store.presigned_url(d['pdf']['key'], args.expires)}")
+    audit.record(settings.home, "link", dossier=code, docIds=[d["docId"] for d in docs], expires=args.expires)
+    return 0
+
+
 def cmd_audit(args, settings) -> int:
     intact, count = audit.verify_chain(settings.home)
     if not intact:
@@ -132,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dossier")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("link", help="liên kết tải xuống ngắn hạn của tài liệu (kho S3)")
+    s.add_argument("dossier")
+    s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
+    s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
+    s.set_defaults(func=cmd_link)
 
     s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
     s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")

@@ -60,3 +60,29 @@ def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, mo
     capsys.readouterr()
     assert cli_search(query, settings) == 0
     assert capsys.readouterr().out == found
+
+
+def test_link_gives_a_short_lived_download_of_the_stored_bytes(cli, home, rendered, s3_env, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    scan = save_page(rendered("link", layout="text", seed=91, dpi=200), tmp_path / "p.png")
+    assert cli("ingest", "--dossier", "H23.50-261201-0008", "--title", "Đơn", scan)[0] == 0
+    code, out, err = cli("link", "H23.50-261201-0008", "--expires", "60")
+    assert code == 0, err
+    doc_id, url = out.strip().split("\t")
+    assert doc_id == "H23.50-261201-0008.001" and "X-Amz-Expires=60" in url
+    with urllib.request.urlopen(url, timeout=30) as response:
+        downloaded = response.read()
+    store = open_store(config.load())
+    assert downloaded == store.get(f"dossiers/H23.50-261201-0008/documents/{doc_id}.pdf")
+    with pytest.raises(urllib.error.HTTPError) as refused:  # private bucket: no signature, no bytes
+        urllib.request.urlopen(url.split("?")[0], timeout=30)
+    assert refused.value.code == 403
+
+
+def test_link_is_refused_on_the_local_store(cli, home, rendered, tmp_path):
+    scan = save_page(rendered("link-local", layout="text", seed=92, dpi=200), tmp_path / "p.png")
+    assert cli("ingest", "--dossier", "H23.50-261201-0008", "--title", "Đơn", scan)[0] == 0
+    code, _, err = cli("link", "H23.50-261201-0008")
+    assert code != 0 and "sohoa export" in err
