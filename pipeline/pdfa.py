@@ -11,6 +11,7 @@ approve is a PdfaError, never a silent plain PDF.
 """
 from __future__ import annotations
 
+import gc
 import io
 import zlib
 from dataclasses import dataclass, field
@@ -187,6 +188,7 @@ def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:
         xmp["xmp:CreateDate"] = meta.created.isoformat()
         xmp["xmp:ModifyDate"] = meta.created.isoformat()
     out = io.BytesIO()
+    settle_garbage()
     try:
         pikepdf.pdfa.save(pdf, out, FLAVOUR, deterministic_id=True)
     except pikepdf.pdfa.PdfaError as e:
@@ -195,7 +197,15 @@ def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:
     return out.getvalue()
 
 
+def settle_garbage() -> None:
+    """Finalise pending garbage before a PDF/A check. pikepdf's validator records every
+    warning raised while it parses content, so a ResourceWarning from some unrelated object
+    collected at that moment (an unclosed file anywhere in the process) would fail the check."""
+    gc.collect()
+
+
 def validate(data: bytes) -> tuple[bool, list[str]]:
     """Validate PDF/A-2b bytes; (passed, findings)."""
+    settle_garbage()
     report = pikepdf.pdfa.validate_written(io.BytesIO(data), FLAVOUR)
     return report.passed, [str(f) for f in report.findings]

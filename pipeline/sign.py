@@ -135,7 +135,8 @@ def font_path() -> str:
     for candidate in FONT_CANDIDATES:
         if not os.path.isfile(candidate):
             continue
-        cmap = TTFont(candidate, lazy=True).getBestCmap()
+        with TTFont(candidate, lazy=True) as font:
+            cmap = font.getBestCmap()
         if all(ord(c) in cmap for c in needed):
             return candidate
     raise SigningError(
@@ -487,10 +488,10 @@ class TextMeasure:
     def __init__(self, path: str, size: float = FONT_SIZE):
         from fontTools.ttLib import TTFont
 
-        font = TTFont(path, lazy=True)
-        self._cmap = font.getBestCmap()
-        self._hmtx = font["hmtx"]
-        self._scale = size / font["head"].unitsPerEm
+        with TTFont(path) as font:
+            self._cmap = font.getBestCmap()
+            self._hmtx = {name: metrics for name, metrics in font["hmtx"].metrics.items()}
+            self._scale = size / font["head"].unitsPerEm
 
     def width(self, text: str) -> float:
         return sum(self._hmtx[self._cmap.get(ord(c), ".notdef")][0] for c in text) * self._scale
@@ -532,8 +533,31 @@ def page_one_box(pdf: bytes) -> tuple[float, float, float, float]:
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
+def _in_memory_font_factory():
+    """pyHanko's GlyphAccumulatorFactory opens the font file and never closes it; the
+    ResourceWarning that garbage collection emits later can land inside pikepdf's PDF/A
+    content check (which records every warning raised while it parses) and fail it.
+    This factory hands pyHanko the font's bytes instead of an open file."""
+    from dataclasses import dataclass
+
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
+
+    @dataclass(frozen=True)
+    class InMemoryGlyphAccumulatorFactory(GlyphAccumulatorFactory):
+        def create_font_engine(self, writer, obj_stream=None) -> GlyphAccumulator:
+            with open(self.font_file, "rb") as f:
+                handle = io.BytesIO(f.read())
+            if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
+                obj_stream = writer.prepare_object_stream()
+            return GlyphAccumulator(writer=writer, font_handle=handle, font_size=self.font_size,
+                                    ot_script_tag=self.ot_script_tag, ot_language_tag=self.ot_language_tag,
+                                    writing_direction=self.writing_direction,
+                                    bcp47_lang_code=self.bcp47_lang_code, obj_stream=obj_stream)
+
+    return InMemoryGlyphAccumulatorFactory
+
+
 def _stamp_style(lines: list[str], font: str):
-    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
     from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
     from pyhanko.pdf_utils.text import TextBoxStyle
     from pyhanko.stamp import TextStampStyle
@@ -542,7 +566,7 @@ def _stamp_style(lines: list[str], font: str):
     return TextStampStyle(
         stamp_text=text,
         text_box_style=TextBoxStyle(
-            font=GlyphAccumulatorFactory(font, font_size=FONT_SIZE, ot_script_tag="latn",
+            font=_in_memory_font_factory()(font, font_size=FONT_SIZE, ot_script_tag="latn",
                                          ot_language_tag="VIT ", bcp47_lang_code="vi"),
             font_size=FONT_SIZE, leading=LEADING, border_width=0, text_color=(0, 0, 0),
             box_layout_rule=SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MAX,
@@ -612,11 +636,10 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
 
     Returns the signed bytes and the manifest's ``signature`` record. Refuses input that
     is not PDF/A-2b and output that would not stay PDF/A-2b (see verify.pdfa_check)."""
-    import pikepdf.pdfa
-
+    from .pdfa import validate
     from .verify import pdfa_check
 
-    if not pikepdf.pdfa.validate_written(io.BytesIO(pdf), "2b").passed:
+    if not validate(pdf)[0]:
         raise PdfaError("Tệp đưa vào ký không phải PDF/A-2b hợp lệ; không ký (input is not valid PDF/A-2b)")
     check_certificate(signer.certificate)
     signed_at = vietnam_now()

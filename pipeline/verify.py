@@ -50,6 +50,9 @@ def pdfa_check(data: bytes) -> dict:
     import pikepdf
     import pikepdf.pdfa
 
+    from .pdfa import settle_garbage, validate
+
+    settle_garbage()
     report = pikepdf.pdfa.validate_written(io.BytesIO(data), "2b")
     if report.passed:
         return _with_verapdf(data, {"ok": True, "findings": [], "method": "pikepdf"})
@@ -72,10 +75,10 @@ def pdfa_check(data: bytes) -> dict:
             if base is None:
                 problems.append("không tìm thấy bản PDF/A trước chữ ký (no unsigned base revision found)")
             else:
-                base_report = pikepdf.pdfa.validate_written(io.BytesIO(base), "2b")
-                if not base_report.passed:
-                    problems += [f"bản trước khi ký (base revision): {f.rule} {f.where}: {f.message}"
-                                 for f in _findings(base_report)] or ["base revision not approved"]
+                base_passed, base_findings = validate(base)
+                if not base_passed:
+                    problems += [f"bản trước khi ký (base revision): {f}" for f in base_findings] \
+                        or ["base revision not approved"]
     return _with_verapdf(data, {"ok": not problems, "findings": problems,
                                 "method": "pikepdf+signature-rules"})
 

@@ -240,3 +240,19 @@ def test_stamp_geometry_wraps_long_agency_names():
     lines, (x0, y0, x1, y1) = sign.stamp_box((0, 0, 595, 842), ["Bản sao", long_name.strip(), "x"], measure)
     assert len(lines) > 3 and x0 >= 595 / 2 and x1 == 595 - sign.STAMP_MARGIN and y1 == 842 - sign.STAMP_MARGIN
     assert all(unicodedata.is_normalized("NFC", line) for line in lines)
+
+
+def test_signing_leaves_no_file_open_to_break_a_later_pdfa_check(tmp_path):
+    """A font file left open by the stamp used to emit a ResourceWarning at a random later
+    garbage collection; inside pikepdf's PDF/A check such a warning fails the check."""
+    import gc
+    import warnings
+
+    signer = sign.load_signer(Settings(home=tmp_path, agency_name=AGENCY, sign={}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        signed, _ = sign.sign_pdf(pdfa_input(), signer)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+    assert_pdfa(signed)
