@@ -80,7 +80,9 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
 
 
 def _open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    """Open (header only) with Pillow's decompression-bomb guard set to our limit for this call;
+    every frame is checked again against the limit before it is decoded."""
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -89,6 +91,8 @@ def _open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
         raise InputError(file, f"ảnh vượt quá giới hạn {max_pixels:,} điểm ảnh (image over pixel limit)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(file, f"ảnh hỏng hoặc không đọc được ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:

@@ -79,6 +79,7 @@ def test_link_gives_a_short_lived_download_of_the_stored_bytes(cli, home, render
     with pytest.raises(urllib.error.HTTPError) as refused:  # private bucket: no signature, no bytes
         urllib.request.urlopen(url.split("?")[0], timeout=30)
     assert refused.value.code == 403
+    refused.value.close()
 
 
 def test_link_is_refused_on_the_local_store(cli, home, rendered, tmp_path):

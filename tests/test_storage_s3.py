@@ -92,6 +92,7 @@ def test_bucket_is_private_versioned_and_locked(s3_store, rgw):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://{rgw['endpoint']}/{s3_store.bucket}/{ORIGINAL}", timeout=10)
     assert refused.value.code == 403
+    refused.value.close()
 
 
 def test_existing_bucket_gets_versioning_and_refuses_unlockable_retention(rgw):
@@ -250,7 +251,7 @@ def test_an_interrupted_upload_leaves_no_object(s3_store):
     conn.putheader("Content-Length", "100000")
     conn.endheaders()
     conn.send(b"x" * 1000)
-    conn.sock.close()
+    conn.close()
     assert s3_store.stat(ORIGINAL) is None
     assert s3_store.list("dossiers/") == []
     s3_store.put(ORIGINAL, b"scan")  # the retry completes it
