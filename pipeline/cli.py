@@ -68,9 +68,12 @@ def cmd_show(args, settings) -> int:
     for d in manifest["documents"]:
         sig = d.get("signature") or {}
         signed = ("ký thử nghiệm" if sig.get("testSignature") else f"ký số {sig.get('level')}") if sig else "chưa ký"
-        flagged = sum(1 for p in d["pages"] if p["flags"])
+        flagged = [p for p in d["pages"] if p["flags"]]
         print(f"  - {d['docId']}: {d['title']} ({d['numberOfPage']} trang, {signed}"
-              + (f", {flagged} trang cần kiểm tra" if flagged else "") + ")")
+              + (f", {len(flagged)} trang cần kiểm tra" if flagged else "") + ")")
+        for p in flagged:
+            print(f"      trang {p['number']} ({p['source']['file']} tr.{p['source']['page']}): "
+                  + ", ".join(FLAG_VI.get(f, f) for f in p["flags"]))
     return 0
 
 

@@ -195,6 +195,8 @@ def test_blank_page_is_flagged_not_dropped(cli, home, rendered, tmp_path):
     assert code == 0, err
     pages = json.loads(out)["pages"]
     assert len(pages) == 2 and "blank" in pages[1]["flags"] and "blank" not in pages[0]["flags"]
+    code, out, _ = cli("show", CODE)
+    assert "1 trang cần kiểm tra" in out and "trang 2 (b.png tr.1): trang trắng" in out
 
 
 def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, rendered, tmp_path, monkeypatch):
