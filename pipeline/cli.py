@@ -191,7 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = build_parser().parse_args(argv)
-    settings = config.load()
+    try:
+        settings = config.load()
+    except (ValueError, OSError) as e:
+        print(f"LỖI cấu hình SOHOA_*: {e}", file=sys.stderr)
+        return 2
     try:
         return args.func(args, settings)
     except SohoaError as e:

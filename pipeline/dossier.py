@@ -12,9 +12,9 @@ from datetime import date
 from .errors import DossierCodeError
 
 # <agency code>-YYMMDD-XXXX: agency code is dot-separated groups of 0-9A-Z (QĐ 20/2020).
-_ORDINARY = re.compile(r"(?P<agency>[0-9A-Z]+(?:\.[0-9A-Z]+)*)-(?P<date>\d{6})-(?P<seq>\d{4,})")
+_ORDINARY = re.compile(r"(?P<agency>[0-9A-Z]+(?:\.[0-9A-Z]+)*)-(?P<date>[0-9]{6})-(?P<seq>[0-9]{4,})")
 # MX1X2.Y1Y2Y3.Z1Z2-YYMMDD-AAXXXX: centrally provided services, from 25/01/2026.
-_CENTRAL = re.compile(r"(?P<agency>M[0-9A-Z]{2}\.[0-9A-Z]{3}\.[0-9A-Z]{2})-(?P<date>\d{6})-(?P<seq>[A-Z]{2}\d{4,})")
+_CENTRAL = re.compile(r"(?P<agency>M[0-9A-Z]{2}\.[0-9A-Z]{3}\.[0-9A-Z]{2})-(?P<date>[0-9]{6})-(?P<seq>[A-Z]{2}[0-9]{4,})")
 MAX_AGENCY_LEN = 35
 MAX_CODE_LEN = 100  # TT 05/2025: fileCode at most 100 characters
 
@@ -27,7 +27,7 @@ FORMATS_HELP = (
 def parse(code: str) -> dict:
     """Validate a dossier code and return its parts; raise DossierCodeError otherwise."""
     shown = code.encode("unicode_escape").decode("ascii")
-    if not isinstance(code, str) or len(code) > MAX_CODE_LEN or ".." in code:
+    if len(code) > MAX_CODE_LEN or ".." in code:
         raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown[:120]}' ({FORMATS_HELP})")
     for kind, pattern in (("central", _CENTRAL), ("ordinary", _ORDINARY)):
         m = pattern.fullmatch(code)

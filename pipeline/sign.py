@@ -230,8 +230,9 @@ class Signer:
 
 
 def trust_roots_from_settings(settings) -> list[x509.Certificate]:
-    """SOHOA_TRUST_ROOTS (colon-separated PEM/DER files), plus the development CA when no
-    real key is configured (so test signatures verify on the machine that made them)."""
+    """SOHOA_TRUST_ROOTS (colon-separated PEM/DER files); only when no roots and no real key
+    are configured, the development CA (so test signatures verify on the machine that made
+    them, and never on a machine that names its trust roots)."""
     roots: list[x509.Certificate] = []
     for path in filter(None, (settings.sign.get("trust_roots") or "").split(":")):
         try:
@@ -239,7 +240,7 @@ def trust_roots_from_settings(settings) -> list[x509.Certificate]:
         except (OSError, ValueError) as exc:
             raise SigningError(f"Không đọc được chứng thư gốc tin cậy '{path}' trong SOHOA_TRUST_ROOTS "
                                f"(cannot read trust root): {exc}") from None
-    if uses_development_key(settings):
+    if not roots and uses_development_key(settings):
         dev_ca = settings.home / DEV_DIR_NAME / "ca.pem"
         if dev_ca.is_file():
             roots.extend(load_certificates(dev_ca.read_bytes()))

@@ -256,3 +256,17 @@ def test_signing_leaves_no_file_open_to_break_a_later_pdfa_check(tmp_path):
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
     assert_pdfa(signed)
+
+
+def test_naming_trust_roots_stops_trusting_the_development_ca(tmp_path, capsys):
+    """An archive workstation that names its trust roots must not pass test signatures made
+    with a development key found under its SOHOA_HOME."""
+    dev = Settings(home=tmp_path / "a", agency_name=AGENCY, sign={})
+    signed, _ = sign.sign_pdf(pdfa_input(), sign.load_signer(dev))
+    assert verify.verify_pdf(signed, verify.trust_roots_bytes(dev))["ok"]
+
+    sign.load_signer(Settings(home=tmp_path / "b", agency_name=AGENCY, sign={}))  # another CA
+    archive = Settings(home=tmp_path / "a", agency_name=AGENCY,
+                       sign={"trust_roots": str(tmp_path / "b" / "dev-signing" / "ca.pem")})
+    verdict = verify.verify_pdf(signed, verify.trust_roots_bytes(archive))
+    assert not verdict["ok"] and not verdict["chainTrusted"]
