@@ -18,17 +18,23 @@ from storage import keys
 from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf
-from .errors import InputError, NotFound, SohoaError
+from .errors import InputError, IntegrityError, NotFound, SohoaError
 from .inputs import Source, read_source
 from .pages import run_pages
 from .pdfa import DocumentMeta, PageRender, build_pdfa
 
 
 def load_manifest(store: ObjectStore, code: str) -> dict | None:
+    """The dossier's manifest, None if the dossier does not exist; IntegrityError if unreadable."""
     try:
-        return mf.loads(store.get(keys.manifest(code)))
+        data = store.get(keys.manifest(code))
     except NotFound:
         return None
+    try:
+        return mf.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IntegrityError(f"Manifest của hồ sơ {code} bị hỏng, không đọc được "
+                             f"(damaged manifest: {e}); chưa thay đổi gì") from None
 
 
 @contextmanager
@@ -55,6 +61,7 @@ def ingest(settings, store: ObjectStore, code: str, files: list[str], title: str
         raise
     with dossier_lock(settings.home, code):
         current = load_manifest(store, code) or mf.new(code, title, audit.now_vn(), paper_file_code, maintenance)
+        current = mf.with_dossier_fields(current, maintenance=maintenance, paper_file_code=paper_file_code)
         digest = mf.input_digest([s.sha256 for s in sources])
         if existing := mf.find_document(current, digest):
             audit.record(settings.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
@@ -69,15 +76,17 @@ def ingest(settings, store: ObjectStore, code: str, files: list[str], title: str
         except BaseException as e:
             audit.record(settings.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
             raise
-    audit.record(settings.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
-    result = summary(updated, document, duplicate=False)
-    if index is not None:
-        try:
-            index(updated, {doc_id: [r["text"] for r in results]})
-        except Exception as e:  # the dossier is safely stored; the index can be rebuilt from storage
-            audit.record(settings.home, "index", "failure", dossier=code, docId=doc_id, reason=str(e))
-            result["warnings"] = [f"Chưa cập nhật được chỉ mục tìm kiếm ({type(e).__name__}: {e}); "
-                                  "hồ sơ đã được lưu an toàn, hãy chạy 'sohoa reindex'."]
+        audit.record(settings.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
+        result = summary(updated, document, duplicate=False)
+        # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
+        # ingests must not index in the opposite order to the one they stored in.
+        if index is not None:
+            try:
+                index(updated, {doc_id: [r["text"] for r in results]})
+            except Exception as e:  # the dossier is safely stored; the index can be rebuilt from storage
+                audit.record(settings.home, "index", "failure", dossier=code, docId=doc_id, reason=str(e))
+                result["warnings"] = [f"Chưa cập nhật được chỉ mục tìm kiếm ({type(e).__name__}: {e}); "
+                                      "hồ sơ đã được lưu an toàn, hãy chạy 'sohoa reindex'."]
     return result
 
 

@@ -21,6 +21,29 @@ def new(code: str, title: str, now: datetime, paper_file_code: str | None = None
     }
 
 
+def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code: str | None) -> dict:
+    """The manifest with the operator's maintenance code and paper file code applied.
+
+    A value not yet recorded (no maintenance code; the paper file code still defaulting to
+    the dossier code) is taken; a recorded value is never silently replaced, since it decides
+    retention and the link to the paper file: a different one is refused.
+    """
+    from .errors import SohoaError
+
+    updates = {}
+    if maintenance is not None and maintenance != manifest["maintenance"]:
+        if manifest["maintenance"] is not None:
+            raise SohoaError(f"Hồ sơ {manifest['dossierCode']} đã có thời hạn bảo quản {manifest['maintenance']}; "
+                             f"không đổi thành {maintenance} khi thêm tài liệu (maintenance code already set)")
+        updates["maintenance"] = maintenance
+    if paper_file_code is not None and paper_file_code != manifest["paperFileCode"]:
+        if manifest["paperFileCode"] != manifest["dossierCode"]:
+            raise SohoaError(f"Hồ sơ {manifest['dossierCode']} đã có mã hồ sơ giấy {manifest['paperFileCode']}; "
+                             f"không đổi thành {paper_file_code} (paper file code already set)")
+        updates["paperFileCode"] = paper_file_code
+    return {**manifest, **updates}
+
+
 def input_digest(source_hashes: list[str]) -> str:
     """The re-ingest key: the same files in the same order give the same document."""
     return hashlib.sha256("\n".join(source_hashes).encode()).hexdigest()

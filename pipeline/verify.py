@@ -441,12 +441,12 @@ def trust_roots_bytes(settings) -> list[bytes]:
 
 
 def _load_manifest(store, code: str) -> dict:
-    from storage import keys
+    from .ingest import load_manifest
 
-    try:
-        return json.loads(store.get(keys.manifest(code)).decode("utf-8"))
-    except NotFound:
-        raise NotFound(f"Không tìm thấy hồ sơ {code} (dossier not found: no manifest)") from None
+    manifest = load_manifest(store, code)
+    if manifest is None:
+        raise NotFound(f"Không tìm thấy hồ sơ {code} (dossier not found: no manifest)")
+    return manifest
 
 
 def verify_dossier(store, code: str, settings) -> list[dict]:

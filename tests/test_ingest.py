@@ -272,3 +272,32 @@ def test_sohoa_entry_point_runs_as_a_command(home, rendered, tmp_path):
     bad = subprocess.run([str(exe), "ingest", "--dossier", "XYZ", "--title", "Đơn", str(page)],
                          capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "Mã hồ sơ không hợp lệ" in bad.stderr
+
+
+def test_maintenance_code_is_taken_once_and_never_silently_replaced(cli, home, rendered, tmp_path):
+    a = save_page(rendered("mnt_a", layout="text", seed=101, dpi=200), tmp_path / "a.png")
+    b = save_page(rendered("mnt_b", layout="text", seed=102, dpi=200), tmp_path / "b.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn", a)[0] == 0
+    assert manifest_of(home, CODE)["maintenance"] is None
+    assert cli("ingest", "--dossier", CODE, "--title", "Bản sao", "--maintenance", "01", b)[0] == 0
+    manifest = manifest_of(home, CODE)
+    assert manifest["maintenance"] == "01" and manifest["totalDoc"] == 2
+    pdf_meta = json.loads((home / "store" / (manifest["documents"][1]["pdf"]["key"] + ".meta.json")).read_text())
+    assert pdf_meta["metadata"]["maintenance"] == "01"  # decides the write-once period on S3
+    before = stored_keys(home)
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Khác", "--maintenance", "06", a, b)
+    assert code != 0 and "đã có thời hạn bảo quản 01" in err
+    assert stored_keys(home) == before
+
+
+def test_a_damaged_manifest_is_reported_by_dossier_and_does_not_stop_verify_all(cli, home, rendered, tmp_path):
+    page = save_page(rendered("dmg", layout="text", seed=103, dpi=200), tmp_path / "p.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] == 0
+    damaged = home / "store" / "dossiers" / "H23.50-261201-0099" / "manifest.json"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text('{"schema": "sohoa.manifest/1", "documents": [', encoding="utf-8")
+    code, _, err = cli("show", "H23.50-261201-0099")
+    assert code != 0 and "Manifest của hồ sơ H23.50-261201-0099 bị hỏng" in err
+    code, out, _ = cli("verify", "--all")
+    assert code != 0
+    assert f"{CODE}.001: ĐẠT" in out and "H23.50-261201-0099" in out and "bị hỏng" in out
