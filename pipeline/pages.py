@@ -53,12 +53,16 @@ def encode_image(img: Image.Image) -> tuple[bytes, str, str]:
 
 
 def _process(task: dict) -> dict:
-    from ocr.page import process_page
+    from ocr.page import effective_dpi, process_page
 
     data = Path(task["path"]).read_bytes()
     if hashlib.sha256(data).hexdigest() != task["sha256"]:
         raise InputError(task["file"], "tệp đã thay đổi trong khi xử lý (file changed during processing)", task["page"])
-    image, dpi = load_page(task["file"], task["kind"], data, task["page"], task["max_pixels"])
+    image, stated = load_page(task["file"], task["kind"], data, task["page"], task["max_pixels"])
+    # A header that cannot be true of a paper page (72/96 dpi from phones, none at all) would
+    # make a metre-wide PDF page; the OCR stage and the PDF use the same corrected resolution.
+    resolution = round(effective_dpi(image.size, stated))
+    dpi = stated if resolution == stated[0] else (resolution, resolution)
     result = process_page(image, dpi, lang=task["lang"])
     archive = result.pop("image")
     result = json.loads(json.dumps(result, default=_plain))  # numpy scalars -> plain JSON values

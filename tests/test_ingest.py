@@ -43,7 +43,7 @@ def dossier_run(tmp_path_factory, rendered):
     pages = [
         rendered("admin90", layout="admin", orientation=90, skew_deg=3.0, seed=11),
         rendered("table_gray", layout="table", color="gray", skew_deg=-2.0, seed=12, dpi=200),
-        rendered("text_bitonal", layout="text", color="bitonal", skew_deg=1.0, seed=13, degradation=0),
+        rendered("text_bitonal", layout="text", color="bitonal", skew_deg=1.0, seed=13, degradation=0, dpi=200),
         rendered("text_pdf", layout="text", skew_deg=-4.0, seed=14, dpi=200),
     ]
     jpg = save_page(pages[0], root / "p1.jpg", quality=88)
@@ -301,3 +301,17 @@ def test_a_damaged_manifest_is_reported_by_dossier_and_does_not_stop_verify_all(
     code, out, _ = cli("verify", "--all")
     assert code != 0
     assert f"{CODE}.001: ĐẠT" in out and "H23.50-261201-0099" in out and "bị hỏng" in out
+
+
+def test_a_72_dpi_header_on_a_300_dpi_scan_gives_an_a4_page(cli, home, rendered, tmp_path):
+    page = rendered("dpi72", layout="text", seed=104, dpi=300)
+    path = tmp_path / "phone.jpg"
+    page.image.save(path, dpi=(72, 72), quality=90)
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Ảnh chụp", "--json", path)
+    assert code == 0, err
+    entry = manifest_of(home, CODE)["documents"][0]["pages"][0]
+    assert entry["dpi"] == [300, 300]
+    pdf = next((home / "store").rglob("*.pdf"))
+    with pikepdf.open(pdf) as doc:
+        width_mm = float(doc.pages[0].mediabox[2]) / 72 * 25.4
+    assert abs(width_mm - 210) < 3  # A4, not a 72-dpi poster
