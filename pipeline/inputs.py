@@ -75,7 +75,8 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
     if path.suffix.lower() not in EXTENSIONS[kind]:
         raise InputError(str(path), f"phần mở rộng '{path.suffix or '(không có)'}' không khớp nội dung "
                                     f"{kind.upper()} (extension does not match content)")
-    count = _pdf_page_count(str(path), data) if kind == "pdf" else _image_page_count(str(path), data, max_pixels)
+    count = (_pdf_page_count(str(path), data, max_pixels) if kind == "pdf"
+             else _image_page_count(str(path), data, max_pixels))
     return Source(str(path), name, kind, data, hashlib.sha256(data).hexdigest(), count)
 
 
@@ -115,12 +116,19 @@ def _decoded_frame(file: str, frame: Image.Image, page: int, max_pixels: int) ->
     return frame
 
 
-def _pdf_page_count(file: str, data: bytes) -> int:
+def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
+    """Page count of a readable PDF; every page's raster size is checked before any rendering."""
     import pikepdf
 
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             count = len(pdf.pages)
+            for number, page in enumerate(pdf.pages, start=1):
+                width_in, height_in, dpi, _ = _pdf_page_geometry(page)
+                pixels = int(width_in * dpi) * int(height_in * dpi)
+                if pixels > max_pixels:
+                    raise InputError(file, f"trang {width_in:.0f}x{height_in:.0f} inch ở {dpi} dpi là {pixels:,} điểm ảnh, "
+                                           f"vượt quá giới hạn {max_pixels:,} (page over pixel limit)", number)
     except pikepdf.PasswordError:
         raise InputError(file, "PDF được mã hóa/có mật khẩu, không xử lý được (encrypted PDF)") from None
     except pikepdf.PdfError as e:
@@ -171,34 +179,36 @@ def load_page(file: str, kind: str, data: bytes, page: int, max_pixels: int) -> 
     return _normalise_mode(frame), _frame_dpi(frame)
 
 
-def _pdf_page_resolution(file: str, data: bytes, page: int) -> tuple[int, str]:
-    """The page's own scan resolution and colour: its largest image over the page width."""
+def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
+    """(width and height in inches, the page's own scan resolution, colour mode): the
+    resolution is that of its largest image over the page; 300 dpi for a page with none."""
     import pikepdf
 
-    with pikepdf.open(io.BytesIO(data)) as pdf:
-        pg = pdf.pages[page - 1]
-        box = [float(v) for v in pg.mediabox]
-        width_in, height_in = abs(box[2] - box[0]) / 72, abs(box[3] - box[1]) / 72
-        if int(pg.obj.get("/Rotate", 0)) % 180:
-            width_in, height_in = height_in, width_in
-        best, mode = None, "rgb"
-        for _, raw in pg.images.items():
-            img = pikepdf.PdfImage(raw)
-            if best is None or img.width * img.height > best[0] * best[1]:
-                best = (img.width, img.height)
-                cs = str(raw.get("/ColorSpace", ""))
-                mode = "bitonal" if img.bits_per_component == 1 else ("gray" if "Gray" in cs else "rgb")
-    if best is None:
-        return DEFAULT_DPI, "rgb"  # a born-digital page: render at the recommended 300 dpi
+    box = [float(v) for v in page.mediabox]
+    width_in, height_in = abs(box[2] - box[0]) / 72, abs(box[3] - box[1]) / 72
+    if int(page.obj.get("/Rotate", 0)) % 180:
+        width_in, height_in = height_in, width_in
+    best, mode = None, "rgb"
+    for raw in page.get_images().values():
+        img = pikepdf.PdfImage(raw)
+        if best is None or img.width * img.height > best[0] * best[1]:
+            best = (img.width, img.height)
+            cs = str(raw.get("/ColorSpace", ""))
+            mode = "bitonal" if img.bits_per_component == 1 else ("gray" if "Gray" in cs else "rgb")
+    if best is None or max(width_in, height_in) <= 0:
+        return width_in, height_in, DEFAULT_DPI, "rgb"  # a born-digital page: the recommended 300 dpi
     dpi = int(round(max(best) / max(width_in, height_in)))
-    return min(max(dpi, MIN_DPI), MAX_DPI // 2), mode
+    return width_in, height_in, min(max(dpi, MIN_DPI), MAX_DPI // 2), mode
 
 
 def _rasterise_pdf_page(file: str, data: bytes, page: int, max_pixels: int):
     from pdf2image import convert_from_bytes
     from pdf2image.exceptions import PDFPageCountError, PDFSyntaxError
 
-    dpi, mode = _pdf_page_resolution(file, data, page)
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        _, _, dpi, mode = _pdf_page_geometry(pdf.pages[page - 1])
     try:
         images = convert_from_bytes(data, dpi=dpi, first_page=page, last_page=page,
                                     grayscale=mode != "rgb", thread_count=1)

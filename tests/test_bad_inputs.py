@@ -87,8 +87,16 @@ def tiff_with_truncated_second_page(d):
     return path, 2
 
 
+def pdf_with_a_huge_second_page(d):
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(216, 288))  # 3 x 4 inches: within the test limit
+    pdf.add_blank_page(page_size=(14400, 14400))  # 200 x 200 inches: 3.6 gigapixels at 300 dpi
+    pdf.save(d / "huge.pdf")
+    return d / "huge.pdf", 2
+
+
 BAD = [corrupt_jpeg, truncated_png, zero_bytes, png_named_jpg, text_file, encrypted_pdf, pdf_without_pages,
-       too_many_pixels, directory, tiff_with_truncated_second_page]
+       too_many_pixels, directory, tiff_with_truncated_second_page, pdf_with_a_huge_second_page]
 
 
 @pytest.mark.parametrize("make_bad", BAD, ids=[f.__name__ for f in BAD])
