@@ -528,17 +528,28 @@ def last_timestamp_expiry(pdf: bytes) -> datetime | None:
 def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: datetime | None = None) -> list[dict]:
     """Add a fresh document timestamp (B-LTA) to each document of the dossier whose newest
     timestamp's TSA certificate expires within ``within_days``; store the new bytes, then
-    the manifest with the new SHA-256 and size (manifest last)."""
-    from storage import keys
+    the manifest with the new SHA-256 and size, document by document: a failure part-way
+    leaves every document that was renewed matching its manifest, and a retry goes on."""
+    from .ingest import dossier_lock
 
     tsa_url = settings.sign.get("tsa_url")
     if not tsa_url:
         raise sign.SigningError("Gia hạn dấu thời gian cần SOHOA_TSA_URL (timestamp renewal needs SOHOA_TSA_URL)")
     now = now or datetime.now(timezone.utc)
+    with dossier_lock(settings.home, code):
+        return _renew_locked(store, code, settings, tsa_url, within_days, now)
+
+
+def _renew_locked(store, code, settings, tsa_url, within_days, now) -> list[dict]:
+    from storage import keys
+
+    from . import audit
+    from .manifest import dumps
+
     manifest = _load_manifest(store, code)
     roots = sign.trust_roots_from_settings(settings)
     revocation = "soft-fail" if sign.uses_development_key(settings) else "hard-fail"
-    results, changed = [], False
+    results = []
     for doc in manifest.get("documents", []):
         doc_id, info = doc.get("docId"), doc.get("pdf") or {}
         data = store.get(info["key"], sha256=info.get("sha256"))  # never extend an altered file
@@ -565,14 +576,11 @@ def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: 
             "at": stamp, "type": "timestamp-renewal", "docId": doc_id, "outcome": "success",
             "detail": f"document timestamp added; previous TSA certificate expires {expires.isoformat()}"})
         manifest["updated"] = stamp
-        changed = True
+        store.put(keys.manifest(code), dumps(manifest), "application/json", {"dossier": code, "kind": "manifest"})
+        audit.record(settings.home, "renew", dossier=code, docId=doc_id, sha256=stored.sha256)
         results.append({"docId": doc_id, "renewed": True, "expires": expires.isoformat(), "sha256": stored.sha256,
                         "message_vi": f"{doc_id}: đã thêm dấu thời gian tài liệu mới",
                         "message_en": f"{doc_id}: fresh document timestamp added"})
-    if changed:
-        from .manifest import dumps
-
-        store.put(keys.manifest(code), dumps(manifest), "application/json", {"dossier": code, "kind": "manifest"})
     return results
 
 

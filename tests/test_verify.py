@@ -8,6 +8,7 @@ import io
 import json
 
 import pikepdf
+import pytest
 
 from pipeline import sign, verify
 from pipeline.config import Settings
@@ -192,6 +193,30 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
     report = harness.pdfsig(pki, new)
     assert "Signature is Valid" in harness.pdfsig_blocks(report)[0]
     assert "Total document signed" in harness.pdfsig_blocks(report)[-1]
+
+
+def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest(pki, tmp_path):
+    """Document 1 is renewed, then document 2 fails (its stored bytes were altered): document
+    1's new bytes are already in the manifest, so it still verifies and a retry can go on."""
+    from pipeline.errors import IntegrityError
+
+    signed, record = signed_document("B-LTA")
+    store, doc_id = store_dossier(tmp_path, signed, record)
+    manifest = json.loads(store.get(keys.manifest(CODE)))
+    second = f"{CODE}.002"
+    info = store.put(keys.document_pdf(CODE, second), signed, "application/pdf")
+    manifest["documents"].append({"docId": second, "sequence": 2, "signature": record,
+                                  "pdf": {**info.to_json(), "sha256": "0" * 64}})
+    store.put(keys.manifest(CODE), json.dumps(manifest).encode())
+    conf = settings(tmp_path, pki)
+
+    with pytest.raises(IntegrityError):
+        verify.renew_timestamps(store, CODE, conf, within_days=100_000)
+    first = verify.verify_dossier(store, CODE, conf)[0]
+    assert first["docId"] == doc_id and first["ok"], first["message_en"]
+    assert json.loads(store.get(keys.manifest(CODE)))["events"][-1]["type"] == "timestamp-renewal"
+    audit_lines = (tmp_path / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(audit_lines[-1])["action"] == "renew"
 
 
 def test_cli_renew(pki, tmp_path, capsys):
