@@ -27,7 +27,7 @@ JPEG_QUALITY = int(os.environ.get("SOHOA_JPEG_QUALITY", "90"))
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Hash of the sources that decide a page's result (ocr package and this module)."""
+    """Hash of the sources that decide a page's result (ocr package, this module, inputs)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted([*(root / "ocr").rglob("*.py"), Path(__file__).resolve(), root / "pipeline" / "inputs.py"]):
@@ -35,8 +35,17 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
+@lru_cache(maxsize=4)
+def recogniser_version(model_dir: str) -> str:
+    """Tesseract's version and the model directory in use: another model, another result."""
+    import pytesseract
+
+    return f"{pytesseract.get_tesseract_version()}|{model_dir}"
+
+
 def cache_key(task: dict) -> str:
-    basis = json.dumps([task["sha256"], task["page"], task["lang"], JPEG_QUALITY, code_version()])
+    basis = json.dumps([task["sha256"], task["page"], task["lang"], JPEG_QUALITY, code_version(),
+                        recogniser_version(os.environ.get("SOHOA_TESSDATA", ""))])
     return hashlib.sha256(basis.encode()).hexdigest()
 
 

@@ -315,3 +315,14 @@ def test_a_72_dpi_header_on_a_300_dpi_scan_gives_an_a4_page(cli, home, rendered,
     with pikepdf.open(pdf) as doc:
         width_mm = float(doc.pages[0].mediabox[2]) / 72 * 25.4
     assert abs(width_mm - 210) < 3  # A4, not a 72-dpi poster
+
+
+def test_page_cache_is_not_reused_across_ocr_models(home, tmp_path, monkeypatch):
+    from pipeline.pages import cache_key
+
+    task = {"sha256": "a" * 64, "page": 1, "lang": "vie"}
+    default = cache_key(task)
+    assert cache_key(task) == default
+    monkeypatch.setenv("SOHOA_TESSDATA", str(tmp_path / "best-model"))
+    assert cache_key(task) != default
+    assert cache_key({**task, "page": 2}) != cache_key(task)
