@@ -482,7 +482,13 @@ def verify_dossier(store, code: str, settings) -> list[dict]:
         recorded = doc.get("signature") or {}
         main = next((s for s in reversed(details["signatures"]) if s["kind"] == "signature"), None)
         checks["manifestSignature"] = bool(main) and (
-            not recorded.get("certificateSha256") or recorded["certificateSha256"] == main["certificateSha256"])
+            not recorded.get("certificateSha256") or recorded["certificateSha256"] == main["certificateSha256"]) \
+            and (not recorded.get("level") or not details.get("level") or recorded["level"] == details["level"])
+        altered = _altered_objects(store, [*doc.get("originals", []), doc.get("text"), doc.get("words")])
+        checks["otherObjects"] = not altered
+        if altered:
+            vi.append("bản gốc/văn bản OCR bị thiếu hoặc bị thay đổi: " + ", ".join(altered))
+            en.append("original or OCR text missing or altered: " + ", ".join(altered))
         if not checks["manifestSignature"]:
             vi.append("chữ ký trong tệp không khớp với bản ghi chữ ký trong manifest")
             en.append("the file's signature does not match the manifest's signature record")
@@ -500,6 +506,21 @@ def verify_dossier(store, code: str, settings) -> list[dict]:
             "details": details,
         })
     return verdicts
+
+
+def _altered_objects(store, objects: list[dict | None]) -> list[str]:
+    """Keys of the manifest's other objects (originals, OCR text) whose bytes are missing or
+    differ from their recorded SHA-256: fixity of the lossless master, re-read every time."""
+    from storage.base import sha256
+
+    altered = []
+    for obj in filter(None, objects):
+        try:
+            if sha256(store.get(obj["key"])) != obj["sha256"]:
+                altered.append(obj["key"])
+        except NotFound:
+            altered.append(obj["key"])
+    return altered
 
 
 def last_timestamp_expiry(pdf: bytes) -> datetime | None:

@@ -326,3 +326,16 @@ def test_page_cache_is_not_reused_across_ocr_models(home, tmp_path, monkeypatch)
     monkeypatch.setenv("SOHOA_TESSDATA", str(tmp_path / "best-model"))
     assert cache_key(task) != default
     assert cache_key({**task, "page": 2}) != cache_key(task)
+
+
+def test_verify_checks_the_stored_original_too(cli, home, rendered, tmp_path):
+    page = save_page(rendered("fixity", layout="text", seed=105, dpi=200), tmp_path / "p.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] == 0
+    assert cli("verify", CODE)[0] == 0
+    original = next((home / "store").rglob("originals/*.png"))
+    original.chmod(0o644)
+    data = bytearray(original.read_bytes())
+    data[-20] ^= 0x01
+    original.write_bytes(bytes(data))
+    code, out, _ = cli("verify", CODE)
+    assert code != 0 and "KHÔNG ĐẠT" in out and "bản gốc" in out
