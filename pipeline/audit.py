@@ -43,7 +43,11 @@ def verify_chain(home: Path) -> tuple[bool, int]:
         return True, 0
     prev, n = b"", 0
     for n, line in enumerate(path.read_bytes().splitlines(), start=1):
-        if json.loads(line).get("prev") != hashlib.sha256(prev).hexdigest():
+        try:
+            linked = json.loads(line).get("prev") == hashlib.sha256(prev).hexdigest()
+        except (ValueError, AttributeError):
+            linked = False  # a garbled line is a break, not a crash
+        if not linked:
             return False, n
         prev = line
     return True, n

@@ -32,6 +32,7 @@ def cmd_ingest(args, settings) -> int:
     from .ingest import ingest
     from .sign import load_signer
 
+    dossier.validate(args.dossier)  # before a token login or a development-key warning
     signer = load_signer(settings)
     result = ingest(settings, _store(settings), args.dossier, args.files, args.title, signer=signer,
                     jobs=args.jobs, index=_index(settings), maintenance=args.maintenance,
@@ -78,8 +79,8 @@ def cmd_show(args, settings) -> int:
 
 
 def cmd_export(args, settings) -> int:
+    from . import manifest as mf
     from .ingest import load_manifest
-    from storage import keys
 
     code = dossier.validate(args.dossier)
     store = _store(settings)
@@ -91,7 +92,7 @@ def cmd_export(args, settings) -> int:
     for d in manifest["documents"]:
         data = store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])  # fixity checked on every read
         (out / f"{d['docId']}.pdf").write_bytes(data)
-    (out / "manifest.json").write_bytes(store.get(keys.manifest(code)))
+    (out / "manifest.json").write_bytes(mf.dumps(manifest))  # the very manifest the files came from
     audit.record(settings.home, "export", dossier=code, out=str(out))
     print(f"Đã xuất {len(manifest['documents'])} tài liệu của hồ sơ {code} vào {out}")
     return 0
@@ -122,8 +123,8 @@ def cmd_link(args, settings) -> int:
 def cmd_audit(args, settings) -> int:
     intact, count = audit.verify_chain(settings.home)
     if not intact:
-        print(f"LỖI: nhật ký kiểm tra đã bị sửa hoặc xóa dòng, giữa dòng {count - 1} và dòng {count} "
-              f"(audit log chain broken between lines {count - 1} and {count})", file=sys.stderr)
+        print(f"LỖI: chuỗi băm của nhật ký kiểm tra đứt tại dòng {count}: dòng này hoặc dòng trước nó đã bị "
+              f"sửa, hoặc có dòng bị xóa (audit log hash chain broken at line {count})", file=sys.stderr)
         return 1
     lines = audit.tail(settings.home, args.last)
     for event in lines:

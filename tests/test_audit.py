@@ -23,4 +23,12 @@ def test_audit_log_records_ingest_access_and_failure_and_detects_tampering(cli, 
     lines[1] = lines[1].replace('"show"', '"export"')
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rc, _, err = cli("audit")
-    assert rc != 0 and "giữa dòng 2 và dòng 3" in err
+    assert rc != 0 and "đứt tại dòng 3" in err
+
+
+def test_a_garbled_audit_line_is_reported_as_a_break(cli, home):
+    log = home / "logs" / "audit.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("not json\n", encoding="utf-8")
+    rc, _, err = cli("audit")
+    assert rc != 0 and "đứt tại dòng 1" in err
