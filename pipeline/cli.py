@@ -54,12 +54,10 @@ def cmd_ingest(args, settings) -> int:
 
 
 def cmd_show(args, settings) -> int:
-    from .ingest import load_manifest
+    from .ingest import require_manifest
 
     code = dossier.validate(args.dossier)
-    manifest = load_manifest(_store(settings), code)
-    if manifest is None:
-        raise NotFound(f"Không tìm thấy hồ sơ {code}")
+    manifest = require_manifest(_store(settings), code)
     audit.record(settings.home, "show", dossier=code)
     if args.json:
         print(json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -80,13 +78,11 @@ def cmd_show(args, settings) -> int:
 
 def cmd_export(args, settings) -> int:
     from . import manifest as mf
-    from .ingest import load_manifest
+    from .ingest import require_manifest
 
     code = dossier.validate(args.dossier)
     store = _store(settings)
-    manifest = load_manifest(store, code)
-    if manifest is None:
-        raise NotFound(f"Không tìm thấy hồ sơ {code}")
+    manifest = require_manifest(store, code)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for d in manifest["documents"]:
@@ -100,16 +96,14 @@ def cmd_export(args, settings) -> int:
 
 def cmd_link(args, settings) -> int:
     """A short-lived download link for a document of a private S3 bucket."""
-    from .ingest import load_manifest
+    from .ingest import require_manifest
 
     code = dossier.validate(args.dossier)
     store = _store(settings)
     if not hasattr(store, "presigned_url"):
         raise SohoaError("Liên kết tải xuống chỉ có với kho S3 (SOHOA_STORAGE=s3); "
                          "với kho cục bộ hãy dùng 'sohoa export'")
-    manifest = load_manifest(store, code)
-    if manifest is None:
-        raise NotFound(f"Không tìm thấy hồ sơ {code}")
+    manifest = require_manifest(store, code)
     docs = [d for d in manifest["documents"] if args.doc_id in (None, d["docId"])]
     if not docs:
         raise NotFound(f"Hồ sơ {code} không có tài liệu {args.doc_id}")

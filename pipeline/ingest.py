@@ -37,6 +37,14 @@ def load_manifest(store: ObjectStore, code: str) -> dict | None:
                              f"(damaged manifest: {e}); chưa thay đổi gì") from None
 
 
+def require_manifest(store: ObjectStore, code: str) -> dict:
+    """The dossier's manifest; NotFound when the dossier does not exist."""
+    manifest = load_manifest(store, code)
+    if manifest is None:
+        raise NotFound(f"Không tìm thấy hồ sơ {code} (dossier not found: no manifest)")
+    return manifest
+
+
 @contextmanager
 def dossier_lock(home: Path, code: str):
     """One writer per dossier on this machine: manifest updates are read-modify-write."""

@@ -28,6 +28,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 
 from . import sign
+from .ingest import dossier_lock, require_manifest
 from .errors import NotFound, SohoaError
 
 ANNOT_INVISIBLE, ANNOT_HIDDEN, ANNOT_PRINT, ANNOT_NOVIEW, ANNOT_TOGGLENOVIEW = 1, 2, 4, 32, 256
@@ -440,21 +441,12 @@ def trust_roots_bytes(settings) -> list[bytes]:
     return [c.dump() for c in sign.trust_roots_from_settings(settings)]
 
 
-def _load_manifest(store, code: str) -> dict:
-    from .ingest import load_manifest
-
-    manifest = load_manifest(store, code)
-    if manifest is None:
-        raise NotFound(f"Không tìm thấy hồ sơ {code} (dossier not found: no manifest)")
-    return manifest
-
-
 def verify_dossier(store, code: str, settings) -> list[dict]:
     """One verdict per document of a stored dossier: stored SHA-256 and size against the
     manifest, signature, PDF/A, and the manifest's signature record against the file."""
     from storage.base import sha256
 
-    manifest = _load_manifest(store, code)
+    manifest = require_manifest(store, code)
     roots = trust_roots_bytes(settings)
     verdicts = []
     for doc in manifest.get("documents", []):
@@ -551,7 +543,6 @@ def renew_timestamps(store, code: str, settings, *, within_days: int = 90, now: 
     timestamp's TSA certificate expires within ``within_days``; store the new bytes, then
     the manifest with the new SHA-256 and size, document by document: a failure part-way
     leaves every document that was renewed matching its manifest, and a retry goes on."""
-    from .ingest import dossier_lock
 
     tsa_url = settings.sign.get("tsa_url")
     if not tsa_url:
@@ -567,7 +558,7 @@ def _renew_locked(store, code, settings, tsa_url, within_days, now) -> list[dict
     from . import audit
     from .manifest import dumps
 
-    manifest = _load_manifest(store, code)
+    manifest = require_manifest(store, code)
     roots = sign.trust_roots_from_settings(settings)
     revocation = "soft-fail" if sign.uses_development_key(settings) else "hard-fail"
     results = []

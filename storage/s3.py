@@ -195,13 +195,17 @@ class S3Store(ObjectStore):
         until = ret.retain_until(self.clock(), metadata.get("maintenance"), self.retention_days)
         return Retention(self.lock_mode, until)
 
-    def _head(self, key: str, version_id: str | None = None):
+    def _head_once(self, key: str, version_id: str | None = None):
+        """One HEAD request; None when the object is absent."""
         try:
-            return self._call(key, lambda: self.client.stat_object(self.bucket, key, version_id=version_id))
+            return self.client.stat_object(self.bucket, key, version_id=version_id)
         except S3Error as error:
             if error.code in _NOT_FOUND_CODES:
                 return None
             raise
+
+    def _head(self, key: str, version_id: str | None = None):
+        return self._call(key, lambda: self._head_once(key, version_id))
 
     # -- contract --------------------------------------------------------------
 
@@ -235,13 +239,9 @@ class S3Store(ObjectStore):
         return ObjectInfo(key, digest, len(data), user_meta)
 
     def _stored_sha256(self, key: str) -> str | None:
-        try:
-            head = self.client.stat_object(self.bucket, key)
-        except S3Error as error:
-            if error.code in _NOT_FOUND_CODES:
-                return None
-            raise
-        return decode_metadata(head.metadata).get("sha256")
+        """Called inside put's own retries, so a single HEAD with no retries of its own."""
+        head = self._head_once(key)
+        return decode_metadata(head.metadata).get("sha256") if head is not None else None
 
     def _check_locked(self, key: str, version_id: str | None, wanted: Retention) -> None:
         """Read the lock back: a server that ignores or mangles it must not pass silently."""
