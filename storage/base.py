@@ -15,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 
-from pipeline.errors import IntegrityError, NotFound  # noqa: F401  (re-exported for backends)
+from .errors import IntegrityError, NotFound, UnsafeKey  # noqa: F401  (re-exported for backends)
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 
@@ -26,7 +26,7 @@ def sha256(data: bytes) -> str:
 
 def check_key(key: str) -> str:
     if not _SAFE_KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
-        raise ValueError(f"unsafe object key: {key!r}")
+        raise UnsafeKey(f"Khóa đối tượng không an toàn: {key!r}", f"unsafe object key: {key!r}")
     return key
 
 
@@ -72,5 +72,5 @@ class ObjectStore(ABC):
 
     def _checked(self, key: str, data: bytes, expected: str | None) -> bytes:
         if expected is not None and sha256(data) != expected:
-            raise IntegrityError(f"Sai mã băm SHA-256: {key} (integrity check failed)")
+            raise IntegrityError(f"Sai mã băm SHA-256: {key}", "integrity check failed")
         return data

@@ -27,6 +27,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .errors import StorageConfigError
+
 VERSION_TABLE = "sohoa_schema_version"
 MIGRATIONS = Path(__file__).with_name("migrations")
 MARK = ("[", "]")
@@ -207,9 +209,9 @@ def _warn_unless_utf8_ctype(engine: Engine) -> None:
 _engines: dict[str, Engine] = {}
 
 
-def engine_for(settings) -> Engine:
-    """The migrated index engine for ``settings.db_url``, one per URL and process."""
-    url = database_url(settings.db_url)
+def engine_for(url: str) -> Engine:
+    """The migrated index engine for the database at ``url``, one per URL and process."""
+    url = database_url(url)
     if url not in _engines:
         _engines[url] = open_index(url)
     return _engines[url]
@@ -315,7 +317,8 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
         return _search_sqlite(engine, terms, prefix, limit)
     if engine.dialect.name == "postgresql":
         return _search_postgresql(engine, terms, prefix, limit)
-    raise ValueError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}")
+    raise StorageConfigError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}",
+                             f"unsupported index database: {engine.dialect.name}")
 
 
 def _search_sqlite(engine: Engine, terms, prefix: str | None, limit: int) -> list[dict]:

@@ -8,13 +8,20 @@
 """
 from __future__ import annotations
 
-from pipeline import dossier
+import re
+
+from .errors import UnsafeKey
 
 PREFIX = "dossiers/"
+# Dossier codes are validated against the regulation formats above this layer; here a code
+# only has to be one safe path segment, so that no caller can make a key outside its dossier.
+_SEGMENT = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
 
 
 def dossier_prefix(code: str) -> str:
-    return f"{PREFIX}{dossier.validate(code)}/"
+    if not _SEGMENT.fullmatch(code) or ".." in code:
+        raise UnsafeKey(f"Mã hồ sơ không dùng được làm khóa lưu trữ: {code!r}", f"unsafe dossier code for a key: {code!r}")
+    return f"{PREFIX}{code}/"
 
 
 def manifest(code: str) -> str:

@@ -63,7 +63,7 @@ class LocalStore(ObjectStore):
         try:
             data = self._path(key).read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"Không tìm thấy đối tượng: {key}") from None
+            raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
         return self._checked(key, data, sha256)
 
     def stat(self, key):

@@ -1,7 +1,7 @@
 """Write-once retention periods from the TT 05/2025 maintenance code ("thời hạn bảo quản").
 
 Codes: 01 permanent, 02 70 years, 03 50 years, 04 30 years, 05 20 years, 06 10 years,
-07 other (the deployment's ``SOHOA_RETENTION_DAYS``). S3 object lock needs a date, so
+07 other (the deployment's default period in days). S3 object lock needs a date, so
 "permanent" becomes 100 years; an archive extends it long before it runs out.
 
 Every retain-until date is capped at ``LATEST_RETAIN_UNTIL`` (2106-01-01): Ceph RGW keeps it
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from .errors import StorageConfigError
+
 PERMANENT_YEARS = 100
 MAINTENANCE_YEARS = {"01": PERMANENT_YEARS, "02": 70, "03": 50, "04": 30, "05": 20, "06": 10}
 OTHER = "07"
@@ -27,7 +29,8 @@ LATEST_RETAIN_UNTIL = datetime(2106, 1, 1, tzinfo=timezone.utc)
 def lock_mode(value: str | None) -> str:
     mode = (value or "GOVERNANCE").strip().upper()
     if mode not in LOCK_MODES:
-        raise ValueError(f"SOHOA_S3_LOCK_MODE không hợp lệ: '{value}' (GOVERNANCE hoặc COMPLIANCE)")
+        raise StorageConfigError(f"Chế độ khóa S3 không hợp lệ: '{value}' (GOVERNANCE hoặc COMPLIANCE)",
+                                 "lock mode: GOVERNANCE or COMPLIANCE")
     return mode
 
 
@@ -37,7 +40,8 @@ def default_days(value: str | int | None) -> int:
     except ValueError:
         days = 0
     if days <= 0:
-        raise ValueError(f"SOHOA_RETENTION_DAYS không hợp lệ: '{value}' (số ngày, lớn hơn 0)")
+        raise StorageConfigError(f"Thời hạn lưu giữ không hợp lệ: '{value}' (số ngày, lớn hơn 0)",
+                                 "retention days: a positive integer")
     return days
 
 
@@ -57,7 +61,8 @@ def retain_until(now: datetime, maintenance: str | None, fallback_days: int) -> 
     elif code in ("", OTHER):
         until = now + timedelta(days=fallback_days)
     else:
-        raise ValueError(f"Mã thời hạn bảo quản không hợp lệ: '{maintenance}' (01..07, TT 05/2025)")
+        raise StorageConfigError(f"Mã thời hạn bảo quản không hợp lệ: '{maintenance}' (01..07, TT 05/2025)",
+                                 "maintenance code: 01..07")
     return min(until, LATEST_RETAIN_UNTIL)
 
 

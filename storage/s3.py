@@ -9,16 +9,15 @@
 - Writing the same bytes again is a no-op; other bytes make a new version (the old version
   stays, and stays locked if it was retained). Transient failures (connection refused or
   reset, timeouts, 5xx, SlowDown) are retried a bounded number of times.
-- ``put(..., retain=True)`` sets object-lock retention: mode from ``SOHOA_S3_LOCK_MODE``,
+- ``put(..., retain=True)`` sets object-lock retention: mode ``lock_mode``,
   period from ``metadata["maintenance"]`` (TT 05/2025 code, see storage.retention) or
-  ``SOHOA_RETENTION_DAYS``.
+  ``retention_days``.
 - ``delete`` removes every version of the key for good; the server refuses it for a
   retained version, which surfaces as RetentionError.
 """
 from __future__ import annotations
 
 import io
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, TypeVar
@@ -31,10 +30,9 @@ from minio.error import MinioException, S3Error, ServerError
 from minio.retention import Retention
 from minio.versioningconfig import ENABLED, VersioningConfig
 
-from pipeline.errors import SohoaError
-
 from . import retention as ret
-from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
+from .base import ObjectInfo, ObjectStore, check_key, sha256
+from .errors import NotFound, RetentionError, StorageConfigError, StorageUnavailable
 
 T = TypeVar("T")
 
@@ -47,22 +45,16 @@ _TAG_VALUE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 _META_PREFIX = "x-amz-meta-"
 
 
-class StorageUnavailable(SohoaError):
-    exit_code = 7
-
-
-class RetentionError(SohoaError, PermissionError):
-    exit_code = 8
-
-
 def parse_endpoint(endpoint: str | None, secure: bool) -> tuple[str, bool]:
     """'host:port' for minio, accepting 'http://host:port' and 'https://host' too."""
     if not endpoint:
-        raise StorageUnavailable("Thiếu SOHOA_S3_ENDPOINT (ví dụ: 127.0.0.1:9000) khi SOHOA_STORAGE=s3")
+        raise StorageConfigError("Thiếu SOHOA_S3_ENDPOINT (ví dụ: 127.0.0.1:9000) khi SOHOA_STORAGE=s3",
+                                 "no S3 endpoint configured")
     if "://" in endpoint:
         parts = urlsplit(endpoint)
         if parts.path not in ("", "/"):
-            raise StorageUnavailable(f"SOHOA_S3_ENDPOINT không được có đường dẫn: '{endpoint}'")
+            raise StorageConfigError(f"SOHOA_S3_ENDPOINT không được có đường dẫn: '{endpoint}'",
+                                     "the S3 endpoint must not have a path")
         return parts.netloc, parts.scheme == "https"
     return endpoint.rstrip("/"), secure
 
@@ -127,22 +119,19 @@ class S3Store(ObjectStore):
         self._object_lock: bool | None = None
 
     @classmethod
-    def from_settings(cls, s3: dict, **overrides) -> "S3Store":
-        """Build from ``settings.s3`` and make sure the bucket exists (private, versioned, locked)."""
-        host, secure = parse_endpoint(s3.get("endpoint"), bool(s3.get("secure")))
+    def connect(cls, endpoint: str | None, access_key: str | None, secret_key: str | None, *,
+                bucket: str = "sohoa", secure: bool = False, region: str | None = None,
+                **options) -> "S3Store":
+        """A store on the server at ``endpoint``, its bucket made sure of (private, versioned, locked)."""
+        host, secure = parse_endpoint(endpoint, secure)
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=120),
             maxsize=10,
             retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
-        client = Minio(host, access_key=s3.get("access_key"), secret_key=s3.get("secret_key"),
-                       secure=secure, region=s3.get("region") or None, http_client=http)
-        options = {
-            "lock_mode": s3.get("lock_mode") or os.environ.get("SOHOA_S3_LOCK_MODE"),
-            "retention_days": ret.default_days(s3.get("retention_days") or os.environ.get("SOHOA_RETENTION_DAYS")),
-        }
-        options.update(overrides)
-        store = cls(client, s3.get("bucket") or "sohoa", **options)
+        client = Minio(host, access_key=access_key, secret_key=secret_key,
+                       secure=secure, region=region or None, http_client=http)
+        store = cls(client, bucket or "sohoa", **options)
         store.ensure_bucket()
         return store
 
@@ -266,7 +255,7 @@ class S3Store(ObjectStore):
             data = self._call(key, fetch)
         except S3Error as error:
             if error.code in _NOT_FOUND_CODES:
-                raise NotFound(f"Không tìm thấy đối tượng: {key}") from None
+                raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
             raise
         return self._checked(key, data, sha256)
 
@@ -316,7 +305,7 @@ class S3Store(ObjectStore):
         """
         head = self._head(check_key(key), version_id)
         if head is None:
-            raise NotFound(f"Không tìm thấy đối tượng: {key}")
+            raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found")
         mode = head.metadata.get("x-amz-object-lock-mode")
         until = ret.parse_retain_until(head.metadata.get("x-amz-object-lock-retain-until-date"))
         return {"mode": mode, "until": until} if mode else None
@@ -330,5 +319,5 @@ class S3Store(ObjectStore):
         if not isinstance(expires, timedelta):
             expires = timedelta(seconds=int(expires))
         if not timedelta(seconds=1) <= expires <= timedelta(days=7):
-            raise ValueError("Thời hạn liên kết tải xuống phải từ 1 giây đến 7 ngày")
+            raise StorageConfigError("Thời hạn liên kết tải xuống phải từ 1 giây đến 7 ngày", "link expiry: 1 s to 7 days")
         return self.client.presigned_get_object(self.bucket, check_key(key), expires=expires, version_id=version_id)

@@ -73,7 +73,7 @@ def rgw(tmp_path_factory):
 
 @pytest.fixture
 def s3_settings(rgw) -> dict:
-    """settings.s3 with a bucket of its own (created by S3Store.from_settings)."""
+    """S3 connection parameters with a bucket of its own (created by S3Store.connect)."""
     return {**rgw, "bucket": new_bucket_name()}
 
 
@@ -81,7 +81,7 @@ def s3_settings(rgw) -> dict:
 def s3_store(s3_settings):
     from storage.s3 import S3Store
 
-    return S3Store.from_settings(s3_settings)
+    return S3Store.connect(**s3_settings)
 
 
 @pytest.fixture

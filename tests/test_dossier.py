@@ -3,6 +3,7 @@ import pytest
 from pipeline import dossier
 from pipeline.errors import DossierCodeError
 from storage import keys
+from storage.errors import UnsafeKey
 
 
 @pytest.mark.parametrize("code,kind", [
@@ -26,8 +27,9 @@ def test_rejects_anything_else_with_a_clear_message(code):
 
 
 def test_code_never_reaches_storage_as_a_path():
-    with pytest.raises(DossierCodeError):
-        keys.manifest("../../etc")
+    for escape in ("../../etc", "..", "a/../b", "/etc", ""):
+        with pytest.raises(UnsafeKey):
+            keys.manifest(escape)
     assert keys.document_pdf("H23.50-261201-0001", "H23.50-261201-0001.001") == \
         "dossiers/H23.50-261201-0001/documents/H23.50-261201-0001.001.pdf"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import IntegrityError, NotFound
+from storage.errors import IntegrityError, NotFound
 from storage.base import sha256
 
 CODE = "H23.50-261201-0001"

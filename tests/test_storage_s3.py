@@ -14,8 +14,8 @@ from minio.error import S3Error
 
 from storage import retention as ret
 from storage.base import sha256
-from storage.s3 import (RetentionError, S3Store, StorageUnavailable, decode_metadata, encode_metadata,
-                        object_tags, parse_endpoint)
+from storage.errors import RetentionError, StorageConfigError, StorageUnavailable
+from storage.s3 import S3Store, decode_metadata, encode_metadata, object_tags, parse_endpoint
 from tests.services import new_bucket_name
 
 CODE = "H23.50-261201-0001"
@@ -66,7 +66,7 @@ def test_endpoint_forms():
     assert parse_endpoint("127.0.0.1:9000", False) == ("127.0.0.1:9000", False)
     assert parse_endpoint("https://s3.tinh.gov.vn", False) == ("s3.tinh.gov.vn", True)
     assert parse_endpoint("http://minio:9000/", True) == ("minio:9000", False)
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageConfigError):
         parse_endpoint(None, False)
 
 
@@ -97,9 +97,9 @@ def test_bucket_is_private_versioned_and_locked(s3_store, rgw):
 
 def test_existing_bucket_gets_versioning_and_refuses_unlockable_retention(rgw):
     settings = {**rgw, "bucket": new_bucket_name("plain")}
-    bare = S3Store.from_settings(settings)
+    bare = S3Store.connect(**settings)
     bare.client.make_bucket(f"{settings['bucket']}-nolock")
-    store = S3Store.from_settings({**settings, "bucket": f"{settings['bucket']}-nolock"})
+    store = S3Store.connect(**{**settings, "bucket": f"{settings['bucket']}-nolock"})
     assert store.client.get_bucket_versioning(store.bucket).status == "Enabled"
     assert not store.object_lock_enabled()
     with pytest.raises(RetentionError):
@@ -142,10 +142,15 @@ def test_retained_original_cannot_be_deleted_or_overwritten(s3_store):
     assert s3_store.retention(ORIGINAL, version)["mode"] == "GOVERNANCE"
 
 
-def test_compliance_mode_and_default_period(rgw, monkeypatch):
-    monkeypatch.setenv("SOHOA_S3_LOCK_MODE", "COMPLIANCE")
-    monkeypatch.setenv("SOHOA_RETENTION_DAYS", "2")
-    store = S3Store.from_settings({**rgw, "bucket": new_bucket_name()})
+def test_compliance_mode_and_default_period_from_the_settings(rgw, tmp_path):
+    """SOHOA_S3_LOCK_MODE and SOHOA_RETENTION_DAYS reach the store through the typed settings."""
+    from pipeline import config, service
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path), "SOHOA_STORAGE": "s3", "SOHOA_S3_ENDPOINT": rgw["endpoint"],
+                            "SOHOA_S3_ACCESS_KEY": rgw["access_key"], "SOHOA_S3_SECRET_KEY": rgw["secret_key"],
+                            "SOHOA_S3_BUCKET": new_bucket_name(), "SOHOA_S3_LOCK_MODE": "COMPLIANCE",
+                            "SOHOA_RETENTION_DAYS": "2"})
+    store = service.open_store(settings)
     store.put(ORIGINAL, b"scan", metadata={"dossier": CODE, "kind": "original"}, retain=True)
     held = store.retention(ORIGINAL)
     assert held["mode"] == "COMPLIANCE"
@@ -234,13 +239,13 @@ def test_server_outage_fails_fast_with_a_clear_message():
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     with pytest.raises(StorageUnavailable, match="không phản hồi"):
-        S3Store.from_settings({"endpoint": f"127.0.0.1:{closed_port}", "access_key": "a", "secret_key": "b",
+        S3Store.connect(**{"endpoint": f"127.0.0.1:{closed_port}", "access_key": "a", "secret_key": "b",
                                "bucket": "sohoa"}, attempts=2, backoff=0.01)
 
 
 def test_wrong_credentials_are_reported_as_such(rgw):
     with pytest.raises(StorageUnavailable, match="Khóa truy cập S3 không hợp lệ"):
-        S3Store.from_settings({**rgw, "secret_key": "wrong", "bucket": new_bucket_name()})
+        S3Store.connect(**{**rgw, "secret_key": "wrong", "bucket": new_bucket_name()})
 
 
 def test_an_interrupted_upload_leaves_no_object(s3_store):

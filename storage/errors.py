@@ -1,0 +1,51 @@
+"""Errors of the storage layer (object stores, keys, index).
+
+Each carries a stable ``code`` for machines, ``message_vi`` for the operator and ``detail``
+(English) for logs. The layers above map them to exit codes and HTTP statuses; storage
+itself knows nothing of either.
+"""
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    code = "storage_error"
+
+    def __init__(self, message_vi: str, detail: str = ""):
+        self.message_vi, self.detail = message_vi, detail
+        super().__init__(f"{message_vi} ({detail})" if detail else message_vi)
+
+
+class NotFound(StorageError):
+    """The object (or the dossier it belongs to) does not exist."""
+
+    code = "not_found"
+
+
+class IntegrityError(StorageError):
+    """Stored bytes differ from the SHA-256 recorded for them."""
+
+    code = "integrity"
+
+
+class StorageUnavailable(StorageError):
+    """The object store cannot be reached or refuses the credentials."""
+
+    code = "storage_unavailable"
+
+
+class RetentionError(StorageError, PermissionError):
+    """Write-once retention refused or could not be applied."""
+
+    code = "retention"
+
+
+class UnsafeKey(StorageError, ValueError):
+    """A key or key part that could escape the store's root."""
+
+    code = "unsafe_key"
+
+
+class StorageConfigError(StorageError, ValueError):
+    """A storage setting (lock mode, retention period, endpoint) that cannot be used."""
+
+    code = "storage_config"
