@@ -110,11 +110,11 @@ def geometry_specs(full: bool, seed: int) -> list:
 # ---------------------------------------------------------------- systems
 
 def run_sohoa(spec, variant: dict) -> dict:
-    from ocr.page import OcrOptions, process_page_with
+    from ocr.page import OcrOptions, process_page
     page = pagegen.render_page(spec)
     options = dataclasses.replace(OcrOptions(), **variant)
     start = time.perf_counter()
-    result = process_page_with(page.image, page.dpi, "vie", options)
+    result = process_page(page.image, page.dpi, options=options)
     seconds = time.perf_counter() - start
     return {"layout": spec.layout, "dpi": spec.dpi, "level": spec.degradation, "seconds": seconds,
             "orientation_ok": result["orientation"] == spec.orientation,
@@ -125,9 +125,10 @@ def run_sohoa(spec, variant: dict) -> dict:
 
 def run_geometry(spec) -> dict:
     from ocr.orientation import measure
+    from ocr.recognise import TesseractEngine
     page = pagegen.render_page(spec)
     start = time.perf_counter()
-    found = measure(page.image, float(spec.dpi))
+    found = measure(page.image, float(spec.dpi), TesseractEngine("vie"))
     return {"layout": spec.layout, "orientation_ok": found.orientation == spec.orientation,
             "skew_error": angle_error(found.skew_deg, spec.skew_deg), "seconds": time.perf_counter() - start,
             "evidence": found.evidence, "spec": dataclasses.asdict(spec), "found": [found.orientation, found.skew_deg]}

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import pytesseract
 from PIL import Image
 
-from ocr import cleanup, geometry, recognise
+from ocr import cleanup, geometry
+from ocr.engine import OcrEngine
 
 PROBE_DPI = 300
 PROBE_HEIGHT_MM = 60
@@ -36,20 +36,20 @@ def ink_for_geometry(image: Image.Image, dpi: float) -> np.ndarray:
     return cleanup.ink_gray_mask(image, dpi)
 
 
-def measure(image: Image.Image, dpi: float, lang: str = "vie") -> PageGeometry:
+def measure(image: Image.Image, dpi: float, engine: OcrEngine) -> PageGeometry:
     mask = ink_for_geometry(image, dpi)
     skew = geometry.estimate_skew(mask, dpi)
     first, second = (90, 270) if skew.vertical else (0, 180)
     probe = _probe_band(mask, dpi, first + skew.angle_deg)
     if probe is None:
         return PageGeometry(first, skew.angle_deg, "no text")
-    score_first = reading_score(probe, lang)
-    score_second = reading_score(np.ascontiguousarray(probe[::-1, ::-1]), lang)
+    score_first = reading_score(probe, engine)
+    score_second = reading_score(np.ascontiguousarray(probe[::-1, ::-1]), engine)
     best, other = max(score_first, score_second), min(score_first, score_second)
     chosen = first if score_first >= score_second else second
     if best > 0 and (best - other) >= DECISIVE_MARGIN * best:
         return PageGeometry(chosen, skew.angle_deg, "reading")
-    osd = _osd_rotation(probe)
+    osd = _osd_rotation(probe, engine)
     if osd is not None and (osd + first) % 360 in (first, second):
         return PageGeometry((osd + first) % 360, skew.angle_deg, "osd")
     return PageGeometry(chosen, skew.angle_deg, "reading-weak")
@@ -82,18 +82,13 @@ def _probe_band(mask: np.ndarray, dpi: float, turn_ccw_deg: float) -> np.ndarray
     return np.where(text[top:top + band, x0:x1], 0, 255).astype(np.uint8)
 
 
-def reading_score(gray: np.ndarray, lang: str) -> float:
-    """Sum of tesseract confidence over plausible words (two or more letters)."""
-    words = recognise.recognise_words(gray, lang=lang, psm=6, dpi=PROBE_DPI)
+def reading_score(gray: np.ndarray, engine: OcrEngine) -> float:
+    """Sum of the engine's confidence over plausible words (two or more letters)."""
+    words = engine.read(gray, psm=6, dpi=PROBE_DPI)
     return float(sum(w["conf"] for w in words if sum(ch.isalpha() for ch in w["text"]) >= 2 and w["conf"] > 30))
 
 
-def _osd_rotation(gray: np.ndarray) -> int | None:
-    """Tesseract OSD's counter-clockwise quarter turn of the content, or None if it cannot tell."""
+def _osd_rotation(gray: np.ndarray, engine: OcrEngine) -> int | None:
+    """The engine's own orientation detection (tesseract OSD) on the band, padded white."""
     padded = cv2.copyMakeBorder(gray, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=255)
-    try:
-        osd = pytesseract.image_to_osd(Image.fromarray(padded), config="--psm 0 -c min_characters_to_try=5",
-                                       output_type=pytesseract.Output.DICT)
-    except pytesseract.TesseractError:
-        return None
-    return int(osd["rotate"]) % 360
+    return engine.orientation(padded)

@@ -1,6 +1,6 @@
 """One scanned page in, the archive image plus its OCR out: sohoa's per-page OCR stage.
 
-``process_page(image, dpi, lang)`` returns
+``process_page(image, dpi, engine, options)`` returns
   image        the archive image: same mode as the input, quarter turn undone, deskewed (white/paper
                fill, canvas grown so nothing is cut), cropped of a black scanner border; nothing else
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ocr import cleanup, geometry, layout, orientation as orient, quality, recognise
+from ocr.engine import OcrEngine
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
 NUMBER = re.compile(r"[0-9][0-9./,-]*")
@@ -41,17 +42,17 @@ class OcrOptions:
 DEFAULT_OPTIONS = OcrOptions()
 
 
-def process_page(image: Image.Image, dpi: tuple[int, int], lang: str = "vie") -> dict:
-    """Straighten and OCR one scanned page (see the module docstring for the result)."""
-    return process_page_with(image, dpi, lang, DEFAULT_OPTIONS)
+def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | None = None,
+                 options: OcrOptions = DEFAULT_OPTIONS) -> dict:
+    """Straighten and OCR one scanned page (see the module docstring for the result).
 
-
-def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, options: OcrOptions) -> dict:
+    ``engine``: the recogniser (tesseract with the Vietnamese model when none is given)."""
+    engine = engine or recognise.TesseractEngine("vie")
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
     resolution = effective_dpi(image.size, dpi)
 
-    geometry_found = orient.measure(image, resolution, lang)
+    geometry_found = orient.measure(image, resolution, engine)
     # on a scan with a black bed around the sheet, the corners the rotation adds are filled like the
     # bed, so that the sheet is the one bright rectangle left to crop to
     bed = cleanup.border_colour(image, resolution)
@@ -68,7 +69,7 @@ def process_page_with(image: Image.Image, dpi: tuple[int, int], lang: str, optio
     flags = quality.page_flags_before_ocr(cleanup.to_gray(archive), text_mask, resolution)
     words: list[dict] = []
     if "blank" not in flags:
-        words = [_plain_word(w) for w in _read_words(ocr_gray, ink_with_rules, resolution, lang, options)]
+        words = [_plain_word(w) for w in _read_words(ocr_gray, ink_with_rules, resolution, engine, options)]
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
@@ -100,34 +101,33 @@ def _plain_word(word: dict) -> dict:
             "y1": int(word["y1"]), "conf": float(word["conf"]), "line": int(word["line"])}
 
 
-def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, lang: str,
+def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, engine: OcrEngine,
                 options: OcrOptions) -> list[dict]:
     scale = options.target_dpi / resolution if resolution < options.upscale_below_dpi else 1.0
     grid = layout.find_grid(ink_with_rules, resolution) if options.tables else None
     if grid is None:
-        words = _recognise(ocr_gray, resolution, lang, options, scale, options.psm)
+        words = _recognise(ocr_gray, resolution, engine, options, scale, options.psm)
         return layout.order_columns(words) if options.columns else words
     # a table is read cell by cell: on the whole page tesseract joins the last word of one cell
     # with the first of the next ("phòngUBND") and drops whole cells now and then
     outside = ocr_gray.copy()
     outside[grid.ys[0]:grid.ys[-1] + 1, grid.xs[0]:grid.xs[-1] + 1] = 255
-    words = _recognise(outside, resolution, lang, options, scale, options.psm) if (outside < INK_LEVEL).any() else []
-    short_cells, short_words = _read_short_cells(ocr_gray, grid, resolution, lang, options, scale)
-    cell_words = _read_cells(ocr_gray, grid, resolution, lang, options, scale, skip=short_cells)
+    words = _recognise(outside, resolution, engine, options, scale, options.psm) if (outside < INK_LEVEL).any() else []
+    short_cells, short_words = _read_short_cells(ocr_gray, grid, resolution, engine, options, scale)
+    cell_words = _read_cells(ocr_gray, grid, resolution, engine, options, scale, skip=short_cells)
     return layout.order_by_cells(words + short_words + cell_words, grid)
 
 
-def _recognise(gray: np.ndarray, resolution: float, lang: str, options: OcrOptions, scale: float,
-               psm: int, whitelist: str | None = None) -> list[dict]:
+def _recognise(gray: np.ndarray, resolution: float, engine: OcrEngine, options: OcrOptions, scale: float,
+               psm: int, lang: str | None = None) -> list[dict]:
     if scale != 1.0:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     if options.binarise:
         _, gray = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    return recognise.recognise_words(gray, lang=lang, psm=psm, dpi=int(round(resolution * scale)), scale=scale,
-                                     whitelist=whitelist)
+    return engine.read(gray, psm=psm, dpi=int(round(resolution * scale)), scale=scale, lang=lang)
 
 
-def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang: str,
+def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engine: OcrEngine,
                       options: OcrOptions, scale: float) -> tuple[set, list[dict]]:
     """Read the cells holding one short word (row numbers, codes: at most 10 mm wide) side by side as one text line.
 
@@ -167,12 +167,12 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
                 grouped.setdefault(k, []).append(word)
         return grouped
 
-    found = by_piece(_recognise(line, resolution, lang, options, scale, psm=7))
-    if recognise.has_model("eng"):
+    found = by_piece(_recognise(line, resolution, engine, options, scale, psm=7))
+    if engine.has_language("eng"):
         # the Vietnamese model reads lone numbers out of context as words or wrong numbers
         # ("8" -> "S", "11" -> "II" or "21"); tesseract's English model, installed with tesseract
         # itself, reads them right: where it sees a number, its reading wins
-        english = by_piece(_recognise(line, resolution, "eng", options, scale, psm=7))
+        english = by_piece(_recognise(line, resolution, engine, options, scale, psm=7, lang="eng"))
         for k, words in english.items():
             vietnamese = " ".join(w["text"] for w in found.get(k, []))
             if all(NUMBER.fullmatch(w["text"]) for w in words) or (
@@ -186,7 +186,7 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
     return {c[0] for c in cells}, placed
 
 
-def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang: str, options: OcrOptions,
+def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engine: OcrEngine, options: OcrOptions,
                 scale: float, skip: set) -> list[dict]:
     """Read the inked cells of a ruled table (but those in ``skip``) each on its own: the cells are
     stacked into one strip and read as a uniform block of text in one tesseract call."""
@@ -211,7 +211,7 @@ def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, lang
         strip[y:y + crop.shape[0], gap:gap + crop.shape[1]] = crop
         offsets.append(y)
         y += crop.shape[0] + gap
-    found = _recognise(strip, resolution, lang, options, scale, psm=6)
+    found = _recognise(strip, resolution, engine, options, scale, psm=6)
     placed = []
     for word in found:
         k = int(np.searchsorted(offsets, (word["y0"] + word["y1"]) / 2)) - 1

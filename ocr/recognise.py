@@ -1,8 +1,12 @@
-"""Tesseract through pytesseract: words with boxes, confidences and line ids, in reading order."""
+"""Tesseract through pytesseract, behind the OcrEngine contract (``ocr.engine``).
+
+Pages are parallelised over processes, so tesseract's own OpenMP threads would oversubscribe
+the cores (measured 9.6 s against 2.2 s per page on 2 cores): the process that starts the
+work sets OMP_THREAD_LIMIT=1 once (``api`` at start-up, the page pool's worker initialiser).
+"""
 from __future__ import annotations
 
 import functools
-import os
 import unicodedata
 from pathlib import Path
 
@@ -10,25 +14,83 @@ import numpy as np
 import pytesseract
 from PIL import Image
 
-# Pages are parallelised over processes: tesseract's own OpenMP threads would oversubscribe the
-# cores (measured 9.6 s vs 2.2 s per page on 2 cores).  An operator's explicit setting wins.
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-
 DEFAULT_PSM = 3
 
 
-def tessdata_dir(lang: str) -> Path | None:
-    """Where to read ``<lang>.traineddata`` from: ``SOHOA_TESSDATA`` if it holds the model, else
-    tesseract's own default (Debian's package)."""
-    configured = os.environ.get("SOHOA_TESSDATA")
-    if configured and all((Path(configured) / f"{part}.traineddata").is_file() for part in lang.split("+")):
-        return Path(configured)
-    return None
+class TesseractEngine:
+    """Tesseract (Debian's tesseract-ocr with the vie, eng and osd models) as an OcrEngine.
+
+    ``tessdata``: a directory holding another ``<lang>.traineddata``; used for a language
+    only when it holds that model, else tesseract's own models are read."""
+
+    name = "tesseract"
+
+    def __init__(self, lang: str = "vie", tessdata: str | None = None):
+        self.lang = lang
+        self.tessdata = tessdata or None
+
+    def version(self) -> str:
+        return _tesseract_version() + f"|{self.tessdata or ''}"
+
+    def has_language(self, lang: str) -> bool:
+        return lang in _installed_languages(self.tessdata or "")
+
+    def read(self, gray: np.ndarray, *, psm: int = DEFAULT_PSM, dpi: int = 300, scale: float = 1.0,
+             whitelist: str | None = None, lang: str | None = None) -> list[dict]:
+        """Words of a grey page image in tesseract's reading order.
+
+        Boxes are divided by ``scale`` (the factor the caller enlarged the image by), so they are
+        in the caller's pixel coordinates.  ``line`` numbers follow reading order from 0.
+        """
+        lang = lang or self.lang
+        image = Image.fromarray(gray)
+        image.format = "BMP"  # pytesseract hands tesseract a temporary file; BMP is written 10x faster than PNG
+        data = pytesseract.image_to_data(image, lang=lang, config=self._config(psm, lang, dpi, whitelist),
+                                         output_type=pytesseract.Output.DICT)
+        words, line_ids = [], {}
+        for i, raw in enumerate(data["text"]):
+            text = unicodedata.normalize("NFC", raw or "").strip()
+            conf = float(data["conf"][i])
+            if not text or conf < 0:
+                continue
+            key = (data["page_num"][i], data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            line = line_ids.setdefault(key, len(line_ids))
+            left, top, width, height = (data[k][i] for k in ("left", "top", "width", "height"))
+            words.append({
+                "text": text,
+                "x0": int(round(left / scale)), "y0": int(round(top / scale)),
+                "x1": int(round((left + width) / scale)), "y1": int(round((top + height) / scale)),
+                "conf": round(conf, 2), "line": line,
+            })
+        return words
+
+    def orientation(self, gray: np.ndarray) -> int | None:
+        """Tesseract OSD's counter-clockwise quarter turn of the content, or None if it cannot tell."""
+        try:
+            osd = pytesseract.image_to_osd(Image.fromarray(gray), config="--psm 0 -c min_characters_to_try=5",
+                                           output_type=pytesseract.Output.DICT)
+        except pytesseract.TesseractError:
+            return None
+        return int(osd["rotate"]) % 360
+
+    def _tessdata_for(self, lang: str) -> Path | None:
+        if self.tessdata and all((Path(self.tessdata) / f"{part}.traineddata").is_file() for part in lang.split("+")):
+            return Path(self.tessdata)
+        return None
+
+    def _config(self, psm: int, lang: str, dpi: int, whitelist: str | None) -> str:
+        parts = [f"--psm {psm}", f"-c user_defined_dpi={dpi}"]
+        if whitelist:
+            parts.append(f"-c tessedit_char_whitelist={whitelist}")
+        directory = self._tessdata_for(lang)
+        if directory is not None:
+            parts.insert(0, f'--tessdata-dir "{directory}"')
+        return " ".join(parts)
 
 
-def has_model(lang: str) -> bool:
-    """Whether tesseract can load ``lang`` (from SOHOA_TESSDATA or its own tessdata)."""
-    return lang in _installed_languages(os.environ.get("SOHOA_TESSDATA", ""))
+@functools.lru_cache(maxsize=1)
+def _tesseract_version() -> str:
+    return str(pytesseract.get_tesseract_version())
 
 
 @functools.lru_cache(maxsize=4)
@@ -37,45 +99,6 @@ def _installed_languages(configured: str) -> frozenset[str]:
     if configured and Path(configured).is_dir():
         languages |= {p.name.removesuffix(".traineddata") for p in Path(configured).glob("*.traineddata")}
     return frozenset(languages)
-
-
-def _config(psm: int, lang: str, dpi: int, whitelist: str | None = None) -> str:
-    parts = [f"--psm {psm}", f"-c user_defined_dpi={dpi}"]
-    if whitelist:
-        parts.append(f"-c tessedit_char_whitelist={whitelist}")
-    directory = tessdata_dir(lang)
-    if directory is not None:
-        parts.insert(0, f'--tessdata-dir "{directory}"')
-    return " ".join(parts)
-
-
-def recognise_words(gray: np.ndarray, lang: str = "vie", psm: int = DEFAULT_PSM, dpi: int = 300,
-                    scale: float = 1.0, whitelist: str | None = None) -> list[dict]:
-    """Words of a grey page image in tesseract's reading order.
-
-    Boxes are divided by ``scale`` (the factor the caller enlarged the image by), so they are
-    in the caller's pixel coordinates.  ``line`` numbers follow reading order from 0.
-    """
-    image = Image.fromarray(gray)
-    image.format = "BMP"  # pytesseract hands tesseract a temporary file; BMP is written 10x faster than PNG
-    data = pytesseract.image_to_data(image, lang=lang, config=_config(psm, lang, dpi, whitelist),
-                                     output_type=pytesseract.Output.DICT)
-    words, line_ids = [], {}
-    for i, raw in enumerate(data["text"]):
-        text = unicodedata.normalize("NFC", raw or "").strip()
-        conf = float(data["conf"][i])
-        if not text or conf < 0:
-            continue
-        key = (data["page_num"][i], data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        line = line_ids.setdefault(key, len(line_ids))
-        left, top, width, height = (data[k][i] for k in ("left", "top", "width", "height"))
-        words.append({
-            "text": text,
-            "x0": int(round(left / scale)), "y0": int(round(top / scale)),
-            "x1": int(round((left + width) / scale)), "y1": int(round((top + height) / scale)),
-            "conf": round(conf, 2), "line": line,
-        })
-    return words
 
 
 def words_to_text(words: list[dict]) -> str:

@@ -7,6 +7,7 @@ import pytest
 
 from ocr import cleanup, geometry
 from ocr.orientation import ink_for_geometry, measure
+from ocr.recognise import TesseractEngine
 from tests.pagegen import PageSpec, render_page
 
 
@@ -23,7 +24,7 @@ CASES = [(layout, turn, round(random.Random(f"{layout}{turn}").uniform(-15, 15),
 def test_orientation_and_skew_found_on_every_layout_and_quarter_turn(layout, turn, skew):
     page = render_page(PageSpec(layout=layout, dpi=200, orientation=turn, skew_deg=skew, degradation=2,
                                 seed=11 + turn))
-    found = measure(page.image, 200.0)
+    found = measure(page.image, 200.0, TesseractEngine("vie"))
     assert found.orientation == turn, found
     assert angle_error(found.skew_deg, skew) <= 0.25, found
 
@@ -56,6 +57,6 @@ def test_orientation_of_a_sparse_page(turn):
     """Two lines of text on a page: too little for tesseract's OSD alone."""
     page = render_page(PageSpec(layout="text", dpi=200, orientation=turn, skew_deg=-4.2, degradation=2, seed=31,
                                 max_body_lines=2))
-    found = measure(page.image, 200.0)
+    found = measure(page.image, 200.0, TesseractEngine("vie"))
     assert found.orientation == turn, found
     assert angle_error(found.skew_deg, -4.2) <= 0.25, found

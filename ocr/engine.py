@@ -1,0 +1,40 @@
+"""The OCR engine contract: what the page stage needs from a recogniser.
+
+Tesseract (``ocr.recognise.TesseractEngine``) is the engine today; another recogniser (a
+second model, a line-voting ensemble) plugs in by meeting this protocol, with no change to
+the page stage.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class OcrEngine(Protocol):
+    """A recogniser of words on grey page images.
+
+    - ``lang`` is the language read when a call names none.
+    - ``read`` returns the words of a grey (uint8) image in reading order, each
+      ``{text (NFC), x0, y0, x1, y1, conf (0-100), line}``, boxes in the caller's pixels
+      (divided by ``scale`` when the caller enlarged the image by it); ``line`` ids follow
+      reading order from 0; ``psm`` is tesseract's page-segmentation mode number (3 a page,
+      6 a block, 7 a line), which other engines map to their own layout modes.
+    - ``orientation`` returns the counter-clockwise quarter turn (0, 90, 180, 270) the engine
+      sees in a band of text, or None when it cannot tell.
+    - ``has_language`` tells whether a model for ``lang`` is installed.
+    - ``version`` identifies the engine, its version and its models: a cached page result is
+      reused only under the same version.
+    """
+
+    name: str
+    lang: str
+
+    def read(self, gray: np.ndarray, *, psm: int = 3, dpi: int = 300, scale: float = 1.0,
+             whitelist: str | None = None, lang: str | None = None) -> list[dict]: ...
+
+    def orientation(self, gray: np.ndarray) -> int | None: ...
+
+    def has_language(self, lang: str) -> bool: ...
+
+    def version(self) -> str: ...
