@@ -2,6 +2,7 @@
 OpenSSL, pikepdf and sohoa's own verifier."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import re
@@ -13,9 +14,10 @@ import pikepdf.pdfa
 import pytest
 from asn1crypto import cms
 
-from pipeline import sign, verify
-from pipeline.config import Settings
-from pipeline.errors import PdfaError
+from pipeline.config import Settings, SigningSettings
+from pipeline.errors import PdfaError, SigningError
+from pipeline.signing import appearance, keys, pades, pdfa_signed, validation
+from pipeline.signing.certificates import TEST_MARK
 from tests.pki import harness
 
 AGENCY = "Ủy ban nhân dân phường Hoàn Kiếm, thành phố Hà Nội"
@@ -28,11 +30,24 @@ def pdfa_input() -> bytes:
 
 def settings(tmp_path, pki=None, *, key="signer-rsa", level=None, tsa=True, roots=True, **sign_conf) -> Settings:
     conf = {"level": level, "tsa_url": pki.tsa_url if (pki and tsa) else None,
-            "trust_roots": str(pki.root_pem) if (pki and roots) else None}
+            "trust_roots": (str(pki.root_pem),) if (pki and roots) else ()}
     if pki and key:
         conf.update(p12=str(pki.p12(key)), p12_password=harness.P12_PASSWORD)
     conf.update(sign_conf)
-    return Settings(home=tmp_path, agency_name=AGENCY, sign=conf)
+    return Settings(home=tmp_path, signing=SigningSettings(**conf, agency_name=AGENCY))
+
+
+def development(home) -> Settings:
+    """No key configured: the development key under ``home``."""
+    return Settings(home=home, signing=SigningSettings(agency_name=AGENCY))
+
+
+def load_signer(conf: Settings) -> keys.Signer:
+    return keys.load_signer(conf.signing, conf.home)
+
+
+def trust_roots(conf: Settings) -> list[bytes]:
+    return [c.dump() for c in keys.trust_roots(conf.signing, conf.home)]
 
 
 def cms_of(data: bytes, index: int = 0) -> cms.SignedData:
@@ -56,8 +71,8 @@ def assert_independently_valid(pki, signed: bytes, *, lta: bool):
 
 
 def assert_pdfa(signed: bytes):
-    verdict = verify.pdfa_check(signed)
-    assert verdict["ok"], verdict
+    verdict = pdfa_signed.pdfa_check(signed)
+    assert verdict.ok, verdict
     strict = pikepdf.pdfa.validate_written(io.BytesIO(signed), "2b")
     assert not [f for f in strict.findings if f.kind == "violation"], strict.findings
     with pikepdf.open(io.BytesIO(signed)) as pdf:
@@ -66,36 +81,38 @@ def assert_pdfa(signed: bytes):
 
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
 def test_pkcs12_rsa_pss_every_level(pki, tmp_path, level):
-    signer = sign.load_signer(settings(tmp_path, pki, level=level))
-    signed, record = sign.sign_pdf(pdfa_input(), signer)
+    signer = load_signer(settings(tmp_path, pki, level=level))
+    signed, record = pades.sign_pdf(pdfa_input(), signer)
 
     assert signed.startswith(pdfa_input()), "signing must be an incremental update"
-    assert record["subfilter"] == "ETSI.CAdES.detached" and record["level"] == level
-    assert record["signer"] == "UBND phường Hoàn Kiếm (RSA)" and record["testSignature"] is False
-    assert record["algorithm"] == "RSASSA-PSS-3072-SHA256"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", record["signedAt"])
+    assert record.subfilter == "ETSI.CAdES.detached" and record.level == level
+    assert record.signer == "UBND phường Hoàn Kiếm (RSA)" and record.test_signature is False
+    assert record.algorithm == "RSASSA-PSS-3072-SHA256"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", record.to_json()["signedAt"])
+    assert list(record.to_json()) == ["subfilter", "level", "signer", "certificateSha256", "signedAt",
+                                      "testSignature", "algorithm"]  # the manifest's signature record
     signer_info = cms_of(signed)["signer_infos"][0]
     assert signer_info["signature_algorithm"]["algorithm"].native == "rsassa_pss"
     assert signer_info["digest_algorithm"]["algorithm"].native == "sha256"
 
     assert_independently_valid(pki, signed, lta=level == "B-LTA")
     assert_pdfa(signed)
-    verdict = verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
-    assert verdict["ok"], verdict["messages_en"]
-    assert verdict["level"] == level and verdict["subfilter"] == "ETSI.CAdES.detached"
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert verdict.ok, verdict.messages_en
+    assert verdict.level == level and verdict.subfilter == "ETSI.CAdES.detached"
     if level != "B-B":
-        assert verdict["timestampOk"] is True
+        assert verdict.timestamp_ok is True
     if level in ("B-LT", "B-LTA"):
-        assert verdict["signatures"][0]["adesLongTerm"] == ("PASSED" if level == "B-LTA" else None)
+        assert verdict.signatures[0].ades_long_term == ("PASSED" if level == "B-LTA" else None)
         with pikepdf.open(io.BytesIO(signed)) as pdf:
             assert len(pdf.Root.DSS.Certs) >= 2 and len(pdf.Root.DSS.CRLs) >= 1
 
 
 def test_ecdsa_b_lt_embeds_ocsp_and_keeps_pdf_1_7(pki, tmp_path):
-    signer = sign.load_signer(settings(tmp_path, pki, key="signer-ec"))  # real key: B-LT by default
+    signer = load_signer(settings(tmp_path, pki, key="signer-ec"))  # real key: B-LT by default
     assert signer.level == "B-LT"
-    signed, record = sign.sign_pdf(pdfa_input(), signer)
-    assert record["algorithm"] == "ECDSA-secp256r1-SHA256" and record["level"] == "B-LT"
+    signed, record = pades.sign_pdf(pdfa_input(), signer)
+    assert record.algorithm == "ECDSA-secp256r1-SHA256" and record.level == "B-LT"
     assert cms_of(signed)["signer_infos"][0]["signature_algorithm"]["algorithm"].native == "sha256_ecdsa"
     with pikepdf.open(io.BytesIO(signed)) as pdf:
         assert len(pdf.Root.DSS.OCSPs) >= 1
@@ -103,42 +120,43 @@ def test_ecdsa_b_lt_embeds_ocsp_and_keeps_pdf_1_7(pki, tmp_path):
     assert "Signature is Valid" in report and "Total document signed" in report, report
     assert harness.openssl_cms_verify(pki, signed).returncode == 0
     assert_pdfa(signed)
-    assert verify.verify_pdf(signed, [pki.root_pem.read_bytes()])["ok"]
+    assert validation.verify_pdf(signed, [pki.root_pem.read_bytes()]).ok
 
 
 def test_pkcs11_softhsm_token_signs_rsa_pss(pki, tmp_path):
     conf = settings(tmp_path, pki, key=None, level="B-LTA", pkcs11_module=pki.softhsm_module,
                     pkcs11_token=harness.TOKEN_LABEL, pkcs11_pin=harness.TOKEN_PIN)
-    signer = sign.load_signer(conf)
+    signer = load_signer(conf)
     try:
         assert signer.source == "pkcs11"
-        signed, record = sign.sign_pdf(pdfa_input(), signer)
+        signed, record = pades.sign_pdf(pdfa_input(), signer)
     finally:
         signer.close()
-    assert record["algorithm"] == "RSASSA-PSS-3072-SHA256" and record["level"] == "B-LTA"
+    assert record.algorithm == "RSASSA-PSS-3072-SHA256" and record.level == "B-LTA"
     assert cms_of(signed)["signer_infos"][0]["signature_algorithm"]["algorithm"].native == "rsassa_pss"
     assert_independently_valid(pki, signed, lta=True)
     assert_pdfa(signed)
-    verdict = verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
-    assert verdict["ok"] and verdict["level"] == "B-LTA", verdict["messages_en"]
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert verdict.ok and verdict.level == "B-LTA", verdict.messages_en
 
 
 def test_pkcs11_wrong_pin_is_refused_clearly(pki, tmp_path):
     conf = settings(tmp_path, pki, key=None, pkcs11_module=pki.softhsm_module,
                     pkcs11_token=harness.TOKEN_LABEL, pkcs11_pin="000000")
-    with pytest.raises(sign.SigningError, match="PIN"):
-        sign.load_signer(conf)
+    with pytest.raises(SigningError, match="PIN"):
+        load_signer(conf)
 
 
 def test_stamp_top_right_of_page_one_in_times_10pt_embedded(pki, tmp_path):
-    signer = sign.load_signer(settings(tmp_path, pki, level="B-T"))
-    signed, record = sign.sign_pdf(pdfa_input(), signer, organisation=AGENCY)
+    signer = load_signer(settings(tmp_path, pki, level="B-T"))
+    signed, record = pades.sign_pdf(pdfa_input(), signer, organisation=AGENCY)
+    signed_at = record.to_json()["signedAt"]
     width, height, words = harness.pdftotext_words(signed)
-    stamp = [w for w in words if w[4] in ("Bản sao điện tử từ bản chính", AGENCY, record["signedAt"])]
-    assert {w[4] for w in stamp} == {"Bản sao điện tử từ bản chính", AGENCY, record["signedAt"]}, words
+    stamp = [w for w in words if w[4] in ("Bản sao điện tử từ bản chính", AGENCY, signed_at)]
+    assert {w[4] for w in stamp} == {"Bản sao điện tử từ bản chính", AGENCY, signed_at}, words
     for x_min, y_min, x_max, y_max, _ in stamp:
         assert x_min > width / 2 and x_max <= width and y_max < height / 4, (x_min, y_min, x_max, y_max)
-    assert not any(sign.TEST_MARK in w[4] for w in words)
+    assert not any(TEST_MARK in w[4] for w in words)
     with pikepdf.open(io.BytesIO(signed)) as pdf:
         widget = pdf.pages[0].Annots[0]
         assert int(widget.F) & 4 and not int(widget.F) & (1 | 2 | 32)
@@ -155,8 +173,8 @@ def test_stamp_top_right_of_page_one_in_times_10pt_embedded(pki, tmp_path):
 
 
 def test_invisible_signature(pki, tmp_path):
-    signer = sign.load_signer(settings(tmp_path, pki, level="B-T"))
-    signed, _ = sign.sign_pdf(pdfa_input(), signer, visible=False)
+    signer = load_signer(settings(tmp_path, pki, level="B-T"))
+    signed, _ = pades.sign_pdf(pdfa_input(), signer, visible=False)
     _, _, words = harness.pdftotext_words(signed)
     assert not any("Bản sao" in w[4] for w in words)
     with pikepdf.open(io.BytesIO(signed)) as pdf:
@@ -164,7 +182,7 @@ def test_invisible_signature(pki, tmp_path):
         assert rect[0] == rect[2] and rect[1] == rect[3]
     assert_independently_valid(pki, signed, lta=False)
     assert_pdfa(signed)
-    assert verify.verify_pdf(signed, [pki.root_pem.read_bytes()])["ok"]
+    assert validation.verify_pdf(signed, [pki.root_pem.read_bytes()]).ok
 
 
 @pytest.mark.parametrize("key, reason", [
@@ -173,44 +191,44 @@ def test_invisible_signature(pki, tmp_path):
     ("signer-weak", "tối thiểu 2048"),
 ])
 def test_unsuitable_certificates_are_refused(pki, tmp_path, key, reason):
-    with pytest.raises(sign.SigningError, match=reason):
-        sign.load_signer(settings(tmp_path, pki, key=key))
+    with pytest.raises(SigningError, match=reason):
+        load_signer(settings(tmp_path, pki, key=key))
 
 
 def test_real_key_needs_tsa_for_default_b_lt(pki, tmp_path):
-    with pytest.raises(sign.SigningError, match="SOHOA_TSA_URL"):
-        sign.load_signer(settings(tmp_path, pki, tsa=False))
-    with pytest.raises(sign.SigningError, match="SOHOA_TRUST_ROOTS"):
-        sign.load_signer(settings(tmp_path, pki, roots=False))
-    with pytest.raises(sign.SigningError, match="SOHOA_SIGN_LEVEL"):
-        sign.load_signer(settings(tmp_path, pki, level="B-X"))
+    with pytest.raises(SigningError, match="SOHOA_TSA_URL"):
+        load_signer(settings(tmp_path, pki, tsa=False))
+    with pytest.raises(SigningError, match="SOHOA_TRUST_ROOTS"):
+        load_signer(settings(tmp_path, pki, roots=False))
+    with pytest.raises(SigningError, match="SOHOA_SIGN_LEVEL"):
+        load_signer(settings(tmp_path, pki, level="B-X"))
 
 
 def test_wrong_p12_password_is_refused_without_echoing_it(pki, tmp_path):
     conf = settings(tmp_path, pki)
-    conf.sign["p12_password"] = "sai-mật-khẩu-bí-mật"
-    with pytest.raises(sign.SigningError) as refused:
-        sign.load_signer(conf)
+    conf = dataclasses.replace(conf, signing=dataclasses.replace(conf.signing, p12_password="sai-mật-khẩu-bí-mật"))
+    with pytest.raises(SigningError) as refused:
+        load_signer(conf)
     assert "mật khẩu" in str(refused.value) and "sai-mật-khẩu-bí-mật" not in str(refused.value)
 
 
 def test_development_key_is_created_once_and_marks_test_signatures(pki, tmp_path, capsys):
-    conf = Settings(home=tmp_path, agency_name=AGENCY, sign={})
-    first = sign.load_signer(conf)
+    conf = development(tmp_path)
+    first = load_signer(conf)
     assert "THỬ NGHIỆM" in capsys.readouterr().err
-    again = sign.load_signer(conf)
+    again = load_signer(conf)
     assert "THỬ NGHIỆM" in capsys.readouterr().err, "the warning is printed on every use"
     assert again.certificate.dump() == first.certificate.dump()
     assert (tmp_path / "dev-signing" / "signer.key.pem").stat().st_mode & 0o077 == 0
     assert first.level == "B-B" and first.test and "TEST" in first.signer_name
 
-    signed, record = sign.sign_pdf(pdfa_input(), first)
-    assert record["testSignature"] is True and record["level"] == "B-B"
+    signed, record = pades.sign_pdf(pdfa_input(), first)
+    assert record.test_signature is True and record.level == "B-B"
     _, _, words = harness.pdftotext_words(signed)
-    assert any(w[4] == sign.TEST_MARK for w in words)
-    verdict = verify.verify_pdf(signed, verify.trust_roots_bytes(conf))
-    assert verdict["ok"] and verdict["testSignature"], verdict["messages_en"]
-    assert any("THỬ NGHIỆM" in m for m in verdict["messages_vi"])
+    assert any(w[4] == TEST_MARK for w in words)
+    verdict = validation.verify_pdf(signed, trust_roots(conf))
+    assert verdict.ok and verdict.test_signature, verdict.messages_en
+    assert any("THỬ NGHIỆM" in m for m in verdict.messages_vi)
     assert_pdfa(signed)
 
     nss = tmp_path / "nss"
@@ -229,16 +247,17 @@ def test_input_that_is_not_pdfa_is_refused(pki, tmp_path):
     plain.add_blank_page()
     buf = io.BytesIO()
     plain.save(buf)
-    signer = sign.load_signer(settings(tmp_path, pki, level="B-B"))
+    signer = load_signer(settings(tmp_path, pki, level="B-B"))
     with pytest.raises(PdfaError):
-        sign.sign_pdf(buf.getvalue(), signer)
+        pades.sign_pdf(buf.getvalue(), signer)
 
 
 def test_stamp_geometry_wraps_long_agency_names():
-    measure = sign.TextMeasure(sign.font_path()).width
+    measure = appearance.TextMeasure(appearance.font_path()).width
     long_name = "Ủy ban nhân dân " * 12
-    lines, (x0, y0, x1, y1) = sign.stamp_box((0, 0, 595, 842), ["Bản sao", long_name.strip(), "x"], measure)
-    assert len(lines) > 3 and x0 >= 595 / 2 and x1 == 595 - sign.STAMP_MARGIN and y1 == 842 - sign.STAMP_MARGIN
+    lines, (x0, y0, x1, y1) = appearance.stamp_box((0, 0, 595, 842), ["Bản sao", long_name.strip(), "x"], measure)
+    assert len(lines) > 3 and x0 >= 595 / 2 and x1 == 595 - appearance.STAMP_MARGIN \
+        and y1 == 842 - appearance.STAMP_MARGIN
     assert all(unicodedata.is_normalized("NFC", line) for line in lines)
 
 
@@ -248,10 +267,10 @@ def test_signing_leaves_no_file_open_to_break_a_later_pdfa_check(tmp_path):
     import gc
     import warnings
 
-    signer = sign.load_signer(Settings(home=tmp_path, agency_name=AGENCY, sign={}))
+    signer = load_signer(development(tmp_path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        signed, _ = sign.sign_pdf(pdfa_input(), signer)
+        signed, _ = pades.sign_pdf(pdfa_input(), signer)
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
@@ -261,12 +280,12 @@ def test_signing_leaves_no_file_open_to_break_a_later_pdfa_check(tmp_path):
 def test_naming_trust_roots_stops_trusting_the_development_ca(tmp_path, capsys):
     """An archive workstation that names its trust roots must not pass test signatures made
     with a development key found under its SOHOA_HOME."""
-    dev = Settings(home=tmp_path / "a", agency_name=AGENCY, sign={})
-    signed, _ = sign.sign_pdf(pdfa_input(), sign.load_signer(dev))
-    assert verify.verify_pdf(signed, verify.trust_roots_bytes(dev))["ok"]
+    dev = development(tmp_path / "a")
+    signed, _ = pades.sign_pdf(pdfa_input(), load_signer(dev))
+    assert validation.verify_pdf(signed, trust_roots(dev)).ok
 
-    sign.load_signer(Settings(home=tmp_path / "b", agency_name=AGENCY, sign={}))  # another CA
-    archive = Settings(home=tmp_path / "a", agency_name=AGENCY,
-                       sign={"trust_roots": str(tmp_path / "b" / "dev-signing" / "ca.pem")})
-    verdict = verify.verify_pdf(signed, verify.trust_roots_bytes(archive))
-    assert not verdict["ok"] and not verdict["chainTrusted"]
+    load_signer(development(tmp_path / "b"))  # another CA
+    archive = Settings(home=tmp_path / "a", signing=SigningSettings(
+        trust_roots=(str(tmp_path / "b" / "dev-signing" / "ca.pem"),), agency_name=AGENCY))
+    verdict = validation.verify_pdf(signed, trust_roots(archive))
+    assert not verdict.ok and not verdict.chain_trusted

@@ -1,17 +1,21 @@
 """Verification of signed documents and dossiers, tampering, third-party signatures,
-B-LTA renewal and the CLI handlers, against the real test PKI."""
+B-LTA renewal and the CLI, against the real test PKI."""
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import functools
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pikepdf
 import pytest
 
-from pipeline import sign, verify
-from pipeline.config import Settings
+from pipeline.config import Settings, SigningSettings
+from pipeline.signing import keys as signing_keys, pades, pdfa_signed, validation
+from pipeline.signing.status import SignatureRecord
 from storage import keys
 from storage.base import sha256
 from storage.local import LocalStore
@@ -22,30 +26,32 @@ AGENCY = "UBND phường Hoàn Kiếm"
 
 
 def settings(home, pki, level="B-LTA") -> Settings:
-    return Settings(home=home, agency_name=AGENCY, sign={
-        "p12": str(pki.p12("signer-rsa")), "p12_password": harness.P12_PASSWORD, "level": level,
-        "tsa_url": pki.tsa_url, "trust_roots": str(pki.root_pem)})
+    return Settings(home=home, signing=SigningSettings(
+        p12=str(pki.p12("signer-rsa")), p12_password=harness.P12_PASSWORD, level=level,
+        tsa_url=pki.tsa_url, trust_roots=(str(pki.root_pem),), agency_name=AGENCY))
 
 
 pdfa_input = functools.cache(harness.minimal_pdfa)
 
 
 @functools.cache
-def signed_document(level: str) -> tuple[bytes, dict]:
+def signed_document(level: str) -> tuple[bytes, SignatureRecord]:
     pki = harness.test_pki()
     import tempfile
-    from pathlib import Path
 
-    signer = sign.load_signer(settings(Path(tempfile.mkdtemp()), pki, level))
-    return sign.sign_pdf(pdfa_input(), signer)
+    conf = settings(Path(tempfile.mkdtemp()), pki, level)
+    signer = signing_keys.load_signer(conf.signing, conf.home)
+    return pades.sign_pdf(pdfa_input(), signer)
 
 
-def store_dossier(home, pdf: bytes, record: dict) -> tuple[LocalStore, str]:
+def store_dossier(home, pdf: bytes, record: SignatureRecord) -> tuple[LocalStore, str]:
+    """The store ``settings(home, ...)`` opens (local, under ``home/store``), with one
+    dossier whose one document is ``pdf``."""
     store = LocalStore(home / "store")
     doc_id = f"{CODE}.001"
     info = store.put(keys.document_pdf(CODE, doc_id), pdf, content_type="application/pdf", retain=True)
     manifest = {"schema": "sohoa.manifest/1", "dossierCode": CODE, "documents": [{
-        "docId": doc_id, "sequence": 1, "pdf": info.to_json(), "signature": record}], "events": []}
+        "docId": doc_id, "sequence": 1, "pdf": info.to_json(), "signature": record.to_json()}], "events": []}
     store.put(keys.manifest(CODE), json.dumps(manifest, ensure_ascii=False).encode())
     return store, doc_id
 
@@ -65,10 +71,10 @@ def flip(data: bytes, at: int) -> bytes:
 
 def test_intact_signature_verifies(pki):
     signed, _ = signed_document("B-T")
-    verdict = verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
-    assert verdict["ok"] and verdict["intact"] and verdict["wholeDocumentCovered"] and verdict["chainTrusted"]
-    assert verdict["timestampOk"] and verdict["pdfaOk"] and verdict["level"] == "B-T"
-    assert verdict["messages_vi"] and verdict["messages_en"]
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert verdict.ok and verdict.intact and verdict.whole_document_covered and verdict.chain_trusted
+    assert verdict.timestamp_ok and verdict.pdfa_ok and verdict.level == "B-T"
+    assert verdict.messages_vi and verdict.messages_en
 
 
 def test_one_changed_byte_is_detected(pki):
@@ -76,24 +82,24 @@ def test_one_changed_byte_is_detected(pki):
     roots = [pki.root_pem.read_bytes()]
     image_at = signed.index(b"/DCTDecode")
     image_at = signed.index(b"stream", image_at) + 200  # inside the scanned image's bytes
-    altered = verify.verify_pdf(flip(signed, image_at), roots)
-    assert not altered["ok"] and not altered["intact"]
-    assert any("thay đổi" in m for m in altered["messages_vi"])
+    altered = validation.verify_pdf(flip(signed, image_at), roots)
+    assert not altered.ok and not altered.intact
+    assert any("thay đổi" in m for m in altered.messages_vi)
 
     # inside the signature value in the CMS blob (its certificate bag is not signed data)
     signed, _ = signed_document("B-B")
     value = cms_signature_value(signed).hex().encode()
     at = signed.lower().index(value) + len(value) // 2
     digit = b"0" if signed[at:at + 1] != b"0" else b"1"  # stays a hex digit: the blob still parses
-    broken = verify.verify_pdf(signed[:at] + digit + signed[at + 1:], roots)
-    assert not broken["ok"] and not broken["signatures"][0]["valid"]
+    broken = validation.verify_pdf(signed[:at] + digit + signed[at + 1:], roots)
+    assert not broken.ok and not broken.signatures[0].valid
 
 
 def test_untrusted_without_roots(pki):
     signed, _ = signed_document("B-B")
-    verdict = verify.verify_pdf(signed, None)
-    assert verdict["intact"] and not verdict["chainTrusted"] and not verdict["ok"]
-    assert any("tin cậy" in m for m in verdict["messages_vi"])
+    verdict = validation.verify_pdf(signed, None)
+    assert verdict.intact and not verdict.chain_trusted and not verdict.ok
+    assert any("tin cậy" in m for m in verdict.messages_vi)
 
 
 def test_appended_update_after_signing_is_reported(pki):
@@ -102,44 +108,48 @@ def test_appended_update_after_signing_is_reported(pki):
         pdf.pages[0].Contents = pdf.make_stream(b"q 0 0 0 rg 10 10 100 100 re f Q")
         out = io.BytesIO()
         pdf.save(out)  # a full re-save: the signature no longer covers what is shown
-    verdict = verify.verify_pdf(out.getvalue(), [pki.root_pem.read_bytes()])
-    assert not verdict["ok"]
+    verdict = validation.verify_pdf(out.getvalue(), [pki.root_pem.read_bytes()])
+    assert not verdict.ok
 
 
 def test_verify_dossier_then_tamper_with_stored_file(pki, tmp_path):
+    from pipeline import service
+
     signed, record = signed_document("B-LT")
     store, doc_id = store_dossier(tmp_path, signed, record)
     conf = settings(tmp_path, pki)
-    [verdict] = verify.verify_dossier(store, CODE, conf)
-    assert verdict["ok"] and verdict["docId"] == doc_id, verdict["message_en"]
-    assert all(verdict["checks"].values()) and "ĐẠT" in verdict["message_vi"]
+    [verdict] = service.verify_dossier(conf, CODE)
+    assert verdict.ok and verdict.doc_id == doc_id, verdict.message_en
+    assert all(verdict.checks.values()) and "ĐẠT" in verdict.message_vi
 
     path = tmp_path / "store" / keys.document_pdf(CODE, doc_id)
     path.chmod(0o644)
     path.write_bytes(flip(signed, len(signed) // 3))
-    [verdict] = verify.verify_dossier(store, CODE, conf)
-    assert not verdict["ok"] and not verdict["checks"]["sha256"]
-    assert "KHÔNG ĐẠT" in verdict["message_vi"] and "FAIL" in verdict["message_en"]
-    assert "SHA-256" in verdict["message_vi"]
+    [verdict] = service.verify_dossier(conf, CODE)
+    assert not verdict.ok and not verdict.checks["sha256"]
+    assert "KHÔNG ĐẠT" in verdict.message_vi and "FAIL" in verdict.message_en
+    assert "SHA-256" in verdict.message_vi
 
 
 def test_cli_verify_exit_codes_and_json(pki, tmp_path, capsys):
+    from api.cli import main
+
     signed, record = signed_document("B-T")
     conf = settings(tmp_path, pki)
     store, doc_id = store_dossier(tmp_path, signed, record)
-    assert verify.cli_verify(argparse.Namespace(codes=[CODE], all=False, json=False), conf) == 0
+    assert main(["verify", CODE], settings=conf) == 0
     text = capsys.readouterr().out
     assert "ĐẠT" in text and "PASS" in text
-    assert verify.cli_verify(argparse.Namespace(codes=[], all=True, json=True), conf) == 0
+    assert main(["verify", "--all", "--json"], settings=conf) == 0
     report = json.loads(capsys.readouterr().out)
     assert report[CODE][0]["ok"] is True
 
     path = tmp_path / "store" / keys.document_pdf(CODE, doc_id)
     path.chmod(0o644)
     path.write_bytes(flip(signed, 1000))
-    assert verify.cli_verify(argparse.Namespace(codes=[CODE], all=False, json=True), conf) == 1
+    assert main(["verify", CODE, "--json"], settings=conf) == 1
     assert json.loads(capsys.readouterr().out)[CODE][0]["ok"] is False
-    assert verify.cli_verify(argparse.Namespace(codes=["H23.50-261201-0999"], all=False, json=False), conf) == 1
+    assert main(["verify", "H23.50-261201-0999"], settings=conf) == 1
 
 
 def test_third_party_adbe_signature_kept_byte_for_byte_and_verified(pki, tmp_path):
@@ -160,37 +170,39 @@ def test_third_party_adbe_signature_kept_byte_for_byte_and_verified(pki, tmp_pat
     store.put(key, original, content_type="application/pdf", retain=True)
     assert store.get(key, sha256=digest) == original
 
-    verdict = verify.verify_pdf(store.get(key), [pki.root_pem.read_bytes()], require_pdfa=False)
-    [signature] = verdict["signatures"]
-    assert signature["subfilter"] == "adbe.pkcs7.detached" and signature["level"] is None
-    assert signature["intact"] and signature["chainTrusted"] and signature["wholeDocumentCovered"]
+    verdict = validation.verify_pdf(store.get(key), [pki.root_pem.read_bytes()], require_pdfa=False)
+    [signature] = verdict.signatures
+    assert signature.subfilter == "adbe.pkcs7.detached" and signature.level is None
+    assert signature.intact and signature.chain_trusted and signature.whole_document_covered
     report = harness.pdfsig(pki, original)
     assert "Signature is Valid" in report and "adbe.pkcs7.detached" in report
 
 
 def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_path):
+    from pipeline import service
+
     signed, record = signed_document("B-LTA")
     store, doc_id = store_dossier(tmp_path, signed, record)
     conf = settings(tmp_path, pki)
 
-    [untouched] = verify.renew_timestamps(store, CODE, conf, within_days=30)
-    assert not untouched["renewed"] and "chưa cần" in untouched["message_vi"]
+    [untouched] = service.renew_dossier(conf, CODE, within_days=30)
+    assert not untouched.renewed and "chưa cần" in untouched.message_vi
 
-    [renewed] = verify.renew_timestamps(store, CODE, conf, within_days=100_000)
-    assert renewed["renewed"]
+    [renewed] = service.renew_dossier(conf, CODE, within_days=100_000)
+    assert renewed.renewed
     new = store.get(keys.document_pdf(CODE, doc_id))
     assert new.startswith(signed), "renewal must be an incremental update"
     manifest = json.loads(store.get(keys.manifest(CODE)))
-    assert manifest["documents"][0]["pdf"]["sha256"] == sha256(new) == renewed["sha256"]
+    assert manifest["documents"][0]["pdf"]["sha256"] == sha256(new) == renewed.sha256
     assert manifest["documents"][0]["pdf"]["size"] == len(new)
     assert manifest["events"][-1]["type"] == "timestamp-renewal"
 
-    [verdict] = verify.verify_dossier(store, CODE, conf)
-    assert verdict["ok"], verdict["message_en"]
-    assert verdict["details"]["signatures"][0]["adesLongTerm"] == "PASSED"
-    kinds = [s["kind"] for s in verdict["details"]["signatures"]]
+    [verdict] = service.verify_dossier(conf, CODE)
+    assert verdict.ok, verdict.message_en
+    assert verdict.details.signatures[0].ades_long_term == "PASSED"
+    kinds = [s.kind for s in verdict.details.signatures]
     assert kinds == ["signature", "timestamp", "timestamp"]
-    assert verify.pdfa_check(new)["ok"]
+    assert pdfa_signed.pdfa_check(new).ok
     report = harness.pdfsig(pki, new)
     assert "Signature is Valid" in harness.pdfsig_blocks(report)[0]
     assert "Total document signed" in harness.pdfsig_blocks(report)[-1]
@@ -199,35 +211,38 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
 def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest(pki, tmp_path):
     """Document 1 is renewed, then document 2 fails (its stored bytes were altered): document
     1's new bytes are already in the manifest, so it still verifies and a retry can go on."""
-    from pipeline.errors import IntegrityError
+    from pipeline import service
+    from storage.errors import IntegrityError
 
     signed, record = signed_document("B-LTA")
     store, doc_id = store_dossier(tmp_path, signed, record)
     manifest = json.loads(store.get(keys.manifest(CODE)))
     second = f"{CODE}.002"
     info = store.put(keys.document_pdf(CODE, second), signed, "application/pdf")
-    manifest["documents"].append({"docId": second, "sequence": 2, "signature": record,
+    manifest["documents"].append({"docId": second, "sequence": 2, "signature": record.to_json(),
                                   "pdf": {**info.to_json(), "sha256": "0" * 64}})
     store.put(keys.manifest(CODE), json.dumps(manifest).encode())
     conf = settings(tmp_path, pki)
 
     with pytest.raises(IntegrityError):
-        verify.renew_timestamps(store, CODE, conf, within_days=100_000)
-    first = verify.verify_dossier(store, CODE, conf)[0]
-    assert first["docId"] == doc_id and first["ok"], first["message_en"]
+        service.renew_dossier(conf, CODE, within_days=100_000)
+    first = service.verify_dossier(conf, CODE)[0]
+    assert first.doc_id == doc_id and first.ok, first.message_en
     assert json.loads(store.get(keys.manifest(CODE)))["events"][-1]["type"] == "timestamp-renewal"
     audit_lines = (tmp_path / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(audit_lines[-1])["action"] == "renew"
 
 
 def test_cli_renew(pki, tmp_path, capsys):
+    from api.cli import main
+
     signed, record = signed_document("B-LTA")
     store_dossier(tmp_path, signed, record)
-    conf = Settings(home=tmp_path, agency_name=AGENCY, sign={**settings(tmp_path, pki).sign})
-    assert verify.cli_renew(argparse.Namespace(codes=[CODE], all=False, json=True, days=100_000), conf) == 0
+    conf = settings(tmp_path, pki)
+    assert main(["renew", CODE, "--json", "--days", "100000"], settings=conf) == 0
     assert json.loads(capsys.readouterr().out)[CODE][0]["renewed"] is True
-    no_tsa = Settings(home=tmp_path, agency_name=AGENCY, sign={**conf.sign, "tsa_url": None})
-    assert verify.cli_renew(argparse.Namespace(codes=[CODE], all=False, json=False, days=1), no_tsa) == 1
+    no_tsa = dataclasses.replace(conf, signing=dataclasses.replace(conf.signing, tsa_url=None))
+    assert main(["renew", CODE, "--days", "1"], settings=no_tsa) == 1
 
 
 def test_pdfa_check_catches_broken_signature_widget(pki):
@@ -236,13 +251,13 @@ def test_pdfa_check_catches_broken_signature_widget(pki):
         pdf.pages[0].Annots[0].F = 0
         out = io.BytesIO()
         pdf.save(out)
-    verdict = verify.pdfa_check(out.getvalue())
-    assert not verdict["ok"] and any("6.3.2" in f for f in verdict["findings"])
+    verdict = pdfa_signed.pdfa_check(out.getvalue())
+    assert not verdict.ok and any("6.3.2" in f for f in verdict.findings)
 
 
 def test_unsigned_base_revision_is_the_signed_pdfa(pki):
     signed, _ = signed_document("B-LT")
-    assert verify.unsigned_base_revision(signed) == pdfa_input()
+    assert pdfa_signed.unsigned_base_revision(signed) == pdfa_input()
 
 
 def test_verify_works_inside_a_running_event_loop(pki):
@@ -251,6 +266,37 @@ def test_verify_works_inside_a_running_event_loop(pki):
     signed, _ = signed_document("B-T")
 
     async def handler():  # e.g. an async web handler calling the synchronous API
-        return verify.verify_pdf(signed, [pki.root_pem.read_bytes()])
+        return validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
 
-    assert asyncio.run(handler())["ok"]
+    assert asyncio.run(handler()).ok
+
+
+def test_verdict_json_keeps_its_keys(pki):
+    """``to_json`` writes what ``sohoa verify --json`` and the API have always shown."""
+    signed, _ = signed_document("B-LTA")
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()]).to_json()
+    assert list(verdict) == ["ok", "intact", "wholeDocumentCovered", "chainTrusted", "timestampOk", "pdfaOk",
+                             "pdfaFindings", "subfilter", "level", "signer", "signedAt", "testSignature",
+                             "signatures", "messages_vi", "messages_en"]
+    signature, timestamp = verdict["signatures"]
+    assert list(signature) == ["field", "kind", "subfilter", "level", "signer", "certificateSha256", "signedAt",
+                               "timestampAt", "intact", "valid", "wholeDocumentCovered", "coversWholeFile",
+                               "chainTrusted", "timestampOk", "testSignature", "adesLongTerm", "ok",
+                               "messages_vi", "messages_en"]
+    assert list(timestamp) == ["field", "kind", "subfilter", "level", "signer", "certificateSha256", "signedAt",
+                               "tsaCertificateExpires", "intact", "valid", "wholeDocumentCovered",
+                               "coversWholeFile", "chainTrusted", "timestampOk", "testSignature", "ok",
+                               "messages_vi", "messages_en"]
+    assert verdict["ok"] and signature["adesLongTerm"] == "PASSED" and timestamp["kind"] == "timestamp"
+    assert signature["signedAt"].endswith("+07:00") and verdict["signedAt"] == signature["signedAt"]
+    json.dumps(verdict)  # plain JSON values only
+
+
+def test_validation_never_imports_the_signers():
+    """As in pyHanko: verifying a file loads no key source, stamp or development PKI."""
+    probe = ("import sys, pipeline.signing.validation; "
+             "print(sorted(m for m in sys.modules if m.startswith('pipeline.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    for signer_side in ("keys", "pades", "appearance", "devpki"):
+        assert f"'pipeline.signing.{signer_side}'" not in loaded, loaded

@@ -1,0 +1,187 @@
+"""PDF/A-2b of a signed file, used after signing (``pades``) and in validation.
+
+pikepdf's allowlist validator reports interactive forms (/AcroForm), Widget annotations,
+the ESIC extension and the DSS as constructs it does not check, so no signed PDF can get
+its plain "pass". ``pdfa_check`` therefore accepts a signed file when (1) the validator
+finds no violation and nothing unsupported besides those signature constructs, (2) the
+revision before the first signature (the PDF/A that was signed) passes the validator
+outright, and (3) the signature constructs meet the PDF/A-2 rules that apply to them
+(checked here: print flag, appearance streams, embedded fonts, no NeedAppearances/XFA, no
+external streams). When veraPDF is installed its verdict is required as well.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import tempfile
+
+from .status import PdfaVerdict
+
+ANNOT_INVISIBLE, ANNOT_HIDDEN, ANNOT_PRINT, ANNOT_NOVIEW, ANNOT_TOGGLENOVIEW = 1, 2, 4, 32, 256
+SIGNATURE_CONSTRUCTS = (
+    re.compile(r"\(Catalog\) /AcroForm$"),
+    re.compile(r"\(Catalog\)(?: /DSS)?$"),  # "unrecognized key(s) /DSS" is reported on the Catalog
+    re.compile(r"\(Catalog\) /Extensions \(Extensions\) /ESIC$"),
+)
+WIDGET_SUBTYPE = re.compile(r"^obj (\d+) (\d+) \(Annot\) /Subtype$")
+
+
+# --------------------------------------------------------------------------- PDF/A
+
+def _findings(report) -> list:
+    return list(report.findings)
+
+
+def pdfa_check(data: bytes) -> PdfaVerdict:
+    """PDF/A-2b of a (possibly signed) file, see the module doc."""
+    import pikepdf
+    import pikepdf.pdfa
+
+    from pipeline.pdfa import settle_garbage, validate
+
+    settle_garbage()
+    report = pikepdf.pdfa.validate_written(io.BytesIO(data), "2b")
+    if report.passed:
+        return _with_verapdf(data, True, [], "pikepdf")
+    problems, signature_parts = [], False
+    try:
+        pdf = pikepdf.open(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a verdict, not a crash
+        return PdfaVerdict(False, (f"không đọc được PDF (unreadable PDF): {exc}",), "pikepdf")
+    with pdf:
+        for f in _findings(report):
+            if f.kind == "violation":
+                problems.append(f"{f.rule} {f.where}: {f.message}")
+            elif _is_signature_construct(f) or _is_widget(pdf, f.where):
+                signature_parts = True
+            else:
+                problems.append(f"{f.rule} {f.where}: {f.message} ({f.kind})")
+        if signature_parts and not problems:
+            problems += signature_constructs_problems(pdf)
+            base = unsigned_base_revision(data)
+            if base is None:
+                problems.append("không tìm thấy bản PDF/A trước chữ ký (no unsigned base revision found)")
+            else:
+                base_passed, base_findings = validate(base)
+                if not base_passed:
+                    problems += [f"bản trước khi ký (base revision): {f}" for f in base_findings] \
+                        or ["base revision not approved"]
+    return _with_verapdf(data, not problems, problems, "pikepdf+signature-rules")
+
+
+def _is_signature_construct(finding) -> bool:
+    if finding.where.endswith("(Catalog)"):
+        unrecognized = re.fullmatch(r"unrecognized key\(s\) (.*) are not checked", finding.message)
+        return bool(unrecognized) and set(unrecognized[1].split(", ")) <= {"/DSS"}
+    return any(p.search(finding.where) for p in SIGNATURE_CONSTRUCTS)
+
+
+def _is_widget(pdf, where: str) -> bool:
+    m = WIDGET_SUBTYPE.match(where)
+    if not m:
+        return False
+    try:
+        return pdf.get_object(int(m[1]), int(m[2])).get("/Subtype") == "/Widget"
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _with_verapdf(data: bytes, ok: bool, findings: list[str], method: str) -> PdfaVerdict:
+    """Also require veraPDF's verdict when the reference validator is installed."""
+    verapdf = shutil.which("verapdf")
+    if not verapdf:
+        return PdfaVerdict(ok, tuple(findings), method)
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(data)
+        f.flush()
+        run = subprocess.run([verapdf, "--flavour", "2b", "--format", "text", f.name],
+                             capture_output=True, text=True, timeout=300)
+    passed = run.stdout.strip().startswith("PASS")
+    method += "+verapdf"
+    if not passed:
+        ok = False
+        findings = [*findings, "veraPDF: " + (run.stdout.strip() or run.stderr.strip())[:500]]
+    return PdfaVerdict(ok, tuple(findings), method)
+
+
+def unsigned_base_revision(data: bytes) -> bytes | None:
+    """The bytes of the file before its first signature's revision (the PDF/A that was signed)."""
+    starts = [int(m[1]) for m in re.finditer(rb"/ByteRange\s*\[\s*\d+\s+(\d+)", data)]
+    if not starts:
+        return None
+    contents_at = min(starts)
+    eofs = [m.end() for m in re.finditer(rb"%%EOF[ \t]*(?:\r\n|\r|\n)?", data[:contents_at])]
+    return data[:eofs[-1]] if eofs else None
+
+
+def signature_constructs_problems(pdf) -> list[str]:
+    """PDF/A-2 rules (ISO 19005-2 6.3, 6.4, 6.1.7) for what a signature adds to a file."""
+    problems = []
+    form = pdf.Root.get("/AcroForm")
+    if form is not None:
+        if bool(form.get("/NeedAppearances", False)):
+            problems.append("AcroForm /NeedAppearances true (6.4.1)")
+        if "/XFA" in form:
+            problems.append("AcroForm /XFA (6.4.2)")
+    for number, page in enumerate(pdf.pages, 1):
+        for annot in page.get("/Annots", []):
+            if annot.get("/Subtype") != "/Widget":
+                continue
+            flags = int(annot.get("/F", 0))
+            where = f"trang {number}, ô {annot.get('/T', annot.get('/Parent', {}).get('/T', '?'))}"
+            if not flags & ANNOT_PRINT or flags & (ANNOT_INVISIBLE | ANNOT_HIDDEN | ANNOT_NOVIEW | ANNOT_TOGGLENOVIEW):
+                problems.append(f"{where}: cờ chú thích /F={flags} thiếu Print hoặc có Hidden/NoView (6.3.2)")
+            rect = [float(v) for v in annot.get("/Rect", [0, 0, 0, 0])]
+            visible = abs(rect[2] - rect[0]) > 0 and abs(rect[3] - rect[1]) > 0
+            ap = annot.get("/AP")
+            if visible:
+                if ap is None or set(ap.keys()) != {"/N"}:
+                    problems.append(f"{where}: cần đúng một luồng hiển thị /AP /N (6.3.3)")
+                elif not isinstance(ap.N, __import__("pikepdf").Stream):
+                    problems.append(f"{where}: /AP /N không phải luồng (6.3.3)")
+                else:
+                    problems += [f"{where}: {p}" for p in _resources_problems(ap.N.get("/Resources"), set())]
+    for stream in _dss_streams(pdf):
+        if any(k in stream for k in ("/F", "/FFilter", "/FDecodeParms")):
+            problems.append("DSS có luồng tham chiếu tệp ngoài (6.1.7)")
+    return problems
+
+
+def _dss_streams(pdf):
+    dss = pdf.Root.get("/DSS")
+    if dss is None:
+        return
+    for key in ("/Certs", "/OCSPs", "/CRLs"):
+        yield from dss.get(key, [])
+
+
+def _resources_problems(resources, seen) -> list[str]:
+    import pikepdf
+
+    if resources is None:
+        return []
+    problems = []
+    for font in resources.get("/Font", {}).values():
+        fonts = list(font.get("/DescendantFonts", [])) if font.get("/Subtype") == "/Type0" else [font]
+        for f in fonts:
+            desc = f.get("/FontDescriptor")
+            if desc is None or not any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3")):
+                problems.append(f"phông {f.get('/BaseFont')} không được nhúng (font not embedded, 6.2.11.4)")
+            if f.get("/Subtype") == "/CIDFontType2" and "/CIDToGIDMap" not in f:
+                problems.append(f"phông {f.get('/BaseFont')} thiếu CIDToGIDMap (6.2.11.3)")
+    for gs in resources.get("/ExtGState", {}).values():
+        if "/TR" in gs or gs.get("/TR2", "/Default") != "/Default":
+            problems.append("ExtGState có hàm chuyển /TR (6.2.5)")
+    for xobj in resources.get("/XObject", {}).values():
+        key = xobj.objgen
+        if key in seen or not isinstance(xobj, pikepdf.Stream):
+            continue
+        seen.add(key)
+        if xobj.get("/Subtype") == "/Form":
+            problems += _resources_problems(xobj.get("/Resources"), seen)
+    return problems
+
+
+# --------------------------------------------------------------------------- signatures
