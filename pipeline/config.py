@@ -1,73 +1,159 @@
-"""Configuration from SOHOA_* environment variables, read once per process.
+"""Settings from the SOHOA_* environment variables, read once at start-up into typed values.
 
-Every setting has an embedded default, so a bare ``sohoa ingest`` runs with local
-storage and SQLite under ``SOHOA_HOME`` (``./sohoa-data``) and no broker.
+``load(environ)`` is the only place that reads the environment; every layer below gets the
+settings (or the part of them it needs) as arguments. Every setting has an embedded default,
+so a bare ``sohoa ingest`` runs with local storage and SQLite under ``SOHOA_HOME``
+(``./sohoa-data``) and no broker. A value that cannot be used is a ConfigError naming the
+variable.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+DEFAULT_AGENCY = "Cơ quan số hóa (chưa cấu hình)"
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    bucket: str = "sohoa"
+    secure: bool = False
+    region: str | None = None
+    lock_mode: str = "GOVERNANCE"
+    retention_days: int = 3650
 
 
-def _env_or_file(name: str) -> str | None:
-    """A secret from NAME or from the file named by NAME_FILE (never logged)."""
-    value = _env(name)
-    if value is None and (path := _env(name + "_FILE")):
-        value = Path(path).read_text(encoding="utf-8").strip()
-    return value
+@dataclass(frozen=True)
+class SigningSettings:
+    p12: str | None = None
+    p12_password: str | None = field(default=None, repr=False)
+    pkcs11_module: str | None = None
+    pkcs11_token: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
+    level: str | None = None
+    tsa_url: str | None = None
+    trust_roots: tuple[str, ...] = ()
+    agency_name: str = DEFAULT_AGENCY
+
+    @property
+    def development(self) -> bool:
+        """No agency key configured: the development key signs, loudly marked as a test."""
+        return not (self.p12 or self.pkcs11_module)
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    lang: str = "vie"
+    tessdata: str | None = None  # a directory with another <lang>.traineddata
+    jpeg_quality: int = 90       # colour and grey page images in the PDF (4:4:4)
+    max_pixels: int = 150_000_000
+    jobs: int = 0                # pages in parallel; 0 = every core
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    database_url: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    url: str | None = None  # none: pages run in this process's pool
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
     storage: str = "local"
-    database_url: str | None = None
-    jobs: int = 0
-    max_pixels: int = 150_000_000
-    ocr_lang: str = "vie"
-    agency_name: str = "Cơ quan số hóa (chưa cấu hình)"
-    s3: dict = field(default_factory=dict)
-    sign: dict = field(default_factory=dict)
+    s3: S3Settings = S3Settings()
+    signing: SigningSettings = SigningSettings()
+    ocr: OcrSettings = OcrSettings()
+    index: IndexSettings = IndexSettings()
+    broker: BrokerSettings = BrokerSettings()
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'index.sqlite3'}"
+        return self.index.database_url or f"sqlite:///{self.home / 'index.sqlite3'}"
 
 
-def load() -> Settings:
-    home = Path(_env("SOHOA_HOME", "./sohoa-data")).resolve()
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (the process environment by default)."""
+    env = _Env(os.environ if environ is None else environ)
+    storage = env.str("SOHOA_STORAGE", "local")
+    if storage not in ("local", "s3"):
+        raise ConfigError(f"SOHOA_STORAGE không hợp lệ: '{storage}' (local hoặc s3)", "SOHOA_STORAGE: local or s3")
+    lock_mode = env.str("SOHOA_S3_LOCK_MODE", "GOVERNANCE").strip().upper()
+    if lock_mode not in LOCK_MODES:
+        raise ConfigError(f"SOHOA_S3_LOCK_MODE không hợp lệ: '{lock_mode}' (GOVERNANCE hoặc COMPLIANCE)",
+                          "SOHOA_S3_LOCK_MODE: GOVERNANCE or COMPLIANCE")
     return Settings(
-        home=home,
-        storage=_env("SOHOA_STORAGE", "local"),
-        database_url=_env("SOHOA_DATABASE_URL"),
-        jobs=int(_env("SOHOA_JOBS", "0")),
-        max_pixels=int(_env("SOHOA_MAX_PIXELS", "150000000")),
-        ocr_lang=_env("SOHOA_OCR_LANG", "vie"),
-        agency_name=_env("SOHOA_AGENCY_NAME", "Cơ quan số hóa (chưa cấu hình)"),
-        s3={
-            "endpoint": _env("SOHOA_S3_ENDPOINT"),
-            "access_key": _env("SOHOA_S3_ACCESS_KEY"),
-            "secret_key": _env_or_file("SOHOA_S3_SECRET_KEY"),
-            "bucket": _env("SOHOA_S3_BUCKET", "sohoa"),
-            "secure": _env("SOHOA_S3_SECURE", "false").lower() in ("1", "true", "yes"),
-            "region": _env("SOHOA_S3_REGION"),
-            "lock_mode": _env("SOHOA_S3_LOCK_MODE", "GOVERNANCE"),
-            "retention_days": _env("SOHOA_RETENTION_DAYS"),
-        },
-        sign={
-            "p12": _env("SOHOA_SIGN_P12"),
-            "p12_password": _env_or_file("SOHOA_SIGN_P12_PASSWORD"),
-            "pkcs11_module": _env("SOHOA_SIGN_PKCS11_MODULE"),
-            "pkcs11_token": _env("SOHOA_SIGN_PKCS11_TOKEN"),
-            "pkcs11_pin": _env_or_file("SOHOA_SIGN_PKCS11_PIN"),
-            "level": _env("SOHOA_SIGN_LEVEL"),
-            "tsa_url": _env("SOHOA_TSA_URL"),
-            "trust_roots": _env("SOHOA_TRUST_ROOTS"),
-        },
+        home=Path(env.str("SOHOA_HOME", "./sohoa-data")).resolve(),
+        storage=storage,
+        s3=S3Settings(
+            endpoint=env.str("SOHOA_S3_ENDPOINT"),
+            access_key=env.str("SOHOA_S3_ACCESS_KEY"),
+            secret_key=env.secret("SOHOA_S3_SECRET_KEY"),
+            bucket=env.str("SOHOA_S3_BUCKET", "sohoa"),
+            secure=env.str("SOHOA_S3_SECURE", "false").lower() in ("1", "true", "yes"),
+            region=env.str("SOHOA_S3_REGION"),
+            lock_mode=lock_mode,
+            retention_days=env.int("SOHOA_RETENTION_DAYS", 3650, minimum=1),
+        ),
+        signing=SigningSettings(
+            p12=env.str("SOHOA_SIGN_P12"),
+            p12_password=env.secret("SOHOA_SIGN_P12_PASSWORD"),
+            pkcs11_module=env.str("SOHOA_SIGN_PKCS11_MODULE"),
+            pkcs11_token=env.str("SOHOA_SIGN_PKCS11_TOKEN"),
+            pkcs11_pin=env.secret("SOHOA_SIGN_PKCS11_PIN"),
+            level=env.str("SOHOA_SIGN_LEVEL"),
+            tsa_url=env.str("SOHOA_TSA_URL"),
+            trust_roots=tuple(filter(None, (env.str("SOHOA_TRUST_ROOTS") or "").split(":"))),
+            agency_name=env.str("SOHOA_AGENCY_NAME", DEFAULT_AGENCY),
+        ),
+        ocr=OcrSettings(
+            lang=env.str("SOHOA_OCR_LANG", "vie"),
+            tessdata=env.str("SOHOA_TESSDATA"),
+            jpeg_quality=env.int("SOHOA_JPEG_QUALITY", 90, minimum=1, maximum=100),
+            max_pixels=env.int("SOHOA_MAX_PIXELS", 150_000_000, minimum=1),
+            jobs=env.int("SOHOA_JOBS", 0, minimum=0),
+        ),
+        index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
+        broker=BrokerSettings(url=env.str("SOHOA_BROKER_URL")),
     )
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self._environ.get(name)
+        return value if value not in (None, "") else default
+
+    def secret(self, name: str) -> str | None:
+        """A secret from NAME or from the file named by NAME_FILE (never logged)."""
+        value = self.str(name)
+        if value is None and (path := self.str(name + "_FILE")):
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise ConfigError(f"Không đọc được tệp {path} của {name}_FILE", f"{name}_FILE: {e.strerror}") from None
+        return value
+
+    def int(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.str(name)
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} phải là số nguyên, không phải '{raw}'", f"{name}: not an integer") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"{minimum if minimum is not None else ''}..{maximum if maximum is not None else ''}"
+            raise ConfigError(f"{name} = {value} nằm ngoài khoảng cho phép {bounds}", f"{name} out of range {bounds}")
+        return value

@@ -1,21 +1,72 @@
-"""Errors an operator reads. Messages are Vietnamese; the English follows for logs."""
+"""Every error sohoa reports, in one place: one exit code per meaning, one stable string code
+per error for the HTTP API, the operator's message (Vietnamese) and the technical detail
+(English) as separate fields.
+
+Errors of the storage layer (``storage.errors``) keep their own classes; ``describe`` gives
+any exception the same four fields, so each door (command line, HTTP API, worker) has one
+handler and no door ever guesses.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from storage import errors as storage_errors
+
+
+class ExitCode(IntEnum):
+    """The command line's exit statuses; each value has exactly one meaning."""
+
+    OK = 0
+    CHECK_FAILED = 1      # the command ran and its check failed: a verdict that does not pass,
+                          # a broken audit chain, a dossier reindex could not read
+    USAGE = 2             # the command line is wrong (argparse's own status too)
+    INPUT = 3             # a bad input file or page
+    PDFA = 4              # PDF/A could not be made or did not validate
+    NOT_FOUND = 5         # no such dossier, document or object
+    INTEGRITY = 6         # stored bytes or a manifest do not match their record
+    SIGNING = 7           # signing key, certificate or signature settings refused; signing failed
+    STORAGE = 8           # the object store cannot be reached or refuses the credentials
+    RETENTION = 9         # write-once retention refused or not applied
+    CONFIG = 10           # a SOHOA_* setting is invalid
+    DOSSIER_CODE = 11     # a dossier code that is not in a regulation format
+    CONFLICT = 12         # the request would change a value the dossier has recorded
+    PAGES_FAILED = 13     # pages could not be processed; the document was not stored
+    UNSUPPORTED = 14      # the operation does not exist for this configuration
+    INTERNAL = 70         # an unexpected error (traceback in SOHOA_HOME/logs/errors.log)
+    INTERRUPTED = 130     # stopped by the operator (Ctrl-C)
 
 
 class SohoaError(Exception):
-    """Base for every error the CLI reports without a traceback."""
+    """Base of the errors a door reports without a traceback.
 
-    exit_code = 1
+    ``message_vi`` is what an operator or officer reads; ``detail`` is the English technical
+    detail for logs and API clients (may be empty)."""
+
+    exit_code = ExitCode.INTERNAL
+    code = "error"
+
+    def __init__(self, message_vi: str, detail: str = ""):
+        self.message_vi, self.detail = message_vi, detail
+        super().__init__(f"{message_vi} ({detail})" if detail else message_vi)
+
+
+class UsageError(SohoaError):
+    exit_code, code = ExitCode.USAGE, "usage"
+
+
+class ConfigError(SohoaError, ValueError):
+    exit_code, code = ExitCode.CONFIG, "config"
 
 
 class DossierCodeError(SohoaError, ValueError):
-    exit_code = 2
+    exit_code, code = ExitCode.DOSSIER_CODE, "dossier_code"
 
 
 class InputError(SohoaError):
     """A bad input file or page. Always names the file, and the page when known."""
 
-    exit_code = 3
+    exit_code, code = ExitCode.INPUT, "input"
 
     def __init__(self, file: str, reason: str, page: int | None = None):
         self.file, self.reason, self.page = file, reason, page
@@ -23,13 +74,75 @@ class InputError(SohoaError):
         super().__init__(f"Tệp không hợp lệ: {where}: {reason}")
 
 
+class PagesFailed(SohoaError):
+    """One or more pages of a document failed; nothing of the document was stored."""
+
+    exit_code, code = ExitCode.PAGES_FAILED, "pages_failed"
+
+    def __init__(self, message_vi: str, failures: tuple = ()):
+        self.failures = failures
+        super().__init__(message_vi)
+
+
 class PdfaError(SohoaError):
-    exit_code = 4
+    exit_code, code = ExitCode.PDFA, "pdfa"
+
+
+class SigningError(SohoaError):
+    """A key, certificate or configuration that sohoa refuses to sign with, or a failed signing."""
+
+    exit_code, code = ExitCode.SIGNING, "signing"
 
 
 class NotFound(SohoaError):
-    exit_code = 5
+    exit_code, code = ExitCode.NOT_FOUND, "not_found"
 
 
 class IntegrityError(SohoaError):
-    exit_code = 6
+    exit_code, code = ExitCode.INTEGRITY, "integrity"
+
+
+class Conflict(SohoaError):
+    exit_code, code = ExitCode.CONFLICT, "conflict"
+
+
+class Unsupported(SohoaError):
+    exit_code, code = ExitCode.UNSUPPORTED, "unsupported"
+
+
+_STORAGE_EXIT = {
+    storage_errors.NotFound: ExitCode.NOT_FOUND,
+    storage_errors.IntegrityError: ExitCode.INTEGRITY,
+    storage_errors.StorageUnavailable: ExitCode.STORAGE,
+    storage_errors.RetentionError: ExitCode.RETENTION,
+    storage_errors.StorageConfigError: ExitCode.CONFIG,
+    storage_errors.UnsafeKey: ExitCode.USAGE,
+}
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """What a door shows of an error: exit status, stable code, Vietnamese message, English detail."""
+
+    exit_code: ExitCode
+    code: str
+    message_vi: str
+    detail: str
+    expected: bool  # False: a bug or an unforeseen failure, logged with its traceback
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "message": self.message_vi, "detail": self.detail}
+
+
+def describe(error: BaseException) -> ErrorReport:
+    """The one mapping from any exception to what a door reports."""
+    if isinstance(error, SohoaError):
+        return ErrorReport(error.exit_code, error.code, error.message_vi, error.detail, True)
+    if isinstance(error, storage_errors.StorageError):
+        exit_code = next((c for cls, c in _STORAGE_EXIT.items() if isinstance(error, cls)), ExitCode.STORAGE)
+        return ErrorReport(exit_code, error.code, error.message_vi, error.detail, True)
+    if isinstance(error, KeyboardInterrupt):
+        return ErrorReport(ExitCode.INTERRUPTED, "interrupted", "Đã dừng theo yêu cầu.", "interrupted", True)
+    return ErrorReport(ExitCode.INTERNAL, "internal",
+                       "Lỗi không mong đợi; chưa có gì bị thay đổi trong hồ sơ, có thể chạy lại lệnh.",
+                       f"{type(error).__name__}: {error}", False)

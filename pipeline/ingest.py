@@ -1,6 +1,6 @@
 """Ingest: one call adds one document, made of the given files' pages, to a dossier.
 
-    read and check inputs -> store originals -> pages in parallel (ocr.page)
+    read and check inputs -> store originals -> pages (executor: ocr.page on each)
     -> PDF/A-2b (validated) -> sign -> store PDF, text, words -> manifest last -> index
 
 Nothing becomes visible until the manifest naming it is stored, so a crash at any step
@@ -9,93 +9,76 @@ retry cheaper). The same files in the same order are recognised and not added tw
 """
 from __future__ import annotations
 
-import fcntl
 import json
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from storage import keys
 from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf
-from .errors import InputError, IntegrityError, NotFound, SohoaError
+from .config import OcrSettings
+from .errors import InputError, PagesFailed, UsageError
+from .executor import PageExecutor
 from .inputs import Source, read_source
-from .pages import run_pages
+from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
+from .pages import PageCache
 from .pdfa import DocumentMeta, PageRender, build_pdfa
+from .repository import dossier_lock, load_manifest, save_manifest
+from .signing.keys import Signer
+from .signing.pades import sign_pdf
+
+IndexUpdate = Callable[[dict, dict[str, list[str]]], None]
 
 
-def load_manifest(store: ObjectStore, code: str) -> dict | None:
-    """The dossier's manifest, None if the dossier does not exist; IntegrityError if unreadable."""
+@dataclass(frozen=True)
+class IngestContext:
+    """What an ingest runs on; the service layer builds it from the settings."""
+
+    store: ObjectStore
+    home: Path                   # audit log and dossier locks
+    executor: PageExecutor
+    page_cache: PageCache
+    ocr: OcrSettings
+    signer: Signer | None = None
+    index: IndexUpdate | None = None
+
+
+def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
+    """Add one document to the request's dossier; returns what the operator is shown."""
+    code = dossier.validate(request.dossier_code)
+    if not request.files:
+        raise UsageError("Chưa chọn tệp nào để số hóa", "no input files")
     try:
-        data = store.get(keys.manifest(code))
-    except NotFound:
-        return None
-    try:
-        return mf.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise IntegrityError(f"Manifest của hồ sơ {code} bị hỏng, không đọc được "
-                             f"(damaged manifest: {e}); chưa thay đổi gì") from None
-
-
-def require_manifest(store: ObjectStore, code: str) -> dict:
-    """The dossier's manifest; NotFound when the dossier does not exist."""
-    manifest = load_manifest(store, code)
-    if manifest is None:
-        raise NotFound(f"Không tìm thấy hồ sơ {code} (dossier not found: no manifest)")
-    return manifest
-
-
-@contextmanager
-def dossier_lock(home: Path, code: str):
-    """One writer per dossier on this machine: manifest updates are read-modify-write."""
-    path = Path(home) / "locks" / f"{code}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
-def ingest(settings, store: ObjectStore, code: str, files: list[str], title: str,
-           signer=None, jobs: int | None = None, index=None, maintenance: str | None = None,
-           paper_file_code: str | None = None) -> dict:
-    """Add one document to dossier ``code``; returns a summary for the operator."""
-    code = dossier.validate(code)
-    if not files:
-        raise SohoaError("Chưa chọn tệp nào để số hóa (no input files)")
-    try:
-        sources = [read_source(f, settings.max_pixels) for f in files]
+        sources = [read_source(f, ctx.ocr.max_pixels) for f in request.files]
     except InputError as e:
-        audit.record(settings.home, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
+        audit.record(ctx.home, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
         raise
-    with dossier_lock(settings.home, code):
-        current = load_manifest(store, code) or mf.new(code, title, audit.now_vn(), paper_file_code, maintenance)
-        current = mf.with_dossier_fields(current, maintenance=maintenance, paper_file_code=paper_file_code)
+    with dossier_lock(ctx.home, code):
+        current = load_manifest(ctx.store, code) or mf.new(
+            code, request.title, audit.now_vn(), request.paper_file_code, request.maintenance)
+        current = mf.with_dossier_fields(current, maintenance=request.maintenance,
+                                         paper_file_code=request.paper_file_code)
         digest = mf.input_digest([s.sha256 for s in sources])
         if existing := mf.find_document(current, digest):
-            audit.record(settings.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
+            audit.record(ctx.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
             return summary(current, existing, duplicate=True)
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
         try:
-            originals = [store_original(store, code, doc_id, s, current["maintenance"]) for s in sources]
-            results = process_pages(settings, sources, jobs)
-            document = assemble_document(store, current, doc_id, title, sources, originals, results, digest, signer)
+            originals = [store_original(ctx.store, code, doc_id, s, current["maintenance"]) for s in sources]
+            results = process_pages(ctx, sources)
+            document = assemble_document(ctx, current, doc_id, request.title, sources, originals, results, digest)
             updated = mf.with_document(current, document, audit.now_vn())
-            store.put(keys.manifest(code), mf.dumps(updated), "application/json", {"dossier": code, "kind": "manifest"})
+            save_manifest(ctx.store, code, updated)
         except BaseException as e:
-            audit.record(settings.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
+            audit.record(ctx.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
             raise
-        audit.record(settings.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
-        result = summary(updated, document, duplicate=False)
+        audit.record(ctx.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
         # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
         # ingests must not index in the opposite order to the one they stored in.
-        if index is not None:
-            try:
-                index(updated, {doc_id: [r["text"] for r in results]})
-            except Exception as e:  # the dossier is safely stored; the index can be rebuilt from storage
-                audit.record(settings.home, "index", "failure", dossier=code, docId=doc_id, reason=str(e))
-                result["warnings"] = [f"Chưa cập nhật được chỉ mục tìm kiếm ({type(e).__name__}: {e}); "
-                                      "hồ sơ đã được lưu an toàn, hãy chạy 'sohoa reindex'."]
-    return result
+        warnings = update_index(ctx, updated, doc_id, results)
+    return summary(updated, document, duplicate=False, warnings=warnings)
 
 
 def store_original(store: ObjectStore, code: str, doc_id: str, source: Source, maintenance: str | None) -> dict:
@@ -107,40 +90,44 @@ def store_original(store: ObjectStore, code: str, doc_id: str, source: Source, m
             "mediaType": source.media_type, "pages": source.page_count}
 
 
-def process_pages(settings, sources: list[Source], jobs: int | None) -> list[dict]:
-    work = settings.home / "work" / "pages"
-    work.mkdir(parents=True, exist_ok=True)
-    tasks = [{"path": s.path, "file": s.name, "kind": s.kind, "sha256": s.sha256, "page": p,
-              "lang": settings.ocr_lang, "max_pixels": settings.max_pixels, "work_dir": str(work)}
-             for s in sources for p in range(1, s.page_count + 1)]
-    results = run_pages(tasks, settings.jobs if jobs is None else jobs)
-    failed = [r for r in results if "error" in r]
+def page_tasks(sources: list[Source], ocr: OcrSettings) -> list[PageTask]:
+    return [PageTask(path=s.path, file=s.name, kind=s.kind, sha256=s.sha256, page=p, lang=ocr.lang,
+                     tessdata=ocr.tessdata, jpeg_quality=ocr.jpeg_quality, max_pixels=ocr.max_pixels)
+            for s in sources for p in range(1, s.page_count + 1)]
+
+
+def process_pages(ctx: IngestContext, sources: list[Source]) -> list[PageResult]:
+    """Every page's result, in order; PagesFailed listing every failed file and page otherwise."""
+    results = ctx.executor.run(page_tasks(sources, ctx.ocr))
+    failed = [r for r in results if not r.ok]
     if failed:
         for r in failed:
-            audit.record(settings.home, "page", "failure", file=r["file"], page=r["page"], reason=r["error"])
+            audit.record(ctx.home, "page", "failure", file=r.file, page=r.page, reason=r.error)
         done = len(results) - len(failed)
-        raise SohoaError(f"{len(failed)}/{len(results)} trang lỗi, tài liệu chưa được lưu "
-                         f"({done} trang đã xử lý xong sẽ không phải làm lại khi chạy lại):\n"
-                         + "\n".join(f"  - {r['error']}" for r in failed))
+        raise PagesFailed(f"{len(failed)}/{len(results)} trang lỗi, tài liệu chưa được lưu "
+                          f"({done} trang đã xử lý xong sẽ không phải làm lại khi chạy lại):\n"
+                          + "\n".join(f"  - {r.error}" for r in failed),
+                          failures=tuple((r.file, r.page, r.error) for r in failed))
     return results
 
 
-def assemble_document(store, dossier_manifest, doc_id, title, sources, originals, results, digest, signer) -> dict:
-    code, now = dossier_manifest["dossierCode"], audit.now_vn()
-    renders = [PageRender(r["image"], r["encoding"], r["width"], r["height"], tuple(r["dpi"]), r["colorMode"], r["words"])
-               for r in results]
+def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, title: str, sources: list[Source],
+                      originals: list[dict], results: list[PageResult], digest: str) -> dict:
+    """Build, sign and store the document's PDF/A, text and words; returns its manifest entry."""
+    store, code, now = ctx.store, dossier_manifest["dossierCode"], audit.now_vn()
+    renders = [PageRender(ctx.page_cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode,
+                          list(r.words)) for r in results]
     pdf = build_pdfa(renders, DocumentMeta(title=title, doc_id=doc_id, dossier_code=code, created=now))
     signature = None
-    if signer is not None:
-        from .sign import sign_pdf
-
-        pdf, signature = sign_pdf(pdf, signer)
+    if ctx.signer is not None:
+        pdf, record = sign_pdf(pdf, ctx.signer)
+        signature = record.to_json()
     meta = {"dossier": code, "doc-id": doc_id}
     pdf_info = store.put(keys.document_pdf(code, doc_id), pdf, "application/pdf",
                          meta | {"kind": "pdf", "maintenance": dossier_manifest["maintenance"]}, retain=True)
-    text = "\f".join(r["text"] for r in results).encode("utf-8")
+    text = "\f".join(r.text for r in results).encode("utf-8")
     text_info = store.put(keys.document_text(code, doc_id), text, "text/plain; charset=utf-8", meta | {"kind": "text"})
-    words = json.dumps([r["words"] for r in results], ensure_ascii=False).encode("utf-8")
+    words = json.dumps([list(r.words) for r in results], ensure_ascii=False).encode("utf-8")
     words_info = store.put(keys.document_words(code, doc_id), words, "application/json", meta | {"kind": "words"})
     sources_by_page = [(s, p) for s in sources for p in range(1, s.page_count + 1)]
     pages = [mf.page_entry(n, {"file": s.name, "page": p, "sha256": s.sha256}, r)
@@ -151,10 +138,21 @@ def assemble_document(store, dossier_manifest, doc_id, title, sources, originals
             "words": words_info.to_json(), "signature": signature, "pages": pages}
 
 
-def summary(manifest: dict, document: dict, duplicate: bool) -> dict:
-    return {"dossierCode": manifest["dossierCode"], "docId": document["docId"], "title": document["title"],
-            "duplicate": duplicate, "pages": [{"number": p["number"], "file": p["source"]["file"],
-                                               "page": p["source"]["page"], "orientation": p["orientation"],
-                                               "skew_deg": p["skew_deg"], "ocrConfidence": p["ocrConfidence"],
-                                               "flags": p["flags"]} for p in document["pages"]],
-            "pdf": document["pdf"], "signature": document.get("signature")}
+def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[PageResult]) -> tuple[str, ...]:
+    """Index the new document; an index outage is a warning, since the dossier is safely stored
+    and the index can be rebuilt from storage."""
+    if ctx.index is None:
+        return ()
+    try:
+        ctx.index(manifest, {doc_id: [r.text for r in results]})
+    except Exception as e:
+        audit.record(ctx.home, "index", "failure", dossier=manifest["dossierCode"], docId=doc_id, reason=str(e))
+        return (f"Chưa cập nhật được chỉ mục tìm kiếm ({type(e).__name__}: {e}); "
+                "hồ sơ đã được lưu an toàn, hãy chạy 'sohoa reindex'.",)
+    return ()
+
+
+def summary(manifest: dict, document: dict, duplicate: bool, warnings: tuple[str, ...] = ()) -> IngestSummary:
+    return IngestSummary(manifest["dossierCode"], document["docId"], document["title"], duplicate,
+                         tuple(PageSummary.from_manifest(p) for p in document["pages"]), document["pdf"],
+                         document.get("signature"), warnings)

@@ -5,6 +5,9 @@ import hashlib
 import json
 from datetime import datetime
 
+from .errors import Conflict
+from .models import PageResult
+
 SCHEMA = "sohoa.manifest/1"
 
 
@@ -28,18 +31,16 @@ def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code
     the dossier code) is taken; a recorded value is never silently replaced, since it decides
     retention and the link to the paper file: a different one is refused.
     """
-    from .errors import SohoaError
-
     updates = {}
     if maintenance is not None and maintenance != manifest["maintenance"]:
         if manifest["maintenance"] is not None:
-            raise SohoaError(f"Hồ sơ {manifest['dossierCode']} đã có thời hạn bảo quản {manifest['maintenance']}; "
-                             f"không đổi thành {maintenance} khi thêm tài liệu (maintenance code already set)")
+            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã có thời hạn bảo quản {manifest['maintenance']}; "
+                           f"không đổi thành {maintenance} khi thêm tài liệu", "maintenance code already set")
         updates["maintenance"] = maintenance
     if paper_file_code is not None and paper_file_code != manifest["paperFileCode"]:
         if manifest["paperFileCode"] != manifest["dossierCode"]:
-            raise SohoaError(f"Hồ sơ {manifest['dossierCode']} đã có mã hồ sơ giấy {manifest['paperFileCode']}; "
-                             f"không đổi thành {paper_file_code} (paper file code already set)")
+            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã có mã hồ sơ giấy {manifest['paperFileCode']}; "
+                           f"không đổi thành {paper_file_code}", "paper file code already set")
         updates["paperFileCode"] = paper_file_code
     return {**manifest, **updates}
 
@@ -57,11 +58,11 @@ def next_sequence(manifest: dict) -> int:
     return max((d["sequence"] for d in manifest["documents"]), default=0) + 1
 
 
-def page_entry(number: int, source: dict, result: dict) -> dict:
-    return {"number": number, "source": source, "width": result["width"], "height": result["height"],
-            "dpi": result["dpi"], "colorMode": result["colorMode"], "orientation": result["orientation"],
-            "skew_deg": round(float(result["skew_deg"]), 3), "ocrConfidence": round(float(result["confidence"]), 2),
-            "flags": list(result["flags"])}
+def page_entry(number: int, source: dict, result: PageResult) -> dict:
+    return {"number": number, "source": source, "width": result.width, "height": result.height,
+            "dpi": list(result.dpi), "colorMode": result.color_mode, "orientation": result.orientation,
+            "skew_deg": round(result.skew_deg, 3), "ocrConfidence": round(result.confidence, 2),
+            "flags": list(result.flags)}
 
 
 def with_document(manifest: dict, document: dict, now: datetime) -> dict:

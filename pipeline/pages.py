@@ -1,28 +1,61 @@
-"""The page stage: one page of one original in, one PDF-ready page render out.
+"""The page stage: one page of one original in, one PDF-ready page out.
 
-``run_page`` is the unit of parallel work (a process here, a Celery task later): its
-input is a small JSON-able dict naming the original file and the page, its output a
-dict with the encoded archive image and the OCR result. Results are cached under
-``SOHOA_HOME/work/pages`` by a key made of the original's SHA-256, the page number and
-a hash of the code and options that produce them, so a retried ingest never redoes a
-page that already finished, and a change of OCR code never reuses a stale result.
+``run_page(task, cache)`` is the unit of parallel work (a process here, a Celery task next):
+a ``PageTask`` names the original and the page; the ``PageResult`` holds the page's geometry
+and OCR and refers to its encoded archive image by a key in the ``PageCache``, so results
+cross processes and machines as JSON. A failure comes back as a result with ``error`` set,
+naming the file and page, never as an exception.
+
+Results are cached by a key made of the original's SHA-256, the page number, the options and
+a hash of the code and OCR engine that produce them, so a retried ingest never redoes a page
+that already finished, and a change of code or model never reuses a stale result.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
 
+from ocr.engine import OcrEngine
+from ocr.page import effective_dpi, process_page
+from ocr.recognise import TesseractEngine
+from storage.local import write_atomic
+
 from .errors import InputError
 from .inputs import load_page
+from .models import PageResult, PageTask
 
-JPEG_QUALITY = int(os.environ.get("SOHOA_JPEG_QUALITY", "90"))
+ENGINES = {"tesseract": TesseractEngine}
+
+
+def engine_for(task: PageTask) -> OcrEngine:
+    return ENGINES[task.engine](task.lang, task.tessdata)
+
+
+class PageCache:
+    """Finished pages on this machine's disk: ``<key>.json`` (the result) and ``<key>.img``
+    (the encoded archive image), each written atomically, the image first."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def result(self, key: str) -> PageResult | None:
+        meta, image = self.directory / f"{key}.json", self.directory / f"{key}.img"
+        if not (meta.is_file() and image.is_file()):
+            return None
+        return PageResult.from_json(json.loads(meta.read_text(encoding="utf-8")))
+
+    def store(self, key: str, image: bytes, result: PageResult) -> None:
+        write_atomic(self.directory / f"{key}.img", image)
+        write_atomic(self.directory / f"{key}.json", json.dumps(result.to_json(), ensure_ascii=False).encode())
+
+    def image(self, key: str) -> bytes:
+        return (self.directory / f"{key}.img").read_bytes()
 
 
 @lru_cache(maxsize=1)
@@ -35,89 +68,59 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
-@lru_cache(maxsize=4)
-def recogniser_version(model_dir: str) -> str:
-    """Tesseract's version and the model directory in use: another model, another result."""
-    import pytesseract
-
-    return f"{pytesseract.get_tesseract_version()}|{model_dir}"
-
-
-def cache_key(task: dict) -> str:
-    basis = json.dumps([task["sha256"], task["page"], task["lang"], JPEG_QUALITY, code_version(),
-                        recogniser_version(os.environ.get("SOHOA_TESSDATA", ""))])
+def cache_key(task: PageTask, engine: OcrEngine | None = None) -> str:
+    engine = engine or engine_for(task)
+    basis = json.dumps([task.sha256, task.page, task.lang, task.jpeg_quality, code_version(),
+                        engine.name, engine.version()])
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
-def encode_image(img: Image.Image) -> tuple[bytes, str, str]:
-    """(bytes, PDF encoding, colour mode): colour and grey as JPEG, bitonal losslessly."""
+def encode_image(img: Image.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
+    """(bytes, PDF encoding, colour mode): colour and grey as JPEG 4:4:4, bitonal losslessly."""
     if img.mode == "1":
-        import zlib
-
         return zlib.compress(img.tobytes(), 6), "flate1", "bitonal"
     buf = io.BytesIO()
     mode = "rgb" if img.mode == "RGB" else "gray"
-    img.convert("RGB" if mode == "rgb" else "L").save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+    img.convert("RGB" if mode == "rgb" else "L").save(buf, "JPEG", quality=jpeg_quality, subsampling=0, optimize=True)
     return buf.getvalue(), "jpeg", mode
 
 
-def _process(task: dict) -> dict:
-    from ocr.page import effective_dpi, process_page
-
-    data = Path(task["path"]).read_bytes()
-    if hashlib.sha256(data).hexdigest() != task["sha256"]:
-        raise InputError(task["file"], "tệp đã thay đổi trong khi xử lý (file changed during processing)", task["page"])
-    image, stated = load_page(task["file"], task["kind"], data, task["page"], task["max_pixels"])
+def _process(task: PageTask, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:
+    data = Path(task.path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != task.sha256:
+        raise InputError(task.file, "tệp đã thay đổi trong khi xử lý (file changed during processing)", task.page)
+    image, stated = load_page(task.file, task.kind, data, task.page, task.max_pixels)
     # A header that cannot be true of a paper page (72/96 dpi from phones, none at all) would
     # make a metre-wide PDF page; the OCR stage and the PDF use the same corrected resolution.
     resolution = round(effective_dpi(image.size, stated))
     dpi = stated if resolution == stated[0] else (resolution, resolution)
-    result = process_page(image, dpi, lang=task["lang"])
-    archive = result.pop("image")
-    result = json.loads(json.dumps(result, default=_plain))  # numpy scalars -> plain JSON values
-    encoded, encoding, color_mode = encode_image(archive)
-    return {**result, "width": archive.width, "height": archive.height, "dpi": list(dpi),
-            "colorMode": color_mode, "encoding": encoding, "image": encoded}
+    found = process_page(image, dpi, engine)
+    archive = found["image"]
+    encoded, encoding, color_mode = encode_image(archive, task.jpeg_quality)
+    return encoded, PageResult(
+        file=task.file, page=task.page, image_key=key, encoding=encoding, width=archive.width,
+        height=archive.height, dpi=(int(dpi[0]), int(dpi[1])), color_mode=color_mode,
+        orientation=int(found["orientation"]), skew_deg=float(found["skew_deg"]),
+        confidence=float(found["confidence"]), flags=tuple(found["flags"]), words=tuple(found["words"]),
+        text=found["text"])
 
 
-def _plain(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
-def run_page(task: dict) -> dict:
-    """Process one page, from cache when its result exists; errors come back as data."""
-    work = Path(task["work_dir"])
-    key = cache_key(task)
-    meta_path, image_path = work / f"{key}.json", work / f"{key}.img"
-    if meta_path.is_file() and image_path.is_file():
-        result = json.loads(meta_path.read_text(encoding="utf-8"))
-        result["image"] = image_path.read_bytes()
-        return result | {"cached": True}
+def run_page(task: PageTask, cache: PageCache) -> PageResult:
+    """Process one page, from the cache when its result exists."""
     try:
-        result = _process(task)
+        engine = engine_for(task)
+        key = cache_key(task, engine)
+        if (done := cache.result(key)) is not None:
+            return PageResult.from_json({**done.to_json(), "cached": True})
+        image, result = _process(task, engine, key)
     except InputError as e:
-        return {"error": str(e), "file": task["file"], "page": task["page"]}
+        return PageResult(task.file, task.page, error=str(e))
     except Exception as e:  # any decoder or OCR failure is reported against its page
-        return {"error": f"Lỗi xử lý {task['file']}, trang {task['page']}: {type(e).__name__}: {e}",
-                "file": task["file"], "page": task["page"]}
-    from storage.local import write_atomic
-
-    write_atomic(image_path, result["image"])
-    write_atomic(meta_path, json.dumps({k: v for k, v in result.items() if k != "image"}, ensure_ascii=False).encode())
-    return result | {"cached": False}
+        return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
+    cache.store(key, image, result)
+    return result
 
 
-def _init_worker() -> None:
-    os.environ["OMP_THREAD_LIMIT"] = "1"  # page-level parallelism; tesseract's OpenMP would thrash
-
-
-def run_pages(tasks: list[dict], jobs: int) -> list[dict]:
-    """Run page tasks over ``jobs`` processes (0 = all cores); results in task order."""
-    jobs = jobs or os.cpu_count() or 1
-    if jobs == 1 or len(tasks) == 1:
-        _init_worker()
-        return [run_page(t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_init_worker) as pool:
-        return list(pool.map(run_page, tasks))
+def run_page_json(task: dict, cache_dir: str) -> dict:
+    """``run_page`` with JSON in and out: what crosses to a worker process or machine."""
+    return run_page(PageTask.from_json(task), PageCache(Path(cache_dir))).to_json()

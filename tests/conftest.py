@@ -36,7 +36,7 @@ def home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def cli(home, capsys):
     """Run ``sohoa ARGS`` in-process; returns (exit code, stdout, stderr)."""
-    from pipeline.cli import main
+    from api.cli import main
 
     def run(*args: str):
         code = main([str(a) for a in args])

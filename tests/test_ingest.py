@@ -36,7 +36,7 @@ def dossier_run(tmp_path_factory, rendered):
     """One ingest of five pages from three files (JPEG; 2-page TIFF grey + bitonal G4; PDF)."""
     import os
 
-    from pipeline import cli
+    from api import cli
 
     root = tmp_path_factory.mktemp("ingest")
     home = root / "home"
@@ -97,7 +97,7 @@ def test_exported_file_is_valid_pdfa_2b_with_metadata(dossier_run):
     """The signed file is PDF/A-2b: the revision that was signed (a byte prefix of the file, the
     signature being an incremental update) passes pikepdf's validator outright, and what the
     signature adds passes the PDF/A-2 rules pikepdf's allowlist leaves unchecked (AcroForm)."""
-    from pipeline.verify import pdfa_check, unsigned_base_revision
+    from pipeline.signing.pdfa_signed import pdfa_check, unsigned_base_revision
 
     data = (dossier_run["export"] / f"{CODE}.001.pdf").read_bytes()
     base = unsigned_base_revision(data)
@@ -105,7 +105,7 @@ def test_exported_file_is_valid_pdfa_2b_with_metadata(dossier_run):
     passed, findings = pdfa.validate(base)
     assert passed, findings
     verdict = pdfa_check(data)
-    assert verdict["ok"], verdict["findings"]
+    assert verdict.ok, verdict.findings
     with pikepdf.open(io.BytesIO(data)) as pdf:
         meta = pdf.open_metadata()
         assert meta["dc:title"] == "Tờ khai đăng ký hộ kinh doanh"
@@ -175,7 +175,7 @@ def test_manifest_hashes_match_the_stored_bytes_and_originals_are_unchanged(doss
 
 
 def test_reingest_of_same_bytes_creates_no_duplicate(dossier_run, monkeypatch, capsys):
-    from pipeline.cli import main
+    from api.cli import main
 
     home = dossier_run["home"]
     monkeypatch.setenv("SOHOA_HOME", str(home))
@@ -317,15 +317,18 @@ def test_a_72_dpi_header_on_a_300_dpi_scan_gives_an_a4_page(cli, home, rendered,
     assert abs(width_mm - 210) < 3  # A4, not a 72-dpi poster
 
 
-def test_page_cache_is_not_reused_across_ocr_models(home, tmp_path, monkeypatch):
+def test_page_cache_is_not_reused_across_ocr_models(tmp_path):
+    import dataclasses
+
+    from pipeline.models import PageTask
     from pipeline.pages import cache_key
 
-    task = {"sha256": "a" * 64, "page": 1, "lang": "vie"}
+    task = PageTask(path="p.png", file="p.png", kind="png", sha256="a" * 64, page=1)
     default = cache_key(task)
     assert cache_key(task) == default
-    monkeypatch.setenv("SOHOA_TESSDATA", str(tmp_path / "best-model"))
-    assert cache_key(task) != default
-    assert cache_key({**task, "page": 2}) != cache_key(task)
+    assert cache_key(dataclasses.replace(task, tessdata=str(tmp_path / "best-model"))) != default
+    assert cache_key(dataclasses.replace(task, page=2)) != default
+    assert cache_key(dataclasses.replace(task, jpeg_quality=75)) != default
 
 
 def test_verify_checks_the_stored_original_too(cli, home, rendered, tmp_path):

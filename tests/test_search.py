@@ -1,15 +1,14 @@
 """Vietnamese full-text search on SQLite FTS5 and PostgreSQL, reindex from object storage, CLI."""
 from __future__ import annotations
 
-import argparse
 import json
 import unicodedata
 
 import pytest
 import sqlalchemy as sa
 
-from pipeline.config import Settings
-from pipeline.search import cli_reindex, cli_search
+from api.cli import main as sohoa
+from pipeline.config import IndexSettings, S3Settings, Settings
 from storage import index, keys
 from storage.base import sha256
 
@@ -230,33 +229,34 @@ def test_reindex_drops_what_storage_no_longer_holds_and_reports_broken_dossiers(
 # -- CLI handlers -------------------------------------------------------------------------------
 
 def search_args(*query, json_output=False, code_prefix=None, limit=20):
-    return argparse.Namespace(query=list(query), json=json_output, code_prefix=code_prefix, limit=limit)
+    args = ["search", *query, "--limit", str(limit)]
+    return args + (["--json"] if json_output else []) + (["--code-prefix", code_prefix] if code_prefix else [])
 
 
 def test_cli_reindex_then_search_on_s3_and_postgresql(tmp_path, s3_settings, pg_url, capsys):
     from storage.s3 import S3Store
 
-    store = S3Store.from_settings(s3_settings)
+    store = S3Store.connect(**s3_settings)
     for code in TEXTS:
         store_dossier(store, code)
-    settings = Settings(home=tmp_path / "home", storage="s3", database_url=pg_url, s3=s3_settings)
-    with index.engine_for(settings).begin() as conn:
+    settings = Settings(home=tmp_path / "home", storage="s3", index=IndexSettings(pg_url), s3=S3Settings(**s3_settings))
+    with index.engine_for(settings.db_url).begin() as conn:
         for table in (index.pages, index.events, index.documents, index.dossiers):
             conn.execute(table.delete())
 
-    assert cli_reindex(argparse.Namespace(json=False), settings) == 0
+    assert sohoa(["reindex"], settings=settings) == 0
     assert "3 hồ sơ, 4 tài liệu, 5 trang" in capsys.readouterr().out
 
-    assert cli_search(search_args("nghi", "dinh", json_output=True), settings) == 0
+    assert sohoa(search_args("nghi", "dinh", json_output=True), settings=settings) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["query"] == "nghi dinh"
     assert {h["dossierCode"] for h in payload["hits"]} == {A, B, C}
 
-    assert cli_search(search_args("Nghị định", code_prefix="H23"), settings) == 0
+    assert sohoa(search_args("Nghị định", code_prefix="H23"), settings=settings) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].split()[1] == A and "[Nghị] [định]" in out and "khớp đúng dấu" in out
 
-    assert cli_search(search_args("khongcotu"), settings) == 0
+    assert sohoa(search_args("khongcotu"), settings=settings) == 0
     assert "Không tìm thấy" in capsys.readouterr().out
 
 
@@ -266,8 +266,8 @@ def test_cli_search_on_the_default_sqlite_index(tmp_path, capsys):
     settings = Settings(home=tmp_path / "home")
     store = LocalStore(settings.home / "store")
     store_dossier(store, A)
-    assert cli_reindex(argparse.Namespace(json=True), settings) == 0
+    assert sohoa(["reindex", "--json"], settings=settings) == 0
     assert json.loads(capsys.readouterr().out)["pages"] == 3
     assert (settings.home / "index.sqlite3").is_file()
-    assert cli_search(search_args("dang ky ho kinh doanh"), settings) == 0
+    assert sohoa(search_args("dang ky ho kinh doanh"), settings=settings) == 0
     assert f"{A}.002, trang 1" in capsys.readouterr().out

@@ -2,15 +2,14 @@
 index on PostgreSQL, then search, a server-refused delete, and reindex on an empty database."""
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
+from api.cli import main as sohoa
 from pipeline import config
-from pipeline.search import cli_reindex, cli_search
-from storage import index, open_store
+from pipeline.service import open_store
+from storage import index
 from storage.base import sha256
-from storage.s3 import RetentionError
+from storage.errors import RetentionError
 from tests.conftest import save_page
 
 CODE = "H23.50-261201-0007"
@@ -45,20 +44,20 @@ def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, mo
             store.delete(retained)
         assert store.exists(retained)
 
-    query = argparse.Namespace(query=["quyen cong dan"], json=False, code_prefix=None, limit=5)
-    assert cli_search(query, settings) == 0
+    query = ["search", "quyen cong dan", "--limit", "5"]
+    assert sohoa(query, settings=settings) == 0
     found = capsys.readouterr().out
     assert f"{CODE}.001, trang 1" in found
 
-    with index.engine_for(settings).begin() as conn:
+    with index.engine_for(settings.db_url).begin() as conn:
         for table in (index.pages, index.events, index.documents, index.dossiers):
             conn.execute(table.delete())
-    assert cli_search(query, settings) == 0
+    assert sohoa(query, settings=settings) == 0
     assert "Không tìm thấy" in capsys.readouterr().out
 
-    assert cli_reindex(argparse.Namespace(json=False), settings) == 0
+    assert sohoa(["reindex"], settings=settings) == 0
     capsys.readouterr()
-    assert cli_search(query, settings) == 0
+    assert sohoa(query, settings=settings) == 0
     assert capsys.readouterr().out == found
 
 

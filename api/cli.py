@@ -1,0 +1,254 @@
+"""The ``sohoa`` command line: a door onto ``pipeline.service``.
+
+Each command parses its arguments, calls one service operation and prints the result (in
+Vietnamese, or as JSON with ``--json``). Errors go through one handler: the operator reads
+the Vietnamese message, the exit status says which kind of failure it was
+(``pipeline.errors.ExitCode``), and an unexpected error's traceback goes to
+``SOHOA_HOME/logs/errors.log``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+from pipeline import config, service
+from pipeline.config import Settings
+from pipeline.errors import ExitCode, describe
+from pipeline.models import IngestRequest
+
+MAINTENANCE_CODES = ["01", "02", "03", "04", "05", "06", "07"]
+FLAG_VI = {"blank": "trang trắng", "blurry": "mờ", "cut_off": "có thể bị cắt mất nội dung",
+           "low_confidence": "độ tin cậy OCR thấp"}
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=1, default=str))
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    request = IngestRequest(args.dossier, tuple(args.files), args.title, maintenance=args.maintenance,
+                            paper_file_code=args.paper_file_code, jobs=args.jobs)
+    result = service.ingest(settings, request)
+    for warning in result.warnings:
+        print(f"CẢNH BÁO: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(result.to_json())
+        return ExitCode.OK
+    verb = "đã có sẵn (không tạo bản trùng)" if result.duplicate else "đã số hóa"
+    print(f"Tài liệu {result.doc_id} {verb}: {len(result.pages)} trang, "
+          f"PDF/A-2b {result.pdf['size']:,} byte, SHA-256 {result.pdf['sha256']}")
+    for p in result.pages:
+        flags = ", ".join(FLAG_VI.get(f, f) for f in p.flags)
+        print(f"  Trang {p.number} ({p.file} tr.{p.page}): xoay {p.orientation}°, "
+              f"nghiêng {p.skew_deg:+.2f}°, tin cậy OCR {p.ocr_confidence:.0f}%"
+              + (f"  CẢNH BÁO: {flags}" if flags else ""))
+    return ExitCode.OK
+
+
+def cmd_show(args, settings: Settings) -> int:
+    view = service.show(settings, args.dossier)
+    if args.json:
+        _print_json(view.to_json())
+        return ExitCode.OK
+    print(f"Hồ sơ {view.code}: {view.title}")
+    print(f"  {view.total_doc} tài liệu, {view.number_of_page} trang, cập nhật {view.updated}")
+    for d in view.documents:
+        sig = d.signature or {}
+        signed = ("ký thử nghiệm" if sig.get("testSignature") else f"ký số {sig.get('level')}") if sig else "chưa ký"
+        print(f"  - {d.doc_id}: {d.title} ({d.number_of_pages} trang, {signed}"
+              + (f", {len(d.flagged_pages)} trang cần kiểm tra" if d.flagged_pages else "") + ")")
+        for p in d.flagged_pages:
+            print(f"      trang {p.number} ({p.file} tr.{p.page}): " + ", ".join(FLAG_VI.get(f, f) for f in p.flags))
+    return ExitCode.OK
+
+
+def cmd_export(args, settings: Settings) -> int:
+    result = service.export(settings, args.dossier, Path(args.out))
+    print(f"Đã xuất {len(result.files) - 1} tài liệu của hồ sơ {result.code} vào {result.directory}")
+    return ExitCode.OK
+
+
+def cmd_link(args, settings: Settings) -> int:
+    for link in service.link(settings, args.dossier, args.doc_id, args.expires):
+        print(f"{link.doc_id}\t{link.url}")
+    return ExitCode.OK
+
+
+def cmd_audit(args, settings: Settings) -> int:
+    report = service.audit_log(settings, args.last)
+    if not report.intact:
+        print(f"LỖI: chuỗi băm của nhật ký kiểm tra đứt tại dòng {report.lines}: dòng này hoặc dòng trước nó đã bị "
+              f"sửa, hoặc có dòng bị xóa (audit log hash chain broken at line {report.lines})", file=sys.stderr)
+        return ExitCode.CHECK_FAILED
+    for event in report.events:
+        print(json.dumps(event, ensure_ascii=False))
+    print(f"Nhật ký kiểm tra nguyên vẹn: {report.lines} dòng (audit log intact: {report.lines} lines)", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_search(args, settings: Settings) -> int:
+    query = " ".join(args.query)
+    result = service.search(settings, query, code_prefix=args.code_prefix, limit=args.limit)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(format_hits(result))
+    return ExitCode.OK
+
+
+def format_hits(result) -> str:
+    if not result.hits:
+        return f"Không tìm thấy kết quả nào cho «{result.query}»."
+    lines = [f"Tìm thấy {len(result.hits)} kết quả cho «{result.query}»:"]
+    for n, hit in enumerate(result.hits, start=1):
+        exact = ", khớp đúng dấu" if hit.exact else ""
+        lines.append(f"{n:>3}. {hit.dossier_code}  tài liệu {hit.doc_id}, trang {hit.page} (điểm {hit.score:.3f}{exact})")
+        lines.append(f"     {hit.snippet}")
+    return "\n".join(lines)
+
+
+def cmd_reindex(args, settings: Settings) -> int:
+    result = service.reindex(settings)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(f"Đã dựng lại chỉ mục từ kho lưu trữ: {result.dossiers} hồ sơ, "
+              f"{result.documents} tài liệu, {result.pages} trang.")
+        for failure in result.errors:
+            print(f"  LỖI hồ sơ {failure['dossierCode']}: {failure['error']}")
+    return ExitCode.CHECK_FAILED if result.errors else ExitCode.OK
+
+
+def cmd_verify(args, settings: Settings) -> int:
+    report = service.verify(settings, args.codes, all_dossiers=args.all)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        if not report.results:
+            print("Kho chưa có hồ sơ nào để kiểm tra (the store holds no dossier)")
+        for code, verdicts in report.results.items():
+            print(f"Hồ sơ / dossier {code}:")
+            if not verdicts:
+                print("  KHÔNG ĐẠT: hồ sơ không có tài liệu / FAIL: dossier has no documents")
+            for v in verdicts:
+                print(f"  {v.message_vi}\n  {v.message_en}")
+    return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
+
+
+def cmd_renew(args, settings: Settings) -> int:
+    report = service.renew(settings, args.codes, all_dossiers=args.all, within_days=args.days)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        for code, results in report.results.items():
+            print(f"Hồ sơ / dossier {code}:")
+            for r in results:
+                print(f"  {r.message_vi}\n  {r.message_en}")
+    return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="số hóa các trang quét thành một tài liệu của hồ sơ")
+    s.add_argument("--dossier", required=True, help="mã hồ sơ trên giấy tiếp nhận")
+    s.add_argument("--title", required=True, help="tên tài liệu")
+    s.add_argument("--jobs", type=int, default=None, help="số trang xử lý song song (mặc định: mọi lõi)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.add_argument("--maintenance", choices=MAINTENANCE_CODES, default=None,
+                   help="thời hạn bảo quản theo TT 05/2025 (01 vĩnh viễn ... 06 10 năm, 07 khác); "
+                        "quyết định thời hạn khóa ghi-một-lần trên S3")
+    s.add_argument("--paper-file-code", default=None, help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
+    s.add_argument("files", nargs="+", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("show", help="xem hồ sơ")
+    s.add_argument("dossier")
+    s.add_argument("--json", action="store_true", help="in manifest của hồ sơ")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("export", help="xuất các tài liệu PDF/A và manifest")
+    s.add_argument("dossier")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("link", help="liên kết tải xuống ngắn hạn của tài liệu (kho S3)")
+    s.add_argument("dossier")
+    s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
+    s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
+    s.set_defaults(func=cmd_link)
+
+    s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
+    s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
+    s.set_defaults(func=cmd_audit)
+
+    s = sub.add_parser("verify", help="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu")
+    s.add_argument("codes", nargs="*", metavar="CODE", help="mã hồ sơ")
+    s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("renew", help="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn")
+    s.add_argument("codes", nargs="*", metavar="CODE")
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--days", type=int, default=90, help="gia hạn khi chứng thư TSA hết hạn trong vòng N ngày")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_renew)
+
+    s = sub.add_parser("search", help="tìm hồ sơ theo nội dung (có dấu hoặc không dấu)")
+    s.add_argument("query", nargs="+", help='từ cần tìm; cụm từ chính xác đặt trong dấu ngoặc kép, ví dụ "nghị định"')
+    s.add_argument("--code-prefix", default=None, help="chỉ tìm trong các hồ sơ có mã bắt đầu bằng chuỗi này")
+    s.add_argument("--limit", type=int, default=20, help="số kết quả tối đa (mặc định 20)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("reindex", help="dựng lại chỉ mục tìm kiếm từ kho lưu trữ")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_reindex)
+    return p
+
+
+def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
+    """Run one command; ``settings`` (tests, embedding) replaces reading the environment."""
+    # Pages run in parallel processes, so tesseract's OpenMP threads are limited to one each;
+    # tesseract reads this from its environment, so it is set once, here, at start-up.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings or config.load()
+    except Exception as e:
+        return report_error(e, None, argv)
+    try:
+        return int(args.func(args, settings))
+    except (Exception, KeyboardInterrupt) as e:
+        return report_error(e, settings, argv)
+
+
+def report_error(error: BaseException, settings: Settings | None, argv) -> int:
+    """The command line's one error handler."""
+    report = describe(error)
+    if report.expected:
+        print(f"LỖI: {report.message_vi}", file=sys.stderr)
+        if report.detail:
+            print(f"  ({report.detail})", file=sys.stderr)
+        return report.exit_code
+    where = "SOHOA_HOME/logs/errors.log"
+    if settings is not None:
+        log = settings.home / "logs" / "errors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"--- {datetime.now().astimezone().isoformat(timespec='seconds')} sohoa {' '.join(argv or sys.argv[1:])}\n"
+                    f"{''.join(traceback.format_exception(error))}")
+        where = str(log)
+    print(f"LỖI không mong đợi: {report.detail}. {report.message_vi} Chi tiết: {where}", file=sys.stderr)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Typed data at the seams: page tasks and results, documents, verdicts, summaries.
+
+All frozen. Those that cross a process or a machine (``PageTask``, ``PageResult``) round-trip
+through JSON with ``to_json``/``from_json``, and a page result carries a reference to its
+stored image (a page-cache key), never the bytes. Every ``to_json`` gives the JSON that the
+command line's ``--json`` prints and that the HTTP API will answer with.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .signing.status import PdfVerdict
+
+
+def _from_json(cls, data: dict):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+# --------------------------------------------------------------------------- pages
+
+@dataclass(frozen=True)
+class PageTask:
+    """One page of one original to straighten and read. Everything a worker needs, as JSON."""
+
+    path: str          # where the original's bytes are read from
+    file: str          # the name the operator gave (for messages)
+    kind: str          # jpeg | png | tiff | pdf
+    sha256: str        # the original's SHA-256, checked before the page is read
+    page: int          # 1-based
+    lang: str = "vie"
+    tessdata: str | None = None
+    engine: str = "tesseract"
+    jpeg_quality: int = 90
+    max_pixels: int = 150_000_000
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PageTask":
+        return _from_json(cls, data)
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """The outcome of a page task: a failure (``error`` set, nothing else), or the archive image's
+    reference in the page cache with its geometry and OCR."""
+
+    file: str
+    page: int
+    error: str | None = None
+    image_key: str | None = None   # page-cache key of the encoded archive image
+    encoding: str = ""             # "jpeg" (DCTDecode) or "flate1" (1-bit, FlateDecode)
+    width: int = 0
+    height: int = 0
+    dpi: tuple[int, int] = (0, 0)
+    color_mode: str = ""           # rgb | gray | bitonal
+    orientation: int = 0
+    skew_deg: float = 0.0
+    confidence: float = 0.0
+    flags: tuple[str, ...] = ()
+    words: tuple[dict, ...] = ()
+    text: str = ""
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PageResult":
+        return _from_json(cls, data)
+
+
+# --------------------------------------------------------------------------- ingest
+
+@dataclass(frozen=True)
+class PageSummary:
+    number: int
+    file: str
+    page: int
+    orientation: int
+    skew_deg: float
+    ocr_confidence: float
+    flags: tuple[str, ...]
+
+    @classmethod
+    def from_manifest(cls, page: dict) -> "PageSummary":
+        return cls(page["number"], page["source"]["file"], page["source"]["page"], page["orientation"],
+                   page["skew_deg"], page["ocrConfidence"], tuple(page["flags"]))
+
+    def to_json(self) -> dict:
+        return {"number": self.number, "file": self.file, "page": self.page, "orientation": self.orientation,
+                "skew_deg": self.skew_deg, "ocrConfidence": self.ocr_confidence, "flags": list(self.flags)}
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """One document to add to a dossier: its files' pages in order."""
+
+    dossier_code: str
+    files: tuple[str, ...]
+    title: str
+    maintenance: str | None = None
+    paper_file_code: str | None = None
+    jobs: int | None = None
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    dossier_code: str
+    doc_id: str
+    title: str
+    duplicate: bool
+    pages: tuple[PageSummary, ...]
+    pdf: dict                       # {key, sha256, size} of the signed PDF/A
+    signature: dict | None          # the manifest's signature record
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        out = {"dossierCode": self.dossier_code, "docId": self.doc_id, "title": self.title,
+               "duplicate": self.duplicate, "pages": [p.to_json() for p in self.pages], "pdf": self.pdf,
+               "signature": self.signature}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+# --------------------------------------------------------------------------- dossiers
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A document of a dossier as an officer sees it."""
+
+    doc_id: str
+    title: str
+    number_of_pages: int
+    signature: dict | None
+    pdf: dict
+    flagged_pages: tuple[PageSummary, ...]
+
+    @classmethod
+    def from_manifest(cls, doc: dict) -> "DocumentView":
+        flagged = tuple(PageSummary.from_manifest(p) for p in doc["pages"] if p["flags"])
+        return cls(doc["docId"], doc["title"], doc["numberOfPage"], doc.get("signature"), doc["pdf"], flagged)
+
+
+@dataclass(frozen=True)
+class DossierView:
+    """A dossier: its manifest (the JSON ``show --json`` prints) and typed documents."""
+
+    code: str
+    title: str
+    total_doc: int
+    number_of_page: int
+    updated: str
+    documents: tuple[DocumentView, ...]
+    manifest: dict = field(repr=False, compare=False)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "DossierView":
+        return cls(manifest["dossierCode"], manifest["title"], manifest["totalDoc"], manifest["numberOfPage"],
+                   manifest["updated"], tuple(DocumentView.from_manifest(d) for d in manifest["documents"]), manifest)
+
+    def to_json(self) -> dict:
+        return self.manifest
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    code: str
+    directory: str
+    files: tuple[str, ...]   # the PDFs written, then manifest.json
+
+    def to_json(self) -> dict:
+        return {"dossierCode": self.code, "directory": self.directory, "files": list(self.files)}
+
+
+@dataclass(frozen=True)
+class DocumentLink:
+    doc_id: str
+    url: str
+    expires_seconds: int
+
+    def to_json(self) -> dict:
+        return {"docId": self.doc_id, "url": self.url, "expiresSeconds": self.expires_seconds}
+
+
+# --------------------------------------------------------------------------- verification
+
+@dataclass(frozen=True)
+class DocumentVerdict:
+    """One stored document judged: fixity against the manifest, signature, PDF/A, the other objects."""
+
+    doc_id: str | None
+    ok: bool
+    checks: dict[str, bool]
+    message_vi: str
+    message_en: str
+    details: PdfVerdict | None = None
+
+    def to_json(self) -> dict:
+        return {"docId": self.doc_id, "ok": self.ok, "checks": dict(self.checks), "message_vi": self.message_vi,
+                "message_en": self.message_en, "details": self.details.to_json() if self.details else None}
+
+
+@dataclass(frozen=True)
+class RenewalResult:
+    doc_id: str | None
+    renewed: bool
+    message_vi: str
+    message_en: str
+    expires: str | None = None
+    sha256: str | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"docId": self.doc_id, "renewed": self.renewed, "expires": self.expires,
+                               "message_vi": self.message_vi, "message_en": self.message_en}
+        if self.sha256:
+            out["sha256"] = self.sha256
+        return out
+
+
+@dataclass(frozen=True)
+class DossierReport:
+    """Per-dossier outcomes of verify or renew over several dossiers; ``failed`` if any did not pass."""
+
+    results: dict[str, tuple]   # code -> tuple of DocumentVerdict or RenewalResult
+    failed: bool
+
+    def to_json(self) -> dict:
+        return {code: [r.to_json() for r in items] for code, items in self.results.items()}
+
+
+# --------------------------------------------------------------------------- search and logs
+
+@dataclass(frozen=True)
+class SearchHit:
+    dossier_code: str
+    doc_id: str
+    page: int
+    snippet: str
+    score: float
+    exact: bool
+
+    def to_json(self) -> dict:
+        return {"dossierCode": self.dossier_code, "docId": self.doc_id, "page": self.page,
+                "snippet": self.snippet, "score": self.score, "exact": self.exact}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: tuple[SearchHit, ...]
+
+    def to_json(self) -> dict:
+        return {"query": self.query, "hits": [h.to_json() for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    dossiers: int
+    documents: int
+    pages: int
+    errors: tuple[dict, ...]   # {dossierCode, error} for each dossier that could not be read
+
+    def to_json(self) -> dict:
+        return {"dossiers": self.dossiers, "documents": self.documents, "pages": self.pages,
+                "errors": list(self.errors)}
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    intact: bool
+    lines: int            # lines read; where the chain broke when not intact
+    events: tuple[dict, ...]
+
+    def to_json(self) -> dict:
+        return {"intact": self.intact, "lines": self.lines, "events": list(self.events)}
+

@@ -1,0 +1,62 @@
+"""B-LTA timestamp renewal of a stored dossier: a fresh document timestamp on each document
+whose newest timestamp's TSA certificate expires soon.
+
+Document by document, under the dossier's lock: the renewed bytes are stored, then the
+manifest with their SHA-256 and size, then the audit line, so a failure part-way leaves every
+renewed document matching its manifest, and a retry goes on from there.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from storage.base import ObjectStore
+
+from . import audit
+from .models import RenewalResult
+from .repository import dossier_lock, require_manifest, save_manifest
+from .signing.certificates import vietnam_now
+from .signing.pades import add_document_timestamp
+from .signing.validation import last_timestamp_expiry
+
+
+def renew_stored_dossier(store: ObjectStore, home: Path, code: str, *, tsa_url: str, trust_roots: list,
+                         revocation_mode: str, within_days: int, now: datetime) -> tuple[RenewalResult, ...]:
+    with dossier_lock(home, code):
+        manifest = require_manifest(store, code)
+        results = []
+        for doc in manifest.get("documents", []):
+            results.append(_renew_document(store, home, code, manifest, doc, tsa_url, trust_roots, revocation_mode,
+                                           within_days, now))
+        return tuple(results)
+
+
+def _renew_document(store, home, code, manifest, doc, tsa_url, trust_roots, revocation_mode, within_days,
+                    now) -> RenewalResult:
+    doc_id, info = doc.get("docId"), doc.get("pdf") or {}
+    data = store.get(info["key"], sha256=info.get("sha256"))  # never extend an altered file
+    expires = last_timestamp_expiry(data)
+    if expires is None:
+        return RenewalResult(doc_id, False, f"{doc_id}: không có dấu thời gian để gia hạn (mức B-B)",
+                             f"{doc_id}: no timestamp to renew (level B-B)")
+    if expires - now > timedelta(days=within_days):
+        return RenewalResult(doc_id, False, f"{doc_id}: chưa cần gia hạn (chứng thư TSA hết hạn {expires:%Y-%m-%d})",
+                             f"{doc_id}: no renewal needed (TSA certificate expires {expires:%Y-%m-%d})",
+                             expires=expires.isoformat())
+    renewed = add_document_timestamp(data, tsa_url, trust_roots, revocation_mode=revocation_mode)
+    stored = store.put(info["key"], renewed, "application/pdf",
+                       {"dossier": code, "doc-id": doc_id, "kind": "pdf", "maintenance": manifest.get("maintenance")},
+                       retain=True)
+    doc["pdf"] = {**info, "sha256": stored.sha256, "size": stored.size}
+    if doc.get("signature"):
+        doc["signature"]["level"] = "B-LTA"
+    stamp = vietnam_now().isoformat()
+    manifest.setdefault("events", []).append({
+        "at": stamp, "type": "timestamp-renewal", "docId": doc_id, "outcome": "success",
+        "detail": f"document timestamp added; previous TSA certificate expires {expires.isoformat()}"})
+    manifest["updated"] = stamp
+    save_manifest(store, code, manifest)
+    audit.record(home, "renew", dossier=code, docId=doc_id, sha256=stored.sha256)
+    return RenewalResult(doc_id, True, f"{doc_id}: đã thêm dấu thời gian tài liệu mới",
+                         f"{doc_id}: fresh document timestamp added", expires=expires.isoformat(),
+                         sha256=stored.sha256)

@@ -1,0 +1,223 @@
+"""The service layer: one function per operation, the only entry the doors use.
+
+The command line (``api.cli``), the HTTP API and the workers call these and nothing else of
+``pipeline``: each takes the typed ``Settings`` and the operation's arguments, opens what it
+needs (object store, index, signer, page executor), writes the audit line, and returns a
+frozen result (``pipeline.models``) or raises a ``SohoaError`` or storage error, which each
+door reports through ``pipeline.errors.describe``.
+
+    ingest   show   export   link   search   reindex   verify   renew   audit_log
+"""
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from storage import index as search_index
+from storage.base import ObjectStore
+from storage.local import LocalStore
+
+from . import audit, dossier, manifest as mf
+from .checks import verify_stored_dossier
+from .config import Settings
+from .errors import Conflict, NotFound, SigningError, Unsupported, UsageError, describe
+from .executor import LocalPoolExecutor, PageExecutor
+from .ingest import IngestContext, ingest as run_ingest
+from .models import (AuditReport, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
+                     IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
+from .pages import PageCache
+from .renewal import renew_stored_dossier
+from .repository import dossier_codes, require_manifest
+from .signing.keys import Signer, load_signer, trust_roots
+
+
+# --------------------------------------------------------------------------- what operations run on
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The object store chosen by SOHOA_STORAGE (local by default)."""
+    if settings.storage == "s3":
+        from storage.s3 import S3Store
+
+        s3 = settings.s3
+        return S3Store.connect(s3.endpoint, s3.access_key, s3.secret_key, bucket=s3.bucket, secure=s3.secure,
+                               region=s3.region, lock_mode=s3.lock_mode, retention_days=s3.retention_days)
+    return LocalStore(settings.home / "store")
+
+
+def index_engine(settings: Settings):
+    return search_index.engine_for(settings.db_url)
+
+
+def page_executor(settings: Settings, jobs: int | None = None) -> PageExecutor:
+    return LocalPoolExecutor(page_cache_dir(settings), settings.ocr.jobs if jobs is None else jobs)
+
+
+def page_cache_dir(settings: Settings) -> Path:
+    return settings.home / "work" / "pages"
+
+
+def signer_for(settings: Settings) -> Signer:
+    return load_signer(settings.signing, settings.home)
+
+
+# --------------------------------------------------------------------------- intake
+
+def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None = None,
+           executor: PageExecutor | None = None) -> IngestSummary:
+    """Add one document (the request's files' pages, in order) to a dossier, signed and indexed."""
+    dossier.validate(request.dossier_code)  # before a token login or a development-key warning
+    if signer is None:
+        with closing(signer_for(settings)) as own:
+            return ingest(settings, request, signer=own, executor=executor)
+    engine = None
+
+    def index(manifest: dict, texts: dict[str, list[str]]) -> None:
+        nonlocal engine  # opened only now, so an index outage never blocks an ingest
+        engine = engine or index_engine(settings)
+        search_index.index_dossier(engine, manifest, texts)
+
+    ctx = IngestContext(store=open_store(settings), home=settings.home,
+                        executor=executor or page_executor(settings, request.jobs),
+                        page_cache=PageCache(page_cache_dir(settings)), ocr=settings.ocr, signer=signer, index=index)
+    return run_ingest(request, ctx)
+
+
+# --------------------------------------------------------------------------- retrieval
+
+def show(settings: Settings, code: str) -> DossierView:
+    code = dossier.validate(code)
+    manifest = require_manifest(open_store(settings), code)
+    audit.record(settings.home, "show", dossier=code)
+    return DossierView.from_manifest(manifest)
+
+
+def export(settings: Settings, code: str, out: Path) -> ExportResult:
+    """Each document's signed PDF (fixity checked on the way) and the manifest they came from, into ``out``."""
+    code = dossier.validate(code)
+    store = open_store(settings)
+    manifest = require_manifest(store, code)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise Conflict(f"'{out}' đã có và không phải là thư mục; chọn thư mục khác cho --out",
+                       "export target exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for d in manifest["documents"]:
+        data = store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])
+        target = out / f"{d['docId']}.pdf"
+        target.write_bytes(data)
+        written.append(str(target))
+    (out / "manifest.json").write_bytes(mf.dumps(manifest))  # the very manifest the files came from
+    audit.record(settings.home, "export", dossier=code, out=str(out))
+    return ExportResult(code, str(out), (*written, str(out / "manifest.json")))
+
+
+def link(settings: Settings, code: str, doc_id: str | None = None, expires: int = 900) -> tuple[DocumentLink, ...]:
+    """Short-lived download links (presigned URLs) for a dossier's documents on S3."""
+    code = dossier.validate(code)
+    store = open_store(settings)
+    if not hasattr(store, "presigned_url"):
+        raise Unsupported("Liên kết tải xuống chỉ có với kho S3 (SOHOA_STORAGE=s3); "
+                          "với kho cục bộ hãy dùng 'sohoa export'", "presigned links need the S3 store")
+    manifest = require_manifest(store, code)
+    docs = [d for d in manifest["documents"] if doc_id in (None, d["docId"])]
+    if not docs:
+        raise NotFound(f"Hồ sơ {code} không có tài liệu {doc_id}", "no such document")
+    links = []
+    for d in docs:
+        store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])  # never hand out a link to altered bytes
+        links.append(DocumentLink(d["docId"], store.presigned_url(d["pdf"]["key"], expires), expires))
+    audit.record(settings.home, "link", dossier=code, docIds=[d["docId"] for d in docs], expires=expires)
+    return tuple(links)
+
+
+def search(settings: Settings, query: str, *, code_prefix: str | None = None, limit: int = 20) -> SearchResult:
+    """Pages whose words match, with or without diacritics; exact-diacritic matches first."""
+    if limit < 1:
+        raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
+    hits = search_index.search(index_engine(settings), query, code_prefix=code_prefix, limit=limit)
+    audit.record(settings.home, "search", query=query, code_prefix=code_prefix, hits=len(hits))
+    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], h["snippet"], h["score"],
+                                               h["exact"]) for h in hits))
+
+
+def reindex(settings: Settings) -> ReindexResult:
+    """Rebuild the search index from object storage alone."""
+    totals = search_index.reindex(open_store(settings), index_engine(settings))
+    outcome = "success" if not totals["errors"] else "partial"
+    audit.record(settings.home, "reindex", outcome, dossiers=totals["dossiers"], documents=totals["documents"],
+                 pages=totals["pages"], errors=len(totals["errors"]))
+    return ReindexResult(totals["dossiers"], totals["documents"], totals["pages"], tuple(totals["errors"]))
+
+
+# --------------------------------------------------------------------------- archive
+
+def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]:
+    """One verdict per document of the dossier (see ``pipeline.checks``)."""
+    code = dossier.validate(code)
+    roots = [c.dump() for c in trust_roots(settings.signing, settings.home)]
+    return verify_stored_dossier(open_store(settings), code, roots)
+
+
+def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> DossierReport:
+    """Verdicts for the dossiers named (or every dossier); one that cannot be read is a failed verdict
+    and the others are still judged."""
+    store_codes = _codes(settings, codes, all_dossiers)
+    results, failed = {}, False
+    for code in store_codes:
+        try:
+            verdicts = verify_dossier(settings, code)
+        except Exception as exc:
+            report = describe(exc)
+            if not report.expected:
+                raise
+            verdicts = (DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
+                                        f"{code}: {report.detail or report.message_vi}"),)
+        failed |= not verdicts or not all(v.ok for v in verdicts)
+        results[code] = verdicts
+    return DossierReport(results, failed)
+
+
+def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,
+                  now: datetime | None = None) -> tuple[RenewalResult, ...]:
+    """B-LTA: a fresh document timestamp on each document whose TSA certificate expires within ``within_days``."""
+    code = dossier.validate(code)
+    if not settings.signing.tsa_url:
+        raise SigningError("Gia hạn dấu thời gian cần SOHOA_TSA_URL", "timestamp renewal needs SOHOA_TSA_URL")
+    return renew_stored_dossier(
+        open_store(settings), settings.home, code, tsa_url=settings.signing.tsa_url,
+        trust_roots=trust_roots(settings.signing, settings.home),
+        revocation_mode="soft-fail" if settings.signing.development else "hard-fail",
+        within_days=within_days, now=now or datetime.now(timezone.utc))
+
+
+def renew(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False,
+          within_days: int = 90) -> DossierReport:
+    results, failed = {}, False
+    for code in _codes(settings, codes, all_dossiers):
+        try:
+            results[code] = renew_dossier(settings, code, within_days=within_days)
+        except Exception as exc:
+            report = describe(exc)
+            if not report.expected:
+                raise
+            failed = True
+            results[code] = (RenewalResult(None, False, f"{code}: {report.message_vi}",
+                                           f"{code}: {report.detail or report.message_vi}"),)
+    return DossierReport(results, failed)
+
+
+def audit_log(settings: Settings, last: int = 20) -> AuditReport:
+    """The last ``last`` lines of the audit log, and whether its hash chain is intact."""
+    intact, count = audit.verify_chain(settings.home)
+    return AuditReport(intact, count, tuple(audit.tail(settings.home, last)) if intact else ())
+
+
+def _codes(settings: Settings, codes: Sequence[str], all_dossiers: bool) -> list[str]:
+    if all_dossiers:
+        return dossier_codes(open_store(settings))
+    if not codes:
+        raise UsageError("Chưa chỉ định hồ sơ: nêu mã hồ sơ hoặc dùng --all", "no dossier given: CODE ... or --all")
+    return list(codes)
