@@ -27,6 +27,13 @@ def paper_colour(image: Image.Image):
     return tuple(int(v) for v in np.median(small.reshape(-1, small.shape[-1]), axis=0)[:3])
 
 
+def fill_outside(image: Image.Image, box: tuple[int, int, int, int], colour) -> Image.Image:
+    """The image with everything outside ``box`` (x0, y0, x1, y1) painted ``colour``; same size."""
+    out = Image.new(image.mode, image.size, colour)
+    out.paste(image.crop(box), box[:2])
+    return out
+
+
 def to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
@@ -141,6 +148,21 @@ def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160) -> np.ndarra
     """Black-ink marks (rules included) of a page, without scanner borders."""
     gray = normalise_background(ink_gray(image))
     return (gray < level) & ~dark_border_mask(to_gray(image), dpi)
+
+
+def black_ink_mask(image: Image.Image, dpi: float) -> np.ndarray:
+    """Marks of black (neutral) ink only: ``ink_gray_mask`` without the dark parts of a red seal or
+    a blue signature, nor their fringes. On a grey or bitonal scan colour cannot be told apart."""
+    ink = ink_gray_mask(image, dpi)
+    if image.mode != "RGB":
+        return ink
+    rgb = np.asarray(image)
+    hi = np.max(rgb, axis=2)
+    lo = np.min(rgb, axis=2)
+    chromatic = cv2.subtract(hi, lo) > CHROMA_THRESHOLD
+    reach = 2 * max(1, round(dpi / 150)) + 1
+    coloured = cv2.dilate(chromatic.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+    return ink & ~coloured
 
 
 def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True,

@@ -145,14 +145,16 @@ def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dp
     return v > h
 
 
-def straighten(image: Image.Image, total_ccw_deg: float, fill) -> Image.Image:
-    """Rotate clockwise by ``total_ccw_deg`` in one resampling, growing the canvas so nothing is cut."""
-    angle = -total_ccw_deg % 360
-    if angle == 0:
-        return image.copy()
-    if abs(angle - round(angle / 90) * 90) < 1e-9:
-        transpose = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
-                     270: Image.Transpose.ROTATE_270}[int(round(angle)) % 360]
-        return image.transpose(transpose)
+def straighten(image: Image.Image, total_ccw_deg: float, fill, keep_size: bool = True) -> Image.Image:
+    """Rotate clockwise by ``total_ccw_deg``: the quarter turns exactly (width and height swap), the
+    rest in one resampling about the centre, the corners it uncovers filled with ``fill``. With
+    ``keep_size`` the canvas keeps the page's size, else it grows so that nothing is cut."""
+    quarter = round(total_ccw_deg / 90) * 90
+    residual = total_ccw_deg - quarter
+    pil_turn = -quarter % 360  # PIL turns counter-clockwise
+    turned = image.copy() if pil_turn == 0 else image.transpose(
+        {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}[pil_turn])
+    if abs(residual) < 1e-9:
+        return turned
     resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
-    return image.rotate(angle, resample=resample, expand=True, fillcolor=fill)
+    return turned.rotate(-residual, resample=resample, expand=not keep_size, fillcolor=fill)

@@ -36,8 +36,9 @@ def ink_for_geometry(image: Image.Image, dpi: float) -> np.ndarray:
     return cleanup.ink_gray_mask(image, dpi)
 
 
-def measure(image: Image.Image, dpi: float, engine: OcrEngine) -> PageGeometry:
-    mask = ink_for_geometry(image, dpi)
+def measure(image: Image.Image, dpi: float, engine: OcrEngine, mask: np.ndarray | None = None) -> PageGeometry:
+    """``mask``: the page's ``ink_for_geometry`` when the caller has it already."""
+    mask = ink_for_geometry(image, dpi) if mask is None else mask
     skew = geometry.estimate_skew(mask, dpi)
     first, second = (90, 270) if skew.vertical else (0, 180)
     probe = _probe_band(mask, dpi, first + skew.angle_deg)
@@ -62,7 +63,7 @@ def _probe_band(mask: np.ndarray, dpi: float, turn_ccw_deg: float) -> np.ndarray
     ink = mask.astype(np.uint8) * 255
     if abs(factor - 1) > 0.05:
         ink = cv2.resize(ink, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-    page = geometry.straighten(Image.fromarray(255 - ink), turn_ccw_deg, 255)
+    page = geometry.straighten(Image.fromarray(255 - ink), turn_ccw_deg, 255, keep_size=False)
     straight = np.asarray(page) < 128
     text = geometry.remove_ruling_lines(straight, int(PROBE_DPI * 0.45))
     rows = text.sum(axis=1).astype(np.float64)

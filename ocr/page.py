@@ -1,8 +1,10 @@
 """One scanned page in, the archive image plus its OCR out: sohoa's per-page OCR stage.
 
 ``process_page(image, dpi, engine, options)`` returns
-  image        the archive image: same mode as the input, quarter turn undone, deskewed (white/paper
-               fill, canvas grown so nothing is cut), cropped of a black scanner border; nothing else
+  image        the archive image: same mode and pixel size as the input (a quarter turn swaps width and
+               height), quarter turn undone, deskewed, the corners the rotation uncovers and a black
+               scanner bed or lid shadow outside the sheet filled with the paper's colour; nothing else.
+               A page without black text (blank, only a seal or a signature) is returned as scanned
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
   skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone
   words        [{text, x0, y0, x1, y1, conf, line}] in the returned image's pixels, reading order
@@ -19,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ocr import cleanup, geometry, layout, orientation as orient, quality, recognise
+from ocr import cleanup, geometry, layout, orientation as orient, paper, quality, recognise
 from ocr.engine import OcrEngine
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
@@ -50,18 +52,23 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     engine = engine or recognise.TesseractEngine("vie")
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
-    resolution = effective_dpi(image.size, dpi)
+    resolution = paper.page_resolution(image.size, dpi).dpi
 
+    if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, resolution), resolution)):
+        # no black text at all (an empty back page, only a seal, a signature or noise): there are
+        # no lines to straighten by, so the page is kept exactly as scanned
+        return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
+                "confidence": 0.0, "flags": ["blank"]}
     geometry_found = orient.measure(image, resolution, engine)
     # on a scan with a black bed around the sheet, the corners the rotation adds are filled like the
-    # bed, so that the sheet is the one bright rectangle left to crop to
+    # bed, so that the sheet is the one bright rectangle left; outside it the page is paper-coloured
     bed = cleanup.border_colour(image, resolution)
     fill = bed if bed is not None else cleanup.paper_colour(image)
     archive = geometry.straighten(image, geometry_found.orientation + geometry_found.skew_deg, fill)
-    crop = cleanup.paper_box if bed is not None else cleanup.shadow_box
-    box = crop(cleanup.to_gray(archive), resolution)
+    find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
+    box = find_sheet(cleanup.to_gray(archive), resolution)
     if box is not None:
-        archive = archive.crop(box)
+        archive = cleanup.fill_outside(archive, box, cleanup.paper_colour(archive.crop(box)))
 
     ocr_gray, ink_with_rules = cleanup.ocr_copy(archive, resolution, remove_lines=options.remove_lines,
                                                 level=INK_LEVEL)
@@ -82,17 +89,6 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         "confidence": confidence,
         "flags": flags,
     }
-
-
-def effective_dpi(size: tuple[int, int], dpi) -> float:
-    """The scan's resolution: the stated one, unless it is missing or cannot be true of a paper
-    page (phones and some scanners write 72 or 96 dpi); then the resolution at which the page's
-    long side is A4's 297 mm."""
-    stated = float((dpi or (0, 0))[0] or 0)
-    long_side_inches = max(size) / stated if stated > 0 else 0
-    if stated >= 100 and 5 <= long_side_inches <= 17:
-        return stated
-    return max(size) / (297 / 25.4)
 
 
 def _plain_word(word: dict) -> dict:

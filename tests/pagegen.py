@@ -11,7 +11,8 @@ Layouts:
              agency | national motto, title, body, signature block with a red seal
              and a blue signature scribble;
   ``table``  a ruled table;
-  ``blank``  an empty sheet of paper (only paper tint and noise).
+  ``blank``  an empty sheet of paper (only paper tint and noise);
+  ``seal``   an otherwise empty back page carrying only a red seal.
 
 Geometry conventions (the same as sohoa's manifest): the upright page is first
 turned counter-clockwise by ``skew_deg`` (PIL ``rotate(skew_deg)``), then by the
@@ -50,7 +51,7 @@ FONT_FAMILIES: dict[str, tuple[Path, Path, Path]] = {
     "dejavu-serif": (_DEJAVU / "DejaVuSerif.ttf", _DEJAVU / "DejaVuSerif-Bold.ttf", _DEJAVU / "DejaVuSerif-Italic.ttf"),
 }
 
-LAYOUTS = ("text", "admin", "table", "blank")
+LAYOUTS = ("text", "admin", "table", "blank", "seal")
 
 
 def installed_families() -> list[str]:
@@ -310,6 +311,8 @@ def _compose(spec: PageSpec, rng: random.Random) -> tuple[_Sheet, list[str], lis
         _signature_block(sheet, rng)
     elif spec.layout == "table":
         cells = _table(sheet, rng, words)
+    elif spec.layout == "seal":
+        _seal(sheet, rng, round(sheet.image.width * 0.4), round(sheet.image.height * 0.8))
     elif spec.layout != "blank":
         raise ValueError(f"unknown layout {spec.layout!r}; expected one of {LAYOUTS}")
     return sheet, left, right, cells

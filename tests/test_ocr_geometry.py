@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from ocr import cleanup, geometry
@@ -45,11 +46,17 @@ def test_deskew_error_within_bounds_over_15_degrees():
     assert max(errors) <= 0.5, errors
 
 
-def test_straighten_grows_the_canvas_and_keeps_the_mode():
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_straighten_keeps_the_page_size_and_mode(turn):
     page = render_page(PageSpec(layout="text", dpi=100, skew_deg=10, color="bitonal", seed=2))
-    straight = geometry.straighten(page.image, 10, cleanup.paper_colour(page.image))
+    straight = geometry.straighten(page.image, turn + 10, cleanup.paper_colour(page.image))
     assert straight.mode == "1"
-    assert straight.width > page.image.width and straight.height > page.image.height
+    w, h = page.image.size
+    assert straight.size == ((w, h) if turn in (0, 180) else (h, w))
+    corner = np.asarray(straight.convert("L"))[:5, :5]
+    assert corner.min() == 255  # the uncovered corner is paper, not a black wedge
+    grown = geometry.straighten(page.image, 10, 1, keep_size=False)
+    assert grown.width > w and grown.height > h
 
 
 @pytest.mark.parametrize("turn", [0, 90, 180, 270])
