@@ -20,7 +20,8 @@ from .errors import InputError
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "pdf": "application/pdf"}
 EXTENSIONS = {"jpeg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "tiff": {".tif", ".tiff"}, "pdf": {".pdf"}}
 DEFAULT_DPI = 300
-MIN_DPI, MAX_DPI = 72, 1200
+MIN_DPI, MAX_DPI = 72, 1200  # PDF pages are rasterised within this
+STATED_MIN, STATED_MAX = 10, 9600  # a resolution an image file states outside this is junk
 
 
 @dataclass(frozen=True)
@@ -159,15 +160,22 @@ def _palette_has_colour(frame: Image.Image) -> bool:
     return r.tobytes() != g.tobytes() or g.tobytes() != b.tobytes()
 
 
-def _frame_dpi(frame: Image.Image) -> tuple[int, int]:
-    dpi = frame.info.get("dpi") or (DEFAULT_DPI, DEFAULT_DPI)
-    x, y = (int(round(float(v))) for v in dpi)
-    fix = lambda v: v if MIN_DPI <= v <= MAX_DPI else DEFAULT_DPI  # noqa: E731 (0 or junk in headers)
-    return fix(x), fix(y or x)
+def _frame_dpi(frame: Image.Image) -> tuple[int, int] | None:
+    """The resolution the file states, None when it states none (or 0 and other junk)."""
+    dpi = frame.info.get("dpi")
+    try:
+        x, y = (int(round(float(v))) for v in dpi)
+    except (TypeError, ValueError):
+        return None
+    if not STATED_MIN <= x <= STATED_MAX:
+        return None
+    return x, (y if STATED_MIN <= y <= STATED_MAX else x)
 
 
-def load_page(file: str, kind: str, data: bytes, page: int, max_pixels: int) -> tuple[Image.Image, tuple[int, int]]:
-    """Page ``page`` (1-based) of a checked source as (image in RGB/L/1, dpi)."""
+def load_page(file: str, kind: str, data: bytes, page: int,
+              max_pixels: int) -> tuple[Image.Image, tuple[int, int] | None]:
+    """Page ``page`` (1-based) of a checked source as (image in RGB/L/1, the resolution its file
+    states, or None). A PDF page states the resolution of its largest image over its size."""
     if kind == "pdf":
         return _rasterise_pdf_page(file, data, page, max_pixels)
     img = _open_image(file, data, max_pixels)

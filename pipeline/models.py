@@ -56,7 +56,8 @@ class PageResult:
     encoding: str = ""             # "jpeg" (DCTDecode) or "flate1" (1-bit, FlateDecode)
     width: int = 0
     height: int = 0
-    dpi: tuple[int, int] = (0, 0)
+    dpi: tuple[float, float] = (0, 0)
+    dpi_source: str = ""           # header | paper-size:<A4, Letter, ...> | default (see ocr.paper)
     color_mode: str = ""           # rgb | gray | bitonal
     orientation: int = 0
     skew_deg: float = 0.0
@@ -122,11 +123,12 @@ class IngestSummary:
     pdf: dict                       # {key, sha256, size} of the signed PDF/A
     signature: dict | None          # the manifest's signature record
     warnings: tuple[str, ...] = ()
+    reused_pages: int = 0           # pages finished by an earlier, failed attempt and not redone
 
     def to_json(self) -> dict:
         out = {"dossierCode": self.dossier_code, "docId": self.doc_id, "title": self.title,
                "duplicate": self.duplicate, "pages": [p.to_json() for p in self.pages], "pdf": self.pdf,
-               "signature": self.signature}
+               "signature": self.signature, "reusedPages": self.reused_pages}
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
@@ -273,6 +275,16 @@ class ReindexResult:
     def to_json(self) -> dict:
         return {"dossiers": self.dossiers, "documents": self.documents, "pages": self.pages,
                 "errors": list(self.errors)}
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    pages: int
+    bytes: int
+    cleared: bool
+
+    def to_json(self) -> dict:
+        return {"pages": self.pages, "bytes": self.bytes, "cleared": self.cleared}
 
 
 @dataclass(frozen=True)

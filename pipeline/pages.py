@@ -22,7 +22,8 @@ from pathlib import Path
 from PIL import Image
 
 from ocr.engine import OcrEngine
-from ocr.page import effective_dpi, process_page
+from ocr.page import process_page
+from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from storage.local import write_atomic
 
@@ -56,6 +57,26 @@ class PageCache:
 
     def image(self, key: str) -> bytes:
         return (self.directory / f"{key}.img").read_bytes()
+
+    def discard(self, keys) -> None:
+        """Forget finished pages once their document is stored (the cache only serves retries)."""
+        for key in keys:
+            for suffix in (".json", ".img"):
+                (self.directory / f"{key}{suffix}").unlink(missing_ok=True)
+
+    def usage(self) -> tuple[int, int]:
+        """(pages, bytes) held."""
+        files = [p for p in self.directory.glob("*.img")] if self.directory.is_dir() else []
+        size = sum(p.stat().st_size for p in self.directory.iterdir()) if self.directory.is_dir() else 0
+        return len(files), size
+
+    def clear(self) -> tuple[int, int]:
+        """Remove every cached page; returns what was held."""
+        held = self.usage()
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                path.unlink(missing_ok=True)
+        return held
 
 
 @lru_cache(maxsize=1)
@@ -91,15 +112,16 @@ def _process(task: PageTask, engine: OcrEngine, key: str) -> tuple[bytes, PageRe
         raise InputError(task.file, "tệp đã thay đổi trong khi xử lý (file changed during processing)", task.page)
     image, stated = load_page(task.file, task.kind, data, task.page, task.max_pixels)
     # A header that cannot be true of a paper page (72/96 dpi from phones, none at all) would
-    # make a metre-wide PDF page; the OCR stage and the PDF use the same corrected resolution.
-    resolution = round(effective_dpi(image.size, stated))
-    dpi = stated if resolution == stated[0] else (resolution, resolution)
+    # make a wrong-sized PDF page; the OCR stage and the PDF use the same corrected resolution.
+    resolution = page_resolution(image.size, stated)
+    dpi = stated if resolution.source == "header" else (round(resolution.dpi, 2),) * 2
     found = process_page(image, dpi, engine)
     archive = found["image"]
     encoded, encoding, color_mode = encode_image(archive, task.jpeg_quality)
     return encoded, PageResult(
         file=task.file, page=task.page, image_key=key, encoding=encoding, width=archive.width,
-        height=archive.height, dpi=(int(dpi[0]), int(dpi[1])), color_mode=color_mode,
+        height=archive.height, dpi=(dpi[0], dpi[1]), dpi_source=resolution.source + (
+            f":{resolution.paper}" if resolution.paper else ""), color_mode=color_mode,
         orientation=int(found["orientation"]), skew_deg=float(found["skew_deg"]),
         confidence=float(found["confidence"]), flags=tuple(found["flags"]), words=tuple(found["words"]),
         text=found["text"])

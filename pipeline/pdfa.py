@@ -27,6 +27,8 @@ from .errors import PdfaError
 FLAVOUR = "2b"
 GLYPH_ADVANCE = 500  # font units per glyph, unitsPerEm 1000
 ASCENT, DESCENT = 800, -200
+WORD_GAP = 0.25        # least gap between two words of a line, in font sizes
+WORD_MIN_SHARE = 0.6   # a word's glyphs keep at least this share of its box width
 
 
 @dataclass
@@ -117,9 +119,15 @@ def _hex(text: str) -> str:
 def text_layer(words: list[dict], page_height_pt: float, scale: tuple[float, float]) -> str:
     """Content-stream operators drawing each word invisibly over its box.
 
-    Words of one line share the line's height and baseline, so extraction sees one line;
-    each word is stretched (Tz) to its printed width and followed by a space stretched
-    over the gap to the next word, so words stay separated in extracted text.
+    Words of one line share the line's height and baseline, so extraction sees one line.
+    Between two words of a line there is always a space character *and* a visible gap:
+    poppler (pdftotext) drops space characters and breaks words by the gap between glyphs
+    (more than a tenth of the font size), while pdfminer and pdf.js also read the space
+    itself. Tesseract's boxes of neighbouring words often touch on real scans, so where the
+    printed gap is too small each word's glyphs are narrowed from the right (never below
+    WORD_MIN_SHARE of the word) to leave WORD_GAP of the font size before the next word, and
+    where that is not enough (a one-letter word overlapping the next), the next word starts
+    a little later.
     """
     sx, sy = scale
     by_line: dict = {}
@@ -132,17 +140,27 @@ def text_layer(words: list[dict], page_height_pt: float, scale: tuple[float, flo
         bottom = max(w["y1"] for w in line)
         size = max((bottom - top) * sy, 1.0)
         baseline = page_height_pt - bottom * sy - DESCENT / 1000 * size
+        gap = WORD_GAP * size
+        start = line[0]["x0"] * sx
         for i, w in enumerate(line):
-            x0, x1 = w["x0"] * sx, w["x1"] * sx
+            end = max(w["x1"] * sx, start + 0.5)
             nxt = line[i + 1]["x0"] * sx if i + 1 < len(line) else None
-            for text, left, right in ((w["text"], x0, x1), (" ", x1, nxt)):
-                if right is None or right <= left:
-                    continue
-                natural = len(text) * GLYPH_ADVANCE / 1000 * size
-                ops.append(f"/F0 {size:.2f} Tf {100 * (right - left) / natural:.2f} Tz "
-                           f"1 0 0 1 {left:.2f} {baseline:.2f} Tm <{_hex(text)}> Tj")
+            if nxt is not None and nxt - end < gap:
+                end = max(start + WORD_MIN_SHARE * (end - start), nxt - gap)
+            ops.append(_stretched(w["text"], start, end, baseline, size))
+            if nxt is not None:
+                # where even the narrowed word leaves too little room, the next one starts later
+                following = max(nxt, end + gap)
+                ops.append(_stretched(" ", end, following, baseline, size))
+                start = following
     ops.append("ET")
     return "\n".join(ops)
+
+
+def _stretched(text: str, left: float, right: float, baseline: float, size: float) -> str:
+    natural = len(text) * GLYPH_ADVANCE / 1000 * size
+    return (f"/F0 {size:.2f} Tf {100 * (right - left) / natural:.2f} Tz "
+            f"1 0 0 1 {left:.2f} {baseline:.2f} Tm <{_hex(text)}> Tj")
 
 
 def _image_xobject(pdf: pikepdf.Pdf, page: PageRender) -> Stream:
