@@ -61,7 +61,7 @@ def cms_signature_value(data: bytes) -> bytes:
     import re
 
     blob = re.search(rb"/Contents\s*<([0-9a-fA-F]+)>", data)[1]
-    signed_data = cms.ContentInfo.load(bytes.fromhex(blob.decode()).rstrip(b"\0"))["content"]
+    signed_data = cms.ContentInfo.load(bytes.fromhex(blob.decode()), strict=False)["content"]
     return signed_data["signer_infos"][0]["signature"].native
 
 

@@ -2,8 +2,9 @@
 
 One signature per document, made last, as an incremental update (the PDF/A bytes before
 it are kept byte for byte), at the ``Signer``'s level (see ``certificates``), with the
-visible stamp of ``appearance``. The signed file must still be PDF/A-2b
-(``pdfa_signed.pdfa_check``), or nothing is returned.
+visible stamp of ``appearance``, placed on free paper at the top right of page 1 (or, when
+the top of the page has none, in a white band the signing revision adds above the scan).
+The signed file must still be PDF/A-2b (``pdfa_signed.pdfa_check``), or nothing is returned.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import PdfaError, SigningError, SohoaError
 
-from .appearance import TextMeasure, _stamp_style, font_path, page_one_box, stamp_box, stamp_lines
+from .appearance import StampPlacement, TextMeasure, _stamp_style, font_path, place_stamp, read_page_one, \
+    stamp_box, stamp_lines
 from .certificates import DEFAULT_COPY_TYPE, PADES_SUBFILTER, TEST_MARK, algorithm_name, certificate_sha256, \
     check_certificate, vietnam_now
 from .glue import fetcher_backend, run_async, validation_context
@@ -52,8 +54,9 @@ def _pades_signer_class():
 
 
 def _field_name(reader) -> str:
-    form = reader.root.get("/AcroForm")
-    existing = {str(f.get_object().get("/T")) for f in form.get("/Fields", [])} if form else set()
+    form = reader.root["/AcroForm"] if "/AcroForm" in reader.root else None  # [] dereferences, get() does not
+    fields = form["/Fields"] if form is not None and "/Fields" in form else []
+    existing = {str(f.get_object().get("/T")) for f in fields}
     n = 1
     while f"{FIELD_PREFIX}{n}" in existing:
         n += 1
@@ -64,15 +67,19 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
              organisation: str | None = None, visible: bool = True) -> tuple[bytes, SignatureRecord]:
     """Sign PDF/A-2b bytes as a PAdES signature in an incremental update.
 
-    Returns the signed bytes and the manifest's ``signature`` record. Refuses input that
-    is not PDF/A-2b and output that would not stay PDF/A-2b (see pdfa_signed.pdfa_check)."""
+    Returns the signed bytes and the manifest's ``signature`` record, whose ``stamp`` says
+    where the visible stamp went (None for an invisible signature). Refuses input that is
+    not PDF/A-2b (an already signed PDF/A-2b is judged as a signed file) and output that
+    would not stay PDF/A-2b (see pdfa_signed.pdfa_check)."""
     from pipeline.pdfa import validate
 
-    if not validate(pdf)[0]:
+    if not (validate(pdf)[0] or (b"/ByteRange" in pdf and pdfa_check(pdf).ok)):
         raise PdfaError("Tệp đưa vào ký không phải PDF/A-2b hợp lệ; không ký", "input is not valid PDF/A-2b")
     check_certificate(signer.certificate)
     signed_at = vietnam_now()
-    job = _sign_async(pdf, signer, signed_at, copy_type, organisation or signer.agency_name, visible)
+    organisation = organisation or signer.agency_name
+    layout = stamp_layout(pdf, stamp_lines(copy_type, organisation, signed_at, signer.test)) if visible else None
+    job = _sign_async(pdf, signer, signed_at, copy_type, organisation, layout)
     if signer.source == "pkcs11":
         with signer.token_lock:
             signed = run_async(job)
@@ -90,10 +97,56 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
         signed_at=signed_at,
         test_signature=signer.test,
         algorithm=algorithm_name(signer.certificate),
+        stamp=layout[1].to_json() if layout is not None else None,
     )
 
 
-async def _sign_async(pdf, signer: Signer, signed_at, copy_type, organisation, visible) -> bytes:
+def stamp_layout(pdf: bytes, lines: list[str], measure=None) -> tuple[list[str], StampPlacement]:
+    """The stamp's wrapped lines and its placement on page 1 of ``pdf``: free paper at the top
+    right, away from the scan's ink and from earlier signatures' widgets, or a band."""
+    measure = measure or TextMeasure(font_path()).width
+    page = read_page_one(pdf)
+    lines, (x0, y0, x1, y1) = stamp_box(page.box, lines, measure)
+    # A band changes page 1's MediaBox, which after an earlier signature is a modification
+    # that pyHanko and Acrobat count against that signature: a signed file gets no band.
+    placement = place_stamp(page.ink, page.scale, page.box, (x1 - x0, y1 - y0), page.annotations,
+                            band=not page.signed)
+    if placement is None:
+        raise SigningError("Trang 1 của tệp đã ký không còn chỗ trống để đặt dấu chữ ký số mà không che nội dung "
+                           "hoặc chữ ký trước; thêm dải trắng sẽ làm chữ ký trước bị coi là đã sửa",
+                           "page 1 of the already signed file has no free place for the visible stamp, and a "
+                           "band would count as a modification against the earlier signature")
+    return lines, placement
+
+
+def _add_band(writer, band_pt: float) -> None:
+    """Page 1 grows upward by ``band_pt`` (MediaBox, and CropBox when it has one) in the
+    revision being written; the scan stays where it is and the band above it is blank."""
+    from pyhanko.pdf_utils import generic
+
+    page_ref, _ = writer.find_page_for_modification(0)
+    page = page_ref.get_object()
+
+    def inherited(key):
+        node = page
+        while node is not None and key not in node:
+            node = node.get("/Parent")
+            node = node.get_object() if node is not None else None
+        return [float(v) for v in node[key]] if node is not None else None
+
+    def grown(box, top):
+        x0, y0, x1, y1 = min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3])
+        return generic.ArrayObject(generic.FloatObject(round(v, 4)) for v in (x0, y0, x1, top))
+
+    media, crop = inherited("/MediaBox"), inherited("/CropBox")
+    visible_top = max(crop[1], crop[3]) if crop else max(media[1], media[3])
+    page["/MediaBox"] = grown(media, max(max(media[1], media[3]), visible_top + band_pt))
+    if crop:
+        page["/CropBox"] = grown(crop, visible_top + band_pt)
+    writer.mark_update(page_ref)
+
+
+async def _sign_async(pdf, signer: Signer, signed_at, copy_type, organisation, layout) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.fields import SigSeedSubFilter
@@ -102,13 +155,14 @@ async def _sign_async(pdf, signer: Signer, signed_at, copy_type, organisation, v
 
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     name = _field_name(writer.prev)
+    visible = layout is not None
     stamp, box = None, None
     if visible:
-        font = font_path()
-        measure = TextMeasure(font).width
-        lines, box = stamp_box(page_one_box(pdf),
-                               stamp_lines(copy_type, organisation, signed_at, signer.test), measure)
-        stamp = _stamp_style(lines, font)
+        lines, placement = layout
+        box = placement.box
+        stamp = _stamp_style(lines, font_path())
+        if placement.band_pt:
+            _add_band(writer, placement.band_pt)
     long_term = signer.level in ("B-LT", "B-LTA")
     backend = fetcher_backend() if long_term else None
     try:

@@ -26,9 +26,12 @@ class SignatureRecord:
     signed_at: datetime  # Vietnam time
     test_signature: bool
     algorithm: str
+    # where the visible stamp went: {"box": [x0, y0, x1, y1] in PDF points on page 1,
+    # "bandPt": height of the white band added above the scan to hold it (0: none)}
+    stamp: dict | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "subfilter": self.subfilter,
             "level": self.level,
             "signer": self.signer,
@@ -37,6 +40,9 @@ class SignatureRecord:
             "testSignature": self.test_signature,
             "algorithm": self.algorithm,
         }
+        if self.stamp is not None:
+            out["stamp"] = self.stamp
+        return out
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,11 @@ def openssl_cms_verify(pki: TestPki, data: bytes, index: int = 0) -> subprocess.
     signed = data[a:a + b] + data[c:c + d]
     contents = data[a + b:c].strip()
     assert contents[:1] == b"<" and contents[-1:] == b">", "Contents is not a hex string"
-    cms = bytes.fromhex(contents[1:-1].decode()).rstrip(b"\0")
+    from asn1crypto import cms as asn1_cms
+
+    # the hex string is zero-padded; cut it to the DER object's own length (stripping zero
+    # bytes would also strip a signature value that happens to end in zeros)
+    cms = asn1_cms.ContentInfo.load(bytes.fromhex(contents[1:-1].decode()), strict=False).dump()
     work = Path(tempfile.mkdtemp(dir=pki.workdir))
     (work / "signed.bin").write_bytes(signed)
     (work / "sig.der").write_bytes(cms)
