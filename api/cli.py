@@ -42,6 +42,8 @@ def cmd_ingest(args, settings: Settings) -> int:
     verb = "đã có sẵn (không tạo bản trùng)" if result.duplicate else "đã số hóa"
     print(f"Tài liệu {result.doc_id} {verb}: {len(result.pages)} trang, "
           f"PDF/A-2b {result.pdf['size']:,} byte, SHA-256 {result.pdf['sha256']}")
+    if result.reused_pages:
+        print(f"  ({result.reused_pages} trang đã xử lý ở lần chạy trước được dùng lại)")
     for p in result.pages:
         flags = ", ".join(FLAG_VI.get(f, f) for f in p.flags)
         print(f"  Trang {p.number} ({p.file} tr.{p.page}): xoay {p.orientation}°, "
@@ -88,6 +90,16 @@ def cmd_audit(args, settings: Settings) -> int:
     for event in report.events:
         print(json.dumps(event, ensure_ascii=False))
     print(f"Nhật ký kiểm tra nguyên vẹn: {report.lines} dòng (audit log intact: {report.lines} lines)", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_cache(args, settings: Settings) -> int:
+    report = service.page_cache(settings, clear=args.clear)
+    size = f"{report.bytes / 1_048_576:.1f} MiB".replace(".", ",")
+    if report.cleared:
+        print(f"Đã xóa bộ đệm trang: {report.pages} trang, {size}")
+    else:
+        print(f"Bộ đệm trang (các trang đã xử lý của lần số hóa bị lỗi, để chạy lại): {report.pages} trang, {size}")
     return ExitCode.OK
 
 
@@ -207,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=20, help="số kết quả tối đa (mặc định 20)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("cache", help="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)")
+    s.add_argument("--clear", action="store_true", help="xóa toàn bộ bộ đệm trang")
+    s.set_defaults(func=cmd_cache)
 
     s = sub.add_parser("reindex", help="dựng lại chỉ mục tìm kiếm từ kho lưu trữ")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")

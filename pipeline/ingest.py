@@ -71,6 +71,7 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
             document = assemble_document(ctx, current, doc_id, request.title, sources, originals, results, digest)
             updated = mf.with_document(current, document, audit.now_vn())
             save_manifest(ctx.store, code, updated)
+            ctx.page_cache.discard(r.image_key for r in results)
         except BaseException as e:
             audit.record(ctx.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
             raise
@@ -78,7 +79,8 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
         # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
         # ingests must not index in the opposite order to the one they stored in.
         warnings = update_index(ctx, updated, doc_id, results)
-    return summary(updated, document, duplicate=False, warnings=warnings)
+    return summary(updated, document, duplicate=False, warnings=warnings,
+                   reused_pages=sum(r.cached for r in results))
 
 
 def store_original(store: ObjectStore, code: str, doc_id: str, source: Source, maintenance: str | None) -> dict:
@@ -152,7 +154,8 @@ def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[
     return ()
 
 
-def summary(manifest: dict, document: dict, duplicate: bool, warnings: tuple[str, ...] = ()) -> IngestSummary:
+def summary(manifest: dict, document: dict, duplicate: bool, warnings: tuple[str, ...] = (),
+            reused_pages: int = 0) -> IngestSummary:
     return IngestSummary(manifest["dossierCode"], document["docId"], document["title"], duplicate,
                          tuple(PageSummary.from_manifest(p) for p in document["pages"]), document["pdf"],
-                         document.get("signature"), warnings)
+                         document.get("signature"), warnings, reused_pages)

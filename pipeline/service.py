@@ -6,7 +6,7 @@ needs (object store, index, signer, page executor), writes the audit line, and r
 frozen result (``pipeline.models``) or raises a ``SohoaError`` or storage error, which each
 door reports through ``pipeline.errors.describe``.
 
-    ingest   show   export   link   search   reindex   verify   renew   audit_log
+    ingest   show   export   link   search   reindex   verify   renew   page_cache   audit_log
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .config import Settings
 from .errors import Conflict, NotFound, SigningError, Unsupported, UsageError, describe
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext, ingest as run_ingest
-from .models import (AuditReport, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
+from .models import (AuditReport, CacheReport, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
 from .renewal import renew_stored_dossier
@@ -207,6 +207,15 @@ def renew(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool =
             results[code] = (RenewalResult(None, False, f"{code}: {report.message_vi}",
                                            f"{code}: {report.detail or report.message_vi}"),)
     return DossierReport(results, failed)
+
+
+def page_cache(settings: Settings, *, clear: bool = False) -> CacheReport:
+    """What the page cache holds (pages finished by ingests that then failed), or clear it."""
+    cache = PageCache(page_cache_dir(settings))
+    pages, size = cache.clear() if clear else cache.usage()
+    if clear:
+        audit.record(settings.home, "cache-clear", pages=pages, bytes=size)
+    return CacheReport(pages, size, clear)
 
 
 def audit_log(settings: Settings, last: int = 20) -> AuditReport:
