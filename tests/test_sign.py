@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import io
 import re
 import subprocess
@@ -90,8 +91,9 @@ def test_pkcs12_rsa_pss_every_level(pki, tmp_path, level):
     assert record.signer == "UBND phường Hoàn Kiếm (RSA)" and record.test_signature is False
     assert record.algorithm == "RSASSA-PSS-3072-SHA256"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", record.to_json()["signedAt"])
-    assert list(record.to_json()) == ["subfilter", "level", "signer", "certificateSha256", "signedAt",
-                                      "testSignature", "algorithm", "stamp"]  # the manifest's signature record
+    assert list(record.to_json()) == ["subfilter", "level", "signer", "certificateSha256", "issuerSha256",
+                                      "signedAt", "testSignature", "algorithm", "stamp"]  # the manifest's record
+    assert record.issuer_sha256 == hashlib.sha256(pki.arch.get_cert("interm").dump()).hexdigest()
     with pikepdf.open(io.BytesIO(signed)) as pdf:
         assert record.stamp == {"box": [float(v) for v in pdf.pages[0].Annots[0].Rect], "bandPt": 0.0}
     signer_info = cms_of(signed)["signer_infos"][0]
@@ -293,3 +295,147 @@ def test_naming_trust_roots_stops_trusting_the_development_ca(tmp_path, capsys):
         trust_roots=(str(tmp_path / "b" / "dev-signing" / "ca.pem"),), agency_name=AGENCY))
     verdict = validation.verify_pdf(signed, trust_roots(archive))
     assert not verdict.ok and not verdict.chain_trusted
+
+
+# --------------------------------------------------------------------------- test signatures
+
+def test_test_policy_oid_is_the_uuid_arc_of_its_fixed_uuid():
+    import uuid
+
+    from pipeline.signing.certificates import TEST_POLICY_OID, TEST_POLICY_UUID
+
+    assert TEST_POLICY_OID == f"2.25.{uuid.UUID(TEST_POLICY_UUID).int}"
+    assert uuid.UUID(TEST_POLICY_UUID).version == 4
+
+
+def test_development_pki_carries_the_test_policy_and_its_signatures_are_test_signatures(tmp_path):
+    from cryptography import x509 as pyca_x509
+
+    from pipeline.signing.certificates import TEST_POLICY_OID, TEST_POLICY_TEXT, certificate_sha256, \
+        is_test_certificate
+
+    conf = development(tmp_path)
+    signer = load_signer(conf)
+    ca = signer.chain[0]
+    assert is_test_certificate(signer.certificate) and is_test_certificate(ca)
+    for pem_file in ("ca.pem", "signer.pem"):
+        cert = pyca_x509.load_pem_x509_certificate((tmp_path / "dev-signing" / pem_file).read_bytes())
+        [policy] = cert.extensions.get_extension_for_class(pyca_x509.CertificatePolicies).value
+        assert policy.policy_identifier.dotted_string == TEST_POLICY_OID
+        assert [q.explicit_text for q in policy.policy_qualifiers] == [TEST_POLICY_TEXT]
+        assert "không có giá trị pháp lý" in TEST_POLICY_TEXT and "no legal value" in TEST_POLICY_TEXT
+
+    signed, record = pades.sign_pdf(pdfa_input(), signer)
+    assert record.test_signature and record.issuer_sha256 == certificate_sha256(ca)
+    verdict = validation.verify_pdf(signed, trust_roots(conf))  # no test_cas: the policy alone says it
+    assert verdict.ok and verdict.test_signature and verdict.signatures[0].test_signature
+    # never a plain pass
+    assert "Chữ ký hợp lệ (chữ ký thử nghiệm, không có giá trị pháp lý)" in verdict.messages_vi
+    assert "Signature valid (TEST signature, no legal value)" in verdict.messages_en
+    assert not any(m.startswith("Chữ ký hợp lệ (B-") for m in verdict.messages_vi)
+    assert verdict.revocation == "not-needed" and verdict.signatures[0].revocation_source == "none"
+
+
+def test_a_real_certificate_named_test_is_not_a_test_signature(pki, tmp_path):
+    signer = load_signer(settings(tmp_path, pki, key="signer-testname", level="B-T"))
+    assert "TEST" in signer.signer_name and not signer.test
+    signed, record = pades.sign_pdf(pdfa_input(), signer)
+    assert record.test_signature is False
+    _, _, words = harness.pdftotext_words(signed)
+    assert not any(TEST_MARK in w[4] for w in words)
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert verdict.ok and not verdict.test_signature and not verdict.signatures[0].test_signature, verdict.messages_en
+    assert f"Signature valid (B-T, {signer.signer_name})" in verdict.messages_en
+    assert not any("THỬ NGHIỆM" in m for m in verdict.messages_vi)
+
+
+def _write_pre_policy_development_key(directory, now=None):
+    """A development CA and signer as sohoa made them before the test-key policy: same names,
+    no CertificatePolicies."""
+    import datetime as dt
+    import os
+
+    from cryptography import x509 as pyca_x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from pipeline.signing.certificates import DEV_CA_CN, DEV_SIGNER_CN
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = pyca_x509.Name([pyca_x509.NameAttribute(NameOID.COMMON_NAME, DEV_CA_CN)])
+    name = pyca_x509.Name([pyca_x509.NameAttribute(NameOID.COMMON_NAME, DEV_SIGNER_CN)])
+    start, day = now - dt.timedelta(days=1), dt.timedelta(days=1)
+    ca = (pyca_x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(start).not_valid_after(now + 3650 * day)
+          .add_extension(pyca_x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(pyca_x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (pyca_x509.CertificateBuilder().subject_name(name).issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(2).not_valid_before(start).not_valid_after(now + 1825 * day)
+            .add_extension(pyca_x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(pyca_x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+                           critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    directory.mkdir(parents=True)
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "signer.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(directory / "signer.key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+
+def test_development_key_made_before_the_policy_is_known_by_its_ca_fingerprint(tmp_path, capsys):
+    """A dev key made before this change is kept until it expires; its signatures are test
+    signatures through ``test_cas`` (the development CAs of the home), never through the
+    "TEST" in its name."""
+    from pipeline.signing.certificates import certificate_sha256, is_test_certificate
+
+    _write_pre_policy_development_key(tmp_path / "dev-signing")
+    conf = development(tmp_path)
+    signer = load_signer(conf)
+    assert not is_test_certificate(signer.certificate), "an old key is not renewed before it expires"
+    signed, record = pades.sign_pdf(pdfa_input(), signer)
+    assert record.test_signature  # the development key source says so
+
+    named_only = validation.verify_pdf(signed, trust_roots(conf))
+    assert not named_only.test_signature, "the name 'SOHOA TEST' alone does not make a test signature"
+    fingerprints = keys.development_ca_fingerprints(tmp_path)
+    assert fingerprints == (certificate_sha256(signer.chain[0]),)
+    verdict = validation.verify_pdf(signed, trust_roots(conf), test_cas=fingerprints)
+    assert verdict.ok and verdict.test_signature
+    assert verdict.messages_en[-1] == "Signature valid (TEST signature, no legal value)"
+    # fingerprints as an operator may paste them (upper case, colons)
+    pasted = ":".join(fingerprints[0][i:i + 2] for i in range(0, 64, 2)).upper()
+    assert validation.verify_pdf(signed, trust_roots(conf), test_cas=[pasted]).test_signature
+
+
+def test_development_ca_fingerprints_include_expired_keys(tmp_path, capsys):
+    import datetime as dt
+
+    from pipeline.signing import devpki
+    from pipeline.signing.certificates import certificate_sha256, load_certificates
+
+    assert keys.development_ca_fingerprints(tmp_path) == ()
+    directory = tmp_path / "dev-signing"
+    devpki.ensure_development_key(directory)
+    first = certificate_sha256(load_certificates((directory / "ca.pem").read_bytes())[0])
+    devpki.ensure_development_key(directory, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2000))
+    second = certificate_sha256(load_certificates((directory / "ca.pem").read_bytes())[0])
+    assert first != second and len(list(tmp_path.glob("dev-signing.expired-*"))) == 1
+    assert set(keys.development_ca_fingerprints(tmp_path)) == {first, second}
+
+
+def test_signature_record_names_the_issuing_ca(pki, tmp_path):
+    conf = settings(tmp_path, pki, key=None, level="B-B", pkcs11_module=pki.softhsm_module,
+                    pkcs11_token=harness.TOKEN_LABEL, pkcs11_pin=harness.TOKEN_PIN)
+    signer = load_signer(conf)
+    try:
+        _, record = pades.sign_pdf(pdfa_input(), signer)
+    finally:
+        signer.close()
+    assert record.to_json()["issuerSha256"] == hashlib.sha256(pki.arch.get_cert("interm").dump()).hexdigest()
+    unknown = dataclasses.replace(record, issuer_sha256=None)
+    assert unknown.to_json()["issuerSha256"] is None

@@ -51,7 +51,8 @@ def store_dossier(home, pdf: bytes, record: SignatureRecord) -> tuple[LocalStore
     doc_id = f"{CODE}.001"
     info = store.put(keys.document_pdf(CODE, doc_id), pdf, content_type="application/pdf", retain=True)
     manifest = {"schema": "sohoa.manifest/1", "dossierCode": CODE, "documents": [{
-        "docId": doc_id, "sequence": 1, "pdf": info.to_json(), "signature": record.to_json()}], "events": []}
+        "docId": doc_id, "sequence": 1, "created": record.signed_at.isoformat(),  # as ingest writes it
+        "pdf": info.to_json(), "signature": record.to_json()}], "events": []}
     store.put(keys.manifest(CODE), json.dumps(manifest, ensure_ascii=False).encode())
     return store, doc_id
 
@@ -84,7 +85,9 @@ def test_one_changed_byte_is_detected(pki):
     image_at = signed.index(b"stream", image_at) + 200  # inside the scanned image's bytes
     altered = validation.verify_pdf(flip(signed, image_at), roots)
     assert not altered.ok and not altered.intact
-    assert any("thay đổi" in m for m in altered.messages_vi)
+    # the real cause, and only it: not "does not chain to a trusted root"
+    assert altered.messages_vi == ("Chữ ký SohoaSignature1: nội dung tệp đã bị thay đổi sau khi ký",)
+    assert altered.messages_en == ("Signature SohoaSignature1: the signed content was altered",)
 
     # inside the signature value in the CMS blob (its certificate bag is not signed data)
     signed, _ = signed_document("B-B")
@@ -93,6 +96,7 @@ def test_one_changed_byte_is_detected(pki):
     digit = b"0" if signed[at:at + 1] != b"0" else b"1"  # stays a hex digit: the blob still parses
     broken = validation.verify_pdf(signed[:at] + digit + signed[at + 1:], roots)
     assert not broken.ok and not broken.signatures[0].valid
+    assert broken.messages_en == ("Signature SohoaSignature1: invalid signature value",)
 
 
 def test_untrusted_without_roots(pki):
@@ -190,9 +194,9 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
 
     [renewed] = service.renew_dossier(conf, CODE, within_days=100_000)
     assert renewed.renewed
-    new = store.get(keys.document_pdf(CODE, doc_id))
-    assert new.startswith(signed), "renewal must be an incremental update"
     manifest = json.loads(store.get(keys.manifest(CODE)))
+    new = store.get(manifest["documents"][0]["pdf"]["key"])
+    assert new.startswith(signed), "renewal must be an incremental update"
     assert manifest["documents"][0]["pdf"]["sha256"] == sha256(new) == renewed.sha256
     assert manifest["documents"][0]["pdf"]["size"] == len(new)
     assert manifest["events"][-1]["type"] == "timestamp-renewal"
@@ -219,7 +223,8 @@ def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest
     manifest = json.loads(store.get(keys.manifest(CODE)))
     second = f"{CODE}.002"
     info = store.put(keys.document_pdf(CODE, second), signed, "application/pdf")
-    manifest["documents"].append({"docId": second, "sequence": 2, "signature": record.to_json(),
+    manifest["documents"].append({"docId": second, "sequence": 2, "created": record.signed_at.isoformat(),
+                                  "signature": record.to_json(),
                                   "pdf": {**info.to_json(), "sha256": "0" * 64}})
     store.put(keys.manifest(CODE), json.dumps(manifest).encode())
     conf = settings(tmp_path, pki)
@@ -230,7 +235,7 @@ def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest
     assert first.doc_id == doc_id and first.ok, first.message_en
     assert json.loads(store.get(keys.manifest(CODE)))["events"][-1]["type"] == "timestamp-renewal"
     audit_lines = (tmp_path / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
-    assert json.loads(audit_lines[-1])["action"] == "renew"
+    assert "renew" in [json.loads(line)["action"] for line in audit_lines]  # verify is audited after it
 
 
 def test_cli_renew(pki, tmp_path, capsys):
@@ -277,16 +282,16 @@ def test_verdict_json_keeps_its_keys(pki):
     verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()]).to_json()
     assert list(verdict) == ["ok", "intact", "wholeDocumentCovered", "chainTrusted", "timestampOk", "pdfaOk",
                              "pdfaFindings", "subfilter", "level", "signer", "signedAt", "testSignature",
-                             "signatures", "messages_vi", "messages_en"]
+                             "revocation", "revocationPolicy", "signatures", "messages_vi", "messages_en"]
     signature, timestamp = verdict["signatures"]
     assert list(signature) == ["field", "kind", "subfilter", "level", "signer", "certificateSha256", "signedAt",
                                "timestampAt", "intact", "valid", "wholeDocumentCovered", "coversWholeFile",
-                               "chainTrusted", "timestampOk", "testSignature", "adesLongTerm", "ok",
-                               "messages_vi", "messages_en"]
+                               "chainTrusted", "timestampOk", "testSignature", "revocation", "revocationSource",
+                               "adesLongTerm", "ok", "messages_vi", "messages_en"]
     assert list(timestamp) == ["field", "kind", "subfilter", "level", "signer", "certificateSha256", "signedAt",
                                "tsaCertificateExpires", "intact", "valid", "wholeDocumentCovered",
-                               "coversWholeFile", "chainTrusted", "timestampOk", "testSignature", "ok",
-                               "messages_vi", "messages_en"]
+                               "coversWholeFile", "chainTrusted", "timestampOk", "testSignature", "revocation",
+                               "revocationSource", "ok", "messages_vi", "messages_en"]
     assert verdict["ok"] and signature["adesLongTerm"] == "PASSED" and timestamp["kind"] == "timestamp"
     assert signature["signedAt"].endswith("+07:00") and verdict["signedAt"] == signature["signedAt"]
     json.dumps(verdict)  # plain JSON values only
@@ -300,3 +305,199 @@ def test_validation_never_imports_the_signers():
                             cwd=Path(__file__).resolve().parents[1]).stdout
     for signer_side in ("keys", "pades", "appearance", "devpki"):
         assert f"'pipeline.signing.{signer_side}'" not in loaded, loaded
+
+
+# --------------------------------------------------------------------------- revocation policy
+
+def sign_with(pki, key: str, level: str) -> bytes:
+    import tempfile
+
+    conf = Settings(home=Path(tempfile.mkdtemp()), signing=SigningSettings(
+        p12=str(pki.p12(key)), p12_password=harness.P12_PASSWORD, level=level, tsa_url=pki.tsa_url,
+        trust_roots=(str(pki.root_pem),), agency_name=AGENCY))
+    return pades.sign_pdf(pdfa_input(), signing_keys.load_signer(conf.signing, conf.home))[0]
+
+
+@pytest.fixture
+def go_offline(monkeypatch):
+    """``go_offline()`` cuts the network: from then on every HTTP request of
+    pyhanko-certvalidator's fetchers (aiohttp) fails at once, as with an unreachable OCSP
+    responder; it returns the list of the URLs tried."""
+    import aiohttp
+
+    tried = []
+
+    async def refuse(self, method, url, *args, **kwargs):
+        tried.append(str(url))
+        raise aiohttp.ClientConnectionError(f"offline test: {url}")
+
+    def cut():
+        monkeypatch.setattr(aiohttp.ClientSession, "_request", refuse)
+        return tried
+
+    return cut
+
+
+def test_unreachable_ocsp_fails_under_hard_and_is_shown_under_soft(pki):
+    """A real key at B-T whose certificate names only an OCSP responder that does not answer
+    (a closed 127.0.0.1 port): "hard" refuses it, naming revocation as the cause; "soft" passes
+    it and says the status is unknown."""
+    signed = sign_with(pki, "signer-dead-ocsp", "B-T")
+    roots = [pki.root_pem.read_bytes()]
+
+    hard = validation.verify_pdf(signed, roots, revocation="hard")
+    [signature] = hard.signatures
+    assert not hard.ok and not signature.ok
+    assert signature.intact and signature.valid and signature.chain_trusted, "the chain itself holds"
+    assert (signature.revocation, signature.revocation_source) == ("unavailable", "none")
+    assert hard.revocation == "unavailable" and hard.revocation_policy == "hard"
+    assert any("không xác định được tình trạng thu hồi" in m for m in hard.messages_vi), hard.messages_vi
+    assert any("revocation status" in m and "cannot be established" in m for m in hard.messages_en)
+    assert not any("tin cậy" in m for m in hard.messages_vi), "not a trust-root problem"
+    assert not any(m.startswith("Signature valid") for m in hard.messages_en)
+
+    soft = validation.verify_pdf(signed, roots, revocation="soft")
+    [signature] = soft.signatures
+    assert soft.ok and signature.ok and signature.chain_trusted
+    assert (signature.revocation, signature.revocation_source) == ("unavailable", "none")
+    assert any("chưa xác định được tình trạng thu hồi" in m for m in soft.messages_vi), soft.messages_vi
+    assert soft.messages_en[-1].startswith("Signature valid (B-T, ") \
+        and "revocation status not established" in soft.messages_en[-1]
+    report = soft.to_json()
+    assert (report["revocation"], report["revocationPolicy"]) == ("unavailable", "soft")
+    assert (report["signatures"][0]["revocation"], report["signatures"][0]["revocationSource"]) == (
+        "unavailable", "none")
+
+    with pytest.raises(ValueError):
+        validation.verify_pdf(signed, roots, revocation="hard-fail")
+
+
+def test_hard_is_the_default_policy(pki):
+    signed = sign_with(pki, "signer-dead-ocsp", "B-T")
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    assert not verdict.ok and verdict.revocation_policy == "hard"
+
+
+@pytest.mark.parametrize("level, source", [("B-B", "fetched"), ("B-T", "fetched"), ("B-LT", "embedded"),
+                                           ("B-LTA", "embedded")])
+def test_revocation_status_and_source_in_the_verdict_json(pki, level, source):
+    signed, _ = signed_document(level)
+    for policy in ("hard", "soft"):
+        report = validation.verify_pdf(signed, [pki.root_pem.read_bytes()], revocation=policy).to_json()
+        assert report["ok"] and report["revocation"] == "good" and report["revocationPolicy"] == policy, report
+        for entry in report["signatures"]:  # the signature and, for B-LTA, its document timestamp
+            assert (entry["revocation"], entry["revocationSource"]) == ("good", source), entry
+
+
+def test_revoked_certificate_is_named_as_revoked(pki):
+    signed = sign_with(pki, "signer-revoked", "B-T")
+    for policy in ("hard", "soft"):
+        verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()], revocation=policy)
+        [signature] = verdict.signatures
+        assert not verdict.ok and (signature.revocation, signature.revocation_source) == ("revoked", "fetched")
+        assert verdict.revocation == "revoked"
+        assert any("đã bị thu hồi ngày 2025-06-01" in m for m in verdict.messages_vi), verdict.messages_vi
+        assert any("was revoked on 2025-06-01" in m for m in verdict.messages_en)
+
+
+@pytest.fixture
+def travel(monkeypatch):
+    """``travel(days)`` moves the clock of validation forward: ``datetime.now`` as pyHanko,
+    pyhanko-certvalidator and sohoa's validation read it."""
+    import datetime as dt
+
+    import pyhanko.sign.validation.ades as ades
+    import pyhanko_certvalidator.context as context
+    import pyhanko_certvalidator.ltv.ades_past as ades_past
+    import pyhanko_certvalidator.ltv.poe as poe
+    import pyhanko_certvalidator.ltv.types as ltv_types
+
+    def go(days: int):
+        shift = dt.timedelta(days=days)
+
+        class Later(dt.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return dt.datetime.now(tz) + shift
+
+        for module in (ades, context, ades_past, poe, ltv_types, validation):
+            monkeypatch.setattr(module, "datetime", Later)
+
+    return go
+
+
+@pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
+def test_long_term_files_verify_offline_as_of_their_timestamps(pki, go_offline, travel, level):
+    """B-LT and B-LTA carry the validation data of signing time (and B-LTA its archive
+    timestamps): judged offline, with no request at all, even under "hard", as of their
+    timestamps: years later, when the embedded CRLs and OCSP responses are long out of date
+    and the signer's certificate has expired, they still verify, until the newest timestamp's
+    TSA certificate expires (renewal adds a fresh one before that)."""
+    signed = sign_with(pki, "signer-ec", level)  # names an OCSP responder and a CRL
+    bare_signed = sign_with(pki, "signer-ec", "B-B")
+    offline = go_offline()
+    roots = [pki.root_pem.read_bytes()]
+
+    verdict = validation.verify_pdf(signed, roots, revocation="hard")
+    assert verdict.ok and verdict.level == level, verdict.messages_en
+    assert all((s.revocation, s.revocation_source) == ("good", "embedded") for s in verdict.signatures)
+    if level == "B-LTA":
+        assert [s.kind for s in verdict.signatures] == ["signature", "timestamp"]
+        assert verdict.signatures[0].ades_long_term == "PASSED"
+
+    travel(3650)  # 2035+: the signer's certificate (to 2035-01-01) has expired, every CRL is stale
+    later = validation.verify_pdf(signed, roots, revocation="hard")
+    assert later.ok, later.messages_en
+    assert all((s.revocation, s.revocation_source) == ("good", "embedded") for s in later.signatures)
+    assert later.messages_en[-1] == f"Signature valid ({level}, UBND phường Hoàn Kiếm (ECDSA))"
+
+    travel(365 * 20)  # after the TSA certificate (to 2045-01-01): no timestamp proves anything now
+    too_late = validation.verify_pdf(signed, roots, revocation="soft")
+    assert not too_late.ok and not too_late.signatures[-1].timestamp_ok
+    assert any("TSA certificate of the newest timestamp expired on 2045-01-01" in m for m in too_late.messages_en)
+    assert offline == [], "nothing may be fetched for a file with validation data"
+
+    # control: without validation data, the same key needs the network, which is down
+    travel(0)
+    bare = validation.verify_pdf(bare_signed, roots, revocation="hard")
+    assert not bare.ok and bare.signatures[0].revocation == "unavailable" and offline
+
+
+def test_untrusted_signer_prints_no_library_traceback(pki, tmp_path, caplog):
+    """pyHanko and certvalidator log a failed path build with its traceback; with no logging
+    configured Python prints that to stderr before the verdict. A separate process (no pytest
+    log capture) shows what an operator would see."""
+    import logging
+
+    signed, _ = signed_document("B-T")
+    other_root = tmp_path / "other-root.pem"
+    signing_keys.load_signer(Settings(home=tmp_path, signing=SigningSettings()).signing, tmp_path)  # a dev CA
+    other_root.write_bytes((tmp_path / "dev-signing" / "ca.pem").read_bytes())
+    pdf = tmp_path / "signed.pdf"
+    pdf.write_bytes(signed)
+    probe = ("import sys, pathlib; from pipeline.signing.validation import verify_pdf; "
+             "v = verify_pdf(pathlib.Path(sys.argv[1]).read_bytes(), [pathlib.Path(sys.argv[2]).read_bytes()]); "
+             "print(v.ok, v.chain_trusted); print(*v.messages_en, sep='\\n')")
+    run = subprocess.run([sys.executable, "-c", probe, str(pdf), str(other_root)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("False False") and "does not chain to a trusted root" in run.stdout, run.stdout
+    assert "Traceback" not in run.stderr and "Failed to build path" not in run.stderr, run.stderr
+    assert run.stderr.strip() == "", run.stderr
+
+    # in this process too: nothing from the libraries reaches the handlers, and their
+    # loggers' levels are as they were
+    before = {name: logging.getLogger(name).level for name in ("pyhanko", "pyhanko_certvalidator")}
+    with caplog.at_level(logging.DEBUG):
+        verdict = validation.verify_pdf(signed, [other_root.read_bytes()])
+    assert not verdict.chain_trusted
+    assert not [r for r in caplog.records if r.name.startswith("pyhanko") and r.levelno >= logging.WARNING]
+    assert {name: logging.getLogger(name).level for name in before} == before
+
+
+def test_an_unreadable_signature_says_what_failed(pki):
+    signed, _ = signed_document("B-T")
+    verdict = validation.verify_pdf(signed[: len(signed) - 40], [pki.root_pem.read_bytes()])
+    assert not verdict.ok and not verdict.signatures
+    assert any("PdfReadError" in m for m in verdict.messages_en), verdict.messages_en
+    assert not any("hỏng hoặc bị sửa" in m for m in verdict.messages_vi)

@@ -21,6 +21,20 @@ TEST_MARK = "CHỮ KÝ THỬ NGHIỆM - KHÔNG CÓ GIÁ TRỊ PHÁP LÝ"
 DEV_SIGNER_CN = "SOHOA TEST - CHỮ KÝ THỬ NGHIỆM"
 DEV_CA_CN = "SOHOA TEST CA - KHÔNG CÓ GIÁ TRỊ PHÁP LÝ"
 
+# The certificate policy of sohoa's development PKI: its CA and signer certificates carry it,
+# and a signature whose signer or chain carries it is a test signature whatever its name.
+# An OID under the X.667 UUID arc (2.25.<UUID as a decimal integer>), which anyone may mint;
+# from the fixed UUID a06f9d7b-488e-4dbb-818d-3d48f77b14ca.
+TEST_POLICY_UUID = "a06f9d7b-488e-4dbb-818d-3d48f77b14ca"
+TEST_POLICY_OID = "2.25.213256018382710623352763728485324362954"
+TEST_POLICY_TEXT = ("Chứng thư thử nghiệm của sohoa, không có giá trị pháp lý / "
+                    "sohoa test certificate, no legal value")
+
+# sohoa's revocation policies (``SigningSettings.revocation_policy``) and the
+# pyhanko-certvalidator revocation modes they run as, for signing (B-LT validation data) and
+# verification alike
+REVOCATION_MODES = {"hard": "hard-fail", "soft": "soft-fail"}
+
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 
@@ -39,6 +53,36 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
 
 def certificate_sha256(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.dump()).hexdigest()
+
+
+def issuer_of(cert: x509.Certificate, candidates) -> x509.Certificate | None:
+    """The certificate among ``candidates`` that issued ``cert`` (subject = issuer and, when
+    both say, key identifiers equal), or None. A self-signed ``cert`` is its own issuer only
+    when it is among the candidates."""
+    aki = cert.authority_key_identifier
+    for candidate in candidates:
+        if candidate.subject != cert.issuer:
+            continue
+        ski = candidate.key_identifier
+        if aki is not None and ski is not None and aki != ski:
+            continue
+        return candidate
+    return None
+
+
+def normalise_fingerprint(value: str) -> str:
+    """A SHA-256 fingerprint as lower-case hex without separators ("AB:CD..." -> "abcd...")."""
+    return "".join(ch for ch in value.lower() if ch in "0123456789abcdef")
+
+
+def is_test_certificate(cert: x509.Certificate) -> bool:
+    """Whether ``cert`` carries sohoa's test-key certificate policy (``TEST_POLICY_OID``)."""
+    try:
+        policies = cert.certificate_policies_value
+    except Exception:  # noqa: BLE001 - a malformed extension is not a test policy
+        return False
+    return policies is not None and any(
+        p["policy_identifier"].dotted == TEST_POLICY_OID for p in policies)
 
 
 def common_name(cert: x509.Certificate) -> str:

@@ -1,6 +1,9 @@
 """The development PKI: a CA and an ECDSA P-256 signer under ``SOHOA_HOME/dev-signing``,
 made when no agency key is configured. Every signature made with it is a test signature
-(see ``certificates.TEST_MARK``)."""
+(see ``certificates.TEST_MARK``): both certificates carry sohoa's test-key policy
+(``certificates.TEST_POLICY_OID``), which verification reads. Keys made before the policy
+existed are kept until they expire; their CA is known by its fingerprint
+(``keys.development_ca_fingerprints``)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .certificates import DEV_CA_CN, DEV_SIGNER_CN, TEST_MARK, load_certificates
+from .certificates import DEV_CA_CN, DEV_SIGNER_CN, TEST_MARK, TEST_POLICY_OID, TEST_POLICY_TEXT, load_certificates
 
 DEV_DIR_NAME = "dev-signing"
 
@@ -53,6 +56,10 @@ def _write_development_pki(directory: Path, now: datetime) -> None:
     signer_name = pyca_x509.Name([pyca_x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"), org,
                                   pyca_x509.NameAttribute(NameOID.COMMON_NAME, DEV_SIGNER_CN)])
     start = now - timedelta(days=1)
+    # sohoa's test-key policy on both certificates: verification marks their signatures as
+    # test signatures from the certificates themselves, not from their names.
+    test_policy = pyca_x509.CertificatePolicies([pyca_x509.PolicyInformation(
+        pyca_x509.ObjectIdentifier(TEST_POLICY_OID), [pyca_x509.UserNotice(None, TEST_POLICY_TEXT)])])
     ca_cert = (pyca_x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
                .public_key(ca_key.public_key()).serial_number(pyca_x509.random_serial_number())
                .not_valid_before(start).not_valid_after(now + timedelta(days=3650))
@@ -60,6 +67,7 @@ def _write_development_pki(directory: Path, now: datetime) -> None:
                .add_extension(pyca_x509.KeyUsage(True, False, False, False, False, True, True, False, False),
                               critical=True)
                .add_extension(pyca_x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+               .add_extension(test_policy, critical=False)
                .sign(ca_key, hashes.SHA256()))
     signer_cert = (pyca_x509.CertificateBuilder().subject_name(signer_name).issuer_name(ca_name)
                    .public_key(signer_key.public_key()).serial_number(pyca_x509.random_serial_number())
@@ -69,6 +77,7 @@ def _write_development_pki(directory: Path, now: datetime) -> None:
                                   critical=True)
                    .add_extension(pyca_x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                                   critical=False)
+                   .add_extension(test_policy, critical=False)
                    .sign(ca_key, hashes.SHA256()))
     (directory / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     (directory / "signer.pem").write_bytes(signer_cert.public_bytes(serialization.Encoding.PEM))

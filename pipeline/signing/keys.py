@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pipeline.config import SigningSettings
 from pipeline.errors import SigningError
 
-from .certificates import TEST_MARK, check_certificate, choose_level, common_name, load_certificates, \
-    signature_mechanism
+from .certificates import REVOCATION_MODES, TEST_MARK, certificate_sha256, check_certificate, choose_level, \
+    common_name, is_test_certificate, issuer_of, load_certificates, signature_mechanism
 from .devpki import DEV_DIR_NAME, ensure_development_key
 
 
@@ -61,6 +61,11 @@ class Signer:
     def signer_name(self) -> str:
         return common_name(self.certificate)
 
+    @property
+    def issuer(self) -> x509.Certificate | None:
+        """The issuing CA certificate, when the key source supplied it."""
+        return issuer_of(self.certificate, self.chain)
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
@@ -84,6 +89,24 @@ def trust_roots(signing: SigningSettings, home: Path) -> list[x509.Certificate]:
     return roots
 
 
+def development_ca_fingerprints(home: Path) -> tuple[str, ...]:
+    """SHA-256 (lower-case hex) of every development CA certificate under ``home``: the current
+    one (``dev-signing/ca.pem``) and the expired ones kept in ``dev-signing.expired-*``.
+
+    Pass them to ``validation.verify_pdf(test_cas=...)``: signatures of development keys made
+    before the test-key policy existed (``certificates.TEST_POLICY_OID``) are then still known
+    as test signatures."""
+    home = Path(home)
+    found: list[str] = []
+    for directory in [home / DEV_DIR_NAME, *sorted(home.glob(f"{DEV_DIR_NAME}.expired-*"))]:
+        try:
+            certs = load_certificates((directory / "ca.pem").read_bytes())
+        except (OSError, ValueError):
+            continue
+        found.extend(certificate_sha256(c) for c in certs)
+    return tuple(dict.fromkeys(found))
+
+
 def load_signer(signing: SigningSettings, home: Path, *, now: datetime | None = None) -> Signer:
     """The configured signer, its certificate checked; the development key (under
     ``home``) when none is set. Call ``close()`` when done (a PKCS#11 session)."""
@@ -96,8 +119,10 @@ def load_signer(signing: SigningSettings, home: Path, *, now: datetime | None = 
         signer = _pkcs11_signer(signing.pkcs11_module, signing.pkcs11_token, signing.pkcs11_pin, now)
     else:
         signer = _pkcs12_signer(signing.p12, signing.p12_password, now)
+    # the revocation policy also governs the validation data a B-LT signature embeds
     signer = replace(signer, level=level, tsa_url=signing.tsa_url, agency_name=signing.agency_name,
-                     trust_roots=tuple(trust_roots(signing, home)))
+                     trust_roots=tuple(trust_roots(signing, home)),
+                     revocation_mode=REVOCATION_MODES[signing.revocation_policy])
     if not development:
         if level in ("B-LT", "B-LTA") and not signer.trust_roots:
             signer.close()
@@ -121,6 +146,13 @@ def warn_development_key(where: Path) -> None:
 # --------------------------------------------------------------------------- key sources
 # Each returns a Signer at level B-B with no TSA, no trust roots and no agency name;
 # ``load_signer`` fills those in from the settings.
+
+def _is_test(cert, chain) -> bool:
+    """A key whose certificate (or issuing CA) carries sohoa's test-key policy signs test
+    signatures, wherever it is loaded from."""
+    issuer = issuer_of(cert, chain)
+    return is_test_certificate(cert) or (issuer is not None and is_test_certificate(issuer))
+
 
 def _checked(cert, now):
     check_certificate(cert, now)
@@ -150,7 +182,7 @@ def _pkcs12_signer(path: str, password: str | None, now) -> Signer:
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     cms_signer = SimpleSigner(certificate, private, SimpleCertificateStore.from_certs(chain),
                               signature_mechanism=signature_mechanism(certificate))
-    return Signer(cms_signer, certificate, tuple(chain), "B-B", None, (), "", False, "pkcs12")
+    return Signer(cms_signer, certificate, tuple(chain), "B-B", None, (), "", _is_test(certificate, chain), "pkcs12")
 
 
 def _pkcs11_signer(module: str, token_label: str | None, pin: str | None, now) -> Signer:
@@ -197,7 +229,7 @@ def _pkcs11_signer(module: str, token_label: str | None, pin: str | None, now) -
             chain = [c for c in others if c.dump() != cert.dump()]
             cms_signer = PKCS11Signer(session, signing_cert=cert, ca_chain=chain, key_id=key_id,
                                       other_certs_to_pull=(), signature_mechanism=signature_mechanism(cert))
-            return Signer(cms_signer, cert, tuple(chain), "B-B", None, (), "", False, "pkcs11",
+            return Signer(cms_signer, cert, tuple(chain), "B-B", None, (), "", _is_test(cert, chain), "pkcs11",
                           _session=_TokenSession(session))
         raise SigningError("; ".join(problems))
     except BaseException:

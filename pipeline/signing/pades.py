@@ -98,6 +98,7 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
         test_signature=signer.test,
         algorithm=algorithm_name(signer.certificate),
         stamp=layout[1].to_json() if layout is not None else None,
+        issuer_sha256=certificate_sha256(signer.issuer) if signer.issuer is not None else None,
     )
 
 

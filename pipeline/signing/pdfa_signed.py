@@ -39,36 +39,48 @@ def pdfa_check(data: bytes) -> PdfaVerdict:
     import pikepdf
     import pikepdf.pdfa
 
-    from pipeline.pdfa import settle_garbage, validate
+    from pipeline.pdfa import settle_garbage
 
     settle_garbage()
     report = pikepdf.pdfa.validate_written(io.BytesIO(data), "2b")
     if report.passed:
         return _with_verapdf(data, True, [], "pikepdf")
-    problems, signature_parts = [], False
+    problems = []
     try:
         pdf = pikepdf.open(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a verdict, not a crash
         return PdfaVerdict(False, (f"không đọc được PDF (unreadable PDF): {exc}",), "pikepdf")
-    with pdf:
-        for f in _findings(report):
-            if f.kind == "violation":
-                problems.append(f"{f.rule} {f.where}: {f.message}")
-            elif _is_signature_construct(f) or _is_widget(pdf, f.where):
-                signature_parts = True
-            else:
-                problems.append(f"{f.rule} {f.where}: {f.message} ({f.kind})")
-        if signature_parts and not problems:
-            problems += signature_constructs_problems(pdf)
-            base = unsigned_base_revision(data)
-            if base is None:
-                problems.append("không tìm thấy bản PDF/A trước chữ ký (no unsigned base revision found)")
-            else:
-                base_passed, base_findings = validate(base)
-                if not base_passed:
-                    problems += [f"bản trước khi ký (base revision): {f}" for f in base_findings] \
-                        or ["base revision not approved"]
+    try:
+        with pdf:
+            _signed_file_problems(data, pdf, report, problems)
+    except Exception as exc:  # noqa: BLE001 - a damaged structure is a finding, not a crash
+        problems.append(f"không kiểm tra được cấu trúc PDF (cannot check the PDF structure): "
+                        f"{type(exc).__name__}: {exc}")
     return _with_verapdf(data, not problems, problems, "pikepdf+signature-rules")
+
+
+def _signed_file_problems(data: bytes, pdf, report, problems: list[str]) -> None:
+    """pikepdf's findings on a signed file, the signature rules and the unsigned base revision."""
+    from pipeline.pdfa import validate
+
+    signature_parts = False
+    for f in _findings(report):
+        if f.kind == "violation":
+            problems.append(f"{f.rule} {f.where}: {f.message}")
+        elif _is_signature_construct(f) or _is_widget(pdf, f.where):
+            signature_parts = True
+        else:
+            problems.append(f"{f.rule} {f.where}: {f.message} ({f.kind})")
+    if signature_parts and not problems:
+        problems += signature_constructs_problems(pdf)
+        base = unsigned_base_revision(data)
+        if base is None:
+            problems.append("không tìm thấy bản PDF/A trước chữ ký (no unsigned base revision found)")
+        else:
+            base_passed, base_findings = validate(base)
+            if not base_passed:
+                problems += [f"bản trước khi ký (base revision): {f}" for f in base_findings] \
+                    or ["base revision not approved"]
 
 
 def _is_signature_construct(finding) -> bool:

@@ -10,6 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# Revocation status of a signature's or timestamp's certificates (all but the trust anchor):
+# "good": every one that names an OCSP responder or CRL was checked and is not revoked;
+# "revoked": one of them is revoked; "unavailable": the status of one of them could not be
+# established (no response, no usable data); "not-needed": none names a revocation source.
+REVOCATION_STATUSES = ("good", "revoked", "unavailable", "not-needed")
+# Where the deciding revocation data came from: "embedded" (the file's DSS or the CMS's
+# revocation values), "fetched" (OCSP/CRL over the network now), "none".
+REVOCATION_SOURCES = ("embedded", "fetched", "none")
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -29,6 +38,7 @@ class SignatureRecord:
     # where the visible stamp went: {"box": [x0, y0, x1, y1] in PDF points on page 1,
     # "bandPt": height of the white band added above the scan to hold it (0: none)}
     stamp: dict | None = None
+    issuer_sha256: str | None = None  # SHA-256 of the issuing CA certificate, when the key source had it
 
     def to_json(self) -> dict:
         out = {
@@ -36,6 +46,7 @@ class SignatureRecord:
             "level": self.level,
             "signer": self.signer,
             "certificateSha256": self.certificate_sha256,
+            "issuerSha256": self.issuer_sha256,
             "signedAt": self.signed_at.isoformat(),
             "testSignature": self.test_signature,
             "algorithm": self.algorithm,
@@ -63,7 +74,9 @@ class SignatureStatus:
 
     ``timestamp_at`` and ``ades_long_term`` belong to signatures and
     ``tsa_certificate_expires`` to document timestamps; ``to_json`` writes each kind's own
-    keys only, as sohoa always has."""
+    keys only, as sohoa always has. ``revocation`` and ``revocation_source`` (see
+    ``REVOCATION_STATUSES`` and ``REVOCATION_SOURCES``) describe the signer's chain, or the
+    TSA's for a document timestamp."""
 
     field: str
     kind: str  # "signature" or "timestamp"
@@ -85,6 +98,8 @@ class SignatureStatus:
     timestamp_at: datetime | None = None  # signatures: the signature timestamp, Vietnam time
     ades_long_term: str | None = None  # signatures: the AdES LTA indication ("PASSED", ...) when run
     tsa_certificate_expires: datetime | None = None  # timestamps: not_after of the TSA certificate
+    revocation: str = "unavailable"  # one of REVOCATION_STATUSES
+    revocation_source: str = "none"  # one of REVOCATION_SOURCES
 
     def to_json(self) -> dict:
         out = {
@@ -99,6 +114,7 @@ class SignatureStatus:
             "intact": self.intact, "valid": self.valid, "wholeDocumentCovered": self.whole_document_covered,
             "coversWholeFile": self.covers_whole_file, "chainTrusted": self.chain_trusted,
             "timestampOk": self.timestamp_ok, "testSignature": self.test_signature,
+            "revocation": self.revocation, "revocationSource": self.revocation_source,
         })
         if self.kind != "timestamp":
             out["adesLongTerm"] = self.ades_long_term
@@ -127,6 +143,10 @@ class PdfVerdict:
     signatures: tuple[SignatureStatus, ...]
     messages_vi: tuple[str, ...]
     messages_en: tuple[str, ...]
+    # the worst revocation status over every signature and document timestamp
+    # ("revoked" > "unavailable" > "good" > "not-needed"; "unavailable" when there are none)
+    revocation: str = "unavailable"
+    revocation_policy: str = "hard"  # the policy the verdict was made under: "hard" or "soft"
 
     @property
     def main_signature(self) -> SignatureStatus | None:
@@ -147,6 +167,8 @@ class PdfVerdict:
             "signer": self.signer,
             "signedAt": _iso(self.signed_at),
             "testSignature": self.test_signature,
+            "revocation": self.revocation,
+            "revocationPolicy": self.revocation_policy,
             "signatures": [s.to_json() for s in self.signatures],
             "messages_vi": list(self.messages_vi),
             "messages_en": list(self.messages_en),
