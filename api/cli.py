@@ -32,7 +32,7 @@ def _print_json(value) -> None:
 
 def cmd_ingest(args, settings: Settings) -> int:
     request = IngestRequest(args.dossier, tuple(args.files), args.title, maintenance=args.maintenance,
-                            paper_file_code=args.paper_file_code, jobs=args.jobs)
+                            paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned)
     result = service.ingest(settings, request)
     for warning in result.warnings:
         print(f"CẢNH BÁO: {warning}", file=sys.stderr)
@@ -136,19 +136,38 @@ def cmd_reindex(args, settings: Settings) -> int:
     return ExitCode.CHECK_FAILED if result.errors else ExitCode.OK
 
 
+CHECK_VI = {
+    "integrity": "toàn vẹn nội dung đã ký", "coverage": "chữ ký bao trùm toàn bộ tệp",
+    "chain": "chuỗi chứng thư tới gốc tin cậy", "revocation": "tình trạng thu hồi chứng thư",
+    "timestamp": "dấu thời gian", "signature": "chữ ký số", "pdfa": "PDF/A-2b",
+    "sha256": "SHA-256 của tệp PDF", "size": "kích thước tệp PDF",
+    "otherObjects": "bản gốc, phiên bản trước, văn bản OCR", "manifestSignature": "bản ghi chữ ký trong manifest",
+    "manifestHistory": "lịch sử manifest", "stored": "tệp PDF đã lưu",
+}
+
+
+REVOCATION_VI = {"good": "còn hiệu lực", "revoked": "ĐÃ BỊ THU HỒI", "unavailable": "chưa xác định được",
+                 "not-needed": "không cần kiểm tra"}
+SOURCE_VI = {"embedded": "dữ liệu nhúng trong tệp", "fetched": "tra cứu trực tuyến", "none": "không có dữ liệu"}
+
+
 def cmd_verify(args, settings: Settings) -> int:
     report = service.verify(settings, args.codes, all_dossiers=args.all)
     if args.json:
         _print_json(report.to_json())
-    else:
-        if not report.results:
-            print("Kho chưa có hồ sơ nào để kiểm tra (the store holds no dossier)")
-        for code, verdicts in report.results.items():
-            print(f"Hồ sơ / dossier {code}:")
-            if not verdicts:
-                print("  KHÔNG ĐẠT: hồ sơ không có tài liệu / FAIL: dossier has no documents")
-            for v in verdicts:
-                print(f"  {v.message_vi}\n  {v.message_en}")
+        return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
+    print(f"Đã kiểm tra {len(report.results)} hồ sơ.")
+    for code, verdicts in report.results.items():
+        print(f"Hồ sơ / dossier {code}:")
+        if not verdicts:
+            print("  KHÔNG ĐẠT: hồ sơ không có tài liệu / FAIL: dossier has no documents")
+        for v in verdicts:
+            print(f"  {v.message_vi}\n  {v.message_en}")
+            for name, passed in v.checks.items():
+                print(f"    [{'x' if passed else ' '}] {CHECK_VI.get(name, name)}: {'đạt' if passed else 'KHÔNG ĐẠT'}")
+            for s in (v.details.signatures if v.details else ()):
+                print(f"        {s.field}: tình trạng thu hồi {REVOCATION_VI.get(s.revocation, s.revocation)}"
+                      f" ({SOURCE_VI.get(s.revocation_source, s.revocation_source)})")
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
 
 
@@ -177,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thời hạn bảo quản theo TT 05/2025 (01 vĩnh viễn ... 06 10 năm, 07 khác); "
                         "quyết định thời hạn khóa ghi-một-lần trên S3")
     s.add_argument("--paper-file-code", default=None, help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
+    s.add_argument("--unsigned", action="store_true",
+                   help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
     s.add_argument("files", nargs="+", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
     s.set_defaults(func=cmd_ingest)
 

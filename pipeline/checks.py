@@ -1,72 +1,119 @@
-"""Judging a stored dossier: each document's fixity against its manifest, its signature and
-PDF/A, the manifest's signature record against the file, and the other objects it lists
-(originals, OCR text), re-read every time. Reads only; writes nothing.
+"""Judging a stored dossier: each document's fixity against its manifest (every signed version,
+the originals, the OCR text), its signature (integrity, coverage, chain, revocation, timestamp)
+and PDF/A, the manifest's signature record against the file, and the manifest's own history.
+Reads only; writes nothing.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from storage.base import ObjectStore, sha256
 from storage.errors import NotFound as ObjectNotFound
 
 from .models import DocumentVerdict
-from .repository import require_manifest
+from .repository import manifest_chain_problems, require_manifest
 from .signing.validation import verify_pdf
 
+TEST_PASS_VI = "ĐẠT (chữ ký thử nghiệm, không có giá trị pháp lý)"
+TEST_PASS_EN = "PASS (test signature, no legal value)"
 
-def verify_stored_dossier(store: ObjectStore, code: str, trust_roots: list[bytes]) -> tuple[DocumentVerdict, ...]:
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """How signatures are judged: the trust roots (DER or PEM), the revocation policy ("hard" or
+    "soft") and the SHA-256 of development CAs whose signatures are test signatures."""
+
+    roots: tuple[bytes, ...]
+    revocation: str = "hard"
+    test_cas: tuple[str, ...] = ()
+
+
+def verify_stored_dossier(store: ObjectStore, code: str, policy: TrustPolicy) -> tuple[DocumentVerdict, ...]:
     manifest = require_manifest(store, code)
-    return tuple(verify_stored_document(store, doc, trust_roots) for doc in manifest.get("documents", []))
+    history = manifest_chain_problems(store, code)
+    legacy = "manifestVersion" not in manifest  # written before signature records were complete
+    return tuple(verify_stored_document(store, doc, policy, history, legacy) for doc in manifest.get("documents", []))
 
 
-def verify_stored_document(store: ObjectStore, doc: dict, trust_roots: list[bytes]) -> DocumentVerdict:
+def verify_stored_document(store: ObjectStore, doc: dict, policy: TrustPolicy, history: list[str] = (),
+                           legacy: bool = False) -> DocumentVerdict:
     doc_id, pdf_info = doc.get("docId"), doc.get("pdf") or {}
     try:
         data = store.get(pdf_info["key"])
     except (ObjectNotFound, KeyError):
-        return DocumentVerdict(doc_id, False, {"stored": False}, f"{doc_id}: không tìm thấy tệp PDF đã lưu",
-                               f"{doc_id}: stored PDF not found")
+        return DocumentVerdict(doc_id, False, {"stored": False}, f"{doc_id}: KHÔNG ĐẠT: không tìm thấy tệp PDF đã lưu",
+                               f"{doc_id}: FAIL: stored PDF not found")
     checks, vi, en = {}, [], []
-    checks["sha256"] = sha256(data) == pdf_info.get("sha256")
-    checks["size"] = len(data) == pdf_info.get("size")
-    if not checks["sha256"]:
-        vi.append("mã băm SHA-256 của tệp khác với manifest (tệp đã bị thay đổi)")
-        en.append("the file's SHA-256 differs from the manifest (file altered)")
-    if not checks["size"]:
-        vi.append("kích thước tệp khác với manifest")
-        en.append("file size differs from the manifest")
-    details = verify_pdf(data, trust_roots)
-    checks["signature"] = bool(details.signatures) and all(s.ok for s in details.signatures) \
-        and details.whole_document_covered
-    checks["pdfa"] = details.pdfa_ok
-    recorded = doc.get("signature") or {}
-    main = details.main_signature
-    checks["manifestSignature"] = bool(main) and (
-        not recorded.get("certificateSha256") or recorded["certificateSha256"] == main.certificate_sha256) \
-        and (not recorded.get("level") or not details.level or recorded["level"] == details.level)
-    altered = altered_objects(store, [*doc.get("originals", []), doc.get("text"), doc.get("words")])
-    checks["otherObjects"] = not altered
-    if altered:
-        vi.append("bản gốc/văn bản OCR bị thiếu hoặc bị thay đổi: " + ", ".join(altered))
-        en.append("original or OCR text missing or altered: " + ", ".join(altered))
-    if not checks["manifestSignature"]:
-        vi.append("chữ ký trong tệp không khớp với bản ghi chữ ký trong manifest")
-        en.append("the file's signature does not match the manifest's signature record")
+
+    def check(name: str, passed: bool, why_vi: str = "", why_en: str = "") -> None:
+        checks[name] = bool(passed)
+        if not passed and why_vi:
+            vi.append(why_vi)
+            en.append(why_en)
+
+    check("sha256", sha256(data) == pdf_info.get("sha256"),
+          "mã băm SHA-256 của tệp khác với manifest (tệp đã bị thay đổi)",
+          "the file's SHA-256 differs from the manifest (file altered)")
+    check("size", len(data) == pdf_info.get("size"), "kích thước tệp khác với manifest", "file size differs from the manifest")
+    details = verify_pdf(data, list(policy.roots), revocation=policy.revocation, test_cas=policy.test_cas)
+    signatures = details.signatures
+    if doc.get("unsigned"):
+        check("signature", False, "tài liệu được lưu không ký số (theo lựa chọn khi số hóa)",
+              "the document was stored unsigned (chosen at ingest)")
+    else:
+        check("integrity", bool(signatures) and all(s.intact and s.valid for s in signatures))
+        check("coverage", details.whole_document_covered)
+        check("chain", details.chain_trusted)
+        check("timestamp", details.timestamp_ok)
+        revocation = [s.revocation for s in signatures if s.intact and s.valid]  # a broken one fails as such
+        check("revocation", "revoked" not in revocation
+              and (policy.revocation == "soft" or "unavailable" not in revocation))
+        checks["signature"] = bool(signatures) and all(s.ok for s in signatures) and details.whole_document_covered
+    check("pdfa", details.pdfa_ok)
+    check("manifestSignature", doc.get("unsigned") or _record_matches(doc.get("signature"), details, legacy),
+          "chữ ký trong tệp không khớp với bản ghi chữ ký trong manifest",
+          "the file's signature does not match the manifest's signature record")
+    altered = altered_objects(store, [*doc.get("originals", []), doc.get("text"), doc.get("words"),
+                                      *[v for v in doc.get("pdfVersions", []) if v.get("key") != pdf_info.get("key")]])
+    check("otherObjects", not altered, "bản gốc, phiên bản PDF trước hoặc văn bản OCR bị thiếu hoặc bị thay đổi: "
+          + ", ".join(altered), "original, earlier PDF version or OCR text missing or altered: " + ", ".join(altered))
+    check("manifestHistory", not history, "lịch sử manifest: " + "; ".join(history), "manifest history: " + "; ".join(history))
     ok = all(checks.values())
     if ok:
-        vi += details.messages_vi
-        en += details.messages_en
+        vi += list(details.messages_vi)
+        en += list(details.messages_en)
     else:
         vi += [m for m in details.messages_vi if not m.startswith("Chữ ký hợp lệ")]
         en += [m for m in details.messages_en if not m.startswith("Signature valid")]
+    pass_vi, pass_en = (TEST_PASS_VI, TEST_PASS_EN) if details.test_signature else ("ĐẠT", "PASS")
     return DocumentVerdict(
         doc_id, ok, checks,
-        f"{doc_id}: {'ĐẠT' if ok else 'KHÔNG ĐẠT'}: " + "; ".join(dict.fromkeys(vi)),
-        f"{doc_id}: {'PASS' if ok else 'FAIL'}: " + "; ".join(dict.fromkeys(en)),
+        f"{doc_id}: {pass_vi if ok else 'KHÔNG ĐẠT'}: " + "; ".join(dict.fromkeys(vi)),
+        f"{doc_id}: {pass_en if ok else 'FAIL'}: " + "; ".join(dict.fromkeys(en)),
         details)
 
 
+def _record_matches(recorded: dict | None, details, legacy: bool) -> bool:
+    """The manifest's signature record against the file's last signature: certificate, level and
+    test flag all recorded and equal. A document recorded before records were complete (a
+    sohoa.manifest/1 dossier) is compared on what it has."""
+    main = details.main_signature
+    if main is None or not recorded:
+        return False
+    wanted = {"certificateSha256": main.certificate_sha256, "level": details.level,
+              "testSignature": details.test_signature}
+    for name, value in wanted.items():
+        if name not in recorded or recorded[name] is None:
+            if not legacy:
+                return False
+        elif recorded[name] != value:
+            return False
+    return True
+
+
 def altered_objects(store: ObjectStore, objects: list[dict | None]) -> list[str]:
-    """Keys of the manifest's other objects (originals, OCR text) whose bytes are missing or
-    differ from their recorded SHA-256: fixity of the lossless master, re-read every time."""
+    """Keys of the manifest's other objects (originals, OCR text, earlier signed versions) whose
+    bytes are missing or differ from their recorded SHA-256: re-read every time."""
     altered = []
     for obj in filter(None, objects):
         try:

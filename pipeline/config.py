@@ -42,11 +42,17 @@ class SigningSettings:
     tsa_url: str | None = None
     trust_roots: tuple[str, ...] = ()
     agency_name: str = DEFAULT_AGENCY
+    revocation: str | None = None  # "hard" or "soft"; None: hard with a real key, soft with the development key
 
     @property
     def development(self) -> bool:
         """No agency key configured: the development key signs, loudly marked as a test."""
         return not (self.p12 or self.pkcs11_module)
+
+    @property
+    def revocation_policy(self) -> str:
+        """"hard": a signature whose revocation status cannot be established fails; "soft": it passes, shown."""
+        return self.revocation or ("soft" if self.development else "hard")
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             tsa_url=env.str("SOHOA_TSA_URL"),
             trust_roots=tuple(filter(None, (env.str("SOHOA_TRUST_ROOTS") or "").split(":"))),
             agency_name=env.str("SOHOA_AGENCY_NAME", DEFAULT_AGENCY),
+            revocation=_revocation(env.str("SOHOA_REVOCATION")),
         ),
         ocr=OcrSettings(
             lang=env.str("SOHOA_OCR_LANG", "vie"),
@@ -127,6 +134,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
         broker=BrokerSettings(url=env.str("SOHOA_BROKER_URL")),
     )
+
+
+def _revocation(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.strip().lower() not in ("hard", "soft"):
+        raise ConfigError(f"SOHOA_REVOCATION không hợp lệ: '{value}' (hard hoặc soft)", "SOHOA_REVOCATION: hard or soft")
+    return value.strip().lower()
 
 
 class _Env:

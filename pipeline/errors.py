@@ -144,5 +144,6 @@ def describe(error: BaseException) -> ErrorReport:
     if isinstance(error, KeyboardInterrupt):
         return ErrorReport(ExitCode.INTERRUPTED, "interrupted", "Đã dừng theo yêu cầu.", "interrupted", True)
     return ErrorReport(ExitCode.INTERNAL, "internal",
-                       "Lỗi không mong đợi; chưa có gì bị thay đổi trong hồ sơ, có thể chạy lại lệnh.",
+                       "Lỗi không mong đợi; có thể chạy lại lệnh. Một lần số hóa lỗi không thêm gì vào hồ sơ; "
+                       "những gì các lệnh khác đã thay đổi đều có trong nhật ký (sohoa audit).",
                        f"{type(error).__name__}: {error}", False)

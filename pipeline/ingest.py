@@ -50,6 +50,10 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
     code = dossier.validate(request.dossier_code)
     if not request.files:
         raise UsageError("Chưa chọn tệp nào để số hóa", "no input files")
+    if (ctx.signer is None) != request.unsigned:
+        raise UsageError("Tài liệu phải được ký số; lưu không ký chỉ khi chọn rõ (--unsigned)"
+                         if ctx.signer is None else "Đã chọn lưu không ký nhưng lại có khóa ký",
+                         "a signer is required unless the request says unsigned, and only then")
     try:
         sources = [read_source(f, ctx.ocr.max_pixels) for f in request.files]
     except InputError as e:
@@ -70,7 +74,7 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
             results = process_pages(ctx, sources)
             document = assemble_document(ctx, current, doc_id, request.title, sources, originals, results, digest)
             updated = mf.with_document(current, document, audit.now_vn())
-            save_manifest(ctx.store, code, updated)
+            updated = save_manifest(ctx.store, code, updated)
             ctx.page_cache.discard(r.image_key for r in results)
         except BaseException as e:
             audit.record(ctx.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
@@ -121,7 +125,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, t
                           list(r.words)) for r in results]
     pdf = build_pdfa(renders, DocumentMeta(title=title, doc_id=doc_id, dossier_code=code, created=now))
     signature = None
-    if ctx.signer is not None:
+    if ctx.signer is not None:  # else the request chose to store unsigned; the entry records it
         pdf, record = sign_pdf(pdf, ctx.signer)
         signature = record.to_json()
     meta = {"dossier": code, "doc-id": doc_id}
@@ -137,7 +141,9 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, t
     return {"docId": doc_id, "sequence": int(doc_id.rsplit(".", 1)[1]), "title": title, "created": now.isoformat(),
             "numberOfPage": len(pages), "format": "PDF/A-2b", "language": "vi", "confidenceLevel": "02",
             "inputSha256": digest, "originals": originals, "pdf": pdf_info.to_json(), "text": text_info.to_json(),
-            "words": words_info.to_json(), "signature": signature, "pages": pages}
+            "words": words_info.to_json(), "signature": signature, "pages": pages,
+            "pdfVersions": [{**pdf_info.to_json(), "at": now.isoformat(), "reason": "signed" if signature else "stored"}],
+            **({"unsigned": True} if signature is None else {})}
 
 
 def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[PageResult]) -> tuple[str, ...]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 
 from .errors import Conflict
 from .models import PageResult
 
-SCHEMA = "sohoa.manifest/1"
+SCHEMA = "sohoa.manifest/2"
+LEGACY_SCHEMAS = ("sohoa.manifest/1",)  # read, and written as the current schema on the next change
+SCHEMA_FILE = Path(__file__).with_name("manifest.schema.json")
 
 
 def new(code: str, title: str, now: datetime, paper_file_code: str | None = None,
@@ -81,7 +85,37 @@ def dumps(manifest: dict) -> bytes:
 
 
 def loads(data: bytes) -> dict:
+    """A stored manifest, checked against the JSON Schema and against its own dossier: every
+    docId belongs to the dossier and every key lies under the dossier's folder. ValueError
+    otherwise; nothing of a manifest reaches a path before this check."""
     manifest = json.loads(data)
-    if manifest.get("schema") != SCHEMA:
-        raise ValueError(f"unknown manifest schema {manifest.get('schema')!r}")
+    problems = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    if problems:
+        where = "/".join(str(p) for p in problems[0].absolute_path) or "(root)"
+        raise ValueError(f"manifest does not match {SCHEMA}: {where}: {problems[0].message}")
+    code = manifest["dossierCode"]
+    for doc in manifest["documents"]:
+        if not doc["docId"].startswith(code + "."):
+            raise ValueError(f"docId {doc['docId']!r} is not a document of {code}")
+        for ref in (doc.get("pdf"), doc.get("text"), doc.get("words"), *doc.get("originals", []),
+                    *doc.get("pdfVersions", [])):
+            if ref and not ref["key"].startswith(f"dossiers/{code}/"):
+                raise ValueError(f"key {ref['key']!r} lies outside dossier {code}")
     return manifest
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+
+
+def next_version(manifest: dict, previous: bytes | None) -> dict:
+    """The manifest as the next version of the dossier's history: its number, and the SHA-256
+    of the version before it (None for the first), so that no version can be edited or dropped
+    unseen."""
+    before = loads(previous) if previous is not None else None
+    number = (before.get("manifestVersion", 0) if before else 0) + 1
+    return {**manifest, "schema": SCHEMA, "manifestVersion": number,
+            "previousManifestSha256": hashlib.sha256(previous).hexdigest() if previous is not None else None}

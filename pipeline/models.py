@@ -111,6 +111,7 @@ class IngestRequest:
     maintenance: str | None = None
     paper_file_code: str | None = None
     jobs: int | None = None
+    unsigned: bool = False        # store without a signature: an explicit choice, recorded
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
 """B-LTA timestamp renewal of a stored dossier: a fresh document timestamp on each document
 whose newest timestamp's TSA certificate expires soon.
 
-Document by document, under the dossier's lock: the renewed bytes are stored, then the
-manifest with their SHA-256 and size, then the audit line, so a failure part-way leaves every
-renewed document matching its manifest, and a retry goes on from there.
+Document by document, under the dossier's lock: the renewed bytes are stored as a new
+object beside the earlier versions (``<docId>.v2.pdf``, ...; never over them), then the
+manifest naming it in the document's ``pdfVersions``, then the audit line. A process killed
+at any point leaves a dossier whose manifest names only complete, verifying files, and a
+retry goes on from there.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from storage import keys
 from storage.base import ObjectStore
 
 from . import audit
@@ -44,19 +47,26 @@ def _renew_document(store, home, code, manifest, doc, tsa_url, trust_roots, revo
                              f"{doc_id}: no renewal needed (TSA certificate expires {expires:%Y-%m-%d})",
                              expires=expires.isoformat())
     renewed = add_document_timestamp(data, tsa_url, trust_roots, revocation_mode=revocation_mode)
-    stored = store.put(info["key"], renewed, "application/pdf",
+    # a new object beside the earlier ones, never over them: every signed version stays readable
+    versions = doc.get("pdfVersions") or [{**info, "at": doc.get("created") or manifest.get("created")
+                                           or now.isoformat(), "reason": "signed"}]
+    number = len(versions) + 1
+    while store.exists(keys.document_pdf(code, doc_id, number)):  # left by a renewal killed before its manifest
+        number += 1
+    stored = store.put(keys.document_pdf(code, doc_id, number), renewed, "application/pdf",
                        {"dossier": code, "doc-id": doc_id, "kind": "pdf", "maintenance": manifest.get("maintenance")},
                        retain=True)
-    doc["pdf"] = {**info, "sha256": stored.sha256, "size": stored.size}
+    stamp = vietnam_now().isoformat()
+    doc["pdf"] = stored.to_json()
+    doc["pdfVersions"] = [*versions, {**stored.to_json(), "at": stamp, "reason": "timestamp-renewal"}]
     if doc.get("signature"):
         doc["signature"]["level"] = "B-LTA"
-    stamp = vietnam_now().isoformat()
     manifest.setdefault("events", []).append({
         "at": stamp, "type": "timestamp-renewal", "docId": doc_id, "outcome": "success",
-        "detail": f"document timestamp added; previous TSA certificate expires {expires.isoformat()}"})
+        "detail": f"document timestamp added as {stored.key}; previous TSA certificate expires {expires.isoformat()}"})
     manifest["updated"] = stamp
-    save_manifest(store, code, manifest)
-    audit.record(home, "renew", dossier=code, docId=doc_id, sha256=stored.sha256)
+    manifest.update(save_manifest(store, code, manifest))
+    audit.record(home, "renew", dossier=code, docId=doc_id, sha256=stored.sha256, key=stored.key)
     return RenewalResult(doc_id, True, f"{doc_id}: đã thêm dấu thời gian tài liệu mới",
                          f"{doc_id}: fresh document timestamp added", expires=expires.isoformat(),
                          sha256=stored.sha256)

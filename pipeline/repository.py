@@ -6,6 +6,7 @@ visible and nothing else is. Every change is read-modify-write under ``dossier_l
 from __future__ import annotations
 
 import fcntl
+import hashlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,8 +39,47 @@ def require_manifest(store: ObjectStore, code: str) -> dict:
     return manifest
 
 
-def save_manifest(store: ObjectStore, code: str, manifest: dict) -> None:
-    store.put(keys.manifest(code), mf.dumps(manifest), "application/json", {"dossier": code, "kind": "manifest"})
+def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
+    """Store ``manifest`` as the dossier's next version: first into the write-once history
+    (``manifests/<n>.json``, linked to the version before by its SHA-256), then as the current
+    ``manifest.json``. Returns the manifest as stored. Call under ``dossier_lock``."""
+    try:
+        previous = store.get(keys.manifest(code))
+    except ObjectNotFound:
+        previous = None
+    stored = mf.next_version(manifest, previous)
+    data = mf.dumps(stored)
+    meta = {"dossier": code, "kind": "manifest"}
+    store.put(keys.manifest_version(code, stored["manifestVersion"]), data, "application/json", meta, retain=True)
+    store.put(keys.manifest(code), data, "application/json", meta)
+    return stored
+
+
+def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
+    """Breaks in the dossier's manifest history: a version missing or altered, or a current
+    manifest.json that is not the last version (edited in place). Empty when intact."""
+    current_bytes = store.get(keys.manifest(code))
+    current = mf.loads(current_bytes)
+    newest = current.get("manifestVersion")
+    if newest is None:
+        return []  # written before manifests had a history (sohoa.manifest/1): nothing to check yet
+    problems, previous = [], None
+    for number in range(1, newest + 1):
+        try:
+            data = store.get(keys.manifest_version(code, number))
+        except ObjectNotFound:
+            problems.append(f"thiếu phiên bản manifest {number} (manifest version {number} missing)")
+            previous = None
+            continue
+        link = mf.loads(data).get("previousManifestSha256")
+        if previous is not None and link != hashlib.sha256(previous).hexdigest():
+            problems.append(f"phiên bản manifest {number} không nối với phiên bản {number - 1} "
+                            f"(manifest version {number} does not link to version {number - 1})")
+        previous = data
+    if previous is not None and previous != current_bytes:
+        problems.append("manifest.json khác phiên bản cuối trong lịch sử: đã bị sửa "
+                        "(manifest.json differs from the last version in its history: edited)")
+    return problems
 
 
 def dossier_codes(store: ObjectStore) -> list[str]:

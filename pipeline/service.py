@@ -20,9 +20,9 @@ from storage.base import ObjectStore
 from storage.local import LocalStore
 
 from . import audit, dossier, manifest as mf
-from .checks import verify_stored_dossier
+from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
-from .errors import Conflict, NotFound, SigningError, Unsupported, UsageError, describe
+from .errors import Conflict, IntegrityError, NotFound, SigningError, Unsupported, UsageError, describe
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext, ingest as run_ingest
 from .models import (AuditReport, CacheReport, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
@@ -30,7 +30,8 @@ from .models import (AuditReport, CacheReport, DocumentLink, DocumentVerdict, Do
 from .pages import PageCache
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, require_manifest
-from .signing.keys import Signer, load_signer, trust_roots
+from .signing.certificates import REVOCATION_MODES
+from .signing.keys import Signer, development_ca_fingerprints, load_signer, trust_roots
 
 
 # --------------------------------------------------------------------------- what operations run on
@@ -68,7 +69,7 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
            executor: PageExecutor | None = None) -> IngestSummary:
     """Add one document (the request's files' pages, in order) to a dossier, signed and indexed."""
     dossier.validate(request.dossier_code)  # before a token login or a development-key warning
-    if signer is None:
+    if signer is None and not request.unsigned:
         with closing(signer_for(settings)) as own:
             return ingest(settings, request, signer=own, executor=executor)
     engine = None
@@ -98,15 +99,18 @@ def export(settings: Settings, code: str, out: Path) -> ExportResult:
     code = dossier.validate(code)
     store = open_store(settings)
     manifest = require_manifest(store, code)
-    out = Path(out)
+    out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise Conflict(f"'{out}' đã có và không phải là thư mục; chọn thư mục khác cho --out",
                        "export target exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for d in manifest["documents"]:
+        target = (out / f"{d['docId']}.pdf").resolve()
+        if target.parent != out:  # the manifest schema allows no such docId; checked again at the edge
+            raise IntegrityError(f"Mã tài liệu '{d['docId']}' trong manifest trỏ ra ngoài thư mục xuất; không xuất",
+                                 "docId escapes the export folder")
         data = store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])
-        target = out / f"{d['docId']}.pdf"
         target.write_bytes(data)
         written.append(str(target))
     (out / "manifest.json").write_bytes(mf.dumps(manifest))  # the very manifest the files came from
@@ -157,8 +161,17 @@ def reindex(settings: Settings) -> ReindexResult:
 def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]:
     """One verdict per document of the dossier (see ``pipeline.checks``)."""
     code = dossier.validate(code)
-    roots = [c.dump() for c in trust_roots(settings.signing, settings.home)]
-    return verify_stored_dossier(open_store(settings), code, roots)
+    policy = TrustPolicy(tuple(c.dump() for c in trust_roots(settings.signing, settings.home)),
+                         settings.signing.revocation_policy, development_ca_fingerprints(settings.home))
+    try:
+        verdicts = verify_stored_dossier(open_store(settings), code, policy)
+    except Exception as exc:
+        audit.record(settings.home, "verify", "failure", dossier=code, reason=f"{type(exc).__name__}: {exc}")
+        raise
+    audit.record(settings.home, "verify", "success" if verdicts and all(v.ok for v in verdicts) else "failure",
+                 dossier=code, documents=len(verdicts), passed=sum(v.ok for v in verdicts),
+                 revocation=policy.revocation)
+    return verdicts
 
 
 def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> DossierReport:
@@ -189,7 +202,7 @@ def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,
     return renew_stored_dossier(
         open_store(settings), settings.home, code, tsa_url=settings.signing.tsa_url,
         trust_roots=trust_roots(settings.signing, settings.home),
-        revocation_mode="soft-fail" if settings.signing.development else "hard-fail",
+        revocation_mode=REVOCATION_MODES[settings.signing.revocation_policy],
         within_days=within_days, now=now or datetime.now(timezone.utc))
 
 

@@ -1,8 +1,9 @@
 """Object key layout: everything of a dossier lives under its code.
 
     dossiers/<code>/manifest.json                  written last: makes documents visible
+    dossiers/<code>/manifests/<n>.json             every manifest version (write-once history)
     dossiers/<code>/originals/<sha256>.<ext>       citizen's bytes, unchanged (lossless master)
-    dossiers/<code>/documents/<docId>.pdf          signed PDF/A-2b
+    dossiers/<code>/documents/<docId>.pdf          signed PDF/A-2b (renewals: <docId>.v2.pdf, ...)
     dossiers/<code>/text/<docId>.txt               OCR text, pages separated by form feeds
     dossiers/<code>/text/<docId>.words.json        OCR words with boxes, per page
 """
@@ -33,8 +34,15 @@ def original(code: str, digest: str, ext: str) -> str:
     return f"{dossier_prefix(code)}originals/{digest}.{ext}"
 
 
-def document_pdf(code: str, doc_id: str) -> str:
-    return f"{dossier_prefix(code)}documents/{doc_id}.pdf"
+def document_pdf(code: str, doc_id: str, version: int = 1) -> str:
+    """The signed PDF; a timestamp renewal stores version 2, 3, ... beside it, never over it."""
+    suffix = "" if version == 1 else f".v{version}"
+    return f"{dossier_prefix(code)}documents/{doc_id}{suffix}.pdf"
+
+
+def manifest_version(code: str, version: int) -> str:
+    """Every manifest version, kept write-once: the dossier's history."""
+    return f"{dossier_prefix(code)}manifests/{version:06d}.json"
 
 
 def document_text(code: str, doc_id: str) -> str:

@@ -3,7 +3,8 @@
 Each object is written to a temporary file in the same directory, fsynced, then
 renamed into place, so a crash never leaves a half-written object under its key.
 The SHA-256 and metadata live in a sidecar ``<name>.meta.json`` written after the
-object; an object without its sidecar is hashed on demand.
+object; an object without its sidecar is hashed on demand. An object put with ``retain``
+is write-once, as on S3 with object lock: other bytes under its key are refused.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
+from .errors import RetentionError
 
 _META = ".meta.json"
 
@@ -52,12 +54,23 @@ class LocalStore(ObjectStore):
         current = self.stat(key)
         if current is not None and current.sha256 == digest:
             return current
+        if current is not None and self._retained(path):
+            raise RetentionError(f"Đối tượng ghi-một-lần {key} đã có nội dung khác; không ghi đè",
+                                 "write-once object exists with other bytes")
         write_atomic(path, data)
-        meta = {"sha256": digest, "size": len(data), "content_type": content_type, "metadata": metadata or {}}
+        meta = {"sha256": digest, "size": len(data), "content_type": content_type, "metadata": metadata or {},
+                "retained": retain}
         write_atomic(path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode())
         if retain:
             path.chmod(0o444)  # best effort on a plain file system; real WORM is the S3 backend's
         return ObjectInfo(key, digest, len(data), metadata or {})
+
+    def _retained(self, path: Path) -> bool:
+        try:
+            meta = json.loads(path.with_name(path.name + _META).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return not path.stat().st_mode & 0o222  # written read-only by an older sohoa
+        return bool(meta.get("retained"))
 
     def get(self, key, sha256=None):
         try:

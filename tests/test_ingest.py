@@ -162,7 +162,7 @@ def test_text_is_searchable_and_nfc(dossier_run):
 def test_manifest_hashes_match_the_stored_bytes_and_originals_are_unchanged(dossier_run):
     home = dossier_run["home"]
     m = manifest_of(home, CODE)
-    assert m["schema"] == "sohoa.manifest/1" and m["confidenceLevel"] == "02" and m["paperFileCode"] == CODE
+    assert m["schema"] == "sohoa.manifest/2" and m["manifestVersion"] == 1 and m["confidenceLevel"] == "02" and m["paperFileCode"] == CODE
     assert m["totalDoc"] == 1 and m["numberOfPage"] == 4
     doc = m["documents"][0]
     for obj in [doc["pdf"], doc["text"], doc["words"], *doc["originals"]]:

@@ -1,0 +1,165 @@
+"""What archive staff rely on years later: signed files never overwritten (a renewal killed at
+any point leaves a dossier that verifies, and the retry completes), manifests checked on every
+load and chained version to version, exports that stay in their folder, every verify logged,
+and no unsigned document stored without an explicit choice."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.cli import main as sohoa
+from pipeline import config, service
+from storage import keys
+from storage.errors import RetentionError
+from storage.local import LocalStore
+from tests.conftest import save_page
+from tests.pki import harness
+
+CODE = "H23.50-261201-0042"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def signing_env(home: Path, pki) -> dict:
+    return {"SOHOA_HOME": str(home), "SOHOA_SIGN_P12": str(pki.p12("signer-rsa")),
+            "SOHOA_SIGN_P12_PASSWORD": harness.P12_PASSWORD, "SOHOA_SIGN_LEVEL": "B-LTA",
+            "SOHOA_TSA_URL": pki.tsa_url, "SOHOA_TRUST_ROOTS": str(pki.root_pem),
+            "SOHOA_AGENCY_NAME": "UBND phường Hoàn Kiếm"}
+
+
+@pytest.fixture
+def signed_dossier(tmp_path, pki, rendered, capsys):
+    env = signing_env(tmp_path / "home", pki)
+    settings = config.load(env)
+    scan = save_page(rendered("trust", layout="text", seed=77, dpi=200), tmp_path / "p.png")
+    assert sohoa(["ingest", "--dossier", CODE, "--title", "Đơn", "--jobs", "1", str(scan)], settings=settings) == 0
+    capsys.readouterr()
+    return env, settings
+
+
+def manifest(settings) -> dict:
+    return json.loads((settings.home / "store" / keys.manifest(CODE)).read_text(encoding="utf-8"))
+
+
+def all_pass(settings) -> bool:
+    return all(v.ok for v in service.verify_dossier(settings, CODE))
+
+
+KILL = """
+import os, signal, sys
+from pipeline import config, renewal, service
+point = sys.argv[1]
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if point == "before-manifest":
+    renewal.save_manifest = die        # the renewed PDF is stored, its manifest is not
+else:
+    renewal.audit.record = die         # the manifest is stored, the audit line is not
+service.renew_dossier(config.load(), sys.argv[2], within_days=100000)
+"""
+
+
+@pytest.mark.parametrize("point", ["before-manifest", "before-audit"])
+def test_a_renewal_killed_between_its_writes_leaves_a_verifying_dossier_and_the_retry_completes(
+        signed_dossier, point):
+    env, settings = signed_dossier
+    first = manifest(settings)["documents"][0]["pdf"]
+    original = (settings.home / "store" / first["key"]).read_bytes()
+    killed = subprocess.run([sys.executable, "-c", KILL, point, CODE], env={**os.environ, **env}, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert all_pass(settings)  # whatever the manifest names is complete and verifies
+
+    [result] = service.renew_dossier(settings, CODE, within_days=100000)
+    assert result.renewed
+    doc = manifest(settings)["documents"][0]
+    assert all_pass(settings)
+    assert doc["pdf"]["key"] != first["key"] and doc["pdfVersions"][0]["key"] == first["key"]
+    assert (settings.home / "store" / first["key"]).read_bytes() == original  # the signed file is never overwritten
+    for version in doc["pdfVersions"]:
+        data = (settings.home / "store" / version["key"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == version["sha256"]
+
+
+def test_manifest_versions_are_chained_and_an_edited_manifest_fails_verify(signed_dossier):
+    _, settings = signed_dossier
+    current = manifest(settings)
+    assert current["schema"] == "sohoa.manifest/2" and current["manifestVersion"] == 1
+    service.renew_dossier(settings, CODE, within_days=100000)
+    renewed = manifest(settings)
+    first = (settings.home / "store" / keys.manifest_version(CODE, 1)).read_bytes()
+    assert renewed["manifestVersion"] == 2 and renewed["previousManifestSha256"] == hashlib.sha256(first).hexdigest()
+    assert all_pass(settings)
+
+    path = settings.home / "store" / keys.manifest(CODE)
+    edited = json.loads(path.read_text(encoding="utf-8"))
+    edited["documents"][0]["title"] = "Đơn đã sửa"
+    path.write_text(json.dumps(edited, ensure_ascii=False), encoding="utf-8")
+    [verdict] = service.verify_dossier(settings, CODE)
+    assert not verdict.ok and not verdict.checks["manifestHistory"] and "lịch sử manifest" in verdict.message_vi
+
+
+def test_a_manifest_whose_doc_id_climbs_out_is_refused_and_export_writes_nothing(signed_dossier, tmp_path, capsys):
+    _, settings = signed_dossier
+    path = settings.home / "store" / keys.manifest(CODE)
+    bad = json.loads(path.read_text(encoding="utf-8"))
+    bad["documents"][0]["docId"] = "../../escaped"
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    out = tmp_path / "export" / "inner"
+    assert sohoa(["export", CODE, "--out", str(out)], settings=settings) == 6
+    assert "bị hỏng" in capsys.readouterr().err
+    assert not list((tmp_path / "export").rglob("*.pdf")) and not (tmp_path / "escaped.pdf").exists()
+
+
+def test_every_verify_is_logged_and_an_empty_store_is_zero_dossiers(signed_dossier, tmp_path, capsys):
+    _, settings = signed_dossier
+    assert sohoa(["verify", CODE], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "chuỗi chứng thư tới gốc tin cậy: đạt" in out and "PDF/A-2b: đạt" in out and "SHA-256 của tệp PDF: đạt" in out
+    events = [json.loads(line) for line in (settings.home / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert events[-1]["action"] == "verify" and events[-1]["dossier"] == CODE and events[-1]["outcome"] == "success"
+
+    empty = config.load({"SOHOA_HOME": str(tmp_path / "empty")})
+    assert sohoa(["verify", "--all", "--json"], settings=empty) == 0
+    assert json.loads(capsys.readouterr().out) == {}
+    assert sohoa(["verify", "--all"], settings=empty) == 0
+    assert "Đã kiểm tra 0 hồ sơ" in capsys.readouterr().out
+
+
+def test_an_unsigned_document_needs_an_explicit_choice_and_never_passes_verify(cli, home, rendered, tmp_path):
+    from pipeline.ingest import IngestContext, ingest
+    from pipeline.models import IngestRequest
+    from pipeline.pages import PageCache
+
+    scan = save_page(rendered("unsigned", layout="text", seed=78, dpi=200), tmp_path / "u.png")
+    settings = config.load({"SOHOA_HOME": str(home)})
+    ctx = IngestContext(store=service.open_store(settings), home=home, executor=service.page_executor(settings, 1),
+                        page_cache=PageCache(service.page_cache_dir(settings)), ocr=settings.ocr)
+    with pytest.raises(Exception, match="--unsigned"):
+        ingest(IngestRequest(CODE, (str(scan),), "Đơn"), ctx)
+    assert not (home / "store" / keys.manifest(CODE)).exists()
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", "--unsigned", scan)
+    assert code == 0, err
+    doc = json.loads((home / "store" / keys.manifest(CODE)).read_text(encoding="utf-8"))["documents"][0]
+    assert doc["unsigned"] is True and doc["signature"] is None
+    code, out, _ = cli("verify", CODE)
+    assert code == 1 and "không ký số" in out
+
+
+def test_the_local_store_never_overwrites_a_write_once_object(tmp_path):
+    store = LocalStore(tmp_path)
+    key = keys.document_pdf(CODE, f"{CODE}.001")
+    store.put(key, b"signed v1", retain=True)
+    store.put(key, b"signed v1", retain=True)  # the same bytes again: a no-op
+    with pytest.raises(RetentionError):
+        store.put(key, b"signed v2", retain=True)
+    assert store.get(key) == b"signed v1"
+
+
+def test_the_published_schema_is_the_one_checked():
+    assert (ROOT / "docs" / "manifest.schema.json").read_bytes() == (ROOT / "pipeline" / "manifest.schema.json").read_bytes()
