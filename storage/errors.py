@@ -49,3 +49,9 @@ class StorageConfigError(StorageError, ValueError):
     """A storage setting (lock mode, retention period, endpoint) that cannot be used."""
 
     code = "storage_config"
+
+
+class QueryError(StorageError, ValueError):
+    """A search query that cannot be searched: empty, blank or without a single word."""
+
+    code = "query"

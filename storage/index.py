@@ -4,10 +4,23 @@ SQLite under SOHOA_HOME by default, PostgreSQL when SOHOA_DATABASE_URL is set; t
 is made by the Alembic migrations shipped in storage/migrations. The index is a cache of
 object storage: ``reindex`` rebuilds it from the manifests and text objects alone.
 
-Search uses the database's own full-text machinery and finds words with or without
-diacritics ("nghi dinh" finds "Nghị định"); pages whose words match with the exact
-diacritics rank first. Vietnamese syllables are the tokens, so quoted phrases ("...") and
-hyphenated or slashed chunks (NĐ-CP) match as adjacent syllables.
+Search finds the pages that hold every word of the query, with or without diacritics
+("nghi dinh" finds "Nghị định"), and ranks them by what an officer means. Vietnamese
+syllables are the tokens, so a query of several syllables is read as a phrase first:
+
+1. ``phrase``: the whole query as written (NFC, case-insensitive), syllable after syllable;
+2. ``phrase-folded``: the same phrase once diacritics are removed on both sides (đ -> d);
+3. ``near``: every word (or quoted phrase, or joined chunk such as NĐ-CP) within a cluster
+   with at most ``NEAR_GAP`` other syllables in it, in any order;
+4. ``all``: every word somewhere on the page.
+
+In the ``near`` and ``all`` tiers a page whose words match with their diacritics ranks above
+a page that matches only once folded (``exact``), so there are six levels; inside a level
+pages rank by closeness, agreement of the diacritics and frequency (see ``rank_page``).
+The database finds the candidate pages (every word, folded, through its full-text index)
+and says which hold the phrase; the tiers, scores and snippets are computed in Python from
+the page text, so SQLite and PostgreSQL give the same order. Quoted text ("...") and
+joined chunks (NĐ-CP, 15/2020) must match as adjacent syllables.
 
 - SQLite: FTS5 over ``text`` (diacritics kept, case folded) and ``text_folded`` (the same
   text with diacritics removed character by character, see ``fold``).
@@ -17,25 +30,32 @@ hyphenated or slashed chunks (NĐ-CP) match as adjacent syllables.
 """
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import logging
+import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import StorageConfigError
+from .errors import QueryError, StorageConfigError
 
 VERSION_TABLE = "sohoa_schema_version"
 MIGRATIONS = Path(__file__).with_name("migrations")
 MARK = ("[", "]")
 SNIPPET_CHARS = 160
-_HIT_START, _HIT_END = "\x02", "\x03"
+NEAR_GAP = 5  # a "near" cluster holds every word of the query and at most this many other syllables
+CANDIDATES = 1000  # pages ranked in Python per search (at least ``limit``); see ``search``
+TIERS = ("all", "near", "phrase-folded", "phrase")  # worst to best
 _TOKEN = re.compile(r"[^\W_]+")
 _PHRASE = re.compile(r'"([^"]*)"?')
+_SPACE = re.compile(r"\s")
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +96,7 @@ def nfc(text: str | None) -> str:
     return unicodedata.normalize("NFC", text or "")
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
     if ch in "đĐ":  # a letter of its own, not d plus a combining mark: NFD leaves it alone
         return "d" if ch == "đ" else "D"
@@ -88,7 +109,12 @@ def _fold_char(ch: str) -> str:
 
 def fold(text: str) -> str:
     """NFC text without diacritics, one character for one, so offsets stay valid."""
-    return "".join(_fold_char(ch) for ch in nfc(text))
+    return "".join(map(_fold_char, nfc(text)))
+
+
+@functools.lru_cache(maxsize=65536)  # Vietnamese has a few thousand syllables
+def _folded_token(token: str) -> str:
+    return fold(token).lower()
 
 
 def parse_query(query: str) -> list[list[str]]:
@@ -109,7 +135,33 @@ def parse_query(query: str) -> list[list[str]]:
     return terms
 
 
-def fts5_match(terms: list[list[str]], column: str, folded: bool) -> str:
+@dataclass(frozen=True)
+class Query:
+    """A parsed query: its terms as typed, and lower-cased with and without diacritics."""
+
+    terms: tuple[tuple[str, ...], ...]
+    exact: tuple[tuple[str, ...], ...]  # NFC, lower case
+    folded: tuple[tuple[str, ...], ...]  # lower case, diacritics removed
+
+    @classmethod
+    def parse(cls, query: str) -> "Query":
+        """The query, or QueryError when it is empty or holds no word (letters or digits)."""
+        if not query or not query.strip():
+            raise QueryError("Chưa nhập nội dung cần tìm: hãy gõ ít nhất một từ.", "empty search query")
+        terms = tuple(tuple(t) for t in parse_query(query))
+        if not terms:
+            raise QueryError(f"Nội dung tìm «{query.strip()}» không có từ nào (chữ hoặc số) để tìm.",
+                             f"search query has no word characters: {query.strip()!r}")
+        return cls(terms, tuple(tuple(t.lower() for t in term) for term in terms),
+                   tuple(tuple(_folded_token(t) for t in term) for term in terms))
+
+    @property
+    def phrase(self) -> tuple[str, ...]:
+        """Every token in the order typed: the phrase the officer means."""
+        return tuple(t for term in self.terms for t in term)
+
+
+def fts5_match(terms, column: str, folded: bool) -> str:
     """An FTS5 MATCH expression: every term in column, each term as a quoted phrase."""
     phrases = []
     for tokens in terms:
@@ -118,52 +170,216 @@ def fts5_match(terms: list[list[str]], column: str, folded: bool) -> str:
     return f"{column} : ({' AND '.join(phrases)})"
 
 
-def websearch_query(terms: list[list[str]]) -> str:
+def websearch_query(terms) -> str:
     """The parsed terms in websearch_to_tsquery syntax: each quoted (so 'or' is a word), ANDed."""
     return " ".join('"' + " ".join(tokens) + '"' for tokens in terms)
 
 
-def snippet_from_highlight(text: str, marked: str, width: int = SNIPPET_CHARS, mark=MARK) -> str:
-    """A snippet of the original text around the first hit, from a highlight of its folded copy.
+# -- ranking ---------------------------------------------------------------------
 
-    ``marked`` is the folded text with hits wrapped in \\x02..\\x03; folding keeps offsets,
-    so the hits sit at the same places in the original text.
+@dataclass(frozen=True)
+class PageMatch:
+    """How one page matches a query: ``level`` 0..5 (tier and exactness), relevance in [0, 1)."""
+
+    level: int
+    relevance: float
+    spans: tuple[tuple[int, int], ...]  # character ranges of the best match, for the snippet
+
+    @property
+    def tier(self) -> str:
+        return TIERS[self.level // 2 if self.level < 4 else self.level - 2]
+
+    @property
+    def exact(self) -> bool:
+        """The match that ranks the page holds the query's words with their diacritics."""
+        return self.level in (5, 3, 1)
+
+    @property
+    def score(self) -> float:
+        return score(self.level, self.relevance)
+
+
+def score(level: int, relevance: float) -> float:
+    """(level + relevance) / 3, in [0, 2), higher is better.
+
+    Level 5 exact phrase (score >= 5/3), 4 folded phrase (>= 4/3), 3 and 2 the words near
+    each other with and without their diacritics (>= 1, >= 2/3), 1 and 0 the words anywhere
+    with and without them (>= 1/3, >= 0); relevance in [0, 1) orders a level.
     """
-    hits, plain_len, start = [], 0, None
-    for ch in marked:
-        if ch == _HIT_START:
-            start = plain_len
-        elif ch == _HIT_END:
-            if start is not None:
-                hits.append((start, plain_len))
-            start = None
-        else:
-            plain_len += 1
-    if plain_len != len(text):
-        text = marked.replace(_HIT_START, "").replace(_HIT_END, "")
-    first = hits[0][0] if hits else 0
-    lo = max(0, first - width // 3)
-    hi = min(len(text), lo + width)
-    if lo > 0 and (space := text.rfind(" ", 0, lo)) >= 0 and lo - space < 20:
-        lo = space + 1
-    if hi < len(text) and (space := text.find(" ", hi)) >= 0 and space - hi < 20:
-        hi = space
-    pieces, cursor = [], lo
-    for a, b in hits:
-        if b <= lo or a >= hi:
+    relevance = min(max(0.0, float(relevance or 0.0)), 1.0)
+    return min(math.floor((level + relevance) / 3.0 * 1e6) / 1e6, 1.999999)  # floored: never rounds up to 2
+
+
+@dataclass(frozen=True)
+class _Token:
+    start: int
+    end: int
+    exact: str
+    folded: str
+
+
+def _page_tokens(text: str, wanted: set[str]) -> tuple[dict[int, _Token], int]:
+    """The page's tokens whose folded form is a query token, by position; and the token count."""
+    found, count = {}, 0
+    for count, m in enumerate(_TOKEN.finditer(text), start=1):
+        word = m.group().lower()
+        if (folded := _folded_token(word)) in wanted:
+            found[count - 1] = _Token(m.start(), m.end(), word, folded)
+    return found, count
+
+
+def _occurrences(tokens: dict[int, _Token], folded: tuple[str, ...], exact: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where the folded phrase starts, with how many of its tokens carry the query's diacritics."""
+    found = []
+    for position, token in tokens.items():
+        if token.folded != folded[0]:
             continue
-        a, b = max(a, lo), min(b, hi)
-        pieces += [text[cursor:a], mark[0], text[a:b], mark[1]]
-        cursor = b
-    pieces.append(text[cursor:hi])
-    body = " ".join("".join(pieces).split())
-    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
+        run = [tokens.get(position + i) for i in range(len(folded))]
+        if all(t is not None and t.folded == f for t, f in zip(run, folded)):
+            found.append((position, sum(t.exact == e for t, e in zip(run, exact))))
+    return sorted(found)
 
 
-def score(exact: bool, relevance: float) -> float:
-    """Exact-diacritic pages above all others, then by relevance: in [0, 2), higher is better."""
-    relevance = max(0.0, float(relevance or 0.0))
-    return round((1.0 if exact else 0.0) + relevance / (1.0 + relevance), 6)
+def _capitals_kept(text: str, tokens: dict[int, _Token], where: int, typed: tuple[str, ...]) -> float:
+    """Share of the query's capitalised words (names: "Cầu Giấy") written with a capital there too."""
+    capitalised = [i for i, word in enumerate(typed) if any(c.isupper() for c in word)]
+    if not capitalised:
+        return 1.0
+    return sum(text[tokens[where + i].start].isupper() for i in capitalised) / len(capitalised)
+
+
+def _tf(count: int, page_tokens: int) -> float:
+    """Saturating frequency in [0, 1), shorter pages first (BM25's k1 = 1.2, b = 0.75, 300-token pages)."""
+    return count / (count + 1.2 * (0.25 + 0.75 * page_tokens / 300.0))
+
+
+def _best_cluster(occurrences: list[list[tuple[int, int]]], lengths: list[int]) -> tuple[int, int, list[int]] | None:
+    """The smallest window holding one occurrence of every term: (syllables spanned, tokens
+    with the query's diacritics, where each term starts), or None when a term is missing.
+
+    The window that starts at an occurrence takes, of every term, its first occurrence from
+    there (all occurrences of a term have the same length, so the first ends first).
+    """
+    if any(not found for found in occurrences):
+        return None
+    starts = [[p for p, _ in found] for found in occurrences]
+    best = None
+    for anchor in sorted({p for term_starts in starts for p in term_starts}):
+        picked = []
+        for term, term_starts in enumerate(starts):
+            i = bisect.bisect_left(term_starts, anchor)
+            if i == len(term_starts):
+                break
+            picked.append(occurrences[term][i])
+        else:
+            end = max(p + n for (p, _), n in zip(picked, lengths))
+            agree = sum(a for _, a in picked)
+            key = (end - anchor, -agree, anchor)
+            if best is None or key < best[0]:
+                best = (key, [p for p, _ in picked])
+    if best is None:
+        return None
+    (span, minus_agree, _), positions = best
+    return span, -minus_agree, positions
+
+
+def rank_page(text: str, query: Query) -> PageMatch:
+    """The tier, relevance and best match of a page for a query, from the page text alone.
+
+    Relevance in [0, 1): 0.5 closeness (query tokens / syllables spanned by the best match),
+    0.3 agreement of diacritics in it (tokens as typed / query tokens; for a phrase 0.25, and
+    0.05 for the words the query capitalises being capitalised there: "Cầu Giấy" the
+    district before "yêu cầu giấy tờ"), 0.2 frequency (of the phrase, or of the scarcest
+    word; saturating, shorter pages first).
+    """
+    text = nfc(text)
+    phrase_exact = tuple(t for term in query.exact for t in term)
+    phrase_folded = tuple(t for term in query.folded for t in term)
+    tokens, page_length = _page_tokens(text, set(phrase_folded))
+    size = len(phrase_folded)
+
+    def spans(starts_and_lengths) -> tuple[tuple[int, int], ...]:
+        return tuple(sorted((tokens[p].start, tokens[p + n - 1].end) for p, n in starts_and_lengths))
+
+    found = _occurrences(tokens, phrase_folded, phrase_exact)
+    if found:
+        exact = [f for f in found if f[1] == size]
+        level, pool = (5, exact) if exact else (4, found)
+        capitals = {p: _capitals_kept(text, tokens, p, query.phrase) for p, _ in pool}
+        where, agree = max(pool, key=lambda o: (o[1], capitals[o[0]], -o[0]))
+        relevance = 0.5 + 0.25 * agree / size + 0.05 * capitals[where] + 0.2 * _tf(len(pool), page_length)
+        return PageMatch(level, relevance, spans([(where, size)]))
+
+    unique = list(dict.fromkeys(zip(query.folded, query.exact)))  # a word typed twice is one word
+    lengths = [len(f) for f, _ in unique]
+    occurrences = [_occurrences(tokens, f, e) for f, e in unique]
+    exact_occurrences = [[o for o in found if o[1] == n] for found, n in zip(occurrences, lengths)]
+    candidates = []
+    for is_exact, pool in ((True, exact_occurrences), (False, occurrences)):
+        cluster = _best_cluster(pool, lengths)
+        if cluster is None:
+            continue
+        span, agree, positions = cluster
+        near = span - sum(lengths) <= NEAR_GAP
+        level = (3 if near else 1) if is_exact else (2 if near else 0)
+        closeness = min(1.0, sum(lengths) / span)
+        relevance = 0.5 * closeness + 0.3 * agree / sum(lengths) + 0.2 * _tf(min(map(len, pool)), page_length)
+        candidates.append(PageMatch(level, relevance, spans(zip(positions, lengths))))
+    if not candidates:  # the database matched what this tokenizer does not see: keep it, last
+        return PageMatch(0, 0.0, ())
+    return max(candidates, key=lambda m: (m.level, m.relevance))
+
+
+# -- snippets ----------------------------------------------------------------------
+
+def _window(text: str, a: int, b: int, width: int) -> tuple[int, int]:
+    """About ``width`` characters of text around [a, b), cut at spaces."""
+    slack = max(0, width - (b - a))
+    lo = max(0, a - slack // 3)
+    hi = min(len(text), max(b, lo + width))
+    lo = max(0, min(lo, hi - width, a))
+    if lo > 0 and (space := max(text.rfind(" ", 0, lo), text.rfind("\n", 0, lo))) >= 0 and lo - space < 20:
+        lo = space + 1
+    if hi < len(text) and (after := _SPACE.search(text, hi)) and after.start() - hi < 20:
+        hi = after.start()
+    return lo, hi
+
+
+def make_snippet(text: str, spans, width: int = SNIPPET_CHARS, mark=MARK) -> str:
+    """Text around the best match, each of its spans in [brackets].
+
+    When the match's words lie far apart (tier ``all``), one short excerpt per group of
+    close words, joined by " … ".
+    """
+    spans = sorted(spans)
+    if not spans:
+        lo, hi = _window(text, 0, 0, width)
+        return " ".join(text[lo:hi].split()) + ("…" if hi < len(text) else "")
+    groups = [[spans[0]]]
+    for span in spans[1:]:
+        if span[1] - groups[-1][0][0] <= width * 2 // 3:
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    each = width if len(groups) == 1 else max(60, width // len(groups))
+    windows = []
+    for group in groups:
+        lo, hi = _window(text, group[0][0], group[-1][1], each)
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+        else:
+            windows.append((lo, hi))
+    fragments = []
+    for lo, hi in windows:
+        pieces, cursor = [], lo
+        for a, b in spans:
+            if a >= lo and b <= hi:
+                pieces += [text[cursor:a], mark[0], text[a:b], mark[1]]
+                cursor = b
+        pieces.append(text[cursor:hi])
+        fragments.append(" ".join("".join(pieces).split()))
+    return (("…" if windows[0][0] > 0 else "") + " … ".join(fragments)
+            + ("…" if windows[-1][1] < len(text) else ""))
 
 
 # -- database ------------------------------------------------------------------
@@ -304,66 +520,75 @@ def forget_dossier(engine: Engine, code: str) -> None:
 
 
 def search(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20) -> list[dict]:
-    """Pages matching every term of the query, best first.
+    """Pages holding every word of the query, best first (see the module's docstring).
 
-    Each hit: dossier code, docId, page number, snippet (hits in [brackets]), score
-    (see ``score``) and exact (all terms matched with their diacritics).
+    Each hit: dossierCode, docId, page, snippet (the best match in [brackets]), score (see
+    ``score``), exact (the match that ranks the page keeps the query's diacritics) and tier
+    (``phrase``, ``phrase-folded``, ``near``, ``all``). An empty query, or one without a
+    word, raises QueryError.
+
+    The database returns at most max(CANDIDATES, limit) candidate pages: those holding the
+    phrase (with, then without diacritics) first, then by its own relevance (FTS5's bm25,
+    PostgreSQL's ts_rank); beyond that many candidates the near and all tiers are ranked
+    among the pages the database ranked highest.
     """
-    terms = parse_query(query)
-    if not terms or limit <= 0:
+    parsed = Query.parse(query)
+    if limit <= 0:
         return []
     prefix = nfc(code_prefix).strip().upper() if code_prefix else None
+    window = max(CANDIDATES, limit)
     if engine.dialect.name == "sqlite":
-        return _search_sqlite(engine, terms, prefix, limit)
-    if engine.dialect.name == "postgresql":
-        return _search_postgresql(engine, terms, prefix, limit)
-    raise StorageConfigError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}",
-                             f"unsupported index database: {engine.dialect.name}")
+        rows = _candidates_sqlite(engine, parsed, prefix, window)
+    elif engine.dialect.name == "postgresql":
+        rows = _candidates_postgresql(engine, parsed, prefix, window)
+    else:
+        raise StorageConfigError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}",
+                                 f"unsupported index database: {engine.dialect.name}")
+    ranked = sorted(((rank_page(r["text"], parsed), r) for r in rows),
+                    key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
+                                    mr[1]["number"]))
+    return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "page": r["number"],
+             "snippet": make_snippet(r["text"], m.spans), "score": m.score, "exact": m.exact, "tier": m.tier}
+            for m, r in ranked[:limit]]
 
 
-def _search_sqlite(engine: Engine, terms, prefix: str | None, limit: int) -> list[dict]:
+def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window: int) -> list:
     sql = (
         "SELECT p.dossier_code, p.doc_id, p.number, p.text, "
-        "       highlight(pages_fts, 1, char(2), char(3)) AS marked, "
-        "       -bm25(pages_fts, 0.0, 1.0) AS relevance, "
-        "       p.id IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH :exact) AS exact "
+        "       p.id IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH :phrase_exact) AS phrase_exact, "
+        "       p.id IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH :phrase_folded) AS phrase_folded, "
+        "       -bm25(pages_fts, 0.0, 1.0) AS relevance "
         "FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
         "WHERE pages_fts MATCH :folded "
         + ("AND substr(p.dossier_code, 1, :prefix_len) = :prefix " if prefix else "")
-        + "ORDER BY exact DESC, relevance DESC, p.dossier_code, p.doc_id, p.number LIMIT :limit")
-    params = {"folded": fts5_match(terms, "text_folded", folded=True),
-              "exact": fts5_match(terms, "text", folded=False), "limit": limit}
+        + "ORDER BY phrase_exact DESC, phrase_folded DESC, relevance DESC, p.dossier_code, p.doc_id, p.number "
+        "LIMIT :window")
+    params = {"folded": fts5_match(query.terms, "text_folded", folded=True),
+              "phrase_exact": fts5_match([query.phrase], "text", folded=False),
+              "phrase_folded": fts5_match([query.phrase], "text_folded", folded=True), "window": window}
     if prefix:
         params.update(prefix=prefix, prefix_len=len(prefix))
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), params).mappings().all()
-    return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "page": r["number"],
-             "snippet": snippet_from_highlight(r["text"], r["marked"]),
-             "score": score(bool(r["exact"]), r["relevance"]), "exact": bool(r["exact"])} for r in rows]
+        return conn.execute(sa.text(sql), params).mappings().all()
 
 
-def _search_postgresql(engine: Engine, terms, prefix: str | None, limit: int) -> list[dict]:
+def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, window: int) -> list:
     sql = (
         "WITH q AS (SELECT websearch_to_tsquery('sohoa_unaccent', :query) AS folded, "
-        "                  websearch_to_tsquery('simple', :query) AS exact), "
-        "hits AS ("
-        "  SELECT p.dossier_code, p.doc_id, p.number, p.text, q.folded, "
-        "         ts_rank(p.tsv, q.folded) AS relevance, (p.tsv_exact @@ q.exact) AS exact "
-        "  FROM pages p, q WHERE p.tsv @@ q.folded "
-        + ("  AND left(p.dossier_code, :prefix_len) = :prefix " if prefix else "")
-        + "  ORDER BY exact DESC, relevance DESC, p.dossier_code, p.doc_id, p.number LIMIT :limit) "
-        "SELECT dossier_code, doc_id, number, relevance, exact, "
-        "       ts_headline('sohoa_unaccent', text, folded, :options) AS snippet "
-        "FROM hits ORDER BY exact DESC, relevance DESC, dossier_code, doc_id, number")
-    params = {"query": websearch_query(terms), "limit": limit,
-              "options": f"StartSel={MARK[0]}, StopSel={MARK[1]}, MaxWords=30, MinWords=12"}
+        "                  phraseto_tsquery('simple', :phrase) AS phrase_exact, "
+        "                  phraseto_tsquery('sohoa_unaccent', :phrase) AS phrase_folded) "
+        "SELECT p.dossier_code, p.doc_id, p.number, p.text, "
+        "       (p.tsv_exact @@ q.phrase_exact) AS phrase_exact, (p.tsv @@ q.phrase_folded) AS phrase_folded, "
+        "       ts_rank(p.tsv, q.folded) AS relevance "
+        "FROM pages p, q WHERE p.tsv @@ q.folded "
+        + ("AND left(p.dossier_code, :prefix_len) = :prefix " if prefix else "")
+        + "ORDER BY phrase_exact DESC, phrase_folded DESC, relevance DESC, p.dossier_code, p.doc_id, p.number "
+        "LIMIT :window")
+    params = {"query": websearch_query(query.terms), "phrase": " ".join(query.phrase), "window": window}
     if prefix:
         params.update(prefix=prefix, prefix_len=len(prefix))
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), params).mappings().all()
-    return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "page": r["number"],
-             "snippet": " ".join(r["snippet"].split()),
-             "score": score(bool(r["exact"]), r["relevance"]), "exact": bool(r["exact"])} for r in rows]
+        return conn.execute(sa.text(sql), params).mappings().all()
 
 
 # -- rebuild from storage --------------------------------------------------------

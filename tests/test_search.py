@@ -11,6 +11,7 @@ from api.cli import main as sohoa
 from pipeline.config import IndexSettings, S3Settings, Settings
 from storage import index, keys
 from storage.base import sha256
+from storage.errors import QueryError, StorageError
 
 A = "H23.50-261201-0001"  # "Nghị định" with its diacritics
 B = "H23.50-261201-0002"  # "nghỉ đình": other diacritics, same letters
@@ -78,17 +79,46 @@ def test_query_parsing_keeps_phrases_and_joined_chunks():
     assert index.parse_query('"unclosed phrase') == [["unclosed", "phrase"]]
     assert index.parse_query('" - * ( ) :') == []
     assert index.fts5_match([["nghị", "định"]], "text_folded", folded=True) == 'text_folded : ("nghi dinh")'
+    query = index.Query.parse('Nghị ĐỊNH "quy định xử" NĐ-CP')
+    assert query.phrase == ("Nghị", "ĐỊNH", "quy", "định", "xử", "NĐ", "CP")
+    assert query.exact[0:2] == (("nghị",), ("định",)) and query.folded[3] == ("nd", "cp")
 
 
-def test_snippet_marks_hits_in_the_original_text():
+@pytest.mark.parametrize("query", ["", "   ", "\t\n", '"', '""', "-", "*", "( ) :", "…", "_"])
+def test_a_query_without_a_word_is_refused_in_vietnamese(query):
+    with pytest.raises(QueryError) as refused:
+        index.Query.parse(query)
+    assert isinstance(refused.value, ValueError) and isinstance(refused.value, StorageError)
+    assert refused.value.code == "query"
+    assert refused.value.message_vi.startswith(("Chưa nhập nội dung cần tìm", "Nội dung tìm «"))
+    assert refused.value.detail.startswith(("empty search query", "search query has no word characters"))
+
+
+def test_snippet_marks_the_best_match_in_the_original_text():
     text = "Căn cứ Nghị định số 15"
-    marked = "Can cu \x02Nghi\x03 \x02dinh\x03 so 15"
-    assert index.snippet_from_highlight(text, marked) == "Căn cứ [Nghị] [định] số 15"
+    assert index.make_snippet(text, [(7, 16)]) == "Căn cứ [Nghị định] số 15"
     long_text = "mở đầu " * 40 + "Nghị định" + " kết thúc" * 40
-    marked = index.fold(long_text).replace("Nghi dinh", "\x02Nghi dinh\x03")
-    snippet = index.snippet_from_highlight(long_text, marked)
+    start = long_text.index("Nghị định")
+    snippet = index.make_snippet(long_text, [(start, start + 9)])
     assert "[Nghị định]" in snippet and snippet.startswith("…") and snippet.endswith("…")
     assert len(snippet) < 200
+    far = "XÃ " + "mở đầu " * 60 + "ông Phúc"
+    snippet = index.make_snippet(far, [(0, 2), (len(far) - 4, len(far))])
+    assert snippet.startswith("[XÃ] mở đầu") and snippet.endswith("ông [Phúc]") and " … " in snippet
+    assert len(snippet) < 200
+
+
+def test_tiers_of_one_page():
+    query = index.Query.parse("hanh phuc")
+    assert [(m.tier, m.level, m.exact) for m in (index.rank_page(t, query) for t in [
+        "Độc lập - Tự do - Hạnh phúc", "HANH PHUC", "Bà Lê Thị Hạnh, ông Phúc", "hạnh " + "x " * 30 + "PHÚC",
+        "hanh " + "x " * 30 + "phuc"])] == [
+        ("phrase-folded", 4, False), ("phrase", 5, True), ("near", 2, False), ("all", 0, False), ("all", 1, True)]
+    page = "ĐƠN ĐỀ NGHỊ xét duyệt theo quyết định. Căn cứ Nghị định số 15"
+    best = index.rank_page(page, index.Query.parse("nghi dinh"))
+    assert best.tier == "phrase-folded" and best.spans == ((page.index("Nghị định"), page.index(" số 15")),)
+    scores = [index.score(level, r) for level in range(6) for r in (0.0, 0.5, 0.9999999)]
+    assert scores == sorted(scores) and scores[0] == 0 and scores[-1] < 2
 
 
 # -- search on both databases -----------------------------------------------------------
@@ -98,8 +128,8 @@ def test_words_without_diacritics_find_words_with_them(indexed):
     assert {r["dossierCode"] for r in results} == {A, B, C}
     first_a = next(r for r in results if r["dossierCode"] == A)
     assert first_a["docId"] == f"{A}.001" and first_a["page"] == 1
-    assert "[Nghị]" in first_a["snippet"] and "[định]" in first_a["snippet"]
-    assert set(first_a) >= {"dossierCode", "docId", "page", "snippet", "score"}
+    assert "[Nghị định]" in first_a["snippet"] and first_a["tier"] == "phrase-folded"
+    assert set(first_a) >= {"dossierCode", "docId", "page", "snippet", "score", "exact", "tier"}
 
 
 def test_exact_diacritics_rank_first(indexed):
@@ -123,6 +153,7 @@ def test_d_with_stroke_folds_to_d(indexed):
 
 def test_phrases(indexed):
     assert {r["dossierCode"] for r in index.search(indexed, "quy dinh")} == {A, B}  # B: "quy chế định kỳ"
+    assert [(r["dossierCode"], r["tier"]) for r in index.search(indexed, "quy dinh")] == [(A, "phrase-folded"), (B, "near")]
     assert hits_of(index.search(indexed, '"quy dinh"')) == [(A, f"{A}.001", 1)]
     assert hits_of(index.search(indexed, '"đăng ký hộ kinh doanh"')) == [(A, f"{A}.002", 1)]
     assert index.search(indexed, '"kinh doanh hộ"') == []
@@ -138,7 +169,11 @@ def test_dossier_code_prefix(indexed):
 
 def test_limit_empty_and_hostile_queries(indexed):
     assert len(index.search(indexed, "nghi dinh", limit=2)) == 2
-    for query in ("", "   ", '"', "-", "*", "AND OR NOT", "'; DROP TABLE pages; --", "NEAR(a b)", "text : x"):
+    assert index.search(indexed, "nghi dinh", limit=0) == []
+    for query in ("", "   ", '"', "-", "*", '" "'):
+        with pytest.raises(QueryError):
+            index.search(indexed, query)
+    for query in ("AND OR NOT", "'; DROP TABLE pages; --", "NEAR(a b)", "text : x", "a <-> b & !c", "tsv:*"):
         index.search(indexed, query)  # never a syntax error
     assert index.search(indexed, "khongcotu") == []
     assert index.search(indexed, "or") == []
@@ -254,7 +289,7 @@ def test_cli_reindex_then_search_on_s3_and_postgresql(tmp_path, s3_settings, pg_
 
     assert sohoa(search_args("Nghị định", code_prefix="H23"), settings=settings) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[1].split()[1] == A and "[Nghị] [định]" in out and "khớp đúng dấu" in out
+    assert out.splitlines()[1].split()[1] == A and "[Nghị định]" in out and "khớp đúng dấu" in out
 
     assert sohoa(search_args("khongcotu"), settings=settings) == 0
     assert "Không tìm thấy" in capsys.readouterr().out
@@ -271,3 +306,13 @@ def test_cli_search_on_the_default_sqlite_index(tmp_path, capsys):
     assert (settings.home / "index.sqlite3").is_file()
     assert sohoa(search_args("dang ky ho kinh doanh"), settings=settings) == 0
     assert f"{A}.002, trang 1" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_empty_search_as_a_usage_error(tmp_path, capsys):
+    from pipeline.errors import ExitCode
+
+    settings = Settings(home=tmp_path / "home")
+    for query in ([""], ["  "], ["-", "*"]):
+        assert sohoa(search_args(*query), settings=settings) == ExitCode.USAGE
+        err = capsys.readouterr().err
+        assert err.startswith("LỖI: ") and ("Chưa nhập nội dung cần tìm" in err or "không có từ nào" in err)
