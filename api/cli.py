@@ -12,8 +12,11 @@ import argparse
 import json
 import os
 import sys
+import logging
+import time
 import traceback
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pipeline import config, service
@@ -30,10 +33,54 @@ def _print_json(value) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=1, default=str))
 
 
+def number_vi(value: float, decimals: int = 0, sign: bool = False) -> str:
+    """A number as a Vietnamese reader writes it: 7.352.198 and +2,50 (JSON keeps plain numbers)."""
+    text = f"{value:{'+' if sign else ''},.{decimals}f}"
+    return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+
+
+def datetime_vi(iso: str) -> str:
+    """01/12/2026 19:30 from an ISO 8601 time (shown in the time it was recorded in, Vietnam time)."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%d/%m/%Y %H:%M")
+    except (TypeError, ValueError):
+        return str(iso)
+
+
+class PageProgress:
+    """Pages done of the total, pages per minute and time left, on one line of the operator's
+    terminal. (Hand-written: tqdm silently disabled itself on some pseudo-terminals here.)"""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"Đang xử lý: {done}/{total} trang"
+        if done and elapsed > 0:
+            left = (total - done) * elapsed / done
+            line += f", {number_vi(60 * done / elapsed, 1)} trang/phút, còn khoảng {int(left // 60)}:{int(left % 60):02d}"
+        self.stream.write("\r" + line.ljust(72))
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def cmd_ingest(args, settings: Settings) -> int:
     request = IngestRequest(args.dossier, tuple(args.files), args.title, maintenance=args.maintenance,
                             paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned)
-    result = service.ingest(settings, request)
+    progress = PageProgress() if sys.stderr.isatty() and not args.json else None
+    try:
+        result = service.ingest(settings, request, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     for warning in result.warnings:
         print(f"CẢNH BÁO: {warning}", file=sys.stderr)
     if args.json:
@@ -41,13 +88,13 @@ def cmd_ingest(args, settings: Settings) -> int:
         return ExitCode.OK
     verb = "đã có sẵn (không tạo bản trùng)" if result.duplicate else "đã số hóa"
     print(f"Tài liệu {result.doc_id} {verb}: {len(result.pages)} trang, "
-          f"PDF/A-2b {result.pdf['size']:,} byte, SHA-256 {result.pdf['sha256']}")
+          f"PDF/A-2b {number_vi(result.pdf['size'])} byte, SHA-256 {result.pdf['sha256']}")
     if result.reused_pages:
         print(f"  ({result.reused_pages} trang đã xử lý ở lần chạy trước được dùng lại)")
     for p in result.pages:
         flags = ", ".join(FLAG_VI.get(f, f) for f in p.flags)
         print(f"  Trang {p.number} ({p.file} tr.{p.page}): xoay {p.orientation}°, "
-              f"nghiêng {p.skew_deg:+.2f}°, tin cậy OCR {p.ocr_confidence:.0f}%"
+              f"nghiêng {number_vi(p.skew_deg, 2, sign=True)}°, tin cậy OCR {number_vi(p.ocr_confidence)}%"
               + (f"  CẢNH BÁO: {flags}" if flags else ""))
     return ExitCode.OK
 
@@ -58,7 +105,7 @@ def cmd_show(args, settings: Settings) -> int:
         _print_json(view.to_json())
         return ExitCode.OK
     print(f"Hồ sơ {view.code}: {view.title}")
-    print(f"  {view.total_doc} tài liệu, {view.number_of_page} trang, cập nhật {view.updated}")
+    print(f"  {view.total_doc} tài liệu, {view.number_of_page} trang, cập nhật {datetime_vi(view.updated)}")
     for d in view.documents:
         sig = d.signature or {}
         signed = ("ký thử nghiệm" if sig.get("testSignature") else f"ký số {sig.get('level')}") if sig else "chưa ký"
@@ -83,13 +130,40 @@ def cmd_link(args, settings: Settings) -> int:
 
 def cmd_audit(args, settings: Settings) -> int:
     report = service.audit_log(settings, args.last)
+    if args.json:
+        _print_json(report.to_json())
+        return ExitCode.OK if report.intact else ExitCode.CHECK_FAILED
     if not report.intact:
         print(f"LỖI: chuỗi băm của nhật ký kiểm tra đứt tại dòng {report.lines}: dòng này hoặc dòng trước nó đã bị "
               f"sửa, hoặc có dòng bị xóa (audit log hash chain broken at line {report.lines})", file=sys.stderr)
         return ExitCode.CHECK_FAILED
     for event in report.events:
-        print(json.dumps(event, ensure_ascii=False))
+        where = " ".join(str(event[k]) for k in ("dossier", "docId", "file") if event.get(k))
+        outcome = {"success": "thành công", "failure": "THẤT BẠI", "duplicate": "đã có"}.get(event.get("outcome"),
+                                                                                           event.get("outcome"))
+        print(f"{datetime_vi(event.get('at'))}  {event.get('actor', '?'):<10} {event.get('action', '?'):<10} "
+              f"{outcome:<11} {where}" + (f"  ({event['reason']})" if event.get("reason") else ""))
     print(f"Nhật ký kiểm tra nguyên vẹn: {report.lines} dòng (audit log intact: {report.lines} lines)", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_info(args, settings: Settings) -> int:
+    report = service.info(settings)
+    if args.json:
+        _print_json(report.to_json())
+        return ExitCode.OK
+    origin = "SOHOA_HOME" if report.home_origin == "SOHOA_HOME" else "mặc định của người dùng; đặt SOHOA_HOME để đổi"
+    storage = report.storage
+    where = storage.get("path") or f"{storage.get('endpoint')} / bucket {storage.get('bucket')}"
+    signing = report.signing
+    key = {"development": "khóa THỬ NGHIỆM (chưa cấu hình khóa của cơ quan)", "pkcs12": f"tệp PKCS#12 {signing['path']}",
+           "pkcs11": f"token PKCS#11 {signing['token'] or ''} ({signing['path']})"}[signing["key"]]
+    print(f"Thư mục dữ liệu: {report.home} ({origin})")
+    print(f"Kho lưu trữ:     {storage['kind']}: {where}"
+          + (f", {report.dossiers} hồ sơ" if report.dossiers is not None else ""))
+    print(f"Chỉ mục:         {report.index['database']}")
+    print(f"Khóa ký:         {key}; mức {signing['level'] or 'mặc định'}; thu hồi: {signing['revocation']}")
+    print("Phiên bản:       " + ", ".join(f"{k} {v}" for k, v in report.versions.items() if v))
     return ExitCode.OK
 
 
@@ -113,13 +187,18 @@ def cmd_search(args, settings: Settings) -> int:
     return ExitCode.OK
 
 
+TIER_VI = {"phrase": "đúng cụm từ", "phrase-folded": "đúng cụm từ (không dấu)", "near": "các từ ở gần nhau",
+           "all": "có đủ các từ"}
+
+
 def format_hits(result) -> str:
     if not result.hits:
         return f"Không tìm thấy kết quả nào cho «{result.query}»."
     lines = [f"Tìm thấy {len(result.hits)} kết quả cho «{result.query}»:"]
     for n, hit in enumerate(result.hits, start=1):
         exact = ", khớp đúng dấu" if hit.exact else ""
-        lines.append(f"{n:>3}. {hit.dossier_code}  tài liệu {hit.doc_id}, trang {hit.page} (điểm {hit.score:.3f}{exact})")
+        lines.append(f"{n:>3}. {hit.dossier_code}  tài liệu {hit.doc_id}, trang {hit.page} "
+                     f"({TIER_VI.get(hit.tier, hit.tier)}{exact}; điểm {number_vi(hit.score, 3)})")
         lines.append(f"     {hit.snippet}")
     return "\n".join(lines)
 
@@ -185,6 +264,8 @@ def cmd_renew(args, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.")
+    p.add_argument("--version", action="version", version=f"sohoa {_version()}", help="in phiên bản rồi thoát")
+    p.add_argument("--verbose", action="store_true", help="in cả nhật ký kỹ thuật của các thư viện (pyHanko, tesseract)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("ingest", help="số hóa các trang quét thành một tài liệu của hồ sơ")
@@ -219,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
     s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_audit)
 
     s = sub.add_parser("verify", help="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu")
@@ -241,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_search)
 
+    s = sub.add_parser("info", help="thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_info)
+
     s = sub.add_parser("cache", help="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)")
     s.add_argument("--clear", action="store_true", help="xóa toàn bộ bộ đệm trang")
     s.set_defaults(func=cmd_cache)
@@ -251,20 +337,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    try:
+        return version("sohoa")
+    except PackageNotFoundError:
+        return "(chưa cài đặt)"
+
+
 def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
     """Run one command; ``settings`` (tests, embedding) replaces reading the environment."""
     # Pages run in parallel processes, so tesseract's OpenMP threads are limited to one each;
     # tesseract reads this from its environment, so it is set once, here, at start-up.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     args = build_parser().parse_args(argv)
+    # libraries' own logging (pyHanko, fontTools, alembic) is for developers, not the counter
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(name)s: %(message)s")
     try:
         settings = settings or config.load()
     except Exception as e:
         return report_error(e, None, argv)
+    new_home = service.is_new_home(settings)
     try:
         return int(args.func(args, settings))
     except (Exception, KeyboardInterrupt) as e:
         return report_error(e, settings, argv)
+    finally:
+        if new_home and args.command not in ("info",):
+            print(f"(Thư mục dữ liệu {settings.home} chưa có hồ sơ nào trước lệnh này; "
+                  f"đặt SOHOA_HOME nếu hồ sơ ở nơi khác.)", file=sys.stderr)
 
 
 def report_error(error: BaseException, settings: Settings | None, argv) -> int:

@@ -2,8 +2,8 @@
 
 ``load(environ)`` is the only place that reads the environment; every layer below gets the
 settings (or the part of them it needs) as arguments. Every setting has an embedded default,
-so a bare ``sohoa ingest`` runs with local storage and SQLite under ``SOHOA_HOME``
-(``./sohoa-data``) and no broker. A value that cannot be used is a ConfigError naming the
+so a bare ``sohoa ingest`` runs with local storage and SQLite under ``SOHOA_HOME`` (by
+default the user's data directory, ``~/.local/share/sohoa``) and no broker. A value that cannot be used is a ConfigError naming the
 variable.
 """
 from __future__ import annotations
@@ -78,6 +78,7 @@ class BrokerSettings:
 class Settings:
     home: Path
     storage: str = "local"
+    home_origin: str = "SOHOA_HOME"  # or "default": the user's data directory
     s3: S3Settings = S3Settings()
     signing: SigningSettings = SigningSettings()
     ocr: OcrSettings = OcrSettings()
@@ -99,8 +100,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if lock_mode not in LOCK_MODES:
         raise ConfigError(f"SOHOA_S3_LOCK_MODE không hợp lệ: '{lock_mode}' (GOVERNANCE hoặc COMPLIANCE)",
                           "SOHOA_S3_LOCK_MODE: GOVERNANCE or COMPLIANCE")
+    home = env.str("SOHOA_HOME")
     return Settings(
-        home=Path(env.str("SOHOA_HOME", "./sohoa-data")).resolve(),
+        home=Path(home).resolve() if home else default_home(),
+        home_origin="SOHOA_HOME" if home else "default",
         storage=storage,
         s3=S3Settings(
             endpoint=env.str("SOHOA_S3_ENDPOINT"),
@@ -134,6 +137,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
         broker=BrokerSettings(url=env.str("SOHOA_BROKER_URL")),
     )
+
+
+def default_home() -> Path:
+    """The user's data directory (``~/.local/share/sohoa`` on Linux): the same wherever the
+    command runs, never a folder that depends on the current directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sohoa", appauthor=False))
 
 
 def _revocation(value: str | None) -> str | None:

@@ -34,7 +34,7 @@ def parse(code: str) -> dict:
         if m:
             break
     else:
-        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown}' ({FORMATS_HELP})")
+        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown}'{_hint(code)} ({FORMATS_HELP})")
     if len(m["agency"]) > MAX_AGENCY_LEN:
         raise DossierCodeError(f"Mã cơ quan quá dài (tối đa {MAX_AGENCY_LEN} ký tự): '{code}'")
     yy, mm, dd = int(m["date"][:2]), int(m["date"][2:4]), int(m["date"][4:])
@@ -43,6 +43,19 @@ def parse(code: str) -> dict:
     except ValueError:
         raise DossierCodeError(f"Ngày tiếp nhận trong mã hồ sơ không hợp lệ: '{code}' (YYMMDD = {m['date']})") from None
     return {"code": code, "kind": kind, "agency": m["agency"], "received": received.isoformat(), "sequence": m["seq"]}
+
+
+def _hint(code: str) -> str:
+    """What most likely went wrong, for the operator."""
+    stripped = code.strip()
+    if stripped != code and any(p.fullmatch(stripped) for p in (_CENTRAL, _ORDINARY)):
+        return f"; có khoảng trắng thừa, hãy dùng '{stripped}'"
+    upper = stripped.upper()
+    if upper != stripped and any(p.fullmatch(upper) for p in (_CENTRAL, _ORDINARY)):
+        return f"; mã hồ sơ viết bằng chữ in hoa: '{upper}'"
+    if stripped.count("-") < 2:
+        return "; thiếu phần ngày tiếp nhận YYMMDD hoặc số thứ tự, các phần cách nhau bằng dấu '-'"
+    return ""
 
 
 def validate(code: str) -> str:

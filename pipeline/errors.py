@@ -74,6 +74,17 @@ class InputError(SohoaError):
         super().__init__(f"Tệp không hợp lệ: {where}: {reason}")
 
 
+class InputErrors(SohoaError):
+    """Several bad input files, all named at once (nothing was stored)."""
+
+    exit_code, code = ExitCode.INPUT, "input"
+
+    def __init__(self, errors: list[InputError]):
+        self.errors = tuple(errors)
+        super().__init__(f"{len(errors)} tệp không hợp lệ, chưa số hóa gì:\n"
+                         + "\n".join(f"  - {e.message_vi}" for e in errors))
+
+
 class PagesFailed(SohoaError):
     """One or more pages of a document failed; nothing of the document was stored."""
 
@@ -117,6 +128,7 @@ _STORAGE_EXIT = {
     storage_errors.RetentionError: ExitCode.RETENTION,
     storage_errors.StorageConfigError: ExitCode.CONFIG,
     storage_errors.UnsafeKey: ExitCode.USAGE,
+    storage_errors.QueryError: ExitCode.USAGE,
 }
 
 

@@ -11,14 +11,18 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Protocol, Sequence
+from concurrent.futures import as_completed
+from typing import Callable, Protocol, Sequence
 
 from .models import PageResult, PageTask
 from .pages import run_page_json
 
 
+Progress = Callable[[int, int], None]  # (pages done, pages in all), called as pages finish
+
+
 class PageExecutor(Protocol):
-    def run(self, tasks: Sequence[PageTask]) -> list[PageResult]: ...
+    def run(self, tasks: Sequence[PageTask], progress: Progress | None = None) -> list[PageResult]: ...
 
 
 def limit_native_threads() -> None:
@@ -35,12 +39,23 @@ class LocalPoolExecutor:
         self.cache_dir = Path(cache_dir)
         self.jobs = jobs or os.cpu_count() or 1
 
-    def run(self, tasks: Sequence[PageTask]) -> list[PageResult]:
+    def run(self, tasks: Sequence[PageTask], progress: Progress | None = None) -> list[PageResult]:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         work = partial(run_page_json, cache_dir=str(self.cache_dir))
         payloads = [t.to_json() for t in tasks]
+        report = progress or (lambda done, total: None)
+        report(0, len(tasks))
         if self.jobs == 1 or len(tasks) <= 1:
             limit_native_threads()
-            return [PageResult.from_json(work(p)) for p in payloads]
+            results = []
+            for payload in payloads:
+                results.append(PageResult.from_json(work(payload)))
+                report(len(results), len(tasks))
+            return results
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), initializer=limit_native_threads) as pool:
-            return [PageResult.from_json(r) for r in pool.map(work, payloads)]
+            futures = {pool.submit(work, p): n for n, p in enumerate(payloads)}
+            results: list = [None] * len(tasks)
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = PageResult.from_json(future.result())
+                report(done, len(tasks))
+            return results

@@ -19,8 +19,8 @@ from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf
 from .config import OcrSettings
-from .errors import InputError, PagesFailed, UsageError
-from .executor import PageExecutor
+from .errors import InputError, InputErrors, PagesFailed, UsageError
+from .executor import PageExecutor, Progress
 from .inputs import Source, read_source
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
 from .pages import PageCache
@@ -43,36 +43,37 @@ class IngestContext:
     ocr: OcrSettings
     signer: Signer | None = None
     index: IndexUpdate | None = None
+    progress: Progress | None = None  # (pages done, pages in all)
 
 
 def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
     """Add one document to the request's dossier; returns what the operator is shown."""
     code = dossier.validate(request.dossier_code)
+    title = check_title(request.title)
     if not request.files:
         raise UsageError("Chưa chọn tệp nào để số hóa", "no input files")
     if (ctx.signer is None) != request.unsigned:
         raise UsageError("Tài liệu phải được ký số; lưu không ký chỉ khi chọn rõ (--unsigned)"
                          if ctx.signer is None else "Đã chọn lưu không ký nhưng lại có khóa ký",
                          "a signer is required unless the request says unsigned, and only then")
-    try:
-        sources = [read_source(f, ctx.ocr.max_pixels) for f in request.files]
-    except InputError as e:
-        audit.record(ctx.home, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
-        raise
+    sources = read_sources(request.files, ctx, code)
     with dossier_lock(ctx.home, code):
         current = load_manifest(ctx.store, code) or mf.new(
-            code, request.title, audit.now_vn(), request.paper_file_code, request.maintenance)
+            code, title, audit.now_vn(), request.paper_file_code, request.maintenance)
         current = mf.with_dossier_fields(current, maintenance=request.maintenance,
                                          paper_file_code=request.paper_file_code)
         digest = mf.input_digest([s.sha256 for s in sources])
         if existing := mf.find_document(current, digest):
             audit.record(ctx.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
-            return summary(current, existing, duplicate=True)
+            renamed = () if existing["title"] == title else (
+                f"Các tệp này đã được số hóa thành tài liệu {existing['docId']} với tên «{existing['title']}»; "
+                f"tên mới «{title}» không được dùng (tên đã ghi không bị đổi).",)
+            return summary(current, existing, duplicate=True, warnings=renamed)
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
         try:
             originals = [store_original(ctx.store, code, doc_id, s, current["maintenance"]) for s in sources]
             results = process_pages(ctx, sources)
-            document = assemble_document(ctx, current, doc_id, request.title, sources, originals, results, digest)
+            document = assemble_document(ctx, current, doc_id, title, sources, originals, results, digest)
             updated = mf.with_document(current, document, audit.now_vn())
             updated = save_manifest(ctx.store, code, updated)
             ctx.page_cache.discard(r.image_key for r in results)
@@ -85,6 +86,48 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
         warnings = update_index(ctx, updated, doc_id, results)
     return summary(updated, document, duplicate=False, warnings=warnings,
                    reused_pages=sum(r.cached for r in results))
+
+
+MAX_TITLE = 1000  # TT 05/2025: title at most 1000 characters
+
+
+def check_title(title: str) -> str:
+    """The document title, NFC and trimmed; refused when blank or too long (before any work)."""
+    import unicodedata
+
+    cleaned = unicodedata.normalize("NFC", " ".join((title or "").split()))
+    if not cleaned:
+        raise UsageError("Tên tài liệu (--title) không được để trống", "blank title")
+    if len(cleaned) > MAX_TITLE:
+        raise UsageError(f"Tên tài liệu dài {len(cleaned)} ký tự, tối đa {MAX_TITLE}", "title too long")
+    return cleaned
+
+
+def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
+    """Every input read and checked before anything is stored: all bad files named together, and
+    a file given twice (the same bytes) refused rather than silently doubling a page."""
+    sources, bad = [], []
+    for f in files:
+        try:
+            sources.append(read_source(f, ctx.ocr.max_pixels))
+        except InputError as e:
+            bad.append(e)
+    for e in bad:
+        audit.record(ctx.home, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise InputErrors(bad)
+    seen: dict[str, str] = {}
+    twice = []
+    for s in sources:
+        if s.sha256 in seen:
+            twice.append(f"{seen[s.sha256]} và {s.path}")
+        seen.setdefault(s.sha256, s.path)
+    if twice:
+        raise UsageError("Cùng một tệp được đưa vào hai lần (trang sẽ bị lặp): " + "; ".join(twice)
+                         + ". Nếu giấy có hai trang giống hệt nhau, hãy quét lại trang đó.", "the same file given twice")
+    return sources
 
 
 def store_original(store: ObjectStore, code: str, doc_id: str, source: Source, maintenance: str | None) -> dict:
@@ -104,7 +147,7 @@ def page_tasks(sources: list[Source], ocr: OcrSettings) -> list[PageTask]:
 
 def process_pages(ctx: IngestContext, sources: list[Source]) -> list[PageResult]:
     """Every page's result, in order; PagesFailed listing every failed file and page otherwise."""
-    results = ctx.executor.run(page_tasks(sources, ctx.ocr))
+    results = ctx.executor.run(page_tasks(sources, ctx.ocr), ctx.progress)
     failed = [r for r in results if not r.ok]
     if failed:
         for r in failed:

@@ -251,10 +251,11 @@ class SearchHit:
     snippet: str
     score: float
     exact: bool
+    tier: str = "all"   # phrase | phrase-folded | near | all (see storage.index)
 
     def to_json(self) -> dict:
         return {"dossierCode": self.dossier_code, "docId": self.doc_id, "page": self.page,
-                "snippet": self.snippet, "score": self.score, "exact": self.exact}
+                "snippet": self.snippet, "score": self.score, "exact": self.exact, "tier": self.tier}
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,23 @@ class ReindexResult:
     def to_json(self) -> dict:
         return {"dossiers": self.dossiers, "documents": self.documents, "pages": self.pages,
                 "errors": list(self.errors)}
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """Where this installation keeps things and what it runs with (``sohoa info``)."""
+
+    home: str
+    home_origin: str
+    dossiers: int | None      # None when counting would need a remote listing
+    storage: dict
+    index: dict
+    signing: dict
+    versions: dict
+
+    def to_json(self) -> dict:
+        return {"home": self.home, "homeOrigin": self.home_origin, "dossiers": self.dossiers,
+                "storage": self.storage, "index": self.index, "signing": self.signing, "versions": self.versions}
 
 
 @dataclass(frozen=True)

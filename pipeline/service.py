@@ -23,9 +23,9 @@ from . import audit, dossier, manifest as mf
 from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
 from .errors import Conflict, IntegrityError, NotFound, SigningError, Unsupported, UsageError, describe
-from .executor import LocalPoolExecutor, PageExecutor
+from .executor import LocalPoolExecutor, PageExecutor, Progress
 from .ingest import IngestContext, ingest as run_ingest
-from .models import (AuditReport, CacheReport, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
+from .models import (AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
 from .renewal import renew_stored_dossier
@@ -66,12 +66,12 @@ def signer_for(settings: Settings) -> Signer:
 # --------------------------------------------------------------------------- intake
 
 def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None = None,
-           executor: PageExecutor | None = None) -> IngestSummary:
+           executor: PageExecutor | None = None, progress: Progress | None = None) -> IngestSummary:
     """Add one document (the request's files' pages, in order) to a dossier, signed and indexed."""
     dossier.validate(request.dossier_code)  # before a token login or a development-key warning
     if signer is None and not request.unsigned:
         with closing(signer_for(settings)) as own:
-            return ingest(settings, request, signer=own, executor=executor)
+            return ingest(settings, request, signer=own, executor=executor, progress=progress)
     engine = None
 
     def index(manifest: dict, texts: dict[str, list[str]]) -> None:
@@ -81,7 +81,8 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
 
     ctx = IngestContext(store=open_store(settings), home=settings.home,
                         executor=executor or page_executor(settings, request.jobs),
-                        page_cache=PageCache(page_cache_dir(settings)), ocr=settings.ocr, signer=signer, index=index)
+                        page_cache=PageCache(page_cache_dir(settings)), ocr=settings.ocr, signer=signer, index=index,
+                        progress=progress)
     return run_ingest(request, ctx)
 
 
@@ -138,13 +139,14 @@ def link(settings: Settings, code: str, doc_id: str | None = None, expires: int 
 
 
 def search(settings: Settings, query: str, *, code_prefix: str | None = None, limit: int = 20) -> SearchResult:
-    """Pages whose words match, with or without diacritics; exact-diacritic matches first."""
+    """Pages whose words match, with or without diacritics, in four tiers: the exact phrase, the
+    phrase without diacritics, all words near each other, all words; an empty query is refused."""
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
     hits = search_index.search(index_engine(settings), query, code_prefix=code_prefix, limit=limit)
     audit.record(settings.home, "search", query=query, code_prefix=code_prefix, hits=len(hits))
     return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], h["snippet"], h["score"],
-                                               h["exact"]) for h in hits))
+                                               h["exact"], h.get("tier", "all")) for h in hits))
 
 
 def reindex(settings: Settings) -> ReindexResult:
@@ -229,6 +231,50 @@ def page_cache(settings: Settings, *, clear: bool = False) -> CacheReport:
     if clear:
         audit.record(settings.home, "cache-clear", pages=pages, bytes=size)
     return CacheReport(pages, size, clear)
+
+
+def info(settings: Settings) -> SystemInfo:
+    """The data home, store, index, signing key and versions this installation uses."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    signing = settings.signing
+    key = "development" if signing.development else ("pkcs11" if signing.pkcs11_module else "pkcs12")
+    storage = ({"kind": "s3", "endpoint": settings.s3.endpoint, "bucket": settings.s3.bucket,
+                "lockMode": settings.s3.lock_mode} if settings.storage == "s3"
+               else {"kind": "local", "path": str(settings.home / "store")})
+    dossiers = len(dossier_codes(LocalStore(settings.home / "store"))) \
+        if settings.storage == "local" and (settings.home / "store").is_dir() else (0 if settings.storage == "local" else None)
+    try:
+        from ocr.recognise import TesseractEngine
+
+        tesseract = TesseractEngine(settings.ocr.lang, settings.ocr.tessdata).version().split("|")[0]
+    except Exception:  # tesseract missing: say so rather than fail the whole report
+        tesseract = None
+    return SystemInfo(
+        home=str(settings.home), home_origin=settings.home_origin, dossiers=dossiers, storage=storage,
+        index={"database": _redacted(settings.db_url)},
+        signing={"key": key, "path": signing.p12 or signing.pkcs11_module, "token": signing.pkcs11_token,
+                 "level": signing.level, "tsa": signing.tsa_url, "revocation": signing.revocation_policy,
+                 "trustRoots": list(signing.trust_roots), "agency": signing.agency_name},
+        versions={"sohoa": installed("sohoa"), "tesseract": tesseract, "pyhanko": installed("pyHanko"),
+                  "pikepdf": installed("pikepdf"), "ocrLanguage": settings.ocr.lang})
+
+
+def is_new_home(settings: Settings) -> bool:
+    """A local data home with no dossier yet (a fresh home, or the wrong one)."""
+    return settings.storage == "local" and not any((settings.home / "store" / "dossiers").glob("*/manifest.json"))
+
+
+def _redacted(url: str) -> str:
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def audit_log(settings: Settings, last: int = 20) -> AuditReport:

@@ -13,7 +13,11 @@ def test_audit_log_records_ingest_access_and_failure_and_detects_tampering(cli, 
 
     rc, out, err = cli("audit", "--last", "10")
     assert rc == 0 and "nguyên vẹn" in err
-    events = [json.loads(line) for line in out.splitlines()]
+    assert "ingest" in out and "THẤT BẠI" in out and "missing.png" in out  # one line a person can read per event
+    rc, out, _ = cli("audit", "--last", "10", "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["intact"] is True
+    events = report["events"]
     assert [(e["action"], e["outcome"]) for e in events] == [
         ("ingest", "success"), ("show", "success"), ("ingest", "failure")]
     assert events[0]["dossier"] == code and events[2]["file"].endswith("missing.png")
