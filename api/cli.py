@@ -74,7 +74,8 @@ class PageProgress:
 
 def cmd_ingest(args, settings: Settings) -> int:
     request = IngestRequest(args.dossier, tuple(args.files), args.title, maintenance=args.maintenance,
-                            paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned)
+                            paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned,
+                            change_recorded=args.change_recorded)
     progress = PageProgress() if sys.stderr.isatty() and not args.json else None
     try:
         result = service.ingest(settings, request, progress=progress)
@@ -262,76 +263,137 @@ def cmd_renew(args, settings: Settings) -> int:
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
 
 
+EXAMPLES = {
+    "ingest": "sohoa ingest --dossier H23.50-261201-0001 --title \"Tờ khai đăng ký hộ kinh doanh\" trang1.jpg trang2.tif\n"
+              "sohoa ingest --dossier H23.50-261201-0001 --title \"Bản sao CCCD\" --maintenance 06 cccd.pdf",
+    "show": "sohoa show H23.50-261201-0001\nsohoa show H23.50-261201-0001 --json",
+    "export": "sohoa export H23.50-261201-0001 --out /tmp/ho-so",
+    "link": "sohoa link H23.50-261201-0001 H23.50-261201-0001.001 --expires 600",
+    "audit": "sohoa audit --last 50",
+    "verify": "sohoa verify H23.50-261201-0001\nsohoa verify --all --json",
+    "renew": "sohoa renew --all --days 90",
+    "search": "sohoa search \"nghị định\"\nsohoa search nghi dinh --code-prefix H23.50",
+    "info": "sohoa info",
+    "cache": "sohoa cache --clear",
+    "reindex": "sohoa reindex",
+}
+ARGPARSE_VI = (("the following arguments are required", "thiếu tham số bắt buộc"),
+               ("unrecognized arguments", "tham số không nhận ra"), ("invalid choice", "lựa chọn không hợp lệ"),
+               ("choose from", "chọn một trong"), ("expected one argument", "cần một giá trị"),
+               ("invalid int value", "không phải số nguyên"), ("argument ", "tham số "))
+
+
+class VietnameseParser(argparse.ArgumentParser):
+    """argparse with its own words in Vietnamese: headings, -h, and its error messages."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "tham số"
+        self._optionals.title = "tùy chọn"
+        self.add_argument("-h", "--help", action="help", help="in hướng dẫn này rồi thoát")
+
+    def format_usage(self) -> str:
+        return super().format_usage().replace("usage:", "Cách dùng:", 1)
+
+    def format_help(self) -> str:
+        return super().format_help().replace("usage:", "Cách dùng:", 1)
+
+    def error(self, message: str):
+        for english, vietnamese in ARGPARSE_VI:
+            message = message.replace(english, vietnamese)
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"LỖI: {message}\n(gõ '{self.prog} -h' để xem hướng dẫn)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.")
+    p = VietnameseParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.",
+                         epilog="Ví dụ:\n  sohoa ingest --dossier H23.50-261201-0001 --title \"Đơn\" trang1.jpg\n"
+                                "  sohoa search \"nghị định\"\n  sohoa verify --all\n"
+                                "Mỗi lệnh có hướng dẫn riêng: sohoa LỆNH -h")
     p.add_argument("--version", action="version", version=f"sohoa {_version()}", help="in phiên bản rồi thoát")
     p.add_argument("--verbose", action="store_true", help="in cả nhật ký kỹ thuật của các thư viện (pyHanko, tesseract)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, title="lệnh", metavar="LỆNH", parser_class=VietnameseParser)
 
-    s = sub.add_parser("ingest", help="số hóa các trang quét thành một tài liệu của hồ sơ")
-    s.add_argument("--dossier", required=True, help="mã hồ sơ trên giấy tiếp nhận")
-    s.add_argument("--title", required=True, help="tên tài liệu")
-    s.add_argument("--jobs", type=int, default=None, help="số trang xử lý song song (mặc định: mọi lõi)")
+    s = sub.add_parser("ingest", help="số hóa các trang quét thành một tài liệu của hồ sơ", description="số hóa các trang quét thành một tài liệu của hồ sơ",
+                       epilog="Ví dụ:\n  " + EXAMPLES["ingest"].replace("\n", "\n  "))
+    s.add_argument("--dossier", required=True, metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
+    s.add_argument("--title", required=True, metavar="TÊN", help="tên tài liệu (không để trống, tối đa 1000 ký tự)")
+    s.add_argument("--jobs", type=int, default=None, metavar="N", help="số trang xử lý song song (mặc định: mọi lõi)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.add_argument("--maintenance", choices=MAINTENANCE_CODES, default=None,
                    help="thời hạn bảo quản theo TT 05/2025 (01 vĩnh viễn ... 06 10 năm, 07 khác); "
                         "quyết định thời hạn khóa ghi-một-lần trên S3")
-    s.add_argument("--paper-file-code", default=None, help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
+    s.add_argument("--paper-file-code", default=None, metavar="MÃ",
+                   help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
+    s.add_argument("--change-recorded", action="store_true",
+                   help="cho phép đổi mã hồ sơ giấy hoặc thời hạn bảo quản đã ghi; manifest ghi lại thay đổi")
     s.add_argument("--unsigned", action="store_true",
                    help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
-    s.add_argument("files", nargs="+", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
+    s.add_argument("files", nargs="+", metavar="TỆP", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
     s.set_defaults(func=cmd_ingest)
 
-    s = sub.add_parser("show", help="xem hồ sơ")
-    s.add_argument("dossier")
+    s = sub.add_parser("show", help="xem hồ sơ", description="xem hồ sơ",
+                       epilog="Ví dụ:\n  " + EXAMPLES["show"].replace("\n", "\n  "))
+    s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
     s.add_argument("--json", action="store_true", help="in manifest của hồ sơ")
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("export", help="xuất các tài liệu PDF/A và manifest")
-    s.add_argument("dossier")
-    s.add_argument("--out", required=True)
+    s = sub.add_parser("export", help="xuất các tài liệu PDF/A và manifest", description="xuất các tài liệu PDF/A và manifest",
+                       epilog="Ví dụ:\n  " + EXAMPLES["export"].replace("\n", "\n  "))
+    s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
+    s.add_argument("--out", required=True, metavar="THƯ_MỤC", help="thư mục nhận các tệp PDF/A và manifest.json")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("link", help="liên kết tải xuống ngắn hạn của tài liệu (kho S3)")
-    s.add_argument("dossier")
+    s = sub.add_parser("link", help="liên kết tải xuống ngắn hạn của tài liệu (kho S3)", description="liên kết tải xuống ngắn hạn của tài liệu (kho S3)",
+                       epilog="Ví dụ:\n  " + EXAMPLES["link"].replace("\n", "\n  "))
+    s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
     s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
     s.set_defaults(func=cmd_link)
 
-    s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
+    s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó", description="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó",
+                       epilog="Ví dụ:\n  " + EXAMPLES["audit"].replace("\n", "\n  "))
     s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_audit)
 
-    s = sub.add_parser("verify", help="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu")
-    s.add_argument("codes", nargs="*", metavar="CODE", help="mã hồ sơ")
+    s = sub.add_parser("verify", help="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu", description="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu",
+                       epilog="Ví dụ:\n  " + EXAMPLES["verify"].replace("\n", "\n  "))
+    s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("renew", help="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn")
-    s.add_argument("codes", nargs="*", metavar="CODE")
-    s.add_argument("--all", action="store_true")
+    s = sub.add_parser("renew", help="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn", description="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn",
+                       epilog="Ví dụ:\n  " + EXAMPLES["renew"].replace("\n", "\n  "))
+    s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
+    s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
     s.add_argument("--days", type=int, default=90, help="gia hạn khi chứng thư TSA hết hạn trong vòng N ngày")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_renew)
 
-    s = sub.add_parser("search", help="tìm hồ sơ theo nội dung (có dấu hoặc không dấu)")
+    s = sub.add_parser("search", help="tìm hồ sơ theo nội dung (có dấu hoặc không dấu)", description="tìm hồ sơ theo nội dung (có dấu hoặc không dấu)",
+                       epilog="Ví dụ:\n  " + EXAMPLES["search"].replace("\n", "\n  "))
     s.add_argument("query", nargs="+", help='từ cần tìm; cụm từ chính xác đặt trong dấu ngoặc kép, ví dụ "nghị định"')
     s.add_argument("--code-prefix", default=None, help="chỉ tìm trong các hồ sơ có mã bắt đầu bằng chuỗi này")
     s.add_argument("--limit", type=int, default=20, help="số kết quả tối đa (mặc định 20)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_search)
 
-    s = sub.add_parser("info", help="thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng")
+    s = sub.add_parser("info", help="thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng", description="thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng",
+                       epilog="Ví dụ:\n  " + EXAMPLES["info"].replace("\n", "\n  "))
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("cache", help="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)")
+    s = sub.add_parser("cache", help="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)", description="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)",
+                       epilog="Ví dụ:\n  " + EXAMPLES["cache"].replace("\n", "\n  "))
     s.add_argument("--clear", action="store_true", help="xóa toàn bộ bộ đệm trang")
     s.set_defaults(func=cmd_cache)
 
-    s = sub.add_parser("reindex", help="dựng lại chỉ mục tìm kiếm từ kho lưu trữ")
+    s = sub.add_parser("reindex", help="dựng lại chỉ mục tìm kiếm từ kho lưu trữ", description="dựng lại chỉ mục tìm kiếm từ kho lưu trữ",
+                       epilog="Ví dụ:\n  " + EXAMPLES["reindex"].replace("\n", "\n  "))
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_reindex)
     return p
@@ -349,7 +411,10 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     # Pages run in parallel processes, so tesseract's OpenMP threads are limited to one each;
     # tesseract reads this from its environment, so it is set once, here, at start-up.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # -h, --version, or a usage error argparse has already explained
+        return int(done.code or 0)
     # libraries' own logging (pyHanko, fontTools, alembic) is for developers, not the counter
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(name)s: %(message)s")
     try:

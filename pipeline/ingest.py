@@ -61,7 +61,8 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
         current = load_manifest(ctx.store, code) or mf.new(
             code, title, audit.now_vn(), request.paper_file_code, request.maintenance)
         current = mf.with_dossier_fields(current, maintenance=request.maintenance,
-                                         paper_file_code=request.paper_file_code)
+                                         paper_file_code=request.paper_file_code, now=audit.now_vn(),
+                                         allow_change=request.change_recorded)
         digest = mf.input_digest([s.sha256 for s in sources])
         if existing := mf.find_document(current, digest):
             audit.record(ctx.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])

@@ -28,24 +28,38 @@ def new(code: str, title: str, now: datetime, paper_file_code: str | None = None
     }
 
 
-def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code: str | None) -> dict:
+def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code: str | None,
+                        now: datetime | None = None, allow_change: bool = False) -> dict:
     """The manifest with the operator's maintenance code and paper file code applied.
 
-    A value not yet recorded (no maintenance code; the paper file code still defaulting to
-    the dossier code) is taken; a recorded value is never silently replaced, since it decides
-    retention and the link to the paper file: a different one is refused.
+    A new dossier takes them as given. Once the dossier holds a document, its paper file code
+    (the dossier code unless one was given) is recorded, and so is a maintenance code once set:
+    a different value is refused, since it decides retention and the link to the paper file,
+    unless ``allow_change``, and then the change is an event of the manifest. A maintenance code
+    not set yet is simply taken.
     """
-    updates = {}
+    settled = bool(manifest["documents"])
+    updates, changes = {}, []
     if maintenance is not None and maintenance != manifest["maintenance"]:
-        if manifest["maintenance"] is not None:
+        if manifest["maintenance"] is not None and not allow_change:
             raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã có thời hạn bảo quản {manifest['maintenance']}; "
-                           f"không đổi thành {maintenance} khi thêm tài liệu", "maintenance code already set")
+                           f"không đổi thành {maintenance} khi thêm tài liệu (dùng --change-recorded nếu thật sự cần đổi)",
+                           "maintenance code already set")
+        if manifest["maintenance"] is not None:
+            changes.append(f"maintenance: {manifest['maintenance']} -> {maintenance}")
         updates["maintenance"] = maintenance
     if paper_file_code is not None and paper_file_code != manifest["paperFileCode"]:
-        if manifest["paperFileCode"] != manifest["dossierCode"]:
-            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã có mã hồ sơ giấy {manifest['paperFileCode']}; "
-                           f"không đổi thành {paper_file_code}", "paper file code already set")
+        if settled and not allow_change:
+            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã ghi mã hồ sơ giấy {manifest['paperFileCode']}; "
+                           f"không đổi thành {paper_file_code} (dùng --change-recorded nếu thật sự cần đổi)",
+                           "paper file code already recorded")
+        if settled:
+            changes.append(f"paperFileCode: {manifest['paperFileCode']} -> {paper_file_code}")
         updates["paperFileCode"] = paper_file_code
+    if changes:
+        stamp = (now or datetime.now().astimezone()).isoformat()
+        updates["events"] = [*manifest["events"], {"at": stamp, "type": "change", "outcome": "success",
+                                                    "detail": "; ".join(changes)}]
     return {**manifest, **updates}
 
 

@@ -112,6 +112,7 @@ class IngestRequest:
     paper_file_code: str | None = None
     jobs: int | None = None
     unsigned: bool = False        # store without a signature: an explicit choice, recorded
+    change_recorded: bool = False  # allow changing a recorded paper file code or maintenance code, recorded
 
 
 @dataclass(frozen=True)

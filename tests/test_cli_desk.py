@@ -60,12 +60,11 @@ def test_a_duplicate_ingest_under_another_title_says_so(cli, home, rendered, tmp
     assert code == 0 and "Đơn" in err and "Tờ khai" in err
 
 
-def test_version_info_and_audit_json(cli, home, capsys):
+def test_version_info_and_audit_json(cli, home):
     from importlib.metadata import version
 
-    with pytest.raises(SystemExit) as done:
-        cli("--version")
-    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"sohoa {version('sohoa')}"
+    code, out, _ = cli("--version")
+    assert code == 0 and out.strip() == f"sohoa {version('sohoa')}"
     code, out, _ = cli("info", "--json")
     info = json.loads(out)
     assert code == 0 and info["home"] == str(home) and info["storage"]["kind"] == "local"
@@ -111,3 +110,28 @@ def test_progress_is_shown_on_a_terminal_only(home, rendered, tmp_path):
     quiet = subprocess.run([sys.executable, "-m", "api.cli", "ingest", "--dossier", CODE, "--title", "Đơn",
                             "--json", str(tif)], env=env, cwd=root, capture_output=True, text=True, timeout=300)
     assert "1/3" not in quiet.stderr and json.loads(quiet.stdout)["duplicate"] is True
+
+
+def test_a_recorded_paper_file_code_changes_only_on_request_and_the_change_is_recorded(cli, home, rendered, tmp_path):
+    from tests.conftest import manifest_of
+
+    a = save_page(rendered("pf_a", layout="text", seed=205, dpi=200), tmp_path / "a.png")
+    b = save_page(rendered("pf_b", layout="text", seed=206, dpi=200), tmp_path / "b.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn", a)[0] == 0
+    assert manifest_of(home, CODE)["paperFileCode"] == CODE  # recorded: the dossier code
+    before = stored_keys(home)
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Bản sao", "--paper-file-code", "HS-GIAY-7", b)
+    assert code == 12 and "--change-recorded" in err and stored_keys(home) == before
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Bản sao", "--paper-file-code", "HS-GIAY-7",
+                       "--change-recorded", b)
+    assert code == 0, err
+    manifest = manifest_of(home, CODE)
+    assert manifest["paperFileCode"] == "HS-GIAY-7"
+    assert any(e["type"] == "change" and f"{CODE} -> HS-GIAY-7" in e["detail"] for e in manifest["events"])
+
+
+def test_help_is_vietnamese_with_examples(cli):
+    code, out, _ = cli("ingest", "-h")
+    assert code == 0 and out.startswith("Cách dùng:") and "tùy chọn:" in out and "Ví dụ:" in out and "usage" not in out
+    code, _, err = cli("ingest", "--dossier", CODE)
+    assert code == 2 and "thiếu tham số bắt buộc" in err
