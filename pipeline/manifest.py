@@ -79,7 +79,7 @@ def next_sequence(manifest: dict) -> int:
 def page_entry(number: int, source: dict, result: PageResult) -> dict:
     return {"number": number, "source": source, "width": result.width, "height": result.height,
             "dpi": list(result.dpi), "dpiSource": result.dpi_source, "colorMode": result.color_mode, "orientation": result.orientation,
-            "skew_deg": round(result.skew_deg, 3), "ocrConfidence": round(result.confidence, 2),
+            "skewDeg": round(result.skew_deg, 3), "ocrConfidence": round(result.confidence, 2),
             "flags": list(result.flags)}
 
 

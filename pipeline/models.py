@@ -93,12 +93,13 @@ class PageSummary:
 
     @classmethod
     def from_manifest(cls, page: dict) -> "PageSummary":
+        skew = page["skewDeg"] if "skewDeg" in page else page["skew_deg"]  # sohoa.manifest/1 wrote skew_deg
         return cls(page["number"], page["source"]["file"], page["source"]["page"], page["orientation"],
-                   page["skew_deg"], page["ocrConfidence"], tuple(page["flags"]))
+                   skew, page["ocrConfidence"], tuple(page["flags"]))
 
     def to_json(self) -> dict:
         return {"number": self.number, "file": self.file, "page": self.page, "orientation": self.orientation,
-                "skew_deg": self.skew_deg, "ocrConfidence": self.ocr_confidence, "flags": list(self.flags)}
+                "skewDeg": self.skew_deg, "ocrConfidence": self.ocr_confidence, "flags": list(self.flags)}
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,8 @@ class DocumentVerdict:
     details: PdfVerdict | None = None
 
     def to_json(self) -> dict:
-        return {"docId": self.doc_id, "ok": self.ok, "checks": dict(self.checks), "message_vi": self.message_vi,
-                "message_en": self.message_en, "details": self.details.to_json() if self.details else None}
+        return {"docId": self.doc_id, "ok": self.ok, "checks": dict(self.checks), "messageVi": self.message_vi,
+                "messageEn": self.message_en, "details": self.details.to_json() if self.details else None}
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ class RenewalResult:
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"docId": self.doc_id, "renewed": self.renewed, "expires": self.expires,
-                               "message_vi": self.message_vi, "message_en": self.message_en}
+                               "messageVi": self.message_vi, "messageEn": self.message_en}
         if self.sha256:
             out["sha256"] = self.sha256
         return out

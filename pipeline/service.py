@@ -144,7 +144,7 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
     hits = search_index.search(index_engine(settings), query, code_prefix=code_prefix, limit=limit)
-    audit.record(settings.home, "search", query=query, code_prefix=code_prefix, hits=len(hits))
+    audit.record(settings.home, "search", query=query, codePrefix=code_prefix, hits=len(hits))
     return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], h["snippet"], h["score"],
                                                h["exact"], h.get("tier", "all")) for h in hits))
 

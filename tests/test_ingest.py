@@ -133,7 +133,7 @@ def test_orientation_and_skew_are_measured_and_recorded(dossier_run):
     truth = [(p.spec.orientation, p.spec.skew_deg) for p in dossier_run["pages"]]
     for entry, (orientation, skew) in zip(pages, truth):
         assert entry["orientation"] == orientation
-        assert abs(entry["skew_deg"] - skew) < 0.5
+        assert abs(entry["skewDeg"] - skew) < 0.5
 
 
 def test_text_layer_sits_on_the_printed_words(dossier_run):

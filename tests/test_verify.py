@@ -282,16 +282,16 @@ def test_verdict_json_keeps_its_keys(pki):
     verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()]).to_json()
     assert list(verdict) == ["ok", "intact", "wholeDocumentCovered", "chainTrusted", "timestampOk", "pdfaOk",
                              "pdfaFindings", "subfilter", "level", "signer", "signedAt", "testSignature",
-                             "revocation", "revocationPolicy", "signatures", "messages_vi", "messages_en"]
+                             "revocation", "revocationPolicy", "signatures", "messagesVi", "messagesEn"]
     signature, timestamp = verdict["signatures"]
     assert list(signature) == ["field", "kind", "subfilter", "level", "signer", "certificateSha256", "signedAt",
                                "timestampAt", "intact", "valid", "wholeDocumentCovered", "coversWholeFile",
                                "chainTrusted", "timestampOk", "testSignature", "revocation", "revocationSource",
-                               "adesLongTerm", "ok", "messages_vi", "messages_en"]
+                               "adesLongTerm", "ok", "messagesVi", "messagesEn"]
     assert list(timestamp) == ["field", "kind", "subfilter", "level", "signer", "certificateSha256", "signedAt",
                                "tsaCertificateExpires", "intact", "valid", "wholeDocumentCovered",
                                "coversWholeFile", "chainTrusted", "timestampOk", "testSignature", "revocation",
-                               "revocationSource", "ok", "messages_vi", "messages_en"]
+                               "revocationSource", "ok", "messagesVi", "messagesEn"]
     assert verdict["ok"] and signature["adesLongTerm"] == "PASSED" and timestamp["kind"] == "timestamp"
     assert signature["signedAt"].endswith("+07:00") and verdict["signedAt"] == signature["signedAt"]
     json.dumps(verdict)  # plain JSON values only

@@ -118,7 +118,7 @@ class SignatureStatus:
         })
         if self.kind != "timestamp":
             out["adesLongTerm"] = self.ades_long_term
-        out.update({"ok": self.ok, "messages_vi": list(self.messages_vi), "messages_en": list(self.messages_en)})
+        out.update({"ok": self.ok, "messagesVi": list(self.messages_vi), "messagesEn": list(self.messages_en)})
         return out
 
 
@@ -170,6 +170,6 @@ class PdfVerdict:
             "revocation": self.revocation,
             "revocationPolicy": self.revocation_policy,
             "signatures": [s.to_json() for s in self.signatures],
-            "messages_vi": list(self.messages_vi),
-            "messages_en": list(self.messages_en),
+            "messagesVi": list(self.messages_vi),
+            "messagesEn": list(self.messages_en),
         }
