@@ -208,11 +208,28 @@ def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:
     out = io.BytesIO()
     settle_garbage()
     try:
-        pikepdf.pdfa.save(pdf, out, FLAVOUR, deterministic_id=True)
+        pikepdf.pdfa.prepare(pdf, FLAVOUR)
+        _metadata_date(pdf, meta.created)
+        pikepdf.pdfa.save(pdf, out, FLAVOUR, repair=False, deterministic_id=True)
     except pikepdf.pdfa.PdfaError as e:
         findings = "; ".join(str(f) for f in list(e.report.findings)[:5]) if getattr(e, "report", None) else str(e)
         raise PdfaError(f"Tệp PDF/A-2b của {meta.doc_id} không hợp lệ (PDF/A validation failed): {findings}") from None
     return out.getvalue()
+
+
+def _metadata_date(pdf: pikepdf.Pdf, when: datetime) -> None:
+    """xmp:MetadataDate and xmp:ModifyDate in the document's own time (Vietnam time), like its
+    other dates; pikepdf stamps both with the UTC time when it prepares the metadata."""
+    import re
+
+    stamp = when.isoformat()
+    xml = pdf.Root.Metadata.read_bytes().decode("utf-8")
+    for name in ("xmp:MetadataDate", "xmp:ModifyDate"):
+        xml = re.sub(rf"(<{name}>)[^<]*(</{name}>)", rf"\g<1>{stamp}\g<2>", xml)
+        xml = re.sub(rf'({name}=")[^"]*(")', rf"\g<1>{stamp}\g<2>", xml)
+    pdf.Root.Metadata.write(xml.encode("utf-8"))
+    offset = when.strftime("%z")  # the Info dictionary's date, from which a save refreshes the XMP one
+    pdf.docinfo["/ModDate"] = when.strftime("D:%Y%m%d%H%M%S") + f"{offset[:3]}'{offset[3:]}'"
 
 
 def settle_garbage() -> None:

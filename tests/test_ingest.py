@@ -113,6 +113,9 @@ def test_exported_file_is_valid_pdfa_2b_with_metadata(dossier_run):
         assert CODE in meta["dc:source"] and f"{CODE}.001" in meta["dc:identifier"]
         assert "vi" in meta["dc:language"]
         assert meta["xmp:CreateDate"].endswith("+07:00")
+    with pikepdf.open(io.BytesIO(base)) as pdf:  # the PDF/A as sohoa wrote it; pyHanko's signing revision
+        meta = pdf.open_metadata()                # then stamps its ModifyDate in UTC (the same instant)
+        assert all(meta[k].endswith("+07:00") for k in ("xmp:CreateDate", "xmp:ModifyDate", "xmp:MetadataDate"))
 
 
 def test_images_keep_scan_resolution_and_colour(dossier_run):
