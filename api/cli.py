@@ -82,11 +82,18 @@ def cmd_ingest(args, settings: Settings) -> int:
     finally:
         if progress is not None:
             progress.close()
+    return _report_ingest(args, result)
+
+
+def _report_ingest(args, result, scanned=None) -> int:
     for warning in result.warnings:
         print(f"CẢNH BÁO: {warning}", file=sys.stderr)
     if args.json:
-        _print_json(result.to_json())
+        _print_json({**result.to_json(), **({"scan": scanned.to_json()} if scanned is not None else {})})
         return ExitCode.OK
+    if scanned is not None:
+        print(f"Đã quét {scanned.reported_pages} trang trên máy quét {scanned.device} "
+              f"({scanned.source or 'nguồn mặc định'}, {scanned.resolution} dpi, {scanned.mode or 'chế độ mặc định'})")
     verb = "đã có sẵn (không tạo bản trùng)" if result.duplicate else "đã số hóa"
     print(f"Tài liệu {result.doc_id} {verb}: {len(result.pages)} trang, "
           f"PDF/A-2b {number_vi(result.pdf['size'])} byte, SHA-256 {result.pdf['sha256']}")
@@ -97,6 +104,42 @@ def cmd_ingest(args, settings: Settings) -> int:
         print(f"  Trang {p.number} ({p.file} tr.{p.page}): xoay {p.orientation}°, "
               f"nghiêng {number_vi(p.skew_deg, 2, sign=True)}°, tin cậy OCR {number_vi(p.ocr_confidence)}%"
               + (f"  CẢNH BÁO: {flags}" if flags else ""))
+    return ExitCode.OK
+
+
+def cmd_scan(args, settings: Settings) -> int:
+    request = IngestRequest(args.dossier, (), args.title, maintenance=args.maintenance,
+                            paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned,
+                            change_recorded=args.change_recorded)
+    terminal = sys.stderr.isatty() and not args.json
+
+    def on_page(number: int) -> None:
+        if terminal:
+            sys.stderr.write(f"\rĐang quét: {number} trang".ljust(72))
+            sys.stderr.flush()
+
+    progress = PageProgress() if terminal else None
+    try:
+        scanned, result = service.scan(settings, request, device=args.device, source=args.source,
+                                       resolution=args.resolution, mode=args.mode, pages=args.pages,
+                                       max_pages=args.max_pages, progress=progress, on_page=on_page)
+    finally:
+        if terminal:
+            sys.stderr.write("\n")
+        if progress is not None:
+            progress.close()
+    return _report_ingest(args, result, scanned)
+
+
+def cmd_scanners(args, settings: Settings) -> int:
+    found = service.scanners()
+    if args.json:
+        _print_json([{"name": d.name, "vendor": d.vendor, "model": d.model, "type": d.type} for d in found])
+        return ExitCode.OK
+    if not found:
+        print("Không tìm thấy máy quét nào (kiểm tra cáp, nguồn, mạng và quyền dùng máy quét: nhóm scanner)")
+    for d in found:
+        print(d)
     return ExitCode.OK
 
 
@@ -266,6 +309,10 @@ def cmd_renew(args, settings: Settings) -> int:
 EXAMPLES = {
     "ingest": "sohoa ingest --dossier H23.50-261201-0001 --title \"Tờ khai đăng ký hộ kinh doanh\" trang1.jpg trang2.tif\n"
               "sohoa ingest --dossier H23.50-261201-0001 --title \"Bản sao CCCD\" --maintenance 06 cccd.pdf",
+    "scan": "sohoa scan --dossier H23.50-261201-0001 --title \"Tờ khai đăng ký hộ kinh doanh\"\n"
+            "sohoa scan --dossier H23.50-261201-0001 --title \"Giấy tờ hai mặt\" --source duplex --pages 4\n"
+            "sohoa scan --dossier H23.50-261201-0001 --title \"Bản sao CCCD\" --source flatbed --device fujitsu:fi-7160:12345",
+    "scanners": "sohoa scanners",
     "show": "sohoa show H23.50-261201-0001\nsohoa show H23.50-261201-0001 --json",
     "export": "sohoa export H23.50-261201-0001 --out /tmp/ho-so",
     "link": "sohoa link H23.50-261201-0001 H23.50-261201-0001.001 --expires 600",
@@ -333,6 +380,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
     s.add_argument("files", nargs="+", metavar="TỆP", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
     s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("scan", help="quét tập giấy trên máy quét (khay nạp, hai mặt, mặt kính) thành một tài liệu của hồ sơ",
+                       description="quét tập giấy trên máy quét của quầy qua SANE (khay nạp ADF, hai mặt hoặc mặt kính), "
+                                   "đếm trang máy quét báo với số ảnh nhận được, rồi số hóa thành một tài liệu của hồ sơ",
+                       epilog="Ví dụ:\n  " + EXAMPLES["scan"].replace("\n", "\n  "))
+    s.add_argument("--dossier", required=True, metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
+    s.add_argument("--title", required=True, metavar="TÊN", help="tên tài liệu (không để trống, tối đa 1000 ký tự)")
+    s.add_argument("--device", default=None, metavar="MÁY_QUÉT",
+                   help="tên máy quét SANE (xem: sohoa scanners); mặc định: máy quét duy nhất tìm thấy")
+    s.add_argument("--source", default="adf", metavar="NGUỒN",
+                   help="adf: khay nạp giấy (mặc định); duplex: khay nạp, quét hai mặt; flatbed: mặt kính, một trang; "
+                        "hoặc tên nguồn riêng của máy quét")
+    s.add_argument("--resolution", type=int, default=300, metavar="DPI", help="độ phân giải (mặc định 300 dpi)")
+    s.add_argument("--mode", default="color", metavar="CHẾ_ĐỘ",
+                   help="color: màu (mặc định); gray: thang xám; lineart: đen trắng; hoặc tên chế độ riêng của máy quét")
+    s.add_argument("--pages", type=int, default=None, metavar="N",
+                   help="số trang (số mặt khi quét hai mặt) phải quét; thiếu thì báo lỗi. Mặc định: quét đến khi khay hết giấy")
+    s.add_argument("--max-pages", type=int, default=100, metavar="N",
+                   help="giới hạn số trang một lần quét (mặc định 100); tập dài hơn bị từ chối, không bị cắt")
+    s.add_argument("--jobs", type=int, default=None, metavar="N", help="số trang xử lý song song (mặc định: mọi lõi)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.add_argument("--maintenance", choices=MAINTENANCE_CODES, default=None,
+                   help="thời hạn bảo quản theo TT 05/2025 (01 vĩnh viễn ... 06 10 năm, 07 khác)")
+    s.add_argument("--paper-file-code", default=None, metavar="MÃ",
+                   help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
+    s.add_argument("--change-recorded", action="store_true",
+                   help="cho phép đổi mã hồ sơ giấy hoặc thời hạn bảo quản đã ghi; manifest ghi lại thay đổi")
+    s.add_argument("--unsigned", action="store_true",
+                   help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
+    s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("scanners", help="liệt kê các máy quét tìm thấy (USB, mạng)", description="liệt kê các máy quét SANE tìm thấy (USB, mạng)",
+                       epilog="Ví dụ:\n  " + EXAMPLES["scanners"])
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_scanners)
 
     s = sub.add_parser("show", help="xem hồ sơ", description="xem hồ sơ",
                        epilog="Ví dụ:\n  " + EXAMPLES["show"].replace("\n", "\n  "))

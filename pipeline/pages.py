@@ -19,7 +19,7 @@ import zlib
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 from ocr.engine import OcrEngine
 from ocr.page import process_page
@@ -102,7 +102,14 @@ def encode_image(img: Image.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
         return zlib.compress(img.tobytes(), 6), "flate1", "bitonal"
     buf = io.BytesIO()
     mode = "rgb" if img.mode == "RGB" else "gray"
-    img.convert("RGB" if mode == "rgb" else "L").save(buf, "JPEG", quality=jpeg_quality, subsampling=0, optimize=True)
+    image = img.convert("RGB" if mode == "rgb" else "L")
+    # an optimised JPEG is written in one block; Pillow's default block is too small for a busy
+    # colour page (guilloche, dense patterns) whose JPEG outgrows width x height bytes
+    previous, ImageFile.MAXBLOCK = ImageFile.MAXBLOCK, max(ImageFile.MAXBLOCK, 3 * image.width * image.height + 65536)
+    try:
+        image.save(buf, "JPEG", quality=jpeg_quality, subsampling=0, optimize=True)
+    finally:
+        ImageFile.MAXBLOCK = previous
     return buf.getvalue(), "jpeg", mode
 
 

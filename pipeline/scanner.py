@@ -109,9 +109,9 @@ class ScanResult:
     command: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
+        """What ``--json`` shows of a scan (the files are working copies, gone once ingested)."""
         return {"device": self.device, "source": self.source, "mode": self.mode, "resolution": self.resolution,
-                "reportedPages": self.reported_pages, "files": [str(f) for f in self.files],
-                "feederEmpty": self.feeder_empty}
+                "reportedPages": self.reported_pages, "images": len(self.files), "feederEmpty": self.feeder_empty}
 
 
 @dataclass(frozen=True)
@@ -297,8 +297,9 @@ def build_command(program: str, device: str, settings: ScanSettings, options: di
         command += ["--source", source, *source_extra]
     if mode:
         command += ["--mode", mode]
-    depth = options.get("--depth")
-    if depth and "8" in depth.choices and not re.search(r"lineart|binary|black|^bw$|monochrome", mode, re.I):
+    depth = options.get("--depth")   # 8 bits per sample where the device would send 16 (never an inactive option)
+    if depth and not depth.inactive and depth.default != "8" and "8" in depth.choices \
+            and not re.search(r"lineart|binary|black|^bw$|monochrome", mode, re.I):
         command += ["--depth", "8"]
     command += ["--resolution", str(settings.resolution), *settings.extra_options]
     return command, source, mode
@@ -318,12 +319,12 @@ def check_page_count(device: str, reported: int, received: int, unreadable: Sequ
 
 # --------------------------------------------------------------------------- the scanner
 
-def scanimage_program() -> str:
+def scanimage_program(device: str | None = None) -> str:
     program = shutil.which("scanimage")
     if program is None:
-        raise ScannerError(None, "Chưa cài chương trình quét scanimage (gói Debian sane-utils); "
-                                 "hãy chạy scripts/setup.sh hoặc apt-get install sane-utils",
-                           "scanimage not found on PATH")
+        raise ScannerError(device, "Chưa cài chương trình quét scanimage (gói Debian sane-utils) nên chưa dùng được "
+                                   f"máy quét «{device or 'chưa chọn'}»; hãy chạy scripts/setup.sh hoặc "
+                                   "apt-get install sane-utils", "scanimage not found on PATH")
     return program
 
 
@@ -335,7 +336,8 @@ def list_devices(timeout_s: float = 90.0) -> list[ScannerDevice]:
         done = subprocess.run([program, "-f", "sohoa-device\t%d\t%v\t%m\t%t%n"], capture_output=True,
                               text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise ScannerError(None, f"Tìm máy quét quá {timeout_s:g} giây mà chưa xong", "scanimage -f timed out") from None
+        raise ScannerError(None, f"Tìm máy quét quá {timeout_s:g} giây mà chưa xong (máy quét: chưa chọn)",
+                           "scanimage -f timed out") from None
     devices = []
     for line in done.stdout.splitlines():
         parts = line.split("\t")
@@ -472,7 +474,7 @@ def scan_pages(settings: ScanSettings, out_dir: Path, *,
         raise ScannerError(settings.device, "Độ phân giải, số trang và giới hạn số trang phải là số dương "
                                             f"(máy quét: {settings.device or 'chưa chọn'})",
                            "resolution, pages and max_pages must be positive")
-    program = scanimage_program()
+    program = scanimage_program(settings.device)
     device = choose_device(settings.device)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.glob("page-*.tif")):
@@ -491,6 +493,13 @@ def scan_pages(settings: ScanSettings, out_dir: Path, *,
             raise ScannerError(device, f"Máy quét «{device}» không xong sau {settings.timeout_s:g} giây "
                                        f"(đã nhận {log.good_pages} trang); đã dừng lần quét", "scanimage timed out")
         check_batch(device, status, log)
+        if settings.pages is not None and log.good_pages < settings.pages:
+            raise ScannerError(device, f"Khay nạp của máy quét «{device}» hết giấy sau {log.good_pages} trang, "
+                                       f"chưa đủ {settings.pages} trang cần quét", "feeder empty before pages")
+        if settings.pages is None and log.good_pages > settings.max_pages:
+            raise ScannerError(device, f"Tập giấy trên máy quét «{device}» dài hơn giới hạn {settings.max_pages} "
+                                       "trang; hãy chia thành nhiều tài liệu hoặc tăng giới hạn số trang",
+                               f"more than max_pages={settings.max_pages}")
         scanned = datetime.now().astimezone()
         unreadable = []
         for raw in sorted(raw_dir.glob("raw-*.tif")):
@@ -504,13 +513,6 @@ def scan_pages(settings: ScanSettings, out_dir: Path, *,
             _write_page(image, dpi or (settings.resolution, settings.resolution), path, len(files),
                         log.good_pages, device, scanned)
         check_page_count(device, log.good_pages, len(files), unreadable)
-        if settings.pages is not None and log.good_pages < settings.pages:
-            raise ScannerError(device, f"Khay nạp của máy quét «{device}» hết giấy sau {log.good_pages} trang, "
-                                       f"chưa đủ {settings.pages} trang cần quét", "feeder empty before pages")
-        if settings.pages is None and log.good_pages > settings.max_pages:
-            raise ScannerError(device, f"Tập giấy trên máy quét «{device}» dài hơn giới hạn {settings.max_pages} "
-                                       "trang; hãy chia thành nhiều tài liệu hoặc tăng giới hạn số trang",
-                               f"more than max_pages={settings.max_pages}")
         return ScanResult(tuple(files), log.good_pages, device, source, mode, settings.resolution,
                           log.feeder_empty, tuple(command))
     except BaseException:

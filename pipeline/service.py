@@ -6,11 +6,14 @@ needs (object store, index, signer, page executor), writes the audit line, and r
 frozen result (``pipeline.models``) or raises a ``SohoaError`` or storage error, which each
 door reports through ``pipeline.errors.describe``.
 
-    ingest   show   export   link   search   reindex   verify   renew   page_cache   audit_log
+    ingest   scan   scanners   show   export   link   search   reindex   verify   renew   page_cache   audit_log
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -22,14 +25,15 @@ from storage.local import LocalStore
 from . import audit, dossier, manifest as mf
 from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
-from .errors import Conflict, IntegrityError, NotFound, SigningError, Unsupported, UsageError, describe
+from .errors import Conflict, IntegrityError, NotFound, SigningError, SohoaError, Unsupported, UsageError, describe
 from .executor import LocalPoolExecutor, PageExecutor, Progress
-from .ingest import IngestContext, ingest as run_ingest
+from .ingest import IngestContext, check_title, ingest as run_ingest
 from .models import (AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, require_manifest
+from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
 from .signing.keys import Signer, development_ca_fingerprints, load_signer, trust_roots
 
@@ -84,6 +88,48 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
                         page_cache=PageCache(page_cache_dir(settings)), ocr=settings.ocr, signer=signer, index=index,
                         progress=progress)
     return run_ingest(request, ctx)
+
+
+def scan(settings: Settings, request: IngestRequest, *, device: str | None = None, source: str = "adf",
+         resolution: int = 300, mode: str = "color", pages: int | None = None, max_pages: int = 100,
+         signer: Signer | None = None, executor: PageExecutor | None = None, progress: Progress | None = None,
+         on_page=None) -> tuple[ScanResult, IngestSummary]:
+    """Scan one bundle of paper on the counter's scanner (SANE) and ingest it as one document.
+
+    The dossier code and title are checked before any paper moves. The scanned pages are
+    working copies under SOHOA_HOME/work/scans: removed once the document is stored, kept (and
+    named in the error) when the ingest fails, so ``sohoa ingest`` can retry without rescanning."""
+    code = dossier.validate(request.dossier_code)
+    check_title(request.title)
+    scan_settings = ScanSettings(device=device, source=source, resolution=resolution, mode=mode,
+                                 pages=pages, max_pages=max_pages)
+    work = settings.home / "work" / "scans"
+    work.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f"{code}-", dir=work))
+    try:
+        scanned = scan_pages(scan_settings, out, on_page=on_page)
+    except BaseException as e:
+        shutil.rmtree(out, ignore_errors=True)
+        audit.record(settings.home, "scan", "failure", dossier=code, device=device or "",
+                     reason=f"{type(e).__name__}: {e}")
+        raise
+    audit.record(settings.home, "scan", "success", dossier=code, device=scanned.device,
+                 pages=scanned.reported_pages, source=scanned.source, resolution=scanned.resolution)
+    try:
+        summary = ingest(settings, replace(request, files=tuple(str(f) for f in scanned.files)),
+                         signer=signer, executor=executor, progress=progress)
+    except BaseException as e:
+        if isinstance(e, SohoaError):
+            e.message_vi += (f"\nCác trang đã quét được giữ tại {out}; số hóa lại không cần quét lại: "
+                             f"sohoa ingest --dossier {code} --title \"...\" {out}/page-*.tif")
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    return scanned, summary
+
+
+def scanners() -> list[ScannerDevice]:
+    """The scanners SANE finds on this machine (USB and network)."""
+    return list_devices()
 
 
 # --------------------------------------------------------------------------- retrieval

@@ -79,3 +79,16 @@ def test_a_page_task_and_its_result_cross_as_json_without_the_image_bytes():
     assert PageResult.from_json(json.loads(payload)) == result
     assert set(result.to_json()) >= {"image_key"} and "image" not in result.to_json()
     assert len(payload) < 1000  # a reference to the stored image, not the image
+
+
+def test_a_busy_colour_page_encodes(tmp_path):
+    """A page whose JPEG is larger than width x height bytes (dense colour patterns) once failed
+    with 'Suspension not allowed here'."""
+    import os
+
+    from PIL import Image
+
+    from pipeline.pages import encode_image
+
+    data, encoding, mode = encode_image(Image.frombytes("RGB", (400, 400), os.urandom(480_000)), 90)
+    assert (encoding, mode) == ("jpeg", "rgb") and len(data) > 400 * 400
