@@ -38,7 +38,18 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     echo "$WANT" > "$STAMP"
 fi
 
-# 3. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
+# 3. pdf.js (npm registry, pinned by tests/js/package-lock.json) for the text-layer tests.
+if ! command -v node >/dev/null; then
+    say "cài Node.js"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+fi
+if [ ! -f tests/js/node_modules/pdfjs-dist/package.json ]; then
+    say "cài pdf.js cho kiểm thử lớp chữ (npm ci)"
+    (cd tests/js && npm ci --no-audit --no-fund --omit=optional --loglevel=error)
+fi
+
+# 4. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
     say "khởi động PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true

@@ -1,5 +1,5 @@
 """What an officer gets out of the PDF: every word and line break of the OCR through pdftotext
-(default and -raw) and pdfminer.six, each word placed on its printed box, and pages of the
+(default and -raw), pdfminer.six and pdf.js, each word placed on its printed box, and pages of the
 paper's physical size."""
 from __future__ import annotations
 
@@ -49,6 +49,18 @@ def pdftotext(pdf: bytes, *flags: str) -> str:
         return subprocess.run(["pdftotext", *flags, f.name, "-"], capture_output=True, check=True).stdout.decode()
 
 
+def pdfjs_text(pdf: bytes) -> str:
+    """The text pdf.js (the viewer of Firefox and of many web applications) extracts; pdf.js is
+    installed by scripts/setup.sh from tests/js/package-lock.json."""
+    from pathlib import Path
+
+    script = Path(__file__).with_name("js") / "pdf_text.mjs"
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        return subprocess.run(["node", str(script), f.name], capture_output=True, check=True, timeout=60).stdout.decode()
+
+
 def text_lines(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
@@ -58,7 +70,7 @@ def test_every_word_and_line_break_reaches_every_extractor(gap_px):
     pdf = pdf_with(touching_words(gap_px))
     from pdfminer.high_level import extract_text
 
-    for extracted in (pdftotext(pdf), pdftotext(pdf, "-raw"), extract_text(io.BytesIO(pdf))):
+    for extracted in (pdftotext(pdf), pdftotext(pdf, "-raw"), extract_text(io.BytesIO(pdf)), pdfjs_text(pdf)):
         assert text_lines(extracted) == LINES, extracted
 
 
