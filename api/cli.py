@@ -354,17 +354,8 @@ class VietnameseParser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"LỖI: {message}\n(gõ '{self.prog} -h' để xem hướng dẫn)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = VietnameseParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.",
-                         epilog="Ví dụ:\n  sohoa ingest --dossier H23.50-261201-0001 --title \"Đơn\" trang1.jpg\n"
-                                "  sohoa search \"nghị định\"\n  sohoa verify --all\n"
-                                "Mỗi lệnh có hướng dẫn riêng: sohoa LỆNH -h")
-    p.add_argument("--version", action="version", version=f"sohoa {_version()}", help="in phiên bản rồi thoát")
-    p.add_argument("--verbose", action="store_true", help="in cả nhật ký kỹ thuật của các thư viện (pyHanko, tesseract)")
-    sub = p.add_subparsers(dest="command", required=True, title="lệnh", metavar="LỆNH", parser_class=VietnameseParser)
-
-    s = sub.add_parser("ingest", help="số hóa các trang quét thành một tài liệu của hồ sơ", description="số hóa các trang quét thành một tài liệu của hồ sơ",
-                       epilog="Ví dụ:\n  " + EXAMPLES["ingest"].replace("\n", "\n  "))
+def document_options(s: argparse.ArgumentParser) -> None:
+    """What ``ingest`` and ``scan`` both ask of the document they add."""
     s.add_argument("--dossier", required=True, metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
     s.add_argument("--title", required=True, metavar="TÊN", help="tên tài liệu (không để trống, tối đa 1000 ký tự)")
     s.add_argument("--jobs", type=int, default=None, metavar="N", help="số trang xử lý song song (mặc định: mọi lõi)")
@@ -378,6 +369,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cho phép đổi mã hồ sơ giấy hoặc thời hạn bảo quản đã ghi; manifest ghi lại thay đổi")
     s.add_argument("--unsigned", action="store_true",
                    help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
+
+
+def command(sub, name: str, help_vi: str) -> argparse.ArgumentParser:
+    """A subcommand whose help says what it does and shows its examples."""
+    return sub.add_parser(name, help=help_vi, description=help_vi,
+                          epilog="Ví dụ:\n  " + EXAMPLES[name].replace("\n", "\n  "))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = VietnameseParser(prog="sohoa", description="Số hóa hồ sơ giấy thành hồ sơ điện tử PDF/A có ký số.",
+                         epilog="Ví dụ:\n  sohoa ingest --dossier H23.50-261201-0001 --title \"Đơn\" trang1.jpg\n"
+                                "  sohoa search \"nghị định\"\n  sohoa verify --all\n"
+                                "Mỗi lệnh có hướng dẫn riêng: sohoa LỆNH -h")
+    p.add_argument("--version", action="version", version=f"sohoa {_version()}", help="in phiên bản rồi thoát")
+    p.add_argument("--verbose", action="store_true", help="in cả nhật ký kỹ thuật của các thư viện (pyHanko, tesseract)")
+    sub = p.add_subparsers(dest="command", required=True, title="lệnh", metavar="LỆNH", parser_class=VietnameseParser)
+
+    s = command(sub, "ingest", "số hóa các trang quét thành một tài liệu của hồ sơ")
+    document_options(s)
     s.add_argument("files", nargs="+", metavar="TỆP", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
     s.set_defaults(func=cmd_ingest)
 
@@ -385,8 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="quét tập giấy trên máy quét của quầy qua SANE (khay nạp ADF, hai mặt hoặc mặt kính), "
                                    "đếm trang máy quét báo với số ảnh nhận được, rồi số hóa thành một tài liệu của hồ sơ",
                        epilog="Ví dụ:\n  " + EXAMPLES["scan"].replace("\n", "\n  "))
-    s.add_argument("--dossier", required=True, metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
-    s.add_argument("--title", required=True, metavar="TÊN", help="tên tài liệu (không để trống, tối đa 1000 ký tự)")
+    document_options(s)
     s.add_argument("--device", default=None, metavar="MÁY_QUÉT",
                    help="tên máy quét SANE (xem: sohoa scanners); mặc định: máy quét duy nhất tìm thấy")
     s.add_argument("--source", default="adf", metavar="NGUỒN",
@@ -399,16 +408,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="số trang (số mặt khi quét hai mặt) phải quét; thiếu thì báo lỗi. Mặc định: quét đến khi khay hết giấy")
     s.add_argument("--max-pages", type=int, default=100, metavar="N",
                    help="giới hạn số trang một lần quét (mặc định 100); tập dài hơn bị từ chối, không bị cắt")
-    s.add_argument("--jobs", type=int, default=None, metavar="N", help="số trang xử lý song song (mặc định: mọi lõi)")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.add_argument("--maintenance", choices=MAINTENANCE_CODES, default=None,
-                   help="thời hạn bảo quản theo TT 05/2025 (01 vĩnh viễn ... 06 10 năm, 07 khác)")
-    s.add_argument("--paper-file-code", default=None, metavar="MÃ",
-                   help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
-    s.add_argument("--change-recorded", action="store_true",
-                   help="cho phép đổi mã hồ sơ giấy hoặc thời hạn bảo quản đã ghi; manifest ghi lại thay đổi")
-    s.add_argument("--unsigned", action="store_true",
-                   help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
     s.set_defaults(func=cmd_scan)
 
     s = sub.add_parser("scanners", help="liệt kê các máy quét tìm thấy (USB, mạng)", description="liệt kê các máy quét SANE tìm thấy (USB, mạng)",
@@ -416,66 +415,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_scanners)
 
-    s = sub.add_parser("show", help="xem hồ sơ", description="xem hồ sơ",
-                       epilog="Ví dụ:\n  " + EXAMPLES["show"].replace("\n", "\n  "))
+    s = command(sub, "show", "xem hồ sơ")
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
     s.add_argument("--json", action="store_true", help="in manifest của hồ sơ")
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("export", help="xuất các tài liệu PDF/A và manifest", description="xuất các tài liệu PDF/A và manifest",
-                       epilog="Ví dụ:\n  " + EXAMPLES["export"].replace("\n", "\n  "))
+    s = command(sub, "export", "xuất các tài liệu PDF/A và manifest")
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--out", required=True, metavar="THƯ_MỤC", help="thư mục nhận các tệp PDF/A và manifest.json")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("link", help="liên kết tải xuống ngắn hạn của tài liệu (kho S3)", description="liên kết tải xuống ngắn hạn của tài liệu (kho S3)",
-                       epilog="Ví dụ:\n  " + EXAMPLES["link"].replace("\n", "\n  "))
+    s = command(sub, "link", "liên kết tải xuống ngắn hạn của tài liệu (kho S3)")
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
     s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
     s.set_defaults(func=cmd_link)
 
-    s = sub.add_parser("audit", help="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó", description="xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó",
-                       epilog="Ví dụ:\n  " + EXAMPLES["audit"].replace("\n", "\n  "))
+    s = command(sub, "audit", "xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
     s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_audit)
 
-    s = sub.add_parser("verify", help="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu", description="kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu",
-                       epilog="Ví dụ:\n  " + EXAMPLES["verify"].replace("\n", "\n  "))
+    s = command(sub, "verify", "kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu")
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("renew", help="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn", description="gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn",
-                       epilog="Ví dụ:\n  " + EXAMPLES["renew"].replace("\n", "\n  "))
+    s = command(sub, "renew", "gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn")
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
     s.add_argument("--days", type=int, default=90, help="gia hạn khi chứng thư TSA hết hạn trong vòng N ngày")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_renew)
 
-    s = sub.add_parser("search", help="tìm hồ sơ theo nội dung (có dấu hoặc không dấu)", description="tìm hồ sơ theo nội dung (có dấu hoặc không dấu)",
-                       epilog="Ví dụ:\n  " + EXAMPLES["search"].replace("\n", "\n  "))
+    s = command(sub, "search", "tìm hồ sơ theo nội dung (có dấu hoặc không dấu)")
     s.add_argument("query", nargs="+", help='từ cần tìm; cụm từ chính xác đặt trong dấu ngoặc kép, ví dụ "nghị định"')
     s.add_argument("--code-prefix", default=None, help="chỉ tìm trong các hồ sơ có mã bắt đầu bằng chuỗi này")
     s.add_argument("--limit", type=int, default=20, help="số kết quả tối đa (mặc định 20)")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_search)
 
-    s = sub.add_parser("info", help="thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng", description="thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng",
-                       epilog="Ví dụ:\n  " + EXAMPLES["info"].replace("\n", "\n  "))
+    s = command(sub, "info", "thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("cache", help="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)", description="xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)",
-                       epilog="Ví dụ:\n  " + EXAMPLES["cache"].replace("\n", "\n  "))
+    s = command(sub, "cache", "xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)")
     s.add_argument("--clear", action="store_true", help="xóa toàn bộ bộ đệm trang")
     s.set_defaults(func=cmd_cache)
 
-    s = sub.add_parser("reindex", help="dựng lại chỉ mục tìm kiếm từ kho lưu trữ", description="dựng lại chỉ mục tìm kiếm từ kho lưu trữ",
-                       epilog="Ví dụ:\n  " + EXAMPLES["reindex"].replace("\n", "\n  "))
+    s = command(sub, "reindex", "dựng lại chỉ mục tìm kiếm từ kho lưu trữ")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_reindex)
     return p
