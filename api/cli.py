@@ -162,12 +162,19 @@ def cmd_show(args, settings: Settings) -> int:
 
 def cmd_export(args, settings: Settings) -> int:
     result = service.export(settings, args.dossier, Path(args.out))
+    if args.json:
+        _print_json(result.to_json())
+        return ExitCode.OK
     print(f"Đã xuất {len(result.files) - 1} tài liệu của hồ sơ {result.code} vào {result.directory}")
     return ExitCode.OK
 
 
 def cmd_link(args, settings: Settings) -> int:
-    for link in service.link(settings, args.dossier, args.doc_id, args.expires):
+    links = service.link(settings, args.dossier, args.doc_id, args.expires)
+    if args.json:
+        _print_json([link.to_json() for link in links])
+        return ExitCode.OK
+    for link in links:
         print(f"{link.doc_id}\t{link.url}")
     return ExitCode.OK
 
@@ -213,7 +220,10 @@ def cmd_info(args, settings: Settings) -> int:
 
 def cmd_cache(args, settings: Settings) -> int:
     report = service.page_cache(settings, clear=args.clear)
-    size = f"{report.bytes / 1_048_576:.1f} MiB".replace(".", ",")
+    if args.json:
+        _print_json(report.to_json())
+        return ExitCode.OK
+    size = f"{number_vi(report.bytes / 1_048_576, 1)} MiB"
     if report.cleared:
         print(f"Đã xóa bộ đệm trang: {report.pages} trang, {size}")
     else:
@@ -423,12 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "export", "xuất các tài liệu PDF/A và manifest")
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--out", required=True, metavar="THƯ_MỤC", help="thư mục nhận các tệp PDF/A và manifest.json")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_export)
 
     s = command(sub, "link", "liên kết tải xuống ngắn hạn của tài liệu (kho S3)")
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
     s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_link)
 
     s = command(sub, "audit", "xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
@@ -462,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "cache", "xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)")
     s.add_argument("--clear", action="store_true", help="xóa toàn bộ bộ đệm trang")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_cache)
 
     s = command(sub, "reindex", "dựng lại chỉ mục tìm kiếm từ kho lưu trữ")

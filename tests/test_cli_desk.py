@@ -135,3 +135,13 @@ def test_help_is_vietnamese_with_examples(cli):
     assert code == 0 and out.startswith("Cách dùng:") and "tùy chọn:" in out and "Ví dụ:" in out and "usage" not in out
     code, _, err = cli("ingest", "--dossier", CODE)
     assert code == 2 and "thiếu tham số bắt buộc" in err
+
+
+def test_every_command_that_prints_data_has_json(cli, home, rendered, tmp_path):
+    page = save_page(rendered("js", layout="text", seed=207, dpi=200), tmp_path / "p.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] == 0
+    code, out, _ = cli("export", CODE, "--out", tmp_path / "out", "--json")
+    exported = json.loads(out)
+    assert code == 0 and exported["dossierCode"] == CODE and exported["files"][-1].endswith("manifest.json")
+    code, out, _ = cli("cache", "--json")
+    assert code == 0 and json.loads(out) == {"pages": 0, "bytes": 0, "cleared": False}
