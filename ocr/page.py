@@ -64,19 +64,25 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     # bed, so that the sheet is the one bright rectangle left; outside it the page is paper-coloured
     bed = cleanup.border_colour(image, resolution)
     fill = bed if bed is not None else cleanup.paper_colour(image)
-    archive = geometry.straighten(image, geometry_found.orientation + geometry_found.skew_deg, fill)
+    # Read from the straightened page on a canvas grown so that nothing is cut, and cropped to the
+    # sheet (what tesseract reads best); keep for the archive the same pixels on the scan's own
+    # canvas, outside the sheet painted paper: words are moved by the offset between the two.
+    grown = geometry.straighten(image, geometry_found.orientation + geometry_found.skew_deg, fill, keep_size=False)
     find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
-    box = find_sheet(cleanup.to_gray(archive), resolution)
-    if box is not None:
-        archive = cleanup.fill_outside(archive, box, cleanup.paper_colour(archive.crop(box)))
+    box = find_sheet(cleanup.to_gray(grown), resolution) or (0, 0, *grown.size)
+    sheet = grown.crop(box)
+    width, height = image.size if geometry_found.orientation % 180 == 0 else image.size[::-1]
+    left, top = (grown.width - width) // 2, (grown.height - height) // 2
+    archive = cleanup.fill_outside(grown, box, cleanup.paper_colour(sheet)).crop((left, top, left + width, top + height))
 
-    ocr_gray, ink_with_rules = cleanup.ocr_copy(archive, resolution, remove_lines=options.remove_lines,
+    ocr_gray, ink_with_rules = cleanup.ocr_copy(sheet, resolution, remove_lines=options.remove_lines,
                                                 level=INK_LEVEL)
     text_mask = ocr_gray < INK_LEVEL
-    flags = quality.page_flags_before_ocr(cleanup.to_gray(archive), text_mask, resolution)
+    flags = quality.page_flags_before_ocr(cleanup.to_gray(sheet), text_mask, resolution)
     words: list[dict] = []
     if "blank" not in flags:
-        words = [_plain_word(w) for w in _read_words(ocr_gray, ink_with_rules, resolution, engine, options)]
+        read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options)
+        words = _moved(read, box[0] - left, box[1] - top, width, height)
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
@@ -89,6 +95,18 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         "confidence": confidence,
         "flags": flags,
     }
+
+
+def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list[dict]:
+    """Words read on the sheet, in the archive image's pixels: moved by (dx, dy), clipped to the
+    image; a word wholly outside it (in a corner the kept canvas cuts) is dropped."""
+    moved = []
+    for w in words:
+        x0, x1 = max(0, int(w["x0"]) + dx), min(width, int(w["x1"]) + dx)
+        y0, y1 = max(0, int(w["y0"]) + dy), min(height, int(w["y1"]) + dy)
+        if x0 < x1 and y0 < y1:
+            moved.append(_plain_word({**w, "x0": x0, "y0": y0, "x1": x1, "y1": y1}))
+    return moved
 
 
 def _plain_word(word: dict) -> dict:
