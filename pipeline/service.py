@@ -208,11 +208,50 @@ def reindex(settings: Settings) -> ReindexResult:
 
 def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]:
     """One verdict per document of the dossier (see ``pipeline.checks``)."""
+    return _verify(settings, open_store(settings), _trust_policy(settings), code)
+
+
+def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> DossierReport:
+    """Verdicts for the dossiers named (or every dossier); one that cannot be read is a failed verdict
+    and the others are still judged."""
+    store, policy = _once(open_store, settings), _once(_trust_policy, settings)
+    results = _each_dossier(
+        _codes(store, codes, all_dossiers), lambda code: _verify(settings, store(), policy(), code),
+        lambda code, report: DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
+                                             f"{code}: {report.detail or report.message_vi}"))
+    return DossierReport(results, any(not verdicts or not all(v.ok for v in verdicts) for verdicts in results.values()))
+
+
+def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,
+                  now: datetime | None = None) -> tuple[RenewalResult, ...]:
+    """B-LTA: a fresh document timestamp on each document whose TSA certificate expires within ``within_days``."""
+    return _renew(settings, open_store(settings), trust_roots(settings.signing, settings.home), code,
+                  within_days, now)
+
+
+def renew(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False,
+          within_days: int = 90) -> DossierReport:
+    store, roots = _once(open_store, settings), _once(lambda s: trust_roots(s.signing, s.home), settings)
+    failed = set()
+
+    def refused(code: str, report) -> RenewalResult:
+        failed.add(code)
+        return RenewalResult(None, False, f"{code}: {report.message_vi}", f"{code}: {report.detail or report.message_vi}")
+
+    results = _each_dossier(_codes(store, codes, all_dossiers),
+                            lambda code: _renew(settings, store(), roots(), code, within_days, None), refused)
+    return DossierReport(results, bool(failed))
+
+
+def _trust_policy(settings: Settings) -> TrustPolicy:
+    return TrustPolicy(tuple(c.dump() for c in trust_roots(settings.signing, settings.home)),
+                       settings.signing.revocation_policy, development_ca_fingerprints(settings.home))
+
+
+def _verify(settings: Settings, store: ObjectStore, policy: TrustPolicy, code: str) -> tuple[DocumentVerdict, ...]:
     code = dossier.validate(code)
-    policy = TrustPolicy(tuple(c.dump() for c in trust_roots(settings.signing, settings.home)),
-                         settings.signing.revocation_policy, development_ca_fingerprints(settings.home))
     try:
-        verdicts = verify_stored_dossier(open_store(settings), code, policy)
+        verdicts = verify_stored_dossier(store, code, policy)
     except Exception as exc:
         audit.record(settings.home, "verify", "failure", dossier=code, reason=f"{type(exc).__name__}: {exc}")
         raise
@@ -222,52 +261,30 @@ def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]
     return verdicts
 
 
-def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> DossierReport:
-    """Verdicts for the dossiers named (or every dossier); one that cannot be read is a failed verdict
-    and the others are still judged."""
-    store_codes = _codes(settings, codes, all_dossiers)
-    results, failed = {}, False
-    for code in store_codes:
-        try:
-            verdicts = verify_dossier(settings, code)
-        except Exception as exc:
-            report = describe(exc)
-            if not report.expected:
-                raise
-            verdicts = (DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
-                                        f"{code}: {report.detail or report.message_vi}"),)
-        failed |= not verdicts or not all(v.ok for v in verdicts)
-        results[code] = verdicts
-    return DossierReport(results, failed)
-
-
-def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,
-                  now: datetime | None = None) -> tuple[RenewalResult, ...]:
-    """B-LTA: a fresh document timestamp on each document whose TSA certificate expires within ``within_days``."""
+def _renew(settings: Settings, store: ObjectStore, roots: list, code: str, within_days: int,
+           now: datetime | None) -> tuple[RenewalResult, ...]:
     code = dossier.validate(code)
     if not settings.signing.tsa_url:
         raise SigningError("Gia hạn dấu thời gian cần SOHOA_TSA_URL", "timestamp renewal needs SOHOA_TSA_URL")
     return renew_stored_dossier(
-        open_store(settings), settings.home, code, tsa_url=settings.signing.tsa_url,
-        trust_roots=trust_roots(settings.signing, settings.home),
+        store, settings.home, code, tsa_url=settings.signing.tsa_url, trust_roots=roots,
         revocation_mode=REVOCATION_MODES[settings.signing.revocation_policy],
         within_days=within_days, now=now or datetime.now(timezone.utc))
 
 
-def renew(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False,
-          within_days: int = 90) -> DossierReport:
-    results, failed = {}, False
-    for code in _codes(settings, codes, all_dossiers):
+def _each_dossier(codes: list[str], run, on_error) -> dict[str, tuple]:
+    """``run(code)`` for each dossier; a dossier whose operation fails with an expected error gets
+    ``(on_error(code, report),)`` and the others still run. An unexpected error stops the batch."""
+    results = {}
+    for code in codes:
         try:
-            results[code] = renew_dossier(settings, code, within_days=within_days)
+            results[code] = run(code)
         except Exception as exc:
             report = describe(exc)
             if not report.expected:
                 raise
-            failed = True
-            results[code] = (RenewalResult(None, False, f"{code}: {report.message_vi}",
-                                           f"{code}: {report.detail or report.message_vi}"),)
-    return DossierReport(results, failed)
+            results[code] = (on_error(code, report),)
+    return results
 
 
 def page_cache(settings: Settings, *, clear: bool = False) -> CacheReport:
@@ -294,8 +311,8 @@ def info(settings: Settings) -> SystemInfo:
     storage = ({"kind": "s3", "endpoint": settings.s3.endpoint, "bucket": settings.s3.bucket,
                 "lockMode": settings.s3.lock_mode} if settings.storage == "s3"
                else {"kind": "local", "path": str(settings.home / "store")})
-    dossiers = len(dossier_codes(LocalStore(settings.home / "store"))) \
-        if settings.storage == "local" and (settings.home / "store").is_dir() else (0 if settings.storage == "local" else None)
+    local = settings.home / "store"
+    dossiers = None if settings.storage != "local" else len(dossier_codes(LocalStore(local))) if local.is_dir() else 0
     try:
         from ocr.recognise import TesseractEngine
 
@@ -329,9 +346,24 @@ def audit_log(settings: Settings, last: int = 20) -> AuditReport:
     return AuditReport(intact, count, tuple(audit.tail(settings.home, last)) if intact else ())
 
 
-def _codes(settings: Settings, codes: Sequence[str], all_dossiers: bool) -> list[str]:
+def _once(make, settings: Settings):
+    """``make(settings)`` on first use, then the same object: a batch over many dossiers opens the
+    store and reads the trust roots once. A failure is not kept, so each dossier reports it, as
+    when each dossier is verified on its own."""
+    made = []
+
+    def get():
+        if not made:
+            made.append(make(settings))
+        return made[0]
+
+    return get
+
+
+def _codes(store, codes: Sequence[str], all_dossiers: bool) -> list[str]:
+    """The dossiers a batch runs on: those named, or every one in the store (``store()``)."""
     if all_dossiers:
-        return dossier_codes(open_store(settings))
+        return dossier_codes(store())
     if not codes:
         raise UsageError("Chưa chỉ định hồ sơ: nêu mã hồ sơ hoặc dùng --all", "no dossier given: CODE ... or --all")
     return list(codes)
