@@ -1,8 +1,28 @@
-"""Dossier codes (TT 01/2023 and TT 03/2025 Điều 13 k3) and document ids.
+"""Dossier codes (TT 01/2023 and TT 03/2025 Điều 13 k3), archive file codes and document ids.
 
 A code is validated before it is used anywhere, so it can never reach the file
 system or an object key as a path: only A-Z, 0-9, '.' and '-' survive the patterns,
 and '..' is refused explicitly.
+
+Two families of dossier key:
+
+- a one-stop dossier code (``parse``/``validate``, unchanged): ``<agency>-YYMMDD-XXXX``
+  or ``MX1X2.Y1Y2Y3.Z1Z2-YYMMDD-AAXXXX``;
+- an archive file code (``parse_key``/``validate_key`` accept it besides a one-stop code), for
+  old paper files that never had a one-stop code. TT 05/2025 ``fileCode`` is agency code + year
+  + number, at most 100 characters. sohoa's concrete form is
+
+      <agency code>-<YYYY>-<number>        e.g. H15.50.05.13-2019-0123, 000.00.12.H15-2019-7
+
+  * agency code: dot-separated groups of 0-9 and A-Z, at most 35 characters (QĐ 20/2020);
+  * YYYY: the year the file was formed, exactly 4 digits, 1945 up to the current year;
+  * number: the file's number in that year's list, 1 to 6 digits, not all zeros; leading
+    zeros are kept as written (``-2019-0123`` and ``-2019-123`` are different codes).
+
+  The parts are separated by hyphens, not dots: an agency code is itself dotted, so in
+  ``000.00.12.H15.2019.0123`` nothing tells where the agency ends. The dotted spelling is
+  refused with a hint giving the hyphen form. An archive code never matches a one-stop code:
+  its middle part has 4 digits, a one-stop code's date part 6.
 """
 from __future__ import annotations
 
@@ -15,12 +35,25 @@ from .errors import DossierCodeError
 _ORDINARY = re.compile(r"(?P<agency>[0-9A-Z]+(?:\.[0-9A-Z]+)*)-(?P<date>[0-9]{6})-(?P<seq>[0-9]{4,})")
 # MX1X2.Y1Y2Y3.Z1Z2-YYMMDD-AAXXXX: centrally provided services, from 25/01/2026.
 _CENTRAL = re.compile(r"(?P<agency>M[0-9A-Z]{2}\.[0-9A-Z]{3}\.[0-9A-Z]{2})-(?P<date>[0-9]{6})-(?P<seq>[A-Z]{2}[0-9]{4,})")
+# <agency code>-YYYY-<number>: an archive file code (see the module docstring). The number is
+# matched with any length here so that an over-long one gets its own message.
+_ARCHIVE = re.compile(r"(?P<agency>[0-9A-Z]+(?:\.[0-9A-Z]+)*)-(?P<year>[0-9]{4})-(?P<number>[0-9]+)")
+# The same with dots between the parts: refused, only recognised to suggest the hyphen form.
+_ARCHIVE_DOTTED = re.compile(r"(?P<agency>[0-9A-Z]+(?:\.[0-9A-Z]+)*)\.(?P<year>(?:19|20)[0-9]{2})\.(?P<number>[0-9]{1,6})")
 MAX_AGENCY_LEN = 35
+MIN_ARCHIVE_YEAR = 1945
+MAX_ARCHIVE_NUMBER_LEN = 6
 MAX_CODE_LEN = 100  # TT 05/2025: fileCode at most 100 characters
 
 FORMATS_HELP = (
     "định dạng hợp lệ: <mã cơ quan>-YYMMDD-XXXX (ví dụ H15.50.05.13-261008-0975) "
     "hoặc MX1X2.Y1Y2Y3.Z1Z2-YYMMDD-AAXXXX (ví dụ M01.001.01-260201-DV0001)"
+)
+
+KEY_FORMATS_HELP = (
+    "định dạng hợp lệ: mã hồ sơ một cửa <mã cơ quan>-YYMMDD-XXXX (ví dụ H15.50.05.13-261008-0975) "
+    "hoặc MX1X2.Y1Y2Y3.Z1Z2-YYMMDD-AAXXXX (ví dụ M01.001.01-260201-DV0001), "
+    "hoặc mã hồ sơ lưu trữ <mã cơ quan>-YYYY-<số hồ sơ> (ví dụ H15.50.05.13-2019-0123)"
 )
 
 
@@ -60,6 +93,68 @@ def _hint(code: str) -> str:
 
 def validate(code: str) -> str:
     return parse(code)["code"]
+
+
+def parse_key(code: str) -> dict:
+    """Validate a dossier key: a one-stop dossier code (``parse``'s parts, kind ``ordinary`` or
+    ``central``) or an archive file code (``{"code", "kind": "archive", "agency", "year": int,
+    "number": str}``). Raise DossierCodeError naming both formats otherwise."""
+    if len(code) > MAX_CODE_LEN or ".." in code:
+        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{_shown(code)[:120]}' ({KEY_FORMATS_HELP})",
+                               "not a dossier code or archive file code")
+    if _CENTRAL.fullmatch(code) or _ORDINARY.fullmatch(code):
+        return parse(code)  # its own messages for a bad date or an over-long agency code
+    m = _ARCHIVE.fullmatch(code)
+    if m is None:
+        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{_shown(code)}'{_key_hint(code)} ({KEY_FORMATS_HELP})",
+                               "not a dossier code or archive file code")
+    if len(m["agency"]) > MAX_AGENCY_LEN:
+        raise DossierCodeError(f"Mã cơ quan quá dài (tối đa {MAX_AGENCY_LEN} ký tự): '{code}'", "agency code too long")
+    year, this_year = int(m["year"]), date.today().year
+    if not MIN_ARCHIVE_YEAR <= year <= this_year:
+        raise DossierCodeError(f"Năm hình thành hồ sơ trong mã hồ sơ lưu trữ không hợp lệ: '{code}' "
+                               f"(năm {m['year']}, phải từ {MIN_ARCHIVE_YEAR} đến {this_year})", "archive year out of range")
+    number = m["number"]
+    if len(number) > MAX_ARCHIVE_NUMBER_LEN or not number.strip("0"):
+        raise DossierCodeError(f"Số hồ sơ trong mã hồ sơ lưu trữ không hợp lệ: '{code}' (số '{number}': "
+                               f"từ 1 đến {MAX_ARCHIVE_NUMBER_LEN} chữ số, khác 0)", "archive file number invalid")
+    return {"code": code, "kind": "archive", "agency": m["agency"], "year": year, "number": number}
+
+
+def validate_key(code: str) -> str:
+    """The code itself when it is a one-stop dossier code or an archive file code."""
+    return parse_key(code)["code"]
+
+
+def _shown(code: str) -> str:
+    """The code as an operator can read it: Vietnamese letters as they are, control and other
+    invisible characters escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in code)
+
+
+def _is_key_shape(code: str) -> bool:
+    return any(p.fullmatch(code) for p in (_CENTRAL, _ORDINARY, _ARCHIVE))
+
+
+def _key_hint(code: str) -> str:
+    """What most likely went wrong with a dossier key, for the operator."""
+    stripped = code.strip()
+    if stripped != code and _is_key_shape(stripped):
+        return f"; có khoảng trắng thừa, hãy dùng '{stripped}'"
+    upper = stripped.upper()
+    if upper != stripped and _is_key_shape(upper):
+        return f"; mã hồ sơ viết bằng chữ in hoa: '{upper}'"
+    m = _ARCHIVE_DOTTED.fullmatch(upper)
+    if m:
+        return (f"; mã hồ sơ lưu trữ dùng dấu '-' giữa mã cơ quan, năm và số hồ sơ: "
+                f"'{m['agency']}-{m['year']}-{m['number']}'")
+    dashed = re.sub(r"[\s_-]+", "-", upper)
+    if dashed != upper and _is_key_shape(dashed):
+        return f"; các phần cách nhau bằng dấu '-', không có khoảng trắng hay dấu '_': '{dashed}'"
+    if stripped.count("-") < 2:
+        return ("; thiếu phần ngày tiếp nhận YYMMDD (mã một cửa) hoặc năm YYYY (mã lưu trữ) hay số thứ tự, "
+                "các phần cách nhau bằng dấu '-'")
+    return ""
 
 
 def doc_id(code: str, sequence: int) -> str:

@@ -1,0 +1,470 @@
+"""Planning a bulk conversion (``sohoa bulk SOURCE``): which documents a backlog of paper
+dossiers holds, and which of its inputs cannot become a document and why. Pure: it reads
+names (and, for a CSV source, the CSV); it never opens an image, OCRs or touches a store.
+
+SOURCE is a folder tree or a CSV file.
+
+Folder tree::
+
+    SOURCE/
+      H15.50.05.13-261008-0975/         one folder per dossier, named by its code: a one-stop
+        01_Don de nghi.pdf              dossier code or an archive file code (dossier.parse_key)
+        02 - Giay to tuy than.tif       a document is one file (multi-page PDF or TIFF, one image)
+        03_Ban ve/                      or one sub-folder whose image files are its pages,
+          trang1.jpg  trang2.jpg  trang10.jpg      in natural order (trang2 before trang10)
+      H15.50.05.13-2019-0123/ ...
+
+  A document's title is the file's stem or the sub-folder's name, NFC, underscores read as
+  spaces; a leading order number of 1 to 3 digits followed by '_', '-', '.', ')' or a space
+  ("01_", "01 - ", "1. ") is taken off the title and orders the documents (a 4-digit leading
+  number, like a year, stays in the title). Numbered documents come first, by number, then
+  the others; ties and unnumbered ones in natural name order. Dossiers are in natural order
+  of their folder names. A file kind is decided by its extension: the kinds
+  ``pipeline.inputs`` reads (JPEG, PNG, TIFF, PDF); the content is checked when converting.
+
+CSV file (UTF-8, with or without BOM; ',', ';' or tab, sniffed from the header row)::
+
+    file;dossier;title;page            header names in English or Vietnamese (with or
+    scan/0001.tif;H15-2019-0123;Đơn;1  without diacritics): see HEADERS. The page column
+    scan/0002.tif;H15-2019-0123;Đơn;2  may be left out: files then in row order.
+
+  Rows with the same (dossier, title) are one document, its files ordered by page order
+  (all cells of a document filled, or all empty for row order). Relative paths are relative
+  to the CSV's folder; a Windows path with backslashes is read with '/' when only that form
+  exists. Blank rows are skipped. Documents are grouped by dossier, dossiers and documents
+  in order of first appearance. A row is numbered as a spreadsheet shows it: the header is
+  row 1. A CSV that cannot be read as a whole (not UTF-8, no header with the file, dossier
+  and title columns) raises InputError: nothing is planned.
+
+Accounting: every input the source holds appears exactly once in the plan, either as (part
+of) a ``BulkDocument`` or as a ``BulkProblem`` - in a folder tree every document file or
+document sub-folder, every file lying where no document can be, every empty dossier folder;
+in a CSV every non-blank row. A document is all or nothing: if any of its pages is missing,
+unreadable by kind, listed twice or out of order, the whole document is a problem and none
+of it is converted (a partial record would look complete). The folder of a dossier whose
+name is not a valid code turns each of its documents into a problem, naming the folder.
+
+Ignored silently, in a folder tree at every level: hidden files and folders (a name
+starting with '.', so ``.DS_Store`` and macOS ``._*`` files), ``Thumbs.db``,
+``ehthumbs.db``, ``desktop.ini``, ``__MACOSX`` and Office lock files ``~$*``. They are
+never inputs and never reach the report.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dossier import validate_key
+from .errors import DossierCodeError, InputError
+from .inputs import EXTENSIONS
+
+SUPPORTED_EXTENSIONS = frozenset().union(*EXTENSIONS.values())
+KINDS_HELP = "chỉ nhận JPEG, PNG, TIFF, PDF"
+MAX_TITLE = 1000  # TT 05/2025: title at most 1000 characters (the same limit as ingest.check_title)
+IGNORED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
+
+# CSV header names, compared after folding (see _fold): lower case, no diacritics, 'đ' as 'd',
+# anything not a letter or digit as '_'. The first column that matches a field is used.
+HEADERS: dict[str, tuple[str, ...]] = {
+    "file": ("file", "tep", "tep_tin", "ten_tep", "duong_dan", "path", "file_path", "filename", "file_name"),
+    "dossier": ("dossier", "dossier_code", "ma_ho_so", "ho_so", "code", "file_code", "filecode",
+                "ma_ho_so_luu_tru"),
+    "title": ("title", "document_title", "document", "ten", "ten_tai_lieu", "tai_lieu", "tieu_de"),
+    "page": ("page", "page_order", "order", "trang", "thu_tu", "thu_tu_trang"),
+}
+REQUIRED = ("file", "dossier", "title")
+FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tài liệu", "page": "thứ tự trang"}
+
+
+@dataclass(frozen=True)
+class BulkDocument:
+    """One document to convert: its dossier key, title and files (absolute paths, pages in order).
+    ``source`` names the input in the report: the file or sub-folder path relative to SOURCE
+    ('/'-separated), or ``"list.csv:row 12-14"``."""
+
+    dossier: str
+    title: str
+    files: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class BulkProblem:
+    """An input that cannot become a document, with the reason an operator reads (Vietnamese).
+    ``dossier`` and ``title`` are what the input would have been, when known (else "")."""
+
+    source: str
+    reason: str
+    dossier: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class BulkPlan:
+    documents: tuple[BulkDocument, ...] = ()
+    problems: tuple[BulkProblem, ...] = ()
+
+    @property
+    def inputs(self) -> int:
+        """How many inputs the source holds: each is one document or one problem."""
+        return len(self.documents) + len(self.problems)
+
+
+def plan(source: Path) -> BulkPlan:
+    """The documents and problems of a folder tree or a .csv file (see the module docstring)."""
+    source = Path(source)
+    if source.is_dir():
+        return _plan_tree(source.absolute())
+    if source.suffix.lower() == ".csv" and source.is_file():
+        return _plan_csv(source.absolute())
+    if not source.exists():
+        raise InputError(str(source), "không tồn tại (no such folder or file)")
+    raise InputError(str(source), "nguồn số hóa hàng loạt phải là một thư mục hồ sơ hoặc một tệp .csv "
+                                  "(bulk source must be a folder or a .csv file)")
+
+
+# --------------------------------------------------------------------------- names
+
+_DIGITS = re.compile(r"([0-9]+)")
+_ORDER = re.compile(r"([0-9]{1,3})(?:\s*[-.)]\s*|\s+)(?=\S)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that reads digit runs as numbers (page2 before page10), case-insensitive, NFC,
+    spaces and underscores not counted (``trang 3`` before ``trang10``); the name itself breaks
+    ties, so the order is total and stable."""
+    text = unicodedata.normalize("NFC", name).casefold()
+    parts = []
+    for i, part in enumerate(_DIGITS.split(text)):
+        if i % 2:
+            parts.append((0, int(part), part))
+        elif part := re.sub(r"[\s_]+", "", part):
+            parts.append((1, 0, part))
+    return tuple(parts), name
+
+
+def title_and_order(name: str) -> tuple[str, int | None]:
+    """(title, leading order number or None) of a document file's stem or sub-folder's name."""
+    text = " ".join(unicodedata.normalize("NFC", name).replace("_", " ").split())
+    m = _ORDER.match(text)
+    if m:
+        return text[m.end():], int(m[1])
+    if text.isascii() and text.isdigit() and len(text) <= 3:
+        return text, int(text)  # a bare "01": the number is all the title there is
+    return text, None
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(".") or name.startswith("~$") or name.casefold() in IGNORED_NAMES
+
+
+def _supported(name: str) -> bool:
+    return Path(name).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def _kind_problem(name: str) -> str:
+    ext = Path(name).suffix or "(không có phần mở rộng)"
+    return f"loại tệp '{ext}' không được hỗ trợ ({KINDS_HELP}) (unsupported file kind)"
+
+
+def _listing(folder: Path) -> list[os.DirEntry]:
+    """The entries of a folder that are inputs, in natural order; OSError propagates."""
+    with os.scandir(folder) as it:
+        entries = [e for e in it if not _ignored(e.name)]
+    return sorted(entries, key=lambda e: natural_key(e.name))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _sentence(text: str) -> str:
+    """A reason as the operator reads it: first letter capital, like every message of sohoa."""
+    return text[:1].upper() + text[1:]
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" và {len(names) - limit} tệp khác" if len(names) > limit else "")
+
+
+# --------------------------------------------------------------------------- folder tree
+
+def _plan_tree(root: Path) -> BulkPlan:
+    documents: list[BulkDocument] = []
+    problems: list[BulkProblem] = []
+    try:
+        entries = _listing(root)
+    except OSError as e:
+        raise InputError(str(root), f"không đọc được thư mục ({e.strerror})") from None
+    stray_hint = ""
+    try:
+        validate_key(root.name)
+        stray_hint = (f"; thư mục nguồn '{root.name}' có tên là mã hồ sơ: hãy chỉ định thư mục chứa nó "
+                      "(thư mục nguồn chứa các thư mục hồ sơ)")
+    except DossierCodeError:
+        pass
+    for entry in entries:
+        if _is_dir(entry):
+            _plan_dossier(Path(entry.path), entry.name, documents, problems)
+        else:
+            problems.append(BulkProblem(entry.name, "Tệp nằm ngay trong thư mục nguồn, không thuộc thư mục hồ sơ nào "
+                                                    "(mỗi hồ sơ là một thư mục đặt tên theo mã hồ sơ)" + stray_hint))
+    return BulkPlan(tuple(documents), tuple(problems))
+
+
+def _plan_dossier(folder: Path, name: str, documents: list, problems: list) -> None:
+    try:
+        code, code_error = validate_key(name), None
+    except DossierCodeError as e:
+        code, code_error = name, f"Tên thư mục hồ sơ không dùng được làm mã hồ sơ. {e.message_vi}"
+    try:
+        entries = _listing(folder)
+    except OSError as e:
+        problems.append(BulkProblem(name, f"Không đọc được thư mục hồ sơ ({e.strerror})", dossier=name))
+        return
+    if not entries:
+        problems.append(BulkProblem(name, code_error or "Thư mục hồ sơ rỗng, không có tài liệu nào (empty dossier folder)",
+                                    dossier=name))
+        return
+    planned = []  # (sort key, document or problem)
+    for entry in entries:
+        rel = f"{name}/{entry.name}"
+        title, order = title_and_order(Path(entry.name).stem if not _is_dir(entry) else entry.name)
+        files, reason = _document_files(entry)
+        if not title and reason is None:
+            reason = "không có tên tài liệu (tên tệp hoặc thư mục chỉ có số thứ tự hay dấu)"
+        if code_error:
+            reason = code_error + (f"; ngoài ra: {reason}" if reason else "")
+        item = (BulkProblem(rel, _sentence(reason), dossier=name, title=title) if reason
+                else BulkDocument(code, title, files, rel))
+        key = (0, order, natural_key(entry.name)) if order is not None else (1, 0, natural_key(entry.name))
+        planned.append((key, item))
+    for _, item in sorted(planned, key=lambda p: p[0]):
+        (problems if isinstance(item, BulkProblem) else documents).append(item)
+
+
+def _document_files(entry: os.DirEntry) -> tuple[tuple[str, ...], str | None]:
+    """The files of a document entry (a file, or a folder of page files), or why it is none."""
+    if _is_file(entry):
+        return ((entry.path,), None) if _supported(entry.name) else ((), _kind_problem(entry.name))
+    if not _is_dir(entry):
+        return (), "không phải tệp thường hay thư mục (liên kết hỏng?) (not a regular file)"
+    try:
+        pages = _listing(Path(entry.path))
+    except OSError as e:
+        return (), f"không đọc được thư mục tài liệu ({e.strerror})"
+    if not pages:
+        return (), "thư mục tài liệu rỗng, không có trang nào (empty document folder)"
+    folders = [p.name for p in pages if _is_dir(p)]
+    if folders:
+        return (), (f"thư mục tài liệu chứa thư mục con {_listed(folders)}: mỗi tài liệu là một tệp "
+                    "hoặc một thư mục chỉ chứa các tệp trang (nested folder)")
+    odd = [p.name for p in pages if not _is_file(p)]
+    if odd:
+        return (), f"không phải tệp thường: {_listed(odd)} (not a regular file)"
+    unsupported = [p.name for p in pages if not _supported(p.name)]
+    if unsupported:
+        return (), (f"có tệp không được hỗ trợ {_listed(unsupported)} ({KINDS_HELP}); không số hóa tài liệu "
+                    "thiếu trang (unsupported page file)")
+    return tuple(p.path for p in pages), None
+
+
+# --------------------------------------------------------------------------- CSV
+
+def _fold(header: str) -> str:
+    text = unicodedata.normalize("NFD", header.strip().replace("đ", "d").replace("Đ", "D"))
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    return re.sub(r"[^0-9a-z]+", "_", text).strip("_")
+
+
+def _columns(header: list[str]) -> dict[str, int]:
+    """Field name -> column index, for the columns the header names."""
+    folded = [_fold(h) for h in header]
+    found: dict[str, int] = {}
+    for fieldname, aliases in HEADERS.items():
+        for alias in aliases:
+            if alias in folded:
+                found[fieldname] = folded.index(alias)
+                break
+    return found
+
+
+def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
+    """(records, columns, index of the header record) of a CSV, or InputError."""
+    try:
+        raw = csv_path.read_bytes()
+    except OSError as e:
+        raise InputError(str(csv_path), f"không đọc được ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(str(csv_path), "không phải UTF-8: trong Excel hãy lưu bằng 'CSV UTF-8 (Comma delimited)' "
+                                        "(not UTF-8)") from None
+    best = None
+    for delimiter in (",", ";", "\t"):
+        try:
+            records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        except csv.Error as e:
+            raise InputError(str(csv_path), f"không đọc được CSV ({e})") from None
+        header_at = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
+        if header_at is None:
+            raise InputError(str(csv_path), "tệp CSV không có dòng nào (empty CSV)")
+        columns = _columns(records[header_at])
+        score = (sum(f in columns for f in REQUIRED), len(columns), len(records[header_at]))
+        if best is None or score > best[0]:
+            best = (score, records, columns, header_at)
+    _, records, columns, header_at = best
+    missing = [f for f in REQUIRED if f not in columns]
+    if missing:
+        accepted = "; ".join(f"{FIELD_NAMES_VI[f]}: {', '.join(HEADERS[f][:4])}" for f in REQUIRED + ("page",))
+        raise InputError(str(csv_path), f"dòng tiêu đề thiếu cột {', '.join(FIELD_NAMES_VI[f] for f in missing)} "
+                                        f"(tiêu đề đọc được: {records[header_at]}; tên cột nhận: {accepted}) "
+                                        "(header lacks required columns)")
+    return records, columns, header_at
+
+
+@dataclass
+class _Row:
+    number: int          # as a spreadsheet shows it
+    file: str
+    page: str
+    path: Path | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def _rows_text(numbers: list[int]) -> str:
+    """'12-14' or '3, 7-9' (row numbers ascending)."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _resolve(base: Path, cell: str) -> Path:
+    path = Path(cell)
+    path = path if path.is_absolute() else base / path
+    if not path.exists() and "\\" in cell:
+        alt = Path(cell.replace("\\", "/"))
+        alt = alt if alt.is_absolute() else base / alt
+        if alt.exists():
+            return alt
+    return path
+
+
+def _plan_csv(csv_path: Path) -> BulkPlan:
+    records, columns, header_at = _read_table(csv_path)
+    name, base = csv_path.name, csv_path.parent
+    width = len(records[header_at])
+    groups: dict[tuple[str, str], list[_Row]] = {}
+    items: list[tuple[int, object]] = []  # (first row, group key or a row problem), in row order
+    by_file: dict[Path, list[int]] = {}
+
+    def cell(record: list[str], fieldname: str) -> str:
+        i = columns.get(fieldname)
+        return record[i].strip() if i is not None and i < len(record) else ""
+
+    for index in range(header_at + 1, len(records)):
+        record, number = records[index], index + 1
+        if not any(c.strip() for c in record):
+            continue
+        source = f"{name}:row {number}"
+        dossier, file = cell(record, "dossier"), cell(record, "file")
+        title = " ".join(unicodedata.normalize("NFC", cell(record, "title")).split())
+        row = _Row(number, file, cell(record, "page"))
+        if file:
+            row.path = _resolve(base, file)
+            by_file.setdefault(row.path.resolve(), []).append(number)
+        if len(record) > width and any(c.strip() for c in record[width:]):
+            items.append((number, BulkProblem(source, f"Dòng có {len(record)} ô, nhiều hơn {width} cột của dòng tiêu đề: "
+                                                      "một ô có dấu phân cách mà không đặt trong ngoặc kép? "
+                                                      "(more cells than header columns)", dossier, title)))
+            continue
+        missing = [FIELD_NAMES_VI[f] for f, v in (("dossier", dossier), ("title", title)) if not v]
+        if missing:
+            items.append((number, BulkProblem(source, f"Dòng thiếu {', '.join(missing)} (row lacks a value)",
+                                              dossier, title)))
+            continue
+        key = (dossier, title)
+        if key not in groups:
+            groups[key] = []
+            items.append((number, key))
+        groups[key].append(row)
+
+    documents: list[tuple[tuple[int, int], BulkDocument]] = []
+    problems: list[BulkProblem] = []
+    dossier_first: dict[str, int] = {}
+    for first, item in items:
+        if isinstance(item, BulkProblem):
+            problems.append(item)
+            continue
+        dossier, title = item
+        rows = groups[item]
+        source = f"{name}:row {_rows_text([r.number for r in rows])}"
+        reasons = _group_problems(dossier, title, rows, "page" in columns, by_file)
+        if reasons:
+            problems.append(BulkProblem(source, _sentence("; ".join(reasons)), dossier, title))
+            continue
+        ordered = sorted(rows, key=lambda r: (int(r.page) if r.page else 0, r.number))
+        order = (dossier_first.setdefault(dossier, first), first)
+        documents.append((order, BulkDocument(dossier, title, tuple(str(r.path) for r in ordered), source)))
+    documents.sort(key=lambda d: d[0])
+    return BulkPlan(tuple(d for _, d in documents), tuple(problems))
+
+
+def _group_problems(dossier: str, title: str, rows: list[_Row], has_page: bool,
+                    by_file: dict[Path, list[int]]) -> list[str]:
+    """Why the rows of one document cannot become it (empty: they can)."""
+    reasons: list[str] = []
+    try:
+        validate_key(dossier)
+    except DossierCodeError as e:
+        reasons.append(e.message_vi)
+    if len(title) > MAX_TITLE:
+        reasons.append(f"tên tài liệu dài {len(title)} ký tự, tối đa {MAX_TITLE}")
+    for r in rows:
+        if not r.file:
+            reasons.append(f"dòng {r.number} thiếu tệp (row lacks a file)")
+        elif not r.path.exists():
+            reasons.append(f"dòng {r.number}: tệp '{r.file}' không tồn tại (file not found)")
+        elif r.path.is_dir():
+            reasons.append(f"dòng {r.number}: '{r.file}' là một thư mục, không phải tệp (is a directory)")
+        elif not _supported(r.path.name):
+            reasons.append(f"dòng {r.number}: tệp '{r.file}': {_kind_problem(r.path.name)}")
+        elif len(by_file[r.path.resolve()]) > 1:
+            reasons.append(f"tệp '{r.file}' được liệt kê nhiều lần (dòng {_rows_text(by_file[r.path.resolve()])}) "
+                           "(file listed more than once)")
+    if has_page:
+        bad = [r for r in rows if r.page and not (r.page.isascii() and r.page.isdigit())]
+        for r in bad:
+            reasons.append(f"dòng {r.number}: thứ tự trang '{r.page}' không phải số nguyên (page order not a number)")
+        empty = [r.number for r in rows if not r.page]
+        if empty and len(empty) < len(rows):
+            reasons.append(f"thiếu thứ tự trang ở dòng {_rows_text(empty)} trong khi các dòng khác của tài liệu có "
+                           "(page order missing on some rows)")
+        seen: dict[int, list[int]] = {}
+        for r in rows:
+            if r.page and r.page.isascii() and r.page.isdigit():
+                seen.setdefault(int(r.page), []).append(r.number)
+        for page, numbers in sorted(seen.items()):
+            if len(numbers) > 1:
+                reasons.append(f"trùng thứ tự trang {page} (dòng {_rows_text(numbers)}) (duplicate page order)")
+    return list(dict.fromkeys(reasons))  # a file listed twice in one document is said once
