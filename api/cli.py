@@ -316,6 +316,107 @@ def cmd_renew(args, settings: Settings) -> int:
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
 
 
+STATE_VI = {"queued": "đang chờ", "running": "đang xử lý", "finishing": "đang hoàn tất (ghép, ký, lưu)",
+            "done": "xong", "failed": "LỖI"}
+
+
+def cmd_status(args, settings: Settings) -> int:
+    views = service.status(settings, args.ref)
+    if args.json:
+        _print_json([v.to_json() for v in views])
+        return ExitCode.OK
+    for v in views:
+        print(f"Lượt xử lý {v.id}: hồ sơ {v.dossier}, «{v.title}»: {STATE_VI.get(v.state, v.state)}, "
+              f"{v.pages_done}/{v.pages_total} trang xong" + (f", {v.pages_failed} trang lỗi" if v.pages_failed else "")
+              + (f", tài liệu {v.doc_id}" if v.doc_id else "") + (f" (lần chạy thứ {v.attempts})" if v.attempts > 1 else ""))
+        if v.error:
+            print(f"  Lỗi: {v.error.get('message')}\n  Chạy lại: sohoa retry {v.id}")
+    return ExitCode.OK
+
+
+def cmd_retry(args, settings: Settings) -> int:
+    progress = PageProgress() if sys.stderr.isatty() and not args.json else None
+    try:
+        result = service.retry(settings, args.job, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    return _report_ingest(args, result)
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    print(f"sohoa worker: hàng đợi {', '.join(queues)}, broker {service.redacted(settings.broker.url or '')}",
+          file=sys.stderr)
+    service.worker(settings, queues, args.concurrency, loglevel="INFO" if args.verbose else "WARNING")
+    return ExitCode.OK
+
+
+def cmd_db(args, settings: Settings) -> int:
+    before, after = service.db_upgrade(settings)
+    if args.json:
+        _print_json({"before": before, "after": after})
+    elif before == after:
+        print(f"Cơ sở dữ liệu đã ở phiên bản lược đồ mới nhất ({after}); không thay đổi gì")
+    else:
+        print(f"Đã nâng cấp cơ sở dữ liệu: lược đồ {before or '(trống)'} -> {after}")
+    return ExitCode.OK
+
+
+class BulkProgressLine:
+    """Documents and pages done, pages per minute and time left, on one line."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self.first_pages = None
+        self.shown = False
+
+    def __call__(self, docs_done: int, docs: int, pages_done: int, pages: int) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"Tài liệu {docs_done}/{docs}, trang {pages_done}/{pages}"
+        if pages_done and elapsed > 1:
+            rate = 60 * pages_done / elapsed
+            line += f", {number_vi(rate, 1)} trang/phút"
+            if pages > pages_done and docs_done < docs:
+                left = (pages - pages_done) / (rate / 60)
+                line += f", còn ít nhất {int(left // 60)}:{int(left % 60):02d}"
+        self.stream.write("\r" + line.ljust(78))
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, bỏ qua", "failed": "LỖI", "invalid": "không hợp lệ"}
+
+
+def cmd_bulk(args, settings: Settings) -> int:
+    progress = BulkProgressLine() if sys.stderr.isatty() and not args.json else None
+    try:
+        result = service.bulk(settings, Path(args.source), report=Path(args.report) if args.report else None,
+                              progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    totals = result.totals
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        for o in result.outcomes:
+            if o.status in ("failed", "invalid"):
+                print(f"  {BULK_STATUS_VI[o.status]}: {o.source}: {o.error}")
+        print(f"Đã xử lý {totals['documents']} tài liệu từ {result.source}: {totals['done']} đã số hóa, "
+              f"{totals['skipped']} đã có từ trước (bỏ qua), {totals['failed']} lỗi, {totals['invalid']} không hợp lệ; "
+              f"{totals['pages']} trang")
+        if result.report:
+            print("Báo cáo: " + ", ".join(result.report))
+    return ExitCode.CHECK_FAILED if totals["failed"] or totals["invalid"] else ExitCode.OK
+
+
 EXAMPLES = {
     "ingest": "sohoa ingest --dossier H23.50-261201-0001 --title \"Tờ khai đăng ký hộ kinh doanh\" trang1.jpg trang2.tif\n"
               "sohoa ingest --dossier H23.50-261201-0001 --title \"Bản sao CCCD\" --maintenance 06 cccd.pdf",
@@ -333,6 +434,12 @@ EXAMPLES = {
     "info": "sohoa info",
     "cache": "sohoa cache --clear",
     "reindex": "sohoa reindex",
+    "status": "sohoa status H23.50-261201-0001\nsohoa status 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b --json",
+    "retry": "sohoa retry 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b",
+    "worker": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa worker --concurrency 2\n"
+              "sohoa worker --queues sign.h15.50.05.13 --concurrency 1   (máy giữ token ký của cơ quan H15.50.05.13)",
+    "db": "sohoa db upgrade",
+    "bulk": "sohoa bulk /mnt/kho-giay/2019 --report bao-cao-2019.csv\nsohoa bulk danh-sach.csv --report bao-cao",
 }
 ARGPARSE_VI = (("the following arguments are required", "thiếu tham số bắt buộc"),
                ("unrecognized arguments", "tham số không nhận ra"), ("invalid choice", "lựa chọn không hợp lệ"),
@@ -480,6 +587,33 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "reindex", "dựng lại chỉ mục tìm kiếm từ kho lưu trữ")
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_reindex)
+
+    s = command(sub, "bulk", "số hóa hàng loạt hồ sơ giấy từ một thư mục (mỗi hồ sơ một thư mục) hoặc tệp CSV")
+    s.add_argument("source", help="thư mục nguồn hoặc tệp CSV (tệp, mã hồ sơ, tên tài liệu, thứ tự trang)")
+    s.add_argument("--report", help="ghi báo cáo CSV và JSON (mỗi tài liệu một dòng, kết quả và lỗi)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_bulk)
+
+    s = command(sub, "status", "xem tiến độ một lượt xử lý, hoặc mọi lượt xử lý của một hồ sơ")
+    s.add_argument("ref", metavar="JOB|MÃ_HỒ_SƠ", help="mã lượt xử lý hoặc mã hồ sơ")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_status)
+
+    s = command(sub, "retry", "chạy lại một lượt xử lý bị lỗi (các trang đã xong không phải làm lại)")
+    s.add_argument("job", metavar="JOB", help="mã lượt xử lý (xem bằng sohoa status)")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_retry)
+
+    s = command(sub, "worker", "chạy một worker Celery nhận việc từ broker (SOHOA_BROKER_URL)")
+    s.add_argument("--queues", default="pages,finish",
+                   help="các hàng đợi, cách nhau bởi dấu phẩy (mặc định pages,finish; ký riêng: sign.<mã cơ quan>)")
+    s.add_argument("--concurrency", type=int, help="số tiến trình xử lý (mặc định: số lõi CPU)")
+    s.set_defaults(func=cmd_worker)
+
+    s = command(sub, "db", "quản trị cơ sở dữ liệu dùng chung")
+    s.add_argument("action", choices=["upgrade"], help="upgrade: nâng cấp lược đồ lên phiên bản của phần mềm")
+    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
+    s.set_defaults(func=cmd_db)
     return p
 
 

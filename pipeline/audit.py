@@ -1,17 +1,17 @@
-"""Audit log: one JSON line per creation, change, access or failure (CV 7197, NĐ 30/2020).
+"""Audit log: one event per creation, change, access or failure (CV 7197, NĐ 30/2020).
 
-Append-only file ``SOHOA_HOME/logs/audit.jsonl``; each line carries the SHA-256 of the
-previous line, so a removed or edited line breaks the chain (tamper-evident).
+Events go to the ``access_log`` table of the shared database (``storage.journal``):
+append-only and hash-chained, one log for every worker, door and machine of a deployment.
 """
 from __future__ import annotations
 
-import fcntl
 import getpass
-import hashlib
-import json
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from storage import journal
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -20,44 +20,19 @@ def now_vn() -> datetime:
     return datetime.now(VN).replace(microsecond=0)
 
 
-def record(home: Path, action: str, outcome: str = "success", **detail) -> dict:
-    path = Path(home) / "logs" / "audit.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0)
-        last = b""
-        for line in f:
-            last = line
-        event = {"at": now_vn().isoformat(), "actor": _actor(), "action": action, "outcome": outcome,
-                 **detail, "prev": hashlib.sha256(last.rstrip(b"\n")).hexdigest()}
-        f.write(json.dumps(event, ensure_ascii=False).encode() + b"\n")
-        f.flush()
-    return event
+def record(db: Engine, action: str, outcome: str = "success", *, actor: str | None = None, **detail) -> dict:
+    """Append one event; returns it as stored."""
+    return journal.append(db, {"at": now_vn().isoformat(), "actor": actor or _actor(), "action": action,
+                               "outcome": outcome, **detail})
 
 
-def verify_chain(home: Path) -> tuple[bool, int]:
-    """(chain intact, number of lines)."""
-    path = Path(home) / "logs" / "audit.jsonl"
-    if not path.exists():
-        return True, 0
-    prev, n = b"", 0
-    for n, line in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            linked = json.loads(line).get("prev") == hashlib.sha256(prev).hexdigest()
-        except (ValueError, AttributeError):
-            linked = False  # a garbled line is a break, not a crash
-        if not linked:
-            return False, n
-        prev = line
-    return True, n
+def verify_chain(db: Engine) -> tuple[bool, int, int | None]:
+    """(chain intact, events, first event that breaks it)."""
+    return journal.verify(db)
 
 
-def tail(home: Path, last: int) -> list[dict]:
-    path = Path(home) / "logs" / "audit.jsonl"
-    if not path.exists() or last <= 0:
-        return []
-    return [json.loads(line) for line in path.read_bytes().splitlines()[-last:]]
+def tail(db: Engine, last: int) -> list[dict]:
+    return journal.tail(db, last)
 
 
 def _actor() -> str:

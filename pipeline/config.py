@@ -72,6 +72,12 @@ class IndexSettings:
 @dataclass(frozen=True)
 class BrokerSettings:
     url: str | None = None  # none: pages run in this process's pool
+    # an unacknowledged task (its worker died) goes back to the queue after this long; longer
+    # than the longest task, or a slow task would run twice (harmless, but wasted)
+    visibility_timeout: int = 3600
+    page_time_limit: int = 600       # seconds; the soft limit is 90 % of it
+    finish_time_limit: int = 1800
+    signing_agencies: tuple[str, ...] = ()  # agencies whose documents only their own signing host signs
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             jobs=env.int("SOHOA_JOBS", 0, minimum=0),
         ),
         index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
-        broker=BrokerSettings(url=env.str("SOHOA_BROKER_URL")),
+        broker=BrokerSettings(
+            url=env.str("SOHOA_BROKER_URL"),
+            visibility_timeout=env.int("SOHOA_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=5),
+            page_time_limit=env.int("SOHOA_PAGE_TIME_LIMIT", 600, minimum=10),
+            finish_time_limit=env.int("SOHOA_FINISH_TIME_LIMIT", 1800, minimum=10),
+            signing_agencies=tuple(a.strip().upper() for a in (env.str("SOHOA_SIGNING_AGENCIES") or "").split(",")
+                                   if a.strip()),
+        ),
     )
 
 

@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     CONFLICT = 12         # the request would change a value the dossier has recorded
     PAGES_FAILED = 13     # pages could not be processed; the document was not stored
     UNSUPPORTED = 14      # the operation does not exist for this configuration
+    DATABASE = 15         # the database cannot be reached or its schema is not this version's
     INTERNAL = 70         # an unexpected error (traceback in SOHOA_HOME/logs/errors.log)
     INTERRUPTED = 130     # stopped by the operator (Ctrl-C)
 
@@ -121,6 +122,21 @@ class Unsupported(SohoaError):
     exit_code, code = ExitCode.UNSUPPORTED, "unsupported"
 
 
+class JobFailed(SohoaError):
+    """A job that ran elsewhere failed; it carries the exit code and message its worker recorded."""
+
+    code = "job_failed"
+
+    def __init__(self, job_id: str, error: dict | None):
+        error = error or {}
+        self.job_id = job_id
+        self.exit_code = ExitCode(error.get("exit", ExitCode.INTERNAL))
+        self.code = error.get("code", "job_failed")
+        super().__init__(f"{error.get('message') or 'Lượt xử lý thất bại'}\n(lượt xử lý {job_id}: "
+                         f"sửa nguyên nhân rồi chạy 'sohoa retry {job_id}'; các trang đã xong không phải làm lại)",
+                         error.get("detail", ""))
+
+
 _STORAGE_EXIT = {
     storage_errors.NotFound: ExitCode.NOT_FOUND,
     storage_errors.IntegrityError: ExitCode.INTEGRITY,
@@ -129,6 +145,8 @@ _STORAGE_EXIT = {
     storage_errors.StorageConfigError: ExitCode.CONFIG,
     storage_errors.UnsafeKey: ExitCode.USAGE,
     storage_errors.QueryError: ExitCode.USAGE,
+    storage_errors.DatabaseError: ExitCode.DATABASE,
+    storage_errors.LockTimeout: ExitCode.CONFLICT,
 }
 
 

@@ -2,17 +2,18 @@
 
 An executor runs page tasks, possibly elsewhere, and returns their results in task order; a
 page that fails comes back as a ``PageResult`` with ``error`` set, never as an exception. The
-tasks and results cross to the workers as JSON (``run_page_json``), so the same contract fits
-the local pool today and Celery workers next.
+tasks and results cross to the workers as JSON (``run_page_json``), and a worker reads the
+original from the object store and leaves the page there, so the same contract fits the
+local pool and the Celery workers (``pipeline.tasks``).
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
-from pathlib import Path
 from concurrent.futures import as_completed
 from typing import Callable, Protocol, Sequence
+
+from storage.base import ObjectStore
 
 from .models import PageResult, PageTask
 from .pages import run_page_json
@@ -32,28 +33,43 @@ def limit_native_threads() -> None:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
-class LocalPoolExecutor:
-    """Pages over ``jobs`` processes of this machine (0: every core), results in task order."""
+_process_store: ObjectStore | None = None  # a pool process's own connection to the store
 
-    def __init__(self, cache_dir: Path, jobs: int = 0):
-        self.cache_dir = Path(cache_dir)
+
+def _start_pool_process(open_store: Callable[[], ObjectStore]) -> None:
+    global _process_store
+    limit_native_threads()
+    _process_store = open_store()
+
+
+def _run_in_pool(payload: dict) -> dict:
+    return run_page_json(payload, _process_store)
+
+
+class LocalPoolExecutor:
+    """Pages over ``jobs`` processes of this machine (0: every core), results in task order.
+
+    ``open_store`` is called once in each process (it must pickle: a module-level function
+    or a ``functools.partial`` of one)."""
+
+    def __init__(self, open_store: Callable[[], ObjectStore], jobs: int = 0):
+        self.open_store = open_store
         self.jobs = jobs or os.cpu_count() or 1
 
     def run(self, tasks: Sequence[PageTask], progress: Progress | None = None) -> list[PageResult]:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        work = partial(run_page_json, cache_dir=str(self.cache_dir))
         payloads = [t.to_json() for t in tasks]
         report = progress or (lambda done, total: None)
         report(0, len(tasks))
         if self.jobs == 1 or len(tasks) <= 1:
             limit_native_threads()
-            results = []
+            store, results = self.open_store(), []
             for payload in payloads:
-                results.append(PageResult.from_json(work(payload)))
+                results.append(PageResult.from_json(run_page_json(payload, store)))
                 report(len(results), len(tasks))
             return results
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), initializer=limit_native_threads) as pool:
-            futures = {pool.submit(work, p): n for n, p in enumerate(payloads)}
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), initializer=_start_pool_process,
+                                 initargs=(self.open_store,)) as pool:
+            futures = {pool.submit(_run_in_pool, p): n for n, p in enumerate(payloads)}
             results: list = [None] * len(tasks)
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = PageResult.from_json(future.result())

@@ -1,18 +1,23 @@
 """Ingest: one call adds one document, made of the given files' pages, to a dossier.
 
-    read and check inputs -> store originals -> pages (executor: ocr.page on each)
-    -> PDF/A-2b (validated) -> sign -> store PDF, text, words -> manifest last -> index
+    prepare: read and check inputs -> store originals (before any processing)
+    pages:   each page by the executor, anywhere (ocr.page; results in the object store)
+    finish:  under the dossier's lock: PDF/A-2b (validated) -> sign -> store PDF, text,
+             words -> manifest last -> index
 
-Nothing becomes visible until the manifest naming it is stored, so a crash at any step
-leaves the dossier as it was (plus originals and cached page results, which make the
-retry cheaper). The same files in the same order are recognised and not added twice.
+``ingest`` runs the three in this process; the Celery tasks (``pipeline.tasks``) run the
+same three on many machines. Nothing becomes visible until the manifest naming it is
+stored, so a crash at any step leaves the dossier as it was (plus originals and finished
+pages, which make the retry cheaper). The same files in the same order are recognised and
+not added twice, before any work and again at the commit.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Callable
+
+from sqlalchemy.engine import Engine
 
 from storage import keys
 from storage.base import ObjectStore
@@ -37,56 +42,125 @@ class IngestContext:
     """What an ingest runs on; the service layer builds it from the settings."""
 
     store: ObjectStore
-    home: Path                   # audit log and dossier locks
+    db: Engine                   # shared database: audit log, dossier locks
     executor: PageExecutor
-    page_cache: PageCache
     ocr: OcrSettings
     signer: Signer | None = None
     index: IndexUpdate | None = None
     progress: Progress | None = None  # (pages done, pages in all)
+    remote_signing: bool = False      # the document is finished and signed by a worker, not here
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A document whose originals are stored and whose pages are still to be done: everything
+    the finishing step needs, as JSON, so that the pages and the finish may run anywhere."""
+
+    dossier: str
+    title: str
+    digest: str                  # of the originals' SHA-256s in order: the same files are one document
+    originals: tuple[dict, ...]  # the manifest's original entries, in order
+    tasks: tuple[PageTask, ...]
+    maintenance: str | None = None
+    paper_file_code: str | None = None
+    change_recorded: bool = False
+    unsigned: bool = False
+
+    def to_json(self) -> dict:
+        return {**{f: getattr(self, f) for f in ("dossier", "title", "digest", "maintenance", "paper_file_code",
+                                                  "change_recorded", "unsigned")},
+                "originals": list(self.originals), "tasks": [t.to_json() for t in self.tasks]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PreparedDocument":
+        return cls(**{**data, "originals": tuple(data["originals"]),
+                      "tasks": tuple(PageTask.from_json(t) for t in data["tasks"])})
 
 
 def ingest(request: IngestRequest, ctx: IngestContext) -> IngestSummary:
     """Add one document to the request's dossier; returns what the operator is shown."""
-    code = dossier.validate(request.dossier_code)
+    prepared = prepare(request, ctx)
+    if isinstance(prepared, IngestSummary):
+        return prepared
+    return finish(prepared, process_pages(ctx, prepared.tasks), ctx)
+
+
+def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | IngestSummary:
+    """Check the request and its files, then store the originals (before any processing).
+
+    Returns the summary of the existing document instead when the dossier already holds
+    these files, in this order: nothing is stored or processed again."""
+    code = dossier.validate_key(request.dossier_code)
     title = check_title(request.title)
     if not request.files:
         raise UsageError("Chưa chọn tệp nào để số hóa", "no input files")
-    if (ctx.signer is None) != request.unsigned:
+    if not ctx.remote_signing and (ctx.signer is None) != request.unsigned:
         raise UsageError("Tài liệu phải được ký số; lưu không ký chỉ khi chọn rõ (--unsigned)"
                          if ctx.signer is None else "Đã chọn lưu không ký nhưng lại có khóa ký",
                          "a signer is required unless the request says unsigned, and only then")
     sources = read_sources(request.files, ctx, code)
-    with dossier_lock(ctx.home, code):
-        current = load_manifest(ctx.store, code) or mf.new(
-            code, title, audit.now_vn(), request.paper_file_code, request.maintenance)
-        current = mf.with_dossier_fields(current, maintenance=request.maintenance,
-                                         paper_file_code=request.paper_file_code, now=audit.now_vn(),
-                                         allow_change=request.change_recorded)
-        digest = mf.input_digest([s.sha256 for s in sources])
-        if existing := mf.find_document(current, digest):
-            audit.record(ctx.home, "ingest", "duplicate", dossier=code, docId=existing["docId"])
-            renamed = () if existing["title"] == title else (
-                f"Các tệp này đã được số hóa thành tài liệu {existing['docId']} với tên «{existing['title']}»; "
-                f"tên mới «{title}» không được dùng (tên đã ghi không bị đổi).",)
-            return summary(current, existing, duplicate=True, warnings=renamed)
+    digest = mf.input_digest([s.sha256 for s in sources])
+    current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, request.paper_file_code,
+                                    request.maintenance, request.change_recorded)
+    if existing := mf.find_document(current, digest):
+        return _duplicate(ctx, current, existing, title)
+    originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
+    tasks = tuple(PageTask(key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p, lang=ctx.ocr.lang,
+                           tessdata=ctx.ocr.tessdata, jpeg_quality=ctx.ocr.jpeg_quality,
+                           max_pixels=ctx.ocr.max_pixels)
+                  for s, o in zip(sources, originals) for p in range(1, s.page_count + 1))
+    return PreparedDocument(code, title, digest, originals, tasks, request.maintenance, request.paper_file_code,
+                            request.change_recorded, request.unsigned)
+
+
+def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestContext) -> IngestSummary:
+    """Build, sign and store the document from its finished pages and commit it to the dossier's
+    manifest, under the dossier's lock; idempotent: finishing the same files twice stores one
+    document (a redelivered task finds it and returns it as a duplicate)."""
+    code, title = prepared.dossier, prepared.title
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise pages_failed(ctx, code, results)
+    if prepared.unsigned:  # chosen when the document was submitted, wherever it is finished
+        ctx = replace(ctx, signer=None)
+    elif ctx.signer is None:
+        raise UsageError("Không có khóa ký để ký tài liệu này", "no signer where the document is finished")
+    with dossier_lock(ctx.db, code):
+        current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, prepared.paper_file_code,
+                                        prepared.maintenance, prepared.change_recorded)
+        if existing := mf.find_document(current, prepared.digest):
+            return _duplicate(ctx, current, existing, title)
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
         try:
-            originals = [store_original(ctx.store, code, doc_id, s, current["maintenance"]) for s in sources]
-            results = process_pages(ctx, sources)
-            document = assemble_document(ctx, current, doc_id, title, sources, originals, results, digest)
-            updated = mf.with_document(current, document, audit.now_vn())
-            updated = save_manifest(ctx.store, code, updated)
-            ctx.page_cache.discard(r.image_key for r in results)
+            document = assemble_document(ctx, current, doc_id, prepared, results)
+            updated = save_manifest(ctx.store, code, mf.with_document(current, document, audit.now_vn()))
         except BaseException as e:
-            audit.record(ctx.home, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
+            audit.record(ctx.db, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
             raise
-        audit.record(ctx.home, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
+        audit.record(ctx.db, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
         # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
         # ingests must not index in the opposite order to the one they stored in.
         warnings = update_index(ctx, updated, doc_id, results)
+    PageCache(ctx.store).discard(r.image_key for r in results)
     return summary(updated, document, duplicate=False, warnings=warnings,
                    reused_pages=sum(r.cached for r in results))
+
+
+def _dossier_as_requested(current: dict | None, code: str, title: str, paper_file_code: str | None,
+                          maintenance: str | None, change_recorded: bool) -> dict:
+    """The dossier's manifest (a new one for a new dossier) with the request's dossier fields;
+    Conflict when they would change a recorded value without ``change_recorded``."""
+    current = current or mf.new(code, title, audit.now_vn(), paper_file_code, maintenance)
+    return mf.with_dossier_fields(current, maintenance=maintenance, paper_file_code=paper_file_code,
+                                  now=audit.now_vn(), allow_change=change_recorded)
+
+
+def _duplicate(ctx: IngestContext, current: dict, existing: dict, title: str) -> IngestSummary:
+    audit.record(ctx.db, "ingest", "duplicate", dossier=current["dossierCode"], docId=existing["docId"])
+    renamed = () if existing["title"] == title else (
+        f"Các tệp này đã được số hóa thành tài liệu {existing['docId']} với tên «{existing['title']}»; "
+        f"tên mới «{title}» không được dùng (tên đã ghi không bị đổi).",)
+    return summary(current, existing, duplicate=True, warnings=renamed)
 
 
 MAX_TITLE = 1000  # TT 05/2025: title at most 1000 characters
@@ -114,7 +188,7 @@ def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
         except InputError as e:
             bad.append(e)
     for e in bad:
-        audit.record(ctx.home, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
+        audit.record(ctx.db, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
     if len(bad) == 1:
         raise bad[0]
     if bad:
@@ -131,41 +205,39 @@ def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
     return sources
 
 
-def store_original(store: ObjectStore, code: str, doc_id: str, source: Source, maintenance: str | None) -> dict:
-    """The citizen's bytes, unchanged, before any processing (the lossless master)."""
+def store_original(store: ObjectStore, code: str, source: Source, maintenance: str | None) -> dict:
+    """The citizen's bytes, unchanged, before any processing (the lossless master), under their
+    content key: the same file sent again is the same object."""
     info = store.put(keys.original(code, source.sha256, source.ext), source.data, source.media_type,
-                     {"dossier": code, "doc-id": doc_id, "kind": "original", "filename": source.name,
+                     {"dossier": code, "kind": "original", "filename": source.name,
                       "maintenance": maintenance}, retain=True)
     return {"key": info.key, "sha256": info.sha256, "size": info.size, "filename": source.name,
             "mediaType": source.media_type, "pages": source.page_count}
 
 
-def page_tasks(sources: list[Source], ocr: OcrSettings) -> list[PageTask]:
-    return [PageTask(path=s.path, file=s.name, kind=s.kind, sha256=s.sha256, page=p, lang=ocr.lang,
-                     tessdata=ocr.tessdata, jpeg_quality=ocr.jpeg_quality, max_pixels=ocr.max_pixels)
-            for s in sources for p in range(1, s.page_count + 1)]
+def process_pages(ctx: IngestContext, tasks) -> list[PageResult]:
+    """Every page's result, in order (failed pages carry their error)."""
+    return ctx.executor.run(list(tasks), ctx.progress)
 
 
-def process_pages(ctx: IngestContext, sources: list[Source]) -> list[PageResult]:
-    """Every page's result, in order; PagesFailed listing every failed file and page otherwise."""
-    results = ctx.executor.run(page_tasks(sources, ctx.ocr), ctx.progress)
+def pages_failed(ctx: IngestContext, code: str, results: list[PageResult]) -> PagesFailed:
+    """The error for a document with failed pages, each failure in the audit log first."""
     failed = [r for r in results if not r.ok]
-    if failed:
-        for r in failed:
-            audit.record(ctx.home, "page", "failure", file=r.file, page=r.page, reason=r.error)
-        done = len(results) - len(failed)
-        raise PagesFailed(f"{len(failed)}/{len(results)} trang lỗi, tài liệu chưa được lưu "
-                          f"({done} trang đã xử lý xong sẽ không phải làm lại khi chạy lại):\n"
-                          + "\n".join(f"  - {r.error}" for r in failed),
-                          failures=tuple((r.file, r.page, r.error) for r in failed))
-    return results
+    for r in failed:
+        audit.record(ctx.db, "page", "failure", dossier=code, file=r.file, page=r.page, reason=r.error)
+    done = len(results) - len(failed)
+    return PagesFailed(f"{len(failed)}/{len(results)} trang lỗi, tài liệu chưa được lưu "
+                       f"({done} trang đã xử lý xong sẽ không phải làm lại khi chạy lại):\n"
+                       + "\n".join(f"  - {r.error}" for r in failed),
+                       failures=tuple((r.file, r.page, r.error) for r in failed))
 
 
-def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, title: str, sources: list[Source],
-                      originals: list[dict], results: list[PageResult], digest: str) -> dict:
+def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, prepared: PreparedDocument,
+                      results: list[PageResult]) -> dict:
     """Build, sign and store the document's PDF/A, text and words; returns its manifest entry."""
-    store, code, now = ctx.store, dossier_manifest["dossierCode"], audit.now_vn()
-    renders = [PageRender(ctx.page_cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode,
+    store, code, now, title = ctx.store, dossier_manifest["dossierCode"], audit.now_vn(), prepared.title
+    cache = PageCache(store)
+    renders = [PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode,
                           list(r.words)) for r in results]
     pdf = build_pdfa(renders, DocumentMeta(title=title, doc_id=doc_id, dossier_code=code, created=now))
     signature = None
@@ -173,18 +245,20 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, t
         pdf, record = sign_pdf(pdf, ctx.signer)
         signature = record.to_json()
     meta = {"dossier": code, "doc-id": doc_id}
-    pdf_info = store.put(keys.document_pdf(code, doc_id), pdf, "application/pdf",
+    version = 1
+    while store.exists(keys.document_pdf(code, doc_id, version)):  # left by an attempt killed before its manifest
+        version += 1
+    pdf_info = store.put(keys.document_pdf(code, doc_id, version), pdf, "application/pdf",
                          meta | {"kind": "pdf", "maintenance": dossier_manifest["maintenance"]}, retain=True)
     text = "\f".join(r.text for r in results).encode("utf-8")
     text_info = store.put(keys.document_text(code, doc_id), text, "text/plain; charset=utf-8", meta | {"kind": "text"})
     words = json.dumps([list(r.words) for r in results], ensure_ascii=False).encode("utf-8")
     words_info = store.put(keys.document_words(code, doc_id), words, "application/json", meta | {"kind": "words"})
-    sources_by_page = [(s, p) for s in sources for p in range(1, s.page_count + 1)]
-    pages = [mf.page_entry(n, {"file": s.name, "page": p, "sha256": s.sha256}, r)
-             for n, ((s, p), r) in enumerate(zip(sources_by_page, results), start=1)]
+    pages = [mf.page_entry(n, {"file": t.file, "page": t.page, "sha256": t.sha256}, r)
+             for n, (t, r) in enumerate(zip(prepared.tasks, results), start=1)]
     return {"docId": doc_id, "sequence": int(doc_id.rsplit(".", 1)[1]), "title": title, "created": now.isoformat(),
             "numberOfPage": len(pages), "format": "PDF/A-2b", "language": "vi", "confidenceLevel": "02",
-            "inputSha256": digest, "originals": originals, "pdf": pdf_info.to_json(), "text": text_info.to_json(),
+            "inputSha256": prepared.digest, "originals": list(prepared.originals), "pdf": pdf_info.to_json(), "text": text_info.to_json(),
             "words": words_info.to_json(), "signature": signature, "pages": pages,
             "pdfVersions": [{**pdf_info.to_json(), "at": now.isoformat(), "reason": "signed" if signature else "stored"}],
             **({"unsigned": True} if signature is None else {})}
@@ -198,7 +272,7 @@ def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[
     try:
         ctx.index(manifest, {doc_id: [r.text for r in results]})
     except Exception as e:
-        audit.record(ctx.home, "index", "failure", dossier=manifest["dossierCode"], docId=doc_id, reason=str(e))
+        audit.record(ctx.db, "index", "failure", dossier=manifest["dossierCode"], docId=doc_id, reason=str(e))
         return (f"Chưa cập nhật được chỉ mục tìm kiếm ({type(e).__name__}: {e}); "
                 "hồ sơ đã được lưu an toàn, hãy chạy 'sohoa reindex'.",)
     return ()

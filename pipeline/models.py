@@ -25,7 +25,7 @@ def _from_json(cls, data: dict):
 class PageTask:
     """One page of one original to straighten and read. Everything a worker needs, as JSON."""
 
-    path: str          # where the original's bytes are read from
+    key: str           # the original's object key (stored before any processing)
     file: str          # the name the operator gave (for messages)
     kind: str          # jpeg | png | tiff | pdf
     sha256: str        # the original's SHA-256, checked before the page is read
@@ -317,3 +317,41 @@ class AuditReport:
     def to_json(self) -> dict:
         return {"intact": self.intact, "lines": self.lines, "events": list(self.events)}
 
+
+
+# --------------------------------------------------------------------------- jobs
+
+@dataclass(frozen=True)
+class JobView:
+    """A document being converted, as any machine sees it in the shared database."""
+
+    id: str
+    dossier: str
+    title: str
+    state: str                 # queued | running | finishing | done | failed
+    pages_total: int
+    pages_done: int
+    pages_failed: int
+    doc_id: str | None = None
+    error: dict | None = None  # {code, exit, message, detail} of a failed job
+    attempts: int = 1
+    batch: str | None = None
+    source: str | None = None
+    created: str = ""
+    updated: str = ""
+    kind: str = "ingest"       # "bulk": the bulk run sends the finishing tasks, in the source's order
+
+    @classmethod
+    def from_row(cls, job: dict) -> "JobView":
+        import json
+
+        error = json.loads(job["error"]) if job.get("error") else None
+        return cls(job["id"], job["dossier"], job["title"], job["state"], job["pages_total"], job["pages_done"],
+                   job["pages_failed"], job.get("doc_id"), error, job.get("attempts") or 1, job.get("batch"),
+                   job.get("source"), job.get("created") or "", job.get("updated") or "", job.get("kind") or "ingest")
+
+    def to_json(self) -> dict:
+        return {"job": self.id, "dossierCode": self.dossier, "title": self.title, "state": self.state,
+                "pages": self.pages_total, "pagesDone": self.pages_done, "pagesFailed": self.pages_failed,
+                "docId": self.doc_id, "error": self.error, "attempts": self.attempts, "batch": self.batch,
+                "source": self.source, "created": self.created, "updated": self.updated}

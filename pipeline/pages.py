@@ -1,9 +1,10 @@
 """The page stage: one page of one original in, one PDF-ready page out.
 
-``run_page(task, cache)`` is the unit of parallel work (a process here, a Celery task next):
-a ``PageTask`` names the original and the page; the ``PageResult`` holds the page's geometry
-and OCR and refers to its encoded archive image by a key in the ``PageCache``, so results
-cross processes and machines as JSON. A failure comes back as a result with ``error`` set,
+``run_page(task, cache)`` is the unit of parallel work (a local process or a Celery task):
+a ``PageTask`` names the stored original by its object key and the page; the ``PageResult``
+holds the page's geometry and OCR and refers to its encoded archive image by its content key
+in the ``PageCache`` (the object store), so tasks and results cross processes and machines
+as JSON and any worker can pick up any page. A failure comes back as a result with ``error`` set,
 naming the file and page, never as an exception.
 
 Results are cached by a key made of the original's SHA-256, the page number, the options and
@@ -25,7 +26,9 @@ from ocr.engine import OcrEngine
 from ocr.page import process_page
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
-from storage.local import write_atomic
+from storage import keys
+from storage.base import ObjectStore
+from storage.errors import NotFound as ObjectNotFound, StorageError, StorageUnavailable
 
 from .errors import InputError
 from .inputs import load_page
@@ -39,43 +42,53 @@ def engine_for(task: PageTask) -> OcrEngine:
 
 
 class PageCache:
-    """Finished pages on this machine's disk: ``<key>.json`` (the result) and ``<key>.img``
-    (the encoded archive image), each written atomically, the image first."""
+    """Finished pages in the object store, under their content key (``storage.keys.page_result``):
+    the encoded archive image first, then the result that names it, so a result is never
+    visible without its image, and a page finished by any worker serves every other."""
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    def __init__(self, store: ObjectStore):
+        self.store = store
 
     def result(self, key: str) -> PageResult | None:
-        meta, image = self.directory / f"{key}.json", self.directory / f"{key}.img"
-        if not (meta.is_file() and image.is_file()):
+        try:
+            meta = self.store.get(keys.page_result(key, "json"))
+        except ObjectNotFound:
             return None
-        return PageResult.from_json(json.loads(meta.read_text(encoding="utf-8")))
+        if not self.store.exists(keys.page_result(key, "img")):
+            return None
+        return PageResult.from_json(json.loads(meta))
 
-    def store(self, key: str, image: bytes, result: PageResult) -> None:
-        write_atomic(self.directory / f"{key}.img", image)
-        write_atomic(self.directory / f"{key}.json", json.dumps(result.to_json(), ensure_ascii=False).encode())
+    def store_page(self, key: str, image: bytes, result: PageResult) -> None:
+        self.store.put(keys.page_result(key, "img"), image, "application/octet-stream", {"kind": "page-image"})
+        self.store.put(keys.page_result(key, "json"), json.dumps(result.to_json(), ensure_ascii=False).encode(),
+                       "application/json", {"kind": "page-result"})
 
     def image(self, key: str) -> bytes:
-        return (self.directory / f"{key}.img").read_bytes()
+        return self.store.get(keys.page_result(key, "img"))
 
-    def discard(self, keys) -> None:
+    def discard(self, cache_keys) -> None:
         """Forget finished pages once their document is stored (the cache only serves retries)."""
-        for key in keys:
-            for suffix in (".json", ".img"):
-                (self.directory / f"{key}{suffix}").unlink(missing_ok=True)
+        for key in cache_keys:
+            for suffix in ("json", "img"):
+                try:
+                    self.store.delete(keys.page_result(key, suffix))
+                except ObjectNotFound:
+                    pass
 
     def usage(self) -> tuple[int, int]:
         """(pages, bytes) held."""
-        files = [p for p in self.directory.glob("*.img")] if self.directory.is_dir() else []
-        size = sum(p.stat().st_size for p in self.directory.iterdir()) if self.directory.is_dir() else 0
-        return len(files), size
+        held = self.store.list(keys.PAGE_RESULTS)
+        size = sum(info.size for k in held if (info := self.store.stat(k)) is not None)
+        return sum(k.endswith(".img") for k in held), size
 
     def clear(self) -> tuple[int, int]:
         """Remove every cached page; returns what was held."""
         held = self.usage()
-        if self.directory.is_dir():
-            for path in self.directory.iterdir():
-                path.unlink(missing_ok=True)
+        for key in self.store.list(keys.PAGE_RESULTS):
+            try:
+                self.store.delete(key)
+            except ObjectNotFound:
+                pass
         return held
 
 
@@ -113,10 +126,8 @@ def encode_image(img: Image.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
     return buf.getvalue(), "jpeg", mode
 
 
-def _process(task: PageTask, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:
-    data = Path(task.path).read_bytes()
-    if hashlib.sha256(data).hexdigest() != task.sha256:
-        raise InputError(task.file, "tệp đã thay đổi trong khi xử lý (file changed during processing)", task.page)
+def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:
+    data = store.get(task.key, sha256=task.sha256)  # the stored original, its fixity checked
     image, stated = load_page(task.file, task.kind, data, task.page, task.max_pixels)
     # A header that cannot be true of a paper page (72/96 dpi from phones, none at all) would
     # make a wrong-sized PDF page; the OCR stage and the PDF use the same corrected resolution.
@@ -135,21 +146,28 @@ def _process(task: PageTask, engine: OcrEngine, key: str) -> tuple[bytes, PageRe
 
 
 def run_page(task: PageTask, cache: PageCache) -> PageResult:
-    """Process one page, from the cache when its result exists."""
+    """Process one page, from the cache when its result exists.
+
+    A bad page comes back as a result with ``error`` set; a store that cannot be reached
+    raises (``StorageUnavailable``), so that the caller can retry the task later."""
     try:
         engine = engine_for(task)
         key = cache_key(task, engine)
         if (done := cache.result(key)) is not None:
             return PageResult.from_json({**done.to_json(), "cached": True})
-        image, result = _process(task, engine, key)
+        image, result = _process(task, cache.store, engine, key)
     except InputError as e:
         return PageResult(task.file, task.page, error=str(e))
+    except StorageUnavailable:
+        raise
+    except StorageError as e:  # the original is missing or altered in the store
+        return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {e}")
     except Exception as e:  # any decoder or OCR failure is reported against its page
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
-    cache.store(key, image, result)
+    cache.store_page(key, image, result)
     return result
 
 
-def run_page_json(task: dict, cache_dir: str) -> dict:
+def run_page_json(task: dict, store: ObjectStore) -> dict:
     """``run_page`` with JSON in and out: what crosses to a worker process or machine."""
-    return run_page(PageTask.from_json(task), PageCache(Path(cache_dir))).to_json()
+    return run_page(PageTask.from_json(task), PageCache(store)).to_json()

@@ -10,7 +10,8 @@ retry goes on from there.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from storage import keys
 from storage.base import ObjectStore
@@ -23,18 +24,18 @@ from .signing.pades import add_document_timestamp
 from .signing.validation import last_timestamp_expiry
 
 
-def renew_stored_dossier(store: ObjectStore, home: Path, code: str, *, tsa_url: str, trust_roots: list,
+def renew_stored_dossier(store: ObjectStore, db: Engine, code: str, *, tsa_url: str, trust_roots: list,
                          revocation_mode: str, within_days: int, now: datetime) -> tuple[RenewalResult, ...]:
-    with dossier_lock(home, code):
+    with dossier_lock(db, code):
         manifest = require_manifest(store, code)
         results = []
         for doc in manifest.get("documents", []):
-            results.append(_renew_document(store, home, code, manifest, doc, tsa_url, trust_roots, revocation_mode,
+            results.append(_renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revocation_mode,
                                            within_days, now))
         return tuple(results)
 
 
-def _renew_document(store, home, code, manifest, doc, tsa_url, trust_roots, revocation_mode, within_days,
+def _renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revocation_mode, within_days,
                     now) -> RenewalResult:
     doc_id, info = doc.get("docId"), doc.get("pdf") or {}
     data = store.get(info["key"], sha256=info.get("sha256"))  # never extend an altered file
@@ -66,7 +67,7 @@ def _renew_document(store, home, code, manifest, doc, tsa_url, trust_roots, revo
         "detail": f"document timestamp added as {stored.key}; previous TSA certificate expires {expires.isoformat()}"})
     manifest["updated"] = stamp
     manifest.update(save_manifest(store, code, manifest))
-    audit.record(home, "renew", dossier=code, docId=doc_id, sha256=stored.sha256, key=stored.key)
+    audit.record(db, "renew", dossier=code, docId=doc_id, sha256=stored.sha256, key=stored.key)
     return RenewalResult(doc_id, True, f"{doc_id}: đã thêm dấu thời gian tài liệu mới",
                          f"{doc_id}: fresh document timestamp added", expires=expires.isoformat(),
                          sha256=stored.sha256)

@@ -1,21 +1,21 @@
 """Dossiers in the object store: reading a manifest, and changing one under the dossier's lock.
 
 A manifest is the dossier's table of contents and is written last, so what it names is
-visible and nothing else is. Every change is read-modify-write under ``dossier_lock``.
+visible and nothing else is. Every change is read-modify-write under ``dossier_lock``, held
+in the shared database (``storage.locks``) so that it holds across machines, and
+``save_manifest`` checks that the manifest it replaces is still the one that was read.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
-from contextlib import contextmanager
-from pathlib import Path
 
 from storage import keys
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound
+from storage.locks import dossier_lock  # noqa: F401  (the lock every change is made under)
 
 from . import manifest as mf
-from .errors import IntegrityError, NotFound
+from .errors import Conflict, IntegrityError, NotFound
 
 
 def load_manifest(store: ObjectStore, code: str) -> dict | None:
@@ -42,11 +42,21 @@ def require_manifest(store: ObjectStore, code: str) -> dict:
 def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
     """Store ``manifest`` as the dossier's next version: first into the write-once history
     (``manifests/<n>.json``, linked to the version before by its SHA-256), then as the current
-    ``manifest.json``. Returns the manifest as stored. Call under ``dossier_lock``."""
+    ``manifest.json``. Returns the manifest as stored. Call under ``dossier_lock``.
+
+    ``manifest`` must derive from the current version (its ``manifestVersion`` is the one
+    read): a change made from an older read would silently undo another writer's, so it is
+    refused with Conflict."""
     try:
         previous = store.get(keys.manifest(code))
     except ObjectNotFound:
         previous = None
+    current_version = mf.loads(previous).get("manifestVersion") if previous is not None else None
+    if previous is None and manifest.get("manifestVersion") is not None or \
+            previous is not None and manifest.get("manifestVersion") != current_version:
+        raise Conflict(f"Hồ sơ {code} vừa được thay đổi bởi một tiến trình khác; chưa lưu gì, hãy chạy lại",
+                       f"manifest read at version {manifest.get('manifestVersion')}, "
+                       f"current is {current_version}: stale read")
     stored = mf.next_version(manifest, previous)
     data = mf.dumps(stored)
     meta = {"dossier": code, "kind": "manifest"}
@@ -85,13 +95,3 @@ def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
 def dossier_codes(store: ObjectStore) -> list[str]:
     """Every dossier in the store (those with a manifest)."""
     return keys.codes_from_keys(store.list(keys.PREFIX))
-
-
-@contextmanager
-def dossier_lock(home: Path, code: str):
-    """One writer per dossier on this machine: manifest updates are read-modify-write."""
-    path = Path(home) / "locks" / f"{code}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield

@@ -10,84 +10,171 @@ door reports through ``pipeline.errors.describe``.
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 from contextlib import closing
 from dataclasses import replace
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from storage import index as search_index
+from storage import db, index as search_index, jobs as job_table
 from storage.base import ObjectStore
 from storage.local import LocalStore
 
-from . import audit, dossier, manifest as mf
+from . import audit, bulk as bulk_runner, dossier, jobs, manifest as mf
+from .bulk import BulkProgress, BulkResult
 from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
-from .errors import Conflict, IntegrityError, NotFound, SigningError, SohoaError, Unsupported, UsageError, describe
-from .executor import LocalPoolExecutor, PageExecutor, Progress
-from .ingest import IngestContext, check_title, ingest as run_ingest
-from .models import (AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
+from .errors import (ConfigError, Conflict, IntegrityError, JobFailed, NotFound, SigningError, SohoaError, Unsupported,
+                     UsageError, describe)
+from .executor import PageExecutor, Progress, limit_native_threads
+from .ingest import IngestContext, check_title
+from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
+from .runtime import database, index_update, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
-from .signing.keys import Signer, development_ca_fingerprints, load_signer, trust_roots
+from .signing.keys import Signer, development_ca_fingerprints, trust_roots
 
 
 # --------------------------------------------------------------------------- what operations run on
 
-def open_store(settings: Settings) -> ObjectStore:
-    """The object store chosen by SOHOA_STORAGE (local by default)."""
-    if settings.storage == "s3":
-        from storage.s3 import S3Store
-
-        s3 = settings.s3
-        return S3Store.connect(s3.endpoint, s3.access_key, s3.secret_key, bucket=s3.bucket, secure=s3.secure,
-                               region=s3.region, lock_mode=s3.lock_mode, retention_days=s3.retention_days)
-    return LocalStore(settings.home / "store")
-
-
-def index_engine(settings: Settings):
-    return search_index.engine_for(settings.db_url)
-
-
-def page_executor(settings: Settings, jobs: int | None = None) -> PageExecutor:
-    return LocalPoolExecutor(page_cache_dir(settings), settings.ocr.jobs if jobs is None else jobs)
-
-
-def page_cache_dir(settings: Settings) -> Path:
-    return settings.home / "work" / "pages"
-
-
-def signer_for(settings: Settings) -> Signer:
-    return load_signer(settings.signing, settings.home)
+index_engine = database
 
 
 # --------------------------------------------------------------------------- intake
 
 def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None = None,
            executor: PageExecutor | None = None, progress: Progress | None = None) -> IngestSummary:
-    """Add one document (the request's files' pages, in order) to a dossier, signed and indexed."""
-    dossier.validate(request.dossier_code)  # before a token login or a development-key warning
-    if signer is None and not request.unsigned:
+    """Add one document (the request's files' pages, in order) to a dossier, signed and indexed.
+
+    Recorded as a job (``sohoa status``, ``sohoa retry``). Without a broker it runs here, pages
+    over this machine's cores; with SOHOA_BROKER_URL its pages go to the workers, which also
+    sign, and this call waits for the outcome."""
+    dossier.validate_key(request.dossier_code)  # before a token login or a development-key warning
+    remote = bool(settings.broker.url)
+    if signer is None and not request.unsigned and not remote:
         with closing(signer_for(settings)) as own:
             return ingest(settings, request, signer=own, executor=executor, progress=progress)
-    engine = None
+    ctx = _ingest_context(settings, signer, executor or page_executor(settings, request.jobs), progress)
+    submitted = jobs.submit(ctx, request)
+    if submitted.duplicate is not None:
+        return submitted.duplicate
+    if remote:
+        if not submitted.resumed:
+            _send(settings, submitted.job)
+        return _await(settings, ctx, submitted.job, progress)
+    return jobs.run_locally(ctx, submitted.job)
 
-    def index(manifest: dict, texts: dict[str, list[str]]) -> None:
-        nonlocal engine  # opened only now, so an index outage never blocks an ingest
-        engine = engine or index_engine(settings)
-        search_index.index_dossier(engine, manifest, texts)
 
-    ctx = IngestContext(store=open_store(settings), home=settings.home,
-                        executor=executor or page_executor(settings, request.jobs),
-                        page_cache=PageCache(page_cache_dir(settings)), ocr=settings.ocr, signer=signer, index=index,
-                        progress=progress)
-    return run_ingest(request, ctx)
+def _ingest_context(settings: Settings, signer: Signer | None, executor: PageExecutor | None,
+                    progress: Progress | None = None) -> IngestContext:
+    return IngestContext(store=open_store(settings), db=database(settings), executor=executor, ocr=settings.ocr,
+                         signer=signer, index=index_update(settings), progress=progress,
+                         remote_signing=bool(settings.broker.url))
+
+
+def _send(settings: Settings, job_id: str) -> None:
+    """Hand the job's pending pages to the workers (its finishing task when none is pending)."""
+    from . import tasks
+
+    tasks.configure(settings)
+    pending = jobs.pending_pages(database(settings), job_id)
+    if pending:
+        tasks.send_pages(job_id, pending)
+    else:
+        tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
+
+
+def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progress | None,
+           poll: float = 0.5) -> IngestSummary:
+    """Follow a job the workers run until it is done (its document) or failed (its error)."""
+    import time
+
+    db = database(settings)
+    while True:
+        job = jobs.view(db, job_id)
+        if progress:
+            progress(job.pages_done + job.pages_failed, job.pages_total)
+        if job.state == "done":
+            return jobs.summary_of_done(ctx, job_id)
+        if job.state == "failed":
+            raise JobFailed(job_id, job.error)
+        time.sleep(poll)
+
+
+def status(settings: Settings, ref: str) -> tuple[JobView, ...]:
+    """A job by its id, or every job of a dossier, oldest first."""
+    db = database(settings)
+    if re.fullmatch(r"[0-9a-f]{32}", ref):
+        return (jobs.view(db, ref),)
+    code = dossier.validate_key(ref)
+    found = tuple(JobView.from_row(j) for j in job_table.find(db, dossier=code))
+    if not found:
+        raise NotFound(f"Không có lượt xử lý nào của hồ sơ {code}", "no job for this dossier")
+    return found
+
+
+def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) -> IngestSummary:
+    """Run a failed (or stalled) job again; the pages it finished are not redone."""
+    db = database(settings)
+    jobs.reopen(db, job_id)
+    if settings.broker.url:
+        _send(settings, job_id)
+        return _await(settings, _ingest_context(settings, None, None), job_id, progress)
+    request = jobs.view(db, job_id)
+    with closing(signer_for(settings)) as signer:
+        return jobs.run_locally(_ingest_context(settings, signer, page_executor(settings), progress), request.id)
+
+
+def worker(settings: Settings, queues: Sequence[str] = ("pages", "finish"), concurrency: int | None = None,
+           loglevel: str = "INFO") -> None:
+    """Run a Celery worker on ``queues`` until stopped (needs SOHOA_BROKER_URL)."""
+    from . import tasks
+
+    if not settings.broker.url:
+        raise ConfigError("Chạy worker cần SOHOA_BROKER_URL (ví dụ redis://127.0.0.1:6379/0)",
+                          "a worker needs SOHOA_BROKER_URL")
+    database(settings)  # refuse to start on a database whose schema is not this version's
+    limit_native_threads()
+    app = tasks.configure(settings)
+    argv = ["worker", f"--loglevel={loglevel}", f"--queues={','.join(queues)}",
+            f"--hostname=sohoa-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    app.worker_main(argv)
+
+
+def bulk(settings: Settings, source: Path, *, report: Path | None = None,
+         progress: BulkProgress | None = None) -> BulkResult:
+    """Convert a backlog: every document of a folder tree or CSV, with a report of every input."""
+    source = Path(source)
+    if settings.broker.url:
+        from . import tasks
+
+        tasks.configure(settings)
+        db_ = database(settings)
+        return bulk_runner.run(source, _ingest_context(settings, None, None), send=partial(_send, settings),
+                               send_finish=lambda job: tasks.send_finish(settings, job, jobs.view(db_, job).dossier),
+                               report=report, progress=progress)
+    with closing(signer_for(settings)) as signer:
+        return bulk_runner.run(source, _ingest_context(settings, signer, page_executor(settings)),
+                               report=report, progress=progress)
+
+
+def db_upgrade(settings: Settings) -> tuple[str | None, str | None]:
+    """Migrate the shared database to this version's schema (at install and after each update)."""
+    before, after = db.upgrade(db.create_engine(settings.db_url))
+    if before != after:
+        audit.record(database(settings), "db-upgrade", before=before, after=after)
+    return before, after
 
 
 def scan(settings: Settings, request: IngestRequest, *, device: str | None = None, source: str = "adf",
@@ -99,7 +186,7 @@ def scan(settings: Settings, request: IngestRequest, *, device: str | None = Non
     The dossier code and title are checked before any paper moves. The scanned pages are
     working copies under SOHOA_HOME/work/scans: removed once the document is stored, kept (and
     named in the error) when the ingest fails, so ``sohoa ingest`` can retry without rescanning."""
-    code = dossier.validate(request.dossier_code)
+    code = dossier.validate_key(request.dossier_code)
     check_title(request.title)
     scan_settings = ScanSettings(device=device, source=source, resolution=resolution, mode=mode,
                                  pages=pages, max_pages=max_pages)
@@ -110,10 +197,10 @@ def scan(settings: Settings, request: IngestRequest, *, device: str | None = Non
         scanned = scan_pages(scan_settings, out, on_page=on_page)
     except BaseException as e:
         shutil.rmtree(out, ignore_errors=True)
-        audit.record(settings.home, "scan", "failure", dossier=code, device=device or "",
+        audit.record(database(settings), "scan", "failure", dossier=code, device=device or "",
                      reason=f"{type(e).__name__}: {e}")
         raise
-    audit.record(settings.home, "scan", "success", dossier=code, device=scanned.device,
+    audit.record(database(settings), "scan", "success", dossier=code, device=scanned.device,
                  pages=scanned.reported_pages, source=scanned.source, resolution=scanned.resolution)
     try:
         summary = ingest(settings, replace(request, files=tuple(str(f) for f in scanned.files)),
@@ -135,15 +222,15 @@ def scanners() -> list[ScannerDevice]:
 # --------------------------------------------------------------------------- retrieval
 
 def show(settings: Settings, code: str) -> DossierView:
-    code = dossier.validate(code)
+    code = dossier.validate_key(code)
     manifest = require_manifest(open_store(settings), code)
-    audit.record(settings.home, "show", dossier=code)
+    audit.record(database(settings), "show", dossier=code)
     return DossierView.from_manifest(manifest)
 
 
 def export(settings: Settings, code: str, out: Path) -> ExportResult:
     """Each document's signed PDF (fixity checked on the way) and the manifest they came from, into ``out``."""
-    code = dossier.validate(code)
+    code = dossier.validate_key(code)
     store = open_store(settings)
     manifest = require_manifest(store, code)
     out = Path(out).resolve()
@@ -161,13 +248,13 @@ def export(settings: Settings, code: str, out: Path) -> ExportResult:
         target.write_bytes(data)
         written.append(str(target))
     (out / "manifest.json").write_bytes(mf.dumps(manifest))  # the very manifest the files came from
-    audit.record(settings.home, "export", dossier=code, out=str(out))
+    audit.record(database(settings), "export", dossier=code, out=str(out))
     return ExportResult(code, str(out), (*written, str(out / "manifest.json")))
 
 
 def link(settings: Settings, code: str, doc_id: str | None = None, expires: int = 900) -> tuple[DocumentLink, ...]:
     """Short-lived download links (presigned URLs) for a dossier's documents on S3."""
-    code = dossier.validate(code)
+    code = dossier.validate_key(code)
     store = open_store(settings)
     if not hasattr(store, "presigned_url"):
         raise Unsupported("Liên kết tải xuống chỉ có với kho S3 (SOHOA_STORAGE=s3); "
@@ -180,7 +267,7 @@ def link(settings: Settings, code: str, doc_id: str | None = None, expires: int 
     for d in docs:
         store.get(d["pdf"]["key"], sha256=d["pdf"]["sha256"])  # never hand out a link to altered bytes
         links.append(DocumentLink(d["docId"], store.presigned_url(d["pdf"]["key"], expires), expires))
-    audit.record(settings.home, "link", dossier=code, docIds=[d["docId"] for d in docs], expires=expires)
+    audit.record(database(settings), "link", dossier=code, docIds=[d["docId"] for d in docs], expires=expires)
     return tuple(links)
 
 
@@ -190,7 +277,7 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
     hits = search_index.search(index_engine(settings), query, code_prefix=code_prefix, limit=limit)
-    audit.record(settings.home, "search", query=query, codePrefix=code_prefix, hits=len(hits))
+    audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits))
     return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], h["snippet"], h["score"],
                                                h["exact"], h.get("tier", "all")) for h in hits))
 
@@ -199,7 +286,7 @@ def reindex(settings: Settings) -> ReindexResult:
     """Rebuild the search index from object storage alone."""
     totals = search_index.reindex(open_store(settings), index_engine(settings))
     outcome = "success" if not totals["errors"] else "partial"
-    audit.record(settings.home, "reindex", outcome, dossiers=totals["dossiers"], documents=totals["documents"],
+    audit.record(database(settings), "reindex", outcome, dossiers=totals["dossiers"], documents=totals["documents"],
                  pages=totals["pages"], errors=len(totals["errors"]))
     return ReindexResult(totals["dossiers"], totals["documents"], totals["pages"], tuple(totals["errors"]))
 
@@ -249,13 +336,13 @@ def _trust_policy(settings: Settings) -> TrustPolicy:
 
 
 def _verify(settings: Settings, store: ObjectStore, policy: TrustPolicy, code: str) -> tuple[DocumentVerdict, ...]:
-    code = dossier.validate(code)
+    code = dossier.validate_key(code)
     try:
         verdicts = verify_stored_dossier(store, code, policy)
     except Exception as exc:
-        audit.record(settings.home, "verify", "failure", dossier=code, reason=f"{type(exc).__name__}: {exc}")
+        audit.record(database(settings), "verify", "failure", dossier=code, reason=f"{type(exc).__name__}: {exc}")
         raise
-    audit.record(settings.home, "verify", "success" if verdicts and all(v.ok for v in verdicts) else "failure",
+    audit.record(database(settings), "verify", "success" if verdicts and all(v.ok for v in verdicts) else "failure",
                  dossier=code, documents=len(verdicts), passed=sum(v.ok for v in verdicts),
                  revocation=policy.revocation)
     return verdicts
@@ -263,11 +350,11 @@ def _verify(settings: Settings, store: ObjectStore, policy: TrustPolicy, code: s
 
 def _renew(settings: Settings, store: ObjectStore, roots: list, code: str, within_days: int,
            now: datetime | None) -> tuple[RenewalResult, ...]:
-    code = dossier.validate(code)
+    code = dossier.validate_key(code)
     if not settings.signing.tsa_url:
         raise SigningError("Gia hạn dấu thời gian cần SOHOA_TSA_URL", "timestamp renewal needs SOHOA_TSA_URL")
     return renew_stored_dossier(
-        store, settings.home, code, tsa_url=settings.signing.tsa_url, trust_roots=roots,
+        store, database(settings), code, tsa_url=settings.signing.tsa_url, trust_roots=roots,
         revocation_mode=REVOCATION_MODES[settings.signing.revocation_policy],
         within_days=within_days, now=now or datetime.now(timezone.utc))
 
@@ -289,10 +376,10 @@ def _each_dossier(codes: list[str], run, on_error) -> dict[str, tuple]:
 
 def page_cache(settings: Settings, *, clear: bool = False) -> CacheReport:
     """What the page cache holds (pages finished by ingests that then failed), or clear it."""
-    cache = PageCache(page_cache_dir(settings))
+    cache = PageCache(open_store(settings))
     pages, size = cache.clear() if clear else cache.usage()
     if clear:
-        audit.record(settings.home, "cache-clear", pages=pages, bytes=size)
+        audit.record(database(settings), "cache-clear", pages=pages, bytes=size)
     return CacheReport(pages, size, clear)
 
 
@@ -321,7 +408,7 @@ def info(settings: Settings) -> SystemInfo:
         tesseract = None
     return SystemInfo(
         home=str(settings.home), home_origin=settings.home_origin, dossiers=dossiers, storage=storage,
-        index={"database": _redacted(settings.db_url)},
+        index={"database": redacted(settings.db_url)},
         signing={"key": key, "path": signing.p12 or signing.pkcs11_module, "token": signing.pkcs11_token,
                  "level": signing.level, "tsa": signing.tsa_url, "revocation": signing.revocation_policy,
                  "trustRoots": list(signing.trust_roots), "agency": signing.agency_name},
@@ -334,7 +421,7 @@ def is_new_home(settings: Settings) -> bool:
     return settings.storage == "local" and not any((settings.home / "store" / "dossiers").glob("*/manifest.json"))
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     import re
 
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
@@ -342,8 +429,9 @@ def _redacted(url: str) -> str:
 
 def audit_log(settings: Settings, last: int = 20) -> AuditReport:
     """The last ``last`` lines of the audit log, and whether its hash chain is intact."""
-    intact, count = audit.verify_chain(settings.home)
-    return AuditReport(intact, count, tuple(audit.tail(settings.home, last)) if intact else ())
+    db = database(settings)
+    intact, count, broken_at = audit.verify_chain(db)
+    return AuditReport(intact, broken_at or count, tuple(audit.tail(db, last)) if intact else ())
 
 
 def _once(make, settings: Settings):

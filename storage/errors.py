@@ -55,3 +55,28 @@ class QueryError(StorageError, ValueError):
     """A search query that cannot be searched: empty, blank or without a single word."""
 
     code = "query"
+
+
+class DatabaseError(StorageError):
+    """The database cannot be reached, or its schema is not the one this code expects."""
+
+    code = "database"
+
+
+class SchemaOutdated(DatabaseError):
+    """The database schema is older (or newer) than this code: run ``sohoa db upgrade``."""
+
+    code = "schema"
+
+    def __init__(self, have: str | None, want: str):
+        self.have, self.want = have, want
+        super().__init__(
+            f"Cơ sở dữ liệu đang ở phiên bản lược đồ {have or '(trống)'}, phần mềm cần {want}: "
+            f"chạy 'sohoa db upgrade' một lần (khi cài đặt hoặc sau khi cập nhật), rồi chạy lại",
+            f"database schema {have} != {want}; run 'sohoa db upgrade'")
+
+
+class LockTimeout(StorageError):
+    """Another process held the dossier's lock for longer than we may wait."""
+
+    code = "busy"

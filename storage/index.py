@@ -1,7 +1,7 @@
 """The search index: dossiers, documents, pages and events in a relational database.
 
 SQLite under SOHOA_HOME by default, PostgreSQL when SOHOA_DATABASE_URL is set; the schema
-is made by the Alembic migrations shipped in storage/migrations. The index is a cache of
+is made by the Alembic migrations shipped in storage/migrations (see ``storage.db``). The index is a cache of
 object storage: ``reindex`` rebuilds it from the manifests and text objects alone.
 
 Search finds the pages that hold every word of the query, with or without diacritics
@@ -39,15 +39,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from . import db
 from .errors import QueryError, StorageConfigError
 
-VERSION_TABLE = "sohoa_schema_version"
-MIGRATIONS = Path(__file__).with_name("migrations")
 MARK = ("[", "]")
 SNIPPET_CHARS = 160
 NEAR_GAP = 5  # a "near" cluster holds every word of the query and at most this many other syllables
@@ -384,34 +382,13 @@ def make_snippet(text: str, spans, width: int = SNIPPET_CHARS, mark=MARK) -> str
 
 # -- database ------------------------------------------------------------------
 
-def database_url(url: str) -> str:
-    """Use psycopg 3 for PostgreSQL URLs that name no driver."""
-    for bare in ("postgresql://", "postgres://"):
-        if url.startswith(bare):
-            return "postgresql+psycopg://" + url[len(bare):]
-    return url
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA busy_timeout = 10000")
-    cursor.execute("PRAGMA journal_mode = WAL")  # searches keep reading while an ingest writes
-    cursor.close()
-
-
 def open_index(url: str, migrate_schema: bool = True) -> Engine:
-    """An engine on the index database, migrated to the latest schema."""
-    url = database_url(url)
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    """An engine on the index database, upgraded to the latest schema (tests, tools)."""
+    engine = db.create_engine(url)
     if migrate_schema:
-        migrate(engine)
-        if engine.dialect.name == "postgresql":
-            _warn_unless_utf8_ctype(engine)
+        db.upgrade(engine)
+    if engine.dialect.name == "postgresql":
+        _warn_unless_utf8_ctype(engine)
     return engine
 
 
@@ -422,26 +399,9 @@ def _warn_unless_utf8_ctype(engine: Engine) -> None:
                         "UTF-8): tìm kiếm sẽ phân biệt hoa thường. Tạo CSDL với LC_CTYPE 'C.UTF-8' hoặc 'vi_VN.UTF-8'.")
 
 
-_engines: dict[str, Engine] = {}
-
-
-def engine_for(url: str) -> Engine:
-    """The migrated index engine for the database at ``url``, one per URL and process."""
-    url = database_url(url)
-    if url not in _engines:
-        _engines[url] = open_index(url)
-    return _engines[url]
-
-
-def migrate(engine: Engine, revision: str = "head") -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+engine_for = db.engine_for
+migrate = db.upgrade
+database_url = db.database_url
 
 
 def _documents_of(manifest: dict) -> list[dict]:

@@ -55,3 +55,25 @@ def document_words(code: str, doc_id: str) -> str:
 
 def codes_from_keys(keys: list[str]) -> list[str]:
     return sorted({k[len(PREFIX):].split("/", 1)[0] for k in keys if k.endswith("/manifest.json")})
+
+
+# Outside the dossiers: work in progress and deployment-wide objects.
+#     work/pages/<k[:2]>/<k>.json|img     a finished page (result and archive image), by content key
+#     system/<name>                       one per deployment (the development signing key)
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def page_result(cache_key: str, suffix: str) -> str:
+    """A finished page, named by its content key: any worker can reuse it."""
+    if not _HEX.fullmatch(cache_key) or suffix not in ("json", "img"):
+        raise UnsafeKey(f"Khóa trang không hợp lệ: {cache_key!r}", f"unsafe page key: {cache_key!r}.{suffix!r}")
+    return f"work/pages/{cache_key[:2]}/{cache_key}.{suffix}"
+
+
+PAGE_RESULTS = "work/pages/"
+
+
+def system(name: str) -> str:
+    if not _SEGMENT.fullmatch(name) or ".." in name:
+        raise UnsafeKey(f"Tên đối tượng hệ thống không hợp lệ: {name!r}", f"unsafe system key: {name!r}")
+    return f"system/{name}"

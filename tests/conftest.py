@@ -71,3 +71,16 @@ def stored_keys(home: Path) -> list[str]:
 
 def manifest_of(home: Path, code: str) -> dict:
     return json.loads((home / "store" / "dossiers" / code / "manifest.json").read_text(encoding="utf-8"))
+
+
+def audit_events(home: Path) -> list[dict]:
+    """Every event of the access log of the embedded database under ``home``, oldest first."""
+    from pipeline import audit
+    from storage import db
+
+    return audit.tail(db.engine_for(f"sqlite:///{home / 'index.sqlite3'}"), 1_000_000)
+
+
+def cached_pages(home: Path) -> list[Path]:
+    """Finished pages kept for a retry in the local store under ``home``."""
+    return sorted((home / "store" / "work" / "pages").rglob("*.img"))

@@ -115,21 +115,25 @@ def pg_url():
     try:
         yield url
     finally:
-        from storage import index
+        from storage import db
 
-        for cached in [k for k in index._engines if name in k]:
-            index._engines.pop(cached).dispose()
+        for cached in [k for k in db._engines if name in k]:
+            db._engines.pop(cached).dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
 def _emptied(engine):
+    import sqlalchemy as sa
+
     from storage import index
 
     with engine.begin() as conn:
         for table in (index.pages, index.events, index.documents, index.dossiers):
             conn.execute(table.delete())
+        for table in ("job_pages", "jobs", "dossier_locks"):  # the access log is append-only: it stays
+            conn.execute(sa.text(f"DELETE FROM {table}"))
     return engine
 
 

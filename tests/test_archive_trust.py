@@ -18,7 +18,7 @@ from pipeline import config, service
 from storage import keys
 from storage.errors import RetentionError
 from storage.local import LocalStore
-from tests.conftest import save_page
+from tests.conftest import save_page, audit_events
 from tests.pki import harness
 
 CODE = "H23.50-261201-0042"
@@ -121,7 +121,7 @@ def test_every_verify_is_logged_and_an_empty_store_is_zero_dossiers(signed_dossi
     assert sohoa(["verify", CODE], settings=settings) == 0
     out = capsys.readouterr().out
     assert "chuỗi chứng thư tới gốc tin cậy: đạt" in out and "PDF/A-2b: đạt" in out and "SHA-256 của tệp PDF: đạt" in out
-    events = [json.loads(line) for line in (settings.home / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    events = audit_events(settings.home)
     assert events[-1]["action"] == "verify" and events[-1]["dossier"] == CODE and events[-1]["outcome"] == "success"
 
     empty = config.load({"SOHOA_HOME": str(tmp_path / "empty")})
@@ -134,12 +134,11 @@ def test_every_verify_is_logged_and_an_empty_store_is_zero_dossiers(signed_dossi
 def test_an_unsigned_document_needs_an_explicit_choice_and_never_passes_verify(cli, home, rendered, tmp_path):
     from pipeline.ingest import IngestContext, ingest
     from pipeline.models import IngestRequest
-    from pipeline.pages import PageCache
 
     scan = save_page(rendered("unsigned", layout="text", seed=78, dpi=200), tmp_path / "u.png")
     settings = config.load({"SOHOA_HOME": str(home)})
-    ctx = IngestContext(store=service.open_store(settings), home=home, executor=service.page_executor(settings, 1),
-                        page_cache=PageCache(service.page_cache_dir(settings)), ocr=settings.ocr)
+    ctx = IngestContext(store=service.open_store(settings), db=service.database(settings),
+                        executor=service.page_executor(settings, 1), ocr=settings.ocr)
     with pytest.raises(Exception, match="--unsigned"):
         ingest(IngestRequest(CODE, (str(scan),), "Đơn"), ctx)
     assert not (home / "store" / keys.manifest(CODE)).exists()

@@ -70,7 +70,7 @@ def test_settings_are_typed_and_secrets_come_from_files(tmp_path):
 
 
 def test_a_page_task_and_its_result_cross_as_json_without_the_image_bytes():
-    task = PageTask(path="/in/a.tif", file="a.tif", kind="tiff", sha256="0" * 64, page=3, tessdata="/models")
+    task = PageTask(key="dossiers/X/originals/a.tif", file="a.tif", kind="tiff", sha256="0" * 64, page=3, tessdata="/models")
     assert PageTask.from_json(json.loads(json.dumps(task.to_json()))) == task
     result = PageResult("a.tif", 3, image_key="k" * 64, encoding="jpeg", width=10, height=20, dpi=(300, 300),
                         color_mode="rgb", flags=("blurry",), words=({"text": "Nghị", "x0": 1, "y0": 2, "x1": 3,

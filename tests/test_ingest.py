@@ -14,7 +14,7 @@ import pytest
 from PIL import TiffImagePlugin
 
 from pipeline import pdfa
-from tests.conftest import manifest_of, save_page, stored_keys
+from tests.conftest import manifest_of, save_page, stored_keys, audit_events, cached_pages
 
 CODE = "H23.50-261201-0001"
 
@@ -218,9 +218,9 @@ def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, 
     assert code != 0 and "mất điện giữa chừng" in err and "có thể chạy lại" in err
     assert not (home / "store" / "dossiers" / CODE / "manifest.json").exists()
     assert not list((home / "store").rglob("*.pdf"))
-    events = [json.loads(line) for line in (home / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    events = audit_events(home)
     assert events[-1]["action"] == "ingest" and events[-1]["outcome"] == "failure"
-    cached = sorted((home / "work" / "pages").iterdir())
+    cached = cached_pages(home)
     assert cached, "finished pages were not kept for the retry"
 
     code, out, _ = cli("cache")
@@ -231,7 +231,7 @@ def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, 
     assert code == 0, err
     assert json.loads(out)["reusedPages"] == 1  # nothing recomputed
     assert manifest_of(home, CODE)["totalDoc"] == 1
-    assert not list((home / "work" / "pages").iterdir())  # the cache only serves retries
+    assert not cached_pages(home)  # the cache only serves retries
 
 
 def test_page_cache_is_cleared_on_request(cli, home, rendered, tmp_path, monkeypatch):
@@ -240,10 +240,10 @@ def test_page_cache_is_cleared_on_request(cli, home, rendered, tmp_path, monkeyp
     page = save_page(rendered("cache", layout="text", seed=42, dpi=200), tmp_path / "c.png")
     monkeypatch.setattr(ingest_module, "build_pdfa", lambda *a, **k: (_ for _ in ()).throw(OSError("hỏng")))
     assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] != 0
-    assert list((home / "work" / "pages").iterdir())
+    assert cached_pages(home)
     code, out, _ = cli("cache", "--clear")
     assert code == 0 and "Đã xóa bộ đệm trang: 1 trang" in out
-    assert not list((home / "work" / "pages").iterdir())
+    assert not cached_pages(home)
 
 
 def test_second_document_gets_next_sequence_and_show_lists_both(cli, home, rendered, tmp_path):
@@ -342,7 +342,7 @@ def test_page_cache_is_not_reused_across_ocr_models(tmp_path):
     from pipeline.models import PageTask
     from pipeline.pages import cache_key
 
-    task = PageTask(path="p.png", file="p.png", kind="png", sha256="a" * 64, page=1)
+    task = PageTask(key="dossiers/X/originals/p.png", file="p.png", kind="png", sha256="a" * 64, page=1)
     default = cache_key(task)
     assert cache_key(task) == default
     assert cache_key(dataclasses.replace(task, tessdata=str(tmp_path / "best-model"))) != default

@@ -1,7 +1,7 @@
 """sohoa scan and sohoa scanners on SANE's test backend (after wiring into service and cli)."""
 import json
 
-from tests.conftest import manifest_of
+from tests.conftest import manifest_of, audit_events
 from tests.test_scan import GRID, sane  # noqa: F401  (fixture)
 
 CODE = "H23.50-261201-0078"
@@ -29,5 +29,5 @@ def test_sohoa_scan_human_output_and_errors(sane, cli, home):
     assert code == 0 and "Đã quét 1 trang trên máy quét test:0 (Automatic Document Feeder, 100 dpi, Color)" in out
     code, out, err = cli("scanners")
     assert code == 0 and "test:0 (Noname frontend-tester, virtual device)" in out
-    audit = [json.loads(line) for line in (home / "logs" / "audit.jsonl").read_text().splitlines()]
+    audit = audit_events(home)
     assert [a["outcome"] for a in audit if a["action"] == "scan"] == ["failure", "failure", "success"]

@@ -2,6 +2,7 @@
 B-LTA renewal and the CLI, against the real test PKI."""
 from __future__ import annotations
 
+from tests.conftest import audit_events
 import dataclasses
 import functools
 import io
@@ -234,8 +235,7 @@ def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest
     first = service.verify_dossier(conf, CODE)[0]
     assert first.doc_id == doc_id and first.ok, first.message_en
     assert json.loads(store.get(keys.manifest(CODE)))["events"][-1]["type"] == "timestamp-renewal"
-    audit_lines = (tmp_path / "logs" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
-    assert "renew" in [json.loads(line)["action"] for line in audit_lines]  # verify is audited after it
+    assert "renew" in [event["action"] for event in audit_events(tmp_path)]  # verify is audited after it
 
 
 def test_cli_renew(pki, tmp_path, capsys):

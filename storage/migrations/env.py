@@ -1,7 +1,7 @@
-"""Alembic environment: storage.index.migrate hands over an open connection."""
+"""Alembic environment: storage.db.upgrade hands over an open connection."""
 from alembic import context
 
-from storage.index import VERSION_TABLE
+from storage.db import VERSION_TABLE
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=None, version_table=VERSION_TABLE)

@@ -1,0 +1,177 @@
+"""Jobs: a document converted page by page, by this process or by workers on many machines.
+
+    submit       check the request, store the originals, record a job with one row per page
+    run_page     any worker: one page, its result left in the object store, its row settled
+    finish       once every page is settled: the document built, signed, committed; job done
+
+The job's state lives in the shared database and its originals and pages in the object
+store, never on one machine's disk, so any step may run on any machine and be run again:
+a page done twice counts once, and finishing twice stores one document (the dossier's
+manifest knows the files by their hash). ``run_locally`` runs the same steps in this process
+(the embedded default, no broker); ``pipeline.tasks`` runs them as Celery tasks.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from storage import jobs as job_table
+from storage.base import ObjectStore
+import sqlalchemy as sa
+
+from storage.errors import DatabaseError, LockTimeout, StorageUnavailable
+
+from . import audit, ingest
+from .errors import Conflict, NotFound, describe
+from .ingest import IngestContext, PreparedDocument
+from .models import IngestRequest, IngestSummary, JobView, PageResult
+from .pages import PageCache, run_page as process_page
+from .repository import require_manifest
+
+# an outage of the store or the database, or a dossier held too long: try the same step again later
+TRANSIENT = (StorageUnavailable, DatabaseError, LockTimeout, sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What submitting a document gave: a job to follow, or the document the dossier already has."""
+
+    job: str | None
+    duplicate: IngestSummary | None = None
+    resumed: bool = False  # the same files were already being converted: that job is followed
+
+
+def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = None,
+           source: str | None = None, kind: str = "ingest") -> Submitted:
+    """Check the request and store its originals; a job for its pages (none when the dossier
+    already holds these files, the running job when they are being converted). ``kind`` "bulk":
+    the caller sends the finishing task itself, so that a dossier's documents are committed in
+    the source's order, whichever worker finishes its pages first."""
+    prepared = ingest.prepare(request, ctx)
+    if isinstance(prepared, IngestSummary):
+        return Submitted(None, prepared)
+    active = job_table.find(ctx.db, dossier=prepared.dossier, input_sha256=prepared.digest,
+                            states=job_table.ACTIVE)
+    if active:
+        return Submitted(active[0]["id"], resumed=True)
+    job_id = uuid.uuid4().hex
+    job_table.create(ctx.db, job_id, kind=kind, dossier=prepared.dossier, title=prepared.title,
+                     request=prepared.to_json(), input_sha256=prepared.digest, pages=len(prepared.tasks),
+                     now=_now(), batch=batch, source=source)
+    audit.record(ctx.db, "job", "queued", dossier=prepared.dossier, job=job_id, pages=len(prepared.tasks))
+    return Submitted(job_id)
+
+
+def view(db, job_id: str) -> JobView:
+    job = job_table.get(db, job_id)
+    if job is None:
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    return JobView.from_row(job)
+
+
+def pending_pages(db, job_id: str) -> list[int]:
+    job = job_table.get(db, job_id)
+    return [p["number"] for p in job["pages"] if p["state"] != "done"] if job else []
+
+
+def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None) -> tuple[int, int, int]:
+    """Do one page of a job (from the shared page results when any worker did it before);
+    returns the job's (pages done, pages failed, pages in all). A store outage raises, so the
+    task is retried; a bad page settles as failed."""
+    job = job_table.get(db, job_id)
+    if job is None:
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    if job["state"] in ("done", "failed"):
+        return job["pages_done"], job["pages_failed"], job["pages_total"]
+    task = PreparedDocument.from_json(job["request"]).tasks[number - 1]
+    result = process_page(task, PageCache(store))
+    return settle(db, job_id, number, result, worker)
+
+
+REUSED = "(reused)"  # the page's worker when its result was already in the store
+
+
+def settle(db, job_id: str, number: int, result: PageResult, worker: str | None = None) -> tuple[int, int, int]:
+    return job_table.page_settled(db, job_id, number, state="done" if result.ok else "failed", now=_now(),
+                                  result_key=result.image_key, error=result.error,
+                                  worker=REUSED if result.cached else worker)
+
+
+def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
+    """Commit the job's document once every page is settled; the job records the outcome. A job
+    already done returns its document again (a redelivered task changes nothing)."""
+    job = job_table.get(ctx.db, job_id)
+    if job is None:
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    prepared = PreparedDocument.from_json(job["request"])
+    if job["state"] == "done":
+        return _summary_of(ctx, prepared.dossier, job["doc_id"])
+    job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=job_table.ACTIVE)
+    cache = PageCache(ctx.store)
+    results = []
+    for row, task in zip(job["pages"], prepared.tasks):
+        stored = cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None
+        if row["state"] == "done" and stored is None:  # a finished page whose result is gone (cache cleared)
+            job_table.page_settled(ctx.db, job_id, row["number"], state="queued", now=_now())
+            stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
+                                                           f"chạy lại lượt xử lý để làm lại trang này")
+        if stored is not None and row["worker"] == REUSED:
+            stored = PageResult.from_json({**stored.to_json(), "cached": True})
+        results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
+    try:
+        summary = ingest.finish(prepared, results, ctx)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        fail(ctx.db, job_id, exc)
+        raise
+    job_table.set_state(ctx.db, job_id, "done", now=_now(), doc_id=summary.doc_id, error=None)
+    return summary
+
+
+def fail(db, job_id: str, exc: BaseException) -> None:
+    """Record why the job failed (what ``sohoa status`` shows and ``sohoa retry`` can undo)."""
+    report = describe(exc)
+    job_table.set_state(db, job_id, "failed", now=_now(), error=json.dumps(
+        {"code": report.code, "exit": int(report.exit_code), "message": report.message_vi, "detail": report.detail},
+        ensure_ascii=False))
+
+
+def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
+    """Every pending page through this machine's executor, then finish: the embedded default."""
+    job = job_table.get(ctx.db, job_id)
+    prepared = PreparedDocument.from_json(job["request"])
+    numbers = [p["number"] for p in job["pages"] if p["state"] != "done"]
+    results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)
+    for number, result in zip(numbers, results):
+        settle(ctx.db, job_id, number, result)
+    return finish(ctx, job_id)
+
+
+def reopen(db, job_id: str) -> list[int]:
+    """A failed (or stalled) job queued again; returns the pages still to do (finished pages are kept)."""
+    job = job_table.get(db, job_id)
+    if job is None:
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    if job["state"] == "done":
+        raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
+                         "job already done")
+    pages = job_table.reopen(db, job_id, now=_now())
+    audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
+    return pages
+
+
+def summary_of_done(ctx: IngestContext, job_id: str) -> IngestSummary:
+    job = job_table.get(ctx.db, job_id)
+    return _summary_of(ctx, job["dossier"], job["doc_id"])
+
+
+def _summary_of(ctx: IngestContext, code: str, doc_id: str) -> IngestSummary:
+    manifest = require_manifest(ctx.store, code)
+    document = next(d for d in manifest["documents"] if d["docId"] == doc_id)
+    return ingest.summary(manifest, document, duplicate=False)
+
+
+def _now() -> str:
+    return audit.now_vn().isoformat()

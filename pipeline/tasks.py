@@ -1,0 +1,131 @@
+"""The Celery application: page tasks fan out over every worker, one finishing task per document.
+
+    sohoa.page(job, n)    queue "pages"             straighten, read, leave the page in the store
+    sohoa.finish(job)     queue "finish" or         build, sign, store, commit, index
+                          "sign.<agency>"
+
+The last page to settle sends its document's finishing task. A document whose dossier code
+belongs to one of SOHOA_SIGNING_AGENCIES is finished on that agency's own queue,
+``sign.<agency>`` (lower case), which only the host holding the agency's token consumes; the
+others on "finish". Tasks carry JSON only (a job id and a page number); they are acknowledged
+after they ran (a worker killed mid-task leaves its task to another worker) and may run
+twice, which changes nothing (see ``pipeline.jobs``). Transient failures of the store or the
+database are retried with backoff; a bad page or a refused document is recorded in its job.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from . import dossier, jobs, runtime
+from .config import Settings
+from .executor import limit_native_threads
+from .ingest import IngestContext
+
+PAGES, FINISH = "pages", "finish"
+TRANSIENT = (*jobs.TRANSIENT, ConnectionError, TimeoutError)
+RETRY = dict(autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=30)
+
+app = Celery("sohoa", set_as_current=False)
+_state: dict = {}  # this process's settings and, once opened, its store and signer
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the application at the settings' broker (both the doors that send and the workers)."""
+    _state.clear()
+    _state["settings"] = settings
+    broker = settings.broker
+    app.conf.update(
+        broker_url=broker.url, broker_connection_retry_on_startup=True,
+        # Redis: tasks of a worker that died are put back once their visibility timeout has
+        # passed, by a sweep every few seconds (kombu's default sweeps only every ~100 s)
+        broker_transport_options={"visibility_timeout": broker.visibility_timeout,
+                                  "unacked_restore_interval": max(1, min(10, broker.visibility_timeout // 3)),
+                                  "unacked_restore_throttle": 1},
+        task_serializer="json", accept_content=["json"], result_serializer="json",
+        task_ignore_result=True, result_backend=None,
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_default_queue=PAGES, worker_hijack_root_logger=False, worker_redirect_stdouts=False,
+        task_annotations={
+            "sohoa.page": {"time_limit": broker.page_time_limit, "soft_time_limit": int(broker.page_time_limit * .9)},
+            "sohoa.finish": {"time_limit": broker.finish_time_limit,
+                             "soft_time_limit": int(broker.finish_time_limit * .9)}},
+    )
+    return app
+
+
+def finish_queue(settings: Settings, code: str) -> str:
+    """The queue a document of dossier ``code`` is finished (signed) on."""
+    agency = dossier.parse_key(code)["agency"]
+    for own in sorted(settings.broker.signing_agencies, key=len, reverse=True):
+        if agency == own or agency.startswith(own + "."):
+            return f"sign.{own.lower()}"
+    return FINISH
+
+
+def send_pages(job_id: str, numbers: list[int]) -> None:
+    for number in numbers:
+        page.apply_async((job_id, number), queue=PAGES)
+
+
+def send_finish(settings: Settings, job_id: str, code: str) -> None:
+    finish.apply_async((job_id,), queue=finish_queue(settings, code))
+
+
+def _settings() -> Settings:
+    if "settings" not in _state:
+        from .config import load  # a worker started by ``celery -A pipeline.tasks`` reads its own environment
+
+        configure(load())
+    return _state["settings"]
+
+
+def _store():
+    if "store" not in _state:
+        _state["store"] = runtime.open_store(_settings())
+    return _state["store"]
+
+
+def _context() -> IngestContext:
+    """The finishing context, its signer opened once per worker process (a token login)."""
+    settings = _settings()
+    if "signer" not in _state:
+        _state["signer"] = runtime.signer_for(settings)
+    return IngestContext(store=_store(), db=runtime.database(settings), executor=None, ocr=settings.ocr,
+                         signer=_state["signer"], index=runtime.index_update(settings))
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@app.task(name="sohoa.page", bind=True, acks_late=True, **RETRY)
+def page(self, job_id: str, number: int) -> None:
+    limit_native_threads()
+    settings = _settings()
+    db = runtime.database(settings)
+    try:
+        done, failed, total = jobs.run_page(_store(), db, job_id, number, worker=_worker_name())
+    except SoftTimeLimitExceeded:
+        from .models import PageResult
+
+        job = jobs.view(db, job_id)
+        done, failed, total = jobs.settle(db, job_id, number, PageResult(
+            job.title, number, error=f"Trang {number} xử lý quá {settings.broker.page_time_limit} giây"))
+    if done + failed == total:
+        job = jobs.view(db, job_id)
+        if job.kind != "bulk":  # a bulk run finishes its documents itself, in order
+            send_finish(settings, job_id, job.dossier)
+
+
+@app.task(name="sohoa.finish", bind=True, acks_late=True, **RETRY)
+def finish(self, job_id: str) -> None:
+    try:
+        jobs.finish(_context(), job_id)
+    except TRANSIENT:
+        raise
+    except Exception:
+        return  # recorded in the job (``jobs.finish``); retrying would fail the same way

@@ -1,0 +1,132 @@
+"""The database: one engine per URL and process, and its schema version.
+
+The schema is made by the Alembic migrations shipped in ``storage/migrations`` and is
+changed only by ``upgrade`` (``sohoa db upgrade``, run at install and after each update).
+``engine_for`` never migrates a shared database, where many workers would race to do it on
+their first use: it refuses one whose schema is not the code's (``SchemaOutdated``). The
+embedded SQLite file is the exception: it lives on one machine, so its first user upgrades
+it under a file lock beside it, and a bare ``sohoa ingest`` works on a new home.
+"""
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .errors import SchemaOutdated
+
+VERSION_TABLE = "sohoa_schema_version"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+_engines: dict[str, Engine] = {}
+
+
+def database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs that name no driver."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url[len(bare):]
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    url = database_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA journal_mode = WAL")  # searches keep reading while an ingest writes
+    cursor.close()
+
+
+def create_engine(url: str) -> Engine:
+    """An engine on the database at ``url``, as it is (no schema check)."""
+    url = database_url(url)
+    if (path := sqlite_path(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the schema to ``revision``; returns (version before, version after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    before = current_revision(engine)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with _upgrade_lock(engine), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return before, current_revision(engine)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def check_schema(engine: Engine) -> None:
+    """SchemaOutdated unless the database holds the schema this code expects."""
+    have, want = current_revision(engine), head_revision()
+    if have != want:
+        raise SchemaOutdated(have, want)
+
+
+def engine_for(url: str) -> Engine:
+    """The engine for ``url``, one per URL and process, its schema checked once (the embedded
+    SQLite file is upgraded instead, see the module's docstring)."""
+    url = database_url(url)
+    if url not in _engines:
+        engine = create_engine(url)
+        if sqlite_path(url) is not None or url == "sqlite:///:memory:":
+            upgrade(engine)
+        else:
+            check_schema(engine)
+        _engines[url] = engine
+    return _engines[url]
+
+
+@contextmanager
+def _upgrade_lock(engine: Engine):
+    """One migration at a time: an advisory lock on PostgreSQL, a file lock beside an SQLite file."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(495790354273)"))  # the bytes of "sohoa"
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(495790354273)"))
+                conn.commit()
+        return
+    path = sqlite_path(str(engine.url))
+    if path is None:
+        yield
+        return
+    with open(path.with_name(path.name + ".migrate.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield

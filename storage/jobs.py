@@ -1,0 +1,127 @@
+"""Jobs in the shared database: one row per document being converted, one per page.
+
+Any machine can read how far a job got; the page rows make a retry redo only the pages that
+failed, and make a page finished twice (a redelivered task) count once.
+"""
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.String(32), primary_key=True), sa.Column("kind", sa.String(20)),
+    sa.Column("dossier", sa.String(100)), sa.Column("title", sa.Text), sa.Column("state", sa.String(20)),
+    sa.Column("request", sa.Text), sa.Column("input_sha256", sa.String(64)), sa.Column("pages_total", sa.Integer),
+    sa.Column("doc_id", sa.String(120)), sa.Column("error", sa.Text), sa.Column("batch", sa.String(64)),
+    sa.Column("source", sa.Text), sa.Column("attempts", sa.Integer), sa.Column("created", sa.String(40)),
+    sa.Column("updated", sa.String(40)),
+)
+job_pages = sa.Table(
+    "job_pages", metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True), sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(20)), sa.Column("result_key", sa.String(64)), sa.Column("error", sa.Text),
+    sa.Column("worker", sa.String(200)), sa.Column("updated", sa.String(40)),
+)
+ACTIVE = ("queued", "running", "finishing")
+SETTLED = ("done", "failed")
+
+
+def create(engine: Engine, job_id: str, *, kind: str, dossier: str, title: str, request: dict, input_sha256: str,
+           pages: int, now: str, batch: str | None = None, source: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(jobs.insert().values(
+            id=job_id, kind=kind, dossier=dossier, title=title, state="queued",
+            request=json.dumps(request, ensure_ascii=False), input_sha256=input_sha256, pages_total=pages,
+            batch=batch, source=source, attempts=1, created=now, updated=now))
+        if pages:
+            conn.execute(job_pages.insert(), [dict(job_id=job_id, number=n, state="queued", updated=now)
+                                              for n in range(1, pages + 1)])
+
+
+def get(engine: Engine, job_id: str) -> dict | None:
+    """The job with its pages' states (``pages``: number -> {state, result_key, error})."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            return None
+        pages = conn.execute(sa.select(job_pages).where(job_pages.c.job_id == job_id)
+                             .order_by(job_pages.c.number)).all()
+    return _job(row, pages)
+
+
+def _job(row, pages) -> dict:
+    job = row._asdict()
+    job["request"] = json.loads(job["request"])
+    job["pages"] = [p._asdict() for p in pages]
+    job["pages_done"] = sum(p.state == "done" for p in pages)
+    job["pages_failed"] = sum(p.state == "failed" for p in pages)
+    return job
+
+
+def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None,
+         input_sha256: str | None = None, states: tuple[str, ...] | None = None) -> list[dict]:
+    """Jobs matching every filter given, oldest first, without their page rows."""
+    query = sa.select(jobs).order_by(jobs.c.created, jobs.c.id)
+    for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256)):
+        if value is not None:
+            query = query.where(column == value)
+    if states is not None:
+        query = query.where(jobs.c.state.in_(states))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+        counts = {}
+        if rows:
+            for job_id, state, n in conn.execute(
+                    sa.select(job_pages.c.job_id, job_pages.c.state, sa.func.count())
+                    .where(job_pages.c.job_id.in_([r.id for r in rows]))
+                    .group_by(job_pages.c.job_id, job_pages.c.state)):
+                counts.setdefault(job_id, {})[state] = n
+    found = []
+    for row in rows:
+        job = row._asdict()
+        job["request"] = json.loads(job["request"])
+        job["pages_done"] = counts.get(row.id, {}).get("done", 0)
+        job["pages_failed"] = counts.get(row.id, {}).get("failed", 0)
+        found.append(job)
+    return found
+
+
+def page_settled(engine: Engine, job_id: str, number: int, *, state: str, now: str, result_key: str | None = None,
+                 error: str | None = None, worker: str | None = None) -> tuple[int, int, int]:
+    """Record a page's outcome (again, harmlessly, for a redelivered task); returns the job's
+    (pages done, pages failed, pages in all)."""
+    with engine.begin() as conn:
+        conn.execute(job_pages.update().where(job_pages.c.job_id == job_id, job_pages.c.number == number)
+                     .values(state=state, result_key=result_key, error=error, worker=worker, updated=now))
+        conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.state == "queued")
+                     .values(state="running", updated=now))
+        counts = dict(conn.execute(sa.select(job_pages.c.state, sa.func.count()).where(job_pages.c.job_id == job_id)
+                                   .group_by(job_pages.c.state)).all())
+        total = conn.execute(sa.select(jobs.c.pages_total).where(jobs.c.id == job_id)).scalar()
+    return counts.get("done", 0), counts.get("failed", 0), total or 0
+
+
+def set_state(engine: Engine, job_id: str, state: str, *, now: str, only_from: tuple[str, ...] | None = None,
+              **values) -> bool:
+    """Move the job to ``state`` (from one of ``only_from`` when given); True if it moved."""
+    query = jobs.update().where(jobs.c.id == job_id)
+    if only_from is not None:
+        query = query.where(jobs.c.state.in_(only_from))
+    with engine.begin() as conn:
+        return conn.execute(query.values(state=state, updated=now, **values)).rowcount == 1
+
+
+def reopen(engine: Engine, job_id: str, *, now: str) -> list[int]:
+    """Make a failed or stalled job run again: its failed pages queued, its finished pages kept;
+    returns the page numbers still to do."""
+    with engine.begin() as conn:
+        conn.execute(job_pages.update().where(job_pages.c.job_id == job_id, job_pages.c.state != "done")
+                     .values(state="queued", error=None, updated=now))
+        conn.execute(jobs.update().where(jobs.c.id == job_id)
+                     .values(state="queued", error=None, attempts=jobs.c.attempts + 1, updated=now))
+        return [n for (n,) in conn.execute(sa.select(job_pages.c.number).where(
+            job_pages.c.job_id == job_id, job_pages.c.state != "done").order_by(job_pages.c.number))]

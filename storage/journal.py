@@ -1,0 +1,88 @@
+"""The access log in the database: append-only and hash-chained.
+
+Each row holds the SHA-256 of the row before it (``prev_sha256``, unique) and its own
+(``sha256``, over its fields and that link). A row edited or removed, even by someone who
+may drop the append-only triggers, breaks the chain at that row; two writers that read the
+same last row cannot both append after it, so the loser reads again and appends after the
+winner. Rows are kept as written: a reader gets back exactly the event it appended.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+access_log = sa.Table(
+    "access_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", sa.String(40)),
+    sa.Column("actor", sa.String(200)), sa.Column("action", sa.String(40)), sa.Column("outcome", sa.String(20)),
+    sa.Column("dossier", sa.String(100)), sa.Column("detail", sa.Text),
+    sa.Column("prev_sha256", sa.String(64)), sa.Column("sha256", sa.String(64)),
+)
+GENESIS = hashlib.sha256(b"").hexdigest()
+FIELDS = ("at", "actor", "action", "outcome")
+_ATTEMPTS = 50
+
+
+def row_sha256(row: dict) -> str:
+    """The hash of a row's content and its link to the row before."""
+    canonical = json.dumps([row["at"], row["actor"], row["action"], row["outcome"], row["dossier"],
+                            row["detail"], row["prev_sha256"]], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def append(engine: Engine, event: dict) -> dict:
+    """Append ``event`` (``at``, ``actor``, ``action``, ``outcome``, any other JSON fields) after
+    the last row; returns the event as stored, with its ``sha256``."""
+    detail = {k: v for k, v in event.items() if k not in FIELDS}
+    base = {**{k: str(event[k]) for k in FIELDS}, "dossier": detail.get("dossier"),
+            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)}
+    for _ in range(_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                last = conn.execute(sa.select(access_log.c.sha256).order_by(access_log.c.id.desc()).limit(1)).scalar()
+                row = {**base, "prev_sha256": last or GENESIS}
+                row["sha256"] = row_sha256(row)
+                conn.execute(access_log.insert().values(**row))
+            return {**event, "sha256": row["sha256"]}
+        except sa.exc.IntegrityError:  # another writer appended after the same row first
+            continue
+        except sa.exc.OperationalError as e:  # SQLite: another writer committed after our read
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
+    raise RuntimeError("access log: could not append after repeated contention")
+
+
+def _event(row) -> dict:
+    return {"at": row.at, "actor": row.actor, "action": row.action, "outcome": row.outcome,
+            **json.loads(row.detail), "sha256": row.sha256}
+
+
+def verify(engine: Engine) -> tuple[bool, int, int | None]:
+    """(chain intact, rows, position of the first row that breaks it (1-based) or None)."""
+    previous, count = GENESIS, 0
+    with engine.connect() as conn:
+        for count, row in enumerate(conn.execute(sa.select(access_log).order_by(access_log.c.id)), start=1):
+            data = row._asdict()
+            if data["prev_sha256"] != previous or row_sha256(data) != data["sha256"]:
+                return False, count, count
+            previous = data["sha256"]
+    return True, count, None
+
+
+def tail(engine: Engine, last: int, dossier: str | None = None) -> list[dict]:
+    """The last ``last`` events, oldest first (of one dossier when given)."""
+    if last <= 0:
+        return []
+    query = sa.select(access_log).order_by(access_log.c.id.desc()).limit(last)
+    if dossier is not None:
+        query = query.where(access_log.c.dossier == dossier)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [_event(r) for r in reversed(rows)]

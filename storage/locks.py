@@ -1,0 +1,109 @@
+"""One writer per dossier across every machine: the lock is held in the shared database.
+
+PostgreSQL: a session advisory lock keyed by the dossier code, held on its own connection
+for as long as the change takes; the server releases it when that connection ends, so a
+worker killed while holding it never blocks the dossier. SQLite (one machine): a lease row
+in ``dossier_locks`` naming the holder (host and process); a lease whose process is gone is
+taken over.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .errors import LockTimeout
+
+metadata = sa.MetaData()
+dossier_locks = sa.Table(
+    "dossier_locks", metadata,
+    sa.Column("code", sa.String(100), primary_key=True), sa.Column("holder", sa.String(200)),
+    sa.Column("acquired", sa.Float),
+)
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def dossier_lock(engine: Engine, code: str, timeout: float = 900.0):
+    """Hold the dossier's lock for the body; LockTimeout after ``timeout`` seconds of waiting."""
+    if engine.dialect.name == "postgresql":
+        with _advisory(engine, code, timeout):
+            yield
+    else:
+        with _lease(engine, code, timeout):
+            yield
+
+
+def _advisory_key(code: str) -> int:
+    return int.from_bytes(hashlib.sha256(b"sohoa-dossier:" + code.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _advisory(engine: Engine, code: str, timeout: float):
+    key = _advisory_key(code)
+    with engine.connect() as conn:
+        deadline = time.monotonic() + timeout
+        while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            conn.commit()
+            if time.monotonic() > deadline:
+                raise _busy(code, timeout)
+            time.sleep(0.05)
+        conn.commit()  # the lock belongs to the session, not to this transaction
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
+@contextmanager
+def _lease(engine: Engine, code: str, timeout: float):
+    me, deadline = holder_name(), time.monotonic() + timeout
+    while True:
+        try:
+            with engine.begin() as conn:
+                conn.execute(dossier_locks.insert().values(code=code, holder=me, acquired=time.time()))
+            break
+        except (sa.exc.IntegrityError, sa.exc.OperationalError):
+            _take_over_if_abandoned(engine, code)
+            if time.monotonic() > deadline:
+                raise _busy(code, timeout) from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(dossier_locks.delete().where(dossier_locks.c.code == code, dossier_locks.c.holder == me))
+
+
+def _take_over_if_abandoned(engine: Engine, code: str) -> None:
+    with engine.begin() as conn:
+        holder = conn.execute(sa.select(dossier_locks.c.holder).where(dossier_locks.c.code == code)).scalar()
+        if holder is None:
+            return
+        host, _, pid = holder.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            conn.execute(dossier_locks.delete().where(dossier_locks.c.code == code, dossier_locks.c.holder == holder))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _busy(code: str, timeout: float) -> LockTimeout:
+    return LockTimeout(f"Hồ sơ {code} đang được một tiến trình khác cập nhật quá {timeout:.0f} giây; hãy thử lại sau",
+                       f"dossier lock on {code} not acquired within {timeout:.0f} s")

@@ -1,0 +1,193 @@
+"""Many machines with Celery: real Redis, real `sohoa worker` processes, a real database.
+
+The workers share one broker, one object store and one database (PostgreSQL here, as a
+province would run it); each runs in its own process group, so a test can kill one
+outright (SIGKILL) in the middle of its work.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import save_page
+
+SOHOA = str(Path(sys.executable).with_name("sohoa"))
+CODES = [f"H23.50-261201-{n:04d}" for n in range(11, 16)]
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis database of its own, emptied (Redis 127.0.0.1:6379 is started with the machine)."""
+    import redis
+
+    number = random.randint(1, 15)
+    url = f"redis://127.0.0.1:6379/{number}"
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.exceptions.ConnectionError as error:
+        pytest.fail(f"Redis is not running on 127.0.0.1:6379: {error}", pytrace=False)
+    return url
+
+
+@pytest.fixture
+def cluster(tmp_path, redis_url, pg_url, pg_engine):
+    """Start and stop `sohoa worker` processes sharing one home, broker and database."""
+    env = {**os.environ, "SOHOA_HOME": str(tmp_path / "home"), "SOHOA_BROKER_URL": redis_url,
+           "SOHOA_DATABASE_URL": pg_url, "SOHOA_BROKER_VISIBILITY_TIMEOUT": "12", "SOHOA_JOBS": "1"}
+    for name in ("SOHOA_STORAGE", "SOHOA_S3_ENDPOINT"):
+        env.pop(name, None)
+    workers: list[subprocess.Popen] = []
+
+    class Cluster:
+        def __init__(self):
+            self.env, self.home, self.engine = env, tmp_path / "home", pg_engine
+
+        def start_worker(self, *extra: str) -> subprocess.Popen:
+            log = open(tmp_path / f"worker-{len(workers)}.log", "w")
+            proc = subprocess.Popen([SOHOA, "worker", "--concurrency", "1", *extra], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            workers.append(proc)
+            return proc
+
+        def kill(self, proc: subprocess.Popen) -> None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+        def sohoa(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+            return subprocess.run([SOHOA, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+
+        def pages_by_worker(self) -> dict[str, int]:
+            with pg_engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT worker, count(*) FROM job_pages WHERE state = 'done' "
+                                            "GROUP BY worker")).all()
+            return dict(rows)
+
+        def pages_done(self) -> int:
+            with pg_engine.connect() as conn:
+                return conn.execute(sa.text("SELECT count(*) FROM job_pages WHERE state = 'done'")).scalar()
+
+    yield Cluster()
+    for proc in workers:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def _multipage_tiff(rendered, path: Path, pages: int) -> Path:
+    """One scanned file of ``pages`` pages (four different sheets, repeated)."""
+    sheets = [rendered(f"w{n}", layout="text", seed=300 + n, dpi=150).image.convert("L") for n in range(4)]
+    frames = [sheets[n % 4] for n in range(pages)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], dpi=(150, 150), compression="tiff_deflate")
+    return path
+
+
+def _backlog(rendered, root: Path) -> dict[str, list[str]]:
+    """A folder of unseen paper dossiers: one folder per dossier, one file per document."""
+    planned = {}
+    for i, code in enumerate(CODES):
+        folder = root / code
+        folder.mkdir(parents=True)
+        titles = ["Đơn đề nghị", "Giấy tờ kèm theo"][: 1 + i % 2]
+        for k, title in enumerate(titles, start=1):
+            page = rendered(f"b{i}{k}", layout="text", seed=400 + 10 * i + k, dpi=150)
+            save_page(page, folder / f"{k:02d}_{title}.png")
+        planned[code] = titles
+    return planned
+
+
+def test_two_workers_share_the_pages_of_a_20_page_document(cluster, rendered, tmp_path):
+    cluster.start_worker()
+    cluster.start_worker()
+    scan = _multipage_tiff(rendered, tmp_path / "hoso.tif", 20)
+    done = cluster.sohoa("ingest", "--dossier", CODES[0], "--title", "Hồ sơ 20 trang", "--json", scan)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["docId"] == f"{CODES[0]}.001" and len(result["pages"]) == 20
+    by_worker = cluster.pages_by_worker()
+    assert sum(by_worker.values()) == 20 and len(by_worker) == 2, by_worker  # both workers took pages
+    status = cluster.sohoa("status", CODES[0], "--json")
+    assert json.loads(status.stdout)[0]["state"] == "done" and json.loads(status.stdout)[0]["pagesDone"] == 20
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_a_second_bulk_does_nothing(cluster, rendered, tmp_path):
+    """The check of the issue: two workers convert a backlog while one is killed (SIGKILL) in the
+    middle of its work; every dossier ends complete and exactly once, the report accounts for
+    every input, and a second `sohoa bulk` over the same folder processes nothing again."""
+    planned = _backlog(rendered, tmp_path / "kho")
+    inputs = sum(len(t) for t in planned.values())
+    victim = cluster.start_worker()
+    cluster.start_worker()
+    bulk = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho"), "--report", str(tmp_path / "bao-cao")],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while cluster.pages_done() < 1:  # both workers are busy by now: the victim dies mid-task
+        assert time.monotonic() < deadline and bulk.poll() is None, "no page finished"
+        time.sleep(0.2)
+    cluster.kill(victim)
+    out, err = bulk.communicate(timeout=600)
+    assert bulk.returncode == 0, err
+
+    for code, titles in planned.items():
+        manifest = json.loads((cluster.home / "store" / "dossiers" / code / "manifest.json").read_text())
+        assert [d["title"] for d in manifest["documents"]] == titles  # each once, in the folder's order
+        assert len({d["inputSha256"] for d in manifest["documents"]}) == len(titles)
+    report = json.loads((tmp_path / "bao-cao.json").read_text())
+    assert report["totals"]["documents"] == inputs and report["totals"]["done"] == inputs
+    assert sorted(i["source"] for i in report["items"]) == sorted(
+        p.relative_to(tmp_path / "kho").as_posix() for p in (tmp_path / "kho").rglob("*.png"))
+    csv_rows = (tmp_path / "bao-cao.csv").read_text(encoding="utf-8-sig").strip().splitlines()
+    assert len(csv_rows) == inputs + 1
+
+    again = cluster.sohoa("bulk", tmp_path / "kho", "--json")
+    assert again.returncode == 0, again.stderr
+    totals = json.loads(again.stdout)["totals"]
+    assert (totals["skipped"], totals["done"], totals["failed"]) == (inputs, 0, 0)
+    audit = cluster.sohoa("audit", "--last", "5")
+    assert audit.returncode == 0, audit.stderr  # one log for every worker, its chain intact
+
+
+def test_a_failed_job_is_retried_without_redoing_finished_pages(cluster, rendered, tmp_path):
+    """Pages fail on a badly installed worker (no OCR models): the job fails naming the file
+    and page; once a sound worker runs, `sohoa retry` finishes it and the pages finished before
+    are not done again."""
+    scan = _multipage_tiff(rendered, tmp_path / "hoso.tif", 6)
+    sound = cluster.start_worker()
+    ingest = subprocess.Popen([SOHOA, "ingest", "--dossier", CODES[1], "--title", "Đơn", str(scan)],
+                              env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while cluster.pages_done() < 2:
+        assert time.monotonic() < deadline and ingest.poll() is None, "no page finished"
+        time.sleep(0.2)
+    cluster.kill(sound)
+    cluster.env["TESSDATA_PREFIX"] = str(tmp_path / "no-models")
+    broken = cluster.start_worker()
+    del cluster.env["TESSDATA_PREFIX"]
+    _, err = ingest.communicate(timeout=300)
+    assert ingest.returncode != 0 and "hoso.tif, trang" in err, err
+    status = json.loads(cluster.sohoa("status", CODES[1], "--json").stdout)[-1]
+    assert status["state"] == "failed" and status["pagesFailed"] >= 1 and status["pagesDone"] >= 2, status
+    assert f"sohoa retry {status['job']}" in err
+    with cluster.engine.connect() as conn:
+        finished = conn.execute(sa.text("SELECT number, worker, updated FROM job_pages WHERE job_id = :j AND "
+                                        "state = 'done'"), {"j": status["job"]}).all()
+
+    cluster.kill(broken)
+    cluster.start_worker()
+    retried = cluster.sohoa("retry", status["job"], "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert len(json.loads(retried.stdout)["pages"]) == 6
+    after = json.loads(cluster.sohoa("status", status["job"], "--json").stdout)[0]
+    assert (after["state"], after["attempts"], after["pagesDone"]) == ("done", 2, 6)
+    with cluster.engine.connect() as conn:
+        for number, worker, updated in finished:  # not done again
+            assert conn.execute(sa.text("SELECT worker, updated FROM job_pages WHERE job_id = :j AND number = :n"),
+                                {"j": status["job"], "n": number}).one() == (worker, updated)
