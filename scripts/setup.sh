@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything sohoa needs on a fresh Debian machine, idempotently:
-#   system packages (packages/debian.txt), the Python virtual environment (.venv) with sohoa and its test tools,
+#   system packages (packages/debian.txt, what sohoa runs on, and packages/debian-test.txt, what only
+#   the tests and development need), the Python virtual environment (.venv) with sohoa and its test tools,
 #   and PostgreSQL, which the index tests use, if this machine has it installed but stopped
 #   (the S3 server, Ceph RGW, is started by the test suite itself).
 # Re-running it is cheap: each step checks first.
@@ -10,8 +11,10 @@ ROOT=$PWD
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# 1. System packages from the one shared list (also used by the Dockerfile).
-mapfile -t PKGS < <(grep -vE '^\s*(#|$)' packages/debian.txt)
+# 1. System packages: the run-time list (the production image, Dockerfile, installs exactly
+#    this one) and the test-only list (never in the image). Both, always: the tests need both.
+PKG_LISTS=(packages/debian.txt packages/debian-test.txt)
+mapfile -t PKGS < <(grep -hvE '^\s*(#|$)' "${PKG_LISTS[@]}")
 MISSING=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || MISSING+=("$p")
