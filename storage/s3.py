@@ -224,7 +224,13 @@ class S3Store(ObjectStore):
                 metadata=encode_metadata(stored_meta), tags=object_tags(stored_meta), retention=retention)
         written = self._call(key, write)
         if retention is not None:
-            self._check_locked(key, written.version_id if written else None, retention)
+            version = written.version_id if written else None
+            if self.retention(key, version) is None:
+                # a large file goes up in parts, and Ceph RGW ignores the lock asked for when the
+                # upload starts: lock the object once it is complete (then read the lock back)
+                self._call(key, lambda: self.client.set_object_retention(self.bucket, key, retention,
+                                                                         version_id=version))
+            self._check_locked(key, version, retention)
         return ObjectInfo(key, digest, len(data), user_meta)
 
     def _stored_sha256(self, key: str) -> str | None:
