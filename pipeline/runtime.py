@@ -3,14 +3,23 @@ the signer, the page executor and the index update. The service layer, the Celer
 the bulk runner all open them here, the same way."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+import time
 from functools import partial
+from pathlib import Path
 
-from storage import db, index as search_index
+from storage import db, index as search_index, keys
+from storage.errors import NotFound as ObjectNotFound
+from storage.locks import dossier_lock
 from storage.base import ObjectStore
 from storage.local import LocalStore
 
 from .config import Settings
 from .executor import LocalPoolExecutor, PageExecutor
+from .signing.devpki import DEV_DIR_NAME, ensure_development_key
 from .signing.keys import Signer, load_signer
 
 
@@ -35,7 +44,54 @@ def page_executor(settings: Settings, jobs: int | None = None) -> PageExecutor:
 
 
 def signer_for(settings: Settings) -> Signer:
+    development_pki(settings)
     return load_signer(settings.signing, settings.home)
+
+
+DEV_PKI_FILES = ("ca.pem", "signer.pem", "signer.key.pem")
+
+
+def development_pki(settings: Settings, *, create: bool = True) -> None:
+    """One development key per deployment, kept in the object store: make this machine's
+    ``SOHOA_HOME/dev-signing`` hold it, creating it (once, under a lock in the shared
+    database) when the deployment has none yet. Without it every worker machine would sign
+    with a CA of its own, which no other machine knows. Only when no agency key is set."""
+    if not settings.signing.development:
+        return
+    store, key = open_store(settings), keys.system("dev-signing.json")
+    directory = settings.home / DEV_DIR_NAME
+    try:
+        bundle = json.loads(store.get(key))
+    except ObjectNotFound:
+        if not create:
+            return
+        with dossier_lock(database(settings), "system.dev-signing"):
+            try:
+                bundle = json.loads(store.get(key))
+            except ObjectNotFound:
+                ensure_development_key(directory)
+                bundle = {name: (directory / name).read_text() for name in DEV_PKI_FILES}
+                store.put(key, json.dumps(bundle).encode(), "application/json", {"kind": "development-key"})
+    _materialise(directory, bundle)
+
+
+def _materialise(directory: Path, bundle: dict) -> None:
+    """Write the deployment's development key into ``directory``; a different local key is kept
+    aside as expired, so that signatures it made are still known as test signatures."""
+    if all((directory / n).is_file() and (directory / n).read_text() == bundle[n] for n in DEV_PKI_FILES):
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".dev-signing-", dir=directory.parent))
+    for name in DEV_PKI_FILES:
+        (staging / name).write_text(bundle[name])
+    (staging / "signer.key.pem").chmod(0o600)
+    if directory.exists():
+        directory.rename(directory.with_name(f"{directory.name}.expired-{time.strftime('%Y%m%d%H%M%S')}-"
+                                             f"{os.getpid()}"))
+    try:
+        staging.rename(directory)
+    except OSError:  # another process of this machine put it there first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def index_update(settings: Settings):

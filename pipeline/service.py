@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from functools import partial
 from datetime import datetime, timezone
@@ -25,18 +25,18 @@ from storage import db, index as search_index, jobs as job_table
 from storage.base import ObjectStore
 from storage.local import LocalStore
 
-from . import audit, bulk as bulk_runner, dossier, jobs, manifest as mf
+from . import audit, bulk as bulk_runner, dossier, hotfolder, jobs, manifest as mf, receipts
 from .bulk import BulkProgress, BulkResult
 from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
-from .errors import (ConfigError, Conflict, IntegrityError, JobFailed, NotFound, SigningError, SohoaError, Unsupported,
+from .errors import (ConfigError, Conflict, InputError, IntegrityError, JobFailed, NotFound, SigningError, SohoaError, Unsupported,
                      UsageError, describe)
 from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
-from .runtime import database, index_update, open_store, page_executor, signer_for
+from .runtime import database, development_pki, index_update, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
@@ -167,6 +167,53 @@ def bulk(settings: Settings, source: Path, *, report: Path | None = None,
     with closing(signer_for(settings)) as signer:
         return bulk_runner.run(source, _ingest_context(settings, signer, page_executor(settings)),
                                report=report, progress=progress)
+
+
+def watch(settings: Settings, folder: Path, *, settle: float = 5.0, poll: float = 1.0, once: bool = False,
+          on_event=None) -> int:
+    """Take every file a scanner drops into ``folder`` (see ``pipeline.hotfolder``): each one
+    document of the dossier its sub-folder names, or its receipt's QR code says. Returns the
+    number of files taken (with ``once``, when none is left waiting; otherwise runs until stopped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"Không có thư mục {folder} để theo dõi", "watch folder does not exist")
+    remote = bool(settings.broker.url)
+    with closing(signer_for(settings)) if not remote else _nothing() as signer:
+        def handle(hot: hotfolder.HotFile) -> str:
+            code = hot.dossier if hot.dossier is not None else receipt_code(settings, hot.path)
+            summary = ingest(settings, IngestRequest(code, (str(hot.path),), hot.title), signer=signer)
+            return summary.dossier_code
+
+        audit.record(database(settings), "watch", "started", folder=str(folder))
+        return hotfolder.run(folder, handle, settle=settle, poll=poll, once=once, on_event=on_event)
+
+
+def receipt_code(settings: Settings, path: Path) -> str:
+    """The dossier code of the receipt QR code on a file's first page; InputError when there is
+    none, it cannot be read, or it holds no valid dossier code."""
+    from ocr.receipt import read_qr_codes
+
+    from .inputs import load_page, read_source
+
+    source = read_source(str(path), settings.ocr.max_pixels)
+    image, dpi = load_page(source.name, source.kind, source.data, 1, settings.ocr.max_pixels)
+    reading = read_qr_codes(image, dpi[0] if dpi else None)
+    codes = list(dict.fromkeys(c for text in reading.texts for c in receipts.find_codes(text)))
+    if len(codes) == 1:
+        return codes[0]
+    if len(codes) > 1:
+        raise InputError(source.name, f"trang đầu có nhiều mã hồ sơ khác nhau ({', '.join(codes)}); "
+                                      "đặt tệp vào thư mục mang mã hồ sơ", 1)
+    if reading.unreadable:
+        raise InputError(source.name, "trang đầu có mã QR nhưng không đọc được; quét lại phiếu tiếp nhận "
+                                      "hoặc đặt tệp vào thư mục mang mã hồ sơ", 1)
+    raise InputError(source.name, "không biết tệp thuộc hồ sơ nào: tệp không nằm trong thư mục mang mã hồ sơ "
+                                  "và trang đầu không có mã QR của phiếu tiếp nhận", 1)
+
+
+@contextmanager
+def _nothing():
+    yield None
 
 
 def db_upgrade(settings: Settings) -> tuple[str | None, str | None]:
@@ -331,6 +378,7 @@ def renew(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool =
 
 
 def _trust_policy(settings: Settings) -> TrustPolicy:
+    development_pki(settings, create=False)  # the deployment's development CA, when it has one
     return TrustPolicy(tuple(c.dump() for c in trust_roots(settings.signing, settings.home)),
                        settings.signing.revocation_policy, development_ca_fingerprints(settings.home))
 

@@ -29,7 +29,7 @@ RGW_START = ROOT / "scripts" / "rgw-start.sh"
 RGW_STOP = ROOT / "scripts" / "rgw-stop.sh"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-__all__ = ["rgw", "s3_settings", "s3_store", "s3_env", "pg_url", "pg_engine", "sqlite_engine",
+__all__ = ["rgw", "rgw_outage", "s3_settings", "s3_store", "s3_env", "pg_url", "pg_engine", "sqlite_engine",
            "index_engine", "any_store", "new_bucket_name"]
 
 
@@ -49,7 +49,8 @@ def rgw(tmp_path_factory):
     if reuse:
         env = _read_env_file(Path(reuse))
         yield {"endpoint": env["SOHOA_S3_ENDPOINT"], "access_key": env["SOHOA_S3_ACCESS_KEY"],
-               "secret_key": env["SOHOA_S3_SECRET_KEY"], "secure": False, "region": None}
+               "secret_key": env["SOHOA_S3_SECRET_KEY"], "secure": False, "region": None,
+               "state": env.get("RGW_STATE_DIR")}
         return
     state = tmp_path_factory.mktemp("rgw") / "cluster"
     try:
@@ -66,7 +67,7 @@ def rgw(tmp_path_factory):
     env = _read_env_file(state / "rgw.env")
     try:
         yield {"endpoint": env["SOHOA_S3_ENDPOINT"], "access_key": env["SOHOA_S3_ACCESS_KEY"],
-               "secret_key": env["SOHOA_S3_SECRET_KEY"], "secure": False, "region": None}
+               "secret_key": env["SOHOA_S3_SECRET_KEY"], "secure": False, "region": None, "state": str(state)}
     finally:
         subprocess.run([str(RGW_STOP), str(state)], capture_output=True, timeout=60)
 
@@ -74,7 +75,39 @@ def rgw(tmp_path_factory):
 @pytest.fixture
 def s3_settings(rgw) -> dict:
     """S3 connection parameters with a bucket of its own (created by S3Store.connect)."""
-    return {**rgw, "bucket": new_bucket_name()}
+    return {**{k: v for k, v in rgw.items() if k != "state"}, "bucket": new_bucket_name()}
+
+
+def rgw_outage(rgw: dict):
+    """Stop the gateway's radosgw process (the S3 server goes away; the cluster keeps its data)
+    and return a function that starts it again, as it was, and waits until it answers."""
+    import signal
+    import time
+    import urllib.request
+
+    state = Path(rgw["state"])
+    pid = int((state / "run" / "rgw.pidx").read_text())
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    os.kill(pid, signal.SIGKILL)
+    while Path(f"/proc/{pid}").exists() and b"radosgw" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        time.sleep(0.1)
+
+    def restart() -> None:
+        with open(state / "log" / "rgw.out", "ab") as log:
+            proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        (state / "run" / "rgw.pidx").write_text(str(proc.pid))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{rgw['endpoint']}/", timeout=2)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    return restart
 
 
 @pytest.fixture

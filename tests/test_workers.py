@@ -191,3 +191,33 @@ def test_a_failed_job_is_retried_without_redoing_finished_pages(cluster, rendere
         for number, worker, updated in finished:  # not done again
             assert conn.execute(sa.text("SELECT worker, updated FROM job_pages WHERE job_id = :j AND number = :n"),
                                 {"j": status["job"], "n": number}).one() == (worker, updated)
+
+
+def test_the_object_store_stopped_during_a_job_recovers_by_retry(cluster, rendered, tmp_path, rgw, s3_settings):
+    """The S3 server goes away for a while in the middle of a document: the tasks wait and retry
+    with backoff, and the document completes once the store is back, with no operator action."""
+    from tests.services import rgw_outage
+
+    cluster.env.update({"SOHOA_STORAGE": "s3", "SOHOA_S3_ENDPOINT": s3_settings["endpoint"],
+                        "SOHOA_S3_ACCESS_KEY": s3_settings["access_key"],
+                        "SOHOA_S3_SECRET_KEY": s3_settings["secret_key"], "SOHOA_S3_BUCKET": s3_settings["bucket"]})
+    cluster.start_worker()
+    cluster.start_worker()
+    scan = _multipage_tiff(rendered, tmp_path / "hoso.tif", 8)
+    ingest = subprocess.Popen([SOHOA, "ingest", "--dossier", CODES[2], "--title", "Hồ sơ", "--json", str(scan)],
+                              env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while cluster.pages_done() < 1:
+        assert time.monotonic() < deadline and ingest.poll() is None, ingest.stderr and ingest.stderr.read()
+        time.sleep(0.2)
+    restart = rgw_outage(rgw)
+    try:
+        time.sleep(15)
+        assert ingest.poll() is None  # waiting, not failed
+    finally:
+        restart()
+    out, err = ingest.communicate(timeout=600)
+    assert ingest.returncode == 0, err
+    assert len(json.loads(out)["pages"]) == 8
+    status = json.loads(cluster.sohoa("status", CODES[2], "--json").stdout)
+    assert [(j["state"], j["attempts"]) for j in status] == [("done", 1)]
