@@ -221,3 +221,45 @@ def test_the_object_store_stopped_during_a_job_recovers_by_retry(cluster, render
     assert len(json.loads(out)["pages"]) == 8
     status = json.loads(cluster.sohoa("status", CODES[2], "--json").stdout)
     assert [(j["state"], j["attempts"]) for j in status] == [("done", 1)]
+
+
+def test_rabbitmq_is_a_broker_too(cluster, rendered, tmp_path):
+    """RabbitMQ (127.0.0.1:5672, guest/guest, started with the machine) in place of Redis."""
+    from kombu import Connection
+
+    url = "amqp://guest:guest@127.0.0.1:5672//"
+    with Connection(url, connect_timeout=10) as conn:  # tasks left by an earlier run are not ours
+        for queue in ("pages", "finish"):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # the queue does not exist yet
+                conn.close()
+                conn.connect()
+    cluster.env["SOHOA_BROKER_URL"] = url
+    cluster.start_worker()
+    scan = _multipage_tiff(rendered, tmp_path / "hoso.tif", 3)
+    done = cluster.sohoa("ingest", "--dossier", CODES[3], "--title", "Qua RabbitMQ", "--json", scan)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["pages"]) == 3
+
+
+def test_an_agencys_documents_are_signed_only_on_its_own_signing_queue(cluster, rendered, tmp_path):
+    """With SOHOA_SIGNING_AGENCIES, a document of that agency waits, pages done, until the worker
+    holding the agency's key (queue sign.<agency>) takes it."""
+    cluster.env["SOHOA_SIGNING_AGENCIES"] = "H23.50"
+    cluster.start_worker("--queues", "pages,finish")
+    scan = _multipage_tiff(rendered, tmp_path / "hoso.tif", 2)
+    ingest = subprocess.Popen([SOHOA, "ingest", "--dossier", CODES[4], "--title", "Ký riêng", "--json", str(scan)],
+                              env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while cluster.pages_done() < 2:
+        assert time.monotonic() < deadline and ingest.poll() is None, "pages not done"
+        time.sleep(0.2)
+    time.sleep(5)
+    assert ingest.poll() is None  # nobody else may sign it
+    status = json.loads(cluster.sohoa("status", CODES[4], "--json").stdout)[0]
+    assert status["state"] == "running" and status["pagesDone"] == 2
+    cluster.start_worker("--queues", "sign.h23.50")
+    out, err = ingest.communicate(timeout=300)
+    assert ingest.returncode == 0, err
+    assert json.loads(out)["docId"] == f"{CODES[4]}.001"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # One-shot (compose service minio-init, image minio/mc): prepares MinIO for sohoa.
 #  1. the bucket SOHOA_S3_BUCKET with object locking (mc mb --with-lock also turns versioning
-#     on, which a lock needs), made once;
+#     on, which a lock needs), made once, with a lifecycle rule expiring old versions under work/;
 #  2. the policy sohoa-writer: everything on that bucket except what would weaken the archive:
 #     bypassing a governance lock, changing the bucket's lock, versioning, lifecycle or policy,
 #     deleting the bucket;
@@ -21,6 +21,12 @@ export MC_CONFIG_DIR=/tmp/.mc
 
 mc alias set sohoa-minio http://minio:9000 "$root_user" "$root_password" >/dev/null
 mc mb --ignore-existing --with-lock "sohoa-minio/$bucket"
+# pages kept for retries (work/pages/) are deleted once their document is stored; on a versioned
+# bucket that leaves non-current versions, which this rule expires (never the dossiers' objects)
+case $(mc ilm rule ls "sohoa-minio/$bucket" 2>/dev/null || true) in
+    *work/*) ;;
+    *) mc ilm rule add --prefix "work/" --noncurrent-expire-days 7 --expire-delete-marker "sohoa-minio/$bucket" ;;
+esac
 
 cat_policy() {
     printf '%s\n' \

@@ -1,0 +1,78 @@
+"""`sohoa bulk` on the embedded default (no broker): a backlog converted document by document,
+a bad file reported without stopping the batch, and a run killed halfway resumed by running it
+again, nothing converted twice."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import manifest_of, save_page
+
+SOHOA = str(Path(sys.executable).with_name("sohoa"))
+CODES = [f"H23.50-261201-{n:04d}" for n in range(41, 45)]
+
+
+def _backlog(rendered, root: Path) -> dict[str, list[str]]:
+    planned = {}
+    for i, code in enumerate(CODES):
+        (root / code).mkdir(parents=True)
+        titles = ["Đơn đề nghị", "Bản sao giấy tờ"][: 1 + i % 2]
+        for k, title in enumerate(titles, start=1):
+            save_page(rendered(f"bulk{i}{k}", layout="text", seed=800 + 10 * i + k, dpi=150),
+                      root / code / f"{k:02d} - {title}.png")
+        planned[code] = titles
+    return planned
+
+
+def test_a_bulk_run_killed_halfway_is_resumed_and_nothing_is_converted_twice(home, rendered, tmp_path):
+    planned = _backlog(rendered, tmp_path / "kho")
+    inputs = sum(len(t) for t in planned.values())
+    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
+    first = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho")], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (home / "store" / "dossiers" / CODES[1] / "manifest.json").exists():
+        assert time.monotonic() < deadline and first.poll() is None, "the first run did not get going"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)  # the power goes off
+    first.wait()
+
+    again = subprocess.run([SOHOA, "bulk", str(tmp_path / "kho"), "--report", str(tmp_path / "bao-cao.json"),
+                            "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    totals = json.loads(again.stdout)["totals"]
+    assert totals["documents"] == inputs and totals["done"] + totals["skipped"] == inputs
+    assert totals["skipped"] >= 2 and totals["done"] >= 1  # what the first run finished is not redone
+    for code, titles in planned.items():
+        assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles  # once each, in order
+    report = json.loads((tmp_path / "bao-cao.json").read_text(encoding="utf-8"))
+    assert len(report["items"]) == inputs and (tmp_path / "bao-cao.csv").is_file()
+
+
+def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
+    root = tmp_path / "kho"
+    (root / CODES[0]).mkdir(parents=True)
+    save_page(rendered("bulk-ok", layout="text", seed=851, dpi=150), root / CODES[0] / "Đơn.png")
+    (root / CODES[1]).mkdir()
+    (root / CODES[1] / "Hỏng.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (root / "khong-phai-ma-ho-so").mkdir()
+    save_page(rendered("bulk-ok2", layout="text", seed=852, dpi=150), root / "khong-phai-ma-ho-so" / "Đơn.png")
+    (root / CODES[2]).mkdir()
+    save_page(rendered("bulk-ok3", layout="text", seed=853, dpi=150), root / CODES[2] / "Tờ khai.png")
+
+    code, out, err = cli("bulk", root, "--report", tmp_path / "bao-cao.csv")
+    assert code == 1, err  # something failed: the exit status says so, the report says what
+    assert "Hỏng.png" in out and "khong-phai-ma-ho-so" in out
+    report = json.loads((tmp_path / "bao-cao.json").read_text(encoding="utf-8"))
+    status = {item["source"]: item["status"] for item in report["items"]}
+    assert status == {f"{CODES[0]}/Đơn.png": "done", f"{CODES[1]}/Hỏng.png": "failed",
+                      f"{CODES[2]}/Tờ khai.png": "done", "khong-phai-ma-ho-so/Đơn.png": "invalid"}
+    failed = next(i for i in report["items"] if i["status"] == "failed")
+    assert "Hỏng.png" in failed["error"]
+    csv = (tmp_path / "bao-cao.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert csv[0].startswith("Nguồn,Mã hồ sơ,Tên tài liệu") and len(csv) == 5
