@@ -391,6 +391,20 @@ class BulkProgressLine:
             self.stream.flush()
 
 
+def cmd_watch(args, settings: Settings) -> int:
+    def event(kind: str, hot, detail: str) -> None:
+        if kind == "done":
+            print(f"{datetime.now():%H:%M:%S} đã số hóa {hot.path.name} -> {detail}", flush=True)
+        else:
+            print(f"{datetime.now():%H:%M:%S} LỖI {hot.path.name}: {detail.splitlines()[0]}", flush=True)
+
+    print(f"Đang theo dõi {args.folder} (tệp trong thư mục con mang mã hồ sơ, hoặc có mã QR phiếu tiếp nhận ở "
+          f"trang đầu; Ctrl-C để dừng)", file=sys.stderr)
+    taken = service.watch(settings, Path(args.folder), settle=args.settle, once=args.once, on_event=event)
+    print(f"Đã nhận {taken} tệp", file=sys.stderr)
+    return ExitCode.OK
+
+
 BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, bỏ qua", "failed": "LỖI", "invalid": "không hợp lệ"}
 
 
@@ -439,6 +453,8 @@ EXAMPLES = {
     "worker": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa worker --concurrency 2\n"
               "sohoa worker --queues sign.h15.50.05.13 --concurrency 1   (máy giữ token ký của cơ quan H15.50.05.13)",
     "db": "sohoa db upgrade",
+    "watch": "sohoa watch /srv/may-quet\n  (máy quét lưu vào /srv/may-quet/H23.50-261201-0001/don.pdf, "
+             "hoặc vào /srv/may-quet/ nếu trang đầu có mã QR phiếu tiếp nhận)",
     "bulk": "sohoa bulk /mnt/kho-giay/2019 --report bao-cao-2019.csv\nsohoa bulk danh-sach.csv --report bao-cao",
 }
 ARGPARSE_VI = (("the following arguments are required", "thiếu tham số bắt buộc"),
@@ -609,6 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="các hàng đợi, cách nhau bởi dấu phẩy (mặc định pages,finish; ký riêng: sign.<mã cơ quan>)")
     s.add_argument("--concurrency", type=int, help="số tiến trình xử lý (mặc định: số lõi CPU)")
     s.set_defaults(func=cmd_worker)
+
+    s = command(sub, "watch", "theo dõi thư mục máy quét: mỗi tệp mới là một tài liệu, xong chuyển vào done/, "
+                              "lỗi chuyển vào failed/")
+    s.add_argument("folder", help="thư mục máy quét lưu tệp vào")
+    s.add_argument("--settle", type=float, default=5.0,
+                   help="chỉ nhận tệp đã không đổi trong chừng này giây (mặc định 5)")
+    s.add_argument("--once", action="store_true", help="nhận các tệp đang có rồi dừng (không theo dõi tiếp)")
+    s.set_defaults(func=cmd_watch)
 
     s = command(sub, "db", "quản trị cơ sở dữ liệu dùng chung")
     s.add_argument("action", choices=["upgrade"], help="upgrade: nâng cấp lược đồ lên phiên bản của phần mềm")

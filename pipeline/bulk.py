@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from . import audit, jobs
-from .bulk_plan import BulkDocument, plan as plan_source
+from . import audit, jobs, receipts
+from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
 from .bulk_report import BulkOutcome, totals, write_report
 from .errors import describe
 from .ingest import IngestContext
@@ -45,16 +45,22 @@ class BulkResult:
 
 def run(source: Path, ctx: IngestContext, *, send: Callable[[str], None] | None = None,
         send_finish: Callable[[str], None] | None = None, report: Path | None = None,
-        progress: BulkProgress | None = None, poll: float = 1.0) -> BulkResult:
+        progress: BulkProgress | None = None, poll: float = 1.0, work: Path | None = None) -> BulkResult:
     """Convert every document of ``source``; ``send(job)`` hands a job's pages to the workers and
-    ``send_finish(job)`` its finishing task (None: everything runs here).
+    ``send_finish(job)`` its finishing task (None: everything runs here). A ``source`` that is one
+    PDF or TIFF is a continuous scan of many dossiers, split at their receipts' QR codes (its
+    pages are written under ``work`` first, see ``plan_continuous_scan``).
 
     With workers, a dossier's documents are finished one after the other in the source's
     order: a document's finishing task is sent once its pages are settled and the documents
     before it in the same dossier are settled too."""
     started = audit.now_vn()
     batch = uuid.uuid4().hex
-    planned = plan_source(Path(source))
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() in CONTINUOUS_SCANS:
+        planned = plan_continuous_scan(source, work or source.parent, ctx.ocr.max_pixels)
+    else:
+        planned = plan_source(source)
     outcomes: dict[int, BulkOutcome] = {}
     order = [*planned.documents, *planned.problems]
     for n, problem in enumerate(planned.problems, start=len(planned.documents)):
@@ -121,6 +127,60 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str], None] | None 
                                                         "finished": audit.now_vn(), "batch": batch})
         result = replace(result, report=tuple(str(p) for p in written))
     return result
+
+
+CONTINUOUS_SCANS = (".pdf", ".tif", ".tiff")
+RECEIPT_TITLE = "Phiếu tiếp nhận và hẹn trả kết quả"
+
+
+def plan_continuous_scan(scan: Path, work: Path, max_pixels: int) -> BulkPlan:
+    """One continuous scan of many dossiers as documents: a page whose receipt QR code holds a
+    valid dossier code starts a dossier and is its first document (the receipt page), the pages
+    after it up to the next receipt are its second document. Pages whose dossier is not known (before
+    the first receipt, after an unreadable or invalid receipt) are reported, never merged.
+
+    The pages are decoded one at a time, twice (reading the codes, then writing each dossier's
+    pages losslessly as PNG under ``work/<scan's SHA-256>/``, the same bytes on every run so a
+    second run finds them converted)."""
+    import hashlib
+
+    from .inputs import read_source
+
+    source = read_source(str(scan), max_pixels)
+    split = receipts.split_scan(receipts.scan_pages([scan], max_pixels))
+    folder = Path(work) / hashlib.sha256(source.data).hexdigest()[:32]
+    where: dict[int, tuple[int, int]] = {}  # page index -> (group, part: 0 receipt, 1 the rest)
+    for g, group in enumerate(split.groups):
+        for p in group.pages:
+            where[p.index] = (g, 0 if p.index == group.first.index else 1)
+    files: dict[tuple[int, int], list[str]] = {}
+    for index, (_, number, image) in enumerate(receipts.scan_pages([scan], max_pixels)):
+        if index in where:
+            target = folder / f"{where[index][0]:04d}-{where[index][1]}-{number:05d}.png"
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_suffix(".part")
+                image.save(partial, "PNG", dpi=image.info.get("dpi") or (300, 300))
+                partial.rename(target)
+            files.setdefault(where[index], []).append(str(target))
+    documents = []
+    for g, group in enumerate(split.groups):
+        for part in (0, 1):
+            pages = [p for p in group.pages if where[p.index] == (g, part)]
+            if pages:
+                title = RECEIPT_TITLE if part == 0 else f"Giấy tờ của hồ sơ (quét liên tục, {_pages_of(pages, scan)})"
+                documents.append(BulkDocument(group.code, title, tuple(files[(g, part)]),
+                                              f"{scan.name}: {_pages_of(pages, scan)}"))
+    problems = tuple(BulkProblem(f"{scan.name}: {_pages_of(list(h.pages), scan)}",
+                                 next((p.message_vi for p in split.problems if p.blocking and p.index == h.pages[0].index),
+                                      "không biết các trang này thuộc hồ sơ nào"))
+                     for h in split.held)
+    return BulkPlan(tuple(documents), problems)
+
+
+def _pages_of(pages, scan: Path) -> str:
+    numbers = [p.page for p in pages]
+    return f"trang {numbers[0]}" if len(numbers) == 1 else f"trang {numbers[0]}-{numbers[-1]}"
 
 
 def _request(doc: BulkDocument) -> IngestRequest:

@@ -163,10 +163,10 @@ def bulk(settings: Settings, source: Path, *, report: Path | None = None,
         db_ = database(settings)
         return bulk_runner.run(source, _ingest_context(settings, None, None), send=partial(_send, settings),
                                send_finish=lambda job: tasks.send_finish(settings, job, jobs.view(db_, job).dossier),
-                               report=report, progress=progress)
+                               report=report, progress=progress, work=settings.home / "work" / "split")
     with closing(signer_for(settings)) as signer:
         return bulk_runner.run(source, _ingest_context(settings, signer, page_executor(settings)),
-                               report=report, progress=progress)
+                               report=report, progress=progress, work=settings.home / "work" / "split")
 
 
 def watch(settings: Settings, folder: Path, *, settle: float = 5.0, poll: float = 1.0, once: bool = False,

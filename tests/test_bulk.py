@@ -76,3 +76,35 @@ def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
     assert "Hỏng.png" in failed["error"]
     csv = (tmp_path / "bao-cao.csv").read_text(encoding="utf-8-sig").splitlines()
     assert csv[0].startswith("Nguồn,Mã hồ sơ,Tên tài liệu") and len(csv) == 5
+
+
+def test_a_continuous_scan_is_split_at_the_receipts_and_held_pages_are_reported(cli, home, tmp_path):
+    """One TIFF from the feeder holding three dossiers; the second receipt's QR code is
+    destroyed, so its pages are reported and held back, never merged into the first dossier."""
+    from tests.receiptgen import ReceiptSpec, ordinary_page, render_receipt
+
+    a, b, c = "H23.50-261201-0051", "H23.50-261201-0052", "H23.50-261201-0053"
+    pages = [render_receipt(ReceiptSpec(code=a, skew_deg=3.0)), ordinary_page(seed=1, max_body_lines=6),
+             ordinary_page(seed=2, max_body_lines=6),
+             render_receipt(ReceiptSpec(code=b, destroyed=True)), ordinary_page(seed=3, max_body_lines=6),
+             render_receipt(ReceiptSpec(code=c, payload=f"https://dichvucong.gov.vn/tra-cuu?ma={c}")),
+             ordinary_page(seed=4, max_body_lines=6)]
+    scan = tmp_path / "lo-quet.tif"
+    grey = [p.convert("L") for p in pages]
+    grey[0].save(scan, save_all=True, append_images=grey[1:], dpi=(200, 200), compression="tiff_deflate")
+
+    code, out, err = cli("bulk", scan, "--report", tmp_path / "bao-cao", "--json")
+    assert code == 1, err  # pages were held back: the run says so
+    result = json.loads(out)
+    assert [(i["dossier"], i["status"], i["source"]) for i in result["items"]] == [
+        (a, "done", "lo-quet.tif: trang 1"), (a, "done", "lo-quet.tif: trang 2-3"),
+        (c, "done", "lo-quet.tif: trang 6"), (c, "done", "lo-quet.tif: trang 7"),
+        ("", "invalid", "lo-quet.tif: trang 4-5")]
+    held = result["items"][-1]
+    assert "trang 4" in held["error"] and "không đọc được" in held["error"]
+    assert [d["numberOfPage"] for d in manifest_of(home, a)["documents"]] == [1, 2]
+    assert manifest_of(home, a)["documents"][0]["title"].startswith("Phiếu tiếp nhận")
+    assert not (home / "store" / "dossiers" / b).exists()
+
+    code, out, _ = cli("bulk", scan, "--json")  # the same scan again: nothing converted twice
+    assert [i["status"] for i in json.loads(out)["items"]] == ["skipped"] * 4 + ["invalid"]
