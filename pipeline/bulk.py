@@ -1,8 +1,8 @@
 """Bulk conversion of a paper backlog: every document a source folder or CSV names
 (``pipeline.bulk_plan``), each one job, and a report accounting for every input.
 
-Without a broker the documents run one after another in this process, each over this
-machine's cores; with SOHOA_BROKER_URL every document is submitted first and the workers
+Without a broker the documents run in this process: their pages flow through one pool of
+this machine's cores a few documents ahead, while each document is finished in turn; with SOHOA_BROKER_URL every document is submitted first and the workers
 share the pages, while this process follows the jobs in the database. Resumable: a document
 the dossier already holds (the same files, by content hash) is reported as ``skipped`` and
 not processed; one still being converted by an earlier run is followed, not sent again. One
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -70,26 +71,21 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str], None] | None 
     pages_before, following = 0, {}  # pages of documents settled; job -> (position, document)
     show = progress or (lambda *a: None)
 
-    for n, doc in enumerate(planned.documents):
+    if send is None:
+        pages_before = _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
+    for n, doc in enumerate(planned.documents if send is not None else ()):
         show(len(outcomes), len(order), pages_before, pages_before)
-        local = replace(ctx, progress=(lambda done, total, base=pages_before:
-                                       show(len(outcomes), len(order), base + done, base + total)))
         try:
-            submitted = jobs.submit(local, _request(doc), batch=batch, source=doc.source,
-                                    kind="ingest" if send is None else "bulk")
+            submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source, kind="bulk")
             if submitted.duplicate is not None:
                 outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
-            elif send is None:
-                outcomes[n] = _outcome(doc, "done", jobs.run_locally(local, submitted.job), submitted.job)
             else:
                 if not submitted.resumed:
                     send(submitted.job)
                 following[submitted.job] = (n, doc)
                 continue
         except Exception as exc:  # this document failed; the batch goes on
-            report_ = describe(exc)
-            error = report_.message_vi if report_.expected else f"{report_.message_vi} ({report_.detail})"
-            outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", error=error)
+            outcomes[n] = _failed(doc, exc)
         pages_before += outcomes[n].pages
 
     finishing: set[str] = set()
@@ -181,6 +177,59 @@ def plan_continuous_scan(scan: Path, work: Path, max_pixels: int) -> BulkPlan:
 def _pages_of(pages, scan: Path) -> str:
     numbers = [p.page for p in pages]
     return f"trang {numbers[0]}" if len(numbers) == 1 else f"trang {numbers[0]}-{numbers[-1]}"
+
+
+def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch: str, show) -> int:
+    """The documents in this process: their pages through one pool of this machine's cores, a few
+    documents ahead, while each document is finished here in the source's order. Returns the
+    pages of the documents settled."""
+    counted = {"done": 0, "total": 0}
+    window: deque = deque()  # (position, document, job, [(page number, future)])
+    lookahead = 2 * getattr(ctx.executor, "jobs", 1)
+
+    def page_done(_future) -> None:
+        counted["done"] += 1
+        show(len(outcomes), inputs, counted["done"], counted["total"])
+
+    def complete(n: int, doc: BulkDocument, job_id: str, futures) -> None:
+        try:
+            for number, future in futures:
+                jobs.settle(ctx.db, job_id, number, future.result())
+            outcomes[n] = _outcome(doc, "done", jobs.finish(ctx, job_id), job_id)
+        except Exception as exc:
+            outcomes[n] = _failed(doc, exc, job_id)
+        show(len(outcomes), inputs, counted["done"], counted["total"])
+
+    with ctx.executor.stream() as submit:
+        for n, doc in enumerate(documents):
+            try:
+                submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source)
+                if submitted.duplicate is not None:
+                    outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
+                    counted["done"] += len(submitted.duplicate.pages)
+                    counted["total"] += len(submitted.duplicate.pages)
+                else:
+                    tasks = jobs.prepared(ctx.db, submitted.job).tasks
+                    pending = jobs.pending_pages(ctx.db, submitted.job)
+                    counted["total"] += len(tasks)
+                    counted["done"] += len(tasks) - len(pending)
+                    futures = [(number, submit(tasks[number - 1])) for number in pending]
+                    for _, future in futures:
+                        future.add_done_callback(page_done)
+                    window.append((n, doc, submitted.job, futures))
+            except Exception as exc:  # this document failed; the batch goes on
+                outcomes[n] = _failed(doc, exc)
+            while len(window) > lookahead:
+                complete(*window.popleft())
+        while window:
+            complete(*window.popleft())
+    return counted["total"]
+
+
+def _failed(doc: BulkDocument, exc: Exception, job: str | None = None) -> BulkOutcome:
+    report = describe(exc)
+    error = report.message_vi if report.expected else f"{report.message_vi} ({report.detail})"
+    return BulkOutcome(doc.source, doc.dossier, doc.title, "failed", error=error, job=job)
 
 
 def _request(doc: BulkDocument) -> IngestRequest:

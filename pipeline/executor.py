@@ -9,6 +9,7 @@ local pool and the Celery workers (``pipeline.tasks``).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed
 from typing import Callable, Protocol, Sequence
@@ -75,3 +76,40 @@ class LocalPoolExecutor:
                 results[futures[future]] = PageResult.from_json(future.result())
                 report(done, len(tasks))
             return results
+
+    @contextmanager
+    def stream(self):
+        """One pool for many documents: yields ``submit(task) -> future`` whose ``result()`` is the
+        page's ``PageResult``, so that a bulk run keeps every core busy with the pages of the next
+        documents while it finishes the current one (documents of one page would otherwise run
+        one at a time)."""
+        if self.jobs == 1:
+            limit_native_threads()
+            store = self.open_store()
+            yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store)))
+            return
+        with ProcessPoolExecutor(max_workers=self.jobs, initializer=_start_pool_process,
+                                 initargs=(self.open_store,)) as pool:
+            yield lambda task: _Decoded(pool.submit(_run_in_pool, task.to_json()))
+
+
+class _Ready:
+    def __init__(self, result: PageResult):
+        self._result = result
+
+    def result(self) -> PageResult:
+        return self._result
+
+    def add_done_callback(self, callback) -> None:
+        callback(self)
+
+
+class _Decoded:
+    def __init__(self, future):
+        self._future = future
+
+    def result(self) -> PageResult:
+        return PageResult.from_json(self._future.result())
+
+    def add_done_callback(self, callback) -> None:
+        self._future.add_done_callback(lambda _: callback(self))

@@ -70,6 +70,14 @@ def view(db, job_id: str) -> JobView:
     return JobView.from_row(job)
 
 
+def prepared(db, job_id: str) -> PreparedDocument:
+    """The job's document as submitted: its originals and its page tasks."""
+    job = job_table.get(db, job_id)
+    if job is None:
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    return PreparedDocument.from_json(job["request"])
+
+
 def pending_pages(db, job_id: str) -> list[int]:
     job = job_table.get(db, job_id)
     return [p["number"] for p in job["pages"] if p["state"] != "done"] if job else []
