@@ -65,8 +65,13 @@ def rendered():
 
 
 def stored_keys(home: Path) -> list[str]:
+    """Every file of the local store under ``home``, but the deployment's own objects (``system/``:
+    the development key, made the first time a command signs), which are no dossier's data."""
     root = home / "store"
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(k for p in root.rglob("*") if p.is_file()
+                  if not (k := p.relative_to(root).as_posix()).startswith("system/"))
 
 
 def manifest_of(home: Path, code: str) -> dict:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from api.cli import main as sohoa
 from pipeline.config import IndexSettings, S3Settings, Settings
-from storage import index, keys
+from storage import db, index, keys
 from storage.base import sha256
 from storage.errors import QueryError, StorageError
 
@@ -211,7 +211,7 @@ def test_indexing_a_new_document_keeps_the_other_documents_of_the_dossier(index_
 def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engine):
     index.migrate(index_engine)
     with index_engine.connect() as conn:
-        assert conn.execute(sa.text(f"SELECT version_num FROM {index.VERSION_TABLE}")).scalar() == "0001"
+        assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalar() == db.head_revision()
         if index_engine.dialect.name == "sqlite":
             assert conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'pages_fts'")).scalar().startswith(
                 "CREATE VIRTUAL TABLE pages_fts USING fts5")

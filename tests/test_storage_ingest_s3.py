@@ -15,8 +15,10 @@ from tests.conftest import save_page
 CODE = "H23.50-261201-0007"
 
 
-# s3_env comes after home, which clears SOHOA_STORAGE: fixtures are set up in argument order.
-def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, monkeypatch, tmp_path, capsys):
+# s3_env comes after home, which clears SOHOA_STORAGE: fixtures are set up in argument order;
+# pg_engine empties the shared test database's index, which other tests fill.
+def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, pg_engine, monkeypatch, tmp_path,
+                                        capsys):
     monkeypatch.setenv("SOHOA_DATABASE_URL", pg_url)
     page = rendered("admin-clean", layout="admin", degradation=0, seed=1)
     scan = save_page(page, tmp_path / "trang 1.png")
