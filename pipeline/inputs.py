@@ -99,11 +99,19 @@ def _open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
 
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
     img = _open_image(file, data, max_pixels)
-    count = 0
-    for index, frame in enumerate(ImageSequence.Iterator(img), start=1):
-        _decoded_frame(file, frame, index, max_pixels)
+    count, frames = 0, ImageSequence.Iterator(img)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return count
+        except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError) as e:
+            # Pillow reads the next page's header only when it seeks there: a damaged header of
+            # page 2 raises here (TypeError "Missing dimensions", KeyError on a missing tag)
+            raise InputError(file, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
+                                   "(damaged page header)", count + 1) from None
         count += 1
-    return count
+        _decoded_frame(file, frame, count, max_pixels)
 
 
 def _decoded_frame(file: str, frame: Image.Image, page: int, max_pixels: int) -> Image.Image:

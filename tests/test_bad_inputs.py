@@ -121,3 +121,23 @@ def test_invalid_dossier_code_is_refused_before_anything(cli, home, good_page):
     code, _, err = cli("ingest", "--dossier", "../../etc/passwd", "--title", "x", good_page)
     assert code != 0 and "Mã hồ sơ không hợp lệ" in err
     assert stored_keys(home) == []
+
+
+def test_a_tiff_whose_second_page_header_is_damaged_names_the_file_and_page(cli, home, tmp_path):
+    """Found while writing the worker tests: Pillow raised TypeError ("Missing dimensions") when
+    it seeked to a damaged second page, which came out as an unexpected error (exit 70)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    first, second = Image.new("L", (1200, 1600), 255), Image.new("L", (1200, 1600), 200)
+    first.save(buf, "TIFF", save_all=True, append_images=[second], compression="tiff_deflate", dpi=(150, 150))
+    data = bytearray(buf.getvalue())
+    for i in range(int(len(data) * 0.75), len(data) - 200):  # the second page's header and data
+        data[i] ^= 0x5A
+    bad = tmp_path / "hai-trang.tif"
+    bad.write_bytes(bytes(data))
+    code, _, err = cli("ingest", "--dossier", "H23.50-261201-0061", "--title", "Đơn", bad)
+    assert code == 3, err
+    assert "hai-trang.tif, trang 2" in err and "Lỗi không mong đợi" not in err
