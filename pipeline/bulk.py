@@ -68,50 +68,11 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str], None] | None 
         outcomes[n] = BulkOutcome.invalid(problem)
     audit.record(ctx.db, "bulk", "started", source=str(source), batch=batch, documents=len(planned.documents),
                  invalid=len(planned.problems))
-    pages_before, following = 0, {}  # pages of documents settled; job -> (position, document)
     show = progress or (lambda *a: None)
-
     if send is None:
-        pages_before = _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
-    for n, doc in enumerate(planned.documents if send is not None else ()):
-        show(len(outcomes), len(order), pages_before, pages_before)
-        try:
-            submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source, kind="bulk")
-            if submitted.duplicate is not None:
-                outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
-            else:
-                if not submitted.resumed:
-                    send(submitted.job)
-                following[submitted.job] = (n, doc)
-                continue
-        except Exception as exc:  # this document failed; the batch goes on
-            outcomes[n] = _failed(doc, exc)
-        pages_before += outcomes[n].pages
-
-    finishing: set[str] = set()
-    while following:  # the workers' jobs, followed in the shared database
-        done_pages = pages_before
-        total_pages = pages_before
-        for job_id, (n, doc) in sorted(following.items(), key=lambda item: item[1][0]):
-            job = jobs.view(ctx.db, job_id)
-            done_pages += job.pages_done + job.pages_failed
-            total_pages += job.pages_total
-            earlier_pending = any(m < n and d.dossier == doc.dossier for m, d in following.values())
-            if (job.state in ("queued", "running", "finishing") and job_id not in finishing and not earlier_pending
-                    and job.pages_done + job.pages_failed == job.pages_total):
-                send_finish(job_id)
-                finishing.add(job_id)
-            if job.state == "done":
-                outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job_id), job_id)
-            elif job.state == "failed":
-                outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
-                                          error=(job.error or {}).get("message"), job=job_id)
-            else:
-                continue
-            del following[job_id]
-        show(len(outcomes), len(order), done_pages, total_pages)
-        if following:
-            time.sleep(poll)
+        _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
+    else:
+        _run_on_workers(ctx, planned.documents, outcomes, len(order), batch, show, send, send_finish, poll)
 
     ordered = tuple(outcomes[n] for n in range(len(order)))
     result = BulkResult(str(source), batch, ordered)
@@ -179,10 +140,57 @@ def _pages_of(pages, scan: Path) -> str:
     return f"trang {numbers[0]}" if len(numbers) == 1 else f"trang {numbers[0]}-{numbers[-1]}"
 
 
-def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch: str, show) -> int:
+def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch: str, show, send,
+                    send_finish, poll: float) -> None:
+    """Every document submitted to the workers, then followed in the shared database (one query
+    per look); a document's finishing task is sent once its pages are settled and no earlier
+    document of its dossier is still open, so a dossier's documents are committed in order."""
+    pages_before, following = 0, {}  # pages of documents settled; job -> (position, document)
+    for n, doc in enumerate(documents):
+        show(len(outcomes), inputs, pages_before, pages_before)
+        try:
+            submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source, kind="bulk")
+            if submitted.duplicate is not None:
+                outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
+            else:
+                if not submitted.resumed:
+                    send(submitted.job)
+                following[submitted.job] = (n, doc)
+                continue
+        except Exception as exc:  # this document failed; the batch goes on
+            outcomes[n] = _failed(doc, exc)
+        pages_before += outcomes[n].pages
+
+    finishing: set[str] = set()
+    while following:
+        done_pages = total_pages = pages_before
+        first_open: dict[str, int] = {}  # dossier -> position of its first document not yet settled
+        for n, doc in following.values():
+            first_open[doc.dossier] = min(n, first_open.get(doc.dossier, n))
+        for job in jobs.views(ctx.db, list(following)):
+            n, doc = following[job.id]
+            done_pages += job.pages_done + job.pages_failed
+            total_pages += job.pages_total
+            if (job.state in ("queued", "running", "finishing") and job.id not in finishing
+                    and first_open[doc.dossier] == n and job.pages_done + job.pages_failed == job.pages_total):
+                send_finish(job.id)
+                finishing.add(job.id)
+            if job.state == "done":
+                outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job.id), job.id)
+            elif job.state == "failed":
+                outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
+                                          error=(job.error or {}).get("message"), job=job.id)
+            else:
+                continue
+            del following[job.id]
+        show(len(outcomes), inputs, done_pages, total_pages)
+        if following:
+            time.sleep(poll)
+
+
+def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch: str, show) -> None:
     """The documents in this process: their pages through one pool of this machine's cores, a few
-    documents ahead, while each document is finished here in the source's order. Returns the
-    pages of the documents settled."""
+    documents ahead, while each document is finished here in the source's order."""
     counted = {"done": 0, "total": 0}
     window: deque = deque()  # (position, document, job, [(page number, future)])
     lookahead = 2 * getattr(ctx.executor, "jobs", 1)
@@ -209,8 +217,8 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                     counted["done"] += len(submitted.duplicate.pages)
                     counted["total"] += len(submitted.duplicate.pages)
                 else:
-                    tasks = jobs.prepared(ctx.db, submitted.job).tasks
-                    pending = jobs.pending_pages(ctx.db, submitted.job)
+                    prepared, pending = jobs.pending_work(ctx.db, submitted.job)
+                    tasks = prepared.tasks
                     counted["total"] += len(tasks)
                     counted["done"] += len(tasks) - len(pending)
                     futures = [(number, submit(tasks[number - 1])) for number in pending]
@@ -223,7 +231,6 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                 complete(*window.popleft())
         while window:
             complete(*window.popleft())
-    return counted["total"]
 
 
 def _failed(doc: BulkDocument, exc: Exception, job: str | None = None) -> BulkOutcome:

@@ -63,33 +63,37 @@ def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = No
     return Submitted(job_id)
 
 
+def _job(db, job_id: str) -> dict:
+    """The job's row with its pages; NotFound when there is no such job."""
+    job = job_table.get(db, job_id)
+    if job is None:
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    return job
+
+
 def view(db, job_id: str) -> JobView:
-    job = job_table.get(db, job_id)
-    if job is None:
-        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
-    return JobView.from_row(job)
+    return JobView.from_row(_job(db, job_id))
 
 
-def prepared(db, job_id: str) -> PreparedDocument:
-    """The job's document as submitted: its originals and its page tasks."""
-    job = job_table.get(db, job_id)
-    if job is None:
-        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
-    return PreparedDocument.from_json(job["request"])
+def views(db, job_ids: list[str]) -> list[JobView]:
+    """Several jobs at once, in one query per few hundred; NotFound when one does not exist."""
+    found = [JobView.from_row(row) for row in job_table.find(db, ids=job_ids)]
+    if missing := set(job_ids) - {job.id for job in found}:
+        raise NotFound(f"Không có lượt xử lý {', '.join(sorted(missing))}", "no such job")
+    return found
 
 
-def pending_pages(db, job_id: str) -> list[int]:
-    job = job_table.get(db, job_id)
-    return [p["number"] for p in job["pages"] if p["state"] != "done"] if job else []
+def pending_work(db, job_id: str) -> tuple[PreparedDocument, list[int]]:
+    """The job's document as submitted (its originals and page tasks) and the pages still to do."""
+    job = _job(db, job_id)
+    return PreparedDocument.from_json(job["request"]), [p["number"] for p in job["pages"] if p["state"] != "done"]
 
 
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None) -> tuple[int, int, int]:
     """Do one page of a job (from the shared page results when any worker did it before);
     returns the job's (pages done, pages failed, pages in all). A store outage raises, so the
     task is retried; a bad page settles as failed."""
-    job = job_table.get(db, job_id)
-    if job is None:
-        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    job = _job(db, job_id)
     if job["state"] in ("done", "failed"):
         return job["pages_done"], job["pages_failed"], job["pages_total"]
     task = PreparedDocument.from_json(job["request"]).tasks[number - 1]
@@ -109,9 +113,7 @@ def settle(db, job_id: str, number: int, result: PageResult, worker: str | None 
 def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     """Commit the job's document once every page is settled; the job records the outcome. A job
     already done returns its document again (a redelivered task changes nothing)."""
-    job = job_table.get(ctx.db, job_id)
-    if job is None:
-        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    job = _job(ctx.db, job_id)
     prepared = PreparedDocument.from_json(job["request"])
     if job["state"] == "done":
         return _summary_of(ctx, prepared.dossier, job["doc_id"])
@@ -148,9 +150,7 @@ def fail(db, job_id: str, exc: BaseException) -> None:
 
 def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     """Every pending page through this machine's executor, then finish: the embedded default."""
-    job = job_table.get(ctx.db, job_id)
-    prepared = PreparedDocument.from_json(job["request"])
-    numbers = [p["number"] for p in job["pages"] if p["state"] != "done"]
+    prepared, numbers = pending_work(ctx.db, job_id)
     results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)
     for number, result in zip(numbers, results):
         settle(ctx.db, job_id, number, result)
@@ -159,9 +159,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
 
 def reopen(db, job_id: str) -> list[int]:
     """A failed (or stalled) job queued again; returns the pages still to do (finished pages are kept)."""
-    job = job_table.get(db, job_id)
-    if job is None:
-        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    job = _job(db, job_id)
     if job["state"] == "done":
         raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
                          "job already done")
@@ -171,7 +169,7 @@ def reopen(db, job_id: str) -> list[int]:
 
 
 def summary_of_done(ctx: IngestContext, job_id: str) -> IngestSummary:
-    job = job_table.get(ctx.db, job_id)
+    job = _job(ctx.db, job_id)
     return _summary_of(ctx, job["dossier"], job["doc_id"])
 
 

@@ -19,6 +19,7 @@ from storage.local import LocalStore
 
 from .config import Settings
 from .executor import LocalPoolExecutor, PageExecutor
+from .ingest import IngestContext
 from .signing.devpki import DEV_DIR_NAME, ensure_development_key
 from .signing.keys import Signer, load_signer
 
@@ -92,6 +93,15 @@ def _materialise(directory: Path, bundle: dict) -> None:
         staging.rename(directory)
     except OSError:  # another process of this machine put it there first
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def ingest_context(settings: Settings, *, store: ObjectStore | None = None, signer: Signer | None = None,
+                   executor: PageExecutor | None = None, progress=None) -> IngestContext:
+    """What an ingest, a job step or a bulk run works with; with a broker the document is signed
+    by the worker that finishes it, not by the caller."""
+    return IngestContext(store=store or open_store(settings), db=database(settings), executor=executor,
+                         ocr=settings.ocr, signer=signer, index=index_update(settings), progress=progress,
+                         remote_signing=bool(settings.broker.url))
 
 
 def index_update(settings: Settings):

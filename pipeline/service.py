@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import closing, contextmanager
+from contextlib import closing, nullcontext
 from dataclasses import replace
 from functools import partial
 from datetime import datetime, timezone
@@ -36,7 +36,7 @@ from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
-from .runtime import database, development_pki, index_update, open_store, page_executor, signer_for
+from .runtime import database, development_pki, ingest_context, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
@@ -45,9 +45,6 @@ from .signing.keys import Signer, development_ca_fingerprints, trust_roots
 
 
 # --------------------------------------------------------------------------- what operations run on
-
-index_engine = database
-
 
 # --------------------------------------------------------------------------- intake
 
@@ -63,7 +60,8 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
     if signer is None and not request.unsigned and not remote:
         with closing(signer_for(settings)) as own:
             return ingest(settings, request, signer=own, executor=executor, progress=progress)
-    ctx = _ingest_context(settings, signer, executor or page_executor(settings, request.jobs), progress)
+    ctx = ingest_context(settings, signer=signer, executor=executor or page_executor(settings, request.jobs),
+                         progress=progress)
     submitted = jobs.submit(ctx, request)
     if submitted.duplicate is not None:
         return submitted.duplicate
@@ -74,19 +72,12 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
     return jobs.run_locally(ctx, submitted.job)
 
 
-def _ingest_context(settings: Settings, signer: Signer | None, executor: PageExecutor | None,
-                    progress: Progress | None = None) -> IngestContext:
-    return IngestContext(store=open_store(settings), db=database(settings), executor=executor, ocr=settings.ocr,
-                         signer=signer, index=index_update(settings), progress=progress,
-                         remote_signing=bool(settings.broker.url))
-
-
 def _send(settings: Settings, job_id: str) -> None:
     """Hand the job's pending pages to the workers (its finishing task when none is pending)."""
     from . import tasks
 
     tasks.configure(settings)
-    pending = jobs.pending_pages(database(settings), job_id)
+    _, pending = jobs.pending_work(database(settings), job_id)
     if pending:
         tasks.send_pages(job_id, pending)
     else:
@@ -128,10 +119,10 @@ def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) 
     jobs.reopen(db, job_id)
     if settings.broker.url:
         _send(settings, job_id)
-        return _await(settings, _ingest_context(settings, None, None), job_id, progress)
-    request = jobs.view(db, job_id)
+        return _await(settings, ingest_context(settings), job_id, progress)
     with closing(signer_for(settings)) as signer:
-        return jobs.run_locally(_ingest_context(settings, signer, page_executor(settings), progress), request.id)
+        return jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings),
+                                               progress=progress), job_id)
 
 
 def worker(settings: Settings, queues: Sequence[str] = ("pages", "finish"), concurrency: int | None = None,
@@ -161,11 +152,11 @@ def bulk(settings: Settings, source: Path, *, report: Path | None = None,
 
         tasks.configure(settings)
         db_ = database(settings)
-        return bulk_runner.run(source, _ingest_context(settings, None, None), send=partial(_send, settings),
+        return bulk_runner.run(source, ingest_context(settings), send=partial(_send, settings),
                                send_finish=lambda job: tasks.send_finish(settings, job, jobs.view(db_, job).dossier),
                                report=report, progress=progress, work=settings.home / "work" / "split")
     with closing(signer_for(settings)) as signer:
-        return bulk_runner.run(source, _ingest_context(settings, signer, page_executor(settings)),
+        return bulk_runner.run(source, ingest_context(settings, signer=signer, executor=page_executor(settings)),
                                report=report, progress=progress, work=settings.home / "work" / "split")
 
 
@@ -178,7 +169,7 @@ def watch(settings: Settings, folder: Path, *, settle: float = 5.0, poll: float 
     if not folder.is_dir():
         raise UsageError(f"Không có thư mục {folder} để theo dõi", "watch folder does not exist")
     remote = bool(settings.broker.url)
-    with closing(signer_for(settings)) if not remote else _nothing() as signer:
+    with closing(signer_for(settings)) if not remote else nullcontext() as signer:
         def handle(hot: hotfolder.HotFile) -> str:
             code = hot.dossier if hot.dossier is not None else receipt_code(settings, hot.path)
             summary = ingest(settings, IngestRequest(code, (str(hot.path),), hot.title), signer=signer)
@@ -209,11 +200,6 @@ def receipt_code(settings: Settings, path: Path) -> str:
                                       "hoặc đặt tệp vào thư mục mang mã hồ sơ", 1)
     raise InputError(source.name, "không biết tệp thuộc hồ sơ nào: tệp không nằm trong thư mục mang mã hồ sơ "
                                   "và trang đầu không có mã QR của phiếu tiếp nhận", 1)
-
-
-@contextmanager
-def _nothing():
-    yield None
 
 
 def db_upgrade(settings: Settings) -> tuple[str | None, str | None]:
@@ -323,7 +309,7 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
     phrase without diacritics, all words near each other, all words; an empty query is refused."""
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
-    hits = search_index.search(index_engine(settings), query, code_prefix=code_prefix, limit=limit)
+    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit)
     audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits))
     return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], h["snippet"], h["score"],
                                                h["exact"], h.get("tier", "all")) for h in hits))
@@ -331,7 +317,7 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
 
 def reindex(settings: Settings) -> ReindexResult:
     """Rebuild the search index from object storage alone."""
-    totals = search_index.reindex(open_store(settings), index_engine(settings))
+    totals = search_index.reindex(open_store(settings), database(settings))
     outcome = "success" if not totals["errors"] else "partial"
     audit.record(database(settings), "reindex", outcome, dossiers=totals["dossiers"], documents=totals["documents"],
                  pages=totals["pages"], errors=len(totals["errors"]))

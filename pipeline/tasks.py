@@ -94,8 +94,7 @@ def _context() -> IngestContext:
     settings = _settings()
     if "signer" not in _state:
         _state["signer"] = runtime.signer_for(settings)
-    return IngestContext(store=_store(), db=runtime.database(settings), executor=None, ocr=settings.ocr,
-                         signer=_state["signer"], index=runtime.index_update(settings))
+    return runtime.ingest_context(settings, store=_store(), signer=_state["signer"])
 
 
 def _worker_name() -> str:

@@ -399,11 +399,6 @@ def _warn_unless_utf8_ctype(engine: Engine) -> None:
                         "UTF-8): tìm kiếm sẽ phân biệt hoa thường. Tạo CSDL với LC_CTYPE 'C.UTF-8' hoặc 'vi_VN.UTF-8'.")
 
 
-engine_for = db.engine_for
-migrate = db.upgrade
-database_url = db.database_url
-
-
 def _documents_of(manifest: dict) -> list[dict]:
     return [d for d in manifest.get("documents") or [] if d.get("docId")]
 

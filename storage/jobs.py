@@ -27,6 +27,7 @@ job_pages = sa.Table(
     sa.Column("worker", sa.String(200)), sa.Column("updated", sa.String(40)),
 )
 ACTIVE = ("queued", "running", "finishing")
+_CHUNK = 500  # job ids per query
 SETTLED = ("done", "failed")
 
 
@@ -63,9 +64,18 @@ def _job(row, pages) -> dict:
 
 
 def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None,
-         input_sha256: str | None = None, states: tuple[str, ...] | None = None) -> list[dict]:
-    """Jobs matching every filter given, oldest first, without their page rows."""
+         input_sha256: str | None = None, states: tuple[str, ...] | None = None,
+         ids: list[str] | None = None) -> list[dict]:
+    """Jobs matching every filter given, oldest first, without their page rows (with ``ids``,
+    in chunks, so that no query holds more parameters than the database takes)."""
+    if ids is not None and len(ids) > _CHUNK:
+        return sorted((job for start in range(0, len(ids), _CHUNK)
+                       for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
+                                       states=states, ids=ids[start:start + _CHUNK])),
+                      key=lambda job: (job["created"], job["id"]))
     query = sa.select(jobs).order_by(jobs.c.created, jobs.c.id)
+    if ids is not None:
+        query = query.where(jobs.c.id.in_(ids))
     for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256)):
         if value is not None:
             query = query.where(column == value)

@@ -209,7 +209,7 @@ def test_indexing_a_new_document_keeps_the_other_documents_of_the_dossier(index_
 
 
 def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engine):
-    index.migrate(index_engine)
+    db.upgrade(index_engine)
     with index_engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalar() == db.head_revision()
         if index_engine.dialect.name == "sqlite":
@@ -275,7 +275,7 @@ def test_cli_reindex_then_search_on_s3_and_postgresql(tmp_path, s3_settings, pg_
     for code in TEXTS:
         store_dossier(store, code)
     settings = Settings(home=tmp_path / "home", storage="s3", index=IndexSettings(pg_url), s3=S3Settings(**s3_settings))
-    with index.engine_for(settings.db_url).begin() as conn:
+    with db.engine_for(settings.db_url).begin() as conn:
         for table in (index.pages, index.events, index.documents, index.dossiers):
             conn.execute(table.delete())
 

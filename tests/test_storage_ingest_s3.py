@@ -7,7 +7,7 @@ import pytest
 from api.cli import main as sohoa
 from pipeline import config
 from pipeline.service import open_store
-from storage import index
+from storage import db, index
 from storage.base import sha256
 from storage.errors import RetentionError
 from tests.conftest import save_page
@@ -51,7 +51,7 @@ def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, pg
     found = capsys.readouterr().out
     assert f"{CODE}.001, trang 1" in found
 
-    with index.engine_for(settings.db_url).begin() as conn:
+    with db.engine_for(settings.db_url).begin() as conn:
         for table in (index.pages, index.events, index.documents, index.dossiers):
             conn.execute(table.delete())
     assert sohoa(query, settings=settings) == 0

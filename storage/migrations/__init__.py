@@ -1,1 +1,1 @@
-"""Alembic migrations of the search index, shipped in the package (see storage.index.migrate)."""
+"""Alembic migrations of the search index, shipped in the package (see storage.db.upgrade)."""
