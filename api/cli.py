@@ -504,10 +504,18 @@ def document_options(s: argparse.ArgumentParser) -> None:
                    help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
 
 
-def command(sub, name: str, help_vi: str) -> argparse.ArgumentParser:
-    """A subcommand whose help says what it does and shows its examples."""
-    return sub.add_parser(name, help=help_vi, description=help_vi,
-                          epilog="Ví dụ:\n  " + EXAMPLES[name].replace("\n", "\n  "))
+JSON_HELP = "in kết quả dạng JSON"
+
+
+def command(sub, name: str, help_vi: str, func, *, json: str | None = JSON_HELP) -> argparse.ArgumentParser:
+    """A subcommand run by ``func``, whose help says what it does and shows its examples; with
+    ``--json`` (help text ``json``) unless ``json`` is None."""
+    parser = sub.add_parser(name, help=help_vi, description=help_vi,
+                            epilog="Ví dụ:\n  " + EXAMPLES[name].replace("\n", "\n  "))
+    if json is not None:
+        parser.add_argument("--json", action="store_true", help=json)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -519,10 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="in cả nhật ký kỹ thuật của các thư viện (pyHanko, tesseract)")
     sub = p.add_subparsers(dest="command", required=True, title="lệnh", metavar="LỆNH", parser_class=VietnameseParser)
 
-    s = command(sub, "ingest", "số hóa các trang quét thành một tài liệu của hồ sơ")
+    s = command(sub, "ingest", "số hóa các trang quét thành một tài liệu của hồ sơ", cmd_ingest, json=None)
     document_options(s)
     s.add_argument("files", nargs="+", metavar="TỆP", help="các tệp JPEG, PNG, TIFF, PDF theo thứ tự trang")
-    s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("scan", help="quét tập giấy trên máy quét (khay nạp, hai mặt, mặt kính) thành một tài liệu của hồ sơ",
                        description="quét tập giấy trên máy quét của quầy qua SANE (khay nạp ADF, hai mặt hoặc mặt kính), "
@@ -548,96 +555,66 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
     s.set_defaults(func=cmd_scanners)
 
-    s = command(sub, "show", "xem hồ sơ")
+    s = command(sub, "show", "xem hồ sơ", cmd_show, json="in manifest của hồ sơ")
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
-    s.add_argument("--json", action="store_true", help="in manifest của hồ sơ")
-    s.set_defaults(func=cmd_show)
 
-    s = command(sub, "export", "xuất các tài liệu PDF/A và manifest")
+    s = command(sub, "export", "xuất các tài liệu PDF/A và manifest", cmd_export)
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--out", required=True, metavar="THƯ_MỤC", help="thư mục nhận các tệp PDF/A và manifest.json")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_export)
 
-    s = command(sub, "link", "liên kết tải xuống ngắn hạn của tài liệu (kho S3)")
+    s = command(sub, "link", "liên kết tải xuống ngắn hạn của tài liệu (kho S3)", cmd_link)
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
     s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_link)
 
-    s = command(sub, "audit", "xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó")
+    s = command(sub, "audit", "xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó", cmd_audit)
     s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_audit)
 
-    s = command(sub, "verify", "kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu")
+    s = command(sub, "verify", "kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu", cmd_verify)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_verify)
 
-    s = command(sub, "renew", "gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn")
+    s = command(sub, "renew", "gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn", cmd_renew)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
     s.add_argument("--days", type=int, default=90, help="gia hạn khi chứng thư TSA hết hạn trong vòng N ngày")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_renew)
 
-    s = command(sub, "search", "tìm hồ sơ theo nội dung (có dấu hoặc không dấu)")
+    s = command(sub, "search", "tìm hồ sơ theo nội dung (có dấu hoặc không dấu)", cmd_search)
     s.add_argument("query", nargs="+", help='từ cần tìm; cụm từ chính xác đặt trong dấu ngoặc kép, ví dụ "nghị định"')
     s.add_argument("--code-prefix", default=None, help="chỉ tìm trong các hồ sơ có mã bắt đầu bằng chuỗi này")
     s.add_argument("--limit", type=int, default=20, help="số kết quả tối đa (mặc định 20)")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_search)
 
-    s = command(sub, "info", "thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_info)
+    s = command(sub, "info", "thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng", cmd_info)
 
-    s = command(sub, "cache", "xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)")
+    s = command(sub, "cache", "xem hoặc xóa bộ đệm trang (trang đã xử lý của lần số hóa bị lỗi)", cmd_cache)
     s.add_argument("--clear", action="store_true", help="xóa toàn bộ bộ đệm trang")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_cache)
 
-    s = command(sub, "reindex", "dựng lại chỉ mục tìm kiếm từ kho lưu trữ")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_reindex)
+    s = command(sub, "reindex", "dựng lại chỉ mục tìm kiếm từ kho lưu trữ", cmd_reindex)
 
-    s = command(sub, "bulk", "số hóa hàng loạt hồ sơ giấy từ một thư mục (mỗi hồ sơ một thư mục) hoặc tệp CSV")
+    s = command(sub, "bulk", "số hóa hàng loạt hồ sơ giấy từ một thư mục (mỗi hồ sơ một thư mục) hoặc tệp CSV", cmd_bulk)
     s.add_argument("source", help="thư mục nguồn hoặc tệp CSV (tệp, mã hồ sơ, tên tài liệu, thứ tự trang)")
     s.add_argument("--report", help="ghi báo cáo CSV và JSON (mỗi tài liệu một dòng, kết quả và lỗi)")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_bulk)
 
-    s = command(sub, "status", "xem tiến độ một lượt xử lý, hoặc mọi lượt xử lý của một hồ sơ")
+    s = command(sub, "status", "xem tiến độ một lượt xử lý, hoặc mọi lượt xử lý của một hồ sơ", cmd_status)
     s.add_argument("ref", metavar="JOB|MÃ_HỒ_SƠ", help="mã lượt xử lý hoặc mã hồ sơ")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_status)
 
-    s = command(sub, "retry", "chạy lại một lượt xử lý bị lỗi (các trang đã xong không phải làm lại)")
+    s = command(sub, "retry", "chạy lại một lượt xử lý bị lỗi (các trang đã xong không phải làm lại)", cmd_retry)
     s.add_argument("job", metavar="JOB", help="mã lượt xử lý (xem bằng sohoa status)")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_retry)
 
-    s = command(sub, "worker", "chạy một worker Celery nhận việc từ broker (SOHOA_BROKER_URL)")
+    s = command(sub, "worker", "chạy một worker Celery nhận việc từ broker (SOHOA_BROKER_URL)", cmd_worker, json=None)
     s.add_argument("--queues", default="pages,finish",
                    help="các hàng đợi, cách nhau bởi dấu phẩy (mặc định pages,finish; ký riêng: sign.<mã cơ quan>)")
     s.add_argument("--concurrency", type=int, help="số tiến trình xử lý (mặc định: số lõi CPU)")
-    s.set_defaults(func=cmd_worker)
 
     s = command(sub, "watch", "theo dõi thư mục máy quét: mỗi tệp mới là một tài liệu, xong chuyển vào done/, "
-                              "lỗi chuyển vào failed/")
+                              "lỗi chuyển vào failed/", cmd_watch, json=None)
     s.add_argument("folder", help="thư mục máy quét lưu tệp vào")
     s.add_argument("--settle", type=float, default=5.0,
                    help="chỉ nhận tệp đã không đổi trong chừng này giây (mặc định 5)")
     s.add_argument("--once", action="store_true", help="nhận các tệp đang có rồi dừng (không theo dõi tiếp)")
-    s.set_defaults(func=cmd_watch)
 
-    s = command(sub, "db", "quản trị cơ sở dữ liệu dùng chung")
+    s = command(sub, "db", "quản trị cơ sở dữ liệu dùng chung", cmd_db)
     s.add_argument("action", choices=["upgrade"], help="upgrade: nâng cấp lược đồ lên phiên bản của phần mềm")
-    s.add_argument("--json", action="store_true", help="in kết quả dạng JSON")
-    s.set_defaults(func=cmd_db)
     return p
 
 

@@ -159,11 +159,12 @@ def title_and_order(name: str) -> tuple[str, int | None]:
     return text, None
 
 
-def _ignored(name: str) -> bool:
+def ignored_name(name: str) -> bool:
+    """A file no one means as a document: hidden, an Office lock file, a thumbnail cache."""
     return name.startswith(".") or name.startswith("~$") or name.casefold() in IGNORED_NAMES
 
 
-def _supported(name: str) -> bool:
+def supported_name(name: str) -> bool:
     return Path(name).suffix.lower() in SUPPORTED_EXTENSIONS
 
 
@@ -175,7 +176,7 @@ def _kind_problem(name: str) -> str:
 def _listing(folder: Path) -> list[os.DirEntry]:
     """The entries of a folder that are inputs, in natural order; OSError propagates."""
     with os.scandir(folder) as it:
-        entries = [e for e in it if not _ignored(e.name)]
+        entries = [e for e in it if not ignored_name(e.name)]
     return sorted(entries, key=lambda e: natural_key(e.name))
 
 
@@ -262,7 +263,7 @@ def _plan_dossier(folder: Path, name: str, documents: list, problems: list) -> N
 def _document_files(entry: os.DirEntry) -> tuple[tuple[str, ...], str | None]:
     """The files of a document entry (a file, or a folder of page files), or why it is none."""
     if _is_file(entry):
-        return ((entry.path,), None) if _supported(entry.name) else ((), _kind_problem(entry.name))
+        return ((entry.path,), None) if supported_name(entry.name) else ((), _kind_problem(entry.name))
     if not _is_dir(entry):
         return (), "không phải tệp thường hay thư mục (liên kết hỏng?) (not a regular file)"
     try:
@@ -278,7 +279,7 @@ def _document_files(entry: os.DirEntry) -> tuple[tuple[str, ...], str | None]:
     odd = [p.name for p in pages if not _is_file(p)]
     if odd:
         return (), f"không phải tệp thường: {_listed(odd)} (not a regular file)"
-    unsupported = [p.name for p in pages if not _supported(p.name)]
+    unsupported = [p.name for p in pages if not supported_name(p.name)]
     if unsupported:
         return (), (f"có tệp không được hỗ trợ {_listed(unsupported)} ({KINDS_HELP}); không số hóa tài liệu "
                     "thiếu trang (unsupported page file)")
@@ -447,7 +448,7 @@ def _group_problems(dossier: str, title: str, rows: list[_Row], has_page: bool,
             reasons.append(f"dòng {r.number}: tệp '{r.file}' không tồn tại (file not found)")
         elif r.path.is_dir():
             reasons.append(f"dòng {r.number}: '{r.file}' là một thư mục, không phải tệp (is a directory)")
-        elif not _supported(r.path.name):
+        elif not supported_name(r.path.name):
             reasons.append(f"dòng {r.number}: tệp '{r.file}': {_kind_problem(r.path.name)}")
         elif len(by_file[r.path.resolve()]) > 1:
             reasons.append(f"tệp '{r.file}' được liệt kê nhiều lần (dòng {_rows_text(by_file[r.path.resolve()])}) "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .bulk_plan import SUPPORTED_EXTENSIONS, title_and_order
+from .bulk_plan import ignored_name, supported_name, title_and_order
 from .errors import describe
 
 DONE, FAILED = "done", "failed"
@@ -76,12 +76,7 @@ class Watcher:
 
 
 def _skipped(name: str) -> bool:
-    lower = name.lower()
-    return name.startswith((".", "~$")) or lower.endswith(TEMPORARY_SUFFIXES) or lower in ("thumbs.db", "desktop.ini")
-
-
-def supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED_EXTENSIONS
+    return ignored_name(name) or name.lower().endswith(TEMPORARY_SUFFIXES)
 
 
 def move_done(folder: Path, hot: HotFile, code: str) -> Path:
@@ -120,7 +115,7 @@ def run(folder: Path, handle: Callable[[HotFile], str], *, settle: float = 5.0, 
         for hot in ready:
             taken += 1
             watcher.forget(hot.path)
-            if not supported(hot.path):
+            if not supported_name(hot.path.name):
                 moved = move_failed(folder, hot, f"Tệp {hot.path.name}: chỉ nhận JPEG, PNG, TIFF, PDF")
                 report("failed", hot, str(moved))
                 continue
