@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,15 +129,16 @@ def s3_env(s3_settings, monkeypatch) -> dict:
     return s3_settings
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """URL of a throw-away PostgreSQL database, dropped at the end of the session."""
+@contextmanager
+def throwaway_pg_database(prefix: str = "sohoa_test"):
+    """URL of a new, empty PostgreSQL database, dropped (with the engines sohoa opened on it)
+    when the block ends. Fails the test, naming the admin URL, when it cannot be created."""
     import sqlalchemy as sa
 
-    from storage.index import database_url
+    from storage import db
 
-    admin_url = database_url(os.environ.get("SOHOA_TEST_PG_ADMIN_URL", PG_ADMIN_URL))
-    name = f"sohoa_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin_url = db.database_url(os.environ.get("SOHOA_TEST_PG_ADMIN_URL", PG_ADMIN_URL))
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -148,13 +150,18 @@ def pg_url():
     try:
         yield url
     finally:
-        from storage import db
-
         for cached in [k for k in db._engines if name in k]:
             db._engines.pop(cached).dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a throw-away PostgreSQL database, dropped at the end of the session."""
+    with throwaway_pg_database() as url:
+        yield url
 
 
 def _emptied(engine):

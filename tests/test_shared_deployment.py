@@ -38,20 +38,10 @@ def test_one_development_key_per_deployment_kept_in_the_store(tmp_path, rendered
 def test_a_shared_database_is_migrated_only_by_db_upgrade(tmp_path, capsys):
     """Many workers must never race to migrate on first use: on PostgreSQL every command refuses
     an outdated schema (exit 15, saying what to run) until `sohoa db upgrade` has run."""
-    import uuid
-
-    import sqlalchemy as sa
-
     from api.cli import main as sohoa
-    from storage import db
-    from tests.services import PG_ADMIN_URL
+    from tests.services import throwaway_pg_database
 
-    name = f"sohoa_upgrade_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(db.database_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\''))
-    url = sa.engine.make_url(db.database_url(PG_ADMIN_URL)).set(database=name).render_as_string(False)
-    try:
+    with throwaway_pg_database("sohoa_upgrade") as url:
         settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_DATABASE_URL": url})
         assert sohoa(["search", "nghị định"], settings=settings) == 15
         assert "sohoa db upgrade" in capsys.readouterr().err
@@ -60,9 +50,3 @@ def test_a_shared_database_is_migrated_only_by_db_upgrade(tmp_path, capsys):
         assert sohoa(["db", "upgrade"], settings=settings) == 0
         assert "không thay đổi gì" in capsys.readouterr().out
         assert sohoa(["search", "nghị định"], settings=settings) == 0
-    finally:
-        for cached in [k for k in db._engines if name in k]:
-            db._engines.pop(cached).dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
