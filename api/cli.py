@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline import config, service
 from pipeline.config import Settings
-from pipeline.errors import ExitCode, describe
+from pipeline.errors import ExitCode, UsageError, describe
 from pipeline.models import IngestRequest
 
 MAINTENANCE_CODES = ["01", "02", "03", "04", "05", "06", "07"]
@@ -180,6 +180,28 @@ def cmd_link(args, settings: Settings) -> int:
 
 
 def cmd_audit(args, settings: Settings) -> int:
+    if args.action == "anchor":
+        anchor = service.audit_anchor(settings, force=args.force)
+        if args.json:
+            _print_json(anchor.to_json() if anchor else None)
+        elif anchor is None:
+            print("Không có dòng nhật ký mới từ lần neo trước; không neo (dùng --force để neo lại)")
+        else:
+            stamp = "có dấu thời gian RFC 3161" if anchor.timestamped else (
+                f"KHÔNG có dấu thời gian ({anchor.timestamp_error})" if anchor.timestamp_error else "không dấu thời gian")
+            print(f"Đã neo nhật ký: {anchor.rows} dòng, dòng cuối {anchor.sha256[:16]}…, {stamp}; lưu tại {anchor.key}")
+        return ExitCode.OK
+    if args.action == "verify":
+        verdict = service.audit_verify(settings)
+        if args.json:
+            _print_json(verdict.to_json())
+        else:
+            for message, detail in verdict.problems:
+                print(f"LỖI: {message} ({detail})", file=sys.stderr)
+            if verdict.ok:
+                print(f"Nhật ký nguyên vẹn: {verdict.rows} dòng, {verdict.anchors} lần neo "
+                      f"({verdict.timestamped} có dấu thời gian); {verdict.unanchored_rows} dòng sau lần neo cuối")
+        return ExitCode.OK if verdict.ok else ExitCode.CHECK_FAILED
     report = service.audit_log(settings, args.last)
     if args.json:
         _print_json(report.to_json())
@@ -352,6 +374,87 @@ def cmd_worker(args, settings: Settings) -> int:
     return ExitCode.OK
 
 
+def cmd_serve(args, settings: Settings) -> int:
+    """The HTTP API and web interface, until stopped."""
+    import uvicorn
+
+    from .http import create_app
+
+    service.database_ready(settings)
+    print(f"sohoa phục vụ tại http://{args.host}:{args.port}/ (Ctrl-C để dừng)", file=sys.stderr)
+    uvicorn.run(create_app(settings, periodic=True), host=args.host, port=args.port, log_level="warning",
+                proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips)
+    return ExitCode.OK
+
+
+def _read_password(name: str) -> str:
+    """A new password from the terminal (twice) or the first line of standard input."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"Mật khẩu cho {name}: ")
+    if getpass.getpass("Nhập lại mật khẩu: ") != first:
+        raise UsageError("Hai lần nhập mật khẩu không khớp", "passwords differ")
+    return first
+
+
+def cmd_user(args, settings: Settings) -> int:
+    if args.action == "list":
+        found = service.users(settings)
+        if args.json:
+            _print_json(found)
+        for u in found:
+            if not args.json:
+                scope = ", ".join(u["agencies"]) or "toàn hệ thống"
+                print(f"{u['name']:<20} {u['role']:<10} {scope}" + ("  (đã khóa)" if u["disabled"] else ""))
+        return ExitCode.OK
+    if not args.name or not args.role:
+        raise UsageError("sohoa user add TÊN --role VAI_TRÒ [--agency MÃ_CƠ_QUAN ...]", "user add needs NAME and --role")
+    password = None if args.no_password else _read_password(args.name)
+    who = service.add_user(settings, args.name, args.role, args.agency or (), password)
+    if args.json:
+        _print_json({"name": who.name, "role": who.role, "agencies": list(who.agencies)})
+    else:
+        print(f"Đã thêm {who.name} ({who.role}; phạm vi: {', '.join(who.agencies) or 'toàn hệ thống'})")
+    return ExitCode.OK
+
+
+def cmd_token(args, settings: Settings) -> int:
+    if args.action == "revoke":
+        service.revoke_token(settings, args.name)
+        print(f"Đã thu hồi mã truy cập {args.name}")
+        return ExitCode.OK
+    token_id, token = service.create_token(settings, args.name)
+    if args.json:
+        _print_json({"id": token_id, "user": args.name, "token": token})
+    else:
+        print(token)
+        print(f"Mã truy cập {token_id} của {args.name}: chỉ hiện một lần, hãy lưu lại "
+              f"(thu hồi: sohoa token revoke {token_id})", file=sys.stderr)
+    return ExitCode.OK
+
+
+def cmd_notices(args, settings: Settings) -> int:
+    found = service.notices(settings, state=args.state, dossier=args.dossier, deliver=args.action == "deliver",
+                            requeue=args.action == "requeue", limit=args.last)
+    if args.json:
+        _print_json(found)
+        return ExitCode.OK
+    states = {"pending": "chờ gửi", "sending": "đang gửi", "delivered": "đã gửi", "failed": "GỬI KHÔNG ĐƯỢC"}
+    if found["requeued"]:
+        print(f"Đã xếp lại {found['requeued']} thông báo để gửi lại")
+    if found["delivered"] is not None:
+        d = found["delivered"]
+        print(f"Đã gửi {d['sent']}, hẹn gửi lại {d['retried']}, bỏ {d['failed']}")
+    for n in found["notices"]:
+        print(f"{n['id']:>6}  {n['event']:<16} {n['dossier']:<26} {states.get(n['state'], n['state']):<15} "
+              f"lần {n['attempts']}" + (f"  ({n['last_error']})" if n.get("last_error") else ""))
+    print("Tổng: " + ", ".join(f"{states.get(k, k)} {v}" for k, v in sorted(found["counts"].items())) if found["counts"]
+          else "Chưa có thông báo nào", file=sys.stderr)
+    return ExitCode.OK
+
+
 def cmd_db(args, settings: Settings) -> int:
     before, after = service.db_upgrade(settings)
     if args.json:
@@ -441,7 +544,7 @@ EXAMPLES = {
     "show": "sohoa show H23.50-261201-0001\nsohoa show H23.50-261201-0001 --json",
     "export": "sohoa export H23.50-261201-0001 --out /tmp/ho-so",
     "link": "sohoa link H23.50-261201-0001 H23.50-261201-0001.001 --expires 600",
-    "audit": "sohoa audit --last 50",
+    "audit": "sohoa audit --last 50\nsohoa audit verify\nsohoa audit anchor",
     "verify": "sohoa verify H23.50-261201-0001\nsohoa verify --all --json",
     "renew": "sohoa renew --all --days 90",
     "search": "sohoa search \"nghị định\"\nsohoa search nghi dinh --code-prefix H23.50",
@@ -453,6 +556,10 @@ EXAMPLES = {
     "worker": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa worker --concurrency 2\n"
               "sohoa worker --queues sign.h15.50.05.13 --concurrency 1   (máy giữ token ký của cơ quan H15.50.05.13)",
     "db": "sohoa db upgrade",
+    "notices": "sohoa notices --state failed\nsohoa notices requeue\nsohoa notices deliver",
+    "serve": "sohoa serve --host 0.0.0.0 --port 8000",
+    "user": "sohoa user add lan --role operator --agency H23.50\nsohoa user add thu --role archivist\nsohoa user list",
+    "token": "sohoa token create motcua\nsohoa token revoke 3f9a2c41b7e0",
     "watch": "sohoa watch /srv/may-quet\n  (máy quét lưu vào /srv/may-quet/H23.50-261201-0001/don.pdf, "
              "hoặc vào /srv/may-quet/ nếu trang đầu có mã QR phiếu tiếp nhận)",
     "bulk": "sohoa bulk /mnt/kho-giay/2019 --report bao-cao-2019.csv\nsohoa bulk danh-sach.csv --report bao-cao",
@@ -567,8 +674,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("doc_id", nargs="?", default=None, help="mã tài liệu (mặc định: mọi tài liệu)")
     s.add_argument("--expires", type=int, default=900, help="hiệu lực tính bằng giây (mặc định 900, tối đa 7 ngày)")
 
-    s = command(sub, "audit", "xem nhật ký kiểm tra và kiểm tra tính toàn vẹn của nó", cmd_audit)
+    s = command(sub, "audit", "xem nhật ký truy cập, kiểm tra tính toàn vẹn của nó, neo nó vào kho lưu trữ", cmd_audit)
+    s.add_argument("action", nargs="?", choices=["show", "verify", "anchor"], default="show",
+                   help="show: in các dòng cuối (mặc định); verify: kiểm tra chuỗi băm và mọi lần neo; "
+                        "anchor: neo đầu chuỗi vào kho lưu trữ (bất biến, có dấu thời gian khi có TSA)")
     s.add_argument("--last", type=int, default=20, help="số dòng cuối cần in (mặc định 20)")
+    s.add_argument("--force", action="store_true", help="anchor: neo cả khi không có dòng mới")
 
     s = command(sub, "verify", "kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu", cmd_verify)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
@@ -613,6 +724,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chỉ nhận tệp đã không đổi trong chừng này giây (mặc định 5)")
     s.add_argument("--once", action="store_true", help="nhận các tệp đang có rồi dừng (không theo dõi tiếp)")
 
+    s = command(sub, "serve", "chạy API HTTP và giao diện web", cmd_serve, json=None)
+    s.add_argument("--host", default="127.0.0.1", help="địa chỉ lắng nghe (mặc định 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="cổng (mặc định 8000)")
+    s.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                   help="địa chỉ reverse proxy được tin cho X-Forwarded-For (mặc định 127.0.0.1)")
+
+    s = command(sub, "user", "quản lý người dùng của API và giao diện web", cmd_user)
+    s.add_argument("action", choices=["add", "list"], help="add: thêm người dùng; list: liệt kê")
+    s.add_argument("name", nargs="?", metavar="TÊN", help="tên đăng nhập")
+    s.add_argument("--role", choices=["operator", "officer", "archivist", "admin"],
+                   help="operator: tiếp nhận; officer: xử lý, tra cứu; archivist: lưu trữ, báo cáo; admin: quản trị")
+    s.add_argument("--agency", action="append", metavar="MÃ_CƠ_QUAN",
+                   help="chỉ các hồ sơ có mã bắt đầu bằng mã cơ quan này (lặp lại được; bỏ trống: toàn hệ thống)")
+    s.add_argument("--no-password", action="store_true", help="không mật khẩu: chỉ dùng mã truy cập (hệ thống khác)")
+
+    s = command(sub, "token", "tạo hoặc thu hồi mã truy cập API (Bearer)", cmd_token)
+    s.add_argument("action", choices=["create", "revoke"], help="create: tạo cho người dùng TÊN; revoke: thu hồi mã")
+    s.add_argument("name", metavar="TÊN|MÃ", help="tên người dùng (create) hoặc mã của mã truy cập (revoke)")
+
+    s = command(sub, "notices", "thông báo gửi hệ thống một cửa (SOHOA_WEBHOOK_URL): xem, gửi lại", cmd_notices)
+    s.add_argument("action", nargs="?", choices=["list", "deliver", "requeue"], default="list",
+                   help="list: các thông báo mới nhất (mặc định); deliver: gửi ngay các thông báo đến hạn; "
+                        "requeue: gửi lại các thông báo đã bỏ")
+    s.add_argument("--state", choices=["pending", "sending", "delivered", "failed"], help="chỉ thông báo ở trạng thái này")
+    s.add_argument("--dossier", metavar="MÃ_HỒ_SƠ", help="chỉ thông báo của hồ sơ này")
+    s.add_argument("--last", type=int, default=50, help="số thông báo (mặc định 50)")
+
     s = command(sub, "db", "quản trị cơ sở dữ liệu dùng chung", cmd_db)
     s.add_argument("action", choices=["upgrade"], help="upgrade: nâng cấp lược đồ lên phiên bản của phần mềm")
     return p
@@ -646,7 +784,7 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     except (Exception, KeyboardInterrupt) as e:
         return report_error(e, settings, argv)
     finally:
-        if new_home and args.command not in ("info",):
+        if new_home and args.command not in ("info", "user", "token", "serve", "audit", "db", "worker", "watch", "notices"):
             print(f"(Thư mục dữ liệu {settings.home} chưa có hồ sơ nào trước lệnh này; "
                   f"đặt SOHOA_HOME nếu hồ sơ ở nơi khác.)", file=sys.stderr)
 

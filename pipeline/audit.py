@@ -6,6 +6,8 @@ append-only and hash-chained, one log for every worker, door and machine of a de
 from __future__ import annotations
 
 import getpass
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +16,18 @@ from sqlalchemy.engine import Engine
 from storage import journal
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+# who the current request acts for (set by the HTTP and web doors): name, role, ip, via
+_acting: ContextVar[dict | None] = ContextVar("sohoa_acting", default=None)
+
+
+@contextmanager
+def acting(name: str, role: str, ip: str | None, via: str):
+    """Every event recorded inside is the named user's, with their role and address."""
+    token = _acting.set({"actor": name, "role": role, "ip": ip, "via": via})
+    try:
+        yield
+    finally:
+        _acting.reset(token)
 
 
 def now_vn() -> datetime:
@@ -21,7 +35,12 @@ def now_vn() -> datetime:
 
 
 def record(db: Engine, action: str, outcome: str = "success", *, actor: str | None = None, **detail) -> dict:
-    """Append one event; returns it as stored."""
+    """Append one event; returns it as stored. Inside ``acting(...)`` the event names that user,
+    their role and address; otherwise the operating-system user at the command line."""
+    who = _acting.get()
+    if who is not None and actor is None:
+        actor = who["actor"]
+        detail = {"role": who["role"], "ip": who["ip"], "via": who["via"], **detail}
     return journal.append(db, {"at": now_vn().isoformat(), "actor": actor or _actor(), "action": action,
                                "outcome": outcome, **detail})
 
@@ -31,8 +50,8 @@ def verify_chain(db: Engine) -> tuple[bool, int, int | None]:
     return journal.verify(db)
 
 
-def tail(db: Engine, last: int) -> list[dict]:
-    return journal.tail(db, last)
+def tail(db: Engine, last: int, dossier: str | None = None) -> list[dict]:
+    return journal.tail(db, last, dossier)
 
 
 def _actor() -> str:

@@ -81,6 +81,26 @@ class BrokerSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    max_upload_bytes: int = 100 * 1024 * 1024   # one request's files together
+    max_upload_files: int = 200
+    session_hours: int = 10                      # a web login lasts one working day
+    cookie_secure: bool = True                   # the session cookie only over HTTPS (and localhost)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    anchor_interval: int = 300   # seconds between anchors of the access log's head (sohoa serve)
+    retention_days: int = 400    # anchors are kept under COMPLIANCE retention; logs at least 12 months
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str | None = None       # the one-stop system's receiver; none: no notices
+    secret: str | None = field(default=None, repr=False)  # HMAC-SHA256 key of the notices
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     storage: str = "local"
@@ -90,6 +110,9 @@ class Settings:
     ocr: OcrSettings = OcrSettings()
     index: IndexSettings = IndexSettings()
     broker: BrokerSettings = BrokerSettings()
+    api: ApiSettings = ApiSettings()
+    audit: AuditSettings = AuditSettings()
+    webhook: WebhookSettings = WebhookSettings()
 
     @property
     def db_url(self) -> str:
@@ -149,7 +172,29 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             signing_agencies=tuple(a.strip().upper() for a in (env.str("SOHOA_SIGNING_AGENCIES") or "").split(",")
                                    if a.strip()),
         ),
+        api=ApiSettings(
+            max_upload_bytes=env.int("SOHOA_API_MAX_UPLOAD_MB", 100, minimum=1) * 1024 * 1024,
+            max_upload_files=env.int("SOHOA_API_MAX_UPLOAD_FILES", 200, minimum=1),
+            session_hours=env.int("SOHOA_SESSION_HOURS", 10, minimum=1, maximum=24 * 30),
+            cookie_secure=env.str("SOHOA_COOKIE_SECURE", "true").lower() in ("1", "true", "yes"),
+        ),
+        audit=AuditSettings(
+            anchor_interval=env.int("SOHOA_AUDIT_ANCHOR_INTERVAL", 300, minimum=10),
+            retention_days=env.int("SOHOA_AUDIT_RETENTION_DAYS", 400, minimum=366),
+        ),
+        webhook=_webhook(env),
     )
+
+
+def _webhook(env: "_Env") -> WebhookSettings:
+    url, secret = env.str("SOHOA_WEBHOOK_URL"), env.secret("SOHOA_WEBHOOK_SECRET")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"SOHOA_WEBHOOK_URL không hợp lệ: '{url}' (http:// hoặc https://)",
+                          "SOHOA_WEBHOOK_URL: an http(s) URL")
+    if url and not secret:
+        raise ConfigError("SOHOA_WEBHOOK_URL cần SOHOA_WEBHOOK_SECRET (khóa ký HMAC của thông báo)",
+                          "SOHOA_WEBHOOK_URL needs SOHOA_WEBHOOK_SECRET")
+    return WebhookSettings(url=url, secret=secret)
 
 
 def default_home() -> Path:

@@ -150,6 +150,10 @@ _STORAGE_EXIT = {
 }
 
 
+# the errors a door reports as the user's or the deployment's problem, never as a crash
+EXPECTED = (SohoaError, storage_errors.StorageError)
+
+
 @dataclass(frozen=True)
 class ErrorReport:
     """What a door shows of an error: exit status, stable code, Vietnamese message, English detail."""

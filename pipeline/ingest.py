@@ -23,7 +23,7 @@ from storage import keys
 from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf
-from .config import OcrSettings
+from .config import OcrSettings, WebhookSettings
 from .errors import InputError, InputErrors, PagesFailed, UsageError
 from .executor import PageExecutor, Progress
 from .inputs import Source, read_source
@@ -49,6 +49,7 @@ class IngestContext:
     index: IndexUpdate | None = None
     progress: Progress | None = None  # (pages done, pages in all)
     remote_signing: bool = False      # the document is finished and signed by a worker, not here
+    webhook: WebhookSettings | None = None  # notices to the one-stop system (pipeline.notices); None: none
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from storage.errors import DatabaseError, LockTimeout, StorageUnavailable
 
-from . import audit, ingest
+from . import audit, ingest, notices
 from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
@@ -43,7 +43,7 @@ class Submitted:
 
 
 def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = None,
-           source: str | None = None, kind: str = "ingest") -> Submitted:
+           source: str | None = None, kind: str = "ingest", submitted_by: str | None = None) -> Submitted:
     """Check the request and store its originals; a job for its pages (none when the dossier
     already holds these files, the running job when they are being converted). ``kind`` "bulk":
     the caller sends the finishing task itself, so that a dossier's documents are committed in
@@ -58,7 +58,7 @@ def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = No
     job_id = uuid.uuid4().hex
     job_table.create(ctx.db, job_id, kind=kind, dossier=prepared.dossier, title=prepared.title,
                      request=prepared.to_json(), input_sha256=prepared.digest, pages=len(prepared.tasks),
-                     now=_now(), batch=batch, source=source)
+                     now=_now(), batch=batch, source=source, submitted_by=submitted_by)
     audit.record(ctx.db, "job", "queued", dossier=prepared.dossier, job=job_id, pages=len(prepared.tasks))
     return Submitted(job_id)
 
@@ -134,9 +134,13 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     except TRANSIENT:
         raise
     except Exception as exc:
+        notice = notices.notify_failed(ctx.db, ctx.webhook, job, exc)  # in the outbox before the job fails
         fail(ctx.db, job_id, exc)
+        notices.deliver_soon(ctx.db, ctx.webhook, notice)
         raise
+    notice = notices.notify_stored(ctx.db, ctx.webhook, job, summary)  # in the outbox before the job is done
     job_table.set_state(ctx.db, job_id, "done", now=_now(), doc_id=summary.doc_id, error=None)
+    notices.deliver_soon(ctx.db, ctx.webhook, notice)
     return summary
 
 

@@ -101,7 +101,8 @@ def ingest_context(settings: Settings, *, store: ObjectStore | None = None, sign
     by the worker that finishes it, not by the caller."""
     return IngestContext(store=store or open_store(settings), db=database(settings), executor=executor,
                          ocr=settings.ocr, signer=signer, index=index_update(settings), progress=progress,
-                         remote_signing=bool(settings.broker.url))
+                         remote_signing=bool(settings.broker.url),
+                         webhook=settings.webhook if settings.webhook.url else None)
 
 
 def index_update(settings: Settings):

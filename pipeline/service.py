@@ -25,7 +25,11 @@ from storage import db, index as search_index, jobs as job_table
 from storage.base import ObjectStore
 from storage.local import LocalStore
 
-from . import audit, bulk as bulk_runner, dossier, hotfolder, jobs, manifest as mf, receipts
+from storage import accounts
+
+from . import access, audit, bulk as bulk_runner, dossier, hotfolder, jobs, manifest as mf, receipts
+from .access import Principal
+from .privacy import mask_id_numbers
 from .bulk import BulkProgress, BulkResult
 from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
@@ -304,15 +308,17 @@ def link(settings: Settings, code: str, doc_id: str | None = None, expires: int 
     return tuple(links)
 
 
-def search(settings: Settings, query: str, *, code_prefix: str | None = None, limit: int = 20) -> SearchResult:
+def search(settings: Settings, query: str, *, code_prefix: str | None = None, limit: int = 20,
+           scope: Sequence[str] = ()) -> SearchResult:
     """Pages whose words match, with or without diacritics, in four tiers: the exact phrase, the
-    phrase without diacritics, all words near each other, all words; an empty query is refused."""
+    phrase without diacritics, all words near each other, all words; an empty query is refused.
+    ``scope``: only dossiers of these agency codes. Snippets show no citizen ID number whole."""
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
-    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit)
+    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit, scope=scope)
     audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits))
-    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], h["snippet"], h["score"],
-                                               h["exact"], h.get("tier", "all")) for h in hits))
+    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], mask_id_numbers(h["snippet"]),
+                                               h["score"], h["exact"], h.get("tier", "all")) for h in hits))
 
 
 def reindex(settings: Settings) -> ReindexResult:
@@ -468,6 +474,23 @@ def audit_log(settings: Settings, last: int = 20) -> AuditReport:
     return AuditReport(intact, broken_at or count, tuple(audit.tail(db, last)) if intact else ())
 
 
+def audit_anchor(settings: Settings, *, force: bool = False):
+    """Anchor the access log's head in the object store (COMPLIANCE retention, RFC 3161 token when
+    SOHOA_TSA_URL is set); None when nothing was logged since the last anchor (unless ``force``)."""
+    from . import anchors
+
+    return anchors.anchor(database(settings), open_store(settings), tsa_url=settings.signing.tsa_url,
+                          retention_days=settings.audit.retention_days, force=force)
+
+
+def audit_verify(settings: Settings):
+    """The access log's chain checked row by row and against every anchor (see ``pipeline.anchors``)."""
+    from . import anchors
+
+    roots = trust_roots(settings.signing, settings.home) if settings.signing.tsa_url else None
+    return anchors.verify(database(settings), open_store(settings), trust_roots=roots)
+
+
 def _once(make, settings: Settings):
     """``make(settings)`` on first use, then the same object: a batch over many dossiers opens the
     store and reads the trust roots once. A failure is not kept, so each dossier reports it, as
@@ -489,3 +512,348 @@ def _codes(store, codes: Sequence[str], all_dossiers: bool) -> list[str]:
     if not codes:
         raise UsageError("Chưa chỉ định hồ sơ: nêu mã hồ sơ hoặc dùng --all", "no dossier given: CODE ... or --all")
     return list(codes)
+
+
+# --------------------------------------------------------------------------- users and the HTTP doors
+
+ROLE_NAMES_VI = access.ROLE_NAMES_VI  # how the doors name each role
+
+
+def acting(who: Principal):
+    """Inside, every event of the access log names ``who``: their name, role and address."""
+    return audit.acting(who.name, who.role, who.ip, who.via)
+
+
+def visible(who: Principal, code: str) -> str:
+    """The dossier code, checked, if the user's agency scope covers it; NotFound otherwise, the
+    same answer as for a dossier that does not exist."""
+    code = dossier.validate_key(code)
+    if not who.sees(code):
+        raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
+    return code
+
+
+def record_denied(settings: Settings, who: Principal, method: str, path: str, permission: str) -> None:
+    """A request refused because the user's role lacks the permission."""
+    with acting(who):
+        audit.record(database(settings), "denied", "failure", path=path, method=method, permission=permission)
+
+
+def job_counts(settings: Settings) -> dict[str, int]:
+    return job_table.count_by_state(database(settings))
+
+def add_user(settings: Settings, name: str, role: str, agencies: Sequence[str] = (),
+             password: str | None = None) -> Principal:
+    """A user of the HTTP API and web interface (see ``pipeline.access`` for roles and scope)."""
+    return access.add_user(database(settings), name, role, agencies, password)
+
+
+def users(settings: Settings) -> list[dict]:
+    return [{k: v for k, v in u.items() if k != "password_hash"} for u in accounts.list_users(database(settings))]
+
+
+def create_token(settings: Settings, name: str) -> tuple[str, str]:
+    """(token id, token): the token is shown once; only its hash is kept."""
+    return access.create_token(database(settings), name)
+
+
+def revoke_token(settings: Settings, token_id: str) -> None:
+    access.revoke_token(database(settings), token_id)
+
+
+def by_token(settings: Settings, token: str, ip: str | None) -> Principal | None:
+    return access.by_token(database(settings), token, ip=ip)
+
+
+def login(settings: Settings, name: str, password: str, ip: str | None):
+    return access.login(database(settings), name, password, ip=ip, hours=settings.api.session_hours)
+
+
+def by_session(settings: Settings, secret: str, ip: str | None):
+    return access.by_session(database(settings), secret, ip=ip)
+
+
+def logout(settings: Settings, secret: str, who: Principal) -> None:
+    access.logout(database(settings), secret, who)
+
+
+def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tuple[str, bytes]],
+                  who: Principal) -> tuple[JobView | None, IngestSummary | None]:
+    """Store an uploaded document's files and record its job; (job, None), or (None, the document)
+    when the dossier already holds these very files. The pages are converted by ``run_job``."""
+    code = dossier.validate_key(code)
+    check_title(title)
+    if not files:
+        raise UsageError("Chưa có tệp nào: chọn các trang cần số hóa", "no files")
+    folder = Path(tempfile.mkdtemp(prefix=f"{code}-", dir=_work(settings)))
+    try:
+        paths = []
+        for n, (name, data) in enumerate(files, start=1):
+            safe = re.sub(r"[^\w.\-]+", "_", Path(name or f"page-{n}").name)[-100:] or f"page-{n}"
+            path = folder / f"{n:04d}" / safe  # each in its own folder: two files may share a name
+            path.parent.mkdir()
+            path.write_bytes(data)
+            paths.append(str(path))
+        # without workers this process signs later (run_job); the signer is checked now, before a job is made
+        with closing(signer_for(settings)) if not settings.broker.url else nullcontext() as signer:
+            ctx = ingest_context(settings, signer=signer)
+            submitted = jobs.submit(ctx, IngestRequest(code, tuple(paths), title), submitted_by=who.name)
+    except SohoaError as error:  # name each file as the user did, not by its place on this server
+        error.message_vi = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.message_vi)
+        error.detail = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.detail)
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the originals are in the object store by now
+    if submitted.duplicate is not None:
+        return None, submitted.duplicate
+    return jobs.view(ctx.db, submitted.job), None
+
+
+# the counter's intake drafts (pipeline.intake): pages previewed straightened, reordered, then confirmed
+
+def intake_create(settings: Settings, code: str, who: Principal):
+    from . import intake
+
+    draft = intake.create(open_store(settings), visible(who, code), who.name)
+    audit.record(database(settings), "intake", "started", dossier=draft.dossier_code, draft=draft.id)
+    return draft
+
+
+def intake_drafts(settings: Settings, who: Principal):
+    from . import intake
+
+    return intake.list_open(open_store(settings), who.name)
+
+
+def intake_draft(settings: Settings, draft_id: str, who: Principal):
+    from . import intake
+
+    return intake.get(open_store(settings), draft_id, who.name)
+
+
+def intake_add(settings: Settings, draft_id: str, files: Sequence[tuple[str, bytes]], who: Principal):
+    """Each file stored as sent, then split into pages, each previewed (orientation, skew, flags)."""
+    from . import intake
+
+    return intake.add_files(open_store(settings), draft_id, files, max_pixels=settings.ocr.max_pixels,
+                            owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+
+
+def intake_replace(settings: Settings, draft_id: str, page_id: str, name: str, data: bytes, who: Principal):
+    from . import intake
+
+    return intake.replace(open_store(settings), draft_id, page_id, name, data, max_pixels=settings.ocr.max_pixels,
+                          owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+
+
+def intake_move(settings: Settings, draft_id: str, page_id: str, position: int, who: Principal):
+    from . import intake
+
+    return intake.move(open_store(settings), draft_id, page_id, position, who.name)
+
+
+def intake_remove(settings: Settings, draft_id: str, page_id: str, who: Principal):
+    from . import intake
+
+    return intake.remove(open_store(settings), draft_id, page_id, who.name)
+
+
+def intake_clear_errors(settings: Settings, draft_id: str, who: Principal):
+    from . import intake
+
+    return intake.clear_errors(open_store(settings), draft_id, who.name)
+
+
+def intake_discard(settings: Settings, draft_id: str, who: Principal) -> None:
+    from . import intake
+
+    intake.discard(open_store(settings), draft_id, who.name)
+    audit.record(database(settings), "intake", "discarded", draft=draft_id)
+
+
+def intake_thumbnail(settings: Settings, draft_id: str, page_id: str, who: Principal) -> bytes:
+    from . import intake
+
+    return intake.thumbnail(open_store(settings), draft_id, page_id, who.name)
+
+
+def intake_submit(settings: Settings, draft_id: str, title: str,
+                  who: Principal) -> tuple[JobView | None, IngestSummary | None]:
+    """The draft's pages, in their order, as one document of its dossier (``accept_upload``); the
+    draft is discarded once the job holds them."""
+    from . import intake
+
+    store = open_store(settings)
+    draft = intake.get(store, draft_id, who.name)
+    with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
+        paths = intake.materialise(store, draft_id, Path(folder), who.name)
+        accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
+                                 [(p.name, p.read_bytes()) for p in paths], who)
+    intake.discard(store, draft_id, who.name)
+    return accepted
+
+
+def _work(settings: Settings) -> Path:
+    work = settings.home / "work" / "uploads"
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def run_job(settings: Settings, job_id: str) -> None:
+    """Convert a recorded job: hand it to the workers when a broker is configured, else here."""
+    if settings.broker.url:
+        _send(settings, job_id)
+        return
+    with closing(signer_for(settings)) as signer:
+        jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings)), job_id)
+
+
+def jobs_for(settings: Settings, who: Principal, limit: int = 50) -> tuple[JobView, ...]:
+    """The latest jobs a user may see: an operator its own uploads, others every job in scope."""
+    rows = job_table.find(database(settings), newest=limit * 4 if who.agencies else limit,
+                          submitted_by=who.name if who.role == "operator" else None)
+    return tuple(JobView.from_row(r) for r in rows if who.sees(r["dossier"]))[-limit:]
+
+
+def job_for(settings: Settings, job_id: str, who: Principal) -> JobView:
+    """One job, if the user may see it (NotFound otherwise: its existence is not revealed)."""
+    job = job_table.get(database(settings), job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
+    if job is None or not who.sees(job["dossier"]) or (who.role == "operator" and job.get("submitted_by") != who.name):
+        raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
+    return jobs.view(database(settings), job_id)
+
+
+def document_pdf(settings: Settings, code: str, doc_id: str) -> tuple[bytes, str]:
+    """(the signed PDF, its SHA-256), fixity checked; recorded as a download."""
+    code = dossier.validate_key(code)
+    manifest = require_manifest(open_store(settings), code)
+    found = [d for d in manifest["documents"] if d["docId"] == doc_id]
+    if not found:
+        raise NotFound(f"Hồ sơ {code} không có tài liệu {doc_id}", "no such document")
+    pdf = found[0]["pdf"]
+    data = open_store(settings).get(pdf["key"], sha256=pdf["sha256"])
+    audit.record(database(settings), "download", dossier=code, docId=doc_id)
+    return data, pdf["sha256"]
+
+
+def dossier_access(settings: Settings, code: str, limit: int = 10_000) -> tuple[dict, ...]:
+    """Who did what with a dossier, oldest first (a data subject's "who read my dossier")."""
+    code = dossier.validate_key(code)
+    db = database(settings)
+    events = audit.tail(db, limit, dossier=code)
+    audit.record(db, "access-log-read", dossier=code, events=len(events))
+    return tuple(events)
+
+
+def set_checklist(settings: Settings, code: str, procedure: str, required: Sequence[str], by: str) -> dict:
+    """A dossier's procedure code and the papers it requires (names, in the one-stop system's words)."""
+    code = dossier.validate_key(code)
+    procedure = (procedure or "").strip()
+    papers = [p.strip() for p in required if p and p.strip()]
+    if not procedure or len(procedure) > 100:
+        raise UsageError("Thiếu mã thủ tục (tối đa 100 ký tự)", "procedure code: 1-100 characters")
+    if not papers or len(papers) > 100 or any(len(p) > 300 for p in papers):
+        raise UsageError("Danh sách giấy tờ phải có từ 1 đến 100 mục, mỗi mục tối đa 300 ký tự",
+                         "required papers: 1-100 items of at most 300 characters")
+    db = database(settings)
+    accounts.set_checklist(db, code, procedure, [{"name": p} for p in dict.fromkeys(papers)],
+                           audit.now_vn().isoformat(), by)
+    audit.record(db, "checklist", dossier=code, procedure=procedure, required=len(papers))
+    return checklist(settings, code)
+
+
+def checklist(settings: Settings, code: str) -> dict:
+    """The dossier's required papers and which are still missing: a paper counts as present when a
+    document of the dossier has its name as title (compared without case or diacritics)."""
+    from storage.index import fold
+
+    code = dossier.validate_key(code)
+    found = accounts.get_checklist(database(settings), code)
+    if found is None:
+        return {"dossierCode": code, "procedure": None, "required": [], "missing": []}
+    from .repository import load_manifest
+
+    manifest = load_manifest(open_store(settings), code) or {"documents": []}
+    titles = {" ".join(fold(d["title"]).split()) for d in manifest["documents"]}
+    required = [p["name"] for p in found["required"]]
+    return {"dossierCode": code, "procedure": found["procedure"], "required": required,
+            "missing": [p for p in required if " ".join(fold(p).split()) not in titles],
+            "updated": found["updated"], "updatedBy": found["updated_by"]}
+
+
+def database_ready(settings: Settings) -> None:
+    """Refuse to start a server on a database whose schema is not this version's."""
+    database(settings)
+
+
+def readiness(settings: Settings) -> dict[str, str | None]:
+    """Each dependency's problem, or None when it answers: the store, the database, the broker."""
+    problems: dict[str, str | None] = {}
+
+    def check(name: str, probe) -> None:
+        try:
+            probe()
+            problems[name] = None
+        except Exception as exc:
+            problems[name] = describe(exc).message_vi
+
+    check("store", lambda: open_store(settings).exists("system/readiness-probe"))
+    check("database", lambda: db.check_schema(database(settings)))
+    if settings.broker.url:
+        from kombu import Connection
+
+        def broker() -> None:
+            with Connection(settings.broker.url, connect_timeout=3) as conn:
+                conn.ensure_connection(max_retries=1)
+
+        check("broker", broker)
+    return problems
+
+
+def digitisation_report(settings: Settings, quarter: str, agencies: Sequence[str] = ()):
+    """The quarterly digitisation report of ``agencies`` (none: every agency), see ``pipeline.report``."""
+    from . import report
+
+    found = report.digitisation_report(database(settings), open_store(settings), quarter, agencies)
+    audit.record(database(settings), "report", quarter=quarter, agencies=list(agencies))
+    return found
+
+
+def report_file(found, kind: str) -> bytes:
+    """The report as a CSV ("csv", UTF-8 with BOM) or Excel ("xlsx") file, or its chart ("svg")."""
+    from . import report
+
+    return {"csv": report.to_csv, "xlsx": report.to_xlsx, "svg": lambda r: report.chart_svg(r).encode("utf-8")}[kind](found)
+
+
+def notices(settings: Settings, *, state: str | None = None, dossier: str | None = None, deliver: bool = False,
+            requeue: bool = False, limit: int = 50) -> dict:
+    """The notices to the one-stop system (``pipeline.notices``): with ``requeue`` the failed ones
+    are sent again from now, with ``deliver`` the due ones are sent here and now; then the newest."""
+    from . import notices as outbox
+
+    db = database(settings)
+    requeued = outbox.requeue(db) if requeue else 0
+    round_ = None
+    if deliver:
+        if not settings.webhook.url:
+            raise ConfigError("Chưa cấu hình SOHOA_WEBHOOK_URL: không có nơi nhận thông báo", "no SOHOA_WEBHOOK_URL")
+        round_ = outbox.deliver_due(db, settings.webhook.url, settings.webhook.secret)
+    return {"counts": outbox.counts(db), "requeued": requeued,
+            "delivered": None if round_ is None else {"sent": round_.sent, "failed": round_.failed,
+                                                      "retried": round_.retried},
+            "notices": outbox.list_notices(db, dossier=dossier, state=state, limit=limit)}
+
+
+def periodic_tasks(settings: Settings) -> list[tuple[str, object]]:
+    """What a long-running server does on its own, each a callable taking a stop event: anchor
+    the access log's head every SOHOA_AUDIT_ANCHOR_INTERVAL seconds; deliver due notices."""
+    from . import anchors, notices
+
+    tasks = [("audit-anchor", lambda stop: anchors.run_periodically(
+        lambda: (database(settings), open_store(settings)), settings.audit.anchor_interval, stop,
+        tsa_url=settings.signing.tsa_url, retention_days=settings.audit.retention_days))]
+    if settings.webhook.url:
+        tasks.append(("notices", lambda stop: notices.run_periodically(
+            lambda: database(settings), settings.webhook.url, settings.webhook.secret, 10, stop)))
+    return tasks

@@ -7,6 +7,11 @@
 - Keys are produced by ``storage.keys`` only; a backend still refuses any key
   that could escape its root.
 - Writing a key that already holds the same bytes is a no-op (idempotent retries).
+- ``put(..., compliance_days=n)`` makes the object write-once for ``n`` days in COMPLIANCE
+  mode, whatever lock mode the store uses by default (``retain`` is implied): on S3 nobody,
+  not even an account allowed to bypass governance retention, can delete or overwrite that
+  version before the date; the local store refuses other bytes under the key and ``delete``
+  until then. For records that must outlive any operator's rights (the access log's anchors).
 """
 from __future__ import annotations
 
@@ -48,8 +53,10 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
-            metadata: dict | None = None, retain: bool = False) -> ObjectInfo:
-        """Store bytes under key atomically. ``retain``: write-once where the backend can."""
+            metadata: dict | None = None, retain: bool = False, *,
+            compliance_days: int | None = None) -> ObjectInfo:
+        """Store bytes under key atomically. ``retain``: write-once where the backend can;
+        ``compliance_days``: write-once in COMPLIANCE mode for that many days (implies ``retain``)."""
 
     @abstractmethod
     def get(self, key: str, sha256: str | None = None) -> bytes:
@@ -65,7 +72,8 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None:
-        """Remove an object (refused by the server for retained objects on S3)."""
+        """Remove an object (refused by the server for retained objects on S3, and by the
+        local store for an object put with ``compliance_days`` until its date)."""
 
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None

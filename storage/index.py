@@ -39,6 +39,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -474,7 +475,8 @@ def forget_dossier(engine: Engine, code: str) -> None:
         _forget_dossier(conn, nfc(code))
 
 
-def search(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20) -> list[dict]:
+def search(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20,
+           scope: Sequence[str] = ()) -> list[dict]:
     """Pages holding every word of the query, best first (see the module's docstring).
 
     Each hit: dossierCode, docId, page, snippet (the best match in [brackets]), score (see
@@ -486,6 +488,9 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     phrase (with, then without diacritics) first, then by its own relevance (FTS5's bm25,
     PostgreSQL's ts_rank); beyond that many candidates the near and all tiers are ranked
     among the pages the database ranked highest.
+
+    ``scope``: agency codes; only dossiers whose code is one of them followed by ``.`` or
+    ``-`` (empty: every dossier), filtered in the database so ``limit`` counts visible pages.
     """
     parsed = Query.parse(query)
     if limit <= 0:
@@ -493,9 +498,9 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     prefix = nfc(code_prefix).strip().upper() if code_prefix else None
     window = max(CANDIDATES, limit)
     if engine.dialect.name == "sqlite":
-        rows = _candidates_sqlite(engine, parsed, prefix, window)
+        rows = _candidates_sqlite(engine, parsed, prefix, window, scope)
     elif engine.dialect.name == "postgresql":
-        rows = _candidates_postgresql(engine, parsed, prefix, window)
+        rows = _candidates_postgresql(engine, parsed, prefix, window, scope)
     else:
         raise StorageConfigError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}",
                                  f"unsupported index database: {engine.dialect.name}")
@@ -507,7 +512,20 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
             for m, r in ranked[:limit]]
 
 
-def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window: int) -> list:
+def _scope_clause(scope: Sequence[str]) -> tuple[str, dict]:
+    """SQL (``AND (...)``) keeping pages of dossiers under the given agency codes, and its parameters."""
+    if not scope:
+        return "", {}
+    terms, params = [], {}
+    for n, agency in enumerate(scope):
+        terms.append(f"substr(p.dossier_code, 1, :scope{n}_len) IN (:scope{n}_dot, :scope{n}_dash)")
+        params.update({f"scope{n}_len": len(agency) + 1, f"scope{n}_dot": agency + ".", f"scope{n}_dash": agency + "-"})
+    return "AND (" + " OR ".join(terms) + ") ", params
+
+
+def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window: int,
+                       scope: Sequence[str] = ()) -> list:
+    scoped, scope_params = _scope_clause(scope)
     sql = (
         "SELECT p.dossier_code, p.doc_id, p.number, p.text, "
         "       p.id IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH :phrase_exact) AS phrase_exact, "
@@ -515,10 +533,10 @@ def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window:
         "       -bm25(pages_fts, 0.0, 1.0) AS relevance "
         "FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
         "WHERE pages_fts MATCH :folded "
-        + ("AND substr(p.dossier_code, 1, :prefix_len) = :prefix " if prefix else "")
+        + ("AND substr(p.dossier_code, 1, :prefix_len) = :prefix " if prefix else "") + scoped
         + "ORDER BY phrase_exact DESC, phrase_folded DESC, relevance DESC, p.dossier_code, p.doc_id, p.number "
         "LIMIT :window")
-    params = {"folded": fts5_match(query.terms, "text_folded", folded=True),
+    params = {**scope_params, "folded": fts5_match(query.terms, "text_folded", folded=True),
               "phrase_exact": fts5_match([query.phrase], "text", folded=False),
               "phrase_folded": fts5_match([query.phrase], "text_folded", folded=True), "window": window}
     if prefix:
@@ -527,7 +545,9 @@ def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window:
         return conn.execute(sa.text(sql), params).mappings().all()
 
 
-def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, window: int) -> list:
+def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, window: int,
+                           scope: Sequence[str] = ()) -> list:
+    scoped, scope_params = _scope_clause(scope)
     sql = (
         "WITH q AS (SELECT websearch_to_tsquery('sohoa_unaccent', :query) AS folded, "
         "                  phraseto_tsquery('simple', :phrase) AS phrase_exact, "
@@ -536,10 +556,10 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
         "       (p.tsv_exact @@ q.phrase_exact) AS phrase_exact, (p.tsv @@ q.phrase_folded) AS phrase_folded, "
         "       ts_rank(p.tsv, q.folded) AS relevance "
         "FROM pages p, q WHERE p.tsv @@ q.folded "
-        + ("AND left(p.dossier_code, :prefix_len) = :prefix " if prefix else "")
+        + ("AND left(p.dossier_code, :prefix_len) = :prefix " if prefix else "") + scoped
         + "ORDER BY phrase_exact DESC, phrase_folded DESC, relevance DESC, p.dossier_code, p.doc_id, p.number "
         "LIMIT :window")
-    params = {"query": websearch_query(query.terms), "phrase": " ".join(query.phrase), "window": window}
+    params = {**scope_params, "query": websearch_query(query.terms), "phrase": " ".join(query.phrase), "window": window}
     if prefix:
         params.update(prefix=prefix, prefix_len=len(prefix))
     with engine.connect() as conn:

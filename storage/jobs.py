@@ -18,7 +18,7 @@ jobs = sa.Table(
     sa.Column("request", sa.Text), sa.Column("input_sha256", sa.String(64)), sa.Column("pages_total", sa.Integer),
     sa.Column("doc_id", sa.String(120)), sa.Column("error", sa.Text), sa.Column("batch", sa.String(64)),
     sa.Column("source", sa.Text), sa.Column("attempts", sa.Integer), sa.Column("created", sa.String(40)),
-    sa.Column("updated", sa.String(40)),
+    sa.Column("updated", sa.String(40)), sa.Column("submitted_by", sa.String(100)),
 )
 job_pages = sa.Table(
     "job_pages", metadata,
@@ -32,12 +32,13 @@ SETTLED = ("done", "failed")
 
 
 def create(engine: Engine, job_id: str, *, kind: str, dossier: str, title: str, request: dict, input_sha256: str,
-           pages: int, now: str, batch: str | None = None, source: str | None = None) -> None:
+           pages: int, now: str, batch: str | None = None, source: str | None = None,
+           submitted_by: str | None = None) -> None:
     with engine.begin() as conn:
         conn.execute(jobs.insert().values(
             id=job_id, kind=kind, dossier=dossier, title=title, state="queued",
             request=json.dumps(request, ensure_ascii=False), input_sha256=input_sha256, pages_total=pages,
-            batch=batch, source=source, attempts=1, created=now, updated=now))
+            batch=batch, source=source, attempts=1, created=now, updated=now, submitted_by=submitted_by))
         if pages:
             conn.execute(job_pages.insert(), [dict(job_id=job_id, number=n, state="queued", updated=now)
                                               for n in range(1, pages + 1)])
@@ -65,18 +66,22 @@ def _job(row, pages) -> dict:
 
 def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None,
          input_sha256: str | None = None, states: tuple[str, ...] | None = None,
-         ids: list[str] | None = None) -> list[dict]:
+         ids: list[str] | None = None, submitted_by: str | None = None, newest: int | None = None) -> list[dict]:
     """Jobs matching every filter given, oldest first, without their page rows (with ``ids``,
-    in chunks, so that no query holds more parameters than the database takes)."""
+    in chunks, so that no query holds more parameters than the database takes; with
+    ``newest``, only that many of the latest)."""
     if ids is not None and len(ids) > _CHUNK:
         return sorted((job for start in range(0, len(ids), _CHUNK)
                        for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
                                        states=states, ids=ids[start:start + _CHUNK])),
                       key=lambda job: (job["created"], job["id"]))
     query = sa.select(jobs).order_by(jobs.c.created, jobs.c.id)
+    if newest is not None:
+        query = sa.select(jobs).order_by(jobs.c.created.desc(), jobs.c.id.desc()).limit(newest)
     if ids is not None:
         query = query.where(jobs.c.id.in_(ids))
-    for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256)):
+    for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256),
+                          (jobs.c.submitted_by, submitted_by)):
         if value is not None:
             query = query.where(column == value)
     if states is not None:
@@ -97,7 +102,7 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
         job["pages_done"] = counts.get(row.id, {}).get("done", 0)
         job["pages_failed"] = counts.get(row.id, {}).get("failed", 0)
         found.append(job)
-    return found
+    return found[::-1] if newest is not None else found
 
 
 def page_settled(engine: Engine, job_id: str, number: int, *, state: str, now: str, result_key: str | None = None,
@@ -135,3 +140,9 @@ def reopen(engine: Engine, job_id: str, *, now: str) -> list[int]:
                      .values(state="queued", error=None, attempts=jobs.c.attempts + 1, updated=now))
         return [n for (n,) in conn.execute(sa.select(job_pages.c.number).where(
             job_pages.c.job_id == job_id, job_pages.c.state != "done").order_by(job_pages.c.number))]
+
+
+def count_by_state(engine: Engine) -> dict[str, int]:
+    """How many jobs are in each state (for the metrics page)."""
+    with engine.connect() as conn:
+        return {state: n for state, n in conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state))}

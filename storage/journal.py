@@ -76,6 +76,30 @@ def verify(engine: Engine) -> tuple[bool, int, int | None]:
     return True, count, None
 
 
+def head(engine: Engine) -> tuple[int, int | None, str]:
+    """(rows, id of the last row or None, its sha256 or GENESIS for an empty log), read in one
+    statement so the three belong together."""
+    rows = sa.select(sa.func.count()).select_from(access_log).scalar_subquery()
+    query = sa.select(rows, access_log.c.id, access_log.c.sha256).order_by(access_log.c.id.desc()).limit(1)
+    with engine.connect() as conn:
+        found = conn.execute(query).first()
+    if found is None:
+        return 0, None, GENESIS
+    return int(found[0]), int(found[1]), found[2]
+
+
+def locate(engine: Engine, row_id: int) -> tuple[int, str] | None:
+    """(position of the row with this id, 1-based, counted as rows with an id up to it; its stored
+    sha256), or None when no row has that id."""
+    with engine.connect() as conn:
+        digest = conn.execute(sa.select(access_log.c.sha256).where(access_log.c.id == row_id)).scalar()
+        if digest is None:
+            return None
+        position = conn.execute(sa.select(sa.func.count()).select_from(access_log)
+                                .where(access_log.c.id <= row_id)).scalar()
+    return int(position), digest
+
+
 def tail(engine: Engine, last: int, dossier: str | None = None) -> list[dict]:
     """The last ``last`` events, oldest first (of one dossier when given)."""
     if last <= 0:

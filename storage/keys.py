@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 from .errors import UnsafeKey
 
@@ -60,6 +61,7 @@ def codes_from_keys(keys: list[str]) -> list[str]:
 # Outside the dossiers: work in progress and deployment-wide objects.
 #     work/pages/<k[:2]>/<k>.json|img     a finished page (result and archive image), by content key
 #     system/<name>                       one per deployment (the development signing key)
+#     system/audit-anchors/<UTC time>-<rows>.json   the access log's head, write-once (in time order)
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -77,3 +79,17 @@ def system(name: str) -> str:
     if not _SEGMENT.fullmatch(name) or ".." in name:
         raise UnsafeKey(f"Tên đối tượng hệ thống không hợp lệ: {name!r}", f"unsafe system key: {name!r}")
     return f"system/{name}"
+
+
+AUDIT_ANCHORS = "system/audit-anchors/"
+
+
+def audit_anchor(at: datetime, rows: int) -> str:
+    """An anchor of the access log's head taken at ``at`` (timezone-aware) covering ``rows`` rows.
+    The name starts with the UTC time to the microsecond, fixed width, so listing
+    ``AUDIT_ANCHORS`` (sorted) returns the anchors oldest first."""
+    if at.tzinfo is None or rows < 0:
+        raise UnsafeKey(f"Thời điểm hoặc số dòng của mốc nhật ký không hợp lệ: {at!r}, {rows!r}",
+                        f"anchor key needs an aware time and rows >= 0: {at!r}, {rows!r}")
+    stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{AUDIT_ANCHORS}{stamp}-{rows:012d}.json"

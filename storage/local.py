@@ -4,15 +4,20 @@ Each object is written to a temporary file in the same directory, fsynced, then
 renamed into place, so a crash never leaves a half-written object under its key.
 The SHA-256 and metadata live in a sidecar ``<name>.meta.json`` written after the
 object; an object without its sidecar is hashed on demand. An object put with ``retain``
-is write-once, as on S3 with object lock: other bytes under its key are refused.
+is write-once, as on S3 with object lock: other bytes under its key are refused. An object
+put with ``compliance_days`` is write-once too and, until the date held in its sidecar
+(``retain_until``, mode COMPLIANCE), ``delete`` refuses it as well (on a plain file system
+this binds sohoa, not someone with the rights to the directory).
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from . import retention as ret
 from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
 from .errors import RetentionError
 
@@ -48,7 +53,8 @@ class LocalStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put(self, key, data, content_type="application/octet-stream", metadata=None, retain=False):
+    def put(self, key, data, content_type="application/octet-stream", metadata=None, retain=False, *,
+            compliance_days=None):
         path = self._path(key)
         digest = sha256(data)
         current = self.stat(key)
@@ -57,9 +63,14 @@ class LocalStore(ObjectStore):
         if current is not None and self._retained(path):
             raise RetentionError(f"Đối tượng ghi-một-lần {key} đã có nội dung khác; không ghi đè",
                                  "write-once object exists with other bytes")
-        write_atomic(path, data)
         meta = {"sha256": digest, "size": len(data), "content_type": content_type, "metadata": metadata or {},
-                "retained": retain}
+                "retained": retain or compliance_days is not None}
+        if compliance_days is not None:
+            until = min(datetime.now(timezone.utc) + timedelta(days=ret.default_days(compliance_days)),
+                        ret.LATEST_RETAIN_UNTIL)
+            meta.update(mode="COMPLIANCE", retain_until=until.isoformat())
+        retain = meta["retained"]
+        write_atomic(path, data)
         write_atomic(path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode())
         if retain:
             path.chmod(0o444)  # best effort on a plain file system; real WORM is the S3 backend's
@@ -101,7 +112,23 @@ class LocalStore(ObjectStore):
                     keys.append(key)
         return sorted(keys)
 
+    def retention(self, key: str) -> dict | None:
+        """The COMPLIANCE lock of an object put with ``compliance_days``: mode and retain-until
+        (the shape of S3Store.retention), or None."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            meta = json.loads(path.with_name(path.name + _META).read_text(encoding="utf-8"))
+            return {"mode": meta["mode"], "until": datetime.fromisoformat(meta["retain_until"])}
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
     def delete(self, key):
         path = self._path(key)
+        held = self.retention(key)
+        if held is not None and held["until"] > datetime.now(timezone.utc):
+            raise RetentionError(f"Không xóa được {key}: đối tượng được lưu giữ bất biến (COMPLIANCE) đến "
+                                 f"{held['until'].isoformat()}", "object under compliance retention")
         path.with_name(path.name + _META).unlink(missing_ok=True)
         path.unlink(missing_ok=True)

@@ -11,7 +11,8 @@
   reset, timeouts, 5xx, SlowDown) are retried a bounded number of times.
 - ``put(..., retain=True)`` sets object-lock retention: mode ``lock_mode``,
   period from ``metadata["maintenance"]`` (TT 05/2025 code, see storage.retention) or
-  ``retention_days``.
+  ``retention_days``. ``put(..., compliance_days=n)`` sets mode COMPLIANCE for ``n`` days
+  whatever ``lock_mode`` is (the access log's anchors: nobody may remove them early).
 - ``delete`` removes every version of the key for good; the server refuses it for a
   retained version, which surfaces as RetentionError.
 """
@@ -176,11 +177,14 @@ class S3Store(ObjectStore):
                 self._object_lock = False
         return self._object_lock
 
-    def _retention(self, metadata: dict) -> Retention:
+    def _retention(self, metadata: dict, compliance_days: int | None = None) -> Retention:
         if not self.object_lock_enabled():
             raise RetentionError(
                 f"Bucket '{self.bucket}' không bật khóa đối tượng (object lock): không thể lưu bất biến. "
                 "Tạo bucket mới có object lock (sohoa tự tạo khi bucket chưa tồn tại).")
+        if compliance_days is not None:
+            until = ret.retain_until(self.clock(), None, ret.default_days(compliance_days))
+            return Retention("COMPLIANCE", until)
         until = ret.retain_until(self.clock(), metadata.get("maintenance"), self.retention_days)
         return Retention(self.lock_mode, until)
 
@@ -198,8 +202,10 @@ class S3Store(ObjectStore):
 
     # -- contract --------------------------------------------------------------
 
-    def put(self, key, data, content_type="application/octet-stream", metadata=None, retain=False):
+    def put(self, key, data, content_type="application/octet-stream", metadata=None, retain=False, *,
+            compliance_days=None):
         key = check_key(key)
+        retain = retain or compliance_days is not None
         data = bytes(data)
         digest = sha256(data)
         user_meta = {str(k).lower(): str(v) for k, v in (metadata or {}).items()
@@ -207,12 +213,12 @@ class S3Store(ObjectStore):
         current = self.stat(key)
         if current is not None and current.sha256 == digest:
             if retain and self.retention(key) is None:  # same bytes stored earlier unlocked: lock them now
-                wanted = self._retention({**user_meta, **current.metadata})
+                wanted = self._retention({**user_meta, **current.metadata}, compliance_days)
                 self._call(key, lambda: self.client.set_object_retention(self.bucket, key, wanted))
                 self._check_locked(key, None, wanted)
             return current
         stored_meta = {**user_meta, "sha256": digest}
-        retention = self._retention(user_meta) if retain else None
+        retention = self._retention(user_meta, compliance_days) if retain else None
         attempts = []
 
         def write():
@@ -247,11 +253,12 @@ class S3Store(ObjectStore):
                 f"Máy chủ S3 không giữ khóa lưu giữ cho {key}: yêu cầu {wanted.mode} đến "
                 f"{wanted.retain_until_date.isoformat()}, nhận được {held}")
 
-    def get(self, key, sha256=None):
+    def get(self, key, sha256=None, *, version_id: str | None = None):
+        """The object's bytes (``version_id``: that version rather than the latest, an S3 extra)."""
         key = check_key(key)
 
         def fetch() -> bytes:
-            response = self.client.get_object(self.bucket, key)
+            response = self.client.get_object(self.bucket, key, version_id=version_id)
             try:
                 return response.read()
             finally:
@@ -303,6 +310,17 @@ class S3Store(ObjectStore):
         return [{"version_id": o.version_id, "is_latest": str(o.is_latest).lower() == "true",
                  "delete_marker": bool(o.is_delete_marker), "size": o.size}
                 for o in found if o.object_name == key]
+
+    def history(self, prefix: str) -> list[dict]:
+        """Every version and delete marker under prefix, oldest first per key: what ``list``
+        does not show (an overwritten object's earlier versions, a key hidden by a delete marker)."""
+        found = self._call(prefix, lambda: list(self.client.list_objects(
+            self.bucket, prefix=prefix, recursive=True, include_version=True)))
+        entries = [{"key": o.object_name, "version_id": o.version_id, "delete_marker": bool(o.is_delete_marker),
+                    "size": o.size} for o in found if not o.is_dir]
+        # S3 lists the versions of a key newest first
+        order = sorted(range(len(entries)), key=lambda i: (entries[i]["key"], -i))
+        return [entries[i] for i in order]
 
     def retention(self, key: str, version_id: str | None = None) -> dict | None:
         """Object-lock mode and retain-until of the object, read from its HEAD response.

@@ -57,7 +57,7 @@ PG_INIT = DEPLOY / "postgres" / "initdb" / "10-sohoa.sh"
 DOCS = ROOT / "docs" / "deployment.md"
 CONFIG = ROOT / "pipeline" / "config.py"
 
-SOHOA_SERVICES = ("db-migrate", "worker", "signer", "hotfolder")
+SOHOA_SERVICES = ("db-migrate", "api", "worker", "signer", "hotfolder")
 OTHER_SERVICES = ("minio", "minio-init", "postgres", "redis")
 ONE_SHOTS = ("db-migrate", "minio-init")
 # Environment names a sohoa container may carry besides SOHOA_* settings: libpq's service file.
@@ -280,9 +280,9 @@ def test_services_images_and_profiles():
     services = model["services"]
     assert set(services) == set(SOHOA_SERVICES) | set(OTHER_SERVICES), sorted(services)
     assert sorted(sohoa_service_names(model)) == sorted(SOHOA_SERVICES)
-    # the API is not there yet, and the file says so
-    assert not any("serve" in as_list(svc.get("command")) for svc in services.values())
-    assert re.search(r"HTTP API.*\n.*added with the HTTP API issue", COMPOSE.read_text(encoding="utf-8"))
+    # one API service, the only sohoa port, published to this host's reverse proxy alone
+    assert [n for n, svc in services.items() if "serve" in as_list(svc.get("command"))] == ["api"]
+    assert [n for n in SOHOA_SERVICES if services[n].get("ports")] == ["api"]
     # optional services under their profiles, everything else starts with a plain `up`
     assert services["signer"]["profiles"] == ["signing"]
     assert services["hotfolder"]["profiles"] == ["hotfolder"]
@@ -296,7 +296,7 @@ def test_services_images_and_profiles():
     for name in OTHER_SERVICES:
         image = services[name]["image"]
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: pin {image} by tag"
-    # nothing is published beyond this host (the API will be the first sohoa port)
+    # nothing is published beyond this host
     for name, svc in services.items():
         for port in as_list(svc.get("ports")):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond this host"

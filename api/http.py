@@ -1,0 +1,294 @@
+"""The HTTP API (``sohoa serve``): the one-stop system's and the web interface's door.
+
+Every route goes through the service layer only, as the command line does; each request acts
+as its authenticated user (``api.security``), and every read, download, search, verification
+and write of dossier data is a row of the access log, naming that user, role and address.
+A dossier outside the user's agency scope answers 404, as one that does not exist.
+
+    POST /api/v1/dossiers/{code}/documents     202 + job; converted in the background
+    GET  /api/v1/jobs, /api/v1/jobs/{id}        state, pages done of total, docId, error
+    GET  /api/v1/dossiers/{code}                documents, pages, flags, signature summary
+    GET  /api/v1/dossiers/{code}/documents/{docId}/pdf   the signed PDF (?link=1: a presigned S3 URL)
+    GET  /api/v1/dossiers/{code}/verify         verdicts
+    GET  /api/v1/dossiers/{code}/access         who did what with the dossier (archivist, admin)
+    GET|PUT /api/v1/dossiers/{code}/checklist   required papers and which are missing
+    GET  /api/v1/search?q=...                   pages, with or without diacritics
+    GET  /api/v1/reports/digitisation?quarter=2026-Q4[&format=csv|xlsx]
+    GET  /healthz, /readyz, /metrics
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from fastapi import Body, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipeline import service
+from pipeline.config import Settings
+from pipeline.errors import EXPECTED, ExitCode, UsageError, describe
+from pipeline.service import Principal
+
+from .metrics import Metrics
+from .security import require
+
+log = logging.getLogger("sohoa.http")
+API = "/api/v1"
+# what a data-route error is answered with, by its exit code
+STATUS = {ExitCode.USAGE: 400, ExitCode.INPUT: 422, ExitCode.DOSSIER_CODE: 400, ExitCode.NOT_FOUND: 404,
+          ExitCode.CONFLICT: 409, ExitCode.UNSUPPORTED: 501, ExitCode.STORAGE: 503, ExitCode.DATABASE: 503,
+          ExitCode.INTEGRITY: 500, ExitCode.CONFIG: 500, ExitCode.PAGES_FAILED: 422, ExitCode.PDFA: 422,
+          ExitCode.SIGNING: 500, ExitCode.RETENTION: 500}
+# the first bytes of each accepted page format
+MAGIC = ((b"%PDF-", "PDF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\xff\xd8\xff", "JPEG"),
+         (b"\x89PNG\r\n\x1a\n", "PNG"))
+
+
+def create_app(settings: Settings, *, background: bool = True, periodic: bool = False) -> FastAPI:
+    """The application. ``background``: run uploaded jobs in this process when no broker is set;
+    ``periodic``: also anchor the access log and deliver notices on their intervals (the server
+    does, a test client need not)."""
+    metrics = Metrics(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = threading.Event()
+        threads = _start_periodic(settings, stop) if periodic else []
+        try:
+            yield
+        finally:
+            stop.set()
+            app.state.runner.shutdown(wait=False, cancel_futures=False)
+            for thread in threads:
+                thread.join(timeout=5)
+
+    app = FastAPI(title="sohoa", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Số hóa hồ sơ thủ tục hành chính: tiếp nhận, tra cứu, xác minh, báo cáo.")
+    app.state.settings = settings
+    app.state.runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sohoa-job")
+    app.middleware("http")(metrics.middleware)
+    app.middleware("http")(_upload_limit(settings))
+
+    for expected in EXPECTED:
+        @app.exception_handler(expected)
+        async def sohoa_error(request: Request, exc: Exception):
+            return _error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def any_error(request: Request, exc: Exception):
+        return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "http", "message": str(exc.detail),
+                                                                   "detail": str(exc.detail)}
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": {"code": "usage", "message": f"Yêu cầu không hợp lệ: {fields}",
+                                       "detail": fields}}, status_code=422)
+
+    # ------------------------------------------------------------------ health
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """The store, the database and (when configured) the broker answer."""
+        problems = service.readiness(settings)
+        ready = all(p is None for p in problems.values())
+        return JSONResponse({"ready": ready, "checks": {k: ("ok" if v is None else v) for k, v in problems.items()}},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics_page(who: Annotated[Principal, Depends(require("metrics"))]) -> Response:
+        """Prometheus metrics (a token of an archivist or admin)."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    # ------------------------------------------------------------------ intake
+
+    @app.post(API + "/dossiers/{code}/documents", status_code=202, tags=["intake"])
+    async def upload(code: str, request: Request, files: Annotated[list[UploadFile], File()],
+                     title: Annotated[str, Form(max_length=500)],
+                     who: Annotated[Principal, Depends(require("upload"))]) -> JSONResponse:
+        """One document of the dossier, its pages in the order of ``files``: answers 202 with the
+        job at once; the pages are converted in the background (``GET /api/v1/jobs/{id}``)."""
+        code = service.visible(who, code)
+        if len(files) > settings.api.max_upload_files:
+            raise UsageError(f"Quá nhiều tệp: {len(files)} (tối đa {settings.api.max_upload_files} tệp mỗi lần)",
+                             "too many files")
+        loaded = []
+        for f in files:
+            data = await f.read()
+            kind = next((k for magic, k in MAGIC if data.startswith(magic)), None)
+            if kind is None:
+                return JSONResponse({"error": {"code": "unsupported_type", "message":
+                                               f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG",
+                                               "detail": f"{f.filename}: unsupported type"}}, status_code=415)
+            loaded.append((f.filename or "page", data))
+
+        def accept():
+            with service.acting(who):
+                return service.accept_upload(settings, code, title, loaded, who)
+
+        job, duplicate = await run_in_threadpool(accept)
+        if duplicate is not None:
+            return JSONResponse({"duplicate": True, "document": duplicate.to_json()}, status_code=200)
+        if background:
+            app.state.runner.submit(_run_job, settings, job.id, who)
+        return JSONResponse({"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}, status_code=202,
+                            headers={"Location": f"{API}/jobs/{job.id}"})
+
+    @app.get(API + "/jobs", tags=["intake"])
+    def list_jobs(who: Annotated[Principal, Depends(require("jobs"))],
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+        """The latest jobs: an operator's own uploads; every job in scope for the other roles."""
+        with service.acting(who):
+            return {"jobs": [j.to_json() for j in service.jobs_for(settings, who, limit)]}
+
+    @app.get(API + "/jobs/{job_id}", tags=["intake"])
+    def get_job(job_id: str, who: Annotated[Principal, Depends(require("jobs"))]) -> dict:
+        """A job's state, pages done of total, its document when done, its error when failed."""
+        with service.acting(who):
+            return service.job_for(settings, job_id, who).to_json()
+
+    @app.get(API + "/dossiers/{code}/checklist", tags=["intake"])
+    def get_checklist(code: str, who: Annotated[Principal, Depends(require("checklist"))]) -> dict:
+        """The dossier's procedure, its required papers and those still missing."""
+        code = service.visible(who, code)
+        with service.acting(who):
+            return service.checklist(settings, code)
+
+    @app.put(API + "/dossiers/{code}/checklist", tags=["intake"])
+    def put_checklist(code: str, who: Annotated[Principal, Depends(require("checklist"))],
+                      procedure: Annotated[str, Body(max_length=100)],
+                      required: Annotated[list[str], Body(max_length=100)]) -> dict:
+        """Set the dossier's procedure code and required papers (the one-stop system or an officer)."""
+        code = service.visible(who, code)
+        with service.acting(who):
+            return service.set_checklist(settings, code, procedure, required, who.name)
+
+    # ------------------------------------------------------------------ retrieval
+
+    @app.get(API + "/dossiers/{code}", tags=["retrieval"])
+    def get_dossier(code: str, who: Annotated[Principal, Depends(require("read"))]) -> dict:
+        """The dossier's documents, pages, flags and signature summary (its manifest)."""
+        code = service.visible(who, code)
+        with service.acting(who):
+            return service.show(settings, code).manifest
+
+    @app.get(API + "/dossiers/{code}/documents/{doc_id}/pdf", tags=["retrieval"], response_class=Response)
+    def get_pdf(code: str, doc_id: str, who: Annotated[Principal, Depends(require("download"))],
+                link: Annotated[bool, Query()] = False) -> Response:
+        """The signed PDF/A, fixity checked; with ``link=true`` on S3, a redirect to a link that
+        expires in 5 minutes."""
+        code = service.visible(who, code)
+        with service.acting(who):
+            if link:
+                found = service.link(settings, code, doc_id, expires=300)
+                return RedirectResponse(found[0].url, status_code=307)
+            data, sha256 = service.document_pdf(settings, code, doc_id)
+        return Response(data, media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="{doc_id}.pdf"', "ETag": f'"{sha256}"',
+            "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+    @app.get(API + "/dossiers/{code}/verify", tags=["retrieval"])
+    def verify(code: str, who: Annotated[Principal, Depends(require("verify"))]) -> dict:
+        """Each document's verdict: fixity, signature, PDF/A."""
+        code = service.visible(who, code)
+        with service.acting(who):
+            verdicts = service.verify_dossier(settings, code)
+        return {"dossierCode": code, "ok": bool(verdicts) and all(v.ok for v in verdicts),
+                "documents": [v.to_json() for v in verdicts]}
+
+    @app.get(API + "/dossiers/{code}/access", tags=["retrieval"])
+    def dossier_access(code: str, who: Annotated[Principal, Depends(require("access-log"))]) -> dict:
+        """Who read, downloaded, searched into or changed the dossier, and when, from where."""
+        code = service.visible(who, code)
+        with service.acting(who):
+            return {"dossierCode": code, "events": list(service.dossier_access(settings, code))}
+
+    @app.get(API + "/search", tags=["retrieval"])
+    def search(q: Annotated[str, Query(min_length=1, max_length=500)],
+               who: Annotated[Principal, Depends(require("search"))],
+               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+        """Pages whose words match, with or without diacritics, in the user's agencies."""
+        with service.acting(who):
+            return service.search(settings, q, limit=limit, scope=who.agencies).to_json()
+
+    # ------------------------------------------------------------------ reports
+
+    @app.get(API + "/reports/digitisation", tags=["reports"], response_class=Response)
+    def digitisation_report(quarter: Annotated[str, Query(max_length=20, description="ví dụ 2026-Q4")],
+                            who: Annotated[Principal, Depends(require("report"))],
+                            format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json") -> Response:
+        """The quarterly digitisation report of the user's agencies (JSON, CSV or XLSX)."""
+        with service.acting(who):
+            found = service.digitisation_report(settings, quarter, who.agencies)
+        if format == "csv":
+            return Response(service.report_file(found, "csv"), media_type="text/csv; charset=utf-8", headers={
+                "Content-Disposition": f'attachment; filename="bao-cao-so-hoa-{quarter}.csv"'})
+        if format == "xlsx":
+            return Response(service.report_file(found, "xlsx"), headers={
+                "Content-Disposition": f'attachment; filename="bao-cao-so-hoa-{quarter}.xlsx"'},
+                media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return JSONResponse(found.to_json())
+
+    return app
+
+
+def _start_periodic(settings: Settings, stop: threading.Event) -> list[threading.Thread]:
+    """The server's own rounds: anchor the access log's head; deliver due notices."""
+    threads = []
+    for name, target in service.periodic_tasks(settings):
+        thread = threading.Thread(target=target, args=(stop,), name=f"sohoa-{name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _run_job(settings: Settings, job_id: str, who: Principal) -> None:
+    """Convert an uploaded job in this process; its failure is recorded on the job, not raised."""
+    try:
+        with service.acting(who):
+            service.run_job(settings, job_id)
+    except Exception as exc:  # the job row and the access log hold the outcome
+        report = describe(exc)
+        (log.warning if report.expected else log.exception)("job %s: %s", job_id, report.detail or report.message_vi)
+
+
+def _error_response(exc: Exception) -> JSONResponse:
+    report = describe(exc)
+    if not report.expected:
+        log.exception("unexpected error", exc_info=exc)
+    return JSONResponse({"error": report.to_json()}, status_code=STATUS.get(report.exit_code, 500)
+                        if report.expected else 500)
+
+
+def _upload_limit(settings: Settings):
+    """Refuse a request body larger than the upload limit before it is read (413)."""
+    limit = settings.api.max_upload_bytes + 64 * 1024  # the multipart envelope around the files
+
+    async def middleware(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            mb = settings.api.max_upload_bytes // (1024 * 1024)
+            return JSONResponse({"error": {"code": "too_large", "message": f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần)",
+                                           "detail": "request body too large"}}, status_code=413)
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            return JSONResponse({"error": {"code": "length_required", "message": "Thiếu độ dài nội dung (Content-Length)",
+                                           "detail": "Content-Length required"}}, status_code=411)
+        return await call_next(request)
+
+    return middleware

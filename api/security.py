@@ -1,0 +1,81 @@
+"""Who is asking: a bearer token (the API) or a session cookie with a CSRF token (the web).
+
+Every data route depends on ``require(permission)``: no valid credentials is 401, a user
+whose role lacks the permission is 403 (and recorded in the access log). A request that
+carries a session cookie and changes something must also carry the session's CSRF token
+(``X-CSRF-Token`` header or ``csrf`` form field); the cookie is HttpOnly, SameSite=Strict and,
+unless SOHOA_COOKIE_SECURE=false, Secure.
+
+The client address is the connection's peer: behind a reverse proxy, run uvicorn with
+``--forwarded-allow-ips`` so that it is the citizen-facing address, not the proxy's.
+"""
+from __future__ import annotations
+
+import secrets
+
+from fastapi import HTTPException, Request
+
+from pipeline import service
+from pipeline.service import Principal
+
+SESSION_COOKIE = "sohoa_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def authenticate(request: Request) -> Principal | None:
+    """The user of a request, or None; a session request that changes something without its
+    CSRF token is refused (403)."""
+    settings = request.app.state.settings
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return service.by_token(settings, token.strip(), client_ip(request))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    found = service.by_session(settings, cookie, client_ip(request))
+    if found is None:
+        return None
+    who, csrf = found
+    request.state.csrf = csrf
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.headers.get("content-type", "").startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
+            sent = (await request.form()).get("csrf")
+        if not sent or not secrets.compare_digest(str(sent), csrf):
+            raise HTTPException(403, detail={"code": "csrf", "message": "Phiên làm việc không hợp lệ (thiếu mã CSRF); "
+                                                                         "tải lại trang rồi thử lại",
+                                             "detail": "missing or wrong CSRF token"})
+    return who
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(401, detail={"code": "unauthenticated", "message": "Cần đăng nhập hoặc mã truy cập (Bearer)",
+                                      "detail": "authentication required"},
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(permission: str):
+    """A FastAPI dependency: the request's user, who must have ``permission``."""
+    async def dependency(request: Request) -> Principal:
+        who = await authenticate(request)
+        if who is None:
+            raise Unauthenticated()
+        if not who.may(permission):
+            service.record_denied(request.app.state.settings, who, request.method, request.url.path, permission)
+            raise HTTPException(403, detail={"code": "forbidden",
+                                             "message": "Vai trò của bạn không được phép thực hiện thao tác này",
+                                             "detail": f"role {who.role} lacks permission {permission}"})
+        request.state.user = who
+        return who
+
+    return dependency

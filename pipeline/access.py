@@ -1,0 +1,167 @@
+"""Who may do what: roles, their permissions, and the agencies a user is scoped to.
+
+Four roles (issue 13): an *operator* takes in papers at the counter and sees the dossiers it
+took in; an *officer* reads, searches, downloads and verifies; an *archivist* runs bulk work,
+verification, retention and reports; an *admin* manages users and tokens. Every role is scoped
+to agency codes: a user with ``agencies = ("000.00.12.H15",)`` sees only dossiers whose code
+starts with that agency code; a user with no agency codes sees the whole deployment.
+
+A prefix matches at a code's part boundary only (the next character is ``.`` or ``-``), so the
+scope ``H15`` covers ``H15.50-261201-0001`` and ``H15-2019-7`` but not ``H150-261201-0001``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Engine
+
+from storage import accounts
+
+from . import audit
+from .errors import Conflict, NotFound, UsageError
+
+ROLES = ("operator", "officer", "archivist", "admin")
+ROLE_NAMES_VI = {"operator": "Cán bộ tiếp nhận", "officer": "Cán bộ xử lý", "archivist": "Cán bộ lưu trữ",
+                 "admin": "Quản trị"}
+
+# permission -> the roles that have it
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "upload": frozenset({"operator", "admin"}),
+    "read": frozenset({"officer", "archivist", "admin"}),
+    "search": frozenset({"officer", "archivist", "admin"}),
+    "download": frozenset({"officer", "archivist", "admin"}),
+    "verify": frozenset({"officer", "archivist", "admin"}),
+    "checklist": frozenset({"operator", "officer", "admin"}),
+    "jobs": frozenset({"operator", "officer", "archivist", "admin"}),
+    "bulk": frozenset({"archivist", "admin"}),
+    "report": frozenset({"archivist", "admin"}),
+    "access-log": frozenset({"archivist", "admin"}),
+    "metrics": frozenset({"archivist", "admin"}),
+    "users": frozenset({"admin"}),
+}
+
+
+def in_scope(code: str, agencies: Sequence[str]) -> bool:
+    """Whether dossier ``code`` belongs to one of ``agencies`` (none: every dossier)."""
+    if not agencies:
+        return True
+    return any(code == a or (code.startswith(a) and code[len(a)] in ".-") for a in agencies)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The user a request acts for, as the doors and the access log see it."""
+    name: str
+    role: str
+    agencies: tuple[str, ...] = ()
+    ip: str | None = None
+    via: str = "http"  # "http" (token), "web" (session), "cli"
+
+    def may(self, permission: str) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+    def sees(self, code: str) -> bool:
+        return in_scope(code, self.agencies)
+
+
+# --------------------------------------------------------------------------- users and credentials
+
+_hasher = PasswordHasher()  # argon2id with the library's current parameters
+_DUMMY_HASH = _hasher.hash("sohoa: no such user")  # a login for an unknown name costs the same time
+TOKEN_PREFIX = "sohoa_"
+MIN_PASSWORD = 10
+_NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{1,63}")
+_AGENCY = re.compile(r"[0-9A-Z]+(?:\.[0-9A-Z]+)*")
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def principal(user: dict, *, ip: str | None, via: str) -> Principal:
+    return Principal(user["name"], user["role"], tuple(user["agencies"]), ip, via)
+
+
+def add_user(db: Engine, name: str, role: str, agencies: Sequence[str], password: str | None) -> Principal:
+    """A new user with one role, scoped to ``agencies`` (none: the whole deployment)."""
+    if not _NAME.fullmatch(name or ""):
+        raise UsageError(f"Tên người dùng '{name}' không hợp lệ: 2–64 ký tự a-z, 0-9, '.', '_', '@', '-'",
+                         "user name: 2-64 of a-z 0-9 . _ @ -")
+    if role not in ROLES:
+        raise UsageError(f"Vai trò '{role}' không có; chọn một trong: {', '.join(ROLES)}", "unknown role")
+    agencies = tuple(dict.fromkeys(a.strip().upper() for a in agencies if a.strip()))
+    for a in agencies:
+        if not _AGENCY.fullmatch(a):
+            raise UsageError(f"Mã cơ quan '{a}' không hợp lệ (nhóm chữ số và chữ in hoa cách nhau bằng dấu chấm)",
+                             "agency code: dot-separated groups of 0-9A-Z")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise UsageError(f"Mật khẩu phải có ít nhất {MIN_PASSWORD} ký tự", "password too short")
+    hashed = _hasher.hash(password) if password else None
+    if not accounts.add_user(db, name, role, agencies, hashed, audit.now_vn().isoformat()):
+        raise Conflict(f"Đã có người dùng '{name}'", "user exists")
+    audit.record(db, "user-add", user=name, role=role, agencies=list(agencies))
+    return Principal(name, role, agencies, via="cli")
+
+
+def create_token(db: Engine, name: str) -> tuple[str, str]:
+    """(token id, token) for user ``name``; the token is shown once and only its hash is kept."""
+    if accounts.get_user(db, name) is None:
+        raise NotFound(f"Không có người dùng '{name}'", "no such user")
+    token_id = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+    accounts.add_token(db, token_id, name, _sha256(token), audit.now_vn().isoformat())
+    audit.record(db, "token-create", user=name, token=token_id)
+    return token_id, token
+
+
+def revoke_token(db: Engine, token_id: str) -> None:
+    if not accounts.revoke_token(db, token_id, audit.now_vn().isoformat()):
+        raise NotFound(f"Không có mã truy cập '{token_id}' còn hiệu lực", "no such live token")
+    audit.record(db, "token-revoke", token=token_id)
+
+
+def by_token(db: Engine, token: str, *, ip: str | None) -> Principal | None:
+    """The user a bearer token belongs to; None for an unknown, revoked or disabled one."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    user = accounts.user_by_token(db, _sha256(token), audit.now_vn().isoformat())
+    return principal(user, ip=ip, via="http") if user else None
+
+
+def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -> tuple[Principal, str, str] | None:
+    """(user, session secret for the cookie, CSRF token) when the password is right; None
+    otherwise. Either way the attempt is in the access log."""
+    user = accounts.get_user(db, name) if _NAME.fullmatch(name or "") else None
+    try:
+        ok = _hasher.verify(user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH, password)
+        ok = ok and user is not None and bool(user["password_hash"]) and not user["disabled"]
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        audit.record(db, "login", "failure", actor=(name or "")[:100], ip=ip, via="web")
+        return None
+    if _hasher.check_needs_rehash(user["password_hash"]):
+        accounts.set_password(db, name, _hasher.hash(password))
+    secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    accounts.add_session(db, _sha256(secret), name, csrf, audit.now_vn().isoformat(), time.time() + hours * 3600)
+    who = principal(user, ip=ip, via="web")
+    audit.record(db, "login", actor=name, role=who.role, ip=ip, via="web")
+    return who, secret, csrf
+
+
+def by_session(db: Engine, secret: str, *, ip: str | None) -> tuple[Principal, str] | None:
+    """(user, CSRF token) of a live web session."""
+    found = accounts.session(db, _sha256(secret), time.time()) if secret else None
+    return (principal(found[0], ip=ip, via="web"), found[1]) if found else None
+
+
+def logout(db: Engine, secret: str, who: Principal) -> None:
+    accounts.end_session(db, _sha256(secret))
+    audit.record(db, "logout", actor=who.name, role=who.role, ip=who.ip, via="web")

@@ -1,0 +1,747 @@
+"""Intake drafts: the counter screen's pages before they become a document.
+
+At the counter an operator names the dossier, drops files (JPEG, PNG, TIFF, PDF; a file may
+hold several pages), sees each page straightened as a thumbnail with its quality flags,
+reorders, replaces or removes pages, then confirms: ``materialise`` writes the pages, in order,
+as files for one ``IngestRequest`` (the normal ingest job, which signs and indexes), and
+``discard`` forgets the draft.
+
+Everything lives in the object store, so nothing is lost when the browser closes and any web
+process can serve the next request::
+
+    work/intake/<draft>/draft.json                 id, dossier code, owner, created (written once)
+    work/intake/<draft>/files/<file>.<ext>         an uploaded file's bytes, stored before anything else
+    work/intake/<draft>/files/<file>.json          its record (name, type, SHA-256, pages found)
+    work/intake/<draft>/pages/<page>.json          a page: its file and page number, geometry, flags
+    work/intake/<draft>/pages/<page>.<ext>         a page of a multi-page file as a file of its own
+                                                   (a one-page PDF cut by pikepdf, a TIFF frame
+                                                   re-encoded losslessly); a one-page file's page is
+                                                   the uploaded file itself
+    work/intake/<draft>/thumbs/<page>.jpg          the straightened thumbnail (240 px wide)
+    work/intake/<draft>/order.json                 the page order the operator chose
+    work/intake/<draft>/errors/<batch>.json        the files and pages an upload could not use
+    work/intake/owners/<sha256(owner)[:32]>/<draft>.json   a user's open drafts (``list_open``)
+
+``work/`` is the area with a lifecycle rule (docs/deployment.md): a draft abandoned for longer
+than the rule's age disappears by itself (the local store has no such rule; ``discard`` it).
+
+Each page is its own object, so two uploads running at once never overwrite each other: the
+order is ``order.json``'s page ids that still exist, then the pages it does not name yet, in
+the order their uploads started. Only the operator's own moves and replacements write
+``order.json``.
+
+A draft belongs to its owner: another user's draft id answers NotFound, as one that does not
+exist. A bad file or page gives an error naming the file and page (kept with the draft until
+``clear_errors``); the other files and pages go on.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import secrets
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass, replace as dc_replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageSequence
+
+from ocr import cleanup, geometry, orientation as orient, quality
+from ocr.engine import OcrEngine
+from ocr.paper import page_resolution
+from ocr.recognise import TesseractEngine
+from storage.base import ObjectStore
+from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
+
+from . import dossier
+from .errors import InputError, NotFound, UsageError
+from .inputs import EXTENSIONS, MEDIA_TYPES, _open_image, load_page, read_source, sniff
+
+PREFIX = "work/intake/"
+OWNERS = PREFIX + "owners/"
+THUMB_WIDTH = 240
+THUMB_QUALITY = 80
+WORK_DPI = 150          # the preview looks at a copy of the page at most this fine
+INK_LEVEL = 160         # as ocr.page: grey level below which the cleaned copy counts as ink
+SKEW_SHOWN_DEG = 0.3    # a smaller skew is not worth a flag
+MIN_DPI = 200           # the digitisation standard's minimum resolution for administrative papers
+DARK_PAPER = 150        # paper (the sheet's 90th percentile grey) darker than this: a dark scan
+_DRAFT_ID = re.compile(r"[0-9a-f]{32}")
+_ITEM_ID = re.compile(r"[0-9a-f]{12}")
+_EXT = {"jpeg": "jpg", "tiff": "tif", "png": "png", "pdf": "pdf"}
+
+FLAG_LABELS = {
+    "blank": "Trang trắng (không thấy chữ)",
+    "blurry": "Ảnh bị mờ",
+    "cut_off": "Có thể bị cắt mất một phần (chữ chạm mép)",
+    "dark": "Ảnh quá tối",
+    "low_dpi": "Độ phân giải thấp",
+    "no_dpi": "Tệp không ghi độ phân giải",
+    "rotated": "Trang bị xoay, đã xoay lại",
+    "skewed": "Trang bị nghiêng, đã chỉnh thẳng",
+}
+WARNINGS = {"blank", "blurry", "cut_off", "dark", "low_dpi"}  # the others were corrected or are only information
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass(frozen=True)
+class Flag:
+    code: str        # blank | blurry | cut_off | dark | low_dpi | no_dpi | rotated | skewed
+    label: str       # what the operator reads (Vietnamese), with the figure when there is one
+    warning: bool    # True: the operator should look (rescan); False: corrected, or information
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "label": self.label, "warning": self.warning}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Flag":
+        return cls(data["code"], data["label"], bool(data["warning"]))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the draft: where its bytes are, what the preview found."""
+
+    id: str
+    file_id: str
+    file: str                # the uploaded file's name
+    page: int                # 1-based, within that file
+    kind: str                # jpeg | png | tiff | pdf: the type of the page's own bytes
+    key: str                 # object key of the page's bytes (the uploaded file for a one-page file)
+    sha256: str
+    thumbnail_key: str
+    width: int               # of the straightened page, in pixels of the page as scanned
+    height: int
+    dpi: float
+    dpi_source: str          # header | paper-size | default (ocr.paper)
+    orientation: int         # counter-clockwise quarter turn of the content in the scan (undone)
+    skew_deg: float          # the small angle undone
+    flags: tuple[Flag, ...]
+    added: str               # sort key: when its upload started, file and page number
+
+    @property
+    def warnings(self) -> tuple[Flag, ...]:
+        return tuple(f for f in self.flags if f.warning)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "fileId": self.file_id, "file": self.file, "page": self.page, "kind": self.kind,
+                "key": self.key, "sha256": self.sha256, "thumbnailKey": self.thumbnail_key, "width": self.width,
+                "height": self.height, "dpi": self.dpi, "dpiSource": self.dpi_source,
+                "orientation": self.orientation, "skewDeg": self.skew_deg,
+                "flags": [f.to_json() for f in self.flags], "added": self.added}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Page":
+        return cls(d["id"], d["fileId"], d["file"], int(d["page"]), d["kind"], d["key"], d["sha256"],
+                   d["thumbnailKey"], int(d["width"]), int(d["height"]), float(d["dpi"]), d["dpiSource"],
+                   int(d["orientation"]), float(d["skewDeg"]), tuple(Flag.from_json(f) for f in d["flags"]),
+                   d["added"])
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    id: str
+    name: str
+    kind: str | None         # None: not a JPEG, PNG, TIFF or PDF
+    key: str
+    sha256: str
+    size: int
+    pages: int               # pages found in it (those that failed included)
+    failed: int              # pages that could not be used (1 for a file unusable as a whole)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "kind": self.kind, "key": self.key, "sha256": self.sha256,
+                "size": self.size, "pages": self.pages, "failed": self.failed}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "UploadedFile":
+        return cls(d["id"], d["name"], d["kind"], d["key"], d["sha256"], int(d["size"]), int(d["pages"]),
+                   int(d["failed"]))
+
+
+@dataclass(frozen=True)
+class PageError:
+    """A file or page an upload could not use; ``page`` is None when the whole file is unusable."""
+
+    file: str
+    page: int | None
+    message: str             # Vietnamese, naming the file and the page
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "page": self.page, "message": self.message}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PageError":
+        return cls(d["file"], d.get("page"), d["message"])
+
+
+@dataclass(frozen=True)
+class Draft:
+    id: str
+    dossier_code: str
+    owner: str
+    created: str
+    pages: tuple[Page, ...]          # in the document's order
+    files: tuple[UploadedFile, ...]
+    errors: tuple[PageError, ...]
+
+    def page(self, page_id: str) -> Page:
+        for p in self.pages:
+            if p.id == page_id:
+                return p
+        raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft")
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "dossierCode": self.dossier_code, "owner": self.owner, "created": self.created,
+                "pages": [p.to_json() for p in self.pages], "files": [f.to_json() for f in self.files],
+                "errors": [e.to_json() for e in self.errors]}
+
+
+# --------------------------------------------------------------------------- keys
+
+def _draft_prefix(draft_id: str) -> str:
+    if not isinstance(draft_id, str) or not _DRAFT_ID.fullmatch(draft_id):
+        raise NotFound(f"Không tìm thấy bản nháp {str(draft_id)[:40]!r}", "no such draft")
+    return f"{PREFIX}{draft_id}/"
+
+
+def _owner_key(owner: str, draft_id: str) -> str:
+    return f"{OWNERS}{hashlib.sha256(owner.encode()).hexdigest()[:32]}/{draft_id}.json"
+
+
+def _item(prefix: str, folder: str, item_id: str, ext: str) -> str:
+    if not _ITEM_ID.fullmatch(item_id or ""):
+        raise NotFound(f"Không có trang này trong bản nháp: {str(item_id)[:40]!r}", "no such page in the draft")
+    return f"{prefix}{folder}/{item_id}.{ext}"
+
+
+def _new_id() -> str:
+    return secrets.token_hex(6)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _put_json(store: ObjectStore, key: str, data) -> None:
+    store.put(key, json.dumps(data, ensure_ascii=False).encode(), "application/json", {"kind": "intake"})
+
+
+def _get_json(store: ObjectStore, key: str):
+    return json.loads(store.get(key))
+
+
+# --------------------------------------------------------------------------- drafts
+
+def create(store: ObjectStore, dossier_code: str, owner: str) -> Draft:
+    """A new, empty draft of a document for ``dossier_code`` (validated), belonging to ``owner``."""
+    code = dossier.validate_key(dossier_code)
+    owner = _check_owner(owner)
+    draft_id = secrets.token_hex(16)
+    created = _now()
+    _put_json(store, _draft_prefix(draft_id) + "draft.json",
+              {"id": draft_id, "dossierCode": code, "owner": owner, "created": created})
+    _put_json(store, _owner_key(owner, draft_id), {"id": draft_id, "dossierCode": code, "created": created})
+    return Draft(draft_id, code, owner, created, (), (), ())
+
+
+def get(store: ObjectStore, draft_id: str, owner: str) -> Draft:
+    """The draft as it is now: pages in order, files, errors. NotFound when it is not ``owner``'s."""
+    meta = _meta(store, draft_id, owner)
+    prefix = _draft_prefix(draft_id)
+    pages, files, errors = [], [], []
+    for key in store.list(prefix):
+        rest = key[len(prefix):]
+        try:
+            if rest.startswith("pages/") and rest.endswith(".json"):
+                pages.append(Page.from_json(_get_json(store, key)))
+            elif rest.startswith("files/") and rest.endswith(".json"):
+                files.append(UploadedFile.from_json(_get_json(store, key)))
+            elif rest.startswith("errors/") and rest.endswith(".json"):
+                errors.extend(PageError.from_json(e) for e in _get_json(store, key))
+        except ObjectNotFound:  # removed while we listed
+            continue
+    return Draft(meta["id"], meta["dossierCode"], meta["owner"], meta["created"],
+                 _ordered(store, prefix, pages), tuple(files), tuple(errors))
+
+
+def list_open(store: ObjectStore, owner: str) -> tuple[Draft, ...]:
+    """``owner``'s drafts, the newest first."""
+    owner = _check_owner(owner)
+    prefix = _owner_key(owner, "x").rsplit("/", 1)[0] + "/"
+    drafts = []
+    for key in store.list(prefix):
+        draft_id = key[len(prefix):].removesuffix(".json")
+        try:
+            drafts.append(get(store, draft_id, owner))
+        except NotFound:  # discarded, or expired by the lifecycle rule before its entry here
+            _delete(store, key)
+    return tuple(sorted(drafts, key=lambda d: d.created, reverse=True))
+
+
+def discard(store: ObjectStore, draft_id: str, owner: str) -> None:
+    """Forget the draft and everything uploaded to it (after its document is stored, or on cancel)."""
+    _meta(store, draft_id, owner)
+    for key in store.list(_draft_prefix(draft_id)):
+        if not key.endswith("/draft.json"):
+            _delete(store, key)
+    _delete(store, _draft_prefix(draft_id) + "draft.json")  # last: a half-discarded draft is still found
+    _delete(store, _owner_key(owner, draft_id))
+
+
+def clear_errors(store: ObjectStore, draft_id: str, owner: str) -> Draft:
+    """The operator has read the upload errors: forget them."""
+    _meta(store, draft_id, owner)
+    prefix = _draft_prefix(draft_id)
+    for key in store.list(prefix + "errors/"):
+        _delete(store, key)
+    return get(store, draft_id, owner)
+
+
+def _check_owner(owner: str) -> str:
+    if not isinstance(owner, str) or not owner.strip():
+        raise UsageError("Thiếu người dùng sở hữu bản nháp", "a draft needs an owner")
+    return owner
+
+
+def _meta(store: ObjectStore, draft_id: str, owner: str) -> dict:
+    key = _draft_prefix(draft_id) + "draft.json"
+    try:
+        meta = _get_json(store, key)
+    except ObjectNotFound:
+        meta = None
+    if meta is None or meta.get("owner") != owner:  # another user's draft is not revealed
+        raise NotFound(f"Không tìm thấy bản nháp {draft_id}", "no such draft")
+    return meta
+
+
+def _delete(store: ObjectStore, key: str) -> None:
+    try:
+        store.delete(key)
+    except ObjectNotFound:
+        pass
+
+
+def _ordered(store: ObjectStore, prefix: str, pages: list[Page]) -> tuple[Page, ...]:
+    try:
+        chosen = _get_json(store, prefix + "order.json")
+    except ObjectNotFound:
+        chosen = []
+    by_id = {p.id: p for p in pages}
+    first = [by_id.pop(i) for i in chosen if i in by_id]
+    return tuple(first + sorted(by_id.values(), key=lambda p: p.added))
+
+
+def _save_order(store: ObjectStore, draft_id: str, page_ids: list[str]) -> None:
+    _put_json(store, _draft_prefix(draft_id) + "order.json", page_ids)
+
+
+# --------------------------------------------------------------------------- editing
+
+def add_files(store: ObjectStore, draft_id: str, files: Sequence[tuple[str, bytes]], *, max_pixels: int,
+              owner: str, lang: str = "vie", tessdata: str | None = None) -> Draft:
+    """Add the files' pages at the end of the draft, in the files' order.
+
+    Each file's bytes are stored first, then split into pages, each page previewed (orientation
+    and deskew as the pipeline does them, a straightened thumbnail, quality flags). A file or
+    page that cannot be used becomes an error entry naming it; the others go on."""
+    meta = _meta(store, draft_id, owner)
+    engine = TesseractEngine(lang, tessdata)
+    started = time.time_ns()
+    existing = get(store, draft_id, owner)
+    errors: list[PageError] = []
+    added: list[Page] = []
+    for index, (name, data) in enumerate(files):
+        new, failed = _add_file(store, meta, existing.pages + tuple(added), name, data, max_pixels, engine,
+                                f"{started:020d}.{index:04d}")
+        added += new
+        errors += failed
+    _save_errors(store, draft_id, errors)
+    return get(store, draft_id, owner)
+
+
+def remove(store: ObjectStore, draft_id: str, page_id: str, owner: str) -> Draft:
+    """Take a page out of the draft (its uploaded file stays until the draft is discarded)."""
+    draft = get(store, draft_id, owner)
+    page = draft.page(page_id)
+    _forget_page(store, draft_id, page)
+    return get(store, draft_id, owner)
+
+
+def move(store: ObjectStore, draft_id: str, page_id: str, position: int, owner: str) -> Draft:
+    """Put a page at ``position`` (0-based; past the end means last)."""
+    draft = get(store, draft_id, owner)
+    draft.page(page_id)
+    order = [p.id for p in draft.pages if p.id != page_id]
+    order.insert(max(0, min(int(position), len(order))), page_id)
+    _save_order(store, draft_id, order)
+    return get(store, draft_id, owner)
+
+
+def replace(store: ObjectStore, draft_id: str, page_id: str, name: str, data: bytes, *, max_pixels: int,
+            owner: str, lang: str = "vie", tessdata: str | None = None) -> Draft:
+    """Put the pages of a new file (a rescan) where the page is. When the new file gives no usable
+    page, the old page stays and the draft's errors say why."""
+    meta = _meta(store, draft_id, owner)
+    draft = get(store, draft_id, owner)
+    old = draft.page(page_id)
+    others = tuple(p for p in draft.pages if p.id != page_id)
+    new, errors = _add_file(store, meta, others, name, data, max_pixels, TesseractEngine(lang, tessdata),
+                            f"{time.time_ns():020d}.0000")
+    _save_errors(store, draft_id, errors)
+    if new:
+        current = [p.id for p in get(store, draft_id, owner).pages if p.id not in {n.id for n in new}]
+        at = current.index(page_id) if page_id in current else len(current)
+        _save_order(store, draft_id, current[:at] + [p.id for p in new] + current[at + 1:])
+        _forget_page(store, draft_id, old)
+    return get(store, draft_id, owner)
+
+
+def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str) -> bytes:
+    """The page's straightened thumbnail (JPEG)."""
+    _meta(store, draft_id, owner)
+    key = _item(_draft_prefix(draft_id), "thumbs", page_id, "jpg")
+    try:
+        return store.get(key)
+    except ObjectNotFound:
+        raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft") from None
+
+
+def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:
+    """The draft's pages as files in ``folder``, in order, for ``IngestRequest(code, files, title)``.
+
+    A file whose pages are all there, together and in their own order, is written whole (the
+    citizen's original bytes become the dossier's original); otherwise each page is written as
+    its own file (a one-page PDF or a losslessly re-encoded TIFF frame). The bytes are checked
+    against the SHA-256 recorded at upload."""
+    draft = get(store, draft_id, owner)
+    if not draft.pages:
+        raise UsageError("Bản nháp chưa có trang nào", "the draft has no pages")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {f.id: f for f in draft.files}
+    written, i = [], 0
+    while i < len(draft.pages):
+        page = draft.pages[i]
+        whole = files.get(page.file_id)
+        run = _whole_file_run(draft.pages, i, whole)
+        n = len(written) + 1
+        if run:
+            data, kind, label = store.get(whole.key, sha256=whole.sha256), whole.kind, _stem(whole.name)
+            i += run
+        else:
+            data, kind = store.get(page.key, sha256=page.sha256), page.kind
+            label = _stem(page.file) + (f"_trang-{page.page}" if whole is None or whole.pages > 1 else "")
+            i += 1
+        path = folder / f"{n:03d}_{label}.{_EXT[kind]}"
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def _whole_file_run(pages: tuple[Page, ...], start: int, file: UploadedFile | None) -> int:
+    """How many pages from ``start`` are the whole of ``file`` in its own order (0: not the whole file)."""
+    if file is None or file.failed or file.pages < 1 or start + file.pages > len(pages):
+        return 0
+    run = pages[start:start + file.pages]
+    if all(p.file_id == file.id and p.page == k for k, p in enumerate(run, start=1)):
+        return file.pages
+    return 0
+
+
+def _stem(name: str) -> str:
+    stem = unicodedata.normalize("NFC", Path(name.replace("\\", "/")).stem)
+    stem = re.sub(r"[^\w.-]+", "_", stem).strip("._") or "tep"
+    return stem[:60]
+
+
+def _forget_page(store: ObjectStore, draft_id: str, page: Page) -> None:
+    prefix = _draft_prefix(draft_id)
+    _delete(store, _item(prefix, "pages", page.id, "json"))  # first: the page is gone from the draft
+    _delete(store, page.thumbnail_key)
+    if page.key.startswith(prefix + "pages/"):  # its own bytes, not the uploaded file's
+        _delete(store, page.key)
+
+
+def _save_errors(store: ObjectStore, draft_id: str, errors: list[PageError]) -> None:
+    if errors:
+        key = f"{_draft_prefix(draft_id)}errors/{time.time_ns():020d}-{secrets.token_hex(3)}.json"
+        _put_json(store, key, [e.to_json() for e in errors])
+
+
+# --------------------------------------------------------------------------- one upload
+
+def _add_file(store: ObjectStore, meta: dict, present: tuple[Page, ...], name: str, data: bytes,
+              max_pixels: int, engine: OcrEngine, added: str) -> tuple[list[Page], list[PageError]]:
+    """Store the file's bytes, then its pages one by one: (pages added, errors)."""
+    prefix = _draft_prefix(meta["id"])
+    name = unicodedata.normalize("NFC", Path(str(name).replace("\\", "/")).name) or "tep"
+    kind = sniff(data) if data else None
+    file_id = _new_id()
+    info = store.put(_item(prefix, "files", file_id, _EXT.get(kind, "bin")), data,
+                     MEDIA_TYPES.get(kind, "application/octet-stream"), {"kind": "intake-upload", "filename": name})
+    record = UploadedFile(file_id, name, kind, info.key, info.sha256, info.size, 0, 0)
+    pages: list[Page] = []
+    errors: list[PageError] = []
+    try:
+        split = _split(name, kind, data, max_pixels)
+    except InputError as e:
+        errors.append(_error(e))
+        split = []
+    seen = {p.sha256: p for p in present}
+    with tempfile.TemporaryDirectory(prefix="sohoa-intake-") as tmp:
+        for number, item in enumerate(split, start=1):
+            try:
+                if isinstance(item, InputError):
+                    raise item
+                page_kind, page_bytes = item
+                pages.append(_add_page(store, prefix, record, number, len(split), page_kind, page_bytes,
+                                       max_pixels, engine, f"{added}.{number:05d}", seen, Path(tmp)))
+                seen[pages[-1].sha256] = pages[-1]
+            except InputError as e:
+                errors.append(_error(e))
+            except StorageUnavailable:
+                raise
+            except Exception as e:  # any decoder or preview failure is reported against its page
+                errors.append(_error(InputError(name, f"không xử lý được trang ({type(e).__name__}: {e})", number)))
+    record = dc_replace(record, pages=len(split), failed=len(errors))
+    _put_json(store, _item(prefix, "files", file_id, "json"), record.to_json())
+    return pages, errors
+
+
+def _error(e: InputError) -> PageError:
+    return PageError(e.file, e.page, e.message_vi)
+
+
+def _split(name: str, kind: str | None, data: bytes, max_pixels: int) -> list:
+    """The file's pages as (kind, bytes) each, or an InputError for a page that cannot be cut out;
+    InputError for a file that is no usable file at all. Checks as ``inputs.read_source``."""
+    if not data:
+        raise InputError(name, "tệp rỗng, 0 byte (empty file)")
+    if kind is None:
+        raise InputError(name, "không phải JPEG, PNG, TIFF hay PDF (unsupported file type)")
+    suffix = Path(name).suffix.lower()
+    if suffix not in EXTENSIONS[kind]:
+        raise InputError(name, f"phần mở rộng '{suffix or '(không có)'}' không khớp nội dung "
+                               f"{kind.upper()} (extension does not match content)")
+    if kind == "pdf":
+        return _split_pdf(name, data)
+    return _split_image(name, kind, data, max_pixels)
+
+
+def _split_pdf(name: str, data: bytes) -> list:
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            count = len(pdf.pages)
+            if count == 0:
+                raise InputError(name, "PDF không có trang nào (PDF has no pages)")
+            if count == 1:
+                return [("pdf", data)]
+            pages = []
+            for number in range(count):
+                try:
+                    one = pikepdf.new()
+                    one.pages.append(pdf.pages[number])
+                    out = io.BytesIO()
+                    one.save(out, deterministic_id=True)  # the same page cut twice is the same bytes
+                    pages.append(("pdf", out.getvalue()))
+                except pikepdf.PdfError as e:
+                    pages.append(InputError(name, f"không tách được trang PDF ({e})", number + 1))
+            return pages
+    except pikepdf.PasswordError:
+        raise InputError(name, "PDF được mã hóa/có mật khẩu, không xử lý được (encrypted PDF)") from None
+    except pikepdf.PdfError as e:
+        raise InputError(name, f"PDF hỏng hoặc không đọc được ({e})") from None
+
+
+def _split_image(name: str, kind: str, data: bytes, max_pixels: int) -> list:
+    img = _open_image(name, data, max_pixels)
+    if getattr(img, "n_frames", 1) == 1:
+        _decode(name, img, 1, max_pixels)
+        return [(kind, data)]  # a one-page file is its own page, bytes unchanged
+    pages: list = []
+    iterator = ImageSequence.Iterator(img)
+    while True:
+        number = len(pages) + 1
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return pages
+        except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError) as e:
+            # the pages after a damaged header cannot be reached
+            return pages + [InputError(name, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
+                                             "(damaged page header)", number)]
+        try:
+            pages.append(("tiff", frame_bytes(_decode(name, frame, number, max_pixels))))
+        except InputError as e:
+            pages.append(e)
+
+
+def _decode(name: str, frame: Image.Image, number: int, max_pixels: int) -> Image.Image:
+    if frame.width * frame.height > max_pixels:
+        raise InputError(name, f"ảnh {frame.width}x{frame.height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
+                               "(image over pixel limit)", number)
+    try:
+        frame.load()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(name, f"ảnh bị cắt cụt hoặc hỏng ({e}) (truncated or corrupt image)", number) from None
+    return frame
+
+
+def frame_bytes(frame: Image.Image) -> bytes:
+    """One decoded frame as a one-page TIFF, losslessly: bitonal as CCITT G4, the rest deflated;
+    the resolution and colour profile kept."""
+    image = frame.copy()
+    options = {"compression": "group4" if image.mode == "1" else "tiff_adobe_deflate"}
+    if (dpi := frame.info.get("dpi")) is not None:
+        options["dpi"] = tuple(float(v) for v in dpi)
+    if (icc := frame.info.get("icc_profile")) is not None:
+        options["icc_profile"] = icc
+    out = io.BytesIO()
+    image.save(out, "TIFF", **options)
+    return out.getvalue()
+
+
+def _add_page(store: ObjectStore, prefix: str, file: UploadedFile, number: int, count: int, kind: str,
+              data: bytes, max_pixels: int, engine: OcrEngine, added: str, seen: dict[str, Page],
+              tmp: Path) -> Page:
+    """Check one page's bytes as ingest will, preview it, store its bytes, thumbnail and record."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen:
+        twin = seen[digest]
+        raise InputError(file.name, f"giống hệt trang đã có ({twin.file}, trang {twin.page}); trang lặp không "
+                                    "được thêm. Nếu giấy có hai trang giống hệt nhau, hãy quét lại trang đó",
+                         number if count > 1 else None)
+    # the same checks ingest's read_source will make of this page's file, so a page shown here
+    # is a page ingest accepts
+    probe = tmp / f"page-{number}.{_EXT[kind]}"
+    probe.write_bytes(data)
+    try:
+        read_source(probe, max_pixels)
+        image, stated = load_page(file.name, kind, data, 1, max_pixels)
+    except InputError as e:
+        raise InputError(file.name, e.reason, number if count > 1 or e.page is None else e.page) from None
+    found = preview(image, stated, engine)
+    page_id = _new_id()
+    key = file.key if count == 1 else _item(prefix, "pages", page_id, _EXT[kind])
+    if count > 1:
+        store.put(key, data, MEDIA_TYPES[kind], {"kind": "intake-page", "filename": file.name})
+    thumb_key = _item(prefix, "thumbs", page_id, "jpg")
+    store.put(thumb_key, found.thumbnail, "image/jpeg", {"kind": "intake-thumbnail"})
+    page = Page(page_id, file.id, file.name, number, kind, key, digest, thumb_key, found.width, found.height,
+                found.dpi, found.dpi_source, found.orientation, found.skew_deg, found.flags, added)
+    _put_json(store, _item(prefix, "pages", page_id, "json"), page.to_json())
+    return page
+
+
+# --------------------------------------------------------------------------- preview
+
+@dataclass(frozen=True)
+class Preview:
+    thumbnail: bytes         # JPEG, THUMB_WIDTH wide, the page straightened as the archive will be
+    width: int
+    height: int
+    dpi: float
+    dpi_source: str
+    orientation: int
+    skew_deg: float
+    flags: tuple[Flag, ...]
+
+
+def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngine | None = None) -> Preview:
+    """Straighten a page as ``ocr.page.process_page`` does (quarter turn, deskew, border filled),
+    without reading it: a thumbnail and the flags the image alone gives.
+
+    Blank or not, orientation and skew are found as process_page finds them, on the page itself
+    (``ocr.orientation.measure``: two short tesseract readings of the densest band, OSD when they
+    disagree), so ingest turns the page the same way; the straightened thumbnail and the other
+    flags are made from a copy at most WORK_DPI fine."""
+    engine = engine or TesseractEngine("vie")
+    resolution = page_resolution(image.size, stated)
+    dpi = resolution.dpi
+    work, work_dpi = _working_copy(image, dpi)
+    flags: list[Flag] = []
+    if dpi < MIN_DPI - 0.5:
+        flags.append(Flag("low_dpi", f"Độ phân giải thấp: {dpi:.0f} dpi (cần ít nhất {MIN_DPI} dpi)", True))
+    if resolution.source != "header":
+        guess = f"theo khổ {resolution.paper}" if resolution.paper else "mặc định"
+        flags.append(Flag("no_dpi", f"Tệp không ghi độ phân giải; lấy {dpi:.0f} dpi {guess}", False))
+    width, height = image.size
+    if image.mode not in ("RGB", "L", "1"):
+        image = image.convert("RGB")
+    # blank or not, orientation and skew: exactly as process_page, on the page at its own
+    # resolution (a coarser copy turns some pages the wrong way), so ingest finds the same
+    ink = cleanup.ink_gray_mask(image, dpi)
+    if quality.is_blank(quality.mark_stats(_black(image, ink, dpi), dpi)):
+        # no black text, nothing to straighten by; kept as scanned
+        flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
+        return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
+    found = orient.measure(image, dpi, engine, mask=ink)
+    del ink
+    bed = cleanup.border_colour(work, work_dpi)
+    fill = bed if bed is not None else cleanup.paper_colour(work)
+    grown = geometry.straighten(work, found.orientation + found.skew_deg, fill, keep_size=False)
+    find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
+    box = find_sheet(cleanup.to_gray(grown), work_dpi) or (0, 0, *grown.size)
+    sheet = grown.crop(box)
+    w, h = work.size if found.orientation % 180 == 0 else work.size[::-1]
+    left, top = (grown.width - w) // 2, (grown.height - h) // 2
+    archive = cleanup.fill_outside(grown, box, cleanup.paper_colour(sheet)).crop((left, top, left + w, top + h))
+
+    ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
+    sheet_gray = cleanup.to_gray(sheet)
+    for code in quality.page_flags_before_ocr(sheet_gray, ocr_gray < INK_LEVEL, work_dpi):
+        flags.append(Flag(code, FLAG_LABELS[code], True))
+    if sheet.mode != "1" and float(np.percentile(sheet_gray, 90)) < DARK_PAPER:
+        flags.append(Flag("dark", FLAG_LABELS["dark"], True))
+    orientation = int(found.orientation) % 360
+    skew = round(float(found.skew_deg), 2)
+    if orientation:
+        flags.append(Flag("rotated", f"Trang bị xoay {orientation}°, đã xoay lại", False))
+    if abs(skew) >= SKEW_SHOWN_DEG:
+        flags.append(Flag("skewed", f"Trang nghiêng {abs(skew):.1f}°, đã chỉnh thẳng".replace(".", ","), False))
+    if orientation % 180:
+        width, height = height, width
+    flags.sort(key=lambda f: not f.warning)  # what needs a look first
+    return Preview(_thumb(archive), width, height, dpi, resolution.source, orientation, skew, tuple(flags))
+
+
+def _working_copy(image: Image.Image, dpi: float) -> tuple[Image.Image, float]:
+    if image.mode not in ("RGB", "L", "1"):
+        image = image.convert("RGB")
+    factor = WORK_DPI / dpi
+    if factor >= 0.95:
+        return image, dpi
+    source = image.convert("L") if image.mode == "1" else image
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    return source.resize(size, Image.Resampling.BOX), dpi * size[0] / image.width
+
+
+def _black(image: Image.Image, ink: np.ndarray, dpi: float) -> np.ndarray:
+    """``cleanup.black_ink_mask`` from an ink mask already made (red seals and blue ink left out)."""
+    if image.mode != "RGB":
+        return ink
+    import cv2
+
+    rgb = np.asarray(image)
+    chromatic = cv2.subtract(rgb.max(axis=2), rgb.min(axis=2)) > cleanup.CHROMA_THRESHOLD
+    reach = 2 * max(1, round(dpi / 150)) + 1
+    return ink & ~cv2.dilate(chromatic.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+
+
+def _thumb(image: Image.Image) -> bytes:
+    image = image.convert("L") if image.mode in ("1", "L") else image.convert("RGB")
+    height = max(1, round(image.height * THUMB_WIDTH / image.width))
+    small = image.resize((THUMB_WIDTH, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
+    return out.getvalue()

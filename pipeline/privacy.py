@@ -1,0 +1,30 @@
+"""Citizens' identity numbers kept out of what search shows (NĐ 13/2023 on personal data).
+
+A citizen identity card (CCCD) number has 12 digits, an old identity card (CMND) 9 or 12;
+people write them in one run or in groups (``079 193 001 234``). In a search snippet every
+such number keeps only its last three digits: the officer can still tell two papers apart,
+and the page itself, which the officer may open, is unchanged.
+"""
+from __future__ import annotations
+
+import re
+
+# 9 or 12 digits, in one run or in groups separated by a single space or dot, not inside a longer number
+_ID_NUMBER = re.compile(r"(?<![\d.])(?:\d[ .]?){8}\d(?:(?:[ .]?\d){3})?(?![\d])")
+
+
+def mask_id_numbers(text: str) -> str:
+    def mask(m: re.Match) -> str:
+        digits = sum(c.isdigit() for c in m.group())
+        if digits not in (9, 12):
+            return m.group()
+        seen, out = 0, []
+        for c in m.group():
+            if c.isdigit():
+                seen += 1
+                out.append(c if seen > digits - 3 else "•")
+            else:
+                out.append(c)
+        return "".join(out)
+
+    return _ID_NUMBER.sub(mask, text)

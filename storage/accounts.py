@@ -1,0 +1,133 @@
+"""Users, their API tokens and web sessions, and dossier checklists, in the shared database.
+
+Secrets are never stored: a token or a session cookie is kept as its SHA-256 and a password
+as the hash the caller made (argon2, ``pipeline.access``). Rows are plain dicts.
+"""
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+users = sa.Table(
+    "users", metadata,
+    sa.Column("name", sa.String(100), primary_key=True), sa.Column("role", sa.String(20)),
+    sa.Column("agencies", sa.Text), sa.Column("password_hash", sa.Text), sa.Column("created", sa.String(40)),
+    sa.Column("disabled", sa.String(40)),
+)
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.String(16), primary_key=True), sa.Column("user_name", sa.String(100)),
+    sa.Column("sha256", sa.String(64)), sa.Column("created", sa.String(40)), sa.Column("last_used", sa.String(40)),
+    sa.Column("revoked", sa.String(40)),
+)
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True), sa.Column("user_name", sa.String(100)),
+    sa.Column("csrf", sa.String(64)), sa.Column("created", sa.String(40)), sa.Column("expires", sa.Float),
+)
+checklists = sa.Table(
+    "checklists", metadata,
+    sa.Column("dossier", sa.String(100), primary_key=True), sa.Column("procedure", sa.String(100)),
+    sa.Column("required", sa.Text), sa.Column("updated", sa.String(40)), sa.Column("updated_by", sa.String(100)),
+)
+
+
+def _user(row) -> dict | None:
+    if row is None:
+        return None
+    user = row._asdict()
+    user["agencies"] = tuple(json.loads(user["agencies"]))
+    return user
+
+
+def add_user(engine: Engine, name: str, role: str, agencies: tuple[str, ...], password_hash: str | None,
+             now: str) -> bool:
+    """Add a user; False when the name is taken."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(users.insert().values(name=name, role=role, agencies=json.dumps(list(agencies)),
+                                               password_hash=password_hash, created=now))
+        return True
+    except sa.exc.IntegrityError:
+        return False
+
+
+def set_password(engine: Engine, name: str, password_hash: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(users.update().where(users.c.name == name).values(password_hash=password_hash))
+
+
+def get_user(engine: Engine, name: str) -> dict | None:
+    with engine.connect() as conn:
+        return _user(conn.execute(sa.select(users).where(users.c.name == name)).first())
+
+
+def list_users(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [_user(r) for r in conn.execute(sa.select(users).order_by(users.c.name))]
+
+
+def add_token(engine: Engine, token_id: str, user: str, sha256: str, now: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(api_tokens.insert().values(id=token_id, user_name=user, sha256=sha256, created=now))
+
+
+def user_by_token(engine: Engine, sha256: str, now: str) -> dict | None:
+    """The enabled user a live token belongs to (and note the token's use)."""
+    with engine.begin() as conn:
+        token = conn.execute(sa.select(api_tokens).where(api_tokens.c.sha256 == sha256,
+                                                         api_tokens.c.revoked.is_(None))).first()
+        if token is None:
+            return None
+        conn.execute(api_tokens.update().where(api_tokens.c.id == token.id).values(last_used=now))
+        user = _user(conn.execute(sa.select(users).where(users.c.name == token.user_name)).first())
+    return user if user and not user["disabled"] else None
+
+
+def revoke_token(engine: Engine, token_id: str, now: str) -> bool:
+    with engine.begin() as conn:
+        return conn.execute(api_tokens.update().where(api_tokens.c.id == token_id, api_tokens.c.revoked.is_(None))
+                            .values(revoked=now)).rowcount == 1
+
+
+def add_session(engine: Engine, sha256: str, user: str, csrf: str, now: str, expires: float) -> None:
+    with engine.begin() as conn:
+        conn.execute(web_sessions.delete().where(web_sessions.c.expires < expires - 60 * 86400))
+        conn.execute(web_sessions.insert().values(sha256=sha256, user_name=user, csrf=csrf, created=now,
+                                                  expires=expires))
+
+
+def session(engine: Engine, sha256: str, now: float) -> tuple[dict, str] | None:
+    """(user, csrf token) of a live session."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(web_sessions).where(web_sessions.c.sha256 == sha256,
+                                                         web_sessions.c.expires > now)).first()
+        if row is None:
+            return None
+        user = _user(conn.execute(sa.select(users).where(users.c.name == row.user_name)).first())
+    return (user, row.csrf) if user and not user["disabled"] else None
+
+
+def end_session(engine: Engine, sha256: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(web_sessions.delete().where(web_sessions.c.sha256 == sha256))
+
+
+def set_checklist(engine: Engine, dossier: str, procedure: str, required: list[dict], now: str, by: str) -> None:
+    values = dict(procedure=procedure, required=json.dumps(required, ensure_ascii=False), updated=now, updated_by=by)
+    with engine.begin() as conn:
+        if conn.execute(checklists.update().where(checklists.c.dossier == dossier).values(**values)).rowcount == 0:
+            conn.execute(checklists.insert().values(dossier=dossier, **values))
+
+
+def get_checklist(engine: Engine, dossier: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(checklists).where(checklists.c.dossier == dossier)).first()
+    if row is None:
+        return None
+    found = row._asdict()
+    found["required"] = json.loads(found["required"])
+    return found

@@ -1,0 +1,224 @@
+"""The HTTP API as the one-stop system and the three kinds of users use it: upload, follow the
+job, find, read, verify, download; every route refused without credentials (401) and to roles
+without the permission (403); a dossier outside a user's agencies is invisible (404); every
+read is in the access log with the user, role and address."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.http import create_app
+from pipeline import config, service
+from storage.index import fold
+from tests.conftest import audit_events, save_page
+
+CODE = "H23.50-261201-0101"
+OTHER_AGENCY_CODE = "H99.01-261201-0001"
+USERS = {  # name: (role, agencies)
+    "op": ("operator", ("H23.50",)), "off": ("officer", ("H23.50",)), "arc": ("archivist", ("H23.50",)),
+    "adm": ("admin", ()), "off-h99": ("officer", ("H99",)), "op2": ("operator", ("H23.50",)),
+}
+
+
+def wait_done(client: TestClient, headers: dict, job_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not settled in {timeout} s: {job}")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, rendered):
+    """A deployment with one user per role (and an officer of another agency), one document
+    uploaded by the operator and converted."""
+    home = tmp_path_factory.mktemp("api") / "home"
+    settings = config.load({"SOHOA_HOME": str(home)})
+    tokens = {}
+    for name, (role, agencies) in USERS.items():
+        service.add_user(settings, name, role, agencies, "mat-khau-dai-du")
+        tokens[name] = {"Authorization": f"Bearer {service.create_token(settings, name)[1]}"}
+    page = rendered("api-text", layout="text", seed=21, dpi=200)
+    png = save_page(page, home.parent / "trang-1.png").read_bytes()
+    with TestClient(create_app(settings)) as client:
+        answer = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=tokens["op"],
+                             data={"title": "Đơn đề nghị cấp phép"}, files=[("files", ("trang-1.png", png, "image/png"))])
+        assert answer.status_code == 202, answer.text
+        job = wait_done(client, tokens["op"], answer.json()["job"]["job"])
+        assert job["state"] == "done", job
+        yield {"client": client, "tokens": tokens, "home": home, "settings": settings, "job": job, "page": page,
+               "png": png}
+
+
+def a_word(page) -> str:
+    """A long word of the page that has diacritics, as the officer types it: without them."""
+    words = [w.strip(".,;:()") for w in page.text.split()]
+    word = max((w for w in words if fold(w) != w.lower() and w.isalpha()), key=len)
+    return fold(word)
+
+
+def test_officer_finds_reads_verifies_and_downloads_what_the_operator_uploaded(api):
+    client, off = api["client"], api["tokens"]["off"]
+    job = api["job"]
+    assert job["pages"] == job["pagesDone"] == 1 and job["docId"] == f"{CODE}.001"
+    found = client.get("/api/v1/search", params={"q": a_word(api["page"])}, headers=off)
+    assert found.status_code == 200
+    assert [h["dossierCode"] for h in found.json()["hits"]][:1] == [CODE]
+
+    dossier = client.get(f"/api/v1/dossiers/{CODE}", headers=off).json()
+    assert [d["docId"] for d in dossier["documents"]] == [job["docId"]]
+    verdict = client.get(f"/api/v1/dossiers/{CODE}/verify", headers=off).json()
+    assert verdict["documents"][0]["checks"]["sha256"] is True and verdict["documents"][0]["checks"]["pdfa"] is True
+    pdf = client.get(f"/api/v1/dossiers/{CODE}/documents/{job['docId']}/pdf", headers=off)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and f'"{dossier["documents"][0]["pdf"]["sha256"]}"' == pdf.headers["etag"]
+
+    reads = [e for e in audit_events(api["home"]) if e["actor"] == "off"]
+    assert {e["action"] for e in reads} >= {"search", "show", "verify", "download"}
+    assert all(e["role"] == "officer" and e["ip"] == "testclient" and e["via"] == "http" for e in reads)
+
+
+def test_who_read_my_dossier_is_one_request_for_archivists_and_admins(api):
+    client, tokens = api["client"], api["tokens"]
+    client.get(f"/api/v1/dossiers/{CODE}", headers=tokens["off"])
+    events = client.get(f"/api/v1/dossiers/{CODE}/access", headers=tokens["arc"]).json()["events"]
+    readers = {(e["actor"], e["action"]) for e in events}
+    assert ("off", "show") in readers and ("op", "job") in readers
+    assert client.get(f"/api/v1/dossiers/{CODE}/access", headers=tokens["off"]).status_code == 403
+
+
+def test_an_officer_of_another_agency_sees_nothing_of_the_dossier(api):
+    client, other = api["client"], api["tokens"]["off-h99"]
+    assert client.get("/api/v1/search", params={"q": a_word(api["page"])}, headers=other).json()["hits"] == []
+    for path in (f"/api/v1/dossiers/{CODE}", f"/api/v1/dossiers/{CODE}/verify",
+                 f"/api/v1/dossiers/{CODE}/documents/{api['job']['docId']}/pdf", f"/api/v1/jobs/{api['job']['job']}"):
+        assert client.get(path, headers=other).status_code == 404, path
+    assert all(j["dossierCode"] != CODE for j in client.get("/api/v1/jobs", headers=other).json()["jobs"])
+    unknown = client.get("/api/v1/dossiers/H99.01-261201-0009", headers=other)
+    assert unknown.status_code == 404
+    assert client.get(f"/api/v1/dossiers/{CODE}", headers=other).json()["error"]["code"] == unknown.json()["error"]["code"]
+
+
+def test_an_operator_sees_its_own_intake_only(api):
+    client, tokens = api["client"], api["tokens"]
+    mine = client.get("/api/v1/jobs", headers=tokens["op"]).json()["jobs"]
+    assert [j["job"] for j in mine] == [api["job"]["job"]]
+    assert client.get("/api/v1/jobs", headers=tokens["op2"]).json()["jobs"] == []
+    assert client.get(f"/api/v1/jobs/{api['job']['job']}", headers=tokens["op2"]).status_code == 404
+
+
+# ---------------------------------------------------------------------------- every route, every role
+
+SAMPLE = {"code": CODE, "job_id": None, "doc_id": f"{CODE}.001"}
+# (method, path) -> roles allowed; written from the issue, not read from the code
+ALLOWED = {
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    ("GET", "/metrics"): {"archivist", "admin"},
+    ("POST", "/api/v1/dossiers/{code}/documents"): {"operator", "admin"},
+    ("GET", "/api/v1/jobs"): {"operator", "officer", "archivist", "admin"},
+    ("GET", "/api/v1/jobs/{job_id}"): {"operator", "officer", "archivist", "admin"},
+    ("GET", "/api/v1/dossiers/{code}/checklist"): {"operator", "officer", "admin"},
+    ("PUT", "/api/v1/dossiers/{code}/checklist"): {"operator", "officer", "admin"},
+    ("GET", "/api/v1/dossiers/{code}"): {"officer", "archivist", "admin"},
+    ("GET", "/api/v1/dossiers/{code}/documents/{doc_id}/pdf"): {"officer", "archivist", "admin"},
+    ("GET", "/api/v1/dossiers/{code}/verify"): {"officer", "archivist", "admin"},
+    ("GET", "/api/v1/dossiers/{code}/access"): {"archivist", "admin"},
+    ("GET", "/api/v1/search"): {"officer", "archivist", "admin"},
+    ("GET", "/api/v1/reports/digitisation"): {"archivist", "admin"},
+}
+QUERY = {"/api/v1/search": {"q": "don"}, "/api/v1/reports/digitisation": {"quarter": "2026-Q4"}}
+BODY = {("PUT", "/api/v1/dossiers/{code}/checklist"): {"json": {"procedure": "1.001", "required": ["Đơn"]}}}
+
+
+def routes(client) -> list[tuple[str, str]]:
+    spec = client.get("/openapi.json").json()
+    return [(m.upper(), p) for p, ops in spec["paths"].items() for m in ops]
+
+
+def test_every_route_of_the_openapi_description_is_in_the_table(api):
+    assert set(routes(api["client"])) == set(ALLOWED)
+
+
+@pytest.mark.parametrize("who", ["nobody", "bad-token", *USERS])
+def test_every_route_with_every_role_and_with_no_credentials(api, who):
+    client = api["client"]
+    fixed = {"nobody": {}, "bad-token": {"Authorization": "Bearer sohoa_0000_not-a-token"}}
+    headers = fixed[who] if who in fixed else api["tokens"][who]
+    role = USERS[who][0] if who in USERS else None
+    sample = {**SAMPLE, "job_id": api["job"]["job"]}
+    for method, path in routes(client):
+        kw = dict(BODY.get((method, path), {}))
+        if method == "POST":
+            kw = {"data": {"title": "Tờ khai"}, "files": [("files", ("a.png", api["png"], "image/png"))]}
+        answer = client.request(method, path.format(**sample), headers=headers, params=QUERY.get(path), **kw)
+        allowed = ALLOWED[(method, path)]
+        if allowed == "public":
+            assert answer.status_code == 200, (method, path, answer.text)
+        elif role is None:
+            assert answer.status_code == 401, (method, path, answer.status_code)
+            assert answer.headers["www-authenticate"] == "Bearer"
+        elif role not in allowed:
+            assert answer.status_code == 403, (who, method, path, answer.status_code)
+        else:
+            assert answer.status_code not in (401, 403) and answer.status_code < 500, (who, method, path, answer.text)
+
+
+# ---------------------------------------------------------------------------- uploads refused
+
+def test_uploads_are_limited_in_type_count_and_size_with_clear_errors(api, tmp_path):
+    settings = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_API_MAX_UPLOAD_MB": "1",
+                            "SOHOA_API_MAX_UPLOAD_FILES": "2"})
+    op = api["tokens"]["op"]
+    with TestClient(create_app(settings, background=False)) as client:
+        url = f"/api/v1/dossiers/{CODE}/documents"
+        wrong = client.post(url, headers=op, data={"title": "Đơn"},
+                            files=[("files", ("ghi-chu.docx", b"PK\x03\x04 not a page", "application/octet-stream"))])
+        assert wrong.status_code == 415 and "ghi-chu.docx" in wrong.json()["error"]["message"]
+        many = client.post(url, headers=op, data={"title": "Đơn"},
+                           files=[("files", (f"{n}.png", api["png"][:100], "image/png")) for n in range(3)])
+        assert many.status_code == 400 and "tối đa 2 tệp" in many.json()["error"]["message"], many.text
+        big = client.post(url, headers=op, data={"title": "Đơn"},
+                          files=[("files", ("lon.png", b"\x89PNG\r\n\x1a\n" + b"0" * 2_000_000, "image/png"))])
+        assert big.status_code == 413 and "1 MB" in big.json()["error"]["message"]
+        bad_code = client.post("/api/v1/dossiers/h23.50-261201-0101/documents", headers=op, data={"title": "Đơn"},
+                               files=[("files", ("a.png", api["png"][:1000], "image/png"))])
+        assert bad_code.status_code == 400 and "in hoa" in bad_code.json()["error"]["message"]
+
+
+def test_a_bad_page_fails_the_job_with_its_file_and_page_named_and_the_job_can_be_retried(api):
+    client, op = api["client"], api["tokens"]["op"]
+    broken = api["png"][:2000]  # a PNG cut short: the signature is right, the page cannot be read
+    answer = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=op, data={"title": "Giấy tờ hỏng"},
+                         files=[("files", ("hong.png", broken, "image/png"))])
+    if answer.status_code == 422:  # refused before a job was made: the file is named
+        assert "hong.png" in answer.json()["error"]["message"]
+        return
+    job = wait_done(client, op, answer.json()["job"]["job"])
+    assert job["state"] == "failed" and "hong.png" in job["error"]["message"]
+
+
+# ---------------------------------------------------------------------------- checklist, health, metrics
+
+def test_the_checklist_says_which_required_papers_are_still_missing(api):
+    client, off = api["client"], api["tokens"]["off"]
+    put = client.put(f"/api/v1/dossiers/{CODE}/checklist", headers=off,
+                     json={"procedure": "1.004227", "required": ["Đơn đề nghị cấp phép", "Bản sao CCCD"]})
+    assert put.status_code == 200
+    got = client.get(f"/api/v1/dossiers/{CODE}/checklist", headers=api["tokens"]["op"]).json()
+    assert got["procedure"] == "1.004227" and got["missing"] == ["Bản sao CCCD"]  # the uploaded title counts
+
+
+def test_health_readiness_and_metrics(api):
+    client = api["client"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True and ready["checks"] == {"store": "ok", "database": "ok"}
+    text = client.get("/metrics", headers=api["tokens"]["adm"]).text
+    assert 'sohoa_jobs{state="done"}' in text
+    assert 'route="/api/v1/dossiers/{code}"' in text and CODE not in text

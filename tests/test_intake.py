@@ -1,0 +1,221 @@
+"""Issue 13, item 4: intake drafts behind the counter screen. Pages dropped at the counter are
+stored first, split, previewed straightened with their flags, reordered, replaced, removed,
+kept in the object store across sessions, and become one document through the real ingest."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pikepdf
+import pytest
+from PIL import Image, TiffImagePlugin
+
+from pipeline import config, intake, service
+from pipeline.errors import NotFound
+from pipeline.models import IngestRequest
+from pipeline.runtime import open_store
+from tests.pagegen import PageSpec, render_page
+
+CODE = "H23.50-261201-0131"
+MAX_PIXELS = 150_000_000
+SPECS = {  # small, sparse pages at 200 dpi: the full OCR of the ingest stays quick
+    "rotated": PageSpec(layout="admin", orientation=90, skew_deg=3.0, seed=1301, dpi=200),
+    "pdf1": PageSpec(layout="admin", skew_deg=-2.5, seed=1302, dpi=200, max_body_lines=8),
+    "pdf2": PageSpec(layout="admin", skew_deg=1.5, seed=1303, dpi=200, max_body_lines=8),
+    "blank": PageSpec(layout="blank", seed=1304, dpi=200),
+    "rescan": PageSpec(layout="admin", orientation=180, skew_deg=-1.0, seed=1305, dpi=200, max_body_lines=8),
+}
+
+
+def jpeg(image: Image.Image, dpi: int = 200) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=88, dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def png(image: Image.Image, dpi: int = 200) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG", dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def looks_like(thumb: bytes, page: Image.Image) -> float:
+    """Correlation of a thumbnail with a page, each cropped to its ink and brought to 60x85 grey."""
+    def inked(image: Image.Image) -> np.ndarray:
+        gray = image.convert("L")
+        ys, xs = np.nonzero(np.asarray(gray) < 110)
+        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        small = np.asarray(gray.crop(box).resize((60, 85), Image.Resampling.BOX), float)
+        return small - small.mean()
+
+    a, b = inked(Image.open(io.BytesIO(thumb))), inked(page)
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+@pytest.fixture(scope="module")
+def counter(tmp_path_factory):
+    """One draft as an operator builds it: a rotated JPEG, a two-page PDF, a truncated JPEG and a
+    blank PNG dropped at once; the upright renders of the same pages to compare thumbnails with."""
+    root = tmp_path_factory.mktemp("intake")
+    settings = config.load({"SOHOA_HOME": str(root / "home")})
+    store = open_store(settings)
+    pages = {name: render_page(spec) for name, spec in SPECS.items()}
+    upright = {name: render_page(PageSpec(**{**spec.__dict__, "orientation": 0, "skew_deg": 0.0})).image
+               for name, spec in SPECS.items() if name != "blank"}
+    pdf = io.BytesIO()
+    pages["pdf1"].image.save(pdf, "PDF", resolution=200.0, save_all=True, append_images=[pages["pdf2"].image])
+    good_jpeg = jpeg(pages["pdf1"].image)
+    files = [("Tờ khai xoay.jpg", jpeg(pages["rotated"].image)), ("giay-to.pdf", pdf.getvalue()),
+             ("hong.jpg", good_jpeg[: len(good_jpeg) // 3]), ("mat-sau.png", png(pages["blank"].image))]
+    draft = intake.create(store, CODE, owner="an")
+    added = intake.add_files(store, draft.id, files, max_pixels=MAX_PIXELS, owner="an")
+    return {"root": root, "settings": settings, "store": store, "pages": pages, "upright": upright, "files": files,
+            "draft": draft, "added": added}
+
+
+def test_every_upload_is_stored_first_and_split_into_its_pages(counter):
+    store, draft = counter["store"], counter["added"]
+    assert [(p.file, p.page) for p in draft.pages] == [("Tờ khai xoay.jpg", 1), ("giay-to.pdf", 1),
+                                                       ("giay-to.pdf", 2), ("mat-sau.png", 1)]
+    # every uploaded file's bytes are kept as sent, the broken one too
+    assert sorted(store.get(f.key) for f in draft.files) == sorted(data for _, data in counter["files"])
+    for key in store.list(f"work/intake/{draft.id}/"):
+        assert key.startswith(f"work/intake/{draft.id}/")
+    # a PDF page is cut out losslessly: its image stream is the original's
+    with pikepdf.open(io.BytesIO(counter["files"][1][1])) as whole:
+        originals = [next(iter(p.get_images().values())).read_raw_bytes() for p in whole.pages]
+    for page, raw in zip(draft.pages[1:3], originals):
+        assert page.kind == "pdf" and page.key.endswith(".pdf")
+        with pikepdf.open(io.BytesIO(store.get(page.key))) as one:
+            assert len(one.pages) == 1 and next(iter(one.pages[0].get_images().values())).read_raw_bytes() == raw
+
+
+def test_a_broken_file_is_named_and_the_others_pages_stay(counter):
+    draft = counter["added"]
+    assert len(draft.errors) == 1
+    error = draft.errors[0]
+    assert error.file == "hong.jpg" and "hong.jpg" in error.message and "trang 1" in error.message
+    assert len(draft.pages) == 4
+    broken = next(f for f in draft.files if f.name == "hong.jpg")
+    assert broken.failed == 1 and counter["store"].exists(broken.key)
+
+
+def test_pages_are_previewed_straightened_with_their_flags(counter):
+    draft, store = counter["added"], counter["store"]
+    rotated, first, second, blank = draft.pages
+    assert rotated.orientation == 90 and abs(rotated.skew_deg - 3.0) < 0.3
+    assert {f.code for f in rotated.flags} == {"rotated", "skewed"} and not rotated.warnings
+    assert "90°" in next(f.label for f in rotated.flags if f.code == "rotated")
+    assert first.orientation == 0 and abs(first.skew_deg + 2.5) < 0.3
+    assert second.orientation == 0 and abs(second.skew_deg - 1.5) < 0.3
+    assert [f.code for f in blank.warnings] == ["blank"] and blank.warnings[0].label.startswith("Trang trắng")
+    for page in (rotated, first, second):
+        thumb = intake.thumbnail(store, draft.id, page.id, "an")
+        image = Image.open(io.BytesIO(thumb))
+        assert image.format == "JPEG" and image.width == intake.THUMB_WIDTH and image.height > image.width
+        name = {rotated.id: "rotated", first.id: "pdf1", second.id: "pdf2"}[page.id]
+        upright = counter["upright"][name]
+        # the thumbnail is the upright page, not the page turned half way round
+        assert looks_like(thumb, upright) > 0.75 > looks_like(thumb, upright.rotate(180)) + 0.25
+
+
+def test_another_user_never_sees_the_draft(counter):
+    store, draft = counter["store"], counter["added"]
+    for attempt in (lambda: intake.get(store, draft.id, "binh"),
+                    lambda: intake.thumbnail(store, draft.id, draft.pages[0].id, "binh"),
+                    lambda: intake.remove(store, draft.id, draft.pages[0].id, "binh"),
+                    lambda: intake.move(store, draft.id, draft.pages[0].id, 2, "binh"),
+                    lambda: intake.materialise(store, draft.id, counter["root"] / "x", "binh"),
+                    lambda: intake.discard(store, draft.id, "binh"),
+                    lambda: intake.add_files(store, draft.id, [], max_pixels=MAX_PIXELS, owner="binh")):
+        with pytest.raises(NotFound) as refused:
+            attempt()
+        assert "binh" not in str(refused.value)
+    missing = "0" * 32
+    with pytest.raises(NotFound) as unknown:
+        intake.get(store, missing, "an")
+    assert str(unknown.value).replace(missing, draft.id) == str(refused.value)  # the same answer as none
+    assert intake.list_open(store, "binh") == ()
+    assert [d.id for d in intake.list_open(store, "an")] == [draft.id]
+    assert len(intake.get(store, draft.id, "an").pages) == 4  # untouched
+
+
+def test_reorder_replace_remove_then_one_signed_document_in_that_order(counter):
+    store, settings, draft = counter["store"], counter["settings"], counter["added"]
+    rotated, first, second, blank = (p.id for p in draft.pages)
+    intake.remove(store, draft.id, blank, "an")
+    intake.move(store, draft.id, second, 0, "an")
+    replaced = intake.replace(store, draft.id, first, "quet-lai.jpg", jpeg(counter["pages"]["rescan"].image),
+                              max_pixels=MAX_PIXELS, owner="an")
+    rescan = replaced.pages[2]
+    assert [p.id for p in replaced.pages] == [second, rotated, rescan.id] and rescan.file == "quet-lai.jpg"
+    assert rescan.orientation == 180
+    thumb = intake.thumbnail(store, draft.id, rescan.id, "an")
+    upright = counter["upright"]["rescan"]
+    assert looks_like(thumb, upright) > 0.75 > looks_like(thumb, upright.rotate(180)) + 0.25
+    with pytest.raises(NotFound):
+        intake.thumbnail(store, draft.id, blank, "an")  # a removed page is gone with its thumbnail
+    # the browser closed: the draft is read back from the store as it was left
+    reopened = intake.list_open(store, "an")[0]
+    assert reopened == replaced
+    assert [p.id for p in reopened.pages] == [second, rotated, rescan.id]
+
+    files = intake.materialise(store, draft.id, counter["root"] / "confirm", "an")
+    assert [f.name for f in files] == ["001_giay-to_trang-2.pdf", "002_Tờ_khai_xoay.jpg", "003_quet-lai.jpg"]
+    assert files[1].read_bytes() == counter["files"][0][1]  # a whole one-page file is written as sent
+    summary = service.ingest(settings, IngestRequest(CODE, tuple(str(f) for f in files), "Tờ khai đăng ký"))
+    assert [(p.number, p.file, p.page) for p in summary.pages] == [(1, files[0].name, 1), (2, files[1].name, 1),
+                                                                   (3, files[2].name, 1)]
+    # the document's pages are straightened as the preview showed them
+    assert [p.orientation for p in summary.pages] == [0, 90, 180]
+    assert summary.signature is not None
+    shown = service.show(settings, CODE)
+    assert shown.number_of_page == 3 and shown.documents[0].number_of_pages == 3
+    with pikepdf.open(io.BytesIO(store.get(summary.pdf["key"]))) as stored:
+        assert len(stored.pages) == 3
+        assert float(stored.pages[1].mediabox[2]) < float(stored.pages[1].mediabox[3])  # upright portrait
+
+    intake.discard(store, draft.id, "an")
+    assert store.list(f"work/intake/{draft.id}/") == [] and intake.list_open(store, "an") == ()
+    with pytest.raises(NotFound):
+        intake.get(store, draft.id, "an")
+
+
+def test_a_multi_page_tiff_becomes_one_lossless_page_per_frame(counter):
+    store = counter["store"]
+    frames = [render_page(PageSpec(layout="blank", seed=s, dpi=200, color=c)).image
+              for s, c in ((1311, "gray"), (1312, "bitonal"))]
+    buffer = io.BytesIO()
+    with TiffImagePlugin.AppendingTiffWriter(buffer, True) as tf:
+        for frame, compression in zip(frames, ("tiff_lzw", "group4")):
+            frame.save(tf, format="TIFF", dpi=(200, 200), compression=compression)
+            tf.newFrame()
+    draft = intake.create(store, CODE, owner="an")
+    draft = intake.add_files(store, draft.id, [("hai-trang.tif", buffer.getvalue()), ("hai-trang-nua.tif",
+                             buffer.getvalue())], max_pixels=MAX_PIXELS, owner="an")
+    assert [(p.file, p.page, p.kind) for p in draft.pages] == [("hai-trang.tif", 1, "tiff"),
+                                                               ("hai-trang.tif", 2, "tiff")]
+    for page, frame in zip(draft.pages, frames):
+        assert [f.code for f in page.warnings] == ["blank"]
+        stored = Image.open(io.BytesIO(store.get(page.key)))
+        assert stored.mode == frame.mode and stored.tobytes() == frame.tobytes()  # lossless
+    # the same file dropped twice would repeat its pages: refused, named
+    assert [e.file for e in draft.errors] == ["hai-trang-nua.tif"] * 2
+    assert all("giống hệt" in e.message for e in draft.errors)
+    assert intake.clear_errors(store, draft.id, "an").errors == ()
+    # the whole file in its own order is written as sent
+    files = intake.materialise(store, draft.id, counter["root"] / "tiff", "an")
+    assert len(files) == 1 and files[0].read_bytes() == buffer.getvalue()
+    intake.move(store, draft.id, draft.pages[1].id, 0, "an")
+    files = intake.materialise(store, draft.id, counter["root"] / "tiff2", "an")
+    assert [f.name for f in files] == ["001_hai-trang_trang-2.tif", "002_hai-trang_trang-1.tif"]
+    intake.discard(store, draft.id, "an")
+
+
+def test_a_draft_needs_a_valid_dossier_code():
+    from pipeline.errors import DossierCodeError
+    from storage.local import LocalStore
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.raises(DossierCodeError):
+        intake.create(LocalStore(tmp), "../etc", owner="an")

@@ -1,0 +1,140 @@
+"""``sohoa serve`` checked as a new user would (issue 13, "How it will be checked"): users and
+tokens made with the command line, three scanned pages uploaded over HTTP and followed to
+done, found without diacritics, verified and downloaded; refusals for no one and for the
+wrong role; the access log holds the reads, and ``sohoa audit verify`` passes, then fails
+after a row is edited and after anchored rows are cut from the end."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from storage.index import fold
+from tests.conftest import audit_events, save_page
+
+SOHOA = str(Path(sys.executable).with_name("sohoa"))
+CODE = "H23.50-261201-0201"
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database in WAL mode (the file alone may lack recent rows)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path, rendered):
+    home = tmp_path / "home"
+    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_AUDIT_ANCHOR_INTERVAL": "3600"}
+    env.pop("SOHOA_DATABASE_URL", None), env.pop("SOHOA_STORAGE", None), env.pop("SOHOA_BROKER_URL", None)
+
+    def sohoa(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([SOHOA, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300)
+
+    tokens = {}
+    for name, role, agency in (("lan", "operator", "H23.50"), ("minh", "officer", "H23.50"),
+                               ("hoa", "officer", "H99"), ("thu", "archivist", "H23.50")):
+        assert sohoa("user", "add", name, "--role", role, "--agency", agency, stdin="mat-khau-dai-du\n").returncode == 0
+        made = sohoa("token", "create", name)
+        assert made.returncode == 0 and "chỉ hiện một lần" in made.stderr
+        tokens[name] = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([SOHOA, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+        pages = [rendered(f"serve{n}", layout=layout, seed=40 + n, dpi=200, skew_deg=skew)
+                 for n, (layout, skew) in enumerate((("text", 1.5), ("admin", -2.0), ("text", 0.0)))]
+        files = [("files", (f"trang-{n}.png", save_page(p, tmp_path / f"trang-{n}.png").read_bytes(), "image/png"))
+                 for n, p in enumerate(pages, start=1)]
+        yield {"base": base, "tokens": tokens, "sohoa": sohoa, "home": home, "files": files, "pages": pages}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served):
+    base, tokens, sohoa = served["base"], served["tokens"], served["sohoa"]
+    with httpx.Client(base_url=base, timeout=60) as http:
+        # as the operator: three scanned pages to a new dossier, followed to done
+        answer = http.post(f"/api/v1/dossiers/{CODE}/documents", headers=tokens["lan"],
+                           data={"title": "Hồ sơ đăng ký hộ kinh doanh"}, files=served["files"])
+        assert answer.status_code == 202 and answer.headers["location"].startswith("/api/v1/jobs/")
+        deadline = time.monotonic() + 300
+        while (job := http.get(answer.headers["location"], headers=tokens["lan"]).json())["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.5)
+        assert job["state"] == "done" and job["pagesDone"] == job["pages"] == 3, job
+
+        # as the officer: found by a word typed without diacritics, verdict read, PDF downloaded
+        text = " ".join(p.text for p in served["pages"])
+        word = max((w.strip(".,;:()") for w in text.split() if w.isalpha() and fold(w) != w.lower()), key=len)
+        hits = http.get("/api/v1/search", params={"q": fold(word)}, headers=tokens["minh"]).json()["hits"]
+        assert hits and hits[0]["dossierCode"] == CODE
+        verdict = http.get(f"/api/v1/dossiers/{CODE}/verify", headers=tokens["minh"]).json()
+        assert [d["docId"] for d in verdict["documents"]] == [job["docId"]] and verdict["documents"][0]["checks"]["signature"]
+        pdf = http.get(f"/api/v1/dossiers/{CODE}/documents/{job['docId']}/pdf", headers=tokens["minh"])
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+
+        # as no one: 401; as the operator on officer routes: 403; another agency's officer: nothing
+        for path in (f"/api/v1/dossiers/{CODE}", "/api/v1/search?q=don", f"/api/v1/dossiers/{CODE}/verify"):
+            assert http.get(path).status_code == 401
+            assert http.get(path, headers=tokens["lan"]).status_code == 403
+        assert http.get("/api/v1/search", params={"q": fold(word)}, headers=tokens["hoa"]).json()["hits"] == []
+        assert http.get(f"/api/v1/dossiers/{CODE}", headers=tokens["hoa"]).status_code == 404
+
+    events = audit_events(served["home"])
+    minh = {e["action"] for e in events if e["actor"] == "minh" and e.get("dossier", CODE) == CODE}
+    assert {"search", "verify", "download"} <= minh
+    denied = [e for e in events if e["actor"] == "lan" and e["action"] == "denied"]
+    assert len(denied) == 3 and all(e["ip"] == "127.0.0.1" for e in denied)
+    # the server anchors the log when it starts
+    assert any(e["action"] == "audit-anchor" for e in events)
+
+    assert sohoa("audit", "anchor").returncode == 0
+    assert sohoa("audit", "verify").returncode == 0
+    database = served["home"] / "index.sqlite3"
+    kept = database.with_suffix(".kept")
+    copy_database(database, kept)
+
+    # someone with database rights edits one row: the chain breaks there
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER access_log_no_update")
+        db.execute("DROP TRIGGER access_log_no_delete")
+        db.execute("UPDATE access_log SET actor = 'ai-do' WHERE action = 'download'")
+    edited = sohoa("audit", "verify")
+    assert edited.returncode == 1 and "LỖI" in edited.stderr
+
+    # ... or cuts rows the last anchor covers off the end: the chain still links, the anchor does not
+    for stale in database.parent.glob(database.name + "*"):
+        stale.unlink()
+    copy_database(kept, database)
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER access_log_no_update")
+        db.execute("DROP TRIGGER access_log_no_delete")
+        db.execute("DELETE FROM access_log WHERE id > (SELECT max(id) - 3 FROM access_log)")
+    cut = sohoa("audit", "verify")
+    assert cut.returncode == 1 and "LỖI" in cut.stderr, cut.stdout + cut.stderr
