@@ -7,6 +7,7 @@ A dossier outside the user's agency scope answers 404, as one that does not exis
 
     POST /api/v1/dossiers/{code}/documents     202 + job; converted in the background
     GET  /api/v1/jobs, /api/v1/jobs/{id}        state, pages done of total, docId, error
+    POST /api/v1/jobs/{id}/retry                a failed job again (finished pages kept)
     GET  /api/v1/dossiers/{code}                documents, pages, flags, signature summary
     GET  /api/v1/dossiers/{code}/documents/{docId}/pdf   the signed PDF (?link=1: a presigned S3 URL)
     GET  /api/v1/dossiers/{code}/verify         verdicts
@@ -35,6 +36,7 @@ from pipeline.config import Settings
 from pipeline.errors import EXPECTED, ExitCode, UsageError, describe
 from pipeline.service import Principal
 
+from . import web
 from .metrics import Metrics
 from .security import require
 
@@ -163,6 +165,15 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         with service.acting(who):
             return service.job_for(settings, job_id, who).to_json()
 
+    @app.post(API + "/jobs/{job_id}/retry", status_code=202, tags=["intake"])
+    def retry_job(job_id: str, who: Annotated[Principal, Depends(require("retry"))]) -> JSONResponse:
+        """Run a failed job again; the pages it finished are not redone (409 when it is done)."""
+        with service.acting(who):
+            job = service.reopen_job(settings, job_id, who)
+        if background:
+            app.state.runner.submit(_run_job, settings, job.id, who)
+        return JSONResponse({"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}, status_code=202)
+
     @app.get(API + "/dossiers/{code}/checklist", tags=["intake"])
     def get_checklist(code: str, who: Annotated[Principal, Depends(require("checklist"))]) -> dict:
         """The dossier's procedure, its required papers and those still missing."""
@@ -245,6 +256,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                 media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         return JSONResponse(found.to_json())
 
+    app.state.background = background
+    web.mount(app, run_job=_run_job)
     return app
 
 

@@ -27,7 +27,7 @@ from storage.local import LocalStore
 
 from storage import accounts
 
-from . import access, audit, bulk as bulk_runner, dossier, hotfolder, jobs, manifest as mf, receipts
+from . import access, audit, bulk as bulk_runner, dossier, hotfolder, jobs, manifest as mf, receipts, report
 from .access import Principal
 from .privacy import mask_id_numbers
 from .bulk import BulkProgress, BulkResult
@@ -517,11 +517,17 @@ def _codes(store, codes: Sequence[str], all_dossiers: bool) -> list[str]:
 # --------------------------------------------------------------------------- users and the HTTP doors
 
 ROLE_NAMES_VI = access.ROLE_NAMES_VI  # how the doors name each role
+flag_label = report.flag_label        # how the doors name each page flag
 
 
 def acting(who: Principal):
     """Inside, every event of the access log names ``who``: their name, role and address."""
     return audit.acting(who.name, who.role, who.ip, who.via)
+
+
+def check_code(code: str) -> str:
+    """A dossier code (one-stop or archive) as typed or scanned, checked; DossierCodeError with a hint otherwise."""
+    return dossier.validate_key(code)
 
 
 def visible(who: Principal, code: str) -> str:
@@ -723,6 +729,13 @@ def job_for(settings: Settings, job_id: str, who: Principal) -> JobView:
     return jobs.view(database(settings), job_id)
 
 
+def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
+    """A failed (or stalled) job the user may see, queued again for ``run_job``; its finished pages are kept."""
+    job_for(settings, job_id, who)
+    jobs.reopen(database(settings), job_id)
+    return jobs.view(database(settings), job_id)
+
+
 def document_pdf(settings: Settings, code: str, doc_id: str) -> tuple[bytes, str]:
     """(the signed PDF, its SHA-256), fixity checked; recorded as a download."""
     code = dossier.validate_key(code)
@@ -812,8 +825,6 @@ def readiness(settings: Settings) -> dict[str, str | None]:
 
 def digitisation_report(settings: Settings, quarter: str, agencies: Sequence[str] = ()):
     """The quarterly digitisation report of ``agencies`` (none: every agency), see ``pipeline.report``."""
-    from . import report
-
     found = report.digitisation_report(database(settings), open_store(settings), quarter, agencies)
     audit.record(database(settings), "report", quarter=quarter, agencies=list(agencies))
     return found
@@ -821,8 +832,6 @@ def digitisation_report(settings: Settings, quarter: str, agencies: Sequence[str
 
 def report_file(found, kind: str) -> bytes:
     """The report as a CSV ("csv", UTF-8 with BOM) or Excel ("xlsx") file, or its chart ("svg")."""
-    from . import report
-
     return {"csv": report.to_csv, "xlsx": report.to_xlsx, "svg": lambda r: report.chart_svg(r).encode("utf-8")}[kind](found)
 
 

@@ -1,0 +1,565 @@
+"""The web interface (issue 13): server-rendered pages in Vietnamese for the counter, the back
+office and the archive, on the same service layer and the same permissions as the HTTP API.
+
+    GET  /                      each role's home screen
+    GET|POST /login, POST /logout   the session cookie (HttpOnly, SameSite=Strict, Secure)
+    GET|POST /intake            the counter: the dossier code (typed or scanned), the open drafts
+    GET  /intake/{draft}        the draft's pages (straightened thumbnails, flags), the checklist
+    POST /intake/{draft}/pages, .../pages/{page}/move|remove|replace, .../submit, .../discard
+    GET  /jobs, /jobs/{id}      conversions: progress (the page polls /api/v1/jobs/{id}), errors
+    GET  /search?q=             pages of the user's agencies, with or without diacritics
+    GET  /dossiers/{code}       documents, each with its verdict and its PDF in the browser
+    GET  /reports?quarter=      the quarterly digitisation report: table, chart, CSV and XLSX
+
+Pages other than /login and /static need a session: without one the browser is sent to
+/login?next=...; a role without the permission gets the 403 page (recorded in the access log,
+as by the API); a dossier outside the user's agencies is the same 404 page as one that does not
+exist. Every form that changes something carries the session's CSRF token. Every read and write
+goes through ``pipeline.service`` inside ``service.acting`` so that the access log names the user.
+
+No front-end build and nothing fetched from elsewhere: the templates are Jinja2, the script is
+one small file under /static, and the pages work without it (it adds the drop zone's drop and
+the job page's live progress).
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from pipeline import service
+from pipeline.service import ROLE_NAMES_VI, Principal
+from pipeline.errors import ExitCode, NotFound, SohoaError, UsageError, describe
+
+from .security import SESSION_COOKIE, authenticate, client_ip, require
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+LOGIN_CSRF_COOKIE = "sohoa_login_csrf"
+HOME = {"operator": "/intake", "officer": "/search", "archivist": "/jobs", "admin": "/jobs"}
+JOB_STATES = {"queued": "Đang chờ xử lý", "running": "Đang xử lý các trang",
+              "finishing": "Đang hoàn tất (PDF/A, ký số, lập chỉ mục)", "done": "Hoàn tất", "failed": "Bị lỗi"}
+CHECK_NAMES = {"sha256": "Toàn vẹn tệp (SHA-256)", "size": "Kích thước tệp", "integrity": "Nội dung được ký không đổi",
+               "coverage": "Chữ ký phủ toàn bộ tệp", "chain": "Chuỗi chứng thư số", "timestamp": "Dấu thời gian",
+               "revocation": "Chứng thư chưa bị thu hồi", "signature": "Chữ ký số", "pdfa": "Chuẩn PDF/A",
+               "manifestSignature": "Chữ ký của hồ sơ điện tử", "otherObjects": "Các tệp đi kèm",
+               "manifestHistory": "Lịch sử hồ sơ điện tử"}
+# what a page of a dossier, a job or a draft answers for an error of each kind
+STATUS = {ExitCode.USAGE: 400, ExitCode.INPUT: 422, ExitCode.DOSSIER_CODE: 400, ExitCode.NOT_FOUND: 404,
+          ExitCode.CONFLICT: 409, ExitCode.UNSUPPORTED: 501, ExitCode.STORAGE: 503, ExitCode.DATABASE: 503,
+          ExitCode.PAGES_FAILED: 422, ExitCode.PDFA: 422}
+# every page: nothing from elsewhere, no inline script or style, framed only by this site
+HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                      "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; "
+                                      "form-action 'self'; base-uri 'none'",
+           "X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "same-origin",
+           "Cache-Control": "private, no-store"}
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _vn_time(value: str | None) -> str:
+    """An ISO time as Vietnamese read it: 01/12/2026 19:30 (Vietnam time)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(VN)
+    return moment.strftime("%d/%m/%Y %H:%M")
+
+
+def _vn_number(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{int(value):,}".replace(",", ".")
+
+
+def _snippet(text: str) -> Markup:
+    """A search snippet, escaped, with the best match's [spans] marked."""
+    out, rest = [], text or ""
+    while "[" in rest:
+        before, _, after = rest.partition("[")
+        inside, closed, tail = after.partition("]")
+        if not closed:
+            break
+        out += [escape(before), Markup("<mark>"), escape(inside), Markup("</mark>")]
+        rest = tail
+    out.append(escape(rest))
+    return Markup("").join(out)
+
+
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+_env.filters.update(vn_time=_vn_time, vn_number=_vn_number, snippet=_snippet, urlq=lambda s: quote(str(s), safe=""))
+_env.globals.update(JOB_STATES=JOB_STATES, ROLE_NAMES_VI=ROLE_NAMES_VI, CHECK_NAMES=CHECK_NAMES)
+
+
+def _nav(who: Principal | None) -> list[tuple[str, str]]:
+    if who is None:
+        return []
+    items = [("upload", "/intake", "Tiếp nhận"), ("search", "/search", "Tra cứu"), ("jobs", "/jobs", "Lượt xử lý"),
+             ("report", "/reports", "Báo cáo")]
+    return [(href, label) for permission, href, label in items if who.may(permission)]
+
+
+def _page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    who = getattr(request.state, "user", None)
+    html = _env.get_template(template).render(
+        who=who, csrf=getattr(request.state, "csrf", ""), nav=_nav(who), path=request.url.path,
+        role_name=ROLE_NAMES_VI.get(who.role, who.role) if who else "", **context)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _safe_next(target: str | None) -> str:
+    """A same-site path to go on to after logging in, else "/"."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or any(
+            c in target for c in "\r\n\\"):
+        return "/"
+    return target
+
+
+class _Exit(Exception):
+    """Stop a page early with this response (a redirect to the login, the 403 page)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("web exit")
+        self.response = response
+
+
+def _error_page(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, _Exit):
+        return exc.response
+    if isinstance(exc, HTTPException):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
+        if exc.status_code == 404:
+            return _page(request, "404.html", 404)
+        if exc.status_code == 403:
+            return _page(request, "403.html", 403, message=detail.get("message"),
+                         csrf_failed=detail.get("code") == "csrf")
+        return _page(request, "error.html", exc.status_code, message=detail.get("message") or "Yêu cầu không hợp lệ")
+    if isinstance(exc, RequestValidationError):
+        return _page(request, "error.html", 400, message="Yêu cầu không hợp lệ: thiếu hoặc sai một trường của biểu mẫu")
+    report = describe(exc)
+    if report.expected and report.exit_code == ExitCode.NOT_FOUND:
+        return _page(request, "404.html", 404)
+    if not report.expected:
+        import logging
+
+        logging.getLogger("sohoa.web").exception("unexpected error", exc_info=exc)
+    return _page(request, "error.html", STATUS.get(report.exit_code, 500) if report.expected else 500,
+                 message=report.message_vi if report.expected else "Đã có lỗi ngoài dự kiến; hãy thử lại hoặc báo "
+                                                                    "quản trị hệ thống")
+
+
+class WebRoute(APIRoute):
+    """A route whose errors are pages (HTML in Vietnamese), not the API's JSON."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (_Exit, HTTPException, RequestValidationError, SohoaError) as exc:
+                return _error_page(request, exc)
+            except Exception as exc:
+                if describe(exc).expected:  # storage and other errors the service reports
+                    return _error_page(request, exc)
+                raise
+
+        return route
+
+
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
+
+
+# --------------------------------------------------------------------------- who is asking
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET" or target == "/":
+        return _see_other("/login")
+    return _see_other("/login?" + urlencode({"next": target}))
+
+
+def user(permission: str | None = None):
+    """A page's dependency: the session's user, who must have ``permission`` (the API's names)."""
+    async def dependency(request: Request) -> Principal:
+        try:
+            who = await authenticate(request)
+            if who is None:
+                raise _Exit(_login_redirect(request))
+            request.state.user = who
+            if permission is not None and not who.may(permission):
+                await require(permission)(request)  # records the refusal in the access log, raises 403
+            return who
+        except HTTPException as exc:
+            raise _Exit(_error_page(request, exc)) from None
+
+    return dependency
+
+
+def _acting(who: Principal):
+    return service.acting(who)
+
+
+def _visible(who: Principal, code: str) -> str:
+    """The dossier code, checked, if the user's scope covers it; NotFound (the 404 page) otherwise."""
+    try:
+        return service.visible(who, code)
+    except NotFound:
+        raise
+    except SohoaError:
+        raise NotFound("Không tìm thấy hồ sơ", "not a dossier code") from None
+
+
+Who = Principal  # annotations below read as the page's user
+
+
+# --------------------------------------------------------------------------- login, logout, home
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/", bye: int = 0) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = _page(request, "login.html", next=_safe_next(next), login_csrf=token,
+                     notice="Bạn đã đăng xuất." if bye else None)
+    _set_login_csrf(request, response, token)
+    return response
+
+
+def _set_login_csrf(request: Request, response: Response, token: str) -> None:
+    settings = request.app.state.settings
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                        secure=settings.api.cookie_secure, path="/login")
+
+
+@router.post("/login")
+def login(request: Request, name: Annotated[str, Form(max_length=200)] = "",
+          password: Annotated[str, Form(max_length=1000)] = "", next: Annotated[str, Form(max_length=2000)] = "/",
+          login_csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    settings = request.app.state.settings
+    sent = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not sent or not secrets.compare_digest(sent, login_csrf):
+        error = "Trang đăng nhập đã hết hạn. Hãy nhập lại tên đăng nhập và mật khẩu."
+        found = None
+    else:
+        found = (service.login(settings, name.strip(), password, client_ip(request))
+                 if name.strip() and password else None)
+        error = "Tên đăng nhập hoặc mật khẩu không đúng."
+    if found is None:
+        token = secrets.token_urlsafe(24)
+        response = _page(request, "login.html", 401, next=_safe_next(next), login_csrf=token, error=error,
+                         name=name.strip())
+        _set_login_csrf(request, response, token)
+        return response
+    who, secret, _csrf = found
+    response = _see_other(_safe_next(next) if _safe_next(next) != "/" else HOME.get(who.role, "/search"))
+    response.set_cookie(SESSION_COOKIE, secret, max_age=settings.api.session_hours * 3600, httponly=True,
+                        samesite="strict", secure=settings.api.cookie_secure, path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, who: Annotated[Who, Depends(user())]) -> Response:
+    settings = request.app.state.settings
+    with _acting(who):
+        service.logout(settings, request.cookies.get(SESSION_COOKIE, ""), who)
+    response = _see_other("/login?bye=1")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=settings.api.cookie_secure)
+    return response
+
+
+@router.get("/")
+def home(who: Annotated[Who, Depends(user())]) -> Response:
+    return _see_other(HOME.get(who.role, "/search"))
+
+
+# --------------------------------------------------------------------------- intake (operator)
+
+def _intake_home(request: Request, who: Principal, status: int = 200, **context) -> HTMLResponse:
+    settings = request.app.state.settings
+    with _acting(who):
+        drafts = service.intake_drafts(settings, who)
+        jobs = list(reversed(service.jobs_for(settings, who, 10)))
+    return _page(request, "intake.html", status, drafts=drafts, jobs=jobs, **context)
+
+
+@router.get("/intake")
+def intake_home(request: Request, who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    return _intake_home(request, who)
+
+
+@router.post("/intake")
+def intake_start(request: Request, who: Annotated[Who, Depends(user("upload"))],
+                 code: Annotated[str, Form(max_length=200)] = "") -> Response:
+    code = code.strip()
+    if not code:
+        return _intake_home(request, who, 400, error="Hãy nhập hoặc quét mã hồ sơ.", code=code)
+    try:
+        code = service.check_code(code)
+    except SohoaError as exc:
+        return _intake_home(request, who, 400, error=describe(exc).message_vi, code=code)
+    if not who.sees(code):
+        return _intake_home(request, who, 400, code=code,
+                            error=f"Mã hồ sơ {code} không thuộc cơ quan bạn được tiếp nhận "
+                                  f"({', '.join(who.agencies)}).")
+    with _acting(who):
+        draft = service.intake_create(request.app.state.settings, code, who)
+    return _see_other(f"/intake/{draft.id}")
+
+
+def _draft_page(request: Request, who: Principal, draft_id: str, status: int = 200, **context) -> HTMLResponse:
+    settings = request.app.state.settings
+    with _acting(who):
+        draft = service.intake_draft(settings, draft_id, who)
+        checklist = service.checklist(settings, draft.dossier_code) if who.may("checklist") else None
+    required = list((checklist or {}).get("required") or [])
+    missing = list((checklist or {}).get("missing") or [])
+    return _page(request, "draft.html", status, draft=draft, checklist=checklist, required=required, missing=missing,
+                 warnings=sum(1 for p in draft.pages if p.warnings), **context)
+
+
+@router.get("/intake/{draft_id}")
+def intake_draft(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    return _draft_page(request, who, draft_id)
+
+
+def _files(files: list[UploadFile] | None) -> list[tuple[str, bytes]]:
+    loaded = []
+    for f in files or []:
+        data = f.file.read()
+        if f.filename or data:
+            loaded.append((f.filename or "tep", data))
+    return loaded
+
+
+@router.post("/intake/{draft_id}/pages")
+def intake_add(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
+               files: Annotated[list[UploadFile] | None, File()] = None) -> Response:
+    loaded = _files(files)
+    if not loaded:
+        return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp nào: chọn hoặc thả các trang cần thêm.")
+    with _acting(who):
+        draft = service.intake_add(request.app.state.settings, draft_id, loaded, who)
+    return _see_other(f"/intake/{draft.id}#trang")
+
+
+@router.post("/intake/{draft_id}/pages/{page_id}/move")
+def intake_move(request: Request, draft_id: str, page_id: str, who: Annotated[Who, Depends(user("upload"))],
+                direction: Annotated[str, Form(pattern="^(up|down)$")]) -> Response:
+    settings = request.app.state.settings
+    with _acting(who):
+        draft = service.intake_draft(settings, draft_id, who)
+        ids = [p.id for p in draft.pages]
+        if page_id not in ids:
+            raise NotFound("Không có trang này trong bản nháp", "no such page in the draft")
+        at = ids.index(page_id) + (-1 if direction == "up" else 1)
+        service.intake_move(settings, draft_id, page_id, max(0, at), who)
+    return _see_other(f"/intake/{draft_id}#p-{page_id}")
+
+
+@router.post("/intake/{draft_id}/pages/{page_id}/remove")
+def intake_remove(request: Request, draft_id: str, page_id: str,
+                  who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    with _acting(who):
+        service.intake_remove(request.app.state.settings, draft_id, page_id, who)
+    return _see_other(f"/intake/{draft_id}#trang")
+
+
+@router.post("/intake/{draft_id}/pages/{page_id}/replace")
+def intake_replace(request: Request, draft_id: str, page_id: str, who: Annotated[Who, Depends(user("upload"))],
+                   file: Annotated[UploadFile | None, File()] = None) -> Response:
+    loaded = _files([file] if file is not None else [])
+    if not loaded:
+        return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp để thay trang.")
+    name, data = loaded[0]
+    with _acting(who):
+        service.intake_replace(request.app.state.settings, draft_id, page_id, name, data, who)
+    return _see_other(f"/intake/{draft_id}#trang")
+
+
+@router.post("/intake/{draft_id}/errors/clear")
+def intake_clear_errors(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    with _acting(who):
+        service.intake_clear_errors(request.app.state.settings, draft_id, who)
+    return _see_other(f"/intake/{draft_id}")
+
+
+@router.post("/intake/{draft_id}/discard")
+def intake_discard(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    with _acting(who):
+        service.intake_discard(request.app.state.settings, draft_id, who)
+    return _see_other("/intake")
+
+
+@router.get("/intake/{draft_id}/pages/{page_id}/thumb")
+def intake_thumbnail(request: Request, draft_id: str, page_id: str,
+                     who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    with _acting(who):
+        data = service.intake_thumbnail(request.app.state.settings, draft_id, page_id, who)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600",
+                                                            "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/intake/{draft_id}/submit")
+def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
+                  title_choice: Annotated[str, Form(max_length=500)] = "",
+                  title_other: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    settings = request.app.state.settings
+    title = " ".join((title_other or title_choice or "").split())
+    if not title:
+        return _draft_page(request, who, draft_id, 400, title_error="Hãy chọn hoặc nhập tên giấy tờ.")
+    with _acting(who):
+        draft = service.intake_draft(settings, draft_id, who)
+        if not who.sees(draft.dossier_code):
+            raise NotFound("Không tìm thấy hồ sơ", "dossier out of scope")
+        if not draft.pages:
+            return _draft_page(request, who, draft_id, 400,
+                               error="Bản nháp chưa có trang nào: thêm trang trước khi xác nhận.")
+        try:
+            job, duplicate = service.intake_submit(settings, draft_id, title, who)
+        except UsageError as exc:
+            return _draft_page(request, who, draft_id, 400, title_error=exc.message_vi)
+    if duplicate is not None:
+        return _intake_home(request, who, notice=f"Hồ sơ {duplicate.dossier_code} đã có đúng các trang này "
+                                                 f"(tài liệu “{duplicate.title}”, mã {duplicate.doc_id}); "
+                                                 "không tạo tài liệu mới.")
+    run_job = getattr(request.app.state, "web_run_job", None)
+    if run_job is not None and getattr(request.app.state, "background", True):
+        request.app.state.runner.submit(run_job, settings, job.id, who)
+    return _see_other(f"/jobs/{job.id}")
+
+
+# --------------------------------------------------------------------------- jobs
+
+@router.get("/jobs")
+def jobs_page(request: Request, who: Annotated[Who, Depends(user("jobs"))]) -> Response:
+    with _acting(who):
+        jobs = list(reversed(service.jobs_for(request.app.state.settings, who, 100)))
+    return _page(request, "jobs.html", jobs=jobs, running=sum(j.state not in ("done", "failed") for j in jobs),
+                 failed=sum(j.state == "failed" for j in jobs))
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, job_id: str, who: Annotated[Who, Depends(user("jobs"))]) -> Response:
+    with _acting(who):
+        job = service.job_for(request.app.state.settings, job_id, who)
+    return _page(request, "job.html", job=job)
+
+
+@router.get("/verify")
+def verify_jump(code: Annotated[str, Query(max_length=200)], who: Annotated[Who, Depends(user("verify"))]) -> Response:
+    """The jobs page's "check a dossier" form: to the dossier's page, where its verdicts are."""
+    return _see_other(f"/dossiers/{quote(code.strip(), safe='')}")
+
+
+# --------------------------------------------------------------------------- search and dossiers (officer)
+
+@router.get("/search")
+def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
+                q: Annotated[str, Query(max_length=500)] = "") -> Response:
+    q = q.strip()
+    if not q:
+        return _page(request, "search.html", q="", result=None)
+    code_link = None
+    try:
+        code = service.check_code(q)
+        code_link = code if who.sees(code) and who.may("read") else None
+    except SohoaError:
+        pass
+    with _acting(who):
+        result = service.search(request.app.state.settings, q, limit=50, scope=who.agencies)
+    return _page(request, "search.html", q=q, result=result, code_link=code_link)
+
+
+@router.get("/dossiers/{code}")
+def dossier_page(request: Request, code: str, who: Annotated[Who, Depends(user("read"))],
+                 doc: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    settings = request.app.state.settings
+    code = _visible(who, code)
+    with _acting(who):
+        view = service.show(settings, code)
+        verdicts = {v.doc_id: v for v in service.verify_dossier(settings, code)} if who.may("verify") else {}
+        checklist = service.checklist(settings, code) if who.may("checklist") else None
+    shown = next((d for d in view.documents if d.doc_id == doc), view.documents[0] if view.documents else None)
+    return _page(request, "dossier.html", view=view, verdicts=verdicts, checklist=checklist, shown=shown,
+                 may_download=who.may("download"))
+
+
+@router.get("/dossiers/{code}/documents/{doc_id}/pdf")
+def document_pdf(request: Request, code: str, doc_id: str, who: Annotated[Who, Depends(user("download"))],
+                 download: Annotated[bool, Query()] = False) -> Response:
+    code = _visible(who, code)
+    with _acting(who):
+        data, sha256 = service.document_pdf(request.app.state.settings, code, doc_id)
+    disposition = "attachment" if download else "inline"
+    return Response(data, media_type="application/pdf", headers={
+        "Content-Disposition": f'{disposition}; filename="{doc_id}.pdf"', "ETag": f'"{sha256}"',
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "frame-ancestors 'self'", "X-Frame-Options": "SAMEORIGIN"})
+
+
+# --------------------------------------------------------------------------- report (archivist)
+
+def _this_quarter() -> str:
+    now = datetime.now(VN)
+    return f"{now.year}-Q{(now.month - 1) // 3 + 1}"
+
+
+@router.get("/reports")
+def report_page(request: Request, who: Annotated[Who, Depends(user("report"))],
+                quarter: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+    quarter = (quarter or _this_quarter()).strip().upper()
+    try:
+        with _acting(who):
+            found = service.digitisation_report(request.app.state.settings, quarter, who.agencies)
+    except UsageError as exc:
+        return _page(request, "report.html", 400, quarter=quarter, error=exc.message_vi, found=None)
+    quarter = f"{found.year}-Q{found.q}"
+
+    def month_label(month: str | None) -> str:
+        if month is None:
+            return f"Cả quý {found.q}/{found.year}"
+        y, m = month.split("-")
+        return f"Tháng {int(m)}/{y}"
+
+    return _page(request, "report.html", quarter=quarter, found=found, chart=Markup(service.report_file(found, "svg").decode("utf-8")),
+                 month_label=month_label,
+                 flag_label=service.flag_label,
+                 csv_href=f"/api/v1/reports/digitisation?quarter={quarter}&format=csv",
+                 xlsx_href=f"/api/v1/reports/digitisation?quarter={quarter}&format=xlsx")
+
+
+# --------------------------------------------------------------------------- mounting
+
+def mount(app: FastAPI, run_job=None) -> None:
+    """Add the web interface to the HTTP application: its pages and /static. ``run_job(settings,
+    job_id, who)`` converts a confirmed intake in the background, as the upload route does."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    if run_job is not None:
+        app.state.web_run_job = run_job
