@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "verify": frozenset({"officer", "archivist", "admin"}),
     "checklist": frozenset({"operator", "officer", "admin"}),
     "jobs": frozenset({"operator", "officer", "archivist", "admin"}),
+    "retry": frozenset({"operator", "archivist", "admin"}),
     "bulk": frozenset({"archivist", "admin"}),
     "report": frozenset({"archivist", "admin"}),
     "access-log": frozenset({"archivist", "admin"}),
