@@ -60,20 +60,8 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
                 "confidence": 0.0, "flags": ["blank"]}
     geometry_found = orient.measure(image, resolution, engine)
-    # on a scan with a black bed around the sheet, the corners the rotation adds are filled like the
-    # bed, so that the sheet is the one bright rectangle left; outside it the page is paper-coloured
-    bed = cleanup.border_colour(image, resolution)
-    fill = bed if bed is not None else cleanup.paper_colour(image)
-    # Read from the straightened page on a canvas grown so that nothing is cut, and cropped to the
-    # sheet (what tesseract reads best); keep for the archive the same pixels on the scan's own
-    # canvas, outside the sheet painted paper: words are moved by the offset between the two.
-    grown = geometry.straighten(image, geometry_found.orientation + geometry_found.skew_deg, fill, keep_size=False)
-    find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
-    box = find_sheet(cleanup.to_gray(grown), resolution) or (0, 0, *grown.size)
-    sheet = grown.crop(box)
-    width, height = image.size if geometry_found.orientation % 180 == 0 else image.size[::-1]
-    left, top = (grown.width - width) // 2, (grown.height - height) // 2
-    archive = cleanup.fill_outside(grown, box, cleanup.paper_colour(sheet)).crop((left, top, left + width, top + height))
+    straight = straighten(image, resolution, geometry_found.orientation, geometry_found.skew_deg)
+    sheet = straight.sheet
 
     ocr_gray, ink_with_rules = cleanup.ocr_copy(sheet, resolution, remove_lines=options.remove_lines,
                                                 level=INK_LEVEL)
@@ -82,12 +70,12 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     words: list[dict] = []
     if "blank" not in flags:
         read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options)
-        words = _moved(read, box[0] - left, box[1] - top, width, height)
+        words = _moved(read, straight.dx, straight.dy, *straight.archive.size)
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
     return {
-        "image": archive,
+        "image": straight.archive,
         "orientation": int(geometry_found.orientation) % 360,
         "skew_deg": round(float(geometry_found.skew_deg), 3),
         "words": words,
@@ -95,6 +83,33 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         "confidence": confidence,
         "flags": flags,
     }
+
+
+@dataclass(frozen=True)
+class Straightened:
+    """A page turned upright and deskewed: ``sheet``, cropped to the paper (what is read), and
+    ``archive``, the same pixels on the scan's own canvas with outside the sheet painted paper
+    (what is kept); a point of the sheet is at (x + dx, y + dy) in the archive image."""
+    sheet: Image.Image
+    archive: Image.Image
+    dx: int
+    dy: int
+
+
+def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float) -> Straightened:
+    """Turn ``image`` by ``orientation`` (a quarter turn) and ``skew_deg`` on a canvas grown so
+    that nothing is cut, then find the sheet. On a scan with a black bed around the sheet, the corners the
+    rotation adds are filled like the bed, so that the sheet is the one bright rectangle left."""
+    bed = cleanup.border_colour(image, resolution)
+    fill = bed if bed is not None else cleanup.paper_colour(image)
+    grown = geometry.straighten(image, orientation + skew_deg, fill, keep_size=False)
+    find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
+    box = find_sheet(cleanup.to_gray(grown), resolution) or (0, 0, *grown.size)
+    sheet = grown.crop(box)
+    width, height = image.size if orientation % 180 == 0 else image.size[::-1]
+    left, top = (grown.width - width) // 2, (grown.height - height) // 2
+    archive = cleanup.fill_outside(grown, box, cleanup.paper_colour(sheet)).crop((left, top, left + width, top + height))
+    return Straightened(sheet, archive, box[0] - left, box[1] - top)
 
 
 def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list[dict]:

@@ -81,7 +81,7 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
     return Source(str(path), name, kind, data, hashlib.sha256(data).hexdigest(), count)
 
 
-def _open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
+def open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
     """Open (header only) with Pillow's decompression-bomb guard set to our limit for this call;
     every frame is checked again against the limit before it is decoded."""
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
@@ -98,7 +98,7 @@ def _open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
-    img = _open_image(file, data, max_pixels)
+    img = open_image(file, data, max_pixels)
     count, frames = 0, ImageSequence.Iterator(img)
     while True:
         try:
@@ -111,10 +111,10 @@ def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
             raise InputError(file, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
                                    "(damaged page header)", count + 1) from None
         count += 1
-        _decoded_frame(file, frame, count, max_pixels)
+        decoded_frame(file, frame, count, max_pixels)
 
 
-def _decoded_frame(file: str, frame: Image.Image, page: int, max_pixels: int) -> Image.Image:
+def decoded_frame(file: str, frame: Image.Image, page: int, max_pixels: int) -> Image.Image:
     if frame.width * frame.height > max_pixels:
         raise InputError(file, f"ảnh {frame.width}x{frame.height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
                                "(image over pixel limit)", page)
@@ -186,12 +186,12 @@ def load_page(file: str, kind: str, data: bytes, page: int,
     states, or None). A PDF page states the resolution of its largest image over its size."""
     if kind == "pdf":
         return _rasterise_pdf_page(file, data, page, max_pixels)
-    img = _open_image(file, data, max_pixels)
+    img = open_image(file, data, max_pixels)
     try:
         img.seek(page - 1)
     except EOFError:
         raise InputError(file, "không có trang này (page out of range)", page) from None
-    frame = _decoded_frame(file, img, page, max_pixels)
+    frame = decoded_frame(file, img, page, max_pixels)
     return _normalise_mode(frame), _frame_dpi(frame)
 
 

@@ -52,8 +52,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageSequence
 
-from ocr import cleanup, geometry, orientation as orient, quality
+from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine
+from ocr.page import straighten
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from storage.base import ObjectStore
@@ -61,7 +62,7 @@ from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
 
 from . import dossier
 from .errors import InputError, NotFound, UsageError
-from .inputs import EXTENSIONS, MEDIA_TYPES, _open_image, load_page, read_source, sniff
+from .inputs import EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, read_source, sniff
 
 PREFIX = "work/intake/"
 OWNERS = PREFIX + "owners/"
@@ -564,9 +565,9 @@ def _split_pdf(name: str, data: bytes) -> list:
 
 
 def _split_image(name: str, kind: str, data: bytes, max_pixels: int) -> list:
-    img = _open_image(name, data, max_pixels)
+    img = open_image(name, data, max_pixels)
     if getattr(img, "n_frames", 1) == 1:
-        _decode(name, img, 1, max_pixels)
+        decoded_frame(name, img, 1, max_pixels)
         return [(kind, data)]  # a one-page file is its own page, bytes unchanged
     pages: list = []
     iterator = ImageSequence.Iterator(img)
@@ -581,20 +582,9 @@ def _split_image(name: str, kind: str, data: bytes, max_pixels: int) -> list:
             return pages + [InputError(name, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
                                              "(damaged page header)", number)]
         try:
-            pages.append(("tiff", frame_bytes(_decode(name, frame, number, max_pixels))))
+            pages.append(("tiff", frame_bytes(decoded_frame(name, frame, number, max_pixels))))
         except InputError as e:
             pages.append(e)
-
-
-def _decode(name: str, frame: Image.Image, number: int, max_pixels: int) -> Image.Image:
-    if frame.width * frame.height > max_pixels:
-        raise InputError(name, f"ảnh {frame.width}x{frame.height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
-                               "(image over pixel limit)", number)
-    try:
-        frame.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(name, f"ảnh bị cắt cụt hoặc hỏng ({e}) (truncated or corrupt image)", number) from None
-    return frame
 
 
 def frame_bytes(frame: Image.Image) -> bytes:
@@ -687,15 +677,8 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
     found = orient.measure(image, dpi, engine, mask=ink)
     del ink
-    bed = cleanup.border_colour(work, work_dpi)
-    fill = bed if bed is not None else cleanup.paper_colour(work)
-    grown = geometry.straighten(work, found.orientation + found.skew_deg, fill, keep_size=False)
-    find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
-    box = find_sheet(cleanup.to_gray(grown), work_dpi) or (0, 0, *grown.size)
-    sheet = grown.crop(box)
-    w, h = work.size if found.orientation % 180 == 0 else work.size[::-1]
-    left, top = (grown.width - w) // 2, (grown.height - h) // 2
-    archive = cleanup.fill_outside(grown, box, cleanup.paper_colour(sheet)).crop((left, top, left + w, top + h))
+    straight = straighten(work, work_dpi, found.orientation, found.skew_deg)
+    sheet, archive = straight.sheet, straight.archive
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
     sheet_gray = cleanup.to_gray(sheet)
