@@ -5,12 +5,15 @@ read is in the access log with the user, role and address."""
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.http import create_app
 from pipeline import config, service
+from pipeline.models import IngestRequest
 from storage.index import fold
 from tests.conftest import audit_events, save_page
 
@@ -136,6 +139,22 @@ QUERY = {"/api/v1/search": {"q": "don"}, "/api/v1/reports/digitisation": {"quart
 BODY = {("PUT", "/api/v1/dossiers/{code}/checklist"): {"json": {"procedure": "1.001", "required": ["Đơn"]}}}
 
 
+def test_every_page_of_the_web_interface_asks_for_a_login_first(api):
+    from api import web
+
+    client = api["client"]
+    sample = {"code": CODE, "job_id": api["job"]["job"], "doc_id": f"{CODE}.001", "draft_id": "0" * 32,
+              "page_id": "0" * 32}
+    pages = [(m, r.path) for r in web.router.routes for m in r.methods if r.path not in ("/login", "/logout")]
+    assert len(pages) >= 15
+    for method, path in pages:
+        answer = client.request(method, path.format(**sample), follow_redirects=False)
+        if method == "GET":
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (method, path)
+        else:  # a form posted without a session changes nothing
+            assert answer.status_code in (303, 401, 403), (method, path, answer.status_code)
+
+
 def routes(client) -> list[tuple[str, str]]:
     spec = client.get("/openapi.json").json()
     return [(m.upper(), p) for p, ops in spec["paths"].items() for m in ops]
@@ -259,3 +278,20 @@ def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reu
     assert done["attempts"] == 2 and done["docId"] == f"{code}.001"
     assert client.post(f"/api/v1/jobs/{failed['job']}/retry", headers=op).status_code == 409
 
+
+
+def test_on_s3_a_download_can_be_a_link_that_expires_within_minutes(home, s3_env, rendered, tmp_path):
+    settings = config.load()
+    service.add_user(settings, "off", "officer", ("H23.50",), None)
+    token = {"Authorization": f"Bearer {service.create_token(settings, 'off')[1]}"}
+    page = save_page(rendered("api-s3", layout="text", seed=23, dpi=150), tmp_path / "p.png")
+    done = service.ingest(settings, IngestRequest("H23.50-261201-0104", (str(page),), "Đơn"))
+    with TestClient(create_app(settings, background=False)) as client:
+        answer = client.get(f"/api/v1/dossiers/H23.50-261201-0104/documents/{done.doc_id}/pdf",
+                            params={"link": "true"}, headers=token, follow_redirects=False)
+    assert answer.status_code == 307
+    link = answer.headers["location"]
+    assert int(parse_qs(urlparse(link).query)["X-Amz-Expires"][0]) == 300
+    fetched = httpx.get(link)
+    assert fetched.status_code == 200 and fetched.content.startswith(b"%PDF-")
+    assert any(e["action"] == "link" and e["actor"] == "off" for e in audit_events(home))

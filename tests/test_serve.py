@@ -29,6 +29,14 @@ def copy_database(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
+def tamper(database: Path, sql: str) -> None:
+    """What someone with the database's rights can do: drop the append-only triggers, then write."""
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER access_log_no_update")
+        db.execute("DROP TRIGGER access_log_no_delete")
+        db.execute(sql)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,10 +129,7 @@ def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served
     copy_database(database, kept)
 
     # someone with database rights edits one row: the chain breaks there
-    with sqlite3.connect(database) as db:
-        db.execute("DROP TRIGGER access_log_no_update")
-        db.execute("DROP TRIGGER access_log_no_delete")
-        db.execute("UPDATE access_log SET actor = 'ai-do' WHERE action = 'download'")
+    tamper(database, "UPDATE access_log SET actor = 'ai-do' WHERE action = 'download'")
     edited = sohoa("audit", "verify")
     assert edited.returncode == 1 and "LỖI" in edited.stderr
 
@@ -132,9 +137,6 @@ def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()
     copy_database(kept, database)
-    with sqlite3.connect(database) as db:
-        db.execute("DROP TRIGGER access_log_no_update")
-        db.execute("DROP TRIGGER access_log_no_delete")
-        db.execute("DELETE FROM access_log WHERE id > (SELECT max(id) - 3 FROM access_log)")
+    tamper(database, "DELETE FROM access_log WHERE id > (SELECT max(id) - 3 FROM access_log)")
     cut = sohoa("audit", "verify")
     assert cut.returncode == 1 and "LỖI" in cut.stderr, cut.stdout + cut.stderr

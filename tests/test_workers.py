@@ -263,3 +263,28 @@ def test_an_agencys_documents_are_signed_only_on_its_own_signing_queue(cluster, 
     out, err = ingest.communicate(timeout=300)
     assert ingest.returncode == 0, err
     assert json.loads(out)["docId"] == f"{CODES[4]}.001"
+
+
+def test_an_upload_over_http_is_converted_by_the_workers(cluster, rendered, tmp_path):
+    """With a broker the API only records the job and hands its pages to the workers; the
+    worker signs and the job is followed over HTTP to done."""
+    from fastapi.testclient import TestClient
+
+    from api.http import create_app
+    from pipeline import config, service
+
+    cluster.start_worker()
+    settings = config.load(cluster.env)
+    service.add_user(settings, "lan", "operator", ("H23.50",), None)
+    token = {"Authorization": f"Bearer {service.create_token(settings, 'lan')[1]}"}
+    page = save_page(rendered("w-http", layout="text", seed=331, dpi=150), tmp_path / "trang.png").read_bytes()
+    with TestClient(create_app(settings)) as client:
+        answer = client.post(f"/api/v1/dossiers/{CODES[1]}/documents", headers=token, data={"title": "Đơn"},
+                             files=[("files", ("trang.png", page, "image/png"))])
+        assert answer.status_code == 202
+        deadline = time.monotonic() + 300
+        while (job := client.get(answer.headers["location"], headers=token).json())["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.5)
+    assert job["state"] == "done", job["error"]
+    assert list(cluster.pages_by_worker().values()) == [1] and not [*cluster.pages_by_worker()][0].startswith("(")
