@@ -7,6 +7,13 @@ frozen result (``pipeline.models``) or raises a ``SohoaError`` or storage error,
 door reports through ``pipeline.errors.describe``.
 
     ingest   scan   scanners   show   export   link   search   reindex   verify   renew   page_cache   audit_log
+    audit_anchor   audit_verify   bulk   watch   status   retry   worker   db_upgrade   notices
+
+For the HTTP API and the web interface (``api.http``, ``api.web``) besides: users, tokens and
+logins; uploads recorded as jobs (``accept_upload``) and run (``run_job``); the counter's intake
+drafts (``intake_*``); jobs, documents, checklists, a dossier's access log and the quarterly
+report as the user may see them (``Principal``: role and agency scope, ``visible``); every event
+inside ``acting(who)`` names that user in the access log.
 """
 from __future__ import annotations
 
