@@ -33,20 +33,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline import service
 from pipeline.config import Settings
-from pipeline.errors import EXPECTED, ExitCode, UsageError, describe
+from pipeline.errors import EXPECTED, UsageError, describe
 from pipeline.service import Principal
 
 from . import web
 from .metrics import Metrics
+from .status import status_of
 from .security import require
 
 log = logging.getLogger("sohoa.http")
 API = "/api/v1"
-# what a data-route error is answered with, by its exit code
-STATUS = {ExitCode.USAGE: 400, ExitCode.INPUT: 422, ExitCode.DOSSIER_CODE: 400, ExitCode.NOT_FOUND: 404,
-          ExitCode.CONFLICT: 409, ExitCode.UNSUPPORTED: 501, ExitCode.STORAGE: 503, ExitCode.DATABASE: 503,
-          ExitCode.INTEGRITY: 500, ExitCode.CONFIG: 500, ExitCode.PAGES_FAILED: 422, ExitCode.PDFA: 422,
-          ExitCode.SIGNING: 500, ExitCode.RETENTION: 500}
 # the first bytes of each accepted page format
 MAGIC = ((b"%PDF-", "PDF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\xff\xd8\xff", "JPEG"),
          (b"\x89PNG\r\n\x1a\n", "PNG"))
@@ -285,8 +281,7 @@ def _error_response(exc: Exception) -> JSONResponse:
     report = describe(exc)
     if not report.expected:
         log.exception("unexpected error", exc_info=exc)
-    return JSONResponse({"error": report.to_json()}, status_code=STATUS.get(report.exit_code, 500)
-                        if report.expected else 500)
+    return JSONResponse({"error": report.to_json()}, status_code=status_of(report))
 
 
 def _upload_limit(settings: Settings):

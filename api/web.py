@@ -43,6 +43,7 @@ from pipeline.service import ROLE_NAMES_VI, Principal
 from pipeline.errors import ExitCode, NotFound, SohoaError, UsageError, describe
 
 from .security import SESSION_COOKIE, authenticate, client_ip, require
+from .status import status_of
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -57,10 +58,6 @@ CHECK_NAMES = {"sha256": "Toàn vẹn tệp (SHA-256)", "size": "Kích thước 
                "revocation": "Chứng thư chưa bị thu hồi", "signature": "Chữ ký số", "pdfa": "Chuẩn PDF/A",
                "manifestSignature": "Chữ ký của hồ sơ điện tử", "otherObjects": "Các tệp đi kèm",
                "manifestHistory": "Lịch sử hồ sơ điện tử"}
-# what a page of a dossier, a job or a draft answers for an error of each kind
-STATUS = {ExitCode.USAGE: 400, ExitCode.INPUT: 422, ExitCode.DOSSIER_CODE: 400, ExitCode.NOT_FOUND: 404,
-          ExitCode.CONFLICT: 409, ExitCode.UNSUPPORTED: 501, ExitCode.STORAGE: 503, ExitCode.DATABASE: 503,
-          ExitCode.PAGES_FAILED: 422, ExitCode.PDFA: 422}
 # every page: nothing from elsewhere, no inline script or style, framed only by this site
 HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                       "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; "
@@ -168,7 +165,7 @@ def _error_page(request: Request, exc: Exception) -> Response:
         import logging
 
         logging.getLogger("sohoa.web").exception("unexpected error", exc_info=exc)
-    return _page(request, "error.html", STATUS.get(report.exit_code, 500) if report.expected else 500,
+    return _page(request, "error.html", status_of(report),
                  message=report.message_vi if report.expected else "Đã có lỗi ngoài dự kiến; hãy thử lại hoặc báo "
                                                                     "quản trị hệ thống")
 

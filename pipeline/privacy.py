@@ -1,4 +1,4 @@
-"""Citizens' identity numbers kept out of what search shows (NĐ 13/2023 on personal data).
+"""Citizens' identity numbers kept out of what search shows (Luật Bảo vệ dữ liệu cá nhân 91/2025).
 
 A citizen identity card (CCCD) number has 12 digits, an old identity card (CMND) 9 or 12;
 people write them in one run or in groups (``079 193 001 234``). In a search snippet every
