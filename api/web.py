@@ -465,7 +465,8 @@ def jobs_page(request: Request, who: Annotated[Who, Depends(user("jobs"))]) -> R
 def job_page(request: Request, job_id: str, who: Annotated[Who, Depends(user("jobs"))]) -> Response:
     with _acting(who):
         job = service.job_for(request.app.state.settings, job_id, who)
-    return _page(request, "job.html", job=job)
+        review = service.job_review(request.app.state.settings, job_id, who)
+    return _page(request, "job.html", job=job, review=review)
 
 
 @router.get("/verify")

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ocr import cleanup, geometry, layout, orientation as orient, paper, quality, recognise
+from ocr import cleanup, geometry, layout, orientation as orient, paper, quality, recognise, review
 from ocr.engine import OcrEngine
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
@@ -58,7 +58,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         # no black text at all (an empty back page, only a seal, a signature or noise): there are
         # no lines to straighten by, so the page is kept exactly as scanned
         return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
-                "confidence": 0.0, "flags": ["blank"]}
+                "confidence": 0.0, "flags": ["blank"], "review": []}
     geometry_found = orient.measure(image, resolution, engine)
     straight = straighten(image, resolution, geometry_found.orientation, geometry_found.skew_deg)
     sheet = straight.sheet
@@ -82,6 +82,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         "text": recognise.words_to_text(words),
         "confidence": confidence,
         "flags": flags,
+        "review": review.lines_to_review(words),
     }
 
 

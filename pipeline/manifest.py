@@ -77,10 +77,13 @@ def next_sequence(manifest: dict) -> int:
 
 
 def page_entry(number: int, source: dict, result: PageResult) -> dict:
-    return {"number": number, "source": source, "width": result.width, "height": result.height,
-            "dpi": list(result.dpi), "dpiSource": result.dpi_source, "colorMode": result.color_mode, "orientation": result.orientation,
-            "skewDeg": round(result.skew_deg, 3), "ocrConfidence": round(result.confidence, 2),
-            "flags": list(result.flags)}
+    entry = {"number": number, "source": source, "width": result.width, "height": result.height,
+             "dpi": list(result.dpi), "dpiSource": result.dpi_source, "colorMode": result.color_mode,
+             "orientation": result.orientation, "skewDeg": round(result.skew_deg, 3),
+             "ocrConfidence": round(result.confidence, 2), "flags": list(result.flags)}
+    if result.review:  # lines for a person to read against the page (ocr.review); absent: none
+        entry["review"] = [dict(line) for line in result.review]
+    return entry
 
 
 def with_document(manifest: dict, document: dict, now: datetime) -> dict:

@@ -65,6 +65,7 @@ class PageResult:
     flags: tuple[str, ...] = ()
     words: tuple[dict, ...] = ()
     text: str = ""
+    review: tuple[dict, ...] = ()  # lines for a person to read again (ocr.review)
     cached: bool = False
 
     @property
@@ -149,11 +150,13 @@ class DocumentView:
     signature: dict | None
     pdf: dict
     flagged_pages: tuple[PageSummary, ...]
+    review: tuple[dict, ...] = ()  # lines to read against the page: {page, line, text, reason, conf, box, alt?}
 
     @classmethod
     def from_manifest(cls, doc: dict) -> "DocumentView":
         flagged = tuple(PageSummary.from_manifest(p) for p in doc["pages"] if p["flags"])
-        return cls(doc["docId"], doc["title"], doc["numberOfPage"], doc.get("signature"), doc["pdf"], flagged)
+        review = tuple({"page": p["number"], **line} for p in doc["pages"] for line in p.get("review", ()))
+        return cls(doc["docId"], doc["title"], doc["numberOfPage"], doc.get("signature"), doc["pdf"], flagged, review)
 
 
 @dataclass(frozen=True)

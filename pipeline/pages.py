@@ -26,6 +26,7 @@ from ocr.engine import OcrEngine
 from ocr.page import process_page
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
+from ocr.trueocr_engine import TrueOcrEngine
 from storage import keys
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, StorageError, StorageUnavailable
@@ -34,7 +35,7 @@ from .errors import InputError
 from .inputs import load_page
 from .models import PageResult, PageTask
 
-ENGINES = {"tesseract": TesseractEngine}
+ENGINES = {"tesseract": TesseractEngine, "trueocr": TrueOcrEngine}
 
 
 def engine_for(task: PageTask) -> OcrEngine:
@@ -142,7 +143,7 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
             f":{resolution.paper}" if resolution.paper else ""), color_mode=color_mode,
         orientation=int(found["orientation"]), skew_deg=float(found["skew_deg"]),
         confidence=float(found["confidence"]), flags=tuple(found["flags"]), words=tuple(found["words"]),
-        text=found["text"])
+        text=found["text"], review=tuple(found["review"]))
 
 
 def run_page(task: PageTask, cache: PageCache) -> PageResult:

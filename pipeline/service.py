@@ -44,7 +44,7 @@ from .errors import (ConfigError, Conflict, InputError, IntegrityError, JobFaile
                      UsageError, describe)
 from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
-from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DossierReport, DossierView, ExportResult,
+from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DocumentView, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache
 from .runtime import database, development_pki, ingest_context, open_store, page_executor, signer_for
@@ -734,6 +734,19 @@ def job_for(settings: Settings, job_id: str, who: Principal) -> JobView:
     if job is None or not who.sees(job["dossier"]) or (who.role == "operator" and job.get("submitted_by") != who.name):
         raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
     return jobs.view(database(settings), job_id)
+
+
+def job_review(settings: Settings, job_id: str, who: Principal) -> tuple[dict, ...]:
+    """The lines of a done job's document that a person should read against the page (``ocr.review``):
+    the operator who scanned the papers sees them at once, with the papers still at hand."""
+    job = job_for(settings, job_id, who)
+    if job.state != "done" or not job.doc_id:
+        return ()
+    from .repository import load_manifest
+
+    manifest = load_manifest(open_store(settings), job.dossier) or {"documents": []}
+    found = [d for d in manifest["documents"] if d["docId"] == job.doc_id]
+    return DocumentView.from_manifest(found[0]).review if found else ()
 
 
 def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
