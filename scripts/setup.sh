@@ -52,7 +52,11 @@ if [ ! -f tests/js/node_modules/pdfjs-dist/package.json ]; then
     (cd tests/js && npm ci --no-audit --no-fund --omit=optional --loglevel=error)
 fi
 
-# 4. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
+# 4. Tesseract's best_int Vietnamese model (npm registry) in .venv/share/sohoa/tessdata-best, for
+#    SOHOA_TESSDATA and the real-scan benchmark (bench/realscans.py); not the default model.
+bash scripts/fetch-models.sh .venv/share/sohoa/tessdata-best
+
+# 5. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
     say "khởi động PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
