@@ -377,10 +377,29 @@ def markdown(rows: list[tuple[str, str, dict]]) -> str:
     return "\n".join([head, *body])
 
 
+def keying(parts: dict) -> str:
+    """The truth's own error: how far the two independent keyings of each double-keyed page differ
+    (character edits over the first keying's characters, all zones, handwriting readings included)."""
+    from rapidfuzz.distance import Levenshtein
+
+    rows, edits, chars = [], 0, 0
+    for name in parts["double_keyed"]:
+        stem = Path(name).stem
+        first, second = ("\n".join(t.text for t in parse_truth((DATA / f"{stem}.{k}.txt").read_text(encoding="utf-8")))
+                         for k in ("gt", "gt2"))
+        distance = Levenshtein.distance(first, second)
+        rows.append(f"| {name} | {len(first)} | {distance} | {pct(distance / len(first))} |")
+        edits, chars = edits + distance, chars + len(first)
+    rows.append(f"| **all** | {chars} | {edits} | {pct(edits / chars)} |")
+    return "| page | characters | edits between keyings | disagreement |\n|---|---:|---:|---:|\n" + "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("tune", "validation", "test"), required=True)
+    parser.add_argument("--part", choices=("tune", "validation", "test"))
+    parser.add_argument("--keying", action="store_true",
+                        help="only compare the two keyings of the double-keyed pages (the truth's own error)")
     parser.add_argument("--frozen-report", action="store_true",
                         help="required for --part test: the frozen report, once per release, never to choose")
     parser.add_argument("--config", action="append", choices=CONFIGS, help="repeatable; default: all")
@@ -390,9 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--page", action="append", help="only these pages of the part (file names)")
     args = parser.parse_args(argv)
+    parts = json.loads((DATA / "parts.json").read_text(encoding="utf-8"))
+    if args.keying:
+        print(keying(parts))
+        return 0
+    if args.part is None:
+        parser.error("--part tune|validation|test (or --keying)")
     if args.part == "test" and not args.frozen_report:
         parser.error("--part test is the frozen report: add --frozen-report (and choose nothing on it)")
-    parts = json.loads((DATA / "parts.json").read_text(encoding="utf-8"))
     names = [n for n in parts[args.part] if not args.page or n in args.page]
     missing = [n for n in names if not (DATA / f"{Path(n).stem}.gt.txt").is_file()]
     names = [n for n in names if n not in missing]
