@@ -53,7 +53,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 DATA = ROOT / "tests" / "data" / "realscans"
 TESSDATA_BEST = ROOT / ".venv" / "share" / "sohoa" / "tessdata-best"
-CONFIGS = ("tesseract-fast", "tesseract-best", "trueocr")
+CONFIGS = ("tesseract-fast", "tesseract-best", "trueocr", "vote", "vote-best")
 ZONES = "HBRSM"
 ORDER_ZONES = "HBRS"       # marks (stamps, page numbers) have no place in the reading order
 HW = re.compile(r"⟦(.*?)⟧")
@@ -315,6 +315,9 @@ def engine(config: str, tessdata_best: str):
     if config == "trueocr":
         from ocr.trueocr_engine import TrueOcrEngine
         return TrueOcrEngine("vie")
+    if config in ("vote", "vote-best"):  # pipeline.pages builds the same engine for SOHOA_OCR_ENGINE=vote
+        from pipeline.pages import ENGINES
+        return ENGINES["vote"]("vie", tessdata_best if config == "vote-best" else None)
     raise SystemExit(f"unknown configuration {config!r}; known: {', '.join(CONFIGS)}")
 
 

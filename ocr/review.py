@@ -1,9 +1,9 @@
 """Lines an operator should read against the page: where the recognisers disagreed or were unsure.
 
 Digitisation projects reach the rules' 98 % of characters by recognition plus a person reading
-the doubtful lines; this module only chooses the lines. A line is offered for review when a
-word of it carries another recogniser's reading (``alt``: the engines disagreed, see
-``ocr.vote``) or when its mean word confidence is below ``LOW_CONFIDENCE``. Each line to review:
+the doubtful lines; this module only chooses the lines. A line is offered for review when its
+words carry another recogniser's reading of the line (``alt``: the engines read it differently
+and only their confidence decided, see ``ocr.vote``) or when its mean word confidence is below ``LOW_CONFIDENCE``. Each line to review:
 ``{line, text, reason ("disagree" | "low_confidence"), conf, box [x0, y0, x1, y1], alt?}``,
 in reading order; pure, no I/O.
 """
@@ -29,6 +29,6 @@ def lines_to_review(words: list[dict], low_confidence: float = LOW_CONFIDENCE) -
                  "box": [min(w["x0"] for w in line), min(w["y0"] for w in line),
                          max(w["x1"] for w in line), max(w["y1"] for w in line)]}
         if disagreed:
-            entry["alt"] = unicodedata.normalize("NFC", " ".join(w.get("alt") or w["text"] for w in line))
+            entry["alt"] = unicodedata.normalize("NFC", disagreed[0]["alt"])
         review.append(entry)
     return review

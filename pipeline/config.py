@@ -62,6 +62,7 @@ class OcrSettings:
     jpeg_quality: int = 90       # colour and grey page images in the PDF (4:4:4)
     max_pixels: int = 150_000_000
     jobs: int = 0                # pages in parallel; 0 = every core
+    engine: str = "tesseract"    # tesseract | trueocr | vote (both, voted line by line: ocr.vote)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             jpeg_quality=env.int("SOHOA_JPEG_QUALITY", 90, minimum=1, maximum=100),
             max_pixels=env.int("SOHOA_MAX_PIXELS", 150_000_000, minimum=1),
             jobs=env.int("SOHOA_JOBS", 0, minimum=0),
+            engine=_choice(env, "SOHOA_OCR_ENGINE", ("tesseract", "trueocr", "vote"), "tesseract"),
         ),
         index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
         broker=BrokerSettings(
@@ -203,6 +205,13 @@ def default_home() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("sohoa", appauthor=False))
+
+
+def _choice(env: "_Env", name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.str(name, default) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} không hợp lệ: '{value}' ({' | '.join(allowed)})", f"{name}: one of {', '.join(allowed)}")
+    return value
 
 
 def _revocation(value: str | None) -> str | None:

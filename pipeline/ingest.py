@@ -108,7 +108,7 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
     tasks = tuple(PageTask(key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p, lang=ctx.ocr.lang,
                            tessdata=ctx.ocr.tessdata, jpeg_quality=ctx.ocr.jpeg_quality,
-                           max_pixels=ctx.ocr.max_pixels)
+                           max_pixels=ctx.ocr.max_pixels, engine=ctx.ocr.engine)
                   for s, o in zip(sources, originals) for p in range(1, s.page_count + 1))
     return PreparedDocument(code, title, digest, originals, tasks, request.maintenance, request.paper_file_code,
                             request.change_recorded, request.unsigned)

@@ -27,6 +27,7 @@ from ocr.page import process_page
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from ocr.trueocr_engine import TrueOcrEngine
+from ocr.vote import VotingEngine
 from storage import keys
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, StorageError, StorageUnavailable
@@ -35,7 +36,12 @@ from .errors import InputError
 from .inputs import load_page
 from .models import PageResult, PageTask
 
-ENGINES = {"tesseract": TesseractEngine, "trueocr": TrueOcrEngine}
+def _voting(lang: str, tessdata: str | None) -> VotingEngine:
+    """Tesseract and TrueOCR read every line; the vote keeps the better-spelt reading (ocr.vote)."""
+    return VotingEngine(TesseractEngine(lang, tessdata), TrueOcrEngine(lang))
+
+
+ENGINES = {"tesseract": TesseractEngine, "trueocr": TrueOcrEngine, "vote": _voting}
 
 
 def engine_for(task: PageTask) -> OcrEngine:

@@ -25,7 +25,7 @@ def word(text, line, conf, **kw):
 
 def test_a_line_is_offered_for_review_when_the_engines_disagree_or_its_confidence_is_low():
     words = [word("Quảng", 0, 96), word("Ngãi", 0, 95),
-             word("THÔNG", 1, 93), word("BÁO", 1, 91, alt="BẢO"),
+             word("THÔNG", 1, 93, alt="THÔNG BẢO"), word("BÁO", 1, 91, alt="THÔNG BẢO"),
              word("Sô:", 2, 40), word("⁄F†", 2, 12)]
     review = lines_to_review(words)
     assert [(r["line"], r["reason"]) for r in review] == [(1, "disagree"), (2, "low_confidence")]
