@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run              # quick: a few minutes on 2 cores
     .venv/bin/python -m bench.run --full       # more pages, both resolutions, heavier noise
     .venv/bin/python -m bench.run --no-ocrmypdf --variant psm=4 --variant binarise=1
+    .venv/bin/python -m bench.run --no-ocrmypdf --variant engine=vote   # another OCR engine (SOHOA_OCR_ENGINE)
 
 Pages come from tests/pagegen.py (text, administrative layout with seal, ruled table; 300 and
 200 dpi; degradation levels; quarter turns; skew).  For every system it prints the character
@@ -111,10 +112,13 @@ def geometry_specs(full: bool, seed: int) -> list:
 
 def run_sohoa(spec, variant: dict) -> dict:
     from ocr.page import OcrOptions, process_page
+    from pipeline.pages import ENGINES
     page = pagegen.render_page(spec)
+    variant = dict(variant)
+    engine = ENGINES[variant.pop("engine", "tesseract")]("vie", None)  # --variant engine=vote: SOHOA_OCR_ENGINE
     options = dataclasses.replace(OcrOptions(), **variant)
     start = time.perf_counter()
-    result = process_page(page.image, page.dpi, options=options)
+    result = process_page(page.image, page.dpi, engine, options=options)
     seconds = time.perf_counter() - start
     return {"layout": spec.layout, "dpi": spec.dpi, "level": spec.degradation, "seconds": seconds,
             "orientation_ok": result["orientation"] == spec.orientation,
@@ -202,6 +206,9 @@ def parse_variant(text: str) -> dict:
     out = {}
     for part in filter(None, text.split(",")):
         key, value = part.split("=", 1)
+        if key == "engine":
+            out[key] = value
+            continue
         out[key] = {"true": True, "false": False}.get(value.lower(), None)
         if out[key] is None:
             out[key] = float(value) if "." in value else int(value)
