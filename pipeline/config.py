@@ -62,7 +62,7 @@ class OcrSettings:
     jpeg_quality: int = 90       # colour and grey page images in the PDF (4:4:4)
     max_pixels: int = 150_000_000
     jobs: int = 0                # pages in parallel; 0 = every core
-    engine: str = "tesseract"    # tesseract | trueocr | vote (both, voted line by line: ocr.vote)
+    engine: str = "vote"         # vote (tesseract and TrueOCR, voted line by line: ocr.vote) | tesseract | trueocr
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             jpeg_quality=env.int("SOHOA_JPEG_QUALITY", 90, minimum=1, maximum=100),
             max_pixels=env.int("SOHOA_MAX_PIXELS", 150_000_000, minimum=1),
             jobs=env.int("SOHOA_JOBS", 0, minimum=0),
-            engine=_choice(env, "SOHOA_OCR_ENGINE", ("tesseract", "trueocr", "vote"), "tesseract"),
+            engine=_choice(env, "SOHOA_OCR_ENGINE", ("vote", "tesseract", "trueocr"), "vote"),
         ),
         index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
         broker=BrokerSettings(
