@@ -126,9 +126,13 @@ def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list
 
 
 def _plain_word(word: dict) -> dict:
-    """A word with plain Python values only (numpy integers creep in from the grid geometry)."""
-    return {"text": str(word["text"]), "x0": int(word["x0"]), "y0": int(word["y0"]), "x1": int(word["x1"]),
-            "y1": int(word["y1"]), "conf": float(word["conf"]), "line": int(word["line"])}
+    """A word with plain Python values only (numpy integers creep in from the grid geometry); the
+    other recogniser's reading of its line (``alt``, ocr.vote) is kept for the review."""
+    plain = {"text": str(word["text"]), "x0": int(word["x0"]), "y0": int(word["y0"]), "x1": int(word["x1"]),
+             "y1": int(word["y1"]), "conf": float(word["conf"]), "line": int(word["line"])}
+    if word.get("alt") is not None:
+        plain["alt"] = str(word["alt"])
+    return plain
 
 
 def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, engine: OcrEngine,
