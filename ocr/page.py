@@ -7,10 +7,12 @@
                A page without black text (blank, only a seal or a signature) is returned as scanned
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
   skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone
-  words        [{text, x0, y0, x1, y1, conf, line}] in the returned image's pixels, reading order
+  words        [{text, x0, y0, x1, y1, conf, line, alt?}] in the returned image's pixels, reading order
+               (``alt``: another recogniser's reading of the word's line, see ocr.vote)
   text         NFC, one line per ``line`` id, in reading order
   confidence   mean word confidence, 0 when there are no words
   flags        subset of blank, blurry, cut_off, low_confidence
+  review       the lines a person should read against the page (ocr.review)
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def text_page():
 
 def test_result_follows_the_contract(text_page):
     page, result = text_page
-    assert set(result) == {"image", "orientation", "skew_deg", "words", "text", "confidence", "flags"}
+    assert set(result) == {"image", "orientation", "skew_deg", "words", "text", "confidence", "flags", "review"}
     json.dumps({k: v for k, v in result.items() if k != "image"})
     assert result["image"].mode == page.image.mode
     assert result["orientation"] == 90
@@ -41,6 +41,7 @@ def test_result_follows_the_contract(text_page):
     assert result["text"].split("\n") == [" ".join(ws) for ws in lines.values()]
     assert result["confidence"] == pytest.approx(np.mean([w["conf"] for w in result["words"]]), abs=0.01)
     assert result["flags"] == []
+    assert {r["line"] for r in result["review"]} <= set(lines)  # lines to read again are lines of the page
 
 
 def test_words_sit_on_their_ink(text_page):
