@@ -460,7 +460,8 @@ def info(settings: Settings) -> SystemInfo:
                  "level": signing.level, "tsa": signing.tsa_url, "revocation": signing.revocation_policy,
                  "trustRoots": list(signing.trust_roots), "agency": signing.agency_name},
         versions={"sohoa": installed("sohoa"), "tesseract": tesseract, "pyhanko": installed("pyHanko"),
-                  "pikepdf": installed("pikepdf"), "ocrLanguage": settings.ocr.lang})
+                  "pikepdf": installed("pikepdf"), "trueocr": installed("trueocr"), "ocrLanguage": settings.ocr.lang,
+                  "ocrEngine": settings.ocr.engine})
 
 
 def is_new_home(settings: Settings) -> bool:
