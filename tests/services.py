@@ -14,14 +14,19 @@ when a service cannot be started or reached the tests that need it FAIL with the
 - ``sqlite_engine``: a migrated SQLite index in the test's temporary directory.
 - ``index_engine``: parametrised over sqlite and postgresql.
 - ``any_store``: parametrised over LocalStore and S3Store (the shared contract suite).
+- ``free_port()`` and ``sohoa_serve(env, log)``: a real ``sohoa serve`` on a free port of 127.0.0.1.
 """
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -32,6 +37,42 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 __all__ = ["rgw", "rgw_outage", "s3_settings", "s3_store", "s3_env", "pg_url", "pg_engine", "sqlite_engine",
            "index_engine", "any_store", "new_bucket_name"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def sohoa_serve(env: dict, log: Path, *, ready_within: float = 60, cwd: Path | None = None) -> Iterator[str]:
+    """``sohoa serve`` with ``env`` on a free port, its output in ``log``: its base URL once
+    ``/healthz`` answers (the test fails with the log if it stops or takes longer); stopped after."""
+    import httpx
+
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("sohoa")), "serve", "--port", str(port)],
+                                   env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + ready_within
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, Path(log).read_text()
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def _read_env_file(path: Path) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from pipeline.errors import PagesFailed
 from pipeline.models import IngestRequest
 from storage import outbox
 from tests.conftest import audit_events, manifest_of, save_page
+from tests.services import free_port
 
 CODE = "H23.50-261201-0061"
 SECRET = "bí-mật-thử-nghiệm"
@@ -71,12 +71,6 @@ class Receiver:
 
     def bodies(self) -> list[dict]:
         return [json.loads(r["body"]) for r in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ after a row is edited and after anchored rows are cut from the end."""
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from storage.index import fold
 from tests.conftest import audit_events, save_page
+from tests.services import sohoa_serve
 
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
 CODE = "H23.50-261201-0201"
@@ -37,12 +37,6 @@ def tamper(database: Path, sql: str) -> None:
         db.execute(sql)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path, rendered):
     home = tmp_path / "home"
@@ -59,29 +53,12 @@ def served(tmp_path, rendered):
         made = sohoa("token", "create", name)
         assert made.returncode == 0 and "chỉ hiện một lần" in made.stderr
         tokens[name] = {"Authorization": f"Bearer {made.stdout.strip()}"}
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([SOHOA, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
+    with sohoa_serve(env, tmp_path / "serve.log") as base:
         pages = [rendered(f"serve{n}", layout=layout, seed=40 + n, dpi=200, skew_deg=skew)
                  for n, (layout, skew) in enumerate((("text", 1.5), ("admin", -2.0), ("text", 0.0)))]
         files = [("files", (f"trang-{n}.png", save_page(p, tmp_path / f"trang-{n}.png").read_bytes(), "image/png"))
                  for n, p in enumerate(pages, start=1)]
         yield {"base": base, "tokens": tokens, "sohoa": sohoa, "home": home, "files": files, "pages": pages}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import pytest
 
 from storage.index import fold
 from tests.conftest import save_page
+from tests.services import sohoa_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
@@ -49,12 +49,6 @@ VIEWPORT = {"width": 1366, "height": 768}
 
 # --------------------------------------------------------------------------- the server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, rendered):
     root = tmp_path_factory.mktemp("web")
@@ -68,21 +62,8 @@ def server(tmp_path_factory, rendered):
         assert done.returncode == 0, done.stderr
     tokens = {name: subprocess.run([sohoa, "token", "create", name], env=env, capture_output=True, text=True,
                                    timeout=60).stdout.strip() for name in ("lan", "thu")}
-    port = _free_port()
-    command = [sohoa, "serve", "--port", str(port)]
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()
-            time.sleep(0.2)
+    log = root / "server.log"
+    with sohoa_serve(env, log, ready_within=30, cwd=ROOT) as base:
         # the one-stop system says which papers the dossiers need
         for code in (CODE, KEY_CODE):
             answer = httpx.put(f"{base}/api/v1/dossiers/{code}/checklist", json={
@@ -92,14 +73,7 @@ def server(tmp_path_factory, rendered):
         for n, (layout, seed) in enumerate((("text", 301), ("admin", 302), ("text", 303)), start=1):
             page = rendered(f"web-{n}", layout=layout, seed=seed, dpi=200, skew_deg=(-2.0, 1.5, 0.0)[n - 1])
             pages.append((page, save_page(page, root / f"trang-{n}.png")))
-        yield {"base": base, "root": root, "pages": pages, "log": root / "server.log", "state": {}, "tokens": tokens}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        yield {"base": base, "root": root, "pages": pages, "log": log, "state": {}, "tokens": tokens}
 
 
 @pytest.fixture(scope="module")
