@@ -43,9 +43,6 @@ from .security import require
 
 log = logging.getLogger("sohoa.http")
 API = "/api/v1"
-# the first bytes of each accepted page format
-MAGIC = ((b"%PDF-", "PDF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\xff\xd8\xff", "JPEG"),
-         (b"\x89PNG\r\n\x1a\n", "PNG"))
 
 
 def create_app(settings: Settings, *, background: bool = True, periodic: bool = False) -> FastAPI:
@@ -70,6 +67,13 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                   description="Số hóa hồ sơ thủ tục hành chính: tiếp nhận, tra cứu, xác minh, báo cáo.")
     app.state.settings = settings
     app.state.runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sohoa-job")
+
+    def start_job(job_id: str, who: Principal) -> None:
+        """Convert a recorded job (an upload, a confirmed intake, a retry) after the answer is sent."""
+        if background:
+            app.state.runner.submit(_run_job, settings, job_id, who)
+
+    app.state.start_job = start_job
     app.middleware("http")(metrics.middleware)
     app.middleware("http")(_upload_limit(settings))
 
@@ -129,8 +133,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         loaded = []
         for f in files:
             data = await f.read()
-            kind = next((k for magic, k in MAGIC if data.startswith(magic)), None)
-            if kind is None:
+            if service.page_format(data) is None:
                 return JSONResponse({"error": {"code": "unsupported_type", "message":
                                                f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG",
                                                "detail": f"{f.filename}: unsupported type"}}, status_code=415)
@@ -143,8 +146,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         job, duplicate = await run_in_threadpool(accept)
         if duplicate is not None:
             return JSONResponse({"duplicate": True, "document": duplicate.to_json()}, status_code=200)
-        if background:
-            app.state.runner.submit(_run_job, settings, job.id, who)
+        app.state.start_job(job.id, who)
         return JSONResponse({"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}, status_code=202,
                             headers={"Location": f"{API}/jobs/{job.id}"})
 
@@ -166,8 +168,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         """Run a failed job again; the pages it finished are not redone (409 when it is done)."""
         with service.acting(who):
             job = service.reopen_job(settings, job_id, who)
-        if background:
-            app.state.runner.submit(_run_job, settings, job.id, who)
+        app.state.start_job(job.id, who)
         return JSONResponse({"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}, status_code=202)
 
     @app.get(API + "/dossiers/{code}/checklist", tags=["intake"])
@@ -252,8 +253,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                 media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         return JSONResponse(found.to_json())
 
-    app.state.background = background
-    web.mount(app, run_job=_run_job)
+    web.mount(app)
     return app
 
 

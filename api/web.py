@@ -445,9 +445,7 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
         return _intake_home(request, who, notice=f"Hồ sơ {duplicate.dossier_code} đã có đúng các trang này "
                                                  f"(tài liệu “{duplicate.title}”, mã {duplicate.doc_id}); "
                                                  "không tạo tài liệu mới.")
-    run_job = getattr(request.app.state, "web_run_job", None)
-    if run_job is not None and getattr(request.app.state, "background", True):
-        request.app.state.runner.submit(run_job, settings, job.id, who)
+    request.app.state.start_job(job.id, who)
     return _see_other(f"/jobs/{job.id}")
 
 
@@ -465,7 +463,7 @@ def jobs_page(request: Request, who: Annotated[Who, Depends(user("jobs"))]) -> R
 def job_page(request: Request, job_id: str, who: Annotated[Who, Depends(user("jobs"))]) -> Response:
     with _acting(who):
         job = service.job_for(request.app.state.settings, job_id, who)
-        review = service.job_review(request.app.state.settings, job_id, who)
+        review = service.job_review(request.app.state.settings, job)
     return _page(request, "job.html", job=job, review=review)
 
 
@@ -554,10 +552,8 @@ def report_page(request: Request, who: Annotated[Who, Depends(user("report"))],
 
 # --------------------------------------------------------------------------- mounting
 
-def mount(app: FastAPI, run_job=None) -> None:
-    """Add the web interface to the HTTP application: its pages and /static. ``run_job(settings,
-    job_id, who)`` converts a confirmed intake in the background, as the upload route does."""
+def mount(app: FastAPI) -> None:
+    """Add the web interface to the HTTP application: its pages and /static. A confirmed intake is
+    converted by ``app.state.start_job(job_id, who)``, as the API's uploads are (api.http)."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    if run_job is not None:
-        app.state.web_run_job = run_job

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.index import fold
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -198,12 +200,6 @@ def cut_handwriting(line: TruthLine, ocr: str) -> tuple[str, list[tuple[str, str
 
 # ---------------------------------------------------------------- measures
 
-def fold(ch: str) -> str:
-    """A character without its diacritics (đ -> d)."""
-    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
-    return {"đ": "d", "Đ": "D"}.get(base, base)
-
-
 def error_kinds(truth: str, ocr: str) -> tuple[int, int]:
     """(edit operations, of which substitutions that differ by diacritics alone)."""
     from rapidfuzz.distance import Levenshtein
@@ -342,14 +338,13 @@ def kind_of(name: str, image) -> str:
 def run_one(job: tuple[str, str, str]) -> dict:
     name, config, tessdata_best = job
     from ocr.page import process_page
-    from ocr.recognise import words_to_text
     image, dpi = load(DATA / name)
     eng = engine(config, tessdata_best)
     start = time.perf_counter()
     found = process_page(image, dpi, eng)
     seconds = time.perf_counter() - start
     truth = parse_truth((DATA / f"{Path(name).stem}.gt.txt").read_text(encoding="utf-8"))
-    ocr_lines = words_to_text(found["words"]).split("\n") if found["words"] else []
+    ocr_lines = found["text"].split("\n") if found["text"] else []
     scored = score_page(truth, ocr_lines)
     return {"page": name, "config": config, "kind": kind_of(name, image), "seconds": round(seconds, 2),
             "orientation": found["orientation"], "flags": found["flags"], "counts": scored,

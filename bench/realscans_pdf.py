@@ -18,10 +18,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
-from bench.realscans import DATA, parse_truth, printed_words
+from bench.realscans import DATA, collapse, parse_truth, printed_words, words_found
 
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
 
@@ -50,11 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in json.loads((DATA / "parts.json").read_text(encoding="utf-8"))[args.part]:
         truth = parse_truth((DATA / f"{Path(name).stem}.gt.txt").read_text(encoding="utf-8"))
         text = pdf_text(name, args.unsigned)
-        found = Counter(text.split())
         words = [w for t in truth for w in printed_words(t)]
-        page_hit = sum((Counter(words) & found).values())
-        joined = " ".join(" ".join(t.printed for t in truth).split())
-        distance = Levenshtein.distance(joined, " ".join(text.split()))
+        page_hit, _ = words_found(words, text.split())
+        joined = collapse(" ".join(t.printed for t in truth))
+        distance = Levenshtein.distance(joined, collapse(text))
         print(f"{name}: {page_hit}/{len(words)} words ({page_hit / len(words):.2%}), CER {distance / len(joined):.2%}")
         hit, total, edits, chars = hit + page_hit, total + len(words), edits + distance, chars + len(joined)
     print(f"{args.part}: words found through the PDF {hit}/{total} ({hit / total:.2%}), "

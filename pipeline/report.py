@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -60,10 +59,10 @@ from storage.base import ObjectStore
 
 from . import dossier
 from .access import in_scope
+from .audit import VN, now_vn
 from .errors import DossierCodeError, IntegrityError, UsageError
 from .repository import load_manifest
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 # The page quality flags (ocr.quality), in the order a report lists them, and what an officer reads.
 FLAG_KINDS = ("blank", "blurry", "cut_off", "low_confidence")
@@ -285,7 +284,7 @@ def digitisation_report(db: Engine, store: ObjectStore, quarter: str,
             rows.append(b.row(agency, month, kinds))
         reports.append(AgencyReport(agency, tuple(rows), total.row(agency, None, kinds)))
     return DigitisationReport(f"{year}-Q{q}", year, q, months, scope, kinds, tuple(reports),
-                              datetime.now(VN).replace(microsecond=0).isoformat(), tuple(unreadable))
+                              now_vn().isoformat(), tuple(unreadable))
 
 
 def _jobs_alive(db: Engine, start: datetime, end: datetime) -> list[dict]:

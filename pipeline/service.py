@@ -49,7 +49,7 @@ from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink
 from .pages import PageCache
 from .runtime import database, development_pki, ingest_context, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
-from .repository import dossier_codes, require_manifest
+from .repository import dossier_codes, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
 from .signing.keys import Signer, development_ca_fingerprints, trust_roots
@@ -533,6 +533,13 @@ def acting(who: Principal):
     return audit.acting(who.name, who.role, who.ip, who.via)
 
 
+def page_format(data: bytes) -> str | None:
+    """The page format of an upload from its first bytes, as ingest reads it (jpeg, png, tiff, pdf), or None."""
+    from .inputs import sniff
+
+    return sniff(data)
+
+
 def check_code(code: str) -> str:
     """A dossier code (one-stop or archive) as typed or scanned, checked; DossierCodeError with a hint otherwise."""
     return dossier.validate_key(code)
@@ -734,17 +741,14 @@ def job_for(settings: Settings, job_id: str, who: Principal) -> JobView:
     job = job_table.get(database(settings), job_id) if re.fullmatch(r"[0-9a-f]{32}", job_id) else None
     if job is None or not who.sees(job["dossier"]) or (who.role == "operator" and job.get("submitted_by") != who.name):
         raise NotFound(f"Không có lượt xử lý {job_id}", "no such job")
-    return jobs.view(database(settings), job_id)
+    return JobView.from_row(job)
 
 
-def job_review(settings: Settings, job_id: str, who: Principal) -> tuple[dict, ...]:
-    """The lines of a done job's document that a person should read against the page (``ocr.review``):
-    the operator who scanned the papers sees them at once, with the papers still at hand."""
-    job = job_for(settings, job_id, who)
+def job_review(settings: Settings, job: JobView) -> tuple[dict, ...]:
+    """The lines of a done job's document (a job ``job_for`` gave the user) that a person should read
+    against the page (``ocr.review``): the operator who scanned the papers sees them at once."""
     if job.state != "done" or not job.doc_id:
         return ()
-    from .repository import load_manifest
-
     manifest = load_manifest(open_store(settings), job.dossier) or {"documents": []}
     found = [d for d in manifest["documents"] if d["docId"] == job.doc_id]
     return DocumentView.from_manifest(found[0]).review if found else ()
@@ -760,12 +764,13 @@ def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
 def document_pdf(settings: Settings, code: str, doc_id: str) -> tuple[bytes, str]:
     """(the signed PDF, its SHA-256), fixity checked; recorded as a download."""
     code = dossier.validate_key(code)
-    manifest = require_manifest(open_store(settings), code)
+    store = open_store(settings)
+    manifest = require_manifest(store, code)
     found = [d for d in manifest["documents"] if d["docId"] == doc_id]
     if not found:
         raise NotFound(f"Hồ sơ {code} không có tài liệu {doc_id}", "no such document")
     pdf = found[0]["pdf"]
-    data = open_store(settings).get(pdf["key"], sha256=pdf["sha256"])
+    data = store.get(pdf["key"], sha256=pdf["sha256"])
     audit.record(database(settings), "download", dossier=code, docId=doc_id)
     return data, pdf["sha256"]
 
@@ -799,19 +804,15 @@ def set_checklist(settings: Settings, code: str, procedure: str, required: Seque
 def checklist(settings: Settings, code: str) -> dict:
     """The dossier's required papers and which are still missing: a paper counts as present when a
     document of the dossier has its name as title (compared without case or diacritics)."""
-    from storage.index import fold
-
     code = dossier.validate_key(code)
     found = accounts.get_checklist(database(settings), code)
     if found is None:
         return {"dossierCode": code, "procedure": None, "required": [], "missing": []}
-    from .repository import load_manifest
-
     manifest = load_manifest(open_store(settings), code) or {"documents": []}
-    titles = {" ".join(fold(d["title"]).split()) for d in manifest["documents"]}
+    titles = {" ".join(search_index.fold(d["title"]).split()) for d in manifest["documents"]}
     required = [p["name"] for p in found["required"]]
     return {"dossierCode": code, "procedure": found["procedure"], "required": required,
-            "missing": [p for p in required if " ".join(fold(p).split()) not in titles],
+            "missing": [p for p in required if " ".join(search_index.fold(p).split()) not in titles],
             "updated": found["updated"], "updatedBy": found["updated_by"]}
 
 

@@ -71,13 +71,14 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
     in chunks, so that no query holds more parameters than the database takes; with
     ``newest``, only that many of the latest)."""
     if ids is not None and len(ids) > _CHUNK:
-        return sorted((job for start in range(0, len(ids), _CHUNK)
-                       for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
-                                       states=states, ids=ids[start:start + _CHUNK])),
-                      key=lambda job: (job["created"], job["id"]))
-    query = sa.select(jobs).order_by(jobs.c.created, jobs.c.id)
-    if newest is not None:
-        query = sa.select(jobs).order_by(jobs.c.created.desc(), jobs.c.id.desc()).limit(newest)
+        found = sorted((job for start in range(0, len(ids), _CHUNK)
+                        for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
+                                        states=states, ids=ids[start:start + _CHUNK], submitted_by=submitted_by,
+                                        newest=newest)),
+                       key=lambda job: (job["created"], job["id"]))
+        return found[-newest:] if newest is not None else found
+    order = (jobs.c.created.desc(), jobs.c.id.desc()) if newest is not None else (jobs.c.created, jobs.c.id)
+    query = sa.select(jobs).order_by(*order).limit(newest)
     if ids is not None:
         query = query.where(jobs.c.id.in_(ids))
     for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256),
