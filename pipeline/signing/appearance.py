@@ -1,6 +1,7 @@
 """The visible signature stamp: NĐ 30/2020 Phụ lục I for an organisation's signature on an
 electronic copy, top right of page 1, text only (copy type, copying body, signing time in
-Vietnam time), Times-style font at 10 pt in black, the font embedded.
+Vietnam time), Times-style font at 10 pt in black, drawn as the font's glyph outlines so that
+text extraction reads the paper's words and not the stamp (``OutlinedLines``).
 
 The stamp never covers ink. ``read_page_one`` turns the scan drawn on page 1 into an ink
 mask (anything clearly darker than the paper or clearly coloured: text, a red seal, a blue
@@ -12,7 +13,6 @@ there is none does the page gain a white band above the scan to hold the stamp.
 from __future__ import annotations
 
 import io
-import logging
 import math
 import os
 import unicodedata
@@ -42,17 +42,6 @@ DARK_FRACTION = 0.75  # darker than 75 % of the paper's brightness: ink (blocks,
 LOCAL_CONTRAST = 40  # darker by this (0-255) than the brightest paper nearby: ink (thin strokes)
 LOCAL_WINDOW_MM = 4.0
 COLOUR_DELTA = 35  # a hue this far (0-255) from the paper's: ink (red seals, blue signatures)
-
-
-class _DropCffRosNotice(logging.Filter):
-    """pyHanko warns that a CFF font (TeX Gyre Termes) has no CIDSystemInfo (ROS) and then
-    uses Identity, which is right for an embedded subset; keep operators' stderr clean."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No ROS metadata" not in record.getMessage()
-
-
-logging.getLogger("pyhanko.pdf_utils.font.opentype").addFilter(_DropCffRosNotice())
 
 
 def vietnamese_letters() -> str:
@@ -132,48 +121,77 @@ def stamp_box(page_box: tuple[float, float, float, float], lines: list[str], mea
     return lines, (round(right - width, 2), round(top - height, 2), round(right, 2), round(top, 2))
 
 
-def _in_memory_font_factory():
-    """pyHanko's GlyphAccumulatorFactory opens the font file and never closes it; the
-    ResourceWarning that garbage collection emits later can land inside pikepdf's PDF/A
-    content check (which records every warning raised while it parses) and fail it.
-    This factory hands pyHanko the font's bytes instead of an open file."""
-    from dataclasses import dataclass
+class OutlinedLines:
+    """The stamp's lines drawn as filled glyph outlines in black: the same Times-style font,
+    size and leading, shaped by HarfBuzz as pyHanko would, but with no text operators. The
+    stamp is the signature's appearance, not words of the paper: as outlines it stays out of
+    every text extractor (pdftotext, pdf.js, search engines), which would otherwise read it
+    into the digitised text of page 1. Its words are in the signature dictionary (/Reason,
+    /Location, /M), where a reader's signature panel shows them."""
 
-    from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
+    def __init__(self, lines: list[str], font: str, size: float = FONT_SIZE, leading: float = LEADING):
+        self.lines, self.font, self.size, self.leading = lines, font, size, leading
 
-    @dataclass(frozen=True)
-    class InMemoryGlyphAccumulatorFactory(GlyphAccumulatorFactory):
-        def create_font_engine(self, writer, obj_stream=None) -> GlyphAccumulator:
-            with open(self.font_file, "rb") as f:
-                handle = io.BytesIO(f.read())
-            if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
-                obj_stream = writer.prepare_object_stream()
-            return GlyphAccumulator(writer=writer, font_handle=handle, font_size=self.font_size,
-                                    ot_script_tag=self.ot_script_tag, ot_language_tag=self.ot_language_tag,
-                                    writing_direction=self.writing_direction,
-                                    bcp47_lang_code=self.bcp47_lang_code, obj_stream=obj_stream)
+    def operators(self) -> tuple[bytes, float, float]:
+        """(content stream, width, height) of the lines, baseline of the first line one
+        leading minus the descent below the top, the box's origin at its bottom left."""
+        import uharfbuzz as hb
+        from fontTools.pens.basePen import BasePen
+        from fontTools.pens.transformPen import TransformPen
+        from fontTools.ttLib import TTFont
 
-    return InMemoryGlyphAccumulatorFactory
+        with open(self.font, "rb") as f:
+            data = f.read()
+        face = hb.Face(data)
+        hb_font = hb.Font(face)
+        ops: list[str] = []
+
+        class PdfPathPen(BasePen):
+            def _moveTo(self, p):
+                ops.append(f"{p[0]:.2f} {p[1]:.2f} m")
+
+            def _lineTo(self, p):
+                ops.append(f"{p[0]:.2f} {p[1]:.2f} l")
+
+            def _curveToOne(self, p1, p2, p3):
+                ops.append(" ".join(f"{v:.2f}" for p in (p1, p2, p3) for v in p) + " c")
+
+            def _closePath(self):
+                ops.append("h")
+
+        with TTFont(io.BytesIO(data)) as tt:
+            scale = self.size / tt["head"].unitsPerEm
+            descent = -tt["hhea"].descent * scale
+            glyphs, order = tt.getGlyphSet(), tt.getGlyphOrder()
+            height = len(self.lines) * self.leading + 2
+            width = 0.0
+            for i, line in enumerate(self.lines):
+                buf = hb.Buffer()
+                buf.add_str(line)
+                buf.guess_segment_properties()
+                buf.language = "vi"
+                hb.shape(hb_font, buf, {})
+                x, baseline = 0.0, height - (i + 1) * self.leading + descent
+                for info, pos in zip(buf.glyph_infos, buf.glyph_positions):
+                    pen = TransformPen(PdfPathPen(glyphs), (scale, 0, 0, scale, x + pos.x_offset * scale,
+                                                            baseline + pos.y_offset * scale))
+                    glyphs[order[info.codepoint]].draw(pen)
+                    x += pos.x_advance * scale
+                width = max(width, x)
+        return ("0 0 0 rg\n" + "\n".join(ops) + "\nf\n").encode("ascii"), width, height
 
 
 def _stamp_style(lines: list[str], font: str):
-    from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
-    from pyhanko.pdf_utils.text import TextBoxStyle
-    from pyhanko.stamp import TextStampStyle
+    from pyhanko.pdf_utils.content import RawContent
+    from pyhanko.pdf_utils.layout import AxisAlignment, BoxConstraints, InnerScaling, Margins, SimpleBoxLayoutRule
+    from pyhanko.stamp import StaticStampStyle
 
-    text = "\n".join(lines).replace("%", "%%")  # stamp text is %-formatted by pyHanko
-    return TextStampStyle(
-        stamp_text=text,
-        text_box_style=TextBoxStyle(
-            font=_in_memory_font_factory()(font, font_size=FONT_SIZE, ot_script_tag="latn",
-                                         ot_language_tag="VIT ", bcp47_lang_code="vi"),
-            font_size=FONT_SIZE, leading=LEADING, border_width=0, text_color=(0, 0, 0),
-            box_layout_rule=SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MAX,
-                                                margins=Margins.uniform(0),
-                                                inner_content_scaling=InnerScaling.NO_SCALING)),
+    stream, width, height = OutlinedLines(lines, font).operators()
+    return StaticStampStyle(
+        background=RawContent(stream, box=BoxConstraints(width=width, height=height)),
+        background_opacity=1.0,
         border_width=0,
-        background=None,
-        inner_content_layout=SimpleBoxLayoutRule(
+        background_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MAX,
             margins=Margins.uniform(STAMP_PADDING), inner_content_scaling=InnerScaling.NO_SCALING),
     )
