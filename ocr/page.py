@@ -8,7 +8,7 @@
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
   skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone
   words        [{text, x0, y0, x1, y1, conf, line, alt?}] in the returned image's pixels, reading order
-               (``alt``: another recogniser's reading of the word's line, see ocr.vote)
+               (``alt``: another recogniser's reading of the stretch the word begins, see ocr.vote)
   text         NFC, one line per ``line`` id, in reading order
   confidence   mean word confidence, 0 when there are no words
   flags        subset of blank, blurry, cut_off, low_confidence
@@ -129,7 +129,7 @@ def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list
 
 def _plain_word(word: dict) -> dict:
     """A word with plain Python values only (numpy integers creep in from the grid geometry); the
-    other recogniser's reading of its line (``alt``, ocr.vote) is kept for the review."""
+    other recogniser's reading of its stretch (``alt``, ocr.vote) is kept for the review."""
     plain = {"text": str(word["text"]), "x0": int(word["x0"]), "y0": int(word["y0"]), "x1": int(word["x1"]),
              "y1": int(word["y1"]), "conf": float(word["conf"]), "line": int(word["line"])}
     if word.get("alt") is not None:

@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from ocr import lexicon
+from ocr import lexicon, review
 
 RULES_VERSION = "vote-1"
 DECIDERS = ("spelling", "agreement", "phrases", "phrases", "confidence")
@@ -101,10 +101,19 @@ class LineMatch:
 
 @dataclass(frozen=True)
 class Region:
-    """A stretch of a line where the readings differ: each reading's text and the one kept."""
+    """A stretch of a line where the readings differ: each reading's text, the one kept, what
+    decided, and where the kept words are (``start``: index of the first among the line's kept
+    words, ``length``: how many)."""
     readings: tuple[str, ...]
     chosen: int
     by: str = "spelling"  # what decided: spelling, agreement, phrases, confidence
+    start: int = 0
+    length: int = 0
+
+    @property
+    def other(self) -> str:
+        """The first reading not kept."""
+        return next(t for i, t in enumerate(self.readings) if i != self.chosen)
 
 
 
@@ -127,17 +136,24 @@ class LineVote:
         return any(r.by == "confidence" for r in self.regions)
 
     @property
+    def word_alternatives(self) -> tuple[str | None, ...]:
+        """For each kept word: None, or, when it lies in a stretch decided on confidence alone,
+        the other reading of that stretch on its first word and "" on the stretch's other words
+        (the words' ``alt``, which ``ocr.review`` joins back into the line's other reading; a
+        line split later into columns keeps with each part the readings of its own words)."""
+        alts: list[str | None] = [None] * len(self.words)
+        for region in self.regions:
+            if region.by == "confidence" and region.length:
+                alts[region.start:region.start + region.length] = [region.other] + [""] * (region.length - 1)
+        return tuple(alts)
+
+    @property
     def alternative(self) -> str | None:
-        """The line as the other engine read the regions decided on confidence alone (None when none
-        was): what an operator compares with the page."""
+        """The line as the other engine read the stretches decided on confidence alone (None when
+        none was): what an operator compares with the page."""
         if not self.uncertain:
             return None
-        text = self.text
-        for region in self.regions:
-            if region.by == "confidence":
-                other = next(t for i, t in enumerate(region.readings) if i != region.chosen)
-                text = text.replace(region.readings[region.chosen], other, 1)
-        return text
+        return review.alternative_text([w.text for w in self.words], self.word_alternatives)
 
 
 @dataclass(frozen=True)
@@ -333,8 +349,9 @@ def vote_line(readings: Sequence[Sequence[Word]], options: VoteOptions = DEFAULT
         chosen = max(range(len(spans)), key=lambda r: ranks[r])
         runner_up = max(rank for r, rank in enumerate(ranks) if r != chosen)
         by = next((name for name, a, b in zip(DECIDERS, ranks[chosen], runner_up) if a != b), "confidence")
+        start = len(kept)
         kept += _placed(spans[chosen], spans[0]) if chosen else spans[0]
-        regions.append(Region(tuple(" ".join(c) for c in candidates), chosen, by))
+        regions.append(Region(tuple(" ".join(c) for c in candidates), chosen, by, start, len(kept) - start))
         confidences.append((_mean_conf(spans[chosen]), len(" ".join(candidates[chosen]))))
     total = sum(n for _, n in confidences) or 1
     confidence = round(sum(c * n for c, n in confidences) / total, 2)
@@ -390,8 +407,9 @@ class PageVote:
         """The kept words as the OcrEngine contract gives them, line ids from 0 in order."""
         out = []
         for number, line in enumerate(ln for ln in self.lines if ln.words):
-            alt = line.alternative  # set on every word of a line to review (ocr.review)
-            out += [dict(w.as_dict(), line=number, **({"alt": alt} if alt is not None else {})) for w in line.words]
+            alts = line.word_alternatives  # the other reading where only confidence decided (ocr.review)
+            out += [dict(w.as_dict(), line=number, **({"alt": alt} if alt is not None else {}))
+                    for w, alt in zip(line.words, alts)]
         return out
 
     @property

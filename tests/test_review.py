@@ -26,12 +26,15 @@ def word(text, line, conf, **kw):
 
 def test_a_line_is_offered_for_review_when_the_engines_disagree_or_its_confidence_is_low():
     words = [word("Quảng", 0, 96), word("Ngãi", 0, 95),
-             word("THÔNG", 1, 93, alt="THÔNG BẢO"), word("BÁO", 1, 91, alt="THÔNG BẢO"),
-             word("Sô:", 2, 40), word("⁄F†", 2, 12)]
+             word("THÔNG", 1, 93), word("BÁO", 1, 91, alt="BẢO"),
+             word("Sô:", 2, 40), word("⁄F†", 2, 12),
+             # a stretch of two words the other recogniser read as one: "" on the second
+             word("ngày", 3, 90), word("2", 3, 88, alt="24"), word("4", 3, 60, alt=""), word("tháng", 3, 95)]
     review = lines_to_review(words)
-    assert [(r["line"], r["reason"]) for r in review] == [(1, "disagree"), (2, "low_confidence")]
+    assert [(r["line"], r["reason"]) for r in review] == [(1, "disagree"), (2, "low_confidence"), (3, "disagree")]
     assert review[0]["text"] == "THÔNG BÁO" and review[0]["alt"] == "THÔNG BẢO"
     assert review[1]["conf"] == 26.0 and review[1]["box"] == [30, 80, 80, 110]
+    assert review[2]["text"] == "ngày 2 4 tháng" and review[2]["alt"] == "ngày 24 tháng"
 
 
 def login(client: TestClient, name: str, password: str) -> None:

@@ -124,6 +124,18 @@ def test_changed_words_keep_the_primary_boxes():
     assert [w.text for w in result.words if span.x0 <= w.x0 and w.x1 <= span.x1] == ["24", "tháng"]
 
 
+def test_the_other_reading_offered_for_review_replaces_the_stretch_decided_not_an_earlier_copy_of_it():
+    # "chuyển" also stands earlier in the line; only the second one was read two ways
+    result = vote_line([reading("chuyển công văn chuyển cho", 95), reading("chuyển công văn chuyên cho", 70)])
+    assert result.text == "chuyển công văn chuyển cho" and result.uncertain
+    assert result.alternative == "chuyển công văn chuyên cho"
+    assert result.word_alternatives == (None, None, None, "chuyên", None)
+    # a stretch of two words read as one: the first word carries the other reading, the second ""
+    two = vote_line([reading("ngày 24 ngày", 95), reading("ngày 2A ngày", 70)])
+    assert two.alternative is None or two.alternative.split()[0] == "ngày"
+    assert vote_line([reading("Số: 46", 90), reading("Số: 46", 80)]).alternative is None
+
+
 # ---------------------------------------------------------------- matching lines on boxes
 
 
