@@ -41,6 +41,7 @@ import time
 import unicodedata
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,17 +336,53 @@ def kind_of(name: str, image) -> str:
     return "bitonal" if image.mode == "1" else "colour"
 
 
-def run_one(job: tuple[str, str, str]) -> dict:
-    name, config, tessdata_best = job
+# Clean-up steps of the OCR copy (ocr.cleanup) taken out, or one added, to measure what each is
+# worth on real paper; "default" is sohoa as it is.
+CLEANUP = ("default", "no-colour-removal", "no-background-normalise", "bitonal-thicken")
+
+
+@contextmanager
+def cleanup_variant(variant: str):
+    """Run the page stage with one clean-up step of ``ocr.cleanup`` changed (bench only)."""
+    import cv2
+
+    from ocr import cleanup
+
+    def thickened(image, dpi, **kwargs):
+        gray, ink = original_ocr_copy(image, dpi, **kwargs)
+        pixels = np.asarray(image.convert("L"))
+        if np.isin(pixels, (0, 255)).mean() > 0.9:  # a bitonal scan (turned, so grey at the edges):
+            # a 2x2 minimum joins strokes the scanner's threshold broke
+            gray = cv2.erode(gray, np.ones((2, 2), np.uint8))
+        return gray, ink
+
+    original_ocr_copy = cleanup.ocr_copy
+    swaps = {"default": {}, "no-colour-removal": {"ink_gray": lambda image: cleanup.to_gray(image).copy()},
+             "no-background-normalise": {"normalise_background": lambda gray: gray.copy()},
+             "bitonal-thicken": {"ocr_copy": thickened}}[variant]
+    saved = {name: getattr(cleanup, name) for name in swaps}
+    try:
+        for name, value in swaps.items():
+            setattr(cleanup, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(cleanup, name, value)
+
+
+def run_one(job: tuple[str, str, str, str]) -> dict:
+    name, config, tessdata_best, variant = job
     from ocr.page import process_page
     image, dpi = load(DATA / name)
     eng = engine(config, tessdata_best)
     start = time.perf_counter()
-    found = process_page(image, dpi, eng)
+    with cleanup_variant(variant):
+        found = process_page(image, dpi, eng)
     seconds = time.perf_counter() - start
     truth = parse_truth((DATA / f"{Path(name).stem}.gt.txt").read_text(encoding="utf-8"))
     ocr_lines = found["text"].split("\n") if found["text"] else []
     scored = score_page(truth, ocr_lines)
+    config = config if variant == "default" else f"{config}+{variant}"
     return {"page": name, "config": config, "kind": kind_of(name, image), "seconds": round(seconds, 2),
             "orientation": found["orientation"], "flags": found["flags"], "counts": scored,
             "ocr_text": found["text"]}
@@ -401,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frozen-report", action="store_true",
                         help="required for --part test: the frozen report, once per release, never to choose")
     parser.add_argument("--config", action="append", choices=CONFIGS, help="repeatable; default: all")
+    parser.add_argument("--cleanup", action="append", choices=CLEANUP,
+                        help="repeatable; a clean-up step taken out or added (default: sohoa as it is)")
     parser.add_argument("--out", type=Path, help="JSON file with every page's counts, rates and OCR text")
     parser.add_argument("--markdown", type=Path, help="also write the Markdown table here")
     parser.add_argument("--tessdata-best", default=str(TESSDATA_BEST))
@@ -423,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print("no page of this part has a ground truth", file=sys.stderr)
         return 1
-    configs = args.config or list(CONFIGS)
-    jobs = [(n, c, args.tessdata_best) for c in configs for n in names]
+    variants = args.cleanup or ["default"]
+    jobs = [(n, c, args.tessdata_best, v) for c in (args.config or list(CONFIGS)) for v in variants for n in names]
+    configs = list(dict.fromkeys(c if v == "default" else f"{c}+{v}" for _, c, _, v in jobs))
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(run_one, jobs))
     per_page = summarise(results, lambda r: (r["config"], r["page"]))
