@@ -326,6 +326,26 @@ def cmd_verify(args, settings: Settings) -> int:
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
 
 
+EVENT_VI = {"ingestion": "tiếp nhận", "digital signature generation": "ký số", "metadata modification": "sửa siêu dữ liệu",
+            "fixity check": "kiểm tra mã băm", "digital signature validation": "kiểm tra chữ ký",
+            "replication": "sao lưu bản thứ hai", "information package creation": "đóng gói nộp lưu",
+            "deletion": "hủy"}
+OUTCOME_VI = {"success": "đạt", "failure": "KHÔNG ĐẠT", "warning": "cảnh báo"}
+
+
+def cmd_events(args, settings: Settings) -> int:
+    found = service.dossier_events(settings, args.dossier)
+    if args.json:
+        _print_json(found)
+        return ExitCode.OK
+    print(f"Hồ sơ {args.dossier}: {len(found)} sự kiện bảo quản")
+    for e in found:
+        print(f"  {e['at']}  {EVENT_VI.get(e['type'], e['type'])} ({e['type']}): {OUTCOME_VI.get(e['outcome'], e['outcome'])}"
+              + (f" - {e['detail']}" if e.get("detail") else "")
+              + (f" [{e['outcomeDetail']}]" if e.get("outcomeDetail") else ""))
+    return ExitCode.OK
+
+
 def cmd_renew(args, settings: Settings) -> int:
     report = service.renew(settings, args.codes, all_dossiers=args.all, within_days=args.days)
     if args.json:
@@ -546,6 +566,7 @@ EXAMPLES = {
     "link": "sohoa link H23.50-261201-0001 H23.50-261201-0001.001 --expires 600",
     "audit": "sohoa audit --last 50\nsohoa audit verify\nsohoa audit anchor",
     "verify": "sohoa verify H23.50-261201-0001\nsohoa verify --all --json",
+    "events": "sohoa events H23.50-261201-0001\nsohoa events H23.50-261201-0001 --json",
     "renew": "sohoa renew --all --days 90",
     "search": "sohoa search \"nghị định\"\nsohoa search nghi dinh --code-prefix H23.50",
     "info": "sohoa info",
@@ -684,6 +705,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "verify", "kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu", cmd_verify)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
+
+    s = command(sub, "events", "các sự kiện bảo quản của hồ sơ (PREMIS): tiếp nhận, ký số, kiểm tra mã băm, sao lưu, đóng gói",
+                cmd_events)
+    s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
 
     s = command(sub, "renew", "gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn", cmd_renew)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")

@@ -45,6 +45,12 @@ def record(db: Engine, action: str, outcome: str = "success", *, actor: str | No
                                "outcome": outcome, **detail})
 
 
+def current_actor() -> str:
+    """Who an event recorded now is for: the acting user, else the operating-system user."""
+    who = _acting.get()
+    return who["actor"] if who is not None else _actor()
+
+
 def verify_chain(db: Engine) -> tuple[bool, int, int | None]:
     """(chain intact, events, first event that breaks it)."""
     return journal.verify(db)

@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from storage import db, index as search_index, jobs as job_table
+from storage import db, index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
 from storage.local import LocalStore
 
 from storage import accounts
 
-from . import access, audit, bulk as bulk_runner, dossier, hotfolder, jobs, manifest as mf, receipts, report
+from . import access, audit, bulk as bulk_runner, dossier, events, hotfolder, jobs, manifest as mf, receipts, report
 from .access import Principal
 from .privacy import mask_id_numbers
 from .bulk import BulkProgress, BulkResult
@@ -346,13 +346,24 @@ def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]
 
 def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> DossierReport:
     """Verdicts for the dossiers named (or every dossier); one that cannot be read is a failed verdict
-    and the others are still judged."""
+    and the others are still judged. An archivist's (or a scheduled) check: each dossier's fixity
+    check and signature validation are recorded as its preservation events (``pipeline.events``);
+    ``verify_dossier``, what an officer's view of a dossier runs, records only the access."""
     store, policy = _once(open_store, settings), _once(_trust_policy, settings)
     results = _each_dossier(
-        _codes(store, codes, all_dossiers), lambda code: _verify(settings, store(), policy(), code),
+        _codes(store, codes, all_dossiers), lambda code: _verify(settings, store(), policy(), code, preserve=True),
         lambda code, report: DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
                                              f"{code}: {report.detail or report.message_vi}"))
     return DossierReport(results, any(not verdicts or not all(v.ok for v in verdicts) for verdicts in results.values()))
+
+
+def dossier_events(settings: Settings, code: str) -> list[dict]:
+    """The dossier's preservation events, oldest first: those its manifest records (ingestion,
+    signing, changes, timestamp renewals) and those stored with it (fixity checks, validations,
+    replication, packaging, disposal); see ``pipeline.events``."""
+    store = open_store(settings)
+    code = dossier.validate_key(code)
+    return events.history(store, code, require_manifest(store, code))
 
 
 def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,
@@ -382,13 +393,18 @@ def _trust_policy(settings: Settings) -> TrustPolicy:
                        settings.signing.revocation_policy, development_ca_fingerprints(settings.home))
 
 
-def _verify(settings: Settings, store: ObjectStore, policy: TrustPolicy, code: str) -> tuple[DocumentVerdict, ...]:
+def _verify(settings: Settings, store: ObjectStore, policy: TrustPolicy, code: str,
+            preserve: bool = False) -> tuple[DocumentVerdict, ...]:
     code = dossier.validate_key(code)
     try:
         verdicts = verify_stored_dossier(store, code, policy)
     except Exception as exc:
         audit.record(database(settings), "verify", "failure", dossier=code, reason=f"{type(exc).__name__}: {exc}")
+        if preserve and store.exists(keys.manifest(code)):
+            events.record_verification(store, code, (), failure=f"{type(exc).__name__}: {exc}")
         raise
+    if preserve:
+        events.record_verification(store, code, verdicts)
     audit.record(database(settings), "verify", "success" if verdicts and all(v.ok for v in verdicts) else "failure",
                  dossier=code, documents=len(verdicts), passed=sum(v.ok for v in verdicts),
                  revocation=policy.revocation)

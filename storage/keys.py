@@ -6,6 +6,7 @@
     dossiers/<code>/documents/<docId>.pdf          signed PDF/A-2b (renewals: <docId>.v2.pdf, ...)
     dossiers/<code>/text/<docId>.txt               OCR text, pages separated by form feeds
     dossiers/<code>/text/<docId>.words.json        OCR words with boxes, per page
+    dossiers/<code>/events/<UTC time>-<kind>-<id>.json   a preservation event, write-once (time order)
 """
 from __future__ import annotations
 
@@ -52,6 +53,23 @@ def document_text(code: str, doc_id: str) -> str:
 
 def document_words(code: str, doc_id: str) -> str:
     return f"{dossier_prefix(code)}text/{doc_id}.words.json"
+
+
+_EVENT_KIND = re.compile(r"[a-z][a-z-]{0,39}")
+
+
+def dossier_events(code: str) -> str:
+    return dossier_prefix(code) + "events/"
+
+
+def dossier_event(code: str, at: datetime, kind: str, event_id: str) -> str:
+    """A preservation event of the dossier; the name starts with the UTC time to the microsecond,
+    fixed width, so that listing ``dossier_events`` (sorted) gives the events oldest first."""
+    if at.tzinfo is None or not _EVENT_KIND.fullmatch(kind) or not re.fullmatch(r"[0-9a-f]{8,32}", event_id):
+        raise UnsafeKey(f"Sự kiện bảo quản không hợp lệ: {kind!r}, {event_id!r}",
+                        f"event key needs an aware time, a kind [a-z-] and a hex id: {at!r}, {kind!r}, {event_id!r}")
+    stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{dossier_events(code)}{stamp}-{kind}-{event_id}.json"
 
 
 def codes_from_keys(keys: list[str]) -> list[str]:
