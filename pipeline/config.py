@@ -102,6 +102,26 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class ReplicaSettings:
+    """The second copy on independent storage (``SOHOA_REPLICA_*``): a bucket on another S3
+    endpoint, or a directory on other media; neither: no replica. The S3 replica keeps the
+    primary's lock mode and default retention (SOHOA_S3_LOCK_MODE, SOHOA_RETENTION_DAYS)."""
+    s3: S3Settings | None = None
+    directory: Path | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """"s3", "local" or None (no replica configured)."""
+        return "s3" if self.s3 is not None else "local" if self.directory is not None else None
+
+
+@dataclass(frozen=True)
+class FixitySettings:
+    days: int = 30         # every stored object is re-read within this many days
+    interval: int = 3600   # seconds between two slices (the Celery beat schedule)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     storage: str = "local"
@@ -114,6 +134,8 @@ class Settings:
     api: ApiSettings = ApiSettings()
     audit: AuditSettings = AuditSettings()
     webhook: WebhookSettings = WebhookSettings()
+    replica: ReplicaSettings = ReplicaSettings()
+    fixity: FixitySettings = FixitySettings()
 
     @property
     def db_url(self) -> str:
@@ -131,20 +153,22 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"SOHOA_S3_LOCK_MODE không hợp lệ: '{lock_mode}' (GOVERNANCE hoặc COMPLIANCE)",
                           "SOHOA_S3_LOCK_MODE: GOVERNANCE or COMPLIANCE")
     home = env.str("SOHOA_HOME")
+    home_dir = Path(home).resolve() if home else default_home()
+    s3 = S3Settings(
+        endpoint=env.str("SOHOA_S3_ENDPOINT"),
+        access_key=env.str("SOHOA_S3_ACCESS_KEY"),
+        secret_key=env.secret("SOHOA_S3_SECRET_KEY"),
+        bucket=env.str("SOHOA_S3_BUCKET", "sohoa"),
+        secure=env.str("SOHOA_S3_SECURE", "false").lower() in ("1", "true", "yes"),
+        region=env.str("SOHOA_S3_REGION"),
+        lock_mode=lock_mode,
+        retention_days=env.int("SOHOA_RETENTION_DAYS", 3650, minimum=1),
+    )
     return Settings(
-        home=Path(home).resolve() if home else default_home(),
+        home=home_dir,
         home_origin="SOHOA_HOME" if home else "default",
         storage=storage,
-        s3=S3Settings(
-            endpoint=env.str("SOHOA_S3_ENDPOINT"),
-            access_key=env.str("SOHOA_S3_ACCESS_KEY"),
-            secret_key=env.secret("SOHOA_S3_SECRET_KEY"),
-            bucket=env.str("SOHOA_S3_BUCKET", "sohoa"),
-            secure=env.str("SOHOA_S3_SECURE", "false").lower() in ("1", "true", "yes"),
-            region=env.str("SOHOA_S3_REGION"),
-            lock_mode=lock_mode,
-            retention_days=env.int("SOHOA_RETENTION_DAYS", 3650, minimum=1),
-        ),
+        s3=s3,
         signing=SigningSettings(
             p12=env.str("SOHOA_SIGN_P12"),
             p12_password=env.secret("SOHOA_SIGN_P12_PASSWORD"),
@@ -185,7 +209,56 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             retention_days=env.int("SOHOA_AUDIT_RETENTION_DAYS", 400, minimum=366),
         ),
         webhook=_webhook(env),
+        replica=_replica(env, storage, s3, home_dir),
+        fixity=FixitySettings(
+            days=env.int("SOHOA_FIXITY_DAYS", 30, minimum=1, maximum=3650),
+            interval=env.int("SOHOA_FIXITY_INTERVAL", 3600, minimum=1, maximum=7 * 24 * 3600),
+        ),
     )
+
+
+def _replica(env: "_Env", storage: str, primary: S3Settings, home: Path) -> ReplicaSettings:
+    """The second copy, read like the primary S3 settings; refused when it is not independent of
+    the primary (the same bucket on the same endpoint, or a directory inside the local store)."""
+    endpoint, directory = env.str("SOHOA_REPLICA_S3_ENDPOINT"), env.str("SOHOA_REPLICA_DIR")
+    if endpoint and directory:
+        raise ConfigError("Chỉ đặt một trong SOHOA_REPLICA_S3_ENDPOINT và SOHOA_REPLICA_DIR (bản sao thứ hai là "
+                          "một kho S3 khác hoặc một thư mục trên phương tiện khác)",
+                          "SOHOA_REPLICA_S3_ENDPOINT and SOHOA_REPLICA_DIR are exclusive")
+    if directory:
+        path, store = Path(directory).resolve(), (home / "store").resolve()
+        if storage == "local" and (path == store or store in path.parents or path in store.parents):
+            raise ConfigError(f"SOHOA_REPLICA_DIR '{path}' trùng hoặc lồng với kho chính {store}: bản sao phải "
+                              "nằm trên phương tiện độc lập", "SOHOA_REPLICA_DIR overlaps the primary store")
+        return ReplicaSettings(directory=path)
+    if not endpoint:
+        stray = [n for n in ("SOHOA_REPLICA_S3_ACCESS_KEY", "SOHOA_REPLICA_S3_BUCKET", "SOHOA_REPLICA_S3_REGION")
+                 if env.str(n)]
+        if stray:
+            raise ConfigError(f"{stray[0]} được đặt nhưng thiếu SOHOA_REPLICA_S3_ENDPOINT",
+                              f"{stray[0]} needs SOHOA_REPLICA_S3_ENDPOINT")
+        return ReplicaSettings()
+    s3 = S3Settings(
+        endpoint=endpoint,
+        access_key=env.str("SOHOA_REPLICA_S3_ACCESS_KEY"),
+        secret_key=env.secret("SOHOA_REPLICA_S3_SECRET_KEY"),
+        bucket=env.str("SOHOA_REPLICA_S3_BUCKET", "sohoa"),
+        secure=env.str("SOHOA_REPLICA_S3_SECURE", "false").lower() in ("1", "true", "yes"),
+        region=env.str("SOHOA_REPLICA_S3_REGION"),
+        lock_mode=primary.lock_mode,
+        retention_days=primary.retention_days,
+    )
+    if storage == "s3" and _same_endpoint(s3.endpoint, primary.endpoint) and s3.bucket == primary.bucket:
+        raise ConfigError(f"Bản sao (SOHOA_REPLICA_S3_*) trỏ vào chính bucket '{s3.bucket}' của kho chính: "
+                          "bản sao phải ở kho độc lập", "the replica is the primary bucket")
+    return ReplicaSettings(s3=s3)
+
+
+def _same_endpoint(a: str | None, b: str | None) -> bool:
+    def host(value: str | None) -> str:
+        return (value or "").split("://", 1)[-1].rstrip("/").lower()
+
+    return host(a) == host(b)
 
 
 def _webhook(env: "_Env") -> WebhookSettings:

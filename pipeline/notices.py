@@ -6,6 +6,8 @@ a dossier is stored or a job fails, delivered through an outbox (see docs/notice
                             ("tài liệu đã được lưu")
     job.failed              a job failed: pages could not be processed, the document was refused
                             ("lượt xử lý bị lỗi"; ``error`` says why, in Vietnamese)
+    fixity.failed           rolling fixity found objects of a dossier changed or missing, in the
+                            primary store or the replica (``objects``: key, outcome, hashes)
 
 Outbox. A notice is first a row of the ``notices`` table (``storage.outbox``), written where
 the event happens (``notify_stored``, ``notify_failed``, called by ``pipeline.jobs.finish``
@@ -50,8 +52,9 @@ from .errors import describe
 
 log = logging.getLogger(__name__)
 
-STORED, FAILED = "document.stored", "job.failed"
-EVENTS = {STORED: "tài liệu đã được lưu", FAILED: "lượt xử lý bị lỗi"}
+STORED, FAILED, FIXITY = "document.stored", "job.failed", "fixity.failed"
+EVENTS = {STORED: "tài liệu đã được lưu", FAILED: "lượt xử lý bị lỗi",
+          FIXITY: "kiểm tra toàn vẹn định kỳ phát hiện đối tượng sai mã băm hoặc bị mất"}
 TIMEOUT = httpx.Timeout(5.0, connect=3.0)  # each attempt; the immediate one never delays an ingest longer
 BACKOFF = (10, 30, 120, 600, 1800, 3600)   # seconds after the 1st, 2nd, ... failed attempt; then hourly
 MAX_ATTEMPTS = 30                          # the attempts span about 24 hours; then the notice is failed
@@ -114,6 +117,18 @@ def notify_failed(db: Engine, webhook, job: dict, exc: BaseException) -> int | N
         "docId": None, "job": job["id"], "attempt": attempt, "title": job.get("title"),
         "pages": job.get("pages_total"), "sha256": None, "time": audit.now_vn().isoformat(),
         "error": report.message_vi, "code": report.code})
+
+
+def notify_fixity(db: Engine, webhook, store: str, dossier: str, problems: list[dict]) -> int | None:
+    """Enqueue ``fixity.failed`` for the objects of one dossier (or ``system``) that a rolling
+    fixity slice found changed or missing in ``store`` ("primary" or "replica"); None when no
+    webhook is configured."""
+    if not _configured(webhook) or not problems:
+        return None
+    return enqueue(db, FIXITY, dossier, {
+        "docId": None, "store": store, "time": audit.now_vn().isoformat(),
+        "objects": [{"key": p["key"], "outcome": p["outcome"], "expected": p.get("expected"),
+                     "actual": p.get("actual")} for p in problems]})
 
 
 def deliver_soon(db: Engine, webhook, notice_id: int | None, *, client: httpx.Client | None = None) -> None:

@@ -3,6 +3,8 @@
     sohoa.page(job, n)    queue "pages"             straighten, read, leave the page in the store
     sohoa.finish(job)     queue "finish" or         build, sign, store, commit, index
                           "sign.<agency>"
+    sohoa.fixity()        queue "finish"            one slice of rolling fixity (primary, replica),
+                                                    sent by Celery beat every SOHOA_FIXITY_INTERVAL s
 
 The last page to settle sends its document's finishing task. A document whose dossier code
 belongs to one of SOHOA_SIGNING_AGENCIES is finished on that agency's own queue,
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime, timezone
 
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from . import dossier, jobs, runtime
+from . import dossier, fixity as rolling_fixity, jobs, replication, runtime
 from .config import Settings
 from .executor import limit_native_threads
 from .ingest import IngestContext
@@ -52,9 +55,21 @@ def configure(settings: Settings) -> Celery:
         task_annotations={
             "sohoa.page": {"time_limit": broker.page_time_limit, "soft_time_limit": int(broker.page_time_limit * .9)},
             "sohoa.finish": {"time_limit": broker.finish_time_limit,
-                             "soft_time_limit": int(broker.finish_time_limit * .9)}},
+                             "soft_time_limit": int(broker.finish_time_limit * .9)},
+            "sohoa.fixity": {"time_limit": settings.fixity.interval,
+                             "soft_time_limit": int(settings.fixity.interval * .9)}},
+        beat_schedule=beat_schedule(settings),
     )
     return app
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """What Celery beat sends: one fixity slice every SOHOA_FIXITY_INTERVAL seconds (hourly by
+    default), on the "finish" queue every general worker takes; a slice not started within one
+    interval expires (the next one does its work)."""
+    interval = settings.fixity.interval
+    return {"sohoa-fixity": {"task": "sohoa.fixity", "schedule": float(interval),
+                             "options": {"queue": FINISH, "expires": interval}}}
 
 
 def finish_queue(settings: Settings, code: str) -> str:
@@ -87,6 +102,12 @@ def _store():
     if "store" not in _state:
         _state["store"] = runtime.open_store(_settings())
     return _state["store"]
+
+
+def _replica():
+    if "replica" not in _state:
+        _state["replica"] = replication.open_replica(_settings())
+    return _state["replica"]
 
 
 def _context() -> IngestContext:
@@ -128,3 +149,14 @@ def finish(self, job_id: str) -> None:
         raise
     except Exception:
         return  # recorded in the job (``jobs.finish``); retrying would fail the same way
+
+
+@app.task(name="sohoa.fixity", bind=True, acks_late=True, **RETRY)
+def fixity(self) -> None:
+    """One slice of rolling fixity on the primary and the replica, recorded as ``sohoa fixity``
+    records it (``pipeline.fixity.run_recorded``). It stops reading at 80 % of the interval,
+    saving how far it got."""
+    settings = _settings()
+    rolling_fixity.run_recorded(_store(), _replica(), runtime.database(settings), settings.webhook,
+                                settings.fixity.days, interval=settings.fixity.interval,
+                                budget=settings.fixity.interval * .8, now=datetime.now(timezone.utc))

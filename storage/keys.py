@@ -72,6 +72,13 @@ def dossier_event(code: str, at: datetime, kind: str, event_id: str) -> str:
     return f"{dossier_events(code)}{stamp}-{kind}-{event_id}.json"
 
 
+def code_of(key: str) -> str | None:
+    """The dossier an object key belongs to, or None for an object outside the dossiers."""
+    if not key.startswith(PREFIX) or "/" not in key[len(PREFIX):]:
+        return None
+    return key[len(PREFIX):].split("/", 1)[0]
+
+
 def codes_from_keys(keys: list[str]) -> list[str]:
     return sorted({k[len(PREFIX):].split("/", 1)[0] for k in keys if k.endswith("/manifest.json")})
 

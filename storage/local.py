@@ -112,6 +112,10 @@ class LocalStore(ObjectStore):
                     keys.append(key)
         return sorted(keys)
 
+    def retained(self, key: str) -> bool:
+        """Whether the object was put write-once (``retain`` or ``compliance_days``)."""
+        return self._retained(self._path(key))
+
     def retention(self, key: str) -> dict | None:
         """The COMPLIANCE lock of an object put with ``compliance_days``: mode and retain-until
         (the shape of S3Store.retention), or None."""

@@ -1,0 +1,339 @@
+"""Rolling fixity: every stored object re-read within ``days`` days, one slice at a time.
+
+- Scope: the objects replication copies (``dossiers/``, ``system/``; ``pipeline.replication``).
+  Each object's bytes are hashed and compared with the SHA-256 its store recorded when it was
+  written (``stat``: the local sidecar, the S3 object metadata) and, for the files a manifest
+  names (originals, PDFs and their renewed versions, texts, words), with the SHA-256 in the
+  manifest. A file a manifest names that the store lacks is missing; so is an object listed
+  that is gone when read. Each problem is an ERROR log line naming the key, and is returned.
+- Slice size: the objects left in the cycle divided by the runs left before it must end
+  (``cycle start + days``, one run every ``interval`` seconds; at least one run), rounded up;
+  capped by ``limit``, and cut short by ``budget`` seconds. Keys are taken in sorted order
+  from just after the cursor; an object added behind the cursor waits for the next cycle.
+- State, in the ``state`` store (the primary's, for the primary and the replica alike):
+  ``system/fixity-cursor-<label>.json`` (cycle start, last key checked, counts), rewritten each
+  slice and never replicated; and ``system/fixity-log-<label>-<UTC time>.json``, write-once, per
+  slice: every object checked with its SHA-256 and outcome (the read-only hash record); dated
+  records written after a cycle started wait for the next cycle. The
+  store rather than the database: it exists in every deployment, needs no migration, and the
+  record then travels with the objects it vouches for (to the replica and a restore).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Callable, Iterable
+
+from storage import keys
+from storage.base import ObjectStore, sha256
+from storage.errors import NotFound
+
+from . import manifest as mf
+from .replication import CURSORS, SCOPE, in_scope
+
+log = logging.getLogger(__name__)
+
+CURSOR_SCHEMA = "sohoa.fixity-cursor/1"
+RECORD_SCHEMA = "sohoa.fixity-record/1"
+RECORDS = "system/fixity-log-"
+_EVENTS = re.compile(r"dossiers/[^/]+/events/")
+_STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
+OUTCOME_VI = {"mismatch": "sai mã băm SHA-256", "missing": "mất đối tượng"}
+
+
+@dataclass(frozen=True)
+class FixityProblem:
+    key: str
+    outcome: str                 # "mismatch" or "missing"
+    expected: str | None         # the SHA-256 recorded (store or manifest)
+    actual: str | None           # the SHA-256 of the bytes read; None when missing
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "outcome": self.outcome, "expected": self.expected, "actual": self.actual,
+                "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    cycle_started: datetime
+    last_key: str | None = None
+    checked: int = 0             # objects checked in this cycle
+    problems: int = 0            # problems found in this cycle
+
+    def to_json(self, label: str, now: datetime) -> dict:
+        return {"schema": CURSOR_SCHEMA, "store": label, "cycleStarted": self.cycle_started.isoformat(),
+                "lastKey": self.last_key, "checked": self.checked, "problems": self.problems,
+                "updated": now.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Cursor":
+        return cls(datetime.fromisoformat(data["cycleStarted"]), data.get("lastKey"), int(data.get("checked", 0)),
+                   int(data.get("problems", 0)))
+
+
+@dataclass(frozen=True)
+class FixityReport:
+    """One slice (or, with ``checked == 0`` from ``status``, the progress alone)."""
+    store: str                   # "primary" or "replica"
+    checked: int                 # objects read in this slice
+    bytes_read: int
+    problems: tuple[FixityProblem, ...]
+    done: int                    # objects of the store at or before the cursor: read this cycle
+    total: int                   # objects in scope now
+    cycle_started: datetime
+    expected_end: datetime       # cycle start + days
+    cycle_problems: int          # problems found in this cycle so far
+    last_key: str | None
+    record: str | None           # the key of this slice's write-once record
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.total
+
+    def to_json(self) -> dict:
+        return {"store": self.store, "checked": self.checked, "bytesRead": self.bytes_read,
+                "problems": [p.to_json() for p in self.problems], "done": self.done, "total": self.total,
+                "cycleStarted": self.cycle_started.isoformat(), "expectedEnd": self.expected_end.isoformat(),
+                "cycleProblems": self.cycle_problems, "lastKey": self.last_key, "record": self.record,
+                "seconds": round(self.seconds, 3), "ok": self.ok}
+
+
+# --------------------------------------------------------------------------- pure
+
+def cursor_key(label: str) -> str:
+    return keys.system(f"fixity-cursor-{label}.json")
+
+
+def record_key(label: str, now: datetime) -> str:
+    return keys.system(f"fixity-log-{label}-{now.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}.json")
+
+
+def plan(found: list[str], cursor: Cursor | None, days: float, interval: float, now: datetime,
+         limit: int | None = None) -> tuple[Cursor, list[str], list[str]]:
+    """(the cursor the slice starts from, the keys of its cycle, the keys it reads): a new cycle
+    when there is no cursor or the last one read everything; then as many keys after the cursor
+    as keep the cycle within ``days`` at one run per ``interval`` seconds."""
+    if cursor is not None and not _after(cycle_keys(found, cursor.cycle_started), cursor.last_key):
+        cursor = None
+    cursor = cursor or Cursor(now)
+    cycle = cycle_keys(found, cursor.cycle_started)
+    left = _after(cycle, cursor.last_key)
+    seconds_left = (cursor.cycle_started + timedelta(days=days) - now).total_seconds()
+    runs_left = max(1, math.floor(seconds_left / interval))
+    size = math.ceil(len(left) / runs_left)
+    if limit is not None:
+        size = min(size, limit)
+    return cursor, cycle, left[:size]
+
+
+def cycle_keys(found: Iterable[str], cycle_started: datetime) -> list[str]:
+    """The keys a cycle reads: all but the dated records written since it started (the fixity
+    records, one a slice, and the dossiers' preservation events, which a fixity check may add):
+    counting them, a cycle could chase its own records and never end."""
+    stamp = cycle_started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return [k for k in found if (written := _written(k)) is None or written < stamp]
+
+
+def _written(key: str) -> str | None:
+    """The UTC time in a dated record's name (``system/fixity-log-...``, ``dossiers/*/events/``)."""
+    if key.startswith(RECORDS) or _EVENTS.match(key):
+        found = _STAMP.search(key)
+        return found.group(0) if found else None
+    return None
+
+
+def _after(found: list[str], last_key: str | None) -> list[str]:
+    return [k for k in found if last_key is None or k > last_key]
+
+
+def expected_hashes(manifest: dict) -> dict[str, str]:
+    """The SHA-256 the manifest records for each file it names."""
+    found = {}
+    for doc in manifest.get("documents", []):
+        for ref in (doc.get("pdf"), doc.get("text"), doc.get("words"), *doc.get("originals", []),
+                    *doc.get("pdfVersions", [])):
+            if ref and ref.get("key") and ref.get("sha256"):
+                found[ref["key"]] = ref["sha256"]
+    return found
+
+
+def judge(key: str, actual: str, recorded: str | None, listed: str | None) -> FixityProblem | None:
+    """A mismatch when the bytes' SHA-256 differs from the store's record or the manifest's."""
+    for expected, where in ((recorded, "kho lưu trữ / store record"), (listed, "manifest")):
+        if expected is not None and actual != expected:
+            return FixityProblem(key, "mismatch", expected, actual, where)
+    return None
+
+
+def done_count(found: Iterable[str], last_key: str | None) -> int:
+    return 0 if last_key is None else sum(1 for k in found if k <= last_key)
+
+
+# --------------------------------------------------------------------------- edges
+
+def _listing(store: ObjectStore) -> list[str]:
+    return sorted({k for prefix in SCOPE for k in store.list(prefix) if in_scope(k) and not k.startswith(CURSORS)})
+
+
+def _load_cursor(state: ObjectStore, label: str) -> Cursor | None:
+    try:
+        return Cursor.from_json(json.loads(state.get(cursor_key(label))))
+    except NotFound:
+        return None
+    except (ValueError, KeyError, TypeError):
+        log.warning("Con trỏ kiểm tra toàn vẹn của kho %s hỏng: bắt đầu chu kỳ mới", label)
+        return None
+
+
+def _manifest_hashes(store: ObjectStore, code: str) -> dict[str, str]:
+    """The manifest's hashes, when its own bytes are those recorded for it (else none: the
+    manifest's mismatch is reported on its own key)."""
+    key = keys.manifest(code)
+    try:
+        info, data = store.stat(key), store.get(key)
+    except NotFound:
+        return {}
+    if info is None or sha256(data) != info.sha256:
+        return {}
+    try:
+        return expected_hashes(mf.loads(data))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+
+def _alert(label: str, problem: FixityProblem) -> None:
+    log.error("Kiểm tra toàn vẹn (kho %s): %s: %s (mong đợi %s, đọc được %s; %s) [fixity %s %s]", label,
+              OUTCOME_VI[problem.outcome], problem.key, problem.expected, problem.actual, problem.detail,
+              problem.outcome, problem.key)
+
+
+def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datetime | None = None, *,
+                 label: str = "primary", interval: float = 3600, limit: int | None = None,
+                 budget: float | None = None,
+                 on_dossier: Callable[[str, list[dict]], None] | None = None) -> FixityReport:
+    """Read the next slice of ``store``'s objects, record each outcome and move the cursor.
+    ``on_dossier(code, outcomes)``, once per dossier read in the slice (its objects' outcomes
+    ``{"key", "sha256", "outcome"}``), is where a caller records the dossier's PREMIS fixity event."""
+    started = time.monotonic()
+    now = now or datetime.now(timezone.utc)
+    found = _listing(store)
+    present = set(found)
+    cursor, cycle, todo = plan(found, _load_cursor(state, label), days, interval, now, limit)
+    hashes: dict[str, dict[str, str]] = {}
+    outcomes, problems, read, last = [], [], 0, cursor.last_key
+    for key in todo:
+        if budget is not None and outcomes and time.monotonic() - started > budget:
+            break
+        code = keys.code_of(key)
+        if code is not None and code not in hashes:
+            hashes[code] = _manifest_hashes(store, code)
+        listed = hashes.get(code, {}).get(key) if code else None
+        info = store.stat(key)
+        try:
+            data = store.get(key) if info is not None else None
+        except NotFound:
+            data = None
+        if data is None:
+            problem = FixityProblem(key, "missing", listed or (info.sha256 if info else None), None,
+                                    "đã liệt kê nhưng không đọc được / listed but gone")
+            actual = None
+        else:
+            actual = sha256(data)
+            read += len(data)
+            problem = judge(key, actual, info.sha256, listed)
+        if code is not None and key == keys.manifest(code):  # every file the manifest names must be there
+            for named, digest in sorted(hashes.get(code, {}).items()):
+                if named not in present:
+                    problems.append(FixityProblem(named, "missing", digest, None, f"manifest {key}"))
+                    outcomes.append({"key": named, "sha256": None, "outcome": "missing"})
+        if problem is not None:
+            problems.append(problem)
+        outcomes.append({"key": key, "sha256": actual, "outcome": problem.outcome if problem else "ok"})
+        last = key
+    for problem in problems:
+        _alert(label, problem)
+    if on_dossier is not None:
+        for code in sorted({c for o in outcomes if (c := keys.code_of(o["key"])) is not None}):
+            on_dossier(code, [o for o in outcomes if keys.code_of(o["key"]) == code])
+    checked = sum(1 for o in outcomes if o["key"] in present)
+    after = Cursor(cursor.cycle_started, last, cursor.checked + checked, cursor.problems + len(problems))
+    record = None
+    if outcomes:
+        record = record_key(label, now)
+        state.put(record, json.dumps({"schema": RECORD_SCHEMA, "store": label, "at": now.isoformat(),
+                                      "cycleStarted": cursor.cycle_started.isoformat(), "objects": outcomes},
+                                     ensure_ascii=False).encode("utf-8"),
+                  "application/json", {"kind": "fixity"}, retain=True)
+    state.put(cursor_key(label), json.dumps(after.to_json(label, now)).encode("utf-8"), "application/json",
+              {"kind": "fixity-cursor"})
+    report = FixityReport(label, checked, read, tuple(problems), done_count(cycle, last), len(cycle),
+                          cursor.cycle_started, cursor.cycle_started + timedelta(days=days), after.problems,
+                          last, record, time.monotonic() - started)
+    log.info("Kiểm tra toàn vẹn (kho %s): %d đối tượng, %d lỗi; chu kỳ %d/%d, bắt đầu %s, hạn %s", label,
+             report.checked, len(report.problems), report.done, report.total, report.cycle_started.isoformat(),
+             report.expected_end.isoformat())
+    return report
+
+
+def status(store: ObjectStore, state: ObjectStore, days: float, *, label: str = "primary") -> FixityReport:
+    """How far the current cycle is, read-only (nothing is checked)."""
+    found = _listing(store)
+    cursor = _load_cursor(state, label)
+    if cursor is None:
+        now = datetime.now(timezone.utc)
+        return FixityReport(label, 0, 0, (), 0, len(found), now, now + timedelta(days=days), 0, None, None)
+    cycle = cycle_keys(found, cursor.cycle_started)
+    return FixityReport(label, 0, 0, (), done_count(cycle, cursor.last_key), len(cycle), cursor.cycle_started,
+                        cursor.cycle_started + timedelta(days=days), cursor.problems, cursor.last_key, None)
+
+
+def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: datetime | None = None, *,
+        interval: float = 3600, limit: int | None = None, budget: float | None = None,
+        on_dossier: Callable[[str, str, list[dict]], None] | None = None) -> tuple[FixityReport, ...]:
+    """One slice of the primary and, when there is one, of the replica (its state kept in the
+    primary); ``on_dossier(label, code, outcomes)`` as in ``fixity_slice``."""
+    now = now or datetime.now(timezone.utc)
+    share = None if budget is None else budget / (2 if replica is not None else 1)
+    stores = [("primary", primary)] + ([("replica", replica)] if replica is not None else [])
+    return tuple(fixity_slice(store, primary, days, now, label=label, interval=interval, limit=limit, budget=share,
+                              on_dossier=None if on_dossier is None else partial(on_dossier, label))
+                 for label, store in stores)
+
+
+def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook, days: float, *,
+                 interval: float = 3600, limit: int | None = None, budget: float | None = None,
+                 now: datetime | None = None) -> tuple[FixityReport, ...]:
+    """``run``, with what each slice found recorded where archivists look: a fixity check event
+    for each dossier read (``pipeline.events``, in the primary: the replica's copy of a dossier
+    is the primary's dossier too), a ``fixity.failed`` notice for the objects found changed or
+    missing (``pipeline.notices``), and one access-log line per store (``pipeline.audit``)."""
+    from . import audit, events, notices
+
+    def on_dossier(label: str, code: str, outcomes: list[dict]) -> None:
+        bad = [o for o in outcomes if o["outcome"] != "ok"]
+        if primary.exists(keys.manifest(code)):
+            events.record(primary, code, "fixity check", "failure" if bad else "success",
+                          detail=f"rolling fixity ({label}): {len(outcomes)} object(s) re-read",
+                          outcome_detail="; ".join(f"{o['key']}: {o['outcome']}" for o in bad),
+                          objects=[o["key"] for o in outcomes])
+        notices.notify_fixity(db, webhook, label, code, bad)
+
+    reports = run(primary, replica, days, now, interval=interval, limit=limit, budget=budget, on_dossier=on_dossier)
+    for r in reports:
+        outside = [p.to_json() for p in r.problems if keys.code_of(p.key) is None]
+        notices.notify_fixity(db, webhook, r.store, "system", outside)
+        audit.record(db, "fixity", "success" if r.ok else "failure", store=r.store,
+                     checked=r.checked, problems=[p.key for p in r.problems], done=r.done, total=r.total)
+    return reports

@@ -1,0 +1,254 @@
+"""The second copy on independent storage: replicate, check and restore.
+
+- Scope: every object of the dossiers (``dossiers/``) and the deployment's own objects
+  (``system/``: the development key, the access log's anchors, the fixity records), but the
+  rolling-fixity cursors, which change every hour and belong to one store. ``work/`` (pages in
+  progress) is not copied: it is rebuilt by re-running a job.
+- ``replicate(primary, replica)`` copies each object in scope that the replica lacks, or holds
+  under another recorded SHA-256: read from the primary with its SHA-256 checked, written,
+  then read back from the replica with the SHA-256 checked. A write-once object stays
+  write-once on the copy (COMPLIANCE for the time it has left; otherwise ``retain`` with the
+  same metadata, so an S3 replica derives the same period from the maintenance code).
+- Order: ``system/`` first, then dossier by dossier every object and its ``manifest.json``
+  last, so a dossier becomes visible on the target only once all its manifest names is there.
+- ``check(primary, replica)`` copies nothing: missing, different and extra objects; with
+  ``read=True`` (the default) the replica's bytes are re-hashed too, so a changed byte under
+  an unchanged record is found. ``replicate(..., read=True)`` repairs such a copy.
+- ``restore(replica, primary)`` is the same copy the other way: it rebuilds an emptied or
+  partial primary. Every run is idempotent: a second run copies nothing. Nothing is ever
+  deleted but a damaged copy being repaired; objects only the target holds are reported.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from storage import keys
+from storage.base import ObjectInfo, ObjectStore, sha256
+from storage.errors import IntegrityError, NotFound, StorageError
+from storage.local import LocalStore
+
+from .config import Settings
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system/"
+SCOPE = (keys.PREFIX, SYSTEM)
+CURSORS = "system/fixity-cursor-"  # one store's own progress: never copied (see pipeline.fixity)
+_CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "txt": "text/plain; charset=utf-8",
+                  "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "tif": "image/tiff",
+                  "tiff": "image/tiff"}
+
+
+@dataclass(frozen=True)
+class ReplicationReport:
+    """What one run found and did. ``missing`` and ``different`` are the state found at the
+    start (objects of the source the target lacks, or holds with other bytes); ``copied`` what
+    was written; ``failed`` (key, reason) what could not be; ``extra`` objects only the target holds."""
+    action: str                         # "replicate", "check" or "restore"
+    source: str
+    target: str
+    objects: int                        # objects in scope at the source
+    missing: tuple[str, ...] = ()
+    different: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    copied: tuple[str, ...] = ()
+    bytes_copied: int = 0
+    failed: tuple[tuple[str, str], ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every object of the source is on the target with its bytes (after the run)."""
+        return not self.failed and set(self.missing) | set(self.different) <= set(self.copied)
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "source": self.source, "target": self.target, "objects": self.objects,
+                "missing": list(self.missing), "different": list(self.different), "extra": list(self.extra),
+                "copied": len(self.copied), "bytesCopied": self.bytes_copied,
+                "failed": [{"key": k, "reason": r} for k, r in self.failed], "seconds": round(self.seconds, 3),
+                "ok": self.ok}
+
+
+# --------------------------------------------------------------------------- pure
+
+def in_scope(key: str) -> bool:
+    return key.startswith(SCOPE) and not key.startswith(CURSORS)
+
+
+def copy_order(found: Iterable[str]) -> list[str]:
+    """``system/`` first, then each dossier's objects with its ``manifest.json`` last."""
+    def rank(key: str) -> tuple:
+        if not key.startswith(keys.PREFIX):
+            return (0, "", 0, key)
+        code, _, rest = key[len(keys.PREFIX):].partition("/")
+        return (1, code, rest == "manifest.json", key)
+
+    return sorted(found, key=rank)
+
+
+def compare(source: dict[str, ObjectInfo], target: dict[str, ObjectInfo | None]) -> tuple[list[str], list[str]]:
+    """(missing, different): keys of ``source`` that ``target`` lacks, or records under another SHA-256."""
+    missing = [k for k in source if target.get(k) is None]
+    different = [k for k in source if target.get(k) is not None and
+                 (target[k].sha256 != source[k].sha256 or target[k].size != source[k].size)]
+    return missing, different
+
+
+def put_options(lock: dict | None, now: datetime) -> dict:
+    """``put`` keywords that keep an object's write-once lock on its copy: COMPLIANCE for the
+    days it has left (rounded up), else ``retain`` when it is retained."""
+    if lock is None:
+        return {"retain": False}
+    until = lock.get("compliance_until")
+    if until is not None and until > now:
+        return {"compliance_days": max(1, math.ceil((until - now).total_seconds() / 86400))}
+    return {"retain": bool(lock.get("retained"))}
+
+
+def content_type(key: str) -> str:
+    return _CONTENT_TYPES.get(key.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+
+
+def scope_prefixes(codes: Sequence[str] | None) -> list[str]:
+    """Every prefix in scope, or only the named dossiers' (checked: a code is one safe key segment)."""
+    if codes is None:
+        return list(SCOPE)
+    return [keys.dossier_prefix(code) for code in dict.fromkeys(codes)]
+
+
+# --------------------------------------------------------------------------- edges
+
+def describe_store(store: ObjectStore) -> str:
+    if isinstance(store, LocalStore):
+        return f"local:{store.root}"
+    return f"{store.name}:{getattr(store, 'bucket', '?')}"
+
+
+def open_replica(settings: Settings) -> ObjectStore | None:
+    """The replica named by SOHOA_REPLICA_*, with the primary's backends; None when there is none.
+    A replica directory must exist already: a medium that is not mounted is an error, not an
+    empty directory made on the wrong disk."""
+    replica = settings.replica
+    if replica.s3 is not None:
+        from storage.s3 import S3Store
+
+        s3 = replica.s3
+        return S3Store.connect(s3.endpoint, s3.access_key, s3.secret_key, bucket=s3.bucket, secure=s3.secure,
+                               region=s3.region, lock_mode=s3.lock_mode, retention_days=s3.retention_days)
+    if replica.directory is not None:
+        if not Path(replica.directory).is_dir():
+            raise ConfigError(f"Thư mục bản sao SOHOA_REPLICA_DIR '{replica.directory}' không tồn tại (phương tiện "
+                              "chưa được gắn?); tạo thư mục trên phương tiện độc lập rồi chạy lại",
+                              "SOHOA_REPLICA_DIR does not exist")
+        return LocalStore(replica.directory)
+    return None
+
+
+def lock_of(store: ObjectStore, key: str) -> dict | None:
+    """The object's write-once lock: {"retained": bool, "compliance_until": datetime | None}."""
+    if isinstance(store, LocalStore):
+        retained = store.retained(key)
+        held = store.retention(key)
+    elif hasattr(store, "retention"):
+        held = store.retention(key)
+        retained = held is not None
+    else:
+        return None
+    until = held["until"] if held and held.get("mode") == "COMPLIANCE" else None
+    return {"retained": retained, "compliance_until": until}
+
+
+def _listing(store: ObjectStore, codes: Sequence[str] | None) -> list[str]:
+    return sorted({k for prefix in scope_prefixes(codes) for k in store.list(prefix) if in_scope(k)})
+
+
+def _stats(store: ObjectStore, found: Iterable[str]) -> dict[str, ObjectInfo | None]:
+    return {k: store.stat(k) for k in found}
+
+
+def _read_problems(store: ObjectStore, infos: dict[str, ObjectInfo]) -> list[str]:
+    """Keys whose bytes no longer hash to the SHA-256 recorded for them (or that vanished)."""
+    bad = []
+    for key, info in infos.items():
+        try:
+            data = store.get(key)
+        except NotFound:
+            bad.append(key)
+            continue
+        if sha256(data) != info.sha256:
+            bad.append(key)
+    return bad
+
+
+def _copy(source: ObjectStore, target: ObjectStore, key: str, info: ObjectInfo, now: datetime) -> int:
+    """Copy one object, its SHA-256 checked on both sides; the bytes written."""
+    data = source.get(key, sha256=info.sha256)
+    options = put_options(lock_of(source, key), now)
+    target.put(key, data, content_type(key), dict(info.metadata or {}), **options)
+    try:
+        target.get(key, sha256=info.sha256)
+    except IntegrityError:
+        # the target recorded these bytes but holds others (a damaged copy its store will not
+        # overwrite as "the same"): remove the damaged copy where its lock allows, write again
+        target.delete(key)
+        target.put(key, data, content_type(key), dict(info.metadata or {}), **options)
+        target.get(key, sha256=info.sha256)
+    return len(data)
+
+
+def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[str] | None, *,
+         copy: bool, read: bool, now: datetime | None) -> ReplicationReport:
+    started = time.monotonic()
+    now = now or datetime.now(timezone.utc)
+    at_source = _listing(source, codes)
+    at_target = _listing(target, codes)
+    source_infos = {k: i for k, i in _stats(source, at_source).items() if i is not None}  # gone since listed: skip
+    on_target = set(at_target)
+    target_infos = _stats(target, [k for k in source_infos if k in on_target])
+    missing, different = compare(source_infos, target_infos)
+    if read:
+        settled = set(missing) | set(different)
+        damaged = set(_read_problems(target, {k: i for k, i in source_infos.items() if k not in settled}))
+        different = [k for k in source_infos if k in damaged or k in set(different)]
+    extra = sorted(on_target - set(at_source))
+    copied, failed, written = [], [], 0
+    if copy:
+        todo = set(missing) | set(different)
+        for key in copy_order(todo):
+            try:
+                written += _copy(source, target, key, source_infos[key], now)
+                copied.append(key)
+            except (StorageError, OSError) as error:
+                reason = getattr(error, "message_vi", None) or f"{type(error).__name__}: {error}"
+                log.error("Sao chép %s từ %s sang %s không được: %s", key, describe_store(source),
+                          describe_store(target), reason)
+                failed.append((key, reason))
+    return ReplicationReport(action, describe_store(source), describe_store(target), len(source_infos),
+                             tuple(missing), tuple(different), tuple(extra), tuple(copied), written,
+                             tuple(failed), time.monotonic() - started)
+
+
+def replicate(primary: ObjectStore, replica: ObjectStore, codes: Sequence[str] | None = None, *,
+              read: bool = False, now: datetime | None = None) -> ReplicationReport:
+    """Copy to the replica every object in scope it lacks or holds with other bytes (``read``:
+    re-hash the replica's copies too, and repair the damaged ones)."""
+    return _run("replicate", primary, replica, codes, copy=True, read=read, now=now)
+
+
+def check(primary: ObjectStore, replica: ObjectStore, codes: Sequence[str] | None = None, *,
+          read: bool = True) -> ReplicationReport:
+    """Missing, different and extra objects of the replica; nothing is copied."""
+    return _run("check", primary, replica, codes, copy=False, read=read, now=None)
+
+
+def restore(replica: ObjectStore, primary: ObjectStore, codes: Sequence[str] | None = None, *,
+            read: bool = False, now: datetime | None = None) -> ReplicationReport:
+    """Rebuild an emptied or partial primary from the replica, each dossier's manifest last."""
+    return _run("restore", replica, primary, codes, copy=True, read=read, now=now)
