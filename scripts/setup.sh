@@ -56,6 +56,10 @@ fi
 #    SOHOA_TESSDATA and the real-scan benchmark (bench/realscans.py); not the default model.
 bash scripts/fetch-models.sh .venv/share/sohoa/tessdata-best
 
+# 4b. The E-ARK reference validator (PyPI eark-validator, its own environment: it pins lxml) for
+#     checking the archive packages of `sohoa package` (tests/test_package.py).
+bash scripts/eark-validator.sh --install
+
 # 5. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
     say "khởi động PostgreSQL"
