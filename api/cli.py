@@ -15,8 +15,9 @@ import sys
 import logging
 import time
 import traceback
-from datetime import datetime
+from datetime import date, datetime
 from importlib.metadata import PackageNotFoundError, version
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from pipeline import config, service
@@ -346,6 +347,99 @@ def cmd_events(args, settings: Settings) -> int:
     return ExitCode.OK
 
 
+def cmd_package(args, settings: Settings) -> int:
+    if args.bulk:
+        if args.dossier or not args.closed_before:
+            raise UsageError("--bulk cần --closed-before NGÀY và không nêu mã hồ sơ", "--bulk needs --closed-before")
+        results = service.package_bulk(settings, args.closed_before, Path(args.out))
+        if args.json:
+            _print_json(results)
+        else:
+            print(f"{len(results)} hồ sơ đóng trước {args.closed_before:%d/%m/%Y}:")
+            for code, r in results.items():
+                shown = {"packaged": "đã đóng gói", "skipped": "đã có gói, bỏ qua", "failed": "LỖI"}[r["outcome"]]
+                print(f"  {code}: {shown} {r.get('path') or r.get('error')}")
+        return ExitCode.CHECK_FAILED if any(r["outcome"] == "failed" for r in results.values()) else ExitCode.OK
+    if not args.dossier:
+        raise UsageError("Nêu mã hồ sơ cần đóng gói, hoặc dùng --bulk --closed-before NGÀY", "CODE or --bulk")
+    path = service.package(settings, args.dossier, Path(args.out))
+    if args.json:
+        _print_json({"dossier": args.dossier, "path": str(path)})
+    else:
+        print(f"Đã đóng gói hồ sơ {args.dossier} (E-ARK SIP): {path}")
+    return ExitCode.OK
+
+
+def cmd_import_package(args, settings: Settings) -> int:
+    code = service.import_package(settings, Path(args.package))
+    if args.json:
+        _print_json({"dossier": code})
+    else:
+        print(f"Đã nhập hồ sơ {code} từ gói {args.package}; mọi tệp khớp mã băm SHA-256. Kiểm tra: sohoa verify {code}")
+    return ExitCode.OK
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n} byte"
+
+
+def cmd_replicate(args, settings: Settings) -> int:
+    found = service.replicate(settings, args.codes, check_only=args.check, read=args.read)
+    if args.json:
+        _print_json(found.to_json())
+        return ExitCode.OK if found.ok else ExitCode.CHECK_FAILED
+    if args.check:
+        print(f"Đối chiếu bản sao {found.target} với kho chính: {found.objects} đối tượng; thiếu {len(found.missing)}, "
+              f"khác {len(found.different)}, thừa {len(found.extra)} ({found.seconds:.1f} giây).")
+        for key in found.missing:
+            print(f"  THIẾU  {key}")
+        for key in found.different:
+            print(f"  KHÁC   {key}")
+    else:
+        print(f"Đã sao {len(found.copied)} đối tượng ({_size(found.bytes_copied)}) sang bản sao {found.target} "
+              f"trong {found.seconds:.1f} giây; {found.objects} đối tượng trong kho chính.")
+    for key in found.extra:
+        print(f"  THỪA   {key} (chỉ có ở bản sao)")
+    for key, reason in found.failed:
+        print(f"  LỖI    {key}: {reason}")
+    return ExitCode.OK if found.ok and not (args.check and (found.missing or found.different)) else ExitCode.CHECK_FAILED
+
+
+def cmd_restore(args, settings: Settings) -> int:
+    found = service.restore(settings, args.codes, read=args.read)
+    if args.json:
+        _print_json(found.to_json())
+        return ExitCode.OK if found.ok else ExitCode.CHECK_FAILED
+    print(f"Đã khôi phục {len(found.copied)} đối tượng ({_size(found.bytes_copied)}) từ bản sao {found.source} "
+          f"trong {found.seconds:.1f} giây.")
+    for key, reason in found.failed:
+        print(f"  LỖI    {key}: {reason}")
+    if found.ok:
+        print("Tiếp theo: 'sohoa reindex' (dựng lại chỉ mục tìm kiếm) và 'sohoa verify --all'.")
+    return ExitCode.OK if found.ok else ExitCode.CHECK_FAILED
+
+
+STORE_VI = {"primary": "kho chính", "replica": "bản sao"}
+VN = ZoneInfo("Asia/Ho_Chi_Minh")  # times an operator reads
+
+
+def cmd_fixity(args, settings: Settings) -> int:
+    reports = service.fixity(settings, status_only=args.status, limit=args.limit)
+    if args.json:
+        _print_json([r.to_json() for r in reports])
+        return ExitCode.OK if all(r.ok for r in reports) else ExitCode.CHECK_FAILED
+    for r in reports:
+        where = STORE_VI.get(r.store, r.store)
+        if not args.status:
+            print(f"{where}: đã đọc lại {r.checked} đối tượng ({_size(r.bytes_read)}), {len(r.problems)} lỗi.")
+        print(f"{where}: chu kỳ bắt đầu {r.cycle_started.astimezone(VN):%d/%m/%Y %H:%M}, đã kiểm tra {r.done}/{r.total} "
+              f"đối tượng, hạn hoàn thành {r.expected_end.astimezone(VN):%d/%m/%Y %H:%M}; "
+              f"{r.cycle_problems} lỗi trong chu kỳ.")
+        for p in r.problems:
+            print(f"  {'SAI MÃ BĂM' if p.outcome == 'mismatch' else 'MẤT'}  {p.key}")
+    return ExitCode.OK if all(r.ok for r in reports) else ExitCode.CHECK_FAILED
+
+
 def cmd_renew(args, settings: Settings) -> int:
     report = service.renew(settings, args.codes, all_dossiers=args.all, within_days=args.days)
     if args.json:
@@ -391,6 +485,13 @@ def cmd_worker(args, settings: Settings) -> int:
     print(f"sohoa worker: hàng đợi {', '.join(queues)}, broker {service.redacted(settings.broker.url or '')}",
           file=sys.stderr)
     service.worker(settings, queues, args.concurrency, loglevel="INFO" if args.verbose else "WARNING")
+    return ExitCode.OK
+
+
+def cmd_beat(args, settings: Settings) -> int:
+    print(f"sohoa beat: gửi việc định kỳ (kiểm tra toàn vẹn mỗi {settings.fixity.interval} giây) tới broker "
+          f"{service.redacted(settings.broker.url or '')}", file=sys.stderr)
+    service.beat(settings, loglevel="INFO" if args.verbose else "WARNING")
     return ExitCode.OK
 
 
@@ -567,6 +668,12 @@ EXAMPLES = {
     "audit": "sohoa audit --last 50\nsohoa audit verify\nsohoa audit anchor",
     "verify": "sohoa verify H23.50-261201-0001\nsohoa verify --all --json",
     "events": "sohoa events H23.50-261201-0001\nsohoa events H23.50-261201-0001 --json",
+    "package": "sohoa package H23.50-261201-0001 --out /mnt/nop-luu\n"
+               "sohoa package --bulk --closed-before 2026-01-01 --out /mnt/nop-luu",
+    "import-package": "sohoa import-package /mnt/nop-luu/H23.50-261201-0001",
+    "replicate": "sohoa replicate\nsohoa replicate --check\nsohoa replicate --read",
+    "restore": "sohoa restore\nsohoa restore H23.50-261201-0001",
+    "fixity": "sohoa fixity\nsohoa fixity --status",
     "renew": "sohoa renew --all --days 90",
     "search": "sohoa search \"nghị định\"\nsohoa search nghi dinh --code-prefix H23.50",
     "info": "sohoa info",
@@ -574,6 +681,7 @@ EXAMPLES = {
     "reindex": "sohoa reindex",
     "status": "sohoa status H23.50-261201-0001\nsohoa status 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b --json",
     "retry": "sohoa retry 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b",
+    "beat": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa beat",
     "worker": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa worker --concurrency 2\n"
               "sohoa worker --queues sign.h15.50.05.13 --concurrency 1   (máy giữ token ký của cơ quan H15.50.05.13)",
     "db": "sohoa db upgrade",
@@ -710,6 +818,30 @@ def build_parser() -> argparse.ArgumentParser:
                 cmd_events)
     s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
 
+    s = command(sub, "package", "đóng gói hồ sơ theo E-ARK (METS, PREMIS, SHA-256) để nộp lưu trữ", cmd_package)
+    s.add_argument("dossier", nargs="?", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ (hoặc --bulk)")
+    s.add_argument("--out", required=True, metavar="THƯ_MỤC", help="thư mục nhận gói (mỗi hồ sơ một thư mục con)")
+    s.add_argument("--bulk", action="store_true", help="đóng gói mọi hồ sơ đã đóng trước --closed-before")
+    s.add_argument("--closed-before", type=date.fromisoformat, default=None, metavar="NGÀY",
+                   help="với --bulk: hồ sơ có tài liệu cuối cùng trước ngày này (YYYY-MM-DD)")
+
+    s = command(sub, "import-package", "nhập hồ sơ từ gói E-ARK (kiểm tra mọi mã băm trước khi lưu)", cmd_import_package)
+    s.add_argument("package", metavar="THƯ_MỤC_GÓI", help="thư mục gói do 'sohoa package' tạo")
+
+    s = command(sub, "replicate", "sao mọi đối tượng sang bản sao thứ hai (SOHOA_REPLICA_*), kiểm tra mã băm SHA-256",
+                cmd_replicate)
+    s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="chỉ các hồ sơ này (mặc định: mọi đối tượng)")
+    s.add_argument("--check", action="store_true", help="chỉ đối chiếu: đối tượng thiếu, khác, thừa ở bản sao")
+    s.add_argument("--read", action="store_true", help="đọc lại và băm lại cả bản sao; sửa bản sao hỏng")
+
+    s = command(sub, "restore", "khôi phục kho chính (đã mất hoặc thiếu) từ bản sao thứ hai", cmd_restore)
+    s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="chỉ các hồ sơ này (mặc định: mọi đối tượng)")
+    s.add_argument("--read", action="store_true", help="băm lại cả những đối tượng kho chính đã có")
+
+    s = command(sub, "fixity", "kiểm tra toàn vẹn định kỳ: đọc lại phần tiếp theo của kho (và bản sao)", cmd_fixity)
+    s.add_argument("--status", action="store_true", help="chỉ xem tiến độ chu kỳ, không đọc gì")
+    s.add_argument("--limit", type=int, default=None, help="đọc tối đa N đối tượng mỗi kho")
+
     s = command(sub, "renew", "gia hạn dấu thời gian tài liệu (B-LTA) trước khi chứng thư TSA hết hạn", cmd_renew)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
     s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
@@ -741,6 +873,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queues", default="pages,finish",
                    help="các hàng đợi, cách nhau bởi dấu phẩy (mặc định pages,finish; ký riêng: sign.<mã cơ quan>)")
     s.add_argument("--concurrency", type=int, help="số tiến trình xử lý (mặc định: số lõi CPU)")
+
+    s = command(sub, "beat", "gửi việc định kỳ tới các worker (kiểm tra toàn vẹn định kỳ); một beat cho cả hệ thống",
+                cmd_beat, json=None)
 
     s = command(sub, "watch", "theo dõi thư mục máy quét: mỗi tệp mới là một tài liệu, xong chuyển vào done/, "
                               "lỗi chuyển vào failed/", cmd_watch, json=None)
@@ -809,7 +944,7 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     except (Exception, KeyboardInterrupt) as e:
         return report_error(e, settings, argv)
     finally:
-        if new_home and args.command not in ("info", "user", "token", "serve", "audit", "db", "worker", "watch", "notices"):
+        if new_home and args.command not in ("info", "user", "token", "serve", "audit", "db", "worker", "beat", "watch", "notices"):
             print(f"(Thư mục dữ liệu {settings.home} chưa có hồ sơ nào trước lệnh này; "
                   f"đặt SOHOA_HOME nếu hồ sơ ở nơi khác.)", file=sys.stderr)
 

@@ -24,7 +24,7 @@ import tempfile
 from contextlib import closing, nullcontext
 from dataclasses import replace
 from functools import partial
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -152,6 +152,20 @@ def worker(settings: Settings, queues: Sequence[str] = ("pages", "finish"), conc
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     app.worker_main(argv)
+
+
+def beat(settings: Settings, loglevel: str = "INFO") -> None:
+    """Run Celery beat until stopped: it sends the periodic tasks (a rolling fixity slice every
+    SOHOA_FIXITY_INTERVAL seconds) to the workers. One beat per deployment; its schedule's
+    state is kept in SOHOA_HOME."""
+    from . import tasks
+
+    if not settings.broker.url:
+        raise ConfigError("Chạy beat cần SOHOA_BROKER_URL (ví dụ redis://127.0.0.1:6379/0)",
+                          "beat needs SOHOA_BROKER_URL")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    tasks.configure(settings).start(["beat", f"--loglevel={loglevel}",
+                                     f"--schedule={settings.home / 'celerybeat-schedule'}"])
 
 
 def bulk(settings: Settings, source: Path, *, report: Path | None = None,
@@ -364,6 +378,163 @@ def dossier_events(settings: Settings, code: str) -> list[dict]:
     store = open_store(settings)
     code = dossier.validate_key(code)
     return events.history(store, code, require_manifest(store, code))
+
+
+# --------------------------------------------------------------------------- hand-over to the archive
+
+def package(settings: Settings, code: str, out: Path) -> Path:
+    """The dossier's E-ARK SIP written as ``out/<code>`` (``pipeline.package``); the packaging is
+    recorded with the dossier as a preservation event, and in the access log, failure included."""
+    from . import package as sip
+
+    store, db = open_store(settings), database(settings)
+    code = dossier.validate_key(code)
+    try:
+        path = sip.build_sip(store, code, out, agency=settings.signing.agency_name)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if store.exists(keys.manifest(code)):
+            events.record(store, code, "information package creation", "failure",
+                          detail=f"E-ARK SIP of {code} into {out}", outcome_detail=reason)
+        audit.record(db, "package", "failure", dossier=code, reason=reason)
+        raise
+    events.record(store, code, "information package creation", "success", detail=f"E-ARK SIP written to {path}")
+    audit.record(db, "package", dossier=code, path=str(path))
+    return path
+
+
+def closed_dossiers(settings: Settings, before: date) -> list[str]:
+    """The dossiers closed before ``before``: their last document was added earlier (the
+    manifest's ``endDate``, else the day it was last updated)."""
+    store, found = open_store(settings), []
+    for code in dossier_codes(store):
+        manifest = load_manifest(store, code) or {}
+        last = manifest.get("endDate") or (manifest.get("updated") or "")[:10]
+        if last and date.fromisoformat(last) < before:
+            found.append(code)
+    return found
+
+
+def package_bulk(settings: Settings, before: date, out: Path) -> dict[str, dict]:
+    """An E-ARK SIP for each dossier closed before ``before``; a dossier already packaged in
+    ``out`` is skipped, one that fails is reported and the others still go."""
+    results: dict[str, dict] = {}
+    for code in closed_dossiers(settings, before):
+        if (Path(out) / code).exists():
+            results[code] = {"outcome": "skipped", "path": str(Path(out) / code)}
+            continue
+        try:
+            results[code] = {"outcome": "packaged", "path": str(package(settings, code, out))}
+        except Exception as exc:
+            report = describe(exc)
+            if not report.expected:
+                raise
+            results[code] = {"outcome": "failed", "error": report.message_vi}
+    return results
+
+
+def import_package(settings: Settings, sip_dir: Path) -> str:
+    """Store the dossier of an E-ARK SIP (every file checked before anything is stored), index it
+    and record the import; returns its code."""
+    from . import package as sip
+
+    store, db = open_store(settings), database(settings)
+    try:
+        code = sip.import_sip(store, sip_dir)
+    except Exception as exc:
+        audit.record(db, "import-package", "failure", path=str(sip_dir), reason=f"{type(exc).__name__}: {exc}")
+        raise
+    search_index.index_dossier(db, *search_index.read_dossier(store, code))
+    audit.record(db, "import-package", dossier=code, path=str(sip_dir))
+    return code
+
+
+# --------------------------------------------------------------------------- second copy and rolling fixity
+
+def _replica(settings: Settings) -> ObjectStore:
+    """The store SOHOA_REPLICA_* names; ConfigError when none is configured."""
+    from . import replication
+
+    replica = replication.open_replica(settings)
+    if replica is None:
+        raise ConfigError("Chưa cấu hình bản sao thứ hai: đặt SOHOA_REPLICA_S3_ENDPOINT (kho S3 khác) hoặc "
+                          "SOHOA_REPLICA_DIR (thư mục trên phương tiện khác)", "no replica configured (SOHOA_REPLICA_*)")
+    return replica
+
+
+def replicate(settings: Settings, codes: Sequence[str] = (), *, check_only: bool = False, read: bool = False):
+    """Copy to the replica every stored object it lacks or holds with other bytes, the SHA-256
+    checked on both sides (``read``: re-hash the replica's copies and repair the damaged ones);
+    with ``check_only`` copy nothing and report what is missing, different or extra there. Each
+    dossier that gained copies gets a replication event (``pipeline.events``), itself copied."""
+    from . import replication
+
+    store, replica = open_store(settings), _replica(settings)
+    chosen = [dossier.validate_key(c) for c in codes] or None
+    if check_only:
+        found = replication.check(store, replica, chosen, read=True)
+    else:
+        found = replication.replicate(store, replica, chosen, read=read)
+        touched = _record_replication(store, found)
+        if touched:  # the events just written go to the replica as well
+            replication.replicate(store, replica, touched)
+    audit.record(database(settings), "replicate-check" if check_only else "replicate",
+                 "success" if found.ok else "failure", target=found.target, objects=found.objects,
+                 copied=len(found.copied), bytes=found.bytes_copied, missing=len(found.missing),
+                 different=len(found.different), extra=len(found.extra), failed=len(found.failed),
+                 seconds=round(found.seconds, 3))
+    return found
+
+
+def _record_replication(store: ObjectStore, found) -> list[str]:
+    """One replication event per dossier whose objects were copied or failed to copy."""
+    by_code: dict[str, list[str]] = {}
+    failed: dict[str, list[str]] = {}
+    for key in found.copied:
+        if (code := keys.code_of(key)) is not None:
+            by_code.setdefault(code, []).append(key)
+    for key, reason in found.failed:
+        if (code := keys.code_of(key)) is not None:
+            failed.setdefault(code, []).append(f"{key}: {reason}")
+    touched = []
+    for code in sorted(set(by_code) | set(failed)):
+        if not store.exists(keys.manifest(code)):
+            continue
+        events.record(store, code, "replication", "failure" if code in failed else "success",
+                      detail=f"{len(by_code.get(code, []))} object(s) copied to {found.target}, SHA-256 checked there",
+                      outcome_detail="; ".join(failed.get(code, [])), objects=by_code.get(code, []))
+        touched.append(code)
+    return touched
+
+
+def restore(settings: Settings, codes: Sequence[str] = (), *, read: bool = False):
+    """Rebuild an emptied (or partial) primary store from the replica, each dossier's manifest
+    written last, every SHA-256 checked; then ``sohoa reindex`` and ``sohoa verify --all``."""
+    from . import replication
+
+    store, replica = open_store(settings), _replica(settings)
+    chosen = [dossier.validate_key(c) for c in codes] or None
+    found = replication.restore(replica, store, chosen, read=read)
+    audit.record(database(settings), "restore", "success" if found.ok else "failure", source=found.source,
+                 objects=found.objects, copied=len(found.copied), bytes=found.bytes_copied,
+                 extra=len(found.extra), failed=len(found.failed), seconds=round(found.seconds, 3))
+    return found
+
+
+def fixity(settings: Settings, *, status_only: bool = False, limit: int | None = None):
+    """One slice of rolling fixity on the primary and the replica (``pipeline.fixity``), or with
+    ``status_only`` how far each cycle is; one report per store. Each dossier read gets a fixity
+    check event (in the primary); problems are logged, counted in the cycle and sent as
+    ``fixity.failed`` notices."""
+    from . import fixity as rolling, replication
+
+    store, replica = open_store(settings), replication.open_replica(settings)
+    days = settings.fixity.days
+    if status_only:
+        return tuple(rolling.status(s, store, days, label=label)
+                     for label, s in (("primary", store), ("replica", replica)) if s is not None)
+    return rolling.run_recorded(store, replica, database(settings), settings.webhook, days,
+                                interval=settings.fixity.interval, limit=limit)
 
 
 def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,

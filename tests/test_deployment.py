@@ -57,7 +57,7 @@ PG_INIT = DEPLOY / "postgres" / "initdb" / "10-sohoa.sh"
 DOCS = ROOT / "docs" / "deployment.md"
 CONFIG = ROOT / "pipeline" / "config.py"
 
-SOHOA_SERVICES = ("db-migrate", "api", "worker", "signer", "hotfolder")
+SOHOA_SERVICES = ("db-migrate", "api", "worker", "beat", "signer", "hotfolder")
 OTHER_SERVICES = ("minio", "minio-init", "postgres", "redis")
 ONE_SHOTS = ("db-migrate", "minio-init")
 # Environment names a sohoa container may carry besides SOHOA_* settings: libpq's service file.

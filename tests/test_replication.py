@@ -1,0 +1,345 @@
+"""The second copy (issue 15): signed dossiers replicated to a directory and to a real Ceph RGW
+S3 server, checked, damaged, repaired, restored into an emptied primary that then verifies,
+with the recovery time and point measured; rolling fixity finds a changed byte on either copy
+within one cycle and moves its cursor a slice at a time. Real stores, no mocks."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from api.cli import main as sohoa
+from pipeline import config, fixity, replication, service
+from pipeline.errors import ConfigError
+from pipeline.repository import dossier_codes
+from storage import keys
+from storage.base import sha256
+from storage.local import LocalStore
+from tests.conftest import save_page
+
+CODES = ("H23.50-261201-0301", "H23.50-261201-0302")
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory, rendered):
+    """A SOHOA_HOME whose local store holds two signed dossiers (one page each, the second with
+    maintenance code 01) and a COMPLIANCE-locked system object; each test works on a copy."""
+    home = tmp_path_factory.mktemp("replication") / "home"
+    settings = config.load({"SOHOA_HOME": str(home), "SOHOA_OCR_ENGINE": "tesseract"})
+    for n, code in enumerate(CODES):
+        page = save_page(rendered(f"repl{n}", layout="text", seed=500 + n, dpi=150), home.parent / f"p{n}.png")
+        extra = ["--maintenance", "01"] if n else []
+        assert sohoa(["ingest", "--dossier", code, "--title", "Đơn đề nghị", *extra, str(page)], settings=settings) == 0
+    LocalStore(home / "store").put(keys.system("anchor-test.json"), b'{"rows": 1}', "application/json",
+                                   {"kind": "audit-anchor"}, compliance_days=2)
+    return home
+
+
+@pytest.fixture
+def primary_home(ingested, tmp_path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(ingested, home)
+    return home
+
+
+def settings_for(home: Path) -> config.Settings:
+    return config.load({"SOHOA_HOME": str(home)})
+
+
+def flip(path: Path, at: int = -10) -> None:
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def pdf_key(code: str) -> str:
+    return keys.document_pdf(code, f"{code}.001")
+
+
+def verify_all(home: Path) -> dict:
+    report = service.verify(settings_for(home), all_dossiers=True)
+    assert set(report.results) == set(CODES)
+    assert not report.failed, report.to_json()
+    return report.results
+
+
+def drill(home: Path, replica, label: str) -> replication.ReplicationReport:
+    """Empty the primary, restore it from the replica, verify every dossier; print RTO/RPO."""
+    before = {k: LocalStore(home / "store").stat(k).sha256
+              for k in LocalStore(home / "store").list("") if replication.in_scope(k)}
+    shutil.rmtree(home / "store")
+    primary = LocalStore(home / "store")
+    assert dossier_codes(primary) == []
+    restored = replication.restore(replica, primary)
+    assert restored.ok and not restored.failed, restored.failed
+    after = {k: primary.stat(k).sha256 for k in primary.list("") if replication.in_scope(k)}
+    assert after == before  # recovery point: every object of the last replication, byte for byte
+    started = datetime.now()
+    verify_all(home)
+    verified = (datetime.now() - started).total_seconds()
+    print(f"\n[{label}] restore drill: {len(restored.copied)} objects, {restored.bytes_copied} bytes restored in "
+          f"{restored.seconds:.2f} s; every dossier verified in {verified:.2f} s more "
+          f"(recovery time {restored.seconds + verified:.2f} s); recovery point: the last replication "
+          f"({len(before)} objects, nothing lost)")
+    assert replication.restore(replica, primary).copied == ()  # idempotent
+    return restored
+
+
+# --------------------------------------------------------------------------- settings
+
+def test_replica_and_fixity_settings_are_read_like_the_primary_s3(tmp_path):
+    secret = tmp_path / "replica.secret"
+    secret.write_text("bí-mật-bản-sao\n", encoding="utf-8")
+    base = {"SOHOA_HOME": str(tmp_path / "home")}
+    plain = config.load(base)
+    assert plain.replica.kind is None and plain.fixity == config.FixitySettings(30, 3600)
+    s3 = config.load({**base, "SOHOA_REPLICA_S3_ENDPOINT": "http://10.0.0.9:7480",
+                      "SOHOA_REPLICA_S3_ACCESS_KEY": "ak", "SOHOA_REPLICA_S3_SECRET_KEY_FILE": str(secret),
+                      "SOHOA_REPLICA_S3_BUCKET": "ban-sao", "SOHOA_REPLICA_S3_SECURE": "true",
+                      "SOHOA_S3_LOCK_MODE": "compliance", "SOHOA_FIXITY_DAYS": "7", "SOHOA_FIXITY_INTERVAL": "600"})
+    assert s3.replica.kind == "s3" and s3.replica.s3.secret_key == "bí-mật-bản-sao"
+    assert (s3.replica.s3.bucket, s3.replica.s3.secure, s3.replica.s3.lock_mode) == ("ban-sao", True, "COMPLIANCE")
+    assert "bí-mật" not in repr(s3) and s3.fixity == config.FixitySettings(7, 600)
+    local = config.load({**base, "SOHOA_REPLICA_DIR": str(tmp_path / "usb")})
+    assert local.replica.kind == "local" and local.replica.directory == (tmp_path / "usb").resolve()
+    with pytest.raises(ConfigError, match="SOHOA_REPLICA_DIR"):
+        replication.open_replica(local)  # the medium is not mounted: no directory made on the wrong disk
+    for bad, name in [({"SOHOA_REPLICA_DIR": str(tmp_path / "usb"), "SOHOA_REPLICA_S3_ENDPOINT": "h:1"},
+                       "SOHOA_REPLICA_DIR"),
+                      ({"SOHOA_REPLICA_DIR": str(tmp_path / "home" / "store" / "copy")}, "SOHOA_REPLICA_DIR"),
+                      ({"SOHOA_STORAGE": "s3", "SOHOA_S3_ENDPOINT": "h:1", "SOHOA_REPLICA_S3_ENDPOINT": "http://h:1"},
+                       "bucket"),
+                      ({"SOHOA_REPLICA_S3_BUCKET": "b"}, "SOHOA_REPLICA_S3_ENDPOINT"),
+                      ({"SOHOA_FIXITY_DAYS": "0"}, "SOHOA_FIXITY_DAYS")]:
+        with pytest.raises(ConfigError, match=name):
+            config.load({**base, **bad})
+
+
+def test_copy_order_puts_each_manifest_last_and_locks_carry_over():
+    order = replication.copy_order(["dossiers/B/manifest.json", "dossiers/A/text/x.txt", "system/k",
+                                    "dossiers/A/manifest.json", "dossiers/B/documents/d.pdf",
+                                    "dossiers/A/manifests/000001.json"])
+    assert order == ["system/k", "dossiers/A/manifests/000001.json", "dossiers/A/text/x.txt",
+                     "dossiers/A/manifest.json", "dossiers/B/documents/d.pdf", "dossiers/B/manifest.json"]
+    assert replication.put_options(None, NOW) == {"retain": False}
+    assert replication.put_options({"retained": True, "compliance_until": None}, NOW) == {"retain": True}
+    assert replication.put_options({"retained": True, "compliance_until": NOW + timedelta(days=1, hours=1)},
+                                   NOW) == {"compliance_days": 2}
+    assert not replication.in_scope("work/pages/ab/x.json") and not replication.in_scope(fixity.cursor_key("primary"))
+
+
+# --------------------------------------------------------------------------- replicas
+
+def test_replicate_to_a_directory_check_repair_and_restore(primary_home, tmp_path):
+    primary = LocalStore(primary_home / "store")
+    replica = LocalStore(tmp_path / "other-media")
+    first = replication.replicate(primary, replica)
+    assert first.ok and first.copied and set(first.missing) == set(first.copied) and first.bytes_copied > 0
+    in_scope = [k for k in primary.list("") if replication.in_scope(k)]
+    assert sorted(first.copied) == in_scope and not any(k.startswith("work/") for k in first.copied)
+    assert replication.replicate(primary, replica).copied == ()  # idempotent
+    clean = replication.check(primary, replica)
+    assert clean.ok and (clean.missing, clean.different, clean.extra) == ((), (), ())
+
+    # write-once stays write-once; the COMPLIANCE lock keeps its date
+    pdf = pdf_key(CODES[1])
+    assert replica.retained(pdf) and replica.retention(keys.system("anchor-test.json"))["mode"] == \
+        "COMPLIANCE"
+    assert replica.stat(pdf).metadata["maintenance"] == "01"
+
+    flip(tmp_path / "other-media" / pdf)
+    (tmp_path / "other-media" / keys.document_text(CODES[0], f"{CODES[0]}.001")).unlink()
+    (tmp_path / "other-media" / "dossiers" / CODES[0] / "stray.txt").write_text("x")
+    shallow = replication.check(primary, replica, read=False)
+    assert shallow.different == () and shallow.missing == (keys.document_text(CODES[0], f"{CODES[0]}.001"),)
+    found = replication.check(primary, replica)
+    assert found.different == (pdf,) and found.extra == (f"dossiers/{CODES[0]}/stray.txt",) and not found.ok
+    repaired = replication.replicate(primary, replica, read=True)
+    assert repaired.ok and set(repaired.copied) == {pdf, keys.document_text(CODES[0], f"{CODES[0]}.001")}
+    assert replication.check(primary, replica).different == ()
+    assert replica.retained(pdf)  # the repaired copy is write-once again
+    replica.delete(f"dossiers/{CODES[0]}/stray.txt")
+
+    drill(primary_home, replica, "directory replica")
+
+
+def test_replicate_to_s3_on_another_endpoint_and_restore_from_it(primary_home, s3_store):
+    primary = LocalStore(primary_home / "store")
+    first = replication.replicate(primary, s3_store, now=datetime.now(timezone.utc))
+    assert first.ok and first.copied and first.source.startswith("local:") and first.target.startswith("s3:")
+    assert replication.replicate(primary, s3_store).copied == ()
+    assert replication.check(primary, s3_store).ok
+
+    pdf, anchor = pdf_key(CODES[1]), keys.system("anchor-test.json")
+    assert s3_store.retention(pdf)["mode"] == "GOVERNANCE"
+    assert s3_store.retention(pdf)["until"] > datetime.now(timezone.utc) + timedelta(days=365 * 70)  # code 01
+    held = s3_store.retention(anchor)
+    assert held["mode"] == "COMPLIANCE" and held["until"] < datetime.now(timezone.utc) + timedelta(days=3)
+
+    text = keys.document_text(CODES[0], f"{CODES[0]}.001")
+    changed = bytearray(s3_store.get(text))
+    changed[0] ^= 0x01
+    s3_store.put(text, bytes(changed), "text/plain; charset=utf-8")  # a changed byte on the replica
+    assert replication.check(primary, s3_store, read=False).different == (text,)
+
+    # rolling fixity on the replica sees it too: the store recorded the new bytes, the manifest did not
+    report = fixity.fixity_slice(s3_store, primary, 0.01, NOW, label="replica")
+    assert [(p.key, p.outcome, p.detail) for p in report.problems] == [(text, "mismatch", "manifest")]
+
+    again = replication.replicate(primary, s3_store)
+    assert again.copied == (report.record, text) and replication.check(primary, s3_store).ok
+    assert s3_store.get(text) == primary.get(text)
+    drill(primary_home, s3_store, "S3 replica (Ceph RGW)")
+
+
+# --------------------------------------------------------------------------- rolling fixity
+
+def test_rolling_fixity_reports_a_changed_byte_on_either_copy_within_one_cycle(primary_home, tmp_path, caplog):
+    primary, replica = LocalStore(primary_home / "store"), LocalStore(tmp_path / "other-media")
+    assert replication.replicate(primary, replica).ok
+    clean = fixity.run(primary, replica, 0.01, NOW)  # a cycle shorter than one interval: one slice reads all
+    assert [r.store for r in clean] == ["primary", "replica"]
+    assert all(r.ok and r.complete and r.checked == r.total > 0 for r in clean)
+    record = json.loads(primary.get(clean[0].record))
+    assert {o["outcome"] for o in record["objects"]} == {"ok"} and len(record["objects"]) == clean[0].checked
+    assert primary.retained(clean[0].record)  # the hash record is write-once
+
+    pdf, original = pdf_key(CODES[0]), next(k for k in primary.list(f"dossiers/{CODES[1]}/originals/"))
+    text = keys.document_text(CODES[1], f"{CODES[1]}.001")
+    flip(primary_home / "store" / pdf)
+    flip(tmp_path / "other-media" / original)
+    (primary_home / "store" / text).unlink()
+    caplog.set_level(logging.ERROR, logger="pipeline.fixity")
+    later = NOW + timedelta(hours=1)
+    events = []
+    on_primary, on_replica = fixity.run(primary, replica, 0.01, later,
+                                        on_dossier=lambda label, code, found: events.append((label, code, found)))
+    assert [(label, code) for label, code, _ in events] == [(s, c) for s in ("primary", "replica") for c in CODES]
+    assert {o["outcome"] for o in events[1][2]} == {"ok", "missing"}  # the primary's second dossier lost its text
+    assert on_primary.cycle_started == later and on_primary.complete  # a new cycle, read whole
+    assert {(p.key, p.outcome) for p in on_primary.problems} == {(pdf, "mismatch"), (text, "missing")}
+    assert [(p.key, p.outcome) for p in on_replica.problems] == [(original, "mismatch")]
+    assert on_replica.problems[0].actual == sha256((tmp_path / "other-media" / original).read_bytes())
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(pdf in line and "sai mã băm" in line for line in logged)
+    assert any(original in line and "kho replica" in line for line in logged)
+    assert any(text in line and "mất đối tượng" in line for line in logged)
+    outcomes = {o["key"]: o["outcome"] for o in json.loads(primary.get(on_primary.record))["objects"]}
+    assert outcomes[pdf] == "mismatch" and outcomes[text] == "missing"
+
+
+def test_fixity_cursor_advances_a_slice_at_a_time_and_a_cycle_ends_within_its_days(primary_home):
+    store = LocalStore(primary_home / "store")
+    total = len([k for k in store.list("") if replication.in_scope(k)])
+    assert total > 8
+    at, reports = NOW, []
+    for _ in range(3):
+        report = fixity.fixity_slice(store, store, 1, at, interval=3600)  # 24 runs for the cycle
+        reports.append(report)
+        at += timedelta(hours=1)
+    assert all(r.checked == -(-total // 24) for r in reports[:1])  # ceil(objects / runs left)
+    assert [r.done for r in reports] == sorted({r.done for r in reports}) and reports[-1].done < total
+    assert len({r.last_key for r in reports}) == 3 and all(r.cycle_started == NOW for r in reports)
+    progress = fixity.status(store, store, 1)
+    assert (progress.done, progress.total, progress.expected_end) == (reports[-1].done, total, NOW + timedelta(days=1))
+    # the worker was down most of the day: what is left is read in the last run before the deadline
+    late = fixity.fixity_slice(store, store, 1, NOW + timedelta(hours=23, minutes=30))
+    assert late.complete and late.done == late.total == total and late.ok
+    fresh = fixity.fixity_slice(store, store, 0.01, NOW + timedelta(days=1), limit=2)  # a cap on one slice
+    assert fresh.cycle_started == NOW + timedelta(days=1) and fresh.checked == fresh.done == 2 and not fresh.complete
+
+
+def test_the_fixity_task_runs_a_slice_of_both_copies_on_the_beat_schedule(primary_home, tmp_path):
+    from pipeline import tasks
+
+    (tmp_path / "usb").mkdir()
+    settings = config.load({"SOHOA_HOME": str(primary_home), "SOHOA_REPLICA_DIR": str(tmp_path / "usb"),
+                            "SOHOA_FIXITY_DAYS": "1", "SOHOA_FIXITY_INTERVAL": "600"})
+    app = tasks.configure(settings)
+    try:
+        entry = app.conf.beat_schedule["sohoa-fixity"]
+        assert (entry["task"], entry["schedule"], entry["options"]["queue"]) == ("sohoa.fixity", 600.0, "finish")
+        assert app.conf.task_annotations["sohoa.fixity"]["time_limit"] == 600
+        assert replication.replicate(LocalStore(primary_home / "store"), LocalStore(tmp_path / "usb")).ok
+        tasks.fixity.apply().get()
+        store = LocalStore(primary_home / "store")
+        for label in ("primary", "replica"):
+            progress = fixity.status(store if label == "primary" else LocalStore(tmp_path / "usb"), store, 1,
+                                     label=label)
+            assert 0 < progress.done < progress.total  # one slice of 144 in the day
+    finally:
+        tasks._state.clear()
+
+
+def test_the_archivists_commands_replicate_check_fixity_and_restore_and_leave_events_and_notices(
+        primary_home, tmp_path, capsys):
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    # an unreachable receiver: the notice waits in the outbox, which is what is checked here
+    env = {"SOHOA_HOME": str(primary_home), "SOHOA_REPLICA_DIR": str(usb), "SOHOA_FIXITY_DAYS": "1",
+           "SOHOA_FIXITY_INTERVAL": "86400", "SOHOA_WEBHOOK_URL": "http://127.0.0.1:9/", "SOHOA_WEBHOOK_SECRET": "k"}
+    settings = config.load(env)
+    assert sohoa(["replicate"], settings=settings) == 0
+    assert "Đã sao" in capsys.readouterr().out
+    assert sohoa(["replicate", "--check"], settings=settings) == 0
+    assert "thiếu 0, khác 0" in capsys.readouterr().out
+    replicated = [e for e in service.dossier_events(settings, CODES[0]) if e["type"] == "replication"]
+    assert [e["outcome"] for e in replicated] == ["success"] and pdf_key(CODES[0]) in replicated[0]["objects"]
+    # the replication event itself reached the replica
+    assert {k for k in LocalStore(usb).list(keys.dossier_events(CODES[0]))} == \
+        {k for k in LocalStore(primary_home / "store").list(keys.dossier_events(CODES[0]))}
+
+    flip(usb / pdf_key(CODES[1]))
+    assert sohoa(["replicate", "--check"], settings=settings) == 1
+    assert f"KHÁC   {pdf_key(CODES[1])}" in capsys.readouterr().out
+    assert sohoa(["fixity"], settings=settings) == 1  # one slice covers the whole store with a one-day cycle
+    out = capsys.readouterr().out
+    assert f"SAI MÃ BĂM  {pdf_key(CODES[1])}" in out and "bản sao:" in out and "kho chính:" in out
+    checks = [e for e in service.dossier_events(settings, CODES[1]) if e["type"] == "fixity check"]
+    assert sorted(e["outcome"] for e in checks) == ["failure", "success"]  # primary sound, replica not
+    assert pdf_key(CODES[1]) in next(e for e in checks if e["outcome"] == "failure")["outcomeDetail"]
+    sent = service.notices(settings)["notices"]
+    assert [(n["event"], n["dossier"]) for n in sent] == [("fixity.failed", CODES[1])]
+    assert sohoa(["fixity", "--status"], settings=settings) == 0
+    assert "đã kiểm tra" in capsys.readouterr().out
+
+    assert sohoa(["replicate", "--read"], settings=settings) == 0  # the damaged copy is repaired
+    shutil.rmtree(primary_home / "store")
+    (primary_home / "store").mkdir()
+    assert sohoa(["restore"], settings=settings) == 0
+    assert "sohoa reindex" in capsys.readouterr().out
+    verify_all(primary_home)
+
+
+def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import redis
+
+    url = "redis://127.0.0.1:6379/13"
+    broker = redis.Redis.from_url(url)
+    broker.flushdb()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")},
+           "SOHOA_HOME": str(tmp_path / "home"), "SOHOA_BROKER_URL": url, "SOHOA_FIXITY_INTERVAL": "1"}
+    beat = subprocess.Popen([str(Path(sys.executable).with_name("sohoa")), "beat"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while broker.llen("finish") < 2:  # two slices sent, a second apart
+            assert time.monotonic() < deadline and beat.poll() is None, beat.stdout.read1().decode()
+            time.sleep(0.2)
+        sent = [json.loads(m) for m in broker.lrange("finish", 0, -1)]
+        assert {m["headers"]["task"] for m in sent} == {"sohoa.fixity"}
+    finally:
+        beat.terminate()
+        beat.wait(timeout=10)
+        broker.flushdb()
