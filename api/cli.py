@@ -379,6 +379,51 @@ def cmd_import_package(args, settings: Settings) -> int:
     return ExitCode.OK
 
 
+RETENTION_VI = {"permanent": "bảo quản vĩnh viễn", "not-due": "chưa đến hạn", "due": "ĐẾN HẠN HỦY",
+                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy"}
+
+
+def cmd_retention(args, settings: Settings) -> int:
+    rows = service.retention_report(settings, args.as_of)
+    if args.due:
+        rows = [r for r in rows if r.status in ("due", "disposing")]
+    if args.json:
+        _print_json([r.to_json() for r in rows])
+        return ExitCode.OK
+    print(f"{len(rows)} hồ sơ" + (" đến hạn hủy" if args.due else "") + ":")
+    for r in rows:
+        closed = f"đóng {r.closed:%d/%m/%Y}" if r.closed else "-"
+        due = f"hạn hủy {r.due:%d/%m/%Y}" if r.due else "-"
+        print(f"  {r.code}  mã bảo quản {r.maintenance or '-'}  {closed}  {due}  "
+              f"{RETENTION_VI.get(r.status, r.status)}  {r.title}")
+    return ExitCode.OK
+
+
+def cmd_hold(args, settings: Settings) -> int:
+    record = service.legal_hold(settings, args.dossier, args.reason, release=args.release)
+    if args.json:
+        _print_json(record)
+    else:
+        print(f"Hồ sơ {args.dossier}: " + ("đã gỡ lệnh giữ" if args.release else "đang bị giữ theo yêu cầu pháp lý, "
+                                             "không thể hủy hay xóa") + f" ({record['reason']})")
+    return ExitCode.OK
+
+
+def cmd_dispose(args, settings: Settings) -> int:
+    token = sys.stdin.readline() if args.approver_token_file == "-" else Path(args.approver_token_file).read_text()
+    record = service.dispose(settings, args.dossier, args.reason, token)
+    if args.json:
+        _print_json(record)
+    else:
+        print(f"Hồ sơ {args.dossier}: đã hủy {len(record['removed'])} đối tượng; phê duyệt: "
+              f"{record['approval']['by']} ({record['approval']['reason']}).")
+        for kept in record["kept"]:
+            print(f"  CÒN GIỮ  {kept['key']}: {kept['why']}")
+        if not record["complete"]:
+            print("Chạy lại lệnh này khi thời hạn khóa của các đối tượng còn giữ đã hết.")
+    return ExitCode.OK if record["complete"] else ExitCode.CHECK_FAILED
+
+
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n} byte"
 
@@ -671,6 +716,10 @@ EXAMPLES = {
     "package": "sohoa package H23.50-261201-0001 --out /mnt/nop-luu\n"
                "sohoa package --bulk --closed-before 2026-01-01 --out /mnt/nop-luu",
     "import-package": "sohoa import-package /mnt/nop-luu/H23.50-261201-0001",
+    "retention": "sohoa retention report\nsohoa retention report --due --as-of 2030-01-01",
+    "hold": "sohoa hold H23.50-261201-0001 --reason \"Công văn 12/TA yêu cầu giữ hồ sơ\"\n"
+            "sohoa hold H23.50-261201-0001 --release --reason \"Vụ việc đã kết thúc\"",
+    "dispose": "sohoa dispose H23.50-261201-0001 --reason \"Quyết định hủy số 5/QĐ\" --approver-token-file token.txt",
     "replicate": "sohoa replicate\nsohoa replicate --check\nsohoa replicate --read",
     "restore": "sohoa restore\nsohoa restore H23.50-261201-0001",
     "fixity": "sohoa fixity\nsohoa fixity --status",
@@ -827,6 +876,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "import-package", "nhập hồ sơ từ gói E-ARK (kiểm tra mọi mã băm trước khi lưu)", cmd_import_package)
     s.add_argument("package", metavar="THƯ_MỤC_GÓI", help="thư mục gói do 'sohoa package' tạo")
+
+    s = command(sub, "retention", "thời hạn bảo quản: hồ sơ nào đến hạn hủy, đang bị giữ, đã hủy", cmd_retention)
+    s.add_argument("action", choices=["report"], help="report: liệt kê mọi hồ sơ với hạn hủy và tình trạng")
+    s.add_argument("--due", action="store_true", help="chỉ các hồ sơ đến hạn hủy")
+    s.add_argument("--as-of", type=date.fromisoformat, default=None, metavar="NGÀY",
+                   help="tính hạn theo ngày này (YYYY-MM-DD; mặc định hôm nay)")
+
+    s = command(sub, "hold", "giữ hồ sơ theo yêu cầu pháp lý (không thể hủy hay xóa), hoặc gỡ lệnh giữ", cmd_hold)
+    s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
+    s.add_argument("--reason", required=True, help="lý do (ví dụ số văn bản yêu cầu)")
+    s.add_argument("--release", action="store_true", help="gỡ lệnh giữ")
+
+    s = command(sub, "dispose", "hủy hồ sơ đã đến hạn, có phê duyệt của cán bộ lưu trữ; giữ biên bản hủy", cmd_dispose)
+    s.add_argument("dossier", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
+    s.add_argument("--reason", required=True, help="lý do hủy (ví dụ số quyết định hủy tài liệu hết giá trị)")
+    s.add_argument("--approver-token-file", required=True, metavar="TỆP",
+                   help="tệp chứa mã truy cập API (sohoa token create) của cán bộ lưu trữ phê duyệt; '-': đọc từ stdin")
 
     s = command(sub, "replicate", "sao mọi đối tượng sang bản sao thứ hai (SOHOA_REPLICA_*), kiểm tra mã băm SHA-256",
                 cmd_replicate)

@@ -35,6 +35,7 @@ TYPES = {
     "information package creation": "packaging",
     "deletion": "disposal",
     "metadata modification": "metadata",
+    "policy assignment": "hold",
 }
 OUTCOMES = ("success", "failure", "warning")
 

@@ -377,7 +377,10 @@ def dossier_events(settings: Settings, code: str) -> list[dict]:
     replication, packaging, disposal); see ``pipeline.events``."""
     store = open_store(settings)
     code = dossier.validate_key(code)
-    return events.history(store, code, require_manifest(store, code))
+    manifest = load_manifest(store, code)
+    if manifest is None and not store.list(keys.dossier_events(code)):
+        raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest and no events")
+    return events.history(store, code, manifest or {})  # a disposed dossier keeps its events
 
 
 # --------------------------------------------------------------------------- hand-over to the archive
@@ -447,6 +450,70 @@ def import_package(settings: Settings, sip_dir: Path) -> str:
     search_index.index_dossier(db, *search_index.read_dossier(store, code))
     audit.record(db, "import-package", dossier=code, path=str(sip_dir))
     return code
+
+
+# --------------------------------------------------------------------------- retention and disposal
+
+def retention_report(settings: Settings, as_of: date | None = None):
+    """Every dossier with its due date and status (``pipeline.disposal``), as of ``as_of``."""
+    from . import disposal
+
+    return disposal.report(open_store(settings), settings.s3.retention_days,
+                           as_of or audit.now_vn().date())
+
+
+def legal_hold(settings: Settings, code: str, reason: str, *, release: bool = False) -> dict:
+    """Place or release the dossier's legal hold (on the replica's copies too); recorded."""
+    from . import disposal, replication
+
+    store, code = open_store(settings), dossier.validate_key(code)
+    record = disposal.hold(store, code, reason, audit.current_actor(), release=release)
+    replica = replication.open_replica(settings)
+    if replica is not None:
+        replication.replicate(store, replica, [code])
+        for key in replica.list(keys.dossier_prefix(code)):
+            if disposal.held_object(key):
+                replica.legal_hold(key, not release)
+    audit.record(database(settings), "legal-hold-release" if release else "legal-hold", dossier=code,
+                 reason=record["reason"])
+    return record
+
+
+def dispose(settings: Settings, code: str, reason: str, approver_token: str) -> dict:
+    """Dispose of a due dossier with the approval of the archivist whose API token is given
+    (``pipeline.disposal``), in the primary store and on the replica; returns the record."""
+    from . import disposal
+
+    db, store, code = database(settings), open_store(settings), dossier.validate_key(code)
+    approver = access.by_token(db, approver_token.strip(), ip=None)
+    if approver is None:
+        audit.record(db, "dispose", "denied", dossier=code, reason="approval token unknown or revoked")
+        raise UsageError("Mã phê duyệt (token) không hợp lệ hoặc đã bị thu hồi; không hủy gì",
+                         "approver token unknown or revoked")
+    try:
+        record = disposal.dispose(store, db, code, reason=reason, default_days=settings.s3.retention_days,
+                                  approver={"name": approver.name, "role": approver.role,
+                                            "agencies": approver.agencies})
+    except Exception as exc:
+        audit.record(db, "dispose", "failure", dossier=code, approver=approver.name,
+                     reason=f"{type(exc).__name__}: {exc}")
+        raise
+    disposed_on_replica(settings, code, record)
+    audit.record(db, "dispose", "success" if record["complete"] else "partial", dossier=code,
+                 approver=approver.name, removed=len(record["removed"]), kept=len(record["kept"]))
+    return record
+
+
+def disposed_on_replica(settings: Settings, code: str, record: dict) -> None:
+    """Carry a disposal to the second copy: what was removed goes there too, and the disposal
+    record and event are copied (nothing, without a replica)."""
+    from . import replication
+
+    replica = replication.open_replica(settings)
+    if replica is not None:
+        for obj in record["removed"]:
+            replica.delete(obj["key"])
+        replication.replicate(open_store(settings), replica, [code])
 
 
 # --------------------------------------------------------------------------- second copy and rolling fixity

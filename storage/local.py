@@ -7,7 +7,8 @@ object; an object without its sidecar is hashed on demand. An object put with ``
 is write-once, as on S3 with object lock: other bytes under its key are refused. An object
 put with ``compliance_days`` is write-once too and, until the date held in its sidecar
 (``retain_until``, mode COMPLIANCE), ``delete`` refuses it as well (on a plain file system
-this binds sohoa, not someone with the rights to the directory).
+this binds sohoa, not someone with the rights to the directory). An object under legal hold
+(``legal_hold``, kept in its sidecar) cannot be deleted whatever its retention, until released.
 """
 from __future__ import annotations
 
@@ -128,8 +129,33 @@ class LocalStore(ObjectStore):
         except (FileNotFoundError, ValueError, KeyError):
             return None
 
+    def legal_hold(self, key: str, on: bool) -> None:
+        """Place (``on``) or release the object's legal hold; NotFound if it does not exist."""
+        path = self._path(key)
+        sidecar = path.with_name(path.name + _META)
+        if not path.is_file():
+            raise NotFound(f"Không tìm thấy đối tượng {key}", f"no object {key}")
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            info = self.stat(key)
+            meta = {"sha256": info.sha256, "size": info.size, "content_type": "application/octet-stream",
+                    "metadata": {}, "retained": False}
+        meta["legal_hold"] = bool(on)
+        write_atomic(sidecar, json.dumps(meta, ensure_ascii=False).encode())
+
+    def under_legal_hold(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            return bool(json.loads(path.with_name(path.name + _META).read_text(encoding="utf-8")).get("legal_hold"))
+        except (FileNotFoundError, ValueError):
+            return False
+
     def delete(self, key):
         path = self._path(key)
+        if self.under_legal_hold(key):
+            raise RetentionError(f"Không xóa được {key}: đối tượng đang bị giữ theo yêu cầu pháp lý (legal hold)",
+                                 "object under legal hold")
         held = self.retention(key)
         if held is not None and held["until"] > datetime.now(timezone.utc):
             raise RetentionError(f"Không xóa được {key}: đối tượng được lưu giữ bất biến (COMPLIANCE) đến "

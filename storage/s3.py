@@ -300,6 +300,22 @@ class S3Store(ObjectStore):
                         f"đối tượng đang trong thời hạn lưu giữ bất biến ({error.message})") from error
                 raise
 
+    def legal_hold(self, key: str, on: bool) -> None:
+        """Place (``on``) or release the legal hold of every version of the object: the server
+        then refuses to delete any of them, whatever their retention, until released."""
+        key = check_key(key)
+        versions = [v for v in self.versions(key) if not v["delete_marker"]]
+        if not versions:
+            raise NotFound(f"Không tìm thấy đối tượng {key}", f"no object {key}")
+        call = self.client.enable_object_legal_hold if on else self.client.disable_object_legal_hold
+        for version in versions:
+            self._call(key, lambda v=version: call(self.bucket, key, version_id=v["version_id"]))
+
+    def under_legal_hold(self, key: str) -> bool:
+        key = check_key(key)
+        return any(self._call(key, lambda v=v: self.client.is_object_legal_hold_enabled(
+            self.bucket, key, version_id=v["version_id"])) for v in self.versions(key) if not v["delete_marker"])
+
     # -- S3 extras -------------------------------------------------------------
 
     def versions(self, key: str) -> list[dict]:

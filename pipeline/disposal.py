@@ -1,0 +1,258 @@
+"""Retention and disposal of dossiers: when each is due, legal holds, and disposal with an
+archivist's approval that keeps a record and no content.
+
+- Due date (``due_date``): a dossier is kept for its maintenance code's period (TT 05/2025:
+  01 permanent, 02-06 70 to 10 years; 07 or none: the deployment's SOHOA_RETENTION_DAYS),
+  counted from the 1st of January after the year its last document came in (archives count
+  from the year the matter closed). A permanent dossier is never due.
+- Legal hold (``hold``, ``release``): ``dossiers/<code>/legal-hold.json`` says who placed it,
+  when and why; every object of the dossier gets the store's own legal hold (S3 object legal
+  hold, the local store's flag), so not even a deletion outside sohoa goes through; each
+  change is a preservation event. A held dossier is never disposed.
+- Disposal (``dispose``): only a dossier that is due and not held, approved by a user with
+  the archivist role whose agencies cover it, with a reason. First a pending record (the
+  approval and the objects to remove: keys and hashes, no content) is written; then the
+  dossier leaves the search index, its documents (originals, every PDF version, OCR text and
+  words) are deleted, then its manifest history and manifest. What the store's lock still
+  protects stays and is listed. The disposal record (``dossiers/<code>/disposal.json``,
+  write-once: the dossier's code, titles, dates, maintenance code, the documents' ids and page
+  counts, every object's key and SHA-256, removed or kept, the approval and the reason) and the
+  preservation events stay. A disposal cut short resumes from its pending record.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Sequence
+
+from storage import index as search_index, keys
+from storage.base import ObjectStore
+from storage.errors import NotFound as ObjectNotFound, RetentionError
+from storage.retention import MAINTENANCE_YEARS, PERMANENT_YEARS
+
+from . import audit, events
+from .errors import Conflict, NotFound, UsageError
+from .repository import load_manifest
+
+PERMANENT = "01"
+HOLD = "legal-hold.json"
+PENDING = "disposal-pending.json"
+RECORD = "disposal.json"
+MIN_REASON = 10  # characters: a reason an auditor can read, not "ok"
+
+
+@dataclass(frozen=True)
+class RetentionRow:
+    """One dossier as the retention report shows it. ``status``: permanent, not-due, due, held,
+    disposing (a disposal cut short) or disposed."""
+    code: str
+    title: str
+    maintenance: str | None
+    closed: date | None
+    due: date | None
+    status: str
+    hold: dict | None = None
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "title": self.title, "maintenance": self.maintenance,
+                "closed": self.closed.isoformat() if self.closed else None,
+                "due": self.due.isoformat() if self.due else None, "status": self.status, "hold": self.hold}
+
+
+# --------------------------------------------------------------------------- pure
+
+def closed_on(manifest: dict) -> date | None:
+    """The day the dossier's last document came in (``endDate``), else its last update."""
+    last = manifest.get("endDate") or (manifest.get("updated") or manifest.get("created") or "")[:10]
+    return date.fromisoformat(last) if last else None
+
+
+def due_date(manifest: dict, default_days: int) -> date | None:
+    """When the dossier may be disposed of; None when it is kept permanently (or has no date)."""
+    code = (manifest.get("maintenance") or "").strip()
+    closed = closed_on(manifest)
+    if code == PERMANENT or closed is None:
+        return None
+    start = date(closed.year + 1, 1, 1)
+    years = MAINTENANCE_YEARS.get(code)
+    if years is not None and years < PERMANENT_YEARS:
+        return start.replace(year=start.year + years)
+    return date.fromordinal(start.toordinal() + default_days)
+
+
+def status_of(manifest: dict | None, held: dict | None, pending: bool, disposed: bool, due: date | None,
+              as_of: date) -> str:
+    if disposed:
+        return "disposed"
+    if pending:
+        return "disposing"
+    if held:
+        return "held"
+    if manifest is not None and (manifest.get("maintenance") or "") == PERMANENT:
+        return "permanent"
+    return "due" if due is not None and due <= as_of else "not-due"
+
+
+def content_objects(manifest: dict) -> list[dict]:
+    """Every object of the dossier's documents (originals, PDF versions, text, words), each
+    once: ``{key, sha256, docId}``."""
+    seen, out = set(), []
+    for doc in manifest.get("documents", []):
+        found = [*doc.get("originals", []), doc.get("pdf") or {}, *(doc.get("pdfVersions") or []),
+                 doc.get("text") or {}, doc.get("words") or {}]
+        for obj in found:
+            if obj.get("key") and obj["key"] not in seen:
+                seen.add(obj["key"])
+                out.append({"key": obj["key"], "sha256": obj.get("sha256"), "docId": doc.get("docId")})
+    return out
+
+
+def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict) -> dict:
+    """The pending record: what will be removed (contents first, then the manifest history and
+    the manifest), the approval, and what the dossier was, with no content."""
+    code = manifest["dossierCode"]
+    history = sorted(k for k in store_keys if k.startswith(keys.dossier_prefix(code) + "manifests/"))
+    return {
+        "schema": "sohoa.disposal/1", "dossierCode": code, "title": manifest.get("title"),
+        "maintenance": manifest.get("maintenance"), "paperFileCode": manifest.get("paperFileCode"),
+        "created": manifest.get("created"), "closed": (closed_on(manifest) or "").__str__() or None,
+        "documents": [{"docId": d.get("docId"), "title": d.get("title"), "numberOfPage": d.get("numberOfPage"),
+                       "pdfSha256": (d.get("pdf") or {}).get("sha256")} for d in manifest.get("documents", [])],
+        "objects": content_objects(manifest) + [{"key": k, "sha256": None, "docId": None} for k in history]
+        + [{"key": keys.manifest(code), "sha256": None, "docId": None}],
+        "approval": approval,
+    }
+
+
+# --------------------------------------------------------------------------- reading
+
+def _json(store: ObjectStore, key: str) -> dict | None:
+    try:
+        return json.loads(store.get(key))
+    except ObjectNotFound:
+        return None
+
+
+def hold_of(store: ObjectStore, code: str) -> dict | None:
+    record = _json(store, keys.dossier_prefix(code) + HOLD)
+    return record if record and record.get("active") else None
+
+
+def report(store: ObjectStore, default_days: int, as_of: date) -> list[RetentionRow]:
+    """Every dossier of the store, those disposed of included, with its due date and status."""
+    found = store.list(keys.PREFIX)
+    codes = sorted({keys.code_of(k) for k in found if k.endswith(("/manifest.json", "/" + RECORD, "/" + PENDING))}
+                   - {None})
+    rows = []
+    for code in codes:
+        prefix = keys.dossier_prefix(code)
+        disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
+        manifest = None if disposed else load_manifest(store, code)
+        shown = manifest or disposed or pending or {}
+        due = due_date(manifest, default_days) if manifest else None
+        held = hold_of(store, code)
+        closed = closed_on(manifest) if manifest else (date.fromisoformat(shown["closed"]) if shown.get("closed") else None)
+        rows.append(RetentionRow(code, shown.get("title") or "", shown.get("maintenance"), closed, due,
+                                 status_of(manifest, held, pending is not None, disposed is not None, due, as_of),
+                                 held))
+    return rows
+
+
+# --------------------------------------------------------------------------- legal hold
+
+def hold(store: ObjectStore, code: str, reason: str, by: str, *, release: bool = False) -> dict:
+    """Place (or ``release``) the dossier's legal hold; returns the hold record."""
+    reason = _reason(reason)
+    if load_manifest(store, code) is None:
+        raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
+    current = hold_of(store, code)
+    if release and current is None:
+        raise Conflict(f"Hồ sơ {code} không bị giữ theo yêu cầu pháp lý; không có gì để gỡ", "no legal hold to release")
+    record = {"schema": "sohoa.legal-hold/1", "dossierCode": code, "active": not release,
+              "at": audit.now_vn().isoformat(), "by": by, "reason": reason,
+              "previous": current}
+    for key in store.list(keys.dossier_prefix(code)):
+        if held_object(key):
+            store.legal_hold(key, not release)
+    store.put(keys.dossier_prefix(code) + HOLD, json.dumps(record, ensure_ascii=False).encode(), "application/json")
+    events.record(store, code, "policy assignment", "success",
+                  detail=("legal hold released" if release else "legal hold placed") + f" by {by}: {reason}")
+    return record
+
+
+def held_object(key: str) -> bool:
+    """The objects a legal hold covers: everything of the dossier but its mutable records."""
+    return not key.endswith(("/" + HOLD, "/" + PENDING, "/manifest.json"))
+
+
+# --------------------------------------------------------------------------- disposal
+
+def dispose(store: ObjectStore, db, code: str, *, approver: dict, reason: str, default_days: int,
+            as_of: date | None = None) -> dict:
+    """Dispose of the dossier (module docstring); returns the disposal record. ``approver``:
+    ``{"name", "role", "agencies"}`` of the user whose credentials approved it."""
+    reason = _reason(reason)
+    prefix = keys.dossier_prefix(code)
+    done = _json(store, prefix + RECORD)
+    if done is not None:
+        return done
+    pending = _json(store, prefix + PENDING)
+    if pending is None:
+        manifest = load_manifest(store, code)
+        if manifest is None:
+            raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
+        _may_dispose(store, manifest, approver, default_days, as_of or audit.now_vn().date())
+        approval = {"by": approver["name"], "role": approver["role"], "reason": reason,
+                    "at": audit.now_vn().isoformat()}
+        pending = disposal_plan(manifest, store.list(prefix), approval)
+        store.put(prefix + PENDING, json.dumps(pending, ensure_ascii=False).encode(), "application/json")
+    elif hold_of(store, code):
+        raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
+    search_index.forget_dossier(db, code)
+    removed, kept = [], []
+    for obj in pending["objects"]:
+        try:
+            store.delete(obj["key"])
+            removed.append(obj)
+        except RetentionError as exc:
+            kept.append({**obj, "why": exc.message_vi})
+    record = {**pending, "removed": removed, "kept": kept, "disposedAt": audit.now_vn().isoformat()}
+    record.pop("objects")
+    outcome = "success" if not kept else "warning"
+    events.record(store, code, "deletion", outcome,
+                  detail=f"disposal approved by {pending['approval']['by']} ({pending['approval']['role']}): "
+                         f"{pending['approval']['reason']}; {len(removed)} object(s) removed",
+                  outcome_detail="; ".join(f"{k['key']}: {k['why']}" for k in kept),
+                  objects=[o["key"] for o in removed])
+    if kept:  # the lock still holds some: the pending record stays, a later run finishes
+        return {**record, "complete": False}
+    store.put(prefix + RECORD, json.dumps({**record, "complete": True}, ensure_ascii=False).encode(),
+              "application/json", retain=True)
+    store.delete(prefix + PENDING)
+    return {**record, "complete": True}
+
+
+def _may_dispose(store: ObjectStore, manifest: dict, approver: dict, default_days: int, as_of: date) -> None:
+    from .access import in_scope
+
+    code = manifest["dossierCode"]
+    if approver.get("role") != "archivist":
+        raise UsageError(f"Hủy hồ sơ cần phê duyệt của cán bộ lưu trữ (vai trò archivist); "
+                         f"{approver.get('name')} là {approver.get('role')}", "disposal needs an archivist's approval")
+    if not in_scope(code, approver.get("agencies") or ()):
+        raise UsageError(f"Cán bộ lưu trữ {approver.get('name')} không phụ trách hồ sơ {code}",
+                         "the approving archivist's agencies do not cover the dossier")
+    if hold_of(store, code):
+        raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
+    due = due_date(manifest, default_days)
+    if due is None or due > as_of:
+        shown = "bảo quản vĩnh viễn" if due is None else f"đến hạn hủy ngày {due:%d/%m/%Y}"
+        raise Conflict(f"Hồ sơ {code} chưa đến hạn hủy ({shown})", f"dossier not due for disposal: {due}")
+
+
+def _reason(reason: str) -> str:
+    reason = " ".join((reason or "").split())
+    if len(reason) < MIN_REASON:
+        raise UsageError(f"Cần nêu lý do (ít nhất {MIN_REASON} ký tự)", "a reason of at least 10 characters")
+    return reason

@@ -1,0 +1,141 @@
+"""Retention and disposal (issue 15): when each dossier is due, legal holds that stop any
+deletion, and disposal approved by an archivist that removes the documents where the lock
+allows and keeps a record with no content. Real local store, real index, real accounts."""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from api.cli import main as sohoa
+from pipeline import config, disposal, service
+from pipeline.errors import Conflict, UsageError
+from pipeline.runtime import database
+from storage import keys
+from storage.errors import RetentionError
+from storage.local import LocalStore
+from tests.conftest import save_page
+
+TEN_YEARS, PERMANENT = "H23.50-261201-0401", "H23.50-261201-0402"
+PASSWORD = "mat-khau-dai-du"
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory, rendered):
+    home = tmp_path_factory.mktemp("disposal") / "home"
+    settings = config.load({"SOHOA_HOME": str(home), "SOHOA_OCR_ENGINE": "tesseract"})
+    for n, (code, maintenance) in enumerate(((TEN_YEARS, "06"), (PERMANENT, "01"))):
+        page = save_page(rendered(f"dispose{n}", layout="text", seed=700 + n, dpi=150), home.parent / f"d{n}.png")
+        assert sohoa(["ingest", "--dossier", code, "--title", "Hồ sơ cấp phép", "--maintenance", maintenance,
+                      str(page)], settings=settings) == 0
+    return home
+
+
+@pytest.fixture
+def world(ingested, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(ingested, home)
+    settings = config.load({"SOHOA_HOME": str(home)})
+    tokens = {}
+    for name, role, agencies in (("luu", "archivist", ("H23.50",)), ("luu-khac", "archivist", ("H99",)),
+                                 ("tiep", "operator", ("H23.50",))):
+        service.add_user(settings, name, role, agencies, PASSWORD)
+        tokens[name] = tmp_path / f"{name}.token"
+        tokens[name].write_text(service.create_token(settings, name)[1] + "\n", encoding="utf-8")
+    return settings, LocalStore(home / "store"), tokens
+
+
+def test_the_report_says_when_each_dossier_is_due_from_its_maintenance_code(world, cli, capsys):
+    settings, store, _ = world
+    closed = date.fromisoformat(json.loads(store.get(keys.manifest(TEN_YEARS)))["endDate"])
+    rows = {r.code: r for r in service.retention_report(settings)}
+    assert rows[TEN_YEARS].due == date(closed.year + 11, 1, 1) and rows[TEN_YEARS].status == "not-due"
+    assert rows[PERMANENT].due is None and rows[PERMANENT].status == "permanent"
+    later = {r.code: r.status for r in service.retention_report(settings, date(closed.year + 11, 1, 1))}
+    assert later == {TEN_YEARS: "due", PERMANENT: "permanent"}
+    assert sohoa(["retention", "report", "--due", "--as-of", f"{closed.year + 11}-01-02"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert TEN_YEARS in out and "ĐẾN HẠN HỦY" in out and PERMANENT not in out
+
+
+def test_disposal_needs_a_due_dossier_an_archivist_of_its_agency_and_no_legal_hold(world, capsys):
+    settings, store, tokens = world
+    before = store.list(keys.dossier_prefix(TEN_YEARS))
+    refusals = [("tiep", UsageError, "cán bộ lưu trữ"), ("luu-khac", UsageError, "không phụ trách"),
+                ("luu", Conflict, "chưa đến hạn hủy")]
+    for who, error, says in refusals:
+        with pytest.raises(error, match=says):
+            service.dispose(settings, TEN_YEARS, "Quyết định hủy số 5/QĐ", tokens[who].read_text())
+    with pytest.raises(UsageError, match="token"):
+        service.dispose(settings, TEN_YEARS, "Quyết định hủy số 5/QĐ", "sohoa_khong_co_that")
+    with pytest.raises(UsageError, match="lý do"):
+        service.dispose(settings, TEN_YEARS, "ok", tokens["luu"].read_text())
+    assert store.list(keys.dossier_prefix(TEN_YEARS)) == before, "a refused disposal touches nothing"
+
+    # a legal hold: no deletion at all, by sohoa or by anyone going through the store
+    assert sohoa(["hold", TEN_YEARS, "--reason", "Công văn 12/TA yêu cầu giữ hồ sơ"], settings=settings) == 0
+    pdf = keys.document_pdf(TEN_YEARS, f"{TEN_YEARS}.001")
+    with pytest.raises(RetentionError):
+        store.delete(pdf)
+    assert {r.code: r.status for r in service.retention_report(settings)}[TEN_YEARS] == "held"
+    approver = {"name": "luu", "role": "archivist", "agencies": ("H23.50",)}
+    with pytest.raises(Conflict, match="giữ theo yêu cầu pháp lý"):
+        disposal.dispose(store, database(settings), TEN_YEARS, approver=approver, reason="Quyết định hủy số 5/QĐ",
+                         default_days=3650, as_of=date(2100, 1, 1))
+    assert sohoa(["hold", TEN_YEARS, "--release", "--reason", "Vụ việc đã kết thúc"], settings=settings) == 0
+    assert not store.under_legal_hold(pdf)
+    kinds = [e["detail"].split(" by ")[0] for e in service.dossier_events(settings, TEN_YEARS)
+             if e["type"] == "policy assignment"]
+    assert kinds == ["legal hold placed", "legal hold released"]
+
+
+def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_content_stays(world, tmp_path):
+    settings, store, _ = world
+    (tmp_path / "usb").mkdir()
+    settings = config.load({"SOHOA_HOME": str(settings.home), "SOHOA_REPLICA_DIR": str(tmp_path / "usb")})
+    assert not service.replicate(settings).failed
+    db = database(settings)
+    approver = {"name": "luu", "role": "archivist", "agencies": ("H23.50",)}
+    code, doc_id = TEN_YEARS, f"{TEN_YEARS}.001"
+    manifest = json.loads(store.get(keys.manifest(code)))
+    text = store.get(keys.document_text(code, doc_id)).decode()
+    word = next(w for w in text.split() if len(w) > 4 and w.isalpha())
+    assert {h.dossier_code for h in service.search(settings, word).hits} >= {code}
+
+    # the PDF is still under its store lock (as on S3 until the date): it stays, the rest goes
+    pdf = keys.document_pdf(code, doc_id)
+    sidecar = settings.home / "store" / (pdf + ".meta.json")
+    meta = json.loads(sidecar.read_text())
+    locked = {**meta, "mode": "COMPLIANCE", "retain_until": (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()}
+    sidecar.write_text(json.dumps(locked))
+    first = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
+                             default_days=3650, as_of=date(2038, 1, 2))
+    assert not first["complete"] and [k["key"] for k in first["kept"]] == [pdf]
+    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "disposing"
+    assert not service.search(settings, word).hits or code not in {h.dossier_code for h in service.search(settings, word).hits}
+
+    sidecar.write_text(json.dumps(meta))  # the lock has run out
+    record = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
+                              default_days=3650, as_of=date(2038, 1, 2))
+    assert record["complete"] and record["kept"] == []
+    left = store.list(keys.dossier_prefix(code))
+    assert not [k for k in left if "/originals/" in k or "/documents/" in k or "/text/" in k or "/manifest" in k]
+    assert keys.dossier_prefix(code) + "disposal.json" in left
+    stored = json.loads(store.get(keys.dossier_prefix(code) + "disposal.json"))
+    assert stored["approval"]["by"] == "luu" and stored["approval"]["reason"].startswith("Quyết định hủy")
+    assert [d["docId"] for d in stored["documents"]] == [doc_id] and stored["maintenance"] == "06"
+    assert {o["key"] for o in stored["removed"]} >= {o["key"] for o in manifest["documents"][0]["originals"]} | {pdf}
+    assert word not in json.dumps(stored, ensure_ascii=False), "the record keeps no content"
+    with pytest.raises(RetentionError):
+        store.put(keys.dossier_prefix(code) + "disposal.json", b"{}")  # write-once
+    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "disposed"
+    service.disposed_on_replica(settings, code, record)  # as service.dispose does after disposing
+    replica = LocalStore(tmp_path / "usb")
+    assert sorted(replica.list(keys.dossier_prefix(code))) == sorted(store.list(keys.dossier_prefix(code)))
+    deletion = [e for e in service.dossier_events(settings, code) if e["type"] == "deletion"]
+    assert [e["outcome"] for e in deletion] == ["warning", "success"]
+    # the other dossier is untouched and still verifies
+    assert not service.verify(settings, [PERMANENT]).failed
+    assert service.verify(settings, all_dossiers=True).results.keys() == {PERMANENT}
