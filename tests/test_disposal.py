@@ -139,3 +139,16 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     # the other dossier is untouched and still verifies
     assert not service.verify(settings, [PERMANENT]).failed
     assert service.verify(settings, all_dossiers=True).results.keys() == {PERMANENT}
+
+
+def test_a_legal_hold_on_s3_is_the_servers_own_and_refuses_deletion_until_released(s3_store):
+    key = keys.document_pdf("H23.50-261201-0499", "H23.50-261201-0499.001")
+    s3_store.put(key, b"%PDF-1.7 giu", "application/pdf")
+    s3_store.put(key, b"%PDF-1.7 giu v2", "application/pdf")  # two versions: both are held
+    s3_store.legal_hold(key, True)
+    assert s3_store.under_legal_hold(key)
+    with pytest.raises(RetentionError):
+        s3_store.delete(key)
+    assert s3_store.get(key) == b"%PDF-1.7 giu v2"
+    s3_store.legal_hold(key, False)
+    assert not s3_store.under_legal_hold(key)
