@@ -1,5 +1,6 @@
-"""Prometheus metrics of the HTTP door: requests by route and status, their latency, and the
-jobs in each state (read from the shared database at each scrape, so every machine agrees)."""
+"""Prometheus metrics of the HTTP door: requests by route and status, their latency, the jobs
+in each state (read from the shared database at each scrape, so every machine agrees), and the
+rolling fixity of each copy (read from its cycle's cursor in the store)."""
 from __future__ import annotations
 
 import time
@@ -27,6 +28,31 @@ class _Jobs:
         yield family
 
 
+class _Fixity:
+    """Rolling fixity of each copy: objects re-read and problems found in the current cycle
+    (an alert rule fires on ``sohoa_fixity_problems > 0``), and when the cycle started."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def collect(self):
+        checked = GaugeMetricFamily("sohoa_fixity_checked_objects", "Objects re-read in the current fixity cycle",
+                                    labels=["store"])
+        problems = GaugeMetricFamily("sohoa_fixity_problems", "Objects found changed or missing in the current "
+                                     "fixity cycle", labels=["store"])
+        started = GaugeMetricFamily("sohoa_fixity_cycle_start_timestamp_seconds", "When the current fixity cycle "
+                                    "started", labels=["store"])
+        try:
+            counters = service.fixity_counters(self.settings)
+        except Exception:  # a scrape must not fail because the store is down: /readyz says so
+            counters = {}
+        for store, c in counters.items():
+            checked.add_metric([store], c["checked"])
+            problems.add_metric([store], c["problems"])
+            started.add_metric([store], c["cycle_started"])
+        yield from (checked, problems, started)
+
+
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
@@ -37,6 +63,7 @@ class Metrics:
         self.latency = Histogram("sohoa_http_request_seconds", "HTTP request latency", ["method", "route"],
                                  registry=self.registry)
         self.registry.register(_Jobs(settings))
+        self.registry.register(_Fixity(settings))
 
     async def middleware(self, request: Request, call_next):
         started = time.perf_counter()

@@ -299,6 +299,12 @@ def status(store: ObjectStore, state: ObjectStore, days: float, *, label: str = 
                         cursor.cycle_started + timedelta(days=days), cursor.problems, cursor.last_key, None)
 
 
+def cursors(state: ObjectStore) -> dict[str, Cursor]:
+    """The current cycle of each copy ("primary", "replica") as its cursor records it: one small
+    read per copy, nothing listed (what the metrics show at every scrape)."""
+    return {label: cursor for label in ("primary", "replica") if (cursor := _load_cursor(state, label)) is not None}
+
+
 def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: datetime | None = None, *,
         interval: float = 3600, limit: int | None = None, budget: float | None = None,
         on_dossier: Callable[[str, str, list[dict]], None] | None = None) -> tuple[FixityReport, ...]:

@@ -604,6 +604,15 @@ def fixity(settings: Settings, *, status_only: bool = False, limit: int | None =
                                 interval=settings.fixity.interval, limit=limit)
 
 
+def fixity_counters(settings: Settings) -> dict[str, dict]:
+    """Per copy: objects checked and problems found in the current fixity cycle, and when it
+    started (for /metrics: cheap, read from the cycle's cursor)."""
+    from . import fixity as rolling
+
+    return {label: {"checked": c.checked, "problems": c.problems, "cycle_started": c.cycle_started.timestamp()}
+            for label, c in rolling.cursors(open_store(settings)).items()}
+
+
 def renew_dossier(settings: Settings, code: str, *, within_days: int = 90,
                   now: datetime | None = None) -> tuple[RenewalResult, ...]:
     """B-LTA: a fresh document timestamp on each document whose TSA certificate expires within ``within_days``."""

@@ -308,6 +308,17 @@ def test_the_archivists_commands_replicate_check_fixity_and_restore_and_leave_ev
     assert [(n["event"], n["dossier"]) for n in sent] == [("fixity.failed", CODES[1])]
     assert sohoa(["fixity", "--status"], settings=settings) == 0
     assert "đã kiểm tra" in capsys.readouterr().out
+    # and where monitoring looks: the API's /metrics, for an archivist
+    from fastapi.testclient import TestClient
+
+    from api.http import create_app
+
+    service.add_user(settings, "luu", "archivist", (), "mat-khau-dai-du")
+    token = service.create_token(settings, "luu")[1]
+    with TestClient(create_app(settings, background=False)) as client:
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    assert 'sohoa_fixity_problems{store="replica"} 1.0' in metrics, metrics
+    assert 'sohoa_fixity_problems{store="primary"} 0.0' in metrics
 
     assert sohoa(["replicate", "--read"], settings=settings) == 0  # the damaged copy is repaired
     shutil.rmtree(primary_home / "store")
