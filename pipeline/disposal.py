@@ -116,7 +116,7 @@ def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict) -> 
     return {
         "schema": "sohoa.disposal/1", "dossierCode": code, "title": manifest.get("title"),
         "maintenance": manifest.get("maintenance"), "paperFileCode": manifest.get("paperFileCode"),
-        "created": manifest.get("created"), "closed": (closed_on(manifest) or "").__str__() or None,
+        "created": manifest.get("created"), "closed": closed.isoformat() if (closed := closed_on(manifest)) else None,
         "documents": [{"docId": d.get("docId"), "title": d.get("title"), "numberOfPage": d.get("numberOfPage"),
                        "pdfSha256": (d.get("pdf") or {}).get("sha256")} for d in manifest.get("documents", [])],
         "objects": content_objects(manifest) + [{"key": k, "sha256": None, "docId": None} for k in history]

@@ -34,7 +34,7 @@ from storage import keys
 from storage.base import ObjectStore, sha256
 from storage.errors import NotFound
 
-from . import manifest as mf
+from . import audit, events, manifest as mf, notices
 from .replication import CURSORS, SCOPE, in_scope
 
 log = logging.getLogger(__name__)
@@ -325,8 +325,6 @@ def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook,
     for each dossier read (``pipeline.events``, in the primary: the replica's copy of a dossier
     is the primary's dossier too), a ``fixity.failed`` notice for the objects found changed or
     missing (``pipeline.notices``), and one access-log line per store (``pipeline.audit``)."""
-    from . import audit, events, notices
-
     def on_dossier(label: str, code: str, outcomes: list[dict]) -> None:
         bad = [o for o in outcomes if o["outcome"] != "ok"]
         if primary.exists(keys.manifest(code)):

@@ -75,13 +75,14 @@ class ObjectStore(ABC):
         """Remove an object (refused by the server for retained objects on S3, and by the
         local store for an object put with ``compliance_days`` until its date)."""
 
+    @abstractmethod
     def legal_hold(self, key: str, on: bool) -> None:
         """Place (``on``) or release the object's legal hold: while placed, ``delete`` is refused
         whatever the object's retention. NotFound if the object does not exist."""
-        raise NotImplementedError(f"{type(self).__name__} has no legal hold")
 
+    @abstractmethod
     def under_legal_hold(self, key: str) -> bool:
-        raise NotImplementedError(f"{type(self).__name__} has no legal hold")
+        """Whether the object is under legal hold."""
 
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
