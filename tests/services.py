@@ -14,7 +14,13 @@ when a service cannot be started or reached the tests that need it FAIL with the
 - ``sqlite_engine``: a migrated SQLite index in the test's temporary directory.
 - ``index_engine``: parametrised over sqlite and postgresql.
 - ``any_store``: parametrised over LocalStore and S3Store (the shared contract suite).
+- ``redis_url``: a Redis database (1-15 on 127.0.0.1:6379) claimed for this test alone, emptied;
+  claims are keys in database 0, so parallel test processes (pytest -n) never share one.
+- ``amqp_url``: a RabbitMQ virtual host of its own on 127.0.0.1:5672 (guest), deleted afterwards.
 - ``free_port()`` and ``sohoa_serve(env, log)``: a real ``sohoa serve`` on a free port of 127.0.0.1.
+
+Each pytest-xdist worker is a session of its own: it starts its own gateway and PKI, so an
+outage test (``rgw_outage``) never stops the gateway another worker's tests are using.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ RGW_START = ROOT / "scripts" / "rgw-start.sh"
 RGW_STOP = ROOT / "scripts" / "rgw-stop.sh"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-__all__ = ["rgw", "rgw_outage", "s3_settings", "s3_store", "s3_env", "pg_url", "pg_engine", "sqlite_engine",
+__all__ = ["rgw", "rgw_outage", "redis_url", "amqp_url", "s3_settings", "s3_store", "s3_env", "pg_url", "pg_engine", "sqlite_engine",
            "index_engine", "any_store", "new_bucket_name"]
 
 
@@ -82,6 +88,52 @@ def _read_env_file(path: Path) -> dict:
 
 def new_bucket_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis database of this test's own, emptied (Redis 127.0.0.1:6379 is started with the machine)."""
+    import redis
+
+    claims = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            number = next((n for n in range(1, 16) if claims.set(f"sohoa-test-db:{n}", owner, nx=True, ex=1800)), None)
+            if number is not None:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("No free Redis database (1-15) for the test within 120 s", pytrace=False)
+            time.sleep(0.5)
+    except redis.exceptions.ConnectionError as error:
+        pytest.fail(f"Redis is not running on 127.0.0.1:6379: {error}", pytrace=False)
+    url = f"redis://127.0.0.1:6379/{number}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        if claims.get(f"sohoa-test-db:{number}") == owner.encode():
+            claims.delete(f"sohoa-test-db:{number}")
+
+
+@pytest.fixture
+def amqp_url():
+    """A RabbitMQ virtual host of this test's own (127.0.0.1:5672, guest/guest, started with the
+    machine), so no other test's workers take its tasks; deleted afterwards."""
+    vhost = f"sohoa-test-{uuid.uuid4().hex[:12]}"
+    ctl = ["rabbitmqctl", "-q"]
+    try:
+        subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+        subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
+                       capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        pytest.fail(f"Cannot make a RabbitMQ virtual host with rabbitmqctl: {error}", pytrace=False)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -328,7 +328,7 @@ def test_the_archivists_commands_replicate_check_fixity_and_restore_and_leave_ev
     verify_all(primary_home)
 
 
-def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp_path):
+def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp_path, redis_url):
     import os
     import subprocess
     import sys
@@ -336,7 +336,7 @@ def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp
 
     import redis
 
-    url = "redis://127.0.0.1:6379/13"
+    url = redis_url
     broker = redis.Redis.from_url(url)
     broker.flushdb()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")},

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -22,20 +21,6 @@ from tests.conftest import save_page
 
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
 CODES = [f"H23.50-261201-{n:04d}" for n in range(11, 16)]
-
-
-@pytest.fixture
-def redis_url():
-    """A Redis database of its own, emptied (Redis 127.0.0.1:6379 is started with the machine)."""
-    import redis
-
-    number = random.randint(1, 15)
-    url = f"redis://127.0.0.1:6379/{number}"
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except redis.exceptions.ConnectionError as error:
-        pytest.fail(f"Redis is not running on 127.0.0.1:6379: {error}", pytrace=False)
-    return url
 
 
 @pytest.fixture
@@ -113,7 +98,9 @@ def test_two_workers_share_the_pages_of_a_20_page_document(cluster, rendered, tm
     result = json.loads(done.stdout)
     assert result["docId"] == f"{CODES[0]}.001" and len(result["pages"]) == 20
     by_worker = cluster.pages_by_worker()
-    assert sum(by_worker.values()) == 20 and len(by_worker) == 2, by_worker  # both workers took pages
+    # both workers took pages; on a loaded machine a page may outlive the broker's visibility
+    # timeout and be handed out again, and its second taker then finds it done ("(reused)")
+    assert sum(by_worker.values()) == 20 and len(set(by_worker) - {"(reused)"}) == 2, by_worker
     status = cluster.sohoa("status", CODES[0], "--json")
     assert json.loads(status.stdout)[0]["state"] == "done" and json.loads(status.stdout)[0]["pagesDone"] == 20
 
@@ -223,19 +210,9 @@ def test_the_object_store_stopped_during_a_job_recovers_by_retry(cluster, render
     assert [(j["state"], j["attempts"]) for j in status] == [("done", 1)]
 
 
-def test_rabbitmq_is_a_broker_too(cluster, rendered, tmp_path):
+def test_rabbitmq_is_a_broker_too(cluster, rendered, tmp_path, amqp_url):
     """RabbitMQ (127.0.0.1:5672, guest/guest, started with the machine) in place of Redis."""
-    from kombu import Connection
-
-    url = "amqp://guest:guest@127.0.0.1:5672//"
-    with Connection(url, connect_timeout=10) as conn:  # tasks left by an earlier run are not ours
-        for queue in ("pages", "finish"):
-            try:
-                conn.default_channel.queue_purge(queue)
-            except Exception:  # the queue does not exist yet
-                conn.close()
-                conn.connect()
-    cluster.env["SOHOA_BROKER_URL"] = url
+    cluster.env["SOHOA_BROKER_URL"] = amqp_url
     cluster.start_worker()
     scan = _multipage_tiff(rendered, tmp_path / "hoso.tif", 3)
     done = cluster.sohoa("ingest", "--dossier", CODES[3], "--title", "Qua RabbitMQ", "--json", scan)
