@@ -308,9 +308,14 @@ SOURCE_VI = {"embedded": "dữ liệu nhúng trong tệp", "fetched": "tra cứu
 
 
 def cmd_verify(args, settings: Settings) -> int:
-    report = service.verify(settings, args.codes, all_dossiers=args.all)
+    report = service.verify(settings, args.codes, all_dossiers=args.all, signatures=not args.fixity_only)
     if args.json:
-        _print_json(report.to_json())
+        _print_json(report.to_json() if report.objects is None or not args.fixity_only
+                    else {"objects": report.objects, **report.to_json()})
+        return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
+    if report.objects is not None:
+        _print_objects(report.objects)
+    if args.fixity_only:
         return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
     print(f"Đã kiểm tra {len(report.results)} hồ sơ.")
     for code, verdicts in report.results.items():
@@ -325,6 +330,20 @@ def cmd_verify(args, settings: Settings) -> int:
                 print(f"        {s.field}: tình trạng thu hồi {REVOCATION_VI.get(s.revocation, s.revocation)}"
                       f" ({SOURCE_VI.get(s.revocation_source, s.revocation_source)})")
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
+
+
+OBJECT_OUTCOME_VI = {"mismatch": "THAY ĐỔI (changed)", "missing": "THIẾU (missing)", "extra": "THỪA (extra)"}
+
+
+def _print_objects(found: dict) -> None:
+    """The whole-store object check of ``verify --all``: counts, then each problem with its key."""
+    print(f"Kiểm tra đối tượng trong kho / stored objects: {number_vi(found['dossiers'])} hồ sơ, "
+          f"{number_vi(found['documents'])} tài liệu, {number_vi(found['objects'])} đối tượng đọc lại "
+          f"({number_vi(found['bytesRead'])} byte, {number_vi(found['seconds'], 1)} giây): "
+          f"{number_vi(found['changed'])} thay đổi, {number_vi(found['missing'])} thiếu, {number_vi(found['extra'])} thừa"
+          + (" - ĐẠT" if found["ok"] else " - KHÔNG ĐẠT"))
+    for p in found["problems"]:
+        print(f"  {OBJECT_OUTCOME_VI[p['outcome']]}: {p['key']}" + (f" ({p['detail']})" if p.get("detail") else ""))
 
 
 EVENT_VI = {"ingestion": "tiếp nhận", "digital signature generation": "ký số", "metadata modification": "sửa siêu dữ liệu",
@@ -861,7 +880,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "verify", "kiểm tra chữ ký số, PDF/A và mã băm SHA-256 của tài liệu", cmd_verify)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ")
-    s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho")
+    s.add_argument("--all", action="store_true", help="mọi hồ sơ trong kho, và mọi đối tượng trong kho: thay đổi, thiếu, thừa")
+    s.add_argument("--fixity-only", action="store_true",
+                   help="chỉ đọc lại các đối tượng và so mã băm SHA-256 (thay đổi, thiếu, thừa), không kiểm tra chữ ký số: "
+                        "nhanh, cho kho lớn")
 
     s = command(sub, "events", "các sự kiện bảo quản của hồ sơ (PREMIS): tiếp nhận, ký số, kiểm tra mã băm, sao lưu, đóng gói",
                 cmd_events)

@@ -141,12 +141,11 @@ def hold_of(store: ObjectStore, code: str) -> dict | None:
 
 def report(store: ObjectStore, default_days: int, as_of: date) -> list[RetentionRow]:
     """Every dossier of the store, those disposed of included, with its due date and status."""
-    found = store.list(keys.PREFIX)
-    codes = sorted({keys.code_of(k) for k in found if k.endswith(("/manifest.json", "/" + RECORD, "/" + PENDING))}
-                   - {None})
     rows = []
-    for code in codes:
+    for code in store.children(keys.PREFIX):  # the dossier folders, one level: no key below is listed
         prefix = keys.dossier_prefix(code)
+        if not any(store.exists(prefix + name) for name in ("manifest.json", RECORD, PENDING)):
+            continue
         disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
         manifest = None if disposed else load_manifest(store, code)
         shown = manifest or disposed or pending or {}

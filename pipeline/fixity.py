@@ -6,6 +6,14 @@
   names (originals, PDFs and their renewed versions, texts, words), with the SHA-256 in the
   manifest. A file a manifest names that the store lacks is missing; so is an object listed
   that is gone when read. Each problem is an ERROR log line naming the key, and is returned.
+- Extra objects: a key under a dossier's folder that nothing accounts for (not its manifest,
+  history, events or disposal records, nor a file the manifest names; a folder with no manifest
+  at all), as ``unlisted`` decides.
+- Two views of one check: ``sweep`` reads the whole store at once, one dossier folder at a time
+  (what ``sohoa verify --all`` runs first, and ``--fixity-only`` alone); ``fixity_slice`` reads
+  it a slice at a time (the Celery beat task ``sohoa.fixity``), so that every object is checked
+  within ``days`` days. Both judge each object with ``check_object`` and each folder's extras
+  with ``unlisted``, and report the same problems: changed ("mismatch"), missing, extra.
 - Slice size: the objects left in the cycle divided by the runs left before it must end
   (``cycle start + days``, one run every ``interval`` seconds; at least one run), rounded up;
   capped by ``limit``, and cut short by ``budget`` seconds. Keys are taken in sorted order
@@ -20,6 +28,7 @@
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -44,7 +53,12 @@ RECORD_SCHEMA = "sohoa.fixity-record/1"
 RECORDS = "system/fixity-log-"
 _EVENTS = re.compile(r"dossiers/[^/]+/events/")
 _STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
-OUTCOME_VI = {"mismatch": "sai mã băm SHA-256", "missing": "mất đối tượng"}
+OUTCOME_VI = {"mismatch": "sai mã băm SHA-256", "missing": "mất đối tượng",
+              "extra": "đối tượng thừa (không manifest nào liệt kê)"}
+# what a dossier folder holds besides the files its manifest names (pipeline.disposal's records)
+_RECORDS = ("legal-hold.json", "disposal.json", "disposal-pending.json")
+_HISTORY = re.compile(r"manifests/(\d{6})\.json")
+_EVENT = re.compile(r"events/\d{8}T\d{6}\.\d{6}Z-[a-z][a-z-]{0,39}-[0-9a-f]{8,32}\.json")
 
 
 @dataclass(frozen=True)
@@ -162,9 +176,8 @@ def expected_hashes(manifest: dict) -> dict[str, str]:
     """The SHA-256 the manifest records for each file it names."""
     found = {}
     for doc in manifest.get("documents", []):
-        for ref in (doc.get("pdf"), doc.get("text"), doc.get("words"), *doc.get("originals", []),
-                    *doc.get("pdfVersions", [])):
-            if ref and ref.get("key") and ref.get("sha256"):
+        for ref in mf.document_objects(doc):
+            if ref.get("key") and ref.get("sha256"):
                 found[ref["key"]] = ref["sha256"]
     return found
 
@@ -181,7 +194,158 @@ def done_count(found: Iterable[str], last_key: str | None) -> int:
     return 0 if last_key is None else sum(1 for k in found if k <= last_key)
 
 
+def unlisted(code: str, found: Iterable[str], manifest: dict | None, disposal: dict | None = None) -> list[str]:
+    """The keys under the dossier's folder that nothing accounts for (extra objects): not the
+    manifest, a version of its history up to the current one, a file it names, a preservation
+    event or a record of ``pipeline.disposal``; for a disposed dossier (``disposal``, its record)
+    the objects the record says were kept. A folder with neither a manifest nor a disposal
+    record is all extra (what an ingest cut short would leave, were it to leave anything)."""
+    prefix = keys.dossier_prefix(code)
+    named = set(expected_hashes(manifest)) if manifest else set()
+    newest = int(manifest.get("manifestVersion") or 0) if manifest else 0
+    if disposal:
+        named |= {o.get("key") for o in disposal.get("objects") or [] if isinstance(o, dict)}
+    if manifest is None and disposal is None:
+        return sorted(found)
+    extra = []
+    for key in found:
+        rest = key[len(prefix):] if key.startswith(prefix) else None
+        if rest is None:
+            extra.append(key)
+            continue
+        history = _HISTORY.fullmatch(rest)
+        if key in named or _EVENT.fullmatch(rest) or rest in _RECORDS \
+                or (rest == "manifest.json" and manifest is not None) \
+                or (history and 1 <= int(history.group(1)) <= newest):
+            continue
+        extra.append(key)
+    return sorted(extra)
+
+
+@dataclass(frozen=True)
+class StoreAudit:
+    """A whole store checked at once (``sweep``): what ``sohoa verify --all`` reports first."""
+    store: str
+    dossiers: int                # dossier folders read
+    documents: int               # documents their manifests list
+    objects: int                 # objects read and hashed
+    bytes_read: int
+    problems: tuple[FixityProblem, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for p in self.problems if p.outcome == outcome)
+
+    def to_json(self) -> dict:
+        return {"store": self.store, "dossiers": self.dossiers, "documents": self.documents, "objects": self.objects,
+                "bytesRead": self.bytes_read, "changed": self.count("mismatch"), "missing": self.count("missing"),
+                "extra": self.count("extra"), "problems": [p.to_json() for p in self.problems],
+                "seconds": round(self.seconds, 3), "ok": self.ok}
+
+
 # --------------------------------------------------------------------------- edges
+
+def _read_json(store: ObjectStore, key: str) -> dict | None:
+    try:
+        found = json.loads(store.get(key))
+    except (NotFound, ValueError, UnicodeDecodeError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def check_object(store: ObjectStore, key: str, listed: str | None) -> tuple[FixityProblem | None, str | None, int]:
+    """Re-read one object: (its problem or None, the SHA-256 of its bytes, bytes read)."""
+    info = store.stat(key)
+    try:
+        data = store.get(key) if info is not None else None
+    except NotFound:
+        data = None
+    if data is None:
+        return (FixityProblem(key, "missing", listed or (info.sha256 if info else None), None,
+                              "đã liệt kê nhưng không đọc được / listed but gone"), None, 0)
+    actual = sha256(data)
+    return judge(key, actual, info.sha256, listed), actual, len(data)
+
+
+def check_dossier(store: ObjectStore, code: str) -> tuple[list[FixityProblem], int, int, int]:
+    """Every object under one dossier's folder, listed by its prefix and re-read: (problems,
+    documents, objects read, bytes read). Changed: the bytes' SHA-256 differs from the store's
+    record or the manifest's; missing: a file the manifest names is not there; extra: see
+    ``unlisted``. A manifest that does not parse is a changed object and its folder is not
+    judged for extras (nothing says what belongs)."""
+    found = store.list(keys.dossier_prefix(code))
+    present = set(found)
+    manifest_key = keys.manifest(code)
+    manifest, hashes, damaged = None, {}, False
+    if manifest_key in present:
+        try:
+            # plain JSON, not the schema (``manifest.loads``, ~10 ms a manifest): what is judged
+            # here is the bytes of each object, and the manifest's own against the store's record;
+            # ``sohoa verify`` without --fixity-only validates each manifest in full
+            manifest = json.loads(store.get(manifest_key))
+            hashes = {k: v for k, v in expected_hashes(manifest).items() if keys.code_of(k) == code}
+        except NotFound:
+            present.discard(manifest_key)
+        except (ValueError, UnicodeDecodeError, TypeError, AttributeError):
+            manifest, damaged = None, True
+    problems: list[FixityProblem] = []
+    read, actual = 0, {}
+    for key in found:
+        problem, actual[key], size = check_object(store, key, hashes.get(key))
+        read += size
+        if problem is not None:
+            problems.append(problem)
+    if damaged:
+        problems.append(FixityProblem(manifest_key, "mismatch", None, None,
+                                      "manifest không đọc được / manifest does not parse"))
+    else:
+        for named, digest in sorted(hashes.items()):
+            if named not in present:
+                problems.append(FixityProblem(named, "missing", digest, None, f"manifest {manifest_key}"))
+        disposal = _read_json(store, keys.dossier_prefix(code) + "disposal.json") if manifest is None else None
+        for key in unlisted(code, found, manifest, disposal):
+            problems.append(FixityProblem(key, "extra", None, actual.get(key),
+                                          "không có manifest / no manifest" if manifest is None and disposal is None
+                                          else f"không có trong {manifest_key} / not in {manifest_key}"))
+    documents = len((manifest or {}).get("documents") or []) if isinstance(manifest, dict) else 0
+    return problems, documents, len(found), read
+
+
+def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | None = None,
+          on_dossier: Callable[[str, list[FixityProblem]], None] | None = None) -> StoreAudit:
+    """Check the whole store now, one dossier folder at a time (``children`` of ``dossiers/``,
+    then each folder by its prefix): the check ``sohoa verify --all`` runs, and the one rolling
+    fixity spreads over SOHOA_FIXITY_DAYS. Holds one dossier's keys at a time, never the
+    store's. ``codes``: those dossiers only. ``on_dossier(code, problems)`` once per folder."""
+    started = time.monotonic()
+    problems: list[FixityProblem] = []
+    dossiers = documents = objects = read = 0
+    for name in (store.children(keys.PREFIX) if codes is None else codes):
+        try:
+            keys.dossier_prefix(name)
+        except Exception:  # a folder no dossier code can name: extra, as a whole
+            problems.append(FixityProblem(f"{keys.PREFIX}{name}", "extra", None, None,
+                                          "không phải mã hồ sơ / not a dossier code"))
+            continue
+        found, docs, count, size = check_dossier(store, name)
+        if codes is not None and not count:  # a dossier named that the store does not hold
+            found = [FixityProblem(keys.manifest(name), "missing", None, None, "không có hồ sơ này / no such dossier")]
+        dossiers, documents, objects, read = dossiers + 1, documents + docs, objects + count, read + size
+        problems.extend(found)
+        if on_dossier is not None:
+            on_dossier(name, found)
+    for problem in problems:
+        _alert(label, problem)
+    report = StoreAudit(label, dossiers, documents, objects, read, tuple(problems), time.monotonic() - started)
+    log.info("Kiểm tra toàn bộ kho %s: %d hồ sơ, %d tài liệu, %d đối tượng; %d thay đổi, %d thiếu, %d thừa (%.1f s)",
+             label, dossiers, documents, objects, report.count("mismatch"), report.count("missing"),
+             report.count("extra"), report.seconds)
+    return report
+
 
 def _listing(store: ObjectStore) -> list[str]:
     return sorted({k for prefix in SCOPE for k in store.list(prefix) if in_scope(k) and not k.startswith(CURSORS)})
@@ -213,7 +377,31 @@ def _manifest_hashes(store: ObjectStore, code: str) -> dict[str, str]:
         return {}
 
 
+def _extras(store: ObjectStore, code: str, found: list[str]) -> set[str]:
+    """The extra objects of one dossier in a slice's listing (``unlisted``)."""
+    try:
+        prefix = keys.dossier_prefix(code)
+    except Exception:
+        return {k for k in found if k.startswith(f"{keys.PREFIX}{code}/")}
+    start = bisect.bisect_left(found, prefix)
+    mine = []
+    for key in found[start:]:
+        if not key.startswith(prefix):
+            break
+        mine.append(key)
+    manifest_key = keys.manifest(code)
+    manifest = _read_json(store, manifest_key) if manifest_key in mine else None
+    if manifest_key in mine and manifest is None:
+        return set()  # a damaged manifest: reported as changed; nothing says what belongs
+    disposal = _read_json(store, prefix + "disposal.json") if manifest is None else None
+    return set(unlisted(code, mine, manifest, disposal))
+
+
 def _alert(label: str, problem: FixityProblem) -> None:
+    if problem.outcome == "extra":
+        log.error("Kiểm tra toàn vẹn (kho %s): %s: %s (SHA-256 %s; %s) [fixity extra %s]", label,
+                  OUTCOME_VI["extra"], problem.key, problem.actual, problem.detail, problem.key)
+        return
     log.error("Kiểm tra toàn vẹn (kho %s): %s: %s (mong đợi %s, đọc được %s; %s) [fixity %s %s]", label,
               OUTCOME_VI[problem.outcome], problem.key, problem.expected, problem.actual, problem.detail,
               problem.outcome, problem.key)
@@ -232,6 +420,7 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
     present = set(found)
     cursor, cycle, todo = plan(found, _load_cursor(state, label), days, interval, now, limit)
     hashes: dict[str, dict[str, str]] = {}
+    extras: dict[str, set[str]] = {}
     outcomes, problems, read, last = [], [], 0, cursor.last_key
     for key in todo:
         if budget is not None and outcomes and time.monotonic() - started > budget:
@@ -239,20 +428,12 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
         code = keys.code_of(key)
         if code is not None and code not in hashes:
             hashes[code] = _manifest_hashes(store, code)
+            extras[code] = _extras(store, code, found)
         listed = hashes.get(code, {}).get(key) if code else None
-        info = store.stat(key)
-        try:
-            data = store.get(key) if info is not None else None
-        except NotFound:
-            data = None
-        if data is None:
-            problem = FixityProblem(key, "missing", listed or (info.sha256 if info else None), None,
-                                    "đã liệt kê nhưng không đọc được / listed but gone")
-            actual = None
-        else:
-            actual = sha256(data)
-            read += len(data)
-            problem = judge(key, actual, info.sha256, listed)
+        problem, actual, size = check_object(store, key, listed)  # as ``sweep`` reads each object
+        read += size
+        if code is not None and key in extras[code]:  # as ``sohoa verify --all`` finds it (``check_dossier``)
+            problems.append(FixityProblem(key, "extra", None, actual, "không manifest nào liệt kê / listed by no manifest"))
         if code is not None and key == keys.manifest(code):  # every file the manifest names must be there
             for named, digest in sorted(hashes.get(code, {}).items()):
                 if named not in present:
@@ -260,7 +441,9 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
                     outcomes.append({"key": named, "sha256": None, "outcome": "missing"})
         if problem is not None:
             problems.append(problem)
-        outcomes.append({"key": key, "sha256": actual, "outcome": problem.outcome if problem else "ok"})
+        extra = code is not None and key in extras[code]
+        outcomes.append({"key": key, "sha256": actual,
+                         "outcome": problem.outcome if problem else "extra" if extra else "ok"})
         last = key
     for problem in problems:
         _alert(label, problem)

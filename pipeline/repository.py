@@ -25,10 +25,26 @@ def load_manifest(store: ObjectStore, code: str) -> dict | None:
     except ObjectNotFound:
         return None
     try:
-        return mf.loads(data)
+        manifest = mf.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise IntegrityError(f"Manifest của hồ sơ {code} bị hỏng, không đọc được; chưa thay đổi gì",
                              f"damaged manifest: {e}") from None
+    if manifest["dossierCode"] != code:  # a manifest copied into another dossier's folder
+        raise IntegrityError(f"Manifest trong thư mục hồ sơ {code} là của hồ sơ {manifest['dossierCode']}; "
+                             "chưa thay đổi gì", "manifest names another dossier than its folder")
+    return manifest
+
+
+def free_pdf_version(store: ObjectStore, code: str, doc_id: str, start: int) -> tuple[int, list[dict]]:
+    """The first version number from ``start`` whose PDF key is free, and the PDFs found in the
+    way: each was stored by an attempt stopped before it wrote the manifest (write-once, so it
+    stays). The caller records them in the document's ``abandoned`` list, so that no stored
+    object goes unaccounted for and fixity checks them like the rest."""
+    version, abandoned = start, []
+    while (found := store.stat(keys.document_pdf(code, doc_id, version))) is not None:
+        abandoned.append({**found.to_json(), "reason": "attempt-stopped-before-manifest"})
+        version += 1
+    return version, abandoned
 
 
 def require_manifest(store: ObjectStore, code: str) -> dict:
@@ -93,5 +109,6 @@ def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
 
 
 def dossier_codes(store: ObjectStore) -> list[str]:
-    """Every dossier in the store (those with a manifest)."""
-    return keys.codes_from_keys(store.list(keys.PREFIX))
+    """Every dossier in the store (those with a manifest): the dossier folders, one level
+    (``children``), each asked for its manifest; no key below is listed."""
+    return [code for code in store.children(keys.PREFIX) if store.exists(keys.manifest(code))]

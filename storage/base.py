@@ -4,6 +4,8 @@
   project's own SHA-256 and size of the bytes written (ETags are not checksums).
 - ``get`` returns the bytes; with ``sha256`` given it checks them and raises
   IntegrityError on a mismatch.
+- ``list(prefix)`` and ``children(prefix)`` read only under the prefix: a store of ten thousand
+  dossiers is listed one dossier (or one level) at a time, never key by key as a whole.
 - Keys are produced by ``storage.keys`` only; a backend still refuses any key
   that could escape its root.
 - Writing a key that already holds the same bytes is a no-op (idempotent retries).
@@ -68,7 +70,14 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
-        """Keys under prefix, sorted."""
+        """Keys under prefix, sorted. Reads only what lies under the prefix (the local store
+        walks that folder alone, S3 lists with the prefix, page by page), never the whole store."""
+
+    @abstractmethod
+    def children(self, prefix: str) -> list[str]:
+        """The names one level below ``prefix`` (which ends with "/"), sorted: a folder-style
+        listing with "/" as delimiter (``children("dossiers/")`` gives the dossier codes), read
+        without walking what lies deeper. Both objects and sub-folders are named."""
 
     @abstractmethod
     def delete(self, key: str) -> None:

@@ -586,28 +586,56 @@ def read_dossier(store, code: str) -> tuple[dict, dict[str, list[str]]]:
     return manifest, page_texts
 
 
-def reindex(store, engine: Engine) -> dict:
-    """Rebuild the whole index from the manifests and text objects in storage.
+REINDEX_BATCH = 500  # documents read, indexed and committed together (whole dossiers: a batch ends after one)
 
-    One transaction: searches see the old index until the new one is complete. A dossier
-    that cannot be read is reported in ``errors`` and left out.
+
+def reindex(store, engine: Engine, *, batch: int = REINDEX_BATCH) -> dict:
+    """Rebuild the whole index from the manifests and text objects in storage, streamed.
+
+    The dossier folders are listed one level (``children``), never the store's keys; dossiers
+    are read one at a time and committed ``batch`` documents to a transaction (rounded up to a
+    whole dossier), so memory holds one batch of manifests and texts whatever the store's size.
+    Each dossier is replaced whole in its batch's transaction (a search sees it as before or as
+    now, never half); at the end the dossiers indexed that storage no longer holds (or that
+    could not be read) are dropped. Idempotent: a run cut short changed only whole dossiers,
+    and running it again finishes it. A dossier that cannot be read is reported in ``errors``
+    and left out.
     """
     from . import keys
 
-    codes = keys.codes_from_keys(store.list(keys.PREFIX))
     totals = {"dossiers": 0, "documents": 0, "pages": 0, "errors": []}
-    loaded = []
-    for code in codes:
+    seen: set[str] = set()
+    loaded: list[tuple[dict, dict]] = []
+    held = [0]  # documents in ``loaded``
+
+    def flush() -> None:
+        if not loaded:
+            return
+        with engine.begin() as conn:
+            for manifest, page_texts in loaded:
+                counts = _index_dossier(conn, manifest, page_texts)
+                seen.add(nfc(manifest["dossierCode"]))
+                for name, value in counts.items():
+                    totals[name] += value
+        loaded.clear()
+        held[0] = 0
+
+    for code in store.children(keys.PREFIX):
         try:
+            if not store.exists(keys.manifest(code)):
+                continue  # a disposed dossier's folder keeps its record and events, and no manifest
             loaded.append(read_dossier(store, code))
+            held[0] += len(_documents_of(loaded[-1][0]))
         except Exception as error:  # one broken dossier must not stop the rebuild
             log.warning("reindex: %s: %s", code, error)
             totals["errors"].append({"dossierCode": code, "error": str(error)})
-    with engine.begin() as conn:
-        for table in (pages, events, documents, dossiers):
-            conn.execute(table.delete())
-        for manifest, page_texts in loaded:
-            counts = _index_dossier(conn, manifest, page_texts)
-            for name, value in counts.items():
-                totals[name] += value
+        if held[0] >= batch:
+            flush()
+    flush()
+    with engine.connect() as conn:
+        stale = [c for c in conn.execute(sa.select(dossiers.c.code)).scalars() if c not in seen]
+    for start in range(0, len(stale), batch):
+        with engine.begin() as conn:
+            for code in stale[start:start + batch]:
+                _forget_dossier(conn, code)
     return totals

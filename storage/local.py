@@ -12,6 +12,7 @@ this binds sohoa, not someone with the rights to the directory). An object under
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from . import retention as ret
 from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
-from .errors import RetentionError
+from .errors import RetentionError, StorageUnavailable
 
 _META = ".meta.json"
 
@@ -71,8 +72,16 @@ class LocalStore(ObjectStore):
                         ret.LATEST_RETAIN_UNTIL)
             meta.update(mode="COMPLIANCE", retain_until=until.isoformat())
         retain = meta["retained"]
-        write_atomic(path, data)
-        write_atomic(path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode())
+        try:
+            write_atomic(path, data)
+            write_atomic(path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode())
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if current is None:  # no object without its sidecar: the retry writes both
+                path.unlink(missing_ok=True)
+            raise StorageUnavailable(f"Hết chỗ trống trên đĩa của kho lưu trữ {self.root} khi ghi {key}; "
+                                     "hãy giải phóng chỗ trống rồi chạy lại", f"no space left on device: {e}") from e
         if retain:
             path.chmod(0o444)  # best effort on a plain file system; real WORM is the S3 backend's
         return ObjectInfo(key, digest, len(data), metadata or {})
@@ -91,6 +100,9 @@ class LocalStore(ObjectStore):
             raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
         return self._checked(key, data, sha256)
 
+    def exists(self, key):
+        return self._path(key).is_file()
+
     def stat(self, key):
         path = self._path(key)
         if not path.is_file():
@@ -104,14 +116,56 @@ class LocalStore(ObjectStore):
             return ObjectInfo(key, sha256(data), len(data), {})
 
     def list(self, prefix):
-        base = self.root
-        keys = []
-        for p in base.rglob("*"):
-            if p.is_file() and not p.name.endswith(_META) and not p.name.startswith(".tmp-"):
-                key = p.relative_to(base).as_posix()
-                if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
+        """Keys under prefix, sorted: walks only the folder the prefix names (for a prefix ending
+        inside a name, such as ``system/fixity-log-``, its parent folder, one level deep first)."""
+        if prefix:
+            check_key(prefix.rstrip("/"))
+        folder, _, stem = prefix.rpartition("/")
+        base = self.root / folder if folder else self.root
+        found: list[str] = []
+        try:
+            entries = list(os.scandir(base))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        lead = f"{folder}/" if folder else ""
+        for entry in entries:
+            if entry.name.startswith(stem):
+                self._walk(entry, lead + entry.name, found)
+        found.sort()
+        return found
+
+    def _walk(self, entry: os.DirEntry, key: str, found: list[str]) -> None:
+        if entry.is_dir(follow_symlinks=False):
+            stack = [(entry.path, key)]
+            while stack:
+                path, at = stack.pop()
+                try:
+                    inner = list(os.scandir(path))
+                except FileNotFoundError:  # removed while listing
+                    continue
+                for child in inner:
+                    if child.is_dir(follow_symlinks=False):
+                        stack.append((child.path, f"{at}/{child.name}"))
+                    elif self._is_object(child.name):
+                        found.append(f"{at}/{child.name}")
+        elif entry.is_file(follow_symlinks=False) and self._is_object(entry.name):
+            found.append(key)
+
+    @staticmethod
+    def _is_object(name: str) -> bool:
+        return not name.endswith(_META) and not name.startswith(".tmp-")
+
+    def children(self, prefix):
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"children() needs a folder prefix ending with '/': {prefix!r}")
+        if prefix:
+            check_key(prefix.rstrip("/"))
+        try:
+            entries = list(os.scandir(self.root / prefix if prefix else self.root))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False)
+                      or (e.is_file(follow_symlinks=False) and self._is_object(e.name)))
 
     def retained(self, key: str) -> bool:
         """Whether the object was put write-once (``retain`` or ``compliance_days``)."""

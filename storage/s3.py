@@ -284,8 +284,19 @@ class S3Store(ObjectStore):
         return ObjectInfo(key, digest, head.size, meta)
 
     def list(self, prefix):
+        """ListObjectsV2 with the prefix, page by page (1,000 keys a page, the SDK follows the
+        continuation token): only the keys under the prefix are read."""
         objects = self._call(prefix, lambda: list(self.client.list_objects(self.bucket, prefix=prefix, recursive=True)))
         return sorted(o.object_name for o in objects if not o.is_dir)
+
+    def children(self, prefix):
+        """ListObjectsV2 with the prefix and delimiter "/", paginated: the common prefixes
+        (sub-folders) and objects one level below, never the keys deeper down."""
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"children() needs a folder prefix ending with '/': {prefix!r}")
+        found = self._call(prefix, lambda: list(self.client.list_objects(self.bucket, prefix=prefix or None,
+                                                                          recursive=False)))
+        return sorted({o.object_name[len(prefix):].rstrip("/") for o in found} - {""})
 
     def delete(self, key):
         key = check_key(key)
