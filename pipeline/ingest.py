@@ -30,7 +30,7 @@ from .inputs import Source, read_source
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
 from .pages import PageCache
 from .pdfa import DocumentMeta, PageRender, build_pdfa
-from .repository import dossier_lock, load_manifest, save_manifest
+from .repository import dossier_lock, free_pdf_version, load_manifest, save_manifest
 from .signing.keys import Signer
 from .signing.pades import sign_pdf
 
@@ -246,9 +246,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
         pdf, record = sign_pdf(pdf, ctx.signer)
         signature = record.to_json()
     meta = {"dossier": code, "doc-id": doc_id}
-    version = 1
-    while store.exists(keys.document_pdf(code, doc_id, version)):  # left by an attempt killed before its manifest
-        version += 1
+    version, abandoned = free_pdf_version(store, code, doc_id, 1)
     pdf_info = store.put(keys.document_pdf(code, doc_id, version), pdf, "application/pdf",
                          meta | {"kind": "pdf", "maintenance": dossier_manifest["maintenance"]}, retain=True)
     text = "\f".join(r.text for r in results).encode("utf-8")
@@ -262,7 +260,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
             "inputSha256": prepared.digest, "originals": list(prepared.originals), "pdf": pdf_info.to_json(), "text": text_info.to_json(),
             "words": words_info.to_json(), "signature": signature, "pages": pages,
             "pdfVersions": [{**pdf_info.to_json(), "at": now.isoformat(), "reason": "signed" if signature else "stored"}],
-            **({"unsigned": True} if signature is None else {})}
+            **({"unsigned": True} if signature is None else {}), **({"abandoned": abandoned} if abandoned else {})}
 
 
 def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[PageResult]) -> tuple[str, ...]:

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+
+from storage import keys
+from storage.base import check_key
+from storage.errors import UnsafeKey
 
 from .errors import Conflict
 from .models import PageResult
@@ -69,11 +74,20 @@ def input_digest(source_hashes: list[str]) -> str:
 
 
 def find_document(manifest: dict, digest: str) -> dict | None:
-    return next((d for d in manifest["documents"] if d["inputSha256"] == digest), None)
+    # inputSha256 is optional in the schema (a document imported or written by sohoa.manifest/1
+    # may lack it): such a document is never the same input again
+    return next((d for d in manifest["documents"] if d.get("inputSha256") == digest), None)
 
 
 def next_sequence(manifest: dict) -> int:
     return max((d["sequence"] for d in manifest["documents"]), default=0) + 1
+
+
+def document_objects(doc: dict) -> list[dict]:
+    """Every stored object a document entry names (PDF and its versions, text, words, originals,
+    and the abandoned PDFs of attempts stopped before their manifest), as recorded."""
+    return [ref for ref in (doc.get("pdf"), doc.get("text"), doc.get("words"), *doc.get("originals", []),
+                            *doc.get("pdfVersions", []), *doc.get("abandoned", [])) if ref]
 
 
 def page_entry(number: int, source: dict, result: PageResult) -> dict:
@@ -104,21 +118,46 @@ def dumps(manifest: dict) -> bytes:
 def loads(data: bytes) -> dict:
     """A stored manifest, checked against the JSON Schema and against its own dossier: every
     docId belongs to the dossier and every key lies under the dossier's folder. ValueError
-    otherwise; nothing of a manifest reaches a path before this check."""
-    manifest = json.loads(data)
-    problems = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    otherwise; nothing of a manifest reaches a path before this check.
+
+    The schema's patterns are searched with ``re.search``, where ``$`` also matches before a
+    final newline, and its code pattern allows '..': the code, docIds, keys and SHA-256 are
+    checked again here in full (findings of tests/fuzz/manifest.py)."""
+    try:
+        manifest = json.loads(data)
+        problems = sorted(_validator().iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    except RecursionError:  # JSON nested deeper than the interpreter's recursion limit
+        raise ValueError("manifest nested too deeply to be a manifest") from None
     if problems:
         where = "/".join(str(p) for p in problems[0].absolute_path) or "(root)"
         raise ValueError(f"manifest does not match {SCHEMA}: {where}: {problems[0].message}")
     code = manifest["dossierCode"]
+    try:
+        prefix = keys.dossier_prefix(code)
+    except UnsafeKey:
+        raise ValueError(f"dossierCode {code!r} is not a dossier code") from None
+    previous = manifest.get("previousManifestSha256")
+    if previous is not None and not _SHA256.fullmatch(previous):
+        raise ValueError(f"previousManifestSha256 {previous!r} is not 64 hex digits")
     for doc in manifest["documents"]:
-        if not doc["docId"].startswith(code + "."):
+        if not doc["docId"].startswith(code + ".") or not _DOC_ID.fullmatch(doc["docId"]):
             raise ValueError(f"docId {doc['docId']!r} is not a document of {code}")
-        for ref in (doc.get("pdf"), doc.get("text"), doc.get("words"), *doc.get("originals", []),
-                    *doc.get("pdfVersions", [])):
-            if ref and not ref["key"].startswith(f"dossiers/{code}/"):
+        if "inputSha256" in doc and not _SHA256.fullmatch(doc["inputSha256"]):
+            raise ValueError(f"inputSha256 {doc['inputSha256']!r} is not 64 hex digits")
+        for ref in document_objects(doc):
+            if not ref["key"].startswith(prefix):
                 raise ValueError(f"key {ref['key']!r} lies outside dossier {code}")
+            try:
+                check_key(ref["key"])
+            except UnsafeKey:
+                raise ValueError(f"key {ref['key']!r} is not a safe object key") from None
+            if not _SHA256.fullmatch(ref["sha256"]):
+                raise ValueError(f"SHA-256 {ref['sha256']!r} of {ref['key']!r} is not 64 hex digits")
     return manifest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_DOC_ID = re.compile(r"[0-9A-Z][0-9A-Z.-]*\.[0-9]{3,}")
 
 
 @lru_cache(maxsize=1)

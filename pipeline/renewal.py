@@ -18,7 +18,7 @@ from storage.base import ObjectStore
 
 from . import audit
 from .models import RenewalResult
-from .repository import dossier_lock, require_manifest, save_manifest
+from .repository import dossier_lock, free_pdf_version, require_manifest, save_manifest
 from .signing.certificates import vietnam_now
 from .signing.pades import add_document_timestamp
 from .signing.validation import last_timestamp_expiry
@@ -51,15 +51,15 @@ def _renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revoca
     # a new object beside the earlier ones, never over them: every signed version stays readable
     versions = doc.get("pdfVersions") or [{**info, "at": doc.get("created") or manifest.get("created")
                                            or now.isoformat(), "reason": "signed"}]
-    number = len(versions) + 1
-    while store.exists(keys.document_pdf(code, doc_id, number)):  # left by a renewal killed before its manifest
-        number += 1
+    number, abandoned = free_pdf_version(store, code, doc_id, len(versions) + 1)
     stored = store.put(keys.document_pdf(code, doc_id, number), renewed, "application/pdf",
                        {"dossier": code, "doc-id": doc_id, "kind": "pdf", "maintenance": manifest.get("maintenance")},
                        retain=True)
     stamp = vietnam_now().isoformat()
     doc["pdf"] = stored.to_json()
     doc["pdfVersions"] = [*versions, {**stored.to_json(), "at": stamp, "reason": "timestamp-renewal"}]
+    if abandoned:
+        doc["abandoned"] = [*doc.get("abandoned", []), *abandoned]
     if doc.get("signature"):
         doc["signature"]["level"] = "B-LTA"
     manifest.setdefault("events", []).append({

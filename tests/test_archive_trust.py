@@ -84,6 +84,10 @@ def test_a_renewal_killed_between_its_writes_leaves_a_verifying_dossier_and_the_
     for version in doc["pdfVersions"]:
         data = (settings.home / "store" / version["key"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == version["sha256"]
+    # the killed attempt's PDF stays (write-once) and is named, so nothing in the folder is extra
+    stopped = [a["reason"] for a in doc.get("abandoned", [])]
+    assert stopped == (["attempt-stopped-before-manifest"] if point == "before-manifest" else [])
+    assert sohoa(["verify", "--all", "--fixity-only"], settings=settings) == 0
 
 
 def test_manifest_versions_are_chained_and_an_edited_manifest_fails_verify(signed_dossier):
@@ -114,6 +118,19 @@ def test_a_manifest_whose_doc_id_climbs_out_is_refused_and_export_writes_nothing
     assert sohoa(["export", CODE, "--out", str(out)], settings=settings) == 6
     assert "bị hỏng" in capsys.readouterr().err
     assert not list((tmp_path / "export").rglob("*.pdf")) and not (tmp_path / "escaped.pdf").exists()
+
+
+def test_a_manifest_copied_into_another_dossiers_folder_is_refused(signed_dossier, tmp_path, capsys):
+    """Found by the manifest fuzzer's review (issue 16): every key in the copy points into the
+    first dossier, so showing or exporting the second would hand out the first one's papers."""
+    _, settings = signed_dossier
+    other = "H23.50-261201-0043"
+    target = settings.home / "store" / keys.manifest(other)
+    target.parent.mkdir(parents=True)
+    target.write_bytes((settings.home / "store" / keys.manifest(CODE)).read_bytes())
+    assert sohoa(["export", other, "--out", str(tmp_path / "out")], settings=settings) == 6
+    assert f"là của hồ sơ {CODE}" in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob("*.pdf"))
 
 
 def test_every_verify_is_logged_and_an_empty_store_is_zero_dossiers(signed_dossier, tmp_path, capsys):
