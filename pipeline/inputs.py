@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,19 @@ EXTENSIONS = {"jpeg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "tiff": {".tif
 DEFAULT_DPI = 300
 MIN_DPI, MAX_DPI = 72, 1200  # PDF pages are rasterised within this
 STATED_MIN, STATED_MAX = 10, 9600  # a resolution an image file states outside this is junk
+MAX_PAGES = 1000  # pages in one input file: a thicker bundle is split before scanning (docs/robustness.md)
+MIN_SIDE = 32     # pixels: a narrower image cannot hold one readable line, whatever its resolution
+RASTER_TIMEOUT = 300  # seconds poppler may take to rasterise one PDF page (or read a PDF's page count)
+
+
+def _why(error: BaseException, file: str) -> str:
+    """A library's message about the file, without the address of our in-memory copy of it."""
+    import re
+
+    text = re.sub(r"(stream )?<_io\.BytesIO object at 0x[0-9a-f]+>( \(([^)]*)\))?:?",
+                  lambda m: f"{Path(file).name}" + (f" ({m.group(3)})" if m.group(3) else "") + (":" if m.group(0).endswith(":") else ""),
+                  str(error))
+    return text.strip()
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
     name = path.name
     if path.is_dir():
         raise InputError(str(path), "là một thư mục, không phải tệp (is a directory)")
+    if path.exists() and not path.is_file():  # a pipe or a device would block or never end
+        raise InputError(str(path), "không phải tệp thông thường (not a regular file)")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -92,36 +108,53 @@ def open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(file, f"ảnh vượt quá giới hạn {max_pixels:,} điểm ảnh (image over pixel limit)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(file, f"ảnh hỏng hoặc không đọc được ({e})") from None
+        raise InputError(file, f"ảnh hỏng hoặc không đọc được ({_why(e, file)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
 
 
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
+    """Every page's header first (count, size: cheap), then every page decoded."""
     img = open_image(file, data, max_pixels)
     count, frames = 0, ImageSequence.Iterator(img)
     while True:
         try:
             frame = next(frames)
         except StopIteration:
-            return count
+            break
         except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError) as e:
             # Pillow reads the next page's header only when it seeks there: a damaged header of
             # page 2 raises here (TypeError "Missing dimensions", KeyError on a missing tag)
             raise InputError(file, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
                                    "(damaged page header)", count + 1) from None
         count += 1
-        decoded_frame(file, frame, count, max_pixels)
+        if count > MAX_PAGES:
+            raise InputError(file, f"tệp có hơn {MAX_PAGES} trang; hãy chia thành nhiều tệp "
+                                   f"(more than {MAX_PAGES} pages in one file)")
+        _check_size(file, frame.width, frame.height, count, max_pixels)
+    for number in range(1, count + 1):
+        img.seek(number - 1)
+        decoded_frame(file, img, number, max_pixels)
+    return count
+
+
+def _check_size(file: str, width: int, height: int, page: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InputError(file, f"ảnh {width}x{height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
+                               "(image over pixel limit)", page)
+    if min(width, height) < MIN_SIDE:
+        raise InputError(file, f"ảnh chỉ {width}x{height} điểm ảnh, quá nhỏ để là một trang giấy quét "
+                               f"(smaller than {MIN_SIDE} pixels on a side)", page)
 
 
 def decoded_frame(file: str, frame: Image.Image, page: int, max_pixels: int) -> Image.Image:
-    if frame.width * frame.height > max_pixels:
-        raise InputError(file, f"ảnh {frame.width}x{frame.height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
-                               "(image over pixel limit)", page)
+    _check_size(file, frame.width, frame.height, page, max_pixels)
     try:
         frame.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng ({e}) (truncated or corrupt image)", page) from None
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, ZeroDivisionError) as e:
+        # Pillow's plugins raise more than OSError on damaged files: a TIFF strip offset of type
+        # RATIONAL gives TypeError (tests/fuzz, test_fuzzing.py)
+        raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng ({_why(e, file)}) (truncated or corrupt image)", page) from None
     return frame
 
 
@@ -129,22 +162,54 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
     """Page count of a readable PDF; every page's raster size is checked before any rendering."""
     import pikepdf
 
+    number = None  # the page being checked, for the error
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             count = len(pdf.pages)
+            if count > MAX_PAGES:
+                raise InputError(file, f"PDF có {count} trang, quá {MAX_PAGES} trang một tệp; hãy chia thành nhiều tệp "
+                                       f"(more than {MAX_PAGES} pages in one file)")
             for number, page in enumerate(pdf.pages, start=1):
                 width_in, height_in, dpi, _ = _pdf_page_geometry(page)
+                if min(width_in, height_in) * 72 < 1:
+                    raise InputError(file, "trang PDF có kích thước 0 (MediaBox rỗng) (page has no area)", number)
                 pixels = int(width_in * dpi) * int(height_in * dpi)
                 if pixels > max_pixels:
                     raise InputError(file, f"trang {width_in:.0f}x{height_in:.0f} inch ở {dpi} dpi là {pixels:,} điểm ảnh, "
                                            f"vượt quá giới hạn {max_pixels:,} (page over pixel limit)", number)
+                for raw in page.get_images().values():  # poppler decodes each image whole, whatever it is drawn at
+                    width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
+                    if width * height > max_pixels:
+                        raise InputError(file, f"ảnh trong trang {width}x{height} vượt quá giới hạn {max_pixels:,} "
+                                               "điểm ảnh (embedded image over pixel limit)", number)
     except pikepdf.PasswordError:
         raise InputError(file, "PDF được mã hóa/có mật khẩu, không xử lý được (encrypted PDF)") from None
     except pikepdf.PdfError as e:
-        raise InputError(file, f"PDF hỏng hoặc không đọc được ({e})") from None
+        raise InputError(file, f"PDF hỏng hoặc không đọc được ({_why(e, file)})") from None
+    except (TypeError, ValueError, ArithmeticError, NotImplementedError, KeyError) as e:
+        # a page or image dictionary whose values have the wrong type (/Rotate /X, /Width /W): tests/fuzz
+        raise InputError(file, f"PDF hỏng: từ điển trang có giá trị sai kiểu ({type(e).__name__}: {_why(e, file)}) "
+                               "(damaged page dictionary)", number) from None
     if count == 0:
         raise InputError(file, "PDF không có trang nào (PDF has no pages)")
+    _poppler_reads(file, data, count)
     return count
+
+
+def _poppler_reads(file: str, data: bytes, count: int) -> None:
+    """The renderer must read the file as pikepdf does: a PDF only qpdf can repair (a truncated
+    one) would otherwise be accepted here and fail page by page after its original is stored."""
+    from pdf2image import pdfinfo_from_bytes
+    from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError, PDFSyntaxError
+
+    try:
+        pages = int(pdfinfo_from_bytes(data, timeout=RASTER_TIMEOUT).get("Pages", -1))
+    except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError, OSError, ValueError) as e:
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise InputError(file, f"PDF hỏng, không đọc được cấu trúc ({first.strip()}) (damaged PDF)") from None
+    if pages != count:
+        raise InputError(file, f"PDF hỏng: đọc được {pages} hoặc {count} trang tùy chương trình "
+                               "(damaged PDF: page count differs between readers)")
 
 
 def _normalise_mode(frame: Image.Image) -> Image.Image:
@@ -219,7 +284,7 @@ def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
 
 def _rasterise_pdf_page(file: str, data: bytes, page: int, max_pixels: int):
     from pdf2image import convert_from_bytes
-    from pdf2image.exceptions import PDFPageCountError, PDFSyntaxError
+    from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError, PDFSyntaxError
 
     import pikepdf
 
@@ -227,7 +292,10 @@ def _rasterise_pdf_page(file: str, data: bytes, page: int, max_pixels: int):
         _, _, dpi, mode = _pdf_page_geometry(pdf.pages[page - 1])
     try:
         images = convert_from_bytes(data, dpi=dpi, first_page=page, last_page=page,
-                                    grayscale=mode != "rgb", thread_count=1)
+                                    grayscale=mode != "rgb", thread_count=1, timeout=RASTER_TIMEOUT)
+    except PDFPopplerTimeoutError:
+        raise InputError(file, f"chuyển trang PDF thành ảnh quá {RASTER_TIMEOUT} giây "
+                               "(rasterising timed out)", page) from None
     except (PDFPageCountError, PDFSyntaxError, OSError) as e:
         raise InputError(file, f"không chuyển được trang PDF thành ảnh ({e})", page) from None
     if not images:
