@@ -89,16 +89,33 @@ def pending_work(db, job_id: str) -> tuple[PreparedDocument, list[int]]:
     return PreparedDocument.from_json(job["request"]), [p["number"] for p in job["pages"] if p["state"] != "done"]
 
 
-def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None) -> tuple[int, int, int]:
+def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,
+             time_limit: float | None = None) -> tuple[int, int, int]:
     """Do one page of a job (from the shared page results when any worker did it before);
     returns the job's (pages done, pages failed, pages in all). A store outage raises, so the
-    task is retried; a bad page settles as failed."""
+    task is retried; a bad page settles as failed, and a page still failing when ``time_limit``
+    seconds have passed (the worker's time limit interrupted it) as over its time."""
+    import time
+
+    started = time.monotonic()
     job = _job(db, job_id)
     if job["state"] in ("done", "failed"):
         return job["pages_done"], job["pages_failed"], job["pages_total"]
     task = PreparedDocument.from_json(job["request"]).tasks[number - 1]
     result = process_page(task, PageCache(store))
+    if not result.ok and time_limit is not None and time.monotonic() - started >= time_limit:
+        result = over_time(task, time_limit)
     return settle(db, job_id, number, result, worker)
+
+
+def page_task(db, job_id: str, number: int):
+    """The job's page ``number`` as submitted (its file and page in that file)."""
+    return PreparedDocument.from_json(_job(db, job_id)["request"]).tasks[number - 1]
+
+
+def over_time(task, seconds: float) -> PageResult:
+    return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: quá thời hạn "
+                                                  f"{seconds:g} giây cho một trang (SOHOA_PAGE_TIME_LIMIT), đã dừng")
 
 
 REUSED = "(reused)"  # the page's worker when its result was already in the store
@@ -153,12 +170,21 @@ def fail(db, job_id: str, exc: BaseException) -> None:
 
 
 def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
-    """Every pending page through this machine's executor, then finish: the embedded default."""
+    """Every pending page through this machine's executor, then finish: the embedded default.
+    An outage (store, database, disk full) fails the job with its reason, when the database
+    can still record it: no worker will take the job up again, ``sohoa retry`` will."""
     prepared, numbers = pending_work(ctx.db, job_id)
-    results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)
-    for number, result in zip(numbers, results):
-        settle(ctx.db, job_id, number, result)
-    return finish(ctx, job_id)
+    try:
+        results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)
+        for number, result in zip(numbers, results):
+            settle(ctx.db, job_id, number, result)
+        return finish(ctx, job_id)
+    except TRANSIENT as exc:
+        try:
+            fail(ctx.db, job_id, exc)
+        except Exception:  # the database itself is what failed: the job stays as it was, retry still works
+            pass
+        raise
 
 
 def reopen(db, job_id: str) -> list[int]:

@@ -97,19 +97,33 @@ def _send(settings: Settings, job_id: str) -> None:
 
 def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progress | None,
            poll: float = 0.5) -> IngestSummary:
-    """Follow a job the workers run until it is done (its document) or failed (its error)."""
+    """Follow a job the workers run until it is done (its document) or failed (its error). The
+    job goes on in the workers while the database or the store is unreachable: this waits for
+    them, up to OUTAGE_WAIT seconds at a time."""
     import time
 
     db = database(settings)
+    unreachable_since = None
     while True:
-        job = jobs.view(db, job_id)
-        if progress:
-            progress(job.pages_done + job.pages_failed, job.pages_total)
-        if job.state == "done":
-            return jobs.summary_of_done(ctx, job_id)
+        try:
+            job = jobs.view(db, job_id)
+            if progress:
+                progress(job.pages_done + job.pages_failed, job.pages_total)
+            if job.state == "done":
+                return jobs.summary_of_done(ctx, job_id)
+        except jobs.TRANSIENT:
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > OUTAGE_WAIT:
+                raise
+            time.sleep(2)
+            continue
+        unreachable_since = None
         if job.state == "failed":
             raise JobFailed(job_id, job.error)
         time.sleep(poll)
+
+
+OUTAGE_WAIT = 300  # seconds a door following a job waits out an outage of the database or the store
 
 
 def status(settings: Settings, ref: str) -> tuple[JobView, ...]:
@@ -358,17 +372,72 @@ def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]
     return _verify(settings, open_store(settings), _trust_policy(settings), code)
 
 
-def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> DossierReport:
+def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False,
+           signatures: bool = True) -> DossierReport:
     """Verdicts for the dossiers named (or every dossier); one that cannot be read is a failed verdict
     and the others are still judged. An archivist's (or a scheduled) check: each dossier's fixity
     check and signature validation are recorded as its preservation events (``pipeline.events``);
-    ``verify_dossier``, what an officer's view of a dossier runs, records only the access."""
+    ``verify_dossier``, what an officer's view of a dossier runs, records only the access.
+
+    With ``all_dossiers`` the whole store's objects are checked first (``pipeline.fixity.sweep``,
+    what rolling fixity spreads over its cycle): every object re-read, changed, missing and extra
+    objects reported in ``objects`` and as a failed verdict of their dossier. ``signatures=False``
+    (``--fixity-only``): that check alone, no signature validation (seconds per thousand
+    documents rather than a second per document); ``results`` then holds only the dossiers
+    with a problem."""
     store, policy = _once(open_store, settings), _once(_trust_policy, settings)
-    results = _each_dossier(
-        _codes(store, codes, all_dossiers), lambda code: _verify(settings, store(), policy(), code, preserve=True),
-        lambda code, report: DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
-                                             f"{code}: {report.detail or report.message_vi}"))
-    return DossierReport(results, any(not verdicts or not all(v.ok for v in verdicts) for verdicts in results.values()))
+    objects = _check_objects(settings, store(), codes, all_dossiers) if all_dossiers or not signatures else None
+    results = {}
+    if signatures:
+        results = _each_dossier(
+            _codes(store, codes, all_dossiers), lambda code: _verify(settings, store(), policy(), code, preserve=True),
+            lambda code, report: DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
+                                                 f"{code}: {report.detail or report.message_vi}"))
+    for code, problems in _by_dossier(objects).items():
+        results[code] = tuple(results.get(code, ())) + (_objects_verdict(code, problems),)
+    failed = any(not verdicts or not all(v.ok for v in verdicts) for verdicts in results.values())
+    return DossierReport(results, failed or bool(objects and not objects.ok),
+                         objects.to_json() if objects is not None else None)
+
+
+def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str], all_dossiers: bool):
+    """The store's objects (or the named dossiers'), each re-read: changed, missing, extra. A
+    dossier with a problem gets a failed fixity check event; the run, one access-log line."""
+    from . import fixity as rolling
+
+    def on_dossier(code: str, problems) -> None:
+        if problems and store.exists(keys.manifest(code)):
+            events.record(store, code, "fixity check", "failure", detail="whole-store object check (verify --all)",
+                          outcome_detail="; ".join(f"{p.key}: {p.outcome}" for p in problems),
+                          objects=[p.key for p in problems])
+
+    if all_dossiers:
+        found = rolling.sweep(store, on_dossier=on_dossier)
+    else:
+        found = rolling.sweep(store, on_dossier=on_dossier, codes=[dossier.validate_key(c) for c in _codes(
+            lambda: store, codes, False)])
+    audit.record(database(settings), "verify-objects", "success" if found.ok else "failure",
+                 dossiers=found.dossiers, documents=found.documents, objects=found.objects,
+                 changed=found.count("mismatch"), missing=found.count("missing"), extra=found.count("extra"),
+                 seconds=round(found.seconds, 3))
+    return found
+
+
+def _by_dossier(objects) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for problem in (objects.problems if objects is not None else ()):
+        grouped.setdefault(keys.code_of(problem.key) or problem.key.rstrip("/").rsplit("/", 1)[-1], []).append(problem)
+    return grouped
+
+
+_OBJECT_OUTCOME = {"mismatch": ("THAY ĐỔI", "CHANGED"), "missing": ("THIẾU", "MISSING"), "extra": ("THỪA", "EXTRA")}
+
+
+def _objects_verdict(code: str, problems) -> DocumentVerdict:
+    return DocumentVerdict(
+        None, False, {"objects": False},
+        f"{code}: KHÔNG ĐẠT: đối tượng trong kho: " + "; ".join(f"{_OBJECT_OUTCOME[p.outcome][0]} {p.key}" for p in problems),
+        f"{code}: FAIL: stored objects: " + "; ".join(f"{_OBJECT_OUTCOME[p.outcome][1]} {p.key}" for p in problems))
 
 
 def dossier_events(settings: Settings, code: str) -> list[dict]:
@@ -873,7 +942,8 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
     try:
         paths = []
         for n, (name, data) in enumerate(files, start=1):
-            safe = re.sub(r"[^\w.\-]+", "_", Path(name or f"page-{n}").name)[-100:] or f"page-{n}"
+            safe = re.sub(r"[^\w.\-]+", "_", Path(name or f"page-{n}").name)[-100:]
+            safe = safe if safe.strip(".") else f"page-{n}"  # "", "." and ".." name no file of their own
             path = folder / f"{n:04d}" / safe  # each in its own folder: two files may share a name
             path.parent.mkdir()
             path.write_bytes(data)

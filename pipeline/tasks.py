@@ -4,7 +4,10 @@
     sohoa.finish(job)     queue "finish" or         build, sign, store, commit, index
                           "sign.<agency>"
     sohoa.fixity()        queue "finish"            one slice of rolling fixity (primary, replica),
-                                                    sent by Celery beat every SOHOA_FIXITY_INTERVAL s
+                                                    sent by Celery beat every SOHOA_FIXITY_INTERVAL s:
+                                                    ``sohoa verify --all --fixity-only`` spread so that
+                                                    every object is re-read within SOHOA_FIXITY_DAYS
+                                                    (changed, missing and extra objects alike)
 
 The last page to settle sends its document's finishing task. A document whose dossier code
 belongs to one of SOHOA_SIGNING_AGENCIES is finished on that agency's own queue,
@@ -127,14 +130,14 @@ def page(self, job_id: str, number: int) -> None:
     limit_native_threads()
     settings = _settings()
     db = runtime.database(settings)
+    # the page stage reports whatever interrupted it as its page's error: past the soft limit, it was time
+    soft_limit = int(settings.broker.page_time_limit * .9)
     try:
-        done, failed, total = jobs.run_page(_store(), db, job_id, number, worker=_worker_name())
+        done, failed, total = jobs.run_page(_store(), db, job_id, number, worker=_worker_name(),
+                                            time_limit=soft_limit)
     except SoftTimeLimitExceeded:
-        from .models import PageResult
-
-        job = jobs.view(db, job_id)
-        done, failed, total = jobs.settle(db, job_id, number, PageResult(
-            job.title, number, error=f"Trang {number} xử lý quá {settings.broker.page_time_limit} giây"))
+        done, failed, total = jobs.settle(db, job_id, number, jobs.over_time(jobs.page_task(db, job_id, number),
+                                                                             soft_limit))
     if done + failed == total:
         job = jobs.view(db, job_id)
         if job.kind != "bulk":  # a bulk run finishes its documents itself, in order

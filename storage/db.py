@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import SchemaOutdated
+from .errors import DatabaseError, SchemaOutdated
 
 VERSION_TABLE = "sohoa_schema_version"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -48,6 +48,31 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _sqlite_disk_full(context) -> None:
+    """An SQLite file on a full disk: what to do, in Vietnamese, rather than the driver's text."""
+    import sqlite3
+
+    original = context.original_exception
+    if context.is_pre_ping or not isinstance(original, sqlite3.OperationalError):
+        return
+    if getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(original):
+        where = sqlite_path(str(context.engine.url)) if context.engine is not None else None
+        raise DatabaseError(f"Hết chỗ trống trên đĩa chứa cơ sở dữ liệu {where or ''}; hãy giải phóng chỗ trống "
+                            "rồi chạy lại", f"database or disk is full: {original}") from context.sqlalchemy_exception
+
+
+def _unreachable(context) -> None:
+    """A database server that cannot be reached (refused, dropped): what to do, in Vietnamese, the
+    server named without its password. Callers retry DatabaseError as they retry an outage."""
+    refused = context.connection is None and isinstance(context.sqlalchemy_exception, sa.exc.OperationalError)
+    if context.is_pre_ping or context.engine is None or not (context.is_disconnect or refused):
+        return
+    url = context.engine.url
+    raise DatabaseError(f"Không kết nối được cơ sở dữ liệu {url.host or ''}:{url.port or ''}/{url.database or ''}; "
+                        "hãy kiểm tra máy chủ cơ sở dữ liệu rồi chạy lại",
+                        f"database unreachable: {context.original_exception}") from context.sqlalchemy_exception
+
+
 def create_engine(url: str) -> Engine:
     """An engine on the database at ``url``, as it is (no schema check)."""
     url = database_url(url)
@@ -56,6 +81,9 @@ def create_engine(url: str) -> Engine:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "handle_error", _sqlite_disk_full)
+    else:
+        sa.event.listen(engine, "handle_error", _unreachable)
     return engine
 
 
