@@ -39,7 +39,7 @@ from pipeline.service import Principal
 from . import web
 from .metrics import Metrics
 from .status import status_of
-from .security import require
+from .security import LoginThrottle, require
 
 log = logging.getLogger("sohoa.http")
 API = "/api/v1"
@@ -74,8 +74,10 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             app.state.runner.submit(_run_job, settings, job_id, who)
 
     app.state.start_job = start_job
+    app.state.login_throttle = LoginThrottle(settings.api.login_failures, settings.api.login_pause_seconds)
     app.middleware("http")(metrics.middleware)
     app.middleware("http")(_upload_limit(settings))
+    app.middleware("http")(_security_headers(settings))  # last added, outermost: every answer has them
 
     for expected in EXPECTED:
         @app.exception_handler(expected)
@@ -84,12 +86,17 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @app.exception_handler(Exception)
     async def any_error(request: Request, exc: Exception):
-        return _error_response(exc)
+        # answered outside the middleware (Starlette's outermost error handler): the headers here
+        response = _error_response(exc)
+        _harden(response, request, settings)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "http", "message": str(exc.detail),
-                                                                   "detail": str(exc.detail)}
+        detail = exc.detail if isinstance(exc.detail, dict) else {
+            "code": "http", "message": HTTP_MESSAGES.get(exc.status_code, f"Yêu cầu không thực hiện được "
+                                                                          f"(HTTP {exc.status_code})"),
+            "detail": str(exc.detail)}
         return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -132,7 +139,11 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                              "too many files")
         loaded = []
         for f in files:
+            if f.size is not None and f.size > settings.api.max_file_bytes:
+                return _too_large_file(f.filename, f.size, settings)
             data = await f.read()
+            if len(data) > settings.api.max_file_bytes:
+                return _too_large_file(f.filename, len(data), settings)
             if service.page_format(data) is None:
                 return JSONResponse({"error": {"code": "unsupported_type", "message":
                                                f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG",
@@ -300,3 +311,44 @@ def _upload_limit(settings: Settings):
         return await call_next(request)
 
     return middleware
+
+
+# messages of the answers Starlette itself makes (no route, wrong method, a body it cannot parse)
+HTTP_MESSAGES = {400: "Yêu cầu không hợp lệ (dữ liệu gửi lên không đọc được)", 401: "Cần đăng nhập hoặc mã truy cập",
+                 403: "Không được phép", 404: "Không tìm thấy địa chỉ này", 405: "Địa chỉ này không nhận phương thức này",
+                 406: "Không có dạng trả lời được yêu cầu", 413: "Dữ liệu gửi lên quá lớn",
+                 415: "Kiểu dữ liệu gửi lên không được hỗ trợ", 429: "Quá nhiều yêu cầu; hãy thử lại sau"}
+# every answer: nothing runs or loads from it, no framing, no referrer, not stored by a browser or proxy
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+                                               "form-action 'none'",
+                    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store"}
+
+
+def _harden(response: Response, request: Request, settings: Settings) -> None:
+    """The security headers a route did not set itself (the web pages set a policy of their own),
+    and Strict-Transport-Security when the request came over HTTPS (directly, or through a proxy
+    uvicorn trusts, ``--forwarded-allow-ips``)."""
+    for name, value in SECURITY_HEADERS.items():
+        if name == "Cache-Control" and request.url.path.startswith("/static/"):
+            value = "no-cache"  # the stylesheet and script: no personal data, revalidated
+        response.headers.setdefault(name, value)
+    if request.url.scheme == "https" and settings.api.hsts_seconds:
+        response.headers["Strict-Transport-Security"] = f"max-age={settings.api.hsts_seconds}; includeSubDomains"
+
+
+def _security_headers(settings: Settings):
+    async def middleware(request: Request, call_next):
+        response = await call_next(request)
+        _harden(response, request, settings)
+        return response
+
+    return middleware
+
+
+def _too_large_file(name: str | None, size: int, settings: Settings) -> JSONResponse:
+    mb = settings.api.max_file_bytes // (1024 * 1024)
+    shown = f"{size / 1048576:.1f}".replace(".", ",")  # the Vietnamese decimal comma
+    return JSONResponse({"error": {"code": "too_large", "message": f"Tệp '{name}' quá lớn: {shown} MB "
+                                                                    f"(tối đa {mb} MB mỗi tệp)",
+                                   "detail": f"{name}: file larger than {mb} MiB"}}, status_code=413)

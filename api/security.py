@@ -12,6 +12,8 @@ The client address is the connection's peer: behind a reverse proxy, run uvicorn
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 
 from fastapi import HTTPException, Request
 
@@ -79,3 +81,43 @@ def require(permission: str):
         return who
 
     return dependency
+
+
+class LoginThrottle:
+    """Failed logins per (user name, address): after ``failures`` in a row, that name is refused
+    from that address for ``pause`` seconds, without its password being checked; each further
+    failure doubles the pause, up to an hour. A successful login clears the count. Kept in the
+    server process (one ``sohoa serve``); the access log keeps every attempt either way."""
+
+    MAX_PAUSE = 3600
+    MAX_ENTRIES = 100_000  # a flood of invented names cannot fill the memory
+
+    def __init__(self, failures: int, pause: int) -> None:
+        self.failures, self.pause = failures, pause
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], tuple[int, float]] = {}  # key -> (failures in a row, refused until)
+
+    @staticmethod
+    def _key(name: str, ip: str | None) -> tuple[str, str]:
+        return name.strip().lower()[:200], ip or "-"
+
+    def wait(self, name: str, ip: str | None) -> int:
+        """Seconds before this name may try again from this address (0: now)."""
+        with self._lock:
+            _, until = self._seen.get(self._key(name, ip), (0, 0.0))
+        return max(0, int(until - time.monotonic() + 0.999))
+
+    def failed(self, name: str, ip: str | None) -> None:
+        key = self._key(name, ip)
+        with self._lock:
+            count, _ = self._seen.pop(key, (0, 0.0))
+            count += 1
+            over = count - self.failures
+            until = time.monotonic() + min(self.MAX_PAUSE, self.pause * 2 ** min(over, 12)) if over >= 0 else 0.0
+            if len(self._seen) >= self.MAX_ENTRIES:  # forget the oldest first
+                del self._seen[next(iter(self._seen))]
+            self._seen[key] = (count, until)
+
+    def succeeded(self, name: str, ip: str | None) -> None:
+        with self._lock:
+            self._seen.pop(self._key(name, ip), None)

@@ -257,18 +257,26 @@ def login(request: Request, name: Annotated[str, Form(max_length=200)] = "",
           password: Annotated[str, Form(max_length=1000)] = "", next: Annotated[str, Form(max_length=2000)] = "/",
           login_csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
     settings = request.app.state.settings
+    throttle, ip = request.app.state.login_throttle, client_ip(request)
     sent = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    status, wait = 401, 0
     if not sent or not secrets.compare_digest(sent, login_csrf):
         error = "Trang đăng nhập đã hết hạn. Hãy nhập lại tên đăng nhập và mật khẩu."
         found = None
+    elif name.strip() and (wait := throttle.wait(name, ip)):  # too many failures: the password is not even tried
+        status, found = 429, None
+        error = f"Đăng nhập sai quá nhiều lần. Hãy thử lại sau {wait} giây."
     else:
-        found = (service.login(settings, name.strip(), password, client_ip(request))
-                 if name.strip() and password else None)
+        found = (service.login(settings, name.strip(), password, ip) if name.strip() and password else None)
+        if name.strip() and password:
+            (throttle.failed if found is None else throttle.succeeded)(name, ip)
         error = "Tên đăng nhập hoặc mật khẩu không đúng."
     if found is None:
         token = secrets.token_urlsafe(24)
-        response = _page(request, "login.html", 401, next=_safe_next(next), login_csrf=token, error=error,
+        response = _page(request, "login.html", status, next=_safe_next(next), login_csrf=token, error=error,
                          name=name.strip())
+        if wait:
+            response.headers["Retry-After"] = str(wait)
         _set_login_csrf(request, response, token)
         return response
     who, secret, _csrf = found
@@ -345,19 +353,29 @@ def intake_draft(request: Request, draft_id: str, who: Annotated[Who, Depends(us
     return _draft_page(request, who, draft_id)
 
 
-def _files(files: list[UploadFile] | None) -> list[tuple[str, bytes]]:
+def _files(request: Request, files: list[UploadFile] | None) -> tuple[list[tuple[str, bytes]], int, str | None]:
+    """(the files sent, status, why they are refused): the API's limits, each file's type read from its bytes."""
+    limits = request.app.state.settings.api
     loaded = []
     for f in files or []:
+        if f.size is not None and f.size > limits.max_file_bytes:
+            return [], 413, f"Tệp '{f.filename}' quá lớn (tối đa {limits.max_file_bytes // 1048576} MB mỗi tệp)."
         data = f.file.read()
         if f.filename or data:
+            if service.page_format(data) is None:
+                return [], 415, f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG."
             loaded.append((f.filename or "tep", data))
-    return loaded
+    if len(loaded) > limits.max_upload_files:
+        return [], 413, f"Quá nhiều tệp: {len(loaded)} (tối đa {limits.max_upload_files} tệp mỗi lần)."
+    return loaded, 200, None
 
 
 @router.post("/intake/{draft_id}/pages")
 def intake_add(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
                files: Annotated[list[UploadFile] | None, File()] = None) -> Response:
-    loaded = _files(files)
+    loaded, status, refused = _files(request, files)
+    if refused:
+        return _draft_page(request, who, draft_id, status, error=refused)
     if not loaded:
         return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp nào: chọn hoặc thả các trang cần thêm.")
     with _acting(who):
@@ -390,7 +408,9 @@ def intake_remove(request: Request, draft_id: str, page_id: str,
 @router.post("/intake/{draft_id}/pages/{page_id}/replace")
 def intake_replace(request: Request, draft_id: str, page_id: str, who: Annotated[Who, Depends(user("upload"))],
                    file: Annotated[UploadFile | None, File()] = None) -> Response:
-    loaded = _files([file] if file is not None else [])
+    loaded, status, refused = _files(request, [file] if file is not None else [])
+    if refused:
+        return _draft_page(request, who, draft_id, status, error=refused)
     if not loaded:
         return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp để thay trang.")
     name, data = loaded[0]

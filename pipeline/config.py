@@ -87,6 +87,10 @@ class ApiSettings:
     max_upload_files: int = 200
     session_hours: int = 10                      # a web login lasts one working day
     cookie_secure: bool = True                   # the session cookie only over HTTPS (and localhost)
+    max_file_bytes: int = 100 * 1024 * 1024     # one uploaded file
+    hsts_seconds: int = 31536000                 # Strict-Transport-Security on answers over HTTPS (0: none)
+    login_failures: int = 5                      # failed logins of one name from one address before a pause
+    login_pause_seconds: int = 30                # the first pause; each further failure doubles it (to 1 h)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             max_upload_files=env.int("SOHOA_API_MAX_UPLOAD_FILES", 200, minimum=1),
             session_hours=env.int("SOHOA_SESSION_HOURS", 10, minimum=1, maximum=24 * 30),
             cookie_secure=env.str("SOHOA_COOKIE_SECURE", "true").lower() in ("1", "true", "yes"),
+            max_file_bytes=env.int("SOHOA_API_MAX_FILE_MB", 100, minimum=1) * 1024 * 1024,
+            hsts_seconds=env.int("SOHOA_HSTS_SECONDS", 31536000, minimum=0),
+            login_failures=env.int("SOHOA_LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_pause_seconds=env.int("SOHOA_LOGIN_PAUSE_SECONDS", 30, minimum=1, maximum=3600),
         ),
         audit=AuditSettings(
             anchor_interval=env.int("SOHOA_AUDIT_ANCHOR_INTERVAL", 300, minimum=10),
