@@ -16,6 +16,7 @@ import threading
 import time
 
 from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
 from pipeline import service
 from pipeline.service import Principal
@@ -38,11 +39,12 @@ async def authenticate(request: Request) -> Principal | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return service.by_token(settings, token.strip(), client_ip(request))
+        # the database is asked in a worker thread: never on the event loop, which serves every request
+        return await run_in_threadpool(service.by_token, settings, token.strip(), client_ip(request))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    found = service.by_session(settings, cookie, client_ip(request))
+    found = await run_in_threadpool(service.by_session, settings, cookie, client_ip(request))
     if found is None:
         return None
     who, csrf = found
@@ -73,7 +75,8 @@ def require(permission: str):
         if who is None:
             raise Unauthenticated()
         if not who.may(permission):
-            service.record_denied(request.app.state.settings, who, request.method, request.url.path, permission)
+            await run_in_threadpool(service.record_denied, request.app.state.settings, who, request.method,
+                                    request.url.path, permission)
             raise HTTPException(403, detail={"code": "forbidden",
                                              "message": "Vai trò của bạn không được phép thực hiện thao tác này",
                                              "detail": f"role {who.role} lacks permission {permission}"})

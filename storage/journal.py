@@ -27,6 +27,7 @@ access_log = sa.Table(
 GENESIS = hashlib.sha256(b"").hexdigest()
 FIELDS = ("at", "actor", "action", "outcome")
 _ATTEMPTS = 50
+_APPEND_LOCK = 0x53_4F_48_4F_41  # PostgreSQL advisory lock of the appenders ("SOHOA")
 
 
 def row_sha256(row: dict) -> str:
@@ -45,6 +46,8 @@ def append(engine: Engine, event: dict) -> dict:
     for _ in range(_ATTEMPTS):
         try:
             with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":  # appenders queue here instead of colliding and retrying
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
                 last = conn.execute(sa.select(access_log.c.sha256).order_by(access_log.c.id.desc()).limit(1)).scalar()
                 row = {**base, "prev_sha256": last or GENESIS}
                 row["sha256"] = row_sha256(row)
