@@ -17,20 +17,21 @@ SOHOA = str(Path(sys.executable).with_name("sohoa"))
 CODES = [f"H23.50-261201-{n:04d}" for n in range(41, 45)]
 
 
-def _backlog(rendered, root: Path) -> dict[str, list[str]]:
+def backlog(rendered, root: Path, codes=CODES, *, dpi: int = 150, seed: int = 800) -> dict[str, list[str]]:
+    """A folder per dossier holding one or two documents of one page each; the titles planned."""
     planned = {}
-    for i, code in enumerate(CODES):
+    for i, code in enumerate(codes):
         (root / code).mkdir(parents=True)
         titles = ["Đơn đề nghị", "Bản sao giấy tờ"][: 1 + i % 2]
         for k, title in enumerate(titles, start=1):
-            save_page(rendered(f"bulk{i}{k}", layout="text", seed=800 + 10 * i + k, dpi=150),
+            save_page(rendered(f"bulk{seed}-{i}{k}", layout="text", seed=seed + 10 * i + k, dpi=dpi),
                       root / code / f"{k:02d} - {title}.png")
         planned[code] = titles
     return planned
 
 
 def test_a_bulk_run_killed_halfway_is_resumed_and_nothing_is_converted_twice(home, rendered, tmp_path):
-    planned = _backlog(rendered, tmp_path / "kho")
+    planned = backlog(rendered, tmp_path / "kho")
     inputs = sum(len(t) for t in planned.values())
     env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
     first = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho")], env=env, stdout=subprocess.DEVNULL,

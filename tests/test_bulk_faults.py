@@ -13,23 +13,11 @@ import time
 from pathlib import Path
 
 from storage import keys
-from tests.conftest import save_page
 from tests.services import rgw_outage
+from tests.test_bulk import backlog
 
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
 CODES = [f"H23.50-261202-{n:04d}" for n in range(71, 75)]
-
-
-def _backlog(rendered, root: Path) -> dict[str, list[str]]:
-    planned = {}
-    for i, code in enumerate(CODES):
-        (root / code).mkdir(parents=True)
-        titles = ["Đơn đề nghị", "Bản sao giấy tờ"][: 1 + i % 2]
-        for k, title in enumerate(titles, start=1):
-            save_page(rendered(f"bulkfault{i}{k}", layout="text", seed=900 + 10 * i + k, dpi=100),
-                      root / code / f"{k:02d} - {title}.png")
-        planned[code] = titles
-    return planned
 
 
 def _manifest(store, code: str) -> dict | None:
@@ -38,7 +26,7 @@ def _manifest(store, code: str) -> dict | None:
 
 def test_a_storage_outage_then_a_kill_in_a_bulk_run_leave_every_dossier_complete_once(
         rendered, tmp_path, rgw, s3_env, s3_store):
-    planned = _backlog(rendered, tmp_path / "kho")
+    planned = backlog(rendered, tmp_path / "kho", CODES, dpi=100, seed=900)
     inputs = sum(len(t) for t in planned.values())
     env = {**os.environ, "SOHOA_HOME": str(tmp_path / "home"), "SOHOA_JOBS": "1"}
     first = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho")], env=env, stdout=subprocess.DEVNULL,
