@@ -146,8 +146,12 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
     per look); a document's finishing task is sent once its pages are settled and no earlier
     document of its dossier is still open, so a dossier's documents are committed in order."""
     pages_before, following = 0, {}  # pages of documents settled; job -> (position, document)
+    broken: set[str] = set()  # dossiers with a failed document: their later documents are held
     for n, doc in enumerate(documents):
         show(len(outcomes), inputs, pages_before, pages_before)
+        if doc.dossier in broken:
+            outcomes[n] = _held(doc)
+            continue
         try:
             submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source, kind="bulk")
             if submitted.duplicate is not None:
@@ -159,6 +163,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
                 continue
         except Exception as exc:  # this document failed; the batch goes on
             outcomes[n] = _failed(doc, exc)
+            broken.add(doc.dossier)
         pages_before += outcomes[n].pages
 
     finishing: set[str] = set()
@@ -171,6 +176,10 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             n, doc = following[job.id]
             done_pages += job.pages_done + job.pages_failed
             total_pages += job.pages_total
+            if doc.dossier in broken and job.id not in finishing:
+                outcomes[n] = _held(doc, job.id)
+                del following[job.id]
+                continue
             if (job.state in ("queued", "running", "finishing") and job.id not in finishing
                     and first_open[doc.dossier] == n and job.pages_done + job.pages_failed == job.pages_total):
                 send_finish(job.id)
@@ -180,6 +189,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             elif job.state == "failed":
                 outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
                                           error=(job.error or {}).get("message"), job=job.id)
+                broken.add(doc.dossier)
             else:
                 continue
             del following[job.id]
@@ -199,17 +209,26 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
         counted["done"] += 1
         show(len(outcomes), inputs, counted["done"], counted["total"])
 
+    broken: set[str] = set()  # dossiers with a failed document: their later documents are held
+
     def complete(n: int, doc: BulkDocument, job_id: str, futures) -> None:
         try:
             for number, future in futures:
                 jobs.settle(ctx.db, job_id, number, future.result())
-            outcomes[n] = _outcome(doc, "done", jobs.finish(ctx, job_id), job_id)
+            if doc.dossier in broken:
+                outcomes[n] = _held(doc, job_id)
+            else:
+                outcomes[n] = _outcome(doc, "done", jobs.finish(ctx, job_id), job_id)
         except Exception as exc:
             outcomes[n] = _failed(doc, exc, job_id)
+            broken.add(doc.dossier)
         show(len(outcomes), inputs, counted["done"], counted["total"])
 
     with ctx.executor.stream() as submit:
         for n, doc in enumerate(documents):
+            if doc.dossier in broken:
+                outcomes[n] = _held(doc)
+                continue
             try:
                 submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source)
                 if submitted.duplicate is not None:
@@ -227,10 +246,20 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                     window.append((n, doc, submitted.job, futures))
             except Exception as exc:  # this document failed; the batch goes on
                 outcomes[n] = _failed(doc, exc)
+                broken.add(doc.dossier)
             while len(window) > lookahead:
                 complete(*window.popleft())
         while window:
             complete(*window.popleft())
+
+
+def _held(doc: BulkDocument, job: str | None = None) -> BulkOutcome:
+    """A document not committed because an earlier document of its dossier failed in this run:
+    committing it would put the dossier's documents out of the folder's order. Its finished
+    pages stay cached, so running the batch again after the fault is cheap."""
+    return BulkOutcome(doc.source, doc.dossier, doc.title, "failed", job=job,
+                       error=f"Chưa lưu: một tài liệu trước đó của hồ sơ {doc.dossier} bị lỗi, tài liệu này "
+                             "được giữ lại để giữ đúng thứ tự; hãy chạy lại khi đã khắc phục")
 
 
 def _failed(doc: BulkDocument, exc: Exception, job: str | None = None) -> BulkOutcome:

@@ -190,6 +190,8 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
         # a page or image dictionary whose values have the wrong type (/Rotate /X, /Width /W): tests/fuzz
         raise InputError(file, f"PDF hỏng: từ điển trang có giá trị sai kiểu ({type(e).__name__}: {_why(e, file)}) "
                                "(damaged page dictionary)", number) from None
+    except RuntimeError as e:  # qpdf's own run-time errors ("/Count is wrong after flattening pages tree")
+        raise InputError(file, f"PDF hỏng hoặc không đọc được ({_why(e, file)})") from None
     if count == 0:
         raise InputError(file, "PDF không có trang nào (PDF has no pages)")
     _poppler_reads(file, data, count)

@@ -28,6 +28,9 @@ FINDINGS = [
      "review while writing the property", "test_finding_pdf_values_of_the_wrong_type"),
     ("inputs", "TypeError from Pillow decoding a TIFF whose StripOffsets tag is of type RATIONAL "
      "('sohoa ingest' exit 70)", "scripts/fuzz.sh, 9 972 executions", "test_finding_tiff_strip_offsets_of_type_rational"),
+    ("inputs", "QpdfRuntimeError ('/Count is wrong after flattening pages tree') from pikepdf.open, not a "
+     "PdfError ('sohoa ingest' exit 70)", "the suite's bounded run, 764 executions",
+     "test_finding_pdf_pages_tree_count_qpdf_cannot_flatten"),
     ("manifest", "KeyError in find_document for a document without inputSha256 (optional in the schema)",
      "atheris, first 40 s run: 11 232 executions", "test_finding_document_without_input_digest"),
     ("manifest", "a dossierCode with '..' accepted by loads (no safe key segment)",
@@ -242,3 +245,52 @@ def test_finding_tiff_strip_offsets_of_type_rational(cli, home, tmp_path):
     assert status == ExitCode.INPUT, err
     assert f"{path}, trang 1: ảnh bị cắt cụt hoặc hỏng" in err
     assert stored_keys(home) == []
+
+
+# the fuzzer's input as it wrote it (zlib, base64): a PDF whose page tree qpdf refuses to flatten
+_COUNT_WRONG = (
+    "eNrVVn1QE9cWv0sSkiw4GgQqKcjyEUFKSbL5ICg2kgQUKJoAFgv1YUhWjAUWk+WzdSq0fvWDtmq1dVp8oNinTusHoLa2b8T6VTsO"
+    "olIKTEesbcUyTkFRasHc3g0RWuyrr++PN+1J7p2z555z9p7fPXvOlRgNSY/LY5S4hLDYKTNDWYm8CsJoKyigywi0RljttlLKjqsI"
+    "GUHnrYiPx6WZFcUUIdWbGXMBnY9LjeZ8ykGo0Xo6/sQTVJEVqeHq36p/fd6lhUv1dEkRQ5C4NNVmdRA5hJw1IxSuecm4eezEty0u"
+    "f9cyApOTo0A0BkAbZH9O2AGcaAagE42/Lre9atfqDYdOXWzx8BecnM/ZAcNywNX0ycfejR+8uvRStckr6fFpzePM+sWA7myrH1hv"
+    "xW509Q8K6wlxwL9rqqqqVp75f+yWxZRFF8J2E3RxQgAwDkCwAxkamJsPR8PDzQvQ4Lh53moAPF38UDH4elCQluf3ymkkB8mJCwwf"
+    "6oBLSYRxxwz9f+XwEbc8HE2BGGdh3grKwuDSjJI8xpUGyYUojXBpls3KLCeUGlw6n7LlL2cIhRqXJtkKGMpOSA36TANloa1IT2dj"
+    "HEbKrqcLi+kiCiWehs3AAtqeUWy2IHcGqtRmodLn6XDpk1RRPvIpl5MalIYOBn0LhTj8CvaAKSlJyUkobHbnaILdQA8Enp58T56A"
+    "z+cLhQLc23eSt5eXd4DP1Mm+QeLg6UHiwEAiPCaCCI0OCwyMjJ0ZLZMrlcrgiLg5GjI+RqEkWSeYUCj09vKeNmnSNDIkMIR8gB56"
+    "VORDCB4DIgHCVcbBQoGHCOOIMHgCBKNAeJiL2GMBnF6AeXC4PE++QIh7IYXmKezBcjy4HB6Py0Xaq9A64Ip4PiHyBM+pJjM/dKUv"
+    "WfVmnSBMd6DFL72tP1yRZ68W4v6PTAsQS2ZERM6MUqrUsZq4WXpDYtK8+ckpGZmLnspa/HS2xUoty19uW+FgSkrLyisqX3xpzdp1"
+    "6ze8vHHT5re2bH37nW31O3Y27Hr/X7v3HGxsaj50+MhHHx//7MTJU6fPfH72wsVL7V92fNXZdeWbq99+9/213us/DNy8NXj7ztBP"
+    "d39m48JQDt6n0TRjaUJsIhSbB5fL4fLZ2DCPMlZBxOWFyD19Ekx888qpoWSVwFf3Zt2BFmGYIr3fL8/ehvuHK69IBtjwXNH9d8FV"
+    "/0/RjQU3HlsX8OZg6AA5IqAFt49+ca6y72RW5T+2VuzqSniWoovPlVhvNTbtI3sK3wFAN3v6rp3Dwa9qe2fXQdCzjXam1Lc6U6Y3"
+    "QrB07+R7j5Yt4QEHBJaBdff4jHZkahoEn2euev1U8GDQeQj602IhkGQlJD6gsyjove8/ffabvWnSzE8uFvV8fPDIkaeaD5YHiCPW"
+    "FJc92VM9Y866hCUSx9D2m8ZBepiXC0FvdwqIhuDbuj7tHXw/BG2HS85nRTh2z9tR3mc6crT50jav18hzoRs7FtR+lxp+WFIlDwNz"
+    "GY3mh6hrIzOyc0d+7tv+U+inEFxVYudNz0AwQfjCcaoBgtYPP4Kg+rHLTsXcIN6Et2uvkBcguNaBbFv8foQgYE9p1+bK1pqmvldS"
+    "lyQvPXxR6vN0TNP1G5sVXxRkcqIiw19yVNWuXR0bw+TkHF1bm0y3dweIclvF/fLje1drMSMEx2dTEMy5rR0RI58DZyMbzh4VR7X7"
+    "HNw0/JlT1C29++NuBPmFaxDUmCAQ3Ng6MnQJYWpDWJ6OrN8a/dzk7nZn/tC6kbBDubcuZ6BtNbRCELj7g6acnNQ1tXF0Z4fG53Jr"
+    "6E352cY3XhAl+t7NMs9qFzduGm6FnTjqje665O6S8vEumU456BK7BTVi9slopy0ZFIP6q5Rt4aNlU48arHTxaEl1adlYKRHrbtzs"
+    "X5pGWW1mHV2OLGXop1DGqNQEqYqJI1ljPV3EoCrqIEiXjbs1G10l2Wi2swXWfQ3IRvg3TEw73yxtz8K7EbViCPYv2ud8OXticpgS"
+    "HU4uBBsrruwb5rlc7Kk89d7zzpBaZ8snCYXhWwZyztzxPHE6qq40Y8PNYy8+VnP5yz33Np3QDk5BmXprJzoS31V/9Oh3odff9n75"
+    "cwv21zzK1oZUJnVL0htRk/55QJe5EcRX3rme+3s4K/4Uzrrfx1nzBziPIjyK9q9xVj4M5/v3JeX4Dt2NTKkab2MrR18gQzR+rGNP"
+    "lkLCvUUDTZjwB8OPG3euZ6+INrrIgC6KRKRhFikj1XI0yRQqDRmXPRNFRlv/4+LYdsvt1DJcRshluGyMCLVKpVATywi3DHVMlGau"
+    "laIxmVqmnCgjVSr0HfwNitgymoi7nwMOxmxnXCiQGo0Gl0gSFyb9AqMYhrE="
+)
+
+
+def test_finding_pdf_pages_tree_count_qpdf_cannot_flatten(cli, home, tmp_path):
+    """Fix: read_source also turns qpdf's run-time errors (QpdfRuntimeError is a RuntimeError, not
+    a pikepdf.PdfError) into an InputError: the file is refused (exit 3) before anything is stored."""
+    import base64
+    import zlib
+
+    from tests.conftest import stored_keys
+    from tests.fuzz import inputs as harness
+
+    data = zlib.decompress(base64.b64decode("".join(_COUNT_WRONG)))
+    harness.test_one_input(data)
+    path = tmp_path / "ho-so.pdf"
+    path.write_bytes(data)
+    status, _, err = cli("ingest", "--dossier", "H23.50-261201-0097", "--title", "Hồ sơ", path)
+    assert status == ExitCode.INPUT, err
+    assert f"{path}" in err and "PDF hỏng hoặc không đọc được" in err
+    assert stored_keys(home) == []
+
