@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from storage.base import ObjectStore, sha256
 from storage.errors import NotFound as ObjectNotFound
 
+from . import manifest as mf
 from .models import DocumentVerdict
 from .repository import manifest_chain_problems, require_manifest
 from .signing.validation import verify_pdf
@@ -73,10 +74,9 @@ def verify_stored_document(store: ObjectStore, doc: dict, policy: TrustPolicy, h
     check("manifestSignature", doc.get("unsigned") or _record_matches(doc.get("signature"), details, legacy),
           "chữ ký trong tệp không khớp với bản ghi chữ ký trong manifest",
           "the file's signature does not match the manifest's signature record")
-    altered = altered_objects(store, [*doc.get("originals", []), doc.get("text"), doc.get("words"),
-                                      *[v for v in doc.get("pdfVersions", []) if v.get("key") != pdf_info.get("key")]])
-    check("otherObjects", not altered, "bản gốc, phiên bản PDF trước hoặc văn bản OCR bị thiếu hoặc bị thay đổi: "
-          + ", ".join(altered), "original, earlier PDF version or OCR text missing or altered: " + ", ".join(altered))
+    altered = altered_objects(store, [o for o in mf.document_objects(doc) if o.get("key") != pdf_info.get("key")])
+    check("otherObjects", not altered, "bản gốc, phiên bản PDF khác hoặc văn bản OCR bị thiếu hoặc bị thay đổi: "
+          + ", ".join(altered), "original, other PDF version or OCR text missing or altered: " + ", ".join(altered))
     check("manifestHistory", not history, "lịch sử manifest: " + "; ".join(history), "manifest history: " + "; ".join(history))
     ok = all(checks.values())
     if ok:

@@ -31,7 +31,7 @@ from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, RetentionError
 from storage.retention import MAINTENANCE_YEARS, PERMANENT_YEARS
 
-from . import audit, events
+from . import audit, events, manifest as mf
 from .errors import Conflict, NotFound, UsageError
 from .repository import load_manifest
 
@@ -95,13 +95,11 @@ def status_of(manifest: dict | None, held: dict | None, pending: bool, disposed:
 
 
 def content_objects(manifest: dict) -> list[dict]:
-    """Every object of the dossier's documents (originals, PDF versions, text, words), each
-    once: ``{key, sha256, docId}``."""
+    """Every object of the dossier's documents (``manifest.document_objects``: originals, PDF
+    versions, text, words and the PDFs of stopped attempts), each once: ``{key, sha256, docId}``."""
     seen, out = set(), []
     for doc in manifest.get("documents", []):
-        found = [*doc.get("originals", []), doc.get("pdf") or {}, *(doc.get("pdfVersions") or []),
-                 doc.get("text") or {}, doc.get("words") or {}]
-        for obj in found:
+        for obj in mf.document_objects(doc):
             if obj.get("key") and obj["key"] not in seen:
                 seen.add(obj["key"])
                 out.append({"key": obj["key"], "sha256": obj.get("sha256"), "docId": doc.get("docId")})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main as sohoa
-from pipeline import config, service
+from pipeline import config, disposal, service
 from storage import keys
 from storage.errors import RetentionError
 from storage.local import LocalStore
@@ -88,6 +88,15 @@ def test_a_renewal_killed_between_its_writes_leaves_a_verifying_dossier_and_the_
     stopped = [a["reason"] for a in doc.get("abandoned", [])]
     assert stopped == (["attempt-stopped-before-manifest"] if point == "before-manifest" else [])
     assert sohoa(["verify", "--all", "--fixity-only"], settings=settings) == 0
+    if point == "before-manifest":
+        # the stopped attempt's PDF is checked like every other object the manifest names
+        leftover = settings.home / "store" / doc["abandoned"][0]["key"]
+        leftover.write_bytes(leftover.read_bytes() + b"%")
+        [verdict] = service.verify_dossier(settings, CODE)
+        assert not verdict.ok and not verdict.checks["otherObjects"]
+        assert doc["abandoned"][0]["key"] in verdict.message_vi
+        # and disposal removes it with the rest of the dossier's content
+        assert doc["abandoned"][0]["key"] in {o["key"] for o in disposal.content_objects(manifest(settings))}
 
 
 def test_manifest_versions_are_chained_and_an_edited_manifest_fails_verify(signed_dossier):
