@@ -2,7 +2,7 @@
 # Set up everything sohoa needs on a fresh Debian machine, idempotently:
 #   system packages (packages/debian.txt, what sohoa runs on, and packages/debian-test.txt, what only
 #   the tests and development need), the Python virtual environment (.venv) with sohoa and its test tools,
-#   and PostgreSQL, which the index tests use, if this machine has it installed but stopped
+#   and PostgreSQL, Redis and RabbitMQ, which the tests use, if installed but stopped
 #   (the S3 server, Ceph RGW, is started by the test suite itself).
 # Re-running it is cheap: each step checks first.
 set -euo pipefail
@@ -60,9 +60,19 @@ bash scripts/fetch-models.sh .venv/share/sohoa/tessdata-best
 #     checking the archive packages of `sohoa package` (tests/test_package.py).
 bash scripts/eark-validator.sh --install
 
-# 5. PostgreSQL for the index tests (this machine kind starts it; a fresh one may not).
+# 5. The services the tests use for real: PostgreSQL (index, journal), Redis (result backend,
+#    broker) and RabbitMQ (broker). This machine kind starts them; a fresh one may not.
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
     say "khởi động PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if command -v redis-server >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    say "khởi động Redis"
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes || true
+fi
+if command -v rabbitmq-server >/dev/null && ! rabbitmqctl -q status >/dev/null 2>&1; then
+    say "khởi động RabbitMQ"
+    rabbitmq-server -detached || true
+    for _ in $(seq 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 fi
 say "xong: $ROOT/.venv/bin/sohoa"
