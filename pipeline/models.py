@@ -94,9 +94,11 @@ class PageSummary:
 
     @classmethod
     def from_manifest(cls, page: dict) -> "PageSummary":
-        skew = page["skewDeg"] if "skewDeg" in page else page["skew_deg"]  # sohoa.manifest/1 wrote skew_deg
-        return cls(page["number"], page["source"]["file"], page["source"]["page"], page["orientation"],
-                   skew, page["ocrConfidence"], tuple(page["flags"]))
+        # only the number is certain: a manifest edited by hand may pass the schema without the rest
+        skew = page.get("skewDeg", page.get("skew_deg", 0.0))  # sohoa.manifest/1 wrote skew_deg
+        source = page.get("source") or {}
+        return cls(page.get("number", 0), source.get("file", ""), source.get("page", 0), page.get("orientation", 0),
+                   skew, page.get("ocrConfidence", 0.0), tuple(page.get("flags", ())))
 
     def to_json(self) -> dict:
         return {"number": self.number, "file": self.file, "page": self.page, "orientation": self.orientation,
@@ -154,9 +156,11 @@ class DocumentView:
 
     @classmethod
     def from_manifest(cls, doc: dict) -> "DocumentView":
-        flagged = tuple(PageSummary.from_manifest(p) for p in doc["pages"] if p["flags"])
-        review = tuple({"page": p["number"], **line} for p in doc["pages"] for line in p.get("review", ()))
-        return cls(doc["docId"], doc["title"], doc["numberOfPage"], doc.get("signature"), doc["pdf"], flagged, review)
+        pages = doc.get("pages", [])  # the schema requires docId, sequence and pdf only
+        flagged = tuple(PageSummary.from_manifest(p) for p in pages if p.get("flags"))
+        review = tuple({"page": p.get("number", 0), **line} for p in pages for line in p.get("review", ()))
+        return cls(doc["docId"], doc.get("title", ""), doc.get("numberOfPage", len(pages)), doc.get("signature"),
+                   doc["pdf"], flagged, review)
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,10 @@ class DossierView:
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "DossierView":
-        return cls(manifest["dossierCode"], manifest["title"], manifest["totalDoc"], manifest["numberOfPage"],
-                   manifest["updated"], tuple(DocumentView.from_manifest(d) for d in manifest["documents"]), manifest)
+        documents = tuple(DocumentView.from_manifest(d) for d in manifest["documents"])
+        return cls(manifest["dossierCode"], manifest.get("title", ""), manifest.get("totalDoc", len(documents)),
+                   manifest.get("numberOfPage", sum(d.number_of_pages for d in documents)), manifest.get("updated", ""),
+                   documents, manifest)
 
     def to_json(self) -> dict:
         return self.manifest

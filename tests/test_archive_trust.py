@@ -188,3 +188,23 @@ def test_the_local_store_never_overwrites_a_write_once_object(tmp_path):
 
 def test_the_published_schema_is_the_one_checked():
     assert (ROOT / "docs" / "manifest.schema.json").read_bytes() == (ROOT / "pipeline" / "manifest.schema.json").read_bytes()
+
+
+def test_a_hand_edited_manifest_that_passes_the_schema_is_shown_not_crashed_on(signed_dossier, capsys):
+    """The schema requires only a document's docId, sequence and pdf: an officer's `show` of a
+    manifest edited down to that prints the dossier (and `verify` says the history is broken)."""
+    _, settings = signed_dossier
+    path = settings.home / "store" / keys.manifest(CODE)
+    edited = manifest(settings)
+    for field in ("title", "totalDoc", "numberOfPage", "updated"):
+        edited.pop(field, None)
+    doc = edited["documents"][0]
+    for field in ("title", "numberOfPage"):
+        doc.pop(field)
+    doc["pages"] = [{"number": 1}]
+    path.write_text(json.dumps(edited, ensure_ascii=False), encoding="utf-8")
+    capsys.readouterr()
+    assert sohoa(["show", CODE], settings=settings) == 0
+    assert f"{CODE}.001" in capsys.readouterr().out
+    [verdict] = service.verify_dossier(settings, CODE)
+    assert not verdict.ok and not verdict.checks["manifestHistory"]
