@@ -63,6 +63,7 @@ class OcrSettings:
     max_pixels: int = 150_000_000
     jobs: int = 0                # pages in parallel; 0 = every core
     engine: str = "vote"         # vote (tesseract and TrueOCR, voted line by line: ocr.vote) | tesseract | trueocr
+    read_ahead: bool = True      # intake pages are read while the operator still reviews them (pipeline.early)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             max_pixels=env.int("SOHOA_MAX_PIXELS", 150_000_000, minimum=1),
             jobs=env.int("SOHOA_JOBS", 0, minimum=0),
             engine=_choice(env, "SOHOA_OCR_ENGINE", ("vote", "tesseract", "trueocr"), "vote"),
+            read_ahead=env.str("SOHOA_INTAKE_READ_AHEAD", "true").lower() in ("1", "true", "yes"),
         ),
         index=IndexSettings(database_url=env.str("SOHOA_DATABASE_URL")),
         broker=BrokerSettings(

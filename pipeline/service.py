@@ -17,6 +17,7 @@ inside ``acting(who)`` names that user in the access log.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -53,6 +54,8 @@ from .repository import dossier_codes, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
 from .signing.keys import Signer, development_ca_fingerprints, trust_roots
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- what operations run on
@@ -989,15 +992,35 @@ def intake_add(settings: Settings, draft_id: str, files: Sequence[tuple[str, byt
     """Each file stored as sent, then split into pages, each previewed (orientation, skew, flags)."""
     from . import intake
 
-    return intake.add_files(open_store(settings), draft_id, files, max_pixels=settings.ocr.max_pixels,
-                            owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+    store = open_store(settings)
+    before = {p.id for p in intake.get(store, draft_id, who.name).pages}
+    draft = intake.add_files(store, draft_id, files, max_pixels=settings.ocr.max_pixels,
+                             owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+    _read_ahead(settings, draft, before)
+    return draft
 
 
 def intake_replace(settings: Settings, draft_id: str, page_id: str, name: str, data: bytes, who: Principal):
     from . import intake
 
-    return intake.replace(open_store(settings), draft_id, page_id, name, data, max_pixels=settings.ocr.max_pixels,
-                          owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+    store = open_store(settings)
+    before = {p.id for p in intake.get(store, draft_id, who.name).pages}
+    draft = intake.replace(store, draft_id, page_id, name, data, max_pixels=settings.ocr.max_pixels,
+                           owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+    _read_ahead(settings, draft, before)
+    return draft
+
+
+def _read_ahead(settings: Settings, draft, before: set[str]) -> None:
+    """Start reading the draft's new pages (``pipeline.early``); a failure to start is no error
+    of the upload: the job reads them in any case."""
+    from . import early
+
+    new = replace(draft, pages=tuple(p for p in draft.pages if p.id not in before))
+    try:
+        early.read_ahead(settings, early.draft_tasks(new, settings.ocr))
+    except Exception as e:
+        log.warning("read-ahead of draft %s not started: %s: %s", draft.id, type(e).__name__, e)
 
 
 def intake_move(settings: Settings, draft_id: str, page_id: str, position: int, who: Principal):
@@ -1037,8 +1060,12 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     draft is discarded once the job holds them."""
     from . import intake
 
+    from . import early
+
     store = open_store(settings)
     draft = intake.get(store, draft_id, who.name)
+    if not settings.broker.url:  # the pages this process is reading already: wait rather than read twice
+        early.wait(early.draft_tasks(draft, settings.ocr), timeout=settings.broker.page_time_limit)
     with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
         paths = intake.materialise(store, draft_id, Path(folder), who.name)
         accepted = accept_upload(settings, visible(who, draft.dossier_code), title,

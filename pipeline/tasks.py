@@ -1,6 +1,8 @@
 """The Celery application: page tasks fan out over every worker, one finishing task per document.
 
     sohoa.page(job, n)    queue "pages"             straighten, read, leave the page in the store
+    sohoa.read_ahead(t)   queue "pages"             an intake page read before its document is
+                                                    confirmed, into the page cache (pipeline.early)
     sohoa.finish(job)     queue "finish" or         build, sign, store, commit, index
                           "sign.<agency>"
     sohoa.fixity()        queue "finish"            one slice of rolling fixity (primary, replica),
@@ -30,6 +32,7 @@ from . import dossier, fixity as rolling_fixity, jobs, replication, runtime
 from .config import Settings
 from .executor import limit_native_threads
 from .ingest import IngestContext
+from .pages import run_page_json
 
 PAGES, FINISH = "pages", "finish"
 TRANSIENT = (*jobs.TRANSIENT, ConnectionError, TimeoutError)
@@ -57,6 +60,8 @@ def configure(settings: Settings) -> Celery:
         task_default_queue=PAGES, worker_hijack_root_logger=False, worker_redirect_stdouts=False,
         task_annotations={
             "sohoa.page": {"time_limit": broker.page_time_limit, "soft_time_limit": int(broker.page_time_limit * .9)},
+            "sohoa.read_ahead": {"time_limit": broker.page_time_limit,
+                                 "soft_time_limit": int(broker.page_time_limit * .9)},
             "sohoa.finish": {"time_limit": broker.finish_time_limit,
                              "soft_time_limit": int(broker.finish_time_limit * .9)},
             "sohoa.fixity": {"time_limit": settings.fixity.interval,
@@ -87,6 +92,10 @@ def finish_queue(settings: Settings, code: str) -> str:
 def send_pages(job_id: str, numbers: list[int]) -> None:
     for number in numbers:
         page.apply_async((job_id, number), queue=PAGES)
+
+
+def send_read_ahead(task: dict) -> None:
+    read_ahead.apply_async((task,), queue=PAGES)
 
 
 def send_finish(settings: Settings, job_id: str, code: str) -> None:
@@ -142,6 +151,17 @@ def page(self, job_id: str, number: int) -> None:
         job = jobs.view(db, job_id)
         if job.kind != "bulk":  # a bulk run finishes its documents itself, in order
             send_finish(settings, job_id, job.dossier)
+
+
+@app.task(name="sohoa.read_ahead", bind=True, acks_late=True, **RETRY)
+def read_ahead(self, task: dict) -> None:
+    """An intake page read before its document is confirmed (``pipeline.early``): the result
+    only fills the page cache; a failure is left for the document's own job to report."""
+    limit_native_threads()
+    try:
+        run_page_json(task, _store())
+    except SoftTimeLimitExceeded:
+        return
 
 
 @app.task(name="sohoa.finish", bind=True, acks_late=True, **RETRY)

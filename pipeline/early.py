@@ -1,0 +1,118 @@
+"""Read-ahead: a draft's pages are read while the operator still reviews them at the counter.
+
+Each page added to an intake draft is handed, as the page task ingest will make of it, to a
+reader in the background; the result lands in the page cache (``pipeline.pages``) under the
+same content key ingest will ask for, so when the operator confirms the draft its job finds
+the pages done and only builds, signs and stores the document. Reading ahead never changes a
+result: a page whose cached result is missing, stale or failed is simply read again by the job.
+
+Where the pages are read:
+- with a broker, a ``sohoa.read_ahead`` task on the pages queue, for any worker;
+- without one, a small pool of this process's own (the web server's), at lower CPU priority
+  than the server itself, so that the previews and thumbnails the operator waits for come
+  first. ``wait`` lets the confirming request wait for the pages already being read instead
+  of reading them a second time.
+
+A draft page is read as the file it came in (its page number in the uploaded file): that is
+what ingest reads when the operator keeps a file's pages together and in order; a page taken
+out of its file is read again by the job.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor, wait as wait_all
+from functools import partial
+from typing import Callable, Iterable
+
+from storage.base import ObjectStore
+
+from .config import OcrSettings, Settings
+from .models import PageTask
+
+NICENESS = 5  # the background readers yield the cores to the server's own requests
+
+
+def page_task(ocr: OcrSettings, *, key: str, file: str, kind: str, sha256: str, page: int) -> PageTask:
+    """The page task for a stored original's page under the OCR settings (as ingest makes it)."""
+    return PageTask(key=key, file=file, kind=kind, sha256=sha256, page=page, lang=ocr.lang, tessdata=ocr.tessdata,
+                    jpeg_quality=ocr.jpeg_quality, max_pixels=ocr.max_pixels, engine=ocr.engine)
+
+
+def draft_tasks(draft, ocr: OcrSettings) -> list[PageTask]:
+    """The page tasks of an intake draft's pages, each read as the file it came in."""
+    files = {f.id: f for f in draft.files}
+    tasks = []
+    for p in draft.pages:
+        whole = files.get(p.file_id)
+        if whole is not None and whole.pages > 1 and whole.kind:
+            tasks.append(page_task(ocr, key=whole.key, file=whole.name, kind=whole.kind, sha256=whole.sha256,
+                                   page=p.page))
+        else:
+            tasks.append(page_task(ocr, key=p.key, file=p.file, kind=p.kind, sha256=p.sha256, page=1))
+    return tasks
+
+
+# ----------------------------------------------------------------- the embedded readers
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_reading: dict[tuple[str, int], Future] = {}  # (original's SHA-256, page) -> its reading
+_reader_store: ObjectStore | None = None
+
+
+def _start_reader(open_store: Callable[[], ObjectStore]) -> None:
+    global _reader_store
+    from .executor import limit_native_threads
+
+    os.nice(NICENESS)
+    limit_native_threads()
+    _reader_store = open_store()
+
+
+def _read(payload: dict) -> bool:
+    from .pages import run_page_json
+
+    return not run_page_json(payload, _reader_store).get("error")
+
+
+def _local_pool(settings: Settings) -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        from .runtime import open_store
+
+        _pool = ProcessPoolExecutor(max_workers=settings.ocr.jobs or os.cpu_count() or 1,
+                                    initializer=_start_reader, initargs=(partial(open_store, settings),))
+    return _pool
+
+
+def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
+    """Start reading the pages not already being read; returns how many were started."""
+    tasks = list(tasks)
+    if not settings.ocr.read_ahead or not tasks:
+        return 0
+    if settings.broker.url:
+        from . import tasks as celery_tasks
+
+        celery_tasks.configure(settings)
+        for task in tasks:
+            celery_tasks.send_read_ahead(task.to_json())
+        return len(tasks)
+    started = 0
+    with _lock:
+        for ended in [k for k, f in _reading.items() if f.done()]:
+            del _reading[ended]
+        pool = _local_pool(settings)
+        for task in tasks:
+            if (task.sha256, task.page) not in _reading:
+                _reading[(task.sha256, task.page)] = pool.submit(_read, task.to_json())
+                started += 1
+    return started
+
+
+def wait(tasks: Iterable[PageTask], timeout: float) -> None:
+    """Wait, at most ``timeout`` seconds, for this process's readings of these pages to end."""
+    with _lock:
+        futures = [f for t in tasks if (f := _reading.get((t.sha256, t.page))) is not None]
+    if futures:
+        wait_all(futures, timeout=timeout)

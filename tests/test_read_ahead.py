@@ -1,0 +1,74 @@
+"""Issue 17, intake latency: the pages dropped at the counter are read while the operator still
+reviews them (pipeline.early), so that the confirmed document only has to be built, signed and
+stored. Real intake drafts, real page cache, the embedded readers of the web server's process."""
+from __future__ import annotations
+
+import io
+import time
+
+from pipeline import config, service
+from pipeline.access import Principal
+from pipeline.pages import PageCache
+from pipeline.runtime import database, open_store
+from storage import jobs as job_table
+from tests.pagegen import PageSpec, render_page
+
+CODE = "H23.50-261202-0171"
+
+
+def _jpeg(spec: PageSpec) -> bytes:
+    out = io.BytesIO()
+    render_page(spec).image.save(out, "JPEG", quality=90, dpi=(spec.dpi, spec.dpi))
+    return out.getvalue()
+
+
+def _pdf(*specs: PageSpec) -> bytes:
+    images = [render_page(s).image for s in specs]
+    out = io.BytesIO()
+    images[0].save(out, "PDF", resolution=float(specs[0].dpi), save_all=True, append_images=images[1:])
+    return out.getvalue()
+
+
+def _wait_for(condition, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the pages were not read ahead in time"
+        time.sleep(0.5)
+
+
+def test_pages_are_read_while_the_draft_is_reviewed_and_the_confirmed_job_reuses_them(tmp_path):
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract"})
+    who = Principal("an", "operator", ("H23.50",), via="web")
+    cache = PageCache(open_store(settings))
+    files = [("to-khai.jpg", _jpeg(PageSpec(layout="admin", skew_deg=2.0, seed=1711, dpi=200, max_body_lines=6))),
+             ("giay-to.pdf", _pdf(PageSpec(layout="text", seed=1712, dpi=200, max_body_lines=6),
+                                  PageSpec(layout="admin", orientation=90, seed=1713, dpi=200, max_body_lines=6)))]
+    draft = service.intake_create(settings, CODE, who)
+    draft = service.intake_add(settings, draft.id, files, who)
+    assert len(draft.pages) == 3 and not draft.errors
+    # nothing is confirmed yet, and every page's reading is already done or under way
+    _wait_for(lambda: cache.usage()[0] == 3)
+
+    job, duplicate = service.intake_submit(settings, draft.id, "Tờ khai và giấy tờ kèm theo", who)
+    assert duplicate is None
+    service.run_job(settings, job.id)
+    done = service.job_for(settings, job.id, who)
+    assert done.state == "done" and done.pages_done == 3
+    rows = job_table.get(database(settings), job.id)["pages"]
+    assert [r["worker"] for r in rows] == ["(reused)"] * 3  # no page was read a second time
+    shown = service.show(settings, CODE)
+    assert shown.documents[0].number_of_pages == 3
+    assert cache.usage()[0] == 0  # the read-ahead results went with their document
+
+
+def test_without_read_ahead_the_confirmed_job_reads_every_page_itself(tmp_path):
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract",
+                            "SOHOA_INTAKE_READ_AHEAD": "false"})
+    who = Principal("an", "operator", ("H23.50",), via="web")
+    draft = service.intake_create(settings, CODE, who)
+    page = _jpeg(PageSpec(layout="admin", seed=1714, dpi=200, max_body_lines=6))
+    draft = service.intake_add(settings, draft.id, [("to-khai.jpg", page)], who)
+    job, _ = service.intake_submit(settings, draft.id, "Tờ khai", who)
+    service.run_job(settings, job.id)
+    assert service.job_for(settings, job.id, who).state == "done"
+    assert [r["worker"] for r in job_table.get(database(settings), job.id)["pages"]] != ["(reused)"]
