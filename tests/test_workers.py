@@ -265,3 +265,30 @@ def test_an_upload_over_http_is_converted_by_the_workers(cluster, rendered, tmp_
             time.sleep(0.5)
     assert job["state"] == "done", job["error"]
     assert list(cluster.pages_by_worker().values()) == [1] and not [*cluster.pages_by_worker()][0].startswith("(")
+
+
+def test_intake_pages_are_read_ahead_by_the_workers_and_the_confirmed_job_reuses_them(cluster, rendered, tmp_path):
+    """With a broker, a page added to an intake draft is read by a worker before the operator
+    confirms (pipeline.early); the confirmed job finds it done and only finishes the document."""
+    from pipeline import config, service
+    from pipeline.access import Principal
+    from pipeline.pages import PageCache
+    from pipeline.runtime import open_store
+
+    cluster.start_worker()
+    settings = config.load(cluster.env)
+    who = Principal("lan", "operator", ("H23.50",), via="web")
+    page = save_page(rendered("w-early", layout="text", seed=332, dpi=150), tmp_path / "trang.png").read_bytes()
+    draft = service.intake_create(settings, CODES[2], who)
+    draft = service.intake_add(settings, draft.id, [("trang.png", page)], who)
+    cache, deadline = PageCache(open_store(settings)), time.monotonic() + 300
+    while cache.usage()[0] < 1:  # read by the worker while nothing is confirmed
+        assert time.monotonic() < deadline, "the worker did not read the page ahead"
+        time.sleep(0.5)
+    job, _ = service.intake_submit(settings, draft.id, "Đơn", who)
+    service.run_job(settings, job.id)
+    while (view := service.job_for(settings, job.id, who)).state not in ("done", "failed"):
+        assert time.monotonic() < deadline, view
+        time.sleep(0.5)
+    assert view.state == "done", view.error
+    assert cluster.pages_by_worker() == {"(reused)": 1}
