@@ -50,7 +50,9 @@ from .errors import QueryError, StorageConfigError
 MARK = ("[", "]")
 SNIPPET_CHARS = 160
 NEAR_GAP = 5  # a "near" cluster holds every word of the query and at most this many other syllables
-CANDIDATES = 1000  # pages ranked in Python per search (at least ``limit``); see ``search``
+CANDIDATES = 100  # pages ranked in Python per search (at least ``limit``); see ``search``
+SCAN = 500  # pages holding every word the database looks at per search, the newest; see ``search``
+PREFIX_PAGES = 2000  # SQLite: a code prefix with at most this many pages is searched from the code's index
 TIERS = ("all", "near", "phrase-folded", "phrase")  # worst to best
 _TOKEN = re.compile(r"[^\W_]+")
 _PHRASE = re.compile(r'"([^"]*)"?')
@@ -92,7 +94,8 @@ events = sa.Table(
 # -- text ----------------------------------------------------------------------
 
 def nfc(text: str | None) -> str:
-    return unicodedata.normalize("NFC", text or "")
+    text = text or ""
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -217,8 +220,65 @@ class _Token:
     folded: str
 
 
-def _page_tokens(text: str, wanted: set[str]) -> tuple[dict[int, _Token], int]:
-    """The page's tokens whose folded form is a query token, by position; and the token count."""
+def _page_tokens(text: str, wanted: set[str], folded: str | None = None) -> tuple[dict[int, _Token], int]:
+    """The page's tokens whose folded form is a query token, by position; and the token count.
+
+    ``folded``: ``fold(text)`` when the caller has it (the index stores it). The query's
+    tokens are looked for in the folded, lower-cased page and the tokens before each find are
+    counted, in C: a page is never walked token by token in Python (the cost of a search is
+    this, for every candidate page).
+    """
+    lowered = (fold(text) if folded is None else folded).lower()
+    if len(lowered) != len(text):  # a letter whose lower case is longer: walk the tokens
+        return _page_tokens_walked(text, wanted)
+    if not all(w.isascii() for w in wanted) or (
+            not lowered.isascii() and any(_TOKEN.match(c) for c in set(lowered) if c > "\x7f")):
+        return _page_tokens_matched(text, wanted, lowered)
+    # Folded Vietnamese is ASCII: one byte a character, and in ``shape`` 'a' for a token's
+    # character, ' ' for any other, so " a" is where a token starts (index i + 1 is character i).
+    raw = b" " + lowered.encode("ascii", "replace") + b" "
+    shape = raw.translate(_TOKEN_SHAPE)
+    starts = []
+    for word in wanted:
+        needle = word.encode("ascii")
+        at = raw.find(needle, 1)
+        while at != -1:
+            if shape[at - 1] == 32 and shape[at + len(needle)] == 32:
+                starts.append((at - 1, at - 1 + len(needle)))
+            at = raw.find(needle, at + 1)
+    found, count, cursor = {}, 0, 0
+    for start, end in sorted(starts):
+        count += shape.count(b" a", cursor, start + 1)  # tokens starting in [cursor, start)
+        cursor = start
+        word = text[start:end].lower()
+        if _folded_token(word) in wanted:
+            found[count] = _Token(start, end, word, _folded_token(word))
+    return found, count + shape.count(b" a", cursor)
+
+
+_TOKEN_SHAPE = bytes(ord("a") if chr(b).isascii() and chr(b).isalnum() else ord(" ") for b in range(256))
+
+
+def _page_tokens_matched(text: str, wanted: set[str], lowered: str) -> tuple[dict[int, _Token], int]:
+    found, count, cursor = {}, 0, 0
+    for m in _wanted_pattern(frozenset(wanted)).finditer(lowered):
+        count += len(_TOKEN.findall(text, cursor, m.start()))
+        cursor = m.end()
+        word = text[m.start():cursor].lower()
+        if _folded_token(word) in wanted:
+            found[count] = _Token(m.start(), cursor, word, _folded_token(word))
+        count += 1
+    return found, count + len(_TOKEN.findall(text, cursor))
+
+
+@functools.lru_cache(maxsize=1024)
+def _wanted_pattern(wanted: frozenset[str]) -> re.Pattern:
+    """Any of these tokens as a whole token (not inside a longer one)."""
+    words = "|".join(re.escape(w) for w in sorted(wanted, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{words})(?![^\W_])")
+
+
+def _page_tokens_walked(text: str, wanted: set[str]) -> tuple[dict[int, _Token], int]:
     found, count = {}, 0
     for count, m in enumerate(_TOKEN.finditer(text), start=1):
         word = m.group().lower()
@@ -282,19 +342,19 @@ def _best_cluster(occurrences: list[list[tuple[int, int]]], lengths: list[int]) 
     return span, -minus_agree, positions
 
 
-def rank_page(text: str, query: Query) -> PageMatch:
+def rank_page(text: str, query: Query, folded: str | None = None) -> PageMatch:
     """The tier, relevance and best match of a page for a query, from the page text alone.
 
     Relevance in [0, 1): 0.5 closeness (query tokens / syllables spanned by the best match),
     0.3 agreement of diacritics in it (tokens as typed / query tokens; for a phrase 0.25, and
     0.05 for the words the query capitalises being capitalised there: "Cầu Giấy" the
     district before "yêu cầu giấy tờ"), 0.2 frequency (of the phrase, or of the scarcest
-    word; saturating, shorter pages first).
+    word; saturating, shorter pages first). ``folded``: the page's ``fold(text)`` when known.
     """
     text = nfc(text)
     phrase_exact = tuple(t for term in query.exact for t in term)
     phrase_folded = tuple(t for term in query.folded for t in term)
-    tokens, page_length = _page_tokens(text, set(phrase_folded))
+    tokens, page_length = _page_tokens(text, set(phrase_folded), folded)
     size = len(phrase_folded)
 
     def spans(starts_and_lengths) -> tuple[tuple[int, int], ...]:
@@ -484,10 +544,18 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     (``phrase``, ``phrase-folded``, ``near``, ``all``). An empty query, or one without a
     word, raises QueryError.
 
-    The database returns at most max(CANDIDATES, limit) candidate pages: those holding the
-    phrase (with, then without diacritics) first, then by its own relevance (FTS5's bm25,
-    PostgreSQL's ts_rank); beyond that many candidates the near and all tiers are ranked
-    among the pages the database ranked highest.
+    The database looks at the SCAN (at least ``limit``) most recently indexed pages holding
+    every word of the query (folded; within the prefix and scope) and hands over
+    max(CANDIDATES, limit) of them: those holding the phrase (folded) first, then the others,
+    newest first. The tiers, scores and snippets are computed here for those (``rank_page``),
+    snippets only for the pages returned. Both databases hand over the same pages, so they
+    give the same results. A query whose words are on at most SCAN pages is ranked among all
+    of them. A common one ("của", "quốc gia" on most pages) is ranked among the newest SCAN
+    pages holding it, and when more than CANDIDATES of those hold the phrase, among the
+    newest of these: an older page can be missed; more words, a quoted phrase or a dossier
+    prefix narrow the search to reach it. (Ranking every page that holds a common word costs
+    seconds at 100,000 pages; the databases' own relevance, bm25 or ts_rank, reads every such
+    page too; see bench/search.py.)
 
     ``scope``: agency codes; only dossiers whose code is one of them followed by ``.`` or
     ``-`` (empty: every dossier), filtered in the database so ``limit`` counts visible pages.
@@ -498,17 +566,18 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     prefix = nfc(code_prefix).strip().upper() if code_prefix else None
     window = max(CANDIDATES, limit)
     if engine.dialect.name == "sqlite":
-        rows = _candidates_sqlite(engine, parsed, prefix, window, scope)
+        candidates = _candidates_sqlite
     elif engine.dialect.name == "postgresql":
-        rows = _candidates_postgresql(engine, parsed, prefix, window, scope)
+        candidates = _candidates_postgresql
     else:
         raise StorageConfigError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}",
                                  f"unsupported index database: {engine.dialect.name}")
-    ranked = sorted(((rank_page(r["text"], parsed), r) for r in rows),
+    rows = candidates(engine, parsed, prefix, window, scope)
+    ranked = sorted(((rank_page(r["text"], parsed, r["text_folded"]), r) for r in rows),
                     key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
                                     mr[1]["number"]))
     return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "page": r["number"],
-             "snippet": make_snippet(r["text"], m.spans), "score": m.score, "exact": m.exact, "tier": m.tier}
+             "snippet": make_snippet(nfc(r["text"]), m.spans), "score": m.score, "exact": m.exact, "tier": m.tier}
             for m, r in ranked[:limit]]
 
 
@@ -523,46 +592,82 @@ def _scope_clause(scope: Sequence[str]) -> tuple[str, dict]:
     return "AND (" + " OR ".join(terms) + ") ", params
 
 
+def _filters(prefix: str | None, scope: Sequence[str], dialect: str) -> tuple[str, dict]:
+    """SQL (``AND ...``) for the dossier-code prefix and the scope, and its parameters.
+
+    The prefix is a range of codes in byte order (the codes starting with "H23.50" are those
+    from "H23.50" up to, not including, "H23.51"), so the database reads the dossier's pages
+    from its index on the code (PostgreSQL's in the "C" collation, whatever the database's
+    own) and knows how many there are, instead of testing every page that holds the words.
+    """
+    scoped, params = _scope_clause(scope)
+    if not prefix:
+        return scoped, params
+    if prefix[-1] == chr(0x10FFFF):  # no code follows it: compare the start instead
+        params.update(prefix=prefix, prefix_len=len(prefix))
+        return "AND substr(p.dossier_code, 1, :prefix_len) = :prefix " + scoped, params
+    code = 'p.dossier_code COLLATE "C"' if dialect == "postgresql" else "p.dossier_code"
+    params.update(prefix_low=prefix, prefix_high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    return f"AND {code} >= :prefix_low AND {code} < :prefix_high " + scoped, params
+
+
 def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window: int,
                        scope: Sequence[str] = ()) -> list:
-    scoped, scope_params = _scope_clause(scope)
-    sql = (
-        "SELECT p.dossier_code, p.doc_id, p.number, p.text, "
-        "       p.id IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH :phrase_exact) AS phrase_exact, "
-        "       p.id IN (SELECT rowid FROM pages_fts WHERE pages_fts MATCH :phrase_folded) AS phrase_folded, "
-        "       -bm25(pages_fts, 0.0, 1.0) AS relevance "
-        "FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid "
-        "WHERE pages_fts MATCH :folded "
-        + ("AND substr(p.dossier_code, 1, :prefix_len) = :prefix " if prefix else "") + scoped
-        + "ORDER BY phrase_exact DESC, phrase_folded DESC, relevance DESC, p.dossier_code, p.doc_id, p.number "
-        "LIMIT :window")
-    params = {**scope_params, "folded": fts5_match(query.terms, "text_folded", folded=True),
-              "phrase_exact": fts5_match([query.phrase], "text", folded=False),
-              "phrase_folded": fts5_match([query.phrase], "text_folded", folded=True), "window": window}
-    if prefix:
-        params.update(prefix=prefix, prefix_len=len(prefix))
+    filters, params = _filters(prefix, scope, "sqlite")
+    one_term = len(query.terms) == 1  # the query is its own phrase
     with engine.connect() as conn:
-        return conn.execute(sa.text(sql), params).mappings().all()
+        if "prefix_low" in params and conn.execute(sa.text(
+                "SELECT count(*) FROM (SELECT 1 FROM pages p WHERE p.dossier_code >= :prefix_low "
+                "AND p.dossier_code < :prefix_high LIMIT :most)"),
+                {**params, "most": PREFIX_PAGES + 1}).scalar() <= PREFIX_PAGES:
+            # a narrow prefix (a dossier, a day): its pages from the code's index, each looked up
+            # in FTS5, rather than FTS5's every page holding the words, each looked up in pages
+            source = ("pages p INDEXED BY ix_pages_dossier_code CROSS JOIN pages_fts "
+                      "ON pages_fts.rowid = p.id ")
+        elif filters:
+            source = "pages_fts JOIN pages p ON p.id = pages_fts.rowid "
+        else:
+            source = "pages_fts "
+        return _sqlite_rows(conn, query, source, filters, params, window, one_term)
+
+
+def _sqlite_rows(conn: Connection, query: Query, source: str, filters: str, params: dict, window: int,
+                 one_term: bool) -> list:
+    sql = (
+        "WITH newest AS MATERIALIZED ("
+        "  SELECT pages_fts.rowid AS id FROM " + source
+        + " WHERE pages_fts MATCH :every_word " + filters + "ORDER BY pages_fts.rowid DESC LIMIT :scan) "
+        + ("" if one_term else
+           ", phrase AS (SELECT rowid AS id FROM pages_fts WHERE pages_fts MATCH :phrase_folded "
+           "             AND rowid >= (SELECT min(id) FROM newest)) ")
+        + "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
+        + ("1" if one_term else "p.id IN phrase") + " AS phrase "
+        "FROM newest JOIN pages p ON p.id = newest.id ORDER BY phrase DESC, p.id DESC LIMIT :window")
+    params.update(every_word=fts5_match(query.terms, "text_folded", folded=True),
+                  phrase_folded=fts5_match([query.phrase], "text_folded", folded=True),
+                  scan=max(SCAN, window), window=window)
+    return conn.execute(sa.text(sql), params).mappings().all()
 
 
 def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, window: int,
                            scope: Sequence[str] = ()) -> list:
-    scoped, scope_params = _scope_clause(scope)
+    filters, params = _filters(prefix, scope, "postgresql")
+    # The tsqueries are written out, not taken from a CTE, so the planner sees how common the
+    # words are: newest first through the primary key for a common word, the GIN index otherwise.
+    # The code comes first: a page's tsvector is read (detoasted) only when its code matches.
     sql = (
-        "WITH q AS (SELECT websearch_to_tsquery('sohoa_unaccent', :query) AS folded, "
-        "                  phraseto_tsquery('simple', :phrase) AS phrase_exact, "
-        "                  phraseto_tsquery('sohoa_unaccent', :phrase) AS phrase_folded) "
-        "SELECT p.dossier_code, p.doc_id, p.number, p.text, "
-        "       (p.tsv_exact @@ q.phrase_exact) AS phrase_exact, (p.tsv @@ q.phrase_folded) AS phrase_folded, "
-        "       ts_rank(p.tsv, q.folded) AS relevance "
-        "FROM pages p, q WHERE p.tsv @@ q.folded "
-        + ("AND left(p.dossier_code, :prefix_len) = :prefix " if prefix else "") + scoped
-        + "ORDER BY phrase_exact DESC, phrase_folded DESC, relevance DESC, p.dossier_code, p.doc_id, p.number "
-        "LIMIT :window")
-    params = {**scope_params, "query": websearch_query(query.terms), "phrase": " ".join(query.phrase), "window": window}
-    if prefix:
-        params.update(prefix=prefix, prefix_len=len(prefix))
+        "WITH newest AS MATERIALIZED (SELECT p.id FROM pages p "
+        "  WHERE true " + filters + "AND p.tsv @@ websearch_to_tsquery('sohoa_unaccent', :query) "
+        "  ORDER BY " + ("p.id + 0" if prefix else "p.id") + " DESC LIMIT :scan) "
+        "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
+        + ("true" if len(query.terms) == 1 else "p.tsv @@ phraseto_tsquery('sohoa_unaccent', :phrase)")
+        + " AS phrase FROM newest JOIN pages p USING (id) ORDER BY phrase DESC, p.id DESC LIMIT :window")
+    params.update(query=websearch_query(query.terms), phrase=" ".join(query.phrase),
+                  scan=max(SCAN, window), window=window)
     with engine.connect() as conn:
+        # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for
+        # any words: the plan must be chosen for these words (common or rare) every time.
+        conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
         return conn.execute(sa.text(sql), params).mappings().all()
 
 

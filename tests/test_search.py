@@ -160,7 +160,11 @@ def test_phrases(indexed):
     assert hits_of(index.search(indexed, "NĐ-CP")) == [(A, f"{A}.001", 1)]
 
 
-def test_dossier_code_prefix(indexed):
+@pytest.mark.parametrize("prefix_pages", [2000, 0], ids=["narrow", "broad"])
+def test_dossier_code_prefix(indexed, monkeypatch, prefix_pages):
+    """SQLite reads a prefix holding few pages from the code's index and a broad one through
+    FTS5 (PREFIX_PAGES decides); the officer sees the same pages either way."""
+    monkeypatch.setattr(index, "PREFIX_PAGES", prefix_pages)
     assert {r["dossierCode"] for r in index.search(indexed, "nghi dinh", code_prefix="H23.50")} == {A, B}
     assert {r["dossierCode"] for r in index.search(indexed, "nghi dinh", code_prefix="h15")} == {C}
     assert index.search(indexed, "nghi dinh", code_prefix="H99") == []

@@ -314,3 +314,23 @@ def test_the_phrase_survives_the_candidate_window(index_engine, monkeypatch):
     results = index.search(index_engine, "hanh phuc", limit=2)
     assert len(results) == 2 and results[0]["dossierCode"] == where["phrase"][0]
     assert results[0]["tier"] == "phrase-folded" and results[1]["tier"] == "all"
+
+
+def test_a_common_query_is_ranked_among_the_newest_pages(index_engine, monkeypatch):
+    """More pages hold the words than the database looks at (SCAN): the newest of them are
+    ranked, those holding the phrase first; an older phrase page is left out, and a dossier
+    prefix brings it back."""
+    pages = {"old_phrase": "Gia đình văn hóa, hạnh phúc."}
+    pages |= {f"apart{n}": "Hạnh " + "một hai ba bốn năm sáu bảy tám chín mười " + "phúc" for n in range(6)}
+    pages |= {"new_phrase": "Giấy chứng nhận gia đình hạnh phúc năm 2025."}
+    where = {name: (f"H23.50-261205-{n:04d}", f"H23.50-261205-{n:04d}.001", 1) for n, name in enumerate(pages, 1)}
+    index_pages(index_engine, pages, where)  # in this order: old_phrase first, new_phrase last
+    at = {place: name for name, place in where.items()}
+    monkeypatch.setattr(index, "SCAN", 4)
+    monkeypatch.setattr(index, "CANDIDATES", 3)
+    results = index.search(index_engine, "hạnh phúc", limit=3)
+    names = [at[(r["dossierCode"], r["docId"], r["page"])] for r in results]
+    assert names[0] == "new_phrase" and set(names[1:]) == {"apart4", "apart5"}
+    assert [r["tier"] for r in results] == ["phrase", "all", "all"]
+    old = index.search(index_engine, "hạnh phúc", code_prefix=where["old_phrase"][0])
+    assert [(at[(r["dossierCode"], r["docId"], r["page"])], r["tier"]) for r in old] == [("old_phrase", "phrase")]
