@@ -33,7 +33,7 @@ class PageTask:
     lang: str = "vie"
     tessdata: str | None = None
     engine: str = "tesseract"
-    jpeg_quality: int = 90
+    jpeg_quality: int = 70
     max_pixels: int = 150_000_000
 
     def to_json(self) -> dict:

@@ -116,8 +116,16 @@ def cache_key(task: PageTask, engine: OcrEngine | None = None) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
-def encode_image(img: Image.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
-    """(bytes, PDF encoding, colour mode): colour and grey as JPEG 4:4:4, bitonal losslessly."""
+FULL_CHROMA = 0  # Pillow's JPEG subsampling codes: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+
+
+def encode_image(img: Image.Image, jpeg_quality: int, subsampling: int = FULL_CHROMA) -> tuple[bytes, str, str]:
+    """(bytes, PDF encoding, colour mode): colour and grey as progressive JPEG, bitonal losslessly.
+
+    Every pixel of the scan is kept (no downsampling); colour keeps its chroma at full resolution
+    unless ``subsampling`` says the scan itself had less (``scan_subsampling``). Progressive coding
+    with optimised Huffman tables is lossless over the baseline JPEG of the same quality and about
+    7 % smaller (bench/size.py measures bytes, PSNR, SSIM and words read for every choice)."""
     if img.mode == "1":
         return zlib.compress(img.tobytes(), 6), "flate1", "bitonal"
     buf = io.BytesIO()
@@ -127,10 +135,69 @@ def encode_image(img: Image.Image, jpeg_quality: int) -> tuple[bytes, str, str]:
     # colour page (guilloche, dense patterns) whose JPEG outgrows width x height bytes
     previous, ImageFile.MAXBLOCK = ImageFile.MAXBLOCK, max(ImageFile.MAXBLOCK, 3 * image.width * image.height + 65536)
     try:
-        image.save(buf, "JPEG", quality=jpeg_quality, subsampling=0, optimize=True)
+        image.save(buf, "JPEG", quality=jpeg_quality, subsampling=subsampling, optimize=True, progressive=True)
     finally:
         ImageFile.MAXBLOCK = previous
     return buf.getvalue(), "jpeg", mode
+
+
+def scan_subsampling(kind: str, data: bytes) -> int:
+    """The chroma subsampling of the scan as it was delivered: a scanner's 4:2:0 JPEG holds its
+    colour at half resolution already, and re-encoding it so loses nothing more; every other
+    input (PNG, TIFF, PDF, a 4:4:4 JPEG) keeps full-resolution chroma."""
+    if kind != "jpeg":
+        return FULL_CHROMA
+    from PIL import JpegImagePlugin
+
+    try:
+        with Image.open(io.BytesIO(data)) as scan:
+            sampling = JpegImagePlugin.get_sampling(scan) if scan.mode == "RGB" else FULL_CHROMA
+    except Exception:  # the page itself decoded; an odd header only costs bytes here
+        return FULL_CHROMA
+    return sampling if sampling in (1, 2) else FULL_CHROMA
+
+
+# JPEG frames a PDF reader's DCTDecode takes: baseline, extended sequential and progressive
+# Huffman coding (SOF0-2); arithmetic-coded or lossless JPEG are re-encoded
+_DCT_FRAMES = {0xC0, 0xC1, 0xC2}
+
+
+def _jpeg_frame(data: bytes) -> int | None:
+    """The SOF marker of a JPEG file (0xC0..0xCF), or None when none is found."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def scan_jpeg(kind: str, data: bytes, archive: Image.Image) -> bytes | None:
+    """The scanner's own JPEG when the archive image is that JPEG pixel for pixel (a page that was
+    neither turned nor deskewed nor filled, such as a blank back page), else None: kept as it is,
+    the page loses nothing to a second lossy encoding."""
+    if kind != "jpeg" or archive.mode not in ("RGB", "L") or _jpeg_frame(data) not in _DCT_FRAMES:
+        return None
+    with Image.open(io.BytesIO(data)) as scan:
+        # an Adobe marker may declare RGB or CMYK samples, which a reader's DCTDecode would not
+        # convert like Pillow does; MPO carries further images after the first
+        if scan.format != "JPEG" or "adobe" in scan.info or scan.mode != archive.mode or scan.size != archive.size:
+            return None
+        return data if scan.tobytes() == archive.tobytes() else None
+
+
+def page_image(found: dict, kind: str, data: bytes, jpeg_quality: int) -> tuple[bytes, str, str]:
+    """The archive image of a processed page (``process_page``'s result) as ``encode_image`` gives
+    it, or the scanner's own JPEG when the page kept the scan's pixels and that JPEG is no larger."""
+    encoded, encoding, color_mode = encode_image(found["image"], jpeg_quality, scan_subsampling(kind, data))
+    if found["orientation"] == 0 and found["skew_deg"] == 0 and (kept := scan_jpeg(kind, data, found["image"])) \
+            and len(kept) <= len(encoded):
+        return kept, encoding, color_mode
+    return encoded, encoding, color_mode
 
 
 def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:
@@ -142,7 +209,7 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
     dpi = stated if resolution.source == "header" else (round(resolution.dpi, 2),) * 2
     found = process_page(image, dpi, engine)
     archive = found["image"]
-    encoded, encoding, color_mode = encode_image(archive, task.jpeg_quality)
+    encoded, encoding, color_mode = page_image(found, task.kind, data, task.jpeg_quality)
     return encoded, PageResult(
         file=task.file, page=task.page, image_key=key, encoding=encoding, width=archive.width,
         height=archive.height, dpi=(dpi[0], dpi[1]), dpi_source=resolution.source + (

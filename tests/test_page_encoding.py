@@ -1,0 +1,94 @@
+"""The page image sohoa keeps (pipeline.pages): every pixel of the scan at the scan's resolution,
+its colours (a red seal stays red), SOHOA_JPEG_QUALITY obeyed, and the scanner's own JPEG kept
+byte for byte when the page needed no change (a back page with only a seal: nothing to turn,
+deskew or fill). Pages run through the real page stage on a local object store.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+from PIL import Image, JpegImagePlugin
+
+from pipeline.models import PageTask
+from pipeline.pages import PageCache, run_page
+from storage.local import LocalStore
+from tests.pagegen import PageSpec, render_page
+
+SEAL_PAGE = PageSpec(layout="seal", dpi=300, degradation=1, color="rgb", seed=5)
+
+
+def stored_page(tmp_path, data: bytes, kind: str, quality: int = 75):
+    """(page result, stored image bytes) of page 1 of ``data`` through the page stage."""
+    store = LocalStore(tmp_path / f"store-{kind}-{quality}")
+    store.put("originals/scan", data)
+    task = PageTask(key="originals/scan", file=f"scan.{kind}", kind=kind, sha256=hashlib.sha256(data).hexdigest(),
+                    page=1, engine="tesseract", jpeg_quality=quality)
+    cache = PageCache(store)
+    result = run_page(task, cache)
+    assert result.error is None, result.error
+    return result, cache.image(result.image_key)
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, dpi=(300, 300), **options)
+    return buf.getvalue()
+
+
+def red(pixels: np.ndarray, margin: int = 60) -> np.ndarray:
+    """Pixels clearly red: red above green by ``margin`` and above blue by two thirds of it."""
+    r, g, b = (pixels[..., i].astype(int) for i in range(3))
+    return (r - g > margin) & (r - b > margin * 2 // 3)
+
+
+def test_the_page_image_keeps_the_scans_pixels_resolution_and_red_seal(tmp_path):
+    scan = render_page(SEAL_PAGE).image
+    result, image = stored_page(tmp_path, encoded(scan, "PNG"), "png")
+    kept = Image.open(io.BytesIO(image))
+    assert (result.encoding, result.color_mode, kept.mode) == ("jpeg", "rgb", "RGB")
+    assert kept.size == scan.size == (result.width, result.height)
+    assert result.dpi == (300, 300)
+    seal, kept = red(np.asarray(scan)), np.asarray(kept)
+    assert seal.sum() > 10_000, "the test page has no seal"
+    assert (seal & red(kept, 30)).sum() >= 0.98 * seal.sum()  # the seal is still red where it was red
+    assert (red(kept) & ~red(np.asarray(scan), 30)).sum() <= 0.02 * seal.sum()  # and no red bled around it
+    # a PNG scan's colour is at full resolution: so is the kept page's (no chroma subsampling)
+    assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(image))) == 0
+
+
+def test_a_scanners_4_2_0_jpeg_is_kept_at_its_own_chroma_resolution(tmp_path):
+    """Re-encoding a scanner's 4:2:0 JPEG at 4:4:4 would spend bytes on colour detail the scan
+    never had; at 4:2:0 it loses nothing more than the scanner did."""
+    page = render_page(PageSpec(layout="admin", dpi=300, degradation=1, color="rgb", seed=6, skew_deg=1.0)).image
+    for sampling in (2, 0):
+        data = encoded(page, "JPEG", quality=92, subsampling=sampling)
+        result, image = stored_page(tmp_path / str(sampling), data, "jpeg")
+        assert result.skew_deg != 0 and image != data  # a turned page is encoded again
+        assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(image))) == sampling
+
+
+def test_jpeg_quality_setting_sets_the_size(tmp_path):
+    data = encoded(render_page(SEAL_PAGE).image, "PNG")
+    low, high = (len(stored_page(tmp_path, data, "png", quality)[1]) for quality in (40, 95))
+    assert low < 0.6 * high
+
+
+def test_an_unchanged_page_keeps_the_scanners_jpeg_byte_for_byte(tmp_path):
+    """(Kept when it is no larger than sohoa's own encoding: a scanner's small JPEG.)"""
+    data = encoded(render_page(SEAL_PAGE).image, "JPEG", quality=50, optimize=True, progressive=True)
+    result, image = stored_page(tmp_path, data, "jpeg")
+    assert result.encoding == "jpeg" and "blank" in result.flags
+    assert image == data
+
+
+def test_a_cmyk_scan_is_reencoded_in_its_true_colours(tmp_path):
+    """An Adobe CMYK JPEG would print wrong in a reader that takes it for DeviceRGB: it is never
+    passed through, the kept page is RGB and shows the same red seal."""
+    scan = render_page(SEAL_PAGE).image
+    data = encoded(scan.convert("CMYK"), "JPEG", quality=60)
+    result, image = stored_page(tmp_path, data, "jpeg")
+    kept = Image.open(io.BytesIO(image))
+    assert image != data and kept.mode == "RGB" and result.color_mode == "rgb"
+    assert (red(np.asarray(scan)) & red(np.asarray(kept))).sum() >= 0.9 * red(np.asarray(scan)).sum()
