@@ -13,9 +13,12 @@ not added twice, before any work and again at the commit.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, replace
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
@@ -29,10 +32,10 @@ from .executor import PageExecutor, Progress
 from .inputs import Source, read_source
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
 from .pages import PageCache
-from .pdfa import DocumentMeta, PageRender, build_pdfa
+from .pdfa import DocumentMeta, PageRender, write_pdfa
 from .repository import dossier_lock, free_pdf_version, load_manifest, save_manifest
 from .signing.keys import Signer
-from .signing.pades import sign_pdf
+from .signing.pades import sign_pdf_file
 
 IndexUpdate = Callable[[dict, dict[str, list[str]]], None]
 
@@ -181,11 +184,13 @@ def check_title(title: str) -> str:
 
 def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
     """Every input read and checked before anything is stored: all bad files named together, and
-    a file given twice (the same bytes) refused rather than silently doubling a page."""
+    a file given twice (the same bytes) refused rather than silently doubling a page. The
+    sources come back without their bytes (``store_original`` reads each file again), so that
+    a document of many files is held one file at a time."""
     sources, bad = [], []
     for f in files:
         try:
-            sources.append(read_source(f, ctx.ocr.max_pixels))
+            sources.append(replace(read_source(f, ctx.ocr.max_pixels), data=b""))
         except InputError as e:
             bad.append(e)
     for e in bad:
@@ -208,12 +213,25 @@ def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
 
 def store_original(store: ObjectStore, code: str, source: Source, maintenance: str | None) -> dict:
     """The citizen's bytes, unchanged, before any processing (the lossless master), under their
-    content key: the same file sent again is the same object."""
-    info = store.put(keys.original(code, source.sha256, source.ext), source.data, source.media_type,
+    content key: the same file sent again is the same object. A source read without its bytes
+    is read again, and must still be the file that was checked."""
+    data = source.data or _reread(source)
+    info = store.put(keys.original(code, source.sha256, source.ext), data, source.media_type,
                      {"dossier": code, "kind": "original", "filename": source.name,
                       "maintenance": maintenance}, retain=True)
     return {"key": info.key, "sha256": info.sha256, "size": info.size, "filename": source.name,
             "mediaType": source.media_type, "pages": source.page_count}
+
+
+def _reread(source: Source) -> bytes:
+    try:
+        data = Path(source.path).read_bytes()
+    except OSError as e:
+        raise InputError(source.path, f"không đọc lại được tệp ({e.strerror}) (file unreadable after its check)") from None
+    if hashlib.sha256(data).hexdigest() != source.sha256:
+        raise InputError(source.path, "tệp đã bị thay đổi trong khi số hóa; hãy chạy lại "
+                                      "(file changed after its check)")
+    return data
 
 
 def process_pages(ctx: IngestContext, tasks) -> list[PageResult]:
@@ -237,18 +255,21 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
                       results: list[PageResult]) -> dict:
     """Build, sign and store the document's PDF/A, text and words; returns its manifest entry."""
     store, code, now, title = ctx.store, dossier_manifest["dossierCode"], audit.now_vn(), prepared.title
-    cache = PageCache(store)
-    renders = [PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode,
-                          list(r.words)) for r in results]
-    pdf = build_pdfa(renders, DocumentMeta(title=title, doc_id=doc_id, dossier_code=code, created=now))
-    signature = None
-    if ctx.signer is not None:  # else the request chose to store unsigned; the entry records it
-        pdf, record = sign_pdf(pdf, ctx.signer)
-        signature = record.to_json()
     meta = {"dossier": code, "doc-id": doc_id}
+    with tempfile.TemporaryDirectory(prefix="sohoa-pdf-") as work:
+        pdf_path, signature = Path(work) / "document.pdf", None
+        write_pdfa(_renders(PageCache(store), results), DocumentMeta(title=title, doc_id=doc_id,
+                                                                     dossier_code=code, created=now), pdf_path)
+        if ctx.signer is not None:  # else the request chose to store unsigned; the entry records it
+            signed_path = Path(work) / "signed.pdf"
+            signature = sign_pdf_file(pdf_path, signed_path, ctx.signer).to_json()
+            pdf_path.unlink()
+            pdf_path = signed_path
+        pdf = pdf_path.read_bytes()  # the object store takes bytes: the one whole copy of the document
     version, abandoned = free_pdf_version(store, code, doc_id, 1)
     pdf_info = store.put(keys.document_pdf(code, doc_id, version), pdf, "application/pdf",
                          meta | {"kind": "pdf", "maintenance": dossier_manifest["maintenance"]}, retain=True)
+    del pdf
     text = "\f".join(r.text for r in results).encode("utf-8")
     text_info = store.put(keys.document_text(code, doc_id), text, "text/plain; charset=utf-8", meta | {"kind": "text"})
     words = json.dumps([list(r.words) for r in results], ensure_ascii=False).encode("utf-8")
@@ -261,6 +282,12 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
             "words": words_info.to_json(), "signature": signature, "pages": pages,
             "pdfVersions": [{**pdf_info.to_json(), "at": now.isoformat(), "reason": "signed" if signature else "stored"}],
             **({"unsigned": True} if signature is None else {}), **({"abandoned": abandoned} if abandoned else {})}
+
+
+def _renders(cache: PageCache, results: list[PageResult]) -> Iterator[PageRender]:
+    """The pages for the PDF, each page's image read from the cache when the PDF takes it."""
+    for r in results:
+        yield PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words))
 
 
 def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[PageResult]) -> tuple[str, ...]:

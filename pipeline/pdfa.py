@@ -1,6 +1,8 @@
 """Two-layer PDF/A-2b: each page is the scan image with invisible OCR text on its words.
 
-``build_pdfa`` is pure: page renders and document metadata in, validated PDF bytes out.
+``build_pdfa`` is pure: page renders and document metadata in, validated PDF bytes out;
+``write_pdfa`` writes the same to a file, taking the pages one at a time from any iterable
+(a 100-page document is never held as a list of page images plus the PDF's bytes).
 The text layer uses a one-glyph "glyphless" TrueType font (built here with fontTools and
 embedded, as PDF/A asks) drawn in text render mode 3 (invisible); codes are Unicode code
 points (Identity-H) and a ToUnicode map makes them extractable, so pdftotext and a
@@ -17,6 +19,8 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO, Iterable
 
 import pikepdf
 import pikepdf.pdfa
@@ -187,12 +191,25 @@ def _add_page(pdf: pikepdf.Pdf, page: PageRender, font: pikepdf.Object) -> None:
 
 def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:
     """The document's PDF/A-2b bytes, validated; PdfaError if validation fails."""
-    if not pages:
-        raise PdfaError("Tài liệu không có trang nào (document has no pages)")
+    out = io.BytesIO()
+    _save(_document(pages, meta), meta, out)
+    return out.getvalue()
+
+
+def write_pdfa(pages: Iterable[PageRender], meta: DocumentMeta, path: Path) -> None:
+    """The document's PDF/A-2b written to ``path``, validated; PdfaError if validation fails
+    (then nothing is at ``path``). Each page's image is copied into the document as it comes,
+    so a generator of pages holds one page's image at a time besides the document."""
+    _save(_document(pages, meta), meta, Path(path))
+
+
+def _document(pages: Iterable[PageRender], meta: DocumentMeta) -> pikepdf.Pdf:
     pdf = pikepdf.new()
     font = _font(pdf)
     for page in pages:
         _add_page(pdf, page, font)
+    if len(pdf.pages) == 0:
+        raise PdfaError("Tài liệu không có trang nào (document has no pages)")
     with pdf.open_metadata(set_pikepdf_as_editor=False) as xmp:
         xmp["dc:title"] = meta.title
         xmp["dc:language"] = [meta.language]
@@ -205,16 +222,21 @@ def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:
         xmp["xmp:CreatorTool"] = meta.producer
         xmp["xmp:CreateDate"] = meta.created.isoformat()
         xmp["xmp:ModifyDate"] = meta.created.isoformat()
-    out = io.BytesIO()
+    return pdf
+
+
+def _save(pdf: pikepdf.Pdf, meta: DocumentMeta, out: BinaryIO | Path) -> None:
+    """Written and validated by pikepdf (through a temporary file, whose bytes it copies into a
+    stream, or which it moves to a path)."""
     settle_garbage()
     try:
-        pikepdf.pdfa.prepare(pdf, FLAVOUR)
-        _metadata_date(pdf, meta.created)
-        pikepdf.pdfa.save(pdf, out, FLAVOUR, repair=False, deterministic_id=True)
+        with pdf:
+            pikepdf.pdfa.prepare(pdf, FLAVOUR)
+            _metadata_date(pdf, meta.created)
+            pikepdf.pdfa.save(pdf, out, FLAVOUR, repair=False, deterministic_id=True)
     except pikepdf.pdfa.PdfaError as e:
         findings = "; ".join(str(f) for f in list(e.report.findings)[:5]) if getattr(e, "report", None) else str(e)
         raise PdfaError(f"Tệp PDF/A-2b của {meta.doc_id} không hợp lệ (PDF/A validation failed): {findings}") from None
-    return out.getvalue()
 
 
 def _metadata_date(pdf: pikepdf.Pdf, when: datetime) -> None:
@@ -239,8 +261,8 @@ def settle_garbage() -> None:
     gc.collect()
 
 
-def validate(data: bytes) -> tuple[bool, list[str]]:
-    """Validate PDF/A-2b bytes; (passed, findings)."""
+def validate(data: bytes | Path) -> tuple[bool, list[str]]:
+    """Validate PDF/A-2b bytes (or a file: read as the check goes, not held whole); (passed, findings)."""
     settle_garbage()
-    report = pikepdf.pdfa.validate_written(io.BytesIO(data), FLAVOUR)
+    report = pikepdf.pdfa.validate_written(data if isinstance(data, Path) else io.BytesIO(data), FLAVOUR)
     return report.passed, [str(f) for f in report.findings]

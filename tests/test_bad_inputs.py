@@ -344,3 +344,25 @@ def test_a_bad_file_among_good_ones_is_named_with_its_page_and_nothing_is_stored
     assert code == 3, err
     assert "two.tif, trang 2" in err and "bomb.png" in err and "2 tệp không hợp lệ" in err
     assert stored_keys(home) == []
+
+
+def test_a_thick_tiff_damaged_on_page_57_is_refused_naming_that_page_and_nothing_is_stored(cli, home, tmp_path):
+    """Issue 17: pages are checked one at a time (no frame is kept), and still every page is
+    checked before the original is stored: the 57th of 60 pages, its pixel data damaged under an
+    intact header, is named, and the refusal stores nothing (no original, no page, no document)."""
+    from PIL import Image
+
+    frames = [badfiles.page_image("L", text=True) for _ in range(60)]
+    data = bytearray(badfiles._encoded(frames[0], "TIFF", save_all=True, append_images=frames[1:],
+                                       compression="tiff_deflate", dpi=(100, 100)))
+    with Image.open(io.BytesIO(bytes(data))) as img:
+        img.seek(56)
+        start, size = img.tag_v2[273][0], img.tag_v2[279][0]
+    for i in range(start + 2, start + size):
+        data[i] ^= 0xA5
+    path = tmp_path / "ho-so-day.tif"
+    path.write_bytes(bytes(data))
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ dày", path)
+    assert code == 3, err
+    assert "ho-so-day.tif, trang 57" in err and CORRUPT in err
+    assert stored_keys(home) == [] and _manifest(home, CODE) is None

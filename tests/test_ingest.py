@@ -208,12 +208,12 @@ def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, 
     import pipeline.ingest as ingest_module
 
     page = save_page(rendered("crash", layout="text", seed=41, dpi=200), tmp_path / "c.png")
-    real_build = ingest_module.build_pdfa
+    real_build = ingest_module.write_pdfa
 
     def dies(*a, **k):
         raise OSError("mất điện giữa chừng")
 
-    monkeypatch.setattr(ingest_module, "build_pdfa", dies)
+    monkeypatch.setattr(ingest_module, "write_pdfa", dies)
     code, _, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", page)
     assert code != 0 and "mất điện giữa chừng" in err and "có thể chạy lại" in err
     assert not (home / "store" / "dossiers" / CODE / "manifest.json").exists()
@@ -226,7 +226,7 @@ def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, 
     code, out, _ = cli("cache")
     assert code == 0 and "1 trang" in out
 
-    monkeypatch.setattr(ingest_module, "build_pdfa", real_build)
+    monkeypatch.setattr(ingest_module, "write_pdfa", real_build)
     code, out, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", "--json", page)
     assert code == 0, err
     assert json.loads(out)["reusedPages"] == 1  # nothing recomputed
@@ -238,7 +238,7 @@ def test_page_cache_is_cleared_on_request(cli, home, rendered, tmp_path, monkeyp
     import pipeline.ingest as ingest_module
 
     page = save_page(rendered("cache", layout="text", seed=42, dpi=200), tmp_path / "c.png")
-    monkeypatch.setattr(ingest_module, "build_pdfa", lambda *a, **k: (_ for _ in ()).throw(OSError("hỏng")))
+    monkeypatch.setattr(ingest_module, "write_pdfa", lambda *a, **k: (_ for _ in ()).throw(OSError("hỏng")))
     assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] != 0
     assert cached_pages(home)
     code, out, _ = cli("cache", "--clear")

@@ -465,3 +465,29 @@ def test_signature_record_names_the_issuing_ca(pki, tmp_path):
     assert record.to_json()["issuerSha256"] == hashlib.sha256(pki.arch.get_cert("interm").dump()).hexdigest()
     unknown = dataclasses.replace(record, issuer_sha256=None)
     assert unknown.to_json()["issuerSha256"] is None
+
+
+def test_signing_a_file_into_a_file_gives_what_signing_its_bytes_gives(pki, tmp_path):
+    """Issue 17: ingest signs the document file to file (never holding the whole document
+    several times over); the result is the same incremental, valid, PDF/A-2b signature, the
+    checks run on the path agree with those run on the bytes, and a file that is not PDF/A-2b
+    is refused as it is from bytes."""
+    signer = load_signer(settings(tmp_path, pki, level="B-T"))
+    source, target = tmp_path / "tai-lieu.pdf", tmp_path / "da-ky.pdf"
+    source.write_bytes(pdfa_input())
+    record = pades.sign_pdf_file(source, target, signer, organisation=AGENCY)
+
+    signed = target.read_bytes()
+    assert signed.startswith(pdfa_input()) and record.level == "B-T" and record.stamp is not None
+    assert_independently_valid(pki, signed, lta=False)
+    assert_pdfa(signed)
+    assert pdfa_signed.pdfa_check(target) == pdfa_signed.pdfa_check(signed)
+    assert pdfa_signed.is_signed(target) and not pdfa_signed.is_signed(source)
+    assert pdfa_signed.unsigned_base_revision(signed) == pdfa_input()
+
+    plain = tmp_path / "khong-phai-pdfa.pdf"
+    with pikepdf.new() as pdf:
+        pdf.add_blank_page()
+        pdf.save(plain)
+    with pytest.raises(PdfaError):
+        pades.sign_pdf_file(plain, tmp_path / "khong-ky.pdf", signer)

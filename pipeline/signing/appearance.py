@@ -18,6 +18,7 @@ import os
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -259,13 +260,13 @@ def _percentile(channel: np.ndarray, q: float) -> int:
     return int(np.searchsorted(counts, counts[-1] * q / 100))
 
 
-def read_page_one(pdf: bytes, *, mask_dpi: float = MASK_DPI) -> PageOne:
+def read_page_one(pdf: bytes | Path, *, mask_dpi: float = MASK_DPI) -> PageOne:
     """Page 1's box, ink mask and annotations, and whether the document is signed already.
     The ink comes from the images page 1's content stream draws (sohoa's PDFs draw one scan
     over the whole page); a page without images has no ink."""
     import pikepdf
 
-    with pikepdf.open(io.BytesIO(pdf)) as doc:
+    with pikepdf.open(pdf if isinstance(pdf, Path) else io.BytesIO(pdf)) as doc:
         page = doc.pages[0]
         x0, y0, x1, y1 = (float(v) for v in page.cropbox)
         box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))

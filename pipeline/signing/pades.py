@@ -5,12 +5,15 @@ it are kept byte for byte), at the ``Signer``'s level (see ``certificates``), wi
 visible stamp of ``appearance``, placed on free paper at the top right of page 1 (or, when
 the top of the page has none, in a white band the signing revision adds above the scan).
 The signed file must still be PDF/A-2b (``pdfa_signed.pdfa_check``), or nothing is returned.
+``sign_pdf`` signs bytes; ``sign_pdf_file`` signs a file into another, reading and writing
+it as it goes, for documents too large to hold several copies of in memory.
 """
 from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from pipeline.errors import PdfaError, SigningError, SohoaError
 
@@ -19,7 +22,7 @@ from .appearance import StampPlacement, TextMeasure, _stamp_style, font_path, pl
 from .certificates import DEFAULT_COPY_TYPE, PADES_SUBFILTER, TEST_MARK, algorithm_name, certificate_sha256, \
     check_certificate, vietnam_now
 from .glue import fetcher_backend, run_async, validation_context
-from .pdfa_signed import pdfa_check
+from .pdfa_signed import is_signed, pdfa_check
 from .status import SignatureRecord
 
 if TYPE_CHECKING:
@@ -71,25 +74,40 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
     where the visible stamp went (None for an invisible signature). Refuses input that is
     not PDF/A-2b (an already signed PDF/A-2b is judged as a signed file) and output that
     would not stay PDF/A-2b (see pdfa_signed.pdfa_check)."""
+    out = io.BytesIO()
+    record = _sign(pdf, io.BytesIO(pdf), out, signer, copy_type, organisation, visible)
+    signed = out.getvalue()
+    _require_pdfa(signed)
+    return signed, record
+
+
+def sign_pdf_file(source: Path, target: Path, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
+                  organisation: str | None = None, visible: bool = True) -> SignatureRecord:
+    """``sign_pdf`` from the file ``source`` into the file ``target``; returns the record."""
+    source, target = Path(source), Path(target)
+    with open(source, "rb") as read, open(target, "w+b") as write:
+        record = _sign(source, read, write, signer, copy_type, organisation, visible)
+    _require_pdfa(target)
+    return record
+
+
+def _sign(pdf: bytes | Path, read: BinaryIO, write: BinaryIO, signer: Signer, copy_type: str,
+          organisation: str | None, visible: bool) -> SignatureRecord:
     from pipeline.pdfa import validate
 
-    if not (validate(pdf)[0] or (b"/ByteRange" in pdf and pdfa_check(pdf).ok)):
+    if not (validate(pdf)[0] or (is_signed(pdf) and pdfa_check(pdf).ok)):
         raise PdfaError("Tệp đưa vào ký không phải PDF/A-2b hợp lệ; không ký", "input is not valid PDF/A-2b")
     check_certificate(signer.certificate)
     signed_at = vietnam_now()
     organisation = organisation or signer.agency_name
     layout = stamp_layout(pdf, stamp_lines(copy_type, organisation, signed_at, signer.test)) if visible else None
-    job = _sign_async(pdf, signer, signed_at, copy_type, organisation, layout)
+    job = _sign_async(read, write, signer, signed_at, copy_type, organisation, layout)
     if signer.source == "pkcs11":
         with signer.token_lock:
-            signed = run_async(job)
+            run_async(job)
     else:
-        signed = run_async(job)
-    verdict = pdfa_check(signed)
-    if not verdict.ok:
-        raise PdfaError("Tệp sau khi ký không còn là PDF/A-2b (signed file is not PDF/A-2b): "
-                        + "; ".join(verdict.findings))
-    return signed, SignatureRecord(
+        run_async(job)
+    return SignatureRecord(
         subfilter=PADES_SUBFILTER,
         level=signer.level,
         signer=signer.signer_name,
@@ -102,7 +120,14 @@ def sign_pdf(pdf: bytes, signer: Signer, *, copy_type: str = DEFAULT_COPY_TYPE,
     )
 
 
-def stamp_layout(pdf: bytes, lines: list[str], measure=None) -> tuple[list[str], StampPlacement]:
+def _require_pdfa(signed: bytes | Path) -> None:
+    verdict = pdfa_check(signed)
+    if not verdict.ok:
+        raise PdfaError("Tệp sau khi ký không còn là PDF/A-2b (signed file is not PDF/A-2b): "
+                        + "; ".join(verdict.findings))
+
+
+def stamp_layout(pdf: bytes | Path, lines: list[str], measure=None) -> tuple[list[str], StampPlacement]:
     """The stamp's wrapped lines and its placement on page 1 of ``pdf``: free paper at the top
     right, away from the scan's ink and from earlier signatures' widgets, or a band."""
     measure = measure or TextMeasure(font_path()).width
@@ -147,14 +172,17 @@ def _add_band(writer, band_pt: float) -> None:
     writer.mark_update(page_ref)
 
 
-async def _sign_async(pdf, signer: Signer, signed_at, copy_type, organisation, layout) -> bytes:
+async def _sign_async(read: BinaryIO, write: BinaryIO, signer: Signer, signed_at, copy_type, organisation,
+                      layout) -> None:
+    """The signed file from ``read`` into ``write`` (readable and seekable: pyHanko hashes
+    what it wrote from there)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.fields import SigSeedSubFilter
     from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer = IncrementalPdfFileWriter(read)
     name = _field_name(writer.prev)
     visible = layout is not None
     stamp, box = None, None
@@ -189,8 +217,7 @@ async def _sign_async(pdf, signer: Signer, signed_at, copy_type, organisation, l
             new_field_spec=fields.SigFieldSpec(name, on_page=0, box=box) if visible
             else fields.SigFieldSpec(name, on_page=0),
         )
-        out = await pdf_signer.async_sign_pdf(writer)
-        return out.getvalue()
+        await pdf_signer.async_sign_pdf(writer, output=write)
     except SohoaError:
         raise
     except Exception as exc:

@@ -8,6 +8,10 @@ revision before the first signature (the PDF/A that was signed) passes the valid
 outright, and (3) the signature constructs meet the PDF/A-2 rules that apply to them
 (checked here: print flag, appearance streams, embedded fonts, no NeedAppearances/XFA, no
 external streams). When veraPDF is installed its verdict is required as well.
+
+Every check takes the file's bytes or its path; a path is read as the checks go (qpdf reads
+objects on demand, the revisions are found by scanning in chunks), so a 100-page document
+is never held whole in memory for its check.
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from .status import PdfaVerdict
 
@@ -34,20 +41,24 @@ def _findings(report) -> list:
     return list(report.findings)
 
 
-def pdfa_check(data: bytes) -> PdfaVerdict:
-    """PDF/A-2b of a (possibly signed) file, see the module doc."""
+def _input(data: bytes | Path):
+    return data if isinstance(data, Path) else io.BytesIO(data)
+
+
+def pdfa_check(data: bytes | Path) -> PdfaVerdict:
+    """PDF/A-2b of a (possibly signed) file, its bytes or its path; see the module doc."""
     import pikepdf
     import pikepdf.pdfa
 
     from pipeline.pdfa import settle_garbage
 
     settle_garbage()
-    report = pikepdf.pdfa.validate_written(io.BytesIO(data), "2b")
+    report = pikepdf.pdfa.validate_written(_input(data), "2b")
     if report.passed:
         return _with_verapdf(data, True, [], "pikepdf")
     problems = []
     try:
-        pdf = pikepdf.open(io.BytesIO(data))
+        pdf = pikepdf.open(_input(data))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a verdict, not a crash
         return PdfaVerdict(False, (f"không đọc được PDF (unreadable PDF): {exc}",), "pikepdf")
     try:
@@ -59,7 +70,7 @@ def pdfa_check(data: bytes) -> PdfaVerdict:
     return _with_verapdf(data, not problems, problems, "pikepdf+signature-rules")
 
 
-def _signed_file_problems(data: bytes, pdf, report, problems: list[str]) -> None:
+def _signed_file_problems(data: bytes | Path, pdf, report, problems: list[str]) -> None:
     """pikepdf's findings on a signed file, the signature rules and the unsigned base revision."""
     from pipeline.pdfa import validate
 
@@ -73,14 +84,14 @@ def _signed_file_problems(data: bytes, pdf, report, problems: list[str]) -> None
             problems.append(f"{f.rule} {f.where}: {f.message} ({f.kind})")
     if signature_parts and not problems:
         problems += signature_constructs_problems(pdf)
-        base = unsigned_base_revision(data)
-        if base is None:
-            problems.append("không tìm thấy bản PDF/A trước chữ ký (no unsigned base revision found)")
-        else:
+        with _base_revision(data) as base:
+            if base is None:
+                problems.append("không tìm thấy bản PDF/A trước chữ ký (no unsigned base revision found)")
+                return
             base_passed, base_findings = validate(base)
-            if not base_passed:
-                problems += [f"bản trước khi ký (base revision): {f}" for f in base_findings] \
-                    or ["base revision not approved"]
+        if not base_passed:
+            problems += [f"bản trước khi ký (base revision): {f}" for f in base_findings] \
+                or ["base revision not approved"]
 
 
 def _is_signature_construct(finding) -> bool:
@@ -100,16 +111,17 @@ def _is_widget(pdf, where: str) -> bool:
         return False
 
 
-def _with_verapdf(data: bytes, ok: bool, findings: list[str], method: str) -> PdfaVerdict:
+def _with_verapdf(data: bytes | Path, ok: bool, findings: list[str], method: str) -> PdfaVerdict:
     """Also require veraPDF's verdict when the reference validator is installed."""
     verapdf = shutil.which("verapdf")
     if not verapdf:
         return PdfaVerdict(ok, tuple(findings), method)
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
-        f.write(data)
-        f.flush()
-        run = subprocess.run([verapdf, "--flavour", "2b", "--format", "text", f.name],
-                             capture_output=True, text=True, timeout=300)
+        if not isinstance(data, Path):
+            f.write(data)
+            f.flush()
+        run = subprocess.run([verapdf, "--flavour", "2b", "--format", "text", str(data) if isinstance(data, Path)
+                              else f.name], capture_output=True, text=True, timeout=300)
     passed = run.stdout.strip().startswith("PASS")
     method += "+verapdf"
     if not passed:
@@ -118,14 +130,74 @@ def _with_verapdf(data: bytes, ok: bool, findings: list[str], method: str) -> Pd
     return PdfaVerdict(ok, tuple(findings), method)
 
 
-def unsigned_base_revision(data: bytes) -> bytes | None:
-    """The bytes of the file before its first signature's revision (the PDF/A that was signed)."""
-    starts = [int(m[1]) for m in re.finditer(rb"/ByteRange\s*\[\s*\d+\s+(\d+)", data)]
+BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*\d+\s+(\d+)")
+END_OF_FILE = re.compile(rb"%%EOF[ \t]*(?:\r\n|\r|\n)?")
+SCAN_CHUNK = 1 << 20
+SCAN_OVERLAP = 4096  # longer than any match of the patterns above
+
+
+def find_all(stream: BinaryIO, pattern: re.Pattern) -> Iterator[tuple[int, int, re.Match]]:
+    """(start, end, match) of every match of ``pattern`` in the whole stream, read a chunk at a
+    time. A match starting in the last SCAN_OVERLAP bytes of a chunk is left to the next one,
+    which begins there, so none is cut or found twice."""
+    stream.seek(0)
+    window, base = b"", 0  # window holds the stream from offset base
+    while True:
+        chunk = stream.read(SCAN_CHUNK)
+        window += chunk
+        limit = len(window) - SCAN_OVERLAP if chunk else len(window)
+        for m in pattern.finditer(window):
+            if m.start() >= limit:
+                break
+            yield base + m.start(), base + m.end(), m
+        if not chunk:
+            return
+        limit = max(limit, 0)
+        window, base = window[limit:], base + limit
+
+
+def base_revision_end(stream: BinaryIO) -> int | None:
+    """Where the file before its first signature's revision ends (after its %%EOF)."""
+    starts = [int(m[1]) for _, _, m in find_all(stream, BYTE_RANGE)]
     if not starts:
         return None
     contents_at = min(starts)
-    eofs = [m.end() for m in re.finditer(rb"%%EOF[ \t]*(?:\r\n|\r|\n)?", data[:contents_at])]
-    return data[:eofs[-1]] if eofs else None
+    eofs = [end for _, end, _ in find_all(stream, END_OF_FILE) if end <= contents_at]
+    return eofs[-1] if eofs else None
+
+
+def is_signed(data: bytes | Path) -> bool:
+    """Whether the file holds a signature dictionary (a /ByteRange)."""
+    if not isinstance(data, Path):
+        return b"/ByteRange" in data
+    with open(data, "rb") as f:
+        return next(find_all(f, re.compile(rb"/ByteRange")), None) is not None
+
+
+def unsigned_base_revision(data: bytes) -> bytes | None:
+    """The bytes of the file before its first signature's revision (the PDF/A that was signed)."""
+    end = base_revision_end(io.BytesIO(data))
+    return data[:end] if end is not None else None
+
+
+@contextmanager
+def _base_revision(data: bytes | Path) -> Iterator[bytes | Path | None]:
+    """The unsigned base revision as ``validate`` takes it: bytes for bytes, a temporary copy of
+    the file's first part for a path (None when there is none)."""
+    if not isinstance(data, Path):
+        yield unsigned_base_revision(data)
+        return
+    with open(data, "rb") as source, tempfile.NamedTemporaryFile(suffix=".pdf") as copy:
+        end = base_revision_end(source)
+        if end is None:
+            yield None
+            return
+        source.seek(0)
+        while end and (chunk := source.read(min(SCAN_CHUNK, end))):
+            copy.write(chunk)
+            end -= len(chunk)
+        copy.flush()
+        yield Path(copy.name)
 
 
 def signature_constructs_problems(pdf) -> list[str]:
