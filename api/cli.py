@@ -566,9 +566,26 @@ def cmd_serve(args, settings: Settings) -> int:
     from .http import create_app
 
     service.database_ready(settings)
-    print(f"sohoa phục vụ tại http://{args.host}:{args.port}/ (Ctrl-C để dừng)", file=sys.stderr)
-    uvicorn.run(create_app(settings, periodic=True), host=args.host, port=args.port, log_level="warning",
-                proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips)
+    processes = settings.api.processes
+    print(f"sohoa phục vụ tại http://{args.host}:{args.port}/"
+          + (f" ({processes} tiến trình)" if processes > 1 else "") + " (Ctrl-C để dừng)", file=sys.stderr)
+    # idle connections are kept longer than clients and proxies keep theirs (httpx 5 s, nginx's
+    # upstream keepalive 60 s): a request is never sent on a connection the server is closing
+    served = dict(host=args.host, port=args.port, log_level="warning", proxy_headers=True,
+                  forwarded_allow_ips=args.forwarded_allow_ips, timeout_keep_alive=65)
+    if processes == 1:
+        uvicorn.run(create_app(settings, periodic=True), **served)
+        return ExitCode.OK
+    # several processes accept on the one port, each with the settings of this environment; this
+    # one supervises them (restarts one that dies) and runs the periodic rounds, once for all
+    from .http import periodic_rounds
+    from .metrics import shared_between_processes
+
+    with shared_between_processes(), periodic_rounds(settings):
+        # a process that does not answer its supervisor within 30 s is replaced (uvicorn's 5 s
+        # default replaces processes still starting on a busy machine, again and again)
+        uvicorn.run("api.http:app_from_environment", factory=True, workers=processes,
+                    timeout_worker_healthcheck=30, **served)
     return ExitCode.OK
 
 

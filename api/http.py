@@ -22,14 +22,16 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from typing import Annotated, Iterator, Literal
 
 from fastapi import Body, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import service
 from pipeline.config import Settings
@@ -37,7 +39,7 @@ from pipeline.errors import EXPECTED, UsageError, describe
 from pipeline.service import Principal
 
 from . import web
-from .metrics import Metrics
+from .metrics import Metrics, MetricsMiddleware
 from .status import status_of
 from .security import LoginThrottle, require
 
@@ -53,15 +55,11 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        stop = threading.Event()
-        threads = _start_periodic(settings, stop) if periodic else []
-        try:
-            yield
-        finally:
-            stop.set()
-            app.state.runner.shutdown(wait=False, cancel_futures=False)
-            for thread in threads:
-                thread.join(timeout=5)
+        with periodic_rounds(settings) if periodic else nullcontext():
+            try:
+                yield
+            finally:
+                app.state.runner.shutdown(wait=False, cancel_futures=False)
 
     app = FastAPI(title="sohoa", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Số hóa hồ sơ thủ tục hành chính: tiếp nhận, tra cứu, xác minh, báo cáo.")
@@ -75,9 +73,10 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     app.state.start_job = start_job
     app.state.login_throttle = LoginThrottle(settings.api.login_failures, settings.api.login_pause_seconds)
-    app.middleware("http")(metrics.middleware)
-    app.middleware("http")(_upload_limit(settings))
-    app.middleware("http")(_security_headers(settings))  # last added, outermost: every answer has them
+    # plain ASGI middleware (not BaseHTTPMiddleware): no task, stream or copy of the answer per request
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(UploadLimitMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)  # last added, outermost: every answer has them
 
     for expected in EXPECTED:
         @app.exception_handler(expected)
@@ -88,7 +87,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     async def any_error(request: Request, exc: Exception):
         # answered outside the middleware (Starlette's outermost error handler): the headers here
         response = _error_response(exc)
-        _harden(response, request, settings)
+        _harden(response.headers, request.url.path, request.url.scheme, settings)
         return response
 
     @app.exception_handler(StarletteHTTPException)
@@ -241,10 +240,11 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     @app.get(API + "/search", tags=["retrieval"])
     def search(q: Annotated[str, Query(min_length=1, max_length=500)],
                who: Annotated[Principal, Depends(require("search"))],
-               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JSONResponse:
         """Pages whose words match, with or without diacritics, in the user's agencies."""
         with service.acting(who):
-            return service.search(settings, q, limit=limit, scope=who.agencies).to_json()
+            found = service.search(settings, q, limit=limit, scope=who.agencies)
+        return JSONResponse(found.to_json())  # plain JSON types: no validation pass over the hits
 
     # ------------------------------------------------------------------ reports
 
@@ -268,14 +268,31 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     return app
 
 
-def _start_periodic(settings: Settings, stop: threading.Event) -> list[threading.Thread]:
-    """The server's own rounds: anchor the access log's head; deliver due notices."""
-    threads = []
+def app_from_environment() -> FastAPI:
+    """The application of one of several ``sohoa serve`` processes (SOHOA_API_PROCESSES > 1):
+    its settings read from the environment it inherited; the process that started it runs the
+    periodic rounds, once for all."""
+    from pipeline import config
+
+    settings = config.load()
+    service.database_ready(settings)  # the schema checked, the engine made before the first request
+    return create_app(settings, periodic=False)
+
+
+@contextmanager
+def periodic_rounds(settings: Settings) -> Iterator[None]:
+    """The server's own rounds while inside: anchor the access log's head; deliver due notices."""
+    stop, threads = threading.Event(), []
     for name, target in service.periodic_tasks(settings):
         thread = threading.Thread(target=target, args=(stop,), name=f"sohoa-{name}", daemon=True)
         thread.start()
         threads.append(thread)
-    return threads
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
 
 
 def _run_job(settings: Settings, job_id: str, who: Principal) -> None:
@@ -295,22 +312,32 @@ def _error_response(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": report.to_json()}, status_code=status_of(report))
 
 
-def _upload_limit(settings: Settings):
-    """Refuse a request body larger than the upload limit before it is read (413)."""
-    limit = settings.api.max_upload_bytes + 64 * 1024  # the multipart envelope around the files
+class UploadLimitMiddleware:
+    """Refuse a request body larger than the upload limit before it is read (413), and one
+    that changes something without saying its length (411)."""
 
-    async def middleware(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            mb = settings.api.max_upload_bytes // (1024 * 1024)
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app, self.settings = app, settings
+        self.limit = settings.api.max_upload_bytes + 64 * 1024  # the multipart envelope around the files
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = self._refused(scope)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refused(self, scope: Scope) -> JSONResponse | None:
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            mb = self.settings.api.max_upload_bytes // (1024 * 1024)
             return JSONResponse({"error": {"code": "too_large", "message": f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần)",
                                            "detail": "request body too large"}}, status_code=413)
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
             return JSONResponse({"error": {"code": "length_required", "message": "Thiếu độ dài nội dung (Content-Length)",
                                            "detail": "Content-Length required"}}, status_code=411)
-        return await call_next(request)
-
-    return middleware
+        return None
 
 
 # messages of the answers Starlette itself makes (no route, wrong method, a body it cannot parse)
@@ -325,25 +352,33 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancest
                     "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store"}
 
 
-def _harden(response: Response, request: Request, settings: Settings) -> None:
-    """The security headers a route did not set itself (the web pages set a policy of their own),
-    and Strict-Transport-Security when the request came over HTTPS (directly, or through a proxy
-    uvicorn trusts, ``--forwarded-allow-ips``)."""
+def _harden(headers: MutableHeaders, path: str, scheme: str, settings: Settings) -> None:
+    """The security headers an answer did not set itself (the web pages set a policy of their
+    own), and Strict-Transport-Security when the request came over HTTPS (directly, or through a
+    proxy uvicorn trusts, ``--forwarded-allow-ips``)."""
     for name, value in SECURITY_HEADERS.items():
-        if name == "Cache-Control" and request.url.path.startswith("/static/"):
+        if name == "Cache-Control" and path.startswith("/static/"):
             value = "no-cache"  # the stylesheet and script: no personal data, revalidated
-        response.headers.setdefault(name, value)
-    if request.url.scheme == "https" and settings.api.hsts_seconds:
-        response.headers["Strict-Transport-Security"] = f"max-age={settings.api.hsts_seconds}; includeSubDomains"
+        headers.setdefault(name, value)
+    if scheme == "https" and settings.api.hsts_seconds:
+        headers["Strict-Transport-Security"] = f"max-age={settings.api.hsts_seconds}; includeSubDomains"
 
 
-def _security_headers(settings: Settings):
-    async def middleware(request: Request, call_next):
-        response = await call_next(request)
-        _harden(response, request, settings)
-        return response
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app, self.settings = app, settings
 
-    return middleware
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _harden(MutableHeaders(scope=message), scope["path"], scope["scheme"], self.settings)
+            await send(message)
+
+        await self.app(scope, receive, hardened)
 
 
 def _too_large_file(name: str | None, size: int, settings: Settings) -> JSONResponse:

@@ -3,14 +3,23 @@ in each state (read from the shared database at each scrape, so every machine ag
 rolling fixity of each copy (read from its cycle's cursor in the store)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
-from fastapi import Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import service
 from pipeline.config import Settings
+
+
+SHARED_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when a process imports it
 
 
 class _Jobs:
@@ -54,25 +63,67 @@ class _Fixity:
 
 
 class Metrics:
+    """The server's metrics. Several ``sohoa serve`` processes (SOHOA_API_PROCESSES) count their
+    requests in files of a directory they share (prometheus_client's multiprocess mode, see
+    ``shared_between_processes``), so that whichever process answers a scrape reports them all."""
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self, settings: Settings):
         self.registry = CollectorRegistry()
+        shared = os.environ.get(SHARED_DIRECTORY)
+        own = None if shared else self.registry  # shared: the values live in the directory's files
         self.requests = Counter("sohoa_http_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
+                                registry=own)
         self.latency = Histogram("sohoa_http_request_seconds", "HTTP request latency", ["method", "route"],
-                                 registry=self.registry)
+                                 registry=own)
+        if shared:
+            MultiProcessCollector(self.registry, path=shared)
         self.registry.register(_Jobs(settings))
         self.registry.register(_Fixity(settings))
 
-    async def middleware(self, request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")  # the template, never the dossier code itself
-        self.requests.labels(request.method, path, str(response.status_code)).inc()
-        self.latency.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
-
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts each answer by method, route template (never the dossier code itself) and status,
+    and observes its latency; plain ASGI, so it costs the request no task of its own."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless an answer starts: an error no handler turned into one
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+@contextmanager
+def shared_between_processes() -> Iterator[None]:
+    """Inside, the server processes started from here count into one directory of files (a new
+    one, removed after; or the operator's own PROMETHEUS_MULTIPROC_DIR, kept)."""
+    if os.environ.get(SHARED_DIRECTORY):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="sohoa-metrics-")
+    os.environ[SHARED_DIRECTORY] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(SHARED_DIRECTORY, None)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -6,6 +6,11 @@ carries a session cookie and changes something must also carry the session's CSR
 (``X-CSRF-Token`` header or ``csrf`` form field); the cookie is HttpOnly, SameSite=Strict and,
 unless SOHOA_COOKIE_SECURE=false, Secure.
 
+A credential found valid is trusted by the process for up to 5 seconds without asking the
+database again (``pipeline.access``): revoked or logged out through this process, it stops
+working at once; revoked elsewhere (``sohoa token revoke``, another server process), within
+those 5 seconds.
+
 The client address is the connection's peer: behind a reverse proxy, run uvicorn with
 ``--forwarded-allow-ips`` so that it is the citizen-facing address, not the proxy's.
 """
@@ -39,12 +44,16 @@ async def authenticate(request: Request) -> Principal | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        # the database is asked in a worker thread: never on the event loop, which serves every request
-        return await run_in_threadpool(service.by_token, settings, token.strip(), client_ip(request))
+        token = token.strip()
+        # known from the last few seconds: answered here; else the database is asked in a worker
+        # thread, never on the event loop, which serves every request
+        return service.recent_credentials(settings, token=token, ip=client_ip(request)) or \
+            await run_in_threadpool(service.by_token, settings, token, client_ip(request))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    found = await run_in_threadpool(service.by_session, settings, cookie, client_ip(request))
+    found = service.recent_credentials(settings, session=cookie, ip=client_ip(request)) or \
+        await run_in_threadpool(service.by_session, settings, cookie, client_ip(request))
     if found is None:
         return None
     who, csrf = found
@@ -90,7 +99,9 @@ class LoginThrottle:
     """Failed logins per (user name, address): after ``failures`` in a row, that name is refused
     from that address for ``pause`` seconds, without its password being checked; each further
     failure doubles the pause, up to an hour. A successful login clears the count. Kept in the
-    server process (one ``sohoa serve``); the access log keeps every attempt either way."""
+    server process: with SOHOA_API_PROCESSES = n, each of the n processes counts the attempts it
+    answers, so a name may be tried up to n times ``failures`` before every process pauses it;
+    the access log keeps every attempt either way."""
 
     MAX_PAUSE = 3600
     MAX_ENTRIES = 100_000  # a flood of invented names cannot fill the memory

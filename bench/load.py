@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.load                          # 200 uploads, 2,000 searches (what the tests run)
     .venv/bin/python -m bench.load --long                   # 1,000 uploads, 10,000 searches, 100 clients
     .venv/bin/python -m bench.load --uploads 500 --searches 5000 --concurrency 40 --workers 4
+    .venv/bin/python -m bench.load --api-processes 1            # the API in one process (default 2)
 
-Everything is real and on 127.0.0.1: ``sohoa serve`` (the HTTP API), ``sohoa worker`` processes
+Everything is real and on 127.0.0.1: ``sohoa serve`` (the HTTP API, in ``--api-processes``
+processes: SOHOA_API_PROCESSES), ``sohoa worker`` processes
 (``--concurrency 1`` each, in their own process groups), RabbitMQ as the broker (a virtual host
 of its own, made with ``rabbitmqctl`` and deleted after), PostgreSQL as the database and the
 search index (a database of its own, dropped after) and the local object store in a temporary
@@ -17,7 +19,8 @@ deadline) and every accepted upload is checked: its job ``done``, its document o
 dossier's manifest, the signed PDF in the store with the manifest's SHA-256, and its dossier
 found by a search (the index). Prints a JSON report: counts, errors, lost and duplicated
 documents, p50/p95/p99 of acceptance and search times, drain time, workers alive, targets
-met. The test suite runs the default size (tests/test_load.py) from this same code.
+met, and the CPU time the API's processes spent per request (less dependent on what else runs
+on the machine than the times are). The test suite runs the default size (tests/test_load.py) from this same code.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ class Scenario:
     search_concurrency: int = 20  # search clients at once
     dossiers: int = 50            # the uploads spread over this many dossiers (several documents each)
     workers: int = 2              # `sohoa worker --concurrency 1` processes
+    api_processes: int = 2        # `sohoa serve` processes (SOHOA_API_PROCESSES)
     worker_nice: int = 10         # the workers' niceness: on one machine the API answers first
     drain_timeout: float = 900    # seconds the workers may take to finish every accepted upload
     seed: int = 16
@@ -261,9 +265,24 @@ async def _searches(base: str, token: str, scenario: Scenario, results: list) ->
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its descendants alive now, so far (Linux): the
+    server's supervisor and the processes it serves from."""
+    parents, ticks = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+        ticks[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def _job_states(engine) -> dict[str, int]:
@@ -344,9 +363,10 @@ class Deployment:
 
 @contextmanager
 def deployment(workers: int = 2, *, nice: int = 0, admin_url: str | None = None, work: Path | None = None,
-               say=lambda message: None) -> Iterator[Deployment]:
+               say=lambda message: None, api_processes: int = 1) -> Iterator[Deployment]:
     """A fresh deployment on 127.0.0.1: database, broker virtual host, home, an operator's and an
-    officer's token, ``sohoa serve`` and ``workers`` workers; all of it removed after."""
+    officer's token, ``sohoa serve`` (in ``api_processes`` processes) and ``workers`` workers;
+    all of it removed after."""
     from pipeline import config, service
     from storage.index import open_index
 
@@ -358,7 +378,8 @@ def deployment(workers: int = 2, *, nice: int = 0, admin_url: str | None = None,
         broker_url = stack.enter_context(rabbitmq_vhost())
         home = root / "home"
         env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_DATABASE_URL": database_url,
-               "SOHOA_BROKER_URL": broker_url, "SOHOA_AUDIT_ANCHOR_INTERVAL": "3600", "OMP_THREAD_LIMIT": "1"}
+               "SOHOA_BROKER_URL": broker_url, "SOHOA_AUDIT_ANCHOR_INTERVAL": "3600", "OMP_THREAD_LIMIT": "1",
+               "SOHOA_API_PROCESSES": str(api_processes)}
         for name in [k for k in env if k.startswith(("SOHOA_S3_", "SOHOA_REPLICA_", "SOHOA_WEBHOOK_"))] + [
                 "SOHOA_STORAGE", "SOHOA_SIGNING_AGENCIES"]:
             env.pop(name, None)
@@ -380,7 +401,7 @@ def deployment(workers: int = 2, *, nice: int = 0, admin_url: str | None = None,
         started = [procs.start(f"worker-{k}", [*niced, SOHOA, "worker", "--concurrency", "1"], env)
                    for k in range(workers)]
         _wait_ready(base, server, procs)
-        say(f"ready: {base}, {workers} workers, broker {broker_url.rsplit('/', 1)[-1]}")
+        say(f"ready: {base} ({api_processes} API processes), {workers} workers, broker {broker_url.rsplit('/', 1)[-1]}")
         yield Deployment(base, tokens, engine, home, server, started, procs, broker_url)
 
 
@@ -389,7 +410,8 @@ def run(scenario: Scenario = Scenario(), *, admin_url: str | None = None, work: 
     """Set everything up, run the load, drain, check, tear down; the report (a dict)."""
     say = progress or (lambda message: None)
     pages = [page_png(n) for n in range(scenario.uploads)]
-    with deployment(scenario.workers, nice=scenario.worker_nice, admin_url=admin_url, work=work, say=say) as d:
+    with deployment(scenario.workers, nice=scenario.worker_nice, admin_url=admin_url, work=work, say=say,
+                    api_processes=scenario.api_processes) as d:
         base, tokens, engine, workers = d.base, d.tokens, d.engine, d.workers
         uploads: list[dict] = []
         searches: list[dict] = []
@@ -417,6 +439,8 @@ def run(scenario: Scenario = Scenario(), *, admin_url: str | None = None, work: 
         stored = _check_stored(d.home, engine, accepted)
         alive = [w.poll() is None for w in workers]
         server_alive = d.server.poll() is None
+        failed = any(u["status"] != 202 for u in uploads) or any(s["status"] != 200 for s in searches)
+        server_log = d.procs.log("serve")[-3000:] if failed or not server_alive else None
 
     upload_t = Timings([u["seconds"] for u in uploads])
     search_t = Timings([s["seconds"] for s in searches])
@@ -438,7 +462,7 @@ def run(scenario: Scenario = Scenario(), *, admin_url: str | None = None, work: 
                    "samples": {k: v[:5] for k, v in stored.items() if isinstance(v, list) and v}},
         "server": {"cpuSeconds": round(server_cpu, 1),  # what the API spent, whatever else ran on the machine
                    "cpuMsPerRequest": round(1000 * server_cpu / max(1, len(uploads) + len(searches)), 1)},
-        "workersAlive": sum(alive), "serverAlive": server_alive,
+        "workersAlive": sum(alive), "serverAlive": server_alive, "serverLogTail": server_log,
         "targets": {"uploadP95Seconds": UPLOAD_P95_TARGET, "searchP95Seconds": SEARCH_P95_TARGET},
     }
     report["ok"] = {
@@ -463,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-concurrency", type=int, help="search clients at once (default 20)")
     parser.add_argument("--dossiers", type=int, help="dossiers the uploads are spread over (default 50)")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
+    parser.add_argument("--api-processes", type=int, help="sohoa serve processes, SOHOA_API_PROCESSES (default 2)")
     parser.add_argument("--worker-nice", type=int, help="the workers' niceness (default 10; 0: none)")
     parser.add_argument("--drain-timeout", type=float, help="seconds for the workers to finish (default 900)")
     parser.add_argument("--long", action="store_true", help="1,000 uploads, 10,000 searches, 100 clients")

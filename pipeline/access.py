@@ -8,13 +8,22 @@ starts with that agency code; a user with no agency codes sees the whole deploym
 
 A prefix matches at a code's part boundary only (the next character is ``.`` or ``-``), so the
 scope ``H15`` covers ``H15.50-261201-0001`` and ``H15-2019-7`` but not ``H150-261201-0001``.
+
+The doors may ask for a credential with ``cached=True``: a token or session this process found
+valid is then trusted for up to ``CREDENTIALS_CACHE_SECONDS`` (5 s) without asking the database
+again, so that a client sending many requests costs one lookup per few seconds, not one per
+request. A token revoked or a session ended by this process stops working at once (its cache
+entry goes with it); one revoked by another process (``sohoa token revoke``, another server
+process or machine) stops working within those 5 seconds. A session never outlives its expiry.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -123,17 +132,38 @@ def create_token(db: Engine, name: str) -> tuple[str, str]:
 
 
 def revoke_token(db: Engine, token_id: str) -> None:
-    if not accounts.revoke_token(db, token_id, audit.now_vn().isoformat()):
+    revoked = accounts.revoke_token(db, token_id, audit.now_vn().isoformat())
+    _recent(db).clear()  # only the token's hash is known there, not its id: forget them all
+    if not revoked:
         raise NotFound(f"Không có mã truy cập '{token_id}' còn hiệu lực", "no such live token")
     audit.record(db, "token-revoke", token=token_id)
 
 
-def by_token(db: Engine, token: str, *, ip: str | None) -> Principal | None:
-    """The user a bearer token belongs to; None for an unknown, revoked or disabled one."""
+def by_token(db: Engine, token: str, *, ip: str | None, cached: bool = False) -> Principal | None:
+    """The user a bearer token belongs to; None for an unknown, revoked or disabled one.
+    ``cached``: trust this process's lookup of the last few seconds (see the module's docstring)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    user = accounts.user_by_token(db, _sha256(token), audit.now_vn().isoformat())
+    key = ("token", _sha256(token))
+    user = _recent(db).get(key) if cached else None
+    if user is None:
+        user = accounts.user_by_token(db, key[1], audit.now_vn().isoformat())
+        if user and cached:
+            _recent(db).put(key, user, CREDENTIALS_CACHE_SECONDS)
     return principal(user, ip=ip, via="http") if user else None
+
+
+def recent_token(db: Engine, token: str, *, ip: str | None) -> Principal | None:
+    """The user of a token this process found valid in the last few seconds, without asking the
+    database (None: not known lately; ask ``by_token``)."""
+    user = _recent(db).get(("token", _sha256(token))) if token.startswith(TOKEN_PREFIX) else None
+    return principal(user, ip=ip, via="http") if user else None
+
+
+def recent_session(db: Engine, secret: str, *, ip: str | None) -> tuple[Principal, str] | None:
+    """As ``recent_token``, for a web session: (user, CSRF token) or None."""
+    found = _recent(db).get(("session", _sha256(secret))) if secret else None
+    return (principal(found[0], ip=ip, via="web"), found[1]) if found else None
 
 
 def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -> tuple[Principal, str, str] | None:
@@ -157,12 +187,71 @@ def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -
     return who, secret, csrf
 
 
-def by_session(db: Engine, secret: str, *, ip: str | None) -> tuple[Principal, str] | None:
-    """(user, CSRF token) of a live web session."""
-    found = accounts.session(db, _sha256(secret), time.time()) if secret else None
+def by_session(db: Engine, secret: str, *, ip: str | None, cached: bool = False) -> tuple[Principal, str] | None:
+    """(user, CSRF token) of a live web session (``cached``: as ``by_token``)."""
+    if not secret:
+        return None
+    key = ("session", _sha256(secret))
+    found = _recent(db).get(key) if cached else None
+    if found is None:
+        found = accounts.session(db, key[1], time.time())
+        if found and cached:  # never trusted past the session's own expiry
+            _recent(db).put(key, found, min(CREDENTIALS_CACHE_SECONDS, found[2] - time.time()))
     return (principal(found[0], ip=ip, via="web"), found[1]) if found else None
 
 
 def logout(db: Engine, secret: str, who: Principal) -> None:
     accounts.end_session(db, _sha256(secret))
+    _recent(db).drop(("session", _sha256(secret)))
     audit.record(db, "logout", actor=who.name, role=who.role, ip=who.ip, via="web")
+
+
+# --------------------------------------------------------------------------- credentials seen lately
+
+CREDENTIALS_CACHE_SECONDS = 5.0
+
+
+class _Recent:
+    """Credentials this process found valid lately: key -> (what the lookup found, trusted until)."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[tuple[str, str], tuple[object, float]] = {}
+
+    def get(self, key: tuple[str, str]):
+        with self._lock:
+            found = self._found.get(key)
+        return found[0] if found is not None and time.monotonic() < found[1] else None
+
+    def put(self, key: tuple[str, str], value, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._found) >= self.MAX_ENTRIES:  # stale ones first, else the oldest
+                now = time.monotonic()
+                for stale in [k for k, (_, until) in self._found.items() if until <= now] or [next(iter(self._found))]:
+                    del self._found[stale]
+            self._found[key] = (value, time.monotonic() + seconds)
+
+    def drop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._found.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._found.clear()
+
+
+_caches: "weakref.WeakKeyDictionary[Engine, _Recent]" = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _recent(db: Engine) -> _Recent:
+    """The credentials seen lately on this database (one cache per engine: per database)."""
+    with _caches_lock:
+        found = _caches.get(db)
+        if found is None:
+            found = _caches[db] = _Recent()
+        return found

@@ -92,6 +92,7 @@ class ApiSettings:
     hsts_seconds: int = 31536000                 # Strict-Transport-Security on answers over HTTPS (0: none)
     login_failures: int = 5                      # failed logins of one name from one address before a pause
     login_pause_seconds: int = 30                # the first pause; each further failure doubles it (to 1 h)
+    processes: int = 1                           # `sohoa serve` processes sharing the port (uvicorn workers)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             hsts_seconds=env.int("SOHOA_HSTS_SECONDS", 31536000, minimum=0),
             login_failures=env.int("SOHOA_LOGIN_MAX_FAILURES", 5, minimum=1),
             login_pause_seconds=env.int("SOHOA_LOGIN_PAUSE_SECONDS", 30, minimum=1, maximum=3600),
+            processes=env.int("SOHOA_API_PROCESSES", 1, minimum=1, maximum=64),
         ),
         audit=AuditSettings(
             anchor_interval=env.int("SOHOA_AUDIT_ANCHOR_INTERVAL", 300, minimum=10),

@@ -918,7 +918,17 @@ def revoke_token(settings: Settings, token_id: str) -> None:
 
 
 def by_token(settings: Settings, token: str, ip: str | None) -> Principal | None:
-    return access.by_token(database(settings), token, ip=ip)
+    """The user of an API token; a lookup of the last few seconds is trusted (``pipeline.access``)."""
+    return access.by_token(database(settings), token, ip=ip, cached=True)
+
+
+def recent_credentials(settings: Settings, *, token: str | None = None, session: str | None = None,
+                       ip: str | None = None):
+    """What ``by_token`` or ``by_session`` found for these credentials in the last few seconds,
+    without the database (cheap enough for the event loop); None when not known lately."""
+    if token is not None:
+        return access.recent_token(database(settings), token, ip=ip)
+    return access.recent_session(database(settings), session or "", ip=ip)
 
 
 def login(settings: Settings, name: str, password: str, ip: str | None):
@@ -926,7 +936,7 @@ def login(settings: Settings, name: str, password: str, ip: str | None):
 
 
 def by_session(settings: Settings, secret: str, ip: str | None):
-    return access.by_session(database(settings), secret, ip=ip)
+    return access.by_session(database(settings), secret, ip=ip, cached=True)
 
 
 def logout(settings: Settings, secret: str, who: Principal) -> None:

@@ -416,6 +416,41 @@ def test_every_route_but_health_wants_valid_credentials(site):
         "forms refused; tokens are looked up by their SHA-256, CSRF tokens compared with secrets.compare_digest")
 
 
+def test_a_revoked_token_or_ended_session_is_refused_here_at_once_and_elsewhere_within_seconds(site):
+    """A credential found valid is trusted for a few seconds without asking the database again
+    (pipeline.access): a token revoked by this server process, or a web session logged out, is
+    refused on the very next request; a token revoked from another process (``sohoa token
+    revoke`` at the command line) once CREDENTIALS_CACHE_SECONDS have passed."""
+    from pipeline import access
+
+    app, settings = site["app"], site["settings"]
+    client = TestClient(app, raise_server_exceptions=False)  # a cookie jar of its own
+    here_id, here = service.create_token(settings, "off")
+    there_id, there = service.create_token(settings, "off")
+    for token in (here, there):  # both now trusted by this process
+        assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    service.revoke_token(settings, here_id)
+    assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {here}"}).status_code == 401
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")}, **site["env"]}
+    done = subprocess.run([SOHOA, "token", "revoke", there_id], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    time.sleep(access.CREDENTIALS_CACHE_SECONDS)
+    assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {there}"}).status_code == 401
+
+    assert web_login(client, "off", PASSWORD).status_code == 303
+    cookie = client.cookies.get("sohoa_session")
+    page = client.get("/search", follow_redirects=False)
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert client.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    client.cookies.set("sohoa_session", cookie)  # the ended session's cookie, sent again
+    again = client.get("/search", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].startswith("/login")
+
+
 def test_repeated_login_failures_pause_that_name_from_that_address(site):
     app = site["app"]
     attacker = TestClient(app, client=("203.0.113.7", 40000), raise_server_exceptions=False)

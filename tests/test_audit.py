@@ -60,20 +60,53 @@ def test_a_removed_event_breaks_the_chain(cli, home, rendered, tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_writers_in_parallel_never_fork_the_chain(backend, request):
-    """Workers on many machines append at once: every event is kept, the chain stays one line."""
+    """Workers on many machines append at once: every event is kept, the chain stays one line.
+    Two engines on the same database stand for two machines; the threads of each share their
+    engine's transactions (group commit), the two engines contend for the same last row."""
     engine = request.getfixturevalue(f"{'sqlite' if backend == 'sqlite' else 'pg'}_engine")
+    other = sa.create_engine(engine.url)  # another process's pool and appender
     before = journal.verify(engine)[1]
+    stored = {}
 
     def writer(n):
         for i in range(15):
-            audit.record(engine, "show", dossier=f"H23.50-261201-{n:04d}", i=i, actor=f"worker-{n}")
+            event = audit.record(engine if n % 2 else other, "show", dossier=f"H23.50-261201-{n:04d}", i=i,
+                                 actor=f"worker-{n}")
+            stored[(n, i)] = event["sha256"]
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    other.dispose()
     intact, count, broken = journal.verify(engine)
-    assert (intact, count, broken) == (True, before + 60, None)
-    assert sorted((e["actor"], e["i"]) for e in journal.tail(engine, 60)) == sorted(
-        (f"worker-{n}", i) for n in range(4) for i in range(15))
+    assert (intact, count, broken) == (True, before + 90, None)
+    events = journal.tail(engine, 90)
+    assert sorted((e["actor"], e["i"]) for e in events) == sorted(
+        (f"worker-{n}", i) for n in range(6) for i in range(15))
+    assert {(int(e["actor"][7:]), e["i"]): e["sha256"] for e in events} == stored  # each caller got its own row
+
+
+def test_an_event_the_database_refuses_fails_alone_among_events_appended_with_it(pg_engine):
+    """Events appended at the same moment share a transaction; one the database refuses (an
+    action name longer than its column) fails its own caller only, the others are kept."""
+    before = journal.verify(pg_engine)[1]
+    errors, kept = [], []
+    start = threading.Barrier(9)
+
+    def writer(n):
+        start.wait()
+        try:
+            kept.append(audit.record(pg_engine, "x" * 100 if n == 4 else "show", actor=f"writer-{n}", n=n))
+        except sa.exc.DBAPIError as error:
+            errors.append((n, error))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [n for n, _ in errors] == [4] and "too long" in str(errors[0][1])
+    assert sorted(e["n"] for e in kept) == [0, 1, 2, 3, 5, 6, 7, 8]
+    assert journal.verify(pg_engine) == (True, before + 8, None)

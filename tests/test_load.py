@@ -1,5 +1,5 @@
 """Load (issue 16, item 5): uploads from 20 clients at once and 2,000 searches from 20 more,
-over HTTP, against a real ``sohoa serve`` with RabbitMQ and two real ``sohoa worker`` processes
+over HTTP, against a real ``sohoa serve`` (two processes) with RabbitMQ and two real ``sohoa worker`` processes
 converting on PostgreSQL, all on 127.0.0.1 (``bench/load.py``, the same code as
 ``python -m bench.load``). The run happens once for the module; each test reads its report.
 The suite uploads 40 documents, not the 200 of ``python -m bench.load``: every document costs
@@ -25,7 +25,7 @@ import pytest
 from bench import load
 from tests.doc_tables import check_table
 
-SCENARIO = load.Scenario(uploads=40, dossiers=10)  # 2,000 searches, 20 + 20 clients, 2 workers
+SCENARIO = load.Scenario(uploads=40, dossiers=10)  # 2,000 searches, 20 + 20 clients, 2 workers, 2 API processes
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,7 @@ def test_the_load_table_says_what_was_run_and_what_held(report):
          "every upload: job done, document in its manifest, PDF with its SHA-256, found by search",
          held[ok["noLoss"] and ok["searchable"]]],
         ["duplicates", "each dossier's manifest", "each document exactly once", held[ok["noDuplicate"]]],
-        ["processes", "sohoa serve and the workers", "none died", held[ok["nothingDied"]]],
+        ["processes", f"sohoa serve ({s.api_processes} processes, SOHOA_API_PROCESSES) and the workers", "none died",
+         held[ok["nothingDied"]]],
     ]
     check_table("load", ["trial", "scenario", "target", "outcome"], rows)

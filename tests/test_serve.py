@@ -117,3 +117,43 @@ def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served
     tamper(database, "DELETE FROM access_log WHERE id > (SELECT max(id) - 3 FROM access_log)")
     cut = sohoa("audit", "verify")
     assert cut.returncode == 1 and "LỖI" in cut.stderr, cut.stdout + cut.stderr
+
+
+def _serving_processes(port: int) -> list[int]:
+    """The processes answering on ``port``: the ``sohoa serve`` that was started and the
+    processes it started to serve from (Linux /proc)."""
+    parents, lines = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            lines[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+    served = [pid for pid, line in lines.items() if "sohoa serve" in line and f"--port {port}" in line]
+    return served + [pid for pid, parent in parents.items() if parent in served and "spawn_main" in lines[pid]]
+
+
+def test_several_processes_answer_on_one_port_and_the_metrics_count_them_all(tmp_path):
+    """SOHOA_API_PROCESSES=2: two processes serve the port (the requests of both show in the
+    /metrics of whichever answers the scrape), and stopping ``sohoa serve`` stops them all."""
+    env = {**os.environ, "SOHOA_HOME": str(tmp_path / "home"), "SOHOA_AUDIT_ANCHOR_INTERVAL": "3600",
+           "SOHOA_API_PROCESSES": "2"}
+    env.pop("SOHOA_DATABASE_URL", None), env.pop("SOHOA_STORAGE", None), env.pop("SOHOA_BROKER_URL", None)
+    run = dict(env=env, capture_output=True, text=True, timeout=300)
+    assert subprocess.run([SOHOA, "user", "add", "thu", "--role", "archivist", "--no-password"], **run).returncode == 0
+    token = subprocess.run([SOHOA, "token", "create", "thu"], **run).stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    with sohoa_serve(env, tmp_path / "serve.log", ready_within=240) as base:
+        port = int(base.rsplit(":", 1)[1])
+        assert len(_serving_processes(port)) == 3  # the supervisor and the two it serves from
+        with httpx.Client(base_url=base, timeout=60) as http:
+            for _ in range(30):
+                assert http.get("/api/v1/jobs", headers=auth).status_code == 200
+            for _ in range(2):  # whichever process answers the scrape counts the 30
+                page = http.get("/metrics", headers=auth).text
+                assert 'sohoa_http_requests_total{method="GET",route="/api/v1/jobs",status="200"} 30.0' in page, page
+    assert "(2 tiến trình)" in (tmp_path / "serve.log").read_text()
+    deadline = time.monotonic() + 30
+    while _serving_processes(port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _serving_processes(port) == []
