@@ -10,8 +10,8 @@ Where the pages are read:
 - with a broker, a ``sohoa.read_ahead`` task on the pages queue, for any worker;
 - without one, a small pool of this process's own (the web server's), at lower CPU priority
   than the server itself, so that the previews and thumbnails the operator waits for come
-  first. ``wait`` lets the confirming request wait for the pages already being read instead
-  of reading them a second time.
+  first. ``wait`` lets the confirmed document's job wait for the pages already being read
+  instead of reading them a second time.
 
 A draft page is read as the file it came in (its page number in the uploaded file): that is
 what ingest reads when the operator keeps a file's pages together and in order; a page taken
@@ -19,6 +19,7 @@ out of its file is read again by the job.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, wait as wait_all
@@ -81,7 +82,10 @@ def _local_pool(settings: Settings) -> ProcessPoolExecutor:
     if _pool is None:
         from .runtime import open_store
 
+        # spawned, not forked: the web server's threads, locks and signal handlers stay behind
+        # (a child forked from a request thread can hang on a lock held at that moment)
         _pool = ProcessPoolExecutor(max_workers=settings.ocr.jobs or os.cpu_count() or 1,
+                                    mp_context=multiprocessing.get_context("spawn"),
                                     initializer=_start_reader, initargs=(partial(open_store, settings),))
     return _pool
 
@@ -111,7 +115,8 @@ def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
 
 
 def wait(tasks: Iterable[PageTask], timeout: float) -> None:
-    """Wait, at most ``timeout`` seconds, for this process's readings of these pages to end."""
+    """Wait, at most ``timeout`` seconds, for this process's readings of these pages to end (a
+    job about to read them itself; never a request the operator waits on)."""
     with _lock:
         futures = [f for t in tasks if (f := _reading.get((t.sha256, t.page))) is not None]
     if futures:

@@ -97,14 +97,19 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
     return Source(str(path), name, kind, data, hashlib.sha256(data).hexdigest(), count)
 
 
-def open_image(file: str, data: bytes, max_pixels: int) -> Image.Image:
+def _readable(data: bytes | Path):
+    """What Pillow and pikepdf open: the bytes in memory, or the file (read as needed)."""
+    return io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+
+
+def open_image(file: str, data: bytes | Path, max_pixels: int) -> Image.Image:
     """Open (header only) with Pillow's decompression-bomb guard set to our limit for this call;
     every frame is checked again against the limit before it is decoded."""
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
+            return Image.open(_readable(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(file, f"ảnh vượt quá giới hạn {max_pixels:,} điểm ảnh (image over pixel limit)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -247,19 +252,23 @@ def _frame_dpi(frame: Image.Image) -> tuple[int, int] | None:
     return x, (y if STATED_MIN <= y <= STATED_MAX else x)
 
 
-def load_page(file: str, kind: str, data: bytes, page: int,
+def load_page(file: str, kind: str, data: bytes | Path, page: int,
               max_pixels: int) -> tuple[Image.Image, tuple[int, int] | None]:
-    """Page ``page`` (1-based) of a checked source as (image in RGB/L/1, the resolution its file
-    states, or None). A PDF page states the resolution of its largest image over its size."""
+    """Page ``page`` (1-based) of a checked source, given as its bytes or its file, as (image in
+    RGB/L/1, the resolution its file states, or None); from a file only that page is read. A PDF
+    page states the resolution of its largest image over its size."""
     if kind == "pdf":
         return _rasterise_pdf_page(file, data, page, max_pixels)
     img = open_image(file, data, max_pixels)
     try:
-        img.seek(page - 1)
-    except EOFError:
-        raise InputError(file, "không có trang này (page out of range)", page) from None
-    frame = decoded_frame(file, img, page, max_pixels)
-    return _normalise_mode(frame), _frame_dpi(frame)
+        try:
+            img.seek(page - 1)
+        except EOFError:
+            raise InputError(file, "không có trang này (page out of range)", page) from None
+        frame = decoded_frame(file, img, page, max_pixels)
+        return _normalise_mode(frame), _frame_dpi(frame)
+    finally:
+        img.close()
 
 
 def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
@@ -284,17 +293,18 @@ def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
     return width_in, height_in, min(max(dpi, MIN_DPI), MAX_DPI // 2), mode
 
 
-def _rasterise_pdf_page(file: str, data: bytes, page: int, max_pixels: int):
-    from pdf2image import convert_from_bytes
+def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: int):
+    from pdf2image import convert_from_bytes, convert_from_path
     from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError, PDFSyntaxError
 
     import pikepdf
 
-    with pikepdf.open(io.BytesIO(data)) as pdf:
+    with pikepdf.open(_readable(data)) as pdf:
         _, _, dpi, mode = _pdf_page_geometry(pdf.pages[page - 1])
+    convert = convert_from_bytes if isinstance(data, (bytes, bytearray)) else convert_from_path
     try:
-        images = convert_from_bytes(data, dpi=dpi, first_page=page, last_page=page,
-                                    grayscale=mode != "rgb", thread_count=1, timeout=RASTER_TIMEOUT)
+        images = convert(data, dpi=dpi, first_page=page, last_page=page,
+                         grayscale=mode != "rgb", thread_count=1, timeout=RASTER_TIMEOUT)
     except PDFPopplerTimeoutError:
         raise InputError(file, f"chuyển trang PDF thành ảnh quá {RASTER_TIMEOUT} giây "
                                "(rasterising timed out)", page) from None

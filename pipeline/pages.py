@@ -13,10 +13,15 @@ that already finished, and a change of code or model never reuses a stale result
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
+import shutil
+import tempfile
+import threading
 import zlib
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -200,9 +205,41 @@ def page_image(found: dict, kind: str, data: bytes, jpeg_quality: int) -> tuple[
     return encoded, encoding, color_mode
 
 
+class _Originals:
+    """This process's local copies of the originals its pages come from, the last few: the pages
+    of a 100-page TIFF fetch it (and check its SHA-256) once per process, and each page reads only
+    its own frame from the file, so a worker's memory does not grow with the original's size."""
+
+    KEEP = 2
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: OrderedDict[str, Path] = OrderedDict()
+        self._folder: Path | None = None
+
+    def path(self, store: ObjectStore, task: PageTask) -> Path:
+        with self._lock:
+            if task.sha256 in self._held:
+                self._held.move_to_end(task.sha256)
+                return self._held[task.sha256]
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="sohoa-originals-"))
+                atexit.register(shutil.rmtree, self._folder, True)
+            target = self._folder / task.sha256
+            store.get_file(task.key, target, sha256=task.sha256)  # the stored original, its fixity checked
+            self._held[task.sha256] = target
+            while len(self._held) > self.KEEP:
+                self._held.popitem(last=False)[1].unlink(missing_ok=True)
+            return target
+
+
+_originals = _Originals()
+
+
 def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:
-    data = store.get(task.key, sha256=task.sha256)  # the stored original, its fixity checked
-    image, stated = load_page(task.file, task.kind, data, task.page, task.max_pixels)
+    original = _originals.path(store, task)
+    image, stated = load_page(task.file, task.kind, original, task.page, task.max_pixels)
+    data = original.read_bytes() if task.kind == "jpeg" else b""  # one page: its encoding is looked at below
     # A header that cannot be true of a paper page (72/96 dpi from phones, none at all) would
     # make a wrong-sized PDF page; the OCR stage and the PDF use the same corrected resolution.
     resolution = page_resolution(image.size, stated)

@@ -1070,12 +1070,8 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     draft is discarded once the job holds them."""
     from . import intake
 
-    from . import early
-
     store = open_store(settings)
     draft = intake.get(store, draft_id, who.name)
-    if not settings.broker.url:  # the pages this process is reading already: wait rather than read twice
-        early.wait(early.draft_tasks(draft, settings.ocr), timeout=settings.broker.page_time_limit)
     with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
         paths = intake.materialise(store, draft_id, Path(folder), who.name)
         accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
@@ -1095,6 +1091,11 @@ def run_job(settings: Settings, job_id: str) -> None:
     if settings.broker.url:
         _send(settings, job_id)
         return
+    from . import early
+
+    prepared, pending = jobs.pending_work(database(settings), job_id)
+    # pages this process is reading ahead (an intake draft's): wait for them rather than read twice
+    early.wait([prepared.tasks[n - 1] for n in pending], timeout=settings.broker.page_time_limit)
     with closing(signer_for(settings)) as signer:
         jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings)), job_id)
 

@@ -96,6 +96,27 @@ class ObjectStore(ABC):
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
 
+    def get_file(self, key: str, path, sha256: str | None = None) -> None:
+        """The object's bytes written to ``path`` (a new file), streamed where the backend can,
+        so that a large original never sits whole in memory; checked like ``get``, and no file
+        is left behind when the check fails."""
+        from pathlib import Path
+
+        Path(path).write_bytes(self.get(key, sha256))
+
+    def _written_checked(self, key: str, chunks, path, expected: str | None) -> None:
+        """Write ``chunks`` to ``path`` while hashing them; IntegrityError (and no file) on a mismatch."""
+        from pathlib import Path
+
+        digest = hashlib.sha256()
+        with open(path, "wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+        if expected is not None and digest.hexdigest() != expected:
+            Path(path).unlink()
+            raise IntegrityError(f"Sai mã băm SHA-256: {key}", "integrity check failed")
+
     def _checked(self, key: str, data: bytes, expected: str | None) -> bytes:
         if expected is not None and sha256(data) != expected:
             raise IntegrityError(f"Sai mã băm SHA-256: {key}", "integrity check failed")

@@ -23,6 +23,8 @@ from . import retention as ret
 from .base import NotFound, ObjectInfo, ObjectStore, check_key, sha256
 from .errors import RetentionError, StorageUnavailable
 
+CHUNK = 1 << 20  # bytes read at a time when an object is copied to a file
+
 _META = ".meta.json"
 
 
@@ -99,6 +101,14 @@ class LocalStore(ObjectStore):
         except FileNotFoundError:
             raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
         return self._checked(key, data, sha256)
+
+    def get_file(self, key, path, sha256=None):
+        try:
+            source = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
+        with source:
+            self._written_checked(key, iter(lambda: source.read(CHUNK), b""), path, sha256)
 
     def exists(self, key):
         return self._path(key).is_file()

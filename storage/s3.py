@@ -272,6 +272,23 @@ class S3Store(ObjectStore):
             raise
         return self._checked(key, data, sha256)
 
+    def get_file(self, key, path, sha256=None):
+        key = check_key(key)
+
+        def fetch() -> None:
+            response = self.client.get_object(self.bucket, key)
+            try:
+                self._written_checked(key, response.stream(1 << 20), path, sha256)
+            finally:
+                response.close()
+                response.release_conn()
+        try:
+            self._call(key, fetch)
+        except S3Error as error:
+            if error.code in _NOT_FOUND_CODES:
+                raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
+            raise
+
     def stat(self, key):
         key = check_key(key)
         head = self._head(key)

@@ -40,6 +40,18 @@ def test_sha256_mismatch_raises_integrity_error(any_store):
         any_store.get(KEY, sha256=sha256(b"other bytes"))
 
 
+def test_an_object_is_copied_to_a_file_checked_and_nothing_is_left_when_it_does_not_match(any_store, tmp_path):
+    data = bytes(range(256)) * 9000  # more than one chunk of the copy
+    any_store.put(KEY, data)
+    any_store.get_file(KEY, tmp_path / "copy", sha256=sha256(data))
+    assert (tmp_path / "copy").read_bytes() == data
+    with pytest.raises(IntegrityError):
+        any_store.get_file(KEY, tmp_path / "bad", sha256=sha256(b"other bytes"))
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(NotFound):
+        any_store.get_file(KEY + ".missing", tmp_path / "missing")
+
+
 def test_same_bytes_again_is_a_no_op(any_store):
     first = any_store.put(KEY, b"same", metadata={"kind": "text"})
     again = any_store.put(KEY, b"same", metadata={"kind": "text"})
