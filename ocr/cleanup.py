@@ -89,11 +89,11 @@ def dark_border_mask(gray: np.ndarray, dpi: float) -> np.ndarray:
     return mask
 
 
-def border_colour(image: Image.Image, dpi: float):
+def border_colour(image: Image.Image, dpi: float, border: np.ndarray | None = None):
     """The colour of a dark scanner bed around the sheet, in the image's mode, or None if the scan
-    has no such border (less than 1 % of the image)."""
-    gray = to_gray(image)
-    border = dark_border_mask(gray, dpi)
+    has no such border (less than 1 % of the image). ``border``: the image's ``dark_border_mask``
+    when the caller has it already."""
+    border = dark_border_mask(to_gray(image), dpi) if border is None else border
     sides_dark = sum(float(edge.mean()) > 0.5 for edge in (border[0], border[-1], border[:, 0], border[:, -1]))
     if border.mean() < 0.01 or sides_dark < 3:  # a lid shadow darkens one side, a bed surrounds the sheet
         return None
@@ -144,21 +144,23 @@ def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
-def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160) -> np.ndarray:
-    """Black-ink marks (rules included) of a page, without scanner borders."""
+def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160, border: np.ndarray | None = None) -> np.ndarray:
+    """Black-ink marks (rules included) of a page, without scanner borders (``border``: the
+    image's ``dark_border_mask`` when the caller has it already)."""
     gray = normalise_background(ink_gray(image))
-    return (gray < level) & ~dark_border_mask(to_gray(image), dpi)
+    return (gray < level) & ~(dark_border_mask(to_gray(image), dpi) if border is None else border)
 
 
-def black_ink_mask(image: Image.Image, dpi: float) -> np.ndarray:
+def black_ink_mask(image: Image.Image, dpi: float, ink: np.ndarray | None = None) -> np.ndarray:
     """Marks of black (neutral) ink only: ``ink_gray_mask`` without the dark parts of a red seal or
-    a blue signature, nor their fringes. On a grey or bitonal scan colour cannot be told apart."""
-    ink = ink_gray_mask(image, dpi)
+    a blue signature, nor their fringes. On a grey or bitonal scan colour cannot be told apart.
+    ``ink``: the image's ``ink_gray_mask`` when the caller has it already."""
+    ink = ink_gray_mask(image, dpi) if ink is None else ink
     if image.mode != "RGB":
         return ink
-    rgb = np.asarray(image)
-    hi = np.max(rgb, axis=2)
-    lo = np.min(rgb, axis=2)
+    r, g, b = cv2.split(np.asarray(image))
+    hi = cv2.max(cv2.max(r, g), b)
+    lo = cv2.min(cv2.min(r, g), b)
     chromatic = cv2.subtract(hi, lo) > CHROMA_THRESHOLD
     reach = 2 * max(1, round(dpi / 150)) + 1
     coloured = cv2.dilate(chromatic.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)

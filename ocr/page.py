@@ -56,13 +56,16 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         image = image.convert("RGB")
     resolution = paper.page_resolution(image.size, dpi).dpi
 
-    if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, resolution), resolution)):
+    # the scan's dark border and ink marks serve the blank check, the geometry and the sheet finder
+    border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
+    ink = cleanup.ink_gray_mask(image, resolution, border=border)
+    if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, resolution, ink=ink), resolution)):
         # no black text at all (an empty back page, only a seal, a signature or noise): there are
         # no lines to straighten by, so the page is kept exactly as scanned
         return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
                 "confidence": 0.0, "flags": ["blank"], "review": []}
-    geometry_found = orient.measure(image, resolution, engine)
-    straight = straighten(image, resolution, geometry_found.orientation, geometry_found.skew_deg)
+    geometry_found = orient.measure(image, resolution, engine, mask=ink)
+    straight = straighten(image, resolution, geometry_found.orientation, geometry_found.skew_deg, border=border)
     sheet = straight.sheet
 
     ocr_gray, ink_with_rules = cleanup.ocr_copy(sheet, resolution, remove_lines=options.remove_lines,
@@ -99,11 +102,13 @@ class Straightened:
     dy: int
 
 
-def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float) -> Straightened:
+def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float,
+               border: np.ndarray | None = None) -> Straightened:
     """Turn ``image`` by ``orientation`` (a quarter turn) and ``skew_deg`` on a canvas grown so
     that nothing is cut, then find the sheet. On a scan with a black bed around the sheet, the corners the
-    rotation adds are filled like the bed, so that the sheet is the one bright rectangle left."""
-    bed = cleanup.border_colour(image, resolution)
+    rotation adds are filled like the bed, so that the sheet is the one bright rectangle left.
+    ``border``: the scan's ``cleanup.dark_border_mask`` when the caller has it already."""
+    bed = cleanup.border_colour(image, resolution, border)
     fill = bed if bed is not None else cleanup.paper_colour(image)
     grown = geometry.straighten(image, orientation + skew_deg, fill, keep_size=False)
     find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
