@@ -78,7 +78,10 @@ def create_engine(url: str) -> Engine:
     url = database_url(url)
     if (path := sqlite_path(url)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    # a server answers up to ~20 requests at once: connections beyond the pool would be opened and
+    # closed for every request (a new PostgreSQL backend each time), so the pool keeps that many
+    pool = {} if sqlite_path(url) is not None or url.startswith("sqlite") else {"pool_size": 20, "max_overflow": 20}
+    engine = sa.create_engine(url, pool_pre_ping=True, **pool)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "handle_error", _sqlite_disk_full)
