@@ -125,7 +125,6 @@ def build_store(store, template: dict, source: Path, dossiers: int, docs: int, *
     its own OCR text, stored by ``put``."""
     from pipeline import manifest as mf
     from pipeline.repository import save_manifest
-    from storage.base import sha256
 
     tdoc = template["documents"][0]
     tid = tdoc["docId"]

@@ -21,7 +21,6 @@ uncompressed), ``pdf`` one multi-page scanned PDF (200-dpi grey JPEG pages), ``j
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import load_pagegen
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("tiff", "pdf", "jpeg")
@@ -38,20 +39,10 @@ SAMPLE_EVERY = 0.05
 MB = 1024 * 1024
 
 
-def _pagegen():
-    if "sohoa_pagegen" in sys.modules:
-        return sys.modules["sohoa_pagegen"]
-    spec = importlib.util.spec_from_file_location("sohoa_pagegen", ROOT / "tests" / "pagegen.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sohoa_pagegen"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _distinct_pages(dpi: int, color: str):
     """Scanned A4 pages with a few lines of text each: the scan noise (hence the files' and the
     PDF's size) of a full page, for a fraction of the OCR time of one (memory is what is measured)."""
-    pagegen = _pagegen()
+    pagegen = load_pagegen()
     return [pagegen.render_page(pagegen.PageSpec(layout=("admin", "text")[i % 2], dpi=dpi, color=color,
                                                  degradation=1, skew_deg=(-1.5, 0.8, 2.0, -0.6)[i % 4],
                                                  max_body_lines=SPARSE_LINES, seed=1700 + i)).image

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import re
@@ -30,21 +29,15 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from bench import load_pagegen
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
-def _load_pagegen():
-    spec = importlib.util.spec_from_file_location("sohoa_pagegen", ROOT / "tests" / "pagegen.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sohoa_pagegen"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pagegen = _load_pagegen()
+pagegen = load_pagegen()
 
 
 # ---------------------------------------------------------------- scoring

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
 import resource
@@ -31,25 +30,17 @@ import sys
 import time
 from pathlib import Path
 
+from bench import load_pagegen
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
-def _load_pagegen():
-    if "sohoa_pagegen" in sys.modules:
-        return sys.modules["sohoa_pagegen"]
-    spec = importlib.util.spec_from_file_location("sohoa_pagegen", ROOT / "tests" / "pagegen.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sohoa_pagegen"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def page_specs(count: int = 6, seed: int = 11) -> list:
     """A fixed set: text, admin, table at 300-dpi colour then 200-dpi grey, skewed, turned."""
-    pagegen = _load_pagegen()
+    pagegen = load_pagegen()
     import random
     rng = random.Random(seed)
     kinds = [(layout, dpi, color) for dpi, color in ((300, "rgb"), (200, "gray")) for layout in ("text", "admin", "table")]
@@ -186,7 +177,7 @@ def profile_stages(pages=None, engine: str = "vote") -> dict:
     import ocr.page as page_module
     from ocr import cleanup
     from ocr.paper import page_resolution
-    pagegen = _load_pagegen()
+    pagegen = load_pagegen()
     specs = page_specs(pages) if isinstance(pages, int) else (pages or page_specs())
     recogniser = _engine(engine)
 
