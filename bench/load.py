@@ -64,6 +64,8 @@ class Scenario:
     searches: int = 2000
     concurrency: int = 20         # upload clients at once
     search_concurrency: int = 20  # search clients at once
+    search_rate: float = 40       # searches a second arriving at random (Poisson), open loop; 0: each
+                                  # of search_concurrency clients sends its next as soon as the last is answered
     dossiers: int = 50            # the uploads spread over this many dossiers (several documents each)
     workers: int = 2              # `sohoa worker --concurrency 1` processes
     api_processes: int = 2        # `sohoa serve` processes (SOHOA_API_PROCESSES)
@@ -248,18 +250,37 @@ async def _searches(base: str, token: str, scenario: Scenario, results: list) ->
     limits = httpx.Limits(max_connections=scenario.search_concurrency,
                           max_keepalive_connections=scenario.search_concurrency)
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as client:
+        async def timed(q: str, started: float) -> None:
+            try:
+                answer = await client.get("/api/v1/search", params={"q": q, "limit": 20})
+                status, hits = answer.status_code, len(answer.json().get("hits", [])) if answer.status_code == 200 else 0
+                error = None if status == 200 else answer.text[:300]
+            except Exception as exc:
+                status, hits, error = 0, 0, repr(exc)
+            results.append({"q": q, "status": status, "seconds": time.perf_counter() - started, "hits": hits,
+                            "error": error})
+
         async def one_client(mine: list[str]) -> None:
             for q in mine:
-                started = time.perf_counter()
-                try:
-                    answer = await client.get("/api/v1/search", params={"q": q, "limit": 20})
-                    status, hits = answer.status_code, len(answer.json().get("hits", [])) if answer.status_code == 200 else 0
-                    error = None if status == 200 else answer.text[:300]
-                except Exception as exc:
-                    status, hits, error = 0, 0, repr(exc)
-                results.append({"q": q, "status": status, "seconds": time.perf_counter() - started, "hits": hits,
-                                "error": error})
+                await timed(q, time.perf_counter())
 
+        if scenario.search_rate > 0:
+            # officers arriving at random: each search is timed from the moment it was due, so a
+            # client (or server) that falls behind is counted, not hidden
+            began, due = time.perf_counter(), 0.0
+            gate = asyncio.Semaphore(scenario.search_concurrency)
+
+            async def arriving(q: str, at: float) -> None:
+                await asyncio.sleep(max(0.0, began + at - time.perf_counter()))
+                async with gate:
+                    await timed(q, began + at)
+
+            tasks = []
+            for q in queries:
+                due += rng.expovariate(scenario.search_rate)
+                tasks.append(arriving(q, due))
+            await asyncio.gather(*tasks)
+            return
         k = scenario.search_concurrency
         await asyncio.gather(*(one_client(queries[i::k]) for i in range(k)))
 
@@ -485,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searches", type=int)
     parser.add_argument("--concurrency", type=int, help="upload clients at once (default 20)")
     parser.add_argument("--search-concurrency", type=int, help="search clients at once (default 20)")
+    parser.add_argument("--search-rate", type=float,
+                        help="searches a second arriving at random, open loop (default 40; 0: closed loop)")
     parser.add_argument("--dossiers", type=int, help="dossiers the uploads are spread over (default 50)")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
     parser.add_argument("--api-processes", type=int, help="sohoa serve processes, SOHOA_API_PROCESSES (default 2)")
