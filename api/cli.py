@@ -15,6 +15,7 @@ import sys
 import logging
 import time
 import traceback
+from contextlib import contextmanager
 from datetime import date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from zoneinfo import ZoneInfo
@@ -579,14 +580,33 @@ def cmd_serve(args, settings: Settings) -> int:
     # several processes accept on the one port, each with the settings of this environment; this
     # one supervises them (restarts one that dies) and runs the periodic rounds, once for all
     from .http import periodic_rounds
-    from .metrics import shared_between_processes
 
-    with shared_between_processes(), periodic_rounds(settings):
+    with _metrics_shared_between_processes(), periodic_rounds(settings):
         # a process that does not answer its supervisor within 30 s is replaced (uvicorn's 5 s
         # default replaces processes still starting on a busy machine, again and again)
         uvicorn.run("api.http:app_from_environment", factory=True, workers=processes,
                     timeout_worker_healthcheck=30, **served)
     return ExitCode.OK
+
+
+@contextmanager
+def _metrics_shared_between_processes():
+    """Inside, the server processes started from here count their metrics in one directory of
+    files (prometheus_client's multiprocess mode; a new directory, removed after, or the
+    operator's own PROMETHEUS_MULTIPROC_DIR, kept); each reads it into its settings."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="sohoa-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _read_password(name: str) -> str:

@@ -3,12 +3,7 @@ in each state (read from the shared database at each scrape, so every machine ag
 rolling fixity of each copy (read from its cycle's cursor in the store)."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -19,7 +14,6 @@ from pipeline import service
 from pipeline.config import Settings
 
 
-SHARED_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when a process imports it
 
 
 class _Jobs:
@@ -64,13 +58,14 @@ class _Fixity:
 
 class Metrics:
     """The server's metrics. Several ``sohoa serve`` processes (SOHOA_API_PROCESSES) count their
-    requests in files of a directory they share (prometheus_client's multiprocess mode, see
-    ``shared_between_processes``), so that whichever process answers a scrape reports them all."""
+    requests in files of a directory they share (prometheus_client's multiprocess mode, its
+    directory set by ``sohoa serve`` for them: ``settings.api.metrics_dir``), so that whichever
+    process answers a scrape reports them all."""
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self, settings: Settings):
         self.registry = CollectorRegistry()
-        shared = os.environ.get(SHARED_DIRECTORY)
+        shared = settings.api.metrics_dir
         own = None if shared else self.registry  # shared: the values live in the directory's files
         self.requests = Counter("sohoa_http_requests_total", "HTTP requests", ["method", "route", "status"],
                                 registry=own)
@@ -111,19 +106,3 @@ class MetricsMiddleware:
             path = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
             self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
-
-
-@contextmanager
-def shared_between_processes() -> Iterator[None]:
-    """Inside, the server processes started from here count into one directory of files (a new
-    one, removed after; or the operator's own PROMETHEUS_MULTIPROC_DIR, kept)."""
-    if os.environ.get(SHARED_DIRECTORY):
-        yield
-        return
-    directory = tempfile.mkdtemp(prefix="sohoa-metrics-")
-    os.environ[SHARED_DIRECTORY] = directory
-    try:
-        yield
-    finally:
-        os.environ.pop(SHARED_DIRECTORY, None)
-        shutil.rmtree(directory, ignore_errors=True)

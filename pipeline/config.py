@@ -93,6 +93,7 @@ class ApiSettings:
     login_failures: int = 5                      # failed logins of one name from one address before a pause
     login_pause_seconds: int = 30                # the first pause; each further failure doubles it (to 1 h)
     processes: int = 1                           # `sohoa serve` processes sharing the port (uvicorn workers)
+    metrics_dir: str | None = None               # PROMETHEUS_MULTIPROC_DIR: where several processes count metrics
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             login_failures=env.int("SOHOA_LOGIN_MAX_FAILURES", 5, minimum=1),
             login_pause_seconds=env.int("SOHOA_LOGIN_PAUSE_SECONDS", 30, minimum=1, maximum=3600),
             processes=env.int("SOHOA_API_PROCESSES", 1, minimum=1, maximum=64),
+            # prometheus_client's own name for it, set by `sohoa serve` for its processes
+            metrics_dir=env.str("PROMETHEUS_MULTIPROC_DIR"),
         ),
         audit=AuditSettings(
             anchor_interval=env.int("SOHOA_AUDIT_ANCHOR_INTERVAL", 300, minimum=10),
