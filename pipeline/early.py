@@ -24,20 +24,14 @@ import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, wait as wait_all
 from functools import partial
-from typing import Callable, Iterable
-
-from storage.base import ObjectStore
+from typing import Iterable
 
 from .config import OcrSettings, Settings
+from .executor import run_in_pool, start_pool_process
+from .ingest import page_task
 from .models import PageTask
 
 NICENESS = 5  # the background readers yield the cores to the server's own requests
-
-
-def page_task(ocr: OcrSettings, *, key: str, file: str, kind: str, sha256: str, page: int) -> PageTask:
-    """The page task for a stored original's page under the OCR settings (as ingest makes it)."""
-    return PageTask(key=key, file=file, kind=kind, sha256=sha256, page=page, lang=ocr.lang, tessdata=ocr.tessdata,
-                    jpeg_quality=ocr.jpeg_quality, max_pixels=ocr.max_pixels, engine=ocr.engine)
 
 
 def draft_tasks(draft, ocr: OcrSettings) -> list[PageTask]:
@@ -57,37 +51,21 @@ def draft_tasks(draft, ocr: OcrSettings) -> list[PageTask]:
 # ----------------------------------------------------------------- the embedded readers
 
 _lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
+_pools: dict[Settings, ProcessPoolExecutor] = {}  # one per deployment this process serves
 _reading: dict[tuple[str, int], Future] = {}  # (original's SHA-256, page) -> its reading
-_reader_store: ObjectStore | None = None
-
-
-def _start_reader(open_store: Callable[[], ObjectStore]) -> None:
-    global _reader_store
-    from .executor import limit_native_threads
-
-    os.nice(NICENESS)
-    limit_native_threads()
-    _reader_store = open_store()
-
-
-def _read(payload: dict) -> bool:
-    from .pages import run_page_json
-
-    return not run_page_json(payload, _reader_store).get("error")
 
 
 def _local_pool(settings: Settings) -> ProcessPoolExecutor:
-    global _pool
-    if _pool is None:
+    if settings not in _pools:
         from .runtime import open_store
 
         # spawned, not forked: the web server's threads, locks and signal handlers stay behind
         # (a child forked from a request thread can hang on a lock held at that moment)
-        _pool = ProcessPoolExecutor(max_workers=settings.ocr.jobs or os.cpu_count() or 1,
-                                    mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_start_reader, initargs=(partial(open_store, settings),))
-    return _pool
+        _pools[settings] = ProcessPoolExecutor(max_workers=settings.ocr.jobs or os.cpu_count() or 1,
+                                               mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=start_pool_process,
+                                               initargs=(partial(open_store, settings), NICENESS))
+    return _pools[settings]
 
 
 def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
@@ -109,7 +87,7 @@ def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
         pool = _local_pool(settings)
         for task in tasks:
             if (task.sha256, task.page) not in _reading:
-                _reading[(task.sha256, task.page)] = pool.submit(_read, task.to_json())
+                _reading[(task.sha256, task.page)] = pool.submit(run_in_pool, task.to_json())
                 started += 1
     return started
 

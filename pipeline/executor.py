@@ -37,13 +37,17 @@ def limit_native_threads() -> None:
 _process_store: ObjectStore | None = None  # a pool process's own connection to the store
 
 
-def _start_pool_process(open_store: Callable[[], ObjectStore]) -> None:
+def start_pool_process(open_store: Callable[[], ObjectStore], niceness: int = 0) -> None:
+    """A pool process's initializer (``niceness``: lower its CPU priority by this much)."""
     global _process_store
+    if niceness:
+        os.nice(niceness)
     limit_native_threads()
     _process_store = open_store()
 
 
-def _run_in_pool(payload: dict) -> dict:
+def run_in_pool(payload: dict) -> dict:
+    """``run_page_json`` in a process started by ``start_pool_process``."""
     return run_page_json(payload, _process_store)
 
 
@@ -68,9 +72,9 @@ class LocalPoolExecutor:
                 results.append(PageResult.from_json(run_page_json(payload, store)))
                 report(len(results), len(tasks))
             return results
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), initializer=_start_pool_process,
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), initializer=start_pool_process,
                                  initargs=(self.open_store,)) as pool:
-            futures = {pool.submit(_run_in_pool, p): n for n, p in enumerate(payloads)}
+            futures = {pool.submit(run_in_pool, p): n for n, p in enumerate(payloads)}
             results: list = [None] * len(tasks)
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = PageResult.from_json(future.result())
@@ -88,9 +92,9 @@ class LocalPoolExecutor:
             store = self.open_store()
             yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store)))
             return
-        with ProcessPoolExecutor(max_workers=self.jobs, initializer=_start_pool_process,
+        with ProcessPoolExecutor(max_workers=self.jobs, initializer=start_pool_process,
                                  initargs=(self.open_store,)) as pool:
-            yield lambda task: _Decoded(pool.submit(_run_in_pool, task.to_json()))
+            yield lambda task: _Decoded(pool.submit(run_in_pool, task.to_json()))
 
 
 class _Ready:

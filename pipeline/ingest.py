@@ -109,12 +109,17 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
     if existing := mf.find_document(current, digest):
         return _duplicate(ctx, current, existing, title)
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
-    tasks = tuple(PageTask(key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p, lang=ctx.ocr.lang,
-                           tessdata=ctx.ocr.tessdata, jpeg_quality=ctx.ocr.jpeg_quality,
-                           max_pixels=ctx.ocr.max_pixels, engine=ctx.ocr.engine)
+    tasks = tuple(page_task(ctx.ocr, key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p)
                   for s, o in zip(sources, originals) for p in range(1, s.page_count + 1))
     return PreparedDocument(code, title, digest, originals, tasks, request.maintenance, request.paper_file_code,
                             request.change_recorded, request.unsigned)
+
+
+def page_task(ocr: OcrSettings, *, key: str, file: str, kind: str, sha256: str, page: int) -> PageTask:
+    """The page task for a stored original's page under the OCR settings (also what an intake
+    draft's page is read ahead as, ``pipeline.early``: the same task finds the same cached result)."""
+    return PageTask(key=key, file=file, kind=kind, sha256=sha256, page=page, lang=ocr.lang, tessdata=ocr.tessdata,
+                    jpeg_quality=ocr.jpeg_quality, max_pixels=ocr.max_pixels, engine=ocr.engine)
 
 
 def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestContext) -> IngestSummary:

@@ -72,3 +72,17 @@ def test_without_read_ahead_the_confirmed_job_reads_every_page_itself(tmp_path):
     service.run_job(settings, job.id)
     assert service.job_for(settings, job.id, who).state == "done"
     assert [r["worker"] for r in job_table.get(database(settings), job.id)["pages"]] != ["(reused)"]
+
+
+def test_two_deployments_served_by_one_process_read_ahead_into_their_own_stores(tmp_path):
+    """Each deployment (its settings: home, store) has its own readers: a page is cached where its
+    draft is, never in the first deployment's store."""
+    caches = []
+    for n in (1, 2):
+        settings = config.load({"SOHOA_HOME": str(tmp_path / f"home{n}"), "SOHOA_OCR_ENGINE": "tesseract"})
+        who = Principal("an", "operator", ("H23.50",), via="web")
+        draft = service.intake_create(settings, CODE, who)
+        page = _jpeg(PageSpec(layout="admin", seed=1720 + n, dpi=200, max_body_lines=4))
+        service.intake_add(settings, draft.id, [(f"to-khai-{n}.jpg", page)], who)
+        caches.append(PageCache(open_store(settings)))
+    _wait_for(lambda: [c.usage()[0] for c in caches] == [1, 1])
