@@ -55,6 +55,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if background:
+            service.warm_up(settings)
         with periodic_rounds(settings) if periodic else nullcontext():
             try:
                 yield

@@ -4,6 +4,8 @@
     .venv/bin/python -m bench.load --long                   # 1,000 uploads, 10,000 searches, 100 clients
     .venv/bin/python -m bench.load --uploads 500 --searches 5000 --concurrency 40 --workers 4
     .venv/bin/python -m bench.load --api-processes 1            # the API in one process (default 2)
+    .venv/bin/python -m bench.load --uploads 200 --concurrency 200 --searches 0 --workers 0 --drain-timeout 1 \
+        --profile /tmp/api.raw                              # a burst of uploads alone, the API sampled by py-spy
 
 Everything is real and on 127.0.0.1: ``sohoa serve`` (the HTTP API, in ``--api-processes``
 processes: SOHOA_API_PROCESSES), ``sohoa worker`` processes
@@ -214,31 +216,74 @@ def _wait_ready(base: str, server: subprocess.Popen, procs: Processes, within: f
 # --------------------------------------------------------------------------- the load
 
 
-async def _uploads(base: str, token: str, scenario: Scenario, pages: list[bytes], results: list) -> None:
-    import httpx
+def _upload_request(host: str, token: str, code: str, n: int, page: bytes) -> bytes:
+    """The whole HTTP/1.1 request of one upload (a multipart form: the title and one page), encoded
+    before the load starts, as a browser holds its form: the time measured is the server's."""
+    boundary = f"sohoa-load-{n:06d}-{uuid.uuid4().hex}"
+    body = b"".join([
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nĐơn số {n:04d}\r\n'.encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="trang-{n:04d}.png"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode(), page, f"\r\n--{boundary}--\r\n".encode()])
+    head = (f"POST /api/v1/dossiers/{code}/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
 
+
+async def _exchange(connection: list, host: str, port: int, request: bytes) -> tuple[int, bytes]:
+    """Send one request on the client's keep-alive connection (opened, or opened again, as
+    needed) and read the answer: (status, body)."""
+    if not connection:
+        connection[:] = await asyncio.open_connection(host, port)
+    reader, writer = connection
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    body = await reader.readexactly(int(fields.get("content-length", 0)))
+    if fields.get("connection", "").lower() == "close":
+        writer.close()
+        connection.clear()
+    return status, body
+
+
+async def _uploads(base: str, token: str, scenario: Scenario, pages: list[bytes], results: list) -> None:
+    """``scenario.concurrency`` clients, each on a connection of its own (like an operator's
+    browser), uploading one page per request until every upload is sent. A plain asyncio
+    HTTP/1.1 client rather than httpx: with hundreds of clients in one process, httpx's own CPU
+    (its pool scans every connection on each request; each client makes a TLS context) took as
+    much of the 2 cores as the server did, and would have been counted as the server's latency."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(scenario.uploads):
         queue.put_nowait(n)
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=scenario.concurrency, max_keepalive_connections=scenario.concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as client:
-        async def one_client() -> None:
+    requests = [_upload_request(f"{host}:{port}", token, dossier_code(n % scenario.dossiers), n, pages[n])
+                for n in range(scenario.uploads)]
+
+    async def one_client() -> None:
+        connection: list = []
+        try:
             while not queue.empty():
                 n = queue.get_nowait()
-                code = dossier_code(n % scenario.dossiers)
                 started = time.perf_counter()
                 try:
-                    answer = await client.post(f"/api/v1/dossiers/{code}/documents", data={"title": f"Đơn số {n:04d}"},
-                                               files=[("files", (f"trang-{n:04d}.png", pages[n], "image/png"))])
-                    status, body = answer.status_code, answer.json()
+                    status, raw = await asyncio.wait_for(_exchange(connection, host, int(port), requests[n]), 120)
+                    body = json.loads(raw) if raw else {}
                 except Exception as exc:  # a refused or dropped connection is an error like any other
                     status, body = 0, {"error": repr(exc)}
-                results.append({"n": n, "code": code, "status": status, "seconds": time.perf_counter() - started,
+                    if connection:
+                        connection[1].close()
+                        connection.clear()
+                results.append({"n": n, "code": dossier_code(n % scenario.dossiers), "status": status,
+                                "seconds": time.perf_counter() - started,
                                 "job": (body.get("job") or {}).get("job") if status == 202 else None,
                                 "error": None if status == 202 else body})
+        finally:
+            if connection:
+                connection[1].close()
 
-        await asyncio.gather(*(one_client() for _ in range(scenario.concurrency)))
+    await asyncio.gather(*(one_client() for _ in range(scenario.concurrency)))
 
 
 async def _searches(base: str, token: str, scenario: Scenario, results: list) -> None:
@@ -304,6 +349,20 @@ def _cpu_seconds(pid: int) -> float:
                 tree.add(child)
                 grew = True
     return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_command() -> dict[str, float]:
+    """CPU seconds (user + system) of every process alive now, summed by command name (Linux)."""
+    found: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 def _job_states(engine) -> dict[str, int]:
@@ -426,9 +485,29 @@ def deployment(workers: int = 2, *, nice: int = 0, admin_url: str | None = None,
         yield Deployment(base, tokens, engine, home, server, started, procs, broker_url)
 
 
+@contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy sampling the API's processes (``pid`` and its children) while the block runs, as
+    collapsed stacks in ``out`` (``--profile``): only threads holding the GIL, so the samples
+    are the Python CPU each stack spent; nothing when ``out`` is None."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+                            "--subprocesses", "--gil", "--format", "raw", "--rate", "200", "--nonblocking",
+                            "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)  # py-spy attaches before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
 def run(scenario: Scenario = Scenario(), *, admin_url: str | None = None, work: Path | None = None,
-        progress=None) -> dict:
-    """Set everything up, run the load, drain, check, tear down; the report (a dict)."""
+        progress=None, profile: Path | None = None) -> dict:
+    """Set everything up, run the load, drain, check, tear down; the report (a dict). With
+    ``profile``, the API's processes are sampled during the load (py-spy, collapsed stacks)."""
     say = progress or (lambda message: None)
     pages = [page_png(n) for n in range(scenario.uploads)]
     with deployment(scenario.workers, nice=scenario.worker_nice, admin_url=admin_url, work=work, say=say,
@@ -449,9 +528,11 @@ def run(scenario: Scenario = Scenario(), *, admin_url: str | None = None, work: 
             await asyncio.gather(timed("uploads", _uploads(base, tokens["operator"], scenario, pages, uploads)),
                                  timed("searches", _searches(base, tokens["officer"], scenario, searches)))
 
-        server_cpu = _cpu_seconds(d.server.pid)
-        asyncio.run(load())
-        server_cpu = _cpu_seconds(d.server.pid) - server_cpu
+        with profiled(d.server.pid, profile):
+            server_cpu, machine_cpu = _cpu_seconds(d.server.pid), _cpu_by_command()
+            asyncio.run(load())
+            server_cpu = _cpu_seconds(d.server.pid) - server_cpu
+            machine_cpu = {name: seconds - machine_cpu.get(name, 0.0) for name, seconds in _cpu_by_command().items()}
         accepted = [u for u in uploads if u["status"] == 202 and u["job"]]
         say(f"uploads: {len(accepted)} of {scenario.uploads} accepted in {marks['uploads']:.1f} s; "
             f"searches: {len(searches)} in {marks['searches']:.1f} s; draining")
@@ -483,6 +564,9 @@ def run(scenario: Scenario = Scenario(), *, admin_url: str | None = None, work: 
                    "samples": {k: v[:5] for k, v in stored.items() if isinstance(v, list) and v}},
         "server": {"cpuSeconds": round(server_cpu, 1),  # what the API spent, whatever else ran on the machine
                    "cpuMsPerRequest": round(1000 * server_cpu / max(1, len(uploads) + len(searches)), 1)},
+        # where the machine's CPU went during the load, by command (the client, the database, the broker...)
+        "machineCpuSeconds": {name: round(seconds, 2) for name, seconds in
+                              sorted(machine_cpu.items(), key=lambda item: -item[1]) if seconds >= 0.05},
         "workersAlive": sum(alive), "serverAlive": server_alive, "serverLogTail": server_log,
         "targets": {"uploadP95Seconds": UPLOAD_P95_TARGET, "searchP95Seconds": SEARCH_P95_TARGET},
     }
@@ -514,12 +598,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-nice", type=int, help="the workers' niceness (default 10; 0: none)")
     parser.add_argument("--drain-timeout", type=float, help="seconds for the workers to finish (default 900)")
     parser.add_argument("--long", action="store_true", help="1,000 uploads, 10,000 searches, 100 clients")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample the API during the load with py-spy (bench extra) into FILE, collapsed stacks")
     args = parser.parse_args(argv)
     base = Scenario(uploads=1000, searches=10000, concurrency=50, search_concurrency=50, dossiers=200,
                     drain_timeout=3600) if args.long else Scenario()
-    chosen = {k: v for k, v in vars(args).items() if k != "long" and v is not None}
+    chosen = {k: v for k, v in vars(args).items() if k not in ("long", "profile") and v is not None}
     scenario = Scenario(**{**asdict(base), **chosen})
-    report = run(scenario, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    report = run(scenario, progress=lambda m: print(m, file=sys.stderr, flush=True), profile=args.profile)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0 if report["passed"] else 1
 

@@ -76,7 +76,7 @@ def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
     if settings.broker.url:
         from . import tasks as celery_tasks
 
-        celery_tasks.configure(settings)
+        celery_tasks.configured(settings)
         for task in tasks:
             celery_tasks.send_read_ahead(task.to_json())
         return len(tasks)

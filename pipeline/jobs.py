@@ -40,6 +40,7 @@ class Submitted:
     job: str | None
     duplicate: IngestSummary | None = None
     resumed: bool = False  # the same files were already being converted: that job is followed
+    view: JobView | None = None  # the job as it was when submitted
 
 
 def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = None,
@@ -51,16 +52,14 @@ def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = No
     prepared = ingest.prepare(request, ctx)
     if isinstance(prepared, IngestSummary):
         return Submitted(None, prepared)
-    active = job_table.find(ctx.db, dossier=prepared.dossier, input_sha256=prepared.digest,
-                            states=job_table.ACTIVE)
-    if active:
-        return Submitted(active[0]["id"], resumed=True)
-    job_id = uuid.uuid4().hex
-    job_table.create(ctx.db, job_id, kind=kind, dossier=prepared.dossier, title=prepared.title,
-                     request=prepared.to_json(), input_sha256=prepared.digest, pages=len(prepared.tasks),
-                     now=_now(), batch=batch, source=source, submitted_by=submitted_by)
-    audit.record(ctx.db, "job", "queued", dossier=prepared.dossier, job=job_id, pages=len(prepared.tasks))
-    return Submitted(job_id)
+    row, created = job_table.create(ctx.db, uuid.uuid4().hex, kind=kind, dossier=prepared.dossier,
+                                    title=prepared.title, request=prepared.to_json(), input_sha256=prepared.digest,
+                                    pages=len(prepared.tasks), now=_now(), batch=batch, source=source,
+                                    submitted_by=submitted_by)
+    if not created:
+        return Submitted(row["id"], resumed=True, view=JobView.from_row(row))
+    audit.record(ctx.db, "job", "queued", dossier=prepared.dossier, job=row["id"], pages=len(prepared.tasks))
+    return Submitted(row["id"], view=JobView.from_row(row))
 
 
 def _job(db, job_id: str) -> dict:
@@ -87,6 +86,11 @@ def pending_work(db, job_id: str) -> tuple[PreparedDocument, list[int]]:
     """The job's document as submitted (its originals and page tasks) and the pages still to do."""
     job = _job(db, job_id)
     return PreparedDocument.from_json(job["request"]), [p["number"] for p in job["pages"] if p["state"] != "done"]
+
+
+def pages_to_do(db, job_id: str) -> list[int]:
+    """The job's pages still to do (none for a job that does not exist)."""
+    return job_table.pages_to_do(db, job_id)
 
 
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,

@@ -90,8 +90,8 @@ def _send(settings: Settings, job_id: str) -> None:
     """Hand the job's pending pages to the workers (its finishing task when none is pending)."""
     from . import tasks
 
-    tasks.configure(settings)
-    _, pending = jobs.pending_work(database(settings), job_id)
+    tasks.configured(settings)
+    pending = jobs.pages_to_do(database(settings), job_id)
     if pending:
         tasks.send_pages(job_id, pending)
     else:
@@ -973,7 +973,7 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         shutil.rmtree(folder, ignore_errors=True)  # the originals are in the object store by now
     if submitted.duplicate is not None:
         return None, submitted.duplicate
-    return jobs.view(ctx.db, submitted.job), None
+    return submitted.view, None
 
 
 # the counter's intake drafts (pipeline.intake): pages previewed straightened, reordered, then confirmed
@@ -1185,6 +1185,24 @@ def checklist(settings: Settings, code: str) -> dict:
     return {"dossierCode": code, "procedure": found["procedure"], "required": required,
             "missing": [p for p in required if " ".join(search_index.fold(p).split()) not in titles],
             "updated": found["updated"], "updatedBy": found["updated_by"]}
+
+
+def warm_up(settings: Settings) -> None:
+    """Load before a server process's first request what serving uploads loads on first use:
+    the image decoders a file is checked with and, with a broker, the task client and its
+    connection. Otherwise a burst of uploads just after a start waits behind it, once per
+    process. A broker that does not answer is not an error here (``readiness`` reports it)."""
+    from PIL import Image
+
+    Image.init()
+    if settings.broker.url:
+        from . import tasks
+
+        try:
+            with tasks.configured(settings).producer_or_acquire() as producer:
+                producer.connection.ensure_connection(max_retries=1, interval_start=0)
+        except Exception as exc:
+            log.warning("broker not reached while warming up (%s)", type(exc).__name__)
 
 
 def database_ready(settings: Settings) -> None:

@@ -71,6 +71,12 @@ def configure(settings: Settings) -> Celery:
     return app
 
 
+def configured(settings: Settings) -> Celery:
+    """The application pointed at these settings' broker, configured once for them: a door
+    calls this before every task it sends."""
+    return app if _state.get("settings") is settings else configure(settings)
+
+
 def beat_schedule(settings: Settings) -> dict:
     """What Celery beat sends: one fixity slice every SOHOA_FIXITY_INTERVAL seconds (hourly by
     default), on the "finish" queue every general worker takes; a slice not started within one

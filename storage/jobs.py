@@ -31,17 +31,46 @@ _CHUNK = 500  # job ids per query
 SETTLED = ("done", "failed")
 
 
+# built once: an upload runs these, and building a statement costs more than running it here
+_ACTIVE_FOR_FILES = (sa.select(jobs).where(jobs.c.dossier == sa.bindparam("dossier"),
+                                          jobs.c.input_sha256 == sa.bindparam("input_sha256"),
+                                          jobs.c.state.in_(ACTIVE))
+                     .order_by(jobs.c.created, jobs.c.id).limit(1))
+_PAGES_SETTLED = (sa.select(sa.func.count().filter(job_pages.c.state == "done"),
+                            sa.func.count().filter(job_pages.c.state == "failed"))
+                  .where(job_pages.c.job_id == sa.bindparam("job_id")))
+_PAGES_TO_DO = (sa.select(job_pages.c.number).where(job_pages.c.job_id == sa.bindparam("job_id"),
+                                                     job_pages.c.state != "done")
+                .order_by(job_pages.c.number))
+
+
 def create(engine: Engine, job_id: str, *, kind: str, dossier: str, title: str, request: dict, input_sha256: str,
            pages: int, now: str, batch: str | None = None, source: str | None = None,
-           submitted_by: str | None = None) -> None:
+           submitted_by: str | None = None) -> tuple[dict, bool]:
+    """The job for these files: (a new queued job's row, True), or (the row of the job already
+    converting the same files into the same dossier, False), looked up and written in one
+    transaction. The rows are as ``find`` gives them."""
     with engine.begin() as conn:
-        conn.execute(jobs.insert().values(
-            id=job_id, kind=kind, dossier=dossier, title=title, state="queued",
-            request=json.dumps(request, ensure_ascii=False), input_sha256=input_sha256, pages_total=pages,
-            batch=batch, source=source, attempts=1, created=now, updated=now, submitted_by=submitted_by))
+        active = conn.execute(_ACTIVE_FOR_FILES, {"dossier": dossier, "input_sha256": input_sha256}).first()
+        if active is not None:
+            done, failed = conn.execute(_PAGES_SETTLED, {"job_id": active.id}).one()
+            return {**active._asdict(), "request": json.loads(active.request), "pages_done": done,
+                    "pages_failed": failed}, False
+        row = dict(id=job_id, kind=kind, dossier=dossier, title=title, state="queued",
+                   request=json.dumps(request, ensure_ascii=False), input_sha256=input_sha256, pages_total=pages,
+                   doc_id=None, error=None, batch=batch, source=source, attempts=1, created=now, updated=now,
+                   submitted_by=submitted_by)
+        conn.execute(jobs.insert(), row)
         if pages:
             conn.execute(job_pages.insert(), [dict(job_id=job_id, number=n, state="queued", updated=now)
                                               for n in range(1, pages + 1)])
+    return {**row, "request": request, "pages_done": 0, "pages_failed": 0}, True
+
+
+def pages_to_do(engine: Engine, job_id: str) -> list[int]:
+    """The numbers of the job's pages not done yet."""
+    with engine.connect() as conn:
+        return list(conn.execute(_PAGES_TO_DO, {"job_id": job_id}).scalars())
 
 
 def get(engine: Engine, job_id: str) -> dict | None:

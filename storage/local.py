@@ -28,17 +28,26 @@ CHUNK = 1 << 20  # bytes read at a time when an object is copied to a file
 _META = ".meta.json"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *also: tuple[Path, bytes]) -> None:
+    """Write ``data`` to ``path`` (and each of ``also``, files in the same directory, after it)
+    so that a crash leaves each file either as it was or whole: every file is written to a
+    temporary name and fsynced, renamed into place in order, then the directory is fsynced
+    once for all of them (each directory fsync is a journal commit of its own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    written: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for target, content in ((path, data), *also):
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+            written.append((tmp, target))
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, target in written:
+            os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
         raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -75,8 +84,7 @@ class LocalStore(ObjectStore):
             meta.update(mode="COMPLIANCE", retain_until=until.isoformat())
         retain = meta["retained"]
         try:
-            write_atomic(path, data)
-            write_atomic(path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode())
+            write_atomic(path, data, (path.with_name(path.name + _META), json.dumps(meta, ensure_ascii=False).encode()))
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
