@@ -204,22 +204,33 @@ def pdf_text(pdf: Path) -> str:
     return subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
 
-def run_sohoa(doc: Document, work: Path) -> dict:
-    """`sohoa ingest` on the embedded default (fresh SOHOA_HOME: local store, SQLite, no broker,
-    the development signing key made on first use, as scripts/demo.sh), then `sohoa export`."""
-    home, out = work / "home", work / "export"
+def installed_home(work: Path, sample: Path) -> Path:
+    """An embedded-default SOHOA_HOME as an agency has it once installed: its database made
+    and its (development) signing key too, by one untimed ingest of ``sample`` into a dossier
+    of its own. Each timed run starts from a copy: what a first run ever does once (making the
+    key, creating the database) is not counted against every document."""
+    template = work / "installed-home"
+    if not (template / "dev-signing").is_dir():
+        shutil.rmtree(template, ignore_errors=True)
+        timed([SOHOA, "ingest", "--dossier", "H99.99-261201-9999", "--title", "Cài đặt", str(sample)],
+              clean_env(template))
+    return template
+
+
+def run_sohoa(doc: Document, work: Path, installed: Path) -> dict:
+    """`sohoa ingest` on the embedded default (local store, SQLite, no broker, the development
+    signing key, as scripts/demo.sh) in a copy of the ``installed`` home; its signed PDF read
+    from the store. Only the ingest is timed: that is what is compared with OCRmyPDF."""
+    home = work / "home"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = clean_env(home)
+    shutil.copytree(installed, home)
     ingest = timed([SOHOA, "ingest", "--dossier", doc.code, "--title", f"Tài liệu {doc.name}", "--json",
-                    *map(str, doc.pages)], env)
-    export = timed([SOHOA, "export", doc.code, "--out", str(out)], env)
-    pdfs = sorted(out.rglob("*.pdf"))
-    if len(pdfs) != 1:
-        raise RuntimeError(f"sohoa export of {doc.code}: expected one PDF, found {[p.name for p in pdfs]}")
-    hit, total = words_hit(doc.truth_words, pdf_text(pdfs[0]))
-    result = {"wall": ingest["wall"] + export["wall"], "cpu": ingest["cpu"] + export["cpu"],
-              "ingest_wall": ingest["wall"], "bytes": pdfs[0].stat().st_size, "words_hit": hit, "words": total}
+                    *map(str, doc.pages)], clean_env(home))
+    pdf = home / "store" / json.loads(ingest["stdout"])["pdf"]["key"]
+    hit, total = words_hit(doc.truth_words, pdf_text(pdf))
+    result = {"wall": ingest["wall"], "cpu": ingest["cpu"], "ingest_wall": ingest["wall"],
+              "bytes": pdf.stat().st_size, "words_hit": hit, "words": total}
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -246,11 +257,12 @@ def section_ingest(mode: Mode, docs: list[Document], work: Path, log) -> dict:
         image_pdfs[doc.name] = work / f"{doc.name}.pdf"
         image_pdfs[doc.name].write_bytes(img2pdf.convert([str(p) for p in doc.pages]))
     runs: dict[str, dict[str, list[dict]]] = {d.name: {"sohoa": [], "ocrmypdf": []} for d in docs}
+    installed = installed_home(work, docs[0].pages[0])
     for doc in docs:
         rounds = 1 if len(doc.pages) >= 50 else mode.rounds
         for r in range(rounds):
             for system in ("sohoa", "ocrmypdf"):     # alternately, so both meet the same machine load
-                one = (run_sohoa(doc, work / "sohoa") if system == "sohoa"
+                one = (run_sohoa(doc, work / "sohoa", installed) if system == "sohoa"
                        else run_ocrmypdf(doc, image_pdfs[doc.name], work / "ocrmypdf"))
                 one["round"] = r + 1
                 runs[doc.name][system].append(one)
