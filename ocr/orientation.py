@@ -11,7 +11,9 @@
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -24,6 +26,7 @@ PROBE_DPI = 300
 PROBE_HEIGHT_MM = 60
 # the winning reading must beat the other by this share of its score, else OSD is asked
 DECISIVE_MARGIN = 0.25
+T = TypeVar("T")
 # A band read the right way up on its own: this many words at least, their mean confidence and
 # the share of them that are confident words of two letters or more at least these. On the
 # first 21 real scans (development half) upright bands read 81-95 mean and 0.72-0.98 share,
@@ -45,27 +48,58 @@ def ink_for_geometry(image: Image.Image, dpi: float) -> np.ndarray:
     return cleanup.ink_gray_mask(image, dpi)
 
 
-def measure(image: Image.Image, dpi: float, engine: OcrEngine, mask: np.ndarray | None = None) -> PageGeometry:
-    """``mask``: the page's ``ink_for_geometry`` when the caller has it already."""
-    mask = ink_for_geometry(image, dpi) if mask is None else mask
+@dataclass(frozen=True)
+class TextLines:
+    skew_deg: float  # as PageGeometry's
+    likely: int      # the quarter turn that lays the lines flat without turning the page over
+                     # (0 or 90): what nearly every scan needs; the other candidate is likely + 180
+
+
+def text_lines(mask: np.ndarray, dpi: float) -> TextLines:
+    """The skew and axis of the text lines (``mask``: the page's ``ink_for_geometry``)."""
     skew = geometry.estimate_skew(mask, dpi)
-    first, second = (90, 270) if skew.vertical else (0, 180)
-    probe = _probe_band(mask, dpi, first + skew.angle_deg)
+    return TextLines(skew.angle_deg, 90 if skew.vertical else 0)
+
+
+def measure(image: Image.Image, dpi: float, engine: OcrEngine, mask: np.ndarray | None = None,
+            lines: TextLines | None = None) -> PageGeometry:
+    """``mask``: the page's ``ink_for_geometry``, ``lines`` its ``text_lines``, when the caller
+    has them already."""
+    mask = ink_for_geometry(image, dpi) if mask is None else mask
+    lines = text_lines(mask, dpi) if lines is None else lines
+    first, second = lines.likely, lines.likely + 180
+    probe = _probe_band(mask, dpi, first + lines.skew_deg)
     if probe is None:
-        return PageGeometry(first, skew.angle_deg, "no text")
+        return PageGeometry(first, lines.skew_deg, "no text")
     words_first = engine.read(probe, psm=6, dpi=PROBE_DPI)
     if reads_upright(words_first):
-        return PageGeometry(first, skew.angle_deg, "reading")
+        return PageGeometry(first, lines.skew_deg, "reading")
     score_first = _score(words_first)
     score_second = reading_score(np.ascontiguousarray(probe[::-1, ::-1]), engine)
     best, other = max(score_first, score_second), min(score_first, score_second)
     chosen = first if score_first >= score_second else second
     if best > 0 and (best - other) >= DECISIVE_MARGIN * best:
-        return PageGeometry(chosen, skew.angle_deg, "reading")
+        return PageGeometry(chosen, lines.skew_deg, "reading")
     osd = _osd_rotation(probe, engine)
     if osd is not None and (osd + first) % 360 in (first, second):
-        return PageGeometry((osd + first) % 360, skew.angle_deg, "osd")
-    return PageGeometry(chosen, skew.angle_deg, "reading-weak")
+        return PageGeometry((osd + first) % 360, lines.skew_deg, "osd")
+    return PageGeometry(chosen, lines.skew_deg, "reading-weak")
+
+
+def measure_while(image: Image.Image, dpi: float, engine: OcrEngine, mask: np.ndarray,
+                  straighten: Callable[[int, float], T]) -> tuple[PageGeometry, T]:
+    """``measure``, and ``straighten(orientation, skew_deg)`` for what it found, side by side:
+    the page is straightened the likely way up while tesseract reads whether that is right (a
+    process of its own, so both cores work on one page), and again only when it is not (a page
+    turned over)."""
+    lines = text_lines(mask, dpi)
+    with ThreadPoolExecutor(1, thread_name_prefix="orientation") as reader:
+        deciding = reader.submit(measure, image, dpi, engine, mask, lines)
+        straightened = straighten(lines.likely, lines.skew_deg)
+        found = deciding.result()
+    if found.orientation != lines.likely:
+        straightened = straighten(found.orientation, found.skew_deg)
+    return found, straightened
 
 
 def _probe_band(mask: np.ndarray, dpi: float, turn_ccw_deg: float) -> np.ndarray | None:

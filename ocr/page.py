@@ -41,6 +41,8 @@ class OcrOptions:
     remove_lines: bool = True
     tables: bool = True              # reorder words by ruling-grid cells, re-read empty cells
     columns: bool = True             # read two-column headers column by column
+    side_by_side: bool = True        # straighten while tesseract reads the orientation (two cores
+                                     # on one page); off: one after the other (bench.stages' timers)
 
 
 DEFAULT_OPTIONS = OcrOptions()
@@ -64,8 +66,14 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         # no lines to straighten by, so the page is kept exactly as scanned
         return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
                 "confidence": 0.0, "flags": ["blank"], "review": []}
-    geometry_found = orient.measure(image, resolution, engine, mask=ink)
-    straight = straighten(image, resolution, geometry_found.orientation, geometry_found.skew_deg, border=border)
+    def straightened(orientation: int, skew_deg: float) -> Straightened:
+        return straighten(image, resolution, orientation, skew_deg, border=border)
+
+    if options.side_by_side:
+        geometry_found, straight = orient.measure_while(image, resolution, engine, ink, straightened)
+    else:
+        geometry_found = orient.measure(image, resolution, engine, mask=ink)
+        straight = straightened(geometry_found.orientation, geometry_found.skew_deg)
     sheet = straight.sheet
 
     ocr_gray, ink_with_rules = cleanup.ocr_copy(sheet, resolution, remove_lines=options.remove_lines,

@@ -652,8 +652,8 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     without reading it: a thumbnail and the flags the image alone gives.
 
     Blank or not, orientation and skew are found as process_page finds them, on the page itself
-    (``ocr.orientation.measure``: two short tesseract readings of the densest band, OSD when they
-    disagree), so ingest turns the page the same way; the straightened thumbnail and the other
+    (``ocr.orientation.measure``: one or two short tesseract readings of the densest band, OSD when
+    they disagree; the working copy straightened meanwhile), so ingest turns the page the same way; the straightened thumbnail and the other
     flags are made from a copy at most WORK_DPI fine."""
     engine = engine or TesseractEngine("vie")
     resolution = page_resolution(image.size, stated)
@@ -675,9 +675,9 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
         # no black text, nothing to straighten by; kept as scanned
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
-    found = orient.measure(image, dpi, engine, mask=ink)
+    found, straight = orient.measure_while(image, dpi, engine, ink,
+                                           lambda orientation, skew: straighten(work, work_dpi, orientation, skew))
     del ink
-    straight = straighten(work, work_dpi, found.orientation, found.skew_deg)
     sheet, archive = straight.sheet, straight.archive
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
