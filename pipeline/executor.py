@@ -52,7 +52,8 @@ def run_in_pool(payload: dict) -> dict:
 
 
 class LocalPoolExecutor:
-    """Pages over ``jobs`` processes of this machine (0: every core), results in task order.
+    """Pages over ``jobs`` processes of this machine (0: every core, and one more for the pages
+    left over at the end), results in task order.
 
     ``open_store`` is called once in each process (it must pickle: a module-level function
     or a ``functools.partial`` of one)."""
@@ -60,6 +61,14 @@ class LocalPoolExecutor:
     def __init__(self, open_store: Callable[[], ObjectStore], jobs: int = 0):
         self.open_store = open_store
         self.jobs = jobs or os.cpu_count() or 1
+        self.every_core = not jobs  # the machine's cores are all this run's (no SOHOA_OCR_JOBS limit)
+
+    def _processes(self, tasks: int) -> int:
+        """One process per page, up to one more than the cores when every core is this run's: with
+        as many processes as cores, the pages left over at the end (a 3-page document on 2 cores:
+        the third) run on one core while the others idle; one more process keeps every core busy
+        to the end, the operating system sharing the cores between the pages."""
+        return min(tasks, self.jobs + 1 if self.every_core and tasks > self.jobs else self.jobs)
 
     def run(self, tasks: Sequence[PageTask], progress: Progress | None = None) -> list[PageResult]:
         payloads = [t.to_json() for t in tasks]
@@ -72,7 +81,7 @@ class LocalPoolExecutor:
                 results.append(PageResult.from_json(run_page_json(payload, store)))
                 report(len(results), len(tasks))
             return results
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), initializer=start_pool_process,
+        with ProcessPoolExecutor(max_workers=self._processes(len(tasks)), initializer=start_pool_process,
                                  initargs=(self.open_store,)) as pool:
             futures = {pool.submit(run_in_pool, p): n for n, p in enumerate(payloads)}
             results: list = [None] * len(tasks)
