@@ -671,7 +671,7 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     # blank or not, orientation and skew: exactly as process_page, on the page at its own
     # resolution (a coarser copy turns some pages the wrong way), so ingest finds the same
     ink = cleanup.ink_gray_mask(image, dpi)
-    if quality.is_blank(quality.mark_stats(_black(image, ink, dpi), dpi)):
+    if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi)):
         # no black text, nothing to straighten by; kept as scanned
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
@@ -707,18 +707,6 @@ def _working_copy(image: Image.Image, dpi: float) -> tuple[Image.Image, float]:
     source = image.convert("L") if image.mode == "1" else image
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
     return source.resize(size, Image.Resampling.BOX), dpi * size[0] / image.width
-
-
-def _black(image: Image.Image, ink: np.ndarray, dpi: float) -> np.ndarray:
-    """``cleanup.black_ink_mask`` from an ink mask already made (red seals and blue ink left out)."""
-    if image.mode != "RGB":
-        return ink
-    import cv2
-
-    rgb = np.asarray(image)
-    chromatic = cv2.subtract(rgb.max(axis=2), rgb.min(axis=2)) > cleanup.CHROMA_THRESHOLD
-    reach = 2 * max(1, round(dpi / 150)) + 1
-    return ink & ~cv2.dilate(chromatic.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
 
 
 def _thumb(image: Image.Image) -> bytes:
