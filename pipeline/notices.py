@@ -40,9 +40,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import httpx
 from sqlalchemy.engine import Engine
 
 from storage import outbox
@@ -50,12 +49,15 @@ from storage import outbox
 from . import audit
 from .errors import describe
 
+if TYPE_CHECKING:  # imported when a notice is sent: an ingest without webhooks need not load it (0.2 s)
+    import httpx
+
 log = logging.getLogger(__name__)
 
 STORED, FAILED, FIXITY = "document.stored", "job.failed", "fixity.failed"
 EVENTS = {STORED: "tài liệu đã được lưu", FAILED: "lượt xử lý bị lỗi",
           FIXITY: "kiểm tra toàn vẹn định kỳ phát hiện đối tượng sai mã băm hoặc bị mất"}
-TIMEOUT = httpx.Timeout(5.0, connect=3.0)  # each attempt; the immediate one never delays an ingest longer
+TIMEOUT_SECONDS, CONNECT_SECONDS = 5.0, 3.0  # each attempt; the immediate one never delays an ingest longer
 BACKOFF = (10, 30, 120, 600, 1800, 3600)   # seconds after the 1st, 2nd, ... failed attempt; then hourly
 MAX_ATTEMPTS = 30                          # the attempts span about 24 hours; then the notice is failed
 LEASE = 120.0                              # a claimed notice is claimable again after this (its deliverer died)
@@ -133,7 +135,7 @@ def notify_fixity(db: Engine, webhook, store: str, dossier: str, problems: list[
 
 def deliver_soon(db: Engine, webhook, notice_id: int | None, *, client: httpx.Client | None = None) -> None:
     """One immediate, best-effort attempt at a notice just enqueued: never raises, never waits
-    longer than ``TIMEOUT``; a failure is left to the retry loop, and for ``QUIET`` seconds after
+    longer than ``TIMEOUT_SECONDS``; a failure is left to the retry loop, and for ``QUIET`` seconds after
     one no immediate attempt is made to that receiver (a bulk run does not wait on a dead one
     once per document)."""
     if notice_id is None or not _configured(webhook) or time.monotonic() < _quiet_until.get(webhook.url, 0.0):
@@ -203,7 +205,9 @@ def counts(db: Engine) -> dict[str, int]:
 def new_client() -> httpx.Client:
     """The HTTP client deliveries use: short timeouts, no redirects followed, no proxy settings
     read from the environment (settings come from ``pipeline.config`` only)."""
-    return httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False,
+    import httpx
+
+    return httpx.Client(timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_SECONDS), follow_redirects=False, trust_env=False,
                         headers={"User-Agent": USER_AGENT})
 
 
@@ -252,6 +256,8 @@ def _attempt(db: Engine, client: httpx.Client, url: str, secret: str | None, not
                "X-Sohoa-Attempt": str(attempt)}
     if secret:
         headers["X-Sohoa-Signature"] = sign(secret, timestamp, body)
+    import httpx
+
     status, error = None, None
     try:
         response = client.post(url, content=body, headers=headers)
