@@ -109,8 +109,7 @@ def _probe_band(mask: np.ndarray, dpi: float, turn_ccw_deg: float) -> np.ndarray
     ink = mask.astype(np.uint8) * 255
     if abs(factor - 1) > 0.05:
         ink = cv2.resize(ink, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-    page = geometry.straighten(Image.fromarray(255 - ink), turn_ccw_deg, 255, keep_size=False)
-    straight = np.asarray(page) < 128
+    straight = _turned(255 - ink, turn_ccw_deg, 255) < 128
     text = geometry.remove_ruling_lines(straight, int(PROBE_DPI * 0.45))
     rows = text.sum(axis=1).astype(np.float64)
     if rows.sum() < (PROBE_DPI / 10) ** 2:
@@ -127,6 +126,24 @@ def _probe_band(mask: np.ndarray, dpi: float, turn_ccw_deg: float) -> np.ndarray
     pad = PROBE_DPI // 10
     x0, x1 = max(0, cols[0] - pad), min(text.shape[1], cols[-1] + pad)
     return np.where(text[top:top + band, x0:x1], 0, 255).astype(np.uint8)
+
+
+def _turned(gray: np.ndarray, total_ccw_deg: float, fill: int) -> np.ndarray:
+    """``geometry.straighten`` (canvas grown) for a grey array, by OpenCV with bilinear
+    interpolation: ~10x faster than Pillow's bicubic on a whole page, and the probe only
+    needs the shapes of the ink."""
+    quarter = round(total_ccw_deg / 90) * 90
+    residual = total_ccw_deg - quarter
+    turned = np.ascontiguousarray(np.rot90(gray, k=(-quarter // 90) % 4))  # counter-clockwise, as PIL's
+    if abs(residual) < 1e-9:
+        return turned
+    h, w = turned.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), -residual, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    grown = (int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin)))
+    matrix[0, 2] += grown[0] / 2 - w / 2
+    matrix[1, 2] += grown[1] / 2 - h / 2
+    return cv2.warpAffine(turned, matrix, grown, flags=cv2.INTER_LINEAR, borderValue=fill)
 
 
 def reading_score(gray: np.ndarray, engine: OcrEngine) -> float:
