@@ -210,6 +210,29 @@ def test_uploads_are_limited_in_type_count_and_size_with_clear_errors(api, tmp_p
         assert bad_code.status_code == 400 and "in hoa" in bad_code.json()["error"]["message"]
 
 
+def test_the_same_page_sent_twice_while_it_is_converted_follows_one_job(api, rendered, tmp_path):
+    """An operator who presses "send" twice: the second upload of the same page, while the first
+    is still being converted, answers with the first one's job; the dossier gets one document,
+    and sending it once more after that answers with the document."""
+    client, operator, officer = api["client"], api["tokens"]["op"], api["tokens"]["off"]
+    png = save_page(rendered("api-twice", layout="text", seed=33, dpi=200), tmp_path / "gui-lai.png").read_bytes()
+    code = "H23.50-261201-0102"
+
+    def send():
+        return client.post(f"/api/v1/dossiers/{code}/documents", headers=operator, data={"title": "Gửi hai lần"},
+                           files=[("files", ("gui-lai.png", png, "image/png"))])
+
+    first, second = send(), send()
+    assert (first.status_code, second.status_code) == (202, 202), (first.text, second.text)
+    job = first.json()["job"]
+    assert second.json()["job"]["job"] == job["job"] and second.json()["job"]["state"] in ("queued", "running")
+    assert wait_done(client, operator, job["job"])["state"] == "done"
+    third = send()
+    assert third.status_code == 200 and third.json()["duplicate"] is True, third.text
+    manifest = client.get(f"/api/v1/dossiers/{code}", headers=officer).json()
+    assert [d["title"] for d in manifest["documents"]] == ["Gửi hai lần"]
+
+
 def test_a_page_that_cannot_be_read_is_refused_naming_the_file_as_the_user_named_it(api):
     client, op = api["client"], api["tokens"]["op"]
     jobs_before = client.get("/api/v1/jobs", headers=op).json()["jobs"]
