@@ -671,13 +671,19 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     # blank or not, orientation and skew: exactly as process_page, on the page at its own
     # resolution (a coarser copy turns some pages the wrong way), so ingest finds the same
     ink = cleanup.ink_gray_mask(image, dpi)
-    if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi)):
-        # no black text, nothing to straighten by; kept as scanned
+    blank: list[bool] = []  # told while tesseract reads the orientation, off the operator's wait
+
+    def straightened(orientation: int, skew: float):
+        if not blank:
+            blank.append(quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi)))
+        return None if blank[0] else straighten(work, work_dpi, orientation, skew)
+
+    found, straight = orient.measure_while(image, dpi, engine, ink, straightened)
+    ink = None  # the full-resolution mask is not needed any more
+    if blank[0]:
+        # no black text, nothing to straighten by; kept as scanned (the orientation read is unused)
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
-    found, straight = orient.measure_while(image, dpi, engine, ink,
-                                           lambda orientation, skew: straighten(work, work_dpi, orientation, skew))
-    del ink
     sheet, archive = straight.sheet, straight.archive
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
