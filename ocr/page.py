@@ -66,6 +66,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         # no lines to straighten by, so the page is kept exactly as scanned
         return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
                 "confidence": 0.0, "flags": ["blank"], "review": []}
+
     def straightened(orientation: int, skew_deg: float) -> Straightened:
         return straighten(image, resolution, orientation, skew_deg, border=border)
 

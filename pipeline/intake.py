@@ -36,6 +36,7 @@ exist. A bad file or page gives an error naming the file and page (kept with the
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -653,8 +654,8 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
 
     Blank or not, orientation and skew are found as process_page finds them, on the page itself
     (``ocr.orientation.measure``: one or two short tesseract readings of the densest band, OSD when
-    they disagree; the working copy straightened meanwhile), so ingest turns the page the same way; the straightened thumbnail and the other
-    flags are made from a copy at most WORK_DPI fine."""
+    they disagree; the working copy straightened meanwhile), so ingest turns the page the same
+    way; the straightened thumbnail and the other flags are made from a copy at most WORK_DPI fine."""
     engine = engine or TesseractEngine("vie")
     resolution = page_resolution(image.size, stated)
     dpi = resolution.dpi
@@ -671,16 +672,16 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     # blank or not, orientation and skew: exactly as process_page, on the page at its own
     # resolution (a coarser copy turns some pages the wrong way), so ingest finds the same
     ink = cleanup.ink_gray_mask(image, dpi)
-    blank: list[bool] = []  # told while tesseract reads the orientation, off the operator's wait
+
+    @functools.cache
+    def blank() -> bool:  # told while tesseract reads the orientation, off the operator's wait
+        return quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi))
 
     def straightened(orientation: int, skew: float):
-        if not blank:
-            blank.append(quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi)))
-        return None if blank[0] else straighten(work, work_dpi, orientation, skew)
+        return None if blank() else straighten(work, work_dpi, orientation, skew)
 
     found, straight = orient.measure_while(image, dpi, engine, ink, straightened)
-    ink = None  # the full-resolution mask is not needed any more
-    if blank[0]:
+    if blank():
         # no black text, nothing to straighten by; kept as scanned (the orientation read is unused)
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))

@@ -88,11 +88,6 @@ def pending_work(db, job_id: str) -> tuple[PreparedDocument, list[int]]:
     return PreparedDocument.from_json(job["request"]), [p["number"] for p in job["pages"] if p["state"] != "done"]
 
 
-def pages_to_do(db, job_id: str) -> list[int]:
-    """The job's pages still to do (none for a job that does not exist)."""
-    return job_table.pages_to_do(db, job_id)
-
-
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,
              time_limit: float | None = None) -> tuple[int, int, int]:
     """Do one page of a job (from the shared page results when any worker did it before);

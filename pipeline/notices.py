@@ -207,8 +207,8 @@ def new_client() -> httpx.Client:
     read from the environment (settings come from ``pipeline.config`` only)."""
     import httpx
 
-    return httpx.Client(timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_SECONDS), follow_redirects=False, trust_env=False,
-                        headers={"User-Agent": USER_AGENT})
+    return httpx.Client(timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_SECONDS), follow_redirects=False,
+                        trust_env=False, headers={"User-Agent": USER_AGENT})
 
 
 def backoff(attempt: int) -> float:
@@ -249,6 +249,8 @@ def verify_signature(secret: str, timestamp: str, body: bytes | str, header: str
 def _attempt(db: Engine, client: httpx.Client, url: str, secret: str | None, notice: dict,
              now: float) -> DeliveryRound:
     """One claimed notice sent once, its outcome recorded (row and audit log)."""
+    import httpx
+
     attempt, body = notice["attempts"], body_of(notice)
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json; charset=utf-8", "X-Sohoa-Event": notice["event"],
@@ -256,8 +258,6 @@ def _attempt(db: Engine, client: httpx.Client, url: str, secret: str | None, not
                "X-Sohoa-Attempt": str(attempt)}
     if secret:
         headers["X-Sohoa-Signature"] = sign(secret, timestamp, body)
-    import httpx
-
     status, error = None, None
     try:
         response = client.post(url, content=body, headers=headers)

@@ -91,7 +91,7 @@ def _send(settings: Settings, job_id: str) -> None:
     from . import tasks
 
     tasks.configured(settings)
-    pending = jobs.pages_to_do(database(settings), job_id)
+    pending = job_table.pages_to_do(database(settings), job_id)
     if pending:
         tasks.send_pages(job_id, pending)
     else:

@@ -54,8 +54,7 @@ def create(engine: Engine, job_id: str, *, kind: str, dossier: str, title: str, 
         active = conn.execute(_ACTIVE_FOR_FILES, {"dossier": dossier, "input_sha256": input_sha256}).first()
         if active is not None:
             done, failed = conn.execute(_PAGES_SETTLED, {"job_id": active.id}).one()
-            return {**active._asdict(), "request": json.loads(active.request), "pages_done": done,
-                    "pages_failed": failed}, False
+            return _listed(active, done, failed), False
         row = dict(id=job_id, kind=kind, dossier=dossier, title=title, state="queued",
                    request=json.dumps(request, ensure_ascii=False), input_sha256=input_sha256, pages_total=pages,
                    doc_id=None, error=None, batch=batch, source=source, attempts=1, created=now, updated=now,
@@ -125,14 +124,14 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
                     .where(job_pages.c.job_id.in_([r.id for r in rows]))
                     .group_by(job_pages.c.job_id, job_pages.c.state)):
                 counts.setdefault(job_id, {})[state] = n
-    found = []
-    for row in rows:
-        job = row._asdict()
-        job["request"] = json.loads(job["request"])
-        job["pages_done"] = counts.get(row.id, {}).get("done", 0)
-        job["pages_failed"] = counts.get(row.id, {}).get("failed", 0)
-        found.append(job)
+    found = [_listed(row, counts.get(row.id, {}).get("done", 0), counts.get(row.id, {}).get("failed", 0))
+             for row in rows]
     return found[::-1] if newest is not None else found
+
+
+def _listed(row, done: int, failed: int) -> dict:
+    """A job row as ``find`` gives it: its request decoded, its pages counted, no page rows."""
+    return {**row._asdict(), "request": json.loads(row.request), "pages_done": done, "pages_failed": failed}
 
 
 def page_settled(engine: Engine, job_id: str, number: int, *, state: str, now: str, result_key: str | None = None,
