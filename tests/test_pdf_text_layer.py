@@ -124,3 +124,37 @@ def test_a_scan_without_resolution_becomes_an_a4_page(cli, home, rendered, tmp_p
 
     entry = manifest_of(home, "H23.50-261201-0001")["documents"][0]["pages"][0]
     assert entry["dpiSource"] == "paper-size:A4"
+
+
+def test_garbage_collected_while_pdfa_is_checked_does_not_fail_the_check():
+    """An unclosed file anywhere in the process, finalised by the garbage collector while pikepdf
+    checks a PDF/A document, emits a ResourceWarning that the check would take for a fault of
+    the document: the document must still be approved."""
+    import gc
+    import warnings
+
+    documents = [pdf_with(touching_words(gap)) for gap in (4, 10, 16)]
+    littering = True
+
+    class Litter:
+        """An unclosed file in a reference cycle; when collected, it leaves the next one."""
+        def __init__(self):
+            self.file, self.cycle = open(__file__, "rb"), self  # noqa: SIM115 - left open on purpose
+
+        def __del__(self):
+            if littering:
+                Litter()
+
+    threshold = gc.get_threshold()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.set_threshold(1, 10**6, 10**6)  # the youngest objects collected at every allocation
+        Litter()
+        try:
+            for pdf in documents:
+                passed, findings = pdfa.validate(pdf)
+                assert passed, findings
+        finally:
+            littering = False
+            gc.set_threshold(*threshold)
+            gc.collect()

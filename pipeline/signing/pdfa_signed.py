@@ -50,10 +50,10 @@ def pdfa_check(data: bytes | Path) -> PdfaVerdict:
     import pikepdf
     import pikepdf.pdfa
 
-    from pipeline.pdfa import settle_garbage
+    from pipeline.pdfa import collector_paused
 
-    settle_garbage()
-    report = pikepdf.pdfa.validate_written(_input(data), "2b")
+    with collector_paused():
+        report = pikepdf.pdfa.validate_written(_input(data), "2b")
     if report.passed:
         return _with_verapdf(data, True, [], "pikepdf")
     problems = []
