@@ -212,6 +212,17 @@ def test_indexing_a_new_document_keeps_the_other_documents_of_the_dossier(index_
     assert hits_of(index.search(index_engine, "kinh doanh")) == [(A, f"{A}.002", 1)]
 
 
+def test_the_schema_version_a_command_expects_is_alembics_newest():
+    """Commands compare the database's schema version with the newest migration without
+    importing alembic; a migration added or renamed must not make them skip an upgrade."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    assert db.head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
 def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engine):
     db.upgrade(index_engine)
     with index_engine.connect() as conn:
