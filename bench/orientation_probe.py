@@ -1,6 +1,7 @@
 """The orientation probe's reading statistics, the right way up and upside down, per scan.
 
     .venv/bin/python -m bench.orientation_probe SCAN... > probe.jsonl
+    .venv/bin/python -m bench.orientation_probe --page SCAN... > page.jsonl
 
 For each scan (upright ones: the real scans), the densest text band that ``ocr.orientation``
 reads is read by tesseract as found and turned over; prints one JSON line per scan with, for
@@ -8,9 +9,14 @@ both readings, the words, their mean confidence, how many are confident (80 or m
 two letters or more, and whether ``ocr.orientation.reads_upright`` takes the reading as upright
 on its own. Its thresholds were chosen on these figures (bench/README.md, "orientation in one
 read").
+
+``--page``: the same for the whole page as the page stage reads it (``ocr.page.read_sheet``,
+the configured recognisers), straightened the likely way up and turned over: whether the page
+stage may take its first reading as upright and skip the band test.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -22,11 +28,11 @@ from ocr import cleanup, geometry, orientation, paper
 from ocr.recognise import TesseractEngine
 
 
-def reading_stats(words: list[dict]) -> dict:
+def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
     confident = sum(1 for w in words if w["conf"] >= 80 and sum(ch.isalpha() for ch in w["text"]) >= 2)
     return {"words": len(words), "meanConf": round(float(np.mean([w["conf"] for w in words])), 1) if words else 0.0,
             "confidentShare": round(confident / len(words), 3) if words else 0.0,
-            "readsUpright": orientation.reads_upright(words)}
+            "readsUpright": upright(words)}
 
 
 def probe(path: Path, engine: TesseractEngine) -> dict:
@@ -45,10 +51,28 @@ def probe(path: Path, engine: TesseractEngine) -> dict:
             "turnedOver": reading_stats(read(np.ascontiguousarray(band[::-1, ::-1])))}
 
 
+def probe_page(path: Path, engine) -> dict:
+    from ocr import page
+
+    image = Image.open(path)
+    if image.mode not in ("RGB", "L", "1"):
+        image = image.convert("RGB")
+    dpi = paper.page_resolution(image.size, image.info.get("dpi", (300, 300))).dpi
+    lines = orientation.text_lines(cleanup.ink_gray_mask(image, dpi), dpi)
+    read = lambda turn: page.read_sheet(page.straighten(image, dpi, turn, lines.skew_deg), dpi, engine)[0]  # noqa: E731
+    stats = functools.partial(reading_stats, upright=orientation.page_reads_upright)
+    return {"scan": path.name, "firstCandidate": lines.likely, "asFound": stats(read(lines.likely)),
+            "turnedOver": stats(read(lines.likely + 180))}
+
+
 def main(argv: list[str]) -> int:
-    engine = TesseractEngine("vie")
+    if argv[:1] == ["--page"]:
+        from pipeline.pages import ENGINES
+        engine, argv, measure = ENGINES["vote"]("vie", None), argv[1:], probe_page
+    else:
+        engine, measure = TesseractEngine("vie"), probe
     for name in argv:
-        print(json.dumps(probe(Path(name), engine), ensure_ascii=False), flush=True)
+        print(json.dumps(measure(Path(name), engine), ensure_ascii=False), flush=True)
     return 0
 
 

@@ -8,7 +8,9 @@ goes through ``ocr.page.process_page`` in this process, one after the other, wit
 engine (``vote`` by default: tesseract and TrueOCR).  Every stage function is wrapped in a timer;
 a stage's time is its own (exclusive): time spent in a stage called from it is charged to that
 one, under a path such as ``read/cells/tesseract``.  CPU time is this process's (all threads:
-ONNX Runtime) plus its reaped children's (tesseract runs as a child process per call).
+ONNX Runtime) plus its reaped children's (tesseract runs as a child process per call).  Where
+the page stage runs two stages at once (tesseract beside TrueOCR, the orientation test beside the
+straightening of a page on its side), the split between them is approximate; the page's total is not.
 
 The floor is the configured recognisers alone on the upright, cleaned page the page stage reads
 (the same grey image, enlarged as the page stage enlarges it): one whole-page read per engine
@@ -206,10 +208,7 @@ def profile_stages(pages=None, engine: str = "vote") -> dict:
             with instrumented(timer):
                 start_cpu, start_wall = cpu_seconds(), time.perf_counter()
                 with timer.stage("page"):
-                    # one stage at a time: the timers charge one stack of stages (no side by side)
-                    result = page_module.process_page(rendered.image, rendered.dpi, recogniser,
-                                                      dataclasses.replace(page_module.DEFAULT_OPTIONS,
-                                                                          side_by_side=False))
+                    result = page_module.process_page(rendered.image, rendered.dpi, recogniser)
                 total_cpu, total_wall = cpu_seconds() - start_cpu, time.perf_counter() - start_wall
                 floor_timer = StageTimer()
         finally:

@@ -41,8 +41,6 @@ class OcrOptions:
     remove_lines: bool = True
     tables: bool = True              # reorder words by ruling-grid cells, re-read empty cells
     columns: bool = True             # read two-column headers column by column
-    side_by_side: bool = True        # straighten while tesseract reads the orientation (two cores
-                                     # on one page); off: one after the other (bench.stages' timers)
 
 
 DEFAULT_OPTIONS = OcrOptions()
@@ -52,7 +50,14 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
                  options: OcrOptions = DEFAULT_OPTIONS) -> dict:
     """Straighten and OCR one scanned page (see the module docstring for the result).
 
-    ``engine``: the recogniser (tesseract with the Vietnamese model when none is given)."""
+    ``engine``: the recogniser (tesseract with the Vietnamese model when none is given).
+
+    The text lines give the skew and whether they run across the page as scanned or down it.
+    Across, the page is nearly always the right way up: it is straightened and read, and when that
+    reading is plainly upright text (``ocr.orientation.page_reads_upright``) it is the page's;
+    otherwise the orientation test reads the densest band both ways up (``measure``) and a page
+    found upside down is straightened and read again. Down (a page on its side), the band test
+    decides first, while the page is straightened the likelier way (``measure_while``)."""
     engine = engine or recognise.TesseractEngine("vie")
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
@@ -70,34 +75,48 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     def straightened(orientation: int, skew_deg: float) -> Straightened:
         return straighten(image, resolution, orientation, skew_deg, border=border)
 
-    if options.side_by_side:
-        geometry_found, straight = orient.measure_while(image, resolution, engine, ink, straightened)
+    lines = orient.text_lines(ink, resolution)
+    if lines.likely == 0:
+        # lines across the page as scanned: nearly always the right way up, as its reading shows
+        found = orient.PageGeometry(0, lines.skew_deg, "page reading")
+        straight = straightened(found.orientation, found.skew_deg)
+        words, flags = read_sheet(straight, resolution, engine, options)
+        if not orient.page_reads_upright(words):
+            found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
+            if found.orientation != lines.likely:
+                straight = straightened(found.orientation, found.skew_deg)
+                words, flags = read_sheet(straight, resolution, engine, options)
     else:
-        geometry_found = orient.measure(image, resolution, engine, mask=ink)
-        straight = straightened(geometry_found.orientation, geometry_found.skew_deg)
-    sheet = straight.sheet
-
-    ocr_gray, ink_with_rules = cleanup.ocr_copy(sheet, resolution, remove_lines=options.remove_lines,
-                                                level=INK_LEVEL)
-    text_mask = ocr_gray < INK_LEVEL
-    flags = quality.page_flags_before_ocr(cleanup.to_gray(sheet), text_mask, resolution)
-    words: list[dict] = []
-    if "blank" not in flags:
-        read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options)
-        words = _moved(read, straight.dx, straight.dy, *straight.archive.size)
+        # a page on its side is about as often turned one way as the other: the band test decides
+        # first, while the page is straightened the likelier way
+        found, straight = orient.measure_while(image, resolution, engine, ink, straightened, lines)
+        words, flags = read_sheet(straight, resolution, engine, options)
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
     return {
         "image": straight.archive,
-        "orientation": int(geometry_found.orientation) % 360,
-        "skew_deg": round(float(geometry_found.skew_deg), 3),
+        "orientation": int(found.orientation) % 360,
+        "skew_deg": round(float(found.skew_deg), 3),
         "words": words,
         "text": recognise.words_to_text(words),
         "confidence": confidence,
         "flags": flags,
         "review": review.lines_to_review(words),
     }
+
+
+def read_sheet(straight: Straightened, resolution: float, engine: OcrEngine,
+               options: OcrOptions = DEFAULT_OPTIONS) -> tuple[list[dict], list[str]]:
+    """The words of a straightened page, in its archive image's pixels, and the flags read from
+    its image (no words on a page flagged blank)."""
+    ocr_gray, ink_with_rules = cleanup.ocr_copy(straight.sheet, resolution, remove_lines=options.remove_lines,
+                                                level=INK_LEVEL)
+    flags = quality.page_flags_before_ocr(cleanup.to_gray(straight.sheet), ocr_gray < INK_LEVEL, resolution)
+    if "blank" in flags:
+        return [], flags
+    read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options)
+    return _moved(read, straight.dx, straight.dy, *straight.archive.size), flags
 
 
 @dataclass(frozen=True)

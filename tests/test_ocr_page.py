@@ -162,3 +162,33 @@ def test_a_page_without_text_is_flagged_blank_and_left_as_scanned(layout):
     result = process_page(page.image, page.dpi)
     assert result["flags"] == ["blank"] and result["orientation"] == 0 and result["skew_deg"] == 0
     assert result["image"].tobytes() == page.image.tobytes()
+
+
+class CountingEngine:
+    """Tesseract, noting the page segmentation mode of every reading it is asked for."""
+
+    def __init__(self):
+        from ocr.recognise import TesseractEngine
+        self.inner, self.modes = TesseractEngine("vie"), []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, gray, **kwargs):
+        self.modes.append(kwargs.get("psm"))
+        return self.inner.read(gray, **kwargs)
+
+
+@pytest.mark.parametrize("turn", [0, 180])
+def test_an_upright_page_is_read_once_and_one_turned_over_still_comes_out_upright(turn):
+    """The page's own reading shows it is upright: no separate reading for its orientation. A
+    page turned over reads as no text does; the orientation test then turns it and it is read again."""
+    page = render_page(PageSpec(layout="text", dpi=300, skew_deg=-1.2, orientation=turn, degradation=1, seed=31))
+    engine = CountingEngine()
+    result = process_page(page.image, page.dpi, engine)
+    assert result["orientation"] == turn
+    assert words_found(page.text, result["text"]) >= 0.95
+    if turn == 0:
+        assert engine.modes == [3]  # the whole page, once
+    else:
+        assert engine.modes.count(3) == 2 and len(engine.modes) > 2  # read, turned over by the band test, read again
