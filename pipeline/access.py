@@ -18,6 +18,7 @@ process or machine) stops working within those 5 seconds. A session never outliv
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -84,11 +85,18 @@ class Principal:
 # --------------------------------------------------------------------------- users and credentials
 
 _hasher = PasswordHasher()  # argon2id with the library's current parameters
-_DUMMY_HASH = _hasher.hash("sohoa: no such user")  # a login for an unknown name costs the same time
 TOKEN_PREFIX = "sohoa_"
 MIN_PASSWORD = 10
 _NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{1,63}")
 _AGENCY = re.compile(r"[0-9A-Z]+(?:\.[0-9A-Z]+)*")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """What a login for an unknown name is checked against, so that it costs the time a known
+    name's does. Made once per process, on first use (a server makes it before serving,
+    ``service.warm_up``): an argon2 hash takes 0.1 s, which every command paid at import."""
+    return _hasher.hash("sohoa: no such user")
 
 
 def _sha256(secret: str) -> str:
@@ -171,7 +179,7 @@ def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -
     otherwise. Either way the attempt is in the access log."""
     user = accounts.get_user(db, name) if _NAME.fullmatch(name or "") else None
     try:
-        ok = _hasher.verify(user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH, password)
+        ok = _hasher.verify(user["password_hash"] if user and user["password_hash"] else dummy_hash(), password)
         ok = ok and user is not None and bool(user["password_hash"]) and not user["disabled"]
     except (VerificationError, InvalidHashError):
         ok = False

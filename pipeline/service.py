@@ -1189,12 +1189,14 @@ def checklist(settings: Settings, code: str) -> dict:
 
 def warm_up(settings: Settings) -> None:
     """Load before a server process's first request what serving uploads loads on first use:
-    the image decoders a file is checked with and, with a broker, the task client and its
-    connection. Otherwise a burst of uploads just after a start waits behind it, once per
-    process. A broker that does not answer is not an error here (``readiness`` reports it)."""
+    the image decoders a file is checked with, the hash an unknown name's login is checked
+    against and, with a broker, the task client and its connection. Otherwise a burst of uploads
+    (or of logins) just after a start waits behind it, once per process. A broker that does not
+    answer is not an error here (``readiness`` reports it)."""
     from PIL import Image
 
     Image.init()
+    access.dummy_hash()
     if settings.broker.url:
         from . import tasks
 
