@@ -34,7 +34,7 @@ from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageT
 from .pages import PageCache
 from .pdfa import DocumentMeta, PageRender, write_pdfa
 from .repository import dossier_lock, free_pdf_version, load_manifest, save_manifest
-from .signing.keys import Signer
+from .signing.keys import Signer, SignerLoading, loaded
 from .signing.pades import sign_pdf_file
 
 IndexUpdate = Callable[[dict, dict[str, list[str]]], None]
@@ -48,7 +48,7 @@ class IngestContext:
     db: Engine                   # shared database: audit log, dossier locks
     executor: PageExecutor
     ocr: OcrSettings
-    signer: Signer | None = None
+    signer: Signer | SignerLoading | None = None
     index: IndexUpdate | None = None
     progress: Progress | None = None  # (pages done, pages in all)
     remote_signing: bool = False      # the document is finished and signed by a worker, not here
@@ -134,6 +134,8 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
         ctx = replace(ctx, signer=None)
     elif ctx.signer is None:
         raise UsageError("Không có khóa ký để ký tài liệu này", "no signer where the document is finished")
+    else:
+        ctx = replace(ctx, signer=loaded(ctx.signer))  # before the dossier's lock is taken
     with dossier_lock(ctx.db, code):
         current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, prepared.paper_file_code,
                                         prepared.maintenance, prepared.change_recorded)

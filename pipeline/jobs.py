@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from storage import jobs as job_table
 from storage.base import ObjectStore
@@ -28,6 +28,7 @@ from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
 from .pages import PageCache, run_page as process_page
 from .repository import require_manifest
+from .signing.keys import SignerLoading, loaded
 
 # an outage of the store or the database, or a dossier held too long: try the same step again later
 TRANSIENT = (StorageUnavailable, DatabaseError, LockTimeout, sa.exc.OperationalError, sa.exc.InterfaceError)
@@ -173,6 +174,12 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     An outage (store, database, disk full) fails the job with its reason, when the database
     can still record it: no worker will take the job up again, ``sohoa retry`` will."""
     prepared, numbers = pending_work(ctx.db, job_id)
+    if len(numbers) > 1 and isinstance(ctx.signer, SignerLoading):
+        try:  # the pages' processes are forked next, when no thread may be importing
+            ctx = replace(ctx, signer=loaded(ctx.signer))
+        except Exception as exc:
+            fail(ctx.db, job_id, exc)
+            raise
     try:
         results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)
         for number, result in zip(numbers, results):

@@ -53,7 +53,7 @@ from .renewal import renew_stored_dossier
 from .repository import dossier_codes, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
-from .signing.keys import Signer, development_ca_fingerprints, trust_roots
+from .signing.keys import Signer, SignerLoading, development_ca_fingerprints, trust_roots
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
     dossier.validate_key(request.dossier_code)  # before a token login or a development-key warning
     remote = bool(settings.broker.url)
     if signer is None and not request.unsigned and not remote:
-        with closing(signer_for(settings)) as own:
+        # loaded beside the work that needs no signer yet: reading the inputs, a page's reading
+        with closing(SignerLoading(partial(signer_for, settings))) as own:
             return ingest(settings, request, signer=own, executor=executor, progress=progress)
     ctx = ingest_context(settings, signer=signer, executor=executor or page_executor(settings, request.jobs),
                          progress=progress)

@@ -361,3 +361,38 @@ def test_verify_checks_the_stored_original_too(cli, home, rendered, tmp_path):
     original.write_bytes(bytes(data))
     code, out, _ = cli("verify", CODE)
     assert code != 0 and "KHÔNG ĐẠT" in out and "bản gốc" in out
+
+
+@pytest.mark.parametrize("pages", [1, 3])
+def test_a_signing_key_that_does_not_open_fails_the_job_and_a_retry_signs_once_it_does(
+        cli, home, rendered, tmp_path, monkeypatch, pki, pages):
+    """The signing key is opened while the pages are read: a wrong password fails the job with
+    the key's own message, the citizen's files are kept, and once the password is right a retry
+    signs the document with that key."""
+    from tests.pki import harness
+
+    code_ = f"H23.50-261202-{7700 + pages:04d}"
+    page = rendered("key-sheet", layout="text", dpi=300, seed=951, max_body_lines=4, color="gray", degradation=0)
+    files = []
+    for n in range(pages):
+        files.append(tmp_path / f"trang-{n + 1}.png")
+        page.image.crop((250, 200 + 40 * n, 1450, 700 + 40 * n)).save(files[-1], dpi=(300, 300))
+    monkeypatch.setenv("SOHOA_SIGN_P12", str(pki.p12("signer-rsa")))
+    monkeypatch.setenv("SOHOA_SIGN_P12_PASSWORD", "không phải mật khẩu")
+    monkeypatch.setenv("SOHOA_SIGN_LEVEL", "B-B")
+    code, out, err = cli("ingest", "--dossier", code_, "--title", "Đơn", *files)
+    assert code != 0 and "sai mật khẩu" in err, err
+    assert not (home / "store" / "dossiers" / code_ / "manifest.json").exists()
+    originals = [k for k in stored_keys(home) if "/originals/" in k and not k.endswith(".meta.json")]
+    assert len(originals) == pages
+    code, out, err = cli("status", code_, "--json")
+    job = json.loads(out)[-1]
+    assert job["state"] == "failed" and "sai mật khẩu" in job["error"]["message"], job
+
+    monkeypatch.setenv("SOHOA_SIGN_P12_PASSWORD", harness.P12_PASSWORD)
+    code, out, err = cli("retry", job["job"], "--json")
+    assert code == 0, err
+    document = manifest_of(home, code_)["documents"]
+    assert len(document) == 1 and len(document[0]["pages"]) == pages
+    signature = document[0]["signature"]
+    assert (signature["signer"], signature["testSignature"]) == ("UBND phường Hoàn Kiếm (RSA)", False)

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from asn1crypto import keys as asn1_keys, x509
 from cryptography.hazmat.primitives import serialization
@@ -69,6 +70,44 @@ class Signer:
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
+
+
+class SignerLoading:
+    """A signer loaded in a thread of its own while the caller does work that needs none yet:
+    loading is mostly importing pyHanko (0.3 s), which a one-page document's reading then hides.
+    ``result()`` waits for it and raises what loading raised; ``close()`` closes what it loaded.
+    Wait for it (``loaded``) before forking processes: a fork while the thread imports could
+    leave a child with a module's import lock held forever."""
+
+    def __init__(self, load: Callable[[], Signer]):
+        self._done = threading.Event()
+        self._signer: Signer | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._load, args=(load,), name="signer-loading", daemon=True).start()
+
+    def _load(self, load: Callable[[], Signer]) -> None:
+        try:
+            self._signer = load()
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the signer
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Signer:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._signer
+
+    def close(self) -> None:
+        self._done.wait()
+        if self._signer is not None:
+            self._signer.close()
+
+
+def loaded(signer: Signer | SignerLoading | None) -> Signer | None:
+    """The signer itself, once loaded (waiting for one still loading)."""
+    return signer.result() if isinstance(signer, SignerLoading) else signer
 
 
 def trust_roots(signing: SigningSettings, home: Path) -> list[x509.Certificate]:
