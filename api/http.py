@@ -62,6 +62,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                 yield
             finally:
                 app.state.runner.shutdown(wait=False, cancel_futures=False)
+                if background:
+                    service.stop_reading_ahead()
 
     app = FastAPI(title="sohoa", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Số hóa hồ sơ thủ tục hành chính: tiếp nhận, tra cứu, xác minh, báo cáo.")

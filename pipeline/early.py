@@ -64,8 +64,19 @@ def _local_pool(settings: Settings) -> ProcessPoolExecutor:
         _pools[settings] = ProcessPoolExecutor(max_workers=settings.ocr.jobs or os.cpu_count() or 1,
                                                mp_context=multiprocessing.get_context("spawn"),
                                                initializer=start_pool_process,
-                                               initargs=(partial(open_store, settings), NICENESS))
+                                               initargs=(partial(open_store, settings), os.getpid(), NICENESS))
     return _pools[settings]
+
+
+def stop() -> None:
+    """Stop this process's readers (a server shutting down): readings not started are dropped
+    (the job reads those pages itself), the processes end once their current page is read."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+        _reading.clear()
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:

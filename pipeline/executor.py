@@ -9,6 +9,8 @@ local pool and the Celery workers (``pipeline.tasks``).
 from __future__ import annotations
 
 import os
+import threading
+import time
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed
@@ -18,6 +20,8 @@ from storage.base import ObjectStore
 
 from .models import PageResult, PageTask
 from .pages import run_page_json
+
+PARENT_CHECK_SECONDS = 1.0  # how often a pool process looks whether its parent is still there
 
 
 Progress = Callable[[int, int], None]  # (pages done, pages in all), called as pages finish
@@ -37,13 +41,24 @@ def limit_native_threads() -> None:
 _process_store: ObjectStore | None = None  # a pool process's own connection to the store
 
 
-def start_pool_process(open_store: Callable[[], ObjectStore], niceness: int = 0) -> None:
-    """A pool process's initializer (``niceness``: lower its CPU priority by this much)."""
+def start_pool_process(open_store: Callable[[], ObjectStore], parent: int, niceness: int = 0) -> None:
+    """A pool process's initializer. ``parent``: the process id of the pool's owner (which may be
+    gone by the time a spawned process gets here); ``niceness``: lower the CPU priority by this much."""
     global _process_store
+    threading.Thread(target=_leave_with, args=(parent,), name="leave-with-parent", daemon=True).start()
     if niceness:
         os.nice(niceness)
     limit_native_threads()
     _process_store = open_store()
+
+
+def _leave_with(parent: int) -> None:
+    """End this pool process once the process that started it is gone. A pool's processes wait
+    for work from their parent; one killed (a server stopped by SIGKILL, or whose shutdown never
+    reached its pool) would otherwise leave them waiting for ever, a few hundred MB each."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def run_in_pool(payload: dict) -> dict:
@@ -82,7 +97,7 @@ class LocalPoolExecutor:
                 report(len(results), len(tasks))
             return results
         with ProcessPoolExecutor(max_workers=self._processes(len(tasks)), initializer=start_pool_process,
-                                 initargs=(self.open_store,)) as pool:
+                                 initargs=(self.open_store, os.getpid())) as pool:
             futures = {pool.submit(run_in_pool, p): n for n, p in enumerate(payloads)}
             results: list = [None] * len(tasks)
             for done, future in enumerate(as_completed(futures), start=1):
@@ -102,7 +117,7 @@ class LocalPoolExecutor:
             yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store)))
             return
         with ProcessPoolExecutor(max_workers=self.jobs, initializer=start_pool_process,
-                                 initargs=(self.open_store,)) as pool:
+                                 initargs=(self.open_store, os.getpid())) as pool:
             yield lambda task: _Decoded(pool.submit(run_in_pool, task.to_json()))
 
 

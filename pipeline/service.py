@@ -1208,6 +1208,13 @@ def warm_up(settings: Settings) -> None:
             log.warning("broker not reached while warming up (%s)", type(exc).__name__)
 
 
+def stop_reading_ahead() -> None:
+    """A server shutting down stops its own page readers (``pipeline.early``)."""
+    from . import early
+
+    early.stop()
+
+
 def database_ready(settings: Settings) -> None:
     """Refuse to start a server on a database whose schema is not this version's."""
     database(settings)

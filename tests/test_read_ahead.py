@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 from pipeline import config, service
 from pipeline.access import Principal
@@ -86,3 +87,39 @@ def test_two_deployments_served_by_one_process_read_ahead_into_their_own_stores(
         service.intake_add(settings, draft.id, [(f"to-khai-{n}.jpg", page)], who)
         caches.append(PageCache(open_store(settings)))
     _wait_for(lambda: [c.usage()[0] for c in caches] == [1, 1])
+
+
+def test_the_readers_of_a_server_killed_outright_do_not_outlive_it(tmp_path):
+    """A web server stopped by SIGKILL (or whose shutdown never reaches its readers) must not leave
+    its page readers behind: each holds a few hundred MB and would wait for work for ever."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import json, os
+from pipeline import config, service
+from pipeline.access import Principal
+from pipeline.early import _pools
+settings = config.load({{"SOHOA_HOME": {str(tmp_path / "home")!r}, "SOHOA_OCR_ENGINE": "tesseract"}})
+who = Principal("an", "operator", ("H23.50",), via="web")
+draft = service.intake_create(settings, {CODE!r}, who)
+service.intake_add(settings, draft.id, [("trang.jpg", open({str(tmp_path / "trang.jpg")!r}, "rb").read())], who)
+pool, = _pools.values()
+print(json.dumps(sorted(pool._processes)), flush=True)
+os.kill(os.getpid(), 9)
+"""
+    (tmp_path / "trang.jpg").write_bytes(_jpeg(PageSpec(layout="text", seed=1731, dpi=200, max_body_lines=4)))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(Path(__file__).resolve().parents[1]))
+    readers = json.loads(done.stdout.splitlines()[0])
+    assert readers, done.stderr
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    _wait_for(lambda: not any(alive(pid) for pid in readers), seconds=30)
