@@ -93,7 +93,6 @@ def test_the_readers_of_a_server_killed_outright_do_not_outlive_it(tmp_path):
     """A web server stopped by SIGKILL (or whose shutdown never reaches its readers) must not leave
     its page readers behind: each holds a few hundred MB and would wait for work for ever."""
     import json
-    import os
     import subprocess
     import sys
 
