@@ -174,6 +174,13 @@ def recent_session(db: Engine, secret: str, *, ip: str | None) -> tuple[Principa
     return (principal(found[0], ip=ip, via="web"), found[1]) if found else None
 
 
+def unknown_name(name: str) -> str:
+    """How the access log names a failed login's name that is no user's: what was typed there is
+    often the password, typed one field too early, so only a digest of it is kept ("?" and 12
+    hex digits): the same text tried again still shows as the same name."""
+    return "?" + _sha256(name or "")[:12]
+
+
 def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -> tuple[Principal, str, str] | None:
     """(user, session secret for the cookie, CSRF token) when the password is right; None
     otherwise. Either way the attempt is in the access log."""
@@ -184,7 +191,8 @@ def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok:
-        audit.record(db, "login", "failure", actor=(name or "")[:100], ip=ip, via="web")
+        audit.record(db, "login", "failure", actor=name if user is not None else unknown_name(name), ip=ip,
+                     via="web")
         return None
     if _hasher.check_needs_rehash(user["password_hash"]):
         accounts.set_password(db, name, _hasher.hash(password))

@@ -477,6 +477,28 @@ def test_repeated_login_failures_pause_that_name_from_that_address(site):
         "failure; other addresses and names unaffected; every attempt in the access log")
 
 
+def test_a_password_typed_into_the_name_field_never_reaches_the_access_log(site):
+    """An officer who types the password one field too early fails to log in; the access log
+    must not then hold the password: a name that is no user's is kept as a digest."""
+    from pipeline.access import unknown_name
+
+    typed = "Mat-khau-cua-toi-" + secrets.token_hex(4)
+    counter = TestClient(site["app"], client=("192.0.2.9", 40000), raise_server_exceptions=False)
+    assert web_login(counter, typed, "tab").status_code == 401
+    assert web_login(counter, typed.lower(), "tab").status_code == 401  # a well-formed name, still nobody's
+    assert web_login(counter, "off", "doan-sai").status_code == 401
+    failures = [e["actor"] for e in audit_events(site["home"]) if e["action"] == "login"
+                and e["outcome"] == "failure" and e.get("ip") == "192.0.2.9"]
+    assert failures == [unknown_name(typed), unknown_name(typed.lower()), "off"]
+    for path in site["home"].rglob("*"):  # the database and every log under SOHOA_HOME
+        if path.is_file():
+            data = path.read_bytes()
+            assert typed.encode() not in data and typed.lower().encode() not in data, path
+    row("A password typed into the name field of the login form", "POST /login",
+        "401; the access log keeps \"?\" and a 12-digit digest for a name that is no user's, never the text "
+        "typed (a user's own name is kept as it is)")
+
+
 # ---------------------------------------------------------------------------- (e) secrets never shown
 
 def run_cli(env: dict, *args: str) -> str:
@@ -637,7 +659,7 @@ def test_no_secret_in_any_log_error_file_or_answer_of_a_failing_deployment(tmp_p
 
 ORDER = ["Upload over the size limit", "Upload of too many files", "Upload whose bytes", "Upload streamed",
          "The same uploads", "File names", "Dossier codes", "Search queries", "limit/quarter", "Clickjacking",
-         "Requests without credentials", "Password guessing", "Secrets through"]
+         "Requests without credentials", "Password guessing", "A password typed", "Secrets through"]
 
 
 def test_the_attacks_table_of_the_robustness_page_says_what_the_trials_observed():
