@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ocr.cleanup import percentile_u8
+
 LOW_CONFIDENCE = 70.0
 # blur (mm) beyond a perfectly focused scan at which a page is flagged; see blur_mm
 BLURRY_MM = 0.25
@@ -43,23 +45,11 @@ def blur_mm(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -> float:
     magnitude = cv2.magnitude(gx, gy)
     near_ink = cv2.dilate(ink, np.ones((5, 5), np.uint8))
     steep = float(np.percentile(magnitude[near_ink.astype(bool)], 99))
-    contrast = _percentile_u8(gray, 1 - near_ink, 50) - _percentile_u8(gray, ink, 5)
+    contrast = percentile_u8(gray, 50, 1 - near_ink) - percentile_u8(gray, 5, ink)
     if steep <= 0 or contrast <= 0:
         return 0.0
     spread_px = contrast / steep
     return float(np.sqrt(max(0.0, spread_px ** 2 - SHARP_EDGE_PX ** 2))) / dpi * 25.4
-
-
-def _percentile_u8(gray: np.ndarray, mask: np.ndarray, q: float) -> float:
-    """``np.percentile(gray[mask > 0], q)`` (linear interpolation) of a grey page, from the
-    histogram of the masked pixels: neither a copy nor a sort of the page's millions of pixels."""
-    counts = np.cumsum(cv2.calcHist([gray], [0], mask, [256], [0, 256]).ravel())
-    if not counts[-1]:
-        return float("nan")
-    rank = q / 100 * (int(counts[-1]) - 1)
-    lo, hi = int(np.floor(rank)), int(np.ceil(rank))
-    at_lo, at_hi = (int(np.searchsorted(counts, k, side="right")) for k in (lo, hi))
-    return float(at_lo + (at_hi - at_lo) * (rank - lo))
 
 
 def looks_cut_off(marks: np.ndarray, shape: tuple[int, int], dpi: float) -> bool:

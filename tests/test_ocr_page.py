@@ -192,3 +192,18 @@ def test_an_upright_page_is_read_once_and_one_turned_over_still_comes_out_uprigh
         assert engine.modes == [3]  # the whole page, once
     else:
         assert engine.modes.count(3) == 2 and len(engine.modes) > 2  # read, turned over by the band test, read again
+
+
+def test_grey_percentiles_from_histograms_are_numpys():
+    """The page stage's grey-level percentiles (paper level, blur contrast) come from histograms;
+    they must be numpy's own figures, or the flags and the border found would drift."""
+    from ocr.cleanup import percentile_u8
+
+    rng = np.random.default_rng(7)
+    for shape in ((1, 1), (3, 5), (480, 640)):
+        gray = rng.integers(0, 256, shape, dtype=np.uint8)
+        mask = (rng.random(shape) < 0.3).astype(np.uint8)
+        mask.flat[0] = 1
+        for q in (0, 5, 50, 90, 99, 100):
+            assert percentile_u8(gray, q) == pytest.approx(float(np.percentile(gray, q)), abs=1e-9)
+            assert percentile_u8(gray, q, mask) == pytest.approx(float(np.percentile(gray[mask > 0], q)), abs=1e-9)
