@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import functools
 import re
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,12 +44,31 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
+BUSY_SECONDS = 30  # how long an SQLite connection waits for another's write lock
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA busy_timeout = 30000")
-    cursor.execute("PRAGMA journal_mode = WAL")  # searches keep reading while an ingest writes
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
+    _write_ahead_log(cursor)  # searches keep reading while an ingest writes
     cursor.close()
+
+
+def _write_ahead_log(cursor) -> None:
+    """Put the file in WAL mode (kept in the file: once switched, asking again changes nothing).
+    Switching a new file takes its lock without waiting on busy_timeout, so a second connection
+    opening the same new file at that moment (another thread of the command, another command)
+    would fail with "database is locked": the switch is tried again until BUSY_SECONDS pass."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _sqlite_disk_full(context) -> None:

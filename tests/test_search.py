@@ -223,6 +223,34 @@ def test_the_schema_version_a_command_expects_is_alembics_newest():
     assert db.head_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
+def test_threads_opening_a_new_embedded_database_at_once_all_get_in(tmp_path):
+    """The first connections to a new SQLite file switch it to WAL; one command's threads (the
+    signing key is opened beside the work) open it at the same moment and must all succeed."""
+    import threading
+
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path / f'moi-{attempt}.sqlite'}"
+        engines = [db.create_engine(url) for _ in range(6)]
+        start, errors = threading.Barrier(len(engines)), []
+
+        def first_use(engine) -> None:
+            start.wait()
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_use, args=(e,)) for e in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with engines[0].connect() as conn:
+            assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
 def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engine):
     db.upgrade(index_engine)
     with index_engine.connect() as conn:
