@@ -19,7 +19,7 @@ from typing import Callable, Protocol, Sequence
 from storage.base import ObjectStore
 
 from .models import PageResult, PageTask
-from .pages import run_page_json
+from .pages import discard_originals, run_page_json
 
 PARENT_CHECK_SECONDS = 1.0  # how often a pool process looks whether its parent is still there
 
@@ -58,6 +58,7 @@ def _leave_with(parent: int) -> None:
     reached its pool) would otherwise leave them waiting for ever, a few hundred MB each."""
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
+    discard_originals()
     os._exit(0)
 
 

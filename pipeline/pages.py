@@ -13,7 +13,8 @@ that already finished, and a change of code or model never reuses a stale result
 """
 from __future__ import annotations
 
-import atexit
+import multiprocessing.util
+import os
 import hashlib
 import io
 import json
@@ -224,7 +225,9 @@ class _Originals:
                 return self._held[task.sha256]
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="sohoa-originals-"))
-                atexit.register(shutil.rmtree, self._folder, True)
+                # removed when the process ends, a pool's process too: it ends without running
+                # atexit handlers, but with multiprocessing's own finalizers
+                multiprocessing.util.Finalize(None, self.discard, exitpriority=0)
             target = self._folder / task.sha256
             store.get_file(task.key, target, sha256=task.sha256)  # the stored original, its fixity checked
             self._held[task.sha256] = target
@@ -232,8 +235,19 @@ class _Originals:
                 self._held.popitem(last=False)[1].unlink(missing_ok=True)
             return target
 
+    def discard(self) -> None:
+        """Remove this process's copies (at its end)."""
+        with self._lock:
+            if self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder, self._held = None, OrderedDict()
+
 
 _originals = _Originals()
+discard_originals = _originals.discard
+# a forked process (a page pool's) keeps copies of its own: two processes writing the same file
+# of a folder both inherited would each truncate what the other reads
+os.register_at_fork(after_in_child=_originals.__init__)
 
 
 def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:

@@ -396,3 +396,40 @@ def test_a_signing_key_that_does_not_open_fails_the_job_and_a_retry_signs_once_i
     assert len(document) == 1 and len(document[0]["pages"]) == pages
     signature = document[0]["signature"]
     assert (signature["signer"], signature["testSignature"]) == ("UBND phường Hoàn Kiếm (RSA)", False)
+
+
+def _original_copy_in_child(root: str, task: dict) -> str:
+    from pathlib import Path
+
+    from pipeline import pages
+    from pipeline.models import PageTask
+    from storage.local import LocalStore
+
+    return str(pages._originals.path(LocalStore(Path(root)), PageTask.from_json(task)))
+
+
+def test_a_forked_page_process_fetches_originals_into_a_folder_of_its_own(tmp_path):
+    """The processes of a page pool are forked from one that may have read a page itself (a
+    server's one-page job): each must fetch an original into a folder of its own. Sharing the
+    folder they inherited, two of them fetching one original at once truncated the file the
+    other was reading ("cannot identify image file" on one page of a 200-page TIFF). And a pool's
+    process removes its copies when it ends (they were left in the temporary folder for ever)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path as _Path
+
+    from pipeline import pages
+    from pipeline.models import PageTask
+    from storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    data = b"\x00" * 5000
+    key = "dossiers/H23.50-261202-0042/originals/" + hashlib.sha256(data).hexdigest()
+    store.put(key, data)
+    task = PageTask(key=key, file="a.tif", kind="tiff", sha256=hashlib.sha256(data).hexdigest(), page=1)
+    mine = pages._originals.path(store, task)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        theirs = _Path(pool.submit(_original_copy_in_child, str(tmp_path / "store"), task.to_json()).result())
+        assert theirs.parent != mine.parent and theirs.read_bytes() == data
+    assert mine.read_bytes() == data
+    assert not theirs.parent.exists()  # the pool's process removed its copies when it ended
