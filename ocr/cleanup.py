@@ -143,7 +143,7 @@ def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
     the largest bright region, letters filled in; None if it is not clearly smaller than the scan."""
     factor = min(1.0, 50 / dpi)
     small = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    level = 0.55 * float(np.percentile(small, 90))
+    level = 0.55 * percentile_u8(small, 90)
     bright = (small > level).astype(np.uint8)
     bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)

@@ -50,7 +50,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from PIL import Image, ImageSequence
 
 from ocr import cleanup, orientation as orient, quality
@@ -652,10 +651,14 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     """Straighten a page as ``ocr.page.process_page`` does (quarter turn, deskew, border filled),
     without reading it: a thumbnail and the flags the image alone gives.
 
-    Blank or not, orientation and skew are found as process_page finds them, on the page itself
+    Blank or not, orientation and skew are found on the page itself by the band test
     (``ocr.orientation.measure``: one or two short tesseract readings of the densest band, OSD when
-    they disagree; the working copy straightened meanwhile), so ingest turns the page the same
-    way; the straightened thumbnail and the other flags are made from a copy at most WORK_DPI fine."""
+    they disagree; the working copy straightened meanwhile). process_page uses the same test for a
+    page on its side, and for a page whose lines run across it when its own reading is not
+    plainly upright; otherwise it takes that reading's "the right way up", which the band test
+    agreed with on every real and rendered page measured (bench/README.md), so ingest turns the
+    page the same way. The straightened thumbnail and the other flags are made from a copy at
+    most WORK_DPI fine; the page is not read here."""
     engine = engine or TesseractEngine("vie")
     resolution = page_resolution(image.size, stated)
     dpi = resolution.dpi
@@ -669,7 +672,7 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     width, height = image.size
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
-    # blank or not, orientation and skew: exactly as process_page, on the page at its own
+    # blank or not, orientation and skew: by process_page's band test, on the page at its own
     # resolution (a coarser copy turns some pages the wrong way), so ingest finds the same
     ink = cleanup.ink_gray_mask(image, dpi)
 
@@ -691,7 +694,7 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     sheet_gray = cleanup.to_gray(sheet)
     for code in quality.page_flags_before_ocr(sheet_gray, ocr_gray < INK_LEVEL, work_dpi):
         flags.append(Flag(code, FLAG_LABELS[code], True))
-    if sheet.mode != "1" and float(np.percentile(sheet_gray, 90)) < DARK_PAPER:
+    if sheet.mode != "1" and cleanup.percentile_u8(sheet_gray, 90) < DARK_PAPER:
         flags.append(Flag("dark", FLAG_LABELS["dark"], True))
     orientation = int(found.orientation) % 360
     skew = round(float(found.skew_deg), 2)

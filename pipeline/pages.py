@@ -13,11 +13,11 @@ that already finished, and a change of code or model never reuses a stale result
 """
 from __future__ import annotations
 
-import multiprocessing.util
-import os
 import hashlib
 import io
 import json
+import multiprocessing.util
+import os
 import shutil
 import tempfile
 import threading

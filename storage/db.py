@@ -73,8 +73,6 @@ def _write_ahead_log(cursor) -> None:
 
 def _sqlite_disk_full(context) -> None:
     """An SQLite file on a full disk: what to do, in Vietnamese, rather than the driver's text."""
-    import sqlite3
-
     original = context.original_exception
     if context.is_pre_ping or not isinstance(original, sqlite3.OperationalError):
         return
