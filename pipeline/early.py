@@ -19,17 +19,20 @@ out of its file is read again by the job.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, wait as wait_all
 from functools import partial
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .config import OcrSettings, Settings
 from .executor import run_in_pool, start_pool_process
 from .ingest import page_task
 from .models import PageTask
+
+log = logging.getLogger(__name__)
 
 NICENESS = 5  # the background readers yield the cores to the server's own requests
 
@@ -106,7 +109,29 @@ def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
 def wait(tasks: Iterable[PageTask], timeout: float) -> None:
     """Wait, at most ``timeout`` seconds, for this process's readings of these pages to end (a
     job about to read them itself; never a request the operator waits on)."""
-    with _lock:
-        futures = [f for t in tasks if (f := _reading.get((t.sha256, t.page))) is not None]
-    if futures:
+    if futures := _readings(tasks):
         wait_all(futures, timeout=timeout)
+
+
+def when_read(tasks: Iterable[PageTask], then: Callable[[], None]) -> None:
+    """Call ``then`` once this process's readings of these pages have ended: at once when none is
+    under way, else from a thread of its own (its failure is logged). For what must stay in the
+    store while they run: a confirmed draft's files, which the pages still queued behind the
+    others are read from after the confirmation."""
+    if not (futures := _readings(tasks)):
+        then()
+        return
+
+    def later() -> None:
+        wait_all(futures)
+        try:
+            then()
+        except Exception as e:
+            log.warning("after read-ahead: %s: %s", type(e).__name__, e)
+
+    threading.Thread(target=later, name="after-read-ahead", daemon=True).start()
+
+
+def _readings(tasks: Iterable[PageTask]) -> list[Future]:
+    with _lock:
+        return [f for t in tasks if (f := _reading.get((t.sha256, t.page))) is not None]

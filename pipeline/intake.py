@@ -287,6 +287,12 @@ def list_open(store: ObjectStore, owner: str) -> tuple[Draft, ...]:
     return tuple(sorted(drafts, key=lambda d: d.created, reverse=True))
 
 
+def close(store: ObjectStore, draft_id: str, owner: str) -> None:
+    """Take the draft off its owner's open drafts (``list_open``); its objects stay until ``discard``."""
+    _meta(store, draft_id, owner)
+    _delete(store, _owner_key(owner, draft_id))
+
+
 def discard(store: ObjectStore, draft_id: str, owner: str) -> None:
     """Forget the draft and everything uploaded to it (after its document is stored, or on cancel)."""
     _meta(store, draft_id, owner)

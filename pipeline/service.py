@@ -1068,8 +1068,9 @@ def intake_thumbnail(settings: Settings, draft_id: str, page_id: str, who: Princ
 def intake_submit(settings: Settings, draft_id: str, title: str,
                   who: Principal) -> tuple[JobView | None, IngestSummary | None]:
     """The draft's pages, in their order, as one document of its dossier (``accept_upload``); the
-    draft is discarded once the job holds them."""
-    from . import intake
+    draft leaves the operator's open drafts once the job holds them, and is discarded once the
+    pages this process is still reading ahead from its files are read (the job reuses them)."""
+    from . import early, intake
 
     store = open_store(settings)
     draft = intake.get(store, draft_id, who.name)
@@ -1077,7 +1078,8 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
         paths = intake.materialise(store, draft_id, Path(folder), who.name)
         accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
                                  [(p.name, p.read_bytes()) for p in paths], who)
-    intake.discard(store, draft_id, who.name)
+    intake.close(store, draft_id, who.name)
+    early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted
 
 

@@ -62,6 +62,28 @@ def test_pages_are_read_while_the_draft_is_reviewed_and_the_confirmed_job_reuses
     assert cache.usage()[0] == 0  # the read-ahead results went with their document
 
 
+def test_a_draft_confirmed_while_its_pages_are_still_queued_for_reading_is_not_read_twice(tmp_path):
+    """The operator confirms as soon as the last page's preview shows, while the readers are still
+    on the first page: the draft's files must stay in the store until the pages queued behind it
+    are read (they were removed at once, the readings failed and the job read those pages again,
+    about 2 s more at the counter), and the draft is gone from the operator's list at once."""
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract",
+                            "SOHOA_OCR_JOBS": "1"})  # one reader: the pages after the first wait their turn
+    who = Principal("an", "operator", ("H23.50",), via="web")
+    store = open_store(settings)
+    files = [(f"trang-{n}.jpg", _jpeg(PageSpec(layout="text", seed=1740 + n, dpi=200, max_body_lines=5)))
+             for n in (1, 2, 3)]
+    draft = service.intake_create(settings, CODE, who)
+    draft = service.intake_add(settings, draft.id, files, who)
+    job, _ = service.intake_submit(settings, draft.id, "Tờ khai", who)
+    assert service.intake_drafts(settings, who) == ()
+    service.run_job(settings, job.id)
+    assert service.job_for(settings, job.id, who).state == "done"
+    rows = job_table.get(database(settings), job.id)["pages"]
+    assert [r["worker"] for r in rows] == ["(reused)"] * 3  # no page was read a second time
+    _wait_for(lambda: store.list(f"work/intake/{draft.id}/") == [], seconds=60)  # then the draft is discarded
+
+
 def test_without_read_ahead_the_confirmed_job_reads_every_page_itself(tmp_path):
     settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract",
                             "SOHOA_INTAKE_READ_AHEAD": "false"})
