@@ -1097,10 +1097,12 @@ def run_job(settings: Settings, job_id: str) -> None:
     from . import early
 
     prepared, pending = jobs.pending_work(database(settings), job_id)
-    # pages this process is reading ahead (an intake draft's): wait for them rather than read twice
-    early.wait([prepared.tasks[n - 1] for n in pending], timeout=settings.broker.page_time_limit)
+    # pages this process is reading ahead (an intake draft's): wait for them rather than read twice;
+    # when all of them were read, their results are fetched here, without starting page processes
+    read = early.wait([prepared.tasks[n - 1] for n in pending], timeout=settings.broker.page_time_limit)
+    executor = page_executor(settings, jobs=1 if read else None)
     with closing(signer_for(settings)) as signer:
-        jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings)), job_id)
+        jobs.run_locally(ingest_context(settings, signer=signer, executor=executor), job_id)
 
 
 def jobs_for(settings: Settings, who: Principal, limit: int = 50) -> tuple[JobView, ...]:
