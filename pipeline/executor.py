@@ -93,9 +93,12 @@ class LocalPoolExecutor:
         if self.jobs == 1 or len(tasks) <= 1:
             limit_native_threads()
             store, results = self.open_store(), []
-            for payload in payloads:
-                results.append(PageResult.from_json(run_page_json(payload, store)))
-                report(len(results), len(tasks))
+            try:
+                for payload in payloads:
+                    results.append(PageResult.from_json(run_page_json(payload, store)))
+                    report(len(results), len(tasks))
+            finally:  # this process may be a server that lives on: it keeps no copy of the originals
+                discard_originals()
             return results
         with ProcessPoolExecutor(max_workers=self._processes(len(tasks)), initializer=start_pool_process,
                                  initargs=(self.open_store, os.getpid())) as pool:
@@ -115,7 +118,10 @@ class LocalPoolExecutor:
         if self.jobs == 1:
             limit_native_threads()
             store = self.open_store()
-            yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store)))
+            try:
+                yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store)))
+            finally:
+                discard_originals()
             return
         with ProcessPoolExecutor(max_workers=self.jobs, initializer=start_pool_process,
                                  initargs=(self.open_store, os.getpid())) as pool:

@@ -19,6 +19,7 @@ import json
 import multiprocessing.util
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import zlib
@@ -212,11 +213,18 @@ class _Originals:
     its own frame from the file, so a worker's memory does not grow with the original's size."""
 
     KEEP = 2
+    PREFIX = "sohoa-originals-"  # then the machine and the process: a folder whose process is gone is found
 
     def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        """Hold nothing yet (also a forked process's start: it keeps copies of its own, since two
+        processes writing one file of a folder both inherited would truncate what the other reads)."""
         self._lock = threading.Lock()
         self._held: OrderedDict[str, Path] = OrderedDict()
         self._folder: Path | None = None
+        self._finalizer: multiprocessing.util.Finalize | None = None
 
     def path(self, store: ObjectStore, task: PageTask) -> Path:
         with self._lock:
@@ -224,10 +232,12 @@ class _Originals:
                 self._held.move_to_end(task.sha256)
                 return self._held[task.sha256]
             if self._folder is None:
-                self._folder = Path(tempfile.mkdtemp(prefix="sohoa-originals-"))
-                # removed when the process ends, a pool's process too: it ends without running
-                # atexit handlers, but with multiprocessing's own finalizers
-                multiprocessing.util.Finalize(None, self.discard, exitpriority=0)
+                _remove_abandoned(self.PREFIX)
+                self._folder = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{_machine()}-{os.getpid()}-"))
+                if self._finalizer is None:
+                    # removed when the process ends, a pool's process too: it ends without running
+                    # atexit handlers, but with multiprocessing's own finalizers
+                    self._finalizer = multiprocessing.util.Finalize(None, self.discard, exitpriority=0)
             target = self._folder / task.sha256
             store.get_file(task.key, target, sha256=task.sha256)  # the stored original, its fixity checked
             self._held[task.sha256] = target
@@ -236,18 +246,42 @@ class _Originals:
             return target
 
     def discard(self) -> None:
-        """Remove this process's copies (at its end)."""
+        """Remove this process's copies (at its end, or once a document's pages it read are done)."""
         with self._lock:
             if self._folder is not None:
                 shutil.rmtree(self._folder, ignore_errors=True)
             self._folder, self._held = None, OrderedDict()
 
 
+def _remove_abandoned(prefix: str) -> None:
+    """The copies left by processes that ended without removing them (killed outright): copies of
+    citizens' papers are not left in the temporary folder until the machine restarts."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}{_machine()}-*"):
+        pid = folder.name[len(prefix):].split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@lru_cache(maxsize=1)
+def _machine() -> str:
+    """This machine (container) by name: a temporary folder shared with another, whose process
+    ids are not this one's, is never swept by them."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 _originals = _Originals()
 discard_originals = _originals.discard
-# a forked process (a page pool's) keeps copies of its own: two processes writing the same file
-# of a folder both inherited would each truncate what the other reads
-os.register_at_fork(after_in_child=_originals.__init__)
+os.register_at_fork(after_in_child=_originals.reset)
 
 
 def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:

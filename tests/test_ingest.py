@@ -433,3 +433,35 @@ def test_a_forked_page_process_fetches_originals_into_a_folder_of_its_own(tmp_pa
         assert theirs.parent != mine.parent and theirs.read_bytes() == data
     assert mine.read_bytes() == data
     assert not theirs.parent.exists()  # the pool's process removed its copies when it ended
+
+
+def test_no_copy_of_a_citizens_original_is_left_in_the_temporary_folder(cli, home, rendered, tmp_path):
+    """A one-page document is read in the process that took it (a web server's, which lives on):
+    its copy of the original goes with the job. And the copies of a process killed outright
+    (SIGKILL, out of memory) are removed by the next process that fetches an original."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+    from pathlib import Path as _Path
+
+    from pipeline import pages
+
+    pages.discard_originals()  # this test process as a new one: it holds no copy yet
+    prefix = f"{pages._Originals.PREFIX}{pages._machine()}-"
+    killed = subprocess.Popen(["sleep", "60"])
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    abandoned = _Path(tempfile.mkdtemp(prefix=f"{prefix}{killed.pid}-"))
+    (abandoned / ("0" * 64)).write_bytes(b"a citizen's scan")
+    live = _Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getppid()}-"))  # a process still running
+    try:
+        page = save_page(rendered("plain", layout="text", seed=21, dpi=200), tmp_path / "trang.png")
+        code, _, err = cli("ingest", "--dossier", CODE, "--title", "Tờ khai", page)
+        assert code == 0, err
+        assert not abandoned.exists()
+        assert live.exists()
+        mine = list(_Path(tempfile.gettempdir()).glob(f"{prefix}{os.getpid()}-*"))
+        assert [p for folder in mine for p in folder.iterdir()] == []
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
