@@ -6,9 +6,25 @@ the page stage.
 """
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import numpy as np
+
+
+class PageTimeUp(Exception):
+    """The page's time ran out: an engine given a ``deadline`` (``time.monotonic()`` seconds)
+    stops a recogniser still running then, and starts none after it."""
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (None: no limit); PageTimeUp once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise PageTimeUp()
+    return left
 
 
 class OcrEngine(Protocol):
@@ -25,6 +41,7 @@ class OcrEngine(Protocol):
     - ``has_language`` tells whether a model for ``lang`` is installed.
     - ``version`` identifies the engine, its version and its models: a cached page result is
       reused only under the same version.
+    - An engine made with a ``deadline`` raises PageTimeUp rather than read past it.
     """
 
     name: str

@@ -14,6 +14,8 @@ import numpy as np
 import pytesseract
 from PIL import Image
 
+from ocr.engine import PageTimeUp, time_left
+
 DEFAULT_PSM = 3
 
 
@@ -25,9 +27,10 @@ class TesseractEngine:
 
     name = "tesseract"
 
-    def __init__(self, lang: str = "vie", tessdata: str | None = None):
+    def __init__(self, lang: str = "vie", tessdata: str | None = None, deadline: float | None = None):
         self.lang = lang
         self.tessdata = tessdata or None
+        self.deadline = deadline
 
     def version(self) -> str:
         return _tesseract_version() + f"|{self.tessdata or ''}"
@@ -45,8 +48,8 @@ class TesseractEngine:
         lang = lang or self.lang
         image = Image.fromarray(gray)
         image.format = "BMP"  # pytesseract hands tesseract a temporary file; BMP is written 10x faster than PNG
-        data = pytesseract.image_to_data(image, lang=lang, config=self._config(psm, lang, dpi, whitelist),
-                                         output_type=pytesseract.Output.DICT)
+        data = self._bounded(pytesseract.image_to_data, image, lang=lang,
+                             config=self._config(psm, lang, dpi, whitelist), output_type=pytesseract.Output.DICT)
         words, line_ids = [], {}
         for i, raw in enumerate(data["text"]):
             text = unicodedata.normalize("NFC", raw or "").strip()
@@ -67,8 +70,8 @@ class TesseractEngine:
     def orientation(self, gray: np.ndarray) -> int | None:
         """Tesseract OSD's counter-clockwise quarter turn of the content, or None if it cannot tell."""
         try:
-            osd = pytesseract.image_to_osd(Image.fromarray(gray), config="--psm 0 -c min_characters_to_try=5",
-                                           output_type=pytesseract.Output.DICT)
+            osd = self._bounded(pytesseract.image_to_osd, Image.fromarray(gray),
+                                config="--psm 0 -c min_characters_to_try=5", output_type=pytesseract.Output.DICT)
         except pytesseract.TesseractError:
             return None
         return int(osd["rotate"]) % 360
@@ -77,6 +80,16 @@ class TesseractEngine:
         if self.tessdata and all((Path(self.tessdata) / f"{part}.traineddata").is_file() for part in lang.split("+")):
             return Path(self.tessdata)
         return None
+
+    def _bounded(self, call, *args, **kwargs):
+        """A pytesseract call, its tesseract process killed once the page's deadline passes."""
+        left = time_left(self.deadline)
+        try:
+            return call(*args, **kwargs, timeout=left or 0)  # pytesseract: 0 waits for ever
+        except RuntimeError as e:
+            if left is not None and "timeout" in str(e).lower():
+                raise PageTimeUp() from None
+            raise
 
     def _config(self, psm: int, lang: str, dpi: int, whitelist: str | None) -> str:
         parts = [f"--psm {psm}", f"-c user_defined_dpi={dpi}"]

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ocr import recognise
+from ocr.engine import time_left
 
 INK_LEVEL = 160       # grey level below which a pixel counts as ink when boxes are tightened
 LINE_MODES = (7, 8, 13)
@@ -46,10 +47,12 @@ class TrueOcrEngine:
 
     name = "trueocr"
 
-    def __init__(self, lang: str = "vie", tessdata: str | None = None, model_dir: str | None = None):
+    def __init__(self, lang: str = "vie", tessdata: str | None = None, model_dir: str | None = None,
+                 deadline: float | None = None):
         self.lang = lang
         self.tessdata = tessdata or None
         self.model_dir = str(Path(model_dir).resolve()) if model_dir else None
+        self.deadline = deadline  # checked before each read: a read itself is not interrupted
 
     # -------------------------------------------------------------- contract
 
@@ -60,11 +63,12 @@ class TrueOcrEngine:
         return all(part == "vie" for part in lang.split("+"))
 
     def orientation(self, gray: np.ndarray) -> int | None:
-        return recognise.TesseractEngine("vie", self.tessdata).orientation(gray)
+        return recognise.TesseractEngine("vie", self.tessdata, self.deadline).orientation(gray)
 
     def read(self, gray: np.ndarray, *, psm: int = 3, dpi: int = 300, scale: float = 1.0,
              whitelist: str | None = None, lang: str | None = None) -> list[dict]:
         """Words of a grey page image in reading order, boxes divided by ``scale``."""
+        time_left(self.deadline)
         gray = np.ascontiguousarray(gray, dtype=np.uint8)
         if gray.ndim != 2 or not gray.size:
             return []

@@ -104,7 +104,8 @@ def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
         pool = _local_pool(settings)
         for task in tasks:
             if (task.sha256, task.page) not in _reading:
-                _reading[(task.sha256, task.page)] = pool.submit(run_in_pool, task.to_json())
+                _reading[(task.sha256, task.page)] = pool.submit(run_in_pool, task.to_json(),
+                                                                 settings.broker.page_time_limit)
                 started += 1
     return started
 

@@ -62,9 +62,9 @@ def _leave_with(parent: int) -> None:
     os._exit(0)
 
 
-def run_in_pool(payload: dict) -> dict:
+def run_in_pool(payload: dict, time_limit: float | None = None) -> dict:
     """``run_page_json`` in a process started by ``start_pool_process``."""
-    return run_page_json(payload, _process_store)
+    return run_page_json(payload, _process_store, time_limit)
 
 
 class LocalPoolExecutor:
@@ -72,12 +72,14 @@ class LocalPoolExecutor:
     left over at the end), results in task order.
 
     ``open_store`` is called once in each process (it must pickle: a module-level function
-    or a ``functools.partial`` of one)."""
+    or a ``functools.partial`` of one). A page still being read ``time_limit`` seconds after it
+    started fails as over its time (``pages.run_page``)."""
 
-    def __init__(self, open_store: Callable[[], ObjectStore], jobs: int = 0):
+    def __init__(self, open_store: Callable[[], ObjectStore], jobs: int = 0, time_limit: float | None = None):
         self.open_store = open_store
         self.jobs = jobs or os.cpu_count() or 1
-        self.every_core = not jobs  # the machine's cores are all this run's (no SOHOA_OCR_JOBS limit)
+        self.every_core = not jobs  # the machine's cores are all this run's (no SOHOA_JOBS limit)
+        self.time_limit = time_limit
 
     def _processes(self, tasks: int) -> int:
         """One process per page, up to one more than the cores when every core is this run's: with
@@ -95,14 +97,14 @@ class LocalPoolExecutor:
             store, results = self.open_store(), []
             try:
                 for payload in payloads:
-                    results.append(PageResult.from_json(run_page_json(payload, store)))
+                    results.append(PageResult.from_json(run_page_json(payload, store, self.time_limit)))
                     report(len(results), len(tasks))
             finally:  # this process may be a server that lives on: it keeps no copy of the originals
                 discard_originals()
             return results
         with ProcessPoolExecutor(max_workers=self._processes(len(tasks)), initializer=start_pool_process,
                                  initargs=(self.open_store, os.getpid())) as pool:
-            futures = {pool.submit(run_in_pool, p): n for n, p in enumerate(payloads)}
+            futures = {pool.submit(run_in_pool, p, self.time_limit): n for n, p in enumerate(payloads)}
             results: list = [None] * len(tasks)
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = PageResult.from_json(future.result())
@@ -119,13 +121,13 @@ class LocalPoolExecutor:
             limit_native_threads()
             store = self.open_store()
             try:
-                yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store)))
+                yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store, self.time_limit)))
             finally:
                 discard_originals()
             return
         with ProcessPoolExecutor(max_workers=self.jobs, initializer=start_pool_process,
                                  initargs=(self.open_store, os.getpid())) as pool:
-            yield lambda task: _Decoded(pool.submit(run_in_pool, task.to_json()))
+            yield lambda task: _Decoded(pool.submit(run_in_pool, task.to_json(), self.time_limit))
 
 
 class _Ready:

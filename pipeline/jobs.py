@@ -26,7 +26,7 @@ from . import audit, ingest, notices
 from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
-from .pages import PageCache, run_page as process_page
+from .pages import PageCache, over_time, run_page as process_page
 from .repository import require_manifest
 from .signing.keys import SignerLoading, loaded
 
@@ -111,11 +111,6 @@ def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | 
 def page_task(db, job_id: str, number: int):
     """The job's page ``number`` as submitted (its file and page in that file)."""
     return PreparedDocument.from_json(_job(db, job_id)["request"]).tasks[number - 1]
-
-
-def over_time(task, seconds: float) -> PageResult:
-    return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: quá thời hạn "
-                                                  f"{seconds:g} giây cho một trang (SOHOA_PAGE_TIME_LIMIT), đã dừng")
 
 
 REUSED = "(reused)"  # the page's worker when its result was already in the store

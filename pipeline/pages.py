@@ -22,6 +22,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from functools import lru_cache
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile
 
-from ocr.engine import OcrEngine
+from ocr.engine import OcrEngine, PageTimeUp
 from ocr.page import process_page
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
@@ -43,16 +44,16 @@ from .errors import InputError
 from .inputs import load_page
 from .models import PageResult, PageTask
 
-def _voting(lang: str, tessdata: str | None) -> VotingEngine:
+def _voting(lang: str, tessdata: str | None, deadline: float | None = None) -> VotingEngine:
     """Tesseract and TrueOCR read every line; the vote keeps the better-spelt reading (ocr.vote)."""
-    return VotingEngine(TesseractEngine(lang, tessdata), TrueOcrEngine(lang))
+    return VotingEngine(TesseractEngine(lang, tessdata, deadline), TrueOcrEngine(lang, deadline=deadline))
 
 
 ENGINES = {"tesseract": TesseractEngine, "trueocr": TrueOcrEngine, "vote": _voting}
 
 
-def engine_for(task: PageTask) -> OcrEngine:
-    return ENGINES[task.engine](task.lang, task.tessdata)
+def engine_for(task: PageTask, deadline: float | None = None) -> OcrEngine:
+    return ENGINES[task.engine](task.lang, task.tessdata, deadline=deadline)
 
 
 class PageCache:
@@ -304,19 +305,23 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
         text=found["text"], review=tuple(found["review"]))
 
 
-def run_page(task: PageTask, cache: PageCache) -> PageResult:
+def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) -> PageResult:
     """Process one page, from the cache when its result exists.
 
-    A bad page comes back as a result with ``error`` set; a store that cannot be reached
-    raises (``StorageUnavailable``), so that the caller can retry the task later."""
+    A bad page comes back as a result with ``error`` set, and so does one whose recognisers are
+    still reading ``time_limit`` seconds after it started (without workers nothing else stops a
+    tesseract that never ends); a store that cannot be reached raises (``StorageUnavailable``),
+    so that the caller can retry the task later."""
     try:
-        engine = engine_for(task)
+        engine = engine_for(task, time.monotonic() + time_limit if time_limit else None)
         key = cache_key(task, engine)
         if (done := cache.result(key)) is not None:
             return PageResult.from_json({**done.to_json(), "cached": True})
         image, result = _process(task, cache.store, engine, key)
     except InputError as e:
         return PageResult(task.file, task.page, error=str(e))
+    except PageTimeUp:
+        return over_time(task, time_limit)
     except StorageUnavailable:
         raise
     except StorageError as e:  # the original is missing or altered in the store
@@ -327,6 +332,11 @@ def run_page(task: PageTask, cache: PageCache) -> PageResult:
     return result
 
 
-def run_page_json(task: dict, store: ObjectStore) -> dict:
+def run_page_json(task: dict, store: ObjectStore, time_limit: float | None = None) -> dict:
     """``run_page`` with JSON in and out: what crosses to a worker process or machine."""
-    return run_page(PageTask.from_json(task), PageCache(store)).to_json()
+    return run_page(PageTask.from_json(task), PageCache(store), time_limit).to_json()
+
+
+def over_time(task: PageTask, seconds: float) -> PageResult:
+    return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: quá thời hạn "
+                                                  f"{seconds:g} giây cho một trang (SOHOA_PAGE_TIME_LIMIT), đã dừng")

@@ -41,7 +41,8 @@ def database(settings: Settings):
 
 
 def page_executor(settings: Settings, jobs: int | None = None) -> PageExecutor:
-    return LocalPoolExecutor(partial(open_store, settings), settings.ocr.jobs if jobs is None else jobs)
+    return LocalPoolExecutor(partial(open_store, settings), settings.ocr.jobs if jobs is None else jobs,
+                             time_limit=settings.broker.page_time_limit)
 
 
 def signer_for(settings: Settings) -> Signer:

@@ -216,6 +216,36 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
         "test_faults.py::test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_finishes")
 
 
+def test_tesseract_hanging_on_one_page_of_an_embedded_ingest_is_stopped_at_the_page_time_limit(
+        cli, home, sheets, faulty_tesseract, monkeypatch):
+    """Without workers nothing stopped a tesseract that never ends: the command (or a web
+    server's job) waited for ever. The page's time limit stops it there too: the page fails,
+    named, the other is done, and a retry finishes the document."""
+    code_ = "H23.50-261202-0102"
+    monkeypatch.setenv("SOHOA_PAGE_TIME_LIMIT", "10")
+    files = [sheets / "a.png", sheets / "vuong.png"]
+    faulty_tesseract.write_text("hang")  # the square page's tesseract sleeps 120 s
+    started = time.monotonic()
+    code, out, err = cli("ingest", "--dossier", code_, "--title", "Treo", *files)
+    waited = time.monotonic() - started
+    assert code == 13, err
+    assert "vuong.png, trang 1: quá thời hạn 10 giây cho một trang" in err, err
+    assert waited < 60, waited
+    job = _status(cli, code_)[-1]
+    assert (job["state"], job["pagesDone"], job["pagesFailed"]) == ("failed", 1, 1), job
+    assert not (home / "store" / "dossiers" / code_ / "manifest.json").exists()
+    faulty_tesseract.write_text("")
+    code, out, err = cli("retry", job["job"], "--json")
+    assert code == 0, err
+    after = _status(cli, job["job"])[0]
+    assert (after["state"], after["attempts"], after["pagesDone"]) == ("done", 2, 2)
+    assert [d["docId"] for d in manifest_of(home, code_)["documents"]] == [f"{code_}.001"]
+    row("tesseract hangs on one page of an embedded ingest", "embedded, SOHOA_PAGE_TIME_LIMIT=10",
+        "tesseract killed at the limit; job `failed`: \"vuong.png, trang 1: quá thời hạn 10 giây cho "
+        "một trang\"; the other page done; `sohoa retry` → `done` (attempt 2), 1 document",
+        "test_faults.py::test_tesseract_hanging_on_one_page_of_an_embedded_ingest_is_stopped_at_the_page_time_limit")
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """An 8 MB file system (tmpfs) to fill; unmounted after the test."""
@@ -513,7 +543,8 @@ ELSEWHERE = [
      "job `failed` naming file and page; `sohoa retry` on a sound worker → `done`, finished pages not redone",
      "test_workers.py::test_a_failed_job_is_retried_without_redoing_finished_pages"),
 ]
-HERE = ["tesseract crashes (SIGSEGV) on one page", "tesseract hangs on one page",
+HERE = ["tesseract crashes (SIGSEGV) on one page", "tesseract hangs on one page of an embedded ingest",
+        "tesseract hangs on one page",
         "disk full under SOHOA_HOME before an ingest", "disk of the store full while the document is written",
         "database (PostgreSQL) connection lost during an embedded ingest",
         "broker connection cut for 5 s mid-job (RabbitMQ)", "database (PostgreSQL) unreachable for 5 s mid-job"]

@@ -68,7 +68,7 @@ def test_a_draft_confirmed_while_its_pages_are_still_queued_for_reading_is_not_r
     are read (they were removed at once, the readings failed and the job read those pages again,
     about 2 s more at the counter), and the draft is gone from the operator's list at once."""
     settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract",
-                            "SOHOA_OCR_JOBS": "1"})  # one reader: the pages after the first wait their turn
+                            "SOHOA_JOBS": "1"})  # one reader: the pages after the first wait their turn
     who = Principal("an", "operator", ("H23.50",), via="web")
     store = open_store(settings)
     files = [(f"trang-{n}.jpg", _jpeg(PageSpec(layout="text", seed=1740 + n, dpi=200, max_body_lines=5)))
