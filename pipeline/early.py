@@ -113,13 +113,21 @@ def read_ahead(settings: Settings, tasks: Iterable[PageTask]) -> int:
 def wait(tasks: Iterable[PageTask], timeout: float) -> bool:
     """Wait, at most ``timeout`` seconds, for this process's readings of these pages to end (a
     job about to read them itself; never a request the operator waits on). True when every one
-    of the pages was read here, without error: the job only has to fetch their results."""
-    tasks = list(tasks)
-    if not (futures := _readings(tasks)):
+    of the pages was read here, without error: the job only has to fetch their results. The
+    readings are the job's then: a later job of the same files (whose results went with the
+    first document) does not count on them."""
+    keys = {(t.sha256, t.page) for t in tasks}
+    with _lock:
+        futures = {k: f for k in keys if (f := _reading.get(k)) is not None}
+    if not futures:
         return False
-    done, _ = wait_all(futures, timeout=timeout)
-    return len(futures) == len(tasks) == len(done) and all(
-        not f.cancelled() and f.exception() is None and not f.result().get("error") for f in futures)
+    done, _ = wait_all(futures.values(), timeout=timeout)
+    with _lock:
+        for key, future in futures.items():
+            if future.done() and _reading.get(key) is future:
+                del _reading[key]
+    return len(futures) == len(keys) == len(done) and all(
+        not f.cancelled() and f.exception() is None and not f.result().get("error") for f in done)
 
 
 def when_read(tasks: Iterable[PageTask], then: Callable[[], None]) -> None:

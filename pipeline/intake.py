@@ -9,7 +9,8 @@ as files for one ``IngestRequest`` (the normal ingest job, which signs and index
 Everything lives in the object store, so nothing is lost when the browser closes and any web
 process can serve the next request::
 
-    work/intake/<draft>/draft.json                 id, dossier code, owner, created (written once)
+    work/intake/<draft>/draft.json                 id, dossier code, owner, created; when it was
+                                                   confirmed (``close``: no longer open)
     work/intake/<draft>/files/<file>.<ext>         an uploaded file's bytes, stored before anything else
     work/intake/<draft>/files/<file>.json          its record (name, type, SHA-256, pages found)
     work/intake/<draft>/pages/<page>.json          a page: its file and page number, geometry, flags
@@ -282,20 +283,38 @@ def list_open(store: ObjectStore, owner: str) -> tuple[Draft, ...]:
         draft_id = key[len(prefix):].removesuffix(".json")
         try:
             drafts.append(get(store, draft_id, owner))
-        except NotFound:  # discarded, or expired by the lifecycle rule before its entry here
-            _delete(store, key)
+        except NotFound:
+            _not_open(store, draft_id, owner, key)
     return tuple(sorted(drafts, key=lambda d: d.created, reverse=True))
 
 
+def _not_open(store: ObjectStore, draft_id: str, owner: str, entry: str) -> None:
+    """A listed draft that is no longer open: discarded or expired by the lifecycle rule (its
+    entry is dropped), or confirmed and not yet discarded. A confirmed draft's files are kept
+    while the pages read ahead from them are read (seconds); one still here an hour later was
+    confirmed by a process that stopped before it could discard it, and is discarded now."""
+    try:
+        meta = _meta(store, draft_id, owner, closed_too=True)
+    except NotFound:
+        _delete(store, entry)
+        return
+    if time.time() - float(meta["closed"]) > CLOSED_KEEP_SECONDS:
+        discard(store, draft_id, owner)
+
+
+CLOSED_KEEP_SECONDS = 3600
+
+
 def close(store: ObjectStore, draft_id: str, owner: str) -> None:
-    """Take the draft off its owner's open drafts (``list_open``); its objects stay until ``discard``."""
-    _meta(store, draft_id, owner)
-    _delete(store, _owner_key(owner, draft_id))
+    """The draft is confirmed: no longer open (it answers NotFound, ``list_open`` leaves it out),
+    its objects kept until ``discard``."""
+    meta = _meta(store, draft_id, owner)
+    _put_json(store, _draft_prefix(draft_id) + "draft.json", {**meta, "closed": time.time()})
 
 
 def discard(store: ObjectStore, draft_id: str, owner: str) -> None:
     """Forget the draft and everything uploaded to it (after its document is stored, or on cancel)."""
-    _meta(store, draft_id, owner)
+    _meta(store, draft_id, owner, closed_too=True)
     for key in store.list(_draft_prefix(draft_id)):
         if not key.endswith("/draft.json"):
             _delete(store, key)
@@ -318,7 +337,7 @@ def _check_owner(owner: str) -> str:
     return owner
 
 
-def _meta(store: ObjectStore, draft_id: str, owner: str) -> dict:
+def _meta(store: ObjectStore, draft_id: str, owner: str, *, closed_too: bool = False) -> dict:
     key = _draft_prefix(draft_id) + "draft.json"
     try:
         meta = _get_json(store, key)
@@ -326,6 +345,9 @@ def _meta(store: ObjectStore, draft_id: str, owner: str) -> dict:
         meta = None
     if meta is None or meta.get("owner") != owner:  # another user's draft is not revealed
         raise NotFound(f"Không tìm thấy bản nháp {draft_id}", "no such draft")
+    if meta.get("closed") is not None and not closed_too:
+        raise NotFound(f"Bản nháp {draft_id} đã được xác nhận thành tài liệu; xem lượt xử lý của nó",
+                       "draft already confirmed")
     return meta
 
 

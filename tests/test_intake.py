@@ -212,6 +212,29 @@ def test_a_multi_page_tiff_becomes_one_lossless_page_per_frame(counter):
     intake.discard(store, draft.id, "an")
 
 
+def test_a_confirmed_draft_is_closed_at_once_and_discarded_later_even_if_its_server_stopped(counter, monkeypatch):
+    """Confirming closes the draft (no second confirmation, gone from the operator's list); its
+    files stay while its pages read ahead are read. A server stopped in that window leaves it
+    closed, not lost: the owner's next look at the list discards it once the readings are surely
+    over, and nothing of it is left in the store."""
+    store = counter["store"]
+    blank = render_page(PageSpec(layout="blank", seed=1321, dpi=200, color="gray")).image
+    draft = intake.create(store, CODE, owner="an")
+    draft = intake.add_files(store, draft.id, [("trang.png", png(blank))], max_pixels=MAX_PIXELS, owner="an")
+    intake.close(store, draft.id, "an")  # as service.intake_submit does once the job holds the pages
+    for attempt in (lambda: intake.get(store, draft.id, "an"),
+                    lambda: intake.materialise(store, draft.id, counter["root"] / "again", "an"),
+                    lambda: intake.add_files(store, draft.id, [], max_pixels=MAX_PIXELS, owner="an")):
+        with pytest.raises(NotFound) as refused:
+            attempt()
+        assert "đã được xác nhận" in str(refused.value)
+    assert draft.id not in [d.id for d in intake.list_open(store, "an")]
+    assert store.exists(draft.pages[0].key)  # kept for the readings under way
+    monkeypatch.setattr(intake, "CLOSED_KEEP_SECONDS", -1)  # an hour has passed
+    assert draft.id not in [d.id for d in intake.list_open(store, "an")]
+    assert store.list(f"work/intake/{draft.id}/") == []
+
+
 def test_a_draft_needs_a_valid_dossier_code():
     from pipeline.errors import DossierCodeError
     from storage.local import LocalStore
