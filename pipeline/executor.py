@@ -19,7 +19,7 @@ from typing import Callable, Protocol, Sequence
 from storage.base import ObjectStore
 
 from .models import PageResult, PageTask
-from .pages import discard_originals, run_page_json
+from .pages import borrowed_originals, discard_originals, run_page_json
 
 PARENT_CHECK_SECONDS = 1.0  # how often a pool process looks whether its parent is still there
 
@@ -95,12 +95,10 @@ class LocalPoolExecutor:
         if self.jobs == 1 or len(tasks) <= 1:
             limit_native_threads()
             store, results = self.open_store(), []
-            try:
+            with borrowed_originals():  # this process may be a server that lives on: it keeps no copy
                 for payload in payloads:
                     results.append(PageResult.from_json(run_page_json(payload, store, self.time_limit)))
                     report(len(results), len(tasks))
-            finally:  # this process may be a server that lives on: it keeps no copy of the originals
-                discard_originals()
             return results
         with ProcessPoolExecutor(max_workers=self._processes(len(tasks)), initializer=start_pool_process,
                                  initargs=(self.open_store, os.getpid())) as pool:
@@ -120,10 +118,8 @@ class LocalPoolExecutor:
         if self.jobs == 1:
             limit_native_threads()
             store = self.open_store()
-            try:
+            with borrowed_originals():
                 yield lambda task: _Ready(PageResult.from_json(run_page_json(task.to_json(), store, self.time_limit)))
-            finally:
-                discard_originals()
             return
         with ProcessPoolExecutor(max_workers=self.jobs, initializer=start_pool_process,
                                  initargs=(self.open_store, os.getpid())) as pool:

@@ -13,18 +13,19 @@ that already finished, and a change of code or model never reuses a stale result
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import multiprocessing.util
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
 import zlib
 from collections import OrderedDict
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -211,20 +212,32 @@ def page_image(found: dict, kind: str, data: bytes, jpeg_quality: int) -> tuple[
 class _Originals:
     """This process's local copies of the originals its pages come from, the last few: the pages
     of a 100-page TIFF fetch it (and check its SHA-256) once per process, and each page reads only
-    its own frame from the file, so a worker's memory does not grow with the original's size."""
+    its own frame from the file, so a worker's memory does not grow with the original's size.
+
+    The copies are citizens' papers: a pool's process removes them when it ends, a process that
+    reads a document's pages itself (``borrowed``) once they are done, and the folder of a
+    process killed outright is removed by the next process that makes one. A folder is in use
+    while its process holds the lock on its ``.lock`` file (flock: released by the kernel when the
+    process dies, whichever machine or container shares the temporary folder)."""
 
     KEEP = 2
-    PREFIX = "sohoa-originals-"  # then the machine and the process: a folder whose process is gone is found
+    PREFIX = "sohoa-originals-"
 
     def __init__(self):
+        self._lock_fd: int | None = None
         self.reset()
 
     def reset(self) -> None:
         """Hold nothing yet (also a forked process's start: it keeps copies of its own, since two
-        processes writing one file of a folder both inherited would truncate what the other reads)."""
+        processes writing one file of a folder both inherited would truncate what the other reads;
+        the parent's lock is left to the parent)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing a copy does not unlock: the parent's descriptor still holds it
         self._lock = threading.Lock()
         self._held: OrderedDict[str, Path] = OrderedDict()
         self._folder: Path | None = None
+        self._lock_fd = None
+        self._users = 0
         self._finalizer: multiprocessing.util.Finalize | None = None
 
     def path(self, store: ObjectStore, task: PageTask) -> Path:
@@ -234,7 +247,7 @@ class _Originals:
                 return self._held[task.sha256]
             if self._folder is None:
                 _remove_abandoned(self.PREFIX)
-                self._folder = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{_machine()}-{os.getpid()}-"))
+                self._folder, self._lock_fd = _locked_folder(self.PREFIX)
                 if self._finalizer is None:
                     # removed when the process ends, a pool's process too: it ends without running
                     # atexit handlers, but with multiprocessing's own finalizers
@@ -246,42 +259,66 @@ class _Originals:
                 self._held.popitem(last=False)[1].unlink(missing_ok=True)
             return target
 
-    def discard(self) -> None:
-        """Remove this process's copies (at its end, or once a document's pages it read are done)."""
+    @contextmanager
+    def borrowed(self):
+        """Around pages read in this process: once the last such run ends, the copies are removed."""
         with self._lock:
-            if self._folder is not None:
-                shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder, self._held = None, OrderedDict()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._discard()
+
+    def discard(self) -> None:
+        """Remove this process's copies (at its end)."""
+        with self._lock:
+            self._discard()
+
+    def _discard(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self._folder, self._lock_fd, self._held = None, None, OrderedDict()
+
+
+def _locked_folder(prefix: str) -> tuple[Path, int]:
+    """A new folder named ``prefix``..., its ``.lock`` held: made under another name and renamed
+    once locked, so that no other process ever sees it unlocked."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{prefix}"))
+    fd = os.open(staging / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    folder = staging.with_name(f"{prefix}{os.getpid()}-{staging.name.removeprefix('.' + prefix)}")
+    staging.rename(folder)
+    return folder, fd
 
 
 def _remove_abandoned(prefix: str) -> None:
-    """The copies left by processes that ended without removing them (killed outright): copies of
+    """The folders whose process ended without removing them (killed outright): copies of
     citizens' papers are not left in the temporary folder until the machine restarts."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}{_machine()}-*"):
-        pid = folder.name[len(prefix):].split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+    for folder in Path(tempfile.gettempdir()).glob(prefix + "*"):
+        try:
+            fd = os.open(folder / ".lock", os.O_RDWR)
+        except FileNotFoundError:  # being removed by its process, or made by a version without locks
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its process holds it: in use
+            continue
+        else:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-@lru_cache(maxsize=1)
-def _machine() -> str:
-    """This machine (container) by name: a temporary folder shared with another, whose process
-    ids are not this one's, is never swept by them."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        finally:
+            os.close(fd)
 
 
 _originals = _Originals()
 discard_originals = _originals.discard
+borrowed_originals = _originals.borrowed
 os.register_at_fork(after_in_child=_originals.reset)
 
 

@@ -438,30 +438,43 @@ def test_a_forked_page_process_fetches_originals_into_a_folder_of_its_own(tmp_pa
 def test_no_copy_of_a_citizens_original_is_left_in_the_temporary_folder(cli, home, rendered, tmp_path):
     """A one-page document is read in the process that took it (a web server's, which lives on):
     its copy of the original goes with the job. And the copies of a process killed outright
-    (SIGKILL, out of memory) are removed by the next process that fetches an original."""
+    (SIGKILL, out of memory) are removed by the next process that fetches an original, while
+    those of a process still running are left alone."""
     import os
     import shutil
     import signal
+    import sys
     import tempfile
     from pathlib import Path as _Path
 
     from pipeline import pages
 
+    holder = ("import sys, time\nfrom pipeline import pages\n"
+              "folder, _ = pages._locked_folder(pages._Originals.PREFIX)\n"
+              "(folder / ('0' * 64)).write_bytes(b'a citizen scan')\nprint(folder, flush=True)\ntime.sleep(120)\n")
+
+    def process_with_copies():
+        proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True,
+                                cwd=str(_Path(__file__).resolve().parents[1]))
+        return proc, _Path(proc.stdout.readline().strip())
+
     pages.discard_originals()  # this test process as a new one: it holds no copy yet
-    prefix = f"{pages._Originals.PREFIX}{pages._machine()}-"
-    killed = subprocess.Popen(["sleep", "60"])
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    abandoned = _Path(tempfile.mkdtemp(prefix=f"{prefix}{killed.pid}-"))
-    (abandoned / ("0" * 64)).write_bytes(b"a citizen's scan")
-    live = _Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getppid()}-"))  # a process still running
+    killed, abandoned = process_with_copies()
+    running, live = process_with_copies()
     try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert abandoned.is_dir() and live.is_dir()
         page = save_page(rendered("plain", layout="text", seed=21, dpi=200), tmp_path / "trang.png")
         code, _, err = cli("ingest", "--dossier", CODE, "--title", "Tờ khai", page)
         assert code == 0, err
         assert not abandoned.exists()
-        assert live.exists()
-        mine = list(_Path(tempfile.gettempdir()).glob(f"{prefix}{os.getpid()}-*"))
-        assert [p for folder in mine for p in folder.iterdir()] == []
+        assert (live / ("0" * 64)).exists()
+        mine = list(_Path(tempfile.gettempdir()).glob(f"{pages._Originals.PREFIX}{os.getpid()}-*"))
+        assert mine == []
     finally:
+        running.kill()
+        running.wait()
+        killed.stdout.close()
+        running.stdout.close()
         shutil.rmtree(live, ignore_errors=True)
