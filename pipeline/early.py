@@ -116,17 +116,15 @@ def wait(tasks: Iterable[PageTask], timeout: float) -> bool:
     of the pages was read here, without error: the job only has to fetch their results. The
     readings are the job's then: a later job of the same files (whose results went with the
     first document) does not count on them."""
-    keys = {(t.sha256, t.page) for t in tasks}
-    with _lock:
-        futures = {k: f for k in keys if (f := _reading.get(k)) is not None}
-    if not futures:
+    tasks = list(tasks)
+    if not (futures := _readings(tasks)):
         return False
     done, _ = wait_all(futures.values(), timeout=timeout)
     with _lock:
         for key, future in futures.items():
             if future.done() and _reading.get(key) is future:
                 del _reading[key]
-    return len(futures) == len(keys) == len(done) and all(
+    return len(futures) == len({(t.sha256, t.page) for t in tasks}) == len(done) and all(
         not f.cancelled() and f.exception() is None and not f.result().get("error") for f in done)
 
 
@@ -140,7 +138,7 @@ def when_read(tasks: Iterable[PageTask], then: Callable[[], None]) -> None:
         return
 
     def later() -> None:
-        wait_all(futures)
+        wait_all(futures.values())
         try:
             then()
         except Exception as e:
@@ -149,6 +147,8 @@ def when_read(tasks: Iterable[PageTask], then: Callable[[], None]) -> None:
     threading.Thread(target=later, name="after-read-ahead", daemon=True).start()
 
 
-def _readings(tasks: Iterable[PageTask]) -> list[Future]:
+def _readings(tasks: Iterable[PageTask]) -> dict[tuple[str, int], Future]:
+    """This process's readings of these pages, by (original's SHA-256, page)."""
+    keys = {(t.sha256, t.page) for t in tasks}
     with _lock:
-        return [f for t in tasks if (f := _reading.get((t.sha256, t.page))) is not None]
+        return {key: _reading[key] for key in keys if key in _reading}

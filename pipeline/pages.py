@@ -302,9 +302,7 @@ def _remove_abandoned(prefix: str) -> None:
     for folder in Path(tempfile.gettempdir()).glob(prefix + "*"):
         try:
             fd = os.open(folder / ".lock", os.O_RDWR)
-        except FileNotFoundError:  # being removed by its process, or made by a version without locks
-            continue
-        except OSError:
+        except OSError:  # being removed by its process, or made by a version without locks
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
