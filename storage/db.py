@@ -13,6 +13,7 @@ import fcntl
 import functools
 import re
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ VERSION_TABLE = "sohoa_schema_version"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 _engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def database_url(url: str) -> str:
@@ -166,15 +168,23 @@ def engine_for(url: str) -> Engine:
     """The engine for ``url``, one per URL and process, its schema checked once (the embedded
     SQLite file is upgraded instead, see the module's docstring)."""
     url = database_url(url)
-    if url not in _engines:
-        engine = create_engine(url)
-        if sqlite_path(url) is not None or url == "sqlite:///:memory:":
-            if current_revision(engine) != head_revision():
-                upgrade(engine)
-        else:
-            check_schema(engine)
-        _engines[url] = engine
-    return _engines[url]
+    with _engines_lock:  # two threads of a new command (the signer's, the main) must share one
+        if url not in _engines:
+            engine = create_engine(url)
+            if sqlite_path(url) is not None or url == "sqlite:///:memory:":
+                if current_revision(engine) != head_revision():
+                    upgrade(engine)
+            else:
+                check_schema(engine)
+            _engines[url] = engine
+        return _engines[url]
+
+
+def close_all() -> None:
+    """Close the connections every engine of this process holds (an SQLite file's last connection
+    folds its write-ahead log back into the file and removes it)."""
+    for engine in _engines.values():
+        engine.dispose()
 
 
 @contextmanager
