@@ -800,6 +800,11 @@ def info(settings: Settings) -> SystemInfo:
                   "ocrEngine": settings.ocr.engine})
 
 
+def close_connections() -> None:
+    """Close this process's database connections (a command ending its process calls this)."""
+    db.close_all()
+
+
 def is_new_home(settings: Settings) -> bool:
     """A local data home with no dossier yet (a fresh home, or the wrong one)."""
     return settings.storage == "local" and not any((settings.home / "store" / "dossiers").glob("*/manifest.json"))

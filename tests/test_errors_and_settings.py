@@ -92,3 +92,32 @@ def test_a_busy_colour_page_encodes(tmp_path):
 
     data, encoding, mode = encode_image(Image.frombytes("RGB", (400, 400), os.urandom(480_000)), 90)
     assert (encoding, mode) == ("jpeg", "rgb") and len(data) > 400 * 400
+
+
+def test_the_sohoa_program_ends_with_its_commands_status_output_and_database_whole(tmp_path, rendered):
+    """The program ends its process as soon as the command is done (``api.cli.end_process``):
+    what it printed is all there, the exit status is the command's, the SQLite file has taken
+    its write-ahead log back as on a normal exit, and no copy of an original is left behind."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sohoa = str(Path(sys.executable).with_name("sohoa"))
+    home = tmp_path / "home"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")}, "SOHOA_HOME": str(home),
+           "TMPDIR": str(tmp_path)}
+    page = rendered("short-text", layout="text", dpi=200, color="gray", seed=3, max_body_lines=3)
+    scan = tmp_path / "to-khai.png"
+    page.image.save(scan, dpi=page.dpi)
+    done = subprocess.run([sohoa, "ingest", "--dossier", "H23.50-261202-0301", "--title", "Tờ khai", "--json",
+                           str(scan)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["docId"] == "H23.50-261202-0301.001"
+    assert (home / "index.sqlite3").is_file() and not (home / "index.sqlite3-wal").exists()
+    assert not list(tmp_path.glob("sohoa-originals-*"))
+    empty = tmp_path / "trong.png"
+    empty.write_bytes(b"")
+    refused = subprocess.run([sohoa, "ingest", "--dossier", "H23.50-261202-0302", "--title", "Rỗng", str(empty)],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == ExitCode.INPUT and "trong.png" in refused.stderr and "0 byte" in refused.stderr
