@@ -14,6 +14,7 @@ approve is a PdfaError, never a silent plain PDF.
 from __future__ import annotations
 
 import gc
+import importlib
 import io
 import threading
 import zlib
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 import pikepdf
-import pikepdf.pdfa
 from pikepdf import Array, Dictionary, Name, Stream
 
 from .errors import PdfaError
@@ -230,6 +230,8 @@ def _document(pages: Iterable[PageRender], meta: DocumentMeta) -> pikepdf.Pdf:
 def _save(pdf: pikepdf.Pdf, meta: DocumentMeta, out: BinaryIO | Path) -> None:
     """Written and validated by pikepdf (through a temporary file, whose bytes it copies into a
     stream, or which it moves to a path)."""
+    import pikepdf.pdfa
+
     try:
         with pdf, collector_paused():
             pikepdf.pdfa.prepare(pdf, FLAVOUR)
@@ -283,8 +285,17 @@ def collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
+def load_checker() -> None:
+    """Import pikepdf's PDF/A writer and checker now (with fontTools and jsonschema, ~0.2 s):
+    it is imported when first used otherwise, so that a command that builds no document
+    does not wait for it."""
+    importlib.import_module("pikepdf.pdfa")
+
+
 def validate(data: bytes | Path) -> tuple[bool, list[str]]:
     """Validate PDF/A-2b bytes (or a file: read as the check goes, not held whole); (passed, findings)."""
+    import pikepdf.pdfa
+
     with collector_paused():
         report = pikepdf.pdfa.validate_written(data if isinstance(data, Path) else io.BytesIO(data), FLAVOUR)
     return report.passed, [str(f) for f in report.findings]

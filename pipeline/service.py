@@ -35,7 +35,7 @@ from storage.local import LocalStore
 
 from storage import accounts
 
-from . import access, audit, bulk as bulk_runner, dossier, events, hotfolder, jobs, manifest as mf, receipts, report
+from . import access, audit, bulk as bulk_runner, dossier, events, hotfolder, jobs, manifest as mf, pdfa, receipts, report
 from .access import Principal
 from .privacy import mask_id_numbers
 from .bulk import BulkProgress, BulkResult
@@ -73,7 +73,7 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
     remote = bool(settings.broker.url)
     if signer is None and not request.unsigned and not remote:
         # loaded beside the work that needs no signer yet: reading the inputs, a page's reading
-        with closing(SignerLoading(partial(signer_for, settings))) as own:
+        with closing(SignerLoading(partial(_ready_to_sign, settings))) as own:
             return ingest(settings, request, signer=own, executor=executor, progress=progress)
     ctx = ingest_context(settings, signer=signer, executor=executor or page_executor(settings, request.jobs),
                          progress=progress)
@@ -85,6 +85,13 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
             _send(settings, submitted.job)
         return _await(settings, ctx, submitted.job, progress)
     return jobs.run_locally(ctx, submitted.job)
+
+
+def _ready_to_sign(settings: Settings) -> Signer:
+    """The signer, and the PDF/A checker that signing runs before and after it."""
+    signer = signer_for(settings)
+    pdfa.load_checker()
+    return signer
 
 
 def _send(settings: Settings, job_id: str) -> None:
