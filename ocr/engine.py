@@ -41,6 +41,8 @@ class OcrEngine(Protocol):
     - ``has_language`` tells whether a model for ``lang`` is installed.
     - ``version`` identifies the engine, its version and its models: a cached page result is
       reused only under the same version.
+    - ``load`` loads now what the first read would otherwise load (models, the version), for a
+      caller with time to spare before its pages come; safe to call from another thread.
     - An engine made with a ``deadline`` raises PageTimeUp rather than read past it.
     """
 
@@ -55,3 +57,5 @@ class OcrEngine(Protocol):
     def has_language(self, lang: str) -> bool: ...
 
     def version(self) -> str: ...
+
+    def load(self) -> None: ...

@@ -38,6 +38,10 @@ class TesseractEngine:
     def has_language(self, lang: str) -> bool:
         return lang in _installed_languages(self.tessdata or "")
 
+    def load(self) -> None:
+        """Tesseract loads its model at every call; what is kept is its version (a process run)."""
+        self.version()
+
     def read(self, gray: np.ndarray, *, psm: int = DEFAULT_PSM, dpi: int = 300, scale: float = 1.0,
              whitelist: str | None = None, lang: str | None = None) -> list[dict]:
         """Words of a grey page image in tesseract's reading order.

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -61,6 +62,11 @@ class TrueOcrEngine:
 
     def has_language(self, lang: str) -> bool:
         return all(part == "vie" for part in lang.split("+"))
+
+    def load(self) -> None:
+        """The ONNX sessions (~0.2-0.3 s) and the models' hash of ``version``."""
+        _models(self._model_dir())
+        self.version()
 
     def orientation(self, gray: np.ndarray) -> int | None:
         return recognise.TesseractEngine("vie", self.tessdata, self.deadline).orientation(gray)
@@ -130,9 +136,19 @@ class _Models:
         self.recognizer = Recognizer(model_dir, threads=1)
 
 
+_MODELS_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=2)
-def _models(model_dir: str) -> _Models:
+def _loaded(model_dir: str) -> _Models:
     return _Models(model_dir)
+
+
+def _models(model_dir: str) -> _Models:
+    """One load per process and model folder, even when a thread loading them ahead of the
+    first read (``load``) has not finished when that read starts."""
+    with _MODELS_LOCK:
+        return _loaded(model_dir)
 
 
 @functools.lru_cache(maxsize=1)

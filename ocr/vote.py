@@ -460,6 +460,10 @@ class VotingEngine:
     def has_language(self, lang: str) -> bool:
         return self.primary.has_language(lang)
 
+    def load(self) -> None:
+        self.primary.load()
+        self.secondary.load()
+
     def orientation(self, gray: np.ndarray) -> int | None:
         return self.primary.orientation(gray)
 

@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import io
 import json
+import logging
 import multiprocessing.util
 import os
 import shutil
@@ -55,6 +56,16 @@ ENGINES = {"tesseract": TesseractEngine, "trueocr": TrueOcrEngine, "vote": _voti
 
 def engine_for(task: PageTask, deadline: float | None = None) -> OcrEngine:
     return ENGINES[task.engine](task.lang, task.tessdata, deadline=deadline)
+
+
+def load_engine(engine: str, lang: str, tessdata: str | None) -> None:
+    """Load the recognisers' models in this process now (``OcrEngine.load``): page processes
+    forked afterwards share them instead of each loading its own. A model that cannot be
+    loaded is left for the pages to fail on, each with its file and page named."""
+    try:
+        ENGINES[engine](lang, tessdata).load()
+    except Exception:  # noqa: BLE001 - reported by every page that reads with it
+        logging.getLogger(__name__).info("recognisers not loaded ahead", exc_info=True)
 
 
 class PageCache:

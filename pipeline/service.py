@@ -47,7 +47,7 @@ from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DocumentView, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
-from .pages import PageCache
+from .pages import PageCache, load_engine
 from .runtime import database, development_pki, ingest_context, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, load_manifest, require_manifest
@@ -73,7 +73,7 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
     remote = bool(settings.broker.url)
     if signer is None and not request.unsigned and not remote:
         # loaded beside the work that needs no signer yet: reading the inputs, a page's reading
-        with closing(SignerLoading(partial(_ready_to_sign, settings))) as own:
+        with closing(SignerLoading(partial(_loaded_ahead, settings))) as own:
             return ingest(settings, request, signer=own, executor=executor, progress=progress)
     ctx = ingest_context(settings, signer=signer, executor=executor or page_executor(settings, request.jobs),
                          progress=progress)
@@ -87,8 +87,11 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
     return jobs.run_locally(ctx, submitted.job)
 
 
-def _ready_to_sign(settings: Settings) -> Signer:
-    """The signer, and the PDF/A checker that signing runs before and after it."""
+def _loaded_ahead(settings: Settings) -> Signer:
+    """What an ingest loads in its signer's thread, beside the inputs' check: the recognisers'
+    models (the first page needs them first; pages forked later share them), the signer, and
+    the PDF/A checker that signing runs before and after it."""
+    load_engine(settings.ocr.engine, settings.ocr.lang, settings.ocr.tessdata)
     signer = signer_for(settings)
     pdfa.load_checker()
     return signer

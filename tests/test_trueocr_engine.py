@@ -84,3 +84,33 @@ def test_one_line_words_are_split_on_their_ink(engine):
 def test_blank_image_reads_nothing(engine):
     assert engine.read(np.full((200, 400), 255, np.uint8)) == []
     assert engine.read(np.full((200, 400), 255, np.uint8), psm=7) == []
+
+
+def test_models_loaded_ahead_in_a_thread_are_loaded_once_and_shared_with_pages_forked_after():
+    """``load`` in a thread while a read starts: one load in the process (not one per caller),
+    and a page process forked afterwards reads without loading them again."""
+    import multiprocessing
+    import threading
+
+    from ocr import trueocr_engine
+
+    trueocr_engine._loaded.cache_clear()
+    gray = np.full((120, 700), 255, np.uint8)
+    ImageDraw.Draw(image := Image.fromarray(gray)).text((20, 30), "Xin chào", fill=0,
+                                                       font=ImageFont.load_default(size=48))
+    loading = threading.Thread(target=TrueOcrEngine("vie").load)
+    loading.start()
+    words = TrueOcrEngine("vie").read(np.asarray(image), psm=7)
+    loading.join()
+    assert words and trueocr_engine._loaded.cache_info().misses == 1
+
+    def child(answer):
+        TrueOcrEngine("vie").read(np.asarray(image), psm=7)
+        answer.put(trueocr_engine._loaded.cache_info().misses)
+
+    answer = multiprocessing.get_context("fork").Queue()
+    forked = multiprocessing.get_context("fork").Process(target=child, args=(answer,))
+    forked.start()
+    assert answer.get(timeout=60) == 1  # the parent's load, nothing more
+    forked.join(60)
+    assert forked.exitcode == 0
