@@ -54,7 +54,7 @@ from typing import Sequence
 from PIL import Image, ImageSequence
 
 from ocr import cleanup, orientation as orient, quality
-from ocr.engine import OcrEngine
+from ocr.engine import OcrEngine, PageTimeUp
 from ocr.page import straighten
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
@@ -375,20 +375,22 @@ def _save_order(store: ObjectStore, draft_id: str, page_ids: list[str]) -> None:
 # --------------------------------------------------------------------------- editing
 
 def add_files(store: ObjectStore, draft_id: str, files: Sequence[tuple[str, bytes]], *, max_pixels: int,
-              owner: str, lang: str = "vie", tessdata: str | None = None) -> Draft:
+              owner: str, lang: str = "vie", tessdata: str | None = None, time_limit: float | None = None) -> Draft:
     """Add the files' pages at the end of the draft, in the files' order.
 
     Each file's bytes are stored first, then split into pages, each page previewed (orientation
     and deskew as the pipeline does them, a straightened thumbnail, quality flags). A file or
-    page that cannot be used becomes an error entry naming it; the others go on."""
+    page that cannot be used becomes an error entry naming it; the others go on. A page whose
+    preview is not done ``time_limit`` seconds after it started is such a page (its tesseract
+    stopped), so a page tesseract never ends cannot hold the counter's upload for ever."""
     meta = _meta(store, draft_id, owner)
-    engine = TesseractEngine(lang, tessdata)
+    reader = _Reader(lang, tessdata, time_limit)
     started = time.time_ns()
     existing = get(store, draft_id, owner)
     errors: list[PageError] = []
     added: list[Page] = []
     for index, (name, data) in enumerate(files):
-        new, failed = _add_file(store, meta, existing.pages + tuple(added), name, data, max_pixels, engine,
+        new, failed = _add_file(store, meta, existing.pages + tuple(added), name, data, max_pixels, reader,
                                 f"{started:020d}.{index:04d}")
         added += new
         errors += failed
@@ -415,14 +417,14 @@ def move(store: ObjectStore, draft_id: str, page_id: str, position: int, owner: 
 
 
 def replace(store: ObjectStore, draft_id: str, page_id: str, name: str, data: bytes, *, max_pixels: int,
-            owner: str, lang: str = "vie", tessdata: str | None = None) -> Draft:
+            owner: str, lang: str = "vie", tessdata: str | None = None, time_limit: float | None = None) -> Draft:
     """Put the pages of a new file (a rescan) where the page is. When the new file gives no usable
     page, the old page stays and the draft's errors say why."""
     meta = _meta(store, draft_id, owner)
     draft = get(store, draft_id, owner)
     old = draft.page(page_id)
     others = tuple(p for p in draft.pages if p.id != page_id)
-    new, errors = _add_file(store, meta, others, name, data, max_pixels, TesseractEngine(lang, tessdata),
+    new, errors = _add_file(store, meta, others, name, data, max_pixels, _Reader(lang, tessdata, time_limit),
                             f"{time.time_ns():020d}.0000")
     _save_errors(store, draft_id, errors)
     if new:
@@ -507,8 +509,20 @@ def _save_errors(store: ObjectStore, draft_id: str, errors: list[PageError]) -> 
 
 # --------------------------------------------------------------------------- one upload
 
+@dataclass(frozen=True)
+class _Reader:
+    """The recogniser of each page's preview: ``engine()`` starts the page's time limit."""
+    lang: str
+    tessdata: str | None
+    time_limit: float | None
+
+    def engine(self) -> OcrEngine:
+        return TesseractEngine(self.lang, self.tessdata,
+                               time.monotonic() + self.time_limit if self.time_limit else None)
+
+
 def _add_file(store: ObjectStore, meta: dict, present: tuple[Page, ...], name: str, data: bytes,
-              max_pixels: int, engine: OcrEngine, added: str) -> tuple[list[Page], list[PageError]]:
+              max_pixels: int, reader: _Reader, added: str) -> tuple[list[Page], list[PageError]]:
     """Store the file's bytes, then its pages one by one: (pages added, errors)."""
     prefix = _draft_prefix(meta["id"])
     name = unicodedata.normalize("NFC", Path(str(name).replace("\\", "/")).name) or "tep"
@@ -532,7 +546,7 @@ def _add_file(store: ObjectStore, meta: dict, present: tuple[Page, ...], name: s
                     raise item
                 page_kind, page_bytes = item
                 pages.append(_add_page(store, prefix, record, number, len(split), page_kind, page_bytes,
-                                       max_pixels, engine, f"{added}.{number:05d}", seen, Path(tmp)))
+                                       max_pixels, reader, f"{added}.{number:05d}", seen, Path(tmp)))
                 seen[pages[-1].sha256] = pages[-1]
             except InputError as e:
                 errors.append(_error(e))
@@ -630,7 +644,7 @@ def frame_bytes(frame: Image.Image) -> bytes:
 
 
 def _add_page(store: ObjectStore, prefix: str, file: UploadedFile, number: int, count: int, kind: str,
-              data: bytes, max_pixels: int, engine: OcrEngine, added: str, seen: dict[str, Page],
+              data: bytes, max_pixels: int, reader: _Reader, added: str, seen: dict[str, Page],
               tmp: Path) -> Page:
     """Check one page's bytes as ingest will, preview it, store its bytes, thumbnail and record."""
     digest = hashlib.sha256(data).hexdigest()
@@ -648,7 +662,11 @@ def _add_page(store: ObjectStore, prefix: str, file: UploadedFile, number: int, 
         image, stated = load_page(file.name, kind, data, 1, max_pixels)
     except InputError as e:
         raise InputError(file.name, e.reason, number if count > 1 or e.page is None else e.page) from None
-    found = preview(image, stated, engine)
+    try:
+        found = preview(image, stated, reader.engine())
+    except PageTimeUp:
+        raise InputError(file.name, f"quá thời hạn {reader.time_limit:g} giây khi xem trước trang (tesseract bị "
+                                    "dừng); hãy gửi lại hoặc quét lại trang", number if count > 1 else None) from None
     page_id = _new_id()
     key = file.key if count == 1 else _item(prefix, "pages", page_id, _EXT[kind])
     if count > 1:

@@ -1020,8 +1020,9 @@ def intake_add(settings: Settings, draft_id: str, files: Sequence[tuple[str, byt
 
     store = open_store(settings)
     before = {p.id for p in intake.get(store, draft_id, who.name).pages}
-    draft = intake.add_files(store, draft_id, files, max_pixels=settings.ocr.max_pixels,
-                             owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+    draft = intake.add_files(store, draft_id, files, max_pixels=settings.ocr.max_pixels, owner=who.name,
+                             lang=settings.ocr.lang, tessdata=settings.ocr.tessdata,
+                             time_limit=settings.broker.page_time_limit)
     _read_ahead(settings, draft, before)
     return draft
 
@@ -1032,7 +1033,8 @@ def intake_replace(settings: Settings, draft_id: str, page_id: str, name: str, d
     store = open_store(settings)
     before = {p.id for p in intake.get(store, draft_id, who.name).pages}
     draft = intake.replace(store, draft_id, page_id, name, data, max_pixels=settings.ocr.max_pixels,
-                           owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata)
+                           owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata,
+                           time_limit=settings.broker.page_time_limit)
     _read_ahead(settings, draft, before)
     return draft
 

@@ -37,8 +37,10 @@ ROWS: dict[str, tuple[str, str, str, str]] = {}  # fault -> table row, filled by
 # ---------------------------------------------------------------------------- fault injectors
 
 WRAPPER = """#!/bin/sh
-# tesseract, but on a square page image (the marked page) it does what the fault file says
+# tesseract, but on a square page image (the marked page) it does what the fault file says;
+# "hang-always": on every image
 if [ -n "$SOHOA_TEST_TESSERACT_FAULT" ] && [ -s "$SOHOA_TEST_TESSERACT_FAULT" ] && [ -f "$1" ]; then
+  [ "$(cat "$SOHOA_TEST_TESSERACT_FAULT")" = "hang-always" ] && exec sleep 120
   w=$(od -An -t u4 -j 18 -N 4 "$1" | tr -d ' '); h=$(od -An -t u4 -j 22 -N 4 "$1" | tr -d ' ')
   if [ "$w" = "$h" ]; then
     case "$(cat "$SOHOA_TEST_TESSERACT_FAULT")" in
@@ -244,6 +246,35 @@ def test_tesseract_hanging_on_one_page_of_an_embedded_ingest_is_stopped_at_the_p
         "tesseract killed at the limit; job `failed`: \"vuong.png, trang 1: quá thời hạn 10 giây cho "
         "một trang\"; the other page done; `sohoa retry` → `done` (attempt 2), 1 document",
         "test_faults.py::test_tesseract_hanging_on_one_page_of_an_embedded_ingest_is_stopped_at_the_page_time_limit")
+
+
+def test_a_tesseract_that_never_ends_stops_an_intake_preview_at_the_page_time_limit(tmp_path, sheets,
+                                                                                    faulty_tesseract):
+    """The counter's upload previews each page (its orientation read by tesseract) before it
+    answers: a tesseract that never ends held the operator's upload for ever. It is stopped at
+    the page's time limit; the page is reported, named, the upload answers, and the same file
+    sent again once tesseract works is added."""
+    from pipeline import intake
+    from storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    draft = intake.create(store, "H23.50-261202-0103", "thu")
+    files = [("a.png", (sheets / "a.png").read_bytes())]
+    faulty_tesseract.write_text("hang-always")
+    started = time.monotonic()
+    after = intake.add_files(store, draft.id, files, max_pixels=150_000_000, owner="thu", time_limit=10)
+    waited = time.monotonic() - started
+    assert waited < 60, waited
+    assert not after.pages
+    assert [(e.file, e.page) for e in after.errors] == [("a.png", None)]
+    assert "quá thời hạn 10 giây khi xem trước trang" in after.errors[0].message
+    faulty_tesseract.write_text("")
+    again = intake.add_files(store, draft.id, files, max_pixels=150_000_000, owner="thu", time_limit=10)
+    assert [p.file for p in again.pages] == ["a.png"] and len(again.errors) == 1  # the first refusal stays listed
+    row("tesseract hangs while an intake page is previewed", "counter upload, SOHOA_PAGE_TIME_LIMIT=10",
+        "tesseract killed at the limit; the upload answers with \"a.png: quá thời hạn 10 giây khi xem trước "
+        "trang\", no page added; the file sent again is added",
+        "test_faults.py::test_a_tesseract_that_never_ends_stops_an_intake_preview_at_the_page_time_limit")
 
 
 @pytest.fixture
