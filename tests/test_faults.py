@@ -575,7 +575,7 @@ ELSEWHERE = [
      "test_workers.py::test_a_failed_job_is_retried_without_redoing_finished_pages"),
 ]
 HERE = ["tesseract crashes (SIGSEGV) on one page", "tesseract hangs on one page of an embedded ingest",
-        "tesseract hangs on one page",
+        "tesseract hangs while an intake page is previewed", "tesseract hangs on one page",
         "disk full under SOHOA_HOME before an ingest", "disk of the store full while the document is written",
         "database (PostgreSQL) connection lost during an embedded ingest",
         "broker connection cut for 5 s mid-job (RabbitMQ)", "database (PostgreSQL) unreachable for 5 s mid-job"]
