@@ -26,7 +26,7 @@ from . import audit, ingest, notices
 from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
-from .pages import PageCache, over_time, run_page as process_page
+from .pages import PageCache, load_engine, over_time, run_page as process_page
 from .repository import require_manifest
 from .signing.keys import SignerLoading, loaded
 
@@ -170,7 +170,10 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     can still record it: no worker will take the job up again, ``sohoa retry`` will."""
     prepared, numbers = pending_work(ctx.db, job_id)
     if len(numbers) > 1 and isinstance(ctx.signer, SignerLoading):
-        try:  # the pages' processes are forked next, when no thread may be importing
+        # the pages' processes are forked next, when no thread may be importing: the recognisers'
+        # models, which they share, are loaded here while the signer's thread still imports
+        load_engine(ctx.ocr.engine, ctx.ocr.lang, ctx.ocr.tessdata)
+        try:
             ctx = replace(ctx, signer=loaded(ctx.signer))
         except Exception as exc:
             fail(ctx.db, job_id, exc)

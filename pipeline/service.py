@@ -88,12 +88,13 @@ def ingest(settings: Settings, request: IngestRequest, *, signer: Signer | None 
 
 
 def _loaded_ahead(settings: Settings) -> Signer:
-    """What an ingest loads in its signer's thread, beside the inputs' check: the recognisers'
-    models (the first page needs them first; pages forked later share them), the signer, and
-    the PDF/A checker that signing runs before and after it."""
-    load_engine(settings.ocr.engine, settings.ocr.lang, settings.ocr.tessdata)
+    """What an ingest loads in its signer's thread, beside the inputs' check: the signer, the
+    PDF/A checker that signing runs before and after it, and the recognisers' models (a one-page
+    document's reading needs them last of the three; a document of more pages has them loaded by
+    the main thread meanwhile, see ``jobs.run_locally``)."""
     signer = signer_for(settings)
     pdfa.load_checker()
+    load_engine(settings.ocr.engine, settings.ocr.lang, settings.ocr.tessdata)
     return signer
 
 
