@@ -1061,16 +1061,17 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     return code
 
 
-def end_process(code: int) -> int:
+def end_process(code: int) -> None:
     """End the ``sohoa`` process with ``code`` once its command is done, without the interpreter's
     teardown: freeing ~1,000 modules and their objects one by one takes 0.2-0.4 s after every
     command (a one-page ingest: about 5 % of it) and does nothing the operating system does not do.
     What a normal exit does that matters still happens first: the database connections closed (an
     SQLite file takes its write-ahead log back), the atexit handlers run (logging, multiprocessing's
-    finalizers, which remove the pages' copies of the originals), the standard streams flushed. Everything the command stored is already committed. While a thread
-    that is not a daemon still runs, the process exits the usual way, which waits for it."""
+    finalizers, which remove the pages' copies of the originals), the standard streams flushed.
+    Everything the command stored is already committed. While a thread that is not a daemon still
+    runs, this returns and the process exits the usual way, which waits for it."""
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        return code
+        return
     service.close_connections()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -288,6 +288,9 @@ def list_open(store: ObjectStore, owner: str) -> tuple[Draft, ...]:
     return tuple(sorted(drafts, key=lambda d: d.created, reverse=True))
 
 
+CLOSED_KEEP_SECONDS = 3600  # a confirmed draft left by a process that stopped is discarded after this
+
+
 def _not_open(store: ObjectStore, draft_id: str, owner: str, entry: str) -> None:
     """A listed draft that is no longer open: discarded or expired by the lifecycle rule (its
     entry is dropped), or confirmed and not yet discarded. A confirmed draft's files are kept
@@ -301,8 +304,6 @@ def _not_open(store: ObjectStore, draft_id: str, owner: str, entry: str) -> None
     if time.time() - float(meta["closed"]) > CLOSED_KEEP_SECONDS:
         discard(store, draft_id, owner)
 
-
-CLOSED_KEEP_SECONDS = 3600
 
 
 def close(store: ObjectStore, draft_id: str, owner: str) -> None:

@@ -172,7 +172,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     if len(numbers) > 1 and isinstance(ctx.signer, SignerLoading):
         # the pages' processes are forked next, when no thread may be importing: the recognisers'
         # models, which they share, are loaded here while the signer's thread still imports
-        load_engine(ctx.ocr.engine, ctx.ocr.lang, ctx.ocr.tessdata)
+        load_engine(ctx.ocr)
         try:
             ctx = replace(ctx, signer=loaded(ctx.signer))
         except Exception as exc:

@@ -42,6 +42,7 @@ from storage import keys
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, StorageError, StorageUnavailable
 
+from .config import OcrSettings
 from .errors import InputError
 from .inputs import load_page
 from .models import PageResult, PageTask
@@ -58,12 +59,12 @@ def engine_for(task: PageTask, deadline: float | None = None) -> OcrEngine:
     return ENGINES[task.engine](task.lang, task.tessdata, deadline=deadline)
 
 
-def load_engine(engine: str, lang: str, tessdata: str | None) -> None:
-    """Load the recognisers' models in this process now (``OcrEngine.load``): page processes
-    forked afterwards share them instead of each loading its own. A model that cannot be
-    loaded is left for the pages to fail on, each with its file and page named."""
+def load_engine(ocr: OcrSettings) -> None:
+    """Load the configured recognisers' models in this process now (``OcrEngine.load``): page
+    processes forked afterwards share them instead of each loading its own. A model that cannot
+    be loaded is left for the pages to fail on, each with its file and page named."""
     try:
-        ENGINES[engine](lang, tessdata).load()
+        ENGINES[ocr.engine](ocr.lang, ocr.tessdata).load()
     except Exception:  # noqa: BLE001 - reported by every page that reads with it
         logging.getLogger(__name__).info("recognisers not loaded ahead", exc_info=True)
 

@@ -94,7 +94,7 @@ def _loaded_ahead(settings: Settings) -> Signer:
     the main thread meanwhile, see ``jobs.run_locally``)."""
     signer = signer_for(settings)
     pdfa.load_checker()
-    load_engine(settings.ocr.engine, settings.ocr.lang, settings.ocr.tessdata)
+    load_engine(settings.ocr)
     return signer
 
 
