@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 import threading
 import unicodedata
 from pathlib import Path
@@ -137,6 +138,16 @@ class _Models:
 
 
 _MODELS_LOCK = threading.Lock()
+
+
+def _unlock_in_child() -> None:
+    """A forked page process gets a lock of its own (see ``storage.db``: the parent's may be
+    held by a thread the child does not have)."""
+    global _MODELS_LOCK
+    _MODELS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 @functools.lru_cache(maxsize=2)

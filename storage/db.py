@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import os
 import re
 import sqlite3
 import threading
@@ -28,6 +29,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+def _unlock_in_child() -> None:
+    """A forked process gets a lock of its own: the parent's may be held by a thread that is not
+    in the child, which would then wait on it for ever."""
+    global _engines_lock
+    _engines_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 def database_url(url: str) -> str:
