@@ -218,7 +218,7 @@ def profile_stages(pages=None, engine: str = "vote") -> dict:
         if cleaned_pages:
             with instrumented(floor_timer):
                 start_cpu, start_wall = cpu_seconds(), time.perf_counter()
-                _floor(page_module, cleaned_pages[0], resolution, recogniser, floor_timer)
+                _floor(page_module, cleaned_pages[-1], resolution, recogniser, floor_timer)
                 floor_cpu, floor_wall = cpu_seconds() - start_cpu, time.perf_counter() - start_wall
         rows.append({
             "spec": dataclasses.asdict(spec), "orientation_ok": result["orientation"] == spec.orientation,
