@@ -2,22 +2,28 @@
 
     .venv/bin/python -m bench.orientation_probe SCAN... > probe.jsonl
     .venv/bin/python -m bench.orientation_probe --page SCAN... > page.jsonl
+    .venv/bin/python -m bench.orientation_probe --engine trueocr SCAN... > probe-trueocr.jsonl
 
 For each scan (upright ones: the real scans), the densest text band that ``ocr.orientation``
-reads is read by tesseract as found and turned over; prints one JSON line per scan with, for
-both readings, the words, their mean confidence, how many are confident (80 or more) words of
-two letters or more, and whether ``ocr.orientation.reads_upright`` takes the reading as upright
-on its own. Its thresholds were chosen on these figures (bench/README.md, "orientation in one
-read").
+reads is read by tesseract (or ``--engine``) as found and turned over; prints one JSON line per
+scan with, for both readings, the words, their mean confidence, how many are confident (80 or
+more) words of two letters or more, whether ``ocr.orientation.reads_upright`` takes the reading
+as upright on its own (with that engine's thresholds) and the CPU seconds it took. The
+thresholds were chosen on these figures (bench/README.md, "orientation in one read", "sixth
+pass").
 
 ``--page``: the same for the whole page as the page stage reads it (``ocr.page.read_sheet``,
 the configured recognisers), straightened the likely way up and turned over: whether the page
 stage may take its first reading as upright and skip the band test.
+
+``--engine trueocr``: the band read by TrueOCR instead, the reader the page stage's orientation
+test uses when tesseract and TrueOCR vote (``OcrEngine.fastest``).
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +32,12 @@ from PIL import Image
 
 from ocr import cleanup, geometry, orientation, paper
 from ocr.recognise import TesseractEngine
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time and its reaped children's (tesseract runs as a child per call)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
@@ -46,9 +58,14 @@ def probe(path: Path, engine: TesseractEngine) -> dict:
     band = orientation._probe_band(mask, dpi, first + skew.angle_deg)
     if band is None:
         return {"scan": path.name, "band": None}
-    read = lambda gray: engine.read(gray, psm=6, dpi=orientation.PROBE_DPI)  # noqa: E731
-    return {"scan": path.name, "firstCandidate": first, "asFound": reading_stats(read(band)),
-            "turnedOver": reading_stats(read(np.ascontiguousarray(band[::-1, ::-1])))}
+
+    def read(gray: np.ndarray) -> dict:
+        start = cpu_seconds()
+        words = engine.read(gray, psm=6, dpi=orientation.PROBE_DPI)
+        return {**reading_stats(words, functools.partial(orientation.reads_upright, reader=engine.name)),
+                "cpuSeconds": round(cpu_seconds() - start, 3)}
+    return {"scan": path.name, "firstCandidate": first, "asFound": read(band),
+            "turnedOver": read(np.ascontiguousarray(band[::-1, ::-1]))}
 
 
 def probe_page(path: Path, engine) -> dict:
@@ -69,6 +86,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--page"]:
         from pipeline.pages import ENGINES
         engine, argv, measure = ENGINES["vote"]("vie", None), argv[1:], probe_page
+    elif argv[:2] == ["--engine", "trueocr"]:
+        from ocr.trueocr_engine import TrueOcrEngine
+        engine, argv, measure = TrueOcrEngine("vie"), argv[2:], probe
     else:
         engine, measure = TesseractEngine("vie"), probe
     for name in argv:

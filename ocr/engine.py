@@ -41,6 +41,8 @@ class OcrEngine(Protocol):
     - ``has_language`` tells whether a model for ``lang`` is installed.
     - ``version`` identifies the engine, its version and its models: a cached page result is
       reused only under the same version.
+    - ``fastest`` returns the quickest of its recognisers that reads ``lang`` (itself when it is
+      one recogniser), for a yes-or-no reading of a small image such as the orientation test's.
     - ``load`` loads now what the first read would otherwise load (models, the version), for a
       caller with time to spare before its pages come; safe to call from another thread.
     - An engine made with a ``deadline`` raises PageTimeUp rather than read past it.
@@ -57,5 +59,7 @@ class OcrEngine(Protocol):
     def has_language(self, lang: str) -> bool: ...
 
     def version(self) -> str: ...
+
+    def fastest(self) -> "OcrEngine": ...
 
     def load(self) -> None: ...

@@ -3,11 +3,12 @@
 1. The projection-profile skew search (ocr.geometry) gives the skew angle and the axis of the
    text lines (horizontal -> 0 or 180, vertical -> 90 or 270), judged on text with ruling lines
    removed, so tables cannot mislead it.
-2. Between the two remaining candidates, tesseract reads the densest band of text both ways up;
-   upright Vietnamese reads with far higher confidence than upside-down glyphs. The first way
-   up (the one not turned over, what nearly every scan is) is read first, and when that reading
-   alone is plainly upright text, the other is not read at all.
-3. When that reading is inconclusive (little text), tesseract's OSD votes.
+2. Between the two remaining candidates, the engine's fastest recogniser (``OcrEngine.fastest``:
+   TrueOCR when the page is voted on) reads the densest band of text both ways up; upright
+   Vietnamese reads with far higher confidence than upside-down glyphs. The first way up (the
+   one not turned over, what nearly every scan is) is read first, and when that reading alone
+   is plainly upright text, the other is not read at all.
+3. When neither reading is decisive (little text), tesseract's OSD votes.
 """
 from __future__ import annotations
 
@@ -27,20 +28,36 @@ PROBE_HEIGHT_MM = 60
 # the winning reading must beat the other by this share of its score, else OSD is asked
 DECISIVE_MARGIN = 0.25
 T = TypeVar("T")
-# A band read the right way up on its own: this many words at least, their mean confidence and
-# the share of them that are confident words of two letters or more at least these. On the
-# first 21 real scans (development half) upright bands read 81-95 mean and 0.72-0.98 share,
-# the same bands upside down 35-48 and 0.02-0.17 (bench/README.md, "orientation in one read").
-UPRIGHT_MIN_WORDS = 20
-UPRIGHT_MIN_MEAN_CONF = 70
-UPRIGHT_MIN_CONFIDENT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Upright:
+    """A reading that is, on its own, plainly text the right way up: this many words at least,
+    their mean confidence and the share of them that are confident words (80 or more) of two
+    letters or more at least these."""
+    min_words: int
+    min_mean_conf: float
+    min_confident_share: float
+
+    def __call__(self, words: list[dict]) -> bool:
+        if len(words) < self.min_words:
+            return False
+        confident = sum(1 for w in words if w["conf"] >= 80 and _letters(w) >= 2)
+        return (sum(w["conf"] for w in words) / len(words) >= self.min_mean_conf
+                and confident / len(words) >= self.min_confident_share)
+
+
+# The band read by each recogniser. On the first 21 real scans (the tune part), tesseract read
+# upright bands at a mean of 81-95 with a confident share of 0.72-0.98, the same bands upside
+# down at 35-48 and 0.02-0.17 ("orientation in one read"); TrueOCR read them at 94.8-98.4 and
+# 0.88-0.99 upright, 64.5-75.9 and 0.11-0.42 upside down ("sixth pass", bench/README.md).
+BAND_UPRIGHT = {"tesseract": Upright(20, 70, 0.5), "trueocr": Upright(20, 85, 0.65)}
 # The same for a whole page as the page stage reads it (both recognisers voted, ocr.page), which
 # reads a page turned over at a higher mean confidence than tesseract reads a band: on the tune
 # part of the real scans (21 JPEG scans), upright pages read at a mean of 93.4-95.4 with a
 # confident share of 0.86-0.97, the same pages turned over at 64.1-70.6 and 0.18-0.35
 # (bench/README.md, "orientation from the page's own reading").
-PAGE_UPRIGHT_MIN_MEAN_CONF = 82
-PAGE_UPRIGHT_MIN_CONFIDENT_SHARE = 0.6
+PAGE_UPRIGHT = Upright(20, 82, 0.6)
 
 
 @dataclass(frozen=True)
@@ -78,11 +95,14 @@ def measure(image: Image.Image, dpi: float, engine: OcrEngine, mask: np.ndarray 
     probe = _probe_band(mask, dpi, first + lines.skew_deg)
     if probe is None:
         return PageGeometry(first, lines.skew_deg, "no text")
-    words_first = engine.read(probe, psm=6, dpi=PROBE_DPI)
-    if reads_upright(words_first):
+    reader = engine.fastest()
+    words_first = reader.read(probe, psm=6, dpi=PROBE_DPI)
+    if reads_upright(words_first, reader.name):
         return PageGeometry(first, lines.skew_deg, "reading")
-    score_first = _score(words_first)
-    score_second = reading_score(np.ascontiguousarray(probe[::-1, ::-1]), engine)
+    words_second = reader.read(np.ascontiguousarray(probe[::-1, ::-1]), psm=6, dpi=PROBE_DPI)
+    if reads_upright(words_second, reader.name):
+        return PageGeometry(second, lines.skew_deg, "reading")
+    score_first, score_second = _score(words_first), _score(words_second)
     best, other = max(score_first, score_second), min(score_first, score_second)
     chosen = first if score_first >= score_second else second
     if best > 0 and (best - other) >= DECISIVE_MARGIN * best:
@@ -153,28 +173,18 @@ def _turned(gray: np.ndarray, total_ccw_deg: float, fill: int) -> np.ndarray:
     return cv2.warpAffine(turned, matrix, grown, flags=cv2.INTER_LINEAR, borderValue=fill)
 
 
-def reading_score(gray: np.ndarray, engine: OcrEngine) -> float:
-    """Sum of the engine's confidence over plausible words (two or more letters)."""
-    return _score(engine.read(gray, psm=6, dpi=PROBE_DPI))
-
-
 def _score(words: list[dict]) -> float:
     return float(sum(w["conf"] for w in words if _letters(w) >= 2 and w["conf"] > 30))
 
 
-def reads_upright(words: list[dict], min_mean_conf: float = UPRIGHT_MIN_MEAN_CONF,
-                  min_confident_share: float = UPRIGHT_MIN_CONFIDENT_SHARE) -> bool:
-    """Whether a band's reading is, on its own, plainly text the right way up."""
-    if len(words) < UPRIGHT_MIN_WORDS:
-        return False
-    confident = sum(1 for w in words if w["conf"] >= 80 and _letters(w) >= 2)
-    return (sum(w["conf"] for w in words) / len(words) >= min_mean_conf
-            and confident / len(words) >= min_confident_share)
+def reads_upright(words: list[dict], reader: str = "tesseract") -> bool:
+    """Whether a band's reading by ``reader`` (an engine's name) is, on its own, plainly text the right way up."""
+    return BAND_UPRIGHT.get(reader, BAND_UPRIGHT["tesseract"])(words)
 
 
 def page_reads_upright(words: list[dict]) -> bool:
     """Whether the page stage's reading of a whole page is, on its own, plainly text the right way up."""
-    return reads_upright(words, PAGE_UPRIGHT_MIN_MEAN_CONF, PAGE_UPRIGHT_MIN_CONFIDENT_SHARE)
+    return PAGE_UPRIGHT(words)
 
 
 def _letters(word: dict) -> int:

@@ -57,7 +57,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     reading is plainly upright text (``ocr.orientation.page_reads_upright``) it is the page's;
     otherwise the orientation test reads the densest band both ways up (``measure``) and a page
     found upside down is straightened and read again. Down (a page on its side), the band test
-    decides first, while the page is straightened the likelier way (``measure_while``)."""
+    decides first and the page is straightened once."""
     engine = engine or recognise.TesseractEngine("vie")
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
@@ -88,8 +88,9 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
                 words, flags = read_sheet(straight, resolution, engine, options)
     else:
         # a page on its side is about as often turned one way as the other: the band test decides
-        # first, while the page is straightened the likelier way
-        found, straight = orient.measure_while(image, resolution, engine, ink, straightened, lines)
+        # before the page is straightened, once
+        found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
+        straight = straightened(found.orientation, found.skew_deg)
         words, flags = read_sheet(straight, resolution, engine, options)
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):

@@ -38,6 +38,9 @@ class TesseractEngine:
     def has_language(self, lang: str) -> bool:
         return lang in _installed_languages(self.tessdata or "")
 
+    def fastest(self) -> "TesseractEngine":
+        return self
+
     def load(self) -> None:
         """Tesseract loads its model at every call; what is kept is its version (a process run)."""
         self.version()

@@ -64,6 +64,9 @@ class TrueOcrEngine:
     def has_language(self, lang: str) -> bool:
         return all(part == "vie" for part in lang.split("+"))
 
+    def fastest(self) -> "TrueOcrEngine":
+        return self
+
     def load(self) -> None:
         """The ONNX sessions (~0.2-0.3 s) and the models' hash of ``version``."""
         _models(self._model_dir())
