@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -120,12 +121,14 @@ def run_sohoa(spec, variant: dict) -> dict:
             **score_text(page.text, result["text"])}
 
 
-def run_geometry(spec) -> dict:
+def run_geometry(spec, engine: str = "vote") -> dict:
+    """The orientation test and deskew alone, with ``engine``'s recognisers (the configured
+    default, ``vote``, reads the band with TrueOCR: ``OcrEngine.fastest``)."""
     from ocr.orientation import measure
-    from ocr.recognise import TesseractEngine
+    from pipeline.pages import ENGINES
     page = pagegen.render_page(spec)
     start = time.perf_counter()
-    found = measure(page.image, float(spec.dpi), TesseractEngine("vie"))
+    found = measure(page.image, float(spec.dpi), ENGINES[engine]("vie", None))
     return {"layout": spec.layout, "orientation_ok": found.orientation == spec.orientation,
             "skew_error": angle_error(found.skew_deg, spec.skew_deg), "seconds": time.perf_counter() - start,
             "evidence": found.evidence, "spec": dataclasses.asdict(spec), "found": [found.orientation, found.skew_deg]}
@@ -217,6 +220,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-ocrmypdf", action="store_true")
     parser.add_argument("--no-geometry", action="store_true")
+    parser.add_argument("--geometry-engine", default="vote", choices=("vote", "tesseract", "trueocr"),
+                        help="the recognisers of the geometry set's orientation test (default: vote, as configured)")
     parser.add_argument("--no-recognition", action="store_true")
     parser.add_argument("--variant", action="append", default=[],
                         help="OcrOptions overrides for an extra sohoa run, e.g. psm=4,binarise=true")
@@ -227,7 +232,7 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         if not args.no_geometry:
             specs = geometry_specs(args.full, args.seed)
-            rows = list(pool.map(run_geometry, specs))
+            rows = list(pool.map(functools.partial(run_geometry, engine=args.geometry_engine), specs))
             report["geometry"] = {"rows": rows, "summary": summarise_geometry(rows)}
             s = report["geometry"]["summary"]
             print(f"\ngeometry set ({s['pages']} pages, skew within +-15 deg, every layout x quarter turn, 300/200 dpi)")

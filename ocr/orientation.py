@@ -50,7 +50,7 @@ class Upright:
 # The band read by each recogniser. On the first 21 real scans (the tune part), tesseract read
 # upright bands at a mean of 81-95 with a confident share of 0.72-0.98, the same bands upside
 # down at 35-48 and 0.02-0.17 ("orientation in one read"); TrueOCR read them at 94.8-98.4 and
-# 0.88-0.99 upright, 64.5-75.9 and 0.11-0.42 upside down ("sixth pass", bench/README.md).
+# 0.88-0.99 upright, 67.5-75.9 and 0.18-0.42 upside down ("sixth pass", bench/README.md).
 BAND_UPRIGHT = {"tesseract": Upright(20, 70, 0.5), "trueocr": Upright(20, 85, 0.65)}
 # The same for a whole page as the page stage reads it (both recognisers voted, ocr.page), which
 # reads a page turned over at a higher mean confidence than tesseract reads a band: on the tune
