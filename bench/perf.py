@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.perf                       # every section; tens of minutes on 2 cores
     .venv/bin/python -m bench.perf --quick               # fewer pages and rounds: about 10 minutes
     .venv/bin/python -m bench.perf --only ingest --only intake --json /tmp/p.json --plot /tmp/p.png
+    .venv/bin/python -m bench.perf --only ingest --pages DIR --pages DIR2 --rounds 3   # your own scans
 
 Sections (``--only`` names): ``ingest`` (sohoa ingest against OCRmyPDF, whole processes run
 alternately on the same pages: seconds and CPU seconds per page, words found, bytes per page),
@@ -19,7 +20,9 @@ The pages are fixed (tests/pagegen.py, seeds below; their SHA-256 is recorded): 
 administrative layout with seal, ruled table, each as 300-dpi colour JPEG, 200-dpi grey PNG and
 300-dpi bitonal TIFF (CCITT G4), in documents of 1, 10 and 100 pages (``--quick``: 1 and 3),
 plus real scans (/work/shared/realscans when present, else tests/data/realscans; their
-transcribed truth from tests/data/realscans, never the frozen test part).
+transcribed truth from tests/data/realscans, never the frozen test part). ``--pages DIR`` puts
+scans no choice was made on in their place: each folder one document, its truth (if any) from
+``<stem>.gt.txt`` beside each scan.
 
 The JSON (default bench/perf-results/<short commit>[-quick].json) holds the commit, the date,
 the machine (cores, load average at start and end), every command run, and per section its
@@ -30,6 +33,7 @@ wall times: compare ratios measured side by side and CPU seconds across commits.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -161,6 +165,18 @@ def realscan_document(n_pages: int, folder: Path, number: int) -> tuple[Document
         words += [unicodedata.normalize("NFC", w) for line in truth for w in printed_words(line)]
     return Document(f"realscans-{len(pages)}p", f"H23.50-261202-{number:04d}", pages, words,
                     {"real": len(pages)}), str(source)
+
+
+def folder_document(folder: Path, number: int) -> Document:
+    """The scans in ``folder`` (JPEG, PNG, TIFF, by name) as one document, each page's truth from
+    ``<stem>.gt.txt`` beside it when there is one (the layout of the shared page generator's output):
+    pages no choice was made on, brought by whoever runs the benchmark."""
+    pages = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff"))
+    if not pages:
+        raise SystemExit(f"{folder}: no JPEG, PNG or TIFF scan")
+    words = [w for p in pages if (truth := p.with_suffix(".gt.txt")).is_file()
+             for w in normalise(truth.read_text(encoding="utf-8")).split()]
+    return Document(f"{folder.name}-{len(pages)}p", f"H23.50-261203-{number:04d}", pages, words, {"given": len(pages)})
 
 
 def digest(paths: list[Path]) -> str:
@@ -658,9 +674,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="default bench/perf-results/<short commit>[-quick].json")
     parser.add_argument("--plot", type=Path, help="default: the JSON's path with .png")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (pages, logs)")
+    parser.add_argument("--pages", action="append", type=Path, metavar="DIR",
+                        help="(repeatable) the scans in DIR as one document, instead of the fixed set: "
+                             "truth from <stem>.gt.txt beside each scan")
+    parser.add_argument("--rounds", type=int, help="alternating rounds of each document (ingest)")
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
+    if args.rounds:
+        mode = dataclasses.replace(mode, rounds=args.rounds)
     chosen = [s for s in SECTIONS if not args.only or s in args.only]
+    if args.pages and chosen != ["ingest"]:
+        parser.error("--pages is for the ingest section alone: add --only ingest")
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     json_path = args.json or RESULTS / f"{commit}{'-quick' if mode.quick else ''}.json"
     png = args.plot or json_path.with_suffix(".png")
@@ -682,11 +706,12 @@ def main(argv: list[str] | None = None) -> int:
         json_path.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n")
 
     try:
-        sizes = mode.doc_sizes if "ingest" in chosen else (3,) if "intake" in chosen else ()
+        sizes = () if args.pages else mode.doc_sizes if "ingest" in chosen else (3,) if "intake" in chosen else ()
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             docs = [synthetic_document(n, work / "pages" / f"doc{n}", pool, n) for n in sizes]
+        docs += [folder_document(folder, 900 + i) for i, folder in enumerate(args.pages or ())]
         real, source = (realscan_document(mode.realscans, work / "pages" / "real", 800)
-                        if mode.realscans and "ingest" in chosen else (None, ""))
+                        if mode.realscans and "ingest" in chosen and not args.pages else (None, ""))
         if real is not None:
             docs.append(real)
         report["pages"] = {d.name: {"pages": len(d.pages), "kinds": d.kinds, "sha256": digest(d.pages)} for d in docs}
