@@ -27,10 +27,11 @@ def paper_colour(image: Image.Image):
     return tuple(int(v) for v in np.median(small.reshape(-1, small.shape[-1]), axis=0)[:3])
 
 
-def fill_outside(image: Image.Image, box: tuple[int, int, int, int], colour) -> Image.Image:
-    """The image with everything outside ``box`` (x0, y0, x1, y1) painted ``colour``; same size."""
-    out = Image.new(image.mode, image.size, colour)
-    out.paste(image.crop(box), box[:2])
+def on_canvas(image: Image.Image, size: tuple[int, int], at: tuple[int, int], colour) -> Image.Image:
+    """A canvas of ``size`` painted ``colour`` with ``image`` laid on it at ``at`` (its upper left
+    corner, which may lie outside the canvas: what falls outside is cut)."""
+    out = Image.new(image.mode, size, colour)
+    out.paste(image, at)
     return out
 
 

@@ -145,7 +145,8 @@ def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg
     sheet = grown.crop(box)
     width, height = image.size if orientation % 180 == 0 else image.size[::-1]
     left, top = (grown.width - width) // 2, (grown.height - height) // 2
-    archive = cleanup.fill_outside(grown, box, cleanup.paper_colour(sheet)).crop((left, top, left + width, top + height))
+    del grown  # a page-sized image: the archive is made from the sheet alone, so at most three are held
+    archive = cleanup.on_canvas(sheet, (width, height), (box[0] - left, box[1] - top), cleanup.paper_colour(sheet))
     return Straightened(sheet, archive, box[0] - left, box[1] - top)
 
 
