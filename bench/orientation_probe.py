@@ -23,21 +23,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench.stages import cpu_seconds  # sets OMP_THREAD_LIMIT=1, as the page stage's processes do
 from ocr import cleanup, geometry, orientation, paper
 from ocr.recognise import TesseractEngine
-
-
-def cpu_seconds() -> float:
-    """This process's CPU time and its reaped children's (tesseract runs as a child per call)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
