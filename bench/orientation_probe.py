@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.orientation_probe SCAN... > probe.jsonl
     .venv/bin/python -m bench.orientation_probe --page SCAN... > page.jsonl
     .venv/bin/python -m bench.orientation_probe --engine trueocr SCAN... > probe-trueocr.jsonl
+    .venv/bin/python -m bench.orientation_probe --page --engine trueocr SCAN... > page-trueocr.jsonl
 
 For each scan (upright ones: the real scans), the densest text band that ``ocr.orientation``
 reads is read by tesseract (or ``--engine``) as found and turned over; prints one JSON line per
@@ -18,6 +19,10 @@ stage may take its first reading as upright and skip the band test.
 
 ``--engine trueocr``: the band read by TrueOCR instead, the reader the page stage's orientation
 test uses when tesseract and TrueOCR vote (``OcrEngine.fastest``).
+
+``--page --engine trueocr``: the whole page read by TrueOCR alone, as the vote's fastest reader
+reads it beside tesseract: whether that reading alone shows a page turned over before
+tesseract's reading ends.
 """
 from __future__ import annotations
 
@@ -35,9 +40,8 @@ from ocr.recognise import TesseractEngine
 
 
 def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
-    confident = sum(1 for w in words if w["conf"] >= 80 and sum(ch.isalpha() for ch in w["text"]) >= 2)
-    return {"words": len(words), "meanConf": round(float(np.mean([w["conf"] for w in words])), 1) if words else 0.0,
-            "confidentShare": round(confident / len(words), 3) if words else 0.0,
+    mean, share = orientation.reading_figures(words) if words else (0.0, 0.0)
+    return {"words": len(words), "meanConf": round(mean, 1), "confidentShare": round(share, 3),
             "readsUpright": upright(words)}
 
 
@@ -77,7 +81,10 @@ def probe_page(path: Path, engine) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--page"]:
+    if argv[:3] == ["--page", "--engine", "trueocr"]:
+        from ocr.trueocr_engine import TrueOcrEngine
+        engine, argv, measure = TrueOcrEngine("vie"), argv[3:], probe_page
+    elif argv[:1] == ["--page"]:
         from pipeline.pages import ENGINES
         engine, argv, measure = ENGINES["vote"]("vie", None), argv[1:], probe_page
     elif argv[:2] == ["--engine", "trueocr"]:

@@ -6,8 +6,9 @@ the page stage.
 """
 from __future__ import annotations
 
+import threading
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -15,6 +16,14 @@ import numpy as np
 class PageTimeUp(Exception):
     """The page's time ran out: an engine given a ``deadline`` (``time.monotonic()`` seconds)
     stops a recogniser still running then, and starts none after it."""
+
+
+class ReadingStopped(Exception):
+    """A reading given a ``stop`` event ended because the event was set."""
+
+
+class ReadingAbandoned(Exception):
+    """A reading given ``abandon_if`` ended because the first words read passed that test."""
 
 
 def time_left(deadline: float | None) -> float | None:
@@ -45,6 +54,14 @@ class OcrEngine(Protocol):
       one recogniser), for a yes-or-no reading of a small image such as the orientation test's.
     - ``load`` loads now what the first read would otherwise load (models, the version), for a
       caller with time to spare before its pages come; safe to call from another thread.
+    - ``read`` given ``stop`` (an Event another thread may set) ends as soon as it can once the
+      event is set and raises ReadingStopped; a recogniser that cannot be interrupted checks
+      between its steps.
+    - ``read`` given ``abandon_if(words, reader)`` shows it the words of the engine's fastest
+      recogniser (``reader``: its name) as soon as they are read; when it returns True while
+      another recogniser is still reading, that one is stopped and ReadingAbandoned raised. It
+      serves a caller that would throw the reading away if it were not upright (a page turned
+      over); an engine of one recogniser has nothing to stop early and ignores it.
     - An engine made with a ``deadline`` raises PageTimeUp rather than read past it.
     """
 
@@ -52,7 +69,8 @@ class OcrEngine(Protocol):
     lang: str
 
     def read(self, gray: np.ndarray, *, psm: int = 3, dpi: int = 300, scale: float = 1.0,
-             whitelist: str | None = None, lang: str | None = None) -> list[dict]: ...
+             whitelist: str | None = None, lang: str | None = None, stop: threading.Event | None = None,
+             abandon_if: Callable[[list[dict], str], bool] | None = None) -> list[dict]: ...
 
     def orientation(self, gray: np.ndarray) -> int | None: ...
 

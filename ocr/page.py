@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ocr import cleanup, geometry, layout, orientation as orient, paper, quality, recognise, review
-from ocr.engine import OcrEngine
+from ocr.engine import OcrEngine, ReadingAbandoned
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
 NUMBER = re.compile(r"[0-9][0-9./,-]*")
@@ -78,13 +78,18 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     lines = orient.text_lines(ink, resolution)
     if lines.likely == 0:
         # lines across the page as scanned: nearly always the right way up, as its reading shows
+        # (a reading that plainly shows it turned over is given up as soon as it does)
         found = orient.PageGeometry(0, lines.skew_deg, "page reading")
         straight = straightened(found.orientation, found.skew_deg)
-        words, flags = read_sheet(straight, resolution, engine, options)
-        if not orient.page_reads_upright(words):
+        try:
+            words, flags = read_sheet(straight, resolution, engine, options, abandon_if=orient.page_reads_turned_over)
+        except ReadingAbandoned:
+            words = None
+        if words is None or not orient.page_reads_upright(words):
             found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
             if found.orientation != lines.likely:
                 straight = straightened(found.orientation, found.skew_deg)
+            if found.orientation != lines.likely or words is None:
                 words, flags = read_sheet(straight, resolution, engine, options)
     else:
         # a page on its side is about as often turned one way as the other: the band test decides
@@ -108,15 +113,16 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
 
 
 def read_sheet(straight: Straightened, resolution: float, engine: OcrEngine,
-               options: OcrOptions = DEFAULT_OPTIONS) -> tuple[list[dict], list[str]]:
+               options: OcrOptions = DEFAULT_OPTIONS, abandon_if=None) -> tuple[list[dict], list[str]]:
     """The words of a straightened page, in its archive image's pixels, and the flags read from
-    its image (no words on a page flagged blank)."""
+    its image (no words on a page flagged blank). ``abandon_if``: given to the engine's reading
+    of the page (``OcrEngine.read``), which may then raise ReadingAbandoned."""
     ocr_gray, ink_with_rules = cleanup.ocr_copy(straight.sheet, resolution, remove_lines=options.remove_lines,
                                                 level=INK_LEVEL)
     flags = quality.page_flags_before_ocr(cleanup.to_gray(straight.sheet), ocr_gray < INK_LEVEL, resolution)
     if "blank" in flags:
         return [], flags
-    read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options)
+    read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options, abandon_if)
     return _moved(read, straight.dx, straight.dy, *straight.archive.size), flags
 
 
@@ -173,29 +179,30 @@ def _plain_word(word: dict) -> dict:
 
 
 def _read_words(ocr_gray: np.ndarray, ink_with_rules: np.ndarray, resolution: float, engine: OcrEngine,
-                options: OcrOptions) -> list[dict]:
+                options: OcrOptions, abandon_if=None) -> list[dict]:
     scale = options.target_dpi / resolution if resolution < options.upscale_below_dpi else 1.0
     grid = layout.find_grid(ink_with_rules, resolution) if options.tables else None
     if grid is None:
-        words = _recognise(ocr_gray, resolution, engine, options, scale, options.psm)
+        words = _recognise(ocr_gray, resolution, engine, options, scale, options.psm, abandon_if=abandon_if)
         return layout.order_columns(words) if options.columns else words
     # a table is read cell by cell: on the whole page tesseract joins the last word of one cell
     # with the first of the next ("phòngUBND") and drops whole cells now and then
     outside = ocr_gray.copy()
     outside[grid.ys[0]:grid.ys[-1] + 1, grid.xs[0]:grid.xs[-1] + 1] = 255
-    words = _recognise(outside, resolution, engine, options, scale, options.psm) if (outside < INK_LEVEL).any() else []
+    words = (_recognise(outside, resolution, engine, options, scale, options.psm, abandon_if=abandon_if)
+             if (outside < INK_LEVEL).any() else [])
     short_cells, short_words = _read_short_cells(ocr_gray, grid, resolution, engine, options, scale)
     cell_words = _read_cells(ocr_gray, grid, resolution, engine, options, scale, skip=short_cells)
     return layout.order_by_cells(words + short_words + cell_words, grid)
 
 
 def _recognise(gray: np.ndarray, resolution: float, engine: OcrEngine, options: OcrOptions, scale: float,
-               psm: int, lang: str | None = None) -> list[dict]:
+               psm: int, lang: str | None = None, abandon_if=None) -> list[dict]:
     if scale != 1.0:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     if options.binarise:
         _, gray = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    return engine.read(gray, psm=psm, dpi=int(round(resolution * scale)), scale=scale, lang=lang)
+    return engine.read(gray, psm=psm, dpi=int(round(resolution * scale)), scale=scale, lang=lang, abandon_if=abandon_if)
 
 
 def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engine: OcrEngine,

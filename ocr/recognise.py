@@ -7,16 +7,21 @@ work sets OMP_THREAD_LIMIT=1 once (``api`` at start-up, the page pool's worker i
 from __future__ import annotations
 
 import functools
+import shlex
+import subprocess
+import threading
 import unicodedata
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytesseract
 from PIL import Image
 
-from ocr.engine import PageTimeUp, time_left
+from ocr.engine import PageTimeUp, ReadingStopped, time_left
 
 DEFAULT_PSM = 3
+_STOP_POLL = 0.02  # seconds between looks at a reading's stop event
 
 
 class TesseractEngine:
@@ -46,17 +51,15 @@ class TesseractEngine:
         self.version()
 
     def read(self, gray: np.ndarray, *, psm: int = DEFAULT_PSM, dpi: int = 300, scale: float = 1.0,
-             whitelist: str | None = None, lang: str | None = None) -> list[dict]:
+             whitelist: str | None = None, lang: str | None = None, stop: threading.Event | None = None,
+             abandon_if: Callable | None = None) -> list[dict]:
         """Words of a grey page image in tesseract's reading order.
 
         Boxes are divided by ``scale`` (the factor the caller enlarged the image by), so they are
         in the caller's pixel coordinates.  ``line`` numbers follow reading order from 0.
         """
         lang = lang or self.lang
-        image = Image.fromarray(gray)
-        image.format = "BMP"  # pytesseract hands tesseract a temporary file; BMP is written 10x faster than PNG
-        data = self._bounded(pytesseract.image_to_data, image, lang=lang,
-                             config=self._config(psm, lang, dpi, whitelist), output_type=pytesseract.Output.DICT)
+        data = self._tsv(Image.fromarray(gray), lang, self._config(psm, lang, dpi, whitelist), stop)
         words, line_ids = [], {}
         for i, raw in enumerate(data["text"]):
             text = unicodedata.normalize("NFC", raw or "").strip()
@@ -87,6 +90,38 @@ class TesseractEngine:
         if self.tessdata and all((Path(self.tessdata) / f"{part}.traineddata").is_file() for part in lang.split("+")):
             return Path(self.tessdata)
         return None
+
+    def _tsv(self, image: Image.Image, lang: str, config: str, stop: threading.Event | None) -> dict:
+        """``pytesseract.image_to_data`` as a dict, run here so that its tesseract process can be
+        killed when ``stop`` is set (ReadingStopped) as well as when the page's deadline passes
+        (PageTimeUp); pytesseract's own call can only time out."""
+        image.format = "BMP"  # tesseract reads a temporary file; BMP is written 10x faster than PNG
+        with pytesseract.pytesseract.save(image) as (base, source):
+            command = [pytesseract.pytesseract.tesseract_cmd, source, base, "-l", lang,
+                       "-c", "tessedit_create_tsv=1", *shlex.split(config)]
+            try:
+                process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE)
+            except FileNotFoundError:
+                raise pytesseract.TesseractNotFoundError() from None
+            try:
+                while True:
+                    left = time_left(self.deadline)
+                    wait = left if stop is None else min(_STOP_POLL, left or _STOP_POLL)
+                    try:
+                        _, errors = process.communicate(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if stop is not None and stop.is_set():
+                            raise ReadingStopped() from None
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    process.communicate()
+            if process.returncode:
+                raise pytesseract.TesseractError(process.returncode, pytesseract.pytesseract.get_errors(errors))
+            text = Path(f"{base}.tsv").read_text(encoding="utf-8")
+        return pytesseract.pytesseract.file_to_dict(text, "\t", -1)
 
     def _bounded(self, call, *args, **kwargs):
         """A pytesseract call, its tesseract process killed once the page's deadline passes."""

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ocr import recognise
-from ocr.engine import time_left
+from ocr.engine import ReadingStopped, time_left
 
 INK_LEVEL = 160       # grey level below which a pixel counts as ink when boxes are tightened
 LINE_MODES = (7, 8, 13)
@@ -76,9 +76,16 @@ class TrueOcrEngine:
         return recognise.TesseractEngine("vie", self.tessdata, self.deadline).orientation(gray)
 
     def read(self, gray: np.ndarray, *, psm: int = 3, dpi: int = 300, scale: float = 1.0,
-             whitelist: str | None = None, lang: str | None = None) -> list[dict]:
-        """Words of a grey page image in reading order, boxes divided by ``scale``."""
-        time_left(self.deadline)
+             whitelist: str | None = None, lang: str | None = None, stop: threading.Event | None = None,
+             abandon_if=None) -> list[dict]:
+        """Words of a grey page image in reading order, boxes divided by ``scale``. ``stop`` is
+        looked at before each step (detection, recognition, ordering): a step is not interrupted."""
+        def step() -> None:
+            time_left(self.deadline)
+            if stop is not None and stop.is_set():
+                raise ReadingStopped()
+
+        step()
         gray = np.ascontiguousarray(gray, dtype=np.uint8)
         if gray.ndim != 2 or not gray.size:
             return []
@@ -90,7 +97,9 @@ class TrueOcrEngine:
             boxes = _detected(models.page, gray)
         if not boxes:
             return []
+        step()
         lines = read_lines(models, gray, boxes)
+        step()
         order = self._order(models, gray, boxes, [line[0] for line in lines], psm)
         words: list[dict] = []
         for line_id, index in enumerate(order):

@@ -32,16 +32,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from ocr import lexicon, review
+from ocr.engine import ReadingAbandoned, ReadingStopped
 
 RULES_VERSION = "vote-1"
 DECIDERS = ("spelling", "agreement", "phrases", "phrases", "confidence")
@@ -473,24 +475,42 @@ class VotingEngine:
         return self.primary.orientation(gray)
 
     def vote(self, gray: np.ndarray, *, psm: int = 3, dpi: int = 300, scale: float = 1.0,
-             whitelist: str | None = None, lang: str | None = None) -> PageVote:
-        """Both readings of ``gray`` and the vote on each line."""
+             whitelist: str | None = None, lang: str | None = None, stop: threading.Event | None = None,
+             abandon_if: Callable[[list[dict], str], bool] | None = None) -> PageVote:
+        """Both readings of ``gray`` and the vote on each line (``stop``, ``abandon_if``: see
+        ``ocr.engine.OcrEngine``)."""
         kwargs = dict(psm=psm, dpi=dpi, scale=scale, whitelist=whitelist, lang=lang)
         lang = lang or self.lang
         if whitelist or lang != self.lang or psm != VOTED_PSM or not self.secondary.has_language(lang):
-            first = self.primary.read(gray, **kwargs)
+            first = self.primary.read(gray, **kwargs, stop=stop)
             return PageVote(tuple(LineVote(line.words, _mean_conf(line.words), False) for line in lines_of(first)))
         # the primary (tesseract) reads in a process of its own, the secondary (TrueOCR) in this one
         # meanwhile: on a core left free (a one-page document, an intake page) the page is read in
         # the time of the slower reading instead of the sum of both
+        primary_stop = threading.Event()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="primary-read") as pool:
-            first = pool.submit(self.primary.read, gray, **kwargs)
-            second = self.secondary.read(gray, **kwargs)
-            return vote_page(first.result(), second, self.options)
+            first = pool.submit(self.primary.read, gray, **kwargs, stop=primary_stop)
+            try:
+                second = self.secondary.read(gray, **kwargs, stop=stop)
+                if stop is not None and stop.is_set():
+                    raise ReadingStopped()
+                # TrueOCR ends well before tesseract: a reading the caller would throw away
+                # (a page turned over) need not wait for tesseract's (bench/README.md, "seventh pass")
+                if abandon_if is not None and not first.done() and abandon_if(second, self.secondary.name):
+                    primary_stop.set()
+                    try:
+                        return vote_page(first.result(), second, self.options)  # it ended before it saw the stop
+                    except ReadingStopped:
+                        raise ReadingAbandoned() from None
+                return vote_page(first.result(), second, self.options)
+            finally:
+                primary_stop.set()  # a reading not waited for (an error above) is not left running
 
     def read(self, gray: np.ndarray, *, psm: int = 3, dpi: int = 300, scale: float = 1.0,
-             whitelist: str | None = None, lang: str | None = None) -> list[dict]:
-        return self.vote(gray, psm=psm, dpi=dpi, scale=scale, whitelist=whitelist, lang=lang).words
+             whitelist: str | None = None, lang: str | None = None, stop: threading.Event | None = None,
+             abandon_if: Callable[[list[dict], str], bool] | None = None) -> list[dict]:
+        return self.vote(gray, psm=psm, dpi=dpi, scale=scale, whitelist=whitelist, lang=lang, stop=stop,
+                         abandon_if=abandon_if).words
 
 
 @functools.lru_cache(maxsize=1)

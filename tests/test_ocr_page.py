@@ -165,18 +165,25 @@ def test_a_page_without_text_is_flagged_blank_and_left_as_scanned(layout):
 
 
 class CountingEngine:
-    """Tesseract, noting the page segmentation mode of every reading it is asked for."""
+    """Tesseract, noting the page segmentation mode of every reading it is asked for and how many
+    were stopped before their end."""
 
     def __init__(self):
         from ocr.recognise import TesseractEngine
-        self.inner, self.modes = TesseractEngine("vie"), []
+        self.inner, self.modes, self.stopped = TesseractEngine("vie"), [], 0
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def read(self, gray, **kwargs):
+        from ocr.engine import ReadingStopped
+
         self.modes.append(kwargs.get("psm"))
-        return self.inner.read(gray, **kwargs)
+        try:
+            return self.inner.read(gray, **kwargs)
+        except ReadingStopped:
+            self.stopped += 1
+            raise
 
     def fastest(self):
         return self
@@ -197,12 +204,13 @@ def test_an_upright_page_is_read_once_and_one_turned_over_still_comes_out_uprigh
         assert engine.modes.count(3) == 2 and len(engine.modes) > 2  # read, turned over by the band test, read again
 
 
-@pytest.mark.parametrize("turn", [90, 270, 180])
+@pytest.mark.parametrize("turn", [90, 270, 180, 0])
 def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(turn):
     """Voted on by tesseract and TrueOCR, a page on its side or upside down comes out upright, and
     the densest band's readings that decide which way up it is are TrueOCR's (a fifth of
-    tesseract's time): tesseract reads only the page itself, once on its side and twice turned over
-    (the first reading, of the page as found, shows it is not upright)."""
+    tesseract's time): tesseract reads only the page itself, once on its side. Turned over, its
+    first reading of the page is stopped as soon as TrueOCR's, which ends first, shows the text
+    upside down; an upright page's reading is never stopped."""
     from ocr.trueocr_engine import TrueOcrEngine
     from ocr.vote import VotingEngine
 
@@ -212,6 +220,45 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert result["orientation"] == turn
     assert words_found(page.text, result["text"]) >= 0.95
     assert tesseract.modes == ([3, 3] if turn == 180 else [3])
+    assert tesseract.stopped == (1 if turn == 180 else 0)
+
+
+def test_a_stopped_tesseract_reading_leaves_no_process_behind():
+    """Stopping a reading kills its tesseract process at once: the call returns within a fraction
+    of the reading's time, and no tesseract is left running."""
+    import os
+    import threading
+    import time
+    from pathlib import Path
+
+    from ocr.engine import ReadingStopped
+    from ocr.recognise import TesseractEngine
+
+    page = render_page(PageSpec(layout="text", dpi=300, skew_deg=0.0, orientation=0, degradation=1, seed=41))
+    gray = np.asarray(page.image.convert("L"))
+    engine = TesseractEngine("vie")
+    started = time.monotonic()
+    whole = engine.read(gray)
+    reading = time.monotonic() - started
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(ReadingStopped):
+        engine.read(gray, stop=stop)
+    assert time.monotonic() - started < max(0.6, reading / 2), reading
+    def children() -> list[str]:  # the names of this process's child processes, from /proc
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                name, fields = stat.read_text().rsplit(")", 1)
+            except OSError:
+                continue
+            if int(fields.split()[1]) == os.getpid():
+                found.append(name.split("(", 1)[1])
+        return found
+
+    assert "tesseract" not in children()
+    assert len(whole) > 100  # the same reading, not stopped, ends with the page's words
 
 
 def test_grey_percentiles_from_histograms_are_numpys():
