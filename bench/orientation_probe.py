@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.orientation_probe --page SCAN... > page.jsonl
     .venv/bin/python -m bench.orientation_probe --engine trueocr SCAN... > probe-trueocr.jsonl
     .venv/bin/python -m bench.orientation_probe --page --engine trueocr SCAN... > page-trueocr.jsonl
+    .venv/bin/python -m bench.orientation_probe --turned 180 SCAN... > turned.jsonl
 
 For each scan (upright ones: the real scans), the densest text band that ``ocr.orientation``
 reads is read by tesseract (or ``--engine``) as found and turned over; prints one JSON line per
@@ -23,6 +24,10 @@ test uses when tesseract and TrueOCR vote (``OcrEngine.fastest``).
 ``--page --engine trueocr``: the whole page read by TrueOCR alone, as the vote's fastest reader
 reads it beside tesseract: whether that reading alone shows a page turned over before
 tesseract's reading ends.
+
+``--turned DEGREES``: the whole page stage on each scan turned counter-clockwise by DEGREES:
+the turn found, tesseract's readings of the page, how many of them were stopped early (a page
+turned over, ``ocr.orientation.PAGE_TURNED_OVER``) and the CPU seconds.
 """
 from __future__ import annotations
 
@@ -80,7 +85,57 @@ def probe_page(path: Path, engine) -> dict:
             "turnedOver": stats(read(lines.likely + 180))}
 
 
+class CountingTesseract:
+    """Tesseract, noting the page segmentation mode of every reading it is asked for and how many
+    readings were stopped before their end."""
+
+    def __init__(self):
+        self.inner, self.modes, self.stopped = TesseractEngine("vie"), [], 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, gray, **kwargs):
+        from ocr.engine import ReadingStopped
+
+        self.modes.append(kwargs.get("psm"))
+        try:
+            return self.inner.read(gray, **kwargs)
+        except ReadingStopped:
+            self.stopped += 1
+            raise
+
+    def fastest(self):
+        return self
+
+
+def probe_turned(path: Path, turn: int) -> dict:
+    """The whole page stage (``ocr.page.process_page``, tesseract and TrueOCR voting) on the scan
+    turned counter-clockwise by ``turn``: the turn found, tesseract's page readings and how many
+    were stopped, the CPU seconds of this process and its children."""
+    from ocr.page import process_page
+    from ocr.trueocr_engine import TrueOcrEngine
+    from ocr.vote import VotingEngine
+
+    image = Image.open(path)
+    dpi = image.info.get("dpi", (300, 300))
+    if image.mode not in ("RGB", "L", "1"):
+        image = image.convert("RGB")
+    image = image.rotate(turn, expand=True) if turn else image
+    tesseract = CountingTesseract()
+    start = cpu_seconds()
+    result = process_page(image, dpi, VotingEngine(tesseract, TrueOcrEngine("vie")))
+    return {"scan": path.name, "turn": turn, "found": result["orientation"], "words": len(result["words"]),
+            "tesseractReadings": tesseract.modes.count(3), "stopped": tesseract.stopped,
+            "cpuSeconds": round(cpu_seconds() - start, 2)}
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--turned"]:
+        turn, names = int(argv[1]), argv[2:]
+        for name in names:
+            print(json.dumps(probe_turned(Path(name), turn), ensure_ascii=False), flush=True)
+        return 0
     if argv[:3] == ["--page", "--engine", "trueocr"]:
         from ocr.trueocr_engine import TrueOcrEngine
         engine, argv, measure = TrueOcrEngine("vie"), argv[3:], probe_page

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from bench.orientation_probe import CountingTesseract as CountingEngine
 from ocr import process_page
 from tests.pagegen import PageSpec, render_page
 
@@ -162,31 +163,6 @@ def test_a_page_without_text_is_flagged_blank_and_left_as_scanned(layout):
     result = process_page(page.image, page.dpi)
     assert result["flags"] == ["blank"] and result["orientation"] == 0 and result["skew_deg"] == 0
     assert result["image"].tobytes() == page.image.tobytes()
-
-
-class CountingEngine:
-    """Tesseract, noting the page segmentation mode of every reading it is asked for and how many
-    were stopped before their end."""
-
-    def __init__(self):
-        from ocr.recognise import TesseractEngine
-        self.inner, self.modes, self.stopped = TesseractEngine("vie"), [], 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def read(self, gray, **kwargs):
-        from ocr.engine import ReadingStopped
-
-        self.modes.append(kwargs.get("psm"))
-        try:
-            return self.inner.read(gray, **kwargs)
-        except ReadingStopped:
-            self.stopped += 1
-            raise
-
-    def fastest(self):
-        return self
 
 
 @pytest.mark.parametrize("turn", [0, 180])
