@@ -154,10 +154,11 @@ def straighten(image: Image.Image, total_ccw_deg: float, fill, keep_size: bool =
     quarter = round(total_ccw_deg / 90) * 90
     residual = total_ccw_deg - quarter
     pil_turn = -quarter % 360  # PIL turns counter-clockwise
-    turned = image.copy() if pil_turn == 0 else image.transpose(
+    # no copy of the page first when it needs no quarter turn (a colour page: 26 MB, 0.04 CPU-s)
+    turned = image if pil_turn == 0 else image.transpose(
         {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}[pil_turn])
     if abs(residual) < 1e-9:
-        return turned
+        return image.copy() if turned is image else turned
     resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
     return rotate(turned, -residual, resample, expand=not keep_size, fill=fill)
 
