@@ -441,6 +441,17 @@ def vote_page(primary: Sequence[dict | Word], secondary: Sequence[dict | Word],
 VOTED_PSM = 3  # whole-page reads; the page stage's packed table cells (psm 6, 7) are tesseract's alone
 
 
+class _EitherSet:
+    """Set when either event is: the primary's stop when the caller may stop the vote too (the
+    recognisers look only at ``is_set``)."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+
 class VotingEngine:
     """Two recognisers read every image; their readings are voted on line by line (an ``OcrEngine``).
 
@@ -489,7 +500,8 @@ class VotingEngine:
         # the time of the slower reading instead of the sum of both
         primary_stop = threading.Event()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="primary-read") as pool:
-            first = pool.submit(self.primary.read, gray, **kwargs, stop=primary_stop)
+            first = pool.submit(self.primary.read, gray, **kwargs,
+                                stop=primary_stop if stop is None else _EitherSet(primary_stop, stop))
             try:
                 second = self.secondary.read(gray, **kwargs, stop=stop)
                 if stop is not None and stop.is_set():
