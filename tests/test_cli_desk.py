@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import save_page, stored_keys
 
 CODE = "H23.50-261201-0001"
@@ -91,8 +89,6 @@ def test_the_default_home_is_the_users_data_directory_not_the_current_folder(tmp
 
 def test_progress_is_shown_on_a_terminal_only(home, rendered, tmp_path):
     """A 3-page TIFF: on a terminal the operator sees pages done of the total before the result."""
-    from PIL import Image
-
     pages = [rendered(f"pr{i}", layout="text", seed=210 + i, dpi=150).image for i in range(3)]
     tif = tmp_path / "ba-trang.tif"
     pages[0].save(tif, save_all=True, append_images=pages[1:], dpi=(150, 150))

@@ -331,7 +331,6 @@ def _decoded(xobject, placed_pt: tuple[float, float]) -> np.ndarray | None:
     """The image's pixels (grey or RGB, uint8), reduced to about DECODE_DPI on the page:
     a JPEG is decoded at 1/2, 1/4 or 1/8 scale directly (libjpeg's DCT scaling)."""
     import pikepdf
-    from PIL import Image
 
     target = (max(1, round(placed_pt[0] / 72 * DECODE_DPI)), max(1, round(placed_pt[1] / 72 * DECODE_DPI)))
     try:

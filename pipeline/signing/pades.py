@@ -161,7 +161,7 @@ def _add_band(writer, band_pt: float) -> None:
         return [float(v) for v in node[key]] if node is not None else None
 
     def grown(box, top):
-        x0, y0, x1, y1 = min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3])
+        x0, y0, x1 = min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2])
         return generic.ArrayObject(generic.FloatObject(round(v, 4)) for v in (x0, y0, x1, top))
 
     media, crop = inherited("/MediaBox"), inherited("/CropBox")
