@@ -45,7 +45,7 @@ from ocr.recognise import TesseractEngine
 
 
 def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
-    mean, share = orientation.reading_figures(words) if words else (0.0, 0.0)
+    mean, share = orientation.reading_figures(words) or (0.0, 0.0)
     return {"words": len(words), "meanConf": round(mean, 1), "confidentShare": round(share, 3),
             "readsUpright": upright(words)}
 

@@ -30,9 +30,11 @@ DECISIVE_MARGIN = 0.25
 T = TypeVar("T")
 
 
-def reading_figures(words: list[dict]) -> tuple[float, float]:
+def reading_figures(words: list[dict], min_words: int = 1) -> tuple[float, float] | None:
     """A reading's mean confidence and the share of its words that are confident words (80 or
-    more) of two letters or more."""
+    more) of two letters or more; None for a reading of fewer than ``min_words`` words."""
+    if len(words) < max(1, min_words):
+        return None
     confident = sum(1 for w in words if w["conf"] >= 80 and _letters(w) >= 2)
     return sum(w["conf"] for w in words) / len(words), confident / len(words)
 
@@ -47,10 +49,8 @@ class Upright:
     min_confident_share: float
 
     def __call__(self, words: list[dict]) -> bool:
-        if len(words) < self.min_words:
-            return False
-        mean, share = reading_figures(words)
-        return mean >= self.min_mean_conf and share >= self.min_confident_share
+        figures = reading_figures(words, self.min_words)
+        return figures is not None and figures[0] >= self.min_mean_conf and figures[1] >= self.min_confident_share
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,8 @@ class TurnedOver:
     max_confident_share: float
 
     def __call__(self, words: list[dict]) -> bool:
-        if len(words) < self.min_words:
-            return False
-        mean, share = reading_figures(words)
-        return mean < self.max_mean_conf and share < self.max_confident_share
+        figures = reading_figures(words, self.min_words)
+        return figures is not None and figures[0] < self.max_mean_conf and figures[1] < self.max_confident_share
 
 
 # The band read by each recogniser. On the first 21 real scans (the tune part), tesseract read
