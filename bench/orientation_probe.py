@@ -41,7 +41,18 @@ from PIL import Image
 
 from bench.stages import cpu_seconds  # sets OMP_THREAD_LIMIT=1, as the page stage's processes do
 from ocr import cleanup, geometry, orientation, paper
+from ocr.engine import ReadingStopped
 from ocr.recognise import TesseractEngine
+
+
+def open_scan(path: Path) -> Image.Image:
+    """The scan as the page stage takes it (RGB, grey or bitonal)."""
+    image = Image.open(path)
+    return image if image.mode in ("RGB", "L", "1") else image.convert("RGB")
+
+
+def scan_dpi(image: Image.Image) -> float:
+    return paper.page_resolution(image.size, image.info.get("dpi", (300, 300))).dpi
 
 
 def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
@@ -51,10 +62,8 @@ def reading_stats(words: list[dict], upright=orientation.reads_upright) -> dict:
 
 
 def probe(path: Path, engine: TesseractEngine) -> dict:
-    image = Image.open(path)
-    if image.mode not in ("RGB", "L", "1"):
-        image = image.convert("RGB")
-    dpi = paper.page_resolution(image.size, image.info.get("dpi", (300, 300))).dpi
+    image = open_scan(path)
+    dpi = scan_dpi(image)
     mask = cleanup.ink_gray_mask(image, dpi)
     skew = geometry.estimate_skew(mask, dpi)
     first = 90 if skew.vertical else 0
@@ -74,10 +83,8 @@ def probe(path: Path, engine: TesseractEngine) -> dict:
 def probe_page(path: Path, engine) -> dict:
     from ocr import page
 
-    image = Image.open(path)
-    if image.mode not in ("RGB", "L", "1"):
-        image = image.convert("RGB")
-    dpi = paper.page_resolution(image.size, image.info.get("dpi", (300, 300))).dpi
+    image = open_scan(path)
+    dpi = scan_dpi(image)
     lines = orientation.text_lines(cleanup.ink_gray_mask(image, dpi), dpi)
     read = lambda turn: page.read_sheet(page.straighten(image, dpi, turn, lines.skew_deg), dpi, engine)[0]  # noqa: E731
     stats = functools.partial(reading_stats, upright=orientation.page_reads_upright)
@@ -96,8 +103,6 @@ class CountingTesseract:
         return getattr(self.inner, name)
 
     def read(self, gray, **kwargs):
-        from ocr.engine import ReadingStopped
-
         self.modes.append(kwargs.get("psm"))
         try:
             return self.inner.read(gray, **kwargs)
@@ -117,10 +122,8 @@ def probe_turned(path: Path, turn: int) -> dict:
     from ocr.trueocr_engine import TrueOcrEngine
     from ocr.vote import VotingEngine
 
-    image = Image.open(path)
+    image = open_scan(path)
     dpi = image.info.get("dpi", (300, 300))
-    if image.mode not in ("RGB", "L", "1"):
-        image = image.convert("RGB")
     image = image.rotate(turn, expand=True) if turn else image
     tesseract = CountingTesseract()
     start = cpu_seconds()

@@ -87,9 +87,10 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
             words = None
         if words is None or not orient.page_reads_upright(words):
             found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
-            if found.orientation != lines.likely:
+            turned = found.orientation != lines.likely
+            if turned:
                 straight = straightened(found.orientation, found.skew_deg)
-            if found.orientation != lines.likely or words is None:
+            if turned or words is None:
                 words, flags = read_sheet(straight, resolution, engine, options)
     else:
         # a page on its side is about as often turned one way as the other: the band test decides

@@ -508,13 +508,15 @@ class VotingEngine:
                     raise ReadingStopped()
                 # TrueOCR ends well before tesseract: a reading the caller would throw away
                 # (a page turned over) need not wait for tesseract's (bench/README.md, "seventh pass")
-                if abandon_if is not None and not first.done() and abandon_if(second, self.secondary.name):
+                abandoned = abandon_if is not None and not first.done() and abandon_if(second, self.secondary.name)
+                if abandoned:
                     primary_stop.set()
-                    try:
-                        return vote_page(first.result(), second, self.options)  # it ended before it saw the stop
-                    except ReadingStopped:
+                try:
+                    return vote_page(first.result(), second, self.options)  # one that ended before the stop is kept
+                except ReadingStopped:
+                    if abandoned:
                         raise ReadingAbandoned() from None
-                return vote_page(first.result(), second, self.options)
+                    raise
             finally:
                 primary_stop.set()  # a reading not waited for (an error above) is not left running
 
