@@ -21,6 +21,10 @@ COARSE_STEP_DEG = 0.5
 COARSE_DPI = 75
 FINE_DPI = 200
 MAX_POINTS = 400_000
+# a skew under this is left as scanned, as Leptonica's pixDeskew (OCRmyPDF's --deskew) leaves it:
+# resampling the whole page would soften every stroke to move a line's end by at most ~4 px
+# across an A4 page at 300 dpi
+MIN_DESKEW_DEG = 0.1
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,11 @@ def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dp
     pts_v = _points(remove_ruling_lines(straight_v, min_length))
     v = _profile_scores(pts_v[:, ::-1] * np.array([-1, 1], np.float32), np.array([0.0]))[0] if len(pts_v) else 0.0
     return v > h
+
+
+def deskew_angle(skew_deg: float) -> float:
+    """The part of a measured skew that straightening undoes: none under MIN_DESKEW_DEG."""
+    return skew_deg if abs(skew_deg) >= MIN_DESKEW_DEG else 0.0
 
 
 def straighten(image: Image.Image, total_ccw_deg: float, fill, keep_size: bool = True) -> Image.Image:

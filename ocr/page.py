@@ -6,7 +6,8 @@
                scanner bed or lid shadow outside the sheet filled with the paper's colour; nothing else.
                A page without black text (blank, only a seal or a signature) is returned as scanned
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
-  skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone
+  skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone, as
+               undone: 0 when the lines were within ``geometry.MIN_DESKEW_DEG`` of level
   words        [{text, x0, y0, x1, y1, conf, line, alt?}] in the returned image's pixels, reading order
                (``alt``: another recogniser's reading of the stretch the word begins, see ocr.vote)
   text         NFC, one line per ``line`` id, in reading order
@@ -104,7 +105,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     return {
         "image": straight.archive,
         "orientation": int(found.orientation) % 360,
-        "skew_deg": round(float(found.skew_deg), 3),
+        "skew_deg": round(float(geometry.deskew_angle(found.skew_deg)), 3),
         "words": words,
         "text": recognise.words_to_text(words),
         "confidence": confidence,
@@ -140,13 +141,14 @@ class Straightened:
 
 def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float,
                border: np.ndarray | None = None) -> Straightened:
-    """Turn ``image`` by ``orientation`` (a quarter turn) and ``skew_deg`` on a canvas grown so
-    that nothing is cut, then find the sheet. On a scan with a black bed around the sheet, the corners the
-    rotation adds are filled like the bed, so that the sheet is the one bright rectangle left.
+    """Turn ``image`` by ``orientation`` (a quarter turn) and ``skew_deg`` (none under
+    ``geometry.MIN_DESKEW_DEG``) on a canvas grown so that nothing is cut, then find the sheet. On
+    a scan with a black bed around the sheet, the corners the rotation adds are filled like the
+    bed, so that the sheet is the one bright rectangle left.
     ``border``: the scan's ``cleanup.dark_border_mask`` when the caller has it already."""
     bed = cleanup.border_colour(image, resolution, border)
     fill = bed if bed is not None else cleanup.paper_colour(image)
-    grown = geometry.straighten(image, orientation + skew_deg, fill, keep_size=False)
+    grown = geometry.straighten(image, orientation + geometry.deskew_angle(skew_deg), fill, keep_size=False)
     find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
     box = find_sheet(cleanup.to_gray(grown), resolution) or (0, 0, *grown.size)
     sheet = grown.crop(box)

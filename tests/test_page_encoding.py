@@ -9,6 +9,7 @@ import hashlib
 import io
 
 import numpy as np
+import pytest
 from PIL import Image, JpegImagePlugin
 
 from pipeline.models import PageTask
@@ -80,6 +81,18 @@ def test_an_unchanged_page_keeps_the_scanners_jpeg_byte_for_byte(tmp_path):
     data = encoded(render_page(SEAL_PAGE).image, "JPEG", quality=50, optimize=True, progressive=True)
     result, image = stored_page(tmp_path, data, "jpeg")
     assert result.encoding == "jpeg" and "blank" in result.flags
+    assert image == data
+
+
+@pytest.mark.parametrize("skew", [0.0, -0.06])
+def test_a_page_within_a_tenth_of_a_degree_of_level_keeps_the_scanners_jpeg(tmp_path, skew):
+    """A skew under 0.1° is left as scanned (as Leptonica's deskew leaves it): resampling would
+    soften every stroke, and the scanner's JPEG would be encoded a second time, larger."""
+    scan = render_page(PageSpec(layout="text", dpi=300, degradation=1, color="rgb", seed=21, skew_deg=skew,
+                                max_body_lines=8)).image
+    data = encoded(scan, "JPEG", quality=50, optimize=True)
+    result, image = stored_page(tmp_path, data, "jpeg")
+    assert result.skew_deg == 0 and len(result.words) > 100
     assert image == data
 
 
