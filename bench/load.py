@@ -48,6 +48,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -331,37 +333,31 @@ async def _searches(base: str, token: str, scenario: Scenario, results: list) ->
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its descendants alive now, so far (Linux): the
-    server's supervisor and the processes it serves from."""
-    parents, ticks = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-        ticks[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
-    tree, grew = {pid}, True
-    while grew:
-        grew = False
-        for child, parent in parents.items():
-            if parent in tree and child not in tree:
-                tree.add(child)
-                grew = True
-    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its descendants alive now: the server's
+    supervisor and the processes it serves from."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    return sum(_cpu_of(p) for p in tree)
+
+
+def _cpu_of(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:  # gone meanwhile
+        return 0.0
+    return times.user + times.system
 
 
 def _cpu_by_command() -> dict[str, float]:
-    """CPU seconds (user + system) of every process alive now, summed by command name (Linux)."""
+    """CPU seconds (user + system) of every process alive now, summed by command name."""
     found: dict[str, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if (times := process.info["cpu_times"]) is not None:
+            name = process.info["name"] or "?"
+            found[name] = found.get(name, 0.0) + times.user + times.system
     return found
 
 

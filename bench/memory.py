@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from bench import load_pagegen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,18 +77,19 @@ def render_input(pages: int, kind: str, folder: Path, tiff_compression: str = "t
     return [path]
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
+def _tree(pid: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of a process and of its descendants alive now."""
+    try:
+        root = psutil.Process(pid)
+        found = [(pid, 0)]
+        for child in root.children(recursive=True):
+            try:
+                found.append((child.pid, child.ppid()))
+            except psutil.NoSuchProcess:
+                continue
+        return found
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _status(pid: int) -> tuple[str, int] | None:
@@ -125,9 +128,7 @@ def run_ingest(files: list[Path], home: Path, engine: str | None = None, jobs: i
     process = subprocess.Popen(command, env=env, cwd=tree or ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peaks: dict[int, tuple[str, int, int]] = {}  # pid -> (name, peak, parent)
     while process.poll() is None:
-        children, todo = _children(), [(process.pid, 0)]
-        while todo:
-            pid, parent = todo.pop()
+        for pid, parent in _tree(process.pid):
             status = _status(pid)
             if status is not None:
                 name, peak = status
@@ -135,7 +136,6 @@ def run_ingest(files: list[Path], home: Path, engine: str | None = None, jobs: i
                 if seen is not None and seen[0] == name:  # after an exec, the new program's peak alone
                     peak = max(peak, seen[1])
                 peaks[pid] = (name, peak, parent)
-            todo += [(child, pid) for child in children.get(pid, [])]
         time.sleep(SAMPLE_EVERY)
     out, err = process.communicate()
     seconds = time.monotonic() - started

@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from pipeline import dossier  # noqa: E402
@@ -260,7 +261,7 @@ def run_queries(engine, queries: list[dict], repeat: int = 3, limit: int = 20) -
 
 def backend_pids(engine) -> list[int]:
     """The PostgreSQL backends serving this engine when the server runs on this machine (their
-    CPU time is read from /proc); empty on SQLite, where the database runs in this process."""
+    CPU time is read by psutil); empty on SQLite, where the database runs in this process."""
     if engine.dialect.name != "postgresql":
         return []
     with engine.connect() as conn:
@@ -268,17 +269,14 @@ def backend_pids(engine) -> list[int]:
                                          "AND backend_type = 'client backend'")).scalars())
     try:
         backends_cpu(pids)
-    except OSError:
+    except psutil.Error:  # another machine's (or another user's) server
         return []
     return pids
 
 
 def backends_cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    return total
+    """User + system CPU seconds so far of these processes."""
+    return sum(t.user + t.system for t in (psutil.Process(pid).cpu_times() for pid in pids))
 
 
 # -- databases -----------------------------------------------------------------

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,17 +176,15 @@ def s3_settings(rgw) -> dict:
 def rgw_outage(rgw: dict):
     """Stop the gateway's radosgw process (the S3 server goes away; the cluster keeps its data)
     and return a function that starts it again, as it was, and waits until it answers."""
-    import signal
     import time
     import urllib.request
 
     state = Path(rgw["state"])
     pid = int((state / "run" / "rgw.pidx").read_text())
-    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    cwd = os.readlink(f"/proc/{pid}/cwd")
-    os.kill(pid, signal.SIGKILL)
-    while Path(f"/proc/{pid}").exists() and b"radosgw" in Path(f"/proc/{pid}/cmdline").read_bytes():
-        time.sleep(0.1)
+    gateway = psutil.Process(pid)
+    argv, cwd = gateway.cmdline(), gateway.cwd()
+    gateway.kill()
+    gateway.wait(timeout=30)
 
     def restart() -> None:
         with open(state / "log" / "rgw.out", "ab") as log:

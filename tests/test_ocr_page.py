@@ -6,6 +6,7 @@ import unicodedata
 from collections import Counter
 
 import numpy as np
+import psutil
 import pytest
 
 from bench.orientation_probe import CountingTesseract as CountingEngine
@@ -199,22 +200,6 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert tesseract.stopped == (1 if turn == 180 else 0)
 
 
-def _child_processes() -> list[str]:
-    """The names of this process's child processes, from /proc."""
-    import os
-    from pathlib import Path
-
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, fields = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if int(fields.split()[1]) == os.getpid():
-            found.append(name.split("(", 1)[1])
-    return found
-
-
 @pytest.mark.parametrize("recognisers", ["tesseract", "vote"])
 def test_a_stopped_reading_ends_early_and_leaves_no_tesseract_behind(recognisers):
     """Stopping a reading (tesseract alone, or tesseract and TrueOCR voting) ends it within a
@@ -243,7 +228,7 @@ def test_a_stopped_reading_ends_early_and_leaves_no_tesseract_behind(recognisers
     with pytest.raises(ReadingStopped):
         engine.read(gray, stop=stop)
     assert time.monotonic() - started < after + max(0.5, reading / 4), reading
-    assert "tesseract" not in _child_processes()
+    assert "tesseract" not in [child.name() for child in psutil.Process().children()]
     assert len(whole) > 100  # the same reading, not stopped, ends with the page's words
 
 

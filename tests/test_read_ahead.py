@@ -7,6 +7,8 @@ import io
 import time
 from pathlib import Path
 
+import psutil
+
 from pipeline import config, service
 from pipeline.access import Principal
 from pipeline.pages import PageCache
@@ -139,8 +141,8 @@ os.kill(os.getpid(), 9)
 
     def alive(pid: int) -> bool:
         try:
-            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-        except FileNotFoundError:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
             return False
 
     _wait_for(lambda: not any(alive(pid) for pid in readers), seconds=30)

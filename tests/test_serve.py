@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from storage.index import fold
@@ -121,16 +122,18 @@ def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served
 
 def _serving_processes(port: int) -> list[int]:
     """The processes answering on ``port``: the ``sohoa serve`` that was started and the
-    processes it started to serve from (Linux /proc)."""
-    parents, lines = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            lines[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-    served = [pid for pid, line in lines.items() if "sohoa serve" in line and f"--port {port}" in line]
-    return served + [pid for pid, parent in parents.items() if parent in served and "spawn_main" in lines[pid]]
+    processes it started to serve from."""
+    served = [p for p in psutil.process_iter(["cmdline"])
+              if "sohoa serve" in " ".join(p.info["cmdline"] or ()) and f"--port {port}" in " ".join(p.info["cmdline"])]
+    spawned = []
+    for server in served:
+        for child in server.children():
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    spawned.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+    return [p.pid for p in served] + spawned
 
 
 def test_several_processes_answer_on_one_port_and_the_metrics_count_them_all(tmp_path):
