@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.orientation_probe --engine trueocr SCAN... > probe-trueocr.jsonl
     .venv/bin/python -m bench.orientation_probe --page --engine trueocr SCAN... > page-trueocr.jsonl
     .venv/bin/python -m bench.orientation_probe --turned 180 SCAN... > turned.jsonl
+    .venv/bin/python -m bench.orientation_probe --help
 
 For each scan (upright ones: the real scans), the densest text band that ``ocr.orientation``
 reads is read by tesseract (or ``--engine``) as found and turned over; prints one JSON line per
@@ -134,24 +135,29 @@ def probe_turned(path: Path, turn: int) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--turned"]:
-        turn, names = int(argv[1]), argv[2:]
-        for name in names:
-            print(json.dumps(probe_turned(Path(name), turn), ensure_ascii=False), flush=True)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scans", nargs="+", type=Path, metavar="SCAN")
+    parser.add_argument("--page", action="store_true", help="the whole page as the page stage reads it")
+    parser.add_argument("--engine", choices=("tesseract", "trueocr"), default="tesseract")
+    parser.add_argument("--turned", type=int, metavar="DEGREES", help="the whole page stage on each scan so turned")
+    args = parser.parse_args(argv)
+    if args.turned is not None:
+        for scan in args.scans:
+            print(json.dumps(probe_turned(scan, args.turned), ensure_ascii=False), flush=True)
         return 0
-    if argv[:3] == ["--page", "--engine", "trueocr"]:
+    if args.engine == "trueocr":
         from ocr.trueocr_engine import TrueOcrEngine
-        engine, argv, measure = TrueOcrEngine("vie"), argv[3:], probe_page
-    elif argv[:1] == ["--page"]:
+        engine = TrueOcrEngine("vie")
+    elif args.page:
         from pipeline.pages import ENGINES
-        engine, argv, measure = ENGINES["vote"]("vie", None), argv[1:], probe_page
-    elif argv[:2] == ["--engine", "trueocr"]:
-        from ocr.trueocr_engine import TrueOcrEngine
-        engine, argv, measure = TrueOcrEngine("vie"), argv[2:], probe
+        engine = ENGINES["vote"]("vie", None)
     else:
-        engine, measure = TesseractEngine("vie"), probe
-    for name in argv:
-        print(json.dumps(measure(Path(name), engine), ensure_ascii=False), flush=True)
+        engine = TesseractEngine("vie")
+    measure = probe_page if args.page else probe
+    for scan in args.scans:
+        print(json.dumps(measure(scan, engine), ensure_ascii=False), flush=True)
     return 0
 
 
