@@ -2,13 +2,15 @@
 
     .venv/bin/python -m bench.near_level                    # 16 pages, seed 5
     .venv/bin/python -m bench.near_level --pages 16 --seed 6 --json out.json
+    .venv/bin/python -m bench.near_level --tree /tmp/old   # an earlier version's page stage
 
 Rendered pages (tests/pagegen.py: text, administrative layout, ruled table; 300 and 200 dpi,
 colour and grey, degradation 1-3) turned by a skew drawn within +-0.09 degrees, saved as a
 scanner would (JPEG, quality 85) and read by the page stage with both recognisers voting. Prints
 the character error rate and the share of truth words found over all pages, the pages whose
 skew was undone, and one JSON line per page. ``geometry.MIN_DESKEW_DEG`` leaves such pages as
-scanned; to compare with a tree that resampled them, run this from that tree's folder.
+scanned; ``--tree DIR`` reads the pages with another copy of the sources (an earlier version,
+which may not have this file), to compare side by side.
 """
 from __future__ import annotations
 
@@ -58,13 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=16)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write the rows and the summary here")
+    parser.add_argument("--tree", type=Path, help="read the pages with the sources of this tree")
     args = parser.parse_args(argv)
+    if args.tree:
+        assert "ocr" not in sys.modules, "the page stage is imported when the pages are read, after this"
+        sys.path.insert(0, str(args.tree.resolve()))  # the pool's processes are forked: they inherit it
     with ProcessPoolExecutor(2) as pool:
         rows = list(pool.map(read_page, specs(args.pages, args.seed)))
     for row in rows:
         print(json.dumps(row))
     chars, words = sum(r["chars"] for r in rows), sum(r["words"] for r in rows)
-    summary = {"tree": str(ROOT), "pages": len(rows), "seed": args.seed,
+    summary = {"tree": str(args.tree.resolve() if args.tree else ROOT), "pages": len(rows), "seed": args.seed,
                "cer": round(100 * sum(r["char_errors"] for r in rows) / chars, 3),
                "wordsFound": round(100 * sum(r["words_hit"] for r in rows) / words, 3),
                "skewUndone": sum(1 for r in rows if r["skewUndone"] != 0)}

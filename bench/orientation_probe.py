@@ -140,7 +140,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scans", nargs="+", type=Path, metavar="SCAN")
     parser.add_argument("--page", action="store_true", help="the whole page as the page stage reads it")
-    parser.add_argument("--engine", choices=("tesseract", "trueocr"), default="tesseract")
+    parser.add_argument("--engine", choices=("tesseract", "trueocr"),
+                        help="the reader (default: tesseract for the band, both voting for --page)")
     parser.add_argument("--turned", type=int, metavar="DEGREES", help="the whole page stage on each scan so turned")
     args = parser.parse_args(argv)
     if args.turned is not None:
@@ -150,7 +151,7 @@ def main(argv: list[str]) -> int:
     if args.engine == "trueocr":
         from ocr.trueocr_engine import TrueOcrEngine
         engine = TrueOcrEngine("vie")
-    elif args.page:
+    elif args.page and args.engine is None:
         from pipeline.pages import ENGINES
         engine = ENGINES["vote"]("vie", None)
     else:

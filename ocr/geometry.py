@@ -21,9 +21,9 @@ COARSE_STEP_DEG = 0.5
 COARSE_DPI = 75
 FINE_DPI = 200
 MAX_POINTS = 400_000
-# a skew under this is left as scanned, as Leptonica's pixDeskew (OCRmyPDF's --deskew) leaves it:
-# resampling the whole page would soften every stroke to move a line's end by at most ~4 px
-# across an A4 page at 300 dpi
+# a skew under this is left as scanned, as Leptonica's pixDeskew leaves it (OCRmyPDF 17 turns a
+# page by any angle tesseract reports): resampling the whole page would soften every stroke of the
+# record to move a line's end by at most ~4 px across an A4 page at 300 dpi
 MIN_DESKEW_DEG = 0.1
 
 

@@ -184,7 +184,16 @@ def rgw_outage(rgw: dict):
     gateway = psutil.Process(pid)
     argv, cwd = gateway.cmdline(), gateway.cwd()
     gateway.kill()
-    gateway.wait(timeout=30)
+    # not our child (rgw-start.sh started it in the background): gone, or a zombie nobody reaped yet
+    def ended() -> bool:
+        try:
+            return gateway.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 30
+    while not ended() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     def restart() -> None:
         with open(state / "log" / "rgw.out", "ab") as log:

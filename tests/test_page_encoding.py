@@ -86,7 +86,7 @@ def test_an_unchanged_page_keeps_the_scanners_jpeg_byte_for_byte(tmp_path):
 
 @pytest.mark.parametrize("skew", [0.0, -0.06])
 def test_a_page_within_a_tenth_of_a_degree_of_level_keeps_the_scanners_jpeg(tmp_path, skew):
-    """A skew under 0.1° is left as scanned (as Leptonica's deskew leaves it): resampling would
+    """A skew under 0.1° is left as scanned (as Leptonica's pixDeskew leaves it): resampling would
     soften every stroke, and the scanner's JPEG would be encoded a second time, larger."""
     scan = render_page(PageSpec(layout="text", dpi=300, degradation=1, color="rgb", seed=21, skew_deg=skew,
                                 max_body_lines=8)).image

@@ -127,7 +127,11 @@ def _serving_processes(port: int) -> list[int]:
               if "sohoa serve" in " ".join(p.info["cmdline"] or ()) and f"--port {port}" in " ".join(p.info["cmdline"])]
     spawned = []
     for server in served:
-        for child in server.children():
+        try:
+            children = server.children()
+        except psutil.NoSuchProcess:
+            continue
+        for child in children:
             try:
                 if "spawn_main" in " ".join(child.cmdline()):
                     spawned.append(child.pid)
