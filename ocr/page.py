@@ -105,7 +105,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     return {
         "image": straight.archive,
         "orientation": int(found.orientation) % 360,
-        "skew_deg": round(float(geometry.deskew_angle(found.skew_deg)), 3),
+        "skew_deg": round(float(straight.skew_deg), 3),
         "words": words,
         "text": recognise.words_to_text(words),
         "confidence": confidence,
@@ -137,6 +137,7 @@ class Straightened:
     archive: Image.Image
     dx: int
     dy: int
+    skew_deg: float  # the small angle undone: 0 when the lines were within geometry.MIN_DESKEW_DEG of level
 
 
 def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float,
@@ -148,7 +149,8 @@ def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg
     ``border``: the scan's ``cleanup.dark_border_mask`` when the caller has it already."""
     bed = cleanup.border_colour(image, resolution, border)
     fill = bed if bed is not None else cleanup.paper_colour(image)
-    grown = geometry.straighten(image, orientation + geometry.deskew_angle(skew_deg), fill, keep_size=False)
+    undone = geometry.deskew_angle(skew_deg)
+    grown = geometry.straighten(image, orientation + undone, fill, keep_size=False)
     find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
     box = find_sheet(cleanup.to_gray(grown), resolution) or (0, 0, *grown.size)
     sheet = grown.crop(box)
@@ -156,7 +158,7 @@ def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg
     left, top = (grown.width - width) // 2, (grown.height - height) // 2
     del grown  # a page-sized image: the archive is made from the sheet alone, so at most three are held
     archive = cleanup.on_canvas(sheet, (width, height), (box[0] - left, box[1] - top), cleanup.paper_colour(sheet))
-    return Straightened(sheet, archive, box[0] - left, box[1] - top)
+    return Straightened(sheet, archive, box[0] - left, box[1] - top, undone)
 
 
 def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list[dict]:

@@ -53,7 +53,7 @@ from typing import Sequence
 
 from PIL import Image, ImageSequence
 
-from ocr import cleanup, geometry, orientation as orient, quality
+from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
 from ocr.page import straighten
 from ocr.paper import page_resolution
@@ -744,7 +744,7 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     if sheet.mode != "1" and cleanup.percentile_u8(sheet_gray, 90) < DARK_PAPER:
         flags.append(Flag("dark", FLAG_LABELS["dark"], True))
     orientation = int(found.orientation) % 360
-    skew = round(float(geometry.deskew_angle(found.skew_deg)), 2)
+    skew = round(float(straight.skew_deg), 2)
     if orientation:
         flags.append(Flag("rotated", f"Trang bị xoay {orientation}°, đã xoay lại", False))
     if abs(skew) >= SKEW_SHOWN_DEG:
