@@ -123,8 +123,8 @@ def test_a_new_user_uploads_finds_verifies_downloads_and_the_log_holds_it(served
 def _serving_processes(port: int) -> list[int]:
     """The processes answering on ``port``: the ``sohoa serve`` that was started and the
     processes it started to serve from."""
-    served = [p for p in psutil.process_iter(["cmdline"])
-              if "sohoa serve" in " ".join(p.info["cmdline"] or ()) and f"--port {port}" in " ".join(p.info["cmdline"])]
+    lines = {p: " ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])}
+    served = [p for p, line in lines.items() if "sohoa serve" in line and f"--port {port}" in line]
     spawned = []
     for server in served:
         try:
