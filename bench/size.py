@@ -8,8 +8,10 @@ Pages: tests/pagegen.py pages (text, administrative layout with a red seal, rule
 scanner hands them over: colour 300 dpi and grey 200 dpi as JPEG (quality 90), bitonal 300 dpi
 as CCITT G4 TIFF, each skewed a little; optionally real scans (``--realscans N`` of the folder
 ``--realscan-dir``; the bench runs without them). Every page goes through sohoa's loader and
-``ocr.page.process_page`` (tesseract), which gives the archive image (turned, deskewed, same
-pixel size as the scan); then for every candidate encoding of that image:
+``ocr.page.process_page`` (tesseract), which gives the page image (the scan, its quarter turn
+undone) and how the PDF places it; the candidates are measured on the page as shown
+(``ocr.page.archive_image``: turned, deskewed, same pixel size as the scan), as sohoa encoded it
+before issue 17's ninth pass, when it resampled the page:
 
   bytes         the encoded image;
   psnr, ssim    the decoded image against the archive image on the same pixels (SSIM over the
@@ -22,8 +24,8 @@ pixel size as the scan); then for every candidate encoding of that image:
 (image, text layer, font, metadata; the signature adds about 10-30 kB per document, not per
 page). ``ocrmypdf`` is the PDF OCRmyPDF writes for the same scan file with
 ``ocrmypdf -l vie --deskew --rotate-pages --output-type pdfa-2 -j 2`` and the words its own text
-layer holds. ``passthrough`` says whether the archive image is the scan pixel for pixel (no
-turn, no deskew, nothing filled), so that the scanner's own JPEG could be kept as it is.
+layer holds. ``passthrough`` says whether the stored page image is the scanner's own JPEG, kept
+as it is (a page that needed no quarter turn, whose JPEG is no larger than sohoa's encoding).
 
 ``compare_sizes(...)`` returns the report as a dict (rows and a summary by kind) for other
 benchmarks to call.
@@ -208,7 +210,7 @@ def run_ocrmypdf(data: bytes, fmt: str) -> dict:
 
 
 def measure_page(page: dict, with_ocrmypdf: bool) -> dict:
-    from ocr.page import process_page
+    from ocr.page import archive_image, process_page
     from ocr.recognise import TesseractEngine
     from pipeline.inputs import load_page
     from pipeline.pages import encode_image
@@ -221,7 +223,7 @@ def measure_page(page: dict, with_ocrmypdf: bool) -> dict:
     if kind_name is None:
         kind_name = "bitonal" if image.mode == "1" else "grey" if image.mode == "L" else "colour"
     found = process_page(image, dpi, TesseractEngine("vie"))
-    archive = found["image"]
+    archive = archive_image(found["image"], found["placement"])  # the page as shown
     stored, stored_encoding, stored_mode = _stored(found, page["format"], data)
     passthrough = stored == data
     reference = read_words(archive)
@@ -251,7 +253,9 @@ def measure_page(page: dict, with_ocrmypdf: bool) -> dict:
             text = readings[digest] if digest in readings else readings.setdefault(digest, read_words(decoded))
             entry.update(words_kept=share(reference, text), words_found=share(truth, text) if truth else None)
         row["candidates"][name] = entry
-    pdf = build_pdfa([PageRender(stored, stored_encoding, archive.width, archive.height, tuple(dpi), stored_mode, found["words"])],
+    placement = found["placement"].to_json() if found["placement"] is not None else None
+    pdf = build_pdfa([PageRender(stored, stored_encoding, archive.width, archive.height, tuple(dpi), stored_mode, found["words"],
+                                 placement)],
                      DocumentMeta("bench", "bench", "bench", datetime(2025, 1, 1, tzinfo=timezone.utc)))
     row["sohoa_pdf_bytes"] = len(pdf)
     row["sohoa_image_bytes"] = len(stored)

@@ -17,14 +17,21 @@ CHROMA_THRESHOLD = 60
 PAPER_LEVEL = 200
 
 
-def paper_colour(image: Image.Image):
-    """The fill colour of the sheet (median pixel), in the image's own mode."""
+def paper_colour(image: Image.Image, outside: np.ndarray | None = None):
+    """The fill colour of the sheet (median pixel), in the image's own mode. ``outside``: a mask
+    of the image's pixels that are not the sheet (``dark_border_mask``), left out."""
     if image.mode == "1":
         return 1
-    small = np.asarray(image.reduce(8) if min(image.size) > 64 else image)
+    factor = 8 if min(image.size) > 64 else 1
+    small = np.asarray(image.reduce(factor) if factor > 1 else image)
+    pixels = small.reshape(-1, small.shape[-1]) if small.ndim == 3 else small.ravel()
+    if outside is not None and outside.any():
+        sheet = ~outside[::factor, ::factor][:small.shape[0], :small.shape[1]].ravel()
+        if sheet.any():
+            pixels = pixels[sheet]
     if small.ndim == 2:
-        return int(np.median(small))
-    return tuple(int(v) for v in np.median(small.reshape(-1, small.shape[-1]), axis=0)[:3])
+        return int(np.median(pixels))
+    return tuple(int(v) for v in np.median(pixels, axis=0)[:3])
 
 
 def on_canvas(image: Image.Image, size: tuple[int, int], at: tuple[int, int], colour) -> Image.Image:
@@ -161,10 +168,11 @@ def paper_box(gray: np.ndarray, dpi: float) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
-def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160, border: np.ndarray | None = None) -> np.ndarray:
+def ink_gray_mask(image: Image.Image, dpi: float, level: int = 160, border: np.ndarray | None = None,
+                  gray: np.ndarray | None = None) -> np.ndarray:
     """Black-ink marks (rules included) of a page, without scanner borders (``border``: the
-    image's ``dark_border_mask`` when the caller has it already)."""
-    gray = normalise_background(ink_gray(image))
+    image's ``dark_border_mask``, ``gray`` its ``ink_gray``, when the caller has them already)."""
+    gray = normalise_background(ink_gray(image) if gray is None else gray)
     return (gray < level) & ~(dark_border_mask(to_gray(image), dpi) if border is None else border)
 
 

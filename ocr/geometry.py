@@ -156,20 +156,28 @@ def deskew_angle(skew_deg: float) -> float:
     return skew_deg if abs(skew_deg) >= MIN_DESKEW_DEG else 0.0
 
 
-def straighten(image: Image.Image, total_ccw_deg: float, fill, keep_size: bool = True) -> Image.Image:
+def straighten(image: Image.Image, total_ccw_deg: float, fill, keep_size: bool = True,
+               resample: Image.Resampling | None = None) -> Image.Image:
     """Rotate clockwise by ``total_ccw_deg``: the quarter turns exactly (width and height swap), the
     rest in one resampling about the centre, the corners it uncovers filled with ``fill``. With
-    ``keep_size`` the canvas keeps the page's size, else it grows so that nothing is cut."""
+    ``keep_size`` the canvas keeps the page's size, else it grows so that nothing is cut.
+    ``resample``: by default nearest neighbour for a bitonal image, else bicubic."""
     quarter = round(total_ccw_deg / 90) * 90
     residual = total_ccw_deg - quarter
-    pil_turn = -quarter % 360  # PIL turns counter-clockwise
-    # no copy of the page first when it needs no quarter turn (a colour page: 26 MB, 0.04 CPU-s)
-    turned = image if pil_turn == 0 else image.transpose(
-        {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}[pil_turn])
+    turned = quarter_turn(image, quarter)
     if abs(residual) < 1e-9:
         return image.copy() if turned is image else turned
-    resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
+    if resample is None:
+        resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
     return rotate(turned, -residual, resample, expand=not keep_size, fill=fill)
+
+
+def quarter_turn(image: Image.Image, ccw_deg: int) -> Image.Image:
+    """``image`` turned clockwise by ``ccw_deg`` (a multiple of 90) exactly; the image itself when
+    that is no turn (no copy of a colour page: 26 MB, 0.04 CPU-s)."""
+    pil_turn = -ccw_deg % 360  # PIL turns counter-clockwise
+    return image if pil_turn == 0 else image.transpose(
+        {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}[pil_turn])
 
 
 def rotate(image: Image.Image, ccw_deg: float, resample: Image.Resampling, expand: bool, fill,

@@ -1,14 +1,16 @@
 """One scanned page in, the archive image plus its OCR out: sohoa's per-page OCR stage.
 
 ``process_page(image, dpi, engine, options)`` returns
-  image        the archive image: same mode and pixel size as the input (a quarter turn swaps width and
-               height), quarter turn undone, deskewed, the corners the rotation uncovers and a black
-               scanner bed or lid shadow outside the sheet filled with the paper's colour; nothing else.
-               A page without black text (blank, only a seal or a signature) is returned as scanned
+  image        the scan with its quarter turn undone, not resampled (the input itself when it needed no
+               turn): same mode and pixel size as the input (a quarter turn swaps width and height)
+  placement    how that image makes the archive page (``Placement``: deskewed, the corners the rotation
+               uncovers and a black scanner bed or lid shadow outside the sheet painted the paper's
+               colour), or None when the image is the archive page as it is: a page without black
+               text (blank, only a seal or a signature) is kept as scanned. ``archive_image`` renders it
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
   skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone, as
                undone: 0 when the lines were within ``geometry.MIN_DESKEW_DEG`` of level
-  words        [{text, x0, y0, x1, y1, conf, line, alt?}] in the returned image's pixels, reading order
+  words        [{text, x0, y0, x1, y1, conf, line, alt?}] in the archive page's pixels, reading order
                (``alt``: another recogniser's reading of the stretch the word begins, see ocr.vote)
   text         NFC, one line per ``line`` id, in reading order
   confidence   mean word confidence, 0 when there are no words
@@ -66,15 +68,16 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
 
     # the scan's dark border and ink marks serve the blank check, the geometry and the sheet finder
     border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
-    ink = cleanup.ink_gray_mask(image, resolution, border=border)
+    gray = cleanup.ink_gray(image)
+    ink = cleanup.ink_gray_mask(image, resolution, border=border, gray=gray)
     if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, resolution, ink=ink), resolution)):
         # no black text at all (an empty back page, only a seal, a signature or noise): there are
         # no lines to straighten by, so the page is kept exactly as scanned
-        return {"image": image.copy(), "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
+        return {"image": image, "placement": None, "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
                 "confidence": 0.0, "flags": ["blank"], "review": []}
 
     def straightened(orientation: int, skew_deg: float) -> Straightened:
-        return straighten(image, resolution, orientation, skew_deg, border=border)
+        return straighten(image, resolution, orientation, skew_deg, border=border, gray=gray)
 
     lines = orient.text_lines(ink, resolution)
     if lines.likely == 0:
@@ -102,8 +105,12 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
+    placement = straight.placement
+    if not placement.skew_deg and placement.sheet == (0, 0, *placement.size):
+        placement = None  # the turned scan is the archive page as it is
     return {
-        "image": straight.archive,
+        "image": geometry.quarter_turn(image, found.orientation),
+        "placement": placement,
         "orientation": int(found.orientation) % 360,
         "skew_deg": round(float(straight.skew_deg), 3),
         "words": words,
@@ -125,40 +132,93 @@ def read_sheet(straight: Straightened, resolution: float, engine: OcrEngine,
     if "blank" in flags:
         return [], flags
     read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options, abandon_if)
-    return _moved(read, straight.dx, straight.dy, *straight.archive.size), flags
+    return _moved(read, straight.dx, straight.dy, *straight.placement.size), flags
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How the scan, turned by its quarter turn, makes the archive page of ``size`` pixels: turned
+    clockwise by ``skew_deg`` about its centre, which lands on ``centre``; seen only inside
+    ``sheet`` (x0, y0, x1, y1, in page pixels; it may reach past the page); everything else painted
+    ``paper`` (in the scan's mode). The PDF draws the scan so, without resampling it
+    (``pipeline.pdfa``); ``archive_image`` renders the same page as pixels."""
+    size: tuple[int, int]
+    skew_deg: float
+    centre: tuple[float, float]
+    sheet: tuple[int, int, int, int]
+    paper: int | tuple[int, ...]
+
+    def to_json(self) -> dict:
+        return {"size": list(self.size), "skewDeg": self.skew_deg, "centre": list(self.centre),
+                "sheet": list(self.sheet), "paper": self.paper if isinstance(self.paper, int) else list(self.paper)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Placement:
+        paper = d["paper"]
+        return cls((int(d["size"][0]), int(d["size"][1])), float(d["skewDeg"]),
+                   (float(d["centre"][0]), float(d["centre"][1])), tuple(int(v) for v in d["sheet"]),
+                   paper if isinstance(paper, int) else tuple(int(v) for v in paper))
+
+
+def archive_image(turned: Image.Image, placement: Placement | None) -> Image.Image:
+    """The archive page as pixels: ``turned`` (the scan, its quarter turn undone) placed as
+    ``placement`` says, deskewed by a bicubic rotation (nearest neighbour for a bitonal scan); the
+    image itself when there is nothing to place."""
+    if placement is None:
+        return turned
+    if placement.skew_deg:
+        resample = Image.Resampling.NEAREST if turned.mode == "1" else Image.Resampling.BICUBIC
+        grown = geometry.rotate(turned, -placement.skew_deg, resample, expand=True, fill=placement.paper)
+    else:
+        grown = turned
+    left = round(grown.width / 2 - placement.centre[0])
+    top = round(grown.height / 2 - placement.centre[1])
+    x0, y0, x1, y1 = placement.sheet
+    sheet = grown.crop((x0 + left, y0 + top, x1 + left, y1 + top))
+    return cleanup.on_canvas(sheet, placement.size, (x0, y0), placement.paper)
 
 
 @dataclass(frozen=True)
 class Straightened:
-    """A page turned upright and deskewed: ``sheet``, cropped to the paper (what is read), and
-    ``archive``, the same pixels on the scan's own canvas with outside the sheet painted paper
-    (what is kept); a point of the sheet is at (x + dx, y + dy) in the archive image."""
+    """A page turned upright and deskewed: ``sheet``, the grey page cropped to the paper (what is
+    read: ``cleanup.ink_gray``, in which seals and blue ink are pale), and ``placement``, how the
+    scan makes the archive page; a point of the sheet is at (x + dx, y + dy) on the archive page."""
     sheet: Image.Image
-    archive: Image.Image
+    placement: Placement
     dx: int
     dy: int
     skew_deg: float  # the small angle undone: 0 when the lines were within geometry.MIN_DESKEW_DEG of level
 
 
 def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float,
-               border: np.ndarray | None = None) -> Straightened:
-    """Turn ``image`` by ``orientation`` (a quarter turn) and ``skew_deg`` (none under
-    ``geometry.MIN_DESKEW_DEG``) on a canvas grown so that nothing is cut, then find the sheet. On
-    a scan with a black bed around the sheet, the corners the rotation adds are filled like the
-    bed, so that the sheet is the one bright rectangle left.
-    ``border``: the scan's ``cleanup.dark_border_mask`` when the caller has it already."""
+               border: np.ndarray | None = None, gray: np.ndarray | None = None) -> Straightened:
+    """Turn the grey ``image`` (``cleanup.ink_gray``) by ``orientation`` (a quarter turn) and
+    ``skew_deg`` (none under ``geometry.MIN_DESKEW_DEG``) on a canvas grown so that nothing is cut,
+    then find the sheet. On a scan with a black bed around the sheet, the corners the rotation adds
+    are filled like the bed, so that the sheet is the one bright rectangle left. Only this grey copy
+    is resampled: the colour scan is placed on the archive page as it is (``Placement``).
+    ``border``, ``gray``: the scan's ``cleanup.dark_border_mask`` and ``cleanup.ink_gray`` when the
+    caller has them already."""
+    gray = cleanup.ink_gray(image) if gray is None else gray
     bed = cleanup.border_colour(image, resolution, border)
-    fill = bed if bed is not None else cleanup.paper_colour(image)
+    if border is None and bed is not None:
+        border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
+    paper = cleanup.paper_colour(image, outside=border if bed is not None else None)
+    grey_of = (lambda colour: colour if isinstance(colour, int) else round(0.299 * colour[0] + 0.587 * colour[1]
+                                                                           + 0.114 * colour[2]))
+    fill = grey_of(bed if bed is not None else paper) * (255 if image.mode == "1" else 1)
     undone = geometry.deskew_angle(skew_deg)
-    grown = geometry.straighten(image, orientation + undone, fill, keep_size=False)
+    resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
+    grown = geometry.straighten(Image.fromarray(gray), orientation + undone, fill, keep_size=False, resample=resample)
     find_sheet = cleanup.paper_box if bed is not None else cleanup.shadow_box
-    box = find_sheet(cleanup.to_gray(grown), resolution) or (0, 0, *grown.size)
+    box = find_sheet(np.asarray(grown), resolution) or (0, 0, *grown.size)
     sheet = grown.crop(box)
     width, height = image.size if orientation % 180 == 0 else image.size[::-1]
     left, top = (grown.width - width) // 2, (grown.height - height) // 2
-    del grown  # a page-sized image: the archive is made from the sheet alone, so at most three are held
-    archive = cleanup.on_canvas(sheet, (width, height), (box[0] - left, box[1] - top), cleanup.paper_colour(sheet))
-    return Straightened(sheet, archive, box[0] - left, box[1] - top, undone)
+    dx, dy = box[0] - left, box[1] - top
+    placement = Placement((width, height), undone, (grown.width / 2 - left, grown.height / 2 - top),
+                          (dx, dy, box[2] - left, box[3] - top), paper)
+    return Straightened(sheet, placement, dx, dy, undone)
 
 
 def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list[dict]:

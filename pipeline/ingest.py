@@ -294,7 +294,8 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
 def _renders(cache: PageCache, results: list[PageResult]) -> Iterator[PageRender]:
     """The pages for the PDF, each page's image read from the cache when the PDF takes it."""
     for r in results:
-        yield PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words))
+        yield PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words),
+                         r.placement)
 
 
 def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[PageResult]) -> tuple[str, ...]:

@@ -55,7 +55,8 @@ from PIL import Image, ImageSequence
 
 from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
-from ocr.page import straighten
+from ocr.geometry import quarter_turn
+from ocr.page import archive_image, straighten
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from storage.base import ObjectStore
@@ -735,13 +736,14 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
         # no black text, nothing to straighten by; kept as scanned (the orientation read is unused)
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
-    sheet, archive = straight.sheet, straight.archive
+    sheet = straight.sheet
+    archive = archive_image(quarter_turn(work, found.orientation), straight.placement)
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
     sheet_gray = cleanup.to_gray(sheet)
     for code in quality.page_flags_before_ocr(sheet_gray, ocr_gray < INK_LEVEL, work_dpi):
         flags.append(Flag(code, FLAG_LABELS[code], True))
-    if sheet.mode != "1" and cleanup.percentile_u8(sheet_gray, 90) < DARK_PAPER:
+    if work.mode != "1" and cleanup.percentile_u8(sheet_gray, 90) < DARK_PAPER:
         flags.append(Flag("dark", FLAG_LABELS["dark"], True))
     orientation = int(found.orientation) % 360
     skew = round(float(straight.skew_deg), 2)

@@ -33,7 +33,7 @@ class PageTask:
     lang: str = "vie"
     tessdata: str | None = None
     engine: str = "tesseract"
-    jpeg_quality: int = 70
+    jpeg_quality: int = 65
     max_pixels: int = 150_000_000
 
     def to_json(self) -> dict:
@@ -61,6 +61,7 @@ class PageResult:
     color_mode: str = ""           # rgb | gray | bitonal
     orientation: int = 0
     skew_deg: float = 0.0
+    placement: dict | None = None  # how the PDF places the image on the page (ocr.page.Placement), None: it is the page
     confidence: float = 0.0
     flags: tuple[str, ...] = ()
     words: tuple[dict, ...] = ()

@@ -198,9 +198,8 @@ def _jpeg_frame(data: bytes) -> int | None:
 
 
 def scan_jpeg(kind: str, data: bytes, archive: Image.Image) -> bytes | None:
-    """The scanner's own JPEG when the archive image is that JPEG pixel for pixel (a page that was
-    neither turned nor deskewed nor filled, such as a blank back page), else None: kept as it is,
-    the page loses nothing to a second lossy encoding."""
+    """The scanner's own JPEG when the page image is that JPEG pixel for pixel (a page that needed
+    no quarter turn), else None: kept as it is, the page loses nothing to a second lossy encoding."""
     if kind != "jpeg" or archive.mode not in ("RGB", "L") or _jpeg_frame(data) not in _DCT_FRAMES:
         return None
     with Image.open(io.BytesIO(data)) as scan:
@@ -212,11 +211,11 @@ def scan_jpeg(kind: str, data: bytes, archive: Image.Image) -> bytes | None:
 
 
 def page_image(found: dict, kind: str, data: bytes, jpeg_quality: int) -> tuple[bytes, str, str]:
-    """The archive image of a processed page (``process_page``'s result) as ``encode_image`` gives
-    it, or the scanner's own JPEG when the page kept the scan's pixels and that JPEG is no larger."""
+    """The page image of a processed page (``process_page``'s result: the scan, its quarter turn
+    undone, placed on the page by the PDF) as ``encode_image`` gives it, or the scanner's own JPEG
+    when the page needed no quarter turn and that JPEG is no larger."""
     encoded, encoding, color_mode = encode_image(found["image"], jpeg_quality, scan_subsampling(kind, data))
-    if found["orientation"] == 0 and found["skew_deg"] == 0 and (kept := scan_jpeg(kind, data, found["image"])) \
-            and len(kept) <= len(encoded):
+    if found["orientation"] == 0 and (kept := scan_jpeg(kind, data, found["image"])) and len(kept) <= len(encoded):
         return kept, encoding, color_mode
     return encoded, encoding, color_mode
 
@@ -348,6 +347,7 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
         height=archive.height, dpi=(dpi[0], dpi[1]), dpi_source=resolution.source + (
             f":{resolution.paper}" if resolution.paper else ""), color_mode=color_mode,
         orientation=int(found["orientation"]), skew_deg=float(found["skew_deg"]),
+        placement=found["placement"].to_json() if found["placement"] is not None else None,
         confidence=float(found["confidence"]), flags=tuple(found["flags"]), words=tuple(found["words"]),
         text=found["text"], review=tuple(found["review"]))
 

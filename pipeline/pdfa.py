@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import importlib
 import io
+import math
 import threading
 import zlib
 from contextlib import contextmanager
@@ -39,7 +40,10 @@ WORD_MIN_SHARE = 0.6   # a word's glyphs keep at least this share of its box wid
 
 @dataclass
 class PageRender:
-    """One page ready for the PDF: encoded image plus words in image pixels."""
+    """One page ready for the PDF: encoded image plus words in page pixels. Without a placement
+    the image is the page; with one (``ocr.page.Placement.to_json``: the page's size, the image
+    turned clockwise by ``skewDeg`` about its centre landing on ``centre``, seen inside ``sheet``,
+    the rest painted ``paper``) the image is drawn so, not resampled, and its size is the page's."""
 
     image: bytes
     encoding: str  # "jpeg" (DCTDecode) or "flate1" (1-bit, FlateDecode)
@@ -48,6 +52,7 @@ class PageRender:
     dpi: tuple[int, int]
     color_mode: str  # rgb | gray | bitonal
     words: list[dict] = field(default_factory=list)
+    placement: dict | None = None
 
 
 @dataclass
@@ -183,12 +188,39 @@ def _image_xobject(pdf: pikepdf.Pdf, page: PageRender) -> Stream:
 def _add_page(pdf: pikepdf.Pdf, page: PageRender, font: pikepdf.Object) -> None:
     sx, sy = 72 / page.dpi[0], 72 / page.dpi[1]
     w_pt, h_pt = page.width * sx, page.height * sy
-    content = f"q {w_pt:.3f} 0 0 {h_pt:.3f} 0 0 cm /Im0 Do Q\n" + text_layer(page.words, h_pt, (sx, sy))
+    content = image_drawing(page, (sx, sy)) + "\n" + text_layer(page.words, h_pt, (sx, sy))
     pdf.add_blank_page(page_size=(w_pt, h_pt))
     pg = pdf.pages[-1]
     pg.obj.Resources = Dictionary(XObject=Dictionary(Im0=pdf.make_indirect(_image_xobject(pdf, page))),
                                   Font=Dictionary(F0=font))
     pg.obj.Contents = pdf.make_indirect(Stream(pdf, zlib.compress(content.encode("ascii")), Filter=Name.FlateDecode))
+
+
+def image_drawing(page: PageRender, scale: tuple[float, float]) -> str:
+    """The content-stream operators that draw the page's image (``PageRender``), ``scale`` points
+    per pixel: the scan over the whole page, or the page painted paper, clipped to the sheet and
+    the scan drawn turned by its skew. A viewer then resamples the scan once, at the resolution it
+    shows the page, instead of sohoa resampling it once more for good."""
+    sx, sy = scale
+    w_pt, h_pt = page.width * sx, page.height * sy
+    if page.placement is None:
+        return f"q {w_pt:.3f} 0 0 {h_pt:.3f} 0 0 cm /Im0 Do Q"
+    placed = page.placement
+    paper = placed["paper"]
+    if isinstance(paper, int):
+        fill = f"{paper / (1 if page.color_mode == 'bitonal' else 255):.4f} g"
+    else:
+        fill = " ".join(f"{v / 255:.4f}" for v in paper[:3]) + " rg"
+    x0, y0, x1, y1 = placed["sheet"]
+    cx, cy = placed["centre"]
+    angle = math.radians(float(placed["skewDeg"]))
+    cos, sin = math.cos(angle), math.sin(angle)
+    return "\n".join([
+        f"q {fill} 0 0 {w_pt:.3f} {h_pt:.3f} re f",
+        f"{x0 * sx:.3f} {h_pt - y1 * sy:.3f} {(x1 - x0) * sx:.3f} {(y1 - y0) * sy:.3f} re W n",
+        # clockwise by the skew (PDF's y axis points up) about the image's centre
+        f"1 0 0 1 {cx * sx:.3f} {h_pt - cy * sy:.3f} cm {cos:.8f} {-sin:.8f} {sin:.8f} {cos:.8f} 0 0 cm",
+        f"{w_pt:.3f} 0 0 {h_pt:.3f} {-w_pt / 2:.3f} {-h_pt / 2:.3f} cm /Im0 Do Q"])
 
 
 def build_pdfa(pages: list[PageRender], meta: DocumentMeta) -> bytes:

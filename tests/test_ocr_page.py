@@ -8,10 +8,17 @@ from collections import Counter
 import numpy as np
 import psutil
 import pytest
+from PIL import Image
 
 from bench.orientation_probe import CountingTesseract as CountingEngine
 from ocr import process_page
+from ocr.page import Placement, archive_image
 from tests.pagegen import PageSpec, render_page
+
+
+def archive(result: dict):
+    """The archive page as pixels: the scan placed as the PDF places it."""
+    return archive_image(result["image"], result["placement"])
 
 
 def words_found(truth: str, text: str) -> float:
@@ -27,12 +34,18 @@ def text_page():
 
 def test_result_follows_the_contract(text_page):
     page, result = text_page
-    assert set(result) == {"image", "orientation", "skew_deg", "words", "text", "confidence", "flags", "review"}
-    json.dumps({k: v for k, v in result.items() if k != "image"})
+    assert set(result) == {"image", "placement", "orientation", "skew_deg", "words", "text", "confidence", "flags",
+                           "review"}
+    placement = result["placement"]
+    json.dumps({**{k: v for k, v in result.items() if k not in ("image", "placement")}, "placement": placement.to_json()})
+    assert Placement.from_json(json.loads(json.dumps(placement.to_json()))) == placement
+    # the scan itself, its quarter turn undone exactly: not resampled
+    assert result["image"].tobytes() == page.image.transpose(Image.Transpose.ROTATE_270).tobytes()
     assert result["image"].mode == page.image.mode
     assert result["orientation"] == 90
-    assert abs(result["skew_deg"] - 4.3) <= 0.2
+    assert abs(result["skew_deg"] - 4.3) <= 0.2 and placement.skew_deg == pytest.approx(result["skew_deg"], abs=1e-3)
     width, height = result["image"].size
+    assert placement.size == (width, height)
     assert height > width  # upright A4 again
     assert result["text"] == unicodedata.normalize("NFC", result["text"])
     lines: dict[int, list[str]] = {}
@@ -48,7 +61,7 @@ def test_result_follows_the_contract(text_page):
 
 def test_words_sit_on_their_ink(text_page):
     _, result = text_page
-    gray = np.asarray(result["image"].convert("L"))
+    gray = np.asarray(archive(result).convert("L"))
     for word in result["words"][::25]:
         box = gray[word["y0"]:word["y1"], word["x0"]:word["x1"]]
         assert (box < 128).mean() > 0.05, word
@@ -71,7 +84,7 @@ def test_admin_header_is_read_column_by_column():
     assert lines.index(agency) < lines.index(page.header_left[1]) < lines.index(motto), lines[:8]
     assert words_found(page.text, result["text"]) >= 0.95
     # the seal and the signature stay in colour in the archive image
-    rgb = np.asarray(result["image"]).astype(int)
+    rgb = np.asarray(archive(result)).astype(int)
     assert ((rgb[..., 0] - rgb[..., 1] > 100) & (rgb[..., 0] > 150)).sum() > 1000
 
 
@@ -117,11 +130,11 @@ def test_cut_off_page_is_flagged():
 def test_black_scanner_border_is_painted_paper_and_the_page_keeps_its_size():
     page = render_page(PageSpec(layout="text", dpi=200, skew_deg=2.0, black_border_mm=10, degradation=1, seed=13))
     result = process_page(page.image, page.dpi)
-    gray = np.asarray(result["image"].convert("L"))
+    gray = np.asarray(archive(result).convert("L"))
     edge = max(2, int(200 / 25.4 * 2))  # the outer 2 mm
     strips = [gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]]
     assert all((strip < 80).mean() < 0.01 for strip in strips)
-    assert result["image"].size == page.image.size
+    assert archive(result).size == page.image.size
     assert words_found(page.text, result["text"]) >= 0.95
     assert "cut_off" not in result["flags"]
 
@@ -131,8 +144,8 @@ def test_deskew_and_turn_keep_the_scanned_pixel_size(turn):
     page = render_page(PageSpec(layout="admin", dpi=150, orientation=turn, skew_deg=3.0, degradation=1, seed=17))
     result = process_page(page.image, page.dpi)
     w, h = page.image.size
-    assert result["image"].size == ((w, h) if turn == 0 else (h, w))
-    gray = np.asarray(result["image"].convert("L"))
+    assert archive(result).size == ((w, h) if turn == 0 else (h, w))
+    gray = np.asarray(archive(result).convert("L"))
     corners = [gray[:8, :8], gray[:8, -8:], gray[-8:, :8], gray[-8:, -8:]]
     assert all(c.mean() > 200 for c in corners)  # paper, no dark wedge
 
@@ -163,7 +176,7 @@ def test_a_page_without_text_is_flagged_blank_and_left_as_scanned(layout):
     page = render_page(PageSpec(layout=layout, dpi=200, degradation=2, seed=23))
     result = process_page(page.image, page.dpi)
     assert result["flags"] == ["blank"] and result["orientation"] == 0 and result["skew_deg"] == 0
-    assert result["image"].tobytes() == page.image.tobytes()
+    assert result["placement"] is None and result["image"].tobytes() == page.image.tobytes()
 
 
 @pytest.mark.parametrize("turn", [0, 180])

@@ -1,17 +1,19 @@
 """The page image sohoa keeps (pipeline.pages): every pixel of the scan at the scan's resolution,
-its colours (a red seal stays red), SOHOA_JPEG_QUALITY obeyed, and the scanner's own JPEG kept
-byte for byte when the page needed no change (a back page with only a seal: nothing to turn,
-deskew or fill). Pages run through the real page stage on a local object store.
+never resampled (the PDF draws a skewed scan turned), its colours (a red seal stays red),
+SOHOA_JPEG_QUALITY obeyed, and the scanner's own JPEG kept byte for byte when the page needed no
+quarter turn and that JPEG is no larger. Pages run through the real page stage on a local object store.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+from datetime import datetime
 
 import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
+from ocr import cleanup, orientation
 from pipeline.models import PageTask
 from pipeline.pages import PageCache, run_page
 from storage.local import LocalStore
@@ -66,7 +68,7 @@ def test_a_scanners_4_2_0_jpeg_is_kept_at_its_own_chroma_resolution(tmp_path):
     for sampling in (2, 0):
         data = encoded(page, "JPEG", quality=92, subsampling=sampling)
         result, image = stored_page(tmp_path / str(sampling), data, "jpeg")
-        assert result.skew_deg != 0 and image != data  # a turned page is encoded again
+        assert result.skew_deg != 0 and image != data  # a scan larger than sohoa's encoding is encoded again
         assert JpegImagePlugin.get_sampling(Image.open(io.BytesIO(image))) == sampling
 
 
@@ -105,3 +107,29 @@ def test_a_cmyk_scan_is_reencoded_in_its_true_colours(tmp_path):
     kept = Image.open(io.BytesIO(image))
     assert image != data and kept.mode == "RGB" and result.color_mode == "rgb"
     assert (red(np.asarray(scan)) & red(np.asarray(kept))).sum() >= 0.9 * red(np.asarray(scan)).sum()
+
+
+def test_a_skewed_scan_is_kept_as_scanned_and_the_pdf_shows_it_level_without_its_black_bed(tmp_path):
+    """Deskewing no longer resamples the scan: the PDF draws the scanner's own JPEG turned by the
+    skew, clipped to the sheet, the rest painted paper. What a reader shows is level, with no black
+    scanner bed, and the kept bytes are the scan's (a resampled page is softer and was encoded again)."""
+    from pdf2image import convert_from_bytes
+
+    from pipeline.pdfa import DocumentMeta, PageRender, build_pdfa
+
+    page = render_page(PageSpec(layout="text", dpi=300, degradation=1, color="rgb", seed=21, skew_deg=2.5,
+                                black_border_mm=8, max_body_lines=12))
+    data = encoded(page.image, "JPEG", quality=50, optimize=True)
+    result, image = stored_page(tmp_path, data, "jpeg")
+    assert abs(result.skew_deg - 2.5) < 0.2 and result.placement is not None
+    assert image == data  # the scanner's bytes, not a resampled copy
+    pdf = build_pdfa([PageRender(image, result.encoding, result.width, result.height, (300, 300), result.color_mode,
+                                 list(result.words), result.placement)],
+                     DocumentMeta("t", "t", "H23.50-261201-0001", datetime(2026, 1, 1)))
+    (shown,) = convert_from_bytes(pdf, dpi=100)
+    assert abs(shown.width - result.width / 3) <= 1 and abs(shown.height - result.height / 3) <= 1
+    lines = orientation.text_lines(cleanup.ink_gray_mask(shown, 100), 100)
+    assert lines.likely == 0 and abs(lines.skew_deg) < 0.2  # level on screen
+    gray = np.asarray(shown.convert("L"))
+    edge = round(100 / 25.4 * 3)  # the outer 3 mm, inside the 8-mm bed of the scan
+    assert all((strip < 80).mean() < 0.01 for strip in (gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]))

@@ -171,6 +171,29 @@ def test_stamp_lands_on_free_paper_below_the_motto_not_on_it(dev, mode):
     assert validation.verify_pdf(signed, roots).ok
 
 
+def test_on_a_skewed_scan_drawn_turned_the_stamp_still_finds_free_paper(dev):
+    """sohoa's PDF draws a skewed scan as it is, turned by its skew and clipped to the sheet: the
+    ink the stamp keeps clear of is the ink of the page as shown (level), not of the image's box."""
+    from ocr.page import archive_image, straighten
+
+    signer, roots = dev
+    level = admin_scan_with_gap()
+    scan = level.rotate(1.5, Image.Resampling.BICUBIC, fillcolor=paper_colour(level))
+    placement = straighten(scan, DPI, 0, 1.5).placement
+    shown = archive_image(scan, placement)
+    data, encoding, colour = encode_image(scan, 85)
+    pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, (DPI, DPI), colour, [], placement.to_json())],
+                     DocumentMeta("Giấy xác nhận", "tl-1", "HS-2025-0001", datetime(2025, 3, 1, tzinfo=timezone.utc)))
+    signed, record = pades.sign_pdf(pdf, signer, organisation=AGENCY)
+
+    (rect,) = widgets(signed)
+    assert record.stamp["bandPt"] == 0.0
+    assert ink_under(shown, DPI, rect, grow_mm=1.0) == 0, rect
+    old = corner_box(media_box(pdf), (rect[2] - rect[0], rect[3] - rect[1]))
+    assert ink_under(shown, DPI, old) > 1000  # the motto is in the corner
+    assert validation.verify_pdf(signed, roots).ok and pdfa_check(signed).ok
+
+
 def test_the_stamp_adds_little_to_the_document_and_still_draws_its_lines(dev):
     """The stamp's glyph outlines are stored deflated, each letter's outline the same bytes
     wherever it occurs: uncompressed (as pyHanko writes a form XObject) they came to 60-75 KB a

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from ocr import process_page
+from ocr.page import archive_image
 from ocr.trueocr_engine import TrueOcrEngine
 from tests.pagegen import PageSpec, installed_families, render_page
 
@@ -39,7 +40,7 @@ def test_page_words_found_boxes_and_line_order(text_page):
     hits = sum(min(n, found[w]) for w, n in truth.items())
     assert hits / sum(truth.values()) >= 0.88
     width, height = result["image"].size
-    gray = np.asarray(result["image"].convert("L"))
+    gray = np.asarray(archive_image(result["image"], result["placement"]).convert("L"))
     lines = [w["line"] for w in result["words"]]
     assert lines[0] == 0 and all(b - a in (0, 1) for a, b in zip(lines, lines[1:]))  # reading order from 0
     for word in result["words"]:

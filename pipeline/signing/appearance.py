@@ -287,29 +287,44 @@ def read_page_one(pdf: bytes | Path, *, mask_dpi: float = MASK_DPI) -> PageOne:
         box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         scale = mask_dpi / 72
         ink = np.zeros((math.ceil((box[3] - box[1]) * scale), math.ceil((box[2] - box[0]) * scale)), bool)
-        for image, ctm in _placed_images(page):
-            _paint_image(ink, scale, box, image, ctm)
+        for image, ctm, clip in _placed_images(page):
+            _paint_image(ink, scale, box, image, ctm, clip)
         return PageOne(box, ink, scale, _annotation_rects(page), _has_signature(doc))
 
 
 def _placed_images(page):
-    """(image XObject, CTM) for every image the page's content stream draws directly."""
+    """(image XObject, CTM, clip) for every image the page's content stream draws directly; clip:
+    the page-space box (x0, y0, x1, y1) of the clipping rectangles in force, or None (sohoa clips
+    a deskewed scan to its sheet: what lies outside, such as a scanner's black bed, is not seen)."""
     import pikepdf
 
     xobjects = page.obj.get("/Resources", {}).get("/XObject", {})
-    ctm, stack = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), []
-    for operands, operator in pikepdf.parse_content_stream(page, "q Q cm Do"):
+    ctm, clip, stack, rect = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), None, [], None
+    for operands, operator in pikepdf.parse_content_stream(page, "q Q cm Do re W"):
         op = str(operator)
         if op == "q":
-            stack.append(ctm)
+            stack.append((ctm, clip))
         elif op == "Q" and stack:
-            ctm = stack.pop()
+            ctm, clip = stack.pop()
         elif op == "cm" and len(operands) == 6:
             ctm = _concat(tuple(float(v) for v in operands), ctm)
+        elif op == "re" and len(operands) == 4:
+            x, y, w, h = (float(v) for v in operands)
+            corners = [_apply(ctm, px, py) for px, py in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))]
+            xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+            rect = (min(xs), min(ys), max(xs), max(ys))
+        elif op == "W" and rect is not None:
+            clip = rect if clip is None else (max(clip[0], rect[0]), max(clip[1], rect[1]),
+                                              min(clip[2], rect[2]), min(clip[3], rect[3]))
         elif op == "Do" and operands:
             xobject = xobjects.get(str(operands[0]))
             if xobject is not None and xobject.get("/Subtype") == "/Image":
-                yield xobject, ctm
+                yield xobject, ctm, clip
+
+
+def _apply(m, x: float, y: float) -> tuple[float, float]:
+    a, b, c, d, e, f = m
+    return a * x + c * y + e, b * x + d * y + f
 
 
 def _concat(m, n):
@@ -320,26 +335,46 @@ def _concat(m, n):
             e * a2 + f * c2 + e2, e * b2 + f * d2 + f2)
 
 
-def _paint_image(ink: np.ndarray, scale: float, box, xobject, ctm) -> None:
-    """OR the ink of one image, drawn with the (axis-aligned) ``ctm``, into the page mask."""
+def _paint_image(ink: np.ndarray, scale: float, box, xobject, ctm, clip=None) -> None:
+    """OR the ink of one image, drawn with ``ctm`` and seen inside ``clip`` (page space), into
+    the page mask."""
     import cv2
 
     a, b, c, d, e, f = ctm
-    if abs(b) > 1e-6 or abs(c) > 1e-6 or abs(a) < 1e-6 or abs(d) < 1e-6:
-        return  # a rotated or sheared image: not one of sohoa's page scans
-    left, right, bottom, top = min(e, e + a), max(e, e + a), min(f, f + d), max(f, f + d)
-    pixels = _decoded(xobject, (right - left, top - bottom))
+    width_pt, height_pt = math.hypot(a, b), math.hypot(c, d)
+    if width_pt < 1e-6 or height_pt < 1e-6:
+        return
+    pixels = _decoded(xobject, (width_pt, height_pt))
     if pixels is None:
         return
-    mask = ink_of_pixels(pixels)[::-1 if d < 0 else 1, ::-1 if a < 0 else 1]  # row 0 at the top
-    col0, row0 = math.floor((left - box[0]) * scale), math.floor((box[3] - top) * scale)
-    cols, rows = max(1, round((right - left) * scale)), max(1, round((top - bottom) * scale))
+    mask = ink_of_pixels(pixels)  # row 0 at the image's top
+    cols, rows = max(1, round(width_pt * scale)), max(1, round(height_pt * scale))
     # a trace of ink in a cell keeps the cell's area average above 0
-    mask = cv2.resize(mask.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) > 0
-    r0, c0 = max(row0, 0), max(col0, 0)
-    r1, c1 = min(row0 + rows, ink.shape[0]), min(col0 + cols, ink.shape[1])
-    if r0 < r1 and c0 < c1:
-        ink[r0:r1, c0:c1] |= mask[r0 - row0:r1 - row0, c0 - col0:c1 - col0]
+    coverage = cv2.resize(mask.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA)
+    if abs(b) <= 1e-6 and abs(c) <= 1e-6:
+        # drawn upright (a scan sohoa kept as it is): its cells fall on the mask's cells
+        left, top = min(e, e + a), max(f, f + d)
+        seen = np.zeros_like(ink)
+        col0, row0 = math.floor((left - box[0]) * scale), math.floor((box[3] - top) * scale)
+        r0, c0 = max(row0, 0), max(col0, 0)
+        r1, c1 = min(row0 + rows, ink.shape[0]), min(col0 + cols, ink.shape[1])
+        if r0 < r1 and c0 < c1:
+            placed = (coverage > 0)[::-1 if d < 0 else 1, ::-1 if a < 0 else 1]
+            seen[r0:r1, c0:c1] = placed[r0 - row0:r1 - row0, c0 - col0:c1 - col0]
+    else:
+        # turned (a deskewed scan): the image's cell (x, y), y from its top, lies at the unit
+        # square's (x / cols, 1 - y / rows), which the CTM takes to the page
+        to_mask = np.float32([[scale * a / cols, -scale * c / rows, scale * (c + e - box[0])],
+                              [-scale * b / cols, scale * d / rows, scale * (box[3] - d - f)]])
+        seen = cv2.warpAffine(coverage, to_mask, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    if clip is not None:
+        x0, x1 = (max(0, min(ink.shape[1], round((v - box[0]) * scale))) for v in (clip[0], clip[2]))
+        y0, y1 = (max(0, min(ink.shape[0], round((box[3] - v) * scale))) for v in (clip[3], clip[1]))
+        inside = np.zeros_like(ink)
+        inside[y0:y1, x0:x1] = True
+        seen &= inside
+    ink |= seen
 
 
 def _decoded(xobject, placed_pt: tuple[float, float]) -> np.ndarray | None:
