@@ -59,7 +59,7 @@ class SigningSettings:
 class OcrSettings:
     lang: str = "vie"
     tessdata: str | None = None  # a directory with another <lang>.traineddata
-    jpeg_quality: int = 70       # colour and grey page images in the PDF (progressive; chroma as the scan; bench/size.py)
+    jpeg_quality: int = 65       # colour and grey page images in the PDF (progressive; chroma as the scan; bench/README.md)
     max_pixels: int = 150_000_000
     jobs: int = 0                # pages in parallel; 0 = every core
     engine: str = "vote"         # vote (tesseract and TrueOCR, voted line by line: ocr.vote) | tesseract | trueocr
@@ -191,7 +191,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         ocr=OcrSettings(
             lang=env.str("SOHOA_OCR_LANG", "vie"),
             tessdata=env.str("SOHOA_TESSDATA"),
-            jpeg_quality=env.int("SOHOA_JPEG_QUALITY", 70, minimum=1, maximum=100),
+            jpeg_quality=env.int("SOHOA_JPEG_QUALITY", 65, minimum=1, maximum=100),
             max_pixels=env.int("SOHOA_MAX_PIXELS", 150_000_000, minimum=1),
             jobs=env.int("SOHOA_JOBS", 0, minimum=0),
             engine=_choice(env, "SOHOA_OCR_ENGINE", ("vote", "tesseract", "trueocr"), "vote"),
