@@ -9,7 +9,8 @@ set; default ``../shared/realscans`` beside the project). Each document is inges
 in name order (``tune``: 1st, 3rd, ...; ``report``: 2nd, 4th, ...), so choices made on one half
 are reported on the other. ``--rebuild`` rebuilds each stored document's PDF from its stored
 words with the current code instead of reading the signed PDF (to compare text-layer code on
-the same OCR). Prints per document: OCR words, the share of them found through ``pdftotext``
+the same OCR; the rebuilt page draws its image over the whole page, not turned by its skew:
+only the text is compared). Prints per document: OCR words, the share of them found through ``pdftotext``
 (default and ``-raw``) and ``pdfminer.six`` when installed, and the page sizes in mm.
 """
 from __future__ import annotations

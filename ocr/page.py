@@ -148,6 +148,13 @@ class Placement:
     sheet: tuple[int, int, int, int]
     paper: int | tuple[int, ...]
 
+    def resized(self, size: tuple[int, int]) -> Placement:
+        """The same placement for the image and the page resized to ``size`` (a thumbnail)."""
+        fx, fy = size[0] / self.size[0], size[1] / self.size[1]
+        x0, y0, x1, y1 = self.sheet
+        return Placement(size, self.skew_deg, (self.centre[0] * fx, self.centre[1] * fy),
+                         (round(x0 * fx), round(y0 * fy), round(x1 * fx), round(y1 * fy)), self.paper)
+
     def to_json(self) -> dict:
         return {"size": list(self.size), "skewDeg": self.skew_deg, "centre": list(self.centre),
                 "sheet": list(self.sheet), "paper": self.paper if isinstance(self.paper, int) else list(self.paper)}

@@ -737,7 +737,11 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
         return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
     sheet = straight.sheet
-    archive = archive_image(quarter_turn(work, found.orientation), straight.placement)
+    turned = quarter_turn(work, found.orientation)
+    # the thumbnail is turned from a copy twice its width, not from the whole working copy
+    small = turned.resize((2 * THUMB_WIDTH, max(1, round(turned.height * 2 * THUMB_WIDTH / turned.width))),
+                          Image.Resampling.BOX) if turned.width > 2 * THUMB_WIDTH and turned.mode != "1" else turned
+    archive = archive_image(small, straight.placement.resized(small.size))
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
     sheet_gray = cleanup.to_gray(sheet)
