@@ -1,4 +1,5 @@
-"""One scanned page in, the archive image plus its OCR out: sohoa's per-page OCR stage.
+"""One scanned page in, the page image, its placement on the page and its OCR out: sohoa's
+per-page OCR stage.
 
 ``process_page(image, dpi, engine, options)`` returns
   image        the scan with its quarter turn undone, not resampled (the input itself when it needed no
@@ -207,13 +208,14 @@ def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg
     ``border``, ``gray``: the scan's ``cleanup.dark_border_mask`` and ``cleanup.ink_gray`` when the
     caller has them already."""
     gray = cleanup.ink_gray(image) if gray is None else gray
+    border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution) if border is None else border
     bed = cleanup.border_colour(image, resolution, border)
-    if border is None and bed is not None:
-        border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
-    paper = cleanup.paper_colour(image, outside=border if bed is not None else None)
-    grey_of = (lambda colour: colour if isinstance(colour, int) else round(0.299 * colour[0] + 0.587 * colour[1]
-                                                                           + 0.114 * colour[2]))
-    fill = grey_of(bed if bed is not None else paper) * (255 if image.mode == "1" else 1)
+    paper = cleanup.paper_colour(image, outside=border)  # not a bed's or a lid shadow's
+    bed_or_paper = bed if bed is not None else paper
+    if image.mode == "1":
+        fill = 255 * bed_or_paper
+    else:  # the colour as the grey copy has it
+        fill = int(cleanup.ink_gray(Image.new(image.mode, (1, 1), bed_or_paper))[0, 0])
     undone = geometry.deskew_angle(skew_deg)
     resample = Image.Resampling.NEAREST if image.mode == "1" else Image.Resampling.BICUBIC
     grown = geometry.straighten(Image.fromarray(gray), orientation + undone, fill, keep_size=False, resample=resample)

@@ -747,7 +747,11 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     sheet_gray = cleanup.to_gray(sheet)
     for code in quality.page_flags_before_ocr(sheet_gray, ocr_gray < INK_LEVEL, work_dpi):
         flags.append(Flag(code, FLAG_LABELS[code], True))
-    if work.mode != "1" and cleanup.percentile_u8(sheet_gray, 90) < DARK_PAPER:
+    # how dark the paper looks: its brightness, not the grey that is read (where a tinted paper,
+    # kraft or orange, reads paler)
+    x0, y0, x1, y1 = straight.placement.sheet
+    on_paper = turned.crop((max(0, x0), max(0, y0), min(turned.width, x1), min(turned.height, y1)))
+    if work.mode != "1" and cleanup.percentile_u8(cleanup.to_gray(on_paper), 90) < DARK_PAPER:
         flags.append(Flag("dark", FLAG_LABELS["dark"], True))
     orientation = int(found.orientation) % 360
     skew = round(float(straight.skew_deg), 2)

@@ -2,7 +2,8 @@
 
 ``run_page(task, cache)`` is the unit of parallel work (a local process or a Celery task):
 a ``PageTask`` names the stored original by its object key and the page; the ``PageResult``
-holds the page's geometry and OCR and refers to its encoded archive image by its content key
+holds the page's geometry and OCR and refers to its encoded page image (the scan, its quarter
+turn undone, never resampled: the PDF places it, ``PageResult.placement``) by its content key
 in the ``PageCache`` (the object store), so tasks and results cross processes and machines
 as JSON and any worker can pick up any page. A failure comes back as a result with ``error`` set,
 naming the file and page, never as an exception.
@@ -71,7 +72,7 @@ def load_engine(ocr: OcrSettings) -> None:
 
 class PageCache:
     """Finished pages in the object store, under their content key (``storage.keys.page_result``):
-    the encoded archive image first, then the result that names it, so a result is never
+    the encoded page image first, then the result that names it, so a result is never
     visible without its image, and a page finished by any worker serves every other."""
 
     def __init__(self, store: ObjectStore):
@@ -215,7 +216,7 @@ def page_image(found: dict, kind: str, data: bytes, jpeg_quality: int) -> tuple[
     undone, placed on the page by the PDF) as ``encode_image`` gives it, or the scanner's own JPEG
     when the page needed no quarter turn and that JPEG is no larger."""
     encoded, encoding, color_mode = encode_image(found["image"], jpeg_quality, scan_subsampling(kind, data))
-    if found["orientation"] == 0 and (kept := scan_jpeg(kind, data, found["image"])) and len(kept) <= len(encoded):
+    if found["orientation"] == 0 and len(data) <= len(encoded) and (kept := scan_jpeg(kind, data, found["image"])):
         return kept, encoding, color_mode
     return encoded, encoding, color_mode
 
@@ -341,6 +342,8 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
     dpi = stated if resolution.source == "header" else (round(resolution.dpi, 2),) * 2
     found = process_page(image, dpi, engine)
     archive = found["image"]
+    if found["orientation"] % 180:  # a quarter turn: the scan's rows are the page's columns
+        dpi = (dpi[1], dpi[0])
     encoded, encoding, color_mode = page_image(found, task.kind, data, task.jpeg_quality)
     return encoded, PageResult(
         file=task.file, page=task.page, image_key=key, encoding=encoding, width=archive.width,

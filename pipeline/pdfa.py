@@ -218,8 +218,11 @@ def image_drawing(page: PageRender, scale: tuple[float, float]) -> str:
     return "\n".join([
         f"q {fill} 0 0 {w_pt:.3f} {h_pt:.3f} re f",
         f"{x0 * sx:.3f} {h_pt - y1 * sy:.3f} {(x1 - x0) * sx:.3f} {(y1 - y0) * sy:.3f} re W n",
-        # clockwise by the skew (PDF's y axis points up) about the image's centre
-        f"1 0 0 1 {cx * sx:.3f} {h_pt - cy * sy:.3f} cm {cos:.8f} {-sin:.8f} {sin:.8f} {cos:.8f} 0 0 cm",
+        # clockwise by the skew about the image's centre, as the words' page pixels were turned:
+        # the turn is made in pixels, so a scan of two resolutions (a fax: 204 x 98 dpi) is
+        # scaled to pixels, turned and scaled back (PDF's y axis points up)
+        f"1 0 0 1 {cx * sx:.3f} {h_pt - cy * sy:.3f} cm "
+        f"{cos:.8f} {-sin * sy / sx:.8f} {sin * sx / sy:.8f} {cos:.8f} 0 0 cm",
         f"{w_pt:.3f} 0 0 {h_pt:.3f} {-w_pt / 2:.3f} {-h_pt / 2:.3f} cm /Im0 Do Q"])
 
 

@@ -242,3 +242,14 @@ def test_a_draft_needs_a_valid_dossier_code():
 
     with tempfile.TemporaryDirectory() as tmp, pytest.raises(DossierCodeError):
         intake.create(LocalStore(tmp), "../etc", owner="an")
+
+
+@pytest.mark.parametrize("tint, dark", [((255, 255, 255), False), ((170, 120, 80), True)])
+def test_a_page_on_dark_paper_is_flagged_dark_by_how_it_looks(tint, dark):
+    """Kraft paper reads as paler grey where the page is read (its colour is taken out with the
+    seals'), but it looks dark: the operator is told so."""
+    page = render_page(PageSpec(layout="text", skew_deg=1.2, seed=1306, dpi=200, max_body_lines=8)).image
+    tinted = Image.fromarray((np.asarray(page, float) * np.array(tint) / 255).astype(np.uint8))
+    found = intake.preview(tinted, (200, 200))
+    assert ("dark" in {f.code for f in found.flags}) is dark
+    assert abs(found.skew_deg - 1.2) < 0.3

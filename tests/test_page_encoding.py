@@ -133,3 +133,46 @@ def test_a_skewed_scan_is_kept_as_scanned_and_the_pdf_shows_it_level_without_its
     gray = np.asarray(shown.convert("L"))
     edge = round(100 / 25.4 * 3)  # the outer 3 mm, inside the 8-mm bed of the scan
     assert all((strip < 80).mean() < 0.01 for strip in (gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]))
+
+
+@pytest.mark.parametrize("dpi", [(300, 300), (300, 150)])
+def test_the_pdf_shows_a_deskewed_page_where_its_words_were_read(tmp_path, dpi):
+    """The words' boxes are in the pixels of the page as deskewed; the PDF turns the scan itself,
+    and must land each stroke on those pixels, for a scan of two resolutions too (a fax)."""
+    import subprocess
+
+    import cv2
+
+    from ocr.page import archive_image, straighten
+    from pipeline.pages import encode_image
+    from pipeline.pdfa import DocumentMeta, PageRender, build_pdfa
+
+    page = render_page(PageSpec(layout="text", dpi=300, degradation=1, color="gray", seed=22, skew_deg=3.0,
+                                max_body_lines=10)).image
+    scan = page.resize((page.width, round(page.height * dpi[1] / dpi[0])), Image.Resampling.BOX)
+    placement = straighten(scan, dpi[0], 0, 3.0).placement
+    expected = np.asarray(archive_image(scan, placement)) < 128
+    data, encoding, colour = encode_image(scan, 90)
+    pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, dpi, colour, [], placement.to_json())],
+                     DocumentMeta("t", "t", "H23.50-261201-0001", datetime(2026, 1, 1)))
+    (tmp_path / "p.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-gray", "-rx", str(dpi[0]), "-ry", str(dpi[1]), "-singlefile",
+                    str(tmp_path / "p.pdf"), str(tmp_path / "shown")], check=True)
+    shown = np.asarray(Image.open(tmp_path / "shown.pgm")) < 128
+    assert abs(shown.shape[0] - expected.shape[0]) <= 1 and abs(shown.shape[1] - expected.shape[1]) <= 1
+    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
+    near = cv2.dilate(shown[:h, :w].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert expected.sum() > 20_000
+    assert (expected[:h, :w] & near).sum() >= 0.95 * expected[:h, :w].sum()
+
+
+def test_a_quarter_turn_swaps_the_scans_two_resolutions(tmp_path):
+    """A scan stated at 200 x 201 dpi and lying on its side: once turned, the page's rows were the
+    scan's columns, so its resolution across is the scan's 201 (the PDF page keeps its size in mm)."""
+    scan = render_page(PageSpec(layout="admin", dpi=200, degradation=1, color="gray", seed=24, orientation=90,
+                                max_body_lines=6)).image
+    buf = io.BytesIO()
+    scan.save(buf, "PNG", dpi=(200, 201))
+    result, _ = stored_page(tmp_path, buf.getvalue(), "png")
+    assert result.orientation == 90 and (result.width, result.height) == (scan.height, scan.width)
+    assert tuple(round(v) for v in result.dpi) == (201, 200)

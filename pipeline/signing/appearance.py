@@ -277,8 +277,9 @@ def _percentile(channel: np.ndarray, q: float) -> int:
 
 def read_page_one(pdf: bytes | Path, *, mask_dpi: float = MASK_DPI) -> PageOne:
     """Page 1's box, ink mask and annotations, and whether the document is signed already.
-    The ink comes from the images page 1's content stream draws (sohoa's PDFs draw one scan
-    over the whole page); a page without images has no ink."""
+    The ink comes from the images page 1's content stream draws, where it draws them (sohoa's
+    PDFs draw one scan over the whole page, turned by its skew and clipped to the sheet when it
+    was deskewed); a page without images has no ink."""
     import pikepdf
 
     with pikepdf.open(pdf if isinstance(pdf, Path) else io.BytesIO(pdf)) as doc:
