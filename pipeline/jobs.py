@@ -22,12 +22,12 @@ import sqlalchemy as sa
 
 from storage.errors import DatabaseError, LockTimeout, StorageUnavailable
 
-from . import audit, ingest, notices
+from . import audit, ingest, manifest as mf, notices
 from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
 from .pages import PageCache, load_engine, over_time, run_page as process_page
-from .repository import require_manifest
+from .repository import load_manifest, require_manifest
 from .signing.keys import SignerLoading, loaded
 
 # an outage of the store or the database, or a dossier held too long: try the same step again later
@@ -131,16 +131,23 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
         return _summary_of(ctx, prepared.dossier, job["doc_id"])
     job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=job_table.ACTIVE)
     cache = PageCache(ctx.store)
-    results = []
+    results, gone = [], []
     for row, task in zip(job["pages"], prepared.tasks):
         stored = cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None
-        if row["state"] == "done" and stored is None:  # a finished page whose result is gone (cache cleared)
-            job_table.page_settled(ctx.db, job_id, row["number"], state="queued", now=_now())
+        if row["state"] == "done" and stored is None:  # a finished page whose result is gone
+            gone.append(row["number"])
             stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
                                                            f"chạy lại lượt xử lý để làm lại trang này")
         if stored is not None and row["worker"] == REUSED:
             stored = PageResult.from_json({**stored.to_json(), "cached": True})
         results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
+    if gone and (stored_already := _stored_document(ctx, prepared)) is not None:
+        # another finishing task of this job stored the document and cleared its pages from the
+        # cache, and has not recorded the job done yet (a page task redelivered after an outage
+        # settles its page again and sends one more finishing task)
+        return _record_done(ctx, job, stored_already)
+    for number in gone:  # the cache was cleared: those pages are done again on retry
+        job_table.page_settled(ctx.db, job_id, number, state="queued", now=_now())
     try:
         summary = ingest.finish(prepared, results, ctx)
     except TRANSIENT:
@@ -150,10 +157,21 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
         fail(ctx.db, job_id, exc)
         notices.deliver_soon(ctx.db, ctx.webhook, notice)
         raise
+    return _record_done(ctx, job, summary)
+
+
+def _record_done(ctx: IngestContext, job: dict, summary: IngestSummary) -> IngestSummary:
     notice = notices.notify_stored(ctx.db, ctx.webhook, job, summary)  # in the outbox before the job is done
-    job_table.set_state(ctx.db, job_id, "done", now=_now(), doc_id=summary.doc_id, error=None)
+    job_table.set_state(ctx.db, job["id"], "done", now=_now(), doc_id=summary.doc_id, error=None)
     notices.deliver_soon(ctx.db, ctx.webhook, notice)
     return summary
+
+
+def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSummary | None:
+    """The document of these very files when the dossier holds it already, else None."""
+    manifest = load_manifest(ctx.store, prepared.dossier)
+    document = manifest and mf.find_document(manifest, prepared.digest)
+    return ingest.summary(manifest, document, duplicate=False) if document else None
 
 
 def fail(db, job_id: str, exc: BaseException) -> None:

@@ -585,3 +585,33 @@ def test_the_faults_table_in_the_docs_is_what_the_tests_observed():
     missing = [fault for fault in HERE if fault not in ROWS]
     assert not missing, f"run the whole of tests/test_faults.py: the table needs every trial ({missing} not run)"
     check_table("faults", ("Fault", "Where", "Outcome", "Test"), [ROWS[fault] for fault in HERE] + ELSEWHERE)
+
+
+def test_a_second_finishing_task_after_the_document_was_stored_ends_the_job_done(cli, home, rendered, tmp_path):
+    """After an outage longer than the broker's visibility timeout, a page task is delivered twice,
+    settles its page again and sends one more finishing task. One that reads the job after the
+    first stored the document and cleared its pages from the cache, but before that one recorded
+    the job done, once found every page "gone", queued them again and failed the job."""
+    from tests.conftest import save_page
+    from pipeline import config, jobs, service
+    from pipeline.ingest import IngestContext
+    from storage import jobs as job_table
+
+    code = "H23.50-261201-0079"
+    scan = save_page(rendered("finished-twice", layout="text", seed=79, dpi=200, max_body_lines=6), tmp_path / "p.png")
+    exit_code, out, err = cli("ingest", "--dossier", code, "--title", "Đơn", "--unsigned", "--json", str(scan))
+    assert exit_code == 0, err
+    doc_id = json.loads(out)["docId"]
+    settings = config.load({"SOHOA_HOME": str(home)})
+    db = service.database(settings)
+    exit_code, out, _ = cli("status", code, "--json")
+    (job,) = json.loads(out)
+    # the second task reads the job as the first left it before recording it done
+    assert job_table.set_state(db, job["job"], "finishing", now="2026-12-03T00:00:00+07:00")
+    ctx = IngestContext(store=service.open_store(settings), db=db, executor=service.page_executor(settings, 1),
+                        ocr=settings.ocr)
+    assert jobs.finish(ctx, job["job"]).doc_id == doc_id
+    exit_code, out, _ = cli("status", code, "--json")
+    (after,) = json.loads(out)
+    assert (after["state"], after["attempts"], after["pagesDone"], after["docId"]) == ("done", 1, 1, doc_id)
+    assert len(manifest_of(home, code)["documents"]) == 1
