@@ -253,9 +253,8 @@ def measure_page(page: dict, with_ocrmypdf: bool) -> dict:
             text = readings[digest] if digest in readings else readings.setdefault(digest, read_words(decoded))
             entry.update(words_kept=share(reference, text), words_found=share(truth, text) if truth else None)
         row["candidates"][name] = entry
-    placement = found["placement"].to_json() if found["placement"] is not None else None
     pdf = build_pdfa([PageRender(stored, stored_encoding, archive.width, archive.height, tuple(dpi), stored_mode, found["words"],
-                                 placement)],
+                                 found["placement"])],
                      DocumentMeta("bench", "bench", "bench", datetime(2025, 1, 1, tzinfo=timezone.utc)))
     row["sohoa_pdf_bytes"] = len(pdf)
     row["sohoa_image_bytes"] = len(stored)

@@ -174,11 +174,8 @@ def archive_image(turned: Image.Image, placement: Placement | None) -> Image.Ima
     image itself when there is nothing to place."""
     if placement is None:
         return turned
-    if placement.skew_deg:
-        resample = Image.Resampling.NEAREST if turned.mode == "1" else Image.Resampling.BICUBIC
-        grown = geometry.rotate(turned, -placement.skew_deg, resample, expand=True, fill=placement.paper)
-    else:
-        grown = turned
+    grown = geometry.straighten(turned, placement.skew_deg, placement.paper, keep_size=False) \
+        if placement.skew_deg else turned
     left = round(grown.width / 2 - placement.centre[0])
     top = round(grown.height / 2 - placement.centre[1])
     x0, y0, x1, y1 = placement.sheet

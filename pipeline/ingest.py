@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
+from ocr.page import Placement
 from storage import keys
 from storage.base import ObjectStore
 
@@ -295,7 +296,7 @@ def _renders(cache: PageCache, results: list[PageResult]) -> Iterator[PageRender
     """The pages for the PDF, each page's image read from the cache when the PDF takes it."""
     for r in results:
         yield PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words),
-                         r.placement)
+                         Placement.from_json(r.placement) if r.placement else None)
 
 
 def update_index(ctx: IngestContext, manifest: dict, doc_id: str, results: list[PageResult]) -> tuple[str, ...]:

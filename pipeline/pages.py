@@ -341,13 +341,13 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
     resolution = page_resolution(image.size, stated)
     dpi = stated if resolution.source == "header" else (round(resolution.dpi, 2),) * 2
     found = process_page(image, dpi, engine)
-    archive = found["image"]
+    turned = found["image"]
     if found["orientation"] % 180:  # a quarter turn: the scan's rows are the page's columns
         dpi = (dpi[1], dpi[0])
     encoded, encoding, color_mode = page_image(found, task.kind, data, task.jpeg_quality)
     return encoded, PageResult(
-        file=task.file, page=task.page, image_key=key, encoding=encoding, width=archive.width,
-        height=archive.height, dpi=(dpi[0], dpi[1]), dpi_source=resolution.source + (
+        file=task.file, page=task.page, image_key=key, encoding=encoding, width=turned.width,
+        height=turned.height, dpi=(dpi[0], dpi[1]), dpi_source=resolution.source + (
             f":{resolution.paper}" if resolution.paper else ""), color_mode=color_mode,
         orientation=int(found["orientation"]), skew_deg=float(found["skew_deg"]),
         placement=found["placement"].to_json() if found["placement"] is not None else None,

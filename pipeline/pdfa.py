@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator
 
 import pikepdf
 from pikepdf import Array, Dictionary, Name, Stream
 
 from .errors import PdfaError
+
+if TYPE_CHECKING:
+    from ocr.page import Placement
 
 FLAVOUR = "2b"
 GLYPH_ADVANCE = 500  # font units per glyph, unitsPerEm 1000
@@ -41,9 +44,8 @@ WORD_MIN_SHARE = 0.6   # a word's glyphs keep at least this share of its box wid
 @dataclass
 class PageRender:
     """One page ready for the PDF: encoded image plus words in page pixels. Without a placement
-    the image is the page; with one (``ocr.page.Placement.to_json``: the page's size, the image
-    turned clockwise by ``skewDeg`` about its centre landing on ``centre``, seen inside ``sheet``,
-    the rest painted ``paper``) the image is drawn so, not resampled, and its size is the page's."""
+    the image is the page; with one (``ocr.page.Placement``) the image is drawn as it says, not
+    resampled, and its size is the page's."""
 
     image: bytes
     encoding: str  # "jpeg" (DCTDecode) or "flate1" (1-bit, FlateDecode)
@@ -52,7 +54,7 @@ class PageRender:
     dpi: tuple[int, int]
     color_mode: str  # rgb | gray | bitonal
     words: list[dict] = field(default_factory=list)
-    placement: dict | None = None
+    placement: Placement | None = None
 
 
 @dataclass
@@ -206,14 +208,14 @@ def image_drawing(page: PageRender, scale: tuple[float, float]) -> str:
     if page.placement is None:
         return f"q {w_pt:.3f} 0 0 {h_pt:.3f} 0 0 cm /Im0 Do Q"
     placed = page.placement
-    paper = placed["paper"]
+    paper = placed.paper
     if isinstance(paper, int):
         fill = f"{paper / (1 if page.color_mode == 'bitonal' else 255):.4f} g"
     else:
         fill = " ".join(f"{v / 255:.4f}" for v in paper[:3]) + " rg"
-    x0, y0, x1, y1 = placed["sheet"]
-    cx, cy = placed["centre"]
-    angle = math.radians(float(placed["skewDeg"]))
+    x0, y0, x1, y1 = placed.sheet
+    cx, cy = placed.centre
+    angle = math.radians(placed.skew_deg)
     cos, sin = math.cos(angle), math.sin(angle)
     return "\n".join([
         f"q {fill} 0 0 {w_pt:.3f} {h_pt:.3f} re f",

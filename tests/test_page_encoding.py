@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 from ocr import cleanup, orientation
+from ocr.page import Placement
 from pipeline.models import PageTask
 from pipeline.pages import PageCache, run_page
 from storage.local import LocalStore
@@ -124,7 +125,7 @@ def test_a_skewed_scan_is_kept_as_scanned_and_the_pdf_shows_it_level_without_its
     assert abs(result.skew_deg - 2.5) < 0.2 and result.placement is not None
     assert image == data  # the scanner's bytes, not a resampled copy
     pdf = build_pdfa([PageRender(image, result.encoding, result.width, result.height, (300, 300), result.color_mode,
-                                 list(result.words), result.placement)],
+                                 list(result.words), Placement.from_json(result.placement))],
                      DocumentMeta("t", "t", "H23.50-261201-0001", datetime(2026, 1, 1)))
     (shown,) = convert_from_bytes(pdf, dpi=100)
     assert abs(shown.width - result.width / 3) <= 1 and abs(shown.height - result.height / 3) <= 1
@@ -153,7 +154,7 @@ def test_the_pdf_shows_a_deskewed_page_where_its_words_were_read(tmp_path, dpi):
     placement = straighten(scan, dpi[0], 0, 3.0).placement
     expected = np.asarray(archive_image(scan, placement)) < 128
     data, encoding, colour = encode_image(scan, 90)
-    pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, dpi, colour, [], placement.to_json())],
+    pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, dpi, colour, [], placement)],
                      DocumentMeta("t", "t", "H23.50-261201-0001", datetime(2026, 1, 1)))
     (tmp_path / "p.pdf").write_bytes(pdf)
     subprocess.run(["pdftoppm", "-gray", "-rx", str(dpi[0]), "-ry", str(dpi[1]), "-singlefile",

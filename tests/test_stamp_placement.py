@@ -182,7 +182,7 @@ def test_on_a_skewed_scan_drawn_turned_the_stamp_still_finds_free_paper(dev):
     placement = straighten(scan, DPI, 0, 1.5).placement
     shown = archive_image(scan, placement)
     data, encoding, colour = encode_image(scan, 85)
-    pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, (DPI, DPI), colour, [], placement.to_json())],
+    pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, (DPI, DPI), colour, [], placement)],
                      DocumentMeta("Giấy xác nhận", "tl-1", "HS-2025-0001", datetime(2025, 3, 1, tzinfo=timezone.utc)))
     signed, record = pades.sign_pdf(pdf, signer, organisation=AGENCY)
 
