@@ -13,6 +13,7 @@ manifest knows the files by their hash). ``run_locally`` runs the same steps in 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, replace
 
@@ -26,10 +27,11 @@ from . import audit, ingest, manifest as mf, notices
 from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
-from .pages import PageCache, load_engine, over_time, run_page as process_page
+from .pages import PageCache, code_version, load_engine, over_time, run_page as process_page
 from .repository import load_manifest, require_manifest
 from .signing.keys import SignerLoading, loaded
 
+log = logging.getLogger(__name__)
 # an outage of the store or the database, or a dossier held too long: try the same step again later
 TRANSIENT = (StorageUnavailable, DatabaseError, LockTimeout, sa.exc.OperationalError, sa.exc.InterfaceError)
 
@@ -138,7 +140,9 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
             gone.append(row["number"])
             stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
                                                            f"chạy lại lượt xử lý để làm lại trang này")
-        if stored is not None and row["worker"] == REUSED:
+        if stored is not None and stored.code != code_version():
+            stored = _read_again(ctx, job, row["number"], task, cache, stored.code)
+        elif stored is not None and row["worker"] == REUSED:
             stored = PageResult.from_json({**stored.to_json(), "cached": True})
         results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
     if gone and (stored_already := _stored_document(ctx, prepared)) is not None:
@@ -158,6 +162,23 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
         notices.deliver_soon(ctx.db, ctx.webhook, notice)
         raise
     return _record_done(ctx, job, summary)
+
+
+REREAD = "(read again when finishing)"  # the page's worker when the finishing task read it again
+
+
+def _read_again(ctx: IngestContext, job: dict, number: int, task, cache: PageCache, read_by: str) -> PageResult:
+    """The page read again by this process, whose result was made by another version of the page
+    stage (a worker not yet upgraded, or one upgraded before this one): its image and words may
+    not mean what this version's PDF makes of them (a deskewed page drawn unturned), so it is not
+    built from. Every worker should run one version; this keeps a document right when they do not."""
+    log.warning("job %s: page %d of %s was read by page stage %s, this worker runs %s: reading it again",
+                job["id"], task.page, task.file, read_by or "(older)", code_version())
+    audit.record(ctx.db, "page", "reread", dossier=job["dossier"], job=job["id"], file=task.file, page=task.page,
+                 readBy=read_by or None, version=code_version())
+    result = process_page(task, cache)
+    settle(ctx.db, job["id"], number, result, REREAD)
+    return result
 
 
 def _record_done(ctx: IngestContext, job: dict, summary: IngestSummary) -> IngestSummary:

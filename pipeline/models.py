@@ -68,6 +68,7 @@ class PageResult:
     text: str = ""
     review: tuple[dict, ...] = ()  # lines for a person to read again (ocr.review)
     cached: bool = False
+    code: str = ""                 # the page stage's version that made it (pipeline.pages.code_version)
 
     @property
     def ok(self) -> bool:

@@ -352,7 +352,7 @@ def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) ->
         orientation=int(found["orientation"]), skew_deg=float(found["skew_deg"]),
         placement=found["placement"].to_json() if found["placement"] is not None else None,
         confidence=float(found["confidence"]), flags=tuple(found["flags"]), words=tuple(found["words"]),
-        text=found["text"], review=tuple(found["review"]))
+        text=found["text"], review=tuple(found["review"]), code=code_version())
 
 
 def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) -> PageResult:
