@@ -190,6 +190,7 @@ def rotate(image: Image.Image, ccw_deg: float, resample: Image.Resampling, expan
     bitonal page) is fast and Pillow's fixed-point stepping would not line up: made whole."""
     if resample == Image.Resampling.NEAREST or parts < 2:
         return image.rotate(ccw_deg, resample=resample, expand=expand, fillcolor=fill)
+    image.load()  # a file opened lazily is decoded here once, not by each strip's thread at once
     w, h = image.size
     angle = -math.radians(ccw_deg % 360.0)
     matrix = [round(math.cos(angle), 15), round(math.sin(angle), 15), 0.0,

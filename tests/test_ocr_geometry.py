@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ocr import cleanup, geometry
 from ocr.orientation import ink_for_geometry, measure
@@ -86,3 +87,20 @@ def test_the_rotation_made_in_strips_keeps_pillows_pixels(mode, angle, expand):
     difference = np.abs(np.asarray(ours, dtype=np.int16) - np.asarray(pillows, dtype=np.int16))
     assert difference.max() <= (0 if mode == "1" else 1)
     assert (difference > 0).mean() < 1e-5
+
+
+def test_a_page_opened_from_its_file_turns_as_the_same_page_decoded():
+    """Pillow decodes a file when its pixels are first needed: the two strips of a bicubic turn
+    once both asked at once, and one of them failed ("image file is truncated")."""
+    import io
+
+    page = render_page(PageSpec(layout="text", dpi=150, degradation=1, color="rgb", seed=31, max_body_lines=8)).image
+    buf = io.BytesIO()
+    page.save(buf, "JPEG", quality=80, progressive=True)
+    decoded = Image.open(io.BytesIO(buf.getvalue()))
+    decoded.load()
+    expected = np.asarray(geometry.rotate(decoded, 1.3, Image.Resampling.BICUBIC, True, (255, 255, 255)))
+    for _ in range(3):
+        lazy = Image.open(io.BytesIO(buf.getvalue()))
+        assert np.array_equal(np.asarray(geometry.rotate(lazy, 1.3, Image.Resampling.BICUBIC, True, (255, 255, 255))),
+                              expected)
