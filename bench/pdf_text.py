@@ -9,8 +9,7 @@ set; default ``../shared/realscans`` beside the project). Each document is inges
 in name order (``tune``: 1st, 3rd, ...; ``report``: 2nd, 4th, ...), so choices made on one half
 are reported on the other. ``--rebuild`` rebuilds each stored document's PDF from its stored
 words with the current code instead of reading the signed PDF (to compare text-layer code on
-the same OCR; the rebuilt page draws its image over the whole page, not turned by its skew:
-only the text is compared). Prints per document: OCR words, the share of them found through ``pdftotext``
+the same OCR; a deskewed page is drawn as its manifest's ``placement`` says). Prints per document: OCR words, the share of them found through ``pdftotext``
 (default and ``-raw``) and ``pdfminer.six`` when installed, and the page sizes in mm.
 """
 from __future__ import annotations
@@ -69,6 +68,7 @@ def documents(directory: Path, part: str) -> list[tuple[str, list[Path]]]:
 
 def rebuilt_pdf(store, doc: dict, code: str) -> bytes:
     """The document's PDF rebuilt (unsigned) from its stored page images' cache and words."""
+    from ocr.page import Placement
     from pipeline import pdfa
     from pipeline.signing.pdfa_signed import unsigned_base_revision
 
@@ -80,10 +80,11 @@ def rebuilt_pdf(store, doc: dict, code: str) -> bytes:
     renders = []
     with pikepdf.open(io.BytesIO(base)) as src:
         for page, entry, wds in zip(src.pages, doc["pages"], page_words):
-            raw = next(iter(page.images.values()))
+            raw = next(iter(page.get_images(recursive=False).values()))
             encoding = "jpeg" if raw.get("/Filter") == "/DCTDecode" else "flate1"
+            placement = Placement.from_json(entry["placement"]) if entry.get("placement") else None
             renders.append(pdfa.PageRender(raw.read_raw_bytes(), encoding, int(raw.Width), int(raw.Height),
-                                           tuple(entry["dpi"]), entry["colorMode"], wds))
+                                           tuple(entry["dpi"]), entry["colorMode"], wds, placement))
     from datetime import datetime
 
     return pdfa.build_pdfa(renders, pdfa.DocumentMeta(title=doc["title"], doc_id=doc["docId"], dossier_code=code,

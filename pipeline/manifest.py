@@ -95,6 +95,8 @@ def page_entry(number: int, source: dict, result: PageResult) -> dict:
              "dpi": list(result.dpi), "dpiSource": result.dpi_source, "colorMode": result.color_mode,
              "orientation": result.orientation, "skewDeg": round(result.skew_deg, 3),
              "ocrConfidence": round(result.confidence, 2), "flags": list(result.flags)}
+    if result.placement:  # how the PDF draws the scan on the page (ocr.page.Placement); absent: as it is
+        entry["placement"] = dict(result.placement)
     if result.review:  # lines for a person to read against the page (ocr.review); absent: none
         entry["review"] = [dict(line) for line in result.review]
     return entry

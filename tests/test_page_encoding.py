@@ -212,6 +212,46 @@ def test_on_real_scans_the_pdf_shows_every_stroke_where_the_page_stage_placed_it
     assert (shown & ~near_expected).sum() <= 0.01 * shown.sum()
 
 
+def test_the_manifest_says_how_a_deskewed_page_is_drawn(cli, home, tmp_path):
+    """The PDF holds the scan as scanned and turns it: the manifest records how (``placement``),
+    so that the page as shown can be drawn again from the PDF's image and the manifest alone,
+    years later, without reading the PDF's content stream."""
+    import subprocess
+
+    import cv2
+    import pikepdf
+
+    from ocr.page import archive_image
+    from tests.conftest import manifest_of
+
+    code = "H23.50-261203-0083"
+    page = render_page(PageSpec(layout="text", dpi=200, degradation=1, color="rgb", seed=83, skew_deg=2.5,
+                                max_body_lines=8))
+    scan = tmp_path / "lech.png"
+    page.image.save(scan, dpi=page.dpi)
+    exit_code, out, err = cli("ingest", "--dossier", code, "--title", "Đơn", "--unsigned", "--json", str(scan))
+    assert exit_code == 0, err
+    (document,) = manifest_of(home, code)["documents"]
+    (entry,) = document["pages"]
+    assert round(entry["placement"]["skewDeg"], 3) == entry["skewDeg"] != 0
+    placement = Placement.from_json(entry["placement"])
+    pdf_path = home / "store" / document["pdf"]["key"]
+    with pikepdf.open(pdf_path) as pdf:
+        image = pikepdf.PdfImage(next(iter(pdf.pages[0].get_images(recursive=False).values()))).as_pil_image()
+    assert image.size == tuple(entry["placement"]["size"])
+    expected = np.asarray(archive_image(image, placement).convert("L")) < 128
+    subprocess.run(["pdftoppm", "-gray", "-rx", str(entry["dpi"][0]), "-ry", str(entry["dpi"][1]), "-singlefile",
+                    str(pdf_path), str(tmp_path / "shown")], check=True)
+    shown = np.asarray(Image.open(tmp_path / "shown.pgm")) < 128
+    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
+    shown, expected = shown[:h, :w], expected[:h, :w]
+    near_shown = cv2.dilate(shown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    near_expected = cv2.dilate(expected.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert expected.sum() > 20_000
+    assert (expected & near_shown).sum() >= 0.99 * expected.sum()
+    assert (shown & ~near_expected).sum() <= 0.01 * shown.sum()
+
+
 def test_a_quarter_turn_swaps_the_scans_two_resolutions(tmp_path):
     """A scan stated at 200 x 201 dpi and lying on its side: once turned, the page's rows were the
     scan's columns, so its resolution across is the scan's 201 (the PDF page keeps its size in mm)."""
