@@ -136,14 +136,14 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     results, gone = [], []
     for row, task in zip(job["pages"], prepared.tasks):
         stored = cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None
-        if row["state"] == "done" and stored is None:  # a finished page whose result is gone
-            gone.append(row["number"])
-            stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
-                                                           f"chạy lại lượt xử lý để làm lại trang này")
         if stored is not None and stored.code != code_version():
             stored = _read_again(ctx, job, row["number"], task, cache, stored.code)
         elif stored is not None and row["worker"] == REUSED:
             stored = PageResult.from_json({**stored.to_json(), "cached": True})
+        if row["state"] == "done" and stored is None:  # a finished page whose result is gone
+            gone.append(row["number"])
+            stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
+                                                           f"chạy lại lượt xử lý để làm lại trang này")
         results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
     if gone and (stored_already := _stored_document(ctx, prepared)) is not None:
         # another finishing task of this job stored the document and cleared its pages from the

@@ -648,7 +648,7 @@ def test_a_second_finishing_task_after_the_document_was_stored_ends_the_job_done
     settles its page again and sends one more finishing task. One that reads the job after the
     first stored the document and cleared its pages from the cache, but before that one recorded
     the job done, once found every page "gone", queued them again and failed the job."""
-    from tests.conftest import save_page
+    from tests.conftest import audit_events, cached_pages, save_page
     from pipeline import config, jobs, service
     from pipeline.ingest import IngestContext
     from storage import jobs as job_table
@@ -671,4 +671,7 @@ def test_a_second_finishing_task_after_the_document_was_stored_ends_the_job_done
     (after,) = json.loads(out)
     assert (after["state"], after["attempts"], after["pagesDone"], after["docId"]) == ("done", 1, 1, doc_id)
     assert len(manifest_of(home, code)["documents"]) == 1
+    # nothing read again and left in the cache: the page was gone because its document is stored
+    assert not [e for e in audit_events(home) if e["action"] == "page" and e["outcome"] == "reread"]
+    assert cached_pages(home) == []
 
