@@ -36,9 +36,35 @@ if str(ROOT) not in sys.path:
 KINDS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
 
+def rendered_dark(pdf: Path, dpi: tuple[float, float]):
+    """Page 1 of ``pdf`` as poppler renders it at ``dpi`` in grey: where it is dark (< 128)."""
+    import numpy as np
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "shown"
+        subprocess.run(["pdftoppm", "-gray", "-rx", str(dpi[0]), "-ry", str(dpi[1]), "-singlefile", "-f", "1",
+                        "-l", "1", str(pdf), str(out)], check=True)
+        return np.asarray(Image.open(out.with_suffix(".pgm"))) < 128
+
+
+def agreement(expected, shown) -> tuple[float, float]:
+    """(covered, extra) of two dark masks of one page (see the module docstring), over the part
+    both cover (a rendering may be a pixel wider or taller, by rounding the page size)."""
+    import cv2
+    import numpy as np
+
+    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
+    shown, expected = shown[:h, :w], expected[:h, :w]
+    kernel = np.ones((3, 3), np.uint8)
+    near_shown = cv2.dilate(shown.astype(np.uint8), kernel).astype(bool)
+    near_expected = cv2.dilate(expected.astype(np.uint8), kernel).astype(bool)
+    return (float((expected & near_shown).sum() / max(1, expected.sum())),
+            float((shown & ~near_expected).sum() / max(1, shown.sum())))
+
+
 def drawn(path: Path, turn: int = 0) -> dict:
     """One scan's page through the page stage and the PDF, compared (see the module docstring)."""
-    import cv2
     import numpy as np
     from PIL import Image
 
@@ -70,23 +96,17 @@ def drawn(path: Path, turn: int = 0) -> dict:
                                      result.color_mode, [], placement)],
                          DocumentMeta("bench", "bench", "H23.50-261201-0001", datetime(2026, 1, 1)))
         (folder / "p.pdf").write_bytes(pdf)
-        subprocess.run(["pdftoppm", "-gray", "-rx", str(result.dpi[0]), "-ry", str(result.dpi[1]), "-singlefile",
-                        str(folder / "p.pdf"), str(folder / "shown")], check=True)
-        shown = np.asarray(Image.open(folder / "shown.pgm")) < 128
+        shown = rendered_dark(folder / "p.pdf", result.dpi)
     if result.encoding == "jpeg":
         turned = Image.open(io.BytesIO(image))
     else:
         turned = Image.frombytes("1", (result.width, result.height), zlib.decompress(image))
     expected = np.asarray(archive_image(turned, placement).convert("L")) < 128
-    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
-    shown, expected = shown[:h, :w], expected[:h, :w]
-    kernel = np.ones((3, 3), np.uint8)
-    near_shown = cv2.dilate(shown.astype(np.uint8), kernel).astype(bool)
-    near_expected = cv2.dilate(expected.astype(np.uint8), kernel).astype(bool)
+    covered, extra = agreement(expected, shown)
     return {"file": path.name, "mode": result.color_mode, "dpi": [round(v, 2) for v in result.dpi],
             "orientation": result.orientation, "skew_deg": result.skew_deg, "placed": placement is not None,
-            "covered": round(float((expected & near_shown).sum() / max(1, expected.sum())), 4),
-            "extra": round(float((shown & ~near_expected).sum() / max(1, shown.sum())), 4)}
+            "size": [list(shown.shape), list(expected.shape)], "dark": int(expected.sum()),
+            "covered": round(covered, 4), "extra": round(extra, 4)}
 
 
 def main() -> int:

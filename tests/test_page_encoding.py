@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -142,10 +141,7 @@ def test_a_skewed_scan_is_kept_as_scanned_and_the_pdf_shows_it_level_without_its
 def test_the_pdf_shows_a_deskewed_page_where_its_words_were_read(tmp_path, dpi):
     """The words' boxes are in the pixels of the page as deskewed; the PDF turns the scan itself,
     and must land each stroke on those pixels, for a scan of two resolutions too (a fax)."""
-    import subprocess
-
-    import cv2
-
+    from bench.pdf_drawing import agreement, rendered_dark
     from ocr.page import archive_image, straighten
     from pipeline.pages import encode_image
     from pipeline.pdfa import DocumentMeta, PageRender, build_pdfa
@@ -159,14 +155,10 @@ def test_the_pdf_shows_a_deskewed_page_where_its_words_were_read(tmp_path, dpi):
     pdf = build_pdfa([PageRender(data, encoding, scan.width, scan.height, dpi, colour, [], placement)],
                      DocumentMeta("t", "t", "H23.50-261201-0001", datetime(2026, 1, 1)))
     (tmp_path / "p.pdf").write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-gray", "-rx", str(dpi[0]), "-ry", str(dpi[1]), "-singlefile",
-                    str(tmp_path / "p.pdf"), str(tmp_path / "shown")], check=True)
-    shown = np.asarray(Image.open(tmp_path / "shown.pgm")) < 128
+    shown = rendered_dark(tmp_path / "p.pdf", dpi)
     assert abs(shown.shape[0] - expected.shape[0]) <= 1 and abs(shown.shape[1] - expected.shape[1]) <= 1
-    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
-    near = cv2.dilate(shown[:h, :w].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert expected.sum() > 20_000
-    assert (expected[:h, :w] & near).sum() >= 0.95 * expected[:h, :w].sum()
+    covered, _ = agreement(expected, shown)
+    assert expected.sum() > 20_000 and covered >= 0.95, covered
 
 
 REALSCANS = Path(__file__).resolve().parent / "data" / "realscans"
@@ -179,48 +171,22 @@ def test_on_real_scans_the_pdf_shows_every_stroke_where_the_page_stage_placed_it
     (254.5 dpi, no header). pdftoppm's rendering of the PDF at the page's resolution holds the
     archive page's strokes where ``archive_image`` puts them (the words' boxes are in those
     pixels), and no stroke elsewhere. All 38 real scans of the source set passed so."""
-    import subprocess
+    from bench.pdf_drawing import drawn
 
-    import cv2
-
-    from ocr.page import archive_image
-    from pipeline.pdfa import DocumentMeta, PageRender, build_pdfa
-
-    data = (REALSCANS / name).read_bytes()
-    result, image = stored_page(tmp_path, data, "tiff" if name.endswith(".tif") else "jpeg", quality=65)
-    assert result.placement is not None and abs(result.skew_deg) > 0.2  # drawn turned by the PDF
-    placement = Placement.from_json(result.placement)
-    pdf = build_pdfa([PageRender(image, result.encoding, result.width, result.height, result.dpi,
-                                 result.color_mode, [], placement)],
-                     DocumentMeta("t", "t", "H23.50-261201-0001", datetime(2026, 1, 1)))
-    (tmp_path / "p.pdf").write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-gray", "-rx", str(result.dpi[0]), "-ry", str(result.dpi[1]), "-singlefile",
-                    str(tmp_path / "p.pdf"), str(tmp_path / "shown")], check=True)
-    shown = np.asarray(Image.open(tmp_path / "shown.pgm")) < 128
-    if result.encoding == "jpeg":
-        turned = Image.open(io.BytesIO(image))
-    else:
-        turned = Image.frombytes("1", (result.width, result.height), zlib.decompress(image))
-    expected = np.asarray(archive_image(turned, placement).convert("L")) < 128
-    assert abs(shown.shape[0] - expected.shape[0]) <= 1 and abs(shown.shape[1] - expected.shape[1]) <= 1
-    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
-    shown, expected = shown[:h, :w], expected[:h, :w]
-    near_shown = cv2.dilate(shown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    near_expected = cv2.dilate(expected.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert expected.sum() > 50_000
-    assert (expected & near_shown).sum() >= 0.99 * expected.sum()
-    assert (shown & ~near_expected).sum() <= 0.01 * shown.sum()
+    page = drawn(REALSCANS / name)
+    assert page["placed"] and abs(page["skew_deg"]) > 0.2, page  # drawn turned by the PDF
+    (rows, cols), (rows_expected, cols_expected) = page["size"]
+    assert abs(rows - rows_expected) <= 1 and abs(cols - cols_expected) <= 1, page
+    assert page["dark"] > 50_000 and page["covered"] >= 0.99 and page["extra"] <= 0.01, page
 
 
 def test_the_manifest_says_how_a_deskewed_page_is_drawn(cli, home, tmp_path):
     """The PDF holds the scan as scanned and turns it: the manifest records how (``placement``),
     so that the page as shown can be drawn again from the PDF's image and the manifest alone,
     years later, without reading the PDF's content stream."""
-    import subprocess
-
-    import cv2
     import pikepdf
 
+    from bench.pdf_drawing import agreement, rendered_dark
     from ocr.page import archive_image
     from tests.conftest import manifest_of
 
@@ -240,16 +206,8 @@ def test_the_manifest_says_how_a_deskewed_page_is_drawn(cli, home, tmp_path):
         image = pikepdf.PdfImage(next(iter(pdf.pages[0].get_images(recursive=False).values()))).as_pil_image()
     assert image.size == tuple(entry["placement"]["size"])
     expected = np.asarray(archive_image(image, placement).convert("L")) < 128
-    subprocess.run(["pdftoppm", "-gray", "-rx", str(entry["dpi"][0]), "-ry", str(entry["dpi"][1]), "-singlefile",
-                    str(pdf_path), str(tmp_path / "shown")], check=True)
-    shown = np.asarray(Image.open(tmp_path / "shown.pgm")) < 128
-    h, w = min(shown.shape[0], expected.shape[0]), min(shown.shape[1], expected.shape[1])
-    shown, expected = shown[:h, :w], expected[:h, :w]
-    near_shown = cv2.dilate(shown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    near_expected = cv2.dilate(expected.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    assert expected.sum() > 20_000
-    assert (expected & near_shown).sum() >= 0.99 * expected.sum()
-    assert (shown & ~near_expected).sum() <= 0.01 * shown.sum()
+    covered, extra = agreement(expected, rendered_dark(pdf_path, entry["dpi"]))
+    assert expected.sum() > 20_000 and covered >= 0.99 and extra <= 0.01, (covered, extra)
 
 
 def test_a_quarter_turn_swaps_the_scans_two_resolutions(tmp_path):
