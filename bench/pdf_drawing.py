@@ -78,7 +78,8 @@ def drawn(path: Path, turn: int = 0) -> dict:
     if turn:
         with Image.open(io.BytesIO(data)) as scan:
             buf = io.BytesIO()
-            scan.rotate(turn, expand=True).save(buf, "PNG", dpi=scan.info.get("dpi", (300, 300)))
+            dpi = scan.info.get("dpi", (300, 300))
+            scan.rotate(turn, expand=True).save(buf, "PNG", dpi=dpi[::-1] if turn % 180 else dpi)
         data, kind = buf.getvalue(), "png"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -9,8 +9,10 @@ set; default ``../shared/realscans`` beside the project). Each document is inges
 in name order (``tune``: 1st, 3rd, ...; ``report``: 2nd, 4th, ...), so choices made on one half
 are reported on the other. ``--rebuild`` rebuilds each stored document's PDF from its stored
 words with the current code instead of reading the signed PDF (to compare text-layer code on
-the same OCR; a deskewed page is drawn as its manifest's ``placement`` says). Prints per document: OCR words, the share of them found through ``pdftotext``
-(default and ``-raw``) and ``pdfminer.six`` when installed, and the page sizes in mm.
+the same OCR; a deskewed page is drawn as its manifest's ``placement`` says: a document stored
+by the builds between e643557 and 16a4a4e has none, and its deskewed pages come out unturned).
+Prints per document: OCR words, the share of them found through ``pdftotext`` (default and
+``-raw``) and ``pdfminer.six`` when installed, and the page sizes in mm.
 """
 from __future__ import annotations
 

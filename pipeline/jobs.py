@@ -27,7 +27,7 @@ from . import audit, ingest, manifest as mf, notices
 from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
-from .pages import PageCache, code_version, load_engine, over_time, run_page as process_page
+from .pages import PageCache, cache_key, code_version, load_engine, over_time, run_page as process_page
 from .repository import load_manifest, require_manifest
 from .signing.keys import SignerLoading, loaded
 
@@ -86,9 +86,26 @@ def views(db, job_ids: list[str]) -> list[JobView]:
 
 
 def pending_work(db, job_id: str) -> tuple[PreparedDocument, list[int]]:
-    """The job's document as submitted (its originals and page tasks) and the pages still to do."""
+    """The job's document as submitted (its originals and page tasks) and the pages still to do:
+    those not done, and those done by another version of the page stage or its recognisers (their
+    cache key is not this installation's; see ``finish``)."""
     job = _job(db, job_id)
-    return PreparedDocument.from_json(job["request"]), [p["number"] for p in job["pages"] if p["state"] != "done"]
+    prepared = PreparedDocument.from_json(job["request"])
+    outdated = {p["number"] for p in _outdated(job, prepared)}
+    return prepared, [p["number"] for p in job["pages"] if p["state"] != "done" or p["number"] in outdated]
+
+
+def forget_outdated(ctx: IngestContext, job_id: str) -> None:
+    """Remove from the page cache the results of the job's pages that another version made (the
+    pages ``pending_work`` lists again although done): nothing refers to them once the pages are
+    read again, and they hold a citizen's papers."""
+    job = _job(ctx.db, job_id)
+    PageCache(ctx.store).discard([p["result_key"] for p in _outdated(job, PreparedDocument.from_json(job["request"]))])
+
+
+def _outdated(job: dict, prepared: PreparedDocument) -> list[dict]:
+    return [p for p, task in zip(job["pages"], prepared.tasks)
+            if p["state"] == "done" and p["result_key"] and p["result_key"] != cache_key(task)]
 
 
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,
@@ -133,23 +150,26 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
         return _summary_of(ctx, prepared.dossier, job["doc_id"])
     job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=job_table.ACTIVE)
     cache = PageCache(ctx.store)
-    results, gone = [], []
-    for row, task in zip(job["pages"], prepared.tasks):
-        stored = cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None
-        if stored is not None and stored.code != code_version():
-            stored = _read_again(ctx, job, row["number"], task, cache, stored.code)
-        elif stored is not None and row["worker"] == REUSED:
-            stored = PageResult.from_json({**stored.to_json(), "cached": True})
-        if row["state"] == "done" and stored is None:  # a finished page whose result is gone
-            gone.append(row["number"])
-            stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
-                                                           f"chạy lại lượt xử lý để làm lại trang này")
-        results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
-    if gone and (stored_already := _stored_document(ctx, prepared)) is not None:
+    found = [(row, task, cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None)
+             for row, task in zip(job["pages"], prepared.tasks)]
+    gone = [row["number"] for row, _, stored in found if row["state"] == "done" and stored is None]
+    other_version = [row["number"] for row, _, stored in found if stored is not None and stored.code != code_version()]
+    if (gone or other_version) and (stored_already := _stored_document(ctx, prepared)) is not None:
         # another finishing task of this job stored the document and cleared its pages from the
         # cache, and has not recorded the job done yet (a page task redelivered after an outage
         # settles its page again and sends one more finishing task)
+        cache.discard(row["result_key"] for row, _, stored in found if stored is not None)
         return _record_done(ctx, job, stored_already)
+    results = []
+    for row, task, stored in found:
+        if row["number"] in other_version:
+            stored = _read_again(ctx, job, row, task, cache, stored.code)
+        elif stored is not None and row["worker"] == REUSED:
+            stored = PageResult.from_json({**stored.to_json(), "cached": True})
+        elif row["number"] in gone:
+            stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
+                                                           f"chạy lại lượt xử lý để làm lại trang này")
+        results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
     for number in gone:  # the cache was cleared: those pages are done again on retry
         job_table.page_settled(ctx.db, job_id, number, state="queued", now=_now())
     try:
@@ -167,17 +187,21 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
 REREAD = "(read again when finishing)"  # the page's worker when the finishing task read it again
 
 
-def _read_again(ctx: IngestContext, job: dict, number: int, task, cache: PageCache, read_by: str) -> PageResult:
+def _read_again(ctx: IngestContext, job: dict, row: dict, task, cache: PageCache, read_by: str) -> PageResult:
     """The page read again by this process, whose result was made by another version of the page
     stage (a worker not yet upgraded, or one upgraded before this one): its image and words may
     not mean what this version's PDF makes of them (a deskewed page drawn unturned), so it is not
-    built from. Every worker should run one version; this keeps a document right when they do not."""
+    built from, and leaves the cache. It is read within the page time limit. Every worker should
+    run one version; this keeps a document right when they do not (``pending_work`` spares the
+    embedded default this: there such pages go through the page pool with the others)."""
     log.warning("job %s: page %d of %s was read by page stage %s, this worker runs %s: reading it again",
                 job["id"], task.page, task.file, read_by or "(older)", code_version())
     audit.record(ctx.db, "page", "reread", dossier=job["dossier"], job=job["id"], file=task.file, page=task.page,
                  readBy=read_by or None, version=code_version())
-    result = process_page(task, cache)
-    settle(ctx.db, job["id"], number, result, REREAD)
+    result = process_page(task, cache, getattr(ctx.executor, "time_limit", None))
+    result = replace(result, cached=False)  # read for this document, even when another finishing task was first
+    settle(ctx.db, job["id"], row["number"], result, REREAD)
+    cache.discard([row["result_key"]])
     return result
 
 
@@ -207,6 +231,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     """Every pending page through this machine's executor, then finish: the embedded default.
     An outage (store, database, disk full) fails the job with its reason, when the database
     can still record it: no worker will take the job up again, ``sohoa retry`` will."""
+    forget_outdated(ctx, job_id)
     prepared, numbers = pending_work(ctx.db, job_id)
     if len(numbers) > 1 and isinstance(ctx.signer, SignerLoading):
         # the pages' processes are forked next, when no thread may be importing: the recognisers'

@@ -28,7 +28,6 @@ import time
 import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageFile
@@ -121,14 +120,23 @@ class PageCache:
         return held
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the sources that decide a page's result (ocr package, this module, inputs)."""
+def _sources_hash() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted([*(root / "ocr").rglob("*.py"), Path(__file__).resolve(), root / "pipeline" / "inputs.py"]):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+# read when this module is imported (a worker's start, before its pool forks), not at the first
+# page: files replaced under a running worker must not lend their version to its old code
+_CODE_VERSION = _sources_hash()
+
+
+def code_version() -> str:
+    """Hash of the sources that decide a page's result (ocr package, this module, inputs), as they
+    were when this process imported them."""
+    return _CODE_VERSION
 
 
 def cache_key(task: PageTask, engine: OcrEngine | None = None) -> str:

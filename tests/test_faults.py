@@ -559,30 +559,26 @@ def test_tesseract_hanging_on_one_page_is_stopped_at_the_time_limit_and_retried(
         "test_faults.py::test_tesseract_hanging_on_one_page_is_stopped_at_the_time_limit_and_retried")
 
 
-def test_a_page_read_by_another_version_of_the_page_stage_is_read_again_before_the_document_is_built(
-        home, rendered, tmp_path):
-    """Workers of two versions at once (an upgrade under way): a page result left by a worker of
-    another version may not mean what this version's PDF makes of it (the scan deskewed by the
-    page stage, or turned by the PDF), so the finishing worker reads that page again itself."""
-    from tests.conftest import audit_events, save_page
+def _a_page_of_another_version(home, rendered, tmp_path, code: str):
+    """A job of two pages, both read, page 1's result as a worker of another version left it: its
+    own reading (every word "CŨCŨ"), under its own key (the key names the page stage's version).
+    Returns (context, job id, files, page 2's row)."""
+    from tests.conftest import save_page
     from pipeline import config, jobs, service
     from pipeline.ingest import IngestContext
     from pipeline.models import IngestRequest
+    from pipeline.pages import PageCache
     from storage import jobs as job_table, keys
 
-    code = "H23.50-261203-0081"
     files = [save_page(rendered(f"two-versions-{n}", layout="text", seed=81 + n, dpi=200, max_body_lines=5),
                        tmp_path / f"{n}.png") for n in (1, 2)]
     settings = config.load({"SOHOA_HOME": str(home)})
-    db = service.database(settings)
-    ctx = IngestContext(store=service.open_store(settings), db=db, executor=service.page_executor(settings, 1),
-                        ocr=settings.ocr)
+    ctx = IngestContext(store=service.open_store(settings), db=service.database(settings),
+                        executor=service.page_executor(settings, 1), ocr=settings.ocr)
     job = jobs.submit(ctx, IngestRequest(code, tuple(str(f) for f in files), "Đơn", unsigned=True)).job
     for number in (1, 2):
-        jobs.run_page(ctx.store, db, job, number, worker="w1")
-    first, second = job_table.get(db, job)["pages"]
-    # page 1 as a worker of another version left it: its own reading, under its own key (the key
-    # names the page stage's version)
+        jobs.run_page(ctx.store, ctx.db, job, number, worker="w1")
+    first, second = job_table.get(ctx.db, job)["pages"]
     older = {k: v for k, v in json.loads(ctx.store.get(keys.page_result(first["result_key"], "json"))).items()
              if k != "code"}
     older_key = "0" * 64
@@ -592,26 +588,68 @@ def test_a_page_read_by_another_version_of_the_page_stage_is_read_again_before_t
                   "application/octet-stream", {"kind": "page-image"})
     ctx.store.put(keys.page_result(older_key, "json"), json.dumps(older, ensure_ascii=False).encode(),
                   "application/json", {"kind": "page-result"})
-    ctx.store.delete(keys.page_result(first["result_key"], "json"))
-    job_table.page_settled(db, job, 1, state="done", now="2026-12-03T00:00:00+07:00", result_key=older_key,
+    PageCache(ctx.store).discard([first["result_key"]])
+    job_table.page_settled(ctx.db, job, 1, state="done", now="2026-12-03T00:00:00+07:00", result_key=older_key,
                            error=None, worker="w0")
+    return ctx, job, files, second
 
-    summary = jobs.finish(ctx, job)
-    text = ctx.store.get(keys.document_text(code, summary.doc_id)).decode()
+
+def _built_from_this_version(ctx, rendered, code: str, doc_id: str) -> None:
+    from storage import keys
+
+    text = ctx.store.get(keys.document_text(code, doc_id)).decode()
     assert "CŨCŨ" not in text  # read again: not the other version's words
     truth = rendered("two-versions-1").truth_lines[0].split()
     assert sum(word in text for word in truth) >= len(truth) - 2, text
+
+
+def test_a_page_read_by_another_version_of_the_page_stage_is_read_again_before_the_document_is_built(
+        home, rendered, tmp_path):
+    """Workers of two versions at once (an upgrade under way): a page result left by a worker of
+    another version may not mean what this version's PDF makes of it (the scan deskewed by the
+    page stage, or turned by the PDF), so the finishing worker reads that page again itself, and
+    the other version's result leaves the page cache with the rest."""
+    from tests.conftest import audit_events, cached_pages
+    from pipeline import jobs
+    from storage import jobs as job_table
+
+    code = "H23.50-261203-0081"
+    ctx, job, files, second = _a_page_of_another_version(home, rendered, tmp_path, code)
+    summary = jobs.finish(ctx, job)
+    _built_from_this_version(ctx, rendered, code, summary.doc_id)
     rereads = [e for e in audit_events(home) if e["action"] == "page" and e["outcome"] == "reread"]
     assert [(e["file"], e["page"], e["readBy"]) for e in rereads] == [(files[0].name, 1, None)]
-    pages = job_table.get(db, job)["pages"]
+    pages = job_table.get(ctx.db, job)["pages"]
     assert [(p["state"], p["worker"]) for p in pages] == [("done", jobs.REREAD), ("done", "w1")]
-    assert pages[0]["result_key"] == first["result_key"]
     assert pages[1]["result_key"] == second["result_key"]  # a page of this version is not read again
-    assert job_table.get(db, job)["state"] == "done"
-    row("a page read by a worker of another version (an upgrade under way)", "any",
-        "the finishing worker reads that page again itself (audit `page` `reread`, with the other version); "
-        "the document is built from this version's readings only",
+    assert job_table.get(ctx.db, job)["state"] == "done" and summary.reused_pages == 0
+    assert cached_pages(home) == []
+    row("a page read by a worker of another version (an upgrade under way)", "workers",
+        "the finishing worker reads that page again itself, within the page time limit (audit `page` `reread`, "
+        "with the other version when its result names one); the document is built from this version's "
+        "readings only; the other version's result leaves the cache",
         "test_faults.py::test_a_page_read_by_another_version_of_the_page_stage_is_read_again_before_the_document_is_built")
+
+
+def test_a_retry_here_reads_a_page_of_another_version_again_with_the_pending_pages(home, rendered, tmp_path):
+    """Without workers (a retry, the web server, a bulk run here), such a page is one of the pages
+    still to do: read again by the page pool, within its time limit, with the others."""
+    from tests.conftest import audit_events, cached_pages
+    from pipeline import jobs
+    from storage import jobs as job_table
+
+    code = "H23.50-261203-0082"
+    ctx, job, _, _ = _a_page_of_another_version(home, rendered, tmp_path, code)
+    assert jobs.pending_work(ctx.db, job)[1] == [1]
+    summary = jobs.run_locally(ctx, job)
+    _built_from_this_version(ctx, rendered, code, summary.doc_id)
+    assert not [e for e in audit_events(home) if e["action"] == "page" and e["outcome"] == "reread"]
+    assert [p["worker"] for p in job_table.get(ctx.db, job)["pages"]] == [None, "w1"]
+    assert cached_pages(home) == []
+    row("a page read by another version, the job retried without workers", "embedded",
+        "the page is one of those still to do: read again by the page pool with the others; the document is built "
+        "from this version's readings only; the other version's result leaves the cache",
+        "test_faults.py::test_a_retry_here_reads_a_page_of_another_version_again_with_the_pending_pages")
 
 
 # faults whose trials live in other files, as those tests assert them
@@ -634,7 +672,8 @@ HERE = ["tesseract crashes (SIGSEGV) on one page", "tesseract hangs on one page 
         "disk full under SOHOA_HOME before an ingest", "disk of the store full while the document is written",
         "database (PostgreSQL) connection lost during an embedded ingest",
         "broker connection cut for 5 s mid-job (RabbitMQ)", "database (PostgreSQL) unreachable for 5 s mid-job",
-        "a page read by a worker of another version (an upgrade under way)"]
+        "a page read by a worker of another version (an upgrade under way)",
+        "a page read by another version, the job retried without workers"]
 
 
 def test_the_faults_table_in_the_docs_is_what_the_tests_observed():
