@@ -47,7 +47,7 @@ from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DocumentView, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
-from .pages import PageCache, load_engine
+from .pages import PageCache, code_version, load_engine
 from .runtime import database, development_pki, ingest_context, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, load_manifest, require_manifest
@@ -808,7 +808,9 @@ def info(settings: Settings) -> SystemInfo:
                  "trustRoots": list(signing.trust_roots), "agency": signing.agency_name},
         versions={"sohoa": installed("sohoa"), "tesseract": tesseract, "pyhanko": installed("pyHanko"),
                   "pikepdf": installed("pikepdf"), "trueocr": installed("trueocr"), "ocrLanguage": settings.ocr.lang,
-                  "ocrEngine": settings.ocr.engine})
+                  "ocrEngine": settings.ocr.engine,
+                  # what every worker's page results must share (pipeline.jobs.finish reads others again)
+                  "pageStage": code_version()})
 
 
 def close_connections() -> None:

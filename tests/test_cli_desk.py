@@ -67,6 +67,12 @@ def test_version_info_and_audit_json(cli, home):
     info = json.loads(out)
     assert code == 0 and info["home"] == str(home) and info["storage"]["kind"] == "local"
     assert info["signing"]["key"] == "development" and info["versions"]["sohoa"] == version("sohoa")
+    # the page stage's version, which every worker must share: compared across machines by eye
+    from pipeline.pages import code_version
+
+    assert info["versions"]["pageStage"] == code_version()
+    code, out, _ = cli("info")
+    assert code == 0 and f"pageStage {code_version()}" in out
     code, out, _ = cli("audit", "--json")
     assert code == 0 and json.loads(out)["intact"] is True
 
