@@ -190,9 +190,19 @@ class Straightened:
     scan makes the archive page; a point of the sheet is at (x + dx, y + dy) on the archive page."""
     sheet: Image.Image
     placement: Placement
-    dx: int
-    dy: int
-    skew_deg: float  # the small angle undone: 0 when the lines were within geometry.MIN_DESKEW_DEG of level
+
+    @property
+    def dx(self) -> int:
+        return self.placement.sheet[0]
+
+    @property
+    def dy(self) -> int:
+        return self.placement.sheet[1]
+
+    @property
+    def skew_deg(self) -> float:
+        """The small angle undone: 0 when the lines were within geometry.MIN_DESKEW_DEG of level."""
+        return self.placement.skew_deg
 
 
 def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg: float,
@@ -221,10 +231,9 @@ def straighten(image: Image.Image, resolution: float, orientation: int, skew_deg
     sheet = grown.crop(box)
     width, height = image.size if orientation % 180 == 0 else image.size[::-1]
     left, top = (grown.width - width) // 2, (grown.height - height) // 2
-    dx, dy = box[0] - left, box[1] - top
     placement = Placement((width, height), undone, (grown.width / 2 - left, grown.height / 2 - top),
-                          (dx, dy, box[2] - left, box[3] - top), paper)
-    return Straightened(sheet, placement, dx, dy, undone)
+                          (box[0] - left, box[1] - top, box[2] - left, box[3] - top), paper)
+    return Straightened(sheet, placement)
 
 
 def _moved(words: list[dict], dx: int, dy: int, width: int, height: int) -> list[dict]:

@@ -236,8 +236,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                     counted["done"] += len(submitted.duplicate.pages)
                     counted["total"] += len(submitted.duplicate.pages)
                 else:
-                    jobs.forget_outdated(ctx, submitted.job)
-                    prepared, pending = jobs.pending_work(ctx.db, submitted.job)
+                    prepared, pending = jobs.work_here(ctx, submitted.job)
                     tasks = prepared.tasks
                     counted["total"] += len(tasks)
                     counted["done"] += len(tasks) - len(pending)

@@ -89,23 +89,26 @@ def pending_work(db, job_id: str) -> tuple[PreparedDocument, list[int]]:
     """The job's document as submitted (its originals and page tasks) and the pages still to do:
     those not done, and those done by another version of the page stage or its recognisers (their
     cache key is not this installation's; see ``finish``)."""
-    job = _job(db, job_id)
+    prepared, numbers, _ = _pending(_job(db, job_id))
+    return prepared, numbers
+
+
+def work_here(ctx: IngestContext, job_id: str) -> tuple[PreparedDocument, list[int]]:
+    """``pending_work``, for this process to do now: the results of pages another version made,
+    which it lists again although done, leave the page cache first (nothing refers to them once
+    the pages are read again, and they hold a citizen's papers)."""
+    prepared, numbers, outdated = _pending(_job(ctx.db, job_id))
+    PageCache(ctx.store).discard(outdated)
+    return prepared, numbers
+
+
+def _pending(job: dict) -> tuple[PreparedDocument, list[int], list[str]]:
+    """(document, pages still to do, cache keys of the outdated results among them)."""
     prepared = PreparedDocument.from_json(job["request"])
-    outdated = {p["number"] for p in _outdated(job, prepared)}
-    return prepared, [p["number"] for p in job["pages"] if p["state"] != "done" or p["number"] in outdated]
-
-
-def forget_outdated(ctx: IngestContext, job_id: str) -> None:
-    """Remove from the page cache the results of the job's pages that another version made (the
-    pages ``pending_work`` lists again although done): nothing refers to them once the pages are
-    read again, and they hold a citizen's papers."""
-    job = _job(ctx.db, job_id)
-    PageCache(ctx.store).discard([p["result_key"] for p in _outdated(job, PreparedDocument.from_json(job["request"]))])
-
-
-def _outdated(job: dict, prepared: PreparedDocument) -> list[dict]:
-    return [p for p, task in zip(job["pages"], prepared.tasks)
-            if p["state"] == "done" and p["result_key"] and p["result_key"] != cache_key(task)]
+    outdated = {p["number"]: p["result_key"] for p, task in zip(job["pages"], prepared.tasks)
+                if p["state"] == "done" and p["result_key"] and p["result_key"] != cache_key(task)}
+    numbers = [p["number"] for p in job["pages"] if p["state"] != "done" or p["number"] in outdated]
+    return prepared, numbers, list(outdated.values())
 
 
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,
@@ -231,8 +234,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     """Every pending page through this machine's executor, then finish: the embedded default.
     An outage (store, database, disk full) fails the job with its reason, when the database
     can still record it: no worker will take the job up again, ``sohoa retry`` will."""
-    forget_outdated(ctx, job_id)
-    prepared, numbers = pending_work(ctx.db, job_id)
+    prepared, numbers = work_here(ctx, job_id)
     if len(numbers) > 1 and isinstance(ctx.signer, SignerLoading):
         # the pages' processes are forked next, when no thread may be importing: the recognisers'
         # models, which they share, are loaded here while the signer's thread still imports
