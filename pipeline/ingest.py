@@ -26,7 +26,7 @@ from ocr.page import Placement
 from storage import keys
 from storage.base import ObjectStore
 
-from . import audit, dossier, manifest as mf
+from . import audit, dossier, manifest as mf, sheets
 from .config import OcrSettings, WebhookSettings
 from .errors import InputError, InputErrors, PagesFailed, UsageError
 from .executor import PageExecutor, Progress
@@ -264,9 +264,10 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
     """Build, sign and store the document's PDF/A, text and words; returns its manifest entry."""
     store, code, now, title = ctx.store, dossier_manifest["dossierCode"], audit.now_vn(), prepared.title
     meta = {"dossier": code, "doc-id": doc_id}
+    turns = sheets.turns(results)
     with tempfile.TemporaryDirectory(prefix="sohoa-pdf-") as work:
         pdf_path, signature = Path(work) / "document.pdf", None
-        write_pdfa(_renders(PageCache(store), results), DocumentMeta(title=title, doc_id=doc_id,
+        write_pdfa(_renders(PageCache(store), results, turns, prepared.tasks), DocumentMeta(title=title, doc_id=doc_id,
                                                                      dossier_code=code, created=now), pdf_path)
         if ctx.signer is not None:  # else the request chose to store unsigned; the entry records it
             signed_path = Path(work) / "signed.pdf"
@@ -282,8 +283,8 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
     text_info = store.put(keys.document_text(code, doc_id), text, "text/plain; charset=utf-8", meta | {"kind": "text"})
     words = json.dumps([list(r.words) for r in results], ensure_ascii=False).encode("utf-8")
     words_info = store.put(keys.document_words(code, doc_id), words, "application/json", meta | {"kind": "words"})
-    pages = [mf.page_entry(n, {"file": t.file, "page": t.page, "sha256": t.sha256}, r)
-             for n, (t, r) in enumerate(zip(prepared.tasks, results), start=1)]
+    pages = [mf.page_entry(n, {"file": t.file, "page": t.page, "sha256": t.sha256}, sheets.turned_result(r, turn))
+             for n, (t, r, turn) in enumerate(zip(prepared.tasks, results, turns), start=1)]
     return {"docId": doc_id, "sequence": int(doc_id.rsplit(".", 1)[1]), "title": title, "created": now.isoformat(),
             "numberOfPage": len(pages), "format": "PDF/A-2b", "language": "vi", "confidenceLevel": "02",
             "inputSha256": prepared.digest, "originals": list(prepared.originals), "pdf": pdf_info.to_json(), "text": text_info.to_json(),
@@ -292,10 +293,13 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
             **({"unsigned": True} if signature is None else {}), **({"abandoned": abandoned} if abandoned else {})}
 
 
-def _renders(cache: PageCache, results: list[PageResult]) -> Iterator[PageRender]:
-    """The pages for the PDF, each page's image read from the cache when the PDF takes it."""
-    for r in results:
-        yield PageRender(cache.image(r.image_key), r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words),
+def _renders(cache: PageCache, results: list[PageResult], turns: list[int], tasks) -> Iterator[PageRender]:
+    """The pages for the PDF, each page's image read from the cache when the PDF takes it (and
+    turned like its neighbours when ``pipeline.sheets`` says so)."""
+    for r, turn, task in zip(results, turns, tasks):
+        image = sheets.turned_image(r, cache.image(r.image_key), turn, task.jpeg_quality)
+        r = sheets.turned_result(r, turn)
+        yield PageRender(image, r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words),
                          Placement.from_json(r.placement) if r.placement else None)
 
 

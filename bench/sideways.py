@@ -1,0 +1,109 @@
+"""Stacks fed sideways: every document of a folder of scans ingested with all its pages turned by
+a quarter turn, and how each page of the stored PDF is shown.
+
+    .venv/bin/python -m bench.sideways [DIR] [--turn 90] [--engine tesseract]
+
+DIR: page images named ``<document>-p<N>.<ext>`` (default ``../shared/realscans`` beside the
+project: 20 documents of one or two pages). ``--turn 90`` (or 180, 270; 0: as delivered)
+turns every scan so (counter-clockwise, saved as lossless PNG, bitonal kept bitonal), as a
+stack fed to the scanner that way; each document is then ingested with ``sohoa ingest`` (a
+command of its own per document, the embedded default, a temporary SOHOA_HOME, unsigned, the
+recogniser ``--engine``). Per page: the quarter turn the manifest records, whether it is
+flagged blank, and whether the PDF shows it as the scan was delivered (portrait when the
+delivered scan is portrait). A blank page (no text: an empty back page, or a seal) has no way
+up of its own and takes its turn from the page before or after it (``pipeline.sheets``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+def documents(directory: Path) -> dict[str, list[Path]]:
+    grouped = defaultdict(list)
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() in KINDS and (m := re.fullmatch(r"(.+)-p(\d+)", path.stem)):
+            grouped[m.group(1)].append((int(m.group(2)), path))
+    return {name: [p for _, p in sorted(pages)] for name, pages in grouped.items()}
+
+
+def fed(path: Path, turn: int, folder: Path) -> Path:
+    """The scan as a scanner fed it turned by ``turn`` (the delivered file itself for 0)."""
+    from PIL import Image
+
+    if not turn:
+        return path
+    with Image.open(path) as scan:
+        dpi = scan.info.get("dpi", (300, 300))
+        out = folder / f"{path.stem}.png"
+        scan.rotate(turn, expand=True).save(out, "PNG", dpi=dpi[::-1] if turn % 180 else dpi)
+    return out
+
+
+def ingest(name: str, pages: list[Path], turn: int, engine: str) -> list[dict]:
+    import pikepdf
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="sohoa-sideways-") as tmp:
+        folder = Path(tmp)
+        files = [fed(p, turn, folder) for p in pages]
+        env = {**os.environ, "SOHOA_HOME": str(folder / "home"), "SOHOA_OCR_ENGINE": engine}
+        code = "H23.50-261201-0001"
+        run = subprocess.run([sys.executable, "-m", "api.cli", "ingest", "--dossier", code, "--title", name,
+                              "--unsigned", "--json", *map(str, files)], env=env, capture_output=True, text=True,
+                             cwd=ROOT)
+        if run.returncode:
+            return [{"document": name, "error": run.stderr.strip()[-300:]}]
+        manifest = json.loads((folder / "home" / "store" / "dossiers" / code / "manifest.json").read_text())
+        doc = manifest["documents"][0]
+        with pikepdf.open(folder / "home" / "store" / doc["pdf"]["key"]) as pdf:
+            boxes = [[float(v) for v in p.mediabox] for p in pdf.pages]
+            rotates = [int(p.obj.get("/Rotate", 0)) for p in pdf.pages]
+    rows = []
+    for path, entry, box, rotate in zip(pages, doc["pages"], boxes, rotates):
+        with Image.open(path) as delivered:
+            w, h = delivered.size
+        shown_portrait = (box[3] - box[1] > box[2] - box[0]) != bool(rotate % 180)
+        rows.append({"document": name, "file": path.name, "orientation": entry["orientation"],
+                     "blank": "blank" in entry["flags"], "as_delivered": shown_portrait == (h > w)})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("directory", nargs="?", default=str(ROOT.parent / "shared" / "realscans"))
+    ap.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=90)
+    ap.add_argument("--engine", default="tesseract", choices=("tesseract", "vote", "trueocr"))
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = ap.parse_args()
+    rows = []
+    for name, pages in documents(Path(args.directory)).items():
+        for r in ingest(name, pages, args.turn, args.engine):
+            rows.append(r)
+            if "error" in r:
+                print(f"{r['document']:<32} ERROR {r['error']}")
+            else:
+                print(f"{r['file']:<36} turn {r['orientation']:>3}  {'blank' if r['blank'] else 'text ':<5}  "
+                      f"{'as delivered' if r['as_delivered'] else 'SIDEWAYS'}")
+    done = [r for r in rows if "error" not in r]
+    blank = [r for r in done if r["blank"]]
+    print(f"\n--turn {args.turn}: {len(done)} pages of {len(set(r['document'] for r in rows))} documents, "
+          f"{sum(r['as_delivered'] for r in done)} shown as delivered; blank pages {len(blank)}, "
+          f"{sum(r['as_delivered'] for r in blank)} of them as delivered")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 1 if len(done) < len(rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

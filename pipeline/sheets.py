@@ -1,0 +1,91 @@
+"""What a page of a document takes from the pages around it.
+
+The page stage reads every page alone. A page with no text of its own (flagged ``blank``: an
+empty back page, or one carrying only a seal or a signature) has no lines to tell its way up,
+so the page stage keeps it exactly as scanned. In a stack fed to the scanner sideways it would
+then stay sideways between pages turned upright, and an officer would have to turn it by hand.
+
+``turns`` gives such a page the quarter turn of the nearest page with text (the page before
+first: the front of its sheet) when that page was found turned (on its side or upside down)
+and its scan has the same paper size: the same stack through the same scanner. A blank page
+next to upright pages, or of another paper size (a landscape form, a receipt), stays as
+scanned. On its side, the page then faces the same way as the pages around it, but a page with
+only a seal is not always the right way up: a duplex scanner shows the back of a sheet fed
+sideways turned the other way when the paper was printed to flip on its long edge, and nothing
+on a seal tells which happened. Upside down, front and back come out turned alike either way.
+
+``turned_image`` and ``turned_result`` apply a turn to a finished page: its image is turned
+exactly (a bitonal page stays lossless; a JPEG is encoded again at the page's quality and
+chroma, once, on a page with no text), and its size, resolution and orientation follow.
+"""
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import replace
+from typing import Sequence
+
+from PIL import Image
+
+from ocr.geometry import quarter_turn
+
+from .models import PageResult
+from .pages import encode_image, scan_subsampling
+
+SAME_PAPER = 0.03  # relative difference in width and in height (inches) of one paper size
+
+
+def turns(results: Sequence[PageResult]) -> list[int]:
+    """The quarter turn (counter-clockwise degrees of content, as ``orientation``) each page of
+    one document takes from its neighbours: 0 for every page but a blank one beside a page found
+    turned, at the same paper size."""
+    found = [0] * len(results)
+    for i, page in enumerate(results):
+        if not _kept_as_scanned(page):
+            continue
+        for j in _nearest_first(i, len(results)):
+            if _kept_as_scanned(other := results[j]) or not other.ok:
+                continue
+            if other.orientation and _same_paper(page, other):
+                found[i] = other.orientation
+            break
+    return found
+
+
+def turned_result(result: PageResult, turn: int) -> PageResult:
+    """The finished page's result once its image is turned by ``turn``: size, resolution and
+    orientation follow (it has no words to move)."""
+    if not turn:
+        return result
+    side = turn % 180 != 0
+    return replace(result, width=result.height if side else result.width, height=result.width if side else result.height,
+                   dpi=result.dpi[::-1] if side else result.dpi, orientation=turn)
+
+
+def turned_image(result: PageResult, image: bytes, turn: int, jpeg_quality: int) -> bytes:
+    """The page's encoded image (as the page cache holds it) turned by ``turn``."""
+    if not turn:
+        return image
+    if result.encoding == "flate1":
+        scan = Image.frombytes("1", (result.width, result.height), zlib.decompress(image))
+    else:
+        scan = Image.open(io.BytesIO(image))
+    return encode_image(quarter_turn(scan, turn), jpeg_quality, scan_subsampling(result.encoding, image))[0]
+
+
+def _kept_as_scanned(page: PageResult) -> bool:
+    return page.ok and "blank" in page.flags and page.orientation == 0 and page.placement is None
+
+
+def _nearest_first(i: int, count: int):
+    for distance in range(1, count):
+        yield from (j for j in (i - distance, i + distance) if 0 <= j < count)
+
+
+def _same_paper(blank: PageResult, other: PageResult) -> bool:
+    """Both scans of one paper size, the other compared as scanned (before its quarter turn)."""
+    side = other.orientation % 180 != 0
+    ow, oh = (other.height, other.width) if side else (other.width, other.height)
+    odx, ody = other.dpi[::-1] if side else other.dpi
+    return all(abs(a / da - b / db) <= SAME_PAPER * (b / db)
+               for a, da, b, db in ((blank.width, blank.dpi[0], ow, odx), (blank.height, blank.dpi[1], oh, ody)))
