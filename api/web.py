@@ -345,7 +345,7 @@ def _draft_page(request: Request, who: Principal, draft_id: str, status: int = 2
     required = list((checklist or {}).get("required") or [])
     missing = list((checklist or {}).get("missing") or [])
     return _page(request, "draft.html", status, draft=draft, checklist=checklist, required=required, missing=missing,
-                 warnings=sum(1 for p in draft.pages if p.warnings), **context)
+                 warnings=sum(1 for p in draft.pages if p.warnings), turns=draft.turns, **context)
 
 
 @router.get("/intake/{draft_id}")
@@ -435,9 +435,9 @@ def intake_discard(request: Request, draft_id: str, who: Annotated[Who, Depends(
 
 @router.get("/intake/{draft_id}/pages/{page_id}/thumb")
 def intake_thumbnail(request: Request, draft_id: str, page_id: str,
-                     who: Annotated[Who, Depends(user("upload"))]) -> Response:
+                     who: Annotated[Who, Depends(user("upload"))], turn: int = 0) -> Response:
     with _acting(who):
-        data = service.intake_thumbnail(request.app.state.settings, draft_id, page_id, who)
+        data = service.intake_thumbnail(request.app.state.settings, draft_id, page_id, who, turn)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600",
                                                             "X-Content-Type-Options": "nosniff"})
 

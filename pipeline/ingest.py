@@ -264,7 +264,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
     """Build, sign and store the document's PDF/A, text and words; returns its manifest entry."""
     store, code, now, title = ctx.store, dossier_manifest["dossierCode"], audit.now_vn(), prepared.title
     meta = {"dossier": code, "doc-id": doc_id}
-    turns = sheets.turns(results)
+    turns = sheets.turns([sheets.Sheet.of(r) for r in results])
     with tempfile.TemporaryDirectory(prefix="sohoa-pdf-") as work:
         pdf_path, signature = Path(work) / "document.pdf", None
         write_pdfa(_renders(PageCache(store), results, turns, prepared.tasks), DocumentMeta(title=title, doc_id=doc_id,

@@ -62,7 +62,7 @@ from ocr.recognise import TesseractEngine
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
 
-from . import dossier
+from . import dossier, sheets
 from .errors import InputError, NotFound, UsageError
 from .inputs import EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, read_source, sniff
 
@@ -133,6 +133,11 @@ class Page:
     def warnings(self) -> tuple[Flag, ...]:
         return tuple(f for f in self.flags if f.warning)
 
+    @property
+    def sheet(self) -> sheets.Sheet:
+        return sheets.Sheet(any(f.code == "blank" for f in self.flags), self.orientation,
+                            (self.width / self.dpi, self.height / self.dpi))
+
     def to_json(self) -> dict:
         return {"id": self.id, "fileId": self.file_id, "file": self.file, "page": self.page, "kind": self.kind,
                 "key": self.key, "sha256": self.sha256, "thumbnailKey": self.thumbnail_key, "width": self.width,
@@ -194,6 +199,12 @@ class Draft:
     pages: tuple[Page, ...]          # in the document's order
     files: tuple[UploadedFile, ...]
     errors: tuple[PageError, ...]
+
+    @property
+    def turns(self) -> list[int]:
+        """The quarter turn each page takes from its neighbours in the document (``pipeline.sheets``:
+        a blank page in a stack fed sideways), as the stored document will show it."""
+        return sheets.turns([p.sheet for p in self.pages])
 
     def page(self, page_id: str) -> Page:
         for p in self.pages:
@@ -437,14 +448,17 @@ def replace(store: ObjectStore, draft_id: str, page_id: str, name: str, data: by
     return get(store, draft_id, owner)
 
 
-def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str) -> bytes:
-    """The page's straightened thumbnail (JPEG)."""
+def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str, turn: int = 0) -> bytes:
+    """The page's straightened thumbnail (JPEG), turned by ``turn`` (``Draft.turns``) if asked."""
+    if turn not in (0, 90, 180, 270):
+        raise NotFound(f"Không có ảnh xoay {str(turn)[:8]}° của trang", "turn must be 0, 90, 180 or 270")
     _meta(store, draft_id, owner)
     key = _item(_draft_prefix(draft_id), "thumbs", page_id, "jpg")
     try:
-        return store.get(key)
+        data = store.get(key)
     except ObjectNotFound:
         raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft") from None
+    return _thumb(quarter_turn(Image.open(io.BytesIO(data)), turn)) if turn else data
 
 
 def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:

@@ -1079,10 +1079,10 @@ def intake_discard(settings: Settings, draft_id: str, who: Principal) -> None:
     audit.record(database(settings), "intake", "discarded", draft=draft_id)
 
 
-def intake_thumbnail(settings: Settings, draft_id: str, page_id: str, who: Principal) -> bytes:
+def intake_thumbnail(settings: Settings, draft_id: str, page_id: str, who: Principal, turn: int = 0) -> bytes:
     from . import intake
 
-    return intake.thumbnail(open_store(settings), draft_id, page_id, who.name)
+    return intake.thumbnail(open_store(settings), draft_id, page_id, who.name, turn)
 
 
 def intake_submit(settings: Settings, draft_id: str, title: str,

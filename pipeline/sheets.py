@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from PIL import Image
@@ -35,16 +35,30 @@ from .pages import encode_image, scan_subsampling
 SAME_PAPER = 0.03  # relative difference in width and in height (inches) of one paper size
 
 
-def turns(results: Sequence[PageResult]) -> list[int]:
+@dataclass(frozen=True)
+class Sheet:
+    """What ``turns`` needs to know of a page."""
+
+    blank: bool                   # no text: kept as scanned by the page stage, no way up of its own
+    orientation: int              # the quarter turn found on the page (0 for a blank one)
+    inches: tuple[float, float]   # the page's width and height, its quarter turn undone
+
+    @classmethod
+    def of(cls, result: PageResult) -> "Sheet":
+        return cls(_kept_as_scanned(result), result.orientation if result.ok else 0,
+                   (result.width / result.dpi[0], result.height / result.dpi[1]) if result.ok else (0.0, 0.0))
+
+
+def turns(sheets: Sequence[Sheet]) -> list[int]:
     """The quarter turn (counter-clockwise degrees of content, as ``orientation``) each page of
     one document takes from its neighbours: 0 for every page but a blank one beside a page found
     turned, at the same paper size."""
-    found = [0] * len(results)
-    for i, page in enumerate(results):
-        if not _kept_as_scanned(page):
+    found = [0] * len(sheets)
+    for i, page in enumerate(sheets):
+        if not page.blank:
             continue
-        for j in _nearest_first(i, len(results)):
-            if _kept_as_scanned(other := results[j]) or not other.ok:
+        for j in _nearest_first(i, len(sheets)):
+            if (other := sheets[j]).blank or not any(other.inches):
                 continue
             if other.orientation and _same_paper(page, other):
                 found[i] = other.orientation
@@ -82,10 +96,7 @@ def _nearest_first(i: int, count: int):
         yield from (j for j in (i - distance, i + distance) if 0 <= j < count)
 
 
-def _same_paper(blank: PageResult, other: PageResult) -> bool:
+def _same_paper(blank: Sheet, other: Sheet) -> bool:
     """Both scans of one paper size, the other compared as scanned (before its quarter turn)."""
-    side = other.orientation % 180 != 0
-    ow, oh = (other.height, other.width) if side else (other.width, other.height)
-    odx, ody = other.dpi[::-1] if side else other.dpi
-    return all(abs(a / da - b / db) <= SAME_PAPER * (b / db)
-               for a, da, b, db in ((blank.width, blank.dpi[0], ow, odx), (blank.height, blank.dpi[1], oh, ody)))
+    scanned = other.inches[::-1] if other.orientation % 180 else other.inches
+    return all(abs(a - b) <= SAME_PAPER * b for a, b in zip(blank.inches, scanned))

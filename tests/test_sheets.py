@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -12,7 +13,7 @@ import pikepdf
 from PIL import Image
 
 from pipeline.models import PageResult
-from pipeline.sheets import turns
+from pipeline import sheets
 from tests.conftest import manifest_of, save_page
 
 CODE = "H23.50-261201-0007"
@@ -23,6 +24,10 @@ def page(orientation: int = 0, size=A4_300, dpi=(300, 300), blank: bool = False)
     """A finished page as the page stage gives it: ``size`` is the page's, after its quarter turn."""
     return PageResult("scan.pdf", 1, image_key="k", encoding="jpeg", width=size[0], height=size[1], dpi=dpi,
                       color_mode="rgb", orientation=orientation, flags=("blank",) if blank else ())
+
+
+def turns(results: list[PageResult]) -> list[int]:
+    return sheets.turns([sheets.Sheet.of(r) for r in results])
 
 
 def test_a_blank_page_takes_the_turn_of_the_page_before_it_fed_sideways():
@@ -52,6 +57,14 @@ def red(image: Image.Image) -> np.ndarray:
     return (rgb[..., 0] - rgb[..., 1] > 60) & (rgb[..., 0] - rgb[..., 2] > 40)
 
 
+def redness_centre(image: Image.Image) -> np.ndarray:
+    """Where the red is, as fractions of the width and height (a pale red in a small thumbnail too)."""
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    weight = np.clip(rgb[..., 0] - (rgb[..., 1] + rgb[..., 2]) / 2 - 10, 0, None)
+    ys, xs = np.indices(weight.shape)
+    return np.array([(xs * weight).sum() / weight.sum() / weight.shape[1], (ys * weight).sum() / weight.sum() / weight.shape[0]])
+
+
 def test_a_stack_fed_sideways_comes_out_upright_with_its_seal_only_back_page(cli, home, rendered, tmp_path):
     front = save_page(rendered("sheets_front", layout="admin", orientation=90, dpi=200, seed=31), tmp_path / "p1.jpg",
                       quality=90)
@@ -79,3 +92,41 @@ def test_a_stack_fed_sideways_comes_out_upright_with_its_seal_only_back_page(cli
     assert seal.sum() > 200
     # the seal is where it is on the sheet held upright (turned the other way it would be elsewhere)
     assert (seal & drawn).sum() >= 0.8 * seal.sum() and (drawn & ~seal).sum() <= 0.2 * seal.sum()
+
+
+def login(client, name: str, password: str) -> None:
+    form = client.get("/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', form).group(1)
+    assert client.post("/login", data={"name": name, "password": password, "login_csrf": token},
+                       follow_redirects=False).status_code == 303
+
+
+def test_the_operator_sees_the_blank_back_page_turned_as_the_document_will_show_it(tmp_path, rendered):
+    """At the counter, the draft's thumbnail of a seal-only back page fed sideways is turned with
+    its front, and says why, as the stored document will show it."""
+    from fastapi.testclient import TestClient
+
+    from api.http import create_app
+    from pipeline import config, service
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_COOKIE_SECURE": "false"})
+    service.add_user(settings, "lan", "operator", ("H23.50",), "mat-khau-dai-du")
+    front = rendered("sheets_front", layout="admin", orientation=90, dpi=200, seed=31)
+    back = rendered("sheets_back", layout="seal", orientation=90, dpi=200, seed=32)
+    upright_back = rendered("sheets_back_upright", layout="seal", orientation=0, dpi=200, seed=32)
+    files = [("files", (name, save_page(p, tmp_path / name).read_bytes(), "image/png"))
+             for name, p in (("mat-truoc.png", front), ("mat-sau.png", back))]
+    with TestClient(create_app(settings)) as client:
+        login(client, "lan", "mat-khau-dai-du")
+        csrf = {"X-CSRF-Token": re.search(r'name="csrf" value="([^"]+)"', client.get("/intake").text).group(1)}
+        draft_url = client.post("/intake", data={"code": CODE}, headers=csrf, follow_redirects=False).headers["location"]
+        page = client.post(draft_url + "/pages", headers=csrf, files=files)
+        assert page.status_code == 200, page.text
+        thumbs = re.findall(r'src="(/intake/[^"]+/thumb[^"]*)"', page.text)
+        assert len(thumbs) == 2 and not thumbs[0].endswith("?turn=90") and thumbs[1].endswith("?turn=90")
+        assert "Xoay 90° như trang có chữ bên cạnh" in page.text
+        shown = Image.open(io.BytesIO(client.get(thumbs[1]).content))
+        assert shown.height > shown.width
+        # the seal sits where it does on the sheet held upright (turned the other way, it would not)
+        assert np.allclose(redness_centre(shown), redness_centre(upright_back.image), atol=0.05)
+        assert client.get(thumbs[1].replace("?turn=90", "?turn=45")).status_code == 404
