@@ -9,9 +9,12 @@ turns every scan so (counter-clockwise, saved as lossless PNG, bitonal kept bito
 stack fed to the scanner that way; each document is then ingested with ``sohoa ingest`` (a
 command of its own per document, the embedded default, a temporary SOHOA_HOME, unsigned, the
 recogniser ``--engine``). Per page: the quarter turn the manifest records, whether it is
-flagged blank, and whether the PDF shows it as the scan was delivered (portrait when the
-delivered scan is portrait). A blank page (no text: an empty back page, or a seal) has no way
-up of its own and takes its turn from the page before or after it (``pipeline.sheets``).
+flagged blank, and whether the PDF shows it as the scan was delivered: the same shape (portrait
+when the delivered scan is portrait) and the right way up (poppler's rendering at 20 dpi looks
+more like the delivered scan than like it turned over: correlation of their darkness; on a back
+page the only mark may be a seal showing through, off the centre). A blank page (no text: an
+empty back page, or a seal) has no way up of its own and takes its turn from the nearest page
+with text (``pipeline.sheets``).
 """
 from __future__ import annotations
 
@@ -51,8 +54,8 @@ def fed(path: Path, turn: int, folder: Path) -> Path:
 
 
 def ingest(name: str, pages: list[Path], turn: int, engine: str) -> list[dict]:
-    import pikepdf
     from PIL import Image
+    from pdf2image import convert_from_path
 
     with tempfile.TemporaryDirectory(prefix="sohoa-sideways-") as tmp:
         folder = Path(tmp)
@@ -66,17 +69,25 @@ def ingest(name: str, pages: list[Path], turn: int, engine: str) -> list[dict]:
             return [{"document": name, "error": run.stderr.strip()[-300:]}]
         manifest = json.loads((folder / "home" / "store" / "dossiers" / code / "manifest.json").read_text())
         doc = manifest["documents"][0]
-        with pikepdf.open(folder / "home" / "store" / doc["pdf"]["key"]) as pdf:
-            boxes = [[float(v) for v in p.mediabox] for p in pdf.pages]
-            rotates = [int(p.obj.get("/Rotate", 0)) for p in pdf.pages]
+        shown = convert_from_path(folder / "home" / "store" / doc["pdf"]["key"], dpi=20, grayscale=True)
     rows = []
-    for path, entry, box, rotate in zip(pages, doc["pages"], boxes, rotates):
+    for path, entry, page in zip(pages, doc["pages"], shown, strict=True):
         with Image.open(path) as delivered:
-            w, h = delivered.size
-        shown_portrait = (box[3] - box[1] > box[2] - box[0]) != bool(rotate % 180)
+            same_shape = (page.height > page.width) == (delivered.height > delivered.width)
+            upright = same_shape and likeness(page, delivered) > likeness(page, delivered.rotate(180))
         rows.append({"document": name, "file": path.name, "orientation": entry["orientation"],
-                     "blank": "blank" in entry["flags"], "as_delivered": shown_portrait == (h > w)})
+                     "blank": "blank" in entry["flags"], "as_delivered": upright})
     return rows
+
+
+def likeness(shown, scan) -> float:
+    """Correlation of two pages' darkness at the size of ``shown``."""
+    import numpy as np
+
+    a = 255.0 - np.asarray(shown.convert("L"), float)
+    b = 255.0 - np.asarray(scan.convert("L").resize(shown.size), float)
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / max(1e-9, np.sqrt((a * a).sum() * (b * b).sum())))
 
 
 def main() -> int:
@@ -94,7 +105,7 @@ def main() -> int:
                 print(f"{r['document']:<32} ERROR {r['error']}")
             else:
                 print(f"{r['file']:<36} turn {r['orientation']:>3}  {'blank' if r['blank'] else 'text ':<5}  "
-                      f"{'as delivered' if r['as_delivered'] else 'SIDEWAYS'}")
+                      f"{'as delivered' if r['as_delivered'] else 'NOT AS DELIVERED'}")
     done = [r for r in rows if "error" not in r]
     blank = [r for r in done if r["blank"]]
     print(f"\n--turn {args.turn}: {len(done)} pages of {len(set(r['document'] for r in rows))} documents, "

@@ -284,7 +284,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
     words = json.dumps([list(r.words) for r in results], ensure_ascii=False).encode("utf-8")
     words_info = store.put(keys.document_words(code, doc_id), words, "application/json", meta | {"kind": "words"})
     pages = [mf.page_entry(n, {"file": t.file, "page": t.page, "sha256": t.sha256}, sheets.turned_result(r, turn))
-             for n, (t, r, turn) in enumerate(zip(prepared.tasks, results, turns), start=1)]
+             for n, (t, r, turn) in enumerate(zip(prepared.tasks, results, turns, strict=True), start=1)]
     return {"docId": doc_id, "sequence": int(doc_id.rsplit(".", 1)[1]), "title": title, "created": now.isoformat(),
             "numberOfPage": len(pages), "format": "PDF/A-2b", "language": "vi", "confidenceLevel": "02",
             "inputSha256": prepared.digest, "originals": list(prepared.originals), "pdf": pdf_info.to_json(), "text": text_info.to_json(),
@@ -296,7 +296,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
 def _renders(cache: PageCache, results: list[PageResult], turns: list[int], tasks) -> Iterator[PageRender]:
     """The pages for the PDF, each page's image read from the cache when the PDF takes it (and
     turned like its neighbours when ``pipeline.sheets`` says so)."""
-    for r, turn, task in zip(results, turns, tasks):
+    for r, turn, task in zip(results, turns, tasks, strict=True):
         image = sheets.turned_image(r, cache.image(r.image_key), turn, task.jpeg_quality)
         r = sheets.turned_result(r, turn)
         yield PageRender(image, r.encoding, r.width, r.height, r.dpi, r.color_mode, list(r.words),

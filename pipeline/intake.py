@@ -135,8 +135,10 @@ class Page:
 
     @property
     def sheet(self) -> sheets.Sheet:
-        return sheets.Sheet(any(f.code == "blank" for f in self.flags), self.orientation,
-                            (self.width / self.dpi, self.height / self.dpi))
+        # kept as scanned: flagged blank before it was turned or straightened (a page found blank
+        # only once straightened has a turn of its own, as in the page stage)
+        kept = any(f.code == "blank" for f in self.flags) and self.orientation == 0 and self.skew_deg == 0
+        return sheets.Sheet(kept, self.orientation, (self.width / self.dpi, self.height / self.dpi))
 
     def to_json(self) -> dict:
         return {"id": self.id, "fileId": self.file_id, "file": self.file, "page": self.page, "kind": self.kind,
@@ -458,7 +460,11 @@ def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str, turn:
         data = store.get(key)
     except ObjectNotFound:
         raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft") from None
-    return _thumb(quarter_turn(Image.open(io.BytesIO(data)), turn)) if turn else data
+    if not turn:
+        return data
+    out = io.BytesIO()
+    quarter_turn(Image.open(io.BytesIO(data)), turn).save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
+    return out.getvalue()
 
 
 def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:

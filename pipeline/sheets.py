@@ -30,7 +30,7 @@ from PIL import Image
 from ocr.geometry import quarter_turn
 
 from .models import PageResult
-from .pages import encode_image, scan_subsampling
+from .pages import FULL_CHROMA, encode_image, scan_subsampling
 
 SAME_PAPER = 0.03  # relative difference in width and in height (inches) of one paper size
 
@@ -51,18 +51,23 @@ class Sheet:
 
 def turns(sheets: Sequence[Sheet]) -> list[int]:
     """The quarter turn (counter-clockwise degrees of content, as ``orientation``) each page of
-    one document takes from its neighbours: 0 for every page but a blank one beside a page found
-    turned, at the same paper size."""
+    one document takes from its neighbours: 0 for every page but a blank one whose nearest page
+    with text (the one before on a tie) was found turned, at the same paper size."""
+    text = [not s.blank and any(s.inches) for s in sheets]
+    before, after = [None] * len(sheets), [None] * len(sheets)
+    for i in range(1, len(sheets)):
+        before[i] = i - 1 if text[i - 1] else before[i - 1]
+    for i in range(len(sheets) - 2, -1, -1):
+        after[i] = i + 1 if text[i + 1] else after[i + 1]
     found = [0] * len(sheets)
     for i, page in enumerate(sheets):
         if not page.blank:
             continue
-        for j in _nearest_first(i, len(sheets)):
-            if (other := sheets[j]).blank or not any(other.inches):
-                continue
+        near = [j for j in (before[i], after[i]) if j is not None]
+        if near:
+            other = sheets[min(near, key=lambda j: (abs(j - i), j))]
             if other.orientation and _same_paper(page, other):
                 found[i] = other.orientation
-            break
     return found
 
 
@@ -84,16 +89,17 @@ def turned_image(result: PageResult, image: bytes, turn: int, jpeg_quality: int)
         scan = Image.frombytes("1", (result.width, result.height), zlib.decompress(image))
     else:
         scan = Image.open(io.BytesIO(image))
-    return encode_image(quarter_turn(scan, turn), jpeg_quality, scan_subsampling(result.encoding, image))[0]
+    sampling = scan_subsampling(result.encoding, image)
+    if sampling == 1 and turn % 180:  # 4:2:2 halves the colour across only: turned, it would go down too
+        sampling = FULL_CHROMA
+    return encode_image(quarter_turn(scan, turn), jpeg_quality, sampling)[0]
 
 
 def _kept_as_scanned(page: PageResult) -> bool:
-    return page.ok and "blank" in page.flags and page.orientation == 0 and page.placement is None
-
-
-def _nearest_first(i: int, count: int):
-    for distance in range(1, count):
-        yield from (j for j in (i - distance, i + distance) if 0 <= j < count)
+    """The page stage found no black text and kept the scan as it is (``ocr.page.process_page``):
+    a page flagged blank only once straightened and read has a turn and placement of its own."""
+    return (page.ok and "blank" in page.flags and page.orientation == 0 and page.skew_deg == 0
+            and page.placement is None)
 
 
 def _same_paper(blank: Sheet, other: Sheet) -> bool:

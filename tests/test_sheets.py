@@ -7,6 +7,9 @@ import io
 import json
 import re
 import subprocess
+import zlib
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pikepdf
@@ -17,6 +20,7 @@ from pipeline import sheets
 from tests.conftest import manifest_of, save_page
 
 CODE = "H23.50-261201-0007"
+REAL = Path(__file__).parent / "data" / "realscans"
 A4_300 = (2480, 3508)
 
 
@@ -40,6 +44,60 @@ def test_a_blank_page_takes_the_turn_of_the_page_before_it_fed_sideways():
     assert turns([page(180), page(blank=True, size=A4_300)]) == [0, 180]
     # the same paper at another resolution is the same paper
     assert turns([page(90), page(blank=True, size=(1754, 1240), dpi=(150, 150))]) == [0, 90]
+
+
+def test_the_nearest_page_with_text_decides_the_one_before_on_a_tie():
+    side = A4_300[::-1]
+    assert turns([page(90), page(blank=True, size=side), page(270)]) == [0, 90, 0]
+    assert turns([page(90), page(blank=True, size=side), page(blank=True, size=side), page(blank=True, size=side),
+                  page(270)]) == [0, 90, 90, 270, 0]
+    assert turns([page(blank=True, size=side)] * 3) == [0, 0, 0]  # no page with text: nothing to go by
+    failed = PageResult("scan.pdf", 2, error="hỏng")
+    assert turns([page(90), failed, page(blank=True, size=side)]) == [0, 0, 90]  # a failed page tells nothing
+
+
+def test_a_page_found_blank_only_once_straightened_keeps_its_own_turn():
+    """The page stage (and the counter's preview) flags blank a page whose straightened copy
+    shows no ink: it was turned and straightened by its own lines, so it is not turned again."""
+    from pipeline.intake import Flag, Page
+
+    straightened = replace(page(blank=True), orientation=180, skew_deg=0.8)
+    assert turns([page(180), straightened]) == [0, 0]
+
+    def draft_page(orientation: int, skew: float, blank: bool) -> Page:
+        flags = (Flag("blank", "Trang trắng (không thấy chữ)", True),) if blank else ()
+        return Page("p", "f", "a.jpg", 1, "jpeg", "k", "s", "t", 1654, 2339, 200.0, "header", orientation, skew,
+                    flags, "0")
+
+    draft = [draft_page(180, 0.5, False), draft_page(180, 0.8, True), draft_page(0, 0.0, True)]
+    assert sheets.turns([p.sheet for p in draft]) == [0, 0, 180]
+
+
+def test_a_turned_page_keeps_every_pixel_and_its_two_resolutions():
+    """A bitonal fax page (204 x 98 dpi, an odd width) turned a quarter: the same pixels turned,
+    still 1-bit and lossless, its resolutions swapped with its sides; a 4:2:2 JPEG keeps its
+    colour at full resolution once its half-resolution axis would run down the page."""
+    from PIL import JpegImagePlugin
+
+    from ocr.geometry import quarter_turn
+    from pipeline.pages import encode_image
+
+    rng = np.random.default_rng(3)
+    fax = Image.fromarray(rng.random((1123, 1729)) > 0.5).convert("1")
+    data, encoding, mode = encode_image(fax, 75)
+    result = replace(page(blank=True), encoding=encoding, color_mode=mode, width=1729, height=1123, dpi=(204, 98))
+    turned = sheets.turned_result(result, 90)
+    assert (turned.width, turned.height, turned.dpi, turned.orientation) == (1123, 1729, (98, 204), 90)
+    image = Image.frombytes("1", (turned.width, turned.height), zlib.decompress(
+        sheets.turned_image(result, data, 90, 75)))
+    assert image.tobytes() == quarter_turn(fax, 90).tobytes()
+
+    colour = Image.fromarray((rng.random((300, 200, 3)) * 255).astype(np.uint8))
+    for sampling, kept in ((1, 0), (2, 2), (0, 0)):
+        data, encoding, mode = encode_image(colour, 80, sampling)
+        result = replace(page(blank=True), encoding=encoding, width=200, height=300)
+        shown = Image.open(io.BytesIO(sheets.turned_image(result, data, 270, 80)))
+        assert shown.size == (300, 200) and JpegImagePlugin.get_sampling(shown) == kept
 
 
 def test_a_blank_page_stays_as_scanned_beside_upright_pages_or_on_other_paper():
@@ -130,3 +188,23 @@ def test_the_operator_sees_the_blank_back_page_turned_as_the_document_will_show_
         # the seal sits where it does on the sheet held upright (turned the other way, it would not)
         assert np.allclose(redness_centre(shown), redness_centre(upright_back.image), atol=0.05)
         assert client.get(thumbs[1].replace("?turn=90", "?turn=45")).status_code == 404
+
+
+def test_a_real_sheet_fed_sideways_comes_out_upright_front_and_back(cli, home, tmp_path, monkeypatch):
+    """46-TB: a real notice and its back, empty but for its seal showing through, both fed turned
+    a quarter: the back is shown upright with its front, not left on its side."""
+    monkeypatch.setenv("SOHOA_OCR_ENGINE", "tesseract")  # the turn does not depend on the recogniser
+    fed = []
+    for name in ("46-TB-p1.jpg", "46-TB-p2.jpg"):
+        with Image.open(REAL / name) as scan:
+            fed.append(tmp_path / f"{Path(name).stem}.png")
+            scan.rotate(90, expand=True).save(fed[-1], dpi=scan.info["dpi"])
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Thông báo", "--unsigned", "--json", *fed)
+    assert code == 0, err
+    entries = manifest_of(home, CODE)["documents"][0]["pages"]
+    assert [(p["orientation"], "blank" in p["flags"]) for p in entries] == [(90, False), (90, True)]
+    with pikepdf.open(home / "store" / json.loads(out)["pdf"]["key"]) as pdf:
+        boxes = [[float(v) for v in p.mediabox] for p in pdf.pages]
+    assert all(box[3] > box[2] for box in boxes), boxes
+    with Image.open(REAL / "46-TB-p2.jpg") as back:
+        assert (entries[1]["width"], entries[1]["height"]) == back.size  # the page as the paper is
