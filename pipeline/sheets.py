@@ -5,18 +5,20 @@ empty back page, or one carrying only a seal or a signature) has no lines to tel
 so the page stage keeps it exactly as scanned. In a stack fed to the scanner sideways it would
 then stay sideways between pages turned upright, and an officer would have to turn it by hand.
 
-``turns`` gives such a page the quarter turn of the nearest page with text (the page before
-first: the front of its sheet) when that page was found turned (on its side or upside down)
+``turns`` gives such a page the quarter turn of the nearest page with text (the one before on
+a tie: the front of its sheet) when that page was found turned (on its side or upside down)
 and its scan has the same paper size: the same stack through the same scanner. A blank page
 next to upright pages, or of another paper size (a landscape form, a receipt), stays as
 scanned. On its side, the page then faces the same way as the pages around it, but a page with
 only a seal is not always the right way up: a duplex scanner shows the back of a sheet fed
 sideways turned the other way when the paper was printed to flip on its long edge, and nothing
-on a seal tells which happened. Upside down, front and back come out turned alike either way.
+on a seal tells which happened. Upside down, front and back come out turned alike through a
+simplex feeder, and through a duplex one on paper printed to flip on its long edge (the usual).
 
 ``turned_image`` and ``turned_result`` apply a turn to a finished page: its image is turned
 exactly (a bitonal page stays lossless; a JPEG is encoded again at the page's quality and
-chroma, once, on a page with no text), and its size, resolution and orientation follow.
+chroma, full chroma for a 4:2:2 page turned on its side, once, on a page with no text), and its
+size, resolution and orientation follow.
 """
 from __future__ import annotations
 
