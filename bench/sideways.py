@@ -4,7 +4,8 @@ a quarter turn, and how each page of the stored PDF is shown.
     .venv/bin/python -m bench.sideways [DIR] [--turn 90] [--engine tesseract]
 
 DIR: page images named ``<document>-p<N>.<ext>`` (default ``../shared/realscans`` beside the
-project: 20 documents of one or two pages). ``--turn 90`` (or 180, 270; 0: as delivered)
+project: 20 documents of one or two pages; without it, the part of it shipped in
+``tests/data/realscans``, where 46-TB is the one document with a blank back page). ``--turn 90`` (or 180, 270; 0: as delivered)
 turns every scan so (counter-clockwise, saved as lossless PNG, bitonal kept bitonal), as a
 stack fed to the scanner that way; each document is then ingested with ``sohoa ingest`` (a
 command of its own per document, the embedded default, a temporary SOHOA_HOME, unsigned, the
@@ -92,7 +93,8 @@ def likeness(shown, scan) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("directory", nargs="?", default=str(ROOT.parent / "shared" / "realscans"))
+    shared = ROOT.parent / "shared" / "realscans"
+    ap.add_argument("directory", nargs="?", default=str(shared if shared.is_dir() else ROOT / "tests" / "data" / "realscans"))
     ap.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=90)
     ap.add_argument("--engine", default="tesseract", choices=("tesseract", "vote", "trueocr"))
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
