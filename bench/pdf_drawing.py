@@ -63,6 +63,18 @@ def agreement(expected, shown) -> tuple[float, float]:
             float((shown & ~near_expected).sum() / max(1, shown.sum())))
 
 
+def fed_turned(data: bytes, turn: int) -> bytes:
+    """A scan as a scanner fed it turned counter-clockwise by ``turn`` (90, 180, 270): lossless
+    PNG (bitonal kept bitonal), its two resolutions swapped when it lies on its side."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as scan:
+        buf = io.BytesIO()
+        dpi = scan.info.get("dpi", (300, 300))
+        scan.rotate(turn, expand=True).save(buf, "PNG", dpi=dpi[::-1] if turn % 180 else dpi)
+    return buf.getvalue()
+
+
 def drawn(path: Path, turn: int = 0) -> dict:
     """One scan's page through the page stage and the PDF, compared (see the module docstring)."""
     import numpy as np
@@ -76,11 +88,7 @@ def drawn(path: Path, turn: int = 0) -> dict:
 
     data, kind = path.read_bytes(), KINDS[path.suffix.lower()]
     if turn:
-        with Image.open(io.BytesIO(data)) as scan:
-            buf = io.BytesIO()
-            dpi = scan.info.get("dpi", (300, 300))
-            scan.rotate(turn, expand=True).save(buf, "PNG", dpi=dpi[::-1] if turn % 180 else dpi)
-        data, kind = buf.getvalue(), "png"
+        data, kind = fed_turned(data, turn), "png"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         store = LocalStore(folder / "store")

@@ -29,6 +29,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from bench.pdf_drawing import fed_turned
+
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -43,14 +45,10 @@ def documents(directory: Path) -> dict[str, list[Path]]:
 
 def fed(path: Path, turn: int, folder: Path) -> Path:
     """The scan as a scanner fed it turned by ``turn`` (the delivered file itself for 0)."""
-    from PIL import Image
-
     if not turn:
         return path
-    with Image.open(path) as scan:
-        dpi = scan.info.get("dpi", (300, 300))
-        out = folder / f"{path.stem}.png"
-        scan.rotate(turn, expand=True).save(out, "PNG", dpi=dpi[::-1] if turn % 180 else dpi)
+    out = folder / f"{path.stem}.png"
+    out.write_bytes(fed_turned(path.read_bytes(), turn))
     return out
 
 

@@ -460,11 +460,7 @@ def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str, turn:
         data = store.get(key)
     except ObjectNotFound:
         raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft") from None
-    if not turn:
-        return data
-    out = io.BytesIO()
-    quarter_turn(Image.open(io.BytesIO(data)), turn).save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
-    return out.getvalue()
+    return _thumb_jpeg(quarter_turn(Image.open(io.BytesIO(data)), turn)) if turn else data
 
 
 def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:
@@ -799,7 +795,10 @@ def _working_copy(image: Image.Image, dpi: float) -> tuple[Image.Image, float]:
 def _thumb(image: Image.Image) -> bytes:
     image = image.convert("L") if image.mode in ("1", "L") else image.convert("RGB")
     height = max(1, round(image.height * THUMB_WIDTH / image.width))
-    small = image.resize((THUMB_WIDTH, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return _thumb_jpeg(image.resize((THUMB_WIDTH, height), Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+def _thumb_jpeg(small: Image.Image) -> bytes:
     out = io.BytesIO()
     small.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
     return out.getvalue()

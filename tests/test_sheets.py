@@ -194,11 +194,12 @@ def test_a_real_sheet_fed_sideways_comes_out_upright_front_and_back(cli, home, t
     """46-TB: a real notice and its back, empty but for its seal showing through, both fed turned
     a quarter: the back is shown upright with its front, not left on its side."""
     monkeypatch.setenv("SOHOA_OCR_ENGINE", "tesseract")  # the turn does not depend on the recogniser
+    from bench.pdf_drawing import fed_turned
+
     fed = []
     for name in ("46-TB-p1.jpg", "46-TB-p2.jpg"):
-        with Image.open(REAL / name) as scan:
-            fed.append(tmp_path / f"{Path(name).stem}.png")
-            scan.rotate(90, expand=True).save(fed[-1], dpi=scan.info["dpi"])
+        fed.append(tmp_path / f"{Path(name).stem}.png")
+        fed[-1].write_bytes(fed_turned((REAL / name).read_bytes(), 90))
     code, out, err = cli("ingest", "--dossier", CODE, "--title", "Thông báo", "--unsigned", "--json", *fed)
     assert code == 0, err
     entries = manifest_of(home, CODE)["documents"][0]["pages"]
