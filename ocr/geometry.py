@@ -144,11 +144,22 @@ def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dp
     pts = _points(text_only)
     if len(pts) < 50:
         return False
-    h = _profile_scores(pts, np.array([0.0]))[0]
     straight_v = rotate_mask(coarse, -angle_v)
     pts_v = _points(remove_ruling_lines(straight_v, min_length))
-    v = _profile_scores(pts_v[:, ::-1] * np.array([-1, 1], np.float32), np.array([0.0]))[0] if len(pts_v) else 0.0
-    return v > h
+    return _line_sharpness(pts_v[:, ::-1] * np.array([-1, 1], np.float32)) > _line_sharpness(pts)
+
+
+def _line_sharpness(pts: np.ndarray) -> float:
+    """How much sharper the profile of the points across rows is than the same ink spread evenly
+    over the rows it covers: about 1 without lines, several times that for lines of text.
+
+    The raw sharpness (``_profile_scores``) also grows as the ink covers fewer rows, so it favours
+    the text block's shorter side: a tall column of short lines (a list, a half-width letter, a
+    poem) scored higher across than along its lines, and the page was turned on its side."""
+    if len(pts) == 0:
+        return 0.0
+    low, high = np.percentile(pts[:, 1], [1, 99])
+    return float(_profile_scores(pts, np.array([0.0]))[0]) * (high - low + 1) / len(pts) ** 2
 
 
 def deskew_angle(skew_deg: float) -> float:

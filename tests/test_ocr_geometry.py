@@ -70,6 +70,44 @@ def test_orientation_of_a_sparse_page(turn):
     assert angle_error(found.skew_deg, -4.2) <= 0.25, found
 
 
+def _column_of_short_lines() -> Image.Image:
+    """An A4 page at 200 dpi holding one tall column of short left-aligned lines (13 pt), as a
+    list, a poem or a half-width letter: taller than it is wide, with no line across the page."""
+    from PIL import ImageDraw, ImageFont
+
+    from tests.pagegen import FONT_FAMILIES
+    words = ("Căn cứ Luật Tổ chức chính quyền địa phương ngày 19 tháng 6 năm 2015 Ủy ban nhân dân tỉnh "
+             "quyết định giao nhiệm vụ cho Sở Nội vụ chủ trì phối hợp với các cơ quan đơn vị liên quan").split()
+    font = ImageFont.truetype(str(FONT_FAMILIES["dejavu-serif"][0]), 34)
+    page = Image.new("L", (1654, 2339), 255)
+    draw = ImageDraw.Draw(page)
+    for n, y in enumerate(range(150, 2190, 60)):
+        start = (n * 7) % len(words)
+        draw.text((150, y), " ".join((words[start:] + words)[:8]), fill=0, font=font)
+    return page
+
+
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_a_tall_column_of_short_lines_is_not_taken_for_lines_running_down(turn):
+    """Before, the line axis favoured the text block's shorter side: such a page, upright, was
+    turned on its side and its words read down the column (tesseract, reading vertical text, at a
+    confidence of 96)."""
+    page = geometry.quarter_turn(_column_of_short_lines(), -turn)  # content turned counter-clockwise
+    found = measure(page, 200.0, TesseractEngine("vie"))
+    assert found.orientation == turn, found
+
+
+@pytest.mark.parametrize("seed, turn", [(2, 0), (5, 0), (32, 90)])
+def test_the_line_axis_of_a_150_dpi_table_page(seed, turn):
+    """Rendered tables of short cells at 150 dpi whose line axis was found the wrong way (5 of 40
+    such pages before; bench/README.md, "twelfth pass"), and the page turned on its side."""
+    skew = round(random.Random(seed).uniform(-6, 6), 2)
+    page = render_page(PageSpec(layout="table", dpi=150, color="gray", degradation=1 + seed % 2, orientation=turn,
+                                skew_deg=skew, seed=seed * 100 + turn))
+    found = measure(page.image, 150.0, TesseractEngine("vie"))
+    assert found.orientation == turn, found
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L", "1"])
 @pytest.mark.parametrize("angle, expand", [(-1.37, True), (4.2, False), (0.05, True), (-12.5, True)])
 def test_the_rotation_made_in_strips_keeps_pillows_pixels(mode, angle, expand):
