@@ -99,8 +99,8 @@ def test_a_tall_column_of_short_lines_is_not_taken_for_lines_running_down(turn):
 
 @pytest.mark.parametrize("seed, turn", [(2, 0), (5, 0), (32, 90)])
 def test_the_line_axis_of_a_150_dpi_table_page(seed, turn):
-    """Rendered tables of short cells at 150 dpi whose line axis was found the wrong way (5 of 40
-    such pages before; bench/README.md, "twelfth pass"), and the page turned on its side."""
+    """Rendered tables of short cells at 150 dpi whose line axis was found the wrong way before (5
+    of the 40 tables of seeds 0-39; bench/README.md, "twelfth pass"), the page turned on its side."""
     skew = round(random.Random(seed).uniform(-6, 6), 2)
     page = render_page(PageSpec(layout="table", dpi=150, color="gray", degradation=1 + seed % 2, orientation=turn,
                                 skew_deg=skew, seed=seed * 100 + turn))
