@@ -33,6 +33,7 @@ from ocr.engine import OcrEngine, ReadingAbandoned
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
 NUMBER = re.compile(r"[0-9][0-9./,-]*")
 ASCII_CAPS = re.compile(r"[A-Z0-9./-]+")  # a code such as "STT": no Vietnamese letter either model could miss
+TESSERACT_MAX_SIDE = 32_000  # tesseract refuses an image over 32,767 pixels a side ("Image too large")
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,8 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
     """Read the cells holding one short word (row numbers, codes: at most 10 mm wide) side by side as one text line.
 
     Alone in a cell, a "7" is dropped or misread by tesseract's page layout; in a line of such
-    cells, one tesseract call reads them all as words.  Returns the cells read and their words."""
+    cells, one tesseract call reads them all as words (a line longer than tesseract takes, in
+    several).  Returns the cells read and their words."""
     mm = resolution / 25.4
     pieces, cells = [], []
     for index, (x0, y0, x1, y1) in enumerate(grid.cells()):
@@ -306,7 +308,22 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
         cells.append(((index // (len(grid.xs) - 1), index % (len(grid.xs) - 1)), left, top))
     if not pieces:
         return set(), []
-    gap, pad = int(8 * mm), int(3 * mm)
+    gap = int(8 * mm)
+    found: dict[int, list[dict]] = {}
+    for batch in _side_by_side([p.shape[1] for p in pieces], gap, scale):
+        read = _read_pieces_in_a_line([pieces[k] for k in batch], gap, int(3 * mm), resolution, engine, options, scale)
+        found.update((batch[k], words) for k, words in read.items())
+    placed = []
+    for k, words in sorted(found.items()):
+        _, left, top = cells[k]
+        placed += [dict(word, x0=word["x0"] + left, x1=word["x1"] + left, y0=word["y0"] + top, y1=word["y1"] + top,
+                        line=200_000 + k) for word in words]
+    return {c[0] for c in cells}, placed
+
+
+def _read_pieces_in_a_line(pieces: list[np.ndarray], gap: int, pad: int, resolution: float, engine: OcrEngine,
+                           options: OcrOptions, scale: float) -> dict[int, list[dict]]:
+    """The words of each piece (by its index), read with the others as one text line, in the piece's pixels."""
     height = max(p.shape[0] for p in pieces) + 2 * pad
     line = np.full((height, sum(p.shape[1] + gap for p in pieces) + gap), 255, np.uint8)
     starts, x = [], gap
@@ -336,18 +353,32 @@ def _read_short_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float
             if all(NUMBER.fullmatch(w["text"]) for w in words) or (
                     ASCII_CAPS.fullmatch(vietnamese) and all(ASCII_CAPS.fullmatch(w["text"]) for w in words)):
                 found[k] = words
-    placed = []
-    for k, words in sorted(found.items()):
-        (_, left, top), (sx, sy) = cells[k], starts[k]
-        placed += [dict(word, x0=word["x0"] - sx + left, x1=word["x1"] - sx + left,
-                        y0=word["y0"] - sy + top, y1=word["y1"] - sy + top, line=200_000 + k) for word in words]
-    return {c[0] for c in cells}, placed
+    return {k: [dict(word, x0=word["x0"] - starts[k][0], x1=word["x1"] - starts[k][0],
+                     y0=word["y0"] - starts[k][1], y1=word["y1"] - starts[k][1]) for word in words]
+            for k, words in found.items()}
+
+
+def _side_by_side(lengths: list[int], gap: int, scale: float) -> list[list[int]]:
+    """Indices of pieces of these lengths laid end to end, ``gap`` before each and after the last,
+    in runs as long as tesseract takes once enlarged by ``scale`` (it refuses an image over
+    32,767 pixels a side: a dense table's cells stacked in one strip went past it)."""
+    limit = TESSERACT_MAX_SIDE / scale
+    runs: list[list[int]] = [[]]
+    length = gap
+    for k, n in enumerate(lengths):
+        if runs[-1] and length + n + gap > limit:
+            runs.append([])
+            length = gap
+        runs[-1].append(k)
+        length += n + gap
+    return runs
 
 
 def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engine: OcrEngine, options: OcrOptions,
                 scale: float, skip: set) -> list[dict]:
     """Read the inked cells of a ruled table (but those in ``skip``) each on its own: the cells are
-    stacked into one strip and read as a uniform block of text in one tesseract call."""
+    stacked into one strip (several, past what tesseract takes) and read as a uniform block of
+    text in one tesseract call each."""
     inset = max(2, round(0.5 * resolution / 25.4))
     crops, origins = [], []
     for index, (x0, y0, x1, y1) in enumerate(grid.cells()):
@@ -358,24 +389,21 @@ def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engi
             continue
         crops.append(crop)
         origins.append((x0 + inset, y0 + inset))
-    if not crops:
-        return []
     gap = int(resolution * 0.2)
-    width = max(c.shape[1] for c in crops) + 2 * gap
-    height = sum(c.shape[0] + gap for c in crops) + gap
-    strip = np.full((height, width), 255, np.uint8)
-    offsets, y = [], gap
-    for crop in crops:
-        strip[y:y + crop.shape[0], gap:gap + crop.shape[1]] = crop
-        offsets.append(y)
-        y += crop.shape[0] + gap
-    found = _recognise(strip, resolution, engine, options, scale, psm=6)
     placed = []
-    for word in found:
-        k = int(np.searchsorted(offsets, (word["y0"] + word["y1"]) / 2)) - 1
-        if k < 0:
-            continue
-        dx, dy = origins[k][0] - gap, origins[k][1] - offsets[k]
-        placed.append(dict(word, x0=word["x0"] + dx, x1=word["x1"] + dx, y0=word["y0"] + dy, y1=word["y1"] + dy,
-                           line=100_000 + word["line"]))
+    for batch in (_side_by_side([c.shape[0] for c in crops], gap, scale) if crops else []):
+        width = max(crops[k].shape[1] for k in batch) + 2 * gap
+        strip = np.full((sum(crops[k].shape[0] + gap for k in batch) + gap, width), 255, np.uint8)
+        offsets, y = [], gap
+        for k in batch:
+            strip[y:y + crops[k].shape[0], gap:gap + crops[k].shape[1]] = crops[k]
+            offsets.append(y)
+            y += crops[k].shape[0] + gap
+        for word in _recognise(strip, resolution, engine, options, scale, psm=6):
+            n = int(np.searchsorted(offsets, (word["y0"] + word["y1"]) / 2)) - 1
+            if n < 0:
+                continue
+            dx, dy = origins[batch[n]][0] - gap, origins[batch[n]][1] - offsets[n]
+            placed.append(dict(word, x0=word["x0"] + dx, x1=word["x1"] + dx, y0=word["y0"] + dy, y1=word["y1"] + dy,
+                               line=100_000 + word["line"]))
     return placed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import unicodedata
 from collections import Counter
 
@@ -211,6 +212,21 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert words_found(page.text, result["text"]) >= 0.95
     assert tesseract.modes == ([3, 3] if turn == 180 else [3])
     assert tesseract.stopped == (1 if turn == 180 else 0)
+
+
+def test_cells_are_stacked_in_strips_tesseract_takes():
+    """Tesseract refuses an image over 32,767 pixels a side, and fails the whole page: a list read
+    on its side stacked its 300 cells into one strip 65,000 pixels tall. Cells now go in strips
+    that stay under the limit once enlarged for tesseract, every cell once, in order."""
+    from ocr.page import _side_by_side
+
+    lengths = [random.Random(k).randint(20, 400) for k in range(500)]
+    for gap, scale in ((60, 1.0), (30, 2.0), (40, 1.5)):
+        runs = _side_by_side(lengths, gap, scale)
+        assert [k for run in runs for k in run] == list(range(len(lengths)))
+        assert all((sum(lengths[k] + gap for k in run) + gap) * scale <= 32_767 for run in runs)
+        assert len(runs) > 1
+    assert _side_by_side([100] * 10, 60, 1.0) == [list(range(10))]
 
 
 def _child_names() -> list[str]:
