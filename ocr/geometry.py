@@ -25,6 +25,9 @@ MAX_POINTS = 400_000
 # page by any angle tesseract reports): resampling the whole page would soften every stroke of the
 # record to move a line's end by at most ~4 px across an A4 page at 300 dpi
 MIN_DESKEW_DEG = 0.1
+# structure in a profile finer than this is taken for text lines, broader for blocks: two lines of
+# 13-pt text, a seventh of a narrow table column
+LINE_WINDOW_IN = 0.4
 
 
 @dataclass(frozen=True)
@@ -146,20 +149,24 @@ def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dp
         return False
     straight_v = rotate_mask(coarse, -angle_v)
     pts_v = _points(remove_ruling_lines(straight_v, min_length))
-    return _line_sharpness(pts_v[:, ::-1] * np.array([-1, 1], np.float32)) > _line_sharpness(pts)
+    window = max(3, round(LINE_WINDOW_IN * dpi))
+    return _line_structure(pts_v[:, ::-1] * np.array([-1, 1], np.float32), window) > _line_structure(pts, window)
 
 
-def _line_sharpness(pts: np.ndarray) -> float:
-    """How much sharper the profile of the points across rows is than the same ink spread evenly
-    over the rows it covers: about 1 without lines, several times that for lines of text.
+def _line_structure(pts: np.ndarray, window: int) -> float:
+    """The share of the points' profile across rows (the energy of its bin counts) in structure
+    finer than ``window`` rows: most of it for lines of text, little for a few broad blocks.
 
-    The raw sharpness (``_profile_scores``) also grows as the ink covers fewer rows, so it favours
-    the text block's shorter side: a tall column of short lines (a list, a half-width letter, a
-    poem) scored higher across than along its lines, and the page was turned on its side."""
+    Across its lines, a page's profile rises and falls with every line; along them, it is made of
+    the blocks the text fills: its columns, a table's columns, a column of short lines. A sharper
+    profile (``_profile_scores``) does not tell the two apart: it favoured the text block's shorter
+    side (a tall column of short lines was turned on its side) and, relative to the ink spread
+    evenly, the columns of a dense list of short entries (16 of 72 rendered lists turned)."""
     if len(pts) == 0:
         return 0.0
-    low, high = np.percentile(pts[:, 1], [1, 99])
-    return float(_profile_scores(pts, np.array([0.0]))[0]) * (high - low + 1) / len(pts) ** 2
+    counts = np.bincount((pts[:, 1] - pts[:, 1].min()).astype(np.int64)).astype(np.float64)
+    fine = counts - np.convolve(counts, np.ones(window) / window, mode="same")
+    return float(np.dot(fine, fine) / np.dot(counts, counts))
 
 
 def deskew_angle(skew_deg: float) -> float:

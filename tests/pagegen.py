@@ -11,6 +11,8 @@ Layouts:
              agency | national motto, title, body, signature block with a red seal
              and a blue signature scribble;
   ``table``  a ruled table;
+  ``list``   a dense ruled list of short entries down the whole page (a list of citizens:
+             number, name, year of birth, sex, commune, remark), 9 pt unless ``font_pt`` says;
   ``blank``  an empty sheet of paper (only paper tint and noise);
   ``seal``   an otherwise empty back page carrying only a red seal.
 
@@ -51,7 +53,7 @@ FONT_FAMILIES: dict[str, tuple[Path, Path, Path]] = {
     "dejavu-serif": (_DEJAVU / "DejaVuSerif.ttf", _DEJAVU / "DejaVuSerif-Bold.ttf", _DEJAVU / "DejaVuSerif-Italic.ttf"),
 }
 
-LAYOUTS = ("text", "admin", "table", "blank", "seal")
+LAYOUTS = ("text", "admin", "table", "list", "blank", "seal")
 
 
 def installed_families() -> list[str]:
@@ -295,9 +297,43 @@ def _table(sheet: _Sheet, rng: random.Random, words: list[str]) -> list[str]:
     return cells_read
 
 
+FAMILY_NAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ")
+MIDDLE_NAMES = ("Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quốc")
+GIVEN_NAMES = ("An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Hải", "Hùng", "Lan", "Linh", "Mai", "Nam", "Phúc",
+               "Quyên", "Sơn", "Thảo", "Trung", "Tuấn", "Yến")
+COMMUNES = ("Hòa Bình", "Tân Phú", "Phước Long", "An Khánh", "Đông Hà", "Nghĩa Lộ", "Xuân Trường", "Thạch Bàn")
+REMARKS = ("Hộ nghèo", "Đã nhận", "Chưa nhận", "Tạm trú", "Thường trú", "")
+
+
+def _list(sheet: _Sheet, rng: random.Random) -> list[str]:
+    shares = [0.07, 0.30, 0.12, 0.10, 0.22, 0.19]
+    xs = [sheet.left]
+    for share in shares:
+        xs.append(xs[-1] + round(share * (sheet.right - sheet.left)))
+    rule, pad = max(2, sheet.dpi // 150), round(sheet.dpi / 60)
+    height = sheet.line_height + 2 * pad
+    font = sheet.small["r"]
+    cells_read: list[str] = []
+    number = 1
+    while sheet.y + height <= sheet.bottom:
+        cells = [str(number), f"{rng.choice(FAMILY_NAMES)} {rng.choice(MIDDLE_NAMES)} {rng.choice(GIVEN_NAMES)}",
+                 str(rng.randint(1940, 2010)), rng.choice(("Nam", "Nữ")), rng.choice(COMMUNES), rng.choice(REMARKS)]
+        for i, text in enumerate(cells):
+            sheet.draw.text((xs[i] + pad, sheet.y + pad), text, font=font, fill=INK)
+            cells_read.append(text)
+        sheet.draw.line((xs[0], sheet.y, xs[-1], sheet.y), fill=INK, width=rule)
+        for x in xs:
+            sheet.draw.line((x, sheet.y, x, sheet.y + height), fill=INK, width=rule)
+        sheet.y += height
+        number += 1
+    sheet.draw.line((xs[0], sheet.y, xs[-1], sheet.y), fill=INK, width=rule)
+    sheet.truth += [c for c in cells_read if c]
+    return cells_read
+
+
 def _compose(spec: PageSpec, rng: random.Random) -> tuple[_Sheet, list[str], list[str], list[str]]:
     family_name = spec.font or rng.choice(installed_families())
-    pt = spec.font_pt or rng.choice([13, 14])
+    pt = spec.font_pt or (9 if spec.layout == "list" else rng.choice([13, 14]))
     sheet = _Sheet(spec.dpi, FONT_FAMILIES[family_name], pt)
     words = load_words(spec.text_source or rng.choice(available_texts()))
     start = rng.randrange(len(words) - 1500)
@@ -311,6 +347,8 @@ def _compose(spec: PageSpec, rng: random.Random) -> tuple[_Sheet, list[str], lis
         _signature_block(sheet, rng)
     elif spec.layout == "table":
         cells = _table(sheet, rng, words)
+    elif spec.layout == "list":
+        cells = _list(sheet, rng)
     elif spec.layout == "seal":
         _seal(sheet, rng, round(sheet.image.width * 0.4), round(sheet.image.height * 0.8))
     elif spec.layout != "blank":

@@ -108,6 +108,20 @@ def test_the_line_axis_of_a_150_dpi_table_page(seed, turn):
     assert found.orientation == turn, found
 
 
+@pytest.mark.parametrize("seed, skew", [(0, -2.0), (4, 2.0)])
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_the_line_axis_of_a_dense_list_of_short_entries(seed, skew, turn):
+    """A ruled list of short entries down the whole page (a list of citizens, 8 pt, 150-dpi grey):
+    its columns of entries, as regular as its lines, took the line axis before (16 of 72 rendered
+    lists, every turn of 150-dpi grey seeds 0, 2, 4 and 5; bench/README.md, "thirteenth pass"),
+    and the page was read on its side."""
+    page = render_page(PageSpec(layout="list", dpi=150, color="gray", degradation=1, orientation=turn,
+                                skew_deg=skew, seed=seed))
+    skew_found = geometry.estimate_skew(ink_for_geometry(page.image, 150.0), 150.0)
+    assert skew_found.vertical == (turn % 180 == 90)
+    assert angle_error(skew_found.angle_deg, skew) <= 0.3
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L", "1"])
 @pytest.mark.parametrize("angle, expand", [(-1.37, True), (4.2, False), (0.05, True), (-12.5, True)])
 def test_the_rotation_made_in_strips_keeps_pillows_pixels(mode, angle, expand):

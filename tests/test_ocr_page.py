@@ -214,6 +214,16 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert tesseract.stopped == (1 if turn == 180 else 0)
 
 
+def test_a_dense_list_comes_out_upright_and_read_cell_by_cell():
+    """A list of citizens on its side (150-dpi grey, 8 pt, six columns of short entries) came out
+    read on its side before: its columns took the line axis."""
+    page = render_page(PageSpec(layout="list", dpi=150, color="gray", degradation=1, orientation=90, skew_deg=-2.0,
+                                seed=0))
+    result = process_page(page.image, page.dpi)
+    assert result["orientation"] == 90 and result["flags"] == []
+    assert words_found(page.text, result["text"]) >= 0.9
+
+
 def test_cells_are_stacked_in_strips_tesseract_takes():
     """Tesseract refuses an image over 32,767 pixels a side, and fails the whole page: a list read
     on its side stacked its 300 cells into one strip 65,000 pixels tall. Cells now go in strips
