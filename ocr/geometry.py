@@ -26,7 +26,8 @@ MAX_POINTS = 400_000
 # record to move a line's end by at most ~4 px across an A4 page at 300 dpi
 MIN_DESKEW_DEG = 0.1
 # structure in a profile finer than this is taken for text lines, broader for blocks: two lines of
-# 13-pt text, a seventh of a narrow table column
+# 13-pt text, the width of a list's number column (lines spaced wider, as double-spaced large type,
+# count for less)
 LINE_WINDOW_IN = 0.4
 
 
@@ -154,8 +155,9 @@ def _text_runs_vertically(coarse: np.ndarray, angle_h: float, angle_v: float, dp
 
 
 def _line_structure(pts: np.ndarray, window: int) -> float:
-    """The share of the points' profile across rows (the energy of its bin counts) in structure
-    finer than ``window`` rows: most of it for lines of text, little for a few broad blocks.
+    """How much of the points' profile across rows (the energy of its bin counts) lies in structure
+    finer than ``window`` rows, as a share of the whole: most for lines of text, little for a few
+    broad blocks.
 
     Across its lines, a page's profile rises and falls with every line; along them, it is made of
     the blocks the text fills: its columns, a table's columns, a column of short lines. A sharper
@@ -165,6 +167,7 @@ def _line_structure(pts: np.ndarray, window: int) -> float:
     if len(pts) == 0:
         return 0.0
     counts = np.bincount((pts[:, 1] - pts[:, 1].min()).astype(np.int64)).astype(np.float64)
+    counts = np.pad(counts, (0, max(0, window - len(counts))))  # one line of text: the empty rows past it
     fine = counts - np.convolve(counts, np.ones(window) / window, mode="same")
     return float(np.dot(fine, fine) / np.dot(counts, counts))
 

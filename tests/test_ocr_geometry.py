@@ -122,6 +122,17 @@ def test_the_line_axis_of_a_dense_list_of_short_entries(seed, skew, turn):
     assert angle_error(skew_found.angle_deg, skew) <= 0.3
 
 
+@pytest.mark.parametrize("turn", [0, 90])
+def test_a_page_of_one_line_has_its_axis(turn):
+    """One line of text spans fewer rows than the line measure's window: the page is measured
+    (an exception from numpy, and the page lost, in 22fe348), its line found running its way."""
+    page = render_page(PageSpec(layout="text", dpi=300, max_body_lines=1, orientation=turn, skew_deg=1.0,
+                                degradation=1, seed=3))
+    found = geometry.estimate_skew(ink_for_geometry(page.image, 300.0), 300.0)
+    assert found.vertical == (turn == 90)
+    assert angle_error(found.angle_deg, 1.0) <= 0.3
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L", "1"])
 @pytest.mark.parametrize("angle, expand", [(-1.37, True), (4.2, False), (0.05, True), (-12.5, True)])
 def test_the_rotation_made_in_strips_keeps_pillows_pixels(mode, angle, expand):
