@@ -12,7 +12,8 @@ Layouts:
              and a blue signature scribble;
   ``table``  a ruled table;
   ``list``   a dense ruled list of short entries down the whole page (a list of citizens:
-             number, name, year of birth, sex, commune, remark), 9 pt unless ``font_pt`` says;
+             number, name, year of birth, sex, commune, remark): 8-pt entries on 9-pt lines
+             unless ``font_pt`` says (the entries one point smaller, as in ``table``);
   ``blank``  an empty sheet of paper (only paper tint and noise);
   ``seal``   an otherwise empty back page carrying only a red seal.
 
@@ -105,7 +106,7 @@ class RenderedPage:
     spec: PageSpec
     header_left: list[str] = field(default_factory=list)   # admin layout: agency column lines
     header_right: list[str] = field(default_factory=list)  # admin layout: motto column lines
-    table_cells: list[str] = field(default_factory=list)   # table layout: text of every cell
+    table_cells: list[str] = field(default_factory=list)   # table and list layouts: text of every cell
 
     @property
     def text(self) -> str:
@@ -327,7 +328,8 @@ def _list(sheet: _Sheet, rng: random.Random) -> list[str]:
         sheet.y += height
         number += 1
     sheet.draw.line((xs[0], sheet.y, xs[-1], sheet.y), fill=INK, width=rule)
-    sheet.truth += [c for c in cells_read if c]
+    cells_read = [c for c in cells_read if c]  # a remark left empty
+    sheet.truth += cells_read
     return cells_read
 
 
