@@ -116,18 +116,20 @@ def rotate_mask(mask: np.ndarray, angle_deg: float) -> np.ndarray:
     return cv2.warpAffine(mask.astype(np.uint8) * 255, matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
 
 
-def estimate_skew(mask: np.ndarray, dpi: float) -> SkewEstimate:
-    """Angle of the text lines in a binary ink mask, and whether they run vertically."""
+def estimate_skew(mask: np.ndarray, dpi: float, vertical: bool | None = None) -> SkewEstimate:
+    """Angle of the text lines in a binary ink mask, and whether they run vertically (or, given
+    ``vertical``, the angle of the lines taken to run that way)."""
     coarse = _resize_mask(mask, min(1.0, COARSE_DPI / dpi))
     pts = _points(coarse)
     if len(pts) < 50:
-        return SkewEstimate(0.0, False)
+        return SkewEstimate(0.0, bool(vertical))
     angles = np.arange(-COARSE_RANGE_DEG, COARSE_RANGE_DEG + 1e-6, COARSE_STEP_DEG)
     horizontal_scores = _profile_scores(pts, angles)
     vertical_scores = _profile_scores(pts[:, ::-1] * np.array([-1, 1], np.float32), angles)
     angle_h = float(angles[int(np.argmax(horizontal_scores))])
     angle_v = float(angles[int(np.argmax(vertical_scores))])
-    vertical = _text_runs_vertically(coarse, angle_h, angle_v, dpi=COARSE_DPI if dpi > COARSE_DPI else dpi)
+    if vertical is None:
+        vertical = _text_runs_vertically(coarse, angle_h, angle_v, dpi=COARSE_DPI if dpi > COARSE_DPI else dpi)
     coarse_angle = angle_v if vertical else angle_h
 
     fine_mask = _resize_mask(mask, min(1.0, FINE_DPI / dpi))

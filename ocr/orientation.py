@@ -85,6 +85,14 @@ PAGE_UPRIGHT = Upright(20, 82, 0.6)
 # figures: taking an upright page for one turned over costs a second reading of it, missing one
 # only the wait for tesseract.
 PAGE_TURNED_OVER = {"trueocr": TurnedOver(20, 85, 0.6)}
+# Words of three letters or more read taller than wide: on the real scans, at most 1.3 % of a page's
+# (tune part) and 2.3 % (held out) when it was straightened about the right axis, 98.4-100 % when
+# about the wrong one (forced); on rendered pages at most 1.4 %, and 98.2-100 % on text and
+# administrative pages about the wrong axis (bench/README.md, "thirteenth pass"): half is far from
+# both. A table straightened about the wrong axis reads as garbage rather than down the page (0-13 %
+# tall), flagged by its low confidence instead. Five such words at least: fewer say little.
+READ_DOWN_SHARE = 0.5
+READ_DOWN_MIN_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -106,9 +114,10 @@ class TextLines:
                      # (0 or 90): what nearly every scan needs; the other candidate is likely + 180
 
 
-def text_lines(mask: np.ndarray, dpi: float) -> TextLines:
-    """The skew and axis of the text lines (``mask``: the page's ``ink_for_geometry``)."""
-    skew = geometry.estimate_skew(mask, dpi)
+def text_lines(mask: np.ndarray, dpi: float, likely: int | None = None) -> TextLines:
+    """The skew and axis of the text lines (``mask``: the page's ``ink_for_geometry``); given
+    ``likely`` (0 or 90), the skew of the lines taken to run that way."""
+    skew = geometry.estimate_skew(mask, dpi, vertical=None if likely is None else likely % 180 == 90)
     return TextLines(skew.angle_deg, 90 if skew.vertical else 0)
 
 
@@ -219,6 +228,16 @@ def page_reads_turned_over(words: list[dict], reader: str) -> bool:
     turned over; False for a reader without measured bounds."""
     turned_over = PAGE_TURNED_OVER.get(reader)
     return turned_over is not None and turned_over(words)
+
+
+def page_reads_down(words: list[dict]) -> bool:
+    """Whether a reading of a straightened page runs down it: more than READ_DOWN_SHARE of its
+    words of three letters or more (READ_DOWN_MIN_WORDS at least) taller than they are wide. Tesseract reads lines
+    turned on their side as vertical text, at a confidence as high as upright text, so only the
+    words' shapes show that the page was straightened about the wrong axis."""
+    long = [w for w in words if _letters(w) >= 3]
+    tall = sum(1 for w in long if w["y1"] - w["y0"] > w["x1"] - w["x0"])
+    return len(long) >= READ_DOWN_MIN_WORDS and tall > READ_DOWN_SHARE * len(long)
 
 
 def _letters(word: dict) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -33,7 +34,7 @@ from ocr.engine import OcrEngine, ReadingAbandoned
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
 NUMBER = re.compile(r"[0-9][0-9./,-]*")
 ASCII_CAPS = re.compile(r"[A-Z0-9./-]+")  # a code such as "STT": no Vietnamese letter either model could miss
-TESSERACT_MAX_SIDE = 32_000  # tesseract refuses an image over 32,767 pixels a side ("Image too large")
+STRIP_MAX_SIDE = 32_000  # the longest strip of cells handed to tesseract, which refuses over 32,767 pixels a side
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     reading is plainly upright text (``ocr.orientation.page_reads_upright``) it is the page's;
     otherwise the orientation test reads the densest band both ways up (``measure``) and a page
     found upside down is straightened and read again. Down (a page on its side), the band test
-    decides first and the page is straightened once."""
+    decides first and the page is straightened once. Either way, a reading whose words run down
+    the page (``ocr.orientation.page_reads_down``: the line axis was wrong) is done again about
+    the other axis."""
     engine = engine or recognise.TesseractEngine("vie")
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")
@@ -81,30 +84,43 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     def straightened(orientation: int, skew_deg: float) -> Straightened:
         return straighten(image, resolution, orientation, skew_deg, border=border, gray=gray)
 
-    lines = orient.text_lines(ink, resolution)
-    if lines.likely == 0:
-        # lines across the page as scanned: nearly always the right way up, as its reading shows
-        # (a reading that plainly shows it turned over is given up as soon as it does)
-        found = orient.PageGeometry(0, lines.skew_deg, "page reading")
-        straight = straightened(found.orientation, found.skew_deg)
-        try:
-            words, flags = read_sheet(straight, resolution, engine, options, abandon_if=orient.page_reads_turned_over)
-        except ReadingAbandoned:
-            words = None
-        if words is None or not orient.page_reads_upright(words):
-            found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
-            turned = found.orientation != lines.likely
-            if turned:
-                straight = straightened(found.orientation, found.skew_deg)
-            if turned or words is None:
-                words, flags = read_sheet(straight, resolution, engine, options)
-    else:
+    def read_along(lines: orient.TextLines) -> _Reading:
+        if lines.likely == 0:
+            # lines across the page as scanned: nearly always the right way up, as its reading shows
+            # (a reading that plainly shows it turned over is given up as soon as it does)
+            found = orient.PageGeometry(0, lines.skew_deg, "page reading")
+            straight = straightened(found.orientation, found.skew_deg)
+            try:
+                words, flags = read_sheet(straight, resolution, engine, options,
+                                          abandon_if=orient.page_reads_turned_over)
+            except ReadingAbandoned:
+                words = None
+            if words is None or not orient.page_reads_upright(words):
+                found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
+                turned = found.orientation != lines.likely
+                if turned:
+                    straight = straightened(found.orientation, found.skew_deg)
+                if turned or words is None:
+                    words, flags = read_sheet(straight, resolution, engine, options)
+            return _Reading(found, straight, words, flags)
         # a page on its side is about as often turned one way as the other: the band test decides
         # before the page is straightened, once
         found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
         straight = straightened(found.orientation, found.skew_deg)
-        words, flags = read_sheet(straight, resolution, engine, options)
-    confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
+        return _Reading(found, straight, *read_sheet(straight, resolution, engine, options))
+
+    lines = orient.text_lines(ink, resolution)
+    reading = read_along(lines)
+    if orient.page_reads_down(reading.words):
+        # its words came out taller than wide: the lines run down the page as straightened, so
+        # the line axis was wrong, whatever misled it. The other axis is kept when its reading
+        # runs across the page and is plainly upright text, or at least as confident
+        other = read_along(orient.text_lines(ink, resolution, likely=90 - lines.likely))
+        if not orient.page_reads_down(other.words) and (
+                orient.page_reads_upright(other.words) or _confidence(other.words) >= _confidence(reading.words)):
+            reading = other
+    found, straight, words, flags = reading
+    confidence = _confidence(words)
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
     placement = straight.placement
@@ -135,6 +151,18 @@ def read_sheet(straight: Straightened, resolution: float, engine: OcrEngine,
         return [], flags
     read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options, abandon_if)
     return _moved(read, straight.dx, straight.dy, *straight.placement.size), flags
+
+
+def _confidence(words: list[dict]) -> float:
+    """The mean word confidence of a reading, 0 without words."""
+    return round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
+
+
+class _Reading(NamedTuple):
+    found: orient.PageGeometry
+    straight: Straightened
+    words: list[dict]
+    flags: list[str]
 
 
 @dataclass(frozen=True)
@@ -361,8 +389,11 @@ def _read_pieces_in_a_line(pieces: list[np.ndarray], gap: int, pad: int, resolut
 def _side_by_side(lengths: list[int], gap: int, scale: float) -> list[list[int]]:
     """Indices of pieces of these lengths laid end to end, ``gap`` before each and after the last,
     in runs as long as tesseract takes once enlarged by ``scale`` (it refuses an image over
-    32,767 pixels a side: a dense table's cells stacked in one strip went past it)."""
-    limit = TESSERACT_MAX_SIDE / scale
+    32,767 pixels a side: a dense table's cells stacked in one strip went past it). A piece longer
+    than that on its own (no cell of a page is) makes a run of its own."""
+    if not lengths:
+        return []
+    limit = STRIP_MAX_SIDE / scale
     runs: list[list[int]] = [[]]
     length = gap
     for k, n in enumerate(lengths):
@@ -391,7 +422,7 @@ def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engi
         origins.append((x0 + inset, y0 + inset))
     gap = int(resolution * 0.2)
     placed = []
-    for batch in (_side_by_side([c.shape[0] for c in crops], gap, scale) if crops else []):
+    for batch in _side_by_side([c.shape[0] for c in crops], gap, scale):
         width = max(crops[k].shape[1] for k in batch) + 2 * gap
         strip = np.full((sum(crops[k].shape[0] + gap for k in batch) + gap, width), 255, np.uint8)
         offsets, y = [], gap
@@ -404,6 +435,7 @@ def _read_cells(ocr_gray: np.ndarray, grid: layout.Grid, resolution: float, engi
             if n < 0:
                 continue
             dx, dy = origins[batch[n]][0] - gap, origins[batch[n]][1] - offsets[n]
+            # line ids repeat from run to run, but a cell lies in one run: order_by_cells groups by cell
             placed.append(dict(word, x0=word["x0"] + dx, x1=word["x1"] + dx, y0=word["y0"] + dy, y1=word["y1"] + dy,
                                line=100_000 + word["line"]))
     return placed

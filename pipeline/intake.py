@@ -722,7 +722,9 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     plainly upright; otherwise it takes that reading's "the right way up", which the band test
     agreed with on every real and rendered page measured (bench/README.md), so ingest turns the
     page the same way. The straightened thumbnail and the other flags are made from a copy at
-    most WORK_DPI fine; the page is not read here."""
+    most WORK_DPI fine; the page is not read here, so a page whose reading by ingest runs down it
+    (its line axis taken wrongly: none of the real and rendered pages measured since 22fe348) is
+    turned the other way by ingest only."""
     engine = engine or TesseractEngine("vie")
     resolution = page_resolution(image.size, stated)
     dpi = resolution.dpi

@@ -214,6 +214,33 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert tesseract.stopped == (1 if turn == 180 else 0)
 
 
+@pytest.mark.parametrize("turn", [0, 90])
+def test_a_page_straightened_about_the_wrong_axis_is_read_about_the_other(turn, monkeypatch):
+    """Whatever misleads the line axis (it was a tall column of short lines until a3ee333), the
+    page's own reading shows it: tesseract reads the lines turned on their side as vertical text,
+    at a confidence as high as upright, but every word comes out taller than wide. The page is then
+    read about the other axis and comes out upright, its words across the page."""
+    from ocr import orientation
+
+    measured = orientation.text_lines
+
+    def misled(mask, dpi, likely=None):  # the first guess, and only it, takes the other axis
+        if likely is None:
+            likely = 90 - measured(mask, dpi).likely
+        return measured(mask, dpi, likely=likely)
+
+    monkeypatch.setattr(orientation, "text_lines", misled)
+    page = render_page(PageSpec(layout="text", dpi=200, color="rgb", skew_deg=1.5, orientation=turn,
+                                degradation=1, seed=41))
+    engine = CountingEngine()
+    result = process_page(page.image, page.dpi, engine)
+    assert result["orientation"] == turn
+    assert words_found(page.text, result["text"]) >= 0.95
+    long = [w for w in result["words"] if sum(ch.isalpha() for ch in w["text"]) >= 3]
+    assert sum(w["x1"] - w["x0"] > w["y1"] - w["y0"] for w in long) >= 0.95 * len(long)
+    assert engine.modes.count(3) == 2  # read on its side, then about the other axis
+
+
 def test_a_dense_list_comes_out_upright_and_read_cell_by_cell():
     """A list of citizens on its side (150-dpi grey, 8 pt, six columns of short entries) came out
     read on its side before: its columns took the line axis."""
