@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InputError
@@ -232,8 +233,10 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
     """RGB, L or 1 only; keep bitonal and grey as they are (no fake colour)."""
     if frame.mode in ("RGB", "L", "1"):
         return frame.copy()
-    if frame.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if frame.mode in ("I;16", "I;16B", "I;16L"):
         return frame.point(lambda v: v / 256).convert("L")
+    if frame.mode in ("I", "F"):
+        return _deep_grey(frame)
     if frame.mode == "P":
         return frame.convert("RGB" if _palette_has_colour(frame) else "L")
     if frame.mode in ("RGBA", "LA", "PA"):
@@ -241,6 +244,19 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
         bg.paste(frame.convert("RGBA"), mask=frame.convert("RGBA").split()[-1])
         return bg if frame.mode != "LA" else bg.convert("L")
     return frame.convert("RGB")
+
+
+def _deep_grey(frame: Image.Image) -> Image.Image:
+    """A grey page of 32-bit integers or floats as 8-bit grey. Its file does not say what range
+    the values span: such pages come from converters, not scanners, which keep 8- or 16-bit values
+    (or 0-1 for floats) in the wider type. So they are scaled from the smallest of those ranges
+    that holds them (0-1 for floats, 0-255, 0-65,535), else from the type's own (integers) or
+    their largest (floats): taken as 0-65,535, a page of 0-255 values came out black."""
+    values = np.asarray(frame, dtype=np.float32)
+    top = float(values.max()) if values.size else 0.0
+    ranges = ((1.0,) if frame.mode == "F" else ()) + (255.0, 65535.0)
+    full = next((r for r in ranges if top <= r), 2.0 ** 31 - 1 if frame.mode == "I" else top)
+    return Image.fromarray(np.clip(values * (255.0 / full), 0, 255).round().astype(np.uint8), "L")
 
 
 def _palette_has_colour(frame: Image.Image) -> bool:

@@ -305,6 +305,20 @@ def gray16_tiff(d):
     return _write(d, "gray16.tif", _encoded(img, "TIFF", dpi=(100, 100)))
 
 
+def int32_tiff(d):
+    """A 32-bit integer greyscale TIFF holding 8-bit values, as converters write one."""
+    import numpy as np
+    img = Image.fromarray(np.asarray(page_image("L", text=True), dtype=np.int32))
+    return _write(d, "int32.tif", _encoded(img, "TIFF", dpi=(100, 100)))
+
+
+def float32_tiff(d):
+    """A 32-bit floating-point greyscale TIFF of values from 0 to 1."""
+    import numpy as np
+    img = Image.fromarray(np.asarray(page_image("L", text=True), dtype=np.float32) / 255, "F")
+    return _write(d, "float32.tif", _encoded(img, "TIFF", dpi=(100, 100)))
+
+
 def cmyk_jpeg(d):
     """A CMYK JPEG (print workflows; Adobe-inverted)."""
     return _write(d, "cmyk.jpg", _encoded(page_image("CMYK"), "JPEG", dpi=(100, 100)))
@@ -640,7 +654,7 @@ KINDS: list[Callable[[Path], Path]] = [
     truncated_tiff, tiff_bad_ifd_offset, tiff_corrupt_deflate, tiff_truncated_second_page, tiff_damaged_second_header,
     text_file, png_named_jpg, jpeg_named_pdf, pdf_named_tif, no_extension, upper_case_extension,
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
-    jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
+    jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, float32_tiff, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
     bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,
     named_pipe,

@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pikepdf
 import pytest
 from fastapi.testclient import TestClient
@@ -63,6 +64,8 @@ EXPECT = {
     "too_many_pixels": ("refused", None, OVER),
     "gray16_png": ("pages", 1),
     "gray16_tiff": ("pages", 1),
+    "int32_tiff": ("pages", 1),
+    "float32_tiff": ("pages", 1),
     "cmyk_jpeg": ("pages", 1),
     "cmyk_tiff": ("pages", 1),
     "palette_png": ("pages", 1),
@@ -325,6 +328,20 @@ def test_every_bad_input_gets_a_clear_refusal_or_a_correct_result_at_both_doors(
         rows.append((kind.replace("_", " "), f"`{corpus[kind].name}`", outcome, api))
     assert not failures, "\n".join(failures)
     check_table("bad-inputs", ("Kind", "File", "sohoa ingest", "Upload API"), rows)
+
+
+@pytest.mark.parametrize("kind", ["int32_tiff", "float32_tiff", "gray16_tiff"])
+def test_a_deep_grey_tiff_page_shows_the_greys_it_holds(kind, tmp_path):
+    """32-bit integer and floating-point TIFFs come from converters that keep 8-bit values, or
+    0 to 1, in the wider type: read as 16-bit, a page of 0-255 values came out black."""
+    from pipeline.inputs import load_page, sniff
+
+    path = getattr(badfiles, kind)(tmp_path)
+    data = path.read_bytes()
+    image, dpi = load_page(path.name, sniff(data), data, 1, int(MAX_PIXELS))
+    shown = badfiles.page_image("L", text=kind != "gray16_tiff")
+    assert image.mode == "L" and image.size == shown.size and dpi == (100, 100)
+    assert np.abs(np.asarray(image, dtype=np.int16) - np.asarray(shown, dtype=np.int16)).max() <= 1
 
 
 def test_invalid_dossier_code_is_refused_before_anything(cli, home, tmp_path):
