@@ -266,6 +266,23 @@ def test_cells_are_stacked_in_strips_tesseract_takes():
     assert _side_by_side([100] * 10, 60, 1.0) == [list(range(10))]
 
 
+def test_a_table_read_in_many_strips_reads_as_in_one(monkeypatch):
+    """Cut into many strips (the limit lowered: a real page needs ~300 cells of text for two), a
+    list's cells come out as from one strip: the same words, in the same cells and order."""
+    from ocr import page as page_stage
+
+    page = render_page(PageSpec(layout="list", dpi=150, color="gray", degradation=1, skew_deg=0.0, seed=2))
+    whole = process_page(page.image, page.dpi)
+    monkeypatch.setattr(page_stage, "STRIP_MAX_SIDE", 1500)
+    engine = CountingEngine()
+    cut = process_page(page.image, page.dpi, engine)
+    assert engine.modes.count(6) > 5 and engine.modes.count(7) > 5  # cells in strips, short cells in lines
+    assert cut["text"] == whole["text"] and words_found(page.text, cut["text"]) >= 0.9
+    centres = lambda result: np.array([(w["x0"] + w["x1"], w["y0"] + w["y1"]) for w in result["words"]]) / 2
+    # tesseract's boxes move a pixel or two with the strip around them, never to another cell
+    assert np.abs(centres(cut) - centres(whole)).max() <= 3
+
+
 def _child_names() -> list[str]:
     names = []
     for child in psutil.Process().children():
