@@ -248,15 +248,28 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
 
 def _deep_grey(frame: Image.Image) -> Image.Image:
     """A grey page of 32-bit integers or floats as 8-bit grey. Its file does not say what range
-    the values span: such pages come from converters, not scanners, which keep 8- or 16-bit values
-    (or 0-1 for floats) in the wider type. So they are scaled from the smallest of those ranges
-    that holds them (0-1 for floats, 0-255, 0-65,535), else from the type's own (integers) or
-    their largest (floats): taken as 0-65,535, a page of 0-255 values came out black."""
-    values = np.asarray(frame, dtype=np.float32)
+    the values span. Converters write such pages either keeping 8- or 16-bit values (or 0-1 for
+    floats) in the wider type, or over the type's whole range (ImageMagick's unsigned 32 bits). So
+    the values are scaled from the smallest of those ranges that holds them, give or take a
+    little overshoot (0-1 for floats, 0-255, 0-65,535), else from the type's own (integers) or
+    their largest (floats). A value that is no number (NaN, infinite) is taken as paper. Taken
+    as 0-65,535 before, a page of 0-255 values came out black."""
+    tags = getattr(frame, "tag_v2", None)  # a TIFF's: SampleFormat 1 (the default) is unsigned
+    if frame.mode == "I" and tags is not None and tags.get(339, (1,))[0] == 1 and tags.get(258, (0,))[0] == 32:
+        # unsigned 32-bit samples, which Pillow reads as signed
+        values, type_top = np.asarray(frame).view(np.uint32).astype(np.float32), 2.0 ** 32 - 1
+    else:
+        values, type_top = np.array(frame, dtype=np.float32), 2.0 ** 31 - 1
+    unknown = ~np.isfinite(values)
+    values[unknown] = 0
     top = float(values.max()) if values.size else 0.0
-    ranges = ((1.0,) if frame.mode == "F" else ()) + (255.0, 65535.0)
-    full = next((r for r in ranges if top <= r), 2.0 ** 31 - 1 if frame.mode == "I" else top)
-    return Image.fromarray(np.clip(values * (255.0 / full), 0, 255).round().astype(np.uint8), "L")
+    ranges = (((2.0, 1.0),) if frame.mode == "F" else ()) + ((300.0, 255.0), (70_000.0, 65_535.0))
+    full = next((r for holds, r in ranges if top <= holds), type_top if frame.mode == "I" else top)
+    values *= 255.0 / max(full, 1e-12)  # in place: a page of 150 million pixels is 600 MB as floats
+    np.clip(values, 0, 255, out=values)
+    grey = np.rint(values, out=values).astype(np.uint8)
+    grey[unknown] = 255
+    return Image.fromarray(grey, "L")
 
 
 def _palette_has_colour(frame: Image.Image) -> bool:

@@ -312,6 +312,20 @@ def int32_tiff(d):
     return _write(d, "int32.tif", _encoded(img, "TIFF", dpi=(100, 100)))
 
 
+def uint32_tiff(d):
+    """A 32-bit unsigned integer grey TIFF over the whole range (white 4,294,967,295), as ImageMagick writes one."""
+    import numpy as np
+    grey = np.asarray(page_image("L", text=True), dtype=np.uint64) * 16843009  # 255 -> 2**32 - 1
+    img = Image.frombuffer("I", (W, H), grey.astype(np.uint32).tobytes(), "raw", "I;32N", 0, 1)
+    data = bytearray(_encoded(img, "TIFF", dpi=(100, 100)))  # Pillow marks it signed (SampleFormat 2)
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack_from("<H", data, entry)[0] == 339:
+            struct.pack_into("<H", data, entry + 8, 1)
+    return _write(d, "uint32.tif", bytes(data))
+
+
 def float32_tiff(d):
     """A 32-bit floating-point greyscale TIFF of values from 0 to 1."""
     import numpy as np
@@ -654,7 +668,8 @@ KINDS: list[Callable[[Path], Path]] = [
     truncated_tiff, tiff_bad_ifd_offset, tiff_corrupt_deflate, tiff_truncated_second_page, tiff_damaged_second_header,
     text_file, png_named_jpg, jpeg_named_pdf, pdf_named_tif, no_extension, upper_case_extension,
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
-    jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, float32_tiff, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
+    jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, uint32_tiff, float32_tiff,
+    cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
     bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,
     named_pipe,

@@ -65,6 +65,7 @@ EXPECT = {
     "gray16_png": ("pages", 1),
     "gray16_tiff": ("pages", 1),
     "int32_tiff": ("pages", 1),
+    "uint32_tiff": ("pages", 1),
     "float32_tiff": ("pages", 1),
     "cmyk_jpeg": ("pages", 1),
     "cmyk_tiff": ("pages", 1),
@@ -330,10 +331,11 @@ def test_every_bad_input_gets_a_clear_refusal_or_a_correct_result_at_both_doors(
     check_table("bad-inputs", ("Kind", "File", "sohoa ingest", "Upload API"), rows)
 
 
-@pytest.mark.parametrize("kind", ["int32_tiff", "float32_tiff", "gray16_tiff"])
+@pytest.mark.parametrize("kind", ["int32_tiff", "uint32_tiff", "float32_tiff", "gray16_tiff"])
 def test_a_deep_grey_tiff_page_shows_the_greys_it_holds(kind, tmp_path):
     """32-bit integer and floating-point TIFFs come from converters that keep 8-bit values, or
-    0 to 1, in the wider type: read as 16-bit, a page of 0-255 values came out black."""
+    0 to 1, in the wider type, or use the whole unsigned range: read as 16-bit, a page of 0-255
+    values came out black, and one of the whole range too (Pillow reads it signed)."""
     from pipeline.inputs import load_page, sniff
 
     path = getattr(badfiles, kind)(tmp_path)
@@ -342,6 +344,26 @@ def test_a_deep_grey_tiff_page_shows_the_greys_it_holds(kind, tmp_path):
     shown = badfiles.page_image("L", text=kind != "gray16_tiff")
     assert image.mode == "L" and image.size == shown.size and dpi == (100, 100)
     assert np.abs(np.asarray(image, dtype=np.int16) - np.asarray(shown, dtype=np.int16)).max() <= 1
+
+
+def test_a_float_page_a_little_over_one_with_no_data_pixels_keeps_its_greys(tmp_path):
+    """A floating-point page resampled a little past 1, with a few pixels of no data (NaN, inf):
+    one such pixel set the scale for the whole page, which came out black."""
+    from PIL import Image
+
+    from pipeline.inputs import load_page, sniff
+
+    shown = np.asarray(badfiles.page_image("L", text=True), dtype=np.float32)
+    values = shown / 255 * 1.04
+    values[5, 5], values[6, 6], values[7, 7] = np.nan, np.inf, -np.inf
+    path = tmp_path / "float-overshoot.tif"
+    Image.fromarray(values, "F").save(path, dpi=(100, 100))
+    data = path.read_bytes()
+    image, _ = load_page(path.name, sniff(data), data, 1, int(MAX_PIXELS))
+    grey = np.asarray(image, dtype=np.int16)
+    assert grey[5, 5] == grey[6, 6] == grey[7, 7] == 255  # no data reads as paper
+    grey[5:8, 5:8] = shown[5:8, 5:8]
+    assert np.abs(grey - np.minimum(shown * 1.04, 255)).max() <= 1
 
 
 def test_invalid_dossier_code_is_refused_before_anything(cli, home, tmp_path):
