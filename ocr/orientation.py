@@ -240,6 +240,12 @@ def page_reads_down(words: list[dict]) -> bool:
     return len(long) >= READ_DOWN_MIN_WORDS and tall > READ_DOWN_SHARE * len(long)
 
 
+def page_reads_across(words: list[dict]) -> bool:
+    """Whether a reading of a straightened page runs across it: READ_DOWN_MIN_WORDS words of three
+    letters or more at least, not most of them taller than wide (``page_reads_down``)."""
+    return sum(1 for w in words if _letters(w) >= 3) >= READ_DOWN_MIN_WORDS and not page_reads_down(words)
+
+
 def _letters(word: dict) -> int:
     return sum(ch.isalpha() for ch in word["text"])
 

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ocr import cleanup, geometry, layout, orientation as orient, paper, quality, recognise, review
-from ocr.engine import OcrEngine, ReadingAbandoned
+from ocr.engine import OcrEngine, PageTimeUp, ReadingAbandoned
 
 INK_LEVEL = 160  # grey level below which the cleaned OCR copy counts as ink
 NUMBER = re.compile(r"[0-9][0-9./,-]*")
@@ -114,13 +114,15 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     if orient.page_reads_down(reading.words):
         # its words came out taller than wide: the lines run down the page as straightened, so
         # the line axis was wrong, whatever misled it. The other axis is kept when its reading
-        # runs across the page and is plainly upright text, or at least as confident
-        other = read_along(orient.text_lines(ink, resolution, likely=90 - lines.likely))
-        if not orient.page_reads_down(other.words) and (
-                orient.page_reads_upright(other.words) or _confidence(other.words) >= _confidence(reading.words)):
+        # runs across the page; out of time, the page keeps its first reading rather than be lost
+        try:
+            other = read_along(orient.text_lines(ink, resolution, likely=90 - lines.likely))
+        except PageTimeUp:
+            other = None
+        if other is not None and orient.page_reads_across(other.words):
             reading = other
     found, straight, words, flags = reading
-    confidence = _confidence(words)
+    confidence = round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
     if "blank" not in flags and quality.is_low_confidence(confidence, len(words)):
         flags.append("low_confidence")
     placement = straight.placement
@@ -151,11 +153,6 @@ def read_sheet(straight: Straightened, resolution: float, engine: OcrEngine,
         return [], flags
     read = _read_words(ocr_gray, ink_with_rules, resolution, engine, options, abandon_if)
     return _moved(read, straight.dx, straight.dy, *straight.placement.size), flags
-
-
-def _confidence(words: list[dict]) -> float:
-    """The mean word confidence of a reading, 0 without words."""
-    return round(float(np.mean([w["conf"] for w in words])), 2) if words else 0.0
 
 
 class _Reading(NamedTuple):

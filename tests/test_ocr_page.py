@@ -214,22 +214,27 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert tesseract.stopped == (1 if turn == 180 else 0)
 
 
-@pytest.mark.parametrize("turn", [0, 90])
-def test_a_page_straightened_about_the_wrong_axis_is_read_about_the_other(turn, monkeypatch):
-    """Whatever misleads the line axis (it was a tall column of short lines until a3ee333), the
-    page's own reading shows it: tesseract reads the lines turned on their side as vertical text,
-    at a confidence as high as upright, but every word comes out taller than wide. The page is then
-    read about the other axis and comes out upright, its words across the page."""
+@pytest.fixture
+def misled_axis(monkeypatch):
+    """The line axis's first guess, and only it, turned a quarter: whatever might mislead it."""
     from ocr import orientation
 
     measured = orientation.text_lines
 
-    def misled(mask, dpi, likely=None):  # the first guess, and only it, takes the other axis
+    def misled(mask, dpi, likely=None):
         if likely is None:
             likely = 90 - measured(mask, dpi).likely
         return measured(mask, dpi, likely=likely)
 
     monkeypatch.setattr(orientation, "text_lines", misled)
+
+
+@pytest.mark.parametrize("turn", [0, 90])
+def test_a_page_straightened_about_the_wrong_axis_is_read_about_the_other(turn, misled_axis):
+    """Whatever misleads the line axis (it was a tall column of short lines until a3ee333), the
+    page's own reading shows it: tesseract reads the lines turned on their side as vertical text,
+    at a confidence as high as upright, but every word comes out taller than wide. The page is then
+    read about the other axis and comes out upright, its words across the page."""
     page = render_page(PageSpec(layout="text", dpi=200, color="rgb", skew_deg=1.5, orientation=turn,
                                 degradation=1, seed=41))
     engine = CountingEngine()
@@ -239,6 +244,28 @@ def test_a_page_straightened_about_the_wrong_axis_is_read_about_the_other(turn, 
     long = [w for w in result["words"] if sum(ch.isalpha() for ch in w["text"]) >= 3]
     assert sum(w["x1"] - w["x0"] > w["y1"] - w["y0"] for w in long) >= 0.95 * len(long)
     assert engine.modes.count(3) == 2  # read on its side, then about the other axis
+
+
+def test_out_of_time_for_the_other_axis_a_page_keeps_its_first_reading(misled_axis, monkeypatch):
+    """When the page's time runs out as it is read about the other axis, the page keeps its first
+    reading (on its side, its words read down the page or flagged) rather than be lost."""
+    from ocr import orientation
+    from ocr.engine import PageTimeUp
+
+    misled = orientation.text_lines
+
+    def out_of_time(mask, dpi, likely=None):  # the other axis is asked for once the page has been read
+        if likely is not None:
+            raise PageTimeUp()
+        return misled(mask, dpi)
+
+    monkeypatch.setattr(orientation, "text_lines", out_of_time)
+    page = render_page(PageSpec(layout="text", dpi=200, color="rgb", skew_deg=1.5, orientation=90,
+                                degradation=1, seed=41))
+    result = process_page(page.image, page.dpi)
+    assert result["orientation"] in (0, 180)  # read as the misled axis had it, on its side
+    assert len(result["words"]) > 100
+    assert orientation.page_reads_down(result["words"]) or "low_confidence" in result["flags"]
 
 
 def test_a_dense_list_comes_out_upright_and_read_cell_by_cell():
