@@ -234,7 +234,8 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
     if frame.mode in ("RGB", "L", "1"):
         return frame.copy()
     if frame.mode in ("I;16", "I;16B", "I;16L"):
-        return frame.point(lambda v: v / 256).convert("L")
+        grey = frame.point(lambda v: v / 256).convert("L")
+        return grey.point(lambda v: 255 - v) if _white_is_zero(frame) else grey
     if frame.mode in ("I", "F"):
         return _deep_grey(frame)
     if frame.mode == "P":
@@ -247,29 +248,45 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
 
 
 def _deep_grey(frame: Image.Image) -> Image.Image:
-    """A grey page of 32-bit integers or floats as 8-bit grey. Its file does not say what range
-    the values span. Converters write such pages either keeping 8- or 16-bit values (or 0-1 for
+    """A grey page of 32-bit integers, floats or signed 16-bit integers as 8-bit grey. Its file
+    does not say what range the values span. Converters write such pages either keeping 8- or 16-bit values (or 0-1 for
     floats) in the wider type, or over the type's whole range (ImageMagick's unsigned 32 bits). So
     the values are scaled from the smallest of those ranges that holds them, give or take a
     little overshoot (0-1 for floats, 0-255, 0-65,535), else from the type's own (integers) or
-    their largest (floats). A value that is no number (NaN, infinite) is taken as paper. Taken
-    as 0-65,535 before, a page of 0-255 values came out black."""
+    their largest (floats); signed 16-bit values from 0-32,767, or over their whole range when
+    some are negative. A value that is no number (NaN, infinite) is taken as paper. Taken as
+    0-65,535 before, a page of 0-255 values came out black, and a signed 16-bit one half bright."""
     tags = getattr(frame, "tag_v2", None)  # a TIFF's: SampleFormat 1 (the default) is unsigned
-    if frame.mode == "I" and tags is not None and tags.get(339, (1,))[0] == 1 and tags.get(258, (0,))[0] == 32:
+    signed = tags.get(339, (1,))[0] == 2 if tags is not None else True
+    bits = tags.get(258, (32,))[0] if tags is not None else 32
+    if frame.mode == "I" and not signed and bits == 32:
         # unsigned 32-bit samples, which Pillow reads as signed
         values, type_top = np.asarray(frame).view(np.uint32).astype(np.float32), 2.0 ** 32 - 1
     else:
-        values, type_top = np.array(frame, dtype=np.float32), 2.0 ** 31 - 1
+        values, type_top = np.array(frame, dtype=np.float32), 2.0 ** (bits - 1) - 1
     unknown = ~np.isfinite(values)
     values[unknown] = 0
+    if frame.mode == "I" and bits == 16 and values.size and values.min() < 0:
+        values += 32_768  # signed 16-bit samples over their whole range: black -32,768, white 32,767
+        type_top = 65_535.0
     top = float(values.max()) if values.size else 0.0
-    ranges = (((2.0, 1.0),) if frame.mode == "F" else ()) + ((300.0, 255.0), (70_000.0, 65_535.0))
+    widest = ((70_000.0, 65_535.0),) if bits > 16 or frame.mode == "F" else ()
+    ranges = (((2.0, 1.0),) if frame.mode == "F" else ()) + ((300.0, 255.0),) + widest
     full = next((r for holds, r in ranges if top <= holds), type_top if frame.mode == "I" else top)
     values *= 255.0 / max(full, 1e-12)  # in place: a page of 150 million pixels is 600 MB as floats
     np.clip(values, 0, 255, out=values)
+    if _white_is_zero(frame):
+        np.subtract(255, values, out=values)
     grey = np.rint(values, out=values).astype(np.uint8)
     grey[unknown] = 255
     return Image.fromarray(grey, "L")
+
+
+def _white_is_zero(frame: Image.Image) -> bool:
+    """The TIFF says its zero is white (PhotometricInterpretation 0, as film and microfilm
+    scanners write). Pillow turns 1- to 8-bit such pages over itself, not deeper ones."""
+    tags = getattr(frame, "tag_v2", None)
+    return tags is not None and tags.get(262) == 0
 
 
 def _palette_has_colour(frame: Image.Image) -> bool:

@@ -67,6 +67,8 @@ EXPECT = {
     "int32_tiff": ("pages", 1),
     "uint32_tiff": ("pages", 1),
     "float32_tiff": ("pages", 1),
+    "int16_tiff": ("pages", 1),
+    "white_is_zero_tiff": ("pages", 1),
     "cmyk_jpeg": ("pages", 1),
     "cmyk_tiff": ("pages", 1),
     "palette_png": ("pages", 1),
@@ -331,11 +333,13 @@ def test_every_bad_input_gets_a_clear_refusal_or_a_correct_result_at_both_doors(
     check_table("bad-inputs", ("Kind", "File", "sohoa ingest", "Upload API"), rows)
 
 
-@pytest.mark.parametrize("kind", ["int32_tiff", "uint32_tiff", "float32_tiff", "gray16_tiff"])
+@pytest.mark.parametrize("kind", ["int32_tiff", "uint32_tiff", "float32_tiff", "gray16_tiff", "int16_tiff",
+                                  "white_is_zero_tiff"])
 def test_a_deep_grey_tiff_page_shows_the_greys_it_holds(kind, tmp_path):
     """32-bit integer and floating-point TIFFs come from converters that keep 8-bit values, or
     0 to 1, in the wider type, or use the whole unsigned range: read as 16-bit, a page of 0-255
-    values came out black, and one of the whole range too (Pillow reads it signed)."""
+    values came out black, and one of the whole range too (Pillow reads it signed). A signed
+    16-bit page came out half bright, and a deep page whose zero is white as its negative."""
     from pipeline.inputs import load_page, sniff
 
     path = getattr(badfiles, kind)(tmp_path)
@@ -364,6 +368,32 @@ def test_a_float_page_a_little_over_one_with_no_data_pixels_keeps_its_greys(tmp_
     assert grey[5, 5] == grey[6, 6] == grey[7, 7] == 255  # no data reads as paper
     grey[5:8, 5:8] = shown[5:8, 5:8]
     assert np.abs(grey - np.minimum(shown * 1.04, 255)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype, top, white_is_zero", [
+    ("int16", 32_767, False),     # signed, from 0 to its highest
+    ("int16", 255, False),        # signed, holding 8-bit values
+    ("float32", 1.0, True),       # zero white (Pillow reads no signed integer page whose zero is white)
+    ("float32", 255.0, True),
+])
+def test_deep_grey_tiffs_of_other_ranges_and_white_zero_show_their_greys(dtype, top, white_is_zero, tmp_path):
+    """Other ranges a deep grey TIFF's values span, and pages whose zero is white: each shows the
+    page's greys, and a floating-point pixel of no data reads as paper even when zero is white."""
+    from pipeline.inputs import load_page, sniff
+
+    shown = np.asarray(badfiles.page_image("L", text=True), dtype=np.float64)
+    values = (255 - shown if white_is_zero else shown) * top / 255
+    values = values.astype(dtype) if dtype == "float32" else np.rint(values).astype(dtype)
+    if dtype == "float32":
+        values[5, 5] = np.nan
+    path = tmp_path / "deep.tif"
+    path.write_bytes(badfiles._plain_grey_tiff(values, white_is_zero=white_is_zero))
+    data = path.read_bytes()
+    image, dpi = load_page(path.name, sniff(data), data, 1, int(MAX_PIXELS))
+    grey = np.asarray(image, dtype=np.int16)
+    assert image.mode == "L" and dpi == (100, 100)
+    assert np.abs(grey - shown).max() <= 1
+    assert grey[5, 5] == 255
 
 
 def test_invalid_dossier_code_is_refused_before_anything(cli, home, tmp_path):
