@@ -114,9 +114,55 @@ def open_image(file: str, data: bytes | Path, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(file, f"ảnh vượt quá giới hạn {max_pixels:,} điểm ảnh (image over pixel limit)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        layout = _tiff_layout(data) if isinstance(e, UnidentifiedImageError) else None
+        if layout:
+            raise InputError(file, f"kiểu TIFF này không đọc được ({layout}); hãy lưu lại trang thành TIFF 8 bit, "
+                                   "PNG hoặc JPEG (unsupported kind of TIFF)") from None
         raise InputError(file, f"ảnh hỏng hoặc không đọc được ({_why(e, file)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
+
+
+TIFF_PHOTOMETRIC = {0: "WhiteIsZero", 1: "BlackIsZero", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr",
+                    8: "CIELab", 9: "ICCLab", 10: "ITULab", 32844: "LogL", 32845: "LogLuv", 34892: "LinearRaw"}
+TIFF_SAMPLE_FORMAT = {1: "", 2: ", signed", 3: ", floating point", 4: ", void", 5: ", complex", 6: ", complex float"}
+TIFF_COMPRESSION = {1: "uncompressed", 2: "CCITT RLE", 3: "CCITT G3", 4: "CCITT G4", 5: "LZW", 6: "old JPEG", 7: "JPEG",
+                    8: "Deflate", 32773: "PackBits", 32946: "Deflate", 34712: "JPEG 2000", 34887: "LERC",
+                    34925: "LZMA", 50000: "Zstandard", 50001: "WebP", 50002: "JPEG XL"}
+
+
+def _tiff_layout(data: bytes | Path) -> str | None:
+    """What the first page of a TIFF Pillow cannot open holds, from its first directory, when
+    that directory can be read ("CMYK, 5 samples of 8 bits, extra samples 2, LZW"): such a
+    file is a kind of TIFF Pillow has no decoder for, not a damaged one."""
+    from PIL import TiffImagePlugin
+
+    def first(tag: int, default: int) -> int:
+        value = directory.get(tag, default)
+        return int(value[0] if isinstance(value, tuple) and value else value)
+
+    try:
+        with _readable(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb") as f:
+            header = f.read(8)
+            if sniff(header) != "tiff":
+                return None
+            directory = TiffImagePlugin.ImageFileDirectory_v2(header)
+            f.seek(directory.next)
+            directory.load(f)
+        if 256 not in directory or 257 not in directory:
+            return None
+        photometric, fmt, compression, samples = first(262, -1), first(339, 1), first(259, 1), first(277, 1)
+        parts = [TIFF_PHOTOMETRIC.get(photometric, f"PhotometricInterpretation {photometric}"),
+                 f"{samples} sample{'s' if samples != 1 else ''} of {first(258, 1)} bits"
+                 f"{TIFF_SAMPLE_FORMAT.get(fmt, f', sample format {fmt}')}"]
+        extra = directory.get(338)
+        if extra:
+            extra = extra if isinstance(extra, tuple) else (extra,)
+            parts.append("extra samples " + " ".join(str(int(v)) for v in extra[:4]) + (" ..." if len(extra) > 4 else ""))
+        parts.append(TIFF_COMPRESSION.get(compression, f"compression {compression}"))
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, EOFError):
+        return None  # not even its first directory reads: a damaged file
+    return ", ".join(parts)
 
 
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:

@@ -326,37 +326,55 @@ def uint32_tiff(d):
     return _write(d, "uint32.tif", bytes(data))
 
 
-def _plain_grey_tiff(values, *, white_is_zero: bool = False) -> bytes:
-    """An uncompressed one-strip grey TIFF of ``values`` (a 2-D numpy array: its type gives the
-    bits and the sample format) at 100 dpi, written field by field: Pillow writes neither signed
-    16-bit samples nor deep white-is-zero pages."""
-    height, width = values.shape
+def _plain_tiff(values, *, photometric: int = 1, extra_samples: tuple[int, ...] = ()) -> bytes:
+    """An uncompressed one-strip TIFF of ``values`` (a numpy array, rows x columns, with a third
+    axis for several samples: its type gives the bits and the sample format) at 100 dpi, written
+    field by field: Pillow writes neither signed 16-bit samples, nor deep pages whose zero is
+    white (``photometric`` 0), nor CMYK with alpha (5 and ``extra_samples`` (2,))."""
+    height, width = values.shape[:2]
+    samples = values.shape[2] if values.ndim == 3 else 1
     fmt = {"u": 1, "i": 2, "f": 3}[values.dtype.kind]
     pixels = values.astype(values.dtype.newbyteorder("<")).tobytes()
-    fields = [(256, 4, width), (257, 4, height), (258, 3, 8 * values.dtype.itemsize), (259, 3, 1),
-              (262, 3, 0 if white_is_zero else 1), (273, 4, "pixels"), (277, 3, 1), (278, 4, height),
-              (279, 4, len(pixels)), (282, 5, "dpi"), (283, 5, "dpi"), (296, 3, 2), (339, 3, fmt)]
+    bits = 8 * values.dtype.itemsize
+    fields = [(256, 4, width), (257, 4, height), (258, 3, bits if samples == 1 else "bits"), (259, 3, 1),
+              (262, 3, photometric), (273, 4, "pixels"), (277, 3, samples), (278, 4, height),
+              (279, 4, len(pixels)), (282, 5, "dpi"), (283, 5, "dpi"), (284, 3, 1), (296, 3, 2), (339, 3, fmt)]
+    if extra_samples:
+        fields.insert(-1, (338, 3, extra_samples[0]))
     dpi_at = 8 + 2 + 12 * len(fields) + 4
-    places = {"dpi": dpi_at, "pixels": dpi_at + 8}
+    places = {"dpi": dpi_at, "bits": dpi_at + 8, "pixels": dpi_at + 8 + 2 * samples}
     out = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(fields)))
     for tag, kind, value in fields:
-        value = places.get(value, value) if isinstance(value, str) else value
-        out += struct.pack("<HHIHH", tag, kind, 1, value, 0) if kind == 3 else struct.pack("<HHII", tag, kind, 1, value)
-    return bytes(out + struct.pack("<I", 0) + struct.pack("<II", 100, 1) + pixels)
+        count = samples if value == "bits" else 1
+        value = places[value] if isinstance(value, str) else value
+        if kind == 3 and count == 1:
+            out += struct.pack("<HHIHH", tag, kind, count, value, 0)
+        else:
+            out += struct.pack("<HHII", tag, kind, count, value)
+    out += struct.pack("<I", 0) + struct.pack("<II", 100, 1) + struct.pack(f"<{samples}H", *[bits] * samples)
+    return bytes(out + pixels)
 
 
 def int16_tiff(d):
     """A signed 16-bit grey TIFF over the whole range (black -32,768, white 32,767), as some converters write one."""
     import numpy as np
     grey = np.asarray(page_image("L", text=True), dtype=np.int32) * 257 - 32_768
-    return _write(d, "int16.tif", _plain_grey_tiff(grey.astype(np.int16)))
+    return _write(d, "int16.tif", _plain_tiff(grey.astype(np.int16)))
 
 
 def white_is_zero_tiff(d):
     """A 16-bit grey TIFF whose zero is white (PhotometricInterpretation 0), as film scanners write one."""
     import numpy as np
     grey = (255 - np.asarray(page_image("L", text=True), dtype=np.uint16)) * 257
-    return _write(d, "white-is-zero.tif", _plain_grey_tiff(grey, white_is_zero=True))
+    return _write(d, "white-is-zero.tif", _plain_tiff(grey, photometric=0))
+
+
+def cmyk_alpha_tiff(d):
+    """A CMYK TIFF with an alpha channel (ExtraSamples 2), as Photoshop saves one: no decoder in Pillow."""
+    import numpy as np
+    ink = 255 - np.asarray(page_image("L", text=True), dtype=np.uint8)
+    cmyka = np.stack([np.zeros_like(ink)] * 3 + [ink, np.full_like(ink, 255)], axis=2)
+    return _write(d, "cmyk-alpha.tif", _plain_tiff(cmyka, photometric=5, extra_samples=(2,)))
 
 
 def float32_tiff(d):
@@ -702,7 +720,7 @@ KINDS: list[Callable[[Path], Path]] = [
     text_file, png_named_jpg, jpeg_named_pdf, pdf_named_tif, no_extension, upper_case_extension,
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
     jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, uint32_tiff, float32_tiff,
-    int16_tiff, white_is_zero_tiff, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
+    int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
     bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,
     named_pipe,

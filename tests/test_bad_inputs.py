@@ -69,6 +69,7 @@ EXPECT = {
     "float32_tiff": ("pages", 1),
     "int16_tiff": ("pages", 1),
     "white_is_zero_tiff": ("pages", 1),
+    "cmyk_alpha_tiff": ("refused", None, "kiểu TIFF này không đọc được (CMYK, 5 samples of 8 bits, extra samples 2"),
     "cmyk_jpeg": ("pages", 1),
     "cmyk_tiff": ("pages", 1),
     "palette_png": ("pages", 1),
@@ -387,7 +388,7 @@ def test_deep_grey_tiffs_of_other_ranges_and_white_zero_show_their_greys(dtype, 
     if dtype == "float32":
         values[5, 5] = np.nan
     path = tmp_path / "deep.tif"
-    path.write_bytes(badfiles._plain_grey_tiff(values, white_is_zero=white_is_zero))
+    path.write_bytes(badfiles._plain_tiff(values, photometric=0 if white_is_zero else 1))
     data = path.read_bytes()
     image, dpi = load_page(path.name, sniff(data), data, 1, int(MAX_PIXELS))
     grey = np.asarray(image, dtype=np.int16)
