@@ -59,10 +59,11 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     ``engine``: the recogniser (tesseract with the Vietnamese model when none is given).
 
     The text lines give the skew and whether they run across the page as scanned or down it.
-    Across, the page is nearly always the right way up: it is straightened and read, and when that
+    Across, the page is nearly always the right way up: it is straightened and read (given up as
+    soon as the reading is plainly turned over, and read the other way up instead), and when that
     reading is plainly upright text (``ocr.orientation.page_reads_upright``) it is the page's;
-    otherwise the orientation test reads the densest band both ways up (``measure``) and a page
-    found upside down is straightened and read again. Down (a page on its side), the band test
+    otherwise the orientation test reads the densest band both ways up (``measure``) and, when it
+    finds the page the other way up, the page is straightened and read again. Down (a page on its side), the band test
     decides first and the page is straightened once. Either way, a reading whose words run down
     the page (``ocr.orientation.page_reads_down``: the line axis was wrong) is done again about
     the other axis."""
@@ -86,23 +87,25 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
 
     def read_along(lines: orient.TextLines) -> _Reading:
         if lines.likely == 0:
-            # lines across the page as scanned: nearly always the right way up, as its reading shows
-            # (a reading that plainly shows it turned over is given up as soon as it does)
-            found = orient.PageGeometry(0, lines.skew_deg, "page reading")
-            straight = straightened(found.orientation, found.skew_deg)
+            # lines across the page as scanned: nearly always the right way up, as its reading shows.
+            # A reading that plainly shows it turned over is given up as soon as it does, and the
+            # page read the other way up straight away; the band test only settles a reading that
+            # is plainly neither
+            def read(orientation: int, **kw) -> _Reading:
+                straight = straightened(orientation, lines.skew_deg)
+                found = orient.PageGeometry(orientation, lines.skew_deg, "page reading")
+                return _Reading(found, straight, *read_sheet(straight, resolution, engine, options, **kw))
+
             try:
-                words, flags = read_sheet(straight, resolution, engine, options,
-                                          abandon_if=orient.page_reads_turned_over)
+                reading = read(0, abandon_if=orient.page_reads_turned_over)
             except ReadingAbandoned:
-                words = None
-            if words is None or not orient.page_reads_upright(words):
-                found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
-                turned = found.orientation != lines.likely
-                if turned:
-                    straight = straightened(found.orientation, found.skew_deg)
-                if turned or words is None:
-                    words, flags = read_sheet(straight, resolution, engine, options)
-            return _Reading(found, straight, words, flags)
+                reading = read(180)
+            if orient.page_reads_upright(reading.words):
+                return reading
+            found = orient.measure(image, resolution, engine, mask=ink, lines=lines)
+            if found.orientation == reading.found.orientation:
+                return reading._replace(found=found)
+            return read(found.orientation)._replace(found=found)
         # a page on its side is about as often turned one way as the other: the band test decides
         # before the page is straightened, once
         found = orient.measure(image, resolution, engine, mask=ink, lines=lines)

@@ -196,15 +196,20 @@ def test_an_upright_page_is_read_once_and_one_turned_over_still_comes_out_uprigh
 
 
 @pytest.mark.parametrize("turn", [90, 270, 180, 0])
-def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(turn):
+def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(turn, monkeypatch):
     """Voted on by tesseract and TrueOCR, a page on its side or upside down comes out upright, and
-    the densest band's readings that decide which way up it is are TrueOCR's (a fifth of
-    tesseract's time): tesseract reads only the page itself, once on its side. Turned over, its
-    first reading of the page is stopped as soon as TrueOCR's, which ends first, shows the text
-    upside down; an upright page's reading is never stopped."""
+    the densest band's readings that decide which way up a page on its side is are TrueOCR's (a
+    fifth of tesseract's time): tesseract reads only the page itself, once on its side. Turned
+    over, its first reading of the page is stopped as soon as TrueOCR's, which ends first, shows
+    the text upside down, and the page is read the other way up at once, with no band test; an
+    upright page's reading is never stopped."""
+    from ocr import orientation
     from ocr.trueocr_engine import TrueOcrEngine
     from ocr.vote import VotingEngine
 
+    band_tests = []
+    measure = orientation.measure
+    monkeypatch.setattr(orientation, "measure", lambda *a, **kw: band_tests.append(1) or measure(*a, **kw))
     page = render_page(PageSpec(layout="text", dpi=300, skew_deg=2.1, orientation=turn, degradation=1, seed=37))
     tesseract = CountingEngine()
     result = process_page(page.image, page.dpi, VotingEngine(tesseract, TrueOcrEngine("vie")))
@@ -212,6 +217,7 @@ def test_with_two_recognisers_the_orientation_test_is_read_by_the_faster_one(tur
     assert words_found(page.text, result["text"]) >= 0.95
     assert tesseract.modes == ([3, 3] if turn == 180 else [3])
     assert tesseract.stopped == (1 if turn == 180 else 0)
+    assert len(band_tests) == (1 if turn in (90, 270) else 0)
 
 
 @pytest.fixture
