@@ -974,8 +974,7 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
     try:
         paths = []
         for n, (name, data) in enumerate(files, start=1):
-            safe = re.sub(r"[^\w.\-]+", "_", Path(name or f"page-{n}").name)[-100:]
-            safe = safe if safe.strip(".") else f"page-{n}"  # "", "." and ".." name no file of their own
+            safe = _upload_file_name(name, n)
             path = folder / f"{n:04d}" / safe  # each in its own folder: two files may share a name
             path.parent.mkdir()
             path.write_bytes(data)
@@ -1101,6 +1100,19 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     intake.close(store, draft_id, who.name)
     early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted
+
+
+def _upload_file_name(name: str | None, n: int) -> str:
+    """The name an uploaded file is given in the work folder: the user's, composed (a Mac sends
+    Vietnamese letters decomposed), with anything but letters, digits, dots and dashes made "_",
+    and its end kept within 120 bytes, the extension included (a file system takes 255; a long
+    Vietnamese name cut to 100 letters was still 300 bytes, and the upload failed)."""
+    import unicodedata
+
+    safe = re.sub(r"[^\w.\-]+", "_", unicodedata.normalize("NFC", Path((name or "").replace("\\", "/")).name))
+    while len(safe.encode("utf-8")) > 120:
+        safe = safe[1:]
+    return safe if safe.strip(".") else f"page-{n}"  # "", "." and ".." name no file of their own
 
 
 def _work(settings: Settings) -> Path:
