@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from ocr.engine import PageTimeUp, time_left
+
 from .errors import InputError
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "pdf": "application/pdf"}
@@ -26,6 +28,7 @@ MIN_DPI, MAX_DPI = 72, 1200  # PDF pages are rasterised within this
 STATED_MIN, STATED_MAX = 10, 9600  # a resolution an image file states outside this is junk
 MAX_PAGES = 1000  # pages in one input file: a thicker bundle is split before scanning (docs/robustness.md)
 MIN_SIDE = 32     # pixels: a narrower image cannot hold one readable line, whatever its resolution
+MAX_SIDE = 30_000  # pixels: tesseract reads no image over 32,767 a side, JPEG none over 65,500 (a 1,200-dpi A1 sheet is 28,000)
 RASTER_TIMEOUT = 300  # seconds poppler may take to rasterise one PDF page (or read a PDF's page count)
 
 
@@ -168,8 +171,29 @@ def _tiff_layout(data: bytes | Path) -> str | None:
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
     """Every page's header first (count, size: cheap), then every page decoded."""
     img = open_image(file, data, max_pixels)
-    count, frames = 0, ImageSequence.Iterator(img)
-    while True:
+    frames = _page_frames(file, img, max_pixels)
+    for number, index in enumerate(frames, start=1):
+        img.seek(index)
+        if img.format in ("JPEG", "MPO"):
+            # libjpeg reads every coded block at any scale, so a truncated or damaged scan fails
+            # here as at full size; at 1/8 it skips most of the work (a 300-dpi colour page:
+            # 0.08 -> 0.03 s), and the page is decoded whole where it is processed
+            img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+        _load(file, img, number)
+    return len(frames)
+
+
+def _page_frames(file: str, img: Image.Image, max_pixels: int, until: int | None = None) -> list[int]:
+    """The frames of an image file that are its pages, their headers checked: every frame but a
+    TIFF's reduced-resolution copies and masks (``_is_thumbnail``: a scanner's or a camera's
+    preview), unless every frame is one; of an MPO (a phone's photo, Ultra HDR) only the first
+    image, the photo itself: the others are its gain map, depth map or second view. ``until``:
+    stop once that many pages are found (a page read on its own need not walk the rest)."""
+    if img.format == "MPO":
+        _check_size(file, img.width, img.height, 1, max_pixels)
+        return [0]
+    pages, thumbnails, frames = [], [], ImageSequence.Iterator(img)
+    while until is None or len(pages) < until:
         try:
             frame = next(frames)
         except StopIteration:
@@ -178,27 +202,39 @@ def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
             # Pillow reads the next page's header only when it seeks there: a damaged header of
             # page 2 raises here (TypeError "Missing dimensions", KeyError on a missing tag)
             raise InputError(file, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
-                                   "(damaged page header)", count + 1) from None
-        count += 1
-        if count > MAX_PAGES:
+                                   "(damaged page header)", len(pages) + 1) from None
+        index = len(pages) + len(thumbnails)
+        kept = thumbnails if _is_thumbnail(frame) else pages
+        kept.append((index, frame.width, frame.height))
+        if len(kept) > MAX_PAGES:
             raise InputError(file, f"tệp có hơn {MAX_PAGES} trang; hãy chia thành nhiều tệp "
                                    f"(more than {MAX_PAGES} pages in one file)")
-        _check_size(file, frame.width, frame.height, count, max_pixels)
-    for number in range(1, count + 1):
-        img.seek(number - 1)
-        if img.format in ("JPEG", "MPO"):
-            # libjpeg reads every coded block at any scale, so a truncated or damaged scan fails
-            # here as at full size; at 1/8 it skips most of the work (a 300-dpi colour page:
-            # 0.08 -> 0.03 s), and the page is decoded whole where it is processed
-            img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
-        _load(file, img, number)
-    return count
+        if kept is pages:
+            _check_size(file, frame.width, frame.height, len(pages), max_pixels)
+    if not pages:
+        for number, (_, width, height) in enumerate(thumbnails, start=1):
+            _check_size(file, width, height, number, max_pixels)
+    return [index for index, _, _ in pages or thumbnails]
+
+
+def _is_thumbnail(frame: Image.Image) -> bool:
+    """A TIFF frame that says it is a reduced-resolution copy of another or a transparency mask
+    (NewSubfileType bits 0 and 2), not a page of its own."""
+    tags = getattr(frame, "tag_v2", None)
+    try:
+        return tags is not None and bool(int(tags.get(254, 0)) & 0b101)
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_size(file: str, width: int, height: int, page: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise InputError(file, f"ảnh {width}x{height} vượt quá giới hạn {max_pixels:,} điểm ảnh "
                                "(image over pixel limit)", page)
+    if max(width, height) > MAX_SIDE:
+        raise InputError(file, f"ảnh {width}x{height} có một cạnh dài hơn {MAX_SIDE:,} điểm ảnh, không phải "
+                               "một trang giấy quét; hãy cắt thành nhiều trang "
+                               f"(longer than {MAX_SIDE:,} pixels on a side)", page)
     if min(width, height) < MIN_SIDE:
         raise InputError(file, f"ảnh chỉ {width}x{height} điểm ảnh, quá nhỏ để là một trang giấy quét "
                                f"(smaller than {MIN_SIDE} pixels on a side)", page)
@@ -238,6 +274,10 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
                 if pixels > max_pixels:
                     raise InputError(file, f"trang {width_in:.0f}x{height_in:.0f} inch ở {dpi} dpi là {pixels:,} điểm ảnh, "
                                            f"vượt quá giới hạn {max_pixels:,} (page over pixel limit)", number)
+                if max(width_in, height_in) * dpi > MAX_SIDE:
+                    raise InputError(file, f"trang {width_in:.0f}x{height_in:.0f} inch ở {dpi} dpi có một cạnh dài hơn "
+                                           f"{MAX_SIDE:,} điểm ảnh; hãy cắt thành nhiều trang "
+                                           f"(longer than {MAX_SIDE:,} pixels on a side)", number)
                 for raw in page.get_images().values():  # poppler decodes each image whole, whatever it is drawn at
                     width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
                     if width * height > max_pixels:
@@ -276,21 +316,37 @@ def _poppler_reads(file: str, data: bytes, count: int) -> None:
 
 
 def _normalise_mode(frame: Image.Image) -> Image.Image:
-    """RGB, L or 1 only; keep bitonal and grey as they are (no fake colour)."""
-    if frame.mode in ("RGB", "L", "1"):
+    """RGB, L or 1 only; keep bitonal and grey as they are (no fake colour). What is transparent
+    (an alpha channel, or a PNG's transparent colour) is paper: white."""
+    transparent = "transparency" in frame.info and frame.mode in ("L", "RGB", "P")
+    if frame.mode in ("RGB", "L", "1") and not transparent:
         return frame.copy()
     if frame.mode in ("I;16", "I;16B", "I;16L"):
-        grey = frame.point(lambda v: v / 256).convert("L")
+        # a TIFF may say its samples hold fewer bits (a 12-bit scanner's): scaled from its range
+        top = 2 ** min(16, max(8, _tiff_bits(frame) or 16))
+        grey = frame.point(lambda v: v * 256 / top).convert("L")
         return grey.point(lambda v: 255 - v) if _white_is_zero(frame) else grey
     if frame.mode in ("I", "F"):
         return _deep_grey(frame)
-    if frame.mode == "P":
+    if frame.mode == "P" and not transparent:
         return frame.convert("RGB" if _palette_has_colour(frame) else "L")
-    if frame.mode in ("RGBA", "LA", "PA"):
+    if frame.mode in ("RGBA", "LA", "PA") or transparent:
+        rgba = frame.convert("RGBA")
         bg = Image.new("RGB", frame.size, (255, 255, 255))
-        bg.paste(frame.convert("RGBA"), mask=frame.convert("RGBA").split()[-1])
-        return bg if frame.mode != "LA" else bg.convert("L")
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        grey = frame.mode in ("L", "LA") or (frame.mode in ("P", "PA") and not _has_colour(bg))
+        return bg.convert("L") if grey else bg
     return frame.convert("RGB")
+
+
+def _tiff_bits(frame: Image.Image) -> int | None:
+    """The bits per sample a TIFF page states, None for another kind of file."""
+    tags = getattr(frame, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    try:
+        return int(bits[0] if isinstance(bits, tuple) else bits) if bits else None
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _deep_grey(frame: Image.Image) -> Image.Image:
@@ -336,7 +392,10 @@ def _white_is_zero(frame: Image.Image) -> bool:
 
 
 def _palette_has_colour(frame: Image.Image) -> bool:
-    rgb = frame.convert("RGB")
+    return _has_colour(frame.convert("RGB"))
+
+
+def _has_colour(rgb: Image.Image) -> bool:
     r, g, b = rgb.split()
     return r.tobytes() != g.tobytes() or g.tobytes() != b.tobytes()
 
@@ -353,23 +412,38 @@ def _frame_dpi(frame: Image.Image) -> tuple[int, int] | None:
     return x, (y if STATED_MIN <= y <= STATED_MAX else x)
 
 
-def load_page(file: str, kind: str, data: bytes | Path, page: int,
-              max_pixels: int) -> tuple[Image.Image, tuple[int, int] | None]:
+def load_page(file: str, kind: str, data: bytes | Path, page: int, max_pixels: int,
+              deadline: float | None = None) -> tuple[Image.Image, tuple[int, int] | None]:
     """Page ``page`` (1-based) of a checked source, given as its bytes or its file, as (image in
     RGB/L/1, the resolution its file states, or None); from a file only that page is read. A PDF
-    page states the resolution of its largest image over its size."""
+    page states the resolution of its largest image over its size. ``deadline`` (``time.monotonic()``
+    seconds): the page's time; poppler still rasterising then is stopped, and PageTimeUp raised."""
     if kind == "pdf":
-        return _rasterise_pdf_page(file, data, page, max_pixels)
+        return _rasterise_pdf_page(file, data, page, max_pixels, deadline)
     img = open_image(file, data, max_pixels)
     try:
-        try:
-            img.seek(page - 1)
-        except EOFError:
-            raise InputError(file, "không có trang này (page out of range)", page) from None
+        frames = _page_frames(file, img, max_pixels, until=page)
+        if not 1 <= page <= len(frames):
+            raise InputError(file, "không có trang này (page out of range)", page)
+        img.seek(frames[page - 1])
         frame = decoded_frame(file, img, page, max_pixels)
-        return _normalise_mode(frame), _frame_dpi(frame)
+        image = _normalise_mode(frame)
+        if _mirrored(frame):
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return image, _frame_dpi(frame)
     finally:
         img.close()
+
+
+def _mirrored(frame: Image.Image) -> bool:
+    """Whether the file's orientation tag (EXIF, or a TIFF's own) says its picture is stored
+    mirrored (2, 4, 5, 7: a phone's front camera), as every viewer shows it put right. Its
+    quarter turns are left to the page stage, which finds the way up from the text: a turn
+    in the tag is often wrong on a scan, and no text shows a mirror."""
+    try:
+        return frame.getexif().get(0x0112) in (2, 4, 5, 7)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
+        return False
 
 
 def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
@@ -377,7 +451,7 @@ def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
     resolution is that of its largest image over the page; 300 dpi for a page with none."""
     import pikepdf
 
-    box = [float(v) for v in page.mediabox]
+    box = _visible_box(page)
     width_in, height_in = abs(box[2] - box[0]) / 72, abs(box[3] - box[1]) / 72
     if int(page.obj.get("/Rotate", 0)) % 180:
         width_in, height_in = height_in, width_in
@@ -394,7 +468,24 @@ def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
     return width_in, height_in, min(max(dpi, MIN_DPI), MAX_DPI // 2), mode
 
 
-def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: int):
+def _visible_box(page) -> list[float]:
+    """The part of the page a reader shows: its CropBox within its MediaBox (as poppler renders
+    it), the MediaBox when the CropBox is missing, unreadable or outside it. A scan placed on a
+    large sheet and cropped to A4 was rasterised whole: the A4 scan small on a 40-inch page."""
+    media = [float(v) for v in page.mediabox]
+    media = [min(media[0], media[2]), min(media[1], media[3]), max(media[0], media[2]), max(media[1], media[3])]
+    try:
+        crop = [float(v) for v in page.cropbox]
+        crop = [min(crop[0], crop[2]), min(crop[1], crop[3]), max(crop[0], crop[2]), max(crop[1], crop[3])]
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+        return media
+    if len(crop) != 4:
+        return media
+    seen = [max(media[0], crop[0]), max(media[1], crop[1]), min(media[2], crop[2]), min(media[3], crop[3])]
+    return seen if seen[2] - seen[0] >= 1 and seen[3] - seen[1] >= 1 else media
+
+
+def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: int, deadline: float | None = None):
     from pdf2image import convert_from_bytes, convert_from_path
     from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError, PDFSyntaxError
 
@@ -403,10 +494,17 @@ def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: in
     with pikepdf.open(_readable(data)) as pdf:
         _, _, dpi, mode = _pdf_page_geometry(pdf.pages[page - 1])
     convert = convert_from_bytes if isinstance(data, (bytes, bytearray)) else convert_from_path
+    # poppler is given the page's time left, not the page stage's interruption: pdf2image kills
+    # pdftoppm when its own time-out ends it, not when an exception does (a worker's soft time
+    # limit left one running, blocked on its pipe)
+    left = time_left(deadline)
+    timeout = RASTER_TIMEOUT if left is None or left >= RASTER_TIMEOUT else max(1, int(left) - 1)
     try:
-        images = convert(data, dpi=dpi, first_page=page, last_page=page,
-                         grayscale=mode != "rgb", thread_count=1, timeout=RASTER_TIMEOUT)
+        images = convert(data, dpi=dpi, first_page=page, last_page=page, use_cropbox=True,
+                         grayscale=mode != "rgb", thread_count=1, timeout=timeout)
     except PDFPopplerTimeoutError:
+        if timeout < RASTER_TIMEOUT:
+            raise PageTimeUp() from None
         raise InputError(file, f"chuyển trang PDF thành ảnh quá {RASTER_TIMEOUT} giây "
                                "(rasterising timed out)", page) from None
     except (PDFPageCountError, PDFSyntaxError, OSError) as e:
@@ -414,7 +512,7 @@ def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: in
     if not images:
         raise InputError(file, "không chuyển được trang PDF thành ảnh", page)
     img = images[0]
-    if img.width * img.height > max_pixels:
+    if img.width * img.height > max_pixels or max(img.size) > MAX_SIDE:
         raise InputError(file, f"trang {img.width}x{img.height} vượt quá giới hạn điểm ảnh", page)
     if mode == "bitonal":
         img = img.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")

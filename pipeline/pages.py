@@ -340,9 +340,10 @@ borrowed_originals = _originals.borrowed
 os.register_at_fork(after_in_child=_originals.reset)
 
 
-def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str) -> tuple[bytes, PageResult]:
+def _process(task: PageTask, store: ObjectStore, engine: OcrEngine, key: str,
+             deadline: float | None = None) -> tuple[bytes, PageResult]:
     original = _originals.path(store, task)
-    image, stated = load_page(task.file, task.kind, original, task.page, task.max_pixels)
+    image, stated = load_page(task.file, task.kind, original, task.page, task.max_pixels, deadline)
     data = original.read_bytes() if task.kind == "jpeg" else b""  # one page: its encoding is looked at below
     # A header that cannot be true of a paper page (72/96 dpi from phones, none at all) would
     # make a wrong-sized PDF page; the OCR stage and the PDF use the same corrected resolution.
@@ -371,11 +372,12 @@ def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) 
     tesseract that never ends); a store that cannot be reached raises (``StorageUnavailable``),
     so that the caller can retry the task later."""
     try:
-        engine = engine_for(task, time.monotonic() + time_limit if time_limit else None)
+        deadline = time.monotonic() + time_limit if time_limit else None
+        engine = engine_for(task, deadline)
         key = cache_key(task, engine)
         if (done := cache.result(key)) is not None:
             return PageResult.from_json({**done.to_json(), "cached": True})
-        image, result = _process(task, cache.store, engine, key)
+        image, result = _process(task, cache.store, engine, key, deadline)
     except InputError as e:
         return PageResult(task.file, task.page, error=str(e))
     except PageTimeUp:

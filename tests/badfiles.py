@@ -326,33 +326,53 @@ def uint32_tiff(d):
     return _write(d, "uint32.tif", bytes(data))
 
 
-def _plain_tiff(values, *, photometric: int = 1, extra_samples: tuple[int, ...] = ()) -> bytes:
-    """An uncompressed one-strip TIFF of ``values`` (a numpy array, rows x columns, with a third
-    axis for several samples: its type gives the bits and the sample format) at 100 dpi, written
-    field by field: Pillow writes neither signed 16-bit samples, nor deep pages whose zero is
-    white (``photometric`` 0), nor CMYK with alpha (5 and ``extra_samples`` (2,))."""
-    height, width = values.shape[:2]
-    samples = values.shape[2] if values.ndim == 3 else 1
-    fmt = {"u": 1, "i": 2, "f": 3}[values.dtype.kind]
-    pixels = values.astype(values.dtype.newbyteorder("<")).tobytes()
-    bits = 8 * values.dtype.itemsize
-    fields = [(256, 4, width), (257, 4, height), (258, 3, bits if samples == 1 else "bits"), (259, 3, 1),
-              (262, 3, photometric), (273, 4, "pixels"), (277, 3, samples), (278, 4, height),
-              (279, 4, len(pixels)), (282, 5, "dpi"), (283, 5, "dpi"), (284, 3, 1), (296, 3, 2), (339, 3, fmt)]
-    if extra_samples:
-        fields.insert(-1, (338, 3, extra_samples[0]))
-    dpi_at = 8 + 2 + 12 * len(fields) + 4
-    places = {"dpi": dpi_at, "bits": dpi_at + 8, "pixels": dpi_at + 8 + 2 * samples}
-    out = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(fields)))
-    for tag, kind, value in fields:
-        count = samples if value == "bits" else 1
-        value = places[value] if isinstance(value, str) else value
-        if kind == 3 and count == 1:
-            out += struct.pack("<HHIHH", tag, kind, count, value, 0)
-        else:
-            out += struct.pack("<HHII", tag, kind, count, value)
-    out += struct.pack("<I", 0) + struct.pack("<II", 100, 1) + struct.pack(f"<{samples}H", *[bits] * samples)
-    return bytes(out + pixels)
+def _plain_tiff(values, *, photometric: int = 1, extra_samples: tuple[int, ...] = (), subfile_type: int = 0,
+                twelve_bits: bool = False, more: tuple[tuple, ...] = ()) -> bytes:
+    """An uncompressed TIFF of one strip per page at 100 dpi, written field by field: Pillow writes
+    neither signed 16-bit samples, nor deep pages whose zero is white (``photometric`` 0), nor CMYK
+    with alpha (5 and ``extra_samples`` (2,)), nor a page marked as another's thumbnail
+    (``subfile_type`` 1), nor 12-bit samples (``twelve_bits``: grey values 0-4,095 of an even
+    width, packed). ``values``: a numpy array, rows x columns, with a third axis for several
+    samples (its type gives the bits and the sample format); ``more``: further pages, each
+    (values, {the same keywords})."""
+    import numpy as np
+    pages = [(values, dict(photometric=photometric, extra_samples=extra_samples, subfile_type=subfile_type,
+                           twelve_bits=twelve_bits))]
+    plain = {"photometric": 1, "extra_samples": (), "subfile_type": 0, "twelve_bits": False}
+    pages += [(v, {**plain, **kw}) for v, kw in more]
+    out = bytearray(b"II*\x00" + struct.pack("<I", 8))
+    for number, (page, options) in enumerate(pages):
+        height, width = page.shape[:2]
+        samples = page.shape[2] if page.ndim == 3 else 1
+        pixels = page.astype(page.dtype.newbyteorder("<")).tobytes()
+        bits = 8 * page.dtype.itemsize
+        if options["twelve_bits"]:  # two samples in three bytes, the first sample's high bits first
+            a, b = page[:, 0::2].astype("u2"), page[:, 1::2].astype("u2")
+            packed = [a >> 4, ((a & 0xF) << 4) | (b >> 8), b & 0xFF]
+            pixels, bits = np.stack(packed, axis=2).astype("u1").tobytes(), 12
+        fields = [(254, 4, options["subfile_type"]), (256, 4, width), (257, 4, height),
+                  (258, 3, bits if samples == 1 else "bits"), (259, 3, 1), (262, 3, options["photometric"]),
+                  (273, 4, "pixels"), (277, 3, samples), (278, 4, height), (279, 4, len(pixels)),
+                  (282, 5, "dpi"), (283, 5, "dpi"), (284, 3, 1), (296, 3, 2)]
+        if options["extra_samples"]:
+            fields.append((338, 3, options["extra_samples"][0]))
+        fields.append((339, 3, {"u": 1, "i": 2, "f": 3}[page.dtype.kind]))
+        here = len(out)
+        dpi_at = here + 2 + 12 * len(fields) + 4
+        places = {"dpi": dpi_at, "bits": dpi_at + 8, "pixels": dpi_at + 8 + 2 * samples}
+        out += struct.pack("<H", len(fields))
+        for tag, kind, value in fields:
+            count = samples if value == "bits" else 1
+            value = places[value] if isinstance(value, str) else value
+            if kind == 3 and count == 1:
+                out += struct.pack("<HHIHH", tag, kind, count, value, 0)
+            else:
+                out += struct.pack("<HHII", tag, kind, count, value)
+        next_at = places["pixels"] + len(pixels) + (len(pixels) % 2)
+        out += struct.pack("<I", next_at if number + 1 < len(pages) else 0)
+        out += struct.pack("<II", 100, 1) + struct.pack(f"<{samples}H", *[bits] * samples) + pixels
+        out += b"\x00" * (next_at - len(out))
+    return bytes(out)
 
 
 def int16_tiff(d):
@@ -375,6 +395,31 @@ def cmyk_alpha_tiff(d):
     ink = 255 - np.asarray(page_image("L", text=True), dtype=np.uint8)
     cmyka = np.stack([np.zeros_like(ink)] * 3 + [ink, np.full_like(ink, 255)], axis=2)
     return _write(d, "cmyk-alpha.tif", _plain_tiff(cmyka, photometric=5, extra_samples=(2,)))
+
+
+def tiff_with_thumbnail(d):
+    """A page followed by its own small preview, marked so (NewSubfileType 1), as scanners write one."""
+    import numpy as np
+    page = np.asarray(page_image("L", text=True), dtype=np.uint8)
+    preview = np.asarray(page_image("L", (W // 4, H // 4), text=False), dtype=np.uint8)
+    return _write(d, "thumbnail.tif", _plain_tiff(page, more=((preview, {"subfile_type": 1}),)))
+
+
+def png_transparent_paper(d):
+    """A palette PNG whose paper is a transparent black (tRNS), as an editor exports a scan cut out."""
+    img = page_image("L", text=True).convert("P")
+    paper = img.getpixel((0, 0))
+    palette = img.getpalette()
+    palette[3 * paper:3 * paper + 3] = [0, 0, 0]  # the paper's colour black, but transparent
+    img.putpalette(palette)
+    return _write(d, "transparent.png", _encoded(img, "PNG", transparency=paper, dpi=(100, 100)))
+
+
+def mpo_phone_photo(d):
+    """A phone's photo of a page saved as MPO (Ultra HDR: the photo, then a small gain map)."""
+    gain_map = page_image("L", (W // 4, H // 4)).convert("RGB")
+    return _write(d, "phone.jpg", _encoded(page_image("RGB", text=True), "MPO", save_all=True,
+                                          append_images=[gain_map], dpi=(100, 100)))
 
 
 def float32_tiff(d):
@@ -707,6 +752,14 @@ def pdf_too_many_pages(d):
     return _write(d, "nghin-trang.pdf", _pdf_bytes(pdf))
 
 
+def pdf_cropped_to_the_scan(d):
+    """A scan drawn on a 40-inch sheet (MediaBox) whose CropBox shows only the scan, as an editor crops a page."""
+    pdf = _pdf_with_image(page_image("L", text=True))
+    pdf.pages[0].obj["/MediaBox"] = pikepdf.Array([0, 0, 2880, 2880])
+    pdf.pages[0].obj["/CropBox"] = pikepdf.Array([0, 0, 216, 288])
+    return _write(d, "cropped.pdf", _pdf_bytes(pdf))
+
+
 def pdf_missing_mediabox(d):
     """A scanned page with no MediaBox anywhere in its page tree."""
     pdf = _pdf_with_image()
@@ -720,7 +773,8 @@ KINDS: list[Callable[[Path], Path]] = [
     text_file, png_named_jpg, jpeg_named_pdf, pdf_named_tif, no_extension, upper_case_extension,
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
     jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, uint32_tiff, float32_tiff,
-    int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
+    int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, tiff_with_thumbnail, png_transparent_paper, mpo_phone_photo,
+    cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
     bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,
     named_pipe,
@@ -729,7 +783,7 @@ KINDS: list[Callable[[Path], Path]] = [
     pdf_javascript, pdf_embedded_file, pdf_tcvn3_text_layer, pdf_vni_text_layer, pdf_already_signed,
     pdf_huge_second_page, pdf_absurd_page_box, pdf_zero_size_box, pdf_negative_box, pdf_bad_box_values,
     pdf_rotated_page, pdf_invalid_rotate, pdf_image_bomb, pdf_broken_content_stream, pdf_too_many_pages,
-    pdf_missing_mediabox,
+    pdf_missing_mediabox, pdf_cropped_to_the_scan,
 ]
 
 

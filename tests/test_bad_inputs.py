@@ -70,6 +70,10 @@ EXPECT = {
     "int16_tiff": ("pages", 1),
     "white_is_zero_tiff": ("pages", 1),
     "cmyk_alpha_tiff": ("refused", None, "kiểu TIFF này không đọc được (CMYK, 5 samples of 8 bits, extra samples 2"),
+    "tiff_with_thumbnail": ("pages", 1),
+    "png_transparent_paper": ("pages", 1),
+    "mpo_phone_photo": ("pages", 1),
+    "pdf_cropped_to_the_scan": ("pages", 1),
     "cmyk_jpeg": ("pages", 1),
     "cmyk_tiff": ("pages", 1),
     "palette_png": ("pages", 1),
@@ -395,6 +399,105 @@ def test_deep_grey_tiffs_of_other_ranges_and_white_zero_show_their_greys(dtype, 
     assert image.mode == "L" and dpi == (100, 100)
     assert np.abs(grey - shown).max() <= 1
     assert grey[5, 5] == 255
+
+
+def test_a_twelve_bit_grey_tiff_shows_its_greys(tmp_path):
+    """A TIFF of 12-bit samples (a film or microfilm scanner's): Pillow reads them as 16-bit
+    values up to 4,095, and taken from 0-65,535 the page came out black."""
+    from pipeline.inputs import load_page, sniff
+
+    shown = np.asarray(badfiles.page_image("L", text=True), dtype=np.int32)
+    path = tmp_path / "twelve.tif"
+    path.write_bytes(badfiles._plain_tiff((shown * 4095 // 255).astype(np.uint16), twelve_bits=True))
+    data = path.read_bytes()
+    image, _ = load_page(path.name, sniff(data), data, 1, int(MAX_PIXELS))
+    assert np.abs(np.asarray(image, dtype=np.int32) - shown).max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["png_transparent_paper", "tiff_with_thumbnail", "mpo_phone_photo",
+                                  "pdf_cropped_to_the_scan"])
+def test_a_page_with_transparent_paper_a_preview_or_a_gain_map_is_the_one_page_it_shows(kind, tmp_path):
+    """A PNG whose paper is a transparent black came out as a black page; a TIFF page followed by
+    its preview made two pages; a phone's photo saved as MPO (the photo, then its gain map) was
+    refused as truncated; a PDF scan on a 40-inch sheet cropped to the scan came out as the whole
+    sheet at 72 dpi, the scan small in its corner. Each is one page, showing the page."""
+    from pipeline.inputs import load_page, read_source
+
+    path = getattr(badfiles, kind)(tmp_path)
+    source = read_source(path, int(MAX_PIXELS))
+    image, _ = load_page(path.name, source.kind, source.data, 1, int(MAX_PIXELS))
+    shown = np.asarray(badfiles.page_image("L", text=True), dtype=np.int16)
+    grey = np.asarray(image.convert("L"), dtype=np.int16)
+    assert source.page_count == 1 and grey.shape == shown.shape
+    # within a JPEG's rounding (the PDF's scan is a JPEG of quality 80, drawn again by poppler)
+    assert np.abs(grey - shown).mean() < (12 if kind.startswith("pdf") else 3)
+
+
+def test_a_photo_stored_mirrored_is_read_as_its_orientation_tag_shows_it(tmp_path):
+    """A front camera's photo is stored mirrored with an EXIF orientation saying so (2, 4, 5, 7):
+    every viewer shows it put right, and kept mirrored its text layer was nonsense. Only the
+    mirror is undone here; the quarter turns are the page stage's."""
+    from PIL import Image
+
+    from pipeline.inputs import load_page, read_source
+
+    page = badfiles.page_image("L", text=True)
+    for tag in (2, 4, 5, 7):
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        stored = _stored_for(page, tag)
+        path = tmp_path / f"mirrored-{tag}.jpg"
+        stored.save(path, "JPEG", quality=95, exif=exif.tobytes())
+        source = read_source(path, int(MAX_PIXELS))
+        image, _ = load_page(path.name, source.kind, source.data, 1, int(MAX_PIXELS))
+        upright = np.asarray(page, dtype=np.int16)
+        turns = [np.asarray(image.rotate(angle, expand=True).convert("L"), dtype=np.int16)
+                 for angle in (0, 90, 180, 270)]
+        same = [t for t in turns if t.shape == upright.shape and np.abs(t - upright).mean() < 3]
+        assert same, f"EXIF orientation {tag}: the page is not the page turned, it is mirrored"
+
+
+def _stored_for(page, tag: int):
+    """How a camera stores ``page`` when it writes EXIF orientation ``tag`` (the inverse of what a
+    viewer does to show it)."""
+    from PIL import Image
+
+    undo = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 4: [Image.Transpose.FLIP_TOP_BOTTOM],
+            5: [Image.Transpose.TRANSPOSE], 7: [Image.Transpose.TRANSVERSE]}[tag]
+    for method in undo:
+        page = page.transpose(method)
+    return page
+
+
+def test_a_pdf_page_that_outlasts_its_time_is_stopped_with_its_rasteriser(tmp_path):
+    """A page of a million vector strokes takes poppler minutes. Given the page's time (a worker's
+    limit), the rasteriser is stopped when it ends and the page reported out of time; before, the
+    worker's interruption left pdftoppm running, blocked on its pipe, after the job had failed."""
+    import subprocess
+    import time
+
+    import pikepdf
+
+    from ocr.engine import PageTimeUp
+    from pipeline.inputs import load_page
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(595, 842))
+    strokes = "\n".join(f"{x % 590} {x % 830} m {x % 590 + 3} {x % 830 + 5} {x % 590 + 6} {x % 830 - 5} "
+                        f"{x % 590 + 9} {x % 830} c S" for x in range(200_000))
+    form = pikepdf.Stream(pdf, ("0.2 w\n" + strokes).encode())
+    form.Type, form.Subtype, form.BBox = pikepdf.Name.XObject, pikepdf.Name.Form, [0, 0, 595, 842]
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Fm0=form))
+    pdf.pages[0].Contents = pikepdf.Stream(pdf, b" ".join([b"/Fm0 Do"] * 40))
+    path = tmp_path / "strokes.pdf"
+    pdf.save(path, compress_streams=True)
+
+    started = time.monotonic()
+    with pytest.raises(PageTimeUp):
+        load_page(path.name, "pdf", path, 1, int(MAX_PIXELS), deadline=started + 4)
+    assert time.monotonic() - started < 15
+    left = subprocess.run(["pgrep", "-f", f"pdftoppm.*{tmp_path}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"pdftoppm still running: {left.stdout}"
 
 
 def test_invalid_dossier_code_is_refused_before_anything(cli, home, tmp_path):
