@@ -121,6 +121,10 @@ def open_image(file: str, data: bytes | Path, max_pixels: int) -> Image.Image:
         if layout:
             raise InputError(file, f"kiểu TIFF này không đọc được ({layout}); hãy lưu lại trang thành TIFF 8 bit, "
                                    "PNG hoặc JPEG (unsupported kind of TIFF)") from None
+        precision = _jpeg_precision(data) if isinstance(e, UnidentifiedImageError) else None
+        if precision not in (None, 8):
+            raise InputError(file, f"ảnh JPEG {precision} bit không đọc được; hãy lưu lại trang thành JPEG 8 bit, "
+                                   f"PNG hoặc TIFF (unsupported {precision}-bit JPEG)") from None
         raise InputError(file, f"ảnh hỏng hoặc không đọc được ({_why(e, file)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
@@ -161,7 +165,8 @@ def _tiff_layout(data: bytes | Path) -> str | None:
         extra = directory.get(338)
         if extra:
             extra = extra if isinstance(extra, tuple) else (extra,)
-            parts.append("extra samples " + " ".join(str(int(v)) for v in extra[:4]) + (" ..." if len(extra) > 4 else ""))
+            shown = " ".join(str(int(v)) for v in extra[:4]) + (" ..." if len(extra) > 4 else "")
+            parts.append("extra samples " + shown)
         parts.append(TIFF_COMPRESSION.get(compression, f"compression {compression}"))
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, EOFError):
         return None  # not even its first directory reads: a damaged file
@@ -252,7 +257,47 @@ def _load(file: str, frame: Image.Image, page: int) -> None:
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, ZeroDivisionError) as e:
         # Pillow's plugins raise more than OSError on damaged files: a TIFF strip offset of type
         # RATIONAL gives TypeError (tests/fuzz, test_fuzzing.py)
+        compression = _tiff_compression(frame)
+        if compression is not None and compression not in TIFF_DECODED:
+            name = TIFF_COMPRESSION.get(compression, f"compression {compression}")
+            raise InputError(file, f"không giải mã được ảnh TIFF nén kiểu {name}: kiểu nén này có thể không được "
+                                   "hỗ trợ, hoặc tệp hỏng; hãy lưu lại trang thành TIFF không nén hoặc LZW, PNG hoặc JPEG "
+                                   f"(undecodable {name} TIFF)", page) from None
         raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng ({_why(e, file)}) (truncated or corrupt image)", page) from None
+
+
+TIFF_DECODED = {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32946}  # what Pillow and any libtiff decode: a failure there is damage
+
+
+def _tiff_compression(frame: Image.Image) -> int | None:
+    """The compression a TIFF frame states, None for another kind of file."""
+    tags = getattr(frame, "tag_v2", None)
+    try:
+        return int(tags.get(259, 1)) if tags is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _jpeg_precision(data: bytes | Path) -> int | None:
+    """The bits per sample a JPEG's frame header states (8, or 12 and 16, which Pillow does not
+    read), None when the file is no JPEG or has no frame header in its first 64 KiB."""
+    try:
+        with _readable(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb") as f:
+            head = f.read(65_536)
+    except OSError:
+        return None
+    if sniff(head) != "jpeg":
+        return None
+    i = 2
+    while i + 4 < len(head) and head[i] == 0xFF:
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return head[i + 4]
+        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
 
 
 def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:

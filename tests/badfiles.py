@@ -422,6 +422,25 @@ def mpo_phone_photo(d):
                                           append_images=[gain_map], dpi=(100, 100)))
 
 
+def jpeg_12_bit(d):
+    """A JPEG whose frame header says 12 bits per sample (medical and archive cameras): no decoder in Pillow."""
+    data = bytearray(_encoded(page_image("L", text=True), "JPEG", dpi=(100, 100)))
+    at = next(i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xC0)
+    data[at + 4] = 12
+    return _write(d, "12bit.jpg", bytes(data))
+
+
+def tiff_webp_compressed(d):
+    """A TIFF whose page is compressed as WebP (COMPRESSION_WEBP, 50001), which this libtiff may not decode."""
+    import numpy as np
+    data = bytearray(_plain_tiff(np.asarray(page_image("L", text=True), dtype=np.uint8)))
+    (count,) = struct.unpack_from("<H", data, 8)
+    for entry in range(10, 10 + 12 * count, 12):
+        if struct.unpack_from("<H", data, entry)[0] == 259:
+            struct.pack_into("<H", data, entry + 8, 50001)
+    return _write(d, "webp.tif", bytes(data))
+
+
 def float32_tiff(d):
     """A 32-bit floating-point greyscale TIFF of values from 0 to 1."""
     import numpy as np
@@ -774,7 +793,7 @@ KINDS: list[Callable[[Path], Path]] = [
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
     jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, uint32_tiff, float32_tiff,
     int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, tiff_with_thumbnail, png_transparent_paper, mpo_phone_photo,
-    cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
+    jpeg_12_bit, tiff_webp_compressed, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
     bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,
     named_pipe,

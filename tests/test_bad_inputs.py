@@ -74,6 +74,8 @@ EXPECT = {
     "png_transparent_paper": ("pages", 1),
     "mpo_phone_photo": ("pages", 1),
     "pdf_cropped_to_the_scan": ("pages", 1),
+    "jpeg_12_bit": ("refused", None, "ảnh JPEG 12 bit không đọc được"),
+    "tiff_webp_compressed": ("refused", 1, "không giải mã được ảnh TIFF nén kiểu WebP"),
     "cmyk_jpeg": ("pages", 1),
     "cmyk_tiff": ("pages", 1),
     "palette_png": ("pages", 1),
