@@ -286,17 +286,21 @@ def _jpeg_precision(data: bytes | Path) -> int | None:
             head = f.read(65_536)
     except OSError:
         return None
-    if sniff(head) != "jpeg":
-        return None
+    frame = jpeg_frame(head) if sniff(head) == "jpeg" else None
+    return frame[1] if frame else None
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int] | None:
+    """(SOF marker 0xC0..0xCF, bits per sample) of a JPEG file's frame header, None when none is found."""
     i = 2
-    while i + 4 < len(head) and head[i] == 0xFF:
-        marker = head[i + 1]
+    while i + 4 < len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return head[i + 4]
-        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+            return marker, data[i + 4]
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
     return None
 
 

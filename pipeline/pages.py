@@ -44,7 +44,7 @@ from storage.errors import NotFound as ObjectNotFound, StorageError, StorageUnav
 
 from .config import OcrSettings
 from .errors import InputError
-from .inputs import load_page
+from .inputs import jpeg_frame, load_page
 from .models import PageResult, PageTask
 
 def _voting(lang: str, tessdata: str | None, deadline: float | None = None) -> VotingEngine:
@@ -192,24 +192,10 @@ def scan_subsampling(kind: str, data: bytes) -> int:
 _DCT_FRAMES = {0xC0, 0xC1, 0xC2}
 
 
-def _jpeg_frame(data: bytes) -> int | None:
-    """The SOF marker of a JPEG file (0xC0..0xCF), or None when none is found."""
-    i = 2
-    while i + 4 <= len(data) and data[i] == 0xFF:
-        marker = data[i + 1]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return marker
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
-
-
 def scan_jpeg(kind: str, data: bytes, archive: Image.Image) -> bytes | None:
     """The scanner's own JPEG when the page image is that JPEG pixel for pixel (a page that needed
     no quarter turn), else None: kept as it is, the page loses nothing to a second lossy encoding."""
-    if kind != "jpeg" or archive.mode not in ("RGB", "L") or _jpeg_frame(data) not in _DCT_FRAMES:
+    if kind != "jpeg" or archive.mode not in ("RGB", "L") or (jpeg_frame(data) or (None,))[0] not in _DCT_FRAMES:
         return None
     with Image.open(io.BytesIO(data)) as scan:
         # an Adobe marker may declare RGB or CMYK samples, which a reader's DCTDecode would not
