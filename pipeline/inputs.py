@@ -146,7 +146,10 @@ def _tiff_layout(data: bytes | Path) -> str | None:
 
     def first(tag: int, default: int) -> int:
         value = directory.get(tag, default)
-        return int(value[0] if isinstance(value, tuple) and value else value)
+        value = int(value[0] if isinstance(value, tuple) and value else value)
+        if not 0 <= value <= 65_535:  # every field described here is a SHORT
+            raise ValueError(tag)
+        return value
 
     try:
         with _readable(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb") as f:
@@ -156,8 +159,8 @@ def _tiff_layout(data: bytes | Path) -> str | None:
             directory = TiffImagePlugin.ImageFileDirectory_v2(header)
             f.seek(directory.next)
             directory.load(f)
-        if 256 not in directory or 257 not in directory:
-            return None
+        if 256 not in directory or 257 not in directory or not (273 in directory or 324 in directory):
+            return None  # no size or no pixels: a damaged directory, not a kind of TIFF
         photometric, fmt, compression, samples = first(262, -1), first(339, 1), first(259, 1), first(277, 1)
         parts = [TIFF_PHOTOMETRIC.get(photometric, f"PhotometricInterpretation {photometric}"),
                  f"{samples} sample{'s' if samples != 1 else ''} of {first(258, 1)} bits"
@@ -168,7 +171,7 @@ def _tiff_layout(data: bytes | Path) -> str | None:
             shown = " ".join(str(int(v)) for v in extra[:4]) + (" ..." if len(extra) > 4 else "")
             parts.append("extra samples " + shown)
         parts.append(TIFF_COMPRESSION.get(compression, f"compression {compression}"))
-    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, EOFError):
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error, EOFError):
         return None  # not even its first directory reads: a damaged file
     return ", ".join(parts)
 
@@ -176,7 +179,7 @@ def _tiff_layout(data: bytes | Path) -> str | None:
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
     """Every page's header first (count, size: cheap), then every page decoded."""
     img = open_image(file, data, max_pixels)
-    frames = _page_frames(file, img, max_pixels)
+    frames = page_frames(file, img, max_pixels)
     for number, index in enumerate(frames, start=1):
         img.seek(index)
         if img.format in ("JPEG", "MPO"):
@@ -188,14 +191,17 @@ def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
     return len(frames)
 
 
-def _page_frames(file: str, img: Image.Image, max_pixels: int, until: int | None = None) -> list[int]:
+def page_frames(file: str, img: Image.Image, max_pixels: int, until: int | None = None,
+                sizes: bool = True) -> list[int]:
     """The frames of an image file that are its pages, their headers checked: every frame but a
     TIFF's reduced-resolution copies and masks (``_is_thumbnail``: a scanner's or a camera's
     preview), unless every frame is one; of an MPO (a phone's photo, Ultra HDR) only the first
     image, the photo itself: the others are its gain map, depth map or second view. ``until``:
-    stop once that many pages are found (a page read on its own need not walk the rest)."""
+    stop once that many pages are found (a page read on its own need not walk the rest);
+    ``sizes=False``: the pages' sizes are left for the caller to check, page by page."""
     if img.format == "MPO":
-        _check_size(file, img.width, img.height, 1, max_pixels)
+        if sizes:
+            _check_size(file, img.width, img.height, 1, max_pixels)
         return [0]
     pages, thumbnails, frames = [], [], ImageSequence.Iterator(img)
     while until is None or len(pages) < until:
@@ -214,9 +220,9 @@ def _page_frames(file: str, img: Image.Image, max_pixels: int, until: int | None
         if len(kept) > MAX_PAGES:
             raise InputError(file, f"tệp có hơn {MAX_PAGES} trang; hãy chia thành nhiều tệp "
                                    f"(more than {MAX_PAGES} pages in one file)")
-        if kept is pages:
+        if kept is pages and sizes:
             _check_size(file, frame.width, frame.height, len(pages), max_pixels)
-    if not pages:
+    if not pages and sizes:
         for number, (_, width, height) in enumerate(thumbnails, start=1):
             _check_size(file, width, height, number, max_pixels)
     return [index for index, _, _ in pages or thumbnails]
@@ -261,7 +267,8 @@ def _load(file: str, frame: Image.Image, page: int) -> None:
         if compression is not None and compression not in TIFF_DECODED:
             name = TIFF_COMPRESSION.get(compression, f"compression {compression}")
             raise InputError(file, f"không giải mã được ảnh TIFF nén kiểu {name}: kiểu nén này có thể không được "
-                                   "hỗ trợ, hoặc tệp hỏng; hãy lưu lại trang thành TIFF không nén hoặc LZW, PNG hoặc JPEG "
+                                   "hỗ trợ, hoặc tệp hỏng; hãy lưu lại trang thành TIFF không nén hoặc LZW, PNG "
+                                   "hoặc JPEG "
                                    f"(undecodable {name} TIFF)", page) from None
         raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng ({_why(e, file)}) (truncated or corrupt image)", page) from None
 
@@ -471,17 +478,21 @@ def load_page(file: str, kind: str, data: bytes | Path, page: int, max_pixels: i
         return _rasterise_pdf_page(file, data, page, max_pixels, deadline)
     img = open_image(file, data, max_pixels)
     try:
-        frames = _page_frames(file, img, max_pixels, until=page)
+        frames = page_frames(file, img, max_pixels, until=page)
         if not 1 <= page <= len(frames):
             raise InputError(file, "không có trang này (page out of range)", page)
         img.seek(frames[page - 1])
         frame = decoded_frame(file, img, page, max_pixels)
-        image = _normalise_mode(frame)
-        if _mirrored(frame):
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return image, _frame_dpi(frame)
+        return shown_page(frame), _frame_dpi(frame)
     finally:
         img.close()
+
+
+def shown_page(frame: Image.Image) -> Image.Image:
+    """A decoded frame as the page it shows: in RGB, L or 1 (``_normalise_mode``), unmirrored
+    when its orientation tag says it is stored mirrored (``_mirrored``)."""
+    image = _normalise_mode(frame)
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if _mirrored(frame) else image
 
 
 def _mirrored(frame: Image.Image) -> bool:
@@ -500,7 +511,7 @@ def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
     resolution is that of its largest image over the page; 300 dpi for a page with none."""
     import pikepdf
 
-    box = _visible_box(page)
+    box, _ = _visible_box(page)
     width_in, height_in = abs(box[2] - box[0]) / 72, abs(box[3] - box[1]) / 72
     if int(page.obj.get("/Rotate", 0)) % 180:
         width_in, height_in = height_in, width_in
@@ -517,21 +528,22 @@ def _pdf_page_geometry(page) -> tuple[float, float, int, str]:
     return width_in, height_in, min(max(dpi, MIN_DPI), MAX_DPI // 2), mode
 
 
-def _visible_box(page) -> list[float]:
-    """The part of the page a reader shows: its CropBox within its MediaBox (as poppler renders
-    it), the MediaBox when the CropBox is missing, unreadable or outside it. A scan placed on a
-    large sheet and cropped to A4 was rasterised whole: the A4 scan small on a 40-inch page."""
+def _visible_box(page) -> tuple[list[float], bool]:
+    """The part of the page a reader shows, and whether that is its CropBox: the CropBox within
+    its MediaBox (as poppler renders it), the MediaBox when the CropBox is missing, unreadable or
+    outside it. A scan placed on a large sheet and cropped to A4 was rasterised whole: the A4
+    scan small on a 40-inch page."""
     media = [float(v) for v in page.mediabox]
     media = [min(media[0], media[2]), min(media[1], media[3]), max(media[0], media[2]), max(media[1], media[3])]
     try:
         crop = [float(v) for v in page.cropbox]
         crop = [min(crop[0], crop[2]), min(crop[1], crop[3]), max(crop[0], crop[2]), max(crop[1], crop[3])]
     except (TypeError, ValueError, AttributeError, KeyError, IndexError):
-        return media
+        return media, False
     if len(crop) != 4:
-        return media
+        return media, False
     seen = [max(media[0], crop[0]), max(media[1], crop[1]), min(media[2], crop[2]), min(media[3], crop[3])]
-    return seen if seen[2] - seen[0] >= 1 and seen[3] - seen[1] >= 1 else media
+    return (seen, seen != media) if seen[2] - seen[0] >= 1 and seen[3] - seen[1] >= 1 else (media, False)
 
 
 def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: int, deadline: float | None = None):
@@ -542,6 +554,7 @@ def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: in
 
     with pikepdf.open(_readable(data)) as pdf:
         _, _, dpi, mode = _pdf_page_geometry(pdf.pages[page - 1])
+        _, cropped = _visible_box(pdf.pages[page - 1])
     convert = convert_from_bytes if isinstance(data, (bytes, bytearray)) else convert_from_path
     # poppler is given the page's time left, not the page stage's interruption: pdf2image kills
     # pdftoppm when its own time-out ends it, not when an exception does (a worker's soft time
@@ -549,7 +562,7 @@ def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: in
     left = time_left(deadline)
     timeout = RASTER_TIMEOUT if left is None or left >= RASTER_TIMEOUT else max(1, int(left) - 1)
     try:
-        images = convert(data, dpi=dpi, first_page=page, last_page=page, use_cropbox=True,
+        images = convert(data, dpi=dpi, first_page=page, last_page=page, use_cropbox=cropped,
                          grayscale=mode != "rgb", thread_count=1, timeout=timeout)
     except PDFPopplerTimeoutError:
         if timeout < RASTER_TIMEOUT:
@@ -561,8 +574,9 @@ def _rasterise_pdf_page(file: str, data: bytes | Path, page: int, max_pixels: in
     if not images:
         raise InputError(file, "không chuyển được trang PDF thành ảnh", page)
     img = images[0]
-    if img.width * img.height > max_pixels or max(img.size) > MAX_SIDE:
+    if img.width * img.height > max_pixels:
         raise InputError(file, f"trang {img.width}x{img.height} vượt quá giới hạn điểm ảnh", page)
+    _check_size(file, img.width, img.height, page, max_pixels)
     if mode == "bitonal":
         img = img.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")
     return _normalise_mode(img), (dpi, dpi)

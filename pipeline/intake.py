@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
@@ -64,7 +64,8 @@ from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
 
 from . import dossier, sheets
 from .errors import InputError, NotFound, UsageError
-from .inputs import EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, read_source, sniff
+from .inputs import (EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, page_frames, read_source,
+                     shown_page, sniff)
 
 PREFIX = "work/intake/"
 OWNERS = PREFIX + "owners/"
@@ -625,32 +626,37 @@ def _split_pdf(name: str, data: bytes) -> list:
 
 
 def _split_image(name: str, kind: str, data: bytes, max_pixels: int) -> list:
+    """The pages of an image file as ingest counts them (``inputs.page_frames``: a TIFF's previews
+    and an MPO's gain map are no pages); a file of one page is its own page, bytes unchanged."""
     img = open_image(name, data, max_pixels)
-    if getattr(img, "n_frames", 1) == 1:
+    try:
+        frames = page_frames(name, img, max_pixels, sizes=False)  # each page's size: decoded_frame
+    except InputError as e:
+        if e.page is None:
+            raise
+        # the pages after a damaged header cannot be reached: those before it are shown
+        frames, damaged = page_frames(name, img, max_pixels, until=e.page - 1, sizes=False), e
+    else:
+        damaged = None
+    if len(frames) == 1 and damaged is None:
+        img.seek(frames[0])
         decoded_frame(name, img, 1, max_pixels)
-        return [(kind, data)]  # a one-page file is its own page, bytes unchanged
+        return [(kind, data)]
     pages: list = []
-    iterator = ImageSequence.Iterator(img)
-    while True:
-        number = len(pages) + 1
+    for number, index in enumerate(frames, start=1):
+        img.seek(index)
         try:
-            frame = next(iterator)
-        except StopIteration:
-            return pages
-        except (OSError, SyntaxError, ValueError, TypeError, KeyError, EOFError) as e:
-            # the pages after a damaged header cannot be reached
-            return pages + [InputError(name, f"phần đầu của trang bị hỏng ({type(e).__name__}: {e}) "
-                                             "(damaged page header)", number)]
-        try:
-            pages.append(("tiff", frame_bytes(decoded_frame(name, frame, number, max_pixels))))
+            pages.append(("tiff", frame_bytes(decoded_frame(name, img, number, max_pixels))))
         except InputError as e:
             pages.append(e)
+    return pages + ([damaged] if damaged is not None else [])
 
 
 def frame_bytes(frame: Image.Image) -> bytes:
-    """One decoded frame as a one-page TIFF, losslessly: bitonal as CCITT G4, the rest deflated;
-    the resolution and colour profile kept."""
-    image = frame.copy()
+    """One decoded frame as a one-page TIFF of the page it shows (``inputs.shown_page``: 8-bit,
+    unmirrored), losslessly: bitonal as CCITT G4, the rest deflated; the resolution and colour
+    profile kept."""
+    image = shown_page(frame)
     options = {"compression": "group4" if image.mode == "1" else "tiff_adobe_deflate"}
     if (dpi := frame.info.get("dpi")) is not None:
         options["dpi"] = tuple(float(v) for v in dpi)

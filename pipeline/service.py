@@ -1109,8 +1109,8 @@ def _upload_file_name(name: str | None, n: int) -> str:
     Vietnamese name cut to 100 letters was still 300 bytes, and the upload failed)."""
     import unicodedata
 
-    safe = re.sub(r"[^\w.\-]+", "_", unicodedata.normalize("NFC", Path((name or "").replace("\\", "/")).name))
-    while len(safe.encode("utf-8")) > 120:
+    safe = re.sub(r"[^\w.\-]+", "_", unicodedata.normalize("NFC", Path((name or "").replace("\\", "/")).name))[-120:]
+    while len(safe.encode("utf-8")) > 120:  # a letter takes 1 to 4 bytes
         safe = safe[1:]
     return safe if safe.strip(".") else f"page-{n}"  # "", "." and ".." name no file of their own
 

@@ -204,6 +204,8 @@ def test_file_names_cannot_place_anything_outside_the_dossier_or_the_data_home(s
     assert statuses["trang 1 (bản sao).png"] == 202 and statuses["../../x.png"] == 202 and accepted >= 8
     # 300 bytes of Vietnamese letters made a file name the file system refused (a 500)
     assert statuses["ữ" * 100 + ".png"] == 202 and statuses[NAMES[-1]] == 202
+    from pipeline.service import _upload_file_name
+    assert _upload_file_name(NAMES[-1], 1) == "Tờ_khai_đăng_ký.png"  # a Mac's letters, composed: not "To_khai_đa_ng"
     new = set(stored_keys(home)) - before_keys
     assert new and all(k.startswith(f"dossiers/{TARGET}/originals/") for k in new), sorted(new)
     assert files_outside(root, home) == before_outside

@@ -252,7 +252,9 @@ def _good_page(directory: Path) -> Path:
 
 def _upload_name(name: str) -> str:
     """The name the upload API keeps for a file (service.accept_upload)."""
-    return re.sub(r"[^\w.\-]+", "_", name)[-100:]
+    from pipeline.service import _upload_file_name
+
+    return _upload_file_name(name, 1)
 
 
 @pytest.fixture(scope="module")
@@ -433,6 +435,47 @@ def test_a_page_with_transparent_paper_a_preview_or_a_gain_map_is_the_one_page_i
     assert source.page_count == 1 and grey.shape == shown.shape
     # within a JPEG's rounding (the PDF's scan is a JPEG of quality 80, drawn again by poppler)
     assert np.abs(grey - shown).mean() < (12 if kind.startswith("pdf") else 3)
+
+
+@pytest.mark.parametrize("kind", ["tiff_with_thumbnail", "mpo_phone_photo"])
+def test_the_counter_s_draft_counts_the_pages_ingest_counts(kind, tmp_path):
+    """A preview or a gain map is no page at the counter either: the draft showed it as page 2."""
+    from pipeline.intake import _split_image
+    from pipeline.inputs import sniff
+
+    data = getattr(badfiles, kind)(tmp_path).read_bytes()
+    assert _split_image("x", sniff(data), data, int(MAX_PIXELS)) == [(sniff(data), data)]
+
+
+def test_the_counter_s_draft_shows_the_greys_of_each_page_of_a_twelve_bit_tiff(tmp_path):
+    """A TIFF of several 12-bit pages is cut into one file per page at the counter: each shows
+    the page's greys (the cut kept 16-bit values without their bit depth, and came out black)."""
+    from PIL import Image
+
+    from pipeline.intake import _split_image
+
+    shown = np.asarray(badfiles.page_image("L", text=True), dtype=np.int32)
+    twelve = (shown * 4095 // 255).astype(np.uint16)
+    data = badfiles._plain_tiff(twelve, twelve_bits=True, more=((twelve, {"twelve_bits": True}),))
+    pages = _split_image("x.tif", "tiff", data, int(MAX_PIXELS))
+    assert len(pages) == 2
+    for kind, page in pages:
+        grey = np.asarray(Image.open(io.BytesIO(page)).convert("L"), dtype=np.int32)
+        assert kind == "tiff" and np.abs(grey - shown).max() <= 1
+
+
+def test_a_pdf_crop_box_outside_its_page_is_ignored(tmp_path):
+    """A CropBox that misses the MediaBox shows nothing: the page is its MediaBox, as before."""
+    import pikepdf
+
+    from pipeline.inputs import load_page
+
+    pdf = badfiles._pdf_with_image(badfiles.page_image("L", text=True), page_pt=(612, 792))
+    pdf.pages[0].obj["/CropBox"] = pikepdf.Array([1000, 1000, 1300, 1400])
+    path = tmp_path / "crop-outside.pdf"
+    pdf.save(path)
+    image, _ = load_page(path.name, "pdf", path.read_bytes(), 1, int(MAX_PIXELS))
+    assert image.size == (612, 792)  # 8.5 x 11 inches at 72 dpi (poppler showed 1 x 1 pixel)
 
 
 def test_a_photo_stored_mirrored_is_read_as_its_orientation_tag_shows_it(tmp_path):
