@@ -501,7 +501,9 @@ def _mirrored(frame: Image.Image) -> bool:
     quarter turns are left to the page stage, which finds the way up from the text: a turn
     in the tag is often wrong on a scan, and no text shows a mirror."""
     try:
-        return frame.getexif().get(0x0112) in (2, 4, 5, 7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": a damaged tag says nothing
+            return frame.getexif().get(0x0112) in (2, 4, 5, 7)
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
         return False
 
