@@ -158,7 +158,9 @@ def _tiff_layout(data: bytes | Path) -> str | None:
                 return None
             directory = TiffImagePlugin.ImageFileDirectory_v2(header)
             f.seek(directory.next)
-            directory.load(f)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Corrupt EXIF data": Pillow's word for a short directory
+                directory.load(f)
         if 256 not in directory or 257 not in directory or not (273 in directory or 324 in directory):
             return None  # no size or no pixels: a damaged directory, not a kind of TIFF
         photometric, fmt, compression, samples = first(262, -1), first(339, 1), first(259, 1), first(277, 1)
