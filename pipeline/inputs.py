@@ -230,14 +230,20 @@ def page_frames(file: str, img: Image.Image, max_pixels: int, until: int | None 
     return [index for index, _, _ in pages or thumbnails]
 
 
+THUMBNAIL_MAX_SIDE = 1024  # pixels: a frame marked as a preview but larger is kept as a page
+
+
 def _is_thumbnail(frame: Image.Image) -> bool:
     """A TIFF frame that says it is a reduced-resolution copy of another or a transparency mask
-    (NewSubfileType bits 0 and 2), not a page of its own."""
+    (NewSubfileType bits 0 and 2), not a page of its own, and is small enough to be one: a
+    full-size page a scanner marked so by mistake is kept rather than lost (an extra page is
+    seen and can be removed; a dropped one is not)."""
     tags = getattr(frame, "tag_v2", None)
     try:
-        return tags is not None and bool(int(tags.get(254, 0)) & 0b101)
+        marked = tags is not None and bool(int(tags.get(254, 0)) & 0b101)
     except (TypeError, ValueError):
         return False
+    return marked and max(frame.size) <= THUMBNAIL_MAX_SIDE
 
 
 def _check_size(file: str, width: int, height: int, page: int, max_pixels: int) -> None:

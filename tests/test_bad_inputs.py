@@ -405,6 +405,20 @@ def test_deep_grey_tiffs_of_other_ranges_and_white_zero_show_their_greys(dtype, 
     assert grey[5, 5] == 255
 
 
+def test_a_full_size_tiff_page_marked_as_a_preview_is_kept(tmp_path):
+    """NewSubfileType 1 marks a preview; on a frame of a full page's size it is a mistake, and
+    trusting it dropped the page without a word. The frame is kept as a page."""
+    from pipeline.inputs import load_page, read_source
+
+    page = np.full((1400, 1000), 255, dtype=np.uint8)
+    page[100:110, 100:900] = 0
+    path = tmp_path / "marked.tif"
+    path.write_bytes(badfiles._plain_tiff(page, more=((page[::-1].copy(), {"subfile_type": 1}),)))
+    source = read_source(path, int(MAX_PIXELS) * 4)
+    second, _ = load_page(path.name, "tiff", source.data, 2, int(MAX_PIXELS) * 4)
+    assert source.page_count == 2 and np.asarray(second)[1290:1300, 100:900].max() == 0
+
+
 def test_a_twelve_bit_grey_tiff_shows_its_greys(tmp_path):
     """A TIFF of 12-bit samples (a film or microfilm scanner's): Pillow reads them as 16-bit
     values up to 4,095, and taken from 0-65,535 the page came out black."""
