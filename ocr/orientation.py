@@ -232,18 +232,24 @@ def page_reads_turned_over(words: list[dict], reader: str) -> bool:
 
 def page_reads_down(words: list[dict]) -> bool:
     """Whether a reading of a straightened page runs down it: more than READ_DOWN_SHARE of its
-    words of three letters or more (READ_DOWN_MIN_WORDS at least) taller than they are wide. Tesseract reads lines
-    turned on their side as vertical text, at a confidence as high as upright text, so only the
-    words' shapes show that the page was straightened about the wrong axis."""
-    long = [w for w in words if _letters(w) >= 3]
-    tall = sum(1 for w in long if w["y1"] - w["y0"] > w["x1"] - w["x0"])
-    return len(long) >= READ_DOWN_MIN_WORDS and tall > READ_DOWN_SHARE * len(long)
+    words of three letters or more (READ_DOWN_MIN_WORDS at least) taller than they are wide.
+    Tesseract reads lines turned on their side as vertical text, at a confidence as high as
+    upright text, so only the words' shapes show that the page was straightened about the wrong axis."""
+    long, tall = _long_and_tall(words)
+    return long >= READ_DOWN_MIN_WORDS and tall > READ_DOWN_SHARE * long
 
 
 def page_reads_across(words: list[dict]) -> bool:
     """Whether a reading of a straightened page runs across it: READ_DOWN_MIN_WORDS words of three
     letters or more at least, not most of them taller than wide (``page_reads_down``)."""
-    return sum(1 for w in words if _letters(w) >= 3) >= READ_DOWN_MIN_WORDS and not page_reads_down(words)
+    long, tall = _long_and_tall(words)
+    return long >= READ_DOWN_MIN_WORDS and tall <= READ_DOWN_SHARE * long
+
+
+def _long_and_tall(words: list[dict]) -> tuple[int, int]:
+    """How many words have three letters or more, and how many of those are taller than wide."""
+    long = [w for w in words if _letters(w) >= 3]
+    return len(long), sum(1 for w in long if w["y1"] - w["y0"] > w["x1"] - w["x0"])
 
 
 def _letters(word: dict) -> int:

@@ -63,8 +63,8 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     soon as the reading is plainly turned over, and read the other way up instead), and when that
     reading is plainly upright text (``ocr.orientation.page_reads_upright``) it is the page's;
     otherwise the orientation test reads the densest band both ways up (``measure``) and, when it
-    finds the page the other way up, the page is straightened and read again. Down (a page on its side), the band test
-    decides first and the page is straightened once. Either way, a reading whose words run down
+    finds the page the other way up, the page is straightened and read again. Down (a page on its
+    side), the band test decides first and the page is straightened once. Either way, a reading whose words run down
     the page (``ocr.orientation.page_reads_down``: the line axis was wrong) is done again about
     the other axis."""
     engine = engine or recognise.TesseractEngine("vie")

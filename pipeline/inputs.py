@@ -28,7 +28,8 @@ MIN_DPI, MAX_DPI = 72, 1200  # PDF pages are rasterised within this
 STATED_MIN, STATED_MAX = 10, 9600  # a resolution an image file states outside this is junk
 MAX_PAGES = 1000  # pages in one input file: a thicker bundle is split before scanning (docs/robustness.md)
 MIN_SIDE = 32     # pixels: a narrower image cannot hold one readable line, whatever its resolution
-MAX_SIDE = 30_000  # pixels: tesseract reads no image over 32,767 a side, JPEG none over 65,500 (a 1,200-dpi A1 sheet is 28,000)
+# pixels: tesseract reads no image over 32,767 a side, JPEG none over 65,500 (a 1,200-dpi A1 sheet is 28,000)
+MAX_SIDE = 30_000
 RASTER_TIMEOUT = 300  # seconds poppler may take to rasterise one PDF page (or read a PDF's page count)
 
 
@@ -238,12 +239,7 @@ def _is_thumbnail(frame: Image.Image) -> bool:
     (NewSubfileType bits 0 and 2), not a page of its own, and is small enough to be one: a
     full-size page a scanner marked so by mistake is kept rather than lost (an extra page is
     seen and can be removed; a dropped one is not)."""
-    tags = getattr(frame, "tag_v2", None)
-    try:
-        marked = tags is not None and bool(int(tags.get(254, 0)) & 0b101)
-    except (TypeError, ValueError):
-        return False
-    return marked and max(frame.size) <= THUMBNAIL_MAX_SIDE
+    return bool((_tiff_field(frame, 254, 0) or 0) & 0b101) and max(frame.size) <= THUMBNAIL_MAX_SIDE
 
 
 def _check_size(file: str, width: int, height: int, page: int, max_pixels: int) -> None:
@@ -271,7 +267,7 @@ def _load(file: str, frame: Image.Image, page: int) -> None:
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error, ZeroDivisionError) as e:
         # Pillow's plugins raise more than OSError on damaged files: a TIFF strip offset of type
         # RATIONAL gives TypeError (tests/fuzz, test_fuzzing.py)
-        compression = _tiff_compression(frame)
+        compression = _tiff_field(frame, 259, 1)
         if compression is not None and compression not in TIFF_DECODED:
             name = TIFF_COMPRESSION.get(compression, f"compression {compression}")
             raise InputError(file, f"không giải mã được ảnh TIFF nén kiểu {name}: kiểu nén này có thể không được "
@@ -284,12 +280,16 @@ def _load(file: str, frame: Image.Image, page: int) -> None:
 TIFF_DECODED = {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32946}  # what Pillow and any libtiff decode: a failure there is damage
 
 
-def _tiff_compression(frame: Image.Image) -> int | None:
-    """The compression a TIFF frame states, None for another kind of file."""
+def _tiff_field(frame: Image.Image, tag: int, default: int | None = None) -> int | None:
+    """The (first) value of a field of a TIFF frame's directory, ``default`` when the frame has
+    none; None for another kind of file, or a value that is no integer."""
     tags = getattr(frame, "tag_v2", None)
+    if tags is None:
+        return None
+    value = tags.get(tag, default)
     try:
-        return int(tags.get(259, 1)) if tags is not None else None
-    except (TypeError, ValueError):
+        return int(value[0] if isinstance(value, tuple) else value) if value is not None else None
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -387,7 +387,7 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
         return frame.copy()
     if frame.mode in ("I;16", "I;16B", "I;16L"):
         # a TIFF may say its samples hold fewer bits (a 12-bit scanner's): scaled from its range
-        top = 2 ** min(16, max(8, _tiff_bits(frame) or 16))
+        top = 2 ** min(16, max(8, _tiff_field(frame, 258) or 16))
         grey = frame.point(lambda v: v * 256 / top).convert("L")
         return grey.point(lambda v: 255 - v) if _white_is_zero(frame) else grey
     if frame.mode in ("I", "F"):
@@ -403,16 +403,6 @@ def _normalise_mode(frame: Image.Image) -> Image.Image:
     return frame.convert("RGB")
 
 
-def _tiff_bits(frame: Image.Image) -> int | None:
-    """The bits per sample a TIFF page states, None for another kind of file."""
-    tags = getattr(frame, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None
-    try:
-        return int(bits[0] if isinstance(bits, tuple) else bits) if bits else None
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def _deep_grey(frame: Image.Image) -> Image.Image:
     """A grey page of 32-bit integers, floats or signed 16-bit integers as 8-bit grey. Its file
     does not say what range the values span. Converters write such pages either keeping 8- or 16-bit values (or 0-1 for
@@ -422,9 +412,9 @@ def _deep_grey(frame: Image.Image) -> Image.Image:
     their largest (floats); signed 16-bit values from 0-32,767, or over their whole range when
     some are negative. A value that is no number (NaN, infinite) is taken as paper. Taken as
     0-65,535 before, a page of 0-255 values came out black, and a signed 16-bit one half bright."""
-    tags = getattr(frame, "tag_v2", None)  # a TIFF's: SampleFormat 1 (the default) is unsigned
-    signed = tags.get(339, (1,))[0] == 2 if tags is not None else True
-    bits = tags.get(258, (32,))[0] if tags is not None else 32
+    fmt = _tiff_field(frame, 339, 1)  # a TIFF's: SampleFormat 1 (the default) is unsigned
+    signed = fmt is None or fmt == 2
+    bits = _tiff_field(frame, 258, 32) or 32
     if frame.mode == "I" and not signed and bits == 32:
         # unsigned 32-bit samples, which Pillow reads as signed
         values, type_top = np.asarray(frame).view(np.uint32).astype(np.float32), 2.0 ** 32 - 1
@@ -451,8 +441,7 @@ def _deep_grey(frame: Image.Image) -> Image.Image:
 def _white_is_zero(frame: Image.Image) -> bool:
     """The TIFF says its zero is white (PhotometricInterpretation 0, as film and microfilm
     scanners write). Pillow turns 1- to 8-bit such pages over itself, not deeper ones."""
-    tags = getattr(frame, "tag_v2", None)
-    return tags is not None and tags.get(262) == 0
+    return _tiff_field(frame, 262) == 0
 
 
 def _palette_has_colour(frame: Image.Image) -> bool:
