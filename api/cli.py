@@ -345,6 +345,9 @@ def _print_objects(found: dict) -> None:
           f"({number_vi(found['bytesRead'])} byte, {number_vi(found['seconds'], 1)} giây): "
           f"{number_vi(found['changed'])} thay đổi, {number_vi(found['missing'])} thiếu, {number_vi(found['extra'])} thừa"
           + (" - ĐẠT" if found["ok"] else " - KHÔNG ĐẠT"))
+    if found.get("held"):
+        print(f"  {number_vi(found['held'])} bản gốc được giữ cho lượt xử lý chưa xong (đang chờ hoặc lỗi, chờ "
+              f"'sohoa retry'; xem 'sohoa status <mã hồ sơ>'): đã đọc lại, không tính là thừa")
     for p in found["problems"]:
         print(f"  {OBJECT_OUTCOME_VI[p['outcome']]}: {p['key']}" + (f" ({p['detail']})" if p.get("detail") else ""))
 
@@ -503,7 +506,7 @@ def cmd_fixity(args, settings: Settings) -> int:
               f"đối tượng, hạn hoàn thành {r.expected_end.astimezone(VN):%d/%m/%Y %H:%M}; "
               f"{r.cycle_problems} lỗi trong chu kỳ.")
         for p in r.problems:
-            print(f"  {'SAI MÃ BĂM' if p.outcome == 'mismatch' else 'MẤT'}  {p.key}")
+            print(f"  {OBJECT_OUTCOME_VI[p.outcome]}: {p.key}" + (f" ({p.detail})" if p.detail else ""))
     return ExitCode.OK if all(r.ok for r in reports) else ExitCode.CHECK_FAILED
 
 

@@ -7,8 +7,11 @@
   manifest. A file a manifest names that the store lacks is missing; so is an object listed
   that is gone when read. Each problem is an ERROR log line naming the key, and is returned.
 - Extra objects: a key under a dossier's folder that nothing accounts for (not its manifest,
-  history, events or disposal records, nor a file the manifest names; a folder with no manifest
-  at all), as ``unlisted`` decides.
+  history, events or disposal records, nor a file the manifest names, nor an original held for
+  a job not done; a folder with no manifest at all), as ``unlisted`` decides. Held originals
+  (``held``: dossier code -> keys, from the job table, ``pipeline.jobs.held_originals``) are
+  the citizen's files of a job still running or failed and waiting for its retry: re-read and
+  hashed like any object, counted, never extra.
 - Two views of one check: ``sweep`` reads the whole store at once, one dossier folder at a time
   (what ``sohoa verify --all`` runs first, and ``--fixity-only`` alone); ``fixity_slice`` reads
   it a slice at a time (the Celery beat task ``sohoa.fixity``), so that every object is checked
@@ -37,7 +40,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable, Mapping
 
 from storage import keys
 from storage.base import ObjectStore, sha256
@@ -58,6 +61,7 @@ OUTCOME_VI = {"mismatch": "sai mã băm SHA-256", "missing": "mất đối tư�
 # what a dossier folder holds besides the files its manifest names (pipeline.disposal's records)
 _RECORDS = ("legal-hold.json", "disposal.json", "disposal-pending.json")
 _HISTORY = re.compile(r"manifests/(\d{6})\.json")
+Held = Mapping[str, Collection[str]]  # dossier code -> keys of the originals held for jobs not done
 _EVENT = re.compile(r"events/\d{8}T\d{6}\.\d{6}Z-[a-z][a-z-]{0,39}-[0-9a-f]{8,32}\.json")
 
 
@@ -194,12 +198,15 @@ def done_count(found: Iterable[str], last_key: str | None) -> int:
     return 0 if last_key is None else sum(1 for k in found if k <= last_key)
 
 
-def unlisted(code: str, found: Iterable[str], manifest: dict | None, disposal: dict | None = None) -> list[str]:
+def unlisted(code: str, found: Iterable[str], manifest: dict | None, disposal: dict | None = None,
+             held: Collection[str] = ()) -> list[str]:
     """The keys under the dossier's folder that nothing accounts for (extra objects): not the
     manifest, a version of its history up to the current one, a file it names, a preservation
-    event or a record of ``pipeline.disposal``; for a disposed dossier (``disposal``, its record)
-    the objects the record says were kept. A folder with neither a manifest nor a disposal
-    record is all extra (what an ingest cut short would leave, were it to leave anything)."""
+    event, a record of ``pipeline.disposal`` or an original ``held`` for a job not done; for a
+    disposed dossier (``disposal``, its record) the objects the record says were kept. Anything
+    else in a folder with neither a manifest nor a disposal record is extra (what an ingest cut
+    short before recording its job would leave)."""
+    found = [key for key in found if key not in held]
     prefix = keys.dossier_prefix(code)
     named = set(expected_hashes(manifest)) if manifest else set()
     newest = int(manifest.get("manifestVersion") or 0) if manifest else 0
@@ -232,6 +239,7 @@ class StoreAudit:
     bytes_read: int
     problems: tuple[FixityProblem, ...]
     seconds: float
+    held: int = 0                # originals held for jobs not done (queued, running, failed): not extra
 
     @property
     def ok(self) -> bool:
@@ -243,7 +251,7 @@ class StoreAudit:
     def to_json(self) -> dict:
         return {"store": self.store, "dossiers": self.dossiers, "documents": self.documents, "objects": self.objects,
                 "bytesRead": self.bytes_read, "changed": self.count("mismatch"), "missing": self.count("missing"),
-                "extra": self.count("extra"), "problems": [p.to_json() for p in self.problems],
+                "extra": self.count("extra"), "held": self.held, "problems": [p.to_json() for p in self.problems],
                 "seconds": round(self.seconds, 3), "ok": self.ok}
 
 
@@ -271,12 +279,14 @@ def check_object(store: ObjectStore, key: str, listed: str | None) -> tuple[Fixi
     return judge(key, actual, info.sha256, listed), actual, len(data)
 
 
-def check_dossier(store: ObjectStore, code: str) -> tuple[list[FixityProblem], int, int, int]:
+def check_dossier(store: ObjectStore, code: str,
+                  held: Collection[str] = ()) -> tuple[list[FixityProblem], int, int, int, int]:
     """Every object under one dossier's folder, listed by its prefix and re-read: (problems,
-    documents, objects read, bytes read). Changed: the bytes' SHA-256 differs from the store's
-    record or the manifest's; missing: a file the manifest names is not there; extra: see
-    ``unlisted``. A manifest that does not parse is a changed object and its folder is not
-    judged for extras (nothing says what belongs)."""
+    documents, objects read, bytes read, originals found that are held for jobs not done).
+    Changed: the bytes' SHA-256 differs from the store's record or the manifest's; missing: a
+    file the manifest names is not there; extra: see ``unlisted``. A manifest that does not
+    parse is a changed object and its folder is not judged for extras (nothing says what
+    belongs)."""
     found = store.list(keys.dossier_prefix(code))
     present = set(found)
     manifest_key = keys.manifest(code)
@@ -307,23 +317,24 @@ def check_dossier(store: ObjectStore, code: str) -> tuple[list[FixityProblem], i
             if named not in present:
                 problems.append(FixityProblem(named, "missing", digest, None, f"manifest {manifest_key}"))
         disposal = _read_json(store, keys.dossier_prefix(code) + "disposal.json") if manifest is None else None
-        for key in unlisted(code, found, manifest, disposal):
+        for key in unlisted(code, found, manifest, disposal, held):
             problems.append(FixityProblem(key, "extra", None, actual.get(key),
                                           "không có manifest / no manifest" if manifest is None and disposal is None
                                           else f"không có trong {manifest_key} / not in {manifest_key}"))
     documents = len((manifest or {}).get("documents") or []) if isinstance(manifest, dict) else 0
-    return problems, documents, len(found), read
+    return problems, documents, len(found), read, len(present.intersection(held).difference(hashes))
 
 
-def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | None = None,
+def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | None = None, held: Held = {},
           on_dossier: Callable[[str, list[FixityProblem]], None] | None = None) -> StoreAudit:
     """Check the whole store now, one dossier folder at a time (``children`` of ``dossiers/``,
     then each folder by its prefix): the check ``sohoa verify --all`` runs, and the one rolling
     fixity spreads over SOHOA_FIXITY_DAYS. Holds one dossier's keys at a time, never the
-    store's. ``codes``: those dossiers only. ``on_dossier(code, problems)`` once per folder."""
+    store's. ``codes``: those dossiers only; ``held``: see the module's docstring.
+    ``on_dossier(code, problems)`` once per folder."""
     started = time.monotonic()
     problems: list[FixityProblem] = []
-    dossiers = documents = objects = read = 0
+    dossiers = documents = objects = read = kept = 0
     for name in (store.children(keys.PREFIX) if codes is None else codes):
         try:
             keys.dossier_prefix(name)
@@ -331,19 +342,20 @@ def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | 
             problems.append(FixityProblem(f"{keys.PREFIX}{name}", "extra", None, None,
                                           "không phải mã hồ sơ / not a dossier code"))
             continue
-        found, docs, count, size = check_dossier(store, name)
+        found, docs, count, size, waiting = check_dossier(store, name, held.get(name, ()))
         if codes is not None and not count:  # a dossier named that the store does not hold
             found = [FixityProblem(keys.manifest(name), "missing", None, None, "không có hồ sơ này / no such dossier")]
         dossiers, documents, objects, read = dossiers + 1, documents + docs, objects + count, read + size
+        kept += waiting
         problems.extend(found)
         if on_dossier is not None:
             on_dossier(name, found)
     for problem in problems:
         _alert(label, problem)
-    report = StoreAudit(label, dossiers, documents, objects, read, tuple(problems), time.monotonic() - started)
-    log.info("Kiểm tra toàn bộ kho %s: %d hồ sơ, %d tài liệu, %d đối tượng; %d thay đổi, %d thiếu, %d thừa (%.1f s)",
-             label, dossiers, documents, objects, report.count("mismatch"), report.count("missing"),
-             report.count("extra"), report.seconds)
+    report = StoreAudit(label, dossiers, documents, objects, read, tuple(problems), time.monotonic() - started, kept)
+    log.info("Kiểm tra toàn bộ kho %s: %d hồ sơ, %d tài liệu, %d đối tượng; %d thay đổi, %d thiếu, %d thừa; "
+             "%d bản gốc giữ cho lượt xử lý chưa xong (%.1f s)", label, dossiers, documents, objects,
+             report.count("mismatch"), report.count("missing"), report.count("extra"), kept, report.seconds)
     return report
 
 
@@ -377,7 +389,7 @@ def _manifest_hashes(store: ObjectStore, code: str) -> dict[str, str]:
         return {}
 
 
-def _extras(store: ObjectStore, code: str, found: list[str]) -> set[str]:
+def _extras(store: ObjectStore, code: str, found: list[str], held: Collection[str]) -> set[str]:
     """The extra objects of one dossier in a slice's listing (``unlisted``)."""
     try:
         prefix = keys.dossier_prefix(code)
@@ -394,7 +406,7 @@ def _extras(store: ObjectStore, code: str, found: list[str]) -> set[str]:
     if manifest_key in mine and manifest is None:
         return set()  # a damaged manifest: reported as changed; nothing says what belongs
     disposal = _read_json(store, prefix + "disposal.json") if manifest is None else None
-    return set(unlisted(code, mine, manifest, disposal))
+    return set(unlisted(code, mine, manifest, disposal, held))
 
 
 def _alert(label: str, problem: FixityProblem) -> None:
@@ -409,9 +421,10 @@ def _alert(label: str, problem: FixityProblem) -> None:
 
 def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datetime | None = None, *,
                  label: str = "primary", interval: float = 3600, limit: int | None = None,
-                 budget: float | None = None,
+                 budget: float | None = None, held: Held = {},
                  on_dossier: Callable[[str, list[dict]], None] | None = None) -> FixityReport:
-    """Read the next slice of ``store``'s objects, record each outcome and move the cursor.
+    """Read the next slice of ``store``'s objects, record each outcome and move the cursor
+    (``held``: see the module's docstring).
     ``on_dossier(code, outcomes)``, once per dossier read in the slice (its objects' outcomes
     ``{"key", "sha256", "outcome"}``), is where a caller records the dossier's PREMIS fixity event."""
     started = time.monotonic()
@@ -428,7 +441,7 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
         code = keys.code_of(key)
         if code is not None and code not in hashes:
             hashes[code] = _manifest_hashes(store, code)
-            extras[code] = _extras(store, code, found)
+            extras[code] = _extras(store, code, found, held.get(code, ()))
         listed = hashes.get(code, {}).get(key) if code else None
         problem, actual, size = check_object(store, key, listed)  # as ``sweep`` reads each object
         read += size
@@ -489,7 +502,7 @@ def cursors(state: ObjectStore) -> dict[str, Cursor]:
 
 
 def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: datetime | None = None, *,
-        interval: float = 3600, limit: int | None = None, budget: float | None = None,
+        interval: float = 3600, limit: int | None = None, budget: float | None = None, held: Held = {},
         on_dossier: Callable[[str, str, list[dict]], None] | None = None) -> tuple[FixityReport, ...]:
     """One slice of the primary and, when there is one, of the replica (its state kept in the
     primary); ``on_dossier(label, code, outcomes)`` as in ``fixity_slice``."""
@@ -497,13 +510,13 @@ def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: dat
     share = None if budget is None else budget / (2 if replica is not None else 1)
     stores = [("primary", primary)] + ([("replica", replica)] if replica is not None else [])
     return tuple(fixity_slice(store, primary, days, now, label=label, interval=interval, limit=limit, budget=share,
-                              on_dossier=None if on_dossier is None else partial(on_dossier, label))
+                              held=held, on_dossier=None if on_dossier is None else partial(on_dossier, label))
                  for label, store in stores)
 
 
 def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook, days: float, *,
                  interval: float = 3600, limit: int | None = None, budget: float | None = None,
-                 now: datetime | None = None) -> tuple[FixityReport, ...]:
+                 now: datetime | None = None, held: Held = {}) -> tuple[FixityReport, ...]:
     """``run``, with what each slice found recorded where archivists look: a fixity check event
     for each dossier read (``pipeline.events``, in the primary: the replica's copy of a dossier
     is the primary's dossier too), a ``fixity.failed`` notice for the objects found changed or
@@ -517,7 +530,8 @@ def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook,
                           objects=[o["key"] for o in outcomes])
         notices.notify_fixity(db, webhook, label, code, bad)
 
-    reports = run(primary, replica, days, now, interval=interval, limit=limit, budget=budget, on_dossier=on_dossier)
+    reports = run(primary, replica, days, now, interval=interval, limit=limit, budget=budget, held=held,
+                  on_dossier=on_dossier)
     for r in reports:
         outside = [p.to_json() for p in r.problems if keys.code_of(p.key) is None]
         notices.notify_fixity(db, webhook, r.store, "system", outside)

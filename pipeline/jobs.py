@@ -257,6 +257,16 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         raise
 
 
+def held_originals(db) -> dict[str, frozenset[str]]:
+    """The keys of the originals stored for jobs not done (queued, running, failed), by dossier.
+    No manifest names them until their document is committed, yet they are kept for the work
+    or the retry: a fixity check must not call them extra."""
+    held: dict[str, set[str]] = {}
+    for job in job_table.find(db, states=job_table.ACTIVE + ("failed",)):
+        held.setdefault(job["dossier"], set()).update(o["key"] for o in job["request"].get("originals") or ())
+    return {code: frozenset(found) for code, found in held.items()}
+
+
 def reopen(db, job_id: str) -> list[int]:
     """A failed (or stalled) job queued again; returns the pages still to do (finished pages are kept)."""
     job = _job(db, job_id)

@@ -416,8 +416,9 @@ def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool 
 
 
 def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str], all_dossiers: bool):
-    """The store's objects (or the named dossiers'), each re-read: changed, missing, extra. A
-    dossier with a problem gets a failed fixity check event; the run, one access-log line."""
+    """The store's objects (or the named dossiers'), each re-read: changed, missing, extra (the
+    originals of jobs not done are held for them, not extra). A dossier with a problem gets a
+    failed fixity check event; the run, one access-log line."""
     from . import fixity as rolling
 
     def on_dossier(code: str, problems) -> None:
@@ -426,15 +427,16 @@ def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str],
                           outcome_detail="; ".join(f"{p.key}: {p.outcome}" for p in problems),
                           objects=[p.key for p in problems])
 
+    held = jobs.held_originals(database(settings))
     if all_dossiers:
-        found = rolling.sweep(store, on_dossier=on_dossier)
+        found = rolling.sweep(store, on_dossier=on_dossier, held=held)
     else:
-        found = rolling.sweep(store, on_dossier=on_dossier, codes=[dossier.validate_key(c) for c in _codes(
+        found = rolling.sweep(store, on_dossier=on_dossier, held=held, codes=[dossier.validate_key(c) for c in _codes(
             lambda: store, codes, False)])
     audit.record(database(settings), "verify-objects", "success" if found.ok else "failure",
                  dossiers=found.dossiers, documents=found.documents, objects=found.objects,
                  changed=found.count("mismatch"), missing=found.count("missing"), extra=found.count("extra"),
-                 seconds=round(found.seconds, 3))
+                 held=found.held, seconds=round(found.seconds, 3))
     return found
 
 
@@ -684,8 +686,9 @@ def fixity(settings: Settings, *, status_only: bool = False, limit: int | None =
     if status_only:
         return tuple(rolling.status(s, store, days, label=label)
                      for label, s in (("primary", store), ("replica", replica)) if s is not None)
-    return rolling.run_recorded(store, replica, database(settings), settings.webhook, days,
-                                interval=settings.fixity.interval, limit=limit)
+    db = database(settings)
+    return rolling.run_recorded(store, replica, db, settings.webhook, days, interval=settings.fixity.interval,
+                                limit=limit, held=jobs.held_originals(db))
 
 
 def fixity_counters(settings: Settings) -> dict[str, dict]:

@@ -186,6 +186,7 @@ def fixity(self) -> None:
     records it (``pipeline.fixity.run_recorded``). It stops reading at 80 % of the interval,
     saving how far it got."""
     settings = _settings()
-    rolling_fixity.run_recorded(_store(), _replica(), runtime.database(settings), settings.webhook,
-                                settings.fixity.days, interval=settings.fixity.interval,
-                                budget=settings.fixity.interval * .8, now=datetime.now(timezone.utc))
+    db = runtime.database(settings)
+    rolling_fixity.run_recorded(_store(), _replica(), db, settings.webhook, settings.fixity.days,
+                                interval=settings.fixity.interval, budget=settings.fixity.interval * .8,
+                                now=datetime.now(timezone.utc), held=jobs.held_originals(db))

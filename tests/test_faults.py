@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from storage import keys
+from storage.local import LocalStore
 from tests.conftest import manifest_of, stored_keys
 from tests.doc_tables import check_table
 from tests.services import free_port, throwaway_pg_database
@@ -182,7 +184,7 @@ def faulty_tesseract(tmp_path, monkeypatch):
 
 
 def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_finishes(
-        cli, home, sheets, faulty_tesseract):
+        cli, home, sheets, faulty_tesseract, monkeypatch):
     code_ = "H23.50-261202-0101"
     files = [sheets / "a.png", sheets / "vuong.png", sheets / "b.png"]
     faulty_tesseract.write_text("crash")
@@ -198,6 +200,19 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
     assert (job["pagesDone"], job["pagesFailed"]) == (2, 1)
     finished = _sql(home, "SELECT number, updated FROM job_pages WHERE job_id = :j AND state = 'done' "
                           "ORDER BY number", j=job["job"])
+    # the kept originals wait for the retry: the archive's checks re-read them and call none extra;
+    # bytes under a dossier that no job and no manifest accounts for still are
+    stray = keys.original("H23.50-261202-0102", "0" * 64, "png")
+    LocalStore(home / "store").put(stray, b"not a citizen's file", "image/png")
+    code, out, err = cli("verify", "--all", "--fixity-only")
+    assert code == 1 and "0 thay đổi, 0 thiếu, 1 thừa - KHÔNG ĐẠT" in out, out
+    assert f"THỪA (extra): {stray}" in out and out.count("THỪA") == 1, out
+    assert "3 bản gốc được giữ cho lượt xử lý chưa xong" in out, out
+    monkeypatch.setenv("SOHOA_FIXITY_DAYS", "1")
+    monkeypatch.setenv("SOHOA_FIXITY_INTERVAL", str(7 * 24 * 3600))  # the whole cycle in one slice
+    code, out, err = cli("fixity")  # the rolling check (the Celery beat task's)
+    assert code == 1 and f"THỪA (extra): {stray}" in out and out.count("THỪA") == 1, out
+    LocalStore(home / "store").delete(stray)
 
     faulty_tesseract.write_text("")  # the fault is gone
     code, out, err = cli("retry", job["job"], "--json")
@@ -209,11 +224,15 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
     assert [d["docId"] for d in manifest_of(home, code_)["documents"]] == [f"{code_}.001"]
     after = _status(cli, job["job"])[0]
     assert (after["state"], after["attempts"], after["pagesDone"]) == ("done", 2, 3)
+    code, out, err = cli("verify", "--all", "--fixity-only")  # its originals now named by the manifest
+    assert code == 0 and "0 thay đổi, 0 thiếu, 0 thừa - ĐẠT" in out and "được giữ" not in out, out
     code, out, err = cli("ingest", "--dossier", code_, "--title", "Đơn", *files, "--json")
     assert code == 0 and json.loads(out)["duplicate"] is True  # the same files again: no second document
     assert _sql(home, "SELECT doc_id FROM documents WHERE dossier_code = :c", c=code_) == [(f"{code_}.001",)]
     row("tesseract crashes (SIGSEGV) on one page", "embedded",
         "job `failed`: \"1/3 trang lỗi ... vuong.png, trang 1: TesseractError\"; originals kept, no document; "
+        "meanwhile `sohoa verify --all` and rolling fixity re-read the 3 kept originals and call none extra "
+        "(held for the job; a stray object beside them is extra); "
         "`sohoa retry` → `done`, the 2 finished pages not redone, 1 document, indexed once",
         "test_faults.py::test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_finishes")
 

@@ -300,7 +300,7 @@ def test_the_archivists_commands_replicate_check_fixity_and_restore_and_leave_ev
     assert f"KHÁC   {pdf_key(CODES[1])}" in capsys.readouterr().out
     assert sohoa(["fixity"], settings=settings) == 1  # one slice covers the whole store with a one-day cycle
     out = capsys.readouterr().out
-    assert f"SAI MÃ BĂM  {pdf_key(CODES[1])}" in out and "bản sao:" in out and "kho chính:" in out
+    assert f"THAY ĐỔI (changed): {pdf_key(CODES[1])}" in out and "bản sao:" in out and "kho chính:" in out
     checks = [e for e in service.dossier_events(settings, CODES[1]) if e["type"] == "fixity check"]
     assert sorted(e["outcome"] for e in checks) == ["failure", "success"]  # primary sound, replica not
     assert pdf_key(CODES[1]) in next(e for e in checks if e["outcome"] == "failure")["outcomeDetail"]
