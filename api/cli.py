@@ -346,8 +346,8 @@ def _print_objects(found: dict) -> None:
           f"{number_vi(found['changed'])} thay đổi, {number_vi(found['missing'])} thiếu, {number_vi(found['extra'])} thừa"
           + (" - ĐẠT" if found["ok"] else " - KHÔNG ĐẠT"))
     if found.get("held"):
-        print(f"  {number_vi(found['held'])} bản gốc được giữ cho lượt xử lý chưa xong (đang chờ hoặc lỗi, chờ "
-              f"'sohoa retry'; xem 'sohoa status <mã hồ sơ>'): đã đọc lại, không tính là thừa")
+        print(f"  {number_vi(found['held'])} bản gốc được giữ cho lượt xử lý chưa xong (đang chờ, đang xử lý, "
+              f"hoặc lỗi và chờ 'sohoa retry'; xem 'sohoa status <mã hồ sơ>'): đã đọc lại, không tính là thừa")
     for p in found["problems"]:
         print(f"  {OBJECT_OUTCOME_VI[p['outcome']]}: {p['key']}" + (f" ({p['detail']})" if p.get("detail") else ""))
 

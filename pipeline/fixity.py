@@ -8,10 +8,11 @@
   that is gone when read. Each problem is an ERROR log line naming the key, and is returned.
 - Extra objects: a key under a dossier's folder that nothing accounts for (not its manifest,
   history, events or disposal records, nor a file the manifest names, nor an original held for
-  a job not done; a folder with no manifest at all), as ``unlisted`` decides. Held originals
-  (``held``: dossier code -> keys, from the job table, ``pipeline.jobs.held_originals``) are
-  the citizen's files of a job still running or failed and waiting for its retry: re-read and
-  hashed like any object, counted, never extra.
+  a job not done; a folder with no manifest at all), as ``unlisted`` decides.
+- Held originals: the citizen's files of a job queued, running, or failed and waiting for its
+  retry (``held(code)``: key -> job id, read from the job table after the folder is listed,
+  ``pipeline.jobs.held_originals``). Re-read and hashed like any object, never extra, and
+  missing when gone (the retry needs them); not held once the dossier is disposed of.
 - Two views of one check: ``sweep`` reads the whole store at once, one dossier folder at a time
   (what ``sohoa verify --all`` runs first, and ``--fixity-only`` alone); ``fixity_slice`` reads
   it a slice at a time (the Celery beat task ``sohoa.fixity``), so that every object is checked
@@ -61,7 +62,11 @@ OUTCOME_VI = {"mismatch": "sai mã băm SHA-256", "missing": "mất đối tư�
 # what a dossier folder holds besides the files its manifest names (pipeline.disposal's records)
 _RECORDS = ("legal-hold.json", "disposal.json", "disposal-pending.json")
 _HISTORY = re.compile(r"manifests/(\d{6})\.json")
-Held = Mapping[str, Collection[str]]  # dossier code -> keys of the originals held for jobs not done
+Held = Callable[[str], Mapping[str, str]]  # dossier code -> {original key: job id} of its jobs not done
+
+
+def nothing_held(code: str) -> Mapping[str, str]:
+    return {}
 _EVENT = re.compile(r"events/\d{8}T\d{6}\.\d{6}Z-[a-z][a-z-]{0,39}-[0-9a-f]{8,32}\.json")
 
 
@@ -203,10 +208,12 @@ def unlisted(code: str, found: Iterable[str], manifest: dict | None, disposal: d
     """The keys under the dossier's folder that nothing accounts for (extra objects): not the
     manifest, a version of its history up to the current one, a file it names, a preservation
     event, a record of ``pipeline.disposal`` or an original ``held`` for a job not done; for a
-    disposed dossier (``disposal``, its record) the objects the record says were kept. Anything
+    disposed dossier (``disposal``, its record) the objects the record says were kept, and no
+    more (the originals of a job it left are extra). Anything
     else in a folder with neither a manifest nor a disposal record is extra (what an ingest cut
     short before recording its job would leave)."""
-    found = [key for key in found if key not in held]
+    if disposal is None:
+        found = [key for key in found if key not in held]
     prefix = keys.dossier_prefix(code)
     named = set(expected_hashes(manifest)) if manifest else set()
     newest = int(manifest.get("manifestVersion") or 0) if manifest else 0
@@ -280,17 +287,17 @@ def check_object(store: ObjectStore, key: str, listed: str | None) -> tuple[Fixi
 
 
 def check_dossier(store: ObjectStore, code: str,
-                  held: Collection[str] = ()) -> tuple[list[FixityProblem], int, int, int, int]:
+                  held: Held = nothing_held) -> tuple[list[FixityProblem], int, int, int, int]:
     """Every object under one dossier's folder, listed by its prefix and re-read: (problems,
     documents, objects read, bytes read, originals found that are held for jobs not done).
     Changed: the bytes' SHA-256 differs from the store's record or the manifest's; missing: a
     file the manifest names is not there; extra: see ``unlisted``. A manifest that does not
     parse is a changed object and its folder is not judged for extras (nothing says what
-    belongs)."""
+    belongs). ``held``: see the module's docstring."""
     found = store.list(keys.dossier_prefix(code))
     present = set(found)
     manifest_key = keys.manifest(code)
-    manifest, hashes, damaged = None, {}, False
+    manifest, hashes, damaged, waiting = None, {}, False, {}
     if manifest_key in present:
         try:
             # plain JSON, not the schema (``manifest.loads``, ~10 ms a manifest): what is judged
@@ -317,15 +324,27 @@ def check_dossier(store: ObjectStore, code: str,
             if named not in present:
                 problems.append(FixityProblem(named, "missing", digest, None, f"manifest {manifest_key}"))
         disposal = _read_json(store, keys.dossier_prefix(code) + "disposal.json") if manifest is None else None
-        for key in unlisted(code, found, manifest, disposal, held):
+        waiting = held(code) if disposal is None else {}
+        for key in unlisted(code, found, manifest, disposal, waiting):
             problems.append(FixityProblem(key, "extra", None, actual.get(key),
                                           "không có manifest / no manifest" if manifest is None and disposal is None
                                           else f"không có trong {manifest_key} / not in {manifest_key}"))
+        problems.extend(_held_missing(store, present, waiting, hashes))
     documents = len((manifest or {}).get("documents") or []) if isinstance(manifest, dict) else 0
-    return problems, documents, len(found), read, len(present.intersection(held).difference(hashes))
+    return problems, documents, len(found), read, len(present.intersection(waiting).difference(hashes))
 
 
-def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | None = None, held: Held = {},
+def _held_missing(store: ObjectStore, present: set[str], waiting: Mapping[str, str],
+                  named: Mapping[str, str]) -> list[FixityProblem]:
+    """The held originals not in the listing and not there when looked for again (one stored
+    after the listing is there)."""
+    return [FixityProblem(key, "missing", None, None, f"bản gốc giữ cho lượt xử lý {job} / original of job {job}")
+            for key, job in sorted(waiting.items())
+            if key not in present and key not in named and not store.exists(key)]
+
+
+def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | None = None,
+          held: Held = nothing_held,
           on_dossier: Callable[[str, list[FixityProblem]], None] | None = None) -> StoreAudit:
     """Check the whole store now, one dossier folder at a time (``children`` of ``dossiers/``,
     then each folder by its prefix): the check ``sohoa verify --all`` runs, and the one rolling
@@ -342,7 +361,7 @@ def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | 
             problems.append(FixityProblem(f"{keys.PREFIX}{name}", "extra", None, None,
                                           "không phải mã hồ sơ / not a dossier code"))
             continue
-        found, docs, count, size, waiting = check_dossier(store, name, held.get(name, ()))
+        found, docs, count, size, waiting = check_dossier(store, name, held)
         if codes is not None and not count:  # a dossier named that the store does not hold
             found = [FixityProblem(keys.manifest(name), "missing", None, None, "không có hồ sơ này / no such dossier")]
         dossiers, documents, objects, read = dossiers + 1, documents + docs, objects + count, read + size
@@ -389,8 +408,9 @@ def _manifest_hashes(store: ObjectStore, code: str) -> dict[str, str]:
         return {}
 
 
-def _extras(store: ObjectStore, code: str, found: list[str], held: Collection[str]) -> set[str]:
-    """The extra objects of one dossier in a slice's listing (``unlisted``)."""
+def _extras(store: ObjectStore, code: str, found: list[str], held: Mapping[str, str]) -> set[str]:
+    """The extra objects of one dossier in a slice's listing (``unlisted``; ``held``: its held
+    originals)."""
     try:
         prefix = keys.dossier_prefix(code)
     except Exception:
@@ -421,7 +441,7 @@ def _alert(label: str, problem: FixityProblem) -> None:
 
 def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datetime | None = None, *,
                  label: str = "primary", interval: float = 3600, limit: int | None = None,
-                 budget: float | None = None, held: Held = {},
+                 budget: float | None = None, held: Held = nothing_held,
                  on_dossier: Callable[[str, list[dict]], None] | None = None) -> FixityReport:
     """Read the next slice of ``store``'s objects, record each outcome and move the cursor
     (``held``: see the module's docstring).
@@ -441,7 +461,11 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
         code = keys.code_of(key)
         if code is not None and code not in hashes:
             hashes[code] = _manifest_hashes(store, code)
-            extras[code] = _extras(store, code, found, held.get(code, ()))
+            waiting = held(code)
+            extras[code] = _extras(store, code, found, waiting)
+            for gone in _held_missing(store, present, waiting, hashes[code]):
+                problems.append(gone)
+                outcomes.append({"key": gone.key, "sha256": None, "outcome": "missing"})
         listed = hashes.get(code, {}).get(key) if code else None
         problem, actual, size = check_object(store, key, listed)  # as ``sweep`` reads each object
         read += size
@@ -502,7 +526,8 @@ def cursors(state: ObjectStore) -> dict[str, Cursor]:
 
 
 def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: datetime | None = None, *,
-        interval: float = 3600, limit: int | None = None, budget: float | None = None, held: Held = {},
+        interval: float = 3600, limit: int | None = None, budget: float | None = None,
+        held: Held = nothing_held,
         on_dossier: Callable[[str, str, list[dict]], None] | None = None) -> tuple[FixityReport, ...]:
     """One slice of the primary and, when there is one, of the replica (its state kept in the
     primary); ``on_dossier(label, code, outcomes)`` as in ``fixity_slice``."""
@@ -516,7 +541,7 @@ def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: dat
 
 def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook, days: float, *,
                  interval: float = 3600, limit: int | None = None, budget: float | None = None,
-                 now: datetime | None = None, held: Held = {}) -> tuple[FixityReport, ...]:
+                 now: datetime | None = None, held: Held = nothing_held) -> tuple[FixityReport, ...]:
     """``run``, with what each slice found recorded where archivists look: a fixity check event
     for each dossier read (``pipeline.events``, in the primary: the replica's copy of a dossier
     is the primary's dossier too), a ``fixity.failed`` notice for the objects found changed or

@@ -257,14 +257,12 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         raise
 
 
-def held_originals(db) -> dict[str, frozenset[str]]:
-    """The keys of the originals stored for jobs not done (queued, running, failed), by dossier.
-    No manifest names them until their document is committed, yet they are kept for the work
-    or the retry: a fixity check must not call them extra."""
-    held: dict[str, set[str]] = {}
-    for job in job_table.find(db, states=job_table.ACTIVE + ("failed",)):
-        held.setdefault(job["dossier"], set()).update(o["key"] for o in job["request"].get("originals") or ())
-    return {code: frozenset(found) for code, found in held.items()}
+def held_originals(db, code: str) -> dict[str, str]:
+    """The originals stored for the dossier's jobs not done (queued, running, failed): key -> job
+    id. No manifest names them until their document is committed, yet they are kept for the
+    work or the retry: a fixity check must not call them extra, and must miss them if gone."""
+    return {o["key"]: job_id for job_id, request in job_table.requests_of(db, code, job_table.ACTIVE + ("failed",))
+            for o in request.get("originals") or ()}
 
 
 def reopen(db, job_id: str) -> list[int]:

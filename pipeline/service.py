@@ -427,7 +427,7 @@ def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str],
                           outcome_detail="; ".join(f"{p.key}: {p.outcome}" for p in problems),
                           objects=[p.key for p in problems])
 
-    held = jobs.held_originals(database(settings))
+    held = partial(jobs.held_originals, database(settings))
     if all_dossiers:
         found = rolling.sweep(store, on_dossier=on_dossier, held=held)
     else:
@@ -688,7 +688,7 @@ def fixity(settings: Settings, *, status_only: bool = False, limit: int | None =
                      for label, s in (("primary", store), ("replica", replica)) if s is not None)
     db = database(settings)
     return rolling.run_recorded(store, replica, db, settings.webhook, days, interval=settings.fixity.interval,
-                                limit=limit, held=jobs.held_originals(db))
+                                limit=limit, held=partial(jobs.held_originals, db))
 
 
 def fixity_counters(settings: Settings) -> dict[str, dict]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import datetime, timezone
+from functools import partial
 
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
@@ -189,4 +190,4 @@ def fixity(self) -> None:
     db = runtime.database(settings)
     rolling_fixity.run_recorded(_store(), _replica(), db, settings.webhook, settings.fixity.days,
                                 interval=settings.fixity.interval, budget=settings.fixity.interval * .8,
-                                now=datetime.now(timezone.utc), held=jobs.held_originals(db))
+                                now=datetime.now(timezone.utc), held=partial(jobs.held_originals, db))

@@ -129,6 +129,14 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
     return found[::-1] if newest is not None else found
 
 
+def requests_of(engine: Engine, dossier: str, states: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """(job id, request) of the dossier's jobs in ``states``, oldest first; no page rows."""
+    query = (sa.select(jobs.c.id, jobs.c.request).where(jobs.c.dossier == dossier, jobs.c.state.in_(states))
+             .order_by(jobs.c.created, jobs.c.id))
+    with engine.connect() as conn:
+        return [(row.id, json.loads(row.request)) for row in conn.execute(query)]
+
+
 def _listed(row, done: int, failed: int) -> dict:
     """A job row as ``find`` gives it: its request decoded, its pages counted, no page rows."""
     return {**row._asdict(), "request": json.loads(row.request), "pages_done": done, "pages_failed": failed}

@@ -13,7 +13,7 @@ from api.cli import main as sohoa
 from pipeline import config, disposal, service
 from pipeline.errors import Conflict, UsageError
 from pipeline.runtime import database
-from storage import keys
+from storage import jobs as job_table, keys
 from storage.errors import RetentionError
 from storage.local import LocalStore
 from tests.conftest import save_page
@@ -139,6 +139,15 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     # the other dossier is untouched and still verifies
     assert not service.verify(settings, [PERMANENT]).failed
     assert service.verify(settings, all_dossiers=True).results.keys() == {PERMANENT}
+    # a citizen's file that a failed job of the dossier still held is not hidden by the disposal:
+    # the check reports it extra (it is personal data the disposal left)
+    left_behind = keys.original(code, "1" * 64, "png")
+    store.put(left_behind, b"a page of a failed job", "image/png")
+    job_table.create(db, "f" * 32, kind="ingest", dossier=code, title="Đơn", request={"originals": [
+        {"key": left_behind}]}, input_sha256="2" * 64, pages=1, now="2038-01-01T00:00:00+07:00")
+    job_table.set_state(db, "f" * 32, "failed", now="2038-01-01T00:00:01+07:00")
+    found = service.verify(settings, all_dossiers=True, signatures=False).objects
+    assert [(p["key"], p["outcome"]) for p in found["problems"]] == [(left_behind, "extra")]
 
 
 def test_a_legal_hold_on_s3_is_the_servers_own_and_refuses_deletion_until_released(s3_store):

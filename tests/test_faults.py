@@ -184,7 +184,7 @@ def faulty_tesseract(tmp_path, monkeypatch):
 
 
 def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_finishes(
-        cli, home, sheets, faulty_tesseract, monkeypatch):
+        cli, home, sheets, faulty_tesseract, monkeypatch, tmp_path):
     code_ = "H23.50-261202-0101"
     files = [sheets / "a.png", sheets / "vuong.png", sheets / "b.png"]
     faulty_tesseract.write_text("crash")
@@ -213,6 +213,12 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
     code, out, err = cli("fixity")  # the rolling check (the Celery beat task's)
     assert code == 1 and f"THỪA (extra): {stray}" in out and out.count("THỪA") == 1, out
     LocalStore(home / "store").delete(stray)
+    # one of them gone: the retry could never finish, and the check says so, naming the job
+    kept = home / "store" / originals[1]
+    kept.rename(tmp_path / "away")
+    code, out, err = cli("verify", "--all", "--fixity-only")
+    assert code == 1 and f"THIẾU (missing): {originals[1]} (bản gốc giữ cho lượt xử lý {job['job']}" in out, out
+    (tmp_path / "away").rename(kept)
 
     faulty_tesseract.write_text("")  # the fault is gone
     code, out, err = cli("retry", job["job"], "--json")
