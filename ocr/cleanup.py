@@ -80,6 +80,23 @@ def ink_gray(image: Image.Image) -> np.ndarray:
     return out
 
 
+def colour_text_gray(image: Image.Image) -> np.ndarray:
+    """Grey image of a page written in coloured ink (``quality.written_in_colour``): blue or
+    violet ink as dark as its luminance, where ``ink_gray`` would make it pale as a signature;
+    red seals still pale, read through the red channel."""
+    rgb = np.asarray(image)
+    out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    np.copyto(out, rgb[..., 0], where=_reddish(rgb))
+    return out
+
+
+def _reddish(rgb: np.ndarray) -> np.ndarray:
+    r, g, b = cv2.split(rgb)
+    hi = cv2.max(cv2.max(r, g), b)
+    lo = cv2.min(cv2.min(r, g), b)
+    return (cv2.subtract(hi, lo) > CHROMA_THRESHOLD) & (r >= g) & (r >= b)
+
+
 def normalise_background(gray: np.ndarray) -> np.ndarray:
     """Divide by a smooth estimate of the paper so uneven light and tint become white paper."""
     h, w = gray.shape
@@ -190,6 +207,20 @@ def black_ink_mask(image: Image.Image, dpi: float, ink: np.ndarray | None = None
     reach = 2 * max(1, round(dpi / 150)) + 1
     coloured = cv2.dilate(chromatic.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
     return ink & ~coloured
+
+
+def unred_ink(image: Image.Image, dpi: float, gray: np.ndarray, border: np.ndarray,
+              level: int = 160) -> tuple[np.ndarray, float]:
+    """Marks of any ink but red in an RGB scan (black, blue, violet: ``gray`` is its
+    ``colour_text_gray``), without a red seal's dark parts nor their fringes, nor scanner borders
+    (``border``: its ``dark_border_mask``); and the share of their pixels that are coloured."""
+    rgb = np.asarray(image)
+    reach = 2 * max(1, round(dpi / 150)) + 1
+    red = cv2.dilate(_reddish(rgb).astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+    ink = (normalise_background(gray) < level) & ~border & ~red
+    r, g, b = cv2.split(rgb)
+    chromatic = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)) > CHROMA_THRESHOLD
+    return ink, cv2.countNonZero((ink & chromatic).view(np.uint8)) / max(1, cv2.countNonZero(ink.view(np.uint8)))
 
 
 def ocr_copy(image: Image.Image, dpi: float, remove_lines: bool = True,

@@ -7,7 +7,9 @@ per-page OCR stage.
   placement    how that image makes the archive page (``Placement``: deskewed, the corners the rotation
                uncovers and a black scanner bed or lid shadow outside the sheet painted the paper's
                colour), or None when the image is the archive page as it is: a page without black
-               text (blank, only a seal or a signature) is kept as scanned. ``archive_image`` renders it
+               text (blank, only a seal or a signature) is kept as scanned; a page whose text is in
+               blue or violet ink is read from a grey copy (``colour_text_gray``) and placed the
+               same way. ``archive_image`` renders it
   orientation  0/90/180/270, counter-clockwise quarter turn of the content in the scan
   skew_deg     small counter-clockwise angle of the text lines once the quarter turn is undone, as
                undone: 0 when the lines were within ``geometry.MIN_DESKEW_DEG`` of level
@@ -21,7 +23,7 @@ per-page OCR stage.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import cv2
@@ -76,7 +78,12 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
     gray = cleanup.ink_gray(image)
     ink = cleanup.ink_gray_mask(image, resolution, border=border, gray=gray)
-    if quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, resolution, ink=ink), resolution)):
+    black = quality.mark_stats(cleanup.black_ink_mask(image, resolution, ink=ink), resolution)
+    if (coloured := colour_text_gray(image, resolution, len(black), border)) is not None:
+        # blue or violet text, typed or a citizen's handwriting, which the copy read here makes
+        # pale as if it were a signature: the page is read from a grey copy where it is dark
+        return _given_colour(process_page(coloured, dpi, engine, options), image, border)
+    if quality.is_blank(black):
         # no black text at all (an empty back page, only a seal, a signature or noise): there are
         # no lines to straighten by, so the page is kept exactly as scanned
         return {"image": image, "placement": None, "orientation": 0, "skew_deg": 0.0, "words": [], "text": "",
@@ -142,6 +149,33 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
         "flags": flags,
         "review": review.lines_to_review(words),
     }
+
+
+def colour_text_gray(image: Image.Image, resolution: float, black_marks: int,
+                     border: np.ndarray | None = None) -> Image.Image | None:
+    """The grey copy of an RGB scan to read when its text is in coloured ink
+    (``quality.written_in_colour``; ``cleanup.colour_text_gray``), else None. Only a page with
+    fewer than ``quality.FEW_BLACK_MARKS`` black marks is looked at again. ``border``: its
+    ``cleanup.dark_border_mask`` when the caller has it."""
+    if image.mode != "RGB" or black_marks >= quality.FEW_BLACK_MARKS:
+        return None
+    if border is None:
+        border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
+    gray = cleanup.colour_text_gray(image)
+    ink, coloured = cleanup.unred_ink(image, resolution, gray, border)
+    if coloured < quality.COLOUR_TEXT_SHARE:  # what settles most pages, before the marks are counted
+        return None
+    marks = quality.mark_stats(ink, resolution)
+    return Image.fromarray(gray) if quality.written_in_colour(coloured, len(marks)) else None
+
+
+def _given_colour(result: dict, image: Image.Image, border: np.ndarray) -> dict:
+    """The result of a page read from its grey copy, given back the colour scan as its image (the
+    same size; its placement painted with the colour paper)."""
+    placement = result["placement"]
+    if placement is not None:
+        placement = replace(placement, paper=cleanup.paper_colour(image, outside=border))
+    return {**result, "image": geometry.quarter_turn(image, result["orientation"]), "placement": placement}
 
 
 def read_sheet(straight: Straightened, resolution: float, engine: OcrEngine,

@@ -56,7 +56,7 @@ from PIL import Image
 from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
 from ocr.geometry import quarter_turn
-from ocr.page import archive_image, straighten
+from ocr.page import archive_image, colour_text_gray, straighten
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from storage.base import ObjectStore
@@ -717,7 +717,8 @@ class Preview:
     flags: tuple[Flag, ...]
 
 
-def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngine | None = None) -> Preview:
+def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngine | None = None, *,
+            shown: Image.Image | None = None) -> Preview:
     """Straighten a page as ``ocr.page.process_page`` does (quarter turn, deskew, border filled),
     without reading it: a thumbnail and the flags the image alone gives.
 
@@ -730,11 +731,14 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     page the same way. The straightened thumbnail and the other flags are made from a copy at
     most WORK_DPI fine; the page is not read here, so a page whose reading by ingest runs down it
     (its line axis taken wrongly: none of the real and rendered pages measured since 22fe348) is
-    turned the other way by ingest only."""
+    turned the other way by ingest only. A page written in coloured ink is looked at, as ingest
+    reads it, in its grey copy where that ink is dark (``ocr.page.colour_text_gray``): ``image``
+    is then that copy, and ``shown`` the colour scan the thumbnail is made of."""
     engine = engine or TesseractEngine("vie")
     resolution = page_resolution(image.size, stated)
     dpi = resolution.dpi
     work, work_dpi = _working_copy(image, dpi)
+    seen = work if shown is None else _working_copy(shown, dpi)[0]  # what the thumbnail shows
     flags: list[Flag] = []
     if dpi < MIN_DPI - 0.5:
         flags.append(Flag("low_dpi", f"Độ phân giải thấp: {dpi:.0f} dpi (cần ít nhất {MIN_DPI} dpi)", True))
@@ -749,23 +753,31 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     ink = cleanup.ink_gray_mask(image, dpi)
 
     @functools.cache
-    def blank() -> bool:  # told while tesseract reads the orientation, off the operator's wait
-        return quality.is_blank(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi))
+    def black_marks() -> int:  # counted while tesseract reads the orientation, off the operator's wait
+        return len(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi))
+
+    def blank() -> bool:
+        return black_marks() < quality.MIN_MARKS_FOR_CONTENT
 
     def straightened(orientation: int, skew: float):
         return None if blank() else straighten(work, work_dpi, orientation, skew)
 
     found, straight = orient.measure_while(image, dpi, engine, ink, straightened)
+    if shown is None and (coloured := colour_text_gray(image, dpi, black_marks())) is not None:
+        return preview(coloured, stated, engine, shown=image)
     if blank():
         # no black text, nothing to straighten by; kept as scanned (the orientation read is unused)
         flags.insert(0, Flag("blank", FLAG_LABELS["blank"], True))
-        return Preview(_thumb(work), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
+        return Preview(_thumb(seen), width, height, dpi, resolution.source, 0, 0.0, tuple(flags))
     sheet = straight.sheet
-    turned = quarter_turn(work, found.orientation)
+    turned = quarter_turn(seen, found.orientation)
     # the thumbnail is turned from a copy twice its width, not from the whole working copy
     small = turned.resize((2 * THUMB_WIDTH, max(1, round(turned.height * 2 * THUMB_WIDTH / turned.width))),
                           Image.Resampling.BOX) if turned.width > 2 * THUMB_WIDTH and turned.mode != "1" else turned
-    archive = archive_image(small, straight.placement.resized(small.size))
+    placement = straight.placement
+    if shown is not None:  # the colour scan's paper, not its grey copy's
+        placement = dc_replace(placement, paper=cleanup.paper_colour(seen))
+    archive = archive_image(small, placement.resized(small.size))
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)
     sheet_gray = cleanup.to_gray(sheet)

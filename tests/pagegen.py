@@ -15,7 +15,8 @@ Layouts:
              number, name, year of birth, sex, commune, remark): 8-pt entries on 9-pt lines
              unless ``font_pt`` says (the entries one point smaller, as in ``table``);
   ``blank``  an empty sheet of paper (only paper tint and noise);
-  ``seal``   an otherwise empty back page carrying only a red seal.
+  ``seal``   an otherwise empty back page carrying only a red seal;
+  ``signed`` an otherwise empty page carrying only a blue signature and a red seal over it.
 
 Geometry conventions (the same as sohoa's manifest): the upright page is first
 turned counter-clockwise by ``skew_deg`` (PIL ``rotate(skew_deg)``), then by the
@@ -54,7 +55,7 @@ FONT_FAMILIES: dict[str, tuple[Path, Path, Path]] = {
     "dejavu-serif": (_DEJAVU / "DejaVuSerif.ttf", _DEJAVU / "DejaVuSerif-Bold.ttf", _DEJAVU / "DejaVuSerif-Italic.ttf"),
 }
 
-LAYOUTS = ("text", "admin", "table", "list", "blank", "seal")
+LAYOUTS = ("text", "admin", "table", "list", "blank", "seal", "signed")
 
 
 def installed_families() -> list[str]:
@@ -97,6 +98,7 @@ class PageSpec:
     black_border_mm: float = 0.0  # width of a black scanner bed around the sheet
     cut_off_fraction: float = 0.0  # share of the page height lost at the bottom (page partly scanned)
     max_body_lines: int | None = None  # a sparse page: at most this many lines of running text
+    ink: tuple[int, int, int] | None = None  # the text's colour (blue ballpoint, violet...); None: black
 
 
 @dataclass
@@ -249,18 +251,21 @@ def _signature_block(sheet: _Sheet, rng: random.Random) -> None:
         sheet.centred(text, sheet.font["b"], x0, sheet.right, y)
         sheet.truth.append(text)
         y += lh
-    scale = sheet.dpi / 300
-    cx = (x0 + sheet.right) / 2
-    points = [(cx - 260 * scale + i * 17 * scale,
-               y + 1.2 * lh + 55 * scale * np.sin(i / 2.1 + rng.random()) * rng.uniform(0.5, 1.0))
-              for i in range(32)]
-    sheet.draw.line(points, fill=SIGNATURE_BLUE, width=max(2, round(5 * scale)), joint="curve")
-    _seal(sheet, rng, round(cx - 170 * scale), round(y + 1.1 * lh))
+    _signature(sheet, rng, (x0 + sheet.right) / 2, y + 1.2 * lh)
     y += round(3.4 * lh)
     name = rng.choice(SIGNER_NAMES)
     sheet.centred(name, sheet.font["b"], x0, sheet.right, y)
     sheet.truth.append(name)
     sheet.y = y + lh
+
+
+def _signature(sheet: _Sheet, rng: random.Random, cx: float, y: float) -> None:
+    """A blue signature scribble centred on (cx, y), the seal stamped over its left part."""
+    scale = sheet.dpi / 300
+    points = [(cx - 260 * scale + i * 17 * scale,
+               y + 55 * scale * np.sin(i / 2.1 + rng.random()) * rng.uniform(0.5, 1.0)) for i in range(32)]
+    sheet.draw.line(points, fill=SIGNATURE_BLUE, width=max(2, round(5 * scale)), joint="curve")
+    _seal(sheet, rng, round(cx - 170 * scale), round(y - 0.1 * sheet.line_height))
 
 
 def _table(sheet: _Sheet, rng: random.Random, words: list[str]) -> list[str]:
@@ -353,6 +358,8 @@ def _compose(spec: PageSpec, rng: random.Random) -> tuple[_Sheet, list[str], lis
         cells = _list(sheet, rng)
     elif spec.layout == "seal":
         _seal(sheet, rng, round(sheet.image.width * 0.4), round(sheet.image.height * 0.8))
+    elif spec.layout == "signed":
+        _signature(sheet, rng, sheet.image.width * 0.65, sheet.image.height * 0.75)
     elif spec.layout != "blank":
         raise ValueError(f"unknown layout {spec.layout!r}; expected one of {LAYOUTS}")
     return sheet, left, right, cells
@@ -405,13 +412,23 @@ def _scan(image: Image.Image, spec: PageSpec, rng: random.Random) -> Image.Image
     return scanned
 
 
+def _inked(image: Image.Image, ink: tuple[int, int, int]) -> Image.Image:
+    """The sheet with its black text in ``ink`` (antialiased edges in proportion); the seal and
+    the signature, already in colour, unchanged."""
+    pixels = np.asarray(image, dtype=np.float32)
+    darkness = 1 - pixels.min(axis=2, keepdims=True) / 255
+    neutral = (pixels.max(axis=2) - pixels.min(axis=2) < 30)[..., None]
+    inked = 255 - darkness * (255 - np.array(ink, dtype=np.float32))
+    return Image.fromarray(np.where(neutral, inked, pixels).clip(0, 255).astype(np.uint8))
+
+
 def render_page(spec: PageSpec) -> RenderedPage:
     """Render one scanned page and its truth (lines in reading order, NFC)."""
     if spec.orientation not in (0, 90, 180, 270):
         raise ValueError("orientation must be 0, 90, 180 or 270")
     rng = random.Random(f"{spec.seed}/{spec.layout}/{spec.dpi}")
     sheet, left, right, cells = _compose(spec, rng)
-    image = _scan(sheet.image, spec, rng)
+    image = _scan(sheet.image if spec.ink is None else _inked(sheet.image, spec.ink), spec, rng)
     truth = [unicodedata.normalize("NFC", line) for line in sheet.truth]
     if spec.cut_off_fraction > 0:
         # lines below the cut are lost; keep the truth honest only roughly: tests of cut-off

@@ -253,3 +253,16 @@ def test_a_page_on_dark_paper_is_flagged_dark_by_how_it_looks(tint, dark):
     found = intake.preview(tinted, (200, 200))
     assert ("dark" in {f.code for f in found.flags}) is dark
     assert abs(found.skew_deg - 1.2) < 0.3
+
+
+def test_a_page_written_in_blue_ink_is_not_flagged_blank_at_the_counter_and_its_thumbnail_stays_blue():
+    """The operator was told such a page was blank (its ink taken for a signature's)."""
+    page = render_page(PageSpec(layout="text", dpi=300, skew_deg=1.5, orientation=90, degradation=1, seed=41,
+                                ink=(30, 60, 170)))
+    found = intake.preview(page.image, (300, 300))
+    assert "blank" not in {f.code for f in found.flags}, found.flags
+    assert (found.orientation, abs(found.skew_deg - 1.5) < 0.3) == (90, True)
+    thumb = np.asarray(Image.open(io.BytesIO(found.thumbnail)).convert("RGB"), dtype=np.int16)
+    assert ((thumb[..., 2] - thumb[..., 1]) > 15).sum() > 1000  # its ink, in colour (none on a black page)
+    corners = thumb[:3, :3].reshape(-1, 3)  # painted the paper's colour
+    assert (np.abs(corners - np.median(thumb.reshape(-1, 3), axis=0)) < 25).all()

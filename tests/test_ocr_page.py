@@ -169,15 +169,34 @@ def test_resolution_from_the_header_a_standard_paper_size_or_a_default():
     assert receipt.source == "default" and receipt.dpi == 300
 
 
-@pytest.mark.parametrize("layout", ["blank", "seal"])
+@pytest.mark.parametrize("layout", ["blank", "seal", "signed"])
 def test_a_page_without_text_is_flagged_blank_and_left_as_scanned(layout):
-    """An empty back page, or one carrying only a seal, has no lines to straighten by: it is
-    neither turned nor rotated (a real back page with a pale seal once came out turned by 270
-    degrees and rotated by 20)."""
+    """An empty back page, or one carrying only a seal, or a signature under a seal, has no lines
+    to straighten by: it is neither turned nor rotated (a real back page with a pale seal once came
+    out turned by 270 degrees and rotated by 20), and a signature's blue is not taken for text
+    written in blue."""
     page = render_page(PageSpec(layout=layout, dpi=200, degradation=2, seed=23))
     result = process_page(page.image, page.dpi)
     assert result["flags"] == ["blank"] and result["orientation"] == 0 and result["skew_deg"] == 0
     assert result["placement"] is None and result["image"].tobytes() == page.image.tobytes()
+
+
+BALLPOINT, VIOLET = (30, 60, 170), (100, 40, 140)
+
+
+@pytest.mark.parametrize("ink, layout, turn", [(BALLPOINT, "text", 0), (BALLPOINT, "admin", 90), (VIOLET, "text", 180)])
+def test_a_page_typed_or_written_in_blue_or_violet_ink_is_read_and_kept_in_colour(ink, layout, turn):
+    """Its ink was taken for a signature's and made pale: the page came out flagged blank, with
+    no text, as scanned."""
+    page = render_page(PageSpec(layout=layout, dpi=300, skew_deg=1.5, orientation=turn, degradation=1, seed=41,
+                                ink=ink))
+    result = process_page(page.image, page.dpi)
+    assert "blank" not in result["flags"] and result["orientation"] == turn and abs(result["skew_deg"] - 1.5) < 0.3
+    assert words_found(page.text, result["text"]) >= 0.95
+    shown = np.asarray(archive(result), dtype=np.int16)
+    assert archive(result).mode == "RGB" and ((shown[..., 2] - shown[..., 1]) > 60).sum() > 20_000  # its ink
+    corners = shown[:8, :8].reshape(-1, 3)  # uncovered by the deskew: painted the colour paper, not red
+    assert (np.abs(corners - np.median(shown.reshape(-1, 3), axis=0)) < 25).all()
 
 
 @pytest.mark.parametrize("turn", [0, 180])
