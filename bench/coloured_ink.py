@@ -54,16 +54,16 @@ def seeds(text: str) -> list[int]:
     return out
 
 
-def page_specs(text_seeds: list[int], signed: int) -> list[tuple[str, object]]:
+def page_specs(text_seeds: list[int], signed: int, layouts=LAYOUTS, inks=tuple(INKS)) -> list[tuple[str, object]]:
     """(ink name, spec): every layout of every seed in every ink, then the signed pages."""
     out = []
     for seed in text_seeds:
-        for layout in LAYOUTS:
+        for layout in layouts:
             rng = random.Random(f"coloured/{seed}/{layout}")
             shape = dict(layout=layout, dpi=rng.choice((300, 300, 200)), degradation=rng.choice((1, 2, 3)),
                          skew_deg=round(rng.uniform(-3, 3), 2), orientation=rng.choice((0, 0, 0, 90, 180, 270)),
                          seed=seed)
-            out += [(name, pagegen.PageSpec(**shape, ink=ink)) for name, ink in INKS.items()]
+            out += [(name, pagegen.PageSpec(**shape, ink=INKS[name])) for name in inks]
     for seed in range(30, 30 + signed):
         rng = random.Random(f"signed/{seed}")
         out.append(("signed", pagegen.PageSpec(layout="signed", dpi=rng.choice((300, 200)),
@@ -75,8 +75,12 @@ def black_marks(image, resolution: float):
     """The scan's dark border mask and its count of black marks, as the page stage makes them."""
     from ocr import cleanup, quality
 
+    from ocr import page as page_stage
+
     border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
     ink = cleanup.ink_gray_mask(image, resolution, border=border, gray=cleanup.ink_gray(image))
+    if hasattr(page_stage, "black_text_marks"):
+        return border, len(page_stage.black_text_marks(image, resolution, ink))
     return border, len(quality.mark_stats(cleanup.black_ink_mask(image, resolution, ink=ink), resolution))
 
 
@@ -151,7 +155,9 @@ def summary(rows: list[dict]) -> list[str]:
         lines.append(f"{ink:<10} {len(group):>5} {sum(r['blank'] for r in group):>5} {found:>11} {wrong:>10} "
                      f"{in_colour:>14}")
     checks = [r["checkSeconds"] for r in rows if "checkSeconds" in r]
-    looked = [r["checkSeconds"] for r in rows if r.get("blackMarks", 10**6) < 1000]
+    from ocr.quality import FEW_BLACK_MARKS
+
+    looked = [r["checkSeconds"] for r in rows if r.get("blackMarks", FEW_BLACK_MARKS) < FEW_BLACK_MARKS]
     if checks:
         lines.append(f"check for coloured text, CPU s: all pages median {statistics.median(checks):.3f}; "
                      f"pages looked at again ({len(looked)}) median "
@@ -163,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default=REPORT_SEEDS, help="seeds of the text pages, as 5,7,8,10-15")
     parser.add_argument("--signed", type=int, default=24, help="pages of only a signature and a seal")
+    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
+    parser.add_argument("--inks", nargs="+", default=list(INKS), choices=list(INKS))
     parser.add_argument("--tree", type=Path, help="read the pages with the sources of this tree")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--rows", action="store_true", help="print one JSON line per page")
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         assert "ocr" not in sys.modules, "the page stage is imported when the pages are read, after this"
         sys.path.insert(0, str(args.tree.resolve()))  # the pool's processes are forked: they inherit it
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(read_page, page_specs(seeds(args.seeds), args.signed)))
+        rows = list(pool.map(read_page, page_specs(seeds(args.seeds), args.signed, args.layouts, args.inks)))
     if args.rows:
         for row in rows:
             print(json.dumps(row))

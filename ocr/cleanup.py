@@ -209,6 +209,24 @@ def black_ink_mask(image: Image.Image, dpi: float, ink: np.ndarray | None = None
     return ink & ~coloured
 
 
+def apart_from_colour(image: Image.Image, black: np.ndarray, dpi: float) -> np.ndarray:
+    """``black`` (the RGB scan's ``black_ink_mask``) without its marks that touch coloured ink or
+    come within a pixel or two of it: where a thin blue signature crosses a seal, blur and the
+    scanner's JPEG wash its colour out in places, and the dark grey pieces left are the
+    signature's, not black text. Coloured paper is not ink: only colour darker than paper counts."""
+    rgb = np.asarray(image)
+    r, g, b = cv2.split(rgb)
+    chromatic = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)) > CHROMA_THRESHOLD
+    colour_ink = chromatic & (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < PAPER_LEVEL)
+    reach = 2 * max(1, round(dpi / 100)) + 3
+    near = cv2.dilate(colour_ink.astype(np.uint8), np.ones((reach, reach), np.uint8))
+    count, labels = cv2.connectedComponents(cv2.bitwise_or(near, black.astype(np.uint8)), connectivity=8)
+    touching = np.zeros(count, dtype=bool)
+    touching[np.unique(labels[near.view(bool)])] = True
+    touching[0] = False
+    return black & ~touching[labels]
+
+
 def unred_ink(image: Image.Image, dpi: float, gray: np.ndarray, border: np.ndarray,
               level: int = 160) -> tuple[np.ndarray, float]:
     """Marks of any ink but red in an RGB scan (black, blue, violet: ``gray`` is its

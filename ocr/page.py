@@ -78,7 +78,7 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
     gray = cleanup.ink_gray(image)
     ink = cleanup.ink_gray_mask(image, resolution, border=border, gray=gray)
-    black = quality.mark_stats(cleanup.black_ink_mask(image, resolution, ink=ink), resolution)
+    black = black_text_marks(image, resolution, ink)
     if (coloured := colour_text_gray(image, resolution, len(black), border)) is not None:
         # blue or violet text, typed or a citizen's handwriting, which the copy read here makes
         # pale as if it were a signature: the page is read from a grey copy where it is dark
@@ -151,6 +151,19 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
     }
 
 
+def black_text_marks(image: Image.Image, resolution: float, ink: np.ndarray) -> np.ndarray:
+    """``quality.mark_stats`` of the scan's black ink (``cleanup.black_ink_mask``; ``ink``: its
+    ``cleanup.ink_gray_mask``), what tells a page with text from a blank one. On a colour page of
+    few marks, only those apart from coloured ink count (``cleanup.apart_from_colour``): pieces of
+    a signature washed grey where it crosses a seal made a page of only those two a page of text,
+    turned by whatever its reading found."""
+    mask = cleanup.black_ink_mask(image, resolution, ink=ink)
+    marks = quality.mark_stats(mask, resolution)
+    if image.mode == "RGB" and len(marks) < quality.NEAR_BLANK_MARKS:
+        marks = quality.mark_stats(cleanup.apart_from_colour(image, mask, resolution), resolution)
+    return marks
+
+
 def colour_text_gray(image: Image.Image, resolution: float, black_marks: int,
                      border: np.ndarray | None = None) -> Image.Image | None:
     """The grey copy of an RGB scan to read when its text is in coloured ink
@@ -166,7 +179,7 @@ def colour_text_gray(image: Image.Image, resolution: float, black_marks: int,
     if coloured < quality.COLOUR_TEXT_SHARE:  # what settles most pages, before the marks are counted
         return None
     marks = quality.mark_stats(ink, resolution)
-    return Image.fromarray(gray) if quality.written_in_colour(coloured, len(marks)) else None
+    return Image.fromarray(gray) if quality.written_in_colour(coloured, marks, gray.shape) else None
 
 
 def _given_colour(result: dict, image: Image.Image, border: np.ndarray) -> dict:

@@ -12,11 +12,16 @@ BLURRY_MM = 0.25
 # a perfectly sharp edge still spreads over about this many pixels (sampling, Sobel support)
 SHARP_EDGE_PX = 1.85
 MIN_MARKS_FOR_CONTENT = 8
+# a page with fewer black marks than this is counted again without those touching coloured ink
+NEAR_BLANK_MARKS = 100
 # a page is written in coloured ink when at least this share of its ink other than red is
 # coloured, in at least so many marks of letter size (see written_in_colour; bench/README)
 COLOUR_TEXT_SHARE = 0.5
 COLOUR_TEXT_MIN_MARKS = 40
-FEW_BLACK_MARKS = 1000  # a page with more black marks than this is not looked at for coloured text (its cost)
+# ... spread over at least this share of the page's width, along its lines or down them: a stamp
+# ("CÔNG VĂN ĐẾN", "SAO Y BẢN CHÍNH", 5-8 cm wide) has letters enough but is no page of text
+COLOUR_TEXT_SPREAD = 0.5
+FEW_BLACK_MARKS = 1000  # a page with this many black marks or more is not looked at for coloured text (its cost)
 CUT_OFF_MARGIN_MM = 1.5
 
 
@@ -34,13 +39,19 @@ def is_blank(marks: np.ndarray) -> bool:
     return len(marks) < MIN_MARKS_FOR_CONTENT
 
 
-def written_in_colour(coloured_share: float, unred_marks: int) -> bool:
-    """A page whose text is in coloured ink, blue or violet, typed or written by hand: most of its
-    ink other than red is coloured (``coloured_share``, of the pixels), in many marks of letter
-    size (``unred_marks``). A blue signature on a page of black text is a small share of its ink,
-    and a signature or a stamp alone a handful of marks. Thin strokes lose their colour to the
-    scanner's JPEG, so small type in blue counts partly as black: half is the line."""
-    return coloured_share >= COLOUR_TEXT_SHARE and unred_marks >= COLOUR_TEXT_MIN_MARKS
+def written_in_colour(coloured_share: float, unred_marks: np.ndarray, page_shape: tuple[int, int]) -> bool:
+    """A page whose text is in coloured ink, blue or violet, typed or written by hand: at least half
+    of its ink other than red is coloured (``coloured_share``, of the pixels), in many marks of
+    letter size (``unred_marks``, ``mark_stats`` rows) spread over the page (``page_shape``: its
+    height and width in pixels). A blue signature on a page of black text is a small share of its
+    ink, a signature alone a handful of marks, and a stamp alone a small patch of the page. Thin
+    strokes lose their colour to the scanner's JPEG, so small type in blue counts partly as black:
+    half is the line."""
+    if coloured_share < COLOUR_TEXT_SHARE or len(unred_marks) < COLOUR_TEXT_MIN_MARKS:
+        return False
+    centres = unred_marks[:, :2] + unred_marks[:, 2:4] / 2
+    low, high = np.percentile(centres, [5, 95], axis=0)
+    return float((high - low).max()) >= COLOUR_TEXT_SPREAD * min(page_shape)
 
 
 def blur_mm(gray: np.ndarray, text_mask: np.ndarray, dpi: float) -> float:

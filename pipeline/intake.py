@@ -56,7 +56,7 @@ from PIL import Image
 from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
 from ocr.geometry import quarter_turn
-from ocr.page import archive_image, colour_text_gray, straighten
+from ocr.page import archive_image, black_text_marks, colour_text_gray, straighten
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from storage.base import ObjectStore
@@ -754,7 +754,7 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
 
     @functools.cache
     def black_marks() -> int:  # counted while tesseract reads the orientation, off the operator's wait
-        return len(quality.mark_stats(cleanup.black_ink_mask(image, dpi, ink=ink), dpi))
+        return len(black_text_marks(image, dpi, ink))
 
     def blank() -> bool:
         return black_marks() < quality.MIN_MARKS_FOR_CONTENT
@@ -776,7 +776,8 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
                           Image.Resampling.BOX) if turned.width > 2 * THUMB_WIDTH and turned.mode != "1" else turned
     placement = straight.placement
     if shown is not None:  # the colour scan's paper, not its grey copy's
-        placement = dc_replace(placement, paper=cleanup.paper_colour(seen))
+        paper = cleanup.paper_colour(seen, outside=cleanup.dark_border_mask(cleanup.to_gray(seen), work_dpi))
+        placement = dc_replace(placement, paper=paper)
     archive = archive_image(small, placement.resized(small.size))
 
     ocr_gray, _ = cleanup.ocr_copy(sheet, work_dpi, remove_lines=True, level=INK_LEVEL)

@@ -266,3 +266,13 @@ def test_a_page_written_in_blue_ink_is_not_flagged_blank_at_the_counter_and_its_
     assert ((thumb[..., 2] - thumb[..., 1]) > 15).sum() > 1000  # its ink, in colour (none on a black page)
     corners = thumb[:3, :3].reshape(-1, 3)  # painted the paper's colour
     assert (np.abs(corners - np.median(thumb.reshape(-1, 3), axis=0)) < 25).all()
+
+
+def test_a_page_of_only_a_signature_under_a_seal_is_blank_at_the_counter_too():
+    """Grey pieces of the signature, washed out by the JPEG where it crosses the seal, made the
+    counter show such a page as one with text, straightened by them."""
+    page = render_page(PageSpec(layout="signed", dpi=200, degradation=3, seed=63))
+    scanned = io.BytesIO()
+    page.image.save(scanned, "JPEG", quality=85)
+    found = intake.preview(Image.open(scanned), (200, 200))
+    assert "blank" in {f.code for f in found.flags} and (found.orientation, found.skew_deg) == (0, 0.0)

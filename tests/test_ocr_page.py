@@ -1,6 +1,7 @@
 """process_page on rendered Vietnamese pages: the contract, accuracy, reading order, flags."""
 from __future__ import annotations
 
+import io
 import json
 import random
 import unicodedata
@@ -181,6 +182,19 @@ def test_a_page_without_text_is_flagged_blank_and_left_as_scanned(layout):
     assert result["placement"] is None and result["image"].tobytes() == page.image.tobytes()
 
 
+@pytest.mark.parametrize("seed", [63, 68])
+def test_a_page_of_only_a_signature_under_a_seal_saved_as_jpeg_is_blank_and_kept_as_scanned(seed):
+    """Where the thin blue signature crosses the seal, blur and the scanner's JPEG wash its colour
+    out: the grey pieces left counted as black text, and such pages came out read and turned."""
+    page = render_page(PageSpec(layout="signed", dpi=200, degradation=3, seed=seed))
+    scanned = io.BytesIO()
+    page.image.save(scanned, "JPEG", quality=85)
+    scan = Image.open(scanned)
+    scan.load()
+    result = process_page(scan, page.dpi)
+    assert result["flags"] == ["blank"] and result["orientation"] == 0 and result["placement"] is None
+
+
 BALLPOINT, VIOLET = (30, 60, 170), (100, 40, 140)
 
 
@@ -197,6 +211,29 @@ def test_a_page_typed_or_written_in_blue_or_violet_ink_is_read_and_kept_in_colou
     assert archive(result).mode == "RGB" and ((shown[..., 2] - shown[..., 1]) > 60).sum() > 20_000  # its ink
     corners = shown[:8, :8].reshape(-1, 3)  # uncovered by the deskew: painted the colour paper, not red
     assert (np.abs(corners - np.median(shown.reshape(-1, 3), axis=0)) < 25).all()
+
+
+def test_a_back_page_carrying_only_a_violet_received_stamp_is_blank_and_not_turned_by_the_stamp():
+    """The stamp has letters enough to pass for text in colour, but it is no page of text: read in
+    colour, the page was deskewed by the stamp's tilt (7 degrees)."""
+    from PIL import ImageDraw, ImageFont
+
+    from tests.pagegen import FONT_FAMILIES
+
+    page = render_page(PageSpec(layout="blank", dpi=300, degradation=1, seed=7))
+    stamp = Image.new("RGBA", (900, 420), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(stamp)
+    violet = (95, 45, 150, 230)
+    draw.rectangle((5, 5, 895, 415), outline=violet, width=8)
+    bold, plain = (ImageFont.truetype(str(FONT_FAMILIES["heros"][i]), size) for i, size in ((1, 52), (0, 44)))
+    for y, text, font in ((30, "UBND XÃ AN BÌNH", bold), (110, "CÔNG VĂN ĐẾN", bold), (200, "Số: 1254", plain),
+                          (270, "Ngày: 12/3/2024", plain), (340, "Chuyển: Phòng Tư pháp", plain)):
+        draw.text((40, y), text, font=font, fill=violet)
+    scan = page.image.copy()
+    tilted = stamp.rotate(7, expand=True, resample=Image.Resampling.BICUBIC)
+    scan.paste(tilted, (1300, 500), tilted)
+    result = process_page(scan, page.dpi)
+    assert result["flags"] == ["blank"] and result["placement"] is None and result["skew_deg"] == 0
 
 
 @pytest.mark.parametrize("turn", [0, 180])
