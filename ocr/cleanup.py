@@ -209,22 +209,26 @@ def black_ink_mask(image: Image.Image, dpi: float, ink: np.ndarray | None = None
     return ink & ~coloured
 
 
-def apart_from_colour(image: Image.Image, black: np.ndarray, dpi: float) -> np.ndarray:
-    """``black`` (the RGB scan's ``black_ink_mask``) without its marks that touch coloured ink or
-    come within a pixel or two of it: where a thin blue signature crosses a seal, blur and the
-    scanner's JPEG wash its colour out in places, and the dark grey pieces left are the
-    signature's, not black text. Coloured paper is not ink: only colour darker than paper counts."""
-    rgb = np.asarray(image)
-    r, g, b = cv2.split(rgb)
+def marks_apart_from_colour(image: Image.Image, black: np.ndarray, marks: np.ndarray, dpi: float) -> np.ndarray:
+    """Of ``marks`` (``quality.mark_stats`` rows of ``black``, the RGB scan's ``black_ink_mask``),
+    those that neither touch coloured ink nor come within a pixel or two of it: where a thin blue
+    signature crosses a seal, blur and the scanner's JPEG wash its colour out in places, and the
+    dark grey pieces left are the signature's, not black text. Colour is judged against the paper
+    (each channel divided by its own background): tinted paper, kraft or yellow, and the edges of
+    black letters on it are no coloured ink. Each mark is looked at in its own box, with no label
+    image of the whole page. On paper itself strongly coloured (saturated yellow: a channel with
+    nothing to divide by) colour tells nothing apart, and ``marks`` are returned as they are."""
+    paper = paper_colour(image)
+    if max(paper) - min(paper) > CHROMA_THRESHOLD:
+        return marks
+    balanced = cv2.merge([normalise_background(channel) for channel in cv2.split(np.asarray(image))])
+    r, g, b = cv2.split(balanced)
     chromatic = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)) > CHROMA_THRESHOLD
-    colour_ink = chromatic & (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) < PAPER_LEVEL)
+    colour_ink = chromatic & (cv2.cvtColor(balanced, cv2.COLOR_RGB2GRAY) < PAPER_LEVEL)
     reach = 2 * max(1, round(dpi / 100)) + 3
-    near = cv2.dilate(colour_ink.astype(np.uint8), np.ones((reach, reach), np.uint8))
-    count, labels = cv2.connectedComponents(cv2.bitwise_or(near, black.astype(np.uint8)), connectivity=8)
-    touching = np.zeros(count, dtype=bool)
-    touching[np.unique(labels[near.view(bool)])] = True
-    touching[0] = False
-    return black & ~touching[labels]
+    near = cv2.dilate(colour_ink.astype(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
+    apart = [not (near[y:y + h, x:x + w] & black[y:y + h, x:x + w]).any() for x, y, w, h, _ in marks]
+    return marks[np.array(apart, dtype=bool)]
 
 
 def unred_ink(image: Image.Image, dpi: float, gray: np.ndarray, border: np.ndarray,

@@ -154,13 +154,13 @@ def process_page(image: Image.Image, dpi: tuple[int, int], engine: OcrEngine | N
 def black_text_marks(image: Image.Image, resolution: float, ink: np.ndarray) -> np.ndarray:
     """``quality.mark_stats`` of the scan's black ink (``cleanup.black_ink_mask``; ``ink``: its
     ``cleanup.ink_gray_mask``), what tells a page with text from a blank one. On a colour page of
-    few marks, only those apart from coloured ink count (``cleanup.apart_from_colour``): pieces of
+    few marks, only those apart from coloured ink count (``cleanup.marks_apart_from_colour``): pieces of
     a signature washed grey where it crosses a seal made a page of only those two a page of text,
     turned by whatever its reading found."""
     mask = cleanup.black_ink_mask(image, resolution, ink=ink)
     marks = quality.mark_stats(mask, resolution)
     if image.mode == "RGB" and len(marks) < quality.NEAR_BLANK_MARKS:
-        marks = quality.mark_stats(cleanup.apart_from_colour(image, mask, resolution), resolution)
+        marks = cleanup.marks_apart_from_colour(image, mask, marks, resolution)
     return marks
 
 

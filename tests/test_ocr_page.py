@@ -195,6 +195,17 @@ def test_a_page_of_only_a_signature_under_a_seal_saved_as_jpeg_is_blank_and_kept
     assert result["flags"] == ["blank"] and result["orientation"] == 0 and result["placement"] is None
 
 
+@pytest.mark.parametrize("paper", [(170, 120, 80), (250, 225, 120)])
+def test_one_line_of_black_text_on_kraft_or_yellow_paper_is_read_not_taken_for_a_signature(paper):
+    """Judged in raw pixels, the tinted paper and the edges of its letters passed for coloured ink:
+    every mark touched it, none counted, and the page came out blank (a review of d888f61)."""
+    page = render_page(PageSpec(layout="text", seed=1306, dpi=200, skew_deg=1.2, max_body_lines=1))
+    tinted = Image.fromarray((np.asarray(page.image, float) * np.array(paper) / 255).astype(np.uint8))
+    result = process_page(tinted, page.dpi)
+    assert "blank" not in result["flags"] and abs(result["skew_deg"] - 1.2) < 0.3
+    assert words_found(page.text, result["text"]) >= 0.9
+
+
 BALLPOINT, VIOLET = (30, 60, 170), (100, 40, 140)
 
 
