@@ -73,9 +73,7 @@ def page_specs(text_seeds: list[int], signed: int, layouts=LAYOUTS, inks=tuple(I
 
 def black_marks(image, resolution: float):
     """The scan's dark border mask and its count of black marks, as the page stage makes them."""
-    from ocr import cleanup, quality
-
-    from ocr import page as page_stage
+    from ocr import cleanup, page as page_stage, quality
 
     border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
     ink = cleanup.ink_gray_mask(image, resolution, border=border, gray=cleanup.ink_gray(image))

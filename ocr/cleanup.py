@@ -85,16 +85,15 @@ def colour_text_gray(image: Image.Image) -> np.ndarray:
     violet ink as dark as its luminance, where ``ink_gray`` would make it pale as a signature;
     red seals still pale, read through the red channel."""
     rgb = np.asarray(image)
+    r, g, b = cv2.split(rgb)
     out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    np.copyto(out, rgb[..., 0], where=_reddish(rgb))
+    np.copyto(out, r, where=_chromatic(r, g, b) & (r >= g) & (r >= b))
     return out
 
 
-def _reddish(rgb: np.ndarray) -> np.ndarray:
-    r, g, b = cv2.split(rgb)
-    hi = cv2.max(cv2.max(r, g), b)
-    lo = cv2.min(cv2.min(r, g), b)
-    return (cv2.subtract(hi, lo) > CHROMA_THRESHOLD) & (r >= g) & (r >= b)
+def _chromatic(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels whose channels spread by more than ``CHROMA_THRESHOLD``: colour, not grey."""
+    return cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)) > CHROMA_THRESHOLD
 
 
 def normalise_background(gray: np.ndarray) -> np.ndarray:
@@ -200,10 +199,7 @@ def black_ink_mask(image: Image.Image, dpi: float, ink: np.ndarray | None = None
     ink = ink_gray_mask(image, dpi) if ink is None else ink
     if image.mode != "RGB":
         return ink
-    r, g, b = cv2.split(np.asarray(image))
-    hi = cv2.max(cv2.max(r, g), b)
-    lo = cv2.min(cv2.min(r, g), b)
-    chromatic = cv2.subtract(hi, lo) > CHROMA_THRESHOLD
+    chromatic = _chromatic(*cv2.split(np.asarray(image)))
     reach = 2 * max(1, round(dpi / 150)) + 1
     coloured = cv2.dilate(chromatic.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
     return ink & ~coloured
@@ -222,9 +218,7 @@ def marks_apart_from_colour(image: Image.Image, black: np.ndarray, marks: np.nda
     if max(paper) - min(paper) > CHROMA_THRESHOLD:
         return marks
     balanced = cv2.merge([normalise_background(channel) for channel in cv2.split(np.asarray(image))])
-    r, g, b = cv2.split(balanced)
-    chromatic = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)) > CHROMA_THRESHOLD
-    colour_ink = chromatic & (cv2.cvtColor(balanced, cv2.COLOR_RGB2GRAY) < PAPER_LEVEL)
+    colour_ink = _chromatic(*cv2.split(balanced)) & (cv2.cvtColor(balanced, cv2.COLOR_RGB2GRAY) < PAPER_LEVEL)
     reach = 2 * max(1, round(dpi / 100)) + 3
     near = cv2.dilate(colour_ink.astype(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
     apart = [not (near[y:y + h, x:x + w] & black[y:y + h, x:x + w]).any() for x, y, w, h, _ in marks]
@@ -236,12 +230,12 @@ def unred_ink(image: Image.Image, dpi: float, gray: np.ndarray, border: np.ndarr
     """Marks of any ink but red in an RGB scan (black, blue, violet: ``gray`` is its
     ``colour_text_gray``), without a red seal's dark parts nor their fringes, nor scanner borders
     (``border``: its ``dark_border_mask``); and the share of their pixels that are coloured."""
-    rgb = np.asarray(image)
+    r, g, b = cv2.split(np.asarray(image))
+    chromatic = _chromatic(r, g, b)
+    reddish = chromatic & (r >= g) & (r >= b)
     reach = 2 * max(1, round(dpi / 150)) + 1
-    red = cv2.dilate(_reddish(rgb).astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+    red = cv2.dilate(reddish.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
     ink = (normalise_background(gray) < level) & ~border & ~red
-    r, g, b = cv2.split(rgb)
-    chromatic = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b)) > CHROMA_THRESHOLD
     return ink, cv2.countNonZero((ink & chromatic).view(np.uint8)) / max(1, cv2.countNonZero(ink.view(np.uint8)))
 
 
