@@ -346,8 +346,8 @@ def _print_objects(found: dict) -> None:
           f"{number_vi(found['changed'])} thay đổi, {number_vi(found['missing'])} thiếu, {number_vi(found['extra'])} thừa"
           + (" - ĐẠT" if found["ok"] else " - KHÔNG ĐẠT"))
     if found.get("held"):
-        print(f"  {number_vi(found['held'])} bản gốc được giữ cho lượt xử lý chưa xong (đang chờ, đang xử lý, "
-              f"hoặc lỗi và chờ 'sohoa retry'; xem 'sohoa status <mã hồ sơ>'): đã đọc lại, không tính là thừa")
+        print(f"  {number_vi(found['held'])} bản gốc được giữ cho lượt xử lý chưa thành tài liệu (đang chờ, đang xử lý, "
+              f"lỗi và chờ 'sohoa retry', hoặc đã bỏ; xem 'sohoa status <mã hồ sơ>'): đã đọc lại, không tính là thừa")
     for p in found["problems"]:
         print(f"  {OBJECT_OUTCOME_VI[p['outcome']]}: {p['key']}" + (f" ({p['detail']})" if p.get("detail") else ""))
 
@@ -501,7 +501,9 @@ def cmd_fixity(args, settings: Settings) -> int:
     for r in reports:
         where = STORE_VI.get(r.store, r.store)
         if not args.status:
-            print(f"{where}: đã đọc lại {r.checked} đối tượng ({_size(r.bytes_read)}), {len(r.problems)} lỗi.")
+            print(f"{where}: đã đọc lại {r.checked} đối tượng ({_size(r.bytes_read)}), {len(r.problems)} lỗi"
+                  + (f"; trong đó {r.held} bản gốc được giữ cho lượt xử lý chưa thành tài liệu, không tính là thừa"
+                     if r.held else "") + ".")
         print(f"{where}: chu kỳ bắt đầu {r.cycle_started.astimezone(VN):%d/%m/%Y %H:%M}, đã kiểm tra {r.done}/{r.total} "
               f"đối tượng, hạn hoàn thành {r.expected_end.astimezone(VN):%d/%m/%Y %H:%M}; "
               f"{r.cycle_problems} lỗi trong chu kỳ.")
@@ -523,7 +525,7 @@ def cmd_renew(args, settings: Settings) -> int:
 
 
 STATE_VI = {"queued": "đang chờ", "running": "đang xử lý", "finishing": "đang hoàn tất (ghép, ký, lưu)",
-            "done": "xong", "failed": "LỖI"}
+            "done": "xong", "failed": "LỖI", "discarded": "đã bỏ (không chạy lại)"}
 
 
 def cmd_status(args, settings: Settings) -> int:
@@ -536,7 +538,8 @@ def cmd_status(args, settings: Settings) -> int:
               f"{v.pages_done}/{v.pages_total} trang xong" + (f", {v.pages_failed} trang lỗi" if v.pages_failed else "")
               + (f", tài liệu {v.doc_id}" if v.doc_id else "") + (f" (lần chạy thứ {v.attempts})" if v.attempts > 1 else ""))
         if v.error:
-            print(f"  Lỗi: {v.error.get('message')}\n  Chạy lại: sohoa retry {v.id}")
+            print(f"  Lỗi: {v.error.get('message')}\n  " + (f"Chạy lại: sohoa retry {v.id}" if v.state == "failed"
+                                                           else "Đã bỏ lượt xử lý này (sohoa discard)."))
     return ExitCode.OK
 
 
@@ -548,6 +551,16 @@ def cmd_retry(args, settings: Settings) -> int:
         if progress is not None:
             progress.close()
     return _report_ingest(args, result)
+
+
+def cmd_discard(args, settings: Settings) -> int:
+    view = service.discard(settings, args.job, args.reason)
+    if args.json:
+        _print_json(view.to_json())
+    else:
+        print(f"Đã bỏ lượt xử lý {view.id} (hồ sơ {view.dossier}, «{view.title}»): không chạy lại nữa. "
+              f"Bản gốc đã nhận vẫn được giữ cùng hồ sơ cho đến khi hồ sơ bị hủy theo quy định.")
+    return ExitCode.OK
 
 
 def cmd_worker(args, settings: Settings) -> int:
@@ -791,6 +804,7 @@ EXAMPLES = {
     "reindex": "sohoa reindex",
     "status": "sohoa status H23.50-261201-0001\nsohoa status 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b --json",
     "retry": "sohoa retry 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b",
+    "discard": "sohoa discard 3f2a9c0e4b7d4e1f9a8b6c5d4e3f2a1b --reason \"Quét nhầm giấy tờ của hồ sơ khác\"",
     "beat": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa beat",
     "worker": "SOHOA_BROKER_URL=redis://127.0.0.1:6379/0 sohoa worker --concurrency 2\n"
               "sohoa worker --queues sign.h15.50.05.13 --concurrency 1   (máy giữ token ký của cơ quan H15.50.05.13)",
@@ -998,6 +1012,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "retry", "chạy lại một lượt xử lý bị lỗi (các trang đã xong không phải làm lại)", cmd_retry)
     s.add_argument("job", metavar="JOB", help="mã lượt xử lý (xem bằng sohoa status)")
+
+    s = command(sub, "discard", "bỏ hẳn một lượt xử lý bị lỗi (không chạy lại; bản gốc vẫn được giữ cùng hồ sơ)",
+                cmd_discard)
+    s.add_argument("job", metavar="JOB", help="mã lượt xử lý (xem bằng sohoa status)")
+    s.add_argument("--reason", required=True, help="lý do bỏ (ghi vào nhật ký truy cập; ít nhất 10 ký tự)")
 
     s = command(sub, "worker", "chạy một worker Celery nhận việc từ broker (SOHOA_BROKER_URL)", cmd_worker, json=None)
     s.add_argument("--queues", default="pages,finish",

@@ -8,6 +8,7 @@ A dossier outside the user's agency scope answers 404, as one that does not exis
     POST /api/v1/dossiers/{code}/documents     202 + job; converted in the background
     GET  /api/v1/jobs, /api/v1/jobs/{id}        state, pages done of total, docId, error
     POST /api/v1/jobs/{id}/retry                a failed job again (finished pages kept)
+    POST /api/v1/jobs/{id}/discard              a failed job given up for good ({"reason"}; originals kept)
     GET  /api/v1/dossiers/{code}                documents, pages, flags, signature summary
     GET  /api/v1/dossiers/{code}/documents/{docId}/pdf   the signed PDF (?link=1: a presigned S3 URL)
     GET  /api/v1/dossiers/{code}/verify         verdicts
@@ -184,6 +185,13 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             job = service.reopen_job(settings, job_id, who)
         app.state.start_job(job.id, who)
         return JSONResponse({"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}, status_code=202)
+
+    @app.post(API + "/jobs/{job_id}/discard", tags=["intake"])
+    def discard_job(job_id: str, who: Annotated[Principal, Depends(require("retry"))],
+                    reason: Annotated[str, Body(embed=True, max_length=1000)]) -> dict:
+        """Give up a failed job for good, with a reason (409 unless it failed); its originals stay."""
+        with service.acting(who):
+            return {"job": service.discard_job(settings, job_id, reason, who).to_json()}
 
     @app.get(API + "/dossiers/{code}/checklist", tags=["intake"])
     def get_checklist(code: str, who: Annotated[Principal, Depends(require("checklist"))]) -> dict:

@@ -26,7 +26,7 @@ class _Jobs:
             counts = service.job_counts(self.settings)
         except Exception:  # a scrape must not fail because the database is down: /readyz says so
             counts = {}
-        for state in ("queued", "running", "finishing", "done", "failed"):
+        for state in ("queued", "running", "finishing", "done", "failed", "discarded"):
             family.add_metric([state], counts.get(state, 0))
         yield family
 

@@ -52,7 +52,8 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 LOGIN_CSRF_COOKIE = "sohoa_login_csrf"
 HOME = {"operator": "/intake", "officer": "/search", "archivist": "/jobs", "admin": "/jobs"}
 JOB_STATES = {"queued": "Đang chờ xử lý", "running": "Đang xử lý các trang",
-              "finishing": "Đang hoàn tất (PDF/A, ký số, lập chỉ mục)", "done": "Hoàn tất", "failed": "Bị lỗi"}
+              "finishing": "Đang hoàn tất (PDF/A, ký số, lập chỉ mục)", "done": "Hoàn tất", "failed": "Bị lỗi",
+              "discarded": "Đã bỏ (không chạy lại)"}
 CHECK_NAMES = {"sha256": "Toàn vẹn tệp (SHA-256)", "size": "Kích thước tệp", "integrity": "Nội dung được ký không đổi",
                "coverage": "Chữ ký phủ toàn bộ tệp", "chain": "Chuỗi chứng thư số", "timestamp": "Dấu thời gian",
                "revocation": "Chứng thư chưa bị thu hồi", "signature": "Chữ ký số", "pdfa": "Chuẩn PDF/A",

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 
 from storage import journal
 
+from .errors import UsageError
+
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 # who the current request acts for (set by the HTTP and web doors): name, role, ip, via
 _acting: ContextVar[dict | None] = ContextVar("sohoa_acting", default=None)
@@ -28,6 +30,18 @@ def acting(name: str, role: str, ip: str | None, via: str):
         yield
     finally:
         _acting.reset(token)
+
+
+MIN_REASON = 10  # characters: a reason an auditor can read, not "ok"
+
+
+def stated_reason(reason: str) -> str:
+    """The reason given for a step that cannot be undone (a disposal, a job given up), its
+    whitespace folded; UsageError when it is too short to tell an auditor anything."""
+    reason = " ".join((reason or "").split())
+    if len(reason) < MIN_REASON:
+        raise UsageError(f"Cần nêu lý do (ít nhất {MIN_REASON} ký tự)", f"a reason of at least {MIN_REASON} characters")
+    return reason
 
 
 def now_vn() -> datetime:

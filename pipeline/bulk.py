@@ -186,7 +186,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
                 finishing.add(job.id)
             if job.state == "done":
                 outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job.id), job.id)
-            elif job.state == "failed":
+            elif job.state in ("failed", "discarded"):
                 outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
                                           error=(job.error or {}).get("message"), job=job.id)
                 broken.add(doc.dossier)

@@ -24,22 +24,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from storage import index as search_index, keys
+from storage import index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, RetentionError
 from storage.retention import MAINTENANCE_YEARS, PERMANENT_YEARS
 
-from . import audit, events, manifest as mf
+from . import audit, events, jobs, manifest as mf
 from .errors import Conflict, NotFound, UsageError
-from .repository import load_manifest
+from .repository import dossier_lock, load_manifest
 
 PERMANENT = "01"
-HOLD = "legal-hold.json"
-PENDING = "disposal-pending.json"
-RECORD = "disposal.json"
-MIN_REASON = 10  # characters: a reason an auditor can read, not "ok"
+HOLD, PENDING, RECORD = keys.LEGAL_HOLD, keys.DISPOSAL_PENDING, keys.DISPOSAL
 
 
 @dataclass(frozen=True)
@@ -106,18 +103,24 @@ def content_objects(manifest: dict) -> list[dict]:
     return out
 
 
-def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict) -> dict:
-    """The pending record: what will be removed (contents first, then the manifest history and
-    the manifest), the approval, and what the dossier was, with no content."""
+def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict,
+                  unfinished: Mapping[str, str] | None = None) -> dict:
+    """The pending record: what will be removed (contents first, the originals of jobs that
+    never became a document, ``unfinished``: key -> job id, then the manifest history and the
+    manifest), the approval, and what the dossier was, with no content."""
     code = manifest["dossierCode"]
     history = sorted(k for k in store_keys if k.startswith(keys.dossier_prefix(code) + "manifests/"))
+    contents = content_objects(manifest)
+    named = {o["key"] for o in contents}
+    never_documents = [{"key": key, "sha256": None, "docId": None, "job": job_id}
+                       for key, job_id in sorted((unfinished or {}).items()) if key not in named]
     return {
         "schema": "sohoa.disposal/1", "dossierCode": code, "title": manifest.get("title"),
         "maintenance": manifest.get("maintenance"), "paperFileCode": manifest.get("paperFileCode"),
         "created": manifest.get("created"), "closed": closed.isoformat() if (closed := closed_on(manifest)) else None,
         "documents": [{"docId": d.get("docId"), "title": d.get("title"), "numberOfPage": d.get("numberOfPage"),
                        "pdfSha256": (d.get("pdf") or {}).get("sha256")} for d in manifest.get("documents", [])],
-        "objects": content_objects(manifest) + [{"key": k, "sha256": None, "docId": None} for k in history]
+        "objects": contents + never_documents + [{"key": k, "sha256": None, "docId": None} for k in history]
         + [{"key": keys.manifest(code), "sha256": None, "docId": None}],
         "approval": approval,
     }
@@ -160,7 +163,7 @@ def report(store: ObjectStore, default_days: int, as_of: date) -> list[Retention
 
 def hold(store: ObjectStore, code: str, reason: str, by: str, *, release: bool = False) -> dict:
     """Place (or ``release``) the dossier's legal hold; returns the hold record."""
-    reason = _reason(reason)
+    reason = audit.stated_reason(reason)
     if load_manifest(store, code) is None:
         raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
     current = hold_of(store, code)
@@ -189,20 +192,28 @@ def dispose(store: ObjectStore, db, code: str, *, approver: dict, reason: str, d
             as_of: date | None = None) -> dict:
     """Dispose of the dossier (module docstring); returns the disposal record. ``approver``:
     ``{"name", "role", "agencies"}`` of the user whose credentials approved it."""
-    reason = _reason(reason)
+    reason = audit.stated_reason(reason)
     prefix = keys.dossier_prefix(code)
     done = _json(store, prefix + RECORD)
     if done is not None:
         return done
+    with dossier_lock(db, code):  # no document is committed while the plan is made and carried out
+        return _dispose(store, db, code, approver, reason, default_days, as_of)
+
+
+def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, default_days: int,
+             as_of: date | None) -> dict:
+    prefix = keys.dossier_prefix(code)
     pending = _json(store, prefix + PENDING)
     if pending is None:
         manifest = load_manifest(store, code)
         if manifest is None:
             raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
-        _may_dispose(store, manifest, approver, default_days, as_of or audit.now_vn().date())
+        _may_dispose(store, db, manifest, approver, default_days, as_of or audit.now_vn().date())
         approval = {"by": approver["name"], "role": approver["role"], "reason": reason,
                     "at": audit.now_vn().isoformat()}
-        pending = disposal_plan(manifest, store.list(prefix), approval)
+        jobs.discard_for_disposal(db, code, approval)
+        pending = disposal_plan(manifest, store.list(prefix), approval, jobs.held_originals(db, code))
         store.put(prefix + PENDING, json.dumps(pending, ensure_ascii=False).encode(), "application/json")
     elif hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
@@ -230,7 +241,7 @@ def dispose(store: ObjectStore, db, code: str, *, approver: dict, reason: str, d
     return {**record, "complete": True}
 
 
-def _may_dispose(store: ObjectStore, manifest: dict, approver: dict, default_days: int, as_of: date) -> None:
+def _may_dispose(store: ObjectStore, db, manifest: dict, approver: dict, default_days: int, as_of: date) -> None:
     from .access import in_scope
 
     code = manifest["dossierCode"]
@@ -246,10 +257,6 @@ def _may_dispose(store: ObjectStore, manifest: dict, approver: dict, default_day
     if due is None or due > as_of:
         shown = "bảo quản vĩnh viễn" if due is None else f"đến hạn hủy ngày {due:%d/%m/%Y}"
         raise Conflict(f"Hồ sơ {code} chưa đến hạn hủy ({shown})", f"dossier not due for disposal: {due}")
-
-
-def _reason(reason: str) -> str:
-    reason = " ".join((reason or "").split())
-    if len(reason) < MIN_REASON:
-        raise UsageError(f"Cần nêu lý do (ít nhất {MIN_REASON} ký tự)", "a reason of at least 10 characters")
-    return reason
+    if working := [job_id for job_id, _ in job_table.requests_of(db, code, job_table.ACTIVE)]:
+        raise Conflict(f"Hồ sơ {code} còn {len(working)} lượt xử lý đang chạy ({', '.join(working)}); "
+                       f"chờ các lượt này xong rồi hủy", "dossier has jobs still running")

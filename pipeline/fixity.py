@@ -9,10 +9,11 @@
 - Extra objects: a key under a dossier's folder that nothing accounts for (not its manifest,
   history, events or disposal records, nor a file the manifest names, nor an original held for
   a job not done; a folder with no manifest at all), as ``unlisted`` decides.
-- Held originals: the citizen's files of a job queued, running, or failed and waiting for its
-  retry (``held(code)``: key -> job id, read from the job table after the folder is listed,
-  ``pipeline.jobs.held_originals``). Re-read and hashed like any object, never extra, and
-  missing when gone (the retry needs them); not held once the dossier is disposed of.
+- Held originals: the citizen's files of a job queued, running, failed and waiting for its
+  retry, or given up (``held(code)``: key -> job id, read from the job table after the folder
+  is listed, ``pipeline.jobs.held_originals``). Re-read and hashed like any object, never extra,
+  and missing when gone (the retry needs them; a given-up job's are kept until the dossier's
+  disposal); not held once the dossier is disposed of.
 - Two views of one check: ``sweep`` reads the whole store at once, one dossier folder at a time
   (what ``sohoa verify --all`` runs first, and ``--fixity-only`` alone); ``fixity_slice`` reads
   it a slice at a time (the Celery beat task ``sohoa.fixity``), so that every object is checked
@@ -60,7 +61,7 @@ _STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
 OUTCOME_VI = {"mismatch": "sai mã băm SHA-256", "missing": "mất đối tượng",
               "extra": "đối tượng thừa (không manifest nào liệt kê)"}
 # what a dossier folder holds besides the files its manifest names (pipeline.disposal's records)
-_RECORDS = ("legal-hold.json", "disposal.json", "disposal-pending.json")
+_RECORDS = (keys.LEGAL_HOLD, keys.DISPOSAL, keys.DISPOSAL_PENDING)
 _HISTORY = re.compile(r"manifests/(\d{6})\.json")
 Held = Callable[[str], Mapping[str, str]]  # dossier code -> {original key: job id} of its jobs not done
 
@@ -116,6 +117,7 @@ class FixityReport:
     last_key: str | None
     record: str | None           # the key of this slice's write-once record
     seconds: float = 0.0
+    held: int = 0                # originals read in this slice that are held for jobs not done: not extra
 
     @property
     def ok(self) -> bool:
@@ -130,7 +132,7 @@ class FixityReport:
                 "problems": [p.to_json() for p in self.problems], "done": self.done, "total": self.total,
                 "cycleStarted": self.cycle_started.isoformat(), "expectedEnd": self.expected_end.isoformat(),
                 "cycleProblems": self.cycle_problems, "lastKey": self.last_key, "record": self.record,
-                "seconds": round(self.seconds, 3), "ok": self.ok}
+                "seconds": round(self.seconds, 3), "held": self.held, "ok": self.ok}
 
 
 # --------------------------------------------------------------------------- pure
@@ -246,7 +248,7 @@ class StoreAudit:
     bytes_read: int
     problems: tuple[FixityProblem, ...]
     seconds: float
-    held: int = 0                # originals held for jobs not done (queued, running, failed): not extra
+    held: int = 0                # originals held for jobs not done (queued, running, failed, discarded): not extra
 
     @property
     def ok(self) -> bool:
@@ -454,21 +456,24 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
     cursor, cycle, todo = plan(found, _load_cursor(state, label), days, interval, now, limit)
     hashes: dict[str, dict[str, str]] = {}
     extras: dict[str, set[str]] = {}
-    outcomes, problems, read, last = [], [], 0, cursor.last_key
+    waiting: dict[str, Mapping[str, str]] = {}
+    outcomes, problems, read, last, held_read = [], [], 0, cursor.last_key, 0
     for key in todo:
         if budget is not None and outcomes and time.monotonic() - started > budget:
             break
         code = keys.code_of(key)
         if code is not None and code not in hashes:
             hashes[code] = _manifest_hashes(store, code)
-            waiting = held(code)
-            extras[code] = _extras(store, code, found, waiting)
-            for gone in _held_missing(store, present, waiting, hashes[code]):
+            waiting[code] = held(code)
+            extras[code] = _extras(store, code, found, waiting[code])
+            for gone in _held_missing(store, present, waiting[code], hashes[code]):
                 problems.append(gone)
                 outcomes.append({"key": gone.key, "sha256": None, "outcome": "missing"})
         listed = hashes.get(code, {}).get(key) if code else None
         problem, actual, size = check_object(store, key, listed)  # as ``sweep`` reads each object
         read += size
+        if code is not None and key in waiting[code]:
+            held_read += 1
         if code is not None and key in extras[code]:  # as ``sohoa verify --all`` finds it (``check_dossier``)
             problems.append(FixityProblem(key, "extra", None, actual, "không manifest nào liệt kê / listed by no manifest"))
         if code is not None and key == keys.manifest(code):  # every file the manifest names must be there
@@ -500,7 +505,7 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
               {"kind": "fixity-cursor"})
     report = FixityReport(label, checked, read, tuple(problems), done_count(cycle, last), len(cycle),
                           cursor.cycle_started, cursor.cycle_started + timedelta(days=days), after.problems,
-                          last, record, time.monotonic() - started)
+                          last, record, time.monotonic() - started, held_read)
     log.info("Kiểm tra toàn vẹn (kho %s): %d đối tượng, %d lỗi; chu kỳ %d/%d, bắt đầu %s, hạn %s", label,
              report.checked, len(report.problems), report.done, report.total, report.cycle_started.isoformat(),
              report.expected_end.isoformat())

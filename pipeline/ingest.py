@@ -34,7 +34,7 @@ from .inputs import Source, read_source
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
 from .pages import PageCache
 from .pdfa import DocumentMeta, PageRender, write_pdfa
-from .repository import dossier_lock, free_pdf_version, load_manifest, save_manifest
+from .repository import dossier_lock, free_pdf_version, load_manifest, refuse_if_disposed, save_manifest
 from .signing.keys import Signer, SignerLoading, loaded
 from .signing.pades import sign_pdf_file
 
@@ -105,8 +105,11 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
                          "a signer is required unless the request says unsigned, and only then")
     sources = read_sources(request.files, ctx, code)
     digest = mf.input_digest([s.sha256 for s in sources])
-    current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, request.paper_file_code,
-                                    request.maintenance, request.change_recorded)
+    stored = load_manifest(ctx.store, code)
+    if stored is None:  # a new dossier, unless its code was disposed of
+        refuse_if_disposed(ctx.store, code)
+    current = _dossier_as_requested(stored, code, title, request.paper_file_code, request.maintenance,
+                                    request.change_recorded)
     if existing := mf.find_document(current, digest):
         return _duplicate(ctx, current, existing, title)
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
@@ -138,6 +141,7 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
     else:
         ctx = replace(ctx, signer=loaded(ctx.signer))  # before the dossier's lock is taken
     with dossier_lock(ctx.db, code):
+        refuse_if_disposed(ctx.store, code)  # disposed of since the files were accepted
         current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, prepared.paper_file_code,
                                         prepared.maintenance, prepared.change_recorded)
         if existing := mf.find_document(current, prepared.digest):

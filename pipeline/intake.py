@@ -66,6 +66,7 @@ from . import dossier, sheets
 from .errors import InputError, NotFound, UsageError
 from .inputs import (EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, page_frames, read_source,
                      shown_page, sniff)
+from .repository import refuse_if_disposed
 
 PREFIX = "work/intake/"
 OWNERS = PREFIX + "owners/"
@@ -261,6 +262,7 @@ def create(store: ObjectStore, dossier_code: str, owner: str) -> Draft:
     """A new, empty draft of a document for ``dossier_code`` (validated), belonging to ``owner``."""
     code = dossier.validate_key(dossier_code)
     owner = _check_owner(owner)
+    refuse_if_disposed(store, code)  # told now, not when the papers are scanned and confirmed
     draft_id = secrets.token_hex(16)
     created = _now()
     _put_json(store, _draft_prefix(draft_id) + "draft.json",

@@ -121,7 +121,7 @@ def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | 
 
     started = time.monotonic()
     job = _job(db, job_id)
-    if job["state"] in ("done", "failed"):
+    if job["state"] in job_table.FINAL:
         return job["pages_done"], job["pages_failed"], job["pages_total"]
     task = PreparedDocument.from_json(job["request"]).tasks[number - 1]
     result = process_page(task, PageCache(store))
@@ -151,6 +151,8 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     prepared = PreparedDocument.from_json(job["request"])
     if job["state"] == "done":
         return _summary_of(ctx, prepared.dossier, job["doc_id"])
+    if job["state"] == job_table.DISCARDED:  # a finishing task sent before the job was given up
+        raise discarded(job_id, job["dossier"])
     job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=job_table.ACTIVE)
     cache = PageCache(ctx.store)
     found = [(row, task, cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None)
@@ -257,11 +259,15 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         raise
 
 
+UNFINISHED = job_table.ACTIVE + ("failed", job_table.DISCARDED)  # jobs whose originals no manifest names
+
+
 def held_originals(db, code: str) -> dict[str, str]:
-    """The originals stored for the dossier's jobs not done (queued, running, failed): key -> job
-    id. No manifest names them until their document is committed, yet they are kept for the
-    work or the retry: a fixity check must not call them extra, and must miss them if gone."""
-    return {o["key"]: job_id for job_id, request in job_table.requests_of(db, code, job_table.ACTIVE + ("failed",))
+    """The originals stored for the dossier's jobs not done (queued, running, failed, discarded):
+    key -> job id. No manifest names them until their document is committed, yet they are kept,
+    for the work, for the retry, or (a discarded job's) as what the citizen handed in, until the
+    dossier is disposed of: a fixity check must not call them extra, and must miss them if gone."""
+    return {o["key"]: job_id for job_id, request in job_table.requests_of(db, code, UNFINISHED)
             for o in request.get("originals") or ()}
 
 
@@ -271,9 +277,47 @@ def reopen(db, job_id: str) -> list[int]:
     if job["state"] == "done":
         raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
                          "job already done")
+    if job["state"] == job_table.DISCARDED:
+        raise discarded(job_id, job["dossier"])
     pages = job_table.reopen(db, job_id, now=_now())
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
+
+
+def discard(db, job_id: str, reason: str) -> JobView:
+    """Give up a failed job: it is never run again and leaves the jobs waiting for a retry. Its
+    originals stay with the dossier (what the citizen handed in is kept, and fixity-checked,
+    until the dossier is disposed of); the access log records who gave it up and why."""
+    reason = audit.stated_reason(reason)
+    job = _job(db, job_id)
+    if not job_table.set_state(db, job_id, job_table.DISCARDED, now=_now(), only_from=("failed",)):
+        job = _job(db, job_id)
+        if job["state"] == job_table.DISCARDED:
+            raise discarded(job_id, job["dossier"])
+        if job["state"] == "done":
+            raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không có gì để bỏ",
+                           "job already done")
+        raise Conflict(f"Lượt xử lý {job_id} đang xử lý; chỉ bỏ được lượt xử lý bị lỗi", f"job is {job['state']}")
+    audit.record(db, "job", "discard", dossier=job["dossier"], job=job_id, reason=reason,
+                 originals=[o["sha256"] for o in job["request"].get("originals") or ()])
+    return view(db, job_id)
+
+
+def discard_for_disposal(db, code: str, approval: dict) -> list[str]:
+    """The dossier's failed jobs given up as its disposal is approved (no retry may bring a
+    document back into a dossier being disposed of); returns their ids."""
+    given_up = [job_id for job_id, _ in job_table.requests_of(db, code, ("failed",))
+                if job_table.set_state(db, job_id, job_table.DISCARDED, now=_now(), only_from=("failed",))]
+    for job_id in given_up:
+        audit.record(db, "job", "discard", dossier=code, job=job_id,
+                     reason=f"dossier disposed of: approved by {approval['by']} ({approval['reason']})")
+    return given_up
+
+
+def discarded(job_id: str, code: str) -> Conflict:
+    """The error of a step asked of a job given up."""
+    return Conflict(f"Lượt xử lý {job_id} của hồ sơ {code} đã bị bỏ; không chạy lại được "
+                    f"(gửi lại giấy tờ thành lượt xử lý mới nếu cần)", "job discarded")
 
 
 def summary_of_done(ctx: IngestContext, job_id: str) -> IngestSummary:

@@ -340,7 +340,7 @@ class JobView:
     id: str
     dossier: str
     title: str
-    state: str                 # queued | running | finishing | done | failed
+    state: str                 # queued | running | finishing | done | failed | discarded
     pages_total: int
     pages_done: int
     pages_failed: int

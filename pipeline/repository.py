@@ -8,6 +8,7 @@ in the shared database (``storage.locks``) so that it holds across machines, and
 from __future__ import annotations
 
 import hashlib
+import json
 
 from storage import keys
 from storage.base import ObjectStore
@@ -45,6 +46,21 @@ def free_pdf_version(store: ObjectStore, code: str, doc_id: str, start: int) -> 
         abandoned.append({**found.to_json(), "reason": "attempt-stopped-before-manifest"})
         version += 1
     return version, abandoned
+
+
+def refuse_if_disposed(store: ObjectStore, code: str) -> None:
+    """Conflict when the dossier has been disposed of, or its disposal is under way: its code
+    takes no new document (a disposed dossier keeps only its record, and a document committed
+    under a disposal's feet would outlive its manifest)."""
+    for key, state in ((keys.disposal_record(code), "đã bị hủy"), (keys.disposal_pending(code), "đang được hủy")):
+        try:
+            record = json.loads(store.get(key))
+        except ObjectNotFound:
+            continue
+        approval = record.get("approval") or {}
+        raise Conflict(f"Hồ sơ {code} {state} (phê duyệt: {approval.get('by')}, {approval.get('reason')}); "
+                       f"không thêm tài liệu vào hồ sơ này được",
+                       f"dossier disposed of ({key.rsplit('/', 1)[-1]}): it takes no new document")
 
 
 def require_manifest(store: ObjectStore, code: str) -> dict:

@@ -7,7 +7,7 @@ frozen result (``pipeline.models``) or raises a ``SohoaError`` or storage error,
 door reports through ``pipeline.errors.describe``.
 
     ingest   scan   scanners   show   export   link   search   reindex   verify   renew   page_cache   audit_log
-    audit_anchor   audit_verify   bulk   watch   status   retry   worker   db_upgrade   notices
+    audit_anchor   audit_verify   bulk   watch   status   retry   discard   worker   db_upgrade   notices
 
 For the HTTP API and the web interface (``api.http``, ``api.web``) besides: users, tokens and
 logins; uploads recorded as jobs (``accept_upload``) and run (``run_job``); the counter's intake
@@ -135,6 +135,8 @@ def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progre
         unreachable_since = None
         if job.state == "failed":
             raise JobFailed(job_id, job.error)
+        if job.state == job_table.DISCARDED:  # given up while this door followed it
+            raise jobs.discarded(job_id, job.dossier)
         time.sleep(poll)
 
 
@@ -163,6 +165,11 @@ def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) 
     with closing(signer_for(settings)) as signer:
         return jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings),
                                                progress=progress), job_id)
+
+
+def discard(settings: Settings, job_id: str, reason: str) -> JobView:
+    """Give up a failed job for good, with the reason (``pipeline.jobs.discard``: its originals stay)."""
+    return jobs.discard(database(settings), job_id, reason)
 
 
 def worker(settings: Settings, queues: Sequence[str] = ("pages", "finish"), concurrency: int | None = None,
@@ -1170,6 +1177,12 @@ def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
     job_for(settings, job_id, who)
     jobs.reopen(database(settings), job_id)
     return jobs.view(database(settings), job_id)
+
+
+def discard_job(settings: Settings, job_id: str, reason: str, who: Principal) -> JobView:
+    """A failed job the user may see, given up for good (``pipeline.jobs.discard``)."""
+    job_for(settings, job_id, who)
+    return jobs.discard(database(settings), job_id, reason)
 
 
 def document_pdf(settings: Settings, code: str, doc_id: str) -> tuple[bytes, str]:

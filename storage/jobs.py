@@ -27,6 +27,9 @@ job_pages = sa.Table(
     sa.Column("worker", sa.String(200)), sa.Column("updated", sa.String(40)),
 )
 ACTIVE = ("queued", "running", "finishing")
+# a failed job given up (``sohoa discard``, or its dossier disposed of): never run again
+DISCARDED = "discarded"
+FINAL = ("done", "failed", DISCARDED)  # no worker moves a job out of these by itself
 _CHUNK = 500  # job ids per query
 SETTLED = ("done", "failed")
 

@@ -7,6 +7,9 @@
     dossiers/<code>/text/<docId>.txt               OCR text, pages separated by form feeds
     dossiers/<code>/text/<docId>.words.json        OCR words with boxes, per page
     dossiers/<code>/events/<UTC time>-<kind>-<id>.json   a preservation event, write-once (time order)
+    dossiers/<code>/legal-hold.json                a legal hold in force (pipeline.disposal)
+    dossiers/<code>/disposal-pending.json          a disposal approved and under way
+    dossiers/<code>/disposal.json                  the record a disposed dossier keeps (write-once)
 """
 from __future__ import annotations
 
@@ -29,6 +32,17 @@ def dossier_prefix(code: str) -> str:
 
 def manifest(code: str) -> str:
     return dossier_prefix(code) + "manifest.json"
+
+
+LEGAL_HOLD, DISPOSAL_PENDING, DISPOSAL = "legal-hold.json", "disposal-pending.json", "disposal.json"
+
+
+def disposal_pending(code: str) -> str:
+    return dossier_prefix(code) + DISPOSAL_PENDING
+
+
+def disposal_record(code: str) -> str:
+    return dossier_prefix(code) + DISPOSAL
 
 
 def original(code: str, digest: str, ext: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 from api.cli import main as sohoa
 from pipeline import config, disposal, service
 from pipeline.errors import Conflict, UsageError
+from pipeline.models import IngestRequest
 from pipeline.runtime import database
 from storage import jobs as job_table, keys
 from storage.errors import RetentionError
@@ -161,3 +162,52 @@ def test_a_legal_hold_on_s3_is_the_servers_own_and_refuses_deletion_until_releas
     assert s3_store.get(key) == b"%PDF-1.7 giu v2"
     s3_store.legal_hold(key, False)
     assert not s3_store.under_legal_hold(key)
+
+
+def test_disposal_waits_for_running_jobs_removes_failed_jobs_files_and_the_code_takes_no_new_document(
+        world, rendered, tmp_path):
+    """A disposal left a failed job's files behind (personal data no check accounted for), could
+    run under a job still converting, and the disposed code took new documents again, its
+    record saying it was destroyed."""
+    settings, store, tokens = world
+    code = TEN_YEARS
+    db = database(settings)
+    approver = {"name": "luu", "role": "archivist", "agencies": ("H23.50",)}
+    reason, as_of = "Quyết định hủy số 5/QĐ ngày 2/1/2038", date(2038, 1, 2)
+    # a real failed job: its page read, its signature's timestamp authority not answering
+    page = save_page(rendered("dispose-failed", layout="text", seed=710, dpi=150), tmp_path / "don.png")
+    broken = config.load({"SOHOA_HOME": str(settings.home), "SOHOA_OCR_ENGINE": "tesseract",
+                          "SOHOA_SIGN_LEVEL": "B-T", "SOHOA_TSA_URL": "http://127.0.0.1:9/tsa"})
+    with pytest.raises(Exception, match="Ký số thất bại"):
+        service.ingest(broken, IngestRequest(code, (str(page),), "Đơn bổ sung"))
+    failed = job_table.find(db, dossier=code, states=("failed",))
+    assert len(failed) == 1
+    failed_original = failed[0]["request"]["originals"][0]["key"]
+    # a job waiting for a worker: the disposal waits for it
+    waiting = "e" * 32
+    job_table.create(db, waiting, kind="ingest", dossier=code, title="Đơn", request={"originals": []},
+                     input_sha256="3" * 64, pages=1, now="2038-01-01T00:00:00+07:00")
+    before = store.list(keys.dossier_prefix(code))
+    with pytest.raises(Conflict, match="còn 1 lượt xử lý đang chạy"):
+        disposal.dispose(store, db, code, approver=approver, reason=reason, default_days=3650, as_of=as_of)
+    assert store.list(keys.dossier_prefix(code)) == before
+    assert job_table.get(db, failed[0]["id"])["state"] == "failed", "a refused disposal gives up no job"
+    job_table.set_state(db, waiting, "done", now="2038-01-01T00:00:01+07:00")
+
+    record = disposal.dispose(store, db, code, approver=approver, reason=reason, default_days=3650, as_of=as_of)
+    assert record["complete"]
+    assert {o["key"]: o.get("job") for o in record["removed"]}[failed_original] == failed[0]["id"]
+    assert not store.exists(failed_original)
+    assert job_table.get(db, failed[0]["id"])["state"] == "discarded"
+    with pytest.raises(Conflict, match="đã bị bỏ"):
+        service.retry(settings, failed[0]["id"])
+    found = service.verify(settings, all_dossiers=True, signatures=False).objects
+    assert found["problems"] == [], "nothing of the dossier left unaccounted for"
+
+    # the disposed code takes nothing more, at the command line or at the counter
+    left = store.list(keys.dossier_prefix(code))
+    with pytest.raises(Conflict, match=f"Hồ sơ {code} đã bị hủy"):
+        service.ingest(broken, IngestRequest(code, (str(page),), "Đơn nộp lại"))
+    with pytest.raises(Conflict, match="đã bị hủy"):
+        service.intake_create(settings, code, service.by_token(settings, tokens["tiep"].read_text().strip(), None))
+    assert store.list(keys.dossier_prefix(code)) == left

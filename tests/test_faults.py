@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from storage import keys
 from storage.local import LocalStore
-from tests.conftest import manifest_of, stored_keys
+from tests.conftest import audit_events, manifest_of, stored_keys
 from tests.doc_tables import check_table
 from tests.services import free_port, throwaway_pg_database
 
@@ -207,11 +207,12 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
     code, out, err = cli("verify", "--all", "--fixity-only")
     assert code == 1 and "0 thay đổi, 0 thiếu, 1 thừa - KHÔNG ĐẠT" in out, out
     assert f"THỪA (extra): {stray}" in out and out.count("THỪA") == 1, out
-    assert "3 bản gốc được giữ cho lượt xử lý chưa xong" in out, out
+    assert "3 bản gốc được giữ cho lượt xử lý chưa thành tài liệu" in out, out
     monkeypatch.setenv("SOHOA_FIXITY_DAYS", "1")
     monkeypatch.setenv("SOHOA_FIXITY_INTERVAL", str(7 * 24 * 3600))  # the whole cycle in one slice
     code, out, err = cli("fixity")  # the rolling check (the Celery beat task's)
     assert code == 1 and f"THỪA (extra): {stray}" in out and out.count("THỪA") == 1, out
+    assert "trong đó 3 bản gốc được giữ cho lượt xử lý chưa thành tài liệu" in out, out
     LocalStore(home / "store").delete(stray)
     # one of them gone: the retry could never finish, and the check says so, naming the job
     kept = home / "store" / originals[1]
@@ -241,6 +242,47 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
         "(held for the job; a stray object beside them is extra); "
         "`sohoa retry` → `done`, the 2 finished pages not redone, 1 document, indexed once",
         "test_faults.py::test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_finishes")
+
+
+def test_a_failed_job_given_up_is_never_run_again_and_its_originals_stay_with_the_dossier(
+        cli, home, sheets, faulty_tesseract):
+    """A failed job waited for a retry for ever: nothing could take it off the list. ``sohoa
+    discard`` gives it up, with a reason in the access log; the citizen's files stay, checked."""
+    code_ = "H23.50-261202-0103"
+    files = [sheets / "a.png", sheets / "vuong.png"]
+    faulty_tesseract.write_text("crash")
+    assert cli("ingest", "--dossier", code_, "--title", "Đơn", *files)[0] == 13
+    job = _status(cli, code_)[-1]["job"]
+    faulty_tesseract.write_text("")  # a retry would now finish: the refusals below are the discard's
+    code, out, err = cli("discard", job, "--reason", "nhầm")
+    assert code == 2 and "lý do" in err, err
+    assert _status(cli, job)[0]["state"] == "failed"
+    code, out, err = cli("discard", job, "--reason", "Quét nhầm giấy tờ của hồ sơ khác")
+    assert code == 0 and "Đã bỏ lượt xử lý" in out and "Bản gốc đã nhận vẫn được giữ" in out, out
+    code, out, err = cli("status", code_)
+    assert "đã bỏ (không chạy lại)" in out and "sohoa retry" not in out, out
+    for again in (("retry", job), ("discard", job, "--reason", "Quét nhầm giấy tờ của hồ sơ khác")):
+        code, out, err = cli(*again)
+        assert code == 12 and "đã bị bỏ; không chạy lại được" in err, (again, err)
+    assert _status(cli, job)[0]["state"] == "discarded"
+    assert not [k for k in stored_keys(home) if "/documents/" in k]
+    given_up = [e for e in audit_events(home) if e["action"] == "job" and e["outcome"] == "discard"]
+    assert [(e["job"], e["reason"], len(e["originals"])) for e in given_up] == [
+        (job, "Quét nhầm giấy tờ của hồ sơ khác", 2)]
+    code, out, err = cli("verify", "--all", "--fixity-only")  # the originals kept, and counted as such
+    assert code == 0 and "0 thừa - ĐẠT" in out and "2 bản gốc được giữ" in out, out
+    code, out, err = cli("ingest", "--dossier", code_, "--title", "Đơn", *files, "--json")
+    assert code == 0, err  # the same papers sent again are a new job, not the discarded one
+    done = _status(cli, code_)[-1]
+    assert done["job"] != job and done["state"] == "done"
+    code, out, err = cli("discard", done["job"], "--reason", "Quét nhầm giấy tờ của hồ sơ khác")
+    assert code == 12 and "đã xong" in err, err
+    row("a failed job given up (`sohoa discard JOB --reason`)", "embedded",
+        "refused without a reason of 10 characters; then `discarded`: `sohoa retry` and a second discard refused "
+        "(exit 12), the access log names who and why with the originals' SHA-256; the 2 originals stay and "
+        "`verify --all` counts them held, not extra; the same files sent again make a new job; a done job "
+        "cannot be discarded",
+        "test_faults.py::test_a_failed_job_given_up_is_never_run_again_and_its_originals_stay_with_the_dossier")
 
 
 def test_tesseract_hanging_on_one_page_of_an_embedded_ingest_is_stopped_at_the_page_time_limit(
@@ -691,8 +733,15 @@ ELSEWHERE = [
     ("worker without OCR models (every page fails)", "workers, Redis, PostgreSQL",
      "job `failed` naming file and page; `sohoa retry` on a sound worker → `done`, finished pages not redone",
      "test_workers.py::test_a_failed_job_is_retried_without_redoing_finished_pages"),
+    ("disposal approved while the dossier has a job queued, and one failed", "embedded",
+     "refused while a job is queued, running or finishing, nothing touched; then the failed job is given up "
+     "(`discarded`, retry refused) and its original removed and listed in the disposal record with the job; "
+     "`verify --all` finds nothing left; the disposed code refuses a new ingest and a counter draft",
+     "test_disposal.py::test_disposal_waits_for_running_jobs_removes_failed_jobs_files_and_the_code_takes_no_new_"
+     "document"),
 ]
-HERE = ["tesseract crashes (SIGSEGV) on one page", "tesseract hangs on one page of an embedded ingest",
+HERE = ["tesseract crashes (SIGSEGV) on one page", "a failed job given up (`sohoa discard JOB --reason`)",
+        "tesseract hangs on one page of an embedded ingest",
         "tesseract hangs while an intake page is previewed", "tesseract hangs on one page",
         "disk full under SOHOA_HOME before an ingest", "disk of the store full while the document is written",
         "database (PostgreSQL) connection lost during an embedded ingest",

@@ -126,6 +126,7 @@ ALLOWED = {
     ("GET", "/api/v1/jobs"): {"operator", "officer", "archivist", "admin"},
     ("GET", "/api/v1/jobs/{job_id}"): {"operator", "officer", "archivist", "admin"},
     ("POST", "/api/v1/jobs/{job_id}/retry"): {"operator", "archivist", "admin"},
+    ("POST", "/api/v1/jobs/{job_id}/discard"): {"operator", "archivist", "admin"},
     ("GET", "/api/v1/dossiers/{code}/checklist"): {"operator", "officer", "admin"},
     ("PUT", "/api/v1/dossiers/{code}/checklist"): {"operator", "officer", "admin"},
     ("GET", "/api/v1/dossiers/{code}"): {"officer", "archivist", "admin"},
@@ -136,7 +137,8 @@ ALLOWED = {
     ("GET", "/api/v1/reports/digitisation"): {"archivist", "admin"},
 }
 QUERY = {"/api/v1/search": {"q": "don"}, "/api/v1/reports/digitisation": {"quarter": "2026-Q4"}}
-BODY = {("PUT", "/api/v1/dossiers/{code}/checklist"): {"json": {"procedure": "1.001", "required": ["Đơn"]}}}
+BODY = {("PUT", "/api/v1/dossiers/{code}/checklist"): {"json": {"procedure": "1.001", "required": ["Đơn"]}},
+        ("POST", "/api/v1/jobs/{job_id}/discard"): {"json": {"reason": "Quét nhầm giấy tờ"}}}
 
 
 def test_every_page_of_the_web_interface_asks_for_a_login_first(api):
@@ -291,6 +293,9 @@ def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reu
                              files=[("files", ("to-khai.png", page, "image/png"))])
         assert answer.status_code == 202
         failed = wait_done(client, op, answer.json()["job"]["job"])
+        mistaken = client.post(f"/api/v1/dossiers/{code}/documents", headers=op, data={"title": "Giấy nhầm"},
+                               files=[("files", ("nham.png", _other_page(tmp_path, rendered), "image/png"))])
+        mistaken = wait_done(client, op, mistaken.json()["job"]["job"])
     assert failed["state"] == "failed" and failed["pagesDone"] == 1, failed
     assert failed["error"]["code"] == "signing" and "Ký số thất bại" in failed["error"]["message"]
     client = api["client"]  # the deployment's settings put right
@@ -300,6 +305,21 @@ def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reu
     assert done["state"] == "done", done["error"]
     assert done["attempts"] == 2 and done["docId"] == f"{code}.001"
     assert client.post(f"/api/v1/jobs/{failed['job']}/retry", headers=op).status_code == 409
+    # the other one was scanned by mistake: given up, with a reason, by the operator who sent it
+    given_up = f"/api/v1/jobs/{mistaken['job']}/discard"
+    assert mistaken["state"] == "failed"
+    assert client.post(given_up, headers=api["tokens"]["off"], json={"reason": "Quét nhầm giấy tờ"}).status_code == 403
+    assert client.post(given_up, headers=op, json={"reason": "nhầm"}).status_code == 400
+    answer = client.post(given_up, headers=op, json={"reason": "Quét nhầm giấy tờ của người khác"})
+    assert answer.status_code == 200 and answer.json()["job"]["state"] == "discarded", answer.text
+    assert client.post(f"/api/v1/jobs/{mistaken['job']}/retry", headers=op).status_code == 409
+    assert client.get(f"/api/v1/jobs/{mistaken['job']}", headers=op).json()["state"] == "discarded"
+    assert client.post(f"/api/v1/jobs/{failed['job']}/discard", headers=op,
+                       json={"reason": "Quét nhầm giấy tờ của người khác"}).status_code == 409  # done
+
+
+def _other_page(tmp_path, rendered) -> bytes:
+    return save_page(rendered("api-mistaken", layout="text", seed=24, dpi=150), tmp_path / "nham.png").read_bytes()
 
 
 

@@ -25,7 +25,8 @@
 
   // The job page: follow the job until it is done or failed.
   var STATES = {queued: "Đang chờ xử lý", running: "Đang xử lý các trang",
-                finishing: "Đang hoàn tất (PDF/A, ký số, lập chỉ mục)", done: "Hoàn tất", failed: "Bị lỗi"};
+                finishing: "Đang hoàn tất (PDF/A, ký số, lập chỉ mục)", done: "Hoàn tất", failed: "Bị lỗi",
+                discarded: "Đã bỏ (không chạy lại)"};
   var box = document.querySelector("[data-job-url]");
   if (box && !box.dataset.final) {
     var bar = box.querySelector("[data-job-progress]");
@@ -46,7 +47,7 @@
           var line = job.pagesDone + "/" + job.pages + " trang đã xử lý" +
               (job.pagesFailed ? ", " + job.pagesFailed + " trang lỗi" : "") + ". " + label + ".";
           if (line !== last) { text.textContent = line; last = line; }
-          if (job.state === "done" || job.state === "failed") {
+          if (job.state === "done" || job.state === "failed" || job.state === "discarded") {
             finish(job);
           } else {
             window.setTimeout(poll, 1000);
