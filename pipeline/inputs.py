@@ -382,6 +382,16 @@ def _poppler_reads(file: str, data: bytes, count: int) -> None:
 def _normalise_mode(frame: Image.Image) -> Image.Image:
     """RGB, L or 1 only; keep bitonal and grey as they are (no fake colour). What is transparent
     (an alpha channel, or a PNG's transparent colour) is paper: white."""
+    if "transparency" in frame.info and frame.mode in ("1", "I", "I;16", "I;16B", "I;16L"):
+        # a bitonal or 16-bit grey PNG's transparent grey (tRNS), which Pillow leaves aside as these
+        # modes have no alpha: found in the file's own values, then painted white on the page
+        clear = np.asarray(frame) == frame.info["transparency"]
+        opaque = frame.copy()
+        del opaque.info["transparency"]
+        page = _normalise_mode(opaque)
+        pixels = np.array(page)
+        pixels[clear] = True if page.mode == "1" else 255
+        return Image.fromarray(pixels)  # grey (uint8) or bitonal (bool), as the page was
     transparent = "transparency" in frame.info and frame.mode in ("L", "RGB", "P")
     if frame.mode in ("RGB", "L", "1") and not transparent:
         return frame.copy()

@@ -415,6 +415,28 @@ def png_transparent_paper(d):
     return _write(d, "transparent.png", _encoded(img, "PNG", transparency=paper, dpi=(100, 100)))
 
 
+def png16_transparent_paper(d):
+    """A 16-bit grey PNG whose paper is a transparent black (tRNS), as an editor exports a 16-bit scan cut out."""
+    import numpy as np
+    page = np.asarray(page_image("L", text=True), dtype=np.uint32)
+    values = np.where(page == 255, 0, page * 257 + 1).astype(">u2")
+    return _write(d, "transparent16.png", _png(values.shape[1], values.shape[0], 16, 0,
+                                              [row.tobytes() for row in values], b"\x00\x00"))
+
+
+def _png(width: int, height: int, depth: int, colour_type: int, rows: list[bytes], trns: bytes) -> bytes:
+    """A PNG written chunk by chunk (Pillow writes no tRNS for 16-bit grey)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tRNS", trns)
+            + chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + row for row in rows))) + chunk(b"IEND", b""))
+
+
 def mpo_phone_photo(d):
     """A phone's photo of a page saved as MPO (Ultra HDR: the photo, then a small gain map)."""
     gain_map = page_image("L", (W // 4, H // 4)).convert("RGB")
@@ -792,7 +814,7 @@ KINDS: list[Callable[[Path], Path]] = [
     text_file, png_named_jpg, jpeg_named_pdf, pdf_named_tif, no_extension, upper_case_extension,
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
     jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, uint32_tiff, float32_tiff,
-    int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, tiff_with_thumbnail, png_transparent_paper, mpo_phone_photo,
+    int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, tiff_with_thumbnail, png_transparent_paper, png16_transparent_paper, mpo_phone_photo,
     jpeg_12_bit, tiff_webp_compressed, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
     bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,

@@ -72,6 +72,7 @@ EXPECT = {
     "cmyk_alpha_tiff": ("refused", None, "kiểu TIFF này không đọc được (CMYK, 5 samples of 8 bits, extra samples 2"),
     "tiff_with_thumbnail": ("pages", 1),
     "png_transparent_paper": ("pages", 1),
+    "png16_transparent_paper": ("pages", 1),
     "mpo_phone_photo": ("pages", 1),
     "pdf_cropped_to_the_scan": ("pages", 1),
     "jpeg_12_bit": ("refused", None, "ảnh JPEG 12 bit không đọc được"),
@@ -432,7 +433,7 @@ def test_a_twelve_bit_grey_tiff_shows_its_greys(tmp_path):
     assert np.abs(np.asarray(image, dtype=np.int32) - shown).max() <= 1
 
 
-@pytest.mark.parametrize("kind", ["png_transparent_paper", "tiff_with_thumbnail", "mpo_phone_photo",
+@pytest.mark.parametrize("kind", ["png_transparent_paper", "png16_transparent_paper", "tiff_with_thumbnail", "mpo_phone_photo",
                                   "pdf_cropped_to_the_scan"])
 def test_a_page_with_transparent_paper_a_preview_or_a_gain_map_is_the_one_page_it_shows(kind, tmp_path):
     """A PNG whose paper is a transparent black came out as a black page; a TIFF page followed by
