@@ -405,13 +405,14 @@ def cmd_import_package(args, settings: Settings) -> int:
 
 
 RETENTION_VI = {"permanent": "bảo quản vĩnh viễn", "not-due": "chưa đến hạn", "due": "ĐẾN HẠN HỦY",
-                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy"}
+                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy",
+                "no-document": "CHƯA CÓ TÀI LIỆU: chỉ có bản gốc của lượt xử lý lỗi hoặc đã bỏ (hủy được khi có phê duyệt)"}
 
 
 def cmd_retention(args, settings: Settings) -> int:
     rows = service.retention_report(settings, args.as_of)
     if args.due:
-        rows = [r for r in rows if r.status in ("due", "disposing")]
+        rows = [r for r in rows if r.status in ("due", "disposing", "no-document")]
     if args.json:
         _print_json([r.to_json() for r in rows])
         return ExitCode.OK
@@ -539,7 +540,7 @@ def cmd_status(args, settings: Settings) -> int:
               + (f", tài liệu {v.doc_id}" if v.doc_id else "") + (f" (lần chạy thứ {v.attempts})" if v.attempts > 1 else ""))
         if v.error:
             print(f"  Lỗi: {v.error.get('message')}\n  " + (f"Chạy lại: sohoa retry {v.id}" if v.state == "failed"
-                                                           else "Đã bỏ lượt xử lý này (sohoa discard)."))
+                                                           else "Đã bỏ lượt xử lý này; không chạy lại."))
     return ExitCode.OK
 
 

@@ -476,7 +476,7 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
 def jobs_page(request: Request, who: Annotated[Who, Depends(user("jobs"))]) -> Response:
     with _acting(who):
         jobs = list(reversed(service.jobs_for(request.app.state.settings, who, 100)))
-    return _page(request, "jobs.html", jobs=jobs, running=sum(j.state not in ("done", "failed") for j in jobs),
+    return _page(request, "jobs.html", jobs=jobs, running=sum(j.active for j in jobs),
                  failed=sum(j.state == "failed" for j in jobs))
 
 

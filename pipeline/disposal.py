@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from storage import index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
@@ -42,7 +42,8 @@ HOLD, PENDING, RECORD = keys.LEGAL_HOLD, keys.DISPOSAL_PENDING, keys.DISPOSAL
 @dataclass(frozen=True)
 class RetentionRow:
     """One dossier as the retention report shows it. ``status``: permanent, not-due, due, held,
-    disposing (a disposal cut short) or disposed."""
+    disposing (a disposal cut short), disposed, or no-document (a folder with no manifest: only
+    the originals of jobs that never became a document, which may be disposed of at once)."""
     code: str
     title: str
     maintenance: str | None
@@ -76,6 +77,9 @@ def due_date(manifest: dict, default_days: int) -> date | None:
     if years is not None and years < PERMANENT_YEARS:
         return start.replace(year=start.year + years)
     return date.fromordinal(start.toordinal() + default_days)
+
+
+NO_DOCUMENT = "no-document"  # a code with only the originals of jobs that never became a document
 
 
 def status_of(manifest: dict | None, held: dict | None, pending: bool, disposed: bool, due: date | None,
@@ -121,7 +125,7 @@ def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict,
         "documents": [{"docId": d.get("docId"), "title": d.get("title"), "numberOfPage": d.get("numberOfPage"),
                        "pdfSha256": (d.get("pdf") or {}).get("sha256")} for d in manifest.get("documents", [])],
         "objects": contents + never_documents + [{"key": k, "sha256": None, "docId": None} for k in history]
-        + [{"key": keys.manifest(code), "sha256": None, "docId": None}],
+        + [{"key": k, "sha256": None, "docId": None} for k in [keys.manifest(code)] if k in store_keys],
         "approval": approval,
     }
 
@@ -140,12 +144,17 @@ def hold_of(store: ObjectStore, code: str) -> dict | None:
     return record if record and record.get("active") else None
 
 
-def report(store: ObjectStore, default_days: int, as_of: date) -> list[RetentionRow]:
-    """Every dossier of the store, those disposed of included, with its due date and status."""
+def report(store: ObjectStore, default_days: int, as_of: date,
+           unfinished: Callable[[str], Mapping[str, str]] = lambda code: {}) -> list[RetentionRow]:
+    """Every dossier of the store, those disposed of included, with its due date and status; a
+    folder with no manifest is a row (no-document) when ``unfinished(code)`` (its jobs' held
+    originals, ``pipeline.jobs.held_originals``) names some."""
     rows = []
     for code in store.children(keys.PREFIX):  # the dossier folders, one level: no key below is listed
         prefix = keys.dossier_prefix(code)
         if not any(store.exists(prefix + name) for name in ("manifest.json", RECORD, PENDING)):
+            if unfinished(code):  # files of jobs that never became a document, and nothing else
+                rows.append(RetentionRow(code, "", None, None, as_of, NO_DOCUMENT, None))
             continue
         disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
         manifest = None if disposed else load_manifest(store, code)
@@ -193,30 +202,31 @@ def dispose(store: ObjectStore, db, code: str, *, approver: dict, reason: str, d
     """Dispose of the dossier (module docstring); returns the disposal record. ``approver``:
     ``{"name", "role", "agencies"}`` of the user whose credentials approved it."""
     reason = audit.stated_reason(reason)
-    prefix = keys.dossier_prefix(code)
-    done = _json(store, prefix + RECORD)
-    if done is not None:
-        return done
-    with dossier_lock(db, code):  # no document is committed while the plan is made and carried out
+    with dossier_lock(db, code):  # no document is committed, no job retried, while the plan is made and carried out
         return _dispose(store, db, code, approver, reason, default_days, as_of)
 
 
 def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, default_days: int,
              as_of: date | None) -> dict:
     prefix = keys.dossier_prefix(code)
+    done = _json(store, prefix + RECORD)
+    if done is not None:
+        return done
     pending = _json(store, prefix + PENDING)
     if pending is None:
-        manifest = load_manifest(store, code)
-        if manifest is None:
+        manifest, unfinished = load_manifest(store, code), jobs.held_originals(db, code)
+        if manifest is None and not unfinished:
             raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
-        _may_dispose(store, db, manifest, approver, default_days, as_of or audit.now_vn().date())
+        _may_dispose(store, db, code, manifest, approver, default_days, as_of or audit.now_vn().date())
         approval = {"by": approver["name"], "role": approver["role"], "reason": reason,
                     "at": audit.now_vn().isoformat()}
-        jobs.discard_for_disposal(db, code, approval)
-        pending = disposal_plan(manifest, store.list(prefix), approval, jobs.held_originals(db, code))
+        # a code none of whose jobs became a document: only their originals, and no manifest, to remove
+        pending = disposal_plan(manifest or {"dossierCode": code, "documents": []}, store.list(prefix), approval,
+                                unfinished)
         store.put(prefix + PENDING, json.dumps(pending, ensure_ascii=False).encode(), "application/json")
     elif hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
+    pending = _with_jobs_given_up(store, db, code, pending)
     search_index.forget_dossier(db, code)
     removed, kept = [], []
     for obj in pending["objects"]:
@@ -241,10 +251,27 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
     return {**record, "complete": True}
 
 
-def _may_dispose(store: ObjectStore, db, manifest: dict, approver: dict, default_days: int, as_of: date) -> None:
+def _with_jobs_given_up(store: ObjectStore, db, code: str, pending: dict) -> dict:
+    """The pending record once the dossier's failed jobs are given up (after it is written: a
+    disposal that never started gives up nothing), with the originals of any job recorded
+    since the plan was made (an upload accepted as the disposal began) added to it."""
+    jobs.discard_for_disposal(db, code, pending["approval"])
+    planned = {o["key"] for o in pending["objects"]}
+    late = [{"key": key, "sha256": None, "docId": None, "job": job_id}
+            for key, job_id in sorted(jobs.held_originals(db, code).items()) if key not in planned]
+    if not late:
+        return pending
+    pending = {**pending, "objects": late + pending["objects"]}
+    store.put(keys.disposal_pending(code), json.dumps(pending, ensure_ascii=False).encode(), "application/json")
+    return pending
+
+
+def _may_dispose(store: ObjectStore, db, code: str, manifest: dict | None, approver: dict, default_days: int,
+                 as_of: date) -> None:
+    """Refusals of a disposal; ``manifest`` None: a code none of whose jobs became a document,
+    which no retention period keeps."""
     from .access import in_scope
 
-    code = manifest["dossierCode"]
     if approver.get("role") != "archivist":
         raise UsageError(f"Hủy hồ sơ cần phê duyệt của cán bộ lưu trữ (vai trò archivist); "
                          f"{approver.get('name')} là {approver.get('role')}", "disposal needs an archivist's approval")
@@ -253,7 +280,7 @@ def _may_dispose(store: ObjectStore, db, manifest: dict, approver: dict, default
                          "the approving archivist's agencies do not cover the dossier")
     if hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
-    due = due_date(manifest, default_days)
+    due = due_date(manifest, default_days) if manifest is not None else as_of
     if due is None or due > as_of:
         shown = "bảo quản vĩnh viễn" if due is None else f"đến hạn hủy ngày {due:%d/%m/%Y}"
         raise Conflict(f"Hồ sơ {code} chưa đến hạn hủy ({shown})", f"dossier not due for disposal: {due}")

@@ -325,7 +325,7 @@ def check_dossier(store: ObjectStore, code: str,
         for named, digest in sorted(hashes.items()):
             if named not in present:
                 problems.append(FixityProblem(named, "missing", digest, None, f"manifest {manifest_key}"))
-        disposal = _read_json(store, keys.dossier_prefix(code) + "disposal.json") if manifest is None else None
+        disposal = _read_json(store, keys.dossier_prefix(code) + keys.DISPOSAL) if manifest is None else None
         waiting = held(code) if disposal is None else {}
         for key in unlisted(code, found, manifest, disposal, waiting):
             problems.append(FixityProblem(key, "extra", None, actual.get(key),
@@ -410,13 +410,13 @@ def _manifest_hashes(store: ObjectStore, code: str) -> dict[str, str]:
         return {}
 
 
-def _extras(store: ObjectStore, code: str, found: list[str], held: Mapping[str, str]) -> set[str]:
-    """The extra objects of one dossier in a slice's listing (``unlisted``; ``held``: its held
-    originals)."""
+def _extras(store: ObjectStore, code: str, found: list[str], held: Held) -> tuple[set[str], Mapping[str, str]]:
+    """The extra objects of one dossier in a slice's listing (``unlisted``), and its held
+    originals (``held``; none once the dossier is disposed of), as ``check_dossier`` judges them."""
     try:
         prefix = keys.dossier_prefix(code)
     except Exception:
-        return {k for k in found if k.startswith(f"{keys.PREFIX}{code}/")}
+        return {k for k in found if k.startswith(f"{keys.PREFIX}{code}/")}, {}
     start = bisect.bisect_left(found, prefix)
     mine = []
     for key in found[start:]:
@@ -426,9 +426,10 @@ def _extras(store: ObjectStore, code: str, found: list[str], held: Mapping[str, 
     manifest_key = keys.manifest(code)
     manifest = _read_json(store, manifest_key) if manifest_key in mine else None
     if manifest_key in mine and manifest is None:
-        return set()  # a damaged manifest: reported as changed; nothing says what belongs
-    disposal = _read_json(store, prefix + "disposal.json") if manifest is None else None
-    return set(unlisted(code, mine, manifest, disposal, held))
+        return set(), {}  # a damaged manifest: reported as changed; nothing says what belongs
+    disposal = _read_json(store, prefix + keys.DISPOSAL) if manifest is None else None
+    waiting = held(code) if disposal is None else {}
+    return set(unlisted(code, mine, manifest, disposal, waiting)), waiting
 
 
 def _alert(label: str, problem: FixityProblem) -> None:
@@ -464,15 +465,14 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
         code = keys.code_of(key)
         if code is not None and code not in hashes:
             hashes[code] = _manifest_hashes(store, code)
-            waiting[code] = held(code)
-            extras[code] = _extras(store, code, found, waiting[code])
+            extras[code], waiting[code] = _extras(store, code, found, held)
             for gone in _held_missing(store, present, waiting[code], hashes[code]):
                 problems.append(gone)
                 outcomes.append({"key": gone.key, "sha256": None, "outcome": "missing"})
         listed = hashes.get(code, {}).get(key) if code else None
         problem, actual, size = check_object(store, key, listed)  # as ``sweep`` reads each object
         read += size
-        if code is not None and key in waiting[code]:
+        if code is not None and key in waiting[code] and key not in hashes[code]:
             held_read += 1
         if code is not None and key in extras[code]:  # as ``sohoa verify --all`` finds it (``check_dossier``)
             problems.append(FixityProblem(key, "extra", None, actual, "không manifest nào liệt kê / listed by no manifest"))

@@ -105,11 +105,9 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
                          "a signer is required unless the request says unsigned, and only then")
     sources = read_sources(request.files, ctx, code)
     digest = mf.input_digest([s.sha256 for s in sources])
-    stored = load_manifest(ctx.store, code)
-    if stored is None:  # a new dossier, unless its code was disposed of
-        refuse_if_disposed(ctx.store, code)
-    current = _dossier_as_requested(stored, code, title, request.paper_file_code, request.maintenance,
-                                    request.change_recorded)
+    refuse_if_disposed(ctx.store, code)  # disposed of, or being disposed of (its manifest goes last)
+    current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, request.paper_file_code,
+                                    request.maintenance, request.change_recorded)
     if existing := mf.find_document(current, digest):
         return _duplicate(ctx, current, existing, title)
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)

@@ -28,7 +28,7 @@ from .errors import Conflict, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
 from .pages import PageCache, cache_key, code_version, load_engine, over_time, run_page as process_page
-from .repository import load_manifest, require_manifest
+from .repository import dossier_lock, load_manifest, refuse_if_disposed, require_manifest
 from .signing.keys import SignerLoading, loaded
 
 log = logging.getLogger(__name__)
@@ -151,9 +151,12 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     prepared = PreparedDocument.from_json(job["request"])
     if job["state"] == "done":
         return _summary_of(ctx, prepared.dossier, job["doc_id"])
-    if job["state"] == job_table.DISCARDED:  # a finishing task sent before the job was given up
+    if not job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=RUNNABLE):
+        # given up, or finished by another finishing task, since it was read: not finished again
+        job = _job(ctx.db, job_id)
+        if job["state"] == "done":
+            return _summary_of(ctx, prepared.dossier, job["doc_id"])
         raise discarded(job_id, job["dossier"])
-    job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=job_table.ACTIVE)
     cache = PageCache(ctx.store)
     found = [(row, task, cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None)
              for row, task in zip(job["pages"], prepared.tasks)]
@@ -225,9 +228,10 @@ def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSu
 
 
 def fail(db, job_id: str, exc: BaseException) -> None:
-    """Record why the job failed (what ``sohoa status`` shows and ``sohoa retry`` can undo)."""
+    """Record why the job failed (what ``sohoa status`` shows and ``sohoa retry`` can undo); a job
+    done or given up meanwhile stays so."""
     report = describe(exc)
-    job_table.set_state(db, job_id, "failed", now=_now(), error=json.dumps(
+    job_table.set_state(db, job_id, "failed", now=_now(), only_from=RUNNABLE, error=json.dumps(
         {"code": report.code, "exit": int(report.exit_code), "message": report.message_vi, "detail": report.detail},
         ensure_ascii=False))
 
@@ -259,7 +263,8 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         raise
 
 
-UNFINISHED = job_table.ACTIVE + ("failed", job_table.DISCARDED)  # jobs whose originals no manifest names
+RUNNABLE = job_table.ACTIVE + ("failed",)  # what a worker, a retry or a redelivered task may still finish
+UNFINISHED = RUNNABLE + (job_table.DISCARDED,)  # jobs whose originals no manifest names
 
 
 def held_originals(db, code: str) -> dict[str, str]:
@@ -271,15 +276,20 @@ def held_originals(db, code: str) -> dict[str, str]:
             for o in request.get("originals") or ()}
 
 
-def reopen(db, job_id: str) -> list[int]:
-    """A failed (or stalled) job queued again; returns the pages still to do (finished pages are kept)."""
+def reopen(store: ObjectStore, db, job_id: str) -> list[int]:
+    """A failed (or stalled) job queued again; returns the pages still to do (finished pages are
+    kept). Under the dossier's lock, which a disposal holds: a job is either queued again before
+    a disposal looks for running jobs, or given up by it."""
     job = _job(db, job_id)
-    if job["state"] == "done":
-        raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
-                         "job already done")
-    if job["state"] == job_table.DISCARDED:
-        raise discarded(job_id, job["dossier"])
-    pages = job_table.reopen(db, job_id, now=_now())
+    with dossier_lock(db, job["dossier"]):
+        refuse_if_disposed(store, job["dossier"])
+        job = _job(db, job_id)
+        if job["state"] == "done":
+            raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
+                           "job already done")
+        pages = job_table.reopen(db, job_id, now=_now(), only_from=RUNNABLE)
+        if pages is None:
+            raise discarded(job_id, job["dossier"])
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
 
@@ -290,28 +300,33 @@ def discard(db, job_id: str, reason: str) -> JobView:
     until the dossier is disposed of); the access log records who gave it up and why."""
     reason = audit.stated_reason(reason)
     job = _job(db, job_id)
-    if not job_table.set_state(db, job_id, job_table.DISCARDED, now=_now(), only_from=("failed",)):
+    if not _give_up(db, job, reason):
         job = _job(db, job_id)
         if job["state"] == job_table.DISCARDED:
             raise discarded(job_id, job["dossier"])
         if job["state"] == "done":
             raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không có gì để bỏ",
                            "job already done")
-        raise Conflict(f"Lượt xử lý {job_id} đang xử lý; chỉ bỏ được lượt xử lý bị lỗi", f"job is {job['state']}")
-    audit.record(db, "job", "discard", dossier=job["dossier"], job=job_id, reason=reason,
-                 originals=[o["sha256"] for o in job["request"].get("originals") or ()])
+        raise Conflict(f"Lượt xử lý {job_id} {'đang chờ xử lý' if job['state'] == 'queued' else 'đang xử lý'}; "
+                       f"chỉ bỏ được lượt xử lý bị lỗi", f"job is {job['state']}")
     return view(db, job_id)
 
 
 def discard_for_disposal(db, code: str, approval: dict) -> list[str]:
-    """The dossier's failed jobs given up as its disposal is approved (no retry may bring a
+    """The dossier's failed jobs given up as its disposal is carried out (no retry may bring a
     document back into a dossier being disposed of); returns their ids."""
-    given_up = [job_id for job_id, _ in job_table.requests_of(db, code, ("failed",))
-                if job_table.set_state(db, job_id, job_table.DISCARDED, now=_now(), only_from=("failed",))]
-    for job_id in given_up:
-        audit.record(db, "job", "discard", dossier=code, job=job_id,
-                     reason=f"dossier disposed of: approved by {approval['by']} ({approval['reason']})")
-    return given_up
+    reason = f"dossier disposed of: approved by {approval['by']} ({approval['reason']})"
+    return [job["id"] for job in job_table.find(db, dossier=code, states=("failed",)) if _give_up(db, job, reason)]
+
+
+def _give_up(db, job: dict, reason: str) -> bool:
+    """The failed job discarded, recorded in the access log with the reason and its originals'
+    SHA-256; False when it was not failed (any more)."""
+    if not job_table.set_state(db, job["id"], job_table.DISCARDED, now=_now(), only_from=("failed",)):
+        return False
+    audit.record(db, "job", "discard", dossier=job["dossier"], job=job["id"], reason=reason,
+                 originals=[o["sha256"] for o in job["request"].get("originals") or ()])
+    return True
 
 
 def discarded(job_id: str, code: str) -> Conflict:

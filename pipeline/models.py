@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from storage.jobs import ACTIVE as ACTIVE_JOB_STATES
+
 if TYPE_CHECKING:
     from .signing.status import PdfVerdict
 
@@ -361,6 +363,11 @@ class JobView:
         return cls(job["id"], job["dossier"], job["title"], job["state"], job["pages_total"], job["pages_done"],
                    job["pages_failed"], job.get("doc_id"), error, job.get("attempts") or 1, job.get("batch"),
                    job.get("source"), job.get("created") or "", job.get("updated") or "", job.get("kind") or "ingest")
+
+    @property
+    def active(self) -> bool:
+        """Queued, running or finishing: not yet done, failed or given up."""
+        return self.state in ACTIVE_JOB_STATES
 
     def to_json(self) -> dict:
         return {"job": self.id, "dossierCode": self.dossier, "title": self.title, "state": self.state,

@@ -158,7 +158,7 @@ def status(settings: Settings, ref: str) -> tuple[JobView, ...]:
 def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) -> IngestSummary:
     """Run a failed (or stalled) job again; the pages it finished are not redone."""
     db = database(settings)
-    jobs.reopen(db, job_id)
+    jobs.reopen(open_store(settings), db, job_id)
     if settings.broker.url:
         _send(settings, job_id)
         return _await(settings, ingest_context(settings), job_id, progress)
@@ -551,8 +551,8 @@ def retention_report(settings: Settings, as_of: date | None = None):
     """Every dossier with its due date and status (``pipeline.disposal``), as of ``as_of``."""
     from . import disposal
 
-    return disposal.report(open_store(settings), settings.s3.retention_days,
-                           as_of or audit.now_vn().date())
+    return disposal.report(open_store(settings), settings.s3.retention_days, as_of or audit.now_vn().date(),
+                           partial(jobs.held_originals, database(settings)))
 
 
 def legal_hold(settings: Settings, code: str, reason: str, *, release: bool = False) -> dict:
@@ -1175,7 +1175,7 @@ def job_review(settings: Settings, job: JobView) -> tuple[dict, ...]:
 def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
     """A failed (or stalled) job the user may see, queued again for ``run_job``; its finished pages are kept."""
     job_for(settings, job_id, who)
-    jobs.reopen(database(settings), job_id)
+    jobs.reopen(open_store(settings), database(settings), job_id)
     return jobs.view(database(settings), job_id)
 
 

@@ -31,7 +31,6 @@ ACTIVE = ("queued", "running", "finishing")
 DISCARDED = "discarded"
 FINAL = ("done", "failed", DISCARDED)  # no worker moves a job out of these by itself
 _CHUNK = 500  # job ids per query
-SETTLED = ("done", "failed")
 
 
 # built once: an upload runs these, and building a statement costs more than running it here
@@ -170,14 +169,17 @@ def set_state(engine: Engine, job_id: str, state: str, *, now: str, only_from: t
         return conn.execute(query.values(state=state, updated=now, **values)).rowcount == 1
 
 
-def reopen(engine: Engine, job_id: str, *, now: str) -> list[int]:
-    """Make a failed or stalled job run again: its failed pages queued, its finished pages kept;
-    returns the page numbers still to do."""
+def reopen(engine: Engine, job_id: str, *, now: str, only_from: tuple[str, ...]) -> list[int] | None:
+    """Make a failed or stalled job (in one of ``only_from``) run again: its failed pages queued,
+    its finished pages kept; returns the page numbers still to do, None when the job was in no
+    state of ``only_from``."""
     with engine.begin() as conn:
+        moved = conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(only_from))
+                             .values(state="queued", error=None, attempts=jobs.c.attempts + 1, updated=now))
+        if moved.rowcount != 1:
+            return None
         conn.execute(job_pages.update().where(job_pages.c.job_id == job_id, job_pages.c.state != "done")
                      .values(state="queued", error=None, updated=now))
-        conn.execute(jobs.update().where(jobs.c.id == job_id)
-                     .values(state="queued", error=None, attempts=jobs.c.attempts + 1, updated=now))
         return [n for (n,) in conn.execute(sa.select(job_pages.c.number).where(
             job_pages.c.job_id == job_id, job_pages.c.state != "done").order_by(job_pages.c.number))]
 

@@ -199,10 +199,12 @@ def test_disposal_waits_for_running_jobs_removes_failed_jobs_files_and_the_code_
     assert {o["key"]: o.get("job") for o in record["removed"]}[failed_original] == failed[0]["id"]
     assert not store.exists(failed_original)
     assert job_table.get(db, failed[0]["id"])["state"] == "discarded"
-    with pytest.raises(Conflict, match="đã bị bỏ"):
+    with pytest.raises(Conflict, match=f"Hồ sơ {code} đã bị hủy"):
         service.retry(settings, failed[0]["id"])
     found = service.verify(settings, all_dossiers=True, signatures=False).objects
     assert found["problems"] == [], "nothing of the dossier left unaccounted for"
+    (rolling,) = service.fixity(_whole_cycle(settings))  # the beat task's check: the given-up job holds nothing
+    assert rolling.problems == () and rolling.held == 0, rolling.problems
 
     # the disposed code takes nothing more, at the command line or at the counter
     left = store.list(keys.dossier_prefix(code))
@@ -211,3 +213,109 @@ def test_disposal_waits_for_running_jobs_removes_failed_jobs_files_and_the_code_
     with pytest.raises(Conflict, match="đã bị hủy"):
         service.intake_create(settings, code, service.by_token(settings, tokens["tiep"].read_text().strip(), None))
     assert store.list(keys.dossier_prefix(code)) == left
+
+
+def _whole_cycle(settings):
+    """The settings with rolling fixity reading the whole store in one slice."""
+    return config.load({"SOHOA_HOME": str(settings.home), "SOHOA_FIXITY_DAYS": "1",
+                        "SOHOA_FIXITY_INTERVAL": str(7 * 24 * 3600)})
+
+
+def _failed_job(settings, code: str, rendered, tmp_path, seed: int) -> dict:
+    """A real job of ``code`` failed after its page was read: its signature's timestamp
+    authority does not answer."""
+    page = save_page(rendered(f"dispose-failed-{seed}", layout="text", seed=seed, dpi=150), tmp_path / f"{seed}.png")
+    broken = config.load({"SOHOA_HOME": str(settings.home), "SOHOA_OCR_ENGINE": "tesseract",
+                          "SOHOA_SIGN_LEVEL": "B-T", "SOHOA_TSA_URL": "http://127.0.0.1:9/tsa"})
+    with pytest.raises(Exception, match="Ký số thất bại"):
+        service.ingest(broken, IngestRequest(code, (str(page),), "Đơn bổ sung"))
+    (job,) = job_table.find(database(settings), dossier=code, states=("failed",))
+    return job
+
+
+def test_a_disposal_cut_short_closes_its_code_to_uploads_and_retries_until_it_is_finished(
+        world, rendered, tmp_path):
+    """The manifest goes last: a disposal stopped before it (here the store's lock on it) left a
+    dossier that still took uploads, whose originals the disposal then left behind."""
+    settings, store, tokens = world
+    code, db = TEN_YEARS, database(settings)
+    job = _failed_job(settings, code, rendered, tmp_path, 720)
+    sidecar = settings.home / "store" / (keys.manifest(code) + ".meta.json")
+    meta = json.loads(sidecar.read_text())
+    until = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    sidecar.write_text(json.dumps({**meta, "mode": "COMPLIANCE", "retain_until": until}))
+    approver = {"name": "luu", "role": "archivist", "agencies": ("H23.50",)}
+    reason, as_of = "Quyết định hủy số 5/QĐ ngày 2/1/2038", date(2038, 1, 2)
+    first = disposal.dispose(store, db, code, approver=approver, reason=reason, default_days=3650, as_of=as_of)
+    assert not first["complete"] and [k["key"] for k in first["kept"]] == [keys.manifest(code)]
+    assert store.exists(keys.manifest(code))
+    left = store.list(keys.dossier_prefix(code))
+    page = save_page(rendered("dispose-late", layout="text", seed=721, dpi=150), tmp_path / "late.png")
+    with pytest.raises(Conflict, match=f"Hồ sơ {code} đang được hủy"):
+        service.ingest(config.load({"SOHOA_HOME": str(settings.home), "SOHOA_OCR_ENGINE": "tesseract"}),
+                       IngestRequest(code, (str(page),), "Đơn nộp muộn"))
+    with pytest.raises(Conflict, match="đang được hủy"):
+        service.retry(settings, job["id"])
+    assert store.list(keys.dossier_prefix(code)) == left, "nothing stored for a dossier being disposed of"
+    assert job_table.get(db, job["id"])["state"] == "discarded"
+
+    sidecar.write_text(json.dumps(meta))  # the lock has run out
+    record = disposal.dispose(store, db, code, approver=approver, reason=reason, default_days=3650, as_of=as_of)
+    assert record["complete"]
+    assert service.verify(settings, all_dossiers=True, signatures=False).objects["problems"] == []
+    assert service.fixity(_whole_cycle(settings))[0].problems == ()
+
+
+def test_a_code_whose_only_job_was_given_up_is_listed_and_can_be_disposed_of(world, rendered, tmp_path, capsys):
+    """A new dossier whose only job failed and was given up has no manifest: its citizen's files
+    were kept with no way to dispose of them (disposal asked for a manifest)."""
+    settings, store, tokens = world
+    code = "H23.50-261201-0403"
+    job = _failed_job(settings, code, rendered, tmp_path, 730)
+    service.discard(settings, job["id"], "Công dân rút hồ sơ, không tiếp tục")
+    original = job["request"]["originals"][0]["key"]
+    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "no-document"
+    assert sohoa(["retention", "report", "--due"], settings=settings) == 0
+    assert code in capsys.readouterr().out
+
+    record = service.dispose(settings, code, "Công dân rút hồ sơ ngày 3/12/2026", tokens["luu"].read_text())
+    assert record["complete"] and record["documents"] == []
+    assert [(o["key"], o["job"]) for o in record["removed"]] == [(original, job["id"])]
+    assert not store.exists(original)
+    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "disposed"
+    assert service.verify(settings, all_dossiers=True, signatures=False).objects["problems"] == []
+
+
+def test_a_discard_racing_a_finishing_task_or_a_retry_leaves_one_of_them_whole(world, rendered, tmp_path, monkeypatch):
+    """An operator's discard landing while a redelivered finishing task committed, or between a
+    retry's check and its update, was overwritten: the job ended done or queued, the access log
+    saying it was given up. The first to move the job wins; the other is refused."""
+    from pipeline import ingest, jobs
+
+    settings, store, _ = world
+    db = database(settings)
+    reason = "Quét nhầm giấy tờ của hồ sơ khác"
+    job = _failed_job(settings, TEN_YEARS, rendered, tmp_path, 740)
+    commit = ingest.finish
+
+    def discarded_meanwhile(*args, **kw):
+        with pytest.raises(Conflict, match="đang xử lý; chỉ bỏ được lượt xử lý bị lỗi"):
+            jobs.discard(db, job["id"], reason)
+        return commit(*args, **kw)
+
+    monkeypatch.setattr(ingest, "finish", discarded_meanwhile)
+    jobs.finish(service.ingest_context(settings, signer=service.signer_for(settings)), job["id"])
+    assert job_table.get(db, job["id"])["state"] == "done"
+    monkeypatch.undo()
+
+    other = _failed_job(settings, TEN_YEARS, rendered, tmp_path, 741)
+    requeue = job_table.reopen
+
+    def discarded_first(engine, job_id, **kw):
+        jobs.discard(db, job_id, reason)
+        return requeue(engine, job_id, **kw)
+
+    monkeypatch.setattr(job_table, "reopen", discarded_first)
+    with pytest.raises(Conflict, match="đã bị bỏ"):
+        service.retry(settings, other["id"])
+    assert job_table.get(db, other["id"])["state"] == "discarded"

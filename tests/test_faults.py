@@ -736,9 +736,17 @@ ELSEWHERE = [
     ("disposal approved while the dossier has a job queued, and one failed", "embedded",
      "refused while a job is queued, running or finishing, nothing touched; then the failed job is given up "
      "(`discarded`, retry refused) and its original removed and listed in the disposal record with the job; "
-     "`verify --all` finds nothing left; the disposed code refuses a new ingest and a counter draft",
+     "`verify --all` and rolling fixity find nothing left; the disposed code refuses a new ingest and a counter draft",
      "test_disposal.py::test_disposal_waits_for_running_jobs_removes_failed_jobs_files_and_the_code_takes_no_new_"
      "document"),
+    ("disposal cut short before its manifest (the store's lock on it)", "embedded",
+     "the pending record stays; an upload and a retry of the dossier are refused (\"đang được hủy\"), nothing "
+     "stored; once the lock runs out a second run finishes, nothing left over",
+     "test_disposal.py::test_a_disposal_cut_short_closes_its_code_to_uploads_and_retries_until_it_is_finished"),
+    ("a discard landing while a finishing task commits, or between a retry's check and its update", "embedded",
+     "the first to move the job wins: the discard is refused while the job is finishing (it ends `done`), the "
+     "retry refused once the job is discarded",
+     "test_disposal.py::test_a_discard_racing_a_finishing_task_or_a_retry_leaves_one_of_them_whole"),
 ]
 HERE = ["tesseract crashes (SIGSEGV) on one page", "a failed job given up (`sohoa discard JOB --reason`)",
         "tesseract hangs on one page of an embedded ingest",
