@@ -405,14 +405,13 @@ def cmd_import_package(args, settings: Settings) -> int:
 
 
 RETENTION_VI = {"permanent": "bảo quản vĩnh viễn", "not-due": "chưa đến hạn", "due": "ĐẾN HẠN HỦY",
-                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy",
-                "no-document": "CHƯA CÓ TÀI LIỆU: chỉ có bản gốc của lượt xử lý lỗi hoặc đã bỏ (hủy được khi có phê duyệt)"}
+                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy"}
 
 
 def cmd_retention(args, settings: Settings) -> int:
     rows = service.retention_report(settings, args.as_of)
     if args.due:
-        rows = [r for r in rows if r.status in ("due", "disposing", "no-document")]
+        rows = [r for r in rows if r.status in ("due", "disposing")]
     if args.json:
         _print_json([r.to_json() for r in rows])
         return ExitCode.OK
@@ -538,7 +537,7 @@ def cmd_status(args, settings: Settings) -> int:
         print(f"Lượt xử lý {v.id}: hồ sơ {v.dossier}, «{v.title}»: {STATE_VI.get(v.state, v.state)}, "
               f"{v.pages_done}/{v.pages_total} trang xong" + (f", {v.pages_failed} trang lỗi" if v.pages_failed else "")
               + (f", tài liệu {v.doc_id}" if v.doc_id else "") + (f" (lần chạy thứ {v.attempts})" if v.attempts > 1 else ""))
-        if v.error:
+        if v.error and v.state in ("failed", "discarded"):
             print(f"  Lỗi: {v.error.get('message')}\n  " + (f"Chạy lại: sohoa retry {v.id}" if v.state == "failed"
                                                            else "Đã bỏ lượt xử lý này; không chạy lại."))
     return ExitCode.OK

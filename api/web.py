@@ -488,6 +488,29 @@ def job_page(request: Request, job_id: str, who: Annotated[Who, Depends(user("jo
     return _page(request, "job.html", job=job, review=review)
 
 
+@router.post("/jobs/{job_id}/retry")
+def job_retry(request: Request, job_id: str, who: Annotated[Who, Depends(user("retry"))]) -> Response:
+    """A failed job run again from its page (its finished pages kept), followed there."""
+    with _acting(who):
+        job = service.reopen_job(request.app.state.settings, job_id, who)
+    request.app.state.start_job(job.id, who)
+    return _see_other(f"/jobs/{job.id}")
+
+
+@router.post("/jobs/{job_id}/discard")
+def job_discard(request: Request, job_id: str, who: Annotated[Who, Depends(user("retry"))],
+                reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """A failed job given up for good, with the reason the operator typed (its originals stay)."""
+    settings = request.app.state.settings
+    with _acting(who):
+        try:
+            service.discard_job(settings, job_id, reason, who)
+        except UsageError as exc:
+            return _page(request, "job.html", 400, job=service.job_for(settings, job_id, who), review=(),
+                         reason_error=exc.message_vi, reason=reason)
+    return _see_other(f"/jobs/{job_id}")
+
+
 @router.get("/verify")
 def verify_jump(code: Annotated[str, Query(max_length=200)], who: Annotated[Who, Depends(user("verify"))]) -> Response:
     """The jobs page's "check a dossier" form: to the dossier's page, where its verdicts are."""

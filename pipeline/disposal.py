@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from storage import index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
@@ -42,8 +42,7 @@ HOLD, PENDING, RECORD = keys.LEGAL_HOLD, keys.DISPOSAL_PENDING, keys.DISPOSAL
 @dataclass(frozen=True)
 class RetentionRow:
     """One dossier as the retention report shows it. ``status``: permanent, not-due, due, held,
-    disposing (a disposal cut short), disposed, or no-document (a folder with no manifest: only
-    the originals of jobs that never became a document, which may be disposed of at once)."""
+    disposing (a disposal cut short) or disposed."""
     code: str
     title: str
     maintenance: str | None
@@ -77,9 +76,6 @@ def due_date(manifest: dict, default_days: int) -> date | None:
     if years is not None and years < PERMANENT_YEARS:
         return start.replace(year=start.year + years)
     return date.fromordinal(start.toordinal() + default_days)
-
-
-NO_DOCUMENT = "no-document"  # a code with only the originals of jobs that never became a document
 
 
 def status_of(manifest: dict | None, held: dict | None, pending: bool, disposed: bool, due: date | None,
@@ -144,17 +140,12 @@ def hold_of(store: ObjectStore, code: str) -> dict | None:
     return record if record and record.get("active") else None
 
 
-def report(store: ObjectStore, default_days: int, as_of: date,
-           unfinished: Callable[[str], Mapping[str, str]] = lambda code: {}) -> list[RetentionRow]:
-    """Every dossier of the store, those disposed of included, with its due date and status; a
-    folder with no manifest is a row (no-document) when ``unfinished(code)`` (its jobs' held
-    originals, ``pipeline.jobs.held_originals``) names some."""
+def report(store: ObjectStore, default_days: int, as_of: date) -> list[RetentionRow]:
+    """Every dossier of the store, those disposed of included, with its due date and status."""
     rows = []
     for code in store.children(keys.PREFIX):  # the dossier folders, one level: no key below is listed
         prefix = keys.dossier_prefix(code)
         if not any(store.exists(prefix + name) for name in ("manifest.json", RECORD, PENDING)):
-            if unfinished(code):  # files of jobs that never became a document, and nothing else
-                rows.append(RetentionRow(code, "", None, None, as_of, NO_DOCUMENT, None))
             continue
         disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
         manifest = None if disposed else load_manifest(store, code)
@@ -214,15 +205,13 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
         return done
     pending = _json(store, prefix + PENDING)
     if pending is None:
-        manifest, unfinished = load_manifest(store, code), jobs.held_originals(db, code)
-        if manifest is None and not unfinished:
+        manifest = load_manifest(store, code)
+        if manifest is None:
             raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
         _may_dispose(store, db, code, manifest, approver, default_days, as_of or audit.now_vn().date())
         approval = {"by": approver["name"], "role": approver["role"], "reason": reason,
                     "at": audit.now_vn().isoformat()}
-        # a code none of whose jobs became a document: only their originals, and no manifest, to remove
-        pending = disposal_plan(manifest or {"dossierCode": code, "documents": []}, store.list(prefix), approval,
-                                unfinished)
+        pending = disposal_plan(manifest, store.list(prefix), approval, jobs.held_originals(db, code))
         store.put(prefix + PENDING, json.dumps(pending, ensure_ascii=False).encode(), "application/json")
     elif hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
@@ -266,10 +255,9 @@ def _with_jobs_given_up(store: ObjectStore, db, code: str, pending: dict) -> dic
     return pending
 
 
-def _may_dispose(store: ObjectStore, db, code: str, manifest: dict | None, approver: dict, default_days: int,
+def _may_dispose(store: ObjectStore, db, code: str, manifest: dict, approver: dict, default_days: int,
                  as_of: date) -> None:
-    """Refusals of a disposal; ``manifest`` None: a code none of whose jobs became a document,
-    which no retention period keeps."""
+    """Refusals of a disposal: who approves it, a legal hold, its due date, jobs still running."""
     from .access import in_scope
 
     if approver.get("role") != "archivist":
@@ -280,7 +268,7 @@ def _may_dispose(store: ObjectStore, db, code: str, manifest: dict | None, appro
                          "the approving archivist's agencies do not cover the dossier")
     if hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
-    due = due_date(manifest, default_days) if manifest is not None else as_of
+    due = due_date(manifest, default_days)
     if due is None or due > as_of:
         shown = "bảo quản vĩnh viễn" if due is None else f"đến hạn hủy ngày {due:%d/%m/%Y}"
         raise Conflict(f"Hồ sơ {code} chưa đến hạn hủy ({shown})", f"dossier not due for disposal: {due}")

@@ -13,7 +13,7 @@
   retry, or given up (``held(code)``: key -> job id, read from the job table after the folder
   is listed, ``pipeline.jobs.held_originals``). Re-read and hashed like any object, never extra,
   and missing when gone (the retry needs them; a given-up job's are kept until the dossier's
-  disposal); not held once the dossier is disposed of.
+  disposal); not held once the dossier's disposal has begun (its pending record, then its record).
 - Two views of one check: ``sweep`` reads the whole store at once, one dossier folder at a time
   (what ``sohoa verify --all`` runs first, and ``--fixity-only`` alone); ``fixity_slice`` reads
   it a slice at a time (the Celery beat task ``sohoa.fixity``), so that every object is checked
@@ -210,8 +210,8 @@ def unlisted(code: str, found: Iterable[str], manifest: dict | None, disposal: d
     """The keys under the dossier's folder that nothing accounts for (extra objects): not the
     manifest, a version of its history up to the current one, a file it names, a preservation
     event, a record of ``pipeline.disposal`` or an original ``held`` for a job not done; for a
-    disposed dossier (``disposal``, its record) the objects the record says were kept, and no
-    more (the originals of a job it left are extra). Anything
+    dossier disposed of or being disposed of (``disposal``: its record, or its pending record)
+    the objects the record names, and no more (the originals of a job it left are extra). Anything
     else in a folder with neither a manifest nor a disposal record is extra (what an ingest cut
     short before recording its job would leave)."""
     if disposal is None:
@@ -325,7 +325,7 @@ def check_dossier(store: ObjectStore, code: str,
         for named, digest in sorted(hashes.items()):
             if named not in present:
                 problems.append(FixityProblem(named, "missing", digest, None, f"manifest {manifest_key}"))
-        disposal = _read_json(store, keys.dossier_prefix(code) + keys.DISPOSAL) if manifest is None else None
+        disposal = _disposal(store, code, manifest, present)
         waiting = held(code) if disposal is None else {}
         for key in unlisted(code, found, manifest, disposal, waiting):
             problems.append(FixityProblem(key, "extra", None, actual.get(key),
@@ -427,9 +427,18 @@ def _extras(store: ObjectStore, code: str, found: list[str], held: Held) -> tupl
     manifest = _read_json(store, manifest_key) if manifest_key in mine else None
     if manifest_key in mine and manifest is None:
         return set(), {}  # a damaged manifest: reported as changed; nothing says what belongs
-    disposal = _read_json(store, prefix + keys.DISPOSAL) if manifest is None else None
+    disposal = _disposal(store, code, manifest, set(mine))
     waiting = held(code) if disposal is None else {}
     return set(unlisted(code, mine, manifest, disposal, waiting)), waiting
+
+
+def _disposal(store: ObjectStore, code: str, manifest: dict | None, listed: Collection[str]) -> dict | None:
+    """The dossier's disposal record when it has no manifest, else the pending record of a
+    disposal under way (listed in its folder), else None: once a disposal has begun, no job
+    holds an original, and what its plan names is no extra."""
+    record = _read_json(store, keys.disposal_record(code)) if manifest is None else None
+    pending = keys.disposal_pending(code)
+    return record or (_read_json(store, pending) if pending in listed else None)
 
 
 def _alert(label: str, problem: FixityProblem) -> None:

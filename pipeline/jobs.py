@@ -151,12 +151,13 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     prepared = PreparedDocument.from_json(job["request"])
     if job["state"] == "done":
         return _summary_of(ctx, prepared.dossier, job["doc_id"])
-    if not job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=RUNNABLE):
-        # given up, or finished by another finishing task, since it was read: not finished again
+    if not job_table.set_state(ctx.db, job_id, "finishing", now=_now(), only_from=job_table.ACTIVE):
+        # failed (a finishing task sent again after the job failed: only a retry runs it again),
+        # given up, or finished by another finishing task since it was read
         job = _job(ctx.db, job_id)
         if job["state"] == "done":
             return _summary_of(ctx, prepared.dossier, job["doc_id"])
-        raise discarded(job_id, job["dossier"])
+        raise _not_runnable(job)
     cache = PageCache(ctx.store)
     found = [(row, task, cache.result(row["result_key"]) if row["state"] == "done" and row["result_key"] else None)
              for row, task in zip(job["pages"], prepared.tasks)]
@@ -263,7 +264,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         raise
 
 
-RUNNABLE = job_table.ACTIVE + ("failed",)  # what a worker, a retry or a redelivered task may still finish
+RUNNABLE = job_table.ACTIVE + ("failed",)  # what a retry may queue again, and a failure be recorded on
 UNFINISHED = RUNNABLE + (job_table.DISCARDED,)  # jobs whose originals no manifest names
 
 
@@ -288,8 +289,8 @@ def reopen(store: ObjectStore, db, job_id: str) -> list[int]:
             raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
                            "job already done")
         pages = job_table.reopen(db, job_id, now=_now(), only_from=RUNNABLE)
-        if pages is None:
-            raise discarded(job_id, job["dossier"])
+        if pages is None:  # done or given up since it was read
+            raise _not_runnable(_job(db, job_id))
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
 
@@ -327,6 +328,15 @@ def _give_up(db, job: dict, reason: str) -> bool:
     audit.record(db, "job", "discard", dossier=job["dossier"], job=job["id"], reason=reason,
                  originals=[o["sha256"] for o in job["request"].get("originals") or ()])
     return True
+
+
+def _not_runnable(job: dict) -> Conflict:
+    """The error of a step asked of a job that no worker may take up (done, failed, given up)."""
+    if job["state"] == "done":
+        return Conflict(f"Lượt xử lý {job['id']} đã xong (tài liệu {job['doc_id']})", "job already done")
+    if job["state"] == "failed":
+        return Conflict(f"Lượt xử lý {job['id']} đã lỗi; chạy lại bằng: sohoa retry {job['id']}", "job failed")
+    return discarded(job["id"], job["dossier"])
 
 
 def discarded(job_id: str, code: str) -> Conflict:

@@ -54,12 +54,15 @@ def refuse_if_disposed(store: ObjectStore, code: str) -> None:
     under a disposal's feet would outlive its manifest)."""
     for key, state in ((keys.disposal_record(code), "đã bị hủy"), (keys.disposal_pending(code), "đang được hủy")):
         try:
-            record = json.loads(store.get(key))
+            data = store.get(key)
         except ObjectNotFound:
             continue
-        approval = record.get("approval") or {}
-        raise Conflict(f"Hồ sơ {code} {state} (phê duyệt: {approval.get('by')}, {approval.get('reason')}); "
-                       f"không thêm tài liệu vào hồ sơ này được",
+        try:  # a damaged record still says the dossier was disposed of: refused all the same
+            approval = json.loads(data)["approval"]
+            shown = f" (phê duyệt: {approval['by']}, {approval['reason']})"
+        except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+            shown = ""
+        raise Conflict(f"Hồ sơ {code} {state}{shown}; không thêm tài liệu vào hồ sơ này được",
                        f"dossier disposed of ({key.rsplit('/', 1)[-1]}): it takes no new document")
 
 

@@ -551,8 +551,7 @@ def retention_report(settings: Settings, as_of: date | None = None):
     """Every dossier with its due date and status (``pipeline.disposal``), as of ``as_of``."""
     from . import disposal
 
-    return disposal.report(open_store(settings), settings.s3.retention_days, as_of or audit.now_vn().date(),
-                           partial(jobs.held_originals, database(settings)))
+    return disposal.report(open_store(settings), settings.s3.retention_days, as_of or audit.now_vn().date())
 
 
 def legal_hold(settings: Settings, code: str, reason: str, *, release: bool = False) -> dict:

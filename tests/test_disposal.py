@@ -266,26 +266,6 @@ def test_a_disposal_cut_short_closes_its_code_to_uploads_and_retries_until_it_is
     assert service.fixity(_whole_cycle(settings))[0].problems == ()
 
 
-def test_a_code_whose_only_job_was_given_up_is_listed_and_can_be_disposed_of(world, rendered, tmp_path, capsys):
-    """A new dossier whose only job failed and was given up has no manifest: its citizen's files
-    were kept with no way to dispose of them (disposal asked for a manifest)."""
-    settings, store, tokens = world
-    code = "H23.50-261201-0403"
-    job = _failed_job(settings, code, rendered, tmp_path, 730)
-    service.discard(settings, job["id"], "Công dân rút hồ sơ, không tiếp tục")
-    original = job["request"]["originals"][0]["key"]
-    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "no-document"
-    assert sohoa(["retention", "report", "--due"], settings=settings) == 0
-    assert code in capsys.readouterr().out
-
-    record = service.dispose(settings, code, "Công dân rút hồ sơ ngày 3/12/2026", tokens["luu"].read_text())
-    assert record["complete"] and record["documents"] == []
-    assert [(o["key"], o["job"]) for o in record["removed"]] == [(original, job["id"])]
-    assert not store.exists(original)
-    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "disposed"
-    assert service.verify(settings, all_dossiers=True, signatures=False).objects["problems"] == []
-
-
 def test_a_discard_racing_a_finishing_task_or_a_retry_leaves_one_of_them_whole(world, rendered, tmp_path, monkeypatch):
     """An operator's discard landing while a redelivered finishing task committed, or between a
     retry's check and its update, was overwritten: the job ended done or queued, the access log
@@ -303,8 +283,13 @@ def test_a_discard_racing_a_finishing_task_or_a_retry_leaves_one_of_them_whole(w
             jobs.discard(db, job["id"], reason)
         return commit(*args, **kw)
 
+    ctx = service.ingest_context(settings, signer=service.signer_for(settings))
+    with pytest.raises(Conflict, match="đã lỗi; chạy lại bằng"):  # sent again after the job failed
+        jobs.finish(ctx, job["id"])
+    assert job_table.get(db, job["id"])["state"] == "failed"
+    jobs.reopen(store, db, job["id"])  # the retry's finishing task, and the discard meanwhile
     monkeypatch.setattr(ingest, "finish", discarded_meanwhile)
-    jobs.finish(service.ingest_context(settings, signer=service.signer_for(settings)), job["id"])
+    jobs.finish(ctx, job["id"])
     assert job_table.get(db, job["id"])["state"] == "done"
     monkeypatch.undo()
 

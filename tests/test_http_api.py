@@ -318,6 +318,41 @@ def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reu
                        json={"reason": "Quét nhầm giấy tờ của người khác"}).status_code == 409  # done
 
 
+def test_at_the_counter_a_failed_job_is_run_again_or_given_up_from_its_page(api, tmp_path, rendered):
+    """The web page of a failed job only said it failed: the operator at the counter could
+    neither run it again nor give it up. Both are now forms on that page."""
+    import re
+
+    from tests.test_api_security import web_login
+
+    code, op = "H23.50-261201-0105", api["tokens"]["op"]
+    broken = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_SIGN_LEVEL": "B-T",
+                          "SOHOA_TSA_URL": "http://127.0.0.1:9/tsa"})
+    failed = []
+    with TestClient(create_app(broken)) as client:
+        for n, seed in enumerate((25, 26)):
+            page = save_page(rendered(f"web-failed-{n}", layout="text", seed=seed, dpi=150), tmp_path / f"{n}.png")
+            answer = client.post(f"/api/v1/dossiers/{code}/documents", headers=op, data={"title": f"Giấy {n}"},
+                                 files=[("files", (page.name, page.read_bytes(), "image/png"))])
+            failed.append(wait_done(client, op, answer.json()["job"]["job"])["job"])
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    with TestClient(create_app(web)) as client:
+        assert web_login(client, "op", "mat-khau-dai-du").status_code == 303
+        shown = client.get(f"/jobs/{failed[0]}")
+        assert "Chạy lại" in shown.text and "Bỏ lượt xử lý" in shown.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', shown.text).group(1)
+        short = client.post(f"/jobs/{failed[0]}/discard", data={"csrf": csrf, "reason": "nhầm"}, follow_redirects=False)
+        assert short.status_code == 400 and "ít nhất 10 ký tự" in short.text and 'aria-invalid="true"' in short.text
+        given_up = client.post(f"/jobs/{failed[0]}/discard", data={"csrf": csrf, "reason": "Quét nhầm giấy tờ của người khác"},
+                               follow_redirects=False)
+        assert given_up.status_code == 303
+        after = client.get(f"/jobs/{failed[0]}").text
+        assert "Đã bỏ (không chạy lại)" in after and "Chạy lại</button>" not in after
+        again = client.post(f"/jobs/{failed[1]}/retry", data={"csrf": csrf}, follow_redirects=False)
+        assert again.status_code == 303 and again.headers["location"] == f"/jobs/{failed[1]}"
+        assert wait_done(client, op, failed[1])["state"] == "done"
+
+
 def _other_page(tmp_path, rendered) -> bytes:
     return save_page(rendered("api-mistaken", layout="text", seed=24, dpi=150), tmp_path / "nham.png").read_bytes()
 

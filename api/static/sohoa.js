@@ -77,6 +77,8 @@
         div.className = "error";
         div.setAttribute("role", "alert");
         p.textContent = "Số hóa không thành công: " + ((job.error && job.error.message) || "lỗi không rõ");
+        var actions = document.querySelector("[data-job-actions]");
+        if (actions && job.state === "failed") { actions.hidden = false; }
       }
       result.appendChild(div);
       box.dataset.final = "1";
