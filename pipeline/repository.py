@@ -53,6 +53,8 @@ def refuse_if_disposed(store: ObjectStore, code: str) -> None:
     takes no new document (a disposed dossier keeps only its record, and a document committed
     under a disposal's feet would outlive its manifest)."""
     for key, state in ((keys.disposal_record(code), "đã bị hủy"), (keys.disposal_pending(code), "đang được hủy")):
+        if not store.exists(key):  # every upload asks: a look, not a read that fails
+            continue
         try:
             data = store.get(key)
         except ObjectNotFound:
