@@ -10,8 +10,10 @@ archivist's approval that keeps a record and no content.
   hold, the local store's flag), so not even a deletion outside sohoa goes through; each
   change is a preservation event. A held dossier is never disposed.
 - Disposal (``dispose``): only a dossier that is due and not held, approved by a user with
-  the archivist role whose agencies cover it, with a reason. First a pending record (the
-  approval and the objects to remove: keys and hashes, no content) is written; then the
+  the archivist role whose agencies cover it, with a reason, and none of its jobs still
+  running; all under the dossier's lock. First a pending record (the approval and the objects
+  to remove: keys and hashes, no content; the originals of its failed or given-up jobs too) is
+  written, and its failed jobs are given up; then the
   dossier leaves the search index, its documents (originals, every PDF version, OCR text and
   words) are deleted, then its manifest history and manifest. What the store's lock still
   protects stays and is listed. The disposal record (``dossiers/<code>/disposal.json``,
@@ -111,9 +113,7 @@ def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict,
     code = manifest["dossierCode"]
     history = sorted(k for k in store_keys if k.startswith(keys.dossier_prefix(code) + "manifests/"))
     contents = content_objects(manifest)
-    named = {o["key"] for o in contents}
-    never_documents = [{"key": key, "sha256": None, "docId": None, "job": job_id}
-                       for key, job_id in sorted((unfinished or {}).items()) if key not in named]
+    never_documents = _job_originals(unfinished or {}, {o["key"] for o in contents})
     return {
         "schema": "sohoa.disposal/1", "dossierCode": code, "title": manifest.get("title"),
         "maintenance": manifest.get("maintenance"), "paperFileCode": manifest.get("paperFileCode"),
@@ -121,7 +121,7 @@ def disposal_plan(manifest: dict, store_keys: Sequence[str], approval: dict,
         "documents": [{"docId": d.get("docId"), "title": d.get("title"), "numberOfPage": d.get("numberOfPage"),
                        "pdfSha256": (d.get("pdf") or {}).get("sha256")} for d in manifest.get("documents", [])],
         "objects": contents + never_documents + [{"key": k, "sha256": None, "docId": None} for k in history]
-        + [{"key": k, "sha256": None, "docId": None} for k in [keys.manifest(code)] if k in store_keys],
+        + [{"key": keys.manifest(code), "sha256": None, "docId": None}],
         "approval": approval,
     }
 
@@ -245,14 +245,19 @@ def _with_jobs_given_up(store: ObjectStore, db, code: str, pending: dict) -> dic
     disposal that never started gives up nothing), with the originals of any job recorded
     since the plan was made (an upload accepted as the disposal began) added to it."""
     jobs.discard_for_disposal(db, code, pending["approval"])
-    planned = {o["key"] for o in pending["objects"]}
-    late = [{"key": key, "sha256": None, "docId": None, "job": job_id}
-            for key, job_id in sorted(jobs.held_originals(db, code).items()) if key not in planned]
+    late = _job_originals(jobs.held_originals(db, code), {o["key"] for o in pending["objects"]})
     if not late:
         return pending
     pending = {**pending, "objects": late + pending["objects"]}
     store.put(keys.disposal_pending(code), json.dumps(pending, ensure_ascii=False).encode(), "application/json")
     return pending
+
+
+def _job_originals(held: Mapping[str, str], planned: set[str]) -> list[dict]:
+    """Plan entries for the originals of jobs that never became a document (``held``: key -> job
+    id) that the plan does not name yet."""
+    return [{"key": key, "sha256": None, "docId": None, "job": job_id}
+            for key, job_id in sorted(held.items()) if key not in planned]
 
 
 def _may_dispose(store: ObjectStore, db, code: str, manifest: dict, approver: dict, default_days: int,
