@@ -764,8 +764,16 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
     def straightened(orientation: int, skew: float):
         return None if blank() else straighten(work, work_dpi, orientation, skew)
 
+    @functools.cache
+    def in_colour() -> Image.Image | None:
+        return colour_text_gray(image, dpi, black_marks()) if shown is None else None
+
+    # A page whose ink is mostly coloured may be written in colour: that is settled first, as
+    # ingest settles it, for the band test on its pale ink can take tesseract tens of seconds
+    if shown is None and _mostly_coloured_ink(work, work_dpi) and (coloured := in_colour()) is not None:
+        return preview(coloured, stated, engine, shown=image)
     found, straight = orient.measure_while(image, dpi, engine, ink, straightened)
-    if shown is None and (coloured := colour_text_gray(image, dpi, black_marks())) is not None:
+    if (coloured := in_colour()) is not None:  # the few the coarse look above misses
         return preview(coloured, stated, engine, shown=image)
     if blank():
         # no black text, nothing to straighten by; kept as scanned (the orientation read is unused)
@@ -802,6 +810,20 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
         width, height = height, width
     flags.sort(key=lambda f: not f.warning)  # what needs a look first
     return Preview(_thumb(archive), width, height, dpi, resolution.source, orientation, skew, tuple(flags))
+
+
+def _mostly_coloured_ink(work: Image.Image, dpi: float) -> bool:
+    """Whether most of the ink other than red on the working copy (at most WORK_DPI fine) is
+    coloured, by a margin below ``quality.COLOUR_TEXT_SHARE`` (a coarse copy mixes thin strokes
+    with paper): the pages worth asking ``colour_text_gray`` about before the orientation is read."""
+    if work.mode != "RGB":
+        return False
+    border = cleanup.dark_border_mask(cleanup.to_gray(work), dpi)
+    _, coloured = cleanup.unred_ink(work, dpi, cleanup.colour_text_gray(work), border)
+    return coloured >= COARSE_COLOUR_SHARE
+
+
+COARSE_COLOUR_SHARE = 0.6 * quality.COLOUR_TEXT_SHARE
 
 
 def _working_copy(image: Image.Image, dpi: float) -> tuple[Image.Image, float]:
