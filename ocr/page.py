@@ -172,14 +172,23 @@ def colour_text_gray(image: Image.Image, resolution: float, black_marks: int,
     ``cleanup.dark_border_mask`` when the caller has it."""
     if image.mode != "RGB" or black_marks >= quality.FEW_BLACK_MARKS:
         return None
-    if border is None:
-        border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
-    gray = cleanup.colour_text_gray(image)
-    ink, coloured = cleanup.unred_ink(image, resolution, gray, border)
+    gray, ink, coloured = coloured_ink(image, resolution, border)
     if coloured < quality.COLOUR_TEXT_SHARE:  # what settles most pages, before the marks are counted
         return None
     marks = quality.mark_stats(ink, resolution)
     return Image.fromarray(gray) if quality.written_in_colour(coloured, marks, gray.shape) else None
+
+
+def coloured_ink(image: Image.Image, resolution: float,
+                 border: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Of an RGB scan: its ``cleanup.colour_text_gray``, the mask of its ink other than red
+    (``cleanup.unred_ink``) and the share of that ink's pixels that are coloured. ``border``: its
+    ``cleanup.dark_border_mask`` when the caller has it."""
+    if border is None:
+        border = cleanup.dark_border_mask(cleanup.to_gray(image), resolution)
+    gray = cleanup.colour_text_gray(image)
+    ink, coloured = cleanup.unred_ink(image, resolution, gray, border)
+    return gray, ink, coloured
 
 
 def _given_colour(result: dict, image: Image.Image, border: np.ndarray) -> dict:

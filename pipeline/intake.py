@@ -56,7 +56,7 @@ from PIL import Image
 from ocr import cleanup, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
 from ocr.geometry import quarter_turn
-from ocr.page import archive_image, black_text_marks, colour_text_gray, straighten
+from ocr.page import archive_image, black_text_marks, colour_text_gray, coloured_ink, straighten
 from ocr.paper import page_resolution
 from ocr.recognise import TesseractEngine
 from storage.base import ObjectStore
@@ -816,11 +816,7 @@ def _mostly_coloured_ink(work: Image.Image, dpi: float) -> bool:
     """Whether most of the ink other than red on the working copy (at most WORK_DPI fine) is
     coloured, by a margin below ``quality.COLOUR_TEXT_SHARE`` (a coarse copy mixes thin strokes
     with paper): the pages worth asking ``colour_text_gray`` about before the orientation is read."""
-    if work.mode != "RGB":
-        return False
-    border = cleanup.dark_border_mask(cleanup.to_gray(work), dpi)
-    _, coloured = cleanup.unred_ink(work, dpi, cleanup.colour_text_gray(work), border)
-    return coloured >= COARSE_COLOUR_SHARE
+    return work.mode == "RGB" and coloured_ink(work, dpi)[2] >= COARSE_COLOUR_SHARE
 
 
 COARSE_COLOUR_SHARE = 0.6 * quality.COLOUR_TEXT_SHARE
