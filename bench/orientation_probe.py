@@ -24,7 +24,8 @@ test uses when tesseract and TrueOCR vote (``OcrEngine.fastest``).
 
 ``--page --engine trueocr``: the whole page read by TrueOCR alone, as the vote's fastest reader
 reads it beside tesseract: whether that reading alone shows a page turned over before
-tesseract's reading ends.
+tesseract's reading ends; under ``firstLook``, the same for its widest lines alone, which it
+reads and shows first (``ocr.trueocr_engine.FIRST_LOOK_LINES``).
 
 ``--turned DEGREES``: the whole page stage on each scan turned counter-clockwise by DEGREES:
 the turn found, tesseract's readings of the page, how many of them were stopped early (a page
@@ -82,15 +83,30 @@ def probe(path: Path, engine: TesseractEngine) -> dict:
 
 
 def probe_page(path: Path, engine) -> dict:
+    """Also, under ``firstLook``, what ``abandon_if`` is shown first (TrueOCR: its widest lines,
+    ``ocr.trueocr_engine.FIRST_LOOK_LINES``), and whether ``PAGE_TURNED_OVER`` takes it for a page
+    turned over."""
     from ocr import page
 
     image = open_scan(path)
     dpi = scan_dpi(image)
     lines = orientation.text_lines(cleanup.ink_gray_mask(image, dpi), dpi)
-    read = lambda turn: page.read_sheet(page.straighten(image, dpi, turn, lines.skew_deg), dpi, engine)[0]  # noqa: E731
     stats = functools.partial(reading_stats, upright=orientation.page_reads_upright)
-    return {"scan": path.name, "firstCandidate": lines.likely, "asFound": stats(read(lines.likely)),
-            "turnedOver": stats(read(lines.likely + 180))}
+
+    def read(turn: int) -> dict:
+        shown: list[list[dict]] = []
+
+        def look(words: list[dict], reader: str) -> bool:
+            shown.append(words)
+            return False
+        straight = page.straighten(image, dpi, turn, lines.skew_deg)
+        words = page.read_sheet(straight, dpi, engine, abandon_if=look)[0]
+        first = shown[0] if shown else None
+        return {**stats(words), "firstLook": None if first is None else {
+            **reading_stats(first, upright=orientation.page_reads_upright),
+            "turnedOver": orientation.page_reads_turned_over(first, engine.fastest().name)}}
+    return {"scan": path.name, "firstCandidate": lines.likely, "asFound": read(lines.likely),
+            "turnedOver": read(lines.likely + 180)}
 
 
 class CountingTesseract:

@@ -58,10 +58,11 @@ class OcrEngine(Protocol):
       event is set and raises ReadingStopped; a recogniser that cannot be interrupted checks
       between its steps.
     - ``read`` given ``abandon_if(words, reader)`` shows it the words of the engine's fastest
-      recogniser (``reader``: its name) as soon as they are read; when it returns True while
-      another recogniser is still reading, that one is stopped and ReadingAbandoned raised. It
+      recogniser (``reader``: its name) as soon as they are read, a first part of them where that
+      recogniser can read part of the page first (TrueOCR: its widest lines); when it returns True
+      while the reading is not over, what is still reading is stopped and ReadingAbandoned raised. It
       serves a caller that would throw the reading away if it were not upright (a page turned
-      over); an engine of one recogniser has nothing to stop early and ignores it.
+      over); tesseract alone reads a page in one step and ignores it.
     - An engine made with a ``deadline`` raises PageTimeUp rather than read past it.
     """
 

@@ -16,6 +16,10 @@ word and neighbouring words are separated by a visible gap.
 - ``orientation`` is tesseract's OSD (``ocr.recognise.TesseractEngine.orientation``);
   the page stage's reading-both-ways-up test uses this engine's ``read``.
 - ``whitelist`` filters the characters read (the recogniser itself cannot be restricted).
+- ``abandon_if`` is shown the words of the page's FIRST_LOOK_LINES widest lines as soon as they
+  are read, before the other lines (a page turned over shows it there as plainly as in the whole
+  reading), and the reading is abandoned when it says so; a page of fewer lines is read whole
+  and left to the caller (``ocr.vote`` shows the whole reading).
 - The model is Vietnamese (with the Latin letters and digits); ``lang`` is accepted and
   ignored, ``has_language`` is true for ``vie`` only, so the page stage does not ask it for
   an English second reading of numbers.
@@ -35,13 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from ocr import recognise
-from ocr.engine import ReadingStopped, time_left
+from ocr.engine import ReadingAbandoned, ReadingStopped, time_left
 
 INK_LEVEL = 160       # grey level below which a pixel counts as ink when boxes are tightened
 LINE_MODES = (7, 8, 13)
 BLOCK_MODES = (6,)
 STRIDE = 4            # recogniser input columns per CTC timestep
 BATCH = 32
+FIRST_LOOK_LINES = 12  # lines read before the rest when the caller may abandon the reading (bench/README.md)
 
 
 class TrueOcrEngine:
@@ -98,20 +103,13 @@ class TrueOcrEngine:
         if not boxes:
             return []
         step()
-        lines = read_lines(models, gray, boxes)
+        lines = self._read_lines(models, gray, boxes, whitelist, scale, abandon_if, step)
         step()
         order = self._order(models, gray, boxes, [line[0] for line in lines], psm)
         words: list[dict] = []
         for line_id, index in enumerate(order):
             text, timesteps = lines[index]
-            for word in _words_of_line(gray, boxes[index], timesteps, whitelist):
-                x0, y0, x1, y1 = word["box"]
-                words.append({
-                    "text": word["text"],
-                    "x0": int(math.floor(x0 / scale)), "y0": int(math.floor(y0 / scale)),
-                    "x1": int(math.ceil(x1 / scale)), "y1": int(math.ceil(y1 / scale)),
-                    "conf": word["conf"], "line": line_id,
-                })
+            words += _placed(_words_of_line(gray, boxes[index], timesteps, whitelist), scale, line_id)
         # line ids follow reading order from 0 even when a line held no word
         renumber = {old: new for new, old in enumerate(dict.fromkeys(w["line"] for w in words))}
         for word in words:
@@ -119,6 +117,26 @@ class TrueOcrEngine:
         return words
 
     # -------------------------------------------------------------- parts
+
+    def _read_lines(self, models, gray: np.ndarray, boxes: list[tuple[int, int, int, int]], whitelist: str | None,
+                    scale: float, abandon_if, step) -> list[tuple[str, list[tuple[str, float, float]]]]:
+        """``read_lines`` of every box; given ``abandon_if``, the widest FIRST_LOOK_LINES first, their
+        words shown to it (ReadingAbandoned when it says so), then the others. Each line reads the
+        same text either way (batches of other lines change its confidences by ~1e-5 at most)."""
+        if abandon_if is None or len(boxes) <= FIRST_LOOK_LINES:
+            return read_lines(models, gray, boxes)
+        first = sorted(range(len(boxes)), key=lambda i: boxes[i][0] - boxes[i][2])[:FIRST_LOOK_LINES]
+        seen = read_lines(models, gray, [boxes[i] for i in first])
+        words = [word for n, (index, (_, timesteps)) in enumerate(zip(first, seen))
+                 for word in _placed(_words_of_line(gray, boxes[index], timesteps, whitelist), scale, n)]
+        if abandon_if(words, self.name):
+            raise ReadingAbandoned()
+        step()
+        rest = [i for i in range(len(boxes)) if i not in set(first)]
+        lines: list = [None] * len(boxes)
+        for index, line in zip(first + rest, seen + read_lines(models, gray, [boxes[i] for i in rest])):
+            lines[index] = line
+        return lines
 
     def _model_dir(self) -> str:
         if self.model_dir:
@@ -319,6 +337,14 @@ def _words_of_line(gray: np.ndarray, box: tuple[int, int, int, int], chars: list
         words.append({"text": text, "conf": conf,
                       "box": _tight_box(ink, (x0, top, x1, bottom), y0 - top, y1 - top, cuts[k], cuts[k + 1], group)})
     return words
+
+
+def _placed(words: list[dict], scale: float, line: int) -> list[dict]:
+    """A line's words (``_words_of_line``) as the contract's words: boxes divided by ``scale``."""
+    return [{"text": word["text"],
+             "x0": int(math.floor(word["box"][0] / scale)), "y0": int(math.floor(word["box"][1] / scale)),
+             "x1": int(math.ceil(word["box"][2] / scale)), "y1": int(math.ceil(word["box"][3] / scale)),
+             "conf": word["conf"], "line": line} for word in words]
 
 
 def _cut(empty: np.ndarray, x0: int, before: float, space: float, after: float, height: float) -> float:

@@ -503,11 +503,12 @@ class VotingEngine:
             first = pool.submit(self.primary.read, gray, **kwargs,
                                 stop=primary_stop if stop is None else _EitherSet(primary_stop, stop))
             try:
-                second = self.secondary.read(gray, **kwargs, stop=stop)
+                # TrueOCR ends well before tesseract: a reading the caller would throw away (a page
+                # turned over) need not wait for tesseract's (bench/README.md, "seventh pass"); it
+                # shows its first lines before it reads the others ("seventeenth pass")
+                second = self.secondary.read(gray, **kwargs, stop=stop, abandon_if=abandon_if)
                 if stop is not None and stop.is_set():
                     raise ReadingStopped()
-                # TrueOCR ends well before tesseract: a reading the caller would throw away
-                # (a page turned over) need not wait for tesseract's (bench/README.md, "seventh pass")
                 abandoned = abandon_if is not None and not first.done() and abandon_if(second, self.secondary.name)
                 if abandoned:
                     primary_stop.set()

@@ -115,3 +115,39 @@ def test_models_loaded_ahead_in_a_thread_are_loaded_once_and_shared_with_pages_f
     assert answer.get(timeout=60) == 1  # the parent's load, nothing more
     forked.join(60)
     assert forked.exitcode == 0
+
+
+def test_a_reading_the_caller_would_abandon_stops_after_the_widest_lines(engine, monkeypatch):
+    """Turned over, a page shows it in its widest lines: the reading stops after those
+    (FIRST_LOOK_LINES of the page's lines) instead of reading every line first, which is what
+    tesseract, reading beside it, was kept waiting for. The right way up, the same words come out
+    with the caller looking as without, and every line is read once."""
+    from ocr import orientation, trueocr_engine
+    from ocr.engine import ReadingAbandoned
+
+    recognised = []
+    read_lines = trueocr_engine.read_lines
+    monkeypatch.setattr(trueocr_engine, "read_lines",
+                        lambda models, gray, boxes: recognised.append(len(boxes)) or read_lines(models, gray, boxes))
+    page = render_page(PageSpec(layout="text", dpi=300, skew_deg=0.0, orientation=0, degradation=1, seed=41))
+    upright = np.asarray(page.image.convert("L"))
+    shown = []
+
+    def turned_over(words, reader):
+        shown.append(words)
+        return orientation.page_reads_turned_over(words, reader)
+
+    with pytest.raises(ReadingAbandoned):
+        engine.read(np.ascontiguousarray(upright[::-1, ::-1]), abandon_if=turned_over)
+    assert recognised == [trueocr_engine.FIRST_LOOK_LINES] and len(shown) == 1
+    assert len({w["line"] for w in shown[0]}) <= trueocr_engine.FIRST_LOOK_LINES <= len(shown[0]) / 5
+
+    recognised.clear()
+    plain = engine.read(upright)
+    lines = recognised[0]
+    assert lines > 2 * trueocr_engine.FIRST_LOOK_LINES
+    recognised.clear()
+    shown.clear()
+    assert engine.read(upright, abandon_if=turned_over) == plain
+    assert recognised == [trueocr_engine.FIRST_LOOK_LINES, lines - trueocr_engine.FIRST_LOOK_LINES]
+    assert len(shown) == 1 and orientation.page_reads_upright(shown[0])
