@@ -95,7 +95,8 @@ def from_manifest(manifest: dict) -> list[dict]:
         if event_type is None or not old.get("at"):
             continue
         doc = docs.get(old.get("docId")) or {}
-        objects = [o["key"] for o in doc.get("originals", []) if o.get("key")] if event_type == "ingestion" else []
+        objects = [o["key"] for o in (*doc.get("originals", []), *doc.get("handedIn", []))
+                   if o.get("key")] if event_type == "ingestion" else []
         objects += [(doc.get("pdf") or {}).get("key")] if doc else []
         out.append(_stated(event_type, old["at"], " ".join(filter(None, (old.get("docId"), old.get("detail")))),
                            [k for k in objects if k], old.get("outcome", "success")))

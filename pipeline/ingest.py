@@ -30,7 +30,7 @@ from . import audit, dossier, manifest as mf, sheets
 from .config import OcrSettings, WebhookSettings
 from .errors import InputError, InputErrors, PagesFailed, UsageError
 from .executor import PageExecutor, Progress
-from .inputs import Source, read_source
+from .inputs import MEDIA_TYPES, Source, read_source, sniff
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
 from .pages import PageCache
 from .pdfa import DocumentMeta, PageRender, write_pdfa
@@ -70,15 +70,19 @@ class PreparedDocument:
     paper_file_code: str | None = None
     change_recorded: bool = False
     unsigned: bool = False
+    handed_in: tuple[dict, ...] = ()  # the manifest's handedIn entries (``IngestRequest.handed_in``)
 
     def to_json(self) -> dict:
         return {**{f: getattr(self, f) for f in ("dossier", "title", "digest", "maintenance", "paper_file_code",
                                                   "change_recorded", "unsigned")},
-                "originals": list(self.originals), "tasks": [t.to_json() for t in self.tasks]}
+                "originals": list(self.originals), "tasks": [t.to_json() for t in self.tasks],
+                **({"handedIn": list(self.handed_in)} if self.handed_in else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "PreparedDocument":
-        return cls(**{**data, "originals": tuple(data["originals"]),
+        data = dict(data)
+        handed_in = tuple(data.pop("handedIn", ()))
+        return cls(**{**data, "originals": tuple(data["originals"]), "handed_in": handed_in,
                       "tasks": tuple(PageTask.from_json(t) for t in data["tasks"])})
 
 
@@ -111,10 +115,11 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
     if existing := mf.find_document(current, digest):
         return _duplicate(ctx, current, existing, title)
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
+    handed_in = tuple(store_handed_in(ctx.store, code, Path(f), current["maintenance"]) for f in request.handed_in)
     tasks = tuple(page_task(ctx.ocr, key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p)
                   for s, o in zip(sources, originals) for p in range(1, s.page_count + 1))
     return PreparedDocument(code, title, digest, originals, tasks, request.maintenance, request.paper_file_code,
-                            request.change_recorded, request.unsigned)
+                            request.change_recorded, request.unsigned, handed_in)
 
 
 def page_task(ocr: OcrSettings, *, key: str, file: str, kind: str, sha256: str, page: int) -> PageTask:
@@ -233,6 +238,23 @@ def store_original(store: ObjectStore, code: str, source: Source, maintenance: s
             "mediaType": source.media_type, "pages": source.page_count}
 
 
+def store_handed_in(store: ObjectStore, code: str, path: Path, maintenance: str | None) -> dict:
+    """A file as the citizen handed it in, whose pages the document holds rearranged (split,
+    reordered, some left out): its bytes unchanged under their content key, as an original's.
+    It was checked when it was received (``pipeline.intake``); it is not read as pages here."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(str(path), f"không đọc được tệp ({e.strerror}) (file unreadable)") from None
+    kind = sniff(data)
+    media_type = MEDIA_TYPES.get(kind, "application/octet-stream")
+    ext = {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind or "bin")
+    info = store.put(keys.original(code, hashlib.sha256(data).hexdigest(), ext), data, media_type,
+                     {"dossier": code, "kind": "handed-in", "filename": path.name, "maintenance": maintenance},
+                     retain=True)
+    return {"key": info.key, "sha256": info.sha256, "size": info.size, "filename": path.name, "mediaType": media_type}
+
+
 def _reread(source: Source) -> bytes:
     try:
         data = Path(source.path).read_bytes()
@@ -289,7 +311,9 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
              for n, (t, r, turn) in enumerate(zip(prepared.tasks, results, turns, strict=True), start=1)]
     return {"docId": doc_id, "sequence": int(doc_id.rsplit(".", 1)[1]), "title": title, "created": now.isoformat(),
             "numberOfPage": len(pages), "format": "PDF/A-2b", "language": "vi", "confidenceLevel": "02",
-            "inputSha256": prepared.digest, "originals": list(prepared.originals), "pdf": pdf_info.to_json(), "text": text_info.to_json(),
+            "inputSha256": prepared.digest, "originals": list(prepared.originals),
+            **({"handedIn": list(prepared.handed_in)} if prepared.handed_in else {}),
+            "pdf": pdf_info.to_json(), "text": text_info.to_json(),
             "words": words_info.to_json(), "signature": signature, "pages": pages,
             "pdfVersions": [{**pdf_info.to_json(), "at": now.isoformat(), "reason": "signed" if signature else "stored"}],
             **({"unsigned": True} if signature is None else {}), **({"abandoned": abandoned} if abandoned else {})}

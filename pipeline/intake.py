@@ -498,6 +498,30 @@ def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> 
     return written
 
 
+def handed_in(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:
+    """The files the draft's pages come from that ``materialise`` does not write whole (split,
+    reordered, some pages removed or replaced), each written in ``folder`` as the citizen handed
+    it in, for ``IngestRequest.handed_in``: they are kept unchanged with the document. A file none
+    of whose pages is left is not: the operator took it out."""
+    draft = get(store, draft_id, owner)
+    files = {f.id: f for f in draft.files}
+    whole, i = set(), 0
+    while i < len(draft.pages):
+        run = _whole_file_run(draft.pages, i, files.get(draft.pages[i].file_id))
+        whole.update({draft.pages[i].file_id} if run else ())
+        i += run or 1
+    used = dict.fromkeys(p.file_id for p in draft.pages if p.file_id in files and p.file_id not in whole)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for n, file_id in enumerate(used, start=1):
+        file = files[file_id]
+        path = folder / f"{n:03d}_{_stem(file.name)}.{_EXT.get(file.kind, 'bin')}"
+        path.write_bytes(store.get(file.key, sha256=file.sha256))
+        written.append(path)
+    return written
+
+
 def _whole_file_run(pages: tuple[Page, ...], start: int, file: UploadedFile | None) -> int:
     """How many pages from ``start`` are the whole of ``file`` in its own order (0: not the whole file)."""
     if file is None or file.failed or file.pages < 1 or start + file.pages > len(pages):

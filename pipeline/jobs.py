@@ -274,7 +274,7 @@ def held_originals(db, code: str) -> dict[str, str]:
     for the work, for the retry, or (a discarded job's) as what the citizen handed in, until the
     dossier is disposed of: a fixity check must not call them extra, and must miss them if gone."""
     return {o["key"]: job_id for job_id, request in job_table.requests_of(db, code, UNFINISHED)
-            for o in request.get("originals") or ()}
+            for o in (*(request.get("originals") or ()), *(request.get("handedIn") or ()))}
 
 
 def reopen(store: ObjectStore, db, job_id: str) -> list[int]:

@@ -85,9 +85,10 @@ def next_sequence(manifest: dict) -> int:
 
 def document_objects(doc: dict) -> list[dict]:
     """Every stored object a document entry names (PDF and its versions, text, words, originals,
-    and the abandoned PDFs of attempts stopped before their manifest), as recorded."""
+    the files handed in whose pages were rearranged, and the abandoned PDFs of attempts stopped
+    before their manifest), as recorded."""
     return [ref for ref in (doc.get("pdf"), doc.get("text"), doc.get("words"), *doc.get("originals", []),
-                            *doc.get("pdfVersions", []), *doc.get("abandoned", [])) if ref]
+                            *doc.get("handedIn", []), *doc.get("pdfVersions", []), *doc.get("abandoned", [])) if ref]
 
 
 def page_entry(number: int, source: dict, result: PageResult) -> dict:

@@ -121,6 +121,9 @@ class IngestRequest:
     jobs: int | None = None
     unsigned: bool = False        # store without a signature: an explicit choice, recorded
     change_recorded: bool = False  # allow changing a recorded paper file code or maintenance code, recorded
+    # files as the citizen handed them in, kept unchanged with the document but not read as its
+    # pages: the counter's files whose pages the operator rearranged (``files`` then holds them one by one)
+    handed_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,11 @@ def dossier_objects(manifest: dict) -> list[DossierObject]:
                               created, (doc_id,), o.get("filename"),
                               store_metadata={"dossier": code, "kind": "original", "filename": o.get("filename"),
                                               "maintenance": maintenance}, retain=True))
+        for o in doc.get("handedIn", []):  # a file handed in whose pages the originals hold rearranged
+            add(DossierObject(o["key"], o["sha256"], o["size"], "original", o.get("mediaType") or "application/octet-stream",
+                              created, (doc_id,), o.get("filename"),
+                              store_metadata={"dossier": code, "kind": "handed-in", "filename": o.get("filename"),
+                                              "maintenance": maintenance}, retain=True))
         versions = list(doc.get("pdfVersions") or [])
         if not any(v["key"] == doc["pdf"]["key"] for v in versions):
             versions.append({**doc["pdf"], "at": created, "reason": "signed" if doc.get("signature") else "stored"})

@@ -972,9 +972,11 @@ def logout(settings: Settings, secret: str, who: Principal) -> None:
 
 
 def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tuple[str, bytes]],
-                  who: Principal) -> tuple[JobView | None, IngestSummary | None]:
+                  who: Principal, handed_in: Sequence[tuple[str, bytes]] = ()
+                  ) -> tuple[JobView | None, IngestSummary | None]:
     """Store an uploaded document's files and record its job; (job, None), or (None, the document)
-    when the dossier already holds these very files. The pages are converted by ``run_job``."""
+    when the dossier already holds these very files. The pages are converted by ``run_job``.
+    ``handed_in``: files kept unchanged beside them, not read (``IngestRequest.handed_in``)."""
     code = dossier.validate_key(code)
     check_title(title)
     if not files:
@@ -982,7 +984,7 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
     folder = Path(tempfile.mkdtemp(prefix=f"{code}-", dir=_work(settings)))
     try:
         paths = []
-        for n, (name, data) in enumerate(files, start=1):
+        for n, (name, data) in enumerate([*files, *handed_in], start=1):
             safe = _upload_file_name(name, n)
             path = folder / f"{n:04d}" / safe  # each in its own folder: two files may share a name
             path.parent.mkdir()
@@ -991,7 +993,8 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         # without workers this process signs later (run_job); the signer is checked now, before a job is made
         with closing(signer_for(settings)) if not settings.broker.url else nullcontext() as signer:
             ctx = ingest_context(settings, signer=signer)
-            submitted = jobs.submit(ctx, IngestRequest(code, tuple(paths), title), submitted_by=who.name)
+            request = IngestRequest(code, tuple(paths[:len(files)]), title, handed_in=tuple(paths[len(files):]))
+            submitted = jobs.submit(ctx, request, submitted_by=who.name)
     except SohoaError as error:  # name each file as the user did, not by its place on this server
         error.message_vi = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.message_vi)
         error.detail = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.detail)
@@ -1103,9 +1106,11 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     store = open_store(settings)
     draft = intake.get(store, draft_id, who.name)
     with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
-        paths = intake.materialise(store, draft_id, Path(folder), who.name)
+        paths = intake.materialise(store, draft_id, Path(folder) / "pages", who.name)
+        sent = intake.handed_in(store, draft_id, Path(folder) / "handed-in", who.name)
         accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
-                                 [(p.name, p.read_bytes()) for p in paths], who)
+                                 [(p.name, p.read_bytes()) for p in paths], who,
+                                 handed_in=[(p.name, p.read_bytes()) for p in sent])
     intake.close(store, draft_id, who.name)
     early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted

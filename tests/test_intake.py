@@ -296,3 +296,50 @@ def test_a_page_of_only_a_signature_under_a_seal_is_blank_at_the_counter_too():
     page.image.save(scanned, "JPEG", quality=85)
     found = intake.preview(Image.open(scanned), (200, 200))
     assert "blank" in {f.code for f in found.flags} and (found.orientation, found.skew_deg) == (0, 0.0)
+
+
+def test_a_file_whose_pages_were_rearranged_is_kept_as_the_citizen_handed_it_in(tmp_path):
+    """The operator moves the second page of a three-page PDF first and takes its third out (a
+    page scanned twice): the document holds the two pages, and the PDF as the citizen handed it in
+    is stored unchanged with it (``handedIn``), checked by fixity like every object, in the archive
+    package; a one-page file kept whole is an original as before, and is not repeated."""
+    import hashlib
+
+    from pipeline import package
+    from pipeline.access import Principal
+    from pipeline.repository import load_manifest
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract",
+                            "SOHOA_INTAKE_READ_AHEAD": "false"})
+    who = Principal("an", "operator", ("H23.50",), via="web")
+    store = open_store(settings)
+    images = [render_page(PageSpec(layout="admin", seed=1351 + n, dpi=150, color="gray", max_body_lines=3)).image
+              for n in range(3)]
+    pdf = io.BytesIO()
+    images[0].save(pdf, "PDF", resolution=150.0, save_all=True, append_images=images[1:])
+    one_page = jpeg(render_page(PageSpec(layout="text", seed=1354, dpi=150, max_body_lines=3)).image, 150)
+    draft = service.intake_create(settings, CODE, who)
+    draft = service.intake_add(settings, draft.id, [("to-khai.jpg", one_page), ("giay-to.pdf", pdf.getvalue())], who)
+    assert [(p.file, p.page) for p in draft.pages] == [("to-khai.jpg", 1), ("giay-to.pdf", 1), ("giay-to.pdf", 2),
+                                                       ("giay-to.pdf", 3)]
+    service.intake_move(settings, draft.id, draft.pages[2].id, 1, who)
+    service.intake_remove(settings, draft.id, draft.pages[3].id, who)
+
+    job, _ = service.intake_submit(settings, draft.id, "Tờ khai và giấy tờ", who)
+    # while the job waits, the file is held for it: not extra
+    assert not service.verify(settings, all_dossiers=True, signatures=False).failed
+    service.run_job(settings, job.id)
+    assert service.job_for(settings, job.id, who).state == "done"
+    [doc] = load_manifest(store, CODE)["documents"]
+    assert [(p["source"]["file"], p["source"]["page"]) for p in doc["pages"]] == [
+        ("001_to-khai.jpg", 1), ("002_giay-to_trang-2.pdf", 1), ("003_giay-to_trang-1.pdf", 1)]
+    assert [o["sha256"] for o in doc["originals"]][0] == hashlib.sha256(one_page).hexdigest()
+    [handed] = doc["handedIn"]
+    assert handed["filename"].endswith("giay-to.pdf") and handed["mediaType"] == "application/pdf"
+    assert store.get(handed["key"], sha256=handed["sha256"]) == pdf.getvalue()
+    assert handed["key"] in {o.key for o in package.dossier_objects(load_manifest(store, CODE))}
+    assert not service.verify(settings, [CODE]).failed
+    assert not service.verify(settings, all_dossiers=True, signatures=False).failed
+    (settings.home / "store" / handed["key"]).write_bytes(b"%PDF-1.7 altered")
+    changed = service.verify(settings, all_dossiers=True, signatures=False)
+    assert changed.failed and handed["key"] in str(changed.objects)
