@@ -274,12 +274,16 @@ def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     from tests.test_search import manifest_for
 
     code = "H23.50-261201-0102"
-    text = "Bản sao căn cước công dân số 079193001234 của ông Nguyễn Văn An, CMND cũ 024 567 891, điện thoại 0912345678"
+    text = ("Bản sao căn cước công dân số 079193001234 của ông Nguyễn Văn An, CMND cũ 024 567 891, điện thoại "
+            "0912345678, vốn 150.000.000 đồng, CCCD viết 079.193.001.235")
     index.index_dossier(database(api["settings"]), manifest_for(code, [[text]]), {f"{code}.001": [text]})
     hits = api["client"].get("/api/v1/search", params={"q": "can cuoc cong dan"}, headers=api["tokens"]["off"]).json()["hits"]
     snippet = next(h["snippet"] for h in hits if h["dossierCode"] == code)
     assert "079193001234" not in snippet and "•••••••••234" in snippet
     assert "024 567 891" not in snippet and "0912345678" in snippet  # a phone number is not an ID number
+    # a sum of money in thousands between dots is not one either (it was shown as "•••.•••.000");
+    # an identity number written that way starts with its province's 0
+    assert "150.000.000 đồng" in snippet and "079.193.001.235" not in snippet and "•••.•••.•••.235" in snippet
 
 
 def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reuploading(api, tmp_path, rendered):
