@@ -48,6 +48,43 @@ log = logging.getLogger("sohoa.http")
 API = "/api/v1"
 
 
+def _field(loc) -> str:
+    """Where a request's value is wrong, as the client named it: "title", "q" (not "body.title")."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or "yêu cầu"
+
+
+def _vi_problem(error: dict) -> str:
+    """A request validation error (pydantic's type and context) said in Vietnamese."""
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind == "missing":
+        return "thiếu (bắt buộc)"
+    if kind in ("string_too_short", "too_short"):
+        return f"quá ngắn (ít nhất {ctx.get('min_length', 1)} ký tự)" if kind.startswith("string") else \
+            f"quá ít (ít nhất {ctx.get('min_length', 1)})"
+    if kind in ("string_too_long", "too_long"):
+        return f"quá dài (tối đa {ctx.get('max_length')} ký tự)" if kind.startswith("string") else \
+            f"quá nhiều (tối đa {ctx.get('max_length')})"
+    if kind in ("literal_error", "enum"):
+        return f"phải là một trong: {ctx.get('expected', '')}".replace(" or ", ", ")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "phải là số nguyên"
+    if kind in ("float_parsing", "float_type"):
+        return "phải là số"
+    if kind in ("bool_parsing", "bool_type"):
+        return "phải là true hoặc false"
+    bounds = {"greater_than_equal": ("ge", "ít nhất"), "greater_than": ("gt", "lớn hơn"),
+              "less_than_equal": ("le", "tối đa"), "less_than": ("lt", "nhỏ hơn")}
+    if kind in bounds:
+        key, words = bounds[kind]
+        return f"phải {words} {ctx.get(key)}"
+    if kind == "json_invalid":
+        return "JSON không hợp lệ"
+    if kind in ("string_type", "list_type", "dict_type", "model_attributes_type"):
+        return "sai kiểu dữ liệu"
+    return "giá trị không hợp lệ"
+
+
 def create_app(settings: Settings, *, background: bool = True, periodic: bool = False) -> FastAPI:
     """The application. ``background``: run uploaded jobs in this process when no broker is set;
     ``periodic``: also anchor the access log and deliver notices on their intervals (the server
@@ -105,8 +142,10 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"error": {"code": "usage", "message": f"Yêu cầu không hợp lệ: {fields}",
+        problems = exc.errors()
+        said = "; ".join(f"{_field(e['loc'])}: {_vi_problem(e)}" for e in problems)
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in problems)
+        return JSONResponse({"error": {"code": "usage", "message": f"Yêu cầu không hợp lệ: {said}",
                                        "detail": fields}}, status_code=422)
 
     # ------------------------------------------------------------------ health
@@ -133,8 +172,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @app.post(API + "/dossiers/{code}/documents", status_code=202, tags=["intake"])
     async def upload(code: str, request: Request, files: Annotated[list[UploadFile], File()],
-                     title: Annotated[str, Form(max_length=500)],
-                     who: Annotated[Principal, Depends(require("upload"))]) -> JSONResponse:
+                     who: Annotated[Principal, Depends(require("upload"))],
+                     title: Annotated[str, Form(max_length=4000)] = "") -> JSONResponse:
         """One document of the dossier, its pages in the order of ``files``: answers 202 with the
         job at once; the pages are converted in the background (``GET /api/v1/jobs/{id}``)."""
         code = service.visible(who, code)
@@ -148,6 +187,9 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             data = await f.read()
             if len(data) > settings.api.max_file_bytes:
                 return _too_large_file(f.filename, len(data), settings)
+            if not data:
+                return JSONResponse({"error": {"code": "input", "message": f"Tệp không hợp lệ: {f.filename}: tệp rỗng, "
+                                               "0 byte", "detail": f"{f.filename}: empty file"}}, status_code=422)
             if service.page_format(data) is None:
                 return JSONResponse({"error": {"code": "unsupported_type", "message":
                                                f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG",

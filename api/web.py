@@ -362,6 +362,8 @@ def _files(request: Request, files: list[UploadFile] | None) -> tuple[list[tuple
         if f.size is not None and f.size > limits.max_file_bytes:
             return [], 413, f"Tệp '{f.filename}' quá lớn (tối đa {limits.max_file_bytes // 1048576} MB mỗi tệp)."
         data = f.file.read()
+        if f.filename and not data:
+            return [], 422, f"Tệp không hợp lệ: {f.filename}: tệp rỗng, 0 byte."
         if f.filename or data:
             if service.page_format(data) is None:
                 return [], 415, f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG."

@@ -69,10 +69,32 @@ class InputError(SohoaError):
 
     exit_code, code = ExitCode.INPUT, "input"
 
-    def __init__(self, file: str, reason: str, page: int | None = None):
+    def __init__(self, file: str, reason: str, page: int | None = None, detail: str = ""):
+        reason, english = _english_apart(reason)
         self.file, self.reason, self.page = file, reason, page
         where = f"{file}" + (f", trang {page}" if page is not None else "")
-        super().__init__(f"Tệp không hợp lệ: {where}: {reason}")
+        super().__init__(f"Tệp không hợp lệ: {where}: {reason}", "; ".join(filter(None, (english, detail))))
+
+
+def _english_apart(reason: str) -> tuple[str, str]:
+    """A reason written "Vietnamese text (English)" as its Vietnamese text and the English in
+    parentheses at its end, which may be several, nested ones included ("ảnh bị cắt cụt hoặc hỏng
+    (image file is truncated (55 bytes not processed)) (truncated or corrupt image)"): the English
+    is for the detail, not for the operator's message."""
+    text, english = reason.rstrip(), []
+    while text.endswith(")"):
+        depth, start = 0, len(text) - 1
+        while start >= 0:
+            depth += {")": 1, "(": -1}.get(text[start], 0)
+            if depth == 0:
+                break
+            start -= 1
+        inner = text[start + 1:-1]
+        if start <= 0 or not inner.isascii():
+            break
+        english.insert(0, inner)
+        text = text[:start].rstrip()
+    return text, "; ".join(english)
 
 
 class InputErrors(SohoaError):

@@ -711,7 +711,7 @@ def _add_page(store: ObjectStore, prefix: str, file: UploadedFile, number: int, 
         read_source(probe, max_pixels)
         image, stated = load_page(file.name, kind, data, 1, max_pixels)
     except InputError as e:
-        raise InputError(file.name, e.reason, number if count > 1 or e.page is None else e.page) from None
+        raise InputError(file.name, e.reason, number if count > 1 or e.page is None else e.page, e.detail) from None
     try:
         found = preview(image, stated, reader.engine())
     except PageTimeUp:

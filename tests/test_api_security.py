@@ -126,16 +126,19 @@ def test_uploads_are_limited_in_size_count_and_type_with_nothing_stored(site):
     disguised = {"zip.png": b"PK\x03\x04" + b"\0" * 200, "script.png": b"<script>alert(1)</script>",
                  "elf.jpg": b"\x7fELF\x02\x01\x01" + b"\0" * 100, "gif.png": b"GIF89a" + b"\0" * 100,
                  "svg.png": b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-                 "bmp.tif": b"BM" + b"\0" * 100, "empty.png": b""}
+                 "bmp.tif": b"BM" + b"\0" * 100}
     for name, data in disguised.items():
         answer = post([("files", (name, data, "image/png"))])
         assert answer.status_code == 415, (name, answer.text)
         assert f"Tệp '{name}' không phải PDF, TIFF, JPEG hay PNG" == answer.json()["error"]["message"]
+    empty = post([("files", ("empty.png", b"", "image/png"))])  # said so, not taken for another kind of file
+    assert empty.status_code == 422 and "empty.png: tệp rỗng, 0 byte" in empty.json()["error"]["message"], empty.text
     wrong_ext = post([("files", ("trang.pdf", page, "application/pdf"))])
     assert wrong_ext.status_code == 422 and "không khớp nội dung PNG" in wrong_ext.json()["error"]["message"]
     row("Upload whose bytes are not a page (ZIP, script, ELF, GIF, SVG, BMP, empty) under an image name",
         "POST /api/v1/dossiers/{code}/documents",
         f"{len(disguised)} of {len(disguised)}: 415 \"Tệp '…' không phải PDF, TIFF, JPEG hay PNG\"; "
+        f"an empty file: {empty.status_code} \"{empty.json()['error']['message']}\"; "
         f"a PNG named .pdf: {wrong_ext.status_code} (extension contradicts content); nothing stored")
 
     chunked = client.post(url, headers={**op, "Content-Type": "multipart/form-data; boundary=x"},

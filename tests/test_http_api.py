@@ -244,7 +244,30 @@ def test_a_page_that_cannot_be_read_is_refused_naming_the_file_as_the_user_named
     assert answer.status_code == 422
     message = answer.json()["error"]["message"]
     assert "hong.png, trang 1" in message and str(api["home"]) not in message  # not where the server kept it
+    # the operator reads Vietnamese only; the library's English is in the detail
+    assert message.isascii() is False and "(" not in message.split("trang 1:")[1], message
+    assert answer.json()["error"]["detail"], answer.text
     assert client.get("/api/v1/jobs", headers=op).json()["jobs"] == jobs_before
+
+
+def test_a_request_with_a_missing_or_wrong_field_is_answered_in_vietnamese(api):
+    """FastAPI's own checks of a request (a field missing, too short, not one of the choices)
+    were answered in English ("body.title: Field required"): they are said in Vietnamese, naming
+    the field as the client sent it, with pydantic's English in the detail; a blank title gets
+    the same answer as on the command line."""
+    client, op, off = api["client"], api["tokens"]["op"], api["tokens"]["off"]
+    url = f"/api/v1/dossiers/{CODE}/documents"
+    no_files = client.post(url, headers=op, data={"title": "Đơn"})
+    assert no_files.status_code == 422
+    assert no_files.json()["error"]["message"] == "Yêu cầu không hợp lệ: files: thiếu (bắt buộc)"
+    assert "Field required" in no_files.json()["error"]["detail"]
+    blank = client.post(url, headers=op, data={"title": " "}, files=[("files", ("a.png", api["png"], "image/png"))])
+    assert blank.status_code == 400 and "Tên tài liệu" in blank.json()["error"]["message"], blank.text
+    empty = client.get("/api/v1/search", params={"q": ""}, headers=off).json()["error"]
+    assert empty["message"] == "Yêu cầu không hợp lệ: q: quá ngắn (ít nhất 1 ký tự)", empty
+    report = client.get("/api/v1/reports/digitisation", params={"quarter": "2026-Q4", "format": "pdf"},
+                        headers=api["tokens"]["adm"]).json()["error"]
+    assert report["message"] == "Yêu cầu không hợp lệ: format: phải là một trong: 'json', 'csv', 'xlsx'", report
 
 
 # ---------------------------------------------------------------------------- checklist, health, metrics

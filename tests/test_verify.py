@@ -501,3 +501,19 @@ def test_an_unreadable_signature_says_what_failed(pki):
     assert not verdict.ok and not verdict.signatures
     assert any("PdfReadError" in m for m in verdict.messages_en), verdict.messages_en
     assert not any("hỏng hoặc bị sửa" in m for m in verdict.messages_vi)
+
+
+def test_a_file_that_is_not_pdfa_is_said_so_in_vietnamese_with_the_clauses_it_breaks(pki):
+    """The officer's verdict gave the PDF/A validators' own English ("[violation] ISO_19005_2:6.2.2-1
+    at obj 7 0 (Page) content: operator ... is not defined"): it says how many rules the file breaks
+    and their clauses, the validators' words staying in the English message."""
+    from PIL import Image
+
+    plain = io.BytesIO()
+    Image.new("L", (200, 300), 255).save(plain, "PDF")
+    verdict = validation.verify_pdf(plain.getvalue(), [pki.root_pem.read_bytes()])
+    assert not verdict.pdfa_ok and verdict.pdfa_findings
+    [said] = [m for m in verdict.messages_vi if "PDF/A" in m]
+    assert said.startswith("Tệp không đạt PDF/A-2b: ") and "điểm sai quy chuẩn" in said, said
+    assert not any(finding in said for finding in verdict.pdfa_findings), said
+    assert any(verdict.pdfa_findings[0] in m for m in verdict.messages_en)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -126,6 +127,14 @@ def quiet_library_logs():
 
 # ----------------------------------------------------------------------------- verdict
 
+def _pdfa_findings_vi(findings: tuple[str, ...]) -> str:
+    """The PDF/A findings for an officer: how many, and the clauses of ISO 19005-2 they break (the
+    validators' own words, in English, are in the English message)."""
+    clauses = list(dict.fromkeys(re.findall(r"ISO_19005_2:([0-9][0-9.]*(?:-[0-9]+)?)", " ".join(findings))))
+    where = f" (điều {', '.join(clauses[:5])} của ISO 19005-2)" if clauses else ""
+    return f"Tệp không đạt PDF/A-2b: {len(findings)} điểm sai quy chuẩn{where}"
+
+
 def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None, *, require_pdfa: bool = True,
                revocation: str = "hard", test_cas=()) -> PdfVerdict:
     """Verdict on one PDF: per-signature results and an overall ``ok``.
@@ -144,8 +153,7 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None, *, require_pdfa: boo
     vi, en = [], []
     pdfa = pdfa_check(pdf)
     if not pdfa.ok:
-        _messages(vi, en, "Tệp không đạt PDF/A-2b: " + "; ".join(pdfa.findings[:5]),
-                  "File is not PDF/A-2b: " + "; ".join(pdfa.findings[:5]))
+        _messages(vi, en, _pdfa_findings_vi(pdfa.findings), "File is not PDF/A-2b: " + "; ".join(pdfa.findings[:5]))
     try:
         with quiet_library_logs():
             signatures = run_async(_verify_signatures(pdf, roots, revocation, test_fingerprints))
