@@ -454,7 +454,13 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
     if not title:
         return _draft_page(request, who, draft_id, 400, title_error="Hãy chọn hoặc nhập tên giấy tờ.")
     with _acting(who):
-        draft = service.intake_draft(settings, draft_id, who)
+        try:
+            draft = service.intake_draft(settings, draft_id, who)
+        except NotFound:  # confirmed already (a double click: its job is shown), or given up
+            if job_id := service.intake_confirmed_job(settings, draft_id, who):
+                return _see_other(f"/jobs/{job_id}")
+            return _intake_home(request, who, 409, notice="Bản nháp này không còn mở (đã bị bỏ); không tạo tài liệu "
+                                                          "mới.")
         if not who.sees(draft.dossier_code):
             raise NotFound("Không tìm thấy hồ sơ", "dossier out of scope")
         if not draft.pages:

@@ -972,11 +972,12 @@ def logout(settings: Settings, secret: str, who: Principal) -> None:
 
 
 def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tuple[str, bytes]],
-                  who: Principal, handed_in: Sequence[tuple[str, bytes]] = ()
+                  who: Principal, handed_in: Sequence[tuple[str, bytes]] = (), source: str | None = None
                   ) -> tuple[JobView | None, IngestSummary | None]:
     """Store an uploaded document's files and record its job; (job, None), or (None, the document)
     when the dossier already holds these very files. The pages are converted by ``run_job``.
-    ``handed_in``: files kept unchanged beside them, not read (``IngestRequest.handed_in``)."""
+    ``handed_in``: files kept unchanged beside them, not read (``IngestRequest.handed_in``);
+    ``source``: what the job came from (a counter's draft), recorded with it."""
     code = dossier.validate_key(code)
     check_title(title)
     if not files:
@@ -994,7 +995,7 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         with closing(signer_for(settings)) if not settings.broker.url else nullcontext() as signer:
             ctx = ingest_context(settings, signer=signer)
             request = IngestRequest(code, tuple(paths[:len(files)]), title, handed_in=tuple(paths[len(files):]))
-            submitted = jobs.submit(ctx, request, submitted_by=who.name)
+            submitted = jobs.submit(ctx, request, submitted_by=who.name, source=source)
     except SohoaError as error:  # name each file as the user did, not by its place on this server
         error.message_vi = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.message_vi)
         error.detail = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.detail)
@@ -1090,6 +1091,17 @@ def intake_discard(settings: Settings, draft_id: str, who: Principal) -> None:
     audit.record(database(settings), "intake", "discarded", draft=draft_id)
 
 
+def intake_confirmed_job(settings: Settings, draft_id: str, who: Principal) -> str | None:
+    """The job the user's draft became when it was confirmed (its source names the draft), or
+    None: a confirmation sent twice (a double click) is shown that job."""
+    found = job_table.find(database(settings), source=_intake_source(draft_id), submitted_by=who.name, newest=1)
+    return found[0]["id"] if found else None
+
+
+def _intake_source(draft_id: str) -> str:
+    return f"intake:{draft_id}"
+
+
 def intake_thumbnail(settings: Settings, draft_id: str, page_id: str, who: Principal, turn: int = 0) -> bytes:
     from . import intake
 
@@ -1110,7 +1122,7 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
         sent = intake.handed_in(store, draft_id, Path(folder) / "handed-in", who.name)
         accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
                                  [(p.name, p.read_bytes()) for p in paths], who,
-                                 handed_in=[(p.name, p.read_bytes()) for p in sent])
+                                 handed_in=[(p.name, p.read_bytes()) for p in sent], source=_intake_source(draft_id))
     intake.close(store, draft_id, who.name)
     early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted

@@ -96,7 +96,8 @@ def _job(row, pages) -> dict:
 
 def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None,
          input_sha256: str | None = None, states: tuple[str, ...] | None = None,
-         ids: list[str] | None = None, submitted_by: str | None = None, newest: int | None = None) -> list[dict]:
+         ids: list[str] | None = None, submitted_by: str | None = None, newest: int | None = None,
+         source: str | None = None) -> list[dict]:
     """Jobs matching every filter given, oldest first, without their page rows (with ``ids``,
     in chunks, so that no query holds more parameters than the database takes; with
     ``newest``, only that many of the latest)."""
@@ -104,7 +105,7 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
         found = sorted((job for start in range(0, len(ids), _CHUNK)
                         for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
                                         states=states, ids=ids[start:start + _CHUNK], submitted_by=submitted_by,
-                                        newest=newest)),
+                                        newest=newest, source=source)),
                        key=lambda job: (job["created"], job["id"]))
         return found[-newest:] if newest is not None else found
     order = (jobs.c.created.desc(), jobs.c.id.desc()) if newest is not None else (jobs.c.created, jobs.c.id)
@@ -112,7 +113,7 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
     if ids is not None:
         query = query.where(jobs.c.id.in_(ids))
     for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256),
-                          (jobs.c.submitted_by, submitted_by)):
+                          (jobs.c.submitted_by, submitted_by), (jobs.c.source, source)):
         if value is not None:
             query = query.where(column == value)
     if states is not None:

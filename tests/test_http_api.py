@@ -380,6 +380,39 @@ def test_at_the_counter_a_failed_job_is_run_again_or_given_up_from_its_page(api,
         assert wait_done(client, op, failed[1])["state"] == "done"
 
 
+def test_a_draft_confirmed_twice_shows_its_job_the_second_time(api, tmp_path, rendered):
+    """A double click on "Xác nhận" sent the confirmation twice: the second got the 404 page
+    ("Không tìm thấy"). It is now shown the job the first one made, and no second job is made."""
+    import re
+
+    from pipeline.access import Principal
+    from tests.test_api_security import web_login
+
+    code = "H23.50-261201-0106"
+    page = save_page(rendered("web-twice", layout="text", seed=27, dpi=150), tmp_path / "hai-lan.png").read_bytes()
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    who = Principal("op", "operator", ("H23.50",), via="web")
+    draft = service.intake_add(web, service.intake_create(web, code, who).id, [("hai-lan.png", page)], who)
+    with TestClient(create_app(web, background=False)) as client:
+        assert web_login(client, "op", "mat-khau-dai-du").status_code == 303
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(f"/intake/{draft.id}").text).group(1)
+        form = {"csrf": csrf, "title_other": "Đơn đề nghị"}
+        first = client.post(f"/intake/{draft.id}/submit", data=form, follow_redirects=False)
+        second = client.post(f"/intake/{draft.id}/submit", data=form, follow_redirects=False)
+        assert first.status_code == second.status_code == 303, second.text
+        assert second.headers["location"] == first.headers["location"] and "/jobs/" in first.headers["location"]
+        # and after the draft is cleared away (its job has its pages), too
+        service.run_job(web, first.headers["location"].rsplit("/", 1)[1])
+        late = client.post(f"/intake/{draft.id}/submit", data=form, follow_redirects=False)
+        assert late.status_code == 303 and late.headers["location"] == first.headers["location"]
+        # a draft given up is said to be so
+        other = service.intake_create(web, "H23.50-261201-0107", who)
+        service.intake_discard(web, other.id, who)
+        gone = client.post(f"/intake/{other.id}/submit", data=form, follow_redirects=False)
+        assert gone.status_code == 409 and "không còn mở" in gone.text
+    assert len(service.status(web, code)) == 1
+
+
 def _other_page(tmp_path, rendered) -> bytes:
     return save_page(rendered("api-mistaken", layout="text", seed=24, dpi=150), tmp_path / "nham.png").read_bytes()
 
