@@ -288,11 +288,27 @@ def reopen(store: ObjectStore, db, job_id: str) -> list[int]:
         if job["state"] == "done":
             raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
                            "job already done")
+        _refuse_out_of_order(db, job)
         pages = job_table.reopen(db, job_id, now=_now(), only_from=RUNNABLE)
         if pages is None:  # done or given up since it was read
             raise _not_runnable(_job(db, job_id))
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
+
+
+def _refuse_out_of_order(db, job: dict) -> None:
+    """A bulk run commits a dossier's documents in its source's order; a job of it run alone while
+    another document of the same dossier and run is not finished could be committed before an
+    earlier one (found when a stalled bulk run's second document was retried before its first)."""
+    if job.get("kind") != "bulk" or not job.get("batch"):
+        return
+    others = [j for j in job_table.find(db, dossier=job["dossier"], batch=job["batch"], states=RUNNABLE)
+              if j["id"] != job["id"]]
+    if others:
+        raise Conflict(f"Lượt xử lý {job['id']} thuộc một đợt số hóa hàng loạt có {len(others)} tài liệu khác của "
+                       f"hồ sơ {job['dossier']} chưa xong; hãy chạy lại 'sohoa bulk' trên cùng nguồn để các tài liệu "
+                       "được lưu đúng thứ tự (trang đã xong không phải làm lại)",
+                       "other documents of this dossier in the same bulk run are unfinished: run the bulk again")
 
 
 def discard(db, job_id: str, reason: str) -> JobView:

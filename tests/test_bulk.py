@@ -109,3 +109,27 @@ def test_a_continuous_scan_is_split_at_the_receipts_and_held_pages_are_reported(
 
     code, out, _ = cli("bulk", scan, "--json")  # the same scan again: nothing converted twice
     assert [i["status"] for i in json.loads(out)["items"]] == ["skipped"] * 4 + ["invalid"]
+
+
+def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_its_dossier(home):
+    """A bulk run stopped with both documents of a dossier queued: `sohoa retry` of the second
+    stored it as the dossier's first document. Retrying one of them alone is refused, pointing to
+    the bulk run, which keeps the order; once the others are settled it runs."""
+    import pytest
+
+    from pipeline import config, jobs
+    from pipeline.errors import Conflict
+    from pipeline.runtime import database, open_store
+    from storage import jobs as job_table
+
+    settings = config.load({"SOHOA_HOME": str(home)})
+    db, code = database(settings), CODES[0]
+    for n in (1, 2):
+        job_table.create(db, f"{n}" * 32, kind="bulk", dossier=code, title=f"Văn bản {n}",
+                         request={"originals": []}, input_sha256=f"{n}" * 64, pages=1, now="2026-12-04T10:00:00+07:00",
+                         batch="dot-1", source=f"kho/{code}/{n:02d}.png")
+    with pytest.raises(Conflict) as refused:
+        jobs.reopen(open_store(settings), db, "2" * 32)
+    assert "sohoa bulk" in refused.value.message_vi and code in refused.value.message_vi
+    job_table.set_state(db, "1" * 32, "done", now="2026-12-04T10:01:00+07:00")
+    assert jobs.reopen(open_store(settings), db, "2" * 32) == [1]
