@@ -748,7 +748,8 @@ def cmd_watch(args, settings: Settings) -> int:
     return ExitCode.OK
 
 
-BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, bỏ qua", "failed": "LỖI", "invalid": "không hợp lệ"}
+BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, bỏ qua", "held": "GIỮ LẠI", "failed": "LỖI",
+                  "invalid": "không hợp lệ"}
 
 
 def cmd_bulk(args, settings: Settings) -> int:
@@ -764,14 +765,15 @@ def cmd_bulk(args, settings: Settings) -> int:
         _print_json(result.to_json())
     else:
         for o in result.outcomes:
-            if o.status in ("failed", "invalid"):
+            if o.status in ("held", "failed", "invalid"):
                 print(f"  {BULK_STATUS_VI[o.status]}: {o.source}: {o.error}")
         print(f"Đã xử lý {totals['documents']} tài liệu từ {result.source}: {totals['done']} đã số hóa, "
-              f"{totals['skipped']} đã có từ trước (bỏ qua), {totals['failed']} lỗi, {totals['invalid']} không hợp lệ; "
-              f"{totals['pages']} trang")
+              f"{totals['skipped']} đã có từ trước (bỏ qua), {totals['failed']} lỗi, "
+              + (f"{totals['held']} giữ lại chờ tài liệu lỗi trước nó, " if totals["held"] else "")
+              + f"{totals['invalid']} không hợp lệ; {totals['pages']} trang")
         if result.report:
             print("Báo cáo: " + ", ".join(result.report))
-    return ExitCode.CHECK_FAILED if totals["failed"] or totals["invalid"] else ExitCode.OK
+    return ExitCode.CHECK_FAILED if totals["failed"] or totals["held"] or totals["invalid"] else ExitCode.OK
 
 
 EXAMPLES = {

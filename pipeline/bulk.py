@@ -257,9 +257,10 @@ def _held(doc: BulkDocument, job: str | None = None) -> BulkOutcome:
     """A document not committed because an earlier document of its dossier failed in this run:
     committing it would put the dossier's documents out of the folder's order. Its finished
     pages stay cached, so running the batch again after the fault is cheap."""
-    return BulkOutcome(doc.source, doc.dossier, doc.title, "failed", job=job,
+    return BulkOutcome(doc.source, doc.dossier, doc.title, "held", job=job,
                        error=f"Chưa lưu: một tài liệu trước đó của hồ sơ {doc.dossier} bị lỗi, tài liệu này "
-                             "được giữ lại để giữ đúng thứ tự; hãy chạy lại khi đã khắc phục")
+                             "được giữ lại để giữ đúng thứ tự; hãy khắc phục tài liệu lỗi (hoặc bỏ nó khỏi nguồn "
+                             "nếu không thể số hóa) rồi chạy lại 'sohoa bulk'; trang đã xong không phải làm lại")
 
 
 def _failed(doc: BulkDocument, exc: Exception, job: str | None = None) -> BulkOutcome:
