@@ -368,7 +368,8 @@ def _error_response(exc: Exception) -> JSONResponse:
 
 class UploadLimitMiddleware:
     """Refuse a request body larger than the upload limit before it is read (413), and one
-    that changes something without saying its length (411)."""
+    streamed without saying its length (411: chunked). A request with neither header has no body
+    (HTTP/1.1), as a bare ``curl -X POST .../retry`` sends: it goes through."""
 
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app, self.settings = app, settings
@@ -383,12 +384,13 @@ class UploadLimitMiddleware:
         await self.app(scope, receive, send)
 
     def _refused(self, scope: Scope) -> JSONResponse | None:
-        length = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             mb = self.settings.api.max_upload_bytes // (1024 * 1024)
             return JSONResponse({"error": {"code": "too_large", "message": f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần)",
                                            "detail": "request body too large"}}, status_code=413)
-        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH") and "transfer-encoding" in headers:
             return JSONResponse({"error": {"code": "length_required", "message": "Thiếu độ dài nội dung (Content-Length)",
                                            "detail": "Content-Length required"}}, status_code=411)
         return None

@@ -144,6 +144,10 @@ def test_uploads_are_limited_in_size_count_and_type_with_nothing_stored(site):
     chunked = client.post(url, headers={**op, "Content-Type": "multipart/form-data; boundary=x"},
                           content=iter([b"--x\r\n", b"0" * 1000]))
     assert chunked.status_code == 411 and vietnamese(chunked.json()["error"]["message"])
+    # a POST with no body at all (curl -X POST, no Content-Length) is not refused for its length
+    bare = client.build_request("POST", "/api/v1/jobs/" + "0" * 32 + "/retry", headers=op)
+    del bare.headers["content-length"]
+    assert client.send(bare).status_code == 404
     row("Upload streamed without Content-Length (chunked)", "POST /api/v1/dossiers/{code}/documents",
         f"{chunked.status_code} \"{chunked.json()['error']['message']}\" before anything is read")
 
