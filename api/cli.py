@@ -749,7 +749,7 @@ def cmd_watch(args, settings: Settings) -> int:
 
 
 BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, bỏ qua", "held": "GIỮ LẠI", "failed": "LỖI",
-                  "invalid": "không hợp lệ"}
+                  "invalid": "không hợp lệ", "stopped": "chưa xong"}
 
 
 def cmd_bulk(args, settings: Settings) -> int:
@@ -757,6 +757,14 @@ def cmd_bulk(args, settings: Settings) -> int:
     try:
         result = service.bulk(settings, Path(args.source), report=Path(args.report) if args.report else None,
                               progress=progress)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+            progress = None
+        if args.report:
+            print(f"Báo cáo đến lúc dừng (tài liệu chưa xong ghi 'chưa xong'): {args.report} (.csv, .json)",
+                  file=sys.stderr)
+        raise
     finally:
         if progress is not None:
             progress.close()

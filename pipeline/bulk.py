@@ -69,10 +69,24 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str], None] | None 
     audit.record(ctx.db, "bulk", "started", source=str(source), batch=batch, documents=len(planned.documents),
                  invalid=len(planned.problems))
     show = progress or (lambda *a: None)
-    if send is None:
-        _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
-    else:
-        _run_on_workers(ctx, planned.documents, outcomes, len(order), batch, show, send, send_finish, poll)
+    try:
+        if send is None:
+            _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
+        else:
+            _run_on_workers(ctx, planned.documents, outcomes, len(order), batch, show, send, send_finish, poll)
+    except KeyboardInterrupt:
+        # stopped by the operator: what was settled is reported, the rest says how to go on
+        for n, doc in enumerate(planned.documents):
+            outcomes.setdefault(n, BulkOutcome(doc.source, doc.dossier, doc.title, "stopped",
+                                               error="Chưa xong: lượt chạy bị dừng; chạy lại 'sohoa bulk' trên cùng "
+                                                     "nguồn để tiếp tục (trang đã xong không phải làm lại)"))
+        stopped = tuple(outcomes[n] for n in range(len(order)))
+        audit.record(ctx.db, "bulk", "stopped", source=str(source), batch=batch,
+                     **{k: v for k, v in totals(stopped).items() if isinstance(v, int)})
+        if report is not None:
+            write_report(Path(report), stopped, {"source": str(source), "started": started,
+                                                 "finished": audit.now_vn(), "batch": batch, "stopped": True})
+        raise
 
     ordered = tuple(outcomes[n] for n in range(len(order)))
     result = BulkResult(str(source), batch, ordered)

@@ -9,7 +9,8 @@
 - ``<report>.json`` for programs, an English schema::
 
       {"source": str, "started": str|null, "finished": str|null,
-       "totals": {"documents": n, "done": n, "skipped": n, "held": n, "failed": n, "invalid": n, "pages": n},
+       "totals": {"documents": n, "done": n, "skipped": n, "held": n, "failed": n, "invalid": n, "stopped": n,
+                  "pages": n},
        "items": [{"source", "dossier", "title", "status", "docId", "pages", "error", "job"}, ...],
        ...any other keys of the summary}
 
@@ -30,13 +31,14 @@ from typing import Iterable
 
 from .bulk_plan import BulkProblem
 
-STATUSES = ("done", "skipped", "held", "failed", "invalid")
+STATUSES = ("done", "skipped", "held", "failed", "invalid", "stopped")
 STATUS_VI = {
     "done": "đã số hóa",
     "skipped": "đã có, bỏ qua",     # converted by an earlier run: found by content hash
     "held": "giữ lại",              # not stored because an earlier document of its dossier failed
     "failed": "lỗi",
     "invalid": "không hợp lệ",      # a plan problem: nothing was tried
+    "stopped": "chưa xong (dừng)",  # the run was stopped (Ctrl-C) before this document was settled
 }
 CSV_HEADERS = ("Nguồn", "Mã hồ sơ", "Tên tài liệu", "Kết quả", "Mã tài liệu", "Số trang", "Lỗi", "Mã lượt xử lý")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -47,7 +49,7 @@ class BulkOutcome:
     """What became of one input document. ``status``: done | skipped (already converted
     earlier, found by content hash) | held (not stored: an earlier document of its dossier
     failed, and storing it would break the dossier's order) | failed | invalid (a plan
-    problem). ``error`` is the
+    problem) | stopped (the run was stopped before it was settled). ``error`` is the
     operator's message (Vietnamese); ``job`` the id of the job that ran it, if any."""
 
     source: str
@@ -74,7 +76,7 @@ class BulkOutcome:
 
 
 def totals(outcomes: Iterable[BulkOutcome]) -> dict:
-    """{"documents", "done", "skipped", "held", "failed", "invalid", "pages"} of some outcomes."""
+    """{"documents", "done", "skipped", "held", "failed", "invalid", "stopped", "pages"} of some outcomes."""
     outcomes = list(outcomes)
     counts = {"documents": len(outcomes), **{s: 0 for s in STATUSES}, "pages": 0}
     for o in outcomes:

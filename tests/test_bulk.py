@@ -140,3 +140,31 @@ def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_
     assert "sohoa bulk" in refused.value.message_vi and code in refused.value.message_vi
     job_table.set_state(db, "1" * 32, "done", now="2026-12-04T10:01:00+07:00")
     assert jobs.reopen(open_store(settings), db, "2" * 32) == [1]
+
+
+def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered, tmp_path):
+    """Ctrl-C ended a bulk run with no report at all: the report is now written, each document
+    settled as it was, the others 'chưa xong' with how to go on; running again finishes them."""
+    planned = backlog(rendered, tmp_path / "kho", seed=870)
+    inputs = sum(len(t) for t in planned.values())
+    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
+    run = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho"), "--report", str(tmp_path / "dung")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (home / "store" / "dossiers" / CODES[0] / "manifest.json").exists():
+        assert time.monotonic() < deadline and run.poll() is None, "the run did not get going"
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)  # the operator presses Ctrl-C
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "Báo cáo đến lúc dừng" in err
+    report = json.loads((tmp_path / "dung.json").read_text(encoding="utf-8"))
+    status = [item["status"] for item in report["items"]]
+    assert report["stopped"] is True and len(status) == inputs and status[0] == "done" and "stopped" in status
+    stopped = next(i for i in report["items"] if i["status"] == "stopped")
+    assert "sohoa bulk" in stopped["error"] and report["totals"]["stopped"] == status.count("stopped")
+    again = subprocess.run([SOHOA, "bulk", str(tmp_path / "kho"), "--json"], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    for code, titles in planned.items():
+        assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles

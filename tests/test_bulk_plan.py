@@ -413,7 +413,7 @@ def test_report_has_one_row_per_input_with_vietnamese_headers_and_right_totals(m
     report = json.loads(json_path.read_text(encoding="utf-8"))
     assert list(report)[:5] == ["source", "started", "finished", "totals", "items"]
     assert report["source"] == str(messy) and report["started"] == "2026-03-02T08:30:00" and report["jobs"] == 4
-    assert report["totals"] == {"documents": p.inputs, "done": 1, "skipped": 1, "held": 0, "failed": 1,
+    assert report["totals"] == {"documents": p.inputs, "done": 1, "skipped": 1, "held": 0, "failed": 1, "stopped": 0,
                                 "invalid": len(p.problems), "pages": 1 + 1}
     assert report["items"][0] == {"source": outcomes[0].source, "dossier": ARCHIVE, "title": "Ho so goc", "status": "failed",
                                   "docId": None, "pages": 0, "error": "Tệp không hợp lệ: ảnh hỏng", "job": None}
