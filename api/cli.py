@@ -540,6 +540,11 @@ def cmd_status(args, settings: Settings) -> int:
         if v.error and v.state in ("failed", "discarded"):
             print(f"  Lỗi: {v.error.get('message')}\n  " + (f"Chạy lại: sohoa retry {v.id}" if v.state == "failed"
                                                            else "Đã bỏ lượt xử lý này; không chạy lại."))
+        elif v.state in ("queued", "running", "finishing") and not settings.broker.url:
+            # no workers: only the command that made the job runs it; one stopped leaves it waiting
+            print("  Không có worker: lượt này chỉ chạy khi lệnh tạo ra nó (sohoa bulk, sohoa serve) còn chạy. "
+                  + ("Nếu lệnh đó đã dừng, chạy lại 'sohoa bulk' trên cùng nguồn" if v.kind == "bulk"
+                     else f"Nếu lệnh đó đã dừng, chạy 'sohoa retry {v.id}'") + " (trang đã xong không phải làm lại).")
     return ExitCode.OK
 
 

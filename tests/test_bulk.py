@@ -118,10 +118,11 @@ def test_a_continuous_scan_is_split_at_the_receipts_and_held_pages_are_reported(
     assert [i["status"] for i in json.loads(out)["items"]] == ["skipped"] * 4 + ["invalid"]
 
 
-def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_its_dossier(home):
+def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_its_dossier(cli, home):
     """A bulk run stopped with both documents of a dossier queued: `sohoa retry` of the second
     stored it as the dossier's first document. Retrying one of them alone is refused, pointing to
-    the bulk run, which keeps the order; once the others are settled it runs."""
+    the bulk run, which keeps the order; once the others are settled it runs. `sohoa status` of a
+    job left waiting without workers says how to go on (it said only "đang chờ")."""
     import pytest
 
     from pipeline import config, jobs
@@ -135,6 +136,8 @@ def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_
         job_table.create(db, f"{n}" * 32, kind="bulk", dossier=code, title=f"Văn bản {n}",
                          request={"originals": []}, input_sha256=f"{n}" * 64, pages=1, now="2026-12-04T10:00:00+07:00",
                          batch="dot-1", source=f"kho/{code}/{n:02d}.png")
+    code_, out, err = cli("status", code)
+    assert code_ == 0 and out.count("chạy lại 'sohoa bulk' trên cùng nguồn") == 2, out + err
     with pytest.raises(Conflict) as refused:
         jobs.reopen(open_store(settings), db, "2" * 32)
     assert "sohoa bulk" in refused.value.message_vi and code in refused.value.message_vi
