@@ -17,11 +17,13 @@ inside ``acting(who)`` names that user in the access log.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import closing, nullcontext
 from dataclasses import replace
 from functools import partial
@@ -1289,7 +1291,9 @@ def database_ready(settings: Settings) -> None:
 
 
 def readiness(settings: Settings) -> dict[str, str | None]:
-    """Each dependency's problem, or None when it answers: the store, the database, the broker."""
+    """Each dependency's problem, or None when it answers: the store, the database, the broker;
+    without a broker, the signing key too (this process signs every upload: a key that will not
+    open refuses them all), looked at once a minute at most."""
     problems: dict[str, str | None] = {}
 
     def check(name: str, probe) -> None:
@@ -1309,7 +1313,19 @@ def readiness(settings: Settings) -> dict[str, str | None]:
                 conn.ensure_connection(max_retries=1)
 
         check("broker", broker)
+    elif not settings.signing.development:
+        check("signer", lambda: _signer_opens(settings, int(time.monotonic() // SIGNER_CHECK_SECONDS)))
     return problems
+
+
+SIGNER_CHECK_SECONDS = 60
+
+
+@functools.lru_cache(maxsize=4)
+def _signer_opens(settings: Settings, minute: int) -> None:
+    """The agency's key opened and closed (cached for the minute given: a readiness probe every
+    few seconds does not open a token each time). Raises as opening it does."""
+    signer_for(settings).close()
 
 
 def digitisation_report(settings: Settings, quarter: str, agencies: Sequence[str] = ()):

@@ -291,6 +291,21 @@ def test_health_readiness_and_metrics(api):
     assert 'route="/api/v1/dossiers/{code}"' in text and CODE not in text
 
 
+def test_a_signing_key_that_will_not_open_makes_the_server_not_ready(api, pki):
+    """With no workers the server signs every upload itself: a key it cannot open (a wrong PIN)
+    refused every upload with a 500 while /readyz said ready. Readiness now names the signer
+    (503), and an upload refused for it is 503 (the server cannot serve it now), said in Vietnamese."""
+    broken = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_SIGN_P12": str(pki.p12("signer-rsa")),
+                          "SOHOA_SIGN_P12_PASSWORD": "sai-mat-khau", "SOHOA_SIGN_LEVEL": "B-B"})
+    with TestClient(create_app(broken, background=False)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["signer"] != "ok", ready.text
+        assert ready.json()["checks"]["store"] == ready.json()["checks"]["database"] == "ok"
+        answer = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=api["tokens"]["op"], data={"title": "Đơn"},
+                             files=[("files", ("a.png", api["png"], "image/png"))])
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "signing", answer.text
+
+
 def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     from pipeline.runtime import database
     from storage import index
