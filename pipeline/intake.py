@@ -444,6 +444,9 @@ def replace(store: ObjectStore, draft_id: str, page_id: str, name: str, data: by
     others = tuple(p for p in draft.pages if p.id != page_id)
     new, errors = _add_file(store, meta, others, name, data, max_pixels, _Reader(lang, tessdata, time_limit),
                             f"{time.time_ns():020d}.0000")
+    if not new:  # the operator must see that the page was not replaced, not only that the file is bad
+        number = [p.id for p in draft.pages].index(page_id) + 1
+        errors = [dc_replace(e, message=f"Trang {number} chưa được thay, vẫn giữ trang cũ: {e.message}") for e in errors]
     _save_errors(store, draft_id, errors)
     if new:
         current = [p.id for p in get(store, draft_id, owner).pages if p.id not in {n.id for n in new}]

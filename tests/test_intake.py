@@ -145,6 +145,14 @@ def test_reorder_replace_remove_then_one_signed_document_in_that_order(counter):
     rotated, first, second, blank = (p.id for p in draft.pages)
     intake.remove(store, draft.id, blank, "an")
     intake.move(store, draft.id, second, 0, "an")
+    # a rescan that cannot be read leaves the page, and the operator is told the page was not replaced
+    intake.clear_errors(store, draft.id, "an")
+    kept = intake.replace(store, draft.id, first, "quet-hong.jpg", b"\xff\xd8\xff\xe0 broken", max_pixels=MAX_PIXELS,
+                          owner="an")
+    assert [p.id for p in kept.pages] == [second, rotated, first]
+    assert [e.message.split(":")[0] for e in kept.errors] == ["Trang 3 chưa được thay, vẫn giữ trang cũ"]
+    assert "quet-hong.jpg" in kept.errors[0].message
+    intake.clear_errors(store, draft.id, "an")
     replaced = intake.replace(store, draft.id, first, "quet-lai.jpg", jpeg(counter["pages"]["rescan"].image),
                               max_pixels=MAX_PIXELS, owner="an")
     rescan = replaced.pages[2]
