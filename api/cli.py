@@ -543,7 +543,7 @@ def cmd_status(args, settings: Settings) -> int:
         elif v.state in ("queued", "running", "finishing") and not settings.broker.url:
             # no workers: only the command that made the job runs it; one stopped leaves it waiting
             print("  Không có worker: lượt này chỉ chạy khi lệnh tạo ra nó (sohoa bulk, sohoa serve) còn chạy. "
-                  + ("Nếu lệnh đó đã dừng, chạy lại 'sohoa bulk' trên cùng nguồn" if v.kind == "bulk"
+                  + ("Nếu lệnh đó đã dừng, chạy lại 'sohoa bulk' trên cùng nguồn" if v.batch
                      else f"Nếu lệnh đó đã dừng, chạy 'sohoa retry {v.id}'") + " (trang đã xong không phải làm lại).")
     return ExitCode.OK
 

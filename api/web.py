@@ -456,11 +456,8 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
     with _acting(who):
         try:
             draft = service.intake_draft(settings, draft_id, who)
-        except NotFound:  # confirmed already (a double click: its job is shown), or given up
-            if job_id := service.intake_confirmed_job(settings, draft_id, who):
-                return _see_other(f"/jobs/{job_id}")
-            return _intake_home(request, who, 409, notice="Bản nháp này không còn mở (đã bị bỏ); không tạo tài liệu "
-                                                          "mới.")
+        except NotFound:
+            return _no_longer_open(request, who, draft_id)
         if not who.sees(draft.dossier_code):
             raise NotFound("Không tìm thấy hồ sơ", "dossier out of scope")
         if not draft.pages:
@@ -470,12 +467,23 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
             job, duplicate = service.intake_submit(settings, draft_id, title, who)
         except UsageError as exc:
             return _draft_page(request, who, draft_id, 400, title_error=exc.message_vi)
+        except NotFound:  # the other click of a double click confirmed it meanwhile
+            return _no_longer_open(request, who, draft_id)
     if duplicate is not None:
         return _intake_home(request, who, notice=f"Hồ sơ {duplicate.dossier_code} đã có đúng các trang này "
                                                  f"(tài liệu “{duplicate.title}”, mã {duplicate.doc_id}); "
                                                  "không tạo tài liệu mới.")
     request.app.state.start_job(job.id, who)
     return _see_other(f"/jobs/{job.id}")
+
+
+def _no_longer_open(request: Request, who: Principal, draft_id: str) -> Response:
+    """A confirmation of a draft no longer open: confirmed already (a double click) shows the job
+    it became; otherwise (given up, or confirmed as pages the dossier already held) the latest jobs."""
+    if job_id := service.intake_confirmed_job(request.app.state.settings, draft_id, who):
+        return _see_other(f"/jobs/{job_id}")
+    return _intake_home(request, who, 409, notice="Bản nháp này không còn mở (đã được xác nhận hoặc đã bị bỏ); "
+                                                  "không tạo tài liệu mới.")
 
 
 # --------------------------------------------------------------------------- jobs

@@ -70,17 +70,19 @@ class InputError(SohoaError):
     exit_code, code = ExitCode.INPUT, "input"
 
     def __init__(self, file: str, reason: str, page: int | None = None, detail: str = ""):
-        reason, english = _english_apart(reason)
+        reason, english = _english_apart(reason, str(file))
         self.file, self.reason, self.page = file, reason, page
         where = f"{file}" + (f", trang {page}" if page is not None else "")
         super().__init__(f"Tệp không hợp lệ: {where}: {reason}", "; ".join(filter(None, (english, detail))))
 
 
-def _english_apart(reason: str) -> tuple[str, str]:
+def _english_apart(reason: str, file: str = "") -> tuple[str, str]:
     """A reason written "Vietnamese text (English)" as its Vietnamese text and the English in
     parentheses at its end, which may be several, nested ones included ("ảnh bị cắt cụt hoặc hỏng
     (image file is truncated (55 bytes not processed)) (truncated or corrupt image)"): the English
-    is for the detail, not for the operator's message."""
+    is for the detail, not for the operator's message. A library's English may name the file,
+    whose name is often Vietnamese ("cannot identify image file Hỏng.png"): it is still English."""
+    names = [n for n in {file, file.replace("\\", "/").rsplit("/", 1)[-1]} if n]
     text, english = reason.rstrip(), []
     while text.endswith(")"):
         depth, start = 0, len(text) - 1
@@ -90,11 +92,17 @@ def _english_apart(reason: str) -> tuple[str, str]:
                 break
             start -= 1
         inner = text[start + 1:-1]
-        if start <= 0 or not inner.isascii():
+        if start <= 0 or not _without(inner, names).isascii():
             break
         english.insert(0, inner)
         text = text[:start].rstrip()
     return text, "; ".join(english)
+
+
+def _without(text: str, names: list[str]) -> str:
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name, "")
+    return text
 
 
 class InputErrors(SohoaError):
@@ -105,7 +113,8 @@ class InputErrors(SohoaError):
     def __init__(self, errors: list[InputError]):
         self.errors = tuple(errors)
         super().__init__(f"{len(errors)} tệp không hợp lệ, chưa số hóa gì:\n"
-                         + "\n".join(f"  - {e.message_vi}" for e in errors))
+                         + "\n".join(f"  - {e.message_vi}" for e in errors),
+                         "; ".join(f"{e.file}: {e.detail}" for e in errors if e.detail))
 
 
 class PagesFailed(SohoaError):

@@ -209,7 +209,8 @@ def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
         except InputError as e:
             bad.append(e)
     for e in bad:
-        audit.record(ctx.db, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason)
+        audit.record(ctx.db, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason,
+                     **({"detail": e.detail} if e.detail else {}))
     if len(bad) == 1:
         raise bad[0]
     if bad:

@@ -300,14 +300,15 @@ def _refuse_out_of_order(db, job: dict) -> None:
     """A bulk run commits a dossier's documents in its source's order; a job of it run alone while
     another document of the same dossier and run is not finished could be committed before an
     earlier one (found when a stalled bulk run's second document was retried before its first)."""
-    if job.get("kind") != "bulk" or not job.get("batch"):
+    if not job.get("batch"):  # only a bulk run gives its jobs a batch (run here or by workers)
         return
     others = [j for j in job_table.find(db, dossier=job["dossier"], batch=job["batch"], states=RUNNABLE)
               if j["id"] != job["id"]]
     if others:
         raise Conflict(f"Lượt xử lý {job['id']} thuộc một đợt số hóa hàng loạt có {len(others)} tài liệu khác của "
                        f"hồ sơ {job['dossier']} chưa xong; hãy chạy lại 'sohoa bulk' trên cùng nguồn để các tài liệu "
-                       "được lưu đúng thứ tự (trang đã xong không phải làm lại)",
+                       "được lưu đúng thứ tự (trang đã xong không phải làm lại), hoặc bỏ tài liệu không thể số hóa "
+                       "bằng 'sohoa discard'",
                        "other documents of this dossier in the same bulk run are unfinished: run the bulk again")
 
 
@@ -341,8 +342,10 @@ def _give_up(db, job: dict, reason: str) -> bool:
     SHA-256; False when it was not failed (any more)."""
     if not job_table.set_state(db, job["id"], job_table.DISCARDED, now=_now(), only_from=("failed",)):
         return False
+    request = job["request"]
     audit.record(db, "job", "discard", dossier=job["dossier"], job=job["id"], reason=reason,
-                 originals=[o["sha256"] for o in job["request"].get("originals") or ()])
+                 originals=[o["sha256"] for o in request.get("originals") or ()],
+                 **({"handedIn": [o["sha256"] for o in request["handedIn"]]} if request.get("handedIn") else {}))
     return True
 
 

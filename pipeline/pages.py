@@ -364,8 +364,10 @@ def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) 
         if (done := cache.result(key)) is not None:
             return PageResult.from_json({**done.to_json(), "cached": True})
         image, result = _process(task, cache.store, engine, key, deadline)
-    except InputError as e:
-        return PageResult(task.file, task.page, error=str(e))
+    except InputError as e:  # the operator reads the Vietnamese; the library's English goes to the log
+        if e.detail:
+            logging.getLogger(__name__).warning("%s, page %s: %s", task.file, task.page, e.detail)
+        return PageResult(task.file, task.page, error=e.message_vi)
     except PageTimeUp:
         return over_time(task, time_limit)
     except StorageUnavailable:

@@ -5,10 +5,11 @@ people write them in one run or in groups (``079 193 001 234``). In a search sni
 such number keeps only its last three digits: the officer can still tell two papers apart,
 and the page itself, which the officer may open, is unchanged.
 
-A sum of money is not such a number: written with dots between thousands (``150.000.000
-đồng``), its first group of one to three digits does not start with 0, where an identity
-number starts with its province's code (CCCD: 001-096). A nine-digit CMND number written with
-dots in groups of three and not starting with 0 is therefore shown, as an amount would be.
+A sum of money is not such a number: written with dots between thousands, not starting with 0,
+and either followed by its currency (``150.000.000 đồng``, ``đ``, ``VNĐ``) or ending in ``.000``
+(``150.000.000``). A CCCD number starts with its province's 0 and is never taken for one; a
+nine-digit CMND number (province codes 01-38) written with dots is taken for an amount only so,
+and never right after the words that name it (CMND, CCCD, căn cước, chứng minh, định danh).
 """
 from __future__ import annotations
 
@@ -16,13 +17,23 @@ import re
 
 # 9 or 12 digits, in one run or in groups separated by a single space or dot, not inside a longer number
 _ID_NUMBER = re.compile(r"(?<![\d.])(?:\d[ .]?){8}\d(?:(?:[ .]?\d){3})?(?![\d])")
-_AMOUNT = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+")  # thousands between dots: money, not an identity number
+_THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+")
+_CURRENCY = re.compile(r"\s?(?:đ\b|đồng|vnđ|vnd|triệu|tỷ)", re.IGNORECASE)
+_ID_WORDS = re.compile(r"(?:cmnd|cccd|căn cước|chứng minh|định danh)\D{0,25}$", re.IGNORECASE)
+
+
+def _amount(m: re.Match) -> bool:
+    """Whether the number found is a sum of money (the module docstring)."""
+    number, text = m.group(), m.string
+    if not _THOUSANDS.fullmatch(number) or _ID_WORDS.search(text, 0, m.start()):
+        return False
+    return number.endswith(".000") or bool(_CURRENCY.match(text, m.end()))
 
 
 def mask_id_numbers(text: str) -> str:
     def mask(m: re.Match) -> str:
         digits = sum(c.isdigit() for c in m.group())
-        if digits not in (9, 12) or _AMOUNT.fullmatch(m.group()):
+        if digits not in (9, 12) or _amount(m):
             return m.group()
         seen, out = 0, []
         for c in m.group():

@@ -132,8 +132,8 @@ def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_
 
     settings = config.load({"SOHOA_HOME": str(home)})
     db, code = database(settings), CODES[0]
-    for n in (1, 2):
-        job_table.create(db, f"{n}" * 32, kind="bulk", dossier=code, title=f"Văn bản {n}",
+    for n in (1, 2):  # as a bulk run without workers makes them (kind "ingest"; with workers "bulk")
+        job_table.create(db, f"{n}" * 32, kind="ingest", dossier=code, title=f"Văn bản {n}",
                          request={"originals": []}, input_sha256=f"{n}" * 64, pages=1, now="2026-12-04T10:00:00+07:00",
                          batch="dot-1", source=f"kho/{code}/{n:02d}.png")
     code_, out, err = cli("status", code)

@@ -247,6 +247,12 @@ def test_a_page_that_cannot_be_read_is_refused_naming_the_file_as_the_user_named
     # the operator reads Vietnamese only; the library's English is in the detail
     assert message.isascii() is False and "(" not in message.split("trang 1:")[1], message
     assert answer.json()["error"]["detail"], answer.text
+    # also when the library's English names a file whose name is Vietnamese
+    named = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=op, data={"title": "Giấy tờ hỏng"},
+                        files=[("files", ("Giấy hỏng.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png"))])
+    said = named.json()["error"]
+    assert named.status_code == 422 and "hỏng.png" in said["message"] and not said["message"].endswith(")"), said
+    assert "cannot identify" in said["detail"], said
     assert client.get("/api/v1/jobs", headers=op).json()["jobs"] == jobs_before
 
 
@@ -312,8 +318,8 @@ def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     from tests.test_search import manifest_for
 
     code = "H23.50-261201-0102"
-    text = ("Bản sao căn cước công dân số 079193001234 của ông Nguyễn Văn An, CMND cũ 024 567 891, điện thoại "
-            "0912345678, vốn 150.000.000 đồng, CCCD viết 079.193.001.235")
+    text = ("Bản sao căn cước công dân số 079193001234, CMND số 271.234.567, CMND cũ 024 567 891, CCCD viết "
+            "079.193.001.235, điện thoại 0912345678, vốn 150.000.000 đồng")
     index.index_dossier(database(api["settings"]), manifest_for(code, [[text]]), {f"{code}.001": [text]})
     hits = api["client"].get("/api/v1/search", params={"q": "can cuoc cong dan"}, headers=api["tokens"]["off"]).json()["hits"]
     snippet = next(h["snippet"] for h in hits if h["dossierCode"] == code)
@@ -322,6 +328,7 @@ def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     # a sum of money in thousands between dots is not one either (it was shown as "•••.•••.000");
     # an identity number written that way starts with its province's 0
     assert "150.000.000 đồng" in snippet and "079.193.001.235" not in snippet and "•••.•••.•••.235" in snippet
+    assert "271.234.567" not in snippet and "•••.•••.567" in snippet  # an old CMND number, no 0 in front
 
 
 def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reuploading(api, tmp_path, rendered):
