@@ -164,7 +164,7 @@ def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) 
     if settings.broker.url:
         _send(settings, job_id)
         return _await(settings, ingest_context(settings), job_id, progress)
-    with closing(signer_for(settings)) as signer:
+    with closing(SignerLoading(partial(signer_for, settings))) as signer:  # a failure to load fails the job
         return jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings),
                                                progress=progress), job_id)
 
@@ -993,11 +993,12 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
             path.parent.mkdir()
             path.write_bytes(data)
             paths.append(str(path))
-        # without workers this process signs later (run_job); the signer is checked now, before a job is made
-        with closing(signer_for(settings)) if not settings.broker.url else nullcontext() as signer:
-            ctx = ingest_context(settings, signer=signer)
-            request = IngestRequest(code, tuple(paths[:len(files)]), title, handed_in=tuple(paths[len(files):]))
-            submitted = jobs.submit(ctx, request, submitted_by=who.name, source=source)
+        # the document is signed later, by run_job here or by a worker: a key that will not open
+        # fails the job then, with its reason, after the citizen's files are stored (retry once
+        # it is fixed), as with workers and as ``sohoa ingest`` does; /readyz names it meanwhile
+        ctx = replace(ingest_context(settings), remote_signing=True)
+        request = IngestRequest(code, tuple(paths[:len(files)]), title, handed_in=tuple(paths[len(files):]))
+        submitted = jobs.submit(ctx, request, submitted_by=who.name, source=source)
     except SohoaError as error:  # name each file as the user did, not by its place on this server
         error.message_vi = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.message_vi)
         error.detail = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.detail)
@@ -1161,7 +1162,8 @@ def run_job(settings: Settings, job_id: str) -> None:
     # when all of them were read, their results are fetched here, without starting page processes
     read = early.wait([prepared.tasks[n - 1] for n in pending], timeout=settings.broker.page_time_limit)
     executor = page_executor(settings, jobs=1 if read else None)
-    with closing(signer_for(settings)) as signer:
+    # loaded beside the pages' work; one that fails to load fails the job (jobs.run_locally, finish)
+    with closing(SignerLoading(partial(signer_for, settings))) as signer:
         jobs.run_locally(ingest_context(settings, signer=signer, executor=executor), job_id)
 
 

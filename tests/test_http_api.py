@@ -297,19 +297,37 @@ def test_health_readiness_and_metrics(api):
     assert 'route="/api/v1/dossiers/{code}"' in text and CODE not in text
 
 
-def test_a_signing_key_that_will_not_open_makes_the_server_not_ready(api, pki):
+def test_a_signing_key_that_will_not_open_makes_the_server_not_ready_and_loses_no_upload(api, pki, tmp_path, rendered):
     """With no workers the server signs every upload itself: a key it cannot open (a wrong PIN)
-    refused every upload with a 500 while /readyz said ready. Readiness now names the signer
-    (503), and an upload refused for it is 503 (the server cannot serve it now), said in Vietnamese."""
+    refused every upload with a 500, nothing stored, while /readyz said ready. Readiness now names
+    the signer (503); an upload is accepted, its files stored, and its job fails with the key's
+    reason, to be run again once the key is fixed, its pages not read twice."""
+    code = "H23.50-261201-0108"
     broken = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_SIGN_P12": str(pki.p12("signer-rsa")),
                           "SOHOA_SIGN_P12_PASSWORD": "sai-mat-khau", "SOHOA_SIGN_LEVEL": "B-B"})
+    page = save_page(rendered("api-badkey", layout="text", seed=28, dpi=150), tmp_path / "khoa.png").read_bytes()
     with TestClient(create_app(broken, background=False)) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["signer"] != "ok", ready.text
         assert ready.json()["checks"]["store"] == ready.json()["checks"]["database"] == "ok"
-        answer = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=api["tokens"]["op"], data={"title": "Đơn"},
-                             files=[("files", ("a.png", api["png"], "image/png"))])
-        assert answer.status_code == 503 and answer.json()["error"]["code"] == "signing", answer.text
+        answer = client.post(f"/api/v1/dossiers/{code}/documents", headers=api["tokens"]["op"], data={"title": "Đơn"},
+                             files=[("files", ("khoa.png", page, "image/png"))])
+        assert answer.status_code == 202, answer.text
+    job = answer.json()["job"]["job"]
+    from pipeline.errors import SigningError
+
+    with pytest.raises(SigningError):
+        service.run_job(broken, job)  # what the server's background thread does
+    failed = service.status(broken, job)[0]
+    assert failed.state == "failed" and failed.error["code"] == "signing" and failed.pages_done == 1, failed
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    read = job_table.get(database(broken), job)["pages"]
+    fixed = config.load({"SOHOA_HOME": str(api["home"])})
+    service.retry(fixed, job)
+    assert service.status(fixed, job)[0].state == "done"
+    assert job_table.get(database(fixed), job)["pages"] == read  # the page was not read again
 
 
 def test_search_snippets_never_show_a_citizen_id_number_whole(api):
