@@ -228,6 +228,13 @@ def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSu
     return ingest.summary(manifest, document, duplicate=False) if document else None
 
 
+def fail_with_notice(ctx: IngestContext, job_id: str, exc: BaseException) -> None:
+    """``fail``, with the one-stop system's notice of it queued first, as ``finish`` does."""
+    notice = notices.notify_failed(ctx.db, ctx.webhook, _job(ctx.db, job_id), exc)
+    fail(ctx.db, job_id, exc)
+    notices.deliver_soon(ctx.db, ctx.webhook, notice)
+
+
 def fail(db, job_id: str, exc: BaseException) -> None:
     """Record why the job failed (what ``sohoa status`` shows and ``sohoa retry`` can undo); a job
     done or given up meanwhile stays so."""
@@ -248,8 +255,8 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         load_engine(ctx.ocr)
         try:
             ctx = replace(ctx, signer=loaded(ctx.signer))
-        except Exception as exc:
-            fail(ctx.db, job_id, exc)
+        except Exception as exc:  # a key that will not open: before any page is read
+            fail_with_notice(ctx, job_id, exc)
             raise
     try:
         results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)

@@ -21,6 +21,7 @@ from .config import Settings
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext
 from .signing.devpki import DEV_DIR_NAME, ensure_development_key
+from .errors import SigningError
 from .signing.keys import Signer, load_signer
 
 
@@ -45,9 +46,33 @@ def page_executor(settings: Settings, jobs: int | None = None) -> PageExecutor:
                              time_limit=settings.broker.page_time_limit)
 
 
+# what opening the agency's key last met in this process (its SigningError), by signing settings;
+# none once it opens. A PIN the token refused is not tried again: a token locks after a few
+_KEY_TROUBLE: dict = {}
+REFUSED_PIN = ("wrong token PIN", "token PIN locked")
+
+
 def signer_for(settings: Settings) -> Signer:
+    refused = _KEY_TROUBLE.get(settings.signing)
+    if refused is not None and refused.detail in REFUSED_PIN:
+        raise SigningError(f"{refused.message_vi}; không thử lại mã PIN này (token bị khóa sau vài lần sai): sửa "
+                           "mã PIN rồi khởi động lại dịch vụ", refused.detail)
     development_pki(settings)
-    return load_signer(settings.signing, settings.home)
+    try:
+        signer = load_signer(settings.signing, settings.home)
+    except SigningError as exc:
+        _KEY_TROUBLE[settings.signing] = exc
+        raise
+    _KEY_TROUBLE.pop(settings.signing, None)
+    return signer
+
+
+def key_trouble(settings: Settings) -> str | None:
+    """Why the agency's key last failed to open in this process (Vietnamese), or None: it opened,
+    or was not opened yet. Readiness reports it without opening the key itself (a token allows one
+    login per process, and a wrong PIN must not be tried once more)."""
+    trouble = _KEY_TROUBLE.get(settings.signing)
+    return trouble.message_vi if trouble is not None else None
 
 
 DEV_PKI_FILES = ("ca.pem", "signer.pem", "signer.key.pem")

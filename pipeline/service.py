@@ -17,13 +17,11 @@ inside ``acting(who)`` names that user in the access log.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
 import shutil
 import tempfile
-import time
 from contextlib import closing, nullcontext
 from dataclasses import replace
 from functools import partial
@@ -50,7 +48,7 @@ from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DocumentView, DossierReport, DossierView, ExportResult,
                      IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
 from .pages import PageCache, code_version, load_engine
-from .runtime import database, development_pki, ingest_context, open_store, page_executor, signer_for
+from .runtime import database, development_pki, ingest_context, key_trouble, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
@@ -1294,8 +1292,8 @@ def database_ready(settings: Settings) -> None:
 
 def readiness(settings: Settings) -> dict[str, str | None]:
     """Each dependency's problem, or None when it answers: the store, the database, the broker;
-    without a broker, the signing key too (this process signs every upload: a key that will not
-    open refuses them all), looked at once a minute at most."""
+    without a broker, the agency's signing key as this process last found it (``runtime.key_trouble``:
+    every upload's job fails at signing while it will not open)."""
     problems: dict[str, str | None] = {}
 
     def check(name: str, probe) -> None:
@@ -1316,18 +1314,8 @@ def readiness(settings: Settings) -> dict[str, str | None]:
 
         check("broker", broker)
     elif not settings.signing.development:
-        check("signer", lambda: _signer_opens(settings, int(time.monotonic() // SIGNER_CHECK_SECONDS)))
+        problems["signer"] = key_trouble(settings)
     return problems
-
-
-SIGNER_CHECK_SECONDS = 60
-
-
-@functools.lru_cache(maxsize=4)
-def _signer_opens(settings: Settings, minute: int) -> None:
-    """The agency's key opened and closed (cached for the minute given: a readiness probe every
-    few seconds does not open a token each time). Raises as opening it does."""
-    signer_for(settings).close()
 
 
 def digitisation_report(settings: Settings, quarter: str, agencies: Sequence[str] = ()):

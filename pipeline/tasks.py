@@ -174,7 +174,14 @@ def read_ahead(self, task: dict) -> None:
 @app.task(name="sohoa.finish", bind=True, acks_late=True, **RETRY)
 def finish(self, job_id: str) -> None:
     try:
-        jobs.finish(_context(), job_id)
+        ctx = _context()
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # the agency's key will not open: recorded on the job, which a retry runs again
+        jobs.fail_with_notice(runtime.ingest_context(_settings(), store=_store()), job_id, exc)
+        return
+    try:
+        jobs.finish(ctx, job_id)
     except TRANSIENT:
         raise
     except Exception:

@@ -298,31 +298,32 @@ def test_health_readiness_and_metrics(api):
 
 
 def test_a_signing_key_that_will_not_open_makes_the_server_not_ready_and_loses_no_upload(api, pki, tmp_path, rendered):
-    """With no workers the server signs every upload itself: a key it cannot open (a wrong PIN)
-    refused every upload with a 500, nothing stored, while /readyz said ready. Readiness now names
-    the signer (503); an upload is accepted, its files stored, and its job fails with the key's
-    reason, to be run again once the key is fixed, its pages not read twice."""
+    """With no workers the server signs every upload itself: a key it cannot open (a wrong
+    password) refused every upload with a 500, nothing stored, while /readyz said ready. Now an
+    upload is accepted, its files stored, and its job fails with the key's reason, to be run again
+    once the key is fixed, its page not read twice; readiness names the signer as the job found
+    it, without opening the key itself (a token allows one login per process, and a wrong PIN must
+    not be tried again)."""
+    from pipeline.errors import SigningError
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
     code = "H23.50-261201-0108"
     broken = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_SIGN_P12": str(pki.p12("signer-rsa")),
                           "SOHOA_SIGN_P12_PASSWORD": "sai-mat-khau", "SOHOA_SIGN_LEVEL": "B-B"})
     page = save_page(rendered("api-badkey", layout="text", seed=28, dpi=150), tmp_path / "khoa.png").read_bytes()
     with TestClient(create_app(broken, background=False)) as client:
-        ready = client.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["signer"] != "ok", ready.text
-        assert ready.json()["checks"]["store"] == ready.json()["checks"]["database"] == "ok"
         answer = client.post(f"/api/v1/dossiers/{code}/documents", headers=api["tokens"]["op"], data={"title": "Đơn"},
                              files=[("files", ("khoa.png", page, "image/png"))])
         assert answer.status_code == 202, answer.text
-    job = answer.json()["job"]["job"]
-    from pipeline.errors import SigningError
-
-    with pytest.raises(SigningError):
-        service.run_job(broken, job)  # what the server's background thread does
+        job = answer.json()["job"]["job"]
+        with pytest.raises(SigningError):
+            service.run_job(broken, job)  # what the server's background thread does
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "PKCS#12" in ready.json()["checks"]["signer"], ready.text
+        assert ready.json()["checks"]["store"] == ready.json()["checks"]["database"] == "ok"
     failed = service.status(broken, job)[0]
     assert failed.state == "failed" and failed.error["code"] == "signing" and failed.pages_done == 1, failed
-    from pipeline.runtime import database
-    from storage import jobs as job_table
-
     read = job_table.get(database(broken), job)["pages"]
     fixed = config.load({"SOHOA_HOME": str(api["home"])})
     service.retry(fixed, job)

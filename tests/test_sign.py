@@ -491,3 +491,23 @@ def test_signing_a_file_into_a_file_gives_what_signing_its_bytes_gives(pki, tmp_
         pdf.save(plain)
     with pytest.raises(PdfaError):
         pades.sign_pdf_file(plain, tmp_path / "khong-ky.pdf", signer)
+
+
+def test_a_pin_the_token_refused_is_not_tried_again_by_the_same_process(pki, tmp_path, monkeypatch):
+    """A token locks after a few wrong PINs: a server or worker that opened it once per upload,
+    job or readiness probe would lock it within minutes of a mistyped PIN. The process tries a
+    refused PIN once and then says so, until it is restarted with the right one."""
+    from pipeline import config, runtime
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_SIGN_PKCS11_MODULE": pki.softhsm_module,
+                            "SOHOA_SIGN_PKCS11_TOKEN": harness.TOKEN_LABEL, "SOHOA_SIGN_PKCS11_PIN": "000000",
+                            "SOHOA_SIGN_LEVEL": "B-B"})
+    tried, opens = [], runtime.load_signer
+    monkeypatch.setattr(runtime, "load_signer", lambda *a: tried.append(1) or opens(*a))
+    for _ in range(3):
+        with pytest.raises(SigningError, match="PIN"):
+            runtime.signer_for(settings)
+    assert tried == [1]
+    assert "Mã PIN của token không đúng" in runtime.key_trouble(settings)
+    with pytest.raises(SigningError, match="không thử lại"):
+        runtime.signer_for(settings)
