@@ -132,7 +132,8 @@ class TrueOcrEngine:
         if abandon_if(words, self.name):
             raise ReadingAbandoned()
         step()
-        rest = [i for i in range(len(boxes)) if i not in set(first)]
+        looked = set(first)
+        rest = [i for i in range(len(boxes)) if i not in looked]
         lines: list = [None] * len(boxes)
         for index, line in zip(first + rest, seen + read_lines(models, gray, [boxes[i] for i in rest])):
             lines[index] = line

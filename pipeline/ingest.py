@@ -30,7 +30,7 @@ from . import audit, dossier, manifest as mf, sheets
 from .config import OcrSettings, WebhookSettings
 from .errors import InputError, InputErrors, PagesFailed, UsageError
 from .executor import PageExecutor, Progress
-from .inputs import MEDIA_TYPES, Source, read_source, sniff
+from .inputs import EXTENSION, MEDIA_TYPES, Source, read_source, sniff
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
 from .pages import PageCache
 from .pdfa import DocumentMeta, PageRender, write_pdfa
@@ -249,8 +249,7 @@ def store_handed_in(store: ObjectStore, code: str, path: Path, maintenance: str 
         raise InputError(str(path), f"không đọc được tệp ({e.strerror}) (file unreadable)") from None
     kind = sniff(data)
     media_type = MEDIA_TYPES.get(kind, "application/octet-stream")
-    ext = {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind or "bin")
-    info = store.put(keys.original(code, hashlib.sha256(data).hexdigest(), ext), data, media_type,
+    info = store.put(keys.original(code, hashlib.sha256(data).hexdigest(), EXTENSION.get(kind, "bin")), data, media_type,
                      {"dossier": code, "kind": "handed-in", "filename": path.name, "maintenance": maintenance},
                      retain=True)
     return {"key": info.key, "sha256": info.sha256, "size": info.size, "filename": path.name, "mediaType": media_type}

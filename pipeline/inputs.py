@@ -23,6 +23,7 @@ from .errors import InputError
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "pdf": "application/pdf"}
 EXTENSIONS = {"jpeg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "tiff": {".tif", ".tiff"}, "pdf": {".pdf"}}
+EXTENSION = {"jpeg": "jpg", "png": "png", "tiff": "tif", "pdf": "pdf"}  # the one sohoa writes files of a kind with
 DEFAULT_DPI = 300
 MIN_DPI, MAX_DPI = 72, 1200  # PDF pages are rasterised within this
 STATED_MIN, STATED_MAX = 10, 9600  # a resolution an image file states outside this is junk
@@ -60,7 +61,7 @@ class Source:
 
     @property
     def ext(self) -> str:
-        return {"jpeg": "jpg", "tiff": "tif"}.get(self.kind, self.kind)
+        return EXTENSION[self.kind]
 
 
 def sniff(data: bytes) -> str | None:

@@ -49,7 +49,7 @@ import unicodedata
 from dataclasses import dataclass, replace as dc_replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from PIL import Image
 
@@ -64,7 +64,7 @@ from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
 
 from . import dossier, sheets
 from .errors import InputError, NotFound, UsageError
-from .inputs import (EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, page_frames, read_source,
+from .inputs import (EXTENSION, EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, page_frames, read_source,
                      shown_page, sniff)
 from .repository import refuse_if_disposed
 
@@ -79,7 +79,6 @@ MIN_DPI = 200           # the digitisation standard's minimum resolution for adm
 DARK_PAPER = 150        # paper (the sheet's 90th percentile grey) darker than this: a dark scan
 _DRAFT_ID = re.compile(r"[0-9a-f]{32}")
 _ITEM_ID = re.compile(r"[0-9a-f]{12}")
-_EXT = {"jpeg": "jpg", "tiff": "tif", "png": "png", "pdf": "pdf"}
 
 FLAG_LABELS = {
     "blank": "Trang trắng (không thấy chữ)",
@@ -482,47 +481,44 @@ def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = {f.id: f for f in draft.files}
-    written, i = [], 0
-    while i < len(draft.pages):
-        page = draft.pages[i]
-        whole = files.get(page.file_id)
-        run = _whole_file_run(draft.pages, i, whole)
+    written = []
+    for page, whole in _pieces(draft):
         n = len(written) + 1
-        if run:
+        if whole is not None:
             data, kind, label = store.get(whole.key, sha256=whole.sha256), whole.kind, _stem(whole.name)
-            i += run
         else:
             data, kind = store.get(page.key, sha256=page.sha256), page.kind
-            label = _stem(page.file) + (f"_trang-{page.page}" if whole is None or whole.pages > 1 else "")
-            i += 1
-        path = folder / f"{n:03d}_{label}.{_EXT[kind]}"
+            file = files.get(page.file_id)
+            label = _stem(page.file) + (f"_trang-{page.page}" if file is None or file.pages > 1 else "")
+        path = folder / f"{n:03d}_{label}.{EXTENSION[kind]}"
         path.write_bytes(data)
         written.append(path)
     return written
 
 
-def handed_in(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:
+def handed_in(store: ObjectStore, draft_id: str, owner: str) -> list[tuple[str, bytes]]:
     """The files the draft's pages come from that ``materialise`` does not write whole (split,
-    reordered, some pages removed or replaced), each written in ``folder`` as the citizen handed
-    it in, for ``IngestRequest.handed_in``: they are kept unchanged with the document. A file none
-    of whose pages is left is not: the operator took it out."""
+    reordered, some pages removed or replaced), each (name, bytes) as the citizen handed it in,
+    for ``IngestRequest.handed_in``: they are kept unchanged with the document. A file none of
+    whose pages is left is not: the operator took it out."""
     draft = get(store, draft_id, owner)
     files = {f.id: f for f in draft.files}
-    whole, i = set(), 0
-    while i < len(draft.pages):
-        run = _whole_file_run(draft.pages, i, files.get(draft.pages[i].file_id))
-        whole.update({draft.pages[i].file_id} if run else ())
-        i += run or 1
+    whole = {file.id for _, file in _pieces(draft) if file is not None}
     used = dict.fromkeys(p.file_id for p in draft.pages if p.file_id in files and p.file_id not in whole)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for n, file_id in enumerate(used, start=1):
-        file = files[file_id]
-        path = folder / f"{n:03d}_{_stem(file.name)}.{_EXT.get(file.kind, 'bin')}"
-        path.write_bytes(store.get(file.key, sha256=file.sha256))
-        written.append(path)
-    return written
+    return [(f"{n:03d}_{_stem(files[file_id].name)}.{EXTENSION.get(files[file_id].kind, 'bin')}",
+             store.get(files[file_id].key, sha256=files[file_id].sha256)) for n, file_id in enumerate(used, start=1)]
+
+
+def _pieces(draft: Draft) -> Iterator[tuple[Page, UploadedFile | None]]:
+    """The draft's pages as ``materialise`` writes them, in order: (a page, None) for a page
+    written alone, or (the first page of a file, that file) for a file written whole."""
+    files = {f.id: f for f in draft.files}
+    i = 0
+    while i < len(draft.pages):
+        file = files.get(draft.pages[i].file_id)
+        run = _whole_file_run(draft.pages, i, file)
+        yield draft.pages[i], file if run else None
+        i += run or 1
 
 
 def _whole_file_run(pages: tuple[Page, ...], start: int, file: UploadedFile | None) -> int:
@@ -576,7 +572,7 @@ def _add_file(store: ObjectStore, meta: dict, present: tuple[Page, ...], name: s
     name = unicodedata.normalize("NFC", Path(str(name).replace("\\", "/")).name) or "tep"
     kind = sniff(data) if data else None
     file_id = _new_id()
-    info = store.put(_item(prefix, "files", file_id, _EXT.get(kind, "bin")), data,
+    info = store.put(_item(prefix, "files", file_id, EXTENSION.get(kind, "bin")), data,
                      MEDIA_TYPES.get(kind, "application/octet-stream"), {"kind": "intake-upload", "filename": name})
     record = UploadedFile(file_id, name, kind, info.key, info.sha256, info.size, 0, 0)
     pages: list[Page] = []
@@ -708,7 +704,7 @@ def _add_page(store: ObjectStore, prefix: str, file: UploadedFile, number: int, 
                          number if count > 1 else None)
     # the same checks ingest's read_source will make of this page's file, so a page shown here
     # is a page ingest accepts
-    probe = tmp / f"page-{number}.{_EXT[kind]}"
+    probe = tmp / f"page-{number}.{EXTENSION[kind]}"
     probe.write_bytes(data)
     try:
         read_source(probe, max_pixels)
@@ -721,7 +717,7 @@ def _add_page(store: ObjectStore, prefix: str, file: UploadedFile, number: int, 
         raise InputError(file.name, f"quá thời hạn {reader.time_limit:g} giây khi xem trước trang (tesseract bị "
                                     "dừng); hãy gửi lại hoặc quét lại trang", number if count > 1 else None) from None
     page_id = _new_id()
-    key = file.key if count == 1 else _item(prefix, "pages", page_id, _EXT[kind])
+    key = file.key if count == 1 else _item(prefix, "pages", page_id, EXTENSION[kind])
     if count > 1:
         store.put(key, data, MEDIA_TYPES[kind], {"kind": "intake-page", "filename": file.name})
     thumb_key = _item(prefix, "thumbs", page_id, "jpg")

@@ -18,10 +18,10 @@ from storage.base import ObjectStore
 from storage.local import LocalStore
 
 from .config import Settings
+from .errors import SigningError
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext
 from .signing.devpki import DEV_DIR_NAME, ensure_development_key
-from .errors import SigningError
 from .signing.keys import Signer, load_signer
 
 

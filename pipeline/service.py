@@ -1119,11 +1119,10 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     store = open_store(settings)
     draft = intake.get(store, draft_id, who.name)
     with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
-        paths = intake.materialise(store, draft_id, Path(folder) / "pages", who.name)
-        sent = intake.handed_in(store, draft_id, Path(folder) / "handed-in", who.name)
+        paths = intake.materialise(store, draft_id, Path(folder), who.name)
         accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
                                  [(p.name, p.read_bytes()) for p in paths], who,
-                                 handed_in=[(p.name, p.read_bytes()) for p in sent], source=_intake_source(draft_id))
+                                 handed_in=intake.handed_in(store, draft_id, who.name), source=_intake_source(draft_id))
     intake.close(store, draft_id, who.name)
     early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted
