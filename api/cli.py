@@ -544,8 +544,14 @@ def cmd_status(args, settings: Settings) -> int:
             # no workers: only the command that made the job runs it; one stopped leaves it waiting
             print("  Không có worker: lượt này chỉ chạy khi lệnh tạo ra nó (sohoa bulk, sohoa serve) còn chạy. "
                   + ("Nếu lệnh đó đã dừng, chạy lại 'sohoa bulk' trên cùng nguồn" if v.batch
-                     else f"Nếu lệnh đó đã dừng, chạy 'sohoa retry {v.id}'") + " (trang đã xong không phải làm lại).")
+                     else f"Nếu lệnh đó đã dừng, chạy 'sohoa retry {v.id}' khi lượt này đã "
+                          f"{_minutes(settings.broker.page_time_limit)} không thay đổi")
+                  + " (trang đã xong không phải làm lại).")
     return ExitCode.OK
+
+
+def _minutes(seconds: float) -> str:
+    return f"{round(seconds / 60)} phút" if seconds >= 90 else f"{round(seconds)} giây"
 
 
 def cmd_retry(args, settings: Settings) -> int:

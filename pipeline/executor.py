@@ -1,7 +1,8 @@
 """How page tasks are run: the executor contract and the local process pool.
 
 An executor runs page tasks, possibly elsewhere, and returns their results in task order; a
-page that fails comes back as a ``PageResult`` with ``error`` set, never as an exception. The
+page that fails comes back as a ``PageResult`` with ``error`` set, never as an exception, and each
+result is also handed to ``settled`` in the caller's process as its page finishes. The
 tasks and results cross to the workers as JSON (``run_page_json``), and a worker reads the
 original from the object store and leaves the page there, so the same contract fits the
 local pool and the Celery workers (``pipeline.tasks``).
@@ -25,10 +26,12 @@ PARENT_CHECK_SECONDS = 1.0  # how often a pool process looks whether its parent 
 
 
 Progress = Callable[[int, int], None]  # (pages done, pages in all), called as pages finish
+Settled = Callable[[int, PageResult], None]  # (index of the task, its result), called as each page finishes
 
 
 class PageExecutor(Protocol):
-    def run(self, tasks: Sequence[PageTask], progress: Progress | None = None) -> list[PageResult]: ...
+    def run(self, tasks: Sequence[PageTask], progress: Progress | None = None,
+            settled: Settled | None = None) -> list[PageResult]: ...
 
 
 def limit_native_threads() -> None:
@@ -88,16 +91,19 @@ class LocalPoolExecutor:
         to the end, the operating system sharing the cores between the pages."""
         return min(tasks, self.jobs + 1 if self.every_core and tasks > self.jobs else self.jobs)
 
-    def run(self, tasks: Sequence[PageTask], progress: Progress | None = None) -> list[PageResult]:
+    def run(self, tasks: Sequence[PageTask], progress: Progress | None = None,
+            settled: Settled | None = None) -> list[PageResult]:
         payloads = [t.to_json() for t in tasks]
         report = progress or (lambda done, total: None)
+        record = settled or (lambda index, result: None)
         report(0, len(tasks))
         if self.jobs == 1 or len(tasks) <= 1:
             limit_native_threads()
             store, results = self.open_store(), []
             with borrowed_originals():  # this process may be a server that lives on: it keeps no copy
-                for payload in payloads:
+                for index, payload in enumerate(payloads):
                     results.append(PageResult.from_json(run_page_json(payload, store, self.time_limit)))
+                    record(index, results[-1])
                     report(len(results), len(tasks))
             return results
         with ProcessPoolExecutor(max_workers=self._processes(len(tasks)), initializer=start_pool_process,
@@ -105,7 +111,9 @@ class LocalPoolExecutor:
             futures = {pool.submit(run_in_pool, p, self.time_limit): n for n, p in enumerate(payloads)}
             results: list = [None] * len(tasks)
             for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = PageResult.from_json(future.result())
+                index = futures[future]
+                results[index] = PageResult.from_json(future.result())
+                record(index, results[index])
                 report(done, len(tasks))
             return results
 

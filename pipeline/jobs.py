@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from storage import jobs as job_table
 from storage.base import ObjectStore
@@ -248,6 +251,17 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     """Every pending page through this machine's executor, then finish: the embedded default.
     An outage (store, database, disk full) fails the job with its reason, when the database
     can still record it: no worker will take the job up again, ``sohoa retry`` will."""
+    _RUN_HERE.add(job_id)
+    try:
+        return _run_here(ctx, job_id)
+    finally:
+        _RUN_HERE.discard(job_id)
+
+
+_RUN_HERE: set[str] = set()  # the jobs this process is running now (``run_locally``)
+
+
+def _run_here(ctx: IngestContext, job_id: str) -> IngestSummary:
     prepared, numbers = work_here(ctx, job_id)
     if len(numbers) > 1 and isinstance(ctx.signer, SignerLoading):
         # the pages' processes are forked next, when no thread may be importing: the recognisers'
@@ -258,11 +272,18 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         except Exception as exc:  # a key that will not open: before any page is read
             fail_with_notice(ctx, job_id, exc)
             raise
+    here = process_name()
     try:
-        results = ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress)
-        for number, result in zip(numbers, results):
-            settle(ctx.db, job_id, number, result)
+        # each page recorded as it finishes, by this process: another process (the job's page,
+        # ``sohoa status``) sees the job running and its pages done
+        ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress,
+                         settled=lambda index, result: settle(ctx.db, job_id, numbers[index], result, here))
         return finish(ctx, job_id)
+    except KeyboardInterrupt as exc:
+        # stopped by the operator (Ctrl-C): recorded as stopped, so that a retry goes on from the
+        # last page at once, not only once the job is seen as stalled (finishing again is harmless)
+        fail(ctx.db, job_id, exc)
+        raise
     except TRANSIENT as exc:
         try:
             fail(ctx.db, job_id, exc)
@@ -284,10 +305,13 @@ def held_originals(db, code: str) -> dict[str, str]:
             for o in (*(request.get("originals") or ()), *(request.get("handedIn") or ()))}
 
 
-def reopen(store: ObjectStore, db, job_id: str) -> list[int]:
+def reopen(store: ObjectStore, db, job_id: str, *, time_limits: tuple[float, float], workers: bool) -> list[int]:
     """A failed (or stalled) job queued again; returns the pages still to do (finished pages are
-    kept). Under the dossier's lock, which a disposal holds: a job is either queued again before
-    a disposal looks for running jobs, or given up by it."""
+    kept). A job not failed is stalled when neither it nor any of its pages has moved for longer
+    than a page, or its finishing, may take (``time_limits``: seconds for each), or, without
+    ``workers``, when the process of this machine that last moved it is gone. Under the dossier's lock, which a
+    disposal holds: a job is either queued again before a disposal looks for running jobs, or
+    given up by it."""
     job = _job(db, job_id)
     with dossier_lock(db, job["dossier"]):
         refuse_if_disposed(store, job["dossier"])
@@ -295,12 +319,58 @@ def reopen(store: ObjectStore, db, job_id: str) -> list[int]:
         if job["state"] == "done":
             raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
                            "job already done")
+        _refuse_while_moving(job, time_limits[1] if job["state"] == "finishing" else time_limits[0], workers)
         _refuse_out_of_order(db, job)
         pages = job_table.reopen(db, job_id, now=_now(), only_from=RUNNABLE)
         if pages is None:  # done or given up since it was read
             raise _not_runnable(_job(db, job_id))
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
+
+
+def _refuse_while_moving(job: dict, stalled_after: float, workers: bool) -> None:
+    """A job still moving is not queued again: its pages would be sent twice (found when a retry
+    was posted twice for a job already queued). One that has not moved for ``stalled_after``
+    seconds (its worker or process gone) may be; without workers, so may one whose pages were
+    last read by a process of this machine that is gone (killed, or its database lost while
+    it ran: it could not record the job failed). Workers' tasks are redelivered by the broker
+    when their process dies: there only the time tells."""
+    if job["state"] not in job_table.ACTIVE:
+        return
+    # the latest movement, a page's before the job row's of the same second (its first page moves both)
+    moved, _, by = max((datetime.fromisoformat(t), is_page, by) for t, is_page, by in (
+        (job["updated"], False, None), *((p["updated"], True, p["worker"]) for p in job["pages"])) if t)
+    if not workers and job["id"] not in _RUN_HERE and by and _gone(by):
+        return
+    from_ = moved + timedelta(seconds=stalled_after)
+    if audit.now_vn() >= from_:
+        return
+    doing = "đang chờ xử lý" if job["state"] == "queued" else "đang xử lý"
+    raise Conflict(f"Lượt xử lý {job['id']} {doing} ({job['pages_done']}/{job['pages_total']} trang xong, thay đổi lần "
+                   f"cuối lúc {moved:%H:%M:%S}); chỉ chạy lại lượt xử lý bị lỗi, hoặc lượt không tiến triển gì "
+                   f"đến {from_:%H:%M %d/%m/%Y}", f"job is {job['state']} and moved at {moved.isoformat()}")
+
+
+def process_name() -> str:
+    """This process, as a page row's ``worker`` names it: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(name: str) -> bool:
+    """Whether the process ``process_name`` gave is known to be no longer running: one of this
+    machine, or this very process (which is not running the job, ``_RUN_HERE``)."""
+    host, _, pid = name.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # there, and another user's
+        return False
+    return False
 
 
 def _refuse_out_of_order(db, job: dict) -> None:

@@ -158,13 +158,20 @@ def status(settings: Settings, ref: str) -> tuple[JobView, ...]:
 def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) -> IngestSummary:
     """Run a failed (or stalled) job again; the pages it finished are not redone."""
     db = database(settings)
-    jobs.reopen(open_store(settings), db, job_id)
+    jobs.reopen(open_store(settings), db, job_id, time_limits=_time_limits(settings),
+                workers=bool(settings.broker.url))
     if settings.broker.url:
         _send(settings, job_id)
         return _await(settings, ingest_context(settings), job_id, progress)
     with closing(SignerLoading(partial(signer_for, settings))) as signer:  # a failure to load fails the job
         return jobs.run_locally(ingest_context(settings, signer=signer, executor=page_executor(settings),
                                                progress=progress), job_id)
+
+
+def _time_limits(settings: Settings) -> tuple[float, float]:
+    """The longest a page, and a document's finishing, may take: a job that has not moved for
+    longer is stalled, and may be run again while not failed."""
+    return settings.broker.page_time_limit, settings.broker.finish_time_limit
 
 
 def discard(settings: Settings, job_id: str, reason: str) -> JobView:
@@ -1192,7 +1199,8 @@ def job_review(settings: Settings, job: JobView) -> tuple[dict, ...]:
 def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
     """A failed (or stalled) job the user may see, queued again for ``run_job``; its finished pages are kept."""
     job_for(settings, job_id, who)
-    jobs.reopen(open_store(settings), database(settings), job_id)
+    jobs.reopen(open_store(settings), database(settings), job_id, time_limits=_time_limits(settings),
+                workers=bool(settings.broker.url))
     return jobs.view(database(settings), job_id)
 
 

@@ -21,8 +21,6 @@ database are retried with backoff; a bad page or a refused document is recorded 
 """
 from __future__ import annotations
 
-import os
-import socket
 from datetime import datetime, timezone
 from functools import partial
 
@@ -137,10 +135,6 @@ def _context() -> IngestContext:
     return runtime.ingest_context(settings, store=_store(), signer=_state["signer"])
 
 
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 @app.task(name="sohoa.page", bind=True, acks_late=True, **RETRY)
 def page(self, job_id: str, number: int) -> None:
     limit_native_threads()
@@ -149,7 +143,7 @@ def page(self, job_id: str, number: int) -> None:
     # the page stage reports whatever interrupted it as its page's error: past the soft limit, it was time
     soft_limit = int(settings.broker.page_time_limit * .9)
     try:
-        done, failed, total = jobs.run_page(_store(), db, job_id, number, worker=_worker_name(),
+        done, failed, total = jobs.run_page(_store(), db, job_id, number, worker=jobs.process_name(),
                                             time_limit=soft_limit)
     except SoftTimeLimitExceeded:
         done, failed, total = jobs.settle(db, job_id, number, jobs.over_time(jobs.page_task(db, job_id, number),

@@ -139,10 +139,10 @@ def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_
     code_, out, err = cli("status", code)
     assert code_ == 0 and out.count("chạy lại 'sohoa bulk' trên cùng nguồn") == 2, out + err
     with pytest.raises(Conflict) as refused:
-        jobs.reopen(open_store(settings), db, "2" * 32)
+        jobs.reopen(open_store(settings), db, "2" * 32, time_limits=(600, 1800), workers=False)
     assert "sohoa bulk" in refused.value.message_vi and code in refused.value.message_vi
     job_table.set_state(db, "1" * 32, "done", now="2026-12-04T10:01:00+07:00")
-    assert jobs.reopen(open_store(settings), db, "2" * 32) == [1]
+    assert jobs.reopen(open_store(settings), db, "2" * 32, time_limits=(600, 1800), workers=False) == [1]
 
 
 def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered, tmp_path):

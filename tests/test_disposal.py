@@ -287,7 +287,8 @@ def test_a_discard_racing_a_finishing_task_or_a_retry_leaves_one_of_them_whole(w
     with pytest.raises(Conflict, match="đã lỗi; chạy lại bằng"):  # sent again after the job failed
         jobs.finish(ctx, job["id"])
     assert job_table.get(db, job["id"])["state"] == "failed"
-    jobs.reopen(store, db, job["id"])  # the retry's finishing task, and the discard meanwhile
+    # the retry's finishing task, and the discard meanwhile
+    jobs.reopen(store, db, job["id"], time_limits=(600, 1800), workers=False)
     monkeypatch.setattr(ingest, "finish", discarded_meanwhile)
     jobs.finish(ctx, job["id"])
     assert job_table.get(db, job["id"])["state"] == "done"

@@ -429,10 +429,11 @@ def test_the_database_lost_during_an_embedded_ingest_is_named_and_the_job_retrie
     """No broker, a shared PostgreSQL: the connection drops once the pages are read. The officer
     is told which database to check; nothing of the document is stored; the job (which the
     database could not mark failed) is retried to one document, its pages not read again."""
-    from pipeline import config, service
+    from pipeline import config, runtime, service
     from pipeline.errors import describe
     from pipeline.models import IngestRequest
     from storage import db
+    from storage import jobs as job_table
     from storage.errors import DatabaseError
 
     code_ = "H23.50-261202-0401"
@@ -459,18 +460,23 @@ def test_the_database_lost_during_an_embedded_ingest_is_named_and_the_job_retrie
             assert not [k for k in stored_keys(home) if "/documents/" in k or k.endswith("manifest.json")]
             relay.restore()
             job = _status(cli, code_)[-1]
-            assert job["state"] in ("queued", "running") and job["pagesDone"] == 0, job  # as the outage left it
+            # as the outage left it: its pages read, each recorded as it finished; the process that
+            # ran it is no longer running it, so it is retried at once
+            assert job["state"] == "running" and job["pagesDone"] == 2, job
+            rows = lambda: [(p["number"], p["worker"], p["updated"])  # noqa: E731
+                            for p in job_table.get(runtime.database(config.load()), job["job"])["pages"]]
+            read = rows()
             code, out, err = cli("retry", job["job"], "--json")
             assert code == 0, err
-            assert json.loads(out)["reusedPages"] == 2  # read before the outage, kept in the store
+            assert len(json.loads(out)["pages"]) == 2 and rows() == read  # not read again
             assert [d["docId"] for d in manifest_of(home, code_)["documents"]] == [f"{code_}.001"]
             assert _status(cli, job["job"])[0]["state"] == "done"
         finally:
             relay.close()
     row("database (PostgreSQL) connection lost during an embedded ingest", "embedded, PostgreSQL",
         f"\"{message.split(';')[0].replace(str(relay.port), 'PORT').split('/sohoa_faults')[0]}/…; hãy kiểm tra máy chủ "
-        "cơ sở dữ liệu rồi chạy lại\" (exit 15), no password shown; nothing stored; `sohoa retry` → `done`, "
-        "2 pages reused",
+        "cơ sở dữ liệu rồi chạy lại\" (exit 15), no password shown; nothing stored; the pages read before it "
+        "recorded; `sohoa retry` at once → `done`, pages not read again",
         "test_faults.py::test_the_database_lost_during_an_embedded_ingest_is_named_and_the_job_retried")
 
 
@@ -711,7 +717,7 @@ def test_a_retry_here_reads_a_page_of_another_version_again_with_the_pending_pag
     summary = jobs.run_locally(ctx, job)
     _built_from_this_version(ctx, rendered, code, summary.doc_id)
     assert not [e for e in audit_events(home) if e["action"] == "page" and e["outcome"] == "reread"]
-    assert [p["worker"] for p in job_table.get(ctx.db, job)["pages"]] == [None, "w1"]
+    assert [p["worker"] for p in job_table.get(ctx.db, job)["pages"]] == [jobs.process_name(), "w1"]  # read here
     assert cached_pages(home) == []
     row("a page read by another version, the job retried without workers", "embedded",
         "the page is one of those still to do: read again by the page pool with the others; the document is built "

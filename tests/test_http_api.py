@@ -5,14 +5,17 @@ read is in the access log with the user, role and address."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.http import create_app
-from pipeline import config, service
+from pipeline import audit, config, service
+from pipeline.runtime import database
 from pipeline.models import IngestRequest
 from storage.index import fold
 from tests.conftest import audit_events, save_page
@@ -384,6 +387,40 @@ def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reu
     assert client.get(f"/api/v1/jobs/{mistaken['job']}", headers=op).json()["state"] == "discarded"
     assert client.post(f"/api/v1/jobs/{failed['job']}/discard", headers=op,
                        json={"reason": "Quét nhầm giấy tờ của người khác"}).status_code == 409  # done
+
+
+def still_since_a_page_time_limit(settings, job: str) -> None:
+    """The job and its pages last moved longer ago than a page may take."""
+    stalled = (audit.now_vn() - timedelta(seconds=settings.broker.page_time_limit + 1)).isoformat()
+    with database(settings).begin() as conn:
+        conn.execute(sa.text("UPDATE jobs SET updated = :t WHERE id = :j"), {"t": stalled, "j": job})
+        conn.execute(sa.text("UPDATE job_pages SET updated = :t WHERE job_id = :j"), {"t": stalled, "j": job})
+
+
+def test_a_job_still_moving_is_not_sent_again_by_a_second_retry(api, tmp_path, rendered):
+    """A retry posted twice for a job already queued was accepted twice (its pages sent to the
+    workers twice). A job still moving is refused, saying until when; one that has not moved for
+    longer than a page may take (its process gone) is run again, once."""
+    code = "H23.50-261201-0109"
+    op = api["tokens"]["op"]
+    page = save_page(rendered("api-stalled", layout="text", seed=23, dpi=150), tmp_path / "don.png").read_bytes()
+    with TestClient(create_app(api["settings"], background=False)) as client:  # a server gone before the job ran
+        answer = client.post(f"/api/v1/dossiers/{code}/documents", headers=op, data={"title": "Đơn"},
+                             files=[("files", ("don.png", page, "image/png"))])
+        job = answer.json()["job"]["job"]
+        refused = client.post(f"/api/v1/jobs/{job}/retry", headers=op)
+        assert refused.status_code == 409, refused.text
+        assert "đang chờ xử lý (0/1 trang xong" in refused.json()["error"]["message"]
+        still_since_a_page_time_limit(api["settings"], job)
+        assert client.post(f"/api/v1/jobs/{job}/retry", headers=op).status_code == 202
+        assert client.post(f"/api/v1/jobs/{job}/retry", headers=op).status_code == 409  # the same click twice
+    client = api["client"]
+    assert client.post(f"/api/v1/jobs/{job}/retry", headers=op).status_code == 409
+    # nothing ran it yet: once the server that runs jobs takes it up, it ends done, once
+    still_since_a_page_time_limit(api["settings"], job)
+    assert client.post(f"/api/v1/jobs/{job}/retry", headers=op).status_code == 202
+    done = wait_done(client, op, job)
+    assert (done["state"], done["attempts"], done["docId"]) == ("done", 3, f"{code}.001"), done
 
 
 def test_at_the_counter_a_failed_job_is_run_again_or_given_up_from_its_page(api, tmp_path, rendered):

@@ -234,6 +234,111 @@ def test_crash_mid_ingest_leaves_nothing_visible_and_retry_completes(cli, home, 
     assert not cached_pages(home)  # the cache only serves retries
 
 
+def test_while_a_document_is_read_here_other_processes_see_its_pages_done(home, rendered, tmp_path):
+    """Without workers, a job's pages were recorded only once the last was read: `sohoa status`
+    in another terminal, and the job's page at the counter, showed "đang chờ, 0/N" until it
+    was done. Each page is now recorded as it finishes, and the job shows as running."""
+    from pipeline import config, service
+    from pipeline.models import IngestRequest
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    files = [str(save_page(rendered(f"seen-{n}", layout="text", seed=43 + n, dpi=150), tmp_path / f"{n}.png"))
+             for n in (1, 2, 3)]
+    settings = config.load({"SOHOA_HOME": str(home)})
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total:  # what another process reads from the shared database meanwhile
+            job = job_table.find(database(settings), dossier=CODE)[-1]
+            seen.append((job["state"], job_table.get(database(settings), job["id"])["pages_done"]))
+
+    summary = service.ingest(settings, IngestRequest(CODE, tuple(files), "Đơn", jobs=1), progress=progress)
+    assert len(summary.pages) == 3
+    assert seen == [("running", 1), ("running", 2)]
+
+
+def test_an_ingest_stopped_with_ctrl_c_is_recorded_as_stopped_and_goes_on_from_its_last_page(
+        home, rendered, tmp_path):
+    """Ctrl-C left the job 'đang chờ' for ever, with none of its pages recorded. It is now
+    recorded as stopped, with the pages read so far, and `sohoa retry` goes on from there at
+    once (a job still moving is not run again)."""
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    from pipeline import config
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    files = [str(save_page(rendered(f"stop-{n}", layout="text", seed=47 + n, dpi=200), tmp_path / f"{n}.png"))
+             for n in (1, 2, 3, 4)]
+    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
+    sohoa = str(Path(sys.executable).with_name("sohoa"))
+    run = subprocess.Popen([sohoa, "ingest", "--dossier", CODE, "--title", "Đơn", *files], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    db, deadline = database(config.load({"SOHOA_HOME": str(home)})), time.monotonic() + 300
+    while not (job := next(iter(job_table.find(db, dossier=CODE)), None)) or not job_table.get(db, job["id"])[
+            "pages_done"]:
+        assert time.monotonic() < deadline and run.poll() is None, "no page was read"
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)  # the operator presses Ctrl-C
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Đã dừng theo yêu cầu" in err, err
+    stopped = job_table.get(db, job["id"])
+    assert stopped["state"] == "failed" and "Đã dừng theo yêu cầu" in stopped["error"]
+    kept = {p["number"]: p["updated"] for p in stopped["pages"] if p["state"] == "done"}
+    assert 1 <= len(kept) < 4
+    again = subprocess.run([sohoa, "retry", job["id"], "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    after = job_table.get(db, job["id"])
+    assert (after["state"], after["attempts"], after["pages_done"]) == ("done", 2, 4)
+    assert {p["number"]: p["updated"] for p in after["pages"] if p["number"] in kept} == kept  # not read again
+    assert len(manifest_of(home, CODE)["documents"]) == 1
+
+
+def test_a_job_running_here_is_not_retried_and_one_whose_process_was_killed_is_at_once(home, rendered, tmp_path):
+    """Without workers, `sohoa retry` of a job another terminal is still reading is refused
+    (its pages would be read twice); once that process is killed (SIGKILL: it records nothing),
+    the retry goes on from its last recorded page at once, not after the page time limit."""
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    from pipeline import config
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    files = [str(save_page(rendered(f"kill-{n}", layout="text", seed=53 + n, dpi=200), tmp_path / f"{n}.png"))
+             for n in (1, 2, 3, 4)]
+    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
+    sohoa = str(Path(sys.executable).with_name("sohoa"))
+    run = subprocess.Popen([sohoa, "ingest", "--dossier", CODE, "--title", "Đơn", *files], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    db, deadline = database(config.load({"SOHOA_HOME": str(home)})), time.monotonic() + 300
+    while not (job := next(iter(job_table.find(db, dossier=CODE)), None)) or not job_table.get(db, job["id"])[
+            "pages_done"]:
+        assert time.monotonic() < deadline and run.poll() is None, "no page was read"
+        time.sleep(0.1)
+    refused = subprocess.run([sohoa, "retry", job["id"]], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 12 and "đang xử lý" in refused.stderr, refused.stderr
+    os.killpg(run.pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    killed = job_table.get(db, job["id"])
+    assert killed["state"] == "running"  # as the killed process left it
+    kept = {p["number"]: p["updated"] for p in killed["pages"] if p["state"] == "done"}
+    again = subprocess.run([sohoa, "retry", job["id"], "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    after = job_table.get(db, job["id"])
+    assert (after["state"], after["pages_done"]) == ("done", 4)
+    assert {p["number"]: p["updated"] for p in after["pages"] if p["number"] in kept} == kept  # not read again
+    assert len(manifest_of(home, CODE)["documents"]) == 1
+
+
 def test_page_cache_is_cleared_on_request(cli, home, rendered, tmp_path, monkeypatch):
     import pipeline.ingest as ingest_module
 
