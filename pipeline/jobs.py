@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
-import uuid
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -58,7 +59,7 @@ def submit(ctx: IngestContext, request: IngestRequest, *, batch: str | None = No
     prepared = ingest.prepare(request, ctx)
     if isinstance(prepared, IngestSummary):
         return Submitted(None, prepared)
-    row, created = job_table.create(ctx.db, uuid.uuid4().hex, kind=kind, dossier=prepared.dossier,
+    row, created = job_table.create(ctx.db, new_job_id(), kind=kind, dossier=prepared.dossier,
                                     title=prepared.title, request=prepared.to_json(), input_sha256=prepared.digest,
                                     pages=len(prepared.tasks), now=_now(), batch=batch, source=source,
                                     submitted_by=submitted_by)
@@ -120,8 +121,6 @@ def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | 
     returns the job's (pages done, pages failed, pages in all). A store outage raises, so the
     task is retried; a bad page settles as failed, and a page still failing when ``time_limit``
     seconds have passed (the worker's time limit interrupted it) as over its time."""
-    import time
-
     started = time.monotonic()
     job = _job(db, job_id)
     if job["state"] in job_table.FINAL:
@@ -338,8 +337,9 @@ def _refuse_while_moving(job: dict, stalled_after: float, workers: bool) -> None
     if job["state"] not in job_table.ACTIVE:
         return
     # the latest movement, a page's before the job row's of the same second (its first page moves both)
-    moved, _, by = max((datetime.fromisoformat(t), is_page, by) for t, is_page, by in (
-        (job["updated"], False, None), *((p["updated"], True, p["worker"]) for p in job["pages"])) if t)
+    moved, _, by = max(((datetime.fromisoformat(t), is_page, by) for t, is_page, by in (
+        (job["updated"], False, None), *((p["updated"], True, p["worker"]) for p in job["pages"])) if t),
+        key=lambda movement: movement[:2])
     if not workers and job["id"] not in _RUN_HERE and by and _gone(by):
         return
     from_ = moved + timedelta(seconds=stalled_after)
@@ -349,6 +349,26 @@ def _refuse_while_moving(job: dict, stalled_after: float, workers: bool) -> None
     raise Conflict(f"Lượt xử lý {job['id']} {doing} ({job['pages_done']}/{job['pages_total']} trang xong, thay đổi lần "
                    f"cuối lúc {moved:%H:%M:%S}); chỉ chạy lại lượt xử lý bị lỗi, hoặc lượt không tiến triển gì "
                    f"đến {from_:%H:%M %d/%m/%Y}", f"job is {job['state']} and moved at {moved.isoformat()}")
+
+
+def new_job_id() -> str:
+    """32 hex digits in the order the jobs were made (a UUIDv7, RFC 9562, its 12 bits after the
+    millisecond taken from the clock too): the jobs a bulk run makes in one second, which their
+    creation time cannot tell apart, are told apart by their ids."""
+    ns = time.time_ns()
+    ms, below = divmod(ns, 1_000_000)
+    value = (ms << 80) | (0x7 << 76) | (below * 4096 // 1_000_000 << 64) | (0b10 << 62) | secrets.randbits(62)
+    return f"{value:032x}"
+
+
+def _made_after(job: dict, other: dict) -> bool:
+    """Whether ``job`` is known to have been made after ``other`` (jobs of older versions, with
+    random ids, made in the same second are not)."""
+    made, other_made = datetime.fromisoformat(job["created"]), datetime.fromisoformat(other["created"])
+    if made != other_made:
+        return made > other_made
+    ordered = all(len(j["id"]) == 32 and j["id"][12] == "7" and j["id"][16] in "89ab" for j in (job, other))
+    return ordered and job["id"] > other["id"]
 
 
 def process_name() -> str:
@@ -376,17 +396,18 @@ def _gone(name: str) -> bool:
 def _refuse_out_of_order(db, job: dict) -> None:
     """A bulk run commits a dossier's documents in its source's order; a job of it run alone while
     another document of the same dossier and run is not finished could be committed before an
-    earlier one (found when a stalled bulk run's second document was retried before its first)."""
+    earlier one (found when a stalled bulk run's second document was retried before its first).
+    The first of them unfinished may run: the others wait for it."""
     if not job.get("batch"):  # only a bulk run gives its jobs a batch (run here or by workers)
         return
     others = [j for j in job_table.find(db, dossier=job["dossier"], batch=job["batch"], states=RUNNABLE)
-              if j["id"] != job["id"]]
+              if j["id"] != job["id"] and not _made_after(j, job)]  # the ones after it wait for it
     if others:
-        raise Conflict(f"Lượt xử lý {job['id']} thuộc một đợt số hóa hàng loạt có {len(others)} tài liệu khác của "
-                       f"hồ sơ {job['dossier']} chưa xong; hãy chạy lại 'sohoa bulk' trên cùng nguồn để các tài liệu "
+        raise Conflict(f"Lượt xử lý {job['id']} thuộc một đợt số hóa hàng loạt có {len(others)} tài liệu của "
+                       f"hồ sơ {job['dossier']} đứng trước nó chưa xong; hãy chạy lại 'sohoa bulk' trên cùng nguồn để các tài liệu "
                        "được lưu đúng thứ tự (trang đã xong không phải làm lại), hoặc bỏ tài liệu không thể số hóa "
                        "bằng 'sohoa discard'",
-                       "other documents of this dossier in the same bulk run are unfinished: run the bulk again")
+                       "documents before it in this dossier and bulk run are unfinished: run the bulk again")
 
 
 def discard(db, job_id: str, reason: str) -> JobView:

@@ -144,6 +144,17 @@ def test_a_document_of_a_stalled_bulk_run_is_not_retried_ahead_of_the_others_of_
     job_table.set_state(db, "1" * 32, "done", now="2026-12-04T10:01:00+07:00")
     assert jobs.reopen(open_store(settings), db, "2" * 32, time_limits=(600, 1800), workers=False) == [1]
 
+    # the first unfinished document of the dossier may run alone (it was refused too: two jobs
+    # made in the same second could not be told apart; their ids now tell them apart)
+    first, second = jobs.new_job_id(), jobs.new_job_id()
+    for n, job in ((1, first), (2, second)):
+        job_table.create(db, job, kind="ingest", dossier=CODES[1], title=f"Văn bản {n}", request={"originals": []},
+                         input_sha256=f"{n + 2}" * 64, pages=1, now="2026-12-04T10:00:00+07:00", batch="dot-2",
+                         source=f"kho/{CODES[1]}/{n:02d}.png")
+    with pytest.raises(Conflict, match="1 tài liệu của hồ sơ .* đứng trước nó chưa xong"):
+        jobs.reopen(open_store(settings), db, second, time_limits=(600, 1800), workers=False)
+    assert jobs.reopen(open_store(settings), db, first, time_limits=(600, 1800), workers=False) == [1]
+
 
 def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered, tmp_path):
     """Ctrl-C ended a bulk run with no report at all: the report is now written, each document
