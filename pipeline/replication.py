@@ -6,7 +6,11 @@
   progress) is not copied: it is rebuilt by re-running a job.
 - ``replicate(primary, replica)`` copies each object in scope that the replica lacks, or holds
   under another recorded SHA-256: read from the primary with its SHA-256 checked, written,
-  then read back from the replica with the SHA-256 checked. A write-once object stays
+  then read back from the replica with the SHA-256 checked. An object its dossier's manifest
+  names is copied only with the SHA-256 the manifest gives it: one changed at the source, even
+  with its record rewritten to match (a rogue or broken writer), is reported and never copied
+  over the good copy; one the manifest names that the source no longer holds is reported lost,
+  not as an extra object of the target. A write-once object stays
   write-once on the copy (COMPLIANCE for the time it has left; otherwise ``retain`` with the
   same metadata, so an S3 replica derives the same period from the maintenance code).
 - Order: ``system/`` first, then dossier by dossier every object and its ``manifest.json``
@@ -20,6 +24,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -33,6 +38,7 @@ from storage.base import ObjectInfo, ObjectStore, sha256
 from storage.errors import IntegrityError, NotFound, StorageError
 from storage.local import LocalStore
 
+from . import manifest as mf
 from .config import Settings
 from .errors import ConfigError
 
@@ -50,7 +56,8 @@ _CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "txt": "
 class ReplicationReport:
     """What one run found and did. ``missing`` and ``different`` are the state found at the
     start (objects of the source the target lacks, or holds with other bytes); ``copied`` what
-    was written; ``failed`` (key, reason) what could not be; ``extra`` objects only the target holds."""
+    was written; ``failed`` (key, reason) what could not be, or must not be (an object its manifest
+    names that the source holds changed, or no longer holds); ``extra`` objects only the target holds."""
     action: str                         # "replicate", "check" or "restore"
     source: str
     target: str
@@ -65,7 +72,8 @@ class ReplicationReport:
 
     @property
     def ok(self) -> bool:
-        """Every object of the source is on the target with its bytes (after the run)."""
+        """Every object of the source is on the target with its bytes (after the run), and every
+        object a manifest names is at the source as the manifest has it."""
         return not self.failed and set(self.missing) | set(self.different) <= set(self.copied)
 
     def to_json(self) -> dict:
@@ -99,6 +107,23 @@ def compare(source: dict[str, ObjectInfo], target: dict[str, ObjectInfo | None])
     different = [k for k in source if target.get(k) is not None and
                  (target[k].sha256 != source[k].sha256 or target[k].size != source[k].size)]
     return missing, different
+
+
+def named(manifests: Iterable[dict]) -> dict[str, str]:
+    """key -> SHA-256 of every object the manifests name."""
+    return {ref["key"]: ref["sha256"] for manifest in manifests for doc in manifest.get("documents", ())
+            for ref in mf.document_objects(doc) if ref.get("key") and ref.get("sha256")}
+
+
+def against_manifests(source: dict[str, ObjectInfo], target_keys: set[str], expected: dict[str, str],
+                      source_name: str) -> tuple[dict[str, str], list[str]]:
+    """({key: why}, lost): the source's objects whose recorded SHA-256 is not the one their
+    manifest gives (never to be copied), and the named objects the source lacks and the target holds."""
+    changed = {k: (f"mã băm SHA-256 ở {source_name} khác với manifest của hồ sơ; không sao chép, bản ở nơi kia "
+                   f"được giữ nguyên (đối chiếu bằng 'sohoa verify --all --fixity-only')")
+               for k, info in source.items() if k in expected and info.sha256 != expected[k]}
+    lost = sorted(k for k in expected if k not in source and k in target_keys)
+    return changed, lost
 
 
 def put_options(lock: dict | None, now: datetime) -> dict:
@@ -165,6 +190,18 @@ def lock_of(store: ObjectStore, key: str) -> dict | None:
     return {"retained": retained, "compliance_until": until}
 
 
+def _manifests(store: ObjectStore, found: Iterable[str]) -> list[dict]:
+    """The dossiers' manifests among ``found`` that read as JSON (a damaged one is fixity's to report)."""
+    manifests = []
+    for key in found:
+        if key.startswith(keys.PREFIX) and key.endswith("/manifest.json") and key.count("/") == 2:
+            try:
+                manifests.append(json.loads(store.get(key)))
+            except (StorageError, ValueError) as error:
+                log.warning("manifest %s unreadable, its objects copied as recorded: %s", key, error)
+    return manifests
+
+
 def _listing(store: ObjectStore, codes: Sequence[str] | None) -> list[str]:
     return sorted({k for prefix in scope_prefixes(codes) for k in store.list(prefix) if in_scope(k)})
 
@@ -217,10 +254,16 @@ def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[
         settled = set(missing) | set(different)
         damaged = set(_read_problems(target, {k: i for k, i in source_infos.items() if k not in settled}))
         different = [k for k in source_infos if k in damaged or k in set(different)]
-    extra = sorted(on_target - set(at_source))
-    copied, failed, written = [], [], 0
+    changed, lost = against_manifests(source_infos, on_target, named(_manifests(source, at_source)),
+                                      describe_store(source))
+    extra = sorted(on_target - set(at_source) - set(lost))
+    again = ("sao lại sang bản sao bằng 'sohoa replicate MÃ_HỒ_SƠ'" if action == "restore"
+             else "khôi phục về kho chính bằng 'sohoa restore MÃ_HỒ_SƠ'")
+    failed = [*changed.items(), *((k, f"manifest của hồ sơ có tên đối tượng này nhưng {describe_store(source)} không "
+                                     f"còn giữ; {describe_store(target)} còn giữ nó ({again})") for k in lost)]
+    copied, written = [], 0
     if copy:
-        todo = set(missing) | set(different)
+        todo = (set(missing) | set(different)) - set(changed)
         for key in copy_order(todo):
             try:
                 written += _copy(source, target, key, source_infos[key], now)

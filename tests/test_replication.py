@@ -169,6 +169,42 @@ def test_replicate_to_a_directory_check_repair_and_restore(primary_home, tmp_pat
     drill(primary_home, replica, "directory replica")
 
 
+def test_an_object_changed_or_lost_at_the_primary_is_never_copied_over_the_good_second_copy(primary_home, tmp_path):
+    """A signed PDF changed in the primary with its recorded SHA-256 rewritten to match (a rogue
+    or broken writer), and another document's text deleted there: `sohoa replicate` copied the
+    changed PDF over the replica's good copy, reported success, and called the deleted one an
+    extra object of the replica; a restore then brought the changed PDF back. Now neither is
+    copied, both are named, the run fails, and the replica keeps the good bytes."""
+    primary = LocalStore(primary_home / "store")
+    replica = LocalStore(tmp_path / "other-media")
+    assert replication.replicate(primary, replica).ok
+    pdf, text = pdf_key(CODES[0]), keys.document_text(CODES[1], f"{CODES[1]}.001")
+    good = replica.get(pdf)
+    path = primary_home / "store" / pdf
+    flip(path)
+    side = path.with_name(path.name + ".meta.json")
+    meta = json.loads(side.read_text(encoding="utf-8"))
+    side.chmod(0o644)
+    side.write_text(json.dumps({**meta, "sha256": sha256(path.read_bytes())}), encoding="utf-8")
+    (primary_home / "store" / text).unlink()
+
+    code = sohoa(["replicate"], settings=config.load({"SOHOA_HOME": str(primary_home),
+                                                       "SOHOA_REPLICA_DIR": str(tmp_path / "other-media")}))
+    assert code != 0
+    again = replication.replicate(primary, replica)
+    assert not again.ok and again.copied == () and replica.get(pdf) == good
+    reasons = dict(again.failed)
+    assert set(reasons) == {pdf, text} and "khác với manifest" in reasons[pdf] and "sohoa restore" in reasons[text]
+    assert again.extra == ()
+    found = replication.check(primary, replica)
+    assert not found.ok and dict(found.failed).keys() == {pdf, text} and found.extra == ()
+    events = [e for e in service.dossier_events(settings_for(primary_home), CODES[0]) if e["type"] == "replication"]
+    assert events[-1]["outcome"] == "failure"
+    # the restore puts the primary right from the good copy
+    restored = replication.restore(replica, primary, [CODES[1]])
+    assert restored.ok and text in restored.copied and primary.get(text) == replica.get(text)
+
+
 def test_replicate_to_s3_on_another_endpoint_and_restore_from_it(primary_home, s3_store):
     primary = LocalStore(primary_home / "store")
     first = replication.replicate(primary, s3_store, now=datetime.now(timezone.utc))
