@@ -10,6 +10,7 @@ bad document never stops the batch: it is reported with its error.
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import deque
@@ -20,9 +21,11 @@ from typing import Callable
 from . import audit, jobs, receipts
 from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
 from .bulk_report import BulkOutcome, totals, write_report
-from .errors import describe
+from .errors import BrokerUnavailable, describe
 from .ingest import IngestContext
 from .models import IngestRequest, IngestSummary
+
+log = logging.getLogger(__name__)
 
 # (documents settled, documents in all, pages done, pages known so far)
 BulkProgress = Callable[[int, int, int, int], None]
@@ -44,10 +47,11 @@ class BulkResult:
                 "report": list(self.report), "items": [o.to_json() for o in self.outcomes]}
 
 
-def run(source: Path, ctx: IngestContext, *, send: Callable[[str], None] | None = None,
+def run(source: Path, ctx: IngestContext, *, send: Callable[[str, bool], None] | None = None,
         send_finish: Callable[[str], None] | None = None, report: Path | None = None,
         progress: BulkProgress | None = None, poll: float = 1.0, work: Path | None = None) -> BulkResult:
-    """Convert every document of ``source``; ``send(job)`` hands a job's pages to the workers and
+    """Convert every document of ``source``; ``send(job, resumed)`` hands a job's pages to the workers
+    (one an earlier run made, ``resumed``, only when it has stalled) and
     ``send_finish(job)`` its finishing task (None: everything runs here). A ``source`` that is one
     PDF or TIFF is a continuous scan of many dossiers, split at their receipts' QR codes (its
     pages are written under ``work`` first, see ``plan_continuous_scan``).
@@ -171,8 +175,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             if submitted.duplicate is not None:
                 outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
             else:
-                if not submitted.resumed:
-                    send(submitted.job)
+                send(submitted.job, submitted.resumed)
                 following[submitted.job] = (n, doc)
                 continue
         except Exception as exc:  # this document failed; the batch goes on
@@ -196,8 +199,11 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
                 continue
             if (job.state in ("queued", "running", "finishing") and job.id not in finishing
                     and first_open[doc.dossier] == n and job.pages_done + job.pages_failed == job.pages_total):
-                send_finish(job.id)
-                finishing.add(job.id)
+                try:
+                    send_finish(job.id)
+                    finishing.add(job.id)
+                except BrokerUnavailable as exc:  # sent at a later look, once the broker is back
+                    log.warning("bulk: finishing task of job %s not sent: %s", job.id, exc.detail)
             if job.state == "done":
                 outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job.id), job.id)
             elif job.state in ("failed", "discarded"):

@@ -34,6 +34,7 @@ class ExitCode(IntEnum):
     PAGES_FAILED = 13     # pages could not be processed; the document was not stored
     UNSUPPORTED = 14      # the operation does not exist for this configuration
     DATABASE = 15         # the database cannot be reached or its schema is not this version's
+    BROKER = 16           # the task queue (SOHOA_BROKER_URL) cannot be reached
     INTERNAL = 70         # an unexpected error (traceback in SOHOA_HOME/logs/errors.log)
     INTERRUPTED = 130     # stopped by the operator (Ctrl-C)
 
@@ -143,6 +144,12 @@ class NotFound(SohoaError):
 
 class IntegrityError(SohoaError):
     exit_code, code = ExitCode.INTEGRITY, "integrity"
+
+
+class BrokerUnavailable(SohoaError):
+    """The task queue the workers take their work from cannot be reached."""
+
+    exit_code, code = ExitCode.BROKER, "broker"
 
 
 class Conflict(SohoaError):

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import socket
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -26,6 +24,7 @@ from storage.base import ObjectStore
 import sqlalchemy as sa
 
 from storage.errors import DatabaseError, LockTimeout, StorageUnavailable
+from storage.locks import gone, holder_name
 
 from . import audit, ingest, manifest as mf, notices
 from .errors import Conflict, NotFound, describe
@@ -248,11 +247,15 @@ def fail(db, job_id: str, exc: BaseException) -> None:
 
 def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     """Every pending page through this machine's executor, then finish: the embedded default.
-    An outage (store, database, disk full) fails the job with its reason, when the database
-    can still record it: no worker will take the job up again, ``sohoa retry`` will."""
+    Whatever stops it is recorded on the job when the database can still record it: an outage
+    (store, database, disk full), the operator's Ctrl-C, a broken page pool. No worker will take
+    the job up again; ``sohoa retry`` will, at once, from its last page."""
     _RUN_HERE.add(job_id)
     try:
         return _run_here(ctx, job_id)
+    except BaseException as exc:
+        _record_stop(ctx, job_id, exc)
+        raise
     finally:
         _RUN_HERE.discard(job_id)
 
@@ -272,23 +275,28 @@ def _run_here(ctx: IngestContext, job_id: str) -> IngestSummary:
             fail_with_notice(ctx, job_id, exc)
             raise
     here = process_name()
+    # each page recorded as it finishes, by this process: another process (the job's page,
+    # ``sohoa status``) sees the job running and its pages done
+    ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress,
+                     settled=lambda index, result: settle(ctx.db, job_id, numbers[index], result, here))
+    return finish(ctx, job_id)
+
+
+def _record_stop(ctx: IngestContext, job_id: str, exc: BaseException) -> None:
+    """The job, when still active (``finish`` records what it refuses), failed with ``exc``'s
+    reason, or done when its document was committed just before it stopped."""
     try:
-        # each page recorded as it finishes, by this process: another process (the job's page,
-        # ``sohoa status``) sees the job running and its pages done
-        ctx.executor.run([prepared.tasks[n - 1] for n in numbers], ctx.progress,
-                         settled=lambda index, result: settle(ctx.db, job_id, numbers[index], result, here))
-        return finish(ctx, job_id)
-    except KeyboardInterrupt as exc:
-        # stopped by the operator (Ctrl-C): recorded as stopped, so that a retry goes on from the
-        # last page at once, not only once the job is seen as stalled (finishing again is harmless)
+        job = _job(ctx.db, job_id)
+        if job["state"] not in job_table.ACTIVE:
+            return
+        if job["state"] == "finishing" and not isinstance(exc, TRANSIENT):
+            stored = _stored_document(ctx, PreparedDocument.from_json(job["request"]))
+            if stored is not None:
+                _record_done(ctx, job, stored)
+                return
         fail(ctx.db, job_id, exc)
-        raise
-    except TRANSIENT as exc:
-        try:
-            fail(ctx.db, job_id, exc)
-        except Exception:  # the database itself is what failed: the job stays as it was, retry still works
-            pass
-        raise
+    except Exception as error:  # the database itself is what failed: the job stays as it was, retry still works
+        log.warning("job %s: its stop (%s) could not be recorded: %s", job_id, type(exc).__name__, error)
 
 
 RUNNABLE = job_table.ACTIVE + ("failed",)  # what a retry may queue again, and a failure be recorded on
@@ -318,33 +326,47 @@ def reopen(store: ObjectStore, db, job_id: str, *, time_limits: tuple[float, flo
         if job["state"] == "done":
             raise Conflict(f"Lượt xử lý {job_id} đã xong (tài liệu {job['doc_id']}); không cần chạy lại",
                            "job already done")
-        _refuse_while_moving(job, time_limits[1] if job["state"] == "finishing" else time_limits[0], workers)
+        _refuse_while_moving(job, time_limits, workers)
         _refuse_out_of_order(db, job)
-        pages = job_table.reopen(db, job_id, now=_now(), only_from=RUNNABLE)
+        # a bulk run's document retried alone (the first of its dossier not done, as the guard
+        # above makes sure) is finished by its own pages, as any other: no bulk run sends it
+        pages = job_table.reopen(db, job_id, now=_now(), only_from=RUNNABLE,
+                                 kind="ingest" if job["kind"] == "bulk" else None)
         if pages is None:  # done or given up since it was read
             raise _not_runnable(_job(db, job_id))
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
 
 
-def _refuse_while_moving(job: dict, stalled_after: float, workers: bool) -> None:
-    """A job still moving is not queued again: its pages would be sent twice (found when a retry
-    was posted twice for a job already queued). One that has not moved for ``stalled_after``
-    seconds (its worker or process gone) may be; without workers, so may one whose pages were
-    last read by a process of this machine that is gone (killed, or its database lost while
-    it ran: it could not record the job failed). Workers' tasks are redelivered by the broker
-    when their process dies: there only the time tells."""
-    if job["state"] not in job_table.ACTIVE:
-        return
-    # the latest movement, a page's before the job row's of the same second (its first page moves both)
+def stalled(job: dict, time_limits: tuple[float, float], workers: bool) -> bool:
+    """Whether an active job (a row with its pages) has stopped moving: neither it nor any of its
+    pages has moved for longer than a page, or its finishing, may take (``time_limits``), or,
+    without ``workers``, its pages were last read by a process of this machine that is gone
+    (killed, or its database lost while it ran: it could not record the job failed). Workers'
+    tasks are redelivered by the broker when their process dies: there only the time tells."""
+    moved, by = _last_moved(job)
+    if not workers and job["id"] not in _RUN_HERE and by and _gone(by):
+        return True
+    return audit.now_vn() >= moved + timedelta(seconds=time_limits[job["state"] == "finishing"])
+
+
+def _last_moved(job: dict) -> tuple[datetime, str | None]:
+    """(when, by which process if known) the job or one of its pages last moved: of the same
+    second, a page before the job row (its first page moves both), and a page a process read
+    before one none has read yet."""
     moved, _, by = max(((datetime.fromisoformat(t), is_page, by) for t, is_page, by in (
         (job["updated"], False, None), *((p["updated"], True, p["worker"]) for p in job["pages"])) if t),
-        key=lambda movement: movement[:2])
-    if not workers and job["id"] not in _RUN_HERE and by and _gone(by):
+        key=lambda movement: (*movement[:2], movement[2] is not None))
+    return moved, by
+
+
+def _refuse_while_moving(job: dict, time_limits: tuple[float, float], workers: bool) -> None:
+    """A job still moving is not queued again: its pages would be sent twice (found when a retry
+    was posted twice for a job already queued)."""
+    if job["state"] not in job_table.ACTIVE or stalled(job, time_limits, workers):
         return
-    from_ = moved + timedelta(seconds=stalled_after)
-    if audit.now_vn() >= from_:
-        return
+    moved, _ = _last_moved(job)
+    from_ = moved + timedelta(seconds=time_limits[job["state"] == "finishing"])
     doing = "đang chờ xử lý" if job["state"] == "queued" else "đang xử lý"
     raise Conflict(f"Lượt xử lý {job['id']} {doing} ({job['pages_done']}/{job['pages_total']} trang xong, thay đổi lần "
                    f"cuối lúc {moved:%H:%M:%S}); chỉ chạy lại lượt xử lý bị lỗi, hoặc lượt không tiến triển gì "
@@ -372,25 +394,14 @@ def _made_after(job: dict, other: dict) -> bool:
 
 
 def process_name() -> str:
-    """This process, as a page row's ``worker`` names it: host and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as a page row's ``worker`` names it (``storage.locks.holder_name``)."""
+    return holder_name()
 
 
 def _gone(name: str) -> bool:
-    """Whether the process ``process_name`` gave is known to be no longer running: one of this
-    machine, or this very process (which is not running the job, ``_RUN_HERE``)."""
-    host, _, pid = name.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # there, and another user's
-        return False
-    return False
+    """Whether the process ``process_name`` gave is known to be no longer running the job: gone
+    from this machine, or this very process (which is not running it, ``_RUN_HERE``)."""
+    return name == holder_name() or gone(name)
 
 
 def _refuse_out_of_order(db, job: dict) -> None:

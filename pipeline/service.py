@@ -41,7 +41,7 @@ from .privacy import mask_id_numbers
 from .bulk import BulkProgress, BulkResult
 from .checks import TrustPolicy, verify_stored_dossier
 from .config import Settings
-from .errors import (ConfigError, Conflict, InputError, IntegrityError, JobFailed, NotFound, SigningError, SohoaError, Unsupported,
+from .errors import (BrokerUnavailable, ConfigError, Conflict, InputError, IntegrityError, JobFailed, NotFound, SigningError, SohoaError, Unsupported,
                      UsageError, describe)
 from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
@@ -99,15 +99,52 @@ def _loaded_ahead(settings: Settings) -> Signer:
 
 
 def _send(settings: Settings, job_id: str) -> None:
-    """Hand the job's pending pages to the workers (its finishing task when none is pending)."""
+    """Hand the job's pending pages to the workers (its finishing task when none is pending). A
+    broker that cannot be reached fails the job with that reason (it was left queued for ever,
+    with nothing to send it again): its files are stored, and ``sohoa retry`` sends it once the
+    broker is back."""
+    from kombu.exceptions import OperationalError
+
     from . import tasks
 
     tasks.configured(settings)
     pending = job_table.pages_to_do(database(settings), job_id)
-    if pending:
-        tasks.send_pages(job_id, pending)
-    else:
+    try:
+        if pending:
+            tasks.send_pages(job_id, pending)
+        else:
+            tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
+    except (OperationalError, OSError) as exc:
+        error = _broker_unreachable(settings, exc, job_id)
+        jobs.fail(database(settings), job_id, error)
+        raise error from None
+
+
+def _send_unless_moving(settings: Settings, job_id: str, resumed: bool = False) -> None:
+    """``_send``; a job another run made (``resumed``) only when it has stalled: its tasks are in
+    the queue already unless they were lost (a broker restarted without them)."""
+    if resumed and not jobs.stalled(job_table.get(database(settings), job_id), _time_limits(settings), workers=True):
+        return
+    _send(settings, job_id)
+
+
+def _send_finish(settings: Settings, job_id: str) -> None:
+    """The job's finishing task to the workers (a bulk run sends it, in the dossier's order)."""
+    from kombu.exceptions import OperationalError
+
+    from . import tasks
+
+    try:
         tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
+    except (OperationalError, OSError) as exc:
+        raise _broker_unreachable(settings, exc) from None
+
+
+def _broker_unreachable(settings: Settings, exc: BaseException, job_id: str | None = None) -> BrokerUnavailable:
+    then = (f"; giấy tờ đã nhận được giữ nguyên, chạy lại bằng 'sohoa retry {job_id}' (hoặc nút Chạy lại) khi hàng "
+            "đợi hoạt động trở lại") if job_id else ""
+    return BrokerUnavailable(f"Không kết nối được hàng đợi việc cho các worker ({redacted(settings.broker.url or '')})"
+                             f"{then}", f"broker unreachable: {type(exc).__name__}: {redacted(str(exc))}")
 
 
 def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progress | None,
@@ -219,9 +256,8 @@ def bulk(settings: Settings, source: Path, *, report: Path | None = None,
         from . import tasks
 
         tasks.configure(settings)
-        db_ = database(settings)
-        return bulk_runner.run(source, ingest_context(settings), send=partial(_send, settings),
-                               send_finish=lambda job: tasks.send_finish(settings, job, jobs.view(db_, job).dossier),
+        return bulk_runner.run(source, ingest_context(settings), send=partial(_send_unless_moving, settings),
+                               send_finish=partial(_send_finish, settings),
                                report=report, progress=progress, work=settings.home / "work" / "split")
     with closing(signer_for(settings)) as signer:
         return bulk_runner.run(source, ingest_context(settings, signer=signer, executor=page_executor(settings)),
@@ -1316,8 +1352,11 @@ def readiness(settings: Settings) -> dict[str, str | None]:
         from kombu import Connection
 
         def broker() -> None:
-            with Connection(settings.broker.url, connect_timeout=3) as conn:
-                conn.ensure_connection(max_retries=1)
+            try:
+                with Connection(settings.broker.url, connect_timeout=3) as conn:
+                    conn.ensure_connection(max_retries=1)
+            except Exception as exc:
+                raise _broker_unreachable(settings, exc) from None
 
         check("broker", broker)
     elif not settings.signing.development:

@@ -170,17 +170,20 @@ def set_state(engine: Engine, job_id: str, state: str, *, now: str, only_from: t
         return conn.execute(query.values(state=state, updated=now, **values)).rowcount == 1
 
 
-def reopen(engine: Engine, job_id: str, *, now: str, only_from: tuple[str, ...]) -> list[int] | None:
+def reopen(engine: Engine, job_id: str, *, now: str, only_from: tuple[str, ...],
+           kind: str | None = None) -> list[int] | None:
     """Make a failed or stalled job (in one of ``only_from``) run again: its failed pages queued,
-    its finished pages kept; returns the page numbers still to do, None when the job was in no
-    state of ``only_from``."""
+    its finished pages kept, its kind changed to ``kind`` when given; returns the page numbers
+    still to do, None when the job was in no state of ``only_from``."""
     with engine.begin() as conn:
         moved = conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(only_from))
-                             .values(state="queued", error=None, attempts=jobs.c.attempts + 1, updated=now))
+                             .values(state="queued", error=None, attempts=jobs.c.attempts + 1, updated=now,
+                                     **({"kind": kind} if kind else {})))
         if moved.rowcount != 1:
             return None
+        # the pages to do again are no process's yet: the one that read them last may be gone
         conn.execute(job_pages.update().where(job_pages.c.job_id == job_id, job_pages.c.state != "done")
-                     .values(state="queued", error=None, updated=now))
+                     .values(state="queued", error=None, worker=None, updated=now))
         return [n for (n,) in conn.execute(sa.select(job_pages.c.number).where(
             job_pages.c.job_id == job_id, job_pages.c.state != "done").order_by(job_pages.c.number))]
 

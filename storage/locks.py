@@ -28,7 +28,33 @@ dossier_locks = sa.Table(
 
 
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process: its host, its process-id namespace (two containers given the same host name
+    number their processes apart) and its process id."""
+    return f"{_machine()}:{os.getpid()}"
+
+
+def _machine() -> str:
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:  # no /proc: the host name alone
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def gone(holder: str) -> bool:
+    """Whether the process ``holder_name`` named is known to be no longer running: a process of
+    this machine and process-id namespace that is not there. One elsewhere, or one whose id is in
+    use (perhaps by another process since), is not known to be gone."""
+    machine, _, pid = holder.rpartition(":")
+    if machine != _machine() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # there, and another user's
+        return False
+    return False
 
 
 @contextmanager
@@ -89,19 +115,8 @@ def _take_over_if_abandoned(engine: Engine, code: str) -> None:
         holder = conn.execute(sa.select(dossier_locks.c.holder).where(dossier_locks.c.code == code)).scalar()
         if holder is None:
             return
-        host, _, pid = holder.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if gone(holder):
             conn.execute(dossier_locks.delete().where(dossier_locks.c.code == code, dossier_locks.c.holder == holder))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _busy(code: str, timeout: float) -> LockTimeout:

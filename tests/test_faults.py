@@ -589,6 +589,48 @@ def test_the_broker_connection_cut_mid_job_loses_no_page_and_stores_once(workers
         "test_faults.py::test_the_broker_connection_cut_mid_job_loses_no_page_and_stores_once")
 
 
+def test_a_job_that_cannot_be_handed_to_the_workers_fails_with_the_reason_and_is_retried(workers, sheets, tmp_path):
+    """The broker down when a document is sent: `sohoa ingest` said "Lỗi không mong đợi" (exit
+    70) and left the job 'đang chờ' for ever (an upload's job too, with no retry offered). The
+    job now fails with the reason, its files kept, exit 16; `sohoa retry` sends it once the
+    broker is back."""
+    code_ = "H23.50-261202-0304"
+    workers.broker.cut()
+    try:
+        sent = workers.sohoa("ingest", "--dossier", code_, "--title", "Khi mất hàng đợi", sheets / "a.png",
+                             timeout=300)
+    finally:
+        workers.broker.restore()
+    assert sent.returncode == 16, sent.stderr
+    assert "Không kết nối được hàng đợi việc cho các worker" in sent.stderr and "guest:***@" in sent.stderr
+    job = json.loads(workers.sohoa("status", code_, "--json").stdout)[-1]
+    assert job["state"] == "failed" and "hàng đợi" in job["error"]["message"], job
+    assert any(k.startswith(f"dossiers/{code_}/originals/") for k in stored_keys(workers.home))
+    retried = workers.sohoa("retry", job["job"], "--json")
+    assert retried.returncode == 0, retried.stderr
+    workers.check_once(code_, ["Khi mất hàng đợi"])
+    # a bulk run's document: its retry never finished (the pages of a bulk job leave the
+    # finishing task to the bulk run, and none was running)
+    backlog = tmp_path / "kho" / "H23.50-261202-0305"
+    backlog.mkdir(parents=True)
+    shutil.copy(sheets / "b.png", backlog / "01_Don.png")
+    workers.broker.cut()
+    try:
+        run = workers.sohoa("bulk", tmp_path / "kho", "--json", timeout=300)
+    finally:
+        workers.broker.restore()
+    assert run.returncode == 1 and "hàng đợi" in json.loads(run.stdout)["items"][0]["error"], run.stdout
+    job = json.loads(workers.sohoa("status", "H23.50-261202-0305", "--json").stdout)[-1]
+    retried = workers.sohoa("retry", job["job"], "--json", timeout=300)
+    assert retried.returncode == 0, retried.stderr
+    workers.check_once("H23.50-261202-0305", ["Don"])
+    row("broker unreachable when a document is sent", "2 workers, PostgreSQL",
+        "exit 16 \"Không kết nối được hàng đợi việc cho các worker (amqp://guest:***@…)\"; job `failed` with that "
+        "reason, its original stored; `sohoa retry` once the broker is back → `done`, 1 document (a bulk run's "
+        "document too, finished by its own pages)",
+        "test_faults.py::test_a_job_that_cannot_be_handed_to_the_workers_fails_with_the_reason_and_is_retried")
+
+
 def test_the_database_unreachable_mid_job_is_waited_out(workers, sheets):
     code_ = "H23.50-261202-0302"
     files = [sheets / n for n in ("b.png", "c.png", "a.png")]
@@ -759,7 +801,8 @@ HERE = ["tesseract crashes (SIGSEGV) on one page", "a failed job given up (`soho
         "tesseract hangs while an intake page is previewed", "tesseract hangs on one page",
         "disk full under SOHOA_HOME before an ingest", "disk of the store full while the document is written",
         "database (PostgreSQL) connection lost during an embedded ingest",
-        "broker connection cut for 5 s mid-job (RabbitMQ)", "database (PostgreSQL) unreachable for 5 s mid-job",
+        "broker connection cut for 5 s mid-job (RabbitMQ)", "broker unreachable when a document is sent",
+        "database (PostgreSQL) unreachable for 5 s mid-job",
         "a page read by a worker of another version (an upgrade under way)",
         "a page read by another version, the job retried without workers"]
 

@@ -339,6 +339,38 @@ def test_a_job_running_here_is_not_retried_and_one_whose_process_was_killed_is_a
     assert len(manifest_of(home, CODE)["documents"]) == 1
 
 
+def test_a_retry_takes_a_job_once_even_when_its_pages_were_last_read_by_a_process_now_gone(home):
+    """A page failed by a process since gone: the first retry takes the job, a second one at once
+    was taken too (the page still named the gone process), and pages of one second read by a
+    process and by none made the retry a 500 (a name compared with None)."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from pipeline import audit, config, jobs
+    from pipeline.errors import Conflict
+    from pipeline.runtime import database, open_store
+    from storage import jobs as job_table
+    from storage.locks import holder_name
+
+    settings = config.load({"SOHOA_HOME": str(home)})
+    db, store, now = database(settings), open_store(settings), audit.now_vn().isoformat()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = holder_name().rpartition(":")[0] + ":" + ended.stdout.strip()
+    limits = dict(time_limits=(600, 1800), workers=False)
+    for n, job in ((1, "a" * 32), (2, "b" * 32)):
+        job_table.create(db, job, kind="ingest", dossier=CODE, title="Đơn", request={"originals": []},
+                         input_sha256=f"{n}" * 64, pages=2, now=now)
+        job_table.page_settled(db, job, 1, state="failed", now=now, error="hỏng", worker=gone)
+    job_table.set_state(db, "a" * 32, "failed", now=now)
+    assert jobs.reopen(store, db, "a" * 32, **limits) == [1, 2]
+    with pytest.raises(Conflict, match="đang chờ xử lý"):
+        jobs.reopen(store, db, "a" * 32, **limits)  # the same retry a second time
+    # running, its pages of one second: page 1 by a gone process, page 2 by none yet
+    assert jobs.reopen(store, db, "b" * 32, **limits) == [1, 2]  # its reader is gone: at once
+
+
 def test_page_cache_is_cleared_on_request(cli, home, rendered, tmp_path, monkeypatch):
     import pipeline.ingest as ingest_module
 
