@@ -291,7 +291,11 @@ def cmd_reindex(args, settings: Settings) -> int:
         print(f"Đã dựng lại chỉ mục từ kho lưu trữ: {result.dossiers} hồ sơ, "
               f"{result.documents} tài liệu, {result.pages} trang.")
         for failure in result.errors:
-            print(f"  LỖI hồ sơ {failure['dossierCode']}: {failure['error']}")
+            if failure.get("docId"):
+                print(f"  LỖI tài liệu {failure['docId']} (hồ sơ {failure['dossierCode']}, các tài liệu khác vẫn "
+                      f"được lập chỉ mục): {failure['error']}")
+            else:
+                print(f"  LỖI hồ sơ {failure['dossierCode']}: {failure['error']}")
     return ExitCode.CHECK_FAILED if result.errors else ExitCode.OK
 
 

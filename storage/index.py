@@ -673,8 +673,10 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
 
 # -- rebuild from storage --------------------------------------------------------
 
-def read_dossier(store, code: str) -> tuple[dict, dict[str, list[str]]]:
-    """A dossier's manifest and its documents' page texts, from object storage alone."""
+def read_dossier(store, code: str, unread: list | None = None) -> tuple[dict, dict[str, list[str]]]:
+    """A dossier's manifest and its documents' page texts, from object storage alone. With
+    ``unread``, a document whose text cannot be read (changed, missing, not UTF-8) is left out of
+    the texts and appended there as (docId, error) instead of failing the dossier."""
     from . import keys
     from .base import sha256
 
@@ -685,9 +687,13 @@ def read_dossier(store, code: str) -> tuple[dict, dict[str, list[str]]]:
     for doc in _documents_of(manifest):
         text_ref = doc.get("text") or {}
         key = text_ref.get("key") or keys.document_text(code, doc["docId"])
-        if text_ref or store.exists(key):
-            text = store.get(key, sha256=text_ref.get("sha256")).decode("utf-8")
-            page_texts[doc["docId"]] = text.split("\f")
+        try:
+            if text_ref or store.exists(key):
+                page_texts[doc["docId"]] = store.get(key, sha256=text_ref.get("sha256")).decode("utf-8").split("\f")
+        except Exception as error:
+            if unread is None:
+                raise
+            unread.append((doc["docId"], error))
     return manifest, page_texts
 
 
@@ -704,7 +710,8 @@ def reindex(store, engine: Engine, *, batch: int = REINDEX_BATCH) -> dict:
     now, never half); at the end the dossiers indexed that storage no longer holds (or that
     could not be read) are dropped. Idempotent: a run cut short changed only whole dossiers,
     and running it again finishes it. A dossier that cannot be read is reported in ``errors``
-    and left out.
+    and left out; a document whose text cannot be read is reported there with its ``docId``, and
+    its dossier indexed with the others (that document's text as indexed before, if it was).
     """
     from . import keys
 
@@ -729,8 +736,12 @@ def reindex(store, engine: Engine, *, batch: int = REINDEX_BATCH) -> dict:
         try:
             if not store.exists(keys.manifest(code)):
                 continue  # a disposed dossier's folder keeps its record and events, and no manifest
-            loaded.append(read_dossier(store, code))
+            unread: list = []
+            loaded.append(read_dossier(store, code, unread))
             held[0] += len(_documents_of(loaded[-1][0]))
+            for doc_id, error in unread:
+                log.warning("reindex: %s: %s", doc_id, error)
+                totals["errors"].append({"dossierCode": code, "docId": doc_id, "error": str(error)})
         except Exception as error:  # one broken dossier must not stop the rebuild
             log.warning("reindex: %s: %s", code, error)
             totals["errors"].append({"dossierCode": code, "error": str(error)})

@@ -289,19 +289,24 @@ def test_reindex_on_an_empty_database_restores_the_same_results(any_store, index
 
 
 def test_reindex_drops_what_storage_no_longer_holds_and_reports_broken_dossiers(tmp_path, sqlite_engine):
+    """A dossier whose manifest cannot be read is left out; one document whose text cannot be
+    read is named, and the other documents of its dossier stay findable (the whole dossier
+    left the index, found hands-on after a restore)."""
     from storage.local import LocalStore
 
     store = LocalStore(tmp_path / "store")
     store_dossier(store, A)
     store_dossier(store, C)
     index.index_dossier(sqlite_engine, manifest_for(B, TEXTS[B]), page_texts_for(B))  # not in storage
-    broken_key = keys.document_text(C, f"{C}.001")
+    broken_key = keys.document_text(A, f"{A}.002")
     (tmp_path / "store" / broken_key).write_bytes(b"bit rot")  # the manifest's SHA-256 no longer matches
+    (tmp_path / "store" / keys.manifest(C)).write_bytes(b"{ not json")
 
     totals = index.reindex(store, sqlite_engine)
-    assert (totals["dossiers"], totals["documents"], totals["pages"]) == (1, 2, 3)
-    assert [e["dossierCode"] for e in totals["errors"]] == [C]
+    assert (totals["dossiers"], totals["documents"], totals["pages"]) == (1, 2, 2)
+    assert {(e["dossierCode"], e.get("docId")) for e in totals["errors"]} == {(A, f"{A}.002"), (C, None)}
     assert {r["dossierCode"] for r in index.search(sqlite_engine, "nghi dinh")} == {A}
+    assert index.search(sqlite_engine, "kinh doanh") == []
 
 
 # -- CLI handlers -------------------------------------------------------------------------------
