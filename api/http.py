@@ -294,11 +294,25 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     @app.get(API + "/search", tags=["retrieval"])
     def search(q: Annotated[str, Query(min_length=1, max_length=500)],
                who: Annotated[Principal, Depends(require("search"))],
-               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JSONResponse:
-        """Pages whose words match, with or without diacritics, in the user's agencies."""
+               limit: Annotated[int, Query(ge=1, le=100)] = 20,
+               code_prefix: Annotated[str | None, Query(alias="codePrefix", max_length=100,
+                                                        description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None
+               ) -> JSONResponse:
+        """Pages whose words match, with or without diacritics, in the user's agencies (and, with
+        ``codePrefix``, in the dossiers whose code starts with it)."""
         with service.acting(who):
-            found = service.search(settings, q, limit=limit, scope=who.agencies)
+            found = service.search(settings, q, code_prefix=code_prefix, limit=limit, scope=who.agencies)
         return JSONResponse(found.to_json())  # plain JSON types: no validation pass over the hits
+
+    @app.get(API + "/dossiers", tags=["retrieval"])
+    def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100,
+                                                        description="ví dụ H23.50-2612")],
+                      who: Annotated[Principal, Depends(require("read"))],
+                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+        """The dossiers in the user's agencies whose code starts with ``codePrefix`` (any case)."""
+        with service.acting(who):
+            return {"codePrefix": code_prefix.strip().upper(),
+                    "dossiers": list(service.dossiers_by_code(settings, code_prefix, limit=limit, scope=who.agencies))}
 
     # ------------------------------------------------------------------ reports
 

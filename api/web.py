@@ -541,15 +541,18 @@ def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
     q = q.strip()
     if not q:
         return _page(request, "search.html", q="", result=None)
-    code_link = None
+    code_link, by_code = None, ()
+    prefix = service.code_prefix_in(q)
     try:
-        code = service.check_code(q)
+        code = service.check_code(prefix or q)
         code_link = code if who.sees(code) and who.may("read") else None
     except SohoaError:
         pass
     with _acting(who):
+        if prefix and who.may("read"):  # a code, or the start of one: the dossiers it names
+            by_code = service.dossiers_by_code(request.app.state.settings, prefix, scope=who.agencies)
         result = service.search(request.app.state.settings, q, limit=50, scope=who.agencies)
-    return _page(request, "search.html", q=q, result=result, code_link=code_link)
+    return _page(request, "search.html", q=q, result=result, code_link=code_link, by_code=by_code)
 
 
 @router.get("/dossiers/{code}")

@@ -160,3 +160,13 @@ def _key_hint(code: str) -> str:
 def doc_id(code: str, sequence: int) -> str:
     """docId = fileCode + '.' + sequence (TT 05/2025)."""
     return f"{code}.{sequence:03d}"
+
+
+_CODE_LIKE = re.compile(r"[0-9A-Z]+(?:[.\-][0-9A-Z]*)+")
+
+
+def code_prefix_in(query: str) -> str | None:
+    """The query as a dossier-code prefix (upper case) when it reads as one, one word of code
+    characters with a dot or a dash and a digit ("H23.50", "h23.50-2612", a whole code); else None."""
+    word = query.strip().upper()
+    return word if _CODE_LIKE.fullmatch(word) and any(c.isdigit() for c in word) else None

@@ -408,6 +408,19 @@ def link(settings: Settings, code: str, doc_id: str | None = None, expires: int 
     return tuple(links)
 
 
+def code_prefix_in(query: str) -> str | None:
+    """The search box's query as a dossier-code prefix, when it reads as one (``dossier.code_prefix_in``)."""
+    return dossier.code_prefix_in(query)
+
+
+def dossiers_by_code(settings: Settings, prefix: str, *, limit: int = 50, scope: Sequence[str] = ()) -> tuple[dict, ...]:
+    """The dossiers whose code starts with ``prefix`` (any case), in the scope: an officer who
+    types a code, or the start of one, in the search box (``dossier.code_prefix_in``)."""
+    found = search_index.dossiers_by_code(database(settings), prefix, scope, limit)
+    audit.record(database(settings), "search-codes", codePrefix=prefix.strip().upper(), hits=len(found))
+    return tuple(found)
+
+
 def search(settings: Settings, query: str, *, code_prefix: str | None = None, limit: int = 20,
            scope: Sequence[str] = ()) -> SearchResult:
     """Pages whose words match, with or without diacritics, in four tiers: the exact phrase, the

@@ -581,6 +581,21 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
             for m, r in ranked[:limit]]
 
 
+def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), limit: int = 50) -> list[dict]:
+    """The indexed dossiers whose code starts with ``prefix`` (upper case), in the scope, in code
+    order: {dossierCode, title, documents, pages}."""
+    prefix = nfc(prefix).strip().upper()
+    if not prefix or limit <= 0:
+        return []
+    filters, params = _filters(prefix, scope, engine.dialect.name)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT p.code AS dossier_code, p.title, p.total_doc, p.number_of_page "
+                                    f"FROM dossiers p WHERE 1 = 1 {filters.replace('p.dossier_code', 'p.code')}"
+                                    f"ORDER BY p.code LIMIT :limit"), {**params, "limit": limit}).all()
+    return [{"dossierCode": r.dossier_code, "title": r.title, "documents": r.total_doc, "pages": r.number_of_page}
+            for r in rows]
+
+
 def _scope_clause(scope: Sequence[str]) -> tuple[str, dict]:
     """SQL (``AND (...)``) keeping pages of dossiers under the given agency codes, and its parameters."""
     if not scope:

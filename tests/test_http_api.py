@@ -137,9 +137,10 @@ ALLOWED = {
     ("GET", "/api/v1/dossiers/{code}/verify"): {"officer", "archivist", "admin"},
     ("GET", "/api/v1/dossiers/{code}/access"): {"archivist", "admin"},
     ("GET", "/api/v1/search"): {"officer", "archivist", "admin"},
+    ("GET", "/api/v1/dossiers"): {"officer", "archivist", "admin"},
     ("GET", "/api/v1/reports/digitisation"): {"archivist", "admin"},
 }
-QUERY = {"/api/v1/search": {"q": "don"}, "/api/v1/reports/digitisation": {"quarter": "2026-Q4"}}
+QUERY = {"/api/v1/search": {"q": "don"}, "/api/v1/dossiers": {"codePrefix": "H23"}, "/api/v1/reports/digitisation": {"quarter": "2026-Q4"}}
 BODY = {("PUT", "/api/v1/dossiers/{code}/checklist"): {"json": {"procedure": "1.001", "required": ["Đơn"]}},
         ("POST", "/api/v1/jobs/{job_id}/discard"): {"json": {"reason": "Quét nhầm giấy tờ"}}}
 
@@ -351,6 +352,32 @@ def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     # an identity number written that way starts with its province's 0
     assert "150.000.000 đồng" in snippet and "079.193.001.235" not in snippet and "•••.•••.•••.235" in snippet
     assert "271.234.567" not in snippet and "•••.•••.567" in snippet  # an old CMND number, no 0 in front
+
+
+def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
+    """The search box says "Từ khóa hoặc mã hồ sơ", yet the start of a code ("H23.50-2612") found
+    nothing, and a whole code typed in lower case gave no link to its dossier; the API had no
+    way to filter by code. Now the web lists the dossiers a code prefix names (within the
+    officer's agencies), the API has GET /dossiers?codePrefix= and search's codePrefix."""
+    from tests.test_api_security import web_login
+
+    client, off, other = api["client"], api["tokens"]["off"], api["tokens"]["off-h99"]
+    listed = client.get("/api/v1/dossiers", params={"codePrefix": "h23.50-2612"}, headers=off).json()
+    assert CODE in [d["dossierCode"] for d in listed["dossiers"]] and listed["codePrefix"] == "H23.50-2612"
+    assert client.get("/api/v1/dossiers", params={"codePrefix": "H23"}, headers=other).json()["dossiers"] == []
+    word = a_word(api["page"])
+    assert {h["dossierCode"] for h in client.get("/api/v1/search", params={"q": word, "codePrefix": "h23.50"},
+                                                 headers=off).json()["hits"]} == {CODE}
+    assert client.get("/api/v1/search", params={"q": word, "codePrefix": "H15"}, headers=off).json()["hits"] == []
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    with TestClient(create_app(web, background=False)) as browser:
+        assert web_login(browser, "off", "mat-khau-dai-du").status_code == 303
+        page = browser.get("/search", params={"q": "h23.50-2612"}).text
+        assert f'href="/dossiers/{CODE}"' in page and "Hồ sơ có mã bắt đầu bằng" in page
+        assert f"Mở hồ sơ {CODE}" in browser.get("/search", params={"q": CODE.lower()}).text
+        assert "Hồ sơ có mã bắt đầu bằng" not in browser.get("/search", params={"q": word}).text
+        assert web_login(browser, "off-h99", "mat-khau-dai-du").status_code == 303
+        assert CODE not in browser.get("/search", params={"q": "H23.50"}).text.split("Kết quả", 1)[1]
 
 
 def test_a_job_that_failed_in_the_background_says_why_and_is_retried_without_reuploading(api, tmp_path, rendered):
