@@ -239,6 +239,8 @@ def cmd_info(args, settings: Settings) -> int:
     print(f"Kho lưu trữ:     {storage['kind']}: {where}"
           + (f", {report.dossiers} hồ sơ" if report.dossiers is not None else ""))
     print(f"Chỉ mục:         {report.index['database']}")
+    print("Hàng đợi việc:   " + (f"{report.index['broker']} (các trang do worker xử lý: sohoa worker)"
+                                 if report.index.get("broker") else "không có (mọi việc chạy trong lệnh đang gọi)"))
     print(f"Khóa ký:         {key}; mức {signing['level'] or 'mặc định'}; thu hồi: {signing['revocation']}")
     print("Phiên bản:       " + ", ".join(f"{k} {v}" for k, v in report.versions.items() if v))
     return ExitCode.OK
@@ -454,7 +456,7 @@ def cmd_dispose(args, settings: Settings) -> int:
 
 
 def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n} byte"
+    return f"{number_vi(n / 1024 / 1024, 1)} MB" if n >= 1024 * 1024 else f"{number_vi(n)} byte"
 
 
 def cmd_replicate(args, settings: Settings) -> int:
@@ -464,14 +466,14 @@ def cmd_replicate(args, settings: Settings) -> int:
         return ExitCode.OK if found.ok else ExitCode.CHECK_FAILED
     if args.check:
         print(f"Đối chiếu bản sao {found.target} với kho chính: {found.objects} đối tượng; thiếu {len(found.missing)}, "
-              f"khác {len(found.different)}, thừa {len(found.extra)} ({found.seconds:.1f} giây).")
+              f"khác {len(found.different)}, thừa {len(found.extra)} ({number_vi(found.seconds, 1)} giây).")
         for key in found.missing:
             print(f"  THIẾU  {key}")
         for key in found.different:
             print(f"  KHÁC   {key}")
     else:
         print(f"Đã sao {len(found.copied)} đối tượng ({_size(found.bytes_copied)}) sang bản sao {found.target} "
-              f"trong {found.seconds:.1f} giây; {found.objects} đối tượng trong kho chính.")
+              f"trong {number_vi(found.seconds, 1)} giây; {number_vi(found.objects)} đối tượng trong kho chính.")
     for key in found.extra:
         print(f"  THỪA   {key} (chỉ có ở bản sao)")
     for key, reason in found.failed:
@@ -485,7 +487,7 @@ def cmd_restore(args, settings: Settings) -> int:
         _print_json(found.to_json())
         return ExitCode.OK if found.ok else ExitCode.CHECK_FAILED
     print(f"Đã khôi phục {len(found.copied)} đối tượng ({_size(found.bytes_copied)}) từ bản sao {found.source} "
-          f"trong {found.seconds:.1f} giây.")
+          f"trong {number_vi(found.seconds, 1)} giây.")
     for key, reason in found.failed:
         print(f"  LỖI    {key}: {reason}")
     if found.ok:

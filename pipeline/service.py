@@ -390,8 +390,12 @@ def export(settings: Settings, code: str, out: Path) -> ExportResult:
 
 
 def link(settings: Settings, code: str, doc_id: str | None = None, expires: int = 900) -> tuple[DocumentLink, ...]:
-    """Short-lived download links (presigned URLs) for a dossier's documents on S3."""
+    """Short-lived download links (presigned URLs) for a dossier's documents on S3, valid
+    ``expires`` seconds (1 to 7 days' worth)."""
     code = dossier.validate_key(code)
+    if not 1 <= expires <= 7 * 86400:
+        raise UsageError("Thời hạn liên kết (--expires) phải từ 1 đến 604.800 giây (7 ngày)",
+                         "link expiry: 1 s to 7 days")
     store = open_store(settings)
     if not hasattr(store, "presigned_url"):
         raise Unsupported("Liên kết tải xuống chỉ có với kho S3 (SOHOA_STORAGE=s3); "
@@ -867,7 +871,8 @@ def info(settings: Settings) -> SystemInfo:
         tesseract = None
     return SystemInfo(
         home=str(settings.home), home_origin=settings.home_origin, dossiers=dossiers, storage=storage,
-        index={"database": redacted(settings.db_url)},
+        index={"database": redacted(settings.db_url),
+               "broker": redacted(settings.broker.url) if settings.broker.url else None},
         signing={"key": key, "path": signing.p12 or signing.pkcs11_module, "token": signing.pkcs11_token,
                  "level": signing.level, "tsa": signing.tsa_url, "revocation": signing.revocation_policy,
                  "trustRoots": list(signing.trust_roots), "agency": signing.agency_name},

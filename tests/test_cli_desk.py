@@ -73,6 +73,7 @@ def test_version_info_and_audit_json(cli, home):
     assert info["versions"]["pageStage"] == code_version()
     code, out, _ = cli("info")
     assert code == 0 and f"pageStage {code_version()}" in out
+    assert info["index"]["broker"] is None and "Hàng đợi việc:   không có" in out  # it said nothing of the broker
     code, out, _ = cli("audit", "--json")
     assert code == 0 and json.loads(out)["intact"] is True
 

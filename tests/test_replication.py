@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -322,7 +323,9 @@ def test_the_archivists_commands_replicate_check_fixity_and_restore_and_leave_ev
            "SOHOA_FIXITY_INTERVAL": "86400", "SOHOA_WEBHOOK_URL": "http://127.0.0.1:9/", "SOHOA_WEBHOOK_SECRET": "k"}
     settings = config.load(env)
     assert sohoa(["replicate"], settings=settings) == 0
-    assert "Đã sao" in capsys.readouterr().out
+    copied = capsys.readouterr().out
+    # numbers written the Vietnamese way ("7,5 MB", "0,2 giây"; they were "7.5 MB", "0.2 giây")
+    assert "Đã sao" in copied and re.search(r"\(\d+,\d MB\) sang bản sao .* trong \d+,\d giây", copied), copied
     assert sohoa(["replicate", "--check"], settings=settings) == 0
     assert "thiếu 0, khác 0" in capsys.readouterr().out
     replicated = [e for e in service.dossier_events(settings, CODES[0]) if e["type"] == "replication"]

@@ -69,6 +69,8 @@ def test_link_gives_a_short_lived_download_of_the_stored_bytes(cli, home, render
 
     scan = save_page(rendered("link", layout="text", seed=91, dpi=200), tmp_path / "p.png")
     assert cli("ingest", "--dossier", "H23.50-261201-0008", "--title", "Đơn", scan)[0] == 0
+    code, _, err = cli("link", "H23.50-261201-0008", "--expires", "999999")  # a usage error, not a setting's (10)
+    assert code == 2 and "từ 1 đến 604.800 giây" in err, err
     code, out, err = cli("link", "H23.50-261201-0008", "--expires", "60")
     assert code == 0, err
     doc_id, url = out.strip().split("\t")
