@@ -757,6 +757,31 @@ class BulkProgressLine:
             self.stream.flush()
 
 
+class BulkProgressLog:
+    """Without a terminal (a run from cron or a service, its output kept in a log): a line at the
+    start, at most one a minute, and one at the end; and, with workers, a hint when no page has
+    been done for a while (no worker running?)."""
+
+    def __init__(self, workers: bool, every: float = 60.0, idle: float = 120.0, stream=None):
+        self.stream, self.workers, self.every, self.idle = stream or sys.stderr, workers, every, idle
+        self.started = self.last = time.monotonic()
+        self.shown, self.hinted = None, False
+
+    def __call__(self, docs_done: int, docs: int, pages_done: int, pages: int) -> None:
+        now, state = time.monotonic(), (docs_done, docs, pages_done, pages)
+        if state != self.shown and (self.shown is None or now - self.last >= self.every or docs_done == docs):
+            print(f"{datetime.now():%H:%M:%S} tài liệu {docs_done}/{docs}, trang {pages_done}/{pages}",
+                  file=self.stream, flush=True)
+            self.shown, self.last = state, now
+        if self.workers and not self.hinted and not pages_done and now - self.started >= self.idle:
+            print(f"{datetime.now():%H:%M:%S} chưa có trang nào xong sau {int(self.idle)} giây: các worker có đang "
+                  "chạy không? (sohoa worker; sohoa info cho biết hàng đợi)", file=self.stream, flush=True)
+            self.hinted = True
+
+    def close(self) -> None:
+        pass
+
+
 def cmd_watch(args, settings: Settings) -> int:
     def event(kind: str, hot, detail: str) -> None:
         if kind == "done":
@@ -776,7 +801,8 @@ BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, 
 
 
 def cmd_bulk(args, settings: Settings) -> int:
-    progress = BulkProgressLine() if sys.stderr.isatty() and not args.json else None
+    progress = (None if args.json else BulkProgressLine() if sys.stderr.isatty()
+                else BulkProgressLog(workers=bool(settings.broker.url)))
     try:
         result = service.bulk(settings, Path(args.source), report=Path(args.report) if args.report else None,
                               progress=progress)

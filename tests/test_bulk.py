@@ -4,6 +4,7 @@ again, nothing converted twice."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -69,6 +70,9 @@ def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
 
     code, out, err = cli("bulk", root, "--report", tmp_path / "bao-cao.csv")
     assert code == 1, err  # something failed: the exit status says so, the report says what
+    # without a terminal (cron, a service's log) the run says how far it is (it said nothing until the end)
+    lines = re.findall(r"^\d\d:\d\d:\d\d tài liệu (\d+)/(\d+), trang \d+/\d+$", err, re.M)
+    assert len(lines) >= 2 and lines[-1][0] == lines[-1][1], err
     assert "Hỏng.png" in out and "khong-phai-ma-ho-so" in out
     report = json.loads((tmp_path / "bao-cao.json").read_text(encoding="utf-8"))
     status = {item["source"]: item["status"] for item in report["items"]}
