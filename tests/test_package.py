@@ -262,3 +262,25 @@ def test_objects_of_a_legacy_manifest_include_its_pdf_once():
     assert package.data_path(CODE, key) == f"representations/rep1/data/documents/{CODE}.001.pdf"
     with pytest.raises(IntegrityError):
         package.data_path(CODE, "dossiers/OTHER-261201-0001/documents/x.pdf")
+
+
+def test_a_package_signed_with_another_installations_development_key_says_why_it_does_not_verify(
+        rendered, tmp_path):
+    """Imported into another installation, a dossier signed with the first one's development
+    key failed its chain check with no word of why (each installation makes its own development
+    CA). The verdict now says so and what to do; with that CA among the trust roots it passes as
+    a test signature."""
+    first = config.load({"SOHOA_HOME": str(tmp_path / "mot"), "SOHOA_OCR_ENGINE": "tesseract"})
+    page = save_page(rendered("pkg-dev", layout="text", seed=78, dpi=150), tmp_path / "don.png")
+    code = "H23.50-261201-0078"
+    assert sohoa(["ingest", "--dossier", code, "--title", "Đơn", str(page)], settings=first) == 0
+    assert sohoa(["package", code, "--out", str(tmp_path / "goi")], settings=first) == 0
+    second = config.load({"SOHOA_HOME": str(tmp_path / "hai")})
+    assert sohoa(["import-package", str(tmp_path / "goi" / code)], settings=second) == 0
+    [verdict] = service.verify(second, [code]).results[code]
+    assert not verdict.ok and "khóa THỬ NGHIỆM của một cài đặt khác" in verdict.message_vi
+    assert "SOHOA_TRUST_ROOTS" in verdict.message_vi
+    trusting = config.load({"SOHOA_HOME": str(tmp_path / "hai"),
+                            "SOHOA_TRUST_ROOTS": str(tmp_path / "mot" / "dev-signing" / "ca.pem")})
+    [verdict] = service.verify(trusting, [code]).results[code]
+    assert verdict.ok and "thử nghiệm" in verdict.message_vi

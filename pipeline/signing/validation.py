@@ -592,6 +592,14 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: st
     # not build a chain for a broken one): the message names the real cause.
     elif revocation.status == "revoked":
         _revocation_messages(vi, en, f"Chữ ký {name}", f"Signature {name}", signer, revocation, policy)
+    elif not trusted and test:
+        # found hands-on: a dossier signed with another installation's development key, imported here
+        _messages(vi, en, f"Chữ ký {name}: chứng thư thử nghiệm của '{signer}' không dẫn tới chứng thư gốc tin cậy; "
+                          "đây là khóa THỬ NGHIỆM của một cài đặt khác (mỗi cài đặt tự tạo chứng thư gốc thử nghiệm "
+                          "của mình); muốn kiểm ở đây thì thêm chứng thư gốc thử nghiệm của nơi đã ký vào "
+                          "SOHOA_TRUST_ROOTS",
+                  f"Signature {name}: the test certificate of '{signer}' does not chain to a trusted root: another "
+                  "installation's development key (add that installation's development CA to SOHOA_TRUST_ROOTS)")
     elif not trusted:
         _messages(vi, en, f"Chữ ký {name}: chứng thư của '{signer}' không dẫn tới chứng thư gốc tin cậy",
                   f"Signature {name}: the certificate of '{signer}' does not chain to a trusted root")
