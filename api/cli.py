@@ -13,6 +13,7 @@ import atexit
 import json
 import os
 import sys
+import re
 import logging
 import threading
 import time
@@ -365,6 +366,35 @@ EVENT_VI = {"ingestion": "tiếp nhận", "digital signature generation": "ký s
 OUTCOME_VI = {"success": "đạt", "failure": "KHÔNG ĐẠT", "warning": "cảnh báo"}
 
 
+# the preservation events' details are stored in English (PREMIS records, for any archive);
+# an archivist reads them in Vietnamese: the known phrasings, anything else as it was stored
+EVENT_DETAIL_VI = (
+    (r"SHA-256 and size of (\d+) stored PDF\(s\) against the manifest",
+     r"mã băm SHA-256 và kích thước của \1 tệp PDF đã lưu, đối chiếu với manifest"),
+    (r"PAdES signatures, chain, timestamps and PDF/A of (\d+) document\(s\)",
+     r"chữ ký PAdES, chuỗi chứng thư, dấu thời gian và PDF/A của \1 tài liệu"),
+    (r"dossier verification", "kiểm tra hồ sơ"),
+    (r"whole-store object check \(verify --all\)", "kiểm tra mọi đối tượng của kho (verify --all)"),
+    (r"E-ARK SIP of (\S+) into (.+)", r"gói E-ARK SIP của \1 vào \2"),
+    (r"E-ARK SIP written to (.+)", r"đã ghi gói E-ARK SIP vào \1"),
+    (r"(\d+) object\(s\) copied to (.+), SHA-256 checked there", r"đã sao \1 đối tượng sang \2, kiểm mã băm SHA-256 ở đó"),
+    (r"rolling fixity \(primary\): (\d+) object\(s\) re-read", r"kiểm tra toàn vẹn luân phiên (kho chính): đọc lại \1 đối tượng"),
+    (r"rolling fixity \(replica\): (\d+) object\(s\) re-read", r"kiểm tra toàn vẹn luân phiên (bản sao): đọc lại \1 đối tượng"),
+    (r"legal hold placed by (.+?): (.*)", r"giữ theo yêu cầu pháp lý, do \1: \2"),
+    (r"legal hold released by (.+?): (.*)", r"bỏ giữ theo yêu cầu pháp lý, do \1: \2"),
+    (r"disposal approved by (.+?) \((\w+)\): (.*); (\d+) object\(s\) removed",
+     r"hủy được \1 (\2) phê duyệt: \3; đã xóa \4 đối tượng"),
+)
+
+
+def event_detail_vi(detail: str) -> str:
+    """A stored event detail as an archivist reads it (``EVENT_DETAIL_VI``)."""
+    for pattern, vietnamese in EVENT_DETAIL_VI:
+        if re.fullmatch(pattern, detail, re.S):
+            return re.sub(pattern, vietnamese, detail, count=1, flags=re.S)
+    return detail
+
+
 def cmd_events(args, settings: Settings) -> int:
     found = service.dossier_events(settings, args.dossier)
     if args.json:
@@ -373,7 +403,7 @@ def cmd_events(args, settings: Settings) -> int:
     print(f"Hồ sơ {args.dossier}: {len(found)} sự kiện bảo quản")
     for e in found:
         print(f"  {e['at']}  {EVENT_VI.get(e['type'], e['type'])} ({e['type']}): {OUTCOME_VI.get(e['outcome'], e['outcome'])}"
-              + (f" - {e['detail']}" if e.get("detail") else "")
+              + (f" - {event_detail_vi(e['detail'])}" if e.get("detail") else "")
               + (f" [{e['outcomeDetail']}]" if e.get("outcomeDetail") else ""))
     return ExitCode.OK
 

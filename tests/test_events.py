@@ -49,6 +49,9 @@ def test_an_archivists_verification_is_stored_with_the_dossier_as_its_events(dos
 
     code, out, _ = cli("events", CODE)
     assert code == 0 and "kiểm tra mã băm (fixity check): KHÔNG ĐẠT" in out and "tiếp nhận (ingestion): đạt" in out
+    # its details in Vietnamese too (they read "SHA-256 and size of 1 stored PDF(s) against the manifest")
+    assert "mã băm SHA-256 và kích thước của 1 tệp PDF đã lưu, đối chiếu với manifest" in out
+    assert "stored PDF(s)" not in out and "document(s)" not in out
 
 
 def test_stored_events_are_write_once_and_a_dossier_that_cannot_be_read_still_gets_its_failed_check(dossier):
