@@ -85,6 +85,10 @@ def _vi_problem(error: dict) -> str:
     return "giá trị không hợp lệ"
 
 
+# what a dossier code is written with (any case): anything else is no code's start (a 422, not a query)
+CODE_PREFIX = r"^[0-9A-Za-z.\-]+$"
+
+
 def create_app(settings: Settings, *, background: bool = True, periodic: bool = False) -> FastAPI:
     """The application. ``background``: run uploaded jobs in this process when no broker is set;
     ``periodic``: also anchor the access log and deliver notices on their intervals (the server
@@ -295,7 +299,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     def search(q: Annotated[str, Query(min_length=1, max_length=500)],
                who: Annotated[Principal, Depends(require("search"))],
                limit: Annotated[int, Query(ge=1, le=100)] = 20,
-               code_prefix: Annotated[str | None, Query(alias="codePrefix", max_length=100,
+               code_prefix: Annotated[str | None, Query(alias="codePrefix", max_length=100, pattern=CODE_PREFIX,
                                                         description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None
                ) -> JSONResponse:
         """Pages whose words match, with or without diacritics, in the user's agencies (and, with
@@ -305,7 +309,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         return JSONResponse(found.to_json())  # plain JSON types: no validation pass over the hits
 
     @app.get(API + "/dossiers", tags=["retrieval"])
-    def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100,
+    def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100, pattern=CODE_PREFIX,
                                                         description="ví dụ H23.50-2612")],
                       who: Annotated[Principal, Depends(require("read"))],
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:

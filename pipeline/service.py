@@ -121,11 +121,26 @@ def _send(settings: Settings, job_id: str) -> None:
 
 
 def _send_unless_moving(settings: Settings, job_id: str, resumed: bool = False) -> None:
-    """``_send``; a job another run made (``resumed``) only when it has stalled: its tasks are in
-    the queue already unless they were lost (a broker restarted without them)."""
-    if resumed and not jobs.stalled(job_table.get(database(settings), job_id), _time_limits(settings), workers=True):
+    """``_send`` for a bulk run's new job; of a job an earlier run made (``resumed``), only its
+    pages still to do, and only once it has stalled (its tasks are in the queue unless they were
+    lost with a broker restarted without them): its finishing task is the bulk run's to send,
+    in the dossier's order (sent here, a document could be committed before an earlier one)."""
+    if not resumed:
+        _send(settings, job_id)
         return
-    _send(settings, job_id)
+    job = job_table.get(database(settings), job_id)
+    pending = job_table.pages_to_do(database(settings), job_id)
+    if job is None or not pending or not jobs.stalled(job, _time_limits(settings), workers=True):
+        return
+    from kombu.exceptions import OperationalError
+
+    from . import tasks
+
+    tasks.configured(settings)
+    try:
+        tasks.send_pages(job_id, pending)
+    except (OperationalError, OSError) as exc:
+        raise _broker_unreachable(settings, exc, job_id) from None
 
 
 def _send_finish(settings: Settings, job_id: str) -> None:

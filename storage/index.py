@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
-from .errors import QueryError, StorageConfigError
+from .errors import QueryError, StorageConfigError, StorageUnavailable
 
 MARK = ("[", "]")
 SNIPPET_CHARS = 160
@@ -705,6 +705,8 @@ def read_dossier(store, code: str, unread: list | None = None) -> tuple[dict, di
         try:
             if text_ref or store.exists(key):
                 page_texts[doc["docId"]] = store.get(key, sha256=text_ref.get("sha256")).decode("utf-8").split("\f")
+        except StorageUnavailable:
+            raise  # the store is down, not the document: the rebuild stops here
         except Exception as error:
             if unread is None:
                 raise

@@ -46,7 +46,8 @@ def gone(holder: str) -> bool:
     this machine and process-id namespace that is not there. One elsewhere, or one whose id is in
     use (perhaps by another process since), is not known to be gone."""
     machine, _, pid = holder.rpartition(":")
-    if machine != _machine() or not pid.isdigit():
+    # a holder named by an earlier version (host:pid, before the namespace was part of the name)
+    if machine not in (_machine(), socket.gethostname()) or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)

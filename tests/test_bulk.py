@@ -186,3 +186,27 @@ def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered,
     assert again.returncode == 0, again.stderr
     for code, titles in planned.items():
         assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles
+
+
+def test_a_rerun_sends_a_stalled_document_its_pages_but_never_its_finishing_task(home):
+    """A bulk rerun found a document of an earlier run stalled with all its pages done, and sent
+    its finishing task itself: committed before an earlier document of its dossier still being
+    read. It now sends such a job only its pages still to do; the finishing is the run's, in order.
+    (The broker here cannot be reached: whatever is sent fails loudly.)"""
+    import pytest
+
+    from pipeline import config, service
+    from pipeline.errors import BrokerUnavailable
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    settings = config.load({"SOHOA_HOME": str(home), "SOHOA_BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"})
+    db, old = database(settings), "2026-12-04T10:00:00+07:00"
+    for n, job in ((1, "c" * 32), (2, "d" * 32)):
+        job_table.create(db, job, kind="bulk", dossier=CODES[0], title=f"Văn bản {n}", request={"originals": []},
+                         input_sha256=f"{n + 4}" * 64, pages=2, now=old, batch="dot-3")
+    for number in (1, 2):  # the second document read whole long ago, the first not
+        job_table.page_settled(db, "d" * 32, number, state="done", now=old, worker="(reused)")
+    service._send_unless_moving(settings, "d" * 32, resumed=True)  # nothing sent
+    with pytest.raises(BrokerUnavailable):  # its pages still to do are sent again
+        service._send_unless_moving(settings, "c" * 32, resumed=True)

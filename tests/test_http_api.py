@@ -369,6 +369,9 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
     assert {h["dossierCode"] for h in client.get("/api/v1/search", params={"q": word, "codePrefix": "h23.50"},
                                                  headers=off).json()["hits"]} == {CODE}
     assert client.get("/api/v1/search", params={"q": word, "codePrefix": "H15"}, headers=off).json()["hits"] == []
+    for odd in ("H\ud7ff", "H\x00", "H23%"):  # no code is written so: refused, not a 500 (a lone surrogate was one)
+        assert client.get("/api/v1/dossiers", params={"codePrefix": odd}, headers=off).status_code == 422
+        assert client.get("/api/v1/search", params={"q": word, "codePrefix": odd}, headers=off).status_code == 422
     web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
     with TestClient(create_app(web, background=False)) as browser:
         assert web_login(browser, "off", "mat-khau-dai-du").status_code == 303

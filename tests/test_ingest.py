@@ -369,6 +369,12 @@ def test_a_retry_takes_a_job_once_even_when_its_pages_were_last_read_by_a_proces
         jobs.reopen(store, db, "a" * 32, **limits)  # the same retry a second time
     # running, its pages of one second: page 1 by a gone process, page 2 by none yet
     assert jobs.reopen(store, db, "b" * 32, **limits) == [1, 2]  # its reader is gone: at once
+    # a lock or page holder named by the version before (host:pid) is still known gone
+    import socket
+
+    from storage.locks import gone as known_gone
+
+    assert known_gone(f"{socket.gethostname()}:{ended.stdout.strip()}") and not known_gone(holder_name())
 
 
 def test_page_cache_is_cleared_on_request(cli, home, rendered, tmp_path, monkeypatch):
