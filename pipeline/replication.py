@@ -7,10 +7,13 @@
 - ``replicate(primary, replica)`` copies each object in scope that the replica lacks, or holds
   under another recorded SHA-256: read from the primary with its SHA-256 checked, written,
   then read back from the replica with the SHA-256 checked. An object its dossier's manifest
-  names is copied only with the SHA-256 the manifest gives it: one changed at the source, even
-  with its record rewritten to match (a rogue or broken writer), is reported and never copied
-  over the good copy; one the manifest names that the source no longer holds is reported lost,
-  not as an extra object of the target. A write-once object stays
+  names is copied only with the SHA-256 the manifest gives it, and the target's manifest if it
+  names it too (object keys are written once: one key with two hashes is a changed object or
+  manifest): one changed at the source, even with its record and its manifest rewritten to
+  match (a rogue or broken writer), is reported and never copied over the good copy; one the
+  manifest names that the source no longer holds is reported lost, not as an extra object of the
+  target. A dossier's manifest is not copied while any object it names is not, nor over a
+  newer one (a restore into a partial primary put an older manifest over a newer one). A write-once object stays
   write-once on the copy (COMPLIANCE for the time it has left; otherwise ``retain`` with the
   same metadata, so an S3 replica derives the same period from the maintenance code).
 - Order: ``system/`` first, then dossier by dossier every object and its ``manifest.json``
@@ -109,21 +112,17 @@ def compare(source: dict[str, ObjectInfo], target: dict[str, ObjectInfo | None])
     return missing, different
 
 
-def named(manifests: Iterable[dict]) -> dict[str, str]:
-    """key -> SHA-256 of every object the manifests name."""
-    return {ref["key"]: ref["sha256"] for manifest in manifests for doc in manifest.get("documents", ())
-            for ref in mf.document_objects(doc) if ref.get("key") and ref.get("sha256")}
+def named(manifest: dict) -> dict[str, str]:
+    """key -> SHA-256 of every object the manifest names under its own dossier's folder."""
+    prefix = keys.PREFIX + f"{manifest.get('dossierCode')}/"
+    return {ref["key"]: ref["sha256"] for doc in manifest.get("documents", ()) for ref in mf.document_objects(doc)
+            if ref.get("key", "").startswith(prefix) and ref.get("sha256")}
 
 
-def against_manifests(source: dict[str, ObjectInfo], target_keys: set[str], expected: dict[str, str],
-                      source_name: str) -> tuple[dict[str, str], list[str]]:
-    """({key: why}, lost): the source's objects whose recorded SHA-256 is not the one their
-    manifest gives (never to be copied), and the named objects the source lacks and the target holds."""
-    changed = {k: (f"mã băm SHA-256 ở {source_name} khác với manifest của hồ sơ; không sao chép, bản ở nơi kia "
-                   f"được giữ nguyên (đối chiếu bằng 'sohoa verify --all --fixity-only')")
-               for k, info in source.items() if k in expected and info.sha256 != expected[k]}
-    lost = sorted(k for k in expected if k not in source and k in target_keys)
-    return changed, lost
+def manifest_key_of(key: str) -> str | None:
+    """The manifest of the dossier an object belongs to (None outside ``dossiers/``)."""
+    code = keys.code_of(key)
+    return keys.manifest(code) if code is not None and key.startswith(keys.PREFIX) else None
 
 
 def put_options(lock: dict | None, now: datetime) -> dict:
@@ -190,16 +189,15 @@ def lock_of(store: ObjectStore, key: str) -> dict | None:
     return {"retained": retained, "compliance_until": until}
 
 
-def _manifests(store: ObjectStore, found: Iterable[str]) -> list[dict]:
-    """The dossiers' manifests among ``found`` that read as JSON (a damaged one is fixity's to report)."""
-    manifests = []
-    for key in found:
-        if key.startswith(keys.PREFIX) and key.endswith("/manifest.json") and key.count("/") == 2:
-            try:
-                manifests.append(json.loads(store.get(key)))
-            except (StorageError, ValueError) as error:
-                log.warning("manifest %s unreadable, its objects copied as recorded: %s", key, error)
-    return manifests
+def _manifest(store: ObjectStore, key: str, info: ObjectInfo | None) -> dict | None:
+    """A manifest as its store recorded it, None when absent or unreadable (fixity reports it)."""
+    if info is None:
+        return None
+    try:
+        return json.loads(store.get(key, sha256=info.sha256))
+    except (StorageError, ValueError) as error:
+        log.warning("manifest %s unreadable: %s", key, error)
+        return None
 
 
 def _listing(store: ObjectStore, codes: Sequence[str] | None) -> list[str]:
@@ -254,25 +252,51 @@ def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[
         settled = set(missing) | set(different)
         damaged = set(_read_problems(target, {k: i for k, i in source_infos.items() if k not in settled}))
         different = [k for k in source_infos if k in damaged or k in set(different)]
-    changed, lost = against_manifests(source_infos, on_target, named(_manifests(source, at_source)),
-                                      describe_store(source))
-    extra = sorted(on_target - set(at_source) - set(lost))
+    src, dst = describe_store(source), describe_store(target)
     again = ("sao lại sang bản sao bằng 'sohoa replicate MÃ_HỒ_SƠ'" if action == "restore"
              else "khôi phục về kho chính bằng 'sohoa restore MÃ_HỒ_SƠ'")
-    failed = [*changed.items(), *((k, f"manifest của hồ sơ có tên đối tượng này nhưng {describe_store(source)} không "
-                                     f"còn giữ; {describe_store(target)} còn giữ nó ({again})") for k in lost)]
+    refused: dict[str, str] = {}  # key -> why it must not be copied
+    lost: list[str] = []
+    for manifest_key in [k for k in source_infos if k.endswith("/manifest.json") and k.count("/") == 2]:
+        here = _manifest(source, manifest_key, source_infos[manifest_key])
+        if here is None:
+            continue
+        there = _manifest(target, manifest_key, target_infos.get(manifest_key))
+        by_there = named(there) if there else {}
+        for key, digest in named(here).items():
+            info = source_infos.get(key)
+            if info is None:
+                if key in on_target:
+                    lost.append(key)
+            elif info.sha256 != digest:
+                refused[key] = f"mã băm SHA-256 ở {src} khác với manifest của hồ sơ; không sao chép, bản ở {dst} được giữ nguyên"
+            elif key in by_there and by_there[key] != digest:
+                # object keys are written once: one key with two hashes is a changed object (or manifest)
+                refused[key] = f"mã băm SHA-256 ở {src} khác với manifest ở {dst}; không sao chép"
+        if there and (there.get("manifestVersion") or 0) > (here.get("manifestVersion") or 0):
+            refused[manifest_key] = (f"manifest ở {dst} mới hơn (phiên bản {there.get('manifestVersion')} so với "
+                                     f"{here.get('manifestVersion')}); không ghi đè")
+    lost.sort()
+    extra = sorted(on_target - set(at_source) - set(lost))
+    failed = [*refused.items(), *((k, f"manifest của hồ sơ có tên đối tượng này nhưng {src} không còn giữ; {dst} còn "
+                                      f"giữ nó ({again})") for k in lost)]
     copied, written = [], 0
     if copy:
-        todo = (set(missing) | set(different)) - set(changed)
+        todo = (set(missing) | set(different)) - set(refused)
+        # a dossier becomes visible on the target only with every object its manifest names
+        incomplete = {manifest_key_of(k) for k in (*refused, *lost)}
         for key in copy_order(todo):
+            if key in incomplete:
+                failed.append((key, "không sao manifest: có đối tượng của hồ sơ không sao được"))
+                continue
             try:
                 written += _copy(source, target, key, source_infos[key], now)
                 copied.append(key)
             except (StorageError, OSError) as error:
                 reason = getattr(error, "message_vi", None) or f"{type(error).__name__}: {error}"
-                log.error("Sao chép %s từ %s sang %s không được: %s", key, describe_store(source),
-                          describe_store(target), reason)
+                log.error("Sao chép %s từ %s sang %s không được: %s", key, src, dst, reason)
                 failed.append((key, reason))
+                incomplete.add(manifest_key_of(key))
     return ReplicationReport(action, describe_store(source), describe_store(target), len(source_infos),
                              tuple(missing), tuple(different), tuple(extra), tuple(copied), written,
                              tuple(failed), time.monotonic() - started)

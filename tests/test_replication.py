@@ -205,6 +205,42 @@ def test_an_object_changed_or_lost_at_the_primary_is_never_copied_over_the_good_
     restored = replication.restore(replica, primary, [CODES[1]])
     assert restored.ok and text in restored.copied and primary.get(text) == replica.get(text)
 
+    # the writer rewrites the manifest to match the changed PDF too (a review found it copied
+    # then): the replica's manifest names the PDF with its good hash; neither is copied
+    manifest_key, good_manifest = keys.manifest(CODES[0]), replica.get(keys.manifest(CODES[0]))
+    forged_text = primary.get(manifest_key).decode().replace(
+        json.loads(good_manifest)["documents"][0]["pdf"]["sha256"], sha256(path.read_bytes()))
+    rewrite(primary_home / "store" / manifest_key, forged_text.encode())
+    forged = replication.replicate(primary, replica)
+    assert not forged.ok and "khác với manifest ở" in dict(forged.failed)[pdf]
+    assert replica.get(pdf) == good and replica.get(manifest_key) == good_manifest
+
+
+def rewrite(path: Path, data: bytes) -> None:
+    """An object and its recorded SHA-256 rewritten together (a rogue or broken writer)."""
+    path.chmod(0o644)
+    path.write_bytes(data)
+    side = path.with_name(path.name + ".meta.json")
+    side.chmod(0o644)
+    side.write_text(json.dumps({**json.loads(side.read_text(encoding="utf-8")), "sha256": sha256(data),
+                                "size": len(data)}), encoding="utf-8")
+
+
+def test_a_restore_never_puts_an_older_manifest_over_a_newer_one(primary_home, tmp_path, rendered):
+    """A document added after the last replication: restoring (a partial primary) put the
+    replica's older manifest over the newer one, and the new document was no longer listed."""
+    primary = LocalStore(primary_home / "store")
+    replica = LocalStore(tmp_path / "other-media")
+    assert replication.replicate(primary, replica).ok
+    page = save_page(rendered("repl-new", layout="text", seed=502, dpi=150), tmp_path / "moi.png")
+    settings = config.load({"SOHOA_HOME": str(primary_home), "SOHOA_OCR_ENGINE": "tesseract"})
+    assert sohoa(["ingest", "--dossier", CODES[0], "--title", "Bổ sung", str(page)], settings=settings) == 0
+    newer = primary.get(keys.manifest(CODES[0]))
+    (primary_home / "store" / keys.document_text(CODES[1], f"{CODES[1]}.001")).unlink()  # a partial primary
+    restored = replication.restore(replica, primary)
+    assert keys.document_text(CODES[1], f"{CODES[1]}.001") in restored.copied
+    assert primary.get(keys.manifest(CODES[0])) == newer and "mới hơn" in dict(restored.failed)[keys.manifest(CODES[0])]
+
 
 def test_replicate_to_s3_on_another_endpoint_and_restore_from_it(primary_home, s3_store):
     primary = LocalStore(primary_home / "store")
