@@ -165,8 +165,14 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
     document of its dossier is still open, so a dossier's documents are committed in order."""
     pages_before, following = 0, {}  # pages of documents settled; job -> (position, document)
     broken: set[str] = set()  # dossiers with a failed document: their later documents are held
+    unreachable = None  # the broker, once it could not be reached: nothing more is submitted
     for n, doc in enumerate(documents):
         show(len(outcomes), inputs, pages_before, pages_before)
+        if unreachable is not None:
+            outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "stopped",
+                                      error=f"Chưa gửi: {unreachable}; chạy lại 'sohoa bulk' trên cùng nguồn khi hàng "
+                                            "đợi hoạt động trở lại")
+            continue
         if doc.dossier in broken:
             outcomes[n] = _held(doc)
             continue
@@ -181,6 +187,8 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
         except Exception as exc:  # this document failed; the batch goes on
             outcomes[n] = _failed(doc, exc)
             broken.add(doc.dossier)
+            if isinstance(exc, BrokerUnavailable):  # every later one would be stored, then fail alike
+                unreachable = exc.message_vi.split(";")[0]
         pages_before += outcomes[n].pages
 
     finishing: set[str] = set()

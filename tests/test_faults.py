@@ -614,20 +614,30 @@ def test_a_job_that_cannot_be_handed_to_the_workers_fails_with_the_reason_and_is
     backlog = tmp_path / "kho" / "H23.50-261202-0305"
     backlog.mkdir(parents=True)
     shutil.copy(sheets / "b.png", backlog / "01_Don.png")
+    (tmp_path / "kho" / "H23.50-261202-0306").mkdir()
+    shutil.copy(sheets / "c.png", tmp_path / "kho" / "H23.50-261202-0306" / "01_To khai.png")
     workers.broker.cut()
     try:
         run = workers.sohoa("bulk", tmp_path / "kho", "--json", timeout=300)
     finally:
         workers.broker.restore()
-    assert run.returncode == 1 and "hàng đợi" in json.loads(run.stdout)["items"][0]["error"], run.stdout
+    items = json.loads(run.stdout)["items"]
+    assert run.returncode == 1 and "hàng đợi" in items[0]["error"], run.stdout
+    # the next documents are not stored to fail alike: the run stops sending, and says how to go on
+    assert items[1]["status"] == "stopped" and "sohoa bulk" in items[1]["error"], items
+    assert not [k for k in stored_keys(workers.home) if k.startswith("dossiers/H23.50-261202-0306/")]
     job = json.loads(workers.sohoa("status", "H23.50-261202-0305", "--json").stdout)[-1]
     retried = workers.sohoa("retry", job["job"], "--json", timeout=300)
     assert retried.returncode == 0, retried.stderr
     workers.check_once("H23.50-261202-0305", ["Don"])
+    again = workers.sohoa("bulk", tmp_path / "kho", "--json", timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    workers.check_once("H23.50-261202-0306", ["To khai"])
     row("broker unreachable when a document is sent", "2 workers, PostgreSQL",
         "exit 16 \"Không kết nối được hàng đợi việc cho các worker (amqp://guest:***@…)\"; job `failed` with that "
         "reason, its original stored; `sohoa retry` once the broker is back → `done`, 1 document (a bulk run's "
-        "document too, finished by its own pages)",
+        "document too, finished by its own pages; the run stops sending the next ones, `stopped`, done by running it "
+        "again)",
         "test_faults.py::test_a_job_that_cannot_be_handed_to_the_workers_fails_with_the_reason_and_is_retried")
 
 
