@@ -258,85 +258,86 @@ def test_while_a_document_is_read_here_other_processes_see_its_pages_done(home, 
     assert seen == [("running", 1), ("running", 2)]
 
 
+class IngestElsewhere:
+    """`sohoa ingest` of four pages in another process (another terminal), one page at a time,
+    followed in the shared database until its first page is recorded."""
+
+    def __init__(self, home, rendered, tmp_path, seed: int):
+        import os
+        import sys
+        import time
+        from pathlib import Path
+
+        from pipeline import config
+        from pipeline.runtime import database
+        from storage import jobs as job_table
+
+        files = [str(save_page(rendered(f"elsewhere-{seed + n}", layout="text", seed=seed + n, dpi=200),
+                               tmp_path / f"{n}.png")) for n in (1, 2, 3, 4)]
+        self.env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
+        self.sohoa, self.home, self.jobs = str(Path(sys.executable).with_name("sohoa")), home, job_table
+        self.run = subprocess.Popen([self.sohoa, "ingest", "--dossier", CODE, "--title", "Đơn", *files], env=self.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.db, deadline = database(config.load({"SOHOA_HOME": str(home)})), time.monotonic() + 300
+        while not (job := next(iter(job_table.find(self.db, dossier=CODE)), None)) or not self.job(job["id"])[
+                "pages_done"]:
+            assert time.monotonic() < deadline and self.run.poll() is None, "no page was read"
+            time.sleep(0.1)
+        self.id = job["id"]
+
+    def job(self, job_id: str | None = None) -> dict:
+        return self.jobs.get(self.db, job_id or self.id)
+
+    def stop(self, signal_number: int) -> str:
+        import os
+
+        os.killpg(self.run.pid, signal_number)
+        return self.run.communicate(timeout=120)[1]
+
+    def sohoa_(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([self.sohoa, *args], env=self.env, capture_output=True, text=True, timeout=600)
+
+    def retried_from(self, kept: dict) -> dict:
+        """`sohoa retry`, then the job: done, its pages read before not read again, one document."""
+        again = self.sohoa_("retry", self.id, "--json")
+        assert again.returncode == 0, again.stderr
+        after = self.job()
+        assert (after["state"], after["pages_done"]) == ("done", 4)
+        assert {p["number"]: p["updated"] for p in after["pages"] if p["number"] in kept} == kept  # not read again
+        assert len(manifest_of(self.home, CODE)["documents"]) == 1
+        return after
+
+
 def test_an_ingest_stopped_with_ctrl_c_is_recorded_as_stopped_and_goes_on_from_its_last_page(
         home, rendered, tmp_path):
     """Ctrl-C left the job 'đang chờ' for ever, with none of its pages recorded. It is now
     recorded as stopped, with the pages read so far, and `sohoa retry` goes on from there at
     once (a job still moving is not run again)."""
-    import os
     import signal
-    import sys
-    import time
-    from pathlib import Path
 
-    from pipeline import config
-    from pipeline.runtime import database
-    from storage import jobs as job_table
-
-    files = [str(save_page(rendered(f"stop-{n}", layout="text", seed=47 + n, dpi=200), tmp_path / f"{n}.png"))
-             for n in (1, 2, 3, 4)]
-    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
-    sohoa = str(Path(sys.executable).with_name("sohoa"))
-    run = subprocess.Popen([sohoa, "ingest", "--dossier", CODE, "--title", "Đơn", *files], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    db, deadline = database(config.load({"SOHOA_HOME": str(home)})), time.monotonic() + 300
-    while not (job := next(iter(job_table.find(db, dossier=CODE)), None)) or not job_table.get(db, job["id"])[
-            "pages_done"]:
-        assert time.monotonic() < deadline and run.poll() is None, "no page was read"
-        time.sleep(0.1)
-    os.killpg(run.pid, signal.SIGINT)  # the operator presses Ctrl-C
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 130 and "Đã dừng theo yêu cầu" in err, err
-    stopped = job_table.get(db, job["id"])
+    ingest = IngestElsewhere(home, rendered, tmp_path, seed=47)
+    err = ingest.stop(signal.SIGINT)  # the operator presses Ctrl-C
+    assert ingest.run.returncode == 130 and "Đã dừng theo yêu cầu" in err, err
+    stopped = ingest.job()
     assert stopped["state"] == "failed" and "Đã dừng theo yêu cầu" in stopped["error"]
     kept = {p["number"]: p["updated"] for p in stopped["pages"] if p["state"] == "done"}
     assert 1 <= len(kept) < 4
-    again = subprocess.run([sohoa, "retry", job["id"], "--json"], env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
-    after = job_table.get(db, job["id"])
-    assert (after["state"], after["attempts"], after["pages_done"]) == ("done", 2, 4)
-    assert {p["number"]: p["updated"] for p in after["pages"] if p["number"] in kept} == kept  # not read again
-    assert len(manifest_of(home, CODE)["documents"]) == 1
+    assert ingest.retried_from(kept)["attempts"] == 2
 
 
 def test_a_job_running_here_is_not_retried_and_one_whose_process_was_killed_is_at_once(home, rendered, tmp_path):
     """Without workers, `sohoa retry` of a job another terminal is still reading is refused
     (its pages would be read twice); once that process is killed (SIGKILL: it records nothing),
     the retry goes on from its last recorded page at once, not after the page time limit."""
-    import os
     import signal
-    import sys
-    import time
-    from pathlib import Path
 
-    from pipeline import config
-    from pipeline.runtime import database
-    from storage import jobs as job_table
-
-    files = [str(save_page(rendered(f"kill-{n}", layout="text", seed=53 + n, dpi=200), tmp_path / f"{n}.png"))
-             for n in (1, 2, 3, 4)]
-    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
-    sohoa = str(Path(sys.executable).with_name("sohoa"))
-    run = subprocess.Popen([sohoa, "ingest", "--dossier", CODE, "--title", "Đơn", *files], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    db, deadline = database(config.load({"SOHOA_HOME": str(home)})), time.monotonic() + 300
-    while not (job := next(iter(job_table.find(db, dossier=CODE)), None)) or not job_table.get(db, job["id"])[
-            "pages_done"]:
-        assert time.monotonic() < deadline and run.poll() is None, "no page was read"
-        time.sleep(0.1)
-    refused = subprocess.run([sohoa, "retry", job["id"]], env=env, capture_output=True, text=True, timeout=120)
+    ingest = IngestElsewhere(home, rendered, tmp_path, seed=53)
+    refused = ingest.sohoa_("retry", ingest.id)
     assert refused.returncode == 12 and "đang xử lý" in refused.stderr, refused.stderr
-    os.killpg(run.pid, signal.SIGKILL)
-    run.communicate(timeout=60)
-    killed = job_table.get(db, job["id"])
+    ingest.stop(signal.SIGKILL)
+    killed = ingest.job()
     assert killed["state"] == "running"  # as the killed process left it
-    kept = {p["number"]: p["updated"] for p in killed["pages"] if p["state"] == "done"}
-    again = subprocess.run([sohoa, "retry", job["id"], "--json"], env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
-    after = job_table.get(db, job["id"])
-    assert (after["state"], after["pages_done"]) == ("done", 4)
-    assert {p["number"]: p["updated"] for p in after["pages"] if p["number"] in kept} == kept  # not read again
-    assert len(manifest_of(home, CODE)["documents"]) == 1
+    ingest.retried_from({p["number"]: p["updated"] for p in killed["pages"] if p["state"] == "done"})
 
 
 def test_a_retry_takes_a_job_once_even_when_its_pages_were_last_read_by_a_process_now_gone(home):
