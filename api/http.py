@@ -299,9 +299,9 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     def search(q: Annotated[str, Query(min_length=1, max_length=500)],
                who: Annotated[Principal, Depends(require("search"))],
                limit: Annotated[int, Query(ge=1, le=100)] = 20,
-               code_prefix: Annotated[str | None, Query(alias="codePrefix", max_length=100, pattern=CODE_PREFIX,
-                                                        description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None
-               ) -> JSONResponse:
+               code_prefix: Annotated[str | None, Query(
+                   alias="codePrefix", max_length=100, pattern=CODE_PREFIX,
+                   description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None) -> JSONResponse:
         """Pages whose words match, with or without diacritics, in the user's agencies (and, with
         ``codePrefix``, in the dossiers whose code starts with it)."""
         with service.acting(who):
@@ -309,8 +309,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         return JSONResponse(found.to_json())  # plain JSON types: no validation pass over the hits
 
     @app.get(API + "/dossiers", tags=["retrieval"])
-    def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100, pattern=CODE_PREFIX,
-                                                        description="ví dụ H23.50-2612")],
+    def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100,
+                                                        pattern=CODE_PREFIX, description="ví dụ H23.50-2612")],
                       who: Annotated[Principal, Depends(require("read"))],
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         """The dossiers in the user's agencies whose code starts with ``codePrefix`` (any case)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pipeline.errors import ErrorReport, ExitCode
 
 STATUS = {ExitCode.USAGE: 400, ExitCode.INPUT: 422, ExitCode.DOSSIER_CODE: 400, ExitCode.NOT_FOUND: 404,
-          ExitCode.CONFLICT: 409, ExitCode.UNSUPPORTED: 501, ExitCode.STORAGE: 503, ExitCode.DATABASE: 503, ExitCode.BROKER: 503,
+          ExitCode.CONFLICT: 409, ExitCode.UNSUPPORTED: 501, ExitCode.STORAGE: 503, ExitCode.DATABASE: 503,
+          ExitCode.BROKER: 503,
           ExitCode.INTEGRITY: 500, ExitCode.CONFIG: 500, ExitCode.PAGES_FAILED: 422, ExitCode.PDFA: 422,
           ExitCode.SIGNING: 503, ExitCode.RETENTION: 500}
 

@@ -314,10 +314,8 @@ def held_originals(db, code: str) -> dict[str, str]:
 
 def reopen(store: ObjectStore, db, job_id: str, *, time_limits: tuple[float, float], workers: bool) -> list[int]:
     """A failed (or stalled) job queued again; returns the pages still to do (finished pages are
-    kept). A job not failed is stalled when neither it nor any of its pages has moved for longer
-    than a page, or its finishing, may take (``time_limits``: seconds for each), or, without
-    ``workers``, when the process of this machine that last moved it is gone. Under the dossier's lock, which a
-    disposal holds: a job is either queued again before a disposal looks for running jobs, or
+    kept); one not failed only once it has stalled (``stalled``). Under the dossier's lock, which
+    a disposal holds: a job is either queued again before a disposal looks for running jobs, or
     given up by it."""
     job = _job(db, job_id)
     with dossier_lock(db, job["dossier"]):
@@ -415,8 +413,8 @@ def _refuse_out_of_order(db, job: dict) -> None:
               if j["id"] != job["id"] and not _made_after(j, job)]  # the ones after it wait for it
     if others:
         raise Conflict(f"Lượt xử lý {job['id']} thuộc một đợt số hóa hàng loạt có {len(others)} tài liệu của "
-                       f"hồ sơ {job['dossier']} đứng trước nó chưa xong; hãy chạy lại 'sohoa bulk' trên cùng nguồn để các tài liệu "
-                       "được lưu đúng thứ tự (trang đã xong không phải làm lại), hoặc bỏ tài liệu không thể số hóa "
+                       f"hồ sơ {job['dossier']} đứng trước nó chưa xong; hãy chạy lại 'sohoa bulk' trên cùng nguồn "
+                       "để các tài liệu được lưu đúng thứ tự (trang đã xong không phải làm lại), hoặc bỏ tài liệu không thể số hóa "
                        "bằng 'sohoa discard'",
                        "documents before it in this dossier and bulk run are unfinished: run the bulk again")
 
