@@ -89,3 +89,12 @@ def audit_events(home: Path) -> list[dict]:
 def cached_pages(home: Path) -> list[Path]:
     """Finished pages kept for a retry in the local store under ``home``."""
     return sorted((home / "store" / "work" / "pages").rglob("*.img"))
+
+
+def interruptible() -> None:
+    """A child process's ``preexec_fn``: Ctrl-C (SIGINT) stops it, as at a terminal, even when the
+    suite itself runs in the background (a shell starts background jobs with SIGINT ignored, and
+    Python then never turns it into KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import manifest_of, save_page
+from tests.conftest import interruptible, manifest_of, save_page
 
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
 CODES = [f"H23.50-261201-{n:04d}" for n in range(41, 45)]
@@ -167,7 +167,8 @@ def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered,
     inputs = sum(len(t) for t in planned.values())
     env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
     run = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho"), "--report", str(tmp_path / "dung")], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           preexec_fn=interruptible)
     deadline = time.monotonic() + 300
     while not (home / "store" / "dossiers" / CODES[0] / "manifest.json").exists():
         assert time.monotonic() < deadline and run.poll() is None, "the run did not get going"

@@ -14,7 +14,7 @@ import pytest
 from PIL import TiffImagePlugin
 
 from pipeline import pdfa
-from tests.conftest import manifest_of, save_page, stored_keys, audit_events, cached_pages
+from tests.conftest import manifest_of, save_page, stored_keys, audit_events, cached_pages, interruptible
 
 CODE = "H23.50-261201-0001"
 
@@ -277,7 +277,8 @@ class IngestElsewhere:
         self.env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
         self.sohoa, self.home, self.jobs = str(Path(sys.executable).with_name("sohoa")), home, job_table
         self.run = subprocess.Popen([self.sohoa, "ingest", "--dossier", CODE, "--title", "Đơn", *files], env=self.env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                    preexec_fn=interruptible)
         self.db, deadline = database(config.load({"SOHOA_HOME": str(home)})), time.monotonic() + 300
         while not (job := next(iter(job_table.find(self.db, dossier=CODE)), None)) or not self.job(job["id"])[
                 "pages_done"]:
