@@ -269,7 +269,8 @@ def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[
                 if key in on_target:
                     lost.append(key)
             elif info.sha256 != digest:
-                refused[key] = f"mã băm SHA-256 ở {src} khác với manifest của hồ sơ; không sao chép, bản ở {dst} được giữ nguyên"
+                refused[key] = (f"mã băm SHA-256 ở {src} khác với manifest của hồ sơ; không sao chép, bản ở {dst} "
+                                "được giữ nguyên")
             elif key in by_there and by_there[key] != digest:
                 # object keys are written once: one key with two hashes is a changed object (or manifest)
                 refused[key] = f"mã băm SHA-256 ở {src} khác với manifest ở {dst}; không sao chép"

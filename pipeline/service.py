@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import closing, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import replace
 from functools import partial
 from datetime import date, datetime, timezone
@@ -103,21 +103,16 @@ def _send(settings: Settings, job_id: str) -> None:
     broker that cannot be reached fails the job with that reason (it was left queued for ever,
     with nothing to send it again): its files are stored, and ``sohoa retry`` sends it once the
     broker is back."""
-    from kombu.exceptions import OperationalError
-
-    from . import tasks
-
-    tasks.configured(settings)
     pending = job_table.pages_to_do(database(settings), job_id)
     try:
-        if pending:
-            tasks.send_pages(job_id, pending)
-        else:
-            tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
-    except (OperationalError, OSError) as exc:
-        error = _broker_unreachable(settings, exc, job_id)
+        with _broker(settings, job_id) as tasks:
+            if pending:
+                tasks.send_pages(job_id, pending)
+            else:
+                tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
+    except BrokerUnavailable as error:
         jobs.fail(database(settings), job_id, error)
-        raise error from None
+        raise
 
 
 def _send_unless_moving(settings: Settings, job_id: str, resumed: bool = False) -> None:
@@ -132,27 +127,29 @@ def _send_unless_moving(settings: Settings, job_id: str, resumed: bool = False) 
     pending = job_table.pages_to_do(database(settings), job_id)
     if job is None or not pending or not jobs.stalled(job, _time_limits(settings), workers=True):
         return
+    with _broker(settings, job_id) as tasks:
+        tasks.send_pages(job_id, pending)
+
+
+def _send_finish(settings: Settings, job_id: str) -> None:
+    """The job's finishing task to the workers (a bulk run sends it, in the dossier's order)."""
+    with _broker(settings) as tasks:
+        tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
+
+
+@contextmanager
+def _broker(settings: Settings, job_id: str | None = None):
+    """``pipeline.tasks``, configured, to send with: a broker that cannot be reached is raised as
+    BrokerUnavailable (with the retry of ``job_id`` to run once it is back)."""
     from kombu.exceptions import OperationalError
 
     from . import tasks
 
     tasks.configured(settings)
     try:
-        tasks.send_pages(job_id, pending)
+        yield tasks
     except (OperationalError, OSError) as exc:
         raise _broker_unreachable(settings, exc, job_id) from None
-
-
-def _send_finish(settings: Settings, job_id: str) -> None:
-    """The job's finishing task to the workers (a bulk run sends it, in the dossier's order)."""
-    from kombu.exceptions import OperationalError
-
-    from . import tasks
-
-    try:
-        tasks.send_finish(settings, job_id, jobs.view(database(settings), job_id).dossier)
-    except (OperationalError, OSError) as exc:
-        raise _broker_unreachable(settings, exc) from None
 
 
 def _broker_unreachable(settings: Settings, exc: BaseException, job_id: str | None = None) -> BrokerUnavailable:

@@ -587,41 +587,44 @@ def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), lim
     prefix = nfc(prefix).strip().upper()
     if not prefix or limit <= 0:
         return []
-    filters, params = _filters(prefix, scope, engine.dialect.name)
+    filters, params = _filters(prefix, scope, engine.dialect.name, column="d.code")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(f"SELECT p.code AS dossier_code, p.title, p.total_doc, p.number_of_page "
-                                    f"FROM dossiers p WHERE 1 = 1 {filters.replace('p.dossier_code', 'p.code')}"
-                                    f"ORDER BY p.code LIMIT :limit"), {**params, "limit": limit}).all()
+        rows = conn.execute(sa.text(f"SELECT d.code AS dossier_code, d.title, d.total_doc, d.number_of_page "
+                                    f"FROM dossiers d WHERE 1 = 1 {filters}ORDER BY d.code LIMIT :limit"),
+                            {**params, "limit": limit}).all()
     return [{"dossierCode": r.dossier_code, "title": r.title, "documents": r.total_doc, "pages": r.number_of_page}
             for r in rows]
 
 
-def _scope_clause(scope: Sequence[str]) -> tuple[str, dict]:
-    """SQL (``AND (...)``) keeping pages of dossiers under the given agency codes, and its parameters."""
+def _scope_clause(scope: Sequence[str], column: str = "p.dossier_code") -> tuple[str, dict]:
+    """SQL (``AND (...)``) keeping rows whose dossier code (``column``) is under the given agency
+    codes, and its parameters."""
     if not scope:
         return "", {}
     terms, params = [], {}
     for n, agency in enumerate(scope):
-        terms.append(f"substr(p.dossier_code, 1, :scope{n}_len) IN (:scope{n}_dot, :scope{n}_dash)")
+        terms.append(f"substr({column}, 1, :scope{n}_len) IN (:scope{n}_dot, :scope{n}_dash)")
         params.update({f"scope{n}_len": len(agency) + 1, f"scope{n}_dot": agency + ".", f"scope{n}_dash": agency + "-"})
     return "AND (" + " OR ".join(terms) + ") ", params
 
 
-def _filters(prefix: str | None, scope: Sequence[str], dialect: str) -> tuple[str, dict]:
-    """SQL (``AND ...``) for the dossier-code prefix and the scope, and its parameters.
+def _filters(prefix: str | None, scope: Sequence[str], dialect: str,
+             column: str = "p.dossier_code") -> tuple[str, dict]:
+    """SQL (``AND ...``) for the dossier-code prefix and the scope, on ``column`` (a page's dossier
+    code, or a dossier's), and its parameters.
 
     The prefix is a range of codes in byte order (the codes starting with "H23.50" are those
     from "H23.50" up to, not including, "H23.51"), so the database reads the dossier's pages
     from its index on the code (PostgreSQL's in the "C" collation, whatever the database's
     own) and knows how many there are, instead of testing every page that holds the words.
     """
-    scoped, params = _scope_clause(scope)
+    scoped, params = _scope_clause(scope, column)
     if not prefix:
         return scoped, params
     if prefix[-1] == chr(0x10FFFF):  # no code follows it: compare the start instead
         params.update(prefix=prefix, prefix_len=len(prefix))
-        return "AND substr(p.dossier_code, 1, :prefix_len) = :prefix " + scoped, params
-    code = 'p.dossier_code COLLATE "C"' if dialect == "postgresql" else "p.dossier_code"
+        return f"AND substr({column}, 1, :prefix_len) = :prefix " + scoped, params
+    code = f'{column} COLLATE "C"' if dialect == "postgresql" else column
     params.update(prefix_low=prefix, prefix_high=prefix[:-1] + chr(ord(prefix[-1]) + 1))
     return f"AND {code} >= :prefix_low AND {code} < :prefix_high " + scoped, params
 
