@@ -585,14 +585,9 @@ def cmd_status(args, settings: Settings) -> int:
                   + ("Nếu lệnh đó đã dừng, chạy lại 'sohoa bulk' trên cùng nguồn" if v.batch
                      else f"Nếu lệnh đó đã dừng, chạy 'sohoa retry {v.id}' (được ngay khi tiến trình đã đọc "
                           f"trang của nó không còn chạy, nếu không thì khi lượt này đã "
-                          f"{_minutes(_quiet_for(v.state, settings))} không thay đổi)")
+                          f"{_minutes(service.quiet_for(settings, v.state))} không thay đổi)")
                   + " (trang đã xong không phải làm lại).")
     return ExitCode.OK
-
-
-def _quiet_for(state: str, settings: Settings) -> float:
-    """How long a job in ``state`` must not move before a retry takes it (``pipeline.jobs.reopen``)."""
-    return settings.broker.finish_time_limit if state == "finishing" else settings.broker.page_time_limit
 
 
 def _minutes(seconds: float) -> str:

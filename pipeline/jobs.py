@@ -345,7 +345,13 @@ def stalled(job: dict, time_limits: tuple[float, float], workers: bool) -> bool:
     moved, by = _last_moved(job)
     if not workers and job["id"] not in _RUN_HERE and by and _gone(by):
         return True
-    return audit.now_vn() >= moved + timedelta(seconds=time_limits[job["state"] == "finishing"])
+    return audit.now_vn() >= moved + timedelta(seconds=quiet_for(job["state"], time_limits))
+
+
+def quiet_for(state: str, time_limits: tuple[float, float]) -> float:
+    """How long a job in ``state`` must not move to be stalled: the longest a page may take, or
+    its finishing while it finishes."""
+    return time_limits[1] if state == "finishing" else time_limits[0]
 
 
 def _last_moved(job: dict) -> tuple[datetime, str | None]:
@@ -364,7 +370,7 @@ def _refuse_while_moving(job: dict, time_limits: tuple[float, float], workers: b
     if job["state"] not in job_table.ACTIVE or stalled(job, time_limits, workers):
         return
     moved, _ = _last_moved(job)
-    from_ = moved + timedelta(seconds=time_limits[job["state"] == "finishing"])
+    from_ = moved + timedelta(seconds=quiet_for(job["state"], time_limits))
     doing = "đang chờ xử lý" if job["state"] == "queued" else "đang xử lý"
     raise Conflict(f"Lượt xử lý {job['id']} {doing} ({job['pages_done']}/{job['pages_total']} trang xong, thay đổi lần "
                    f"cuối lúc {moved:%H:%M:%S}); chỉ chạy lại lượt xử lý bị lỗi, hoặc lượt không tiến triển gì "

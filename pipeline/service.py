@@ -217,6 +217,11 @@ def retry(settings: Settings, job_id: str, *, progress: Progress | None = None) 
                                                progress=progress), job_id)
 
 
+def quiet_for(settings: Settings, state: str) -> float:
+    """How long a job in ``state`` must not move before a retry takes it (``jobs.stalled``)."""
+    return jobs.quiet_for(state, _time_limits(settings))
+
+
 def _time_limits(settings: Settings) -> tuple[float, float]:
     """The longest a page, and a document's finishing, may take: a job that has not moved for
     longer is stalled, and may be run again while not failed."""
