@@ -11,6 +11,7 @@ bad document never stops the batch: it is reported with its error.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 import time
 import uuid
 from collections import deque
@@ -250,35 +251,46 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
         except Exception as exc:
             outcomes[n] = _failed(doc, exc, job_id)
             broken.add(doc.dossier)
+        except BaseException as exc:  # Ctrl-C: a document committed just before it is done
+            jobs.record_stop(ctx, job_id, exc)
+            with suppress(Exception):
+                if jobs.view(ctx.db, job_id).state == "done":
+                    outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job_id), job_id)
+            raise
         show(len(outcomes), inputs, counted["done"], counted["total"])
 
-    with ctx.executor.stream() as submit:
-        for n, doc in enumerate(documents):
-            if doc.dossier in broken:
-                outcomes[n] = _held(doc)
-                continue
-            try:
-                submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source)
-                if submitted.duplicate is not None:
-                    outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
-                    counted["done"] += len(submitted.duplicate.pages)
-                    counted["total"] += len(submitted.duplicate.pages)
-                else:
-                    prepared, pending = jobs.work_here(ctx, submitted.job)
-                    tasks = prepared.tasks
-                    counted["total"] += len(tasks)
-                    counted["done"] += len(tasks) - len(pending)
-                    futures = [(number, submit(tasks[number - 1])) for number in pending]
-                    for _, future in futures:
-                        future.add_done_callback(page_done)
-                    window.append((n, doc, submitted.job, futures))
-            except Exception as exc:  # this document failed; the batch goes on
-                outcomes[n] = _failed(doc, exc)
-                broken.add(doc.dossier)
-            while len(window) > lookahead:
+    try:
+        with ctx.executor.stream() as submit:
+            for n, doc in enumerate(documents):
+                if doc.dossier in broken:
+                    outcomes[n] = _held(doc)
+                    continue
+                try:
+                    submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source)
+                    if submitted.duplicate is not None:
+                        outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
+                        counted["done"] += len(submitted.duplicate.pages)
+                        counted["total"] += len(submitted.duplicate.pages)
+                    else:
+                        prepared, pending = jobs.work_here(ctx, submitted.job)
+                        tasks = prepared.tasks
+                        counted["total"] += len(tasks)
+                        counted["done"] += len(tasks) - len(pending)
+                        futures = [(number, submit(tasks[number - 1])) for number in pending]
+                        for _, future in futures:
+                            future.add_done_callback(page_done)
+                        window.append((n, doc, submitted.job, futures))
+                except Exception as exc:  # this document failed; the batch goes on
+                    outcomes[n] = _failed(doc, exc)
+                    broken.add(doc.dossier)
+                while len(window) > lookahead:
+                    complete(*window.popleft())
+            while window:
                 complete(*window.popleft())
-        while window:
-            complete(*window.popleft())
+    except BaseException as exc:  # recorded on the documents still being read, as a run here does
+        for _, _, job_id, _ in window:
+            jobs.record_stop(ctx, job_id, exc)
+        raise
 
 
 def _held(doc: BulkDocument, job: str | None = None) -> BulkOutcome:

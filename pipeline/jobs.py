@@ -254,7 +254,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
     try:
         return _run_here(ctx, job_id)
     except BaseException as exc:
-        _record_stop(ctx, job_id, exc)
+        record_stop(ctx, job_id, exc)
         raise
     finally:
         _RUN_HERE.discard(job_id)
@@ -282,9 +282,10 @@ def _run_here(ctx: IngestContext, job_id: str) -> IngestSummary:
     return finish(ctx, job_id)
 
 
-def _record_stop(ctx: IngestContext, job_id: str, exc: BaseException) -> None:
-    """The job, when still active (``finish`` records what it refuses), failed with ``exc``'s
-    reason, or done when its document was committed just before it stopped."""
+def record_stop(ctx: IngestContext, job_id: str, exc: BaseException) -> None:
+    """What stopped a job run in this process (``run_locally``, a bulk run here) recorded on it:
+    when still active (``finish`` records what it refuses), failed with ``exc``'s reason, or done
+    when its document was committed just before it stopped."""
     try:
         job = _job(ctx.db, job_id)
         if job["state"] not in job_table.ACTIVE:

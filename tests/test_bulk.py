@@ -189,6 +189,40 @@ def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered,
         assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles
 
 
+def test_a_document_committed_just_before_ctrl_c_is_reported_done_and_the_others_retried_at_once(
+        home, rendered, tmp_path, monkeypatch):
+    """Ctrl-C pressed just after a document was committed, before the run had noted it: the report
+    called it 'chưa xong' and its job stayed 'đang hoàn tất' (CI saw it once). It is reported done,
+    its job done; the documents still being read are recorded stopped, so `sohoa retry` takes them
+    at once (before, it waited out the page time limit), and running the batch again ends them."""
+    import pytest
+
+    from pipeline import config, ingest, service
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    planned = backlog(rendered, tmp_path / "kho", codes=CODES[:2], seed=880)
+    commit = ingest.finish
+
+    def commit_then_ctrl_c(*args, **kwargs):
+        commit(*args, **kwargs)
+        monkeypatch.setattr(ingest, "finish", commit)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest, "finish", commit_then_ctrl_c)
+    settings = config.load({"SOHOA_HOME": str(home), "SOHOA_JOBS": "1"})
+    with pytest.raises(KeyboardInterrupt):
+        service.bulk(settings, tmp_path / "kho", report=tmp_path / "dung")
+    report = json.loads((tmp_path / "dung.json").read_text(encoding="utf-8"))
+    assert [item["status"] for item in report["items"]] == ["done", "stopped", "stopped"]
+    states = {job["id"]: job["state"] for job in job_table.find(database(settings))}
+    assert states[report["items"][0]["job"]] == "done"
+    assert sorted(states.values()) == ["done", "failed", "failed"]  # stopped here: a retry takes them now
+    assert service.bulk(settings, tmp_path / "kho").totals["done"] == 2
+    for code, titles in planned.items():
+        assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles
+
+
 def test_a_rerun_sends_a_stalled_document_its_pages_but_never_its_finishing_task(home):
     """A bulk rerun found a document of an earlier run stalled with all its pages done, and sent
     its finishing task itself: committed before an earlier document of its dossier still being
