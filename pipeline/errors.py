@@ -138,6 +138,10 @@ class SigningError(SohoaError):
     exit_code, code = ExitCode.SIGNING, "signing"
 
 
+class PinRefused(SigningError):
+    """The token refused its PIN, or has locked it: trying that PIN again could lock the token."""
+
+
 class NotFound(SohoaError):
     exit_code, code = ExitCode.NOT_FOUND, "not_found"
 

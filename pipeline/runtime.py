@@ -18,7 +18,7 @@ from storage.base import ObjectStore
 from storage.local import LocalStore
 
 from .config import Settings
-from .errors import SigningError
+from .errors import PinRefused, SigningError
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext
 from .signing.devpki import DEV_DIR_NAME, ensure_development_key
@@ -47,14 +47,14 @@ def page_executor(settings: Settings, jobs: int | None = None) -> PageExecutor:
 
 
 # what opening the agency's key last met in this process (its SigningError), by signing settings;
-# none once it opens. A PIN the token refused is not tried again: a token locks after a few
+# none once it opens. A PIN the token refused (PinRefused) is not tried again: a token locks
+# after a few wrong tries
 _KEY_TROUBLE: dict = {}
-REFUSED_PIN = ("wrong token PIN", "token PIN locked")
 
 
 def signer_for(settings: Settings) -> Signer:
     refused = _KEY_TROUBLE.get(settings.signing)
-    if refused is not None and refused.detail in REFUSED_PIN:
+    if isinstance(refused, PinRefused):
         raise SigningError(f"{refused.message_vi}; không thử lại mã PIN này (token bị khóa sau vài lần sai): sửa "
                            "mã PIN rồi khởi động lại dịch vụ", refused.detail)
     development_pki(settings)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pipeline.config import SigningSettings
-from pipeline.errors import SigningError
+from pipeline.errors import PinRefused, SigningError
 
 from .certificates import REVOCATION_MODES, TEST_MARK, certificate_sha256, check_certificate, choose_level, \
     common_name, is_test_certificate, issuer_of, load_certificates, signature_mechanism
@@ -239,9 +239,9 @@ def _pkcs11_signer(module: str, token_label: str | None, pin: str | None, now) -
     try:
         session = open_pkcs11_session(module, token_criteria=criteria, user_pin=pin)
     except pkcs11.exceptions.PinIncorrect:
-        raise SigningError("Mã PIN của token không đúng", "wrong token PIN") from None
+        raise PinRefused("Mã PIN của token không đúng", "wrong token PIN") from None
     except pkcs11.exceptions.PinLocked:
-        raise SigningError("Token đã bị khóa PIN", "token PIN locked") from None
+        raise PinRefused("Token đã bị khóa PIN", "token PIN locked") from None
     except pkcs11.PKCS11Error as exc:
         raise SigningError(f"Không mở được token PKCS#11 '{token_label or '(đầu tiên)'}' "
                            f"(cannot open PKCS#11 token): {exc!r}") from None
