@@ -69,6 +69,17 @@ Held = Callable[[str], Mapping[str, str]]  # dossier code -> {original key: job 
 def nothing_held(code: str) -> Mapping[str, str]:
     return {}
 _EVENT = re.compile(r"events/\d{8}T\d{6}\.\d{6}Z-[a-z][a-z-]{0,39}-[0-9a-f]{8,32}\.json")
+_ORIGINAL = re.compile(r"dossiers/[^/]+/originals/[0-9a-f]{64}\.\w+")
+# an original no document uses is kept while the database holds its job: one it does not know is
+# what an ingest cut short before recording its job leaves, or a database restored apart from the store
+UNHELD_ORIGINAL = ("bản gốc không tài liệu nào dùng và không lượt xử lý nào trong cơ sở dữ liệu giữ: lượt xử lý của nó bị "
+                   "cắt trước khi được ghi, hoặc cơ sở dữ liệu đã được khôi phục từ bản sao lưu cũ hơn kho (khi đó hãy "
+                   "khôi phục bản sao lưu cơ sở dữ liệu mới nhất) / an original held by no job the database knows")
+
+
+def _extra_detail(key: str, why: str) -> str:
+    """Why an extra object is extra, for the report: an original's, what usually leaves one."""
+    return f"{why}; {UNHELD_ORIGINAL}" if _ORIGINAL.fullmatch(key) else why
 
 
 @dataclass(frozen=True)
@@ -328,9 +339,9 @@ def check_dossier(store: ObjectStore, code: str,
         disposal = _disposal(store, code, manifest, present)
         waiting = held(code) if disposal is None else {}
         for key in unlisted(code, found, manifest, disposal, waiting):
-            problems.append(FixityProblem(key, "extra", None, actual.get(key),
-                                          "không có manifest / no manifest" if manifest is None and disposal is None
-                                          else f"không có trong {manifest_key} / not in {manifest_key}"))
+            problems.append(FixityProblem(key, "extra", None, actual.get(key), _extra_detail(
+                key, "không có manifest / no manifest" if manifest is None and disposal is None
+                else f"không có trong {manifest_key} / not in {manifest_key}")))
         problems.extend(_held_missing(store, present, waiting, hashes))
     documents = len((manifest or {}).get("documents") or []) if isinstance(manifest, dict) else 0
     return problems, documents, len(found), read, len(present.intersection(waiting).difference(hashes))
@@ -484,7 +495,8 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
         if code is not None and key in waiting[code] and key not in hashes[code]:
             held_read += 1
         if code is not None and key in extras[code]:  # as ``sohoa verify --all`` finds it (``check_dossier``)
-            problems.append(FixityProblem(key, "extra", None, actual, "không manifest nào liệt kê / listed by no manifest"))
+            problems.append(FixityProblem(key, "extra", None, actual,
+                                          _extra_detail(key, "không manifest nào liệt kê / listed by no manifest")))
         if code is not None and key == keys.manifest(code):  # every file the manifest names must be there
             for named, digest in sorted(hashes.get(code, {}).items()):
                 if named not in present:
