@@ -62,18 +62,20 @@ def verify_stored_document(store: ObjectStore, doc: dict, policy: TrustPolicy, h
         check("signature", False, "tài liệu được lưu không ký số (theo lựa chọn khi số hóa)",
               "the document was stored unsigned (chosen at ingest)")
     else:
-        check("integrity", bool(signatures) and all(s.intact and s.valid for s in signatures))
-        check("coverage", details.whole_document_covered)
-        check("chain", details.chain_trusted)
-        check("timestamp", details.timestamp_ok)
-        revocation = [s.revocation for s in signatures if s.intact and s.valid]  # a broken one fails as such
-        check("revocation", "revoked" not in revocation
-              and (policy.revocation == "soft" or "unavailable" not in revocation))
+        if signatures:  # none read: what depends on one is not judged (details.messages say why)
+            check("integrity", all(s.intact and s.valid for s in signatures))
+            check("coverage", details.whole_document_covered)
+            check("chain", details.chain_trusted)
+            check("timestamp", details.timestamp_ok)
+            revocation = [s.revocation for s in signatures if s.intact and s.valid]  # a broken one fails as such
+            check("revocation", "revoked" not in revocation
+                  and (policy.revocation == "soft" or "unavailable" not in revocation))
         checks["signature"] = bool(signatures) and all(s.ok for s in signatures) and details.whole_document_covered
     check("pdfa", details.pdfa_ok)
-    check("manifestSignature", doc.get("unsigned") or _record_matches(doc.get("signature"), details, legacy),
-          "chữ ký trong tệp không khớp với bản ghi chữ ký trong manifest",
-          "the file's signature does not match the manifest's signature record")
+    if doc.get("unsigned") or signatures:
+        check("manifestSignature", doc.get("unsigned") or _record_matches(doc.get("signature"), details, legacy),
+              "chữ ký trong tệp không khớp với bản ghi chữ ký trong manifest",
+              "the file's signature does not match the manifest's signature record")
     altered = altered_objects(store, [o for o in mf.document_objects(doc) if o.get("key") != pdf_info.get("key")])
     check("otherObjects", not altered, "bản gốc, phiên bản PDF khác hoặc văn bản OCR bị thiếu hoặc bị thay đổi: "
           + ", ".join(altered), "original, other PDF version or OCR text missing or altered: " + ", ".join(altered))

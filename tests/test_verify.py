@@ -136,6 +136,34 @@ def test_verify_dossier_then_tamper_with_stored_file(pki, tmp_path):
     assert "SHA-256" in verdict.message_vi
 
 
+def test_a_signature_whose_own_bytes_were_changed_is_one_failure_said_in_vietnamese(pki, tmp_path):
+    """A byte changed inside the signature itself (among its certificates), not the signed
+    content: the verdict listed the coverage, chain, timestamp and manifest record as failed and
+    the revocation check as passed, and the Vietnamese message carried pyHanko's English. Now the
+    unreadable signature is the failure, said in Vietnamese (the reason stays in the English
+    message), and nothing that needs a readable signature is judged either way."""
+    from pipeline import service
+
+    signed, record = signed_document("B-LT")
+    store, doc_id = store_dossier(tmp_path, signed, record)
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    [embedded] = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+    hexed = embedded.signer_cert.dump().hex().encode()
+    certificate = signed.lower().index(hexed)  # the signer's certificate in the signature's hex
+    inside = certificate + len(hexed) // 2
+    path = tmp_path / "store" / keys.document_pdf(CODE, doc_id)
+    path.chmod(0o644)
+    path.write_bytes(signed[:inside] + (b"1" if signed[inside:inside + 1] == b"0" else b"0") + signed[inside + 1:])
+    [verdict] = service.verify_dossier(settings(tmp_path, pki), CODE)
+    assert not verdict.ok and verdict.details.signatures == ()
+    assert verdict.checks == {"sha256": False, "size": True, "signature": False, "pdfa": True, "otherObjects": True,
+                              "manifestHistory": True}
+    assert "Không đọc hoặc kiểm tra được chữ ký SohoaSignature1: dữ liệu chữ ký bị hỏng" in verdict.message_vi
+    assert "certificate" not in verdict.message_vi and "Error" not in verdict.message_vi, verdict.message_vi
+    assert "Cannot read or check signature SohoaSignature1: " in verdict.message_en
+
+
 def test_cli_verify_exit_codes_and_json(pki, tmp_path, capsys):
     from api.cli import main
 

@@ -135,6 +135,10 @@ def _pdfa_findings_vi(findings: tuple[str, ...]) -> str:
     return f"Tệp không đạt PDF/A-2b: {len(findings)} điểm sai quy chuẩn{where}"
 
 
+# the library's reason is English and technical: the English message carries it
+UNREADABLE_VI = "dữ liệu chữ ký bị hỏng, bị sửa hoặc không đúng chuẩn (lý do kỹ thuật ở dòng tiếng Anh)"
+
+
 def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None, *, require_pdfa: bool = True,
                revocation: str = "hard", test_cas=()) -> PdfVerdict:
     """Verdict on one PDF: per-signature results and an overall ``ok``.
@@ -160,11 +164,11 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None, *, require_pdfa: boo
     except Exception as exc:  # noqa: BLE001 - an unreadable signature is a verdict
         signatures = []
         if isinstance(exc, SignatureReadError) and exc.field:
-            _messages(vi, en, f"Không đọc hoặc kiểm tra được chữ ký {exc.field}: {_describe(exc.cause)}",
+            _messages(vi, en, f"Không đọc hoặc kiểm tra được chữ ký {exc.field}: {UNREADABLE_VI}",
                       f"Cannot read or check signature {exc.field}: {_describe(exc.cause)}")
         else:
             cause = exc.cause if isinstance(exc, SignatureReadError) else exc
-            _messages(vi, en, f"Không đọc được các chữ ký trong tệp: {_describe(cause)}",
+            _messages(vi, en, f"Không đọc được các chữ ký trong tệp: {UNREADABLE_VI}",
                       f"Cannot read the file's signatures: {_describe(cause)}")
         read_failed = True
     else:
