@@ -357,17 +357,21 @@ def _held_missing(store: ObjectStore, present: set[str], waiting: Mapping[str, s
 
 
 def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | None = None,
-          held: Held = nothing_held,
+          held: Held = nothing_held, expected: Iterable[str] = (),
           on_dossier: Callable[[str, list[FixityProblem]], None] | None = None) -> StoreAudit:
     """Check the whole store now, one dossier folder at a time (``children`` of ``dossiers/``,
     then each folder by its prefix): the check ``sohoa verify --all`` runs, and the one rolling
     fixity spreads over SOHOA_FIXITY_DAYS. Holds one dossier's keys at a time, never the
-    store's. ``codes``: those dossiers only; ``held``: see the module's docstring.
+    store's. ``codes``: those dossiers only; ``held``: see the module's docstring; ``expected``:
+    the dossiers the database knows (``storage.index.dossier_codes``), each missing when the store
+    holds nothing of it (a dossier lost whole, its manifest with it, was otherwise not missed).
     ``on_dossier(code, problems)`` once per folder."""
     started = time.monotonic()
     problems: list[FixityProblem] = []
     dossiers = documents = objects = read = kept = 0
-    for name in (store.children(keys.PREFIX) if codes is None else codes):
+    expected = set(expected)
+    names = sorted(set(store.children(keys.PREFIX)) | expected) if codes is None else codes
+    for name in names:
         try:
             keys.dossier_prefix(name)
         except Exception:  # a folder no dossier code can name: extra, as a whole
@@ -377,6 +381,8 @@ def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | 
         found, docs, count, size, waiting = check_dossier(store, name, held)
         if codes is not None and not count:  # a dossier named that the store does not hold
             found = [FixityProblem(keys.manifest(name), "missing", None, None, "không có hồ sơ này / no such dossier")]
+        elif name in expected and not any(store.exists(k) for k in _accounts_for(name)):
+            found = [*found, _lost_whole(name)]
         dossiers, documents, objects, read = dossiers + 1, documents + docs, objects + count, read + size
         kept += waiting
         problems.extend(found)
@@ -389,6 +395,19 @@ def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | 
              "%d bản gốc giữ cho lượt xử lý chưa xong (%.1f s)", label, dossiers, documents, objects,
              report.count("mismatch"), report.count("missing"), report.count("extra"), kept, report.seconds)
     return report
+
+
+LOST_WHOLE = ("hồ sơ có trong cơ sở dữ liệu nhưng kho không còn manifest (hay biên bản hủy) của nó; khôi phục bằng "
+              "'sohoa restore {code}' từ bản sao thứ hai / indexed dossier whose manifest the store no longer holds")
+
+
+def _accounts_for(code: str) -> tuple[str, ...]:
+    """The keys one of which a dossier the database knows must have: its manifest, or its disposal's record."""
+    return keys.manifest(code), keys.disposal_record(code), keys.disposal_pending(code)
+
+
+def _lost_whole(code: str) -> FixityProblem:
+    return FixityProblem(keys.manifest(code), "missing", None, None, LOST_WHOLE.format(code=code))
 
 
 def _listing(store: ObjectStore) -> list[str]:
@@ -464,10 +483,10 @@ def _alert(label: str, problem: FixityProblem) -> None:
 
 def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datetime | None = None, *,
                  label: str = "primary", interval: float = 3600, limit: int | None = None,
-                 budget: float | None = None, held: Held = nothing_held,
+                 budget: float | None = None, held: Held = nothing_held, expected: Iterable[str] = (),
                  on_dossier: Callable[[str, list[dict]], None] | None = None) -> FixityReport:
     """Read the next slice of ``store``'s objects, record each outcome and move the cursor
-    (``held``: see the module's docstring).
+    (``held``: see the module's docstring; ``expected``: as ``sweep``'s, checked in every slice).
     ``on_dossier(code, outcomes)``, once per dossier read in the slice (its objects' outcomes
     ``{"key", "sha256", "outcome"}``), is where a caller records the dossier's PREMIS fixity event."""
     started = time.monotonic()
@@ -479,6 +498,9 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
     extras: dict[str, set[str]] = {}
     waiting: dict[str, Mapping[str, str]] = {}
     outcomes, problems, read, last, held_read = [], [], 0, cursor.last_key, 0
+    for code in sorted(c for c in expected if not any(k in present for k in _accounts_for(c))):
+        problems.append(_lost_whole(code))
+        outcomes.append({"key": keys.manifest(code), "sha256": None, "outcome": "missing"})
     for key in todo:
         if budget is not None and outcomes and time.monotonic() - started > budget:
             break
@@ -553,21 +575,24 @@ def cursors(state: ObjectStore) -> dict[str, Cursor]:
 
 def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: datetime | None = None, *,
         interval: float = 3600, limit: int | None = None, budget: float | None = None,
-        held: Held = nothing_held,
+        held: Held = nothing_held, expected: Iterable[str] = (),
         on_dossier: Callable[[str, str, list[dict]], None] | None = None) -> tuple[FixityReport, ...]:
     """One slice of the primary and, when there is one, of the replica (its state kept in the
-    primary); ``on_dossier(label, code, outcomes)`` as in ``fixity_slice``."""
+    primary); ``on_dossier(label, code, outcomes)`` as in ``fixity_slice``; ``expected``: the
+    primary's (the replica may not have a dossier yet until the next copy)."""
     now = now or datetime.now(timezone.utc)
     share = None if budget is None else budget / (2 if replica is not None else 1)
     stores = [("primary", primary)] + ([("replica", replica)] if replica is not None else [])
     return tuple(fixity_slice(store, primary, days, now, label=label, interval=interval, limit=limit, budget=share,
-                              held=held, on_dossier=None if on_dossier is None else partial(on_dossier, label))
+                              held=held, expected=expected if label == "primary" else (),
+                              on_dossier=None if on_dossier is None else partial(on_dossier, label))
                  for label, store in stores)
 
 
 def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook, days: float, *,
                  interval: float = 3600, limit: int | None = None, budget: float | None = None,
-                 now: datetime | None = None, held: Held = nothing_held) -> tuple[FixityReport, ...]:
+                 now: datetime | None = None, held: Held = nothing_held,
+                 expected: Iterable[str] = ()) -> tuple[FixityReport, ...]:
     """``run``, with what each slice found recorded where archivists look: a fixity check event
     for each dossier read (``pipeline.events``, in the primary: the replica's copy of a dossier
     is the primary's dossier too), a ``fixity.failed`` notice for the objects found changed or
@@ -582,7 +607,7 @@ def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook,
         notices.notify_fixity(db, webhook, label, code, bad)
 
     reports = run(primary, replica, days, now, interval=interval, limit=limit, budget=budget, held=held,
-                  on_dossier=on_dossier)
+                  expected=expected, on_dossier=on_dossier)
     for r in reports:
         outside = [p.to_json() for p in r.problems if keys.code_of(p.key) is None]
         notices.notify_fixity(db, webhook, r.store, "system", outside)

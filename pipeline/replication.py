@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from storage import keys
 from storage.base import ObjectInfo, ObjectStore, sha256
@@ -200,6 +200,13 @@ def _manifest(store: ObjectStore, key: str, info: ObjectInfo | None) -> dict | N
         return None
 
 
+def _disposed_at(found: Collection[str], manifest_key: str) -> bool:
+    """Whether the dossier of ``manifest_key`` was disposed of (or is being) where ``found`` was
+    listed: its manifest gone by approval, not lost."""
+    code = keys.code_of(manifest_key)
+    return code is not None and (keys.disposal_record(code) in found or keys.disposal_pending(code) in found)
+
+
 def _listing(store: ObjectStore, codes: Sequence[str] | None) -> list[str]:
     return sorted({k for prefix in scope_prefixes(codes) for k in store.list(prefix) if in_scope(k)})
 
@@ -277,10 +284,16 @@ def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[
         if there and (there.get("manifestVersion") or 0) > (here.get("manifestVersion") or 0):
             refused[manifest_key] = (f"manifest ở {dst} mới hơn (phiên bản {there.get('manifestVersion')} so với "
                                      f"{here.get('manifestVersion')}); không ghi đè")
+    if action != "restore":  # a dossier the primary lost whole, its manifest with it (restore: a newer one)
+        for manifest_key in [k for k in at_target if k.endswith("/manifest.json") and k.count("/") == 2
+                             and k not in source_infos and not _disposed_at(source_infos, k)]:
+            prefix = manifest_key[:-len("manifest.json")]
+            lost += [k for k in at_target if k.startswith(prefix)]  # its history and events too
     lost.sort()
     extra = sorted(on_target - set(at_source) - set(lost))
     failed = [*refused.items(), *((k, f"manifest của hồ sơ có tên đối tượng này nhưng {src} không còn giữ; {dst} còn "
-                                      f"giữ nó ({again})") for k in lost)]
+                                      f"giữ nó ({again.replace('MÃ_HỒ_SƠ', keys.code_of(k) or 'MÃ_HỒ_SƠ')})")
+                                  for k in lost)]
     copied, written = [], 0
     if copy:
         todo = (set(missing) | set(different)) - set(refused)

@@ -513,7 +513,7 @@ def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str],
 
     held = partial(jobs.held_originals, database(settings))
     if all_dossiers:
-        found = rolling.sweep(store, on_dossier=on_dossier, held=held)
+        found = rolling.sweep(store, on_dossier=on_dossier, held=held, expected=search_index.dossier_codes(database(settings)))
     else:
         found = rolling.sweep(store, on_dossier=on_dossier, held=held, codes=[dossier.validate_key(c) for c in _codes(
             lambda: store, codes, False)])
@@ -771,7 +771,7 @@ def fixity(settings: Settings, *, status_only: bool = False, limit: int | None =
                      for label, s in (("primary", store), ("replica", replica)) if s is not None)
     db = database(settings)
     return rolling.run_recorded(store, replica, db, settings.webhook, days, interval=settings.fixity.interval,
-                                limit=limit, held=partial(jobs.held_originals, db))
+                                limit=limit, held=partial(jobs.held_originals, db), expected=search_index.dossier_codes(db))
 
 
 def fixity_counters(settings: Settings) -> dict[str, dict]:

@@ -596,6 +596,13 @@ def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), lim
             for r in rows]
 
 
+def dossier_codes(engine: Engine) -> list[str]:
+    """Every indexed dossier's code: what the store must hold, a manifest or a disposal record each
+    (a dossier disposed of leaves the index)."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(dossiers.c.code).order_by(dossiers.c.code)).scalars())
+
+
 def _scope_clause(scope: Sequence[str], column: str = "p.dossier_code") -> tuple[str, dict]:
     """SQL (``AND (...)``) keeping rows whose dossier code (``column``) is under the given agency
     codes, and its parameters."""

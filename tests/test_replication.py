@@ -403,6 +403,34 @@ def test_the_archivists_commands_replicate_check_fixity_and_restore_and_leave_ev
     verify_all(primary_home)
 
 
+def test_a_dossier_the_primary_lost_whole_is_missed_by_every_check_and_restored(primary_home, tmp_path, capsys):
+    """A dossier's folder deleted whole from the primary, manifest included: `verify --all`,
+    rolling fixity and `replicate --check` all said success (the replica's copies were called
+    extra). The database knows the dossier: each check now names its manifest missing and fails,
+    `replicate` names the replica's copies lost, and `sohoa restore CODE` brings it back."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    settings = config.load({"SOHOA_HOME": str(primary_home), "SOHOA_REPLICA_DIR": str(usb), "SOHOA_FIXITY_DAYS": "1",
+                            "SOHOA_FIXITY_INTERVAL": "86400"})
+    assert sohoa(["replicate"], settings=settings) == 0
+    capsys.readouterr()
+    shutil.rmtree(primary_home / "store" / "dossiers" / CODES[0])
+    lost = f"dossiers/{CODES[0]}/manifest.json"
+    assert sohoa(["verify", "--all", "--fixity-only"], settings=settings) == 1
+    out = capsys.readouterr().out
+    assert f"THIẾU (missing): {lost}" in out and f"sohoa restore {CODES[0]}" in out, out
+    assert sohoa(["fixity"], settings=settings) == 1
+    out = capsys.readouterr().out
+    assert lost in out and f"sohoa restore {CODES[0]}" in out, out
+    assert sohoa(["replicate", "--check"], settings=settings) == 1
+    out = capsys.readouterr().out
+    assert f"LỖI    {lost}" in out and f"sohoa restore {CODES[0]}" in out and "THỪA" not in out, out
+    assert sohoa(["restore", CODES[0]], settings=settings) == 0
+    capsys.readouterr()
+    assert sohoa(["verify", "--all", "--fixity-only"], settings=settings) == 0, capsys.readouterr().out
+    verify_all(primary_home)
+
+
 def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp_path, redis_url):
     import os
     import subprocess
