@@ -72,7 +72,7 @@ from storage.errors import NotFound as ObjectNotFound
 from . import dossier, manifest as mf
 from .audit import now_vn
 from .errors import Conflict, DossierCodeError, IntegrityError
-from .repository import require_manifest
+from .repository import refuse_if_disposed, require_manifest
 
 METS_NS = "http://www.loc.gov/METS/"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -1037,6 +1037,7 @@ def import_sip(store: ObjectStore, sip_dir: Path) -> str:
     except DossierCodeError as e:
         raise IntegrityError(f"{METS_FILE}: OBJID không phải mã hồ sơ: {e.message_vi}; chưa nhập gì",
                              f"OBJID is not a dossier code: {code!r}") from None
+    refuse_if_disposed(store, code)  # a package made before a disposal never brings the dossier back
     present = _present(sip_dir)
     listed = mets_entries(mets)
     in_root = {e.path: e for e in listed}

@@ -104,6 +104,7 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     text = store.get(keys.document_text(code, doc_id)).decode()
     word = next(w for w in text.split() if len(w) > 4 and w.isalpha())
     assert {h.dossier_code for h in service.search(settings, word).hits} >= {code}
+    sip = service.package(settings, code, tmp_path / "sip")  # handed to the archive before the disposal
 
     # the PDF is still under its store lock (as on S3 until the date): it stays, the rest goes
     pdf = keys.document_pdf(code, doc_id)
@@ -137,6 +138,10 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     assert sorted(replica.list(keys.dossier_prefix(code))) == sorted(store.list(keys.dossier_prefix(code)))
     deletion = [e for e in service.dossier_events(settings, code) if e["type"] == "deletion"]
     assert [e["outcome"] for e in deletion] == ["warning", "success"]
+    # its package, imported again, brought the disposed dossier back whole (documents, search)
+    with pytest.raises(Conflict, match=f"Hồ sơ {code} đã bị hủy \\(phê duyệt: luu"):
+        service.import_package(settings, sip)
+    assert not [k for k in store.list(keys.dossier_prefix(code)) if "/documents/" in k or k.endswith("manifest.json")]
     # the other dossier is untouched and still verifies
     assert not service.verify(settings, [PERMANENT]).failed
     assert service.verify(settings, all_dossiers=True).results.keys() == {PERMANENT}
