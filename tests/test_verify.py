@@ -185,6 +185,27 @@ def test_cli_verify_exit_codes_and_json(pki, tmp_path, capsys):
     assert main(["verify", "H23.50-261201-0999"], settings=conf) == 1
 
 
+def test_a_signature_by_an_expired_certificate_says_so_not_that_its_roots_are_wrong(pki):
+    """Years later, a signature without a timestamp whose signer's certificate has expired was
+    called "not chaining to a trusted root" (and, for a development key, "another installation's
+    key: add its CA to SOHOA_TRUST_ROOTS"), sending the archivist to the wrong setting. It now
+    says when the certificate expired and that nothing proves the signature was made before."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    expired = signers.SimpleSigner.load_pkcs12(str(pki.p12("signer-expired")),
+                                               passphrase=harness.P12_PASSWORD.encode())
+    signed = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdfa_input())),
+                              signers.PdfSignatureMetadata(field_name="SohoaSignature1",
+                                                           subfilter=fields.SigSeedSubFilter.PADES),
+                              signer=expired).getvalue()
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()], require_pdfa=False)
+    assert not verdict.ok and not verdict.chain_trusted
+    said = " ".join(verdict.messages_vi)
+    assert "đã hết hạn ngày 01/01/2021; chữ ký không có dấu thời gian để chứng minh đã ký trước ngày đó" in said, said
+    assert "gốc tin cậy" not in said and "SOHOA_TRUST_ROOTS" not in said, said
+
+
 def test_third_party_adbe_signature_kept_byte_for_byte_and_verified(pki, tmp_path):
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers

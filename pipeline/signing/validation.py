@@ -570,6 +570,12 @@ def _revocation_messages(vi, en, what_vi, what_en, holder, revocation: _Revocati
                   f"(no usable OCSP/CRL response); accepted under the soft revocation policy")
 
 
+def _expired_on(certificate) -> datetime | None:
+    """When ``certificate`` expired, in Vietnam's time; None while it is valid."""
+    ends = certificate["tbs_certificate"]["validity"]["not_after"].native
+    return ends.astimezone(VIETNAM_TZ) if ends < datetime.now(VIETNAM_TZ) else None
+
+
 def _revocation_ok(revocation: _Revocation, policy: str) -> bool:
     return revocation.status != "revoked" and not (revocation.status == "unavailable" and policy == "hard")
 
@@ -596,6 +602,18 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: st
     # not build a chain for a broken one): the message names the real cause.
     elif revocation.status == "revoked":
         _revocation_messages(vi, en, f"Chữ ký {name}", f"Signature {name}", signer, revocation, policy)
+    elif not trusted and (ended := _expired_on(sig.signer_cert)) is not None:
+        # found hands-on, years later: an expired signer was called untrusted, sending the
+        # archivist to the trust roots; what fails is that nothing proves it signed in time
+        proof_vi, proof_en = (
+            ("xác thực dài hạn bằng dữ liệu kiểm tra nhúng trong tệp không đạt",
+             "long-term validation with the file's embedded validation data did not pass") if has_dss else
+            ("tệp có dấu thời gian nhưng không nhúng dữ liệu kiểm tra (B-LT) để xác thực dài hạn",
+             "the file has a timestamp but no embedded validation data (B-LT) for long-term validation") if has_ts else
+            ("chữ ký không có dấu thời gian để chứng minh đã ký trước ngày đó",
+             "the signature has no timestamp to prove it was made before then"))
+        _messages(vi, en, f"Chữ ký {name}: chứng thư của '{signer}' đã hết hạn ngày {ended:%d/%m/%Y}; {proof_vi}",
+                  f"Signature {name}: the certificate of '{signer}' expired on {ended:%Y-%m-%d}; {proof_en}")
     elif not trusted and test:
         # found hands-on: a dossier signed with another installation's development key, imported here
         _messages(vi, en, f"Chữ ký {name}: chứng thư thử nghiệm của '{signer}' không dẫn tới chứng thư gốc tin cậy; "
