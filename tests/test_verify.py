@@ -262,6 +262,40 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
     assert "Total document signed" in harness.pdfsig_blocks(report)[-1]
 
 
+def test_renewing_a_b_t_document_embeds_its_validation_data_and_it_still_verifies(pki, tmp_path):
+    """`sohoa renew` of a B-T document (SOHOA_SIGN_LEVEL=B-T is a documented choice) added a
+    document timestamp and its DSS but none of the signer's validation data: the file, now judged
+    offline from what it embeds, failed ("revocation status cannot be established") where the B-T
+    file passed, while the manifest called it B-LTA. The signer's validation data is embedded
+    first now; the renewed file verifies, and is the B-LTA the manifest says."""
+    from pipeline import service
+
+    signed, record = signed_document("B-T")
+    store, doc_id = store_dossier(tmp_path, signed, record)
+    conf = settings(tmp_path, pki, "B-T")
+    assert service.verify_dossier(conf, CODE)[0].ok
+    [renewed] = service.renew_dossier(conf, CODE, within_days=100_000)
+    assert renewed.renewed, renewed.message_en
+    [verdict] = service.verify_dossier(conf, CODE)
+    assert verdict.ok, verdict.message_en
+    assert verdict.details.level == "B-LTA" and verdict.details.signatures[0].revocation_source == "embedded"
+    assert json.loads(store.get(keys.manifest(CODE)))["documents"][0]["signature"]["level"] == "B-LTA"
+
+
+def test_a_renewal_the_tsa_does_not_answer_says_so_in_vietnamese_once(pki, tmp_path, capsys):
+    """A renewal that failed printed the library's exception, the same English twice."""
+    from api.cli import main
+
+    signed, record = signed_document("B-LTA")
+    store_dossier(tmp_path, signed, record)
+    conf = settings(tmp_path, pki)
+    down = dataclasses.replace(conf, signing=dataclasses.replace(conf.signing, tsa_url="http://127.0.0.1:9/tsa"))
+    assert main(["renew", CODE, "--days", "100000"], settings=down) == 1
+    vi, en = capsys.readouterr().out.splitlines()[1:3]
+    assert "máy chủ dấu thời gian (SOHOA_TSA_URL) không trả lời" in vi and "Error" not in vi, vi
+    assert "timestamp renewal failed: " in en, en
+
+
 def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest(pki, tmp_path):
     """Document 1 is renewed, then document 2 fails (its stored bytes were altered): document
     1's new bytes are already in the manifest, so it still verifies and a retry can go on."""

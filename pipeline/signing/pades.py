@@ -238,6 +238,7 @@ async def _timestamp_async(pdf, tsa_url, trust_roots, revocation_mode) -> bytes:
     from pyhanko.sign.signers import PdfTimeStamper
     from pyhanko.sign.signers.pdf_signer import TimestampDSSContentSettings
     from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko.sign.validation import async_add_validation_info
 
     class SingleRevisionTimeStamper(PdfTimeStamper):
         """Validation data for the new timestamp goes into the timestamp's own revision, so
@@ -250,12 +251,37 @@ async def _timestamp_async(pdf, tsa_url, trust_roots, revocation_mode) -> bytes:
     backend = fetcher_backend()
     try:
         stamper = SingleRevisionTimeStamper(HTTPTimeStamper(tsa_url, timeout=30))
+        context = validation_context(trust_roots, (), revocation_mode, backend)
         out = io.BytesIO(pdf)
-        await stamper.async_update_archival_timestamp_chain(
-            PdfFileReader(out), validation_context(trust_roots, (), revocation_mode, backend), in_place=True)
+        reader = PdfFileReader(out)
+        if not reader.embedded_timestamp_signatures and reader.embedded_regular_signatures:
+            # B-T: no document timestamp yet, and none of the signer's validation data. Without
+            # it the renewed file, judged offline from what it embeds, failed where the B-T file
+            # passed (found by the archive review): it is embedded first, as signing at B-LT does
+            await async_add_validation_info(reader.embedded_regular_signatures[-1], context, in_place=True)
+            reader = PdfFileReader(out)
+        await stamper.async_update_archival_timestamp_chain(reader, context, in_place=True)
         return out.getvalue()
     except Exception as exc:
-        raise SigningError(f"Gia hạn dấu thời gian thất bại (timestamp renewal failed): "
-                           f"{type(exc).__name__}: {exc}") from exc
+        raise SigningError(f"Gia hạn dấu thời gian thất bại: {renewal_failure_vi(exc)}",
+                           f"timestamp renewal failed: {type(exc).__name__}: {exc}") from exc
     finally:
         await backend.close()
+
+
+def renewal_failure_vi(exc: BaseException) -> str:
+    """Why a renewal failed, for an archivist (the library's words stay in the English detail)."""
+    from pyhanko.sign.timestamps import TimestampRequestError
+    from pyhanko_certvalidator.errors import ExpiredError, RevokedError, StaleRevinfoError
+
+    if isinstance(exc, TimestampRequestError):
+        return "máy chủ dấu thời gian (SOHOA_TSA_URL) không trả lời hoặc trả lời sai; thử lại khi nó hoạt động"
+    if isinstance(exc, ExpiredError):
+        return ("một chứng thư trong chuỗi (của người ký hoặc của TSA) đã hết hạn: quá muộn để gia hạn tệp này; "
+                "tệp cần được gia hạn trước khi chứng thư TSA hết hạn")
+    if isinstance(exc, RevokedError):
+        return "một chứng thư trong chuỗi đã bị thu hồi"
+    if isinstance(exc, StaleRevinfoError):
+        return ("dữ liệu thu hồi (CRL/OCSP) lấy được đã cũ, không đủ mới để chứng minh chứng thư còn hiệu lực; "
+                "kiểm tra nơi phát hành CRL/OCSP rồi thử lại")
+    return "không lấy được hoặc không kiểm tra được dữ liệu cần cho dấu thời gian (chi tiết ở dòng tiếng Anh)"
