@@ -30,18 +30,22 @@ def _amount(m: re.Match) -> bool:
     return number.endswith(".000") or bool(_CURRENCY.match(text, m.end()))
 
 
-def mask_id_numbers(text: str) -> str:
-    def mask(m: re.Match) -> str:
+def mask_id_numbers(text: str, marks: tuple[str, ...] = ()) -> str:
+    """``text`` with every identity number masked but its last three digits. ``marks``: the
+    characters a snippet puts around a match (``storage.index.MARK``), read through: a match
+    inside a number split it, so part of a number typed as the query showed it whole, and an
+    amount matched lost the currency after it and was masked."""
+    kept = [i for i, c in enumerate(text) if c not in marks]
+    plain = "".join(text[i] for i in kept)
+    out = list(text)
+    for m in _ID_NUMBER.finditer(plain):
         digits = sum(c.isdigit() for c in m.group())
         if digits not in (9, 12) or _amount(m):
-            return m.group()
-        seen, out = 0, []
-        for c in m.group():
+            continue
+        seen = 0
+        for k, c in enumerate(m.group(), start=m.start()):
             if c.isdigit():
                 seen += 1
-                out.append(c if seen > digits - 3 else "•")
-            else:
-                out.append(c)
-        return "".join(out)
-
-    return _ID_NUMBER.sub(mask, text)
+                if seen <= digits - 3:
+                    out[kept[k]] = "•"
+    return "".join(out)

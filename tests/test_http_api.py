@@ -352,6 +352,14 @@ def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     # an identity number written that way starts with its province's 0
     assert "150.000.000 đồng" in snippet and "079.193.001.235" not in snippet and "•••.•••.•••.235" in snippet
     assert "271.234.567" not in snippet and "•••.•••.567" in snippet  # an old CMND number, no 0 in front
+    # the officer types part of a number: the match's marks split it, and it was shown whole
+    # ("024 [567 891]"); a sum typed was masked, its currency hidden behind the mark
+    for query, shown, hidden in (("567 891", "891", "024 567"), ("079193001234", "234", "079193"),
+                                 ("150.000.000", "150.000.000", "•••.•••.000")):
+        hits = api["client"].get("/api/v1/search", params={"q": query}, headers=api["tokens"]["off"]).json()["hits"]
+        snippet = next(h["snippet"] for h in hits if h["dossierCode"] == code)
+        plain = snippet.replace("[", "").replace("]", "")
+        assert shown in plain and hidden not in plain and "024 567 891" not in plain, (query, snippet)
 
 
 def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
