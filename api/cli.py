@@ -444,7 +444,8 @@ def cmd_import_package(args, settings: Settings) -> int:
 
 
 RETENTION_VI = {"permanent": "bảo quản vĩnh viễn", "not-due": "chưa đến hạn", "due": "ĐẾN HẠN HỦY",
-                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy"}
+                "held": "đang bị giữ (pháp lý)", "disposing": "đang hủy dở", "disposed": "đã hủy",
+                "damaged": "MANIFEST HỎNG, không đọc được (khôi phục: sohoa restore <mã hồ sơ>)"}
 
 
 def cmd_retention(args, settings: Settings) -> int:

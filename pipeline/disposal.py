@@ -34,7 +34,7 @@ from storage.errors import NotFound as ObjectNotFound, RetentionError
 from storage.retention import MAINTENANCE_YEARS, PERMANENT_YEARS
 
 from . import audit, events, jobs, manifest as mf
-from .errors import Conflict, NotFound, UsageError
+from .errors import Conflict, IntegrityError, NotFound, UsageError
 from .repository import dossier_lock, load_manifest
 
 PERMANENT = "01"
@@ -78,6 +78,9 @@ def due_date(manifest: dict, default_days: int) -> date | None:
     if years is not None and years < PERMANENT_YEARS:
         return start.replace(year=start.year + years)
     return date.fromordinal(start.toordinal() + default_days)
+
+
+DAMAGED = "damaged"  # the manifest does not parse: nothing is known of the dossier until it is restored
 
 
 def status_of(manifest: dict | None, held: dict | None, pending: bool, disposed: bool, due: date | None,
@@ -148,7 +151,11 @@ def report(store: ObjectStore, default_days: int, as_of: date) -> list[Retention
         if not any(store.exists(prefix + name) for name in ("manifest.json", RECORD, PENDING)):
             continue
         disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
-        manifest = None if disposed else load_manifest(store, code)
+        try:
+            manifest = None if disposed else load_manifest(store, code)
+        except IntegrityError:  # one damaged manifest stopped the whole report: it is listed, the rest goes on
+            rows.append(RetentionRow(code, "", None, None, None, DAMAGED, hold_of(store, code)))
+            continue
         shown = manifest or disposed or pending or {}
         due = due_date(manifest, default_days) if manifest else None
         held = hold_of(store, code)

@@ -61,6 +61,27 @@ def test_the_report_says_when_each_dossier_is_due_from_its_maintenance_code(worl
     assert TEN_YEARS in out and "ĐẾN HẠN HỦY" in out and PERMANENT not in out
 
 
+def test_one_damaged_manifest_is_listed_and_the_other_dossiers_still_reported_and_packaged(world, tmp_path, capsys):
+    """One manifest that does not parse stopped `retention report` and `package --bulk` whole
+    (exit 6, nothing listed or packaged; found by the archive review). It is listed as damaged,
+    its packaging fails naming it, and the other dossiers are reported and packaged."""
+    settings, store, _ = world
+    damaged = settings.home / "store" / keys.manifest(PERMANENT)
+    damaged.chmod(0o644)
+    damaged.write_bytes(b'{"schema": "sohoa.manifest/1", "broken')
+    assert {r.code: r.status for r in service.retention_report(settings)} == {TEN_YEARS: "not-due",
+                                                                              PERMANENT: "damaged"}
+    assert sohoa(["retention", "report"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert f"{PERMANENT}" in out and "MANIFEST HỎNG" in out and TEN_YEARS in out, out
+    packaged = service.package_bulk(settings, date(2100, 1, 1), tmp_path / "sip")
+    assert packaged[TEN_YEARS]["outcome"] == "packaged"
+    assert packaged[PERMANENT]["outcome"] == "failed" and "bị hỏng" in packaged[PERMANENT]["error"]
+    reindexed = service.reindex(settings)
+    assert [(e["dossierCode"], e["error"].split(" (")[0]) for e in reindexed.errors] == [
+        (PERMANENT, "manifest hỏng, không đọc được")]
+
+
 def test_disposal_needs_a_due_dossier_an_archivist_of_its_agency_and_no_legal_hold(world, capsys):
     settings, store, tokens = world
     before = store.list(keys.dossier_prefix(TEN_YEARS))
