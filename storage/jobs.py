@@ -192,3 +192,10 @@ def count_by_state(engine: Engine) -> dict[str, int]:
     """How many jobs are in each state (for the metrics page)."""
     with engine.connect() as conn:
         return {state: n for state, n in conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state))}
+
+
+def dossiers_done(engine: Engine) -> list[str]:
+    """The dossiers a job committed a document to: each must be in the store, whatever the
+    search index (rebuilt from the store) still knows."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(jobs.c.dossier).where(jobs.c.state == "done").distinct()).scalars())

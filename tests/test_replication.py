@@ -416,6 +416,7 @@ def test_a_dossier_the_primary_lost_whole_is_missed_by_every_check_and_restored(
     capsys.readouterr()
     shutil.rmtree(primary_home / "store" / "dossiers" / CODES[0])
     lost = f"dossiers/{CODES[0]}/manifest.json"
+    assert sohoa(["reindex"], settings=settings) == 0  # the index forgets it; the jobs that made it do not
     assert sohoa(["verify", "--all", "--fixity-only"], settings=settings) == 1
     out = capsys.readouterr().out
     assert f"THIẾU (missing): {lost}" in out and f"sohoa restore {CODES[0]}" in out, out
