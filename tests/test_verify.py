@@ -164,6 +164,36 @@ def test_a_signature_whose_own_bytes_were_changed_is_one_failure_said_in_vietnam
     assert "Cannot read or check signature SohoaSignature1: " in verdict.message_en
 
 
+def test_a_check_with_nothing_to_judge_is_not_listed_as_passed(pki, tmp_path):
+    """The dossier page listed "Dấu thời gian: đạt" for a B-B signature, which has no timestamp,
+    and "Chứng thư chưa bị thu hồi: đạt" for a development key, whose revocation is not checked
+    (found by the web review). Such checks are not listed; where there is one, it is judged."""
+    from pipeline import config, service
+
+    for level, timestamped in (("B-B", False), ("B-T", True)):
+        home = tmp_path / level
+        signed, record = signed_document(level)
+        store_dossier(home, signed, record)
+        [verdict] = service.verify_dossier(settings(home, pki, level), CODE)
+        assert verdict.ok and ("timestamp" in verdict.checks) is timestamped, (level, verdict.checks)
+        assert verdict.checks.get("timestamp", True) and verdict.checks["revocation"], verdict.checks
+    development = tmp_path / "dev"
+    assert main_ingest(development) == 0
+    [verdict] = service.verify_dossier(config.load({"SOHOA_HOME": str(development)}), CODE)
+    assert verdict.ok and "revocation" not in verdict.checks and "timestamp" not in verdict.checks, verdict.checks
+
+
+def main_ingest(home: Path) -> int:
+    """One page ingested into ``home`` with the development key (B-B, no revocation to check)."""
+    from api.cli import main
+    from tests.conftest import save_page
+    from tests.pagegen import PageSpec, render_page
+
+    page = save_page(render_page(PageSpec(layout="text", seed=41, dpi=150)), home.parent / f"{home.name}.png")
+    return main(["ingest", "--dossier", CODE, "--title", "Đơn", str(page)],
+                settings=Settings(home=home))
+
+
 def test_cli_verify_exit_codes_and_json(pki, tmp_path, capsys):
     from api.cli import main
 
