@@ -138,6 +138,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if _browser_page(request):  # an address no route answers, asked for by a browser: the 404 page
+            return web.error_page(request, exc)
         detail = exc.detail if isinstance(exc.detail, dict) else {
             "code": "http", "message": HTTP_MESSAGES.get(exc.status_code, f"Yêu cầu không thực hiện được "
                                                                           f"(HTTP {exc.status_code})"),
@@ -406,12 +408,22 @@ class UploadLimitMiddleware:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             mb = self.settings.api.max_upload_bytes // (1024 * 1024)
+            if _browser_page(Request(scope)):  # the operator's form: a page with the way back to the draft
+                return web.error_page(Request(scope), StarletteHTTPException(413, {"message": (
+                    f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần): chưa nhận tệp nào, các trang đã có vẫn giữ "
+                    "nguyên. Hãy tải từng tệp một, hoặc chia tệp lớn thành nhiều tệp nhỏ hơn.")}))
             return JSONResponse({"error": {"code": "too_large", "message": f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần)",
                                            "detail": "request body too large"}}, status_code=413)
         if length is None and scope["method"] in ("POST", "PUT", "PATCH") and "transfer-encoding" in headers:
             return JSONResponse({"error": {"code": "length_required", "message": "Thiếu độ dài nội dung (Content-Length)",
                                            "detail": "Content-Length required"}}, status_code=411)
         return None
+
+
+def _browser_page(request: Request) -> bool:
+    """Whether the answer should be a page: a browser (it accepts HTML) asking outside the API."""
+    return not request.url.path.startswith((API, "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi")) \
+        and "text/html" in request.headers.get("accept", "")
 
 
 # messages of the answers Starlette itself makes (no route, wrong method, a body it cannot parse)

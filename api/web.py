@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
@@ -146,17 +147,25 @@ class _Exit(Exception):
         self.response = response
 
 
+def error_page(request: Request, exc: Exception) -> Response:
+    """The page a browser is shown for ``exc`` (also for what no web route answered: an unknown
+    address, an upload over the limit, which showed the API's JSON)."""
+    return _error_page(request, exc)
+
+
 def _error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, _Exit):
         return exc.response
-    if isinstance(exc, HTTPException):
+    if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
         if exc.status_code == 404:
             return _page(request, "404.html", 404)
         if exc.status_code == 403:
             return _page(request, "403.html", 403, message=detail.get("message"),
                          csrf_failed=detail.get("code") == "csrf")
-        return _page(request, "error.html", exc.status_code, message=detail.get("message") or "Yêu cầu không hợp lệ")
+        back = request.url.path.rsplit("/", 1)[0] if request.method == "POST" else None  # the form's page
+        return _page(request, "error.html", exc.status_code, message=detail.get("message") or "Yêu cầu không hợp lệ",
+                     back=back or None)
     if isinstance(exc, RequestValidationError):
         return _page(request, "error.html", 400, message="Yêu cầu không hợp lệ: thiếu hoặc sai một trường của biểu mẫu")
     report = describe(exc)

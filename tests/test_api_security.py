@@ -119,6 +119,16 @@ def test_uploads_are_limited_in_size_count_and_type_with_nothing_stored(site):
     row("Upload over the size limit (request, one file)", "POST /api/v1/dossiers/{code}/documents",
         f"{total.status_code} \"{total.json()['error']['message']}\"; {one.status_code} naming the file, "
         "per-file limit; nothing stored")
+    # a browser gets pages, not the API's JSON: an unknown address, and a form over the limit
+    # (the operator's draft was left behind a screen of JSON; found by the web review)
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    lost = client.get("/khong-co-trang-nay", headers=html)
+    assert lost.status_code == 404 and "text/html" in lost.headers["content-type"] and "Không tìm thấy" in lost.text
+    assert client.get("/khong-co-trang-nay").json()["error"]["code"] == "http"  # an API client: JSON as before
+    over = client.post("/intake/" + "0" * 32 + "/pages", headers={**html, "Content-Length": str(3 * 1024 * 1024)},
+                       content=b"x")
+    assert over.status_code == 413 and "text/html" in over.headers["content-type"], over.text
+    assert "chưa nhận tệp nào, các trang đã có vẫn giữ nguyên" in over.text and f'href="/intake/{"0" * 32}"' in over.text
     row("Upload of too many files", "POST /api/v1/dossiers/{code}/documents",
         f"{many.status_code} \"{many.json()['error']['message']}\"; nothing stored")
 
