@@ -71,3 +71,7 @@ def test_the_doubtful_lines_of_a_real_scan_are_offered_to_the_operator_and_the_o
         login(client, "thu", "mat-khau-dai-du")
         dossier_page = client.get(f"/dossiers/{CODE}").text
         assert dossier_page.index("Dòng cần đọc lại") < dossier_page.index("<iframe")
+        # named above the PDF, listed on demand: 36 lines pushed the PDF 2,600 px down (web review)
+        folded = dossier_page.index('<details class="review"')
+        assert folded < dossier_page.index("Dòng cần đọc lại") < dossier_page.index("</details>", folded) \
+            < dossier_page.index("<iframe")
