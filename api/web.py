@@ -325,6 +325,8 @@ def _intake_home(request: Request, who: Principal, status: int = 200, **context)
 
 @router.get("/intake")
 def intake_home(request: Request, who: Annotated[Who, Depends(user("upload"))]) -> Response:
+    if request.query_params.get("da-huy"):
+        return _intake_home(request, who, notice="Đã hủy bản nháp; các trang của nó đã được xóa.")
     return _intake_home(request, who)
 
 
@@ -442,7 +444,7 @@ def intake_clear_errors(request: Request, draft_id: str, who: Annotated[Who, Dep
 def intake_discard(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))]) -> Response:
     with _acting(who):
         service.intake_discard(request.app.state.settings, draft_id, who)
-    return _see_other("/intake")
+    return _see_other("/intake?da-huy=1")  # said on the page it lands on: the draft is gone
 
 
 @router.get("/intake/{draft_id}/pages/{page_id}/thumb")

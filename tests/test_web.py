@@ -415,8 +415,8 @@ def screens(server, browser, artefacts):
         page.get_by_role("button", name="Bỏ trang 1", exact=True).click()
         page.wait_for_url(re.compile(r"#trang$"))
         assert page.locator("ol.pages > li").count() == 0
-        page.get_by_role("button", name="Hủy bản nháp").click()
-        page.wait_for_url(base + "/intake")
+        page.get_by_role("button", name="Hủy bản nháp").click()  # no page left: nothing to ask
+        page.wait_for_url(base + "/intake?da-huy=1")
         page.goto(state["job_url"])
         check_screen(page, "luot-xu-ly", artefacts, results)
         answer = page.goto(base + "/search")
@@ -461,3 +461,31 @@ def test_no_screen_scrolls_sideways_at_1366x768(screens):
     wide = {name: found["scroll"] for name, found in screens.items() if max(found["scroll"][0], found["scroll"][2])
             > found["scroll"][1]}
     assert wide == {}
+
+
+# --------------------------------------------------------------------------- 5. discarding a draft
+
+def test_discarding_a_draft_asks_first_and_says_it_was_done(server, context):
+    """"Hủy bản nháp", right under "Xác nhận", threw the scanned pages away at one click and landed
+    on the intake page without a word (found by the web review). It asks first; declined, the
+    draft stays whole; accepted, the intake page says the draft was discarded."""
+    base = server["base"]
+    page = context.new_page()
+    login(page, base, "lan", "/intake")
+    page.get_by_label("Mã hồ sơ").fill("H23.50-261201-0044")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/intake/[0-9a-f]{32}$"))
+    draft = page.url
+    page.get_by_label("Chọn tệp các trang").set_input_files([str(server["pages"][0][1])])
+    page.get_by_role("button", name="Thêm trang").click()
+    page.wait_for_url(re.compile(r"/intake/[0-9a-f]{32}#trang$"))
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Hủy bản nháp").click()
+    page.wait_for_timeout(500)
+    assert asked == ["Hủy bản nháp này? 1 trang đã quét sẽ bị xóa và không lấy lại được."], asked
+    assert page.url.startswith(draft) and page.locator("ol.pages > li").count() == 1  # declined: kept whole
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Hủy bản nháp").click()
+    page.wait_for_url(base + "/intake?da-huy=1")
+    assert page.get_by_role("status").inner_text().strip() == "Đã hủy bản nháp; các trang của nó đã được xóa."

@@ -23,6 +23,13 @@
     });
   });
 
+  // A form that cannot be undone (discarding a draft) asks first; it sat right under "Xác nhận".
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (!window.confirm(form.dataset.confirm)) { e.preventDefault(); }
+    });
+  });
+
   // The job page: follow the job until it is done or failed.
   var STATES = {queued: "Đang chờ xử lý", running: "Đang xử lý các trang",
                 finishing: "Đang hoàn tất (PDF/A, ký số, lập chỉ mục)", done: "Hoàn tất", failed: "Bị lỗi",
