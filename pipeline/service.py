@@ -1404,9 +1404,26 @@ def readiness(settings: Settings) -> dict[str, str | None]:
                 raise _broker_unreachable(settings, exc) from None
 
         check("broker", broker)
-    elif not settings.signing.development:
-        problems["signer"] = key_trouble(settings)
+    else:
+        # a level the settings cannot sign at fails every job, after the citizen has left: said
+        # before any job, as a key that will not open is said once a job found it (web review)
+        trouble = _level_problem(settings)
+        if trouble is None and not settings.signing.development:
+            trouble = key_trouble(settings)
+        if trouble is not None or not settings.signing.development:
+            problems["signer"] = trouble
     return problems
+
+
+def _level_problem(settings: Settings) -> str | None:
+    """What keeps the settings from signing at their level (a timestamp level without a TSA), or None."""
+    from .signing.certificates import choose_level
+
+    try:
+        choose_level(settings.signing.level, settings.signing.tsa_url, settings.signing.development)
+    except SigningError as exc:
+        return exc.message_vi
+    return None
 
 
 def digitisation_report(settings: Settings, quarter: str, agencies: Sequence[str] = ()):

@@ -301,6 +301,24 @@ def test_health_readiness_and_metrics(api):
     assert 'route="/api/v1/dossiers/{code}"' in text and CODE not in text
 
 
+def test_a_level_the_settings_cannot_sign_at_makes_the_server_not_ready_before_any_job(api, pki):
+    """An agency key at B-LT with no SOHOA_TSA_URL: /readyz said ready and every job failed at
+    signing, after the citizen had left (found by the web review). It is not ready, saying why."""
+    for env in ({"SOHOA_SIGN_P12": str(pki.p12("signer-rsa")), "SOHOA_SIGN_P12_PASSWORD": harness_password()},
+                {"SOHOA_SIGN_LEVEL": "B-LTA"}):  # the agency's key (B-LT by default), and the development key
+        settings = config.load({"SOHOA_HOME": str(api["home"]), **env})
+        with TestClient(create_app(settings, background=False)) as client:
+            ready = client.get("/readyz")
+        assert ready.status_code == 503 and "cần máy chủ cấp dấu thời gian" in ready.json()["checks"]["signer"], \
+            ready.text
+
+
+def harness_password() -> str:
+    from tests.pki import harness
+
+    return harness.P12_PASSWORD
+
+
 def test_a_signing_key_that_will_not_open_makes_the_server_not_ready_and_loses_no_upload(api, pki, tmp_path, rendered):
     """With no workers the server signs every upload itself: a key it cannot open (a wrong
     password) refused every upload with a 500, nothing stored, while /readyz said ready. Now an
