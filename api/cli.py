@@ -475,7 +475,12 @@ def cmd_hold(args, settings: Settings) -> int:
 
 
 def cmd_dispose(args, settings: Settings) -> int:
-    token = sys.stdin.readline() if args.approver_token_file == "-" else Path(args.approver_token_file).read_text()
+    try:
+        token = sys.stdin.readline() if args.approver_token_file == "-" else Path(args.approver_token_file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Không đọc được tệp mã truy cập của người phê duyệt '{args.approver_token_file}': "
+                         + ("không có tệp này" if isinstance(exc, FileNotFoundError) else "không đọc được"),
+                         f"cannot read the approver's token file: {exc}") from None
     record = service.dispose(settings, args.dossier, args.reason, token)
     if args.json:
         _print_json(record)

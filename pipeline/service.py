@@ -485,6 +485,8 @@ def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool 
     documents rather than a second per document); ``results`` then holds only the dossiers
     with a problem."""
     store, policy = _once(open_store, settings), _once(_trust_policy, settings)
+    if signatures:
+        policy()  # a trust root that cannot be read is this machine's setting, not every dossier's fault
     objects = _check_objects(settings, store(), codes, all_dossiers) if all_dossiers or not signatures else None
     results = {}
     if signatures:

@@ -351,6 +351,20 @@ def test_renewal_failing_part_way_leaves_renewed_documents_matching_the_manifest
     assert "renew" in [event["action"] for event in audit_events(tmp_path)]  # verify is audited after it
 
 
+def test_a_trust_root_file_that_cannot_be_read_is_a_setting_error_not_each_dossiers_failure(pki, tmp_path, capsys):
+    """A missing SOHOA_TRUST_ROOTS file was reported as every dossier's failed verdict (exit 1), the
+    same line twice (found by the archive review): it is the machine's setting (exit 10, once)."""
+    from api.cli import main
+
+    signed, record = signed_document("B-T")
+    store_dossier(tmp_path, signed, record)
+    conf = settings(tmp_path, pki, "B-T")
+    missing = dataclasses.replace(conf, signing=dataclasses.replace(conf.signing, trust_roots=("/khong/co/goc.pem",)))
+    assert main(["verify", CODE], settings=missing) == 10
+    err = capsys.readouterr().err
+    assert "SOHOA_TRUST_ROOTS: không có tệp này" in err and err.count("LỖI") == 1, err
+
+
 def test_cli_renew(pki, tmp_path, capsys):
     from api.cli import main
 

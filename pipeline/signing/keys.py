@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pipeline.config import SigningSettings
-from pipeline.errors import PinRefused, SigningError
+from pipeline.errors import ConfigError, PinRefused, SigningError
 
 from .certificates import REVOCATION_MODES, TEST_MARK, certificate_sha256, check_certificate, choose_level, \
     common_name, is_test_certificate, issuer_of, load_certificates, signature_mechanism
@@ -119,8 +119,9 @@ def trust_roots(signing: SigningSettings, home: Path) -> list[x509.Certificate]:
         try:
             roots.extend(load_certificates(Path(path).read_bytes()))
         except (OSError, ValueError) as exc:
-            raise SigningError(f"Không đọc được chứng thư gốc tin cậy '{path}' trong SOHOA_TRUST_ROOTS "
-                               f"(cannot read trust root): {exc}") from None
+            raise ConfigError(f"Không đọc được chứng thư gốc tin cậy '{path}' trong SOHOA_TRUST_ROOTS: "
+                              + ("không có tệp này" if isinstance(exc, FileNotFoundError) else "tệp không đọc được"),
+                              f"cannot read trust root {path}: {exc}") from None
     if not roots and signing.development:
         dev_ca = home / DEV_DIR_NAME / "ca.pem"
         if dev_ca.is_file():
