@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 
 from storage import keys
 from storage.base import ObjectStore
@@ -72,8 +73,20 @@ def require_manifest(store: ObjectStore, code: str) -> dict:
     """The dossier's manifest; NotFound when the dossier does not exist."""
     manifest = load_manifest(store, code)
     if manifest is None:
-        raise NotFound(f"Không tìm thấy hồ sơ {code}", "dossier not found: no manifest")
+        raise NotFound(f"Không tìm thấy hồ sơ {code}" + _disposed_note(store, code), "dossier not found: no manifest")
     return manifest
+
+
+def _disposed_note(store: ObjectStore, code: str) -> str:
+    """What remains of a dossier disposed of, for the "not found" message (the archivist was told
+    only that it did not exist)."""
+    try:
+        record = json.loads(store.get(keys.disposal_record(code)))
+        approval, at = record["approval"], datetime.fromisoformat(record.get("disposedAt") or record["approval"]["at"])
+        return (f": đã bị hủy ngày {at:%d/%m/%Y} (phê duyệt: {approval['by']}, {approval['reason']}); còn biên bản "
+                f"hủy và các sự kiện bảo quản ('sohoa events {code}')")
+    except (ObjectNotFound, ValueError, KeyError, TypeError):
+        return ""
 
 
 def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:

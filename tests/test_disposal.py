@@ -11,7 +11,7 @@ import pytest
 
 from api.cli import main as sohoa
 from pipeline import config, disposal, service
-from pipeline.errors import Conflict, UsageError
+from pipeline.errors import Conflict, NotFound, UsageError
 from pipeline.models import IngestRequest
 from pipeline.runtime import database
 from storage import jobs as job_table, keys
@@ -168,6 +168,10 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     assert sorted(replica.list(keys.dossier_prefix(code))) == sorted(store.list(keys.dossier_prefix(code)))
     deletion = [e for e in service.dossier_events(settings, code) if e["type"] == "deletion"]
     assert [e["outcome"] for e in deletion] == ["warning", "success"]
+    # what it was is said: "not found" alone read as if the dossier never existed (archive review)
+    with pytest.raises(NotFound, match=f"Không tìm thấy hồ sơ {code}: đã bị hủy ngày .* \\(phê duyệt: luu, "
+                                       f"Quyết định hủy số 5/QĐ ngày 2/1/2038\\); còn biên bản hủy"):
+        service.show(settings, code)
     # its package, imported again, brought the disposed dossier back whole (documents, search)
     with pytest.raises(Conflict, match=f"Hồ sơ {code} đã bị hủy \\(phê duyệt: luu"):
         service.import_package(settings, sip)
