@@ -270,6 +270,9 @@ def cmd_search(args, settings: Settings) -> int:
         _print_json(result.to_json())
     else:
         print(format_hits(result))
+        if not result.hits and service.index_behind_store(settings):
+            print("Chỉ mục tìm kiếm chưa có hồ sơ nào trong khi kho đã có: chạy 'sohoa reindex' để dựng lại "
+                  "(the search index is empty while the store holds dossiers)", file=sys.stderr)
     return ExitCode.OK
 
 

@@ -455,6 +455,12 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
                                                h["score"], h["exact"], h.get("tier", "all")) for h in hits))
 
 
+def index_behind_store(settings: Settings) -> bool:
+    """Whether the search index holds no dossier while the store holds some: a lost or new index
+    database, which ``sohoa reindex`` rebuilds (a search then silently found nothing)."""
+    return not search_index.dossier_codes(database(settings)) and bool(dossier_codes(open_store(settings)))
+
+
 def reindex(settings: Settings) -> ReindexResult:
     """Rebuild the search index from object storage alone."""
     totals = search_index.reindex(open_store(settings), database(settings))

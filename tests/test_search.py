@@ -349,11 +349,17 @@ def test_cli_search_on_the_default_sqlite_index(tmp_path, capsys):
     settings = Settings(home=tmp_path / "home")
     store = LocalStore(settings.home / "store")
     store_dossier(store, A)
+    # an index lost (or never built) while the store holds dossiers: a search found nothing, silently
+    assert sohoa(search_args("dang ky ho kinh doanh"), settings=settings) == 0
+    out, err = capsys.readouterr()
+    assert "Không tìm thấy" in out and "chạy 'sohoa reindex'" in err, (out, err)
     assert sohoa(["reindex", "--json"], settings=settings) == 0
     assert json.loads(capsys.readouterr().out)["pages"] == 3
     assert (settings.home / "index.sqlite3").is_file()
     assert sohoa(search_args("dang ky ho kinh doanh"), settings=settings) == 0
     assert f"{A}.002, trang 1" in capsys.readouterr().out
+    assert sohoa(search_args("khongcotu"), settings=settings) == 0
+    assert "sohoa reindex" not in capsys.readouterr().err  # nothing found in a built index: no hint
 
 
 def test_cli_refuses_an_empty_search_as_a_usage_error(tmp_path, capsys):
