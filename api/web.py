@@ -456,6 +456,15 @@ def intake_thumbnail(request: Request, draft_id: str, page_id: str,
                                                             "X-Content-Type-Options": "nosniff"})
 
 
+@router.get("/intake/{draft_id}/pages/{page_id}/view")
+def intake_page_view(request: Request, draft_id: str, page_id: str,
+                     who: Annotated[Who, Depends(user("upload"))], turn: int = 0) -> Response:
+    with _acting(who):
+        data = service.intake_page_view(request.app.state.settings, draft_id, page_id, who, turn)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600",
+                                                            "X-Content-Type-Options": "nosniff"})
+
+
 @router.post("/intake/{draft_id}/submit")
 def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
                   title_choice: Annotated[str, Form(max_length=500)] = "",

@@ -53,7 +53,7 @@ from typing import Iterator, Sequence
 
 from PIL import Image
 
-from ocr import cleanup, orientation as orient, quality
+from ocr import cleanup, geometry, orientation as orient, quality
 from ocr.engine import OcrEngine, PageTimeUp
 from ocr.geometry import quarter_turn
 from ocr.page import archive_image, black_text_marks, colour_text_gray, coloured_ink, straighten
@@ -466,6 +466,36 @@ def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str, turn:
     except ObjectNotFound:
         raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft") from None
     return _thumb_jpeg(quarter_turn(Image.open(io.BytesIO(data)), turn)) if turn else data
+
+
+VIEW_WIDTH = 1240   # about 150 dpi across an A4 page: small print can be read on a screen
+VIEW_QUALITY = 85
+
+
+def page_view(store: ObjectStore, draft_id: str, page_id: str, owner: str, max_pixels: int, turn: int = 0) -> bytes:
+    """The page straightened as its thumbnail is, VIEW_WIDTH wide (JPEG): the operator judges
+    from it whether the page can be read, which a 160-pixel thumbnail could not say. Made when
+    asked, from the page's own bytes."""
+    if turn not in (0, 90, 180, 270):
+        raise NotFound(f"Không có ảnh xoay {str(turn)[:8]}° của trang", "turn must be 0, 90, 180 or 270")
+    page = next((p for p in get(store, draft_id, owner).pages if p.id == page_id), None)
+    if page is None:
+        raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft")
+    image, _ = load_page(page.file, page.kind, store.get(page.key), 1, max_pixels)  # its key holds it alone
+    image = image.convert("L") if image.mode in ("1", "L") else image.convert("RGB")
+    longest = max(image.size)
+    if longest > 2 * VIEW_WIDTH:  # turned and deskewed at twice the size shown, not at the scan's
+        factor = 2 * VIEW_WIDTH / longest
+        image = image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
+                             Image.Resampling.BOX)
+    white = 255 if image.mode == "L" else (255, 255, 255)
+    straight = geometry.straighten(quarter_turn(image, (page.orientation + turn) % 360), page.skew_deg, white)
+    if straight.width > VIEW_WIDTH:
+        straight = straight.resize((VIEW_WIDTH, max(1, round(straight.height * VIEW_WIDTH / straight.width))),
+                                   Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    straight.save(out, "JPEG", quality=VIEW_QUALITY, optimize=True)
+    return out.getvalue()
 
 
 def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:

@@ -1205,6 +1205,12 @@ def intake_thumbnail(settings: Settings, draft_id: str, page_id: str, who: Princ
     return intake.thumbnail(open_store(settings), draft_id, page_id, who.name, turn)
 
 
+def intake_page_view(settings: Settings, draft_id: str, page_id: str, who: Principal, turn: int = 0) -> bytes:
+    from . import intake
+
+    return intake.page_view(open_store(settings), draft_id, page_id, who.name, settings.ocr.max_pixels, turn)
+
+
 def intake_submit(settings: Settings, draft_id: str, title: str,
                   who: Principal) -> tuple[JobView | None, IngestSummary | None]:
     """The draft's pages, in their order, as one document of its dossier (``accept_upload``); the

@@ -188,6 +188,17 @@ def test_the_operator_sees_the_blank_back_page_turned_as_the_document_will_show_
         # the seal sits where it does on the sheet held upright (turned the other way, it would not)
         assert np.allclose(redness_centre(shown), redness_centre(upright_back.image), atol=0.05)
         assert client.get(thumbs[1].replace("?turn=90", "?turn=45")).status_code == 404
+        # each thumbnail opens the page large enough to judge whether it can be read (160 px could
+        # not say; found by the web review), turned and placed as the thumbnail is
+        views = re.findall(r'href="(/intake/[^"]+/view[^"]*)"', page.text)
+        assert [v.replace("/view", "/thumb") for v in views] == thumbs
+        for view, thumb in zip(views, thumbs):
+            large = Image.open(io.BytesIO(client.get(view).content))
+            small = Image.open(io.BytesIO(client.get(thumb).content))
+            assert large.format == "JPEG" and large.width == 1240 and large.height > large.width
+            assert abs(large.height / large.width - small.height / small.width) < 0.02
+        large = Image.open(io.BytesIO(client.get(views[1]).content))
+        assert np.allclose(redness_centre(large), redness_centre(upright_back.image), atol=0.05)
 
 
 def test_a_real_sheet_fed_sideways_comes_out_upright_front_and_back(cli, home, tmp_path, monkeypatch):
