@@ -362,7 +362,22 @@ def _draft_page(request: Request, who: Principal, draft_id: str, status: int = 2
 
 @router.get("/intake/{draft_id}")
 def intake_draft(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))]) -> Response:
-    return _draft_page(request, who, draft_id)
+    try:
+        return _draft_page(request, who, draft_id)
+    except NotFound:  # Back after confirming: the job the draft became (it was the 404 page)
+        if job_id := service.intake_confirmed_job(request.app.state.settings, draft_id, who):
+            return _see_other(f"/jobs/{job_id}")
+        raise
+
+
+def _page_gone(request: Request, who: Principal, draft_id: str) -> Response:
+    """An action on a page a stale window still shows: the draft as it is now, saying so, or, the
+    draft itself gone, what became of it (both were the 404 page)."""
+    try:
+        return _draft_page(request, who, draft_id, 409, error="Trang này không còn trong bản nháp (đã bị bỏ hoặc "
+                                                               "thay ở cửa sổ khác); đây là bản nháp hiện tại.")
+    except NotFound:
+        return _no_longer_open(request, who, draft_id)
 
 
 def _files(request: Request, files: list[UploadFile] | None) -> tuple[list[tuple[str, bytes]], int, str | None]:
@@ -405,7 +420,7 @@ def intake_move(request: Request, draft_id: str, page_id: str, who: Annotated[Wh
         draft = service.intake_draft(settings, draft_id, who)
         ids = [p.id for p in draft.pages]
         if page_id not in ids:
-            raise NotFound("Không có trang này trong bản nháp", "no such page in the draft")
+            return _page_gone(request, who, draft_id)
         at = ids.index(page_id) + (-1 if direction == "up" else 1)
         service.intake_move(settings, draft_id, page_id, max(0, at), who)
     return _see_other(f"/intake/{draft_id}#p-{page_id}")
@@ -415,7 +430,10 @@ def intake_move(request: Request, draft_id: str, page_id: str, who: Annotated[Wh
 def intake_remove(request: Request, draft_id: str, page_id: str,
                   who: Annotated[Who, Depends(user("upload"))]) -> Response:
     with _acting(who):
-        service.intake_remove(request.app.state.settings, draft_id, page_id, who)
+        try:
+            service.intake_remove(request.app.state.settings, draft_id, page_id, who)
+        except NotFound:
+            return _page_gone(request, who, draft_id)
     return _see_other(f"/intake/{draft_id}#trang")
 
 
@@ -429,7 +447,10 @@ def intake_replace(request: Request, draft_id: str, page_id: str, who: Annotated
         return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp để thay trang.")
     name, data = loaded[0]
     with _acting(who):
-        service.intake_replace(request.app.state.settings, draft_id, page_id, name, data, who)
+        try:
+            service.intake_replace(request.app.state.settings, draft_id, page_id, name, data, who)
+        except NotFound:
+            return _page_gone(request, who, draft_id)
     return _see_other(f"/intake/{draft_id}#trang")
 
 
@@ -468,7 +489,8 @@ def intake_page_view(request: Request, draft_id: str, page_id: str,
 @router.post("/intake/{draft_id}/submit")
 def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
                   title_choice: Annotated[str, Form(max_length=500)] = "",
-                  title_other: Annotated[str, Form(max_length=1000)] = "") -> Response:
+                  title_other: Annotated[str, Form(max_length=1000)] = "",
+                  pages: Annotated[str, Form(max_length=20000)] = "") -> Response:
     settings = request.app.state.settings
     title = " ".join((title_other or title_choice or "").split())
     if not title:
@@ -483,6 +505,11 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
         if not draft.pages:
             return _draft_page(request, who, draft_id, 400,
                                error="Bản nháp chưa có trang nào: thêm trang trước khi xác nhận.")
+        shown = [p for p in pages.split(",") if p]
+        if shown and shown != [p.id for p in draft.pages]:  # confirmed from a window showing other pages
+            return _draft_page(request, who, draft_id, 409, error=(
+                f"Bản nháp đã thay đổi ở cửa sổ khác: cửa sổ này hiện {len(shown)} trang, bản nháp giờ có "
+                f"{len(draft.pages)} trang. Hãy xem lại các trang dưới đây rồi xác nhận lại; chưa số hóa gì."))
         try:
             job, duplicate = service.intake_submit(settings, draft_id, title, who)
         except UsageError as exc:

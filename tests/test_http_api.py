@@ -547,6 +547,45 @@ def test_a_draft_confirmed_twice_shows_its_job_the_second_time(api, tmp_path, re
     assert len(service.status(web, code)) == 1
 
 
+def test_a_stale_window_never_confirms_or_changes_pages_it_does_not_show(api, tmp_path, rendered):
+    """Two windows on one draft (found by the web review): pages removed in one, "Xác nhận" in the
+    other digitised the fewer pages without a word; a page action on a page gone, and Back after
+    confirming, showed the 404 page. The stale confirmation now shows the draft as it is, saying
+    what changed, and digitises nothing; a page gone says so on the draft; Back goes to the job."""
+    import re
+
+    from pipeline.access import Principal
+    from tests.test_api_security import web_login
+
+    code = "H23.50-261201-0119"
+    files = [(f"hai-cua-so-{n}.png", save_page(rendered(f"web-stale-{n}", layout="text", seed=90 + n, dpi=150),
+                                               tmp_path / f"s{n}.png").read_bytes()) for n in (1, 2)]
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    who = Principal("op", "operator", ("H23.50",), via="web")
+    draft = service.intake_add(web, service.intake_create(web, code, who).id, files, who)
+    with TestClient(create_app(web, background=False)) as client:
+        assert web_login(client, "op", "mat-khau-dai-du").status_code == 303
+        window_a = client.get(f"/intake/{draft.id}").text  # shows both pages
+        csrf = re.search(r'name="csrf" value="([^"]+)"', window_a).group(1)
+        shown = re.search(r'name="pages" value="([^"]*)"', window_a).group(1)
+        gone = draft.pages[1].id
+        assert client.post(f"/intake/{draft.id}/pages/{gone}/remove", data={"csrf": csrf},  # window B
+                           follow_redirects=False).status_code == 303
+        stale = client.post(f"/intake/{draft.id}/submit", data={"csrf": csrf, "title_other": "Đơn", "pages": shown},
+                            follow_redirects=False)
+        assert stale.status_code == 409 and "cửa sổ này hiện 2 trang, bản nháp giờ có 1 trang" in stale.text
+        assert not [j for j in service.jobs_for(web, who, 50) if j.dossier == code]  # nothing digitised
+        for action in ("move", "remove"):
+            answer = client.post(f"/intake/{draft.id}/pages/{gone}/{action}", data={"csrf": csrf, "direction": "up"},
+                                 follow_redirects=False)
+            assert answer.status_code == 409 and "Trang này không còn trong bản nháp" in answer.text, action
+        confirmed = client.post(f"/intake/{draft.id}/submit", follow_redirects=False, data={
+            "csrf": csrf, "title_other": "Đơn", "pages": draft.pages[0].id})
+        assert confirmed.status_code == 303 and "/jobs/" in confirmed.headers["location"]
+        back = client.get(f"/intake/{draft.id}", follow_redirects=False)  # the browser's Back
+        assert back.status_code == 303 and back.headers["location"] == confirmed.headers["location"]
+
+
 def _other_page(tmp_path, rendered) -> bytes:
     return save_page(rendered("api-mistaken", layout="text", seed=24, dpi=150), tmp_path / "nham.png").read_bytes()
 
