@@ -23,6 +23,7 @@ the job page's live progress).
 """
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -588,18 +589,24 @@ def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
     q = q.strip()
     if not q:
         return _page(request, "search.html", q="", result=None)
-    code_link, by_code = None, ()
+    code_link, doc_link, by_code = None, None, ()
     prefix = service.code_prefix_in(q)
     try:
         code = service.check_code(prefix or q)
         code_link = code if who.sees(code) and who.may("read") else None
     except SohoaError:
-        pass
+        # a document's id, as the job and dossier pages show it (CODE.001): its document (it found nothing)
+        if (doc := re.fullmatch(r"(.+)\.\d{3,}", q.upper())) is not None:
+            try:
+                code = service.check_code(doc.group(1))
+                doc_link = (code, doc.group()) if who.sees(code) and who.may("read") else None
+            except SohoaError:
+                pass
     with _acting(who):
         if prefix and who.may("read"):  # a code, or the start of one: the dossiers it names
             by_code = service.dossiers_by_code(request.app.state.settings, prefix, scope=who.agencies)
         result = service.search(request.app.state.settings, q, limit=50, scope=who.agencies)
-    return _page(request, "search.html", q=q, result=result, code_link=code_link, by_code=by_code)
+    return _page(request, "search.html", q=q, result=result, code_link=code_link, doc_link=doc_link, by_code=by_code)
 
 
 @router.get("/dossiers/{code}")

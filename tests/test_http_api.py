@@ -403,7 +403,12 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
         assert web_login(browser, "off", "mat-khau-dai-du").status_code == 303
         page = browser.get("/search", params={"q": "h23.50-2612"}).text
         assert f'href="/dossiers/{CODE}"' in page and "Hồ sơ có mã bắt đầu bằng" in page
+        # the status line said "Không tìm thấy trang nào" right above the dossiers it listed (web review)
+        assert "Không tìm thấy trang nào" not in page and "hồ sơ có mã bắt đầu bằng “H23.50-2612”" in page
         assert f"Mở hồ sơ {CODE}" in browser.get("/search", params={"q": CODE.lower()}).text
+        # a document's id, as every job and dossier page shows it, found nothing
+        doc_page = browser.get("/search", params={"q": f"{CODE}.001"}).text
+        assert f'href="/dossiers/{CODE}?doc={CODE}.001"' in doc_page and "là mã tài liệu" in doc_page
         assert "Hồ sơ có mã bắt đầu bằng" not in browser.get("/search", params={"q": word}).text
         assert web_login(browser, "off-h99", "mat-khau-dai-du").status_code == 303
         assert CODE not in browser.get("/search", params={"q": "H23.50"}).text.split("Kết quả", 1)[1]
