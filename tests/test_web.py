@@ -236,7 +236,9 @@ def test_operator_takes_in_pages_and_officer_finds_reads_and_downloads(server, c
     doc = page.locator("ul.documents > li").first
     assert PAPERS[0] in doc.inner_text()
     verdict = doc.locator(".verdict")
-    assert verdict.locator("strong").inner_text() == "✓ Hợp lệ", verdict.inner_text()
+    # the development key's test signature: never the green "✓ Hợp lệ" of a legal one (web review)
+    assert verdict.locator("strong").inner_text() == "⚠ Chữ ký thử nghiệm", verdict.inner_text()
+    assert "KHÔNG CÓ GIÁ TRỊ PHÁP LÝ" in verdict.inner_text().upper()
     missing = page.locator("main").inner_text()
     assert "Còn thiếu:" in missing and PAPERS[1] in missing and f"Còn thiếu: {PAPERS[0]}" not in missing
     inline = page.locator("iframe.pdf").get_attribute("src")
