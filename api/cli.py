@@ -287,7 +287,8 @@ def format_hits(result) -> str:
     for n, hit in enumerate(result.hits, start=1):
         exact = ", khớp đúng dấu" if hit.exact else ""
         lines.append(f"{n:>3}. {hit.dossier_code}  tài liệu {hit.doc_id}, trang {hit.page} "
-                     f"({TIER_VI.get(hit.tier, hit.tier)}{exact}; điểm {number_vi(hit.score, 3)})")
+                     f"({TIER_VI.get(hit.tier, hit.tier)}{exact}; điểm {number_vi(hit.score, 3)})"
+                     + (f"  «{hit.title}»" if hit.title else ""))
         lines.append(f"     {hit.snippet}")
     return "\n".join(lines)
 

@@ -271,9 +271,10 @@ class SearchHit:
     score: float
     exact: bool
     tier: str = "all"   # phrase | phrase-folded | near | all (see storage.index)
+    title: str | None = None  # the document's
 
     def to_json(self) -> dict:
-        return {"dossierCode": self.dossier_code, "docId": self.doc_id, "page": self.page,
+        return {"dossierCode": self.dossier_code, "docId": self.doc_id, "title": self.title, "page": self.page,
                 "snippet": self.snippet, "score": self.score, "exact": self.exact, "tier": self.tier}
 
 

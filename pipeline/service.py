@@ -451,8 +451,9 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
     hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit, scope=scope)
     audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits))
-    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], mask_id_numbers(h["snippet"], search_index.MARK),
-                                               h["score"], h["exact"], h.get("tier", "all")) for h in hits))
+    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"],
+                                               mask_id_numbers(h["snippet"], search_index.MARK), h["score"], h["exact"],
+                                               h.get("tier", "all"), h.get("title")) for h in hits))
 
 
 def index_behind_store(settings: Settings) -> bool:

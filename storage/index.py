@@ -575,10 +575,21 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     rows = candidates(engine, parsed, prefix, window, scope)
     ranked = sorted(((rank_page(r["text"], parsed, r["text_folded"]), r) for r in rows),
                     key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
-                                    mr[1]["number"]))
-    return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "page": r["number"],
-             "snippet": make_snippet(nfc(r["text"]), m.spans), "score": m.score, "exact": m.exact, "tier": m.tier}
-            for m, r in ranked[:limit]]
+                                    mr[1]["number"]))[:limit]
+    titles = _document_titles(engine, {r["doc_id"] for _, r in ranked})
+    return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "title": titles.get(r["doc_id"]),
+             "page": r["number"], "snippet": make_snippet(nfc(r["text"]), m.spans), "score": m.score,
+             "exact": m.exact, "tier": m.tier}
+            for m, r in ranked]
+
+
+def _document_titles(engine: Engine, doc_ids: set[str]) -> dict[str, str]:
+    """The titles of the documents hits are on (a hit named only its dossier and document id)."""
+    if not doc_ids:
+        return {}
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(documents.c.doc_id, documents.c.title)
+                                 .where(documents.c.doc_id.in_(sorted(doc_ids)))).all())
 
 
 def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), limit: int = 50) -> list[dict]:

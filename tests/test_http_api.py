@@ -4,6 +4,7 @@ without the permission (403); a dossier outside a user's agencies is invisible (
 read is in the access log with the user, role and address."""
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
@@ -406,6 +407,8 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
         # the status line said "Không tìm thấy trang nào" right above the dossiers it listed (web review)
         assert "Không tìm thấy trang nào" not in page and "hồ sơ có mã bắt đầu bằng “H23.50-2612”" in page
         assert f"Mở hồ sơ {CODE}" in browser.get("/search", params={"q": CODE.lower()}).text
+        # a hit names its document's title, not only its id (web review)
+        assert re.search(r"«[^»]+», tài liệu H23\.50-", browser.get("/search", params={"q": word}).text)
         # a document's id, as every job and dossier page shows it, found nothing
         doc_page = browser.get("/search", params={"q": f"{CODE}.001"}).text
         assert f'href="/dossiers/{CODE}?doc={CODE}.001"' in doc_page and "là mã tài liệu" in doc_page
