@@ -799,7 +799,11 @@ def preview(image: Image.Image, stated: tuple[int, int] | None, engine: OcrEngin
         flags.append(Flag("low_dpi", f"Độ phân giải thấp: {dpi:.0f} dpi (cần ít nhất {MIN_DPI} dpi)", True))
     if resolution.source != "header":
         guess = f"theo khổ {resolution.paper}" if resolution.paper else "mặc định"
-        flags.append(Flag("no_dpi", f"Tệp không ghi độ phân giải; lấy {dpi:.0f} dpi {guess}", False))
+        # a header's value out of reason (72 dpi: a camera's or an editor's default, not a scan's)
+        # is said as such: "not recorded" contradicted what the file says (web review)
+        said = (f"Tệp ghi {stated[0]:.0f} dpi, không hợp lý với cỡ ảnh" if stated and stated[0]
+                else "Tệp không ghi độ phân giải")
+        flags.append(Flag("no_dpi", f"{said}; lấy {dpi:.0f} dpi {guess}", False))
     width, height = image.size
     if image.mode not in ("RGB", "L", "1"):
         image = image.convert("RGB")

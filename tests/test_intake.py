@@ -351,3 +351,13 @@ def test_a_file_whose_pages_were_rearranged_is_kept_as_the_citizen_handed_it_in(
     (settings.home / "store" / handed["key"]).write_bytes(b"%PDF-1.7 altered")
     changed = service.verify(settings, all_dossiers=True, signatures=False)
     assert changed.failed and handed["key"] in str(changed.objects)
+
+
+def test_a_resolution_out_of_reason_is_said_as_what_the_file_says_not_as_missing():
+    """A phone photo whose header says 72 dpi was flagged "Tệp không ghi độ phân giải" (the file
+    does record one; found by the web review): the value is named, and why it is not used."""
+    page = render_page(PageSpec(layout="text", dpi=150, seed=43))
+    said = {f.code: f.label for f in intake.preview(page.image, (72, 72)).flags}
+    assert said["no_dpi"].startswith("Tệp ghi 72 dpi, không hợp lý với cỡ ảnh; lấy 150 dpi theo khổ A4"), said
+    unsaid = {f.code: f.label for f in intake.preview(page.image, None).flags}
+    assert unsaid["no_dpi"].startswith("Tệp không ghi độ phân giải; lấy 150 dpi"), unsaid
