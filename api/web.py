@@ -362,9 +362,11 @@ def _draft_page(request: Request, who: Principal, draft_id: str, status: int = 2
 
 
 @router.get("/intake/{draft_id}")
-def intake_draft(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))]) -> Response:
+def intake_draft(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
+                 thay: Annotated[int, Query(ge=2, le=10000)] | None = None) -> Response:
     try:
-        return _draft_page(request, who, draft_id)
+        return _draft_page(request, who, draft_id, notice=f"Một trang đã được thay bằng {thay} trang của tệp vừa "
+                                                          "chọn; hãy xem lại thứ tự." if thay else None)
     except NotFound:  # Back after confirming: the job the draft became (it was the 404 page)
         if job_id := service.intake_confirmed_job(request.app.state.settings, draft_id, who):
             return _see_other(f"/jobs/{job_id}")
@@ -449,10 +451,13 @@ def intake_replace(request: Request, draft_id: str, page_id: str, who: Annotated
     name, data = loaded[0]
     with _acting(who):
         try:
-            service.intake_replace(request.app.state.settings, draft_id, page_id, name, data, who)
+            before = len(service.intake_draft(request.app.state.settings, draft_id, who).pages)
+            after = len(service.intake_replace(request.app.state.settings, draft_id, page_id, name, data, who).pages)
         except NotFound:
             return _page_gone(request, who, draft_id)
-    return _see_other(f"/intake/{draft_id}#trang")
+    # a file of several pages replaces one page with all of them: said (the count changed silently)
+    return _see_other(f"/intake/{draft_id}?thay={after - before + 1}#trang" if after > before
+                      else f"/intake/{draft_id}#trang")
 
 
 @router.post("/intake/{draft_id}/errors/clear")

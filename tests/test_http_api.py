@@ -594,6 +594,32 @@ def test_a_stale_window_never_confirms_or_changes_pages_it_does_not_show(api, tm
         assert back.status_code == 303 and back.headers["location"] == confirmed.headers["location"]
 
 
+def test_replacing_a_page_with_a_file_of_two_pages_says_so(api, tmp_path, rendered):
+    """"Thay" with a 2-page PDF turned one page into two, the count changing without a word."""
+    import io
+    import re
+
+    from pipeline.access import Principal
+    from tests.test_api_security import web_login
+
+    shown = [rendered(f"web-replace-{n}", layout="text", seed=95 + n, dpi=150).image.convert("RGB") for n in (1, 2)]
+    two = io.BytesIO()
+    shown[0].save(two, "PDF", save_all=True, append_images=[shown[1]], resolution=150)
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    who = Principal("op", "operator", ("H23.50",), via="web")
+    one = save_page(rendered("web-replace-0", layout="text", seed=95, dpi=150), tmp_path / "mot.png").read_bytes()
+    draft = service.intake_add(web, service.intake_create(web, "H23.50-261201-0120", who).id, [("mot.png", one)], who)
+    with TestClient(create_app(web, background=False)) as client:
+        assert web_login(client, "op", "mat-khau-dai-du").status_code == 303
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(f"/intake/{draft.id}").text).group(1)
+        answer = client.post(f"/intake/{draft.id}/pages/{draft.pages[0].id}/replace", data={"csrf": csrf},
+                             files={"file": ("hai-trang.pdf", two.getvalue(), "application/pdf")}, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].endswith("?thay=2#trang"), answer.text
+        page = client.get(answer.headers["location"].split("#")[0]).text
+        assert "Một trang đã được thay bằng 2 trang của tệp vừa chọn" in page, page
+        assert page.count('<li id="p-') == 2
+
+
 def _other_page(tmp_path, rendered) -> bytes:
     return save_page(rendered("api-mistaken", layout="text", seed=24, dpi=150), tmp_path / "nham.png").read_bytes()
 
