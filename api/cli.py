@@ -947,6 +947,16 @@ class VietnameseParser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"LỖI: {message}\n(gõ '{self.prog} -h' để xem hướng dẫn)\n")
 
 
+def day(text: str) -> date:
+    """A date as an archivist writes it (01/01/2040, as sohoa prints dates) or as ISO (2040-01-01)."""
+    for form in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), form).date()
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"ngày không hợp lệ: '{text}' (viết 01/01/2040 hoặc 2040-01-01)")
+
+
 def document_options(s: argparse.ArgumentParser) -> None:
     """What ``ingest`` and ``scan`` both ask of the document they add."""
     s.add_argument("--dossier", required=True, metavar="MÃ_HỒ_SƠ", help="mã hồ sơ trên giấy tiếp nhận")
@@ -1049,7 +1059,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dossier", nargs="?", metavar="MÃ_HỒ_SƠ", help="mã hồ sơ (hoặc --bulk)")
     s.add_argument("--out", required=True, metavar="THƯ_MỤC", help="thư mục nhận gói (mỗi hồ sơ một thư mục con)")
     s.add_argument("--bulk", action="store_true", help="đóng gói mọi hồ sơ đã đóng trước --closed-before")
-    s.add_argument("--closed-before", type=date.fromisoformat, default=None, metavar="NGÀY",
+    s.add_argument("--closed-before", type=day, default=None, metavar="NGÀY",
                    help="với --bulk: hồ sơ có tài liệu cuối cùng trước ngày này (YYYY-MM-DD)")
 
     s = command(sub, "import-package", "nhập hồ sơ từ gói E-ARK (kiểm tra mọi mã băm trước khi lưu)", cmd_import_package)
@@ -1058,7 +1068,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "retention", "thời hạn bảo quản: hồ sơ nào đến hạn hủy, đang bị giữ, đã hủy", cmd_retention)
     s.add_argument("action", choices=["report"], help="report: liệt kê mọi hồ sơ với hạn hủy và tình trạng")
     s.add_argument("--due", action="store_true", help="chỉ các hồ sơ đến hạn hủy")
-    s.add_argument("--as-of", type=date.fromisoformat, default=None, metavar="NGÀY",
+    s.add_argument("--as-of", type=day, default=None, metavar="NGÀY",
                    help="tính hạn theo ngày này (YYYY-MM-DD; mặc định hôm nay)")
 
     s = command(sub, "hold", "giữ hồ sơ theo yêu cầu pháp lý (không thể hủy hay xóa), hoặc gỡ lệnh giữ", cmd_hold)

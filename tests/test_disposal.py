@@ -59,6 +59,12 @@ def test_the_report_says_when_each_dossier_is_due_from_its_maintenance_code(worl
     assert sohoa(["retention", "report", "--due", "--as-of", f"{closed.year + 11}-01-02"], settings=settings) == 0
     out = capsys.readouterr().out
     assert TEN_YEARS in out and "ĐẾN HẠN HỦY" in out and PERMANENT not in out
+    # a date as sohoa prints it is taken too, and a wrong one is said in Vietnamese (it was refused,
+    # and "invalid fromisoformat value"; archive review)
+    assert sohoa(["retention", "report", "--due", "--as-of", f"02/01/{closed.year + 11}"], settings=settings) == 0
+    assert TEN_YEARS in capsys.readouterr().out
+    assert sohoa(["retention", "report", "--as-of", "2040-13-01"], settings=settings) == 2
+    assert "ngày không hợp lệ: '2040-13-01'" in capsys.readouterr().err
 
 
 def test_one_damaged_manifest_is_listed_and_the_other_dossiers_still_reported_and_packaged(world, tmp_path, capsys):
