@@ -498,9 +498,7 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
     extras: dict[str, set[str]] = {}
     waiting: dict[str, Mapping[str, str]] = {}
     outcomes, problems, read, last, held_read = [], [], 0, cursor.last_key, 0
-    for code in sorted(c for c in expected if not any(k in present for k in _accounts_for(c))):
-        problems.append(_lost_whole(code))
-        outcomes.append({"key": keys.manifest(code), "sha256": None, "outcome": "missing"})
+    lost = [keys.manifest(c) for c in sorted(expected) if not any(k in present for k in _accounts_for(c))]
     for key in todo:
         if budget is not None and outcomes and time.monotonic() - started > budget:
             break
@@ -530,6 +528,12 @@ def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datet
         outcomes.append({"key": key, "sha256": actual,
                          "outcome": problem.outcome if problem else "extra" if extra else "ok"})
         last = key
+    # a dossier lost whole is reported once a cycle, by the slice that passes where its manifest was
+    ended = done_count(cycle, last) >= len(cycle)
+    for key in lost:
+        if (cursor.last_key is None or key > cursor.last_key) and (ended or (last is not None and key <= last)):
+            problems.append(_lost_whole(keys.code_of(key)))
+            outcomes.append({"key": key, "sha256": None, "outcome": "missing"})
     for problem in problems:
         _alert(label, problem)
     if on_dossier is not None:
