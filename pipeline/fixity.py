@@ -44,7 +44,7 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Callable, Collection, Iterable, Mapping
 
-from storage import keys
+from storage import index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore, sha256
 from storage.errors import NotFound
 
@@ -410,6 +410,12 @@ def _lost_whole(code: str) -> FixityProblem:
     return FixityProblem(keys.manifest(code), "missing", None, None, LOST_WHOLE.format(code=code))
 
 
+def known_dossiers(db) -> set[str]:
+    """The dossiers the database knows the store holds: indexed, or given a document by a job (a
+    reindex after a loss drops the lost dossier from the index; its jobs remember it)."""
+    return {*search_index.dossier_codes(db), *job_table.dossiers_done(db)}
+
+
 def _listing(store: ObjectStore) -> list[str]:
     return sorted({k for prefix in SCOPE for k in store.list(prefix) if in_scope(k) and not k.startswith(CURSORS)})
 
@@ -596,7 +602,7 @@ def run(primary: ObjectStore, replica: ObjectStore | None, days: float, now: dat
 def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook, days: float, *,
                  interval: float = 3600, limit: int | None = None, budget: float | None = None,
                  now: datetime | None = None, held: Held = nothing_held,
-                 expected: Iterable[str] = ()) -> tuple[FixityReport, ...]:
+                 expected: Iterable[str] | None = None) -> tuple[FixityReport, ...]:
     """``run``, with what each slice found recorded where archivists look: a fixity check event
     for each dossier read (``pipeline.events``, in the primary: the replica's copy of a dossier
     is the primary's dossier too), a ``fixity.failed`` notice for the objects found changed or
@@ -611,7 +617,7 @@ def run_recorded(primary: ObjectStore, replica: ObjectStore | None, db, webhook,
         notices.notify_fixity(db, webhook, label, code, bad)
 
     reports = run(primary, replica, days, now, interval=interval, limit=limit, budget=budget, held=held,
-                  expected=expected, on_dossier=on_dossier)
+                  expected=known_dossiers(db) if expected is None else expected, on_dossier=on_dossier)
     for r in reports:
         outside = [p.to_json() for p in r.problems if keys.code_of(p.key) is None]
         notices.notify_fixity(db, webhook, r.store, "system", outside)

@@ -522,7 +522,8 @@ def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str],
 
     held = partial(jobs.held_originals, database(settings))
     if all_dossiers:
-        found = rolling.sweep(store, on_dossier=on_dossier, held=held, expected=_known_dossiers(database(settings)))
+        found = rolling.sweep(store, on_dossier=on_dossier, held=held,
+                              expected=rolling.known_dossiers(database(settings)))
     else:
         found = rolling.sweep(store, on_dossier=on_dossier, held=held, codes=[dossier.validate_key(c) for c in _codes(
             lambda: store, codes, False)])
@@ -531,12 +532,6 @@ def _check_objects(settings: Settings, store: ObjectStore, codes: Sequence[str],
                  changed=found.count("mismatch"), missing=found.count("missing"), extra=found.count("extra"),
                  held=found.held, seconds=round(found.seconds, 3))
     return found
-
-
-def _known_dossiers(db) -> set[str]:
-    """The dossiers the database knows the store holds: indexed, or given a document by a job (a
-    reindex after a loss drops the lost dossier from the index; its jobs remember it)."""
-    return {*search_index.dossier_codes(db), *job_table.dossiers_done(db)}
 
 
 def _by_dossier(objects) -> dict[str, list]:
@@ -790,7 +785,7 @@ def fixity(settings: Settings, *, status_only: bool = False, limit: int | None =
                      for label, s in (("primary", store), ("replica", replica)) if s is not None)
     db = database(settings)
     return rolling.run_recorded(store, replica, db, settings.webhook, days, interval=settings.fixity.interval,
-                                limit=limit, held=partial(jobs.held_originals, db), expected=_known_dossiers(db))
+                                limit=limit, held=partial(jobs.held_originals, db))
 
 
 def fixity_counters(settings: Settings) -> dict[str, dict]:

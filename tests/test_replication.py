@@ -346,6 +346,16 @@ def test_the_fixity_task_runs_a_slice_of_both_copies_on_the_beat_schedule(primar
             progress = fixity.status(store if label == "primary" else LocalStore(tmp_path / "usb"), store, 1,
                                      label=label)
             assert 0 < progress.done < progress.total  # one slice of 144 in the day
+        # a dossier lost whole is found by the beat's slices too (only `sohoa fixity` found it)
+        shutil.rmtree(primary_home / "store" / "dossiers" / CODES[0])
+        lost, seen = f"dossiers/{CODES[0]}/manifest.json", []
+        for _ in range(200):
+            tasks.fixity.apply().get()
+            seen = [o for k in store.list(fixity.RECORDS + "primary-") for o in json.loads(store.get(k))["objects"]
+                    if o["key"] == lost]
+            if seen:
+                break
+        assert seen and seen[0]["outcome"] == "missing"
     finally:
         tasks._state.clear()
 
