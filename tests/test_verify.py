@@ -312,6 +312,28 @@ def test_renewing_a_b_t_document_embeds_its_validation_data_and_it_still_verifie
     assert json.loads(store.get(keys.manifest(CODE)))["documents"][0]["signature"]["level"] == "B-LTA"
 
 
+def test_a_b_t_document_whose_signer_has_expired_is_still_renewed(pki, tmp_path):
+    """Embedding the signer's validation data first (above) made the renewal of a B-T document
+    whose signer's certificate has since expired fail, "too late": the usual case, signers'
+    certificates ending before the TSA's (found by the review of that change). Such a document
+    still gets its document timestamp; its signature time comes from its own timestamp."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers, timestamps
+
+    from pipeline import service
+
+    expired = signers.SimpleSigner.load_pkcs12(str(pki.p12("signer-expired")),
+                                               passphrase=harness.P12_PASSWORD.encode())
+    signed = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdfa_input())),
+                              signers.PdfSignatureMetadata(field_name="SohoaSignature1",
+                                                           subfilter=fields.SigSeedSubFilter.PADES),
+                              signer=expired, timestamper=timestamps.HTTPTimeStamper(pki.tsa_url)).getvalue()
+    _, record = signed_document("B-T")
+    store_dossier(tmp_path, signed, record)
+    [renewed] = service.renew_dossier(settings(tmp_path, pki, "B-T"), CODE, within_days=100_000)
+    assert renewed.renewed, renewed.message_vi
+
+
 def test_a_renewal_the_tsa_does_not_answer_says_so_in_vietnamese_once(pki, tmp_path, capsys):
     """A renewal that failed printed the library's exception, the same English twice."""
     from api.cli import main

@@ -11,6 +11,7 @@ it as it goes, for documents too large to hold several copies of in memory.
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -24,6 +25,8 @@ from .certificates import DEFAULT_COPY_TYPE, PADES_SUBFILTER, TEST_MARK, algorit
 from .glue import fetcher_backend, run_async, validation_context
 from .pdfa_signed import is_signed, pdfa_check
 from .status import SignatureRecord
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .keys import Signer
@@ -257,8 +260,17 @@ async def _timestamp_async(pdf, tsa_url, trust_roots, revocation_mode) -> bytes:
         if not reader.embedded_timestamp_signatures and reader.embedded_regular_signatures:
             # B-T: no document timestamp yet, and none of the signer's validation data. Without
             # it the renewed file, judged offline from what it embeds, failed where the B-T file
-            # passed (found by the archive review): it is embedded first, as signing at B-LT does
-            await async_add_validation_info(reader.embedded_regular_signatures[-1], context, in_place=True)
+            # passed (found by the archive review): it is embedded first, as signing at B-LT does,
+            # as of the signature's timestamp (the signer's certificate usually ends before the
+            # TSA's). When it cannot be had, the document timestamp is added alone, as before.
+            signature = reader.embedded_regular_signatures[-1]
+            try:
+                at = _timestamp_time(signature)
+                await async_add_validation_info(signature, context if at is None else validation_context(
+                    trust_roots, (), revocation_mode, backend, moment=at, retroactive_revinfo=True), in_place=True)
+            except Exception as exc:  # noqa: BLE001 - the renewal still protects what the file holds
+                log.warning("renewal: the signer's validation data could not be embedded (%s: %s); "
+                            "the document timestamp is added alone", type(exc).__name__, exc)
             reader = PdfFileReader(out)
         await stamper.async_update_archival_timestamp_chain(reader, context, in_place=True)
         return out.getvalue()
@@ -267,6 +279,16 @@ async def _timestamp_async(pdf, tsa_url, trust_roots, revocation_mode) -> bytes:
                            f"timestamp renewal failed: {type(exc).__name__}: {exc}") from exc
     finally:
         await backend.close()
+
+
+def _timestamp_time(signature) -> datetime | None:
+    """When the signature's own timestamp (B-T) says it was made, or None."""
+    attributes = signature.signer_info["unsigned_attrs"]
+    for attribute in attributes if attributes.native else ():
+        if attribute["type"].native == "signature_time_stamp_token":
+            token = attribute["values"][0]["content"]
+            return token["encap_content_info"]["content"].parsed["gen_time"].native
+    return None
 
 
 def renewal_failure_vi(exc: BaseException) -> str:
