@@ -449,11 +449,23 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
     ``scope``: only dossiers of these agency codes. Snippets show no citizen ID number whole."""
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
-    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit, scope=scope)
+    # matches marked with characters no page holds while identity numbers are masked: a bracket
+    # of the page's own next to a number would otherwise be read as a mark (review of 9f9aeeb)
+    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit, scope=scope,
+                               mark=_INNER_MARK)
     audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits))
-    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"],
-                                               mask_id_numbers(h["snippet"], search_index.MARK), h["score"], h["exact"],
-                                               h.get("tier", "all"), h.get("title")) for h in hits))
+    return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], _shown(h["snippet"]),
+                                               h["score"], h["exact"], h.get("tier", "all"), h.get("title"))
+                                     for h in hits))
+
+
+_INNER_MARK = ("\ue000", "\ue001")  # private-use characters: never in a page's text
+
+
+def _shown(snippet: str) -> str:
+    """A snippet as answered: identity numbers masked, then its matches between ``storage.index.MARK``."""
+    masked = mask_id_numbers(snippet, _INNER_MARK)
+    return masked.replace(_INNER_MARK[0], search_index.MARK[0]).replace(_INNER_MARK[1], search_index.MARK[1])
 
 
 def index_behind_store(settings: Settings) -> bool:

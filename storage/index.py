@@ -536,8 +536,9 @@ def forget_dossier(engine: Engine, code: str) -> None:
 
 
 def search(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20,
-           scope: Sequence[str] = ()) -> list[dict]:
-    """Pages holding every word of the query, best first (see the module's docstring).
+           scope: Sequence[str] = (), mark: tuple[str, str] = MARK) -> list[dict]:
+    """Pages holding every word of the query, best first (see the module's docstring); each
+    snippet's matches between ``mark``.
 
     Each hit: dossierCode, docId, page, snippet (the best match in [brackets]), score (see
     ``score``), exact (the match that ranks the page keeps the query's diacritics) and tier
@@ -578,7 +579,7 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
                                     mr[1]["number"]))[:limit]
     titles = _document_titles(engine, {r["doc_id"] for _, r in ranked})
     return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "title": titles.get(r["doc_id"]),
-             "page": r["number"], "snippet": make_snippet(nfc(r["text"]), m.spans), "score": m.score,
+             "page": r["number"], "snippet": make_snippet(nfc(r["text"]), m.spans, mark=mark), "score": m.score,
              "exact": m.exact, "tier": m.tier}
             for m, r in ranked]
 
