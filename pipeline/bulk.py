@@ -259,6 +259,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
             raise
         show(len(outcomes), inputs, counted["done"], counted["total"])
 
+    reading = []  # the job whose pages are being handed to the pool, not yet in the window
     try:
         with ctx.executor.stream() as submit:
             for n, doc in enumerate(documents):
@@ -267,6 +268,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                     continue
                 try:
                     submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source)
+                    reading[:] = [submitted.job] if submitted.job else []
                     if submitted.duplicate is not None:
                         outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
                         counted["done"] += len(submitted.duplicate.pages)
@@ -280,6 +282,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                         for _, future in futures:
                             future.add_done_callback(page_done)
                         window.append((n, doc, submitted.job, futures))
+                    reading.clear()
                 except Exception as exc:  # this document failed; the batch goes on
                     outcomes[n] = _failed(doc, exc)
                     broken.add(doc.dossier)
@@ -288,7 +291,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
             while window:
                 complete(*window.popleft())
     except BaseException as exc:  # recorded on the documents still being read, as a run here does
-        for _, _, job_id, _ in window:
+        for job_id in [*reading, *(job_id for _, _, job_id, _ in window)]:
             jobs.record_stop(ctx, job_id, exc)
         raise
 

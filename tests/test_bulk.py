@@ -223,6 +223,34 @@ def test_a_document_committed_just_before_ctrl_c_is_reported_done_and_the_others
         assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles
 
 
+def test_ctrl_c_while_a_documents_pages_are_handed_to_the_pool_leaves_no_job_waiting(home, rendered, tmp_path,
+                                                                                      monkeypatch):
+    """Ctrl-C after a document's job was made but before its pages were all handed to the page
+    pool (with SOHOA_JOBS=1 the page is read right there) left that job 'queued', which `sohoa
+    retry` then refused until the page time limit (found by the review of d46c3e0)."""
+    import pytest
+
+    from pipeline import config, jobs, service
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    backlog(rendered, tmp_path / "kho", codes=CODES[:2], seed=890)
+    work_here, calls = jobs.work_here, []
+
+    def ctrl_c_at_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return work_here(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "work_here", ctrl_c_at_the_third)
+    settings = config.load({"SOHOA_HOME": str(home), "SOHOA_JOBS": "1"})
+    with pytest.raises(KeyboardInterrupt):
+        service.bulk(settings, tmp_path / "kho")
+    states = [job["state"] for job in job_table.find(database(settings))]
+    assert len(states) == 3 and "queued" not in states and "running" not in states, states
+
+
 def test_a_rerun_sends_a_stalled_document_its_pages_but_never_its_finishing_task(home):
     """A bulk rerun found a document of an earlier run stalled with all its pages done, and sent
     its finishing task itself: committed before an earlier document of its dossier still being
