@@ -18,7 +18,7 @@ from storage.base import ObjectStore
 from storage.local import LocalStore
 
 from .config import Settings
-from .errors import PinRefused, SigningError
+from .errors import ConfigError, PinRefused, SigningError
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext
 from .signing.devpki import DEV_DIR_NAME, ensure_development_key
@@ -60,7 +60,7 @@ def signer_for(settings: Settings) -> Signer:
     development_pki(settings)
     try:
         signer = load_signer(settings.signing, settings.home)
-    except SigningError as exc:
+    except (SigningError, ConfigError) as exc:  # a trust-root file that cannot be read is a ConfigError
         _KEY_TROUBLE[settings.signing] = exc
         raise
     _KEY_TROUBLE.pop(settings.signing, None)

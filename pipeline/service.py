@@ -1429,7 +1429,7 @@ def readiness(settings: Settings) -> dict[str, str | None]:
     else:
         # a level the settings cannot sign at fails every job, after the citizen has left: said
         # before any job, as a key that will not open is said once a job found it (web review)
-        trouble = _level_problem(settings)
+        trouble = _signing_settings_problem(settings)
         if trouble is None and not settings.signing.development:
             trouble = key_trouble(settings)
         if trouble is not None or not settings.signing.development:
@@ -1437,13 +1437,15 @@ def readiness(settings: Settings) -> dict[str, str | None]:
     return problems
 
 
-def _level_problem(settings: Settings) -> str | None:
-    """What keeps the settings from signing at their level (a timestamp level without a TSA), or None."""
+def _signing_settings_problem(settings: Settings) -> str | None:
+    """What in the signing settings alone keeps every job from being signed, or None: a timestamp
+    level without a TSA, a trust-root file that cannot be read."""
     from .signing.certificates import choose_level
 
     try:
         choose_level(settings.signing.level, settings.signing.tsa_url, settings.signing.development)
-    except SigningError as exc:
+        trust_roots(settings.signing, settings.home)
+    except (SigningError, ConfigError) as exc:
         return exc.message_vi
     return None
 

@@ -305,13 +305,15 @@ def test_health_readiness_and_metrics(api):
 def test_a_level_the_settings_cannot_sign_at_makes_the_server_not_ready_before_any_job(api, pki):
     """An agency key at B-LT with no SOHOA_TSA_URL: /readyz said ready and every job failed at
     signing, after the citizen had left (found by the web review). It is not ready, saying why."""
-    for env in ({"SOHOA_SIGN_P12": str(pki.p12("signer-rsa")), "SOHOA_SIGN_P12_PASSWORD": harness_password()},
-                {"SOHOA_SIGN_LEVEL": "B-LTA"}):  # the agency's key (B-LT by default), and the development key
+    key = {"SOHOA_SIGN_P12": str(pki.p12("signer-rsa")), "SOHOA_SIGN_P12_PASSWORD": harness_password()}
+    for env, said in ((key, "cần máy chủ cấp dấu thời gian"),  # the agency's key (B-LT by default)
+                      ({"SOHOA_SIGN_LEVEL": "B-LTA"}, "cần máy chủ cấp dấu thời gian"),  # the development key
+                      ({**key, "SOHOA_SIGN_LEVEL": "B-B", "SOHOA_TRUST_ROOTS": "/khong/co/goc.pem"},
+                       "SOHOA_TRUST_ROOTS: không có tệp này")):  # a trust root that cannot be read (review)
         settings = config.load({"SOHOA_HOME": str(api["home"]), **env})
         with TestClient(create_app(settings, background=False)) as client:
             ready = client.get("/readyz")
-        assert ready.status_code == 503 and "cần máy chủ cấp dấu thời gian" in ready.json()["checks"]["signer"], \
-            ready.text
+        assert ready.status_code == 503 and said in ready.json()["checks"]["signer"], ready.text
 
 
 def harness_password() -> str:
