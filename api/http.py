@@ -408,10 +408,11 @@ class UploadLimitMiddleware:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             mb = self.settings.api.max_upload_bytes // (1024 * 1024)
-            if _browser_page(Request(scope)):  # the operator's form: a page with the way back to the draft
+            if _browser_page(Request(scope)):  # a form: a page, with the way back to its draft
+                kept = (", các trang đã có vẫn giữ nguyên. Hãy tải từng tệp một, hoặc chia tệp lớn thành nhiều tệp "
+                        "nhỏ hơn" if web.form_page(scope["path"]) else "")
                 return web.error_page(Request(scope), StarletteHTTPException(413, {"message": (
-                    f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần): chưa nhận tệp nào, các trang đã có vẫn giữ "
-                    "nguyên. Hãy tải từng tệp một, hoặc chia tệp lớn thành nhiều tệp nhỏ hơn.")}))
+                    f"Dữ liệu gửi lên quá lớn (tối đa {mb} MB mỗi lần): chưa nhận gì{kept}.")}))
             return JSONResponse({"error": {"code": "too_large", "message": f"Tệp tải lên quá lớn (tối đa {mb} MB mỗi lần)",
                                            "detail": "request body too large"}}, status_code=413)
         if length is None and scope["method"] in ("POST", "PUT", "PATCH") and "transfer-encoding" in headers:

@@ -154,6 +154,16 @@ def error_page(request: Request, exc: Exception) -> Response:
     return _error_page(request, exc)
 
 
+_FORM_PAGES = re.compile(r"/(intake|jobs)/([0-9a-f]{32})(?:/.*)?")
+
+
+def form_page(path: str) -> str | None:
+    """The page of the draft or job a form posted to ``path`` belongs to, or None: the only places
+    an error page links back to (a path taken as it came could lead off the site)."""
+    found = _FORM_PAGES.fullmatch(path)
+    return f"/{found.group(1)}/{found.group(2)}" if found else None
+
+
 def _error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, _Exit):
         return exc.response
@@ -164,9 +174,8 @@ def _error_page(request: Request, exc: Exception) -> Response:
         if exc.status_code == 403:
             return _page(request, "403.html", 403, message=detail.get("message"),
                          csrf_failed=detail.get("code") == "csrf")
-        back = request.url.path.rsplit("/", 1)[0] if request.method == "POST" else None  # the form's page
         return _page(request, "error.html", exc.status_code, message=detail.get("message") or "Yêu cầu không hợp lệ",
-                     back=back or None)
+                     back=form_page(request.url.path) if request.method == "POST" else None)
     if isinstance(exc, RequestValidationError):
         return _page(request, "error.html", 400, message="Yêu cầu không hợp lệ: thiếu hoặc sai một trường của biểu mẫu")
     report = describe(exc)

@@ -128,7 +128,12 @@ def test_uploads_are_limited_in_size_count_and_type_with_nothing_stored(site):
     over = client.post("/intake/" + "0" * 32 + "/pages", headers={**html, "Content-Length": str(3 * 1024 * 1024)},
                        content=b"x")
     assert over.status_code == 413 and "text/html" in over.headers["content-type"], over.text
-    assert "chưa nhận tệp nào, các trang đã có vẫn giữ nguyên" in over.text and f'href="/intake/{"0" * 32}"' in over.text
+    assert "chưa nhận gì, các trang đã có vẫn giữ nguyên" in over.text and f'href="/intake/{"0" * 32}"' in over.text
+    # the way back is only ever to a draft or job page of this site (review): not a path as it came
+    for path in ("//evil.example/x", f"/intake/{'0' * 32}/pages/{'1' * 32}/replace", "/login"):
+        over = client.post(path, headers={**html, "Content-Length": str(3 * 1024 * 1024)}, content=b"x")
+        assert over.status_code == 413 and "evil.example" not in over.text, (path, over.text)
+        assert ('href="/intake/' + "0" * 32 + '"' in over.text) is path.startswith("/intake/"), (path, over.text)
     row("Upload of too many files", "POST /api/v1/dossiers/{code}/documents",
         f"{many.status_code} \"{many.json()['error']['message']}\"; nothing stored")
 
