@@ -481,6 +481,11 @@ def page_view(store: ObjectStore, draft_id: str, page_id: str, owner: str, max_p
     page = next((p for p in get(store, draft_id, owner).pages if p.id == page_id), None)
     if page is None:
         raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft")
+    kept = _view_key(draft_id, page_id, turn)
+    try:  # made once: a page is decoded whole to make it (review of 6e8bc5a)
+        return store.get(kept)
+    except ObjectNotFound:
+        pass
     image, _ = load_page(page.file, page.kind, store.get(page.key), 1, max_pixels)  # its key holds it alone
     image = image.convert("L") if image.mode in ("1", "L") else image.convert("RGB")
     longest = max(image.size)
@@ -495,7 +500,12 @@ def page_view(store: ObjectStore, draft_id: str, page_id: str, owner: str, max_p
                                    Image.Resampling.LANCZOS)
     out = io.BytesIO()
     straight.save(out, "JPEG", quality=VIEW_QUALITY, optimize=True)
+    store.put(kept, out.getvalue(), "image/jpeg", {"kind": "intake-view"})
     return out.getvalue()
+
+
+def _view_key(draft_id: str, page_id: str, turn: int) -> str:
+    return _item(_draft_prefix(draft_id), "views", page_id, f"{turn}.jpg")
 
 
 def materialise(store: ObjectStore, draft_id: str, folder: Path, owner: str) -> list[Path]:
@@ -571,6 +581,8 @@ def _forget_page(store: ObjectStore, draft_id: str, page: Page) -> None:
     prefix = _draft_prefix(draft_id)
     _delete(store, _item(prefix, "pages", page.id, "json"))  # first: the page is gone from the draft
     _delete(store, page.thumbnail_key)
+    for turn in (0, 90, 180, 270):
+        _delete(store, _view_key(draft_id, page.id, turn))
     if page.key.startswith(prefix + "pages/"):  # its own bytes, not the uploaded file's
         _delete(store, page.key)
 

@@ -159,6 +159,12 @@ def login(client, name: str, password: str) -> None:
                        follow_redirects=False).status_code == 303
 
 
+def kept_bytes(kept, view: str) -> bytes:
+    """The stored view of the page ``view`` names."""
+    page_id = view.split("/pages/")[1].split("/")[0]
+    return next(p for p in kept if p.name.startswith(page_id)).read_bytes()
+
+
 def test_the_operator_sees_the_blank_back_page_turned_as_the_document_will_show_it(tmp_path, rendered):
     """At the counter, the draft's thumbnail of a seal-only back page fed sideways is turned with
     its front, and says why, as the stored document will show it."""
@@ -199,6 +205,9 @@ def test_the_operator_sees_the_blank_back_page_turned_as_the_document_will_show_
             assert abs(large.height / large.width - small.height / small.width) < 0.02
         large = Image.open(io.BytesIO(client.get(views[1]).content))
         assert np.allclose(redness_centre(large), redness_centre(upright_back.image), atol=0.05)
+        # made once and kept with the draft: a page is decoded whole to make it (review)
+        kept = list((tmp_path / "home" / "store").rglob("views/*.jpg"))
+        assert len(kept) == 2 and client.get(views[1]).content == kept_bytes(kept, views[1])
 
 
 def test_a_real_sheet_fed_sideways_comes_out_upright_front_and_back(cli, home, tmp_path, monkeypatch):
