@@ -471,7 +471,17 @@ def _shown(snippet: str) -> str:
 def index_behind_store(settings: Settings) -> bool:
     """Whether the search index holds no dossier while the store holds some: a lost or new index
     database, which ``sohoa reindex`` rebuilds (a search then silently found nothing)."""
-    return not search_index.dossier_codes(database(settings)) and bool(dossier_codes(open_store(settings)))
+    if search_index.holds_a_dossier(database(settings)):
+        return False
+    store = open_store(settings)  # the first dossier with a manifest will do (review: not a look at each)
+
+    def has_manifest(name: str) -> bool:
+        try:
+            return store.exists(keys.manifest(name))
+        except Exception:  # a folder no dossier code names
+            return False
+
+    return any(has_manifest(name) for name in store.children(keys.PREFIX))
 
 
 def reindex(settings: Settings) -> ReindexResult:

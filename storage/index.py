@@ -608,6 +608,11 @@ def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), lim
             for r in rows]
 
 
+def holds_a_dossier(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(dossiers.c.code).limit(1)).first() is not None
+
+
 def dossier_codes(engine: Engine) -> list[str]:
     """Every indexed dossier's code: what the store must hold, a manifest or a disposal record each
     (a dossier disposed of leaves the index)."""
