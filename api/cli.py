@@ -458,7 +458,7 @@ RETENTION_VI = {"permanent": "bảo quản vĩnh viễn", "not-due": "chưa đ�
 def cmd_retention(args, settings: Settings) -> int:
     rows = service.retention_report(settings, args.as_of)
     if args.due:
-        rows = [r for r in rows if r.status in ("due", "disposing")]
+        rows = [r for r in rows if r.status in ("due", "disposing", "damaged")]  # damaged: its date is unknown
     if args.json:
         _print_json([r.to_json() for r in rows])
         return ExitCode.OK

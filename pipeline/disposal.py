@@ -150,15 +150,15 @@ def report(store: ObjectStore, default_days: int, as_of: date) -> list[Retention
         prefix = keys.dossier_prefix(code)
         if not any(store.exists(prefix + name) for name in ("manifest.json", RECORD, PENDING)):
             continue
-        disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
         try:
+            disposed, pending = _json(store, prefix + RECORD), _json(store, prefix + PENDING)
             manifest = None if disposed else load_manifest(store, code)
-        except IntegrityError:  # one damaged manifest stopped the whole report: it is listed, the rest goes on
-            rows.append(RetentionRow(code, "", None, None, None, DAMAGED, hold_of(store, code)))
+            held = hold_of(store, code)
+        except (IntegrityError, ValueError):  # one damaged record stopped the whole report: it is listed
+            rows.append(RetentionRow(code, "", None, None, None, DAMAGED, None))
             continue
         shown = manifest or disposed or pending or {}
         due = due_date(manifest, default_days) if manifest else None
-        held = hold_of(store, code)
         closed = closed_on(manifest) if manifest else (date.fromisoformat(shown["closed"]) if shown.get("closed") else None)
         rows.append(RetentionRow(code, shown.get("title") or "", shown.get("maintenance"), closed, due,
                                  status_of(manifest, held, pending is not None, disposed is not None, due, as_of),

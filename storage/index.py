@@ -788,7 +788,7 @@ def reindex(store, engine: Engine, *, batch: int = REINDEX_BATCH) -> dict:
                 totals["errors"].append({"dossierCode": code, "docId": doc_id, "error": str(error)})
         except Exception as error:  # one broken dossier must not stop the rebuild
             log.warning("reindex: %s: %s", code, error)
-            damaged = isinstance(error, ValueError)  # JSON and UTF-8 errors: the manifest does not parse
+            damaged = isinstance(error, (json.JSONDecodeError, UnicodeDecodeError))  # the manifest does not parse
             totals["errors"].append({"dossierCode": code, "error": f"manifest hỏng, không đọc được ({error}); "
                                      f"khôi phục bằng 'sohoa restore {code}'" if damaged else str(error)})
         if held[0] >= batch:
