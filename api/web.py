@@ -23,6 +23,7 @@ the job page's live progress).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from datetime import datetime
@@ -367,7 +368,15 @@ def _draft_page(request: Request, who: Principal, draft_id: str, status: int = 2
     required = list((checklist or {}).get("required") or [])
     missing = list((checklist or {}).get("missing") or [])
     return _page(request, "draft.html", status, draft=draft, checklist=checklist, required=required, missing=missing,
-                 warnings=sum(1 for p in draft.pages if p.warnings), turns=draft.turns, **context)
+                 warnings=sum(1 for p in draft.pages if p.warnings), turns=draft.turns,
+                 pages_shown=_pages_shown(draft), **context)
+
+
+def _pages_shown(draft) -> str:
+    """The pages a window shows, as its confirmation sends them back: their count and a digest of
+    their ids in order (the ids themselves capped a draft at ~1,500 pages; review)."""
+    ids = ",".join(p.id for p in draft.pages)
+    return f"{len(draft.pages)}:{hashlib.sha256(ids.encode()).hexdigest()[:32]}"
 
 
 @router.get("/intake/{draft_id}")
@@ -505,7 +514,7 @@ def intake_page_view(request: Request, draft_id: str, page_id: str,
 def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
                   title_choice: Annotated[str, Form(max_length=500)] = "",
                   title_other: Annotated[str, Form(max_length=1000)] = "",
-                  pages: Annotated[str, Form(max_length=20000)] = "") -> Response:
+                  pages: Annotated[str, Form(max_length=100)] = "") -> Response:
     settings = request.app.state.settings
     title = " ".join((title_other or title_choice or "").split())
     if not title:
@@ -520,10 +529,9 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
         if not draft.pages:
             return _draft_page(request, who, draft_id, 400,
                                error="Bản nháp chưa có trang nào: thêm trang trước khi xác nhận.")
-        shown = [p for p in pages.split(",") if p]
-        if shown and shown != [p.id for p in draft.pages]:  # confirmed from a window showing other pages
+        if pages and pages != _pages_shown(draft):  # confirmed from a window showing other pages
             return _draft_page(request, who, draft_id, 409, error=(
-                f"Bản nháp đã thay đổi ở cửa sổ khác: cửa sổ này hiện {len(shown)} trang, bản nháp giờ có "
+                f"Bản nháp đã thay đổi ở cửa sổ khác: cửa sổ này hiện {pages.split(':')[0]} trang, bản nháp giờ có "
                 f"{len(draft.pages)} trang. Hãy xem lại các trang dưới đây rồi xác nhận lại; chưa số hóa gì."))
         try:
             job, duplicate = service.intake_submit(settings, draft_id, title, who)
