@@ -420,7 +420,7 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
         assert re.search(r"«[^»]+», tài liệu H23\.50-", browser.get("/search", params={"q": word}).text)
         # a document's id, as every job and dossier page shows it, found nothing
         doc_page = browser.get("/search", params={"q": f"{CODE}.001"}).text
-        assert f'href="/dossiers/{CODE}?doc={CODE}.001"' in doc_page and "là mã tài liệu" in doc_page
+        assert f'href="/dossiers/{CODE}?doc={CODE}.001"' in doc_page and "có dạng mã tài liệu" in doc_page
         assert "Hồ sơ có mã bắt đầu bằng" not in browser.get("/search", params={"q": word}).text
         assert web_login(browser, "off-h99", "mat-khau-dai-du").status_code == 303
         assert CODE not in browser.get("/search", params={"q": "H23.50"}).text.split("Kết quả", 1)[1]
