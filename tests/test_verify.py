@@ -215,7 +215,7 @@ def test_cli_verify_exit_codes_and_json(pki, tmp_path, capsys):
     assert main(["verify", "H23.50-261201-0999"], settings=conf) == 1
 
 
-def test_a_signature_by_an_expired_certificate_says_so_not_that_its_roots_are_wrong(pki):
+def test_a_signature_by_an_expired_certificate_says_so_not_that_its_roots_are_wrong(pki, tmp_path):
     """Years later, a signature without a timestamp whose signer's certificate has expired was
     called "not chaining to a trusted root" (and, for a development key, "another installation's
     key: add its CA to SOHOA_TRUST_ROOTS"), sending the archivist to the wrong setting. It now
@@ -234,6 +234,13 @@ def test_a_signature_by_an_expired_certificate_says_so_not_that_its_roots_are_wr
     said = " ".join(verdict.messages_vi)
     assert "đã hết hạn ngày 01/01/2021; chữ ký không có dấu thời gian để chứng minh đã ký trước ngày đó" in said, said
     assert "gốc tin cậy" not in said and "SOHOA_TRUST_ROOTS" not in said, said
+    # trusting another root, it is the roots that are wrong: said so, not the expiry (review)
+    from pipeline.signing.devpki import ensure_development_key
+
+    elsewhere = ensure_development_key(tmp_path / "dev")  # a root that has nothing to do with this signer
+    other = validation.verify_pdf(signed, [(elsewhere / "ca.pem").read_bytes()], require_pdfa=False)
+    said = " ".join(other.messages_vi)
+    assert "không dẫn tới chứng thư gốc tin cậy" in said and "đã hết hạn ngày" not in said, said
 
 
 def test_third_party_adbe_signature_kept_byte_for_byte_and_verified(pki, tmp_path):

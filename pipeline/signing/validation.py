@@ -368,7 +368,7 @@ async def _verify_one(sig, roots, policy, has_dss, later_ts, dss: _EmbeddedData,
     if timestamp:
         return _timestamp_verdict(sig, status, chain_trusted, revocation, policy)
     return _signature_verdict(sig, status, has_dss, later_ts, long_term, chain_trusted, revocation, policy,
-                              _is_test_signature(sig, status, test_fingerprints))
+                              _is_test_signature(sig, status, test_fingerprints), _chains_by_name(sig, roots))
 
 
 def _same_data_context(context, roots, mode, as_of):
@@ -570,6 +570,21 @@ def _revocation_messages(vi, en, what_vi, what_en, holder, revocation: _Revocati
                   f"(no usable OCSP/CRL response); accepted under the soft revocation policy")
 
 
+def _chains_by_name(sig, roots) -> bool:
+    """Whether the signer's certificate leads, issuer by issuer through the certificates the
+    signature carries, to one of ``roots``, whatever the dates: an expired signer is named as
+    such only then (otherwise the roots are what is wrong; review of ac9d58a)."""
+    carried = [c.chosen for c in sig.signed_data["certificates"] if c.name == "certificate"]
+    certificate = sig.signer_cert
+    for _ in range(8):
+        if any(certificate.issuer == root.subject for root in roots):
+            return True
+        certificate = next((c for c in carried if c.subject == certificate.issuer and c.subject != c.issuer), None)
+        if certificate is None:
+            return False
+    return False
+
+
 def _expired_on(certificate) -> datetime | None:
     """When ``certificate`` expired, in Vietnam's time; None while it is valid."""
     ends = certificate["tbs_certificate"]["validity"]["not_after"].native
@@ -581,7 +596,7 @@ def _revocation_ok(revocation: _Revocation, policy: str) -> bool:
 
 
 def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: str | None, trusted: bool,
-                       revocation: _Revocation, policy: str, test: bool) -> SignatureStatus:
+                       revocation: _Revocation, policy: str, test: bool, reaches_root: bool = True) -> SignatureStatus:
     vi, en = [], []
     name = _field(sig)
     subfilter = str(sig.sig_object.get("/SubFilter", "")).lstrip("/")
@@ -602,7 +617,7 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: st
     # not build a chain for a broken one): the message names the real cause.
     elif revocation.status == "revoked":
         _revocation_messages(vi, en, f"Chữ ký {name}", f"Signature {name}", signer, revocation, policy)
-    elif not trusted and (ended := _expired_on(sig.signer_cert)) is not None:
+    elif not trusted and reaches_root and (ended := _expired_on(sig.signer_cert)) is not None:
         # found hands-on, years later: an expired signer was called untrusted, sending the
         # archivist to the trust roots; what fails is that nothing proves it signed in time
         proof_vi, proof_en = (
