@@ -224,7 +224,8 @@ def cmd_audit(args, settings: Settings) -> int:
     # the chain alone cannot see rows cut from its end, nor a log rewritten whole: only the anchors
     # can, which 'audit verify' checks (it said "nguyên vẹn" over a truncated log; archive review)
     print(f"Chuỗi băm liền mạch qua {report.lines} dòng; đối chiếu với các lần neo (phát hiện dòng bị cắt ở cuối "
-          f"hay nhật ký bị viết lại): sohoa audit verify (hash chain unbroken over {report.lines} lines)", file=sys.stderr)
+          f"hay nhật ký bị viết lại): sohoa audit verify (hash chain unbroken over {report.lines} lines)",
+          file=sys.stderr)
     return ExitCode.OK
 
 
