@@ -496,16 +496,18 @@ def intake_discard(request: Request, draft_id: str, who: Annotated[Who, Depends(
 def intake_thumbnail(request: Request, draft_id: str, page_id: str,
                      who: Annotated[Who, Depends(user("upload"))], turn: int = 0) -> Response:
     with _acting(who):
-        data = service.intake_thumbnail(request.app.state.settings, draft_id, page_id, who, turn)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600",
-                                                            "X-Content-Type-Options": "nosniff"})
+        return _jpeg(service.intake_thumbnail(request.app.state.settings, draft_id, page_id, who, turn))
 
 
 @router.get("/intake/{draft_id}/pages/{page_id}/view")
 def intake_page_view(request: Request, draft_id: str, page_id: str,
                      who: Annotated[Who, Depends(user("upload"))], turn: int = 0) -> Response:
+    """The page straightened, large enough to judge whether it can be read."""
     with _acting(who):
-        data = service.intake_page_view(request.app.state.settings, draft_id, page_id, who, turn)
+        return _jpeg(service.intake_page_view(request.app.state.settings, draft_id, page_id, who, turn))
+
+
+def _jpeg(data: bytes) -> Response:
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600",
                                                             "X-Content-Type-Options": "nosniff"})
 
