@@ -1448,13 +1448,12 @@ def readiness(settings: Settings) -> dict[str, str | None]:
 
 
 def _signing_settings_problem(settings: Settings) -> str | None:
-    """What in the signing settings alone keeps every job from being signed, or None: a timestamp
-    level without a TSA, a trust-root file that cannot be read."""
-    from .signing.certificates import choose_level
+    """What in the signing settings alone keeps every job from being signed, or None
+    (``signing.keys.signing_plan``)."""
+    from .signing.keys import signing_plan
 
     try:
-        choose_level(settings.signing.level, settings.signing.tsa_url, settings.signing.development)
-        trust_roots(settings.signing, settings.home)
+        signing_plan(settings.signing, settings.home)
     except (SigningError, ConfigError) as exc:
         return exc.message_vi
     return None

@@ -309,7 +309,9 @@ def test_a_level_the_settings_cannot_sign_at_makes_the_server_not_ready_before_a
     for env, said in ((key, "cần máy chủ cấp dấu thời gian"),  # the agency's key (B-LT by default)
                       ({"SOHOA_SIGN_LEVEL": "B-LTA"}, "cần máy chủ cấp dấu thời gian"),  # the development key
                       ({**key, "SOHOA_SIGN_LEVEL": "B-B", "SOHOA_TRUST_ROOTS": "/khong/co/goc.pem"},
-                       "SOHOA_TRUST_ROOTS: không có tệp này")):  # a trust root that cannot be read (review)
+                       "SOHOA_TRUST_ROOTS: không có tệp này"),  # a trust root that cannot be read (review)
+                      ({**key, "SOHOA_TSA_URL": pki.tsa_url},  # B-LT without roots to embed the chain's data
+                       "cần chứng thư gốc tin cậy")):
         settings = config.load({"SOHOA_HOME": str(api["home"]), **env})
         with TestClient(create_app(settings, background=False)) as client:
             ready = client.get("/readyz")

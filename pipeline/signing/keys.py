@@ -151,7 +151,7 @@ def load_signer(signing: SigningSettings, home: Path, *, now: datetime | None = 
     """The configured signer, its certificate checked; the development key (under
     ``home``) when none is set. Call ``close()`` when done (a PKCS#11 session)."""
     development = signing.development
-    level = choose_level(signing.level, signing.tsa_url, development)
+    level, roots = signing_plan(signing, home)  # before a token's session is opened (one per failed try)
     if development:
         warn_development_key(home / DEV_DIR_NAME)
         signer = _development_signer(home / DEV_DIR_NAME, now)
@@ -161,17 +161,23 @@ def load_signer(signing: SigningSettings, home: Path, *, now: datetime | None = 
         signer = _pkcs12_signer(signing.p12, signing.p12_password, now)
     # the revocation policy also governs the validation data a B-LT signature embeds
     signer = replace(signer, level=level, tsa_url=signing.tsa_url, agency_name=signing.agency_name,
-                     trust_roots=tuple(trust_roots(signing, home)),
-                     revocation_mode=REVOCATION_MODES[signing.revocation_policy])
-    if not development:
-        if level in ("B-LT", "B-LTA") and not signer.trust_roots:
-            signer.close()
-            raise SigningError(f"Mức {level} cần chứng thư gốc tin cậy để nhúng dữ liệu kiểm tra: đặt "
-                               f"SOHOA_TRUST_ROOTS", f"level {level} needs SOHOA_TRUST_ROOTS")
-        if level in ("B-B", "B-T"):
-            print(f"sohoa: CẢNH BÁO: ký bằng khóa thật ở mức {level}, thấp hơn B-LT khuyến nghị "
-                  f"(warning: production key below B-LT)", file=sys.stderr)
+                     trust_roots=roots, revocation_mode=REVOCATION_MODES[signing.revocation_policy])
+    if not development and level in ("B-B", "B-T"):
+        print(f"sohoa: CẢNH BÁO: ký bằng khóa thật ở mức {level}, thấp hơn B-LT khuyến nghị "
+              f"(warning: production key below B-LT)", file=sys.stderr)
     return signer
+
+
+def signing_plan(signing: SigningSettings, home: Path) -> tuple[str, tuple[x509.Certificate, ...]]:
+    """(the level to sign at, the trust roots) from the settings alone, no key opened; SigningError
+    or ConfigError when they cannot sign: a timestamp level without a TSA, a trust-root file that
+    cannot be read, an agency key at B-LT or B-LTA without trust roots to embed the chain's data."""
+    level = choose_level(signing.level, signing.tsa_url, signing.development)
+    roots = tuple(trust_roots(signing, home))
+    if not signing.development and level in ("B-LT", "B-LTA") and not roots:
+        raise SigningError(f"Mức {level} cần chứng thư gốc tin cậy để nhúng dữ liệu kiểm tra: đặt "
+                           f"SOHOA_TRUST_ROOTS", f"level {level} needs SOHOA_TRUST_ROOTS")
+    return level, roots
 
 
 def warn_development_key(where: Path) -> None:
