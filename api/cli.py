@@ -492,6 +492,9 @@ def cmd_dispose(args, settings: Settings) -> int:
     record = service.dispose(settings, args.dossier, args.reason, token)
     if args.json:
         _print_json(record)
+    elif record.get("already"):
+        print(f"Hồ sơ {args.dossier} đã được hủy trước đó (ngày {datetime_vi(record.get('disposedAt'))}, phê duyệt: "
+              f"{record['approval']['by']}, {record['approval']['reason']}); không có gì để hủy thêm.")
     else:
         print(f"Hồ sơ {args.dossier}: đã hủy {len(record['removed'])} đối tượng; phê duyệt: "
               f"{record['approval']['by']} ({record['approval']['reason']}).")

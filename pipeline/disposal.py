@@ -208,8 +208,8 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
              as_of: date | None) -> dict:
     prefix = keys.dossier_prefix(code)
     done = _json(store, prefix + RECORD)
-    if done is not None:
-        return done
+    if done is not None:  # disposed of before: nothing more to remove (said so, not as a new disposal)
+        return {**done, "already": True}
     pending = _json(store, prefix + PENDING)
     if pending is None:
         manifest = load_manifest(store, code)

@@ -704,8 +704,9 @@ def dispose(settings: Settings, code: str, reason: str, approver_token: str) -> 
                      reason=f"{type(exc).__name__}: {exc}")
         raise
     disposed_on_replica(settings, code, record)
-    audit.record(db, "dispose", "success" if record["complete"] else "partial", dossier=code,
-                 approver=approver.name, removed=len(record["removed"]), kept=len(record["kept"]))
+    outcome = "already" if record.get("already") else "success" if record["complete"] else "partial"
+    audit.record(db, "dispose", outcome, dossier=code, approver=approver.name, removed=len(record["removed"]),
+                 kept=len(record["kept"]))
     return record
 
 

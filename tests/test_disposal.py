@@ -162,7 +162,11 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     sidecar.write_text(json.dumps(meta))  # the lock has run out
     record = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
                               default_days=3650, as_of=date(2038, 1, 2))
-    assert record["complete"] and record["kept"] == []
+    assert record["complete"] and record["kept"] == [] and "already" not in record
+    # asked again: said to be done before, not a second disposal (archive review)
+    again = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
+                             default_days=3650, as_of=date(2038, 1, 2))
+    assert again["already"] is True and again["disposedAt"] == record["disposedAt"]
     left = store.list(keys.dossier_prefix(code))
     assert not [k for k in left if "/originals/" in k or "/documents/" in k or "/text/" in k or "/manifest" in k]
     assert keys.dossier_prefix(code) + "disposal.json" in left
