@@ -72,9 +72,10 @@ _EVENT = re.compile(r"events/\d{8}T\d{6}\.\d{6}Z-[a-z][a-z-]{0,39}-[0-9a-f]{8,32
 _ORIGINAL = re.compile(r"dossiers/[^/]+/originals/[0-9a-f]{64}\.\w+")
 # an original no document uses is kept while the database holds its job: one it does not know is
 # what an ingest cut short before recording its job leaves, or a database restored apart from the store
-UNHELD_ORIGINAL = ("bản gốc không tài liệu nào dùng và không lượt xử lý nào trong cơ sở dữ liệu giữ: lượt xử lý của nó bị "
-                   "cắt trước khi được ghi, hoặc cơ sở dữ liệu đã được khôi phục từ bản sao lưu cũ hơn kho (khi đó hãy "
-                   "khôi phục bản sao lưu cơ sở dữ liệu mới nhất) / an original held by no job the database knows")
+UNHELD_ORIGINAL = ("bản gốc không tài liệu nào dùng và không lượt xử lý nào trong cơ sở dữ liệu giữ: lượt xử lý "
+                   "của nó bị cắt trước khi được ghi, hoặc cơ sở dữ liệu đã được khôi phục từ bản sao lưu cũ hơn kho "
+                   "(khi đó hãy khôi phục bản sao lưu cơ sở dữ liệu mới nhất) / an original held by no job the "
+                   "database knows")
 
 
 def _extra_detail(key: str, why: str) -> str:

@@ -625,7 +625,8 @@ def test_replacing_a_page_with_a_file_of_two_pages_says_so(api, tmp_path, render
         assert web_login(client, "op", "mat-khau-dai-du").status_code == 303
         csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(f"/intake/{draft.id}").text).group(1)
         answer = client.post(f"/intake/{draft.id}/pages/{draft.pages[0].id}/replace", data={"csrf": csrf},
-                             files={"file": ("hai-trang.pdf", two.getvalue(), "application/pdf")}, follow_redirects=False)
+                             files={"file": ("hai-trang.pdf", two.getvalue(), "application/pdf")},
+                             follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"].endswith("?thay=2#trang"), answer.text
         page = client.get(answer.headers["location"].split("#")[0]).text
         assert "Một trang đã được thay bằng 2 trang của tệp vừa chọn" in page, page
