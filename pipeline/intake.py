@@ -455,10 +455,14 @@ def replace(store: ObjectStore, draft_id: str, page_id: str, name: str, data: by
     return get(store, draft_id, owner)
 
 
-def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str, turn: int = 0) -> bytes:
-    """The page's straightened thumbnail (JPEG), turned by ``turn`` (``Draft.turns``) if asked."""
+def _check_turn(turn: int) -> None:
     if turn not in (0, 90, 180, 270):
         raise NotFound(f"Không có ảnh xoay {str(turn)[:8]}° của trang", "turn must be 0, 90, 180 or 270")
+
+
+def thumbnail(store: ObjectStore, draft_id: str, page_id: str, owner: str, turn: int = 0) -> bytes:
+    """The page's straightened thumbnail (JPEG), turned by ``turn`` (``Draft.turns``) if asked."""
+    _check_turn(turn)
     _meta(store, draft_id, owner)
     key = _item(_draft_prefix(draft_id), "thumbs", page_id, "jpg")
     try:
@@ -476,8 +480,7 @@ def page_view(store: ObjectStore, draft_id: str, page_id: str, owner: str, max_p
     """The page straightened as its thumbnail is, VIEW_WIDTH wide (JPEG): the operator judges
     from it whether the page can be read, which a 160-pixel thumbnail could not say. Made when
     asked, from the page's own bytes."""
-    if turn not in (0, 90, 180, 270):
-        raise NotFound(f"Không có ảnh xoay {str(turn)[:8]}° của trang", "turn must be 0, 90, 180 or 270")
+    _check_turn(turn)
     page = next((p for p in get(store, draft_id, owner).pages if p.id == page_id), None)
     if page is None:
         raise NotFound(f"Không có trang này trong bản nháp: {page_id}", "no such page in the draft")
