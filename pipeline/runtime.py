@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .config import Settings
 from .errors import ConfigError, PinRefused, SigningError
 from .executor import LocalPoolExecutor, PageExecutor
 from .ingest import IngestContext
-from .signing.devpki import DEV_DIR_NAME, ensure_development_key
+from .signing.devpki import DEV_DIR_NAME, PREVIOUS_CAS, ensure_development_key, needs_renewal
 from .signing.keys import Signer, load_signer
 
 
@@ -78,39 +79,55 @@ def key_trouble(settings: Settings) -> str | None:
 DEV_PKI_FILES = ("ca.pem", "signer.pem", "signer.key.pem")
 
 
-def development_pki(settings: Settings, *, create: bool = True) -> None:
+def development_pki(settings: Settings, *, create: bool = True, now: datetime | None = None) -> None:
     """One development key per deployment, kept in the object store: make this machine's
     ``SOHOA_HOME/dev-signing`` hold it, creating it (once, under a lock in the shared
-    database) when the deployment has none yet. Without it every worker machine would sign
-    with a CA of its own, which no other machine knows. Only when no agency key is set."""
+    database) when the deployment has none yet, and renewing it there when it expires (the
+    earlier CAs go with it, ``PREVIOUS_CAS``). Without it every worker machine would sign with
+    a CA of its own, which no other machine knows. Only when no agency key is set; ``create``
+    False (verifying): only what the store holds is written here."""
     if not settings.signing.development:
         return
     store, key = open_store(settings), keys.system("dev-signing.json")
     directory = settings.home / DEV_DIR_NAME
-    try:
-        bundle = json.loads(store.get(key))
-    except ObjectNotFound:
-        if not create:
-            return
+    bundle = _stored_bundle(store, key)
+    if bundle is None and not create:
+        return
+    if create and (bundle is None or needs_renewal(bundle["signer.pem"].encode(), now)):
         with dossier_lock(database(settings), "system.dev-signing"):
-            try:
-                bundle = json.loads(store.get(key))
-            except ObjectNotFound:
-                ensure_development_key(directory)
-                bundle = {name: (directory / name).read_text() for name in DEV_PKI_FILES}
+            bundle = _stored_bundle(store, key)  # another machine may have made or renewed it meanwhile
+            if bundle is None or needs_renewal(bundle["signer.pem"].encode(), now):
+                if bundle is not None:
+                    _materialise(directory, bundle)  # the expired key is then kept aside here
+                ensure_development_key(directory, now)
+                previous = [] if bundle is None else [*bundle.get(PREVIOUS_CAS, []), bundle["ca.pem"]]
+                bundle = {**{name: (directory / name).read_text() for name in DEV_PKI_FILES},
+                          **({PREVIOUS_CAS: previous} if previous else {})}
                 store.put(key, json.dumps(bundle).encode(), "application/json", {"kind": "development-key"})
     _materialise(directory, bundle)
+
+
+def _stored_bundle(store: ObjectStore, key: str) -> dict | None:
+    try:
+        return json.loads(store.get(key))
+    except ObjectNotFound:
+        return None
 
 
 def _materialise(directory: Path, bundle: dict) -> None:
     """Write the deployment's development key into ``directory``; a different local key is kept
     aside as expired, so that signatures it made are still known as test signatures."""
+    previous = "".join(bundle.get(PREVIOUS_CAS, []))
     if all((directory / n).is_file() and (directory / n).read_text() == bundle[n] for n in DEV_PKI_FILES):
+        if previous and not _holds(directory / PREVIOUS_CAS, previous):
+            _write_atomically(directory / PREVIOUS_CAS, previous)
         return
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".dev-signing-", dir=directory.parent))
     for name in DEV_PKI_FILES:
         (staging / name).write_text(bundle[name])
+    if previous:
+        (staging / PREVIOUS_CAS).write_text(previous)
     (staging / "signer.key.pem").chmod(0o600)
     if directory.exists():
         directory.rename(directory.with_name(f"{directory.name}.expired-{time.strftime('%Y%m%d%H%M%S')}-"
@@ -119,6 +136,19 @@ def _materialise(directory: Path, bundle: dict) -> None:
         staging.rename(directory)
     except OSError:  # another process of this machine put it there first
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text() == text
+    except OSError:
+        return False
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.write_text(text)
+    staging.replace(path)
 
 
 def ingest_context(settings: Settings, *, store: ObjectStore | None = None, signer: Signer | None = None,

@@ -511,3 +511,35 @@ def test_a_pin_the_token_refused_is_not_tried_again_by_the_same_process(pki, tmp
     assert "Mã PIN của token không đúng" in runtime.key_trouble(settings)
     with pytest.raises(SigningError, match="không thử lại"):
         runtime.signer_for(settings)
+
+
+def test_an_expired_development_key_is_renewed_once_for_the_deployment_and_the_old_ca_still_trusted(tmp_path):
+    """Five years on, the deployment's development key had expired: every command made a new one
+    on this machine and the next restored the expired one from the store, so what it had just
+    signed no longer chained ("another installation's key")."""
+    import datetime as dt
+    import shutil
+
+    from pipeline import config, runtime
+    from pipeline.signing.certificates import certificate_sha256
+
+    conf = config.load({"SOHOA_HOME": str(tmp_path / "home")})
+    runtime.development_pki(conf)
+    before = keys.load_signer(conf.signing, conf.home)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2000)
+    after = []
+    for _ in range(2):  # two commands once the key has expired
+        runtime.development_pki(conf, now=later)
+        after.append(keys.load_signer(conf.signing, conf.home, now=later))
+    old_key, new_key = certificate_sha256(before.certificate), certificate_sha256(after[0].certificate)
+    assert certificate_sha256(after[1].certificate) == new_key != old_key
+    new_ca = certificate_sha256(after[0].issuer)
+    assert {certificate_sha256(c) for c in keys.trust_roots(conf.signing, conf.home)} == \
+        {certificate_sha256(before.issuer), new_ca}
+
+    for kept in conf.home.glob("dev-signing*"):  # another machine of the deployment, which never held the old key
+        shutil.rmtree(kept)
+    runtime.development_pki(conf, create=False)
+    assert {certificate_sha256(c) for c in keys.trust_roots(conf.signing, conf.home)} == \
+        {certificate_sha256(before.issuer), new_ca}
+    assert set(keys.development_ca_fingerprints(conf.home)) == {certificate_sha256(before.issuer), new_ca}

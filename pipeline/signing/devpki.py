@@ -20,6 +20,29 @@ from cryptography.x509.oid import NameOID
 from .certificates import DEV_CA_CN, DEV_SIGNER_CN, TEST_MARK, TEST_POLICY_OID, TEST_POLICY_TEXT, load_certificates
 
 DEV_DIR_NAME = "dev-signing"
+# the CAs of the deployment's earlier development keys (a key is renewed when it expires), so
+# that what they signed still chains on every machine, also one that never held them
+PREVIOUS_CAS = "previous-cas.pem"
+
+
+def needs_renewal(signer_pem: bytes, now: datetime | None = None) -> bool:
+    """Whether a development signer certificate expires within a day: it must not sign any more."""
+    cert = load_certificates(signer_pem)[0]
+    return cert["tbs_certificate"]["validity"]["not_after"].native <= (now or datetime.now(timezone.utc)) \
+        + timedelta(days=1)
+
+
+def development_cas(home: Path) -> list:
+    """Every development CA certificate of ``home``: the current key's, the deployment's earlier
+    ones (``PREVIOUS_CAS``) and those of keys kept aside here as expired (``dev-signing.expired-*``)."""
+    current = home / DEV_DIR_NAME
+    found = []
+    for path in [current / "ca.pem", current / PREVIOUS_CAS, *sorted(home.glob(f"{DEV_DIR_NAME}.expired-*/ca.pem"))]:
+        try:
+            found.extend(load_certificates(path.read_bytes()))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def ensure_development_key(directory: Path, now: datetime | None = None) -> Path:
@@ -29,8 +52,7 @@ def ensure_development_key(directory: Path, now: datetime | None = None) -> Path
     never see half a key pair."""
     now = now or datetime.now(timezone.utc)
     if (directory / "signer.pem").is_file():
-        cert = load_certificates((directory / "signer.pem").read_bytes())[0]
-        if cert["tbs_certificate"]["validity"]["not_after"].native > now + timedelta(days=1):
+        if not needs_renewal((directory / "signer.pem").read_bytes(), now):
             return directory
         shutil.move(str(directory), str(directory.with_name(f"{directory.name}.expired-{now:%Y%m%d%H%M%S}")))
     directory.parent.mkdir(parents=True, exist_ok=True)

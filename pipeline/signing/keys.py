@@ -24,7 +24,7 @@ from pipeline.errors import ConfigError, PinRefused, SigningError
 
 from .certificates import REVOCATION_MODES, TEST_MARK, certificate_sha256, check_certificate, choose_level, \
     common_name, is_test_certificate, issuer_of, load_certificates, signature_mechanism
-from .devpki import DEV_DIR_NAME, ensure_development_key
+from .devpki import DEV_DIR_NAME, development_cas, ensure_development_key
 
 
 class _TokenSession:
@@ -123,28 +123,19 @@ def trust_roots(signing: SigningSettings, home: Path) -> list[x509.Certificate]:
                               + ("không có tệp này" if isinstance(exc, FileNotFoundError) else "tệp không đọc được"),
                               f"cannot read trust root {path}: {exc}") from None
     if not roots and signing.development:
-        dev_ca = home / DEV_DIR_NAME / "ca.pem"
-        if dev_ca.is_file():
-            roots.extend(load_certificates(dev_ca.read_bytes()))
+        roots.extend(development_cas(home))
     return roots
 
 
 def development_ca_fingerprints(home: Path) -> tuple[str, ...]:
-    """SHA-256 (lower-case hex) of every development CA certificate under ``home``: the current
-    one (``dev-signing/ca.pem``) and the expired ones kept in ``dev-signing.expired-*``.
+    """SHA-256 (lower-case hex) of every development CA certificate under ``home``
+    (``devpki.development_cas``: the current one, the deployment's earlier ones, the expired ones
+    kept here).
 
     Pass them to ``validation.verify_pdf(test_cas=...)``: signatures of development keys made
     before the test-key policy existed (``certificates.TEST_POLICY_OID``) are then still known
     as test signatures."""
-    home = Path(home)
-    found: list[str] = []
-    for directory in [home / DEV_DIR_NAME, *sorted(home.glob(f"{DEV_DIR_NAME}.expired-*"))]:
-        try:
-            certs = load_certificates((directory / "ca.pem").read_bytes())
-        except (OSError, ValueError):
-            continue
-        found.extend(certificate_sha256(c) for c in certs)
-    return tuple(dict.fromkeys(found))
+    return tuple(dict.fromkeys(certificate_sha256(c) for c in development_cas(Path(home))))
 
 
 def load_signer(signing: SigningSettings, home: Path, *, now: datetime | None = None) -> Signer:
