@@ -29,7 +29,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
@@ -216,10 +216,23 @@ router = APIRouter(include_in_schema=False, route_class=WebRoute)
 # --------------------------------------------------------------------------- who is asking
 
 def _login_redirect(request: Request) -> RedirectResponse:
+    if request.method != "GET":
+        # a form sent after its session ended (every form is on a page that needs one): nothing was
+        # done and the files it carried were not kept, so say so, and come back to its page
+        back = _referring_path(request)
+        return _see_other("/login?" + urlencode({"het-han": 1, **({"next": back} if back != "/" else {})}))
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if request.method != "GET" or target == "/":
+    if target == "/":
         return _see_other("/login")
     return _see_other("/login?" + urlencode({"next": target}))
+
+
+def _referring_path(request: Request) -> str:
+    """The path of the page a form was sent from, when it is a page of this site; else "/"."""
+    referrer = urlsplit(request.headers.get("referer", ""))
+    if referrer.netloc != request.url.netloc:
+        return "/"
+    return _safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
 def user(permission: str | None = None):
@@ -259,10 +272,14 @@ Who = Principal  # annotations below read as the page's user
 # --------------------------------------------------------------------------- login, logout, home
 
 @router.get("/login")
-def login_form(request: Request, next: str = "/", bye: int = 0) -> Response:
+def login_form(request: Request, next: str = "/", bye: int = 0,
+               ended: Annotated[int, Query(alias="het-han")] = 0) -> Response:
     token = secrets.token_urlsafe(24)
-    response = _page(request, "login.html", next=_safe_next(next), login_csrf=token,
-                     notice="Bạn đã đăng xuất." if bye else None)
+    notice = "Bạn đã đăng xuất." if bye else None
+    if ended:
+        notice = ("Phiên làm việc đã hết hạn nên thao tác vừa rồi chưa được thực hiện (tệp đã chọn chưa được "
+                  "gửi). Hãy đăng nhập lại rồi làm lại.")
+    response = _page(request, "login.html", next=_safe_next(next), login_csrf=token, notice=notice)
     _set_login_csrf(request, response, token)
     return response
 

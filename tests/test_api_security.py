@@ -695,3 +695,26 @@ def test_the_attacks_table_of_the_robustness_page_says_what_the_trials_observed(
     rows = sorted(ROWS.values(), key=lambda r: next(n for n, p in enumerate(ORDER) if r[0].startswith(p)))
     assert len(rows) == len(ORDER), f"some trials did not run or failed: {sorted(ROWS)}"
     check_table("attacks", ("Attack", "Where", "Outcome"), rows)
+
+
+def test_a_form_sent_after_the_session_ended_says_so_and_comes_back_to_its_page(site):
+    """The operator's session ends while the intake page is open (logged out in another tab, or its
+    hours are up); the files then sent are not kept. The login page says so, then returns to that
+    page; the job page, which follows its job through the API, is told too (401, not a retry loop)."""
+    client = TestClient(site["app"], raise_server_exceptions=False)
+    assert web_login(client, "op", PASSWORD).status_code == 303
+    page = client.get("/intake", follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert client.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+
+    sent = client.post("/intake", data={"csrf": csrf, "dossier": "H23.50-261201-0777"},
+                       files=[("files", ("trang-1.png", b"\x89PNG\r\n\x1a\n", "image/png"))],
+                       headers={"Referer": "http://testserver/intake"}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/login?het-han=1&next=%2Fintake"
+    login = client.get(sent.headers["location"])
+    assert "Phiên làm việc đã hết hạn nên thao tác vừa rồi chưa được thực hiện (tệp đã chọn chưa được gửi)" in login.text
+    assert 'name="next" value="/intake"' in login.text
+    elsewhere = client.post("/intake", data={"csrf": csrf}, headers={"Referer": "https://example.org/intake"},
+                            follow_redirects=False)
+    assert elsewhere.headers["location"] == "/login?het-han=1"  # never sent back to another site
+    assert client.get("/api/v1/jobs").status_code == 401

@@ -43,8 +43,13 @@
     var last = "";
     var poll = function () {
       fetch(box.dataset.jobUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-        .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); })
+        .then(function (r) {
+          if (r.status === 401) { ended(); return null; }
+          if (!r.ok) { throw new Error(String(r.status)); }
+          return r.json();
+        })
         .then(function (job) {
+          if (job === null) { return; }
           var label = STATES[job.state] || job.state;
           bar.max = job.pages || 1;
           bar.value = job.pagesDone;
@@ -61,6 +66,15 @@
           }
         })
         .catch(function () { window.setTimeout(poll, 3000); });
+    };
+    // the session ended while the page was open: the job goes on, but this page can no longer follow it
+    var ended = function () {
+      text.textContent = "";
+      var link = document.createElement("a");
+      link.href = "/login?next=" + encodeURIComponent(window.location.pathname);
+      link.textContent = "Đăng nhập lại";
+      text.append("Phiên làm việc đã hết hạn nên trang này không theo dõi tiếp được (việc xử lý vẫn tiếp tục). ",
+                  link, " để xem tiếp.");
     };
     var finish = function (job) {
       result.textContent = "";
