@@ -301,9 +301,10 @@ def check_object(store: ObjectStore, key: str, listed: str | None) -> tuple[Fixi
 
 
 def check_dossier(store: ObjectStore, code: str,
-                  held: Held = nothing_held) -> tuple[list[FixityProblem], int, int, int, int]:
+                  held: Held = nothing_held) -> tuple[list[FixityProblem], int, int, int, int, bool]:
     """Every object under one dossier's folder, listed by its prefix and re-read: (problems,
-    documents, objects read, bytes read, originals found that are held for jobs not done).
+    documents, objects read, bytes read, originals found that are held for jobs not done, whether
+    the folder holds a manifest or a disposal's record, one of which a known dossier must have).
     Changed: the bytes' SHA-256 differs from the store's record or the manifest's; missing: a
     file the manifest names is not there; extra: see ``unlisted``. A manifest that does not
     parse is a changed object and its folder is not judged for extras (nothing says what
@@ -345,7 +346,8 @@ def check_dossier(store: ObjectStore, code: str,
                 else f"không có trong {manifest_key} / not in {manifest_key}")))
         problems.extend(_held_missing(store, present, waiting, hashes))
     documents = len((manifest or {}).get("documents") or []) if isinstance(manifest, dict) else 0
-    return problems, documents, len(found), read, len(present.intersection(waiting).difference(hashes))
+    accounted = any(k in present for k in _accounts_for(code))
+    return problems, documents, len(found), read, len(present.intersection(waiting).difference(hashes)), accounted
 
 
 def _held_missing(store: ObjectStore, present: set[str], waiting: Mapping[str, str],
@@ -379,10 +381,10 @@ def sweep(store: ObjectStore, *, label: str = "primary", codes: Iterable[str] | 
             problems.append(FixityProblem(f"{keys.PREFIX}{name}", "extra", None, None,
                                           "không phải mã hồ sơ / not a dossier code"))
             continue
-        found, docs, count, size, waiting = check_dossier(store, name, held)
+        found, docs, count, size, waiting, accounted = check_dossier(store, name, held)
         if codes is not None and not count:  # a dossier named that the store does not hold
             found = [FixityProblem(keys.manifest(name), "missing", None, None, "không có hồ sơ này / no such dossier")]
-        elif name in expected and not any(store.exists(k) for k in _accounts_for(name)):
+        elif name in expected and not accounted:
             found = [*found, _lost_whole(name)]
         dossiers, documents, objects, read = dossiers + 1, documents + docs, objects + count, read + size
         kept += waiting
@@ -404,7 +406,7 @@ LOST_WHOLE = ("hồ sơ có trong cơ sở dữ liệu nhưng kho không còn ma
 
 def _accounts_for(code: str) -> tuple[str, ...]:
     """The keys one of which a dossier the database knows must have: its manifest, or its disposal's record."""
-    return keys.manifest(code), keys.disposal_record(code), keys.disposal_pending(code)
+    return keys.manifest(code), *keys.disposal_marks(code)
 
 
 def _lost_whole(code: str) -> FixityProblem:

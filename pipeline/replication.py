@@ -204,7 +204,7 @@ def _disposed_at(found: Collection[str], manifest_key: str) -> bool:
     """Whether the dossier of ``manifest_key`` was disposed of (or is being) where ``found`` was
     listed: its manifest gone by approval, not lost."""
     code = keys.code_of(manifest_key)
-    return code is not None and (keys.disposal_record(code) in found or keys.disposal_pending(code) in found)
+    return code is not None and any(k in found for k in keys.disposal_marks(code))
 
 
 def _listing(store: ObjectStore, codes: Sequence[str] | None) -> list[str]:

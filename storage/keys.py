@@ -45,6 +45,11 @@ def disposal_record(code: str) -> str:
     return dossier_prefix(code) + DISPOSAL
 
 
+def disposal_marks(code: str) -> tuple[str, str]:
+    """The keys that say a dossier was disposed of, or is being: where its manifest went by approval."""
+    return disposal_record(code), disposal_pending(code)
+
+
 def original(code: str, digest: str, ext: str) -> str:
     ext = "".join(c for c in ext.lower() if c.isalnum())[:8] or "bin"
     return f"{dossier_prefix(code)}originals/{digest}.{ext}"
