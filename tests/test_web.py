@@ -46,7 +46,8 @@ USERS = {"lan": ("operator", ["H23.50"]), "thu": ("officer", ["H23"]), "an": ("a
          "khoa": ("officer", ["H15"])}
 VIEWPORT = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
-SCROLL_WIDTHS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth, document.body.scrollWidth]"
+SCROLL_WIDTHS = ("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth, "
+                 "document.body.scrollWidth]")
 
 
 # --------------------------------------------------------------------------- the server
