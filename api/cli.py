@@ -80,7 +80,7 @@ class PageProgress:
 def cmd_ingest(args, settings: Settings) -> int:
     request = IngestRequest(args.dossier, tuple(args.files), args.title, maintenance=args.maintenance,
                             paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned,
-                            change_recorded=args.change_recorded)
+                            change_recorded=args.change_recorded, paper_dates=_paper_dates(args))
     progress = PageProgress() if sys.stderr.isatty() and not args.json else None
     try:
         result = service.ingest(settings, request, progress=progress)
@@ -88,6 +88,11 @@ def cmd_ingest(args, settings: Settings) -> int:
         if progress is not None:
             progress.close()
     return _report_ingest(args, result)
+
+
+def _paper_dates(args) -> tuple[str, str] | None:
+    """--start-date and --end-date as typed (the ingest checks them, as it checks a bulk list's)."""
+    return (args.start_date or "", args.end_date or "") if args.start_date or args.end_date else None
 
 
 def _report_ingest(args, result, scanned=None) -> int:
@@ -115,7 +120,7 @@ def _report_ingest(args, result, scanned=None) -> int:
 def cmd_scan(args, settings: Settings) -> int:
     request = IngestRequest(args.dossier, (), args.title, maintenance=args.maintenance,
                             paper_file_code=args.paper_file_code, jobs=args.jobs, unsigned=args.unsigned,
-                            change_recorded=args.change_recorded)
+                            change_recorded=args.change_recorded, paper_dates=_paper_dates(args))
     terminal = sys.stderr.isatty() and not args.json
 
     def on_page(number: int) -> None:
@@ -972,8 +977,15 @@ def document_options(s: argparse.ArgumentParser) -> None:
                         "quyết định thời hạn khóa ghi-một-lần trên S3")
     s.add_argument("--paper-file-code", default=None, metavar="MÃ",
                    help="mã hồ sơ giấy (paperFileCode), mặc định là mã hồ sơ")
+    s.add_argument("--start-date", default=None, metavar="NGÀY",
+                   help="ngày bắt đầu của hồ sơ giấy (31/12/2019 hoặc 2019-12-31), cùng --end-date; mặc định là ngày "
+                        "số hóa")
+    s.add_argument("--end-date", default=None, metavar="NGÀY",
+                   help="ngày kết thúc của hồ sơ giấy: thời hạn bảo quản tính từ năm sau năm này (mặc định: ngày số "
+                        "hóa tài liệu cuối)")
     s.add_argument("--change-recorded", action="store_true",
-                   help="cho phép đổi mã hồ sơ giấy hoặc thời hạn bảo quản đã ghi; manifest ghi lại thay đổi")
+                   help="cho phép đổi mã hồ sơ giấy, thời hạn bảo quản hoặc thời gian hồ sơ giấy đã ghi; manifest "
+                        "ghi lại thay đổi")
     s.add_argument("--unsigned", action="store_true",
                    help="lưu tài liệu KHÔNG ký số (chỉ khi cố ý; manifest ghi lại lựa chọn này, verify báo KHÔNG ĐẠT)")
 

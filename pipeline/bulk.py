@@ -313,7 +313,8 @@ def _failed(doc: BulkDocument, exc: Exception, job: str | None = None) -> BulkOu
 
 
 def _request(doc: BulkDocument) -> IngestRequest:
-    return IngestRequest(doc.dossier, tuple(doc.files), doc.title)
+    return IngestRequest(doc.dossier, tuple(doc.files), doc.title, maintenance=doc.maintenance,
+                         paper_file_code=doc.paper_file_code, paper_dates=doc.paper_dates)
 
 
 def _outcome(doc: BulkDocument, status: str, summary: IngestSummary, job: str | None = None) -> BulkOutcome:

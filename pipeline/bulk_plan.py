@@ -57,10 +57,11 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
-from .dossier import validate_key
-from .errors import DossierCodeError, InputError
+from .dossier import paper_dates, validate_key
+from .errors import DossierCodeError, InputError, UsageError
 from .inputs import EXTENSIONS
 
 SUPPORTED_EXTENSIONS = frozenset().union(*EXTENSIONS.values())
@@ -76,10 +77,19 @@ HEADERS: dict[str, tuple[str, ...]] = {
                 "ma_ho_so_luu_tru"),
     "title": ("title", "document_title", "document", "ten", "ten_tai_lieu", "tai_lieu", "tieu_de"),
     "page": ("page", "page_order", "order", "trang", "thu_tu", "thu_tu_trang"),
+    # the dossier's fields, optional (TT 05/2025 names first): a document's rows give them once or
+    # alike, and the dossier's documents must agree (the ingest refuses a second, different value)
+    "maintenance": ("maintenance", "thoi_han_bao_quan", "ma_thoi_han_bao_quan", "ma_bao_quan", "bao_quan"),
+    "paper_file_code": ("paperfilecode", "paper_file_code", "ma_ho_so_giay", "ho_so_giay"),
+    "start_date": ("startdate", "start_date", "ngay_bat_dau", "tu_ngay", "bat_dau"),
+    "end_date": ("enddate", "end_date", "ngay_ket_thuc", "den_ngay", "ket_thuc"),
 }
 REQUIRED = ("file", "dossier", "title")
-FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tài liệu", "page": "thứ tự trang"}
-
+FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tài liệu", "page": "thứ tự trang",
+                  "maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy",
+                  "start_date": "ngày bắt đầu", "end_date": "ngày kết thúc"}
+DOSSIER_FIELDS = ("maintenance", "paper_file_code", "start_date", "end_date")
+MAINTENANCE_CODES = ("01", "02", "03", "04", "05", "06", "07")  # TT 05/2025
 
 @dataclass(frozen=True)
 class BulkDocument:
@@ -91,6 +101,9 @@ class BulkDocument:
     title: str
     files: tuple[str, ...]
     source: str
+    maintenance: str | None = None      # a CSV's dossier fields, when it gives them
+    paper_file_code: str | None = None
+    paper_dates: tuple[str, str] | None = None  # ISO, checked
 
 
 @dataclass(frozen=True)
@@ -345,6 +358,7 @@ class _Row:
     number: int          # as a spreadsheet shows it
     file: str
     page: str
+    fields: dict = field(default_factory=dict)  # the dossier fields it gives (DOSSIER_FIELDS), non-empty
     path: Path | None = None
     reasons: list[str] = field(default_factory=list)
 
@@ -390,7 +404,8 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
         source = f"{name}:row {number}"
         dossier, file = cell(record, "dossier"), cell(record, "file")
         title = " ".join(unicodedata.normalize("NFC", cell(record, "title")).split())
-        row = _Row(number, file, cell(record, "page"))
+        row = _Row(number, file, cell(record, "page"),
+                   {f: cell(record, f) for f in DOSSIER_FIELDS if cell(record, f)})
         if file:
             row.path = _resolve(base, file)
             by_file.setdefault(row.path.resolve(), []).append(number)
@@ -421,14 +436,51 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
         rows = groups[item]
         source = f"{name}:row {_rows_text([r.number for r in rows])}"
         reasons = _group_problems(dossier, title, rows, "page" in columns, by_file)
-        if reasons:
-            problems.append(BulkProblem(source, _sentence("; ".join(reasons)), dossier, title))
+        fields, field_reasons = _dossier_fields(rows)
+        if reasons or field_reasons:
+            problems.append(BulkProblem(source, _sentence("; ".join(reasons + field_reasons)), dossier, title))
             continue
         ordered = sorted(rows, key=lambda r: (int(r.page) if r.page else 0, r.number))
         order = (dossier_first.setdefault(dossier, first), first)
-        documents.append((order, BulkDocument(dossier, title, tuple(str(r.path) for r in ordered), source)))
+        documents.append((order, BulkDocument(dossier, title, tuple(str(r.path) for r in ordered), source,
+                                              **fields)))
     documents.sort(key=lambda d: d[0])
     return BulkPlan(tuple(d for _, d in documents), tuple(problems))
+
+
+def _dossier_fields(rows: list[_Row]) -> tuple[dict, list[str]]:
+    """The dossier fields one document's rows give (``BulkDocument``'s names), and why they cannot
+    be taken (empty: they can): rows giving different values, a maintenance code outside 01-07,
+    dates that ``dossier.paper_dates`` refuses."""
+    given, reasons = {}, []
+    for name in DOSSIER_FIELDS:
+        values = {r.fields[name] for r in rows if name in r.fields}
+        if len(values) > 1:
+            reasons.append(f"các dòng ghi {FIELD_NAMES_VI[name]} khác nhau ({', '.join(sorted(values))}) "
+                           "(rows of one document disagree)")
+        elif values:
+            given[name] = values.pop()
+    found: dict = {}
+    if "maintenance" in given:
+        code = given["maintenance"].zfill(2)
+        if code in MAINTENANCE_CODES:
+            found["maintenance"] = code
+        else:
+            reasons.append(f"thời hạn bảo quản '{given['maintenance']}' không phải mã 01-07 theo TT 05/2025 "
+                           "(maintenance code)")
+    if "paper_file_code" in given:
+        if len(given["paper_file_code"]) > 100:
+            reasons.append("mã hồ sơ giấy dài quá 100 ký tự (paper file code too long)")
+        else:
+            found["paper_file_code"] = unicodedata.normalize("NFC", given["paper_file_code"])
+    try:
+        dates = paper_dates(given.get("start_date"), given.get("end_date"), date.today())
+    except UsageError as e:
+        reasons.append(e.message_vi)
+    else:
+        if dates is not None:
+            found["paper_dates"] = dates
+    return found, reasons
 
 
 def _group_problems(dossier: str, title: str, rows: list[_Row], has_page: bool,

@@ -27,9 +27,9 @@ Two families of dossier key:
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 
-from .errors import DossierCodeError
+from .errors import DossierCodeError, UsageError
 
 # <agency code>-YYMMDD-XXXX: agency code is dot-separated groups of 0-9A-Z (QĐ 20/2020).
 _ORDINARY = re.compile(r"(?P<agency>[0-9A-Z]+(?:\.[0-9A-Z]+)*)-(?P<date>[0-9]{6})-(?P<seq>[0-9]{4,})")
@@ -170,3 +170,44 @@ def code_prefix_in(query: str) -> str | None:
     characters with a dot or a dash and a digit ("H23.50", "h23.50-2612", a whole code); else None."""
     word = query.strip().upper()
     return word if _CODE_LIKE.fullmatch(word) and any(c.isdigit() for c in word) else None
+
+
+# --------------------------------------------------------------------------- the paper file's dates
+
+EARLIEST_PAPER_YEAR = 1900
+
+
+def parse_day(text: str) -> date | None:
+    """A date as an archivist writes it (31/12/2019, as sohoa prints dates) or ISO (2019-12-31);
+    None when it is neither."""
+    for form in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), form).date()
+        except ValueError:
+            pass
+    return None
+
+
+def paper_dates(start: str | date | None, end: str | date | None, today: date) -> tuple[str, str] | None:
+    """The paper file's first and last dates (TT 05/2025 startDate, endDate), checked, as ISO
+    text; None when neither is given. UsageError, in Vietnamese, when only one is given, when one
+    is not a date, is in the future or before 1900, or when the file ends before it starts."""
+    if not start and not end:
+        return None
+    days = []
+    for name, value in (("ngày bắt đầu", start), ("ngày kết thúc", end)):
+        if not value:
+            raise UsageError(f"Thiếu {name} của hồ sơ giấy: cho cả ngày bắt đầu và ngày kết thúc, hoặc không cho "
+                             "ngày nào", "paper file dates: give both the start and the end date, or neither")
+        day = value if isinstance(value, date) else parse_day(value)
+        if day is None:
+            raise UsageError(f"{name.capitalize()} của hồ sơ giấy không hợp lệ: '{value}' (viết 31/12/2019 hoặc "
+                             f"2019-12-31)", f"paper file date not a date: {value!r}")
+        if not EARLIEST_PAPER_YEAR <= day.year or day > today:
+            raise UsageError(f"{name.capitalize()} của hồ sơ giấy {day:%d/%m/%Y} không hợp lý (từ năm "
+                             f"{EARLIEST_PAPER_YEAR} đến hôm nay)", f"paper file date out of range: {day}")
+        days.append(day)
+    if days[1] < days[0]:
+        raise UsageError(f"Hồ sơ giấy kết thúc ({days[1]:%d/%m/%Y}) trước khi bắt đầu ({days[0]:%d/%m/%Y})",
+                         "paper file ends before it starts")
+    return days[0].isoformat(), days[1].isoformat()

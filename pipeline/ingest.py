@@ -71,18 +71,22 @@ class PreparedDocument:
     change_recorded: bool = False
     unsigned: bool = False
     handed_in: tuple[dict, ...] = ()  # the manifest's handedIn entries (``IngestRequest.handed_in``)
+    paper_dates: tuple[str, str] | None = None
 
     def to_json(self) -> dict:
         return {**{f: getattr(self, f) for f in ("dossier", "title", "digest", "maintenance", "paper_file_code",
                                                   "change_recorded", "unsigned")},
                 "originals": list(self.originals), "tasks": [t.to_json() for t in self.tasks],
-                **({"handedIn": list(self.handed_in)} if self.handed_in else {})}
+                **({"handedIn": list(self.handed_in)} if self.handed_in else {}),
+                **({"paperDates": list(self.paper_dates)} if self.paper_dates else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "PreparedDocument":
         data = dict(data)
         handed_in = tuple(data.pop("handedIn", ()))
+        dates = data.pop("paperDates", None)
         return cls(**{**data, "originals": tuple(data["originals"]), "handed_in": handed_in,
+                      "paper_dates": tuple(dates) if dates else None,
                       "tasks": tuple(PageTask.from_json(t) for t in data["tasks"])})
 
 
@@ -107,11 +111,13 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
         raise UsageError("Tài liệu phải được ký số; lưu không ký chỉ khi chọn rõ (--unsigned)"
                          if ctx.signer is None else "Đã chọn lưu không ký nhưng lại có khóa ký",
                          "a signer is required unless the request says unsigned, and only then")
+    paper_dates = dossier.paper_dates(*request.paper_dates, today=audit.now_vn().date()) \
+        if request.paper_dates else None
     sources = read_sources(request.files, ctx, code)
     digest = mf.input_digest([s.sha256 for s in sources])
     refuse_if_disposed(ctx.store, code)  # disposed of, or being disposed of (its manifest goes last)
     current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, request.paper_file_code,
-                                    request.maintenance, request.change_recorded)
+                                    request.maintenance, request.change_recorded, paper_dates)
     if existing := mf.find_document(current, digest):
         return _duplicate(ctx, current, existing, title)
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
@@ -119,7 +125,7 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
     tasks = tuple(page_task(ctx.ocr, key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p)
                   for s, o in zip(sources, originals) for p in range(1, s.page_count + 1))
     return PreparedDocument(code, title, digest, originals, tasks, request.maintenance, request.paper_file_code,
-                            request.change_recorded, request.unsigned, handed_in)
+                            request.change_recorded, request.unsigned, handed_in, paper_dates)
 
 
 def page_task(ocr: OcrSettings, *, key: str, file: str, kind: str, sha256: str, page: int) -> PageTask:
@@ -146,7 +152,7 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
     with dossier_lock(ctx.db, code):
         refuse_if_disposed(ctx.store, code)  # disposed of since the files were accepted
         current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, prepared.paper_file_code,
-                                        prepared.maintenance, prepared.change_recorded)
+                                        prepared.maintenance, prepared.change_recorded, prepared.paper_dates)
         if existing := mf.find_document(current, prepared.digest):
             return _duplicate(ctx, current, existing, title)
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
@@ -166,12 +172,13 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
 
 
 def _dossier_as_requested(current: dict | None, code: str, title: str, paper_file_code: str | None,
-                          maintenance: str | None, change_recorded: bool) -> dict:
+                          maintenance: str | None, change_recorded: bool,
+                          paper_dates: tuple[str, str] | None = None) -> dict:
     """The dossier's manifest (a new one for a new dossier) with the request's dossier fields;
     Conflict when they would change a recorded value without ``change_recorded``."""
     current = current or mf.new(code, title, audit.now_vn(), paper_file_code, maintenance)
     return mf.with_dossier_fields(current, maintenance=maintenance, paper_file_code=paper_file_code,
-                                  now=audit.now_vn(), allow_change=change_recorded)
+                                  now=audit.now_vn(), allow_change=change_recorded, paper_dates=paper_dates)
 
 
 def _duplicate(ctx: IngestContext, current: dict, existing: dict, title: str) -> IngestSummary:

@@ -34,14 +34,18 @@ def new(code: str, title: str, now: datetime, paper_file_code: str | None = None
 
 
 def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code: str | None,
-                        now: datetime | None = None, allow_change: bool = False) -> dict:
-    """The manifest with the operator's maintenance code and paper file code applied.
+                        now: datetime | None = None, allow_change: bool = False,
+                        paper_dates: tuple[str, str] | None = None) -> dict:
+    """The manifest with the operator's maintenance code, paper file code and paper file dates
+    applied.
 
     A new dossier takes them as given. Once the dossier holds a document, its paper file code
-    (the dossier code unless one was given) is recorded, and so is a maintenance code once set:
-    a different value is refused, since it decides retention and the link to the paper file,
-    unless ``allow_change``, and then the change is an event of the manifest. A maintenance code
-    not set yet is simply taken.
+    (the dossier code unless one was given) is recorded, and so are a maintenance code and the
+    paper file's dates once set: a different value is refused, since it decides retention and the
+    link to the paper file, unless ``allow_change``, and then the change is an event of the
+    manifest. A maintenance code or paper dates not set yet are simply taken. Paper dates
+    (``datesFrom`` "paper") are the dossier's startDate and endDate; without them those are the
+    days its documents were digitised.
     """
     settled = bool(manifest["documents"])
     updates, changes = {}, []
@@ -61,6 +65,16 @@ def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code
         if settled:
             changes.append(f"paperFileCode: {manifest['paperFileCode']} -> {paper_file_code}")
         updates["paperFileCode"] = paper_file_code
+    recorded = (manifest["startDate"], manifest["endDate"]) if manifest.get("datesFrom") == "paper" else None
+    if paper_dates is not None and tuple(paper_dates) != recorded:
+        shown = f"{recorded[0]}..{recorded[1]}" if recorded else ""
+        if recorded and not allow_change:
+            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã ghi thời gian của hồ sơ giấy {shown}; không đổi thành "
+                           f"{paper_dates[0]}..{paper_dates[1]} (dùng --change-recorded nếu thật sự cần đổi)",
+                           "paper file dates already recorded")
+        if recorded:
+            changes.append(f"paper dates: {shown} -> {paper_dates[0]}..{paper_dates[1]}")
+        updates.update(startDate=paper_dates[0], endDate=paper_dates[1], datesFrom="paper")
     if changes:
         stamp = (now or datetime.now().astimezone()).isoformat()
         updates["events"] = [*manifest["events"], {"at": stamp, "type": "change", "outcome": "success",
@@ -106,8 +120,9 @@ def page_entry(number: int, source: dict, result: PageResult) -> dict:
 def with_document(manifest: dict, document: dict, now: datetime) -> dict:
     """A new manifest with the document appended and the dossier totals updated."""
     docs = [*manifest["documents"], document]
+    end = manifest["endDate"] if manifest.get("datesFrom") == "paper" else now.date().isoformat()
     return {**manifest, "documents": docs, "totalDoc": len(docs),
-            "numberOfPage": sum(d["numberOfPage"] for d in docs), "endDate": now.date().isoformat(),
+            "numberOfPage": sum(d["numberOfPage"] for d in docs), "endDate": end,
             "updated": now.isoformat(), "title": manifest["title"] or document["title"],
             "events": [*manifest["events"], {"at": now.isoformat(), "type": "ingest", "docId": document["docId"],
                                              "outcome": "success",

@@ -119,6 +119,9 @@ class IngestRequest:
     maintenance: str | None = None
     paper_file_code: str | None = None
     jobs: int | None = None
+    # the paper file's first and last dates (31/12/2019 or ISO, checked by ``dossier.paper_dates``):
+    # the dossier's startDate and endDate, from which its retention counts, not the days it was digitised
+    paper_dates: tuple[str, str] | None = None
     unsigned: bool = False        # store without a signature: an explicit choice, recorded
     change_recorded: bool = False  # allow changing a recorded paper file code or maintenance code, recorded
     # files as the citizen handed them in, kept unchanged with the document but not read as its

@@ -273,3 +273,21 @@ def test_a_rerun_sends_a_stalled_document_its_pages_but_never_its_finishing_task
     service._send_unless_moving(settings, "d" * 32, resumed=True)  # nothing sent
     with pytest.raises(BrokerUnavailable):  # its pages still to do are sent again
         service._send_unless_moving(settings, "c" * 32, resumed=True)
+
+
+def test_a_bulk_inventory_sets_each_dossiers_retention_paper_file_code_and_dates(cli, home, rendered, tmp_path):
+    """An archive's inventory (CSV) gives its dossiers' maintenance codes, paper file references and
+    dates; the e-dossiers record them, and retention counts from the paper file's last year."""
+    page = save_page(rendered("bulk-inventory", layout="text", seed=861, dpi=150), tmp_path / "0001.png")
+    listing = tmp_path / "muc-luc.csv"
+    listing.write_text("tệp;mã hồ sơ;tên tài liệu;thời hạn bảo quản;mã hồ sơ giấy;ngày bắt đầu;ngày kết thúc\n"
+                       f"{page.name};H15.50.05.13-2019-0301;Đơn;06;Phông 12, hộp 5, hồ sơ 123;03/02/2019;31/12/2019\n",
+                       encoding="utf-8")
+    code, out, err = cli("bulk", listing)
+    assert code == 0, out + err
+    manifest = manifest_of(home, "H15.50.05.13-2019-0301")
+    assert {k: manifest[k] for k in ("maintenance", "paperFileCode", "startDate", "endDate")} == {
+        "maintenance": "06", "paperFileCode": "Phông 12, hộp 5, hồ sơ 123", "startDate": "2019-02-03",
+        "endDate": "2019-12-31"}
+    code, out, _ = cli("retention", "report")
+    assert "đóng 31/12/2019" in out and "hạn hủy 01/01/2030" in out

@@ -360,6 +360,34 @@ def test_csv_problems_name_the_rows_and_every_row_is_accounted_for(tmp_path):
     assert sorted(covered) == list(range(2, len(rows) + 1))
 
 
+def test_a_csv_gives_each_dossiers_maintenance_paper_file_code_and_dates_and_bad_ones_are_named(tmp_path):
+    """An archive's inventory lists, beside each file, its dossier's retention code, paper file
+    reference and dates: they reach the dossier (before, a bulk run could set none of them and
+    every dossier was dated the day it was digitised)."""
+    for n in range(1, 7):
+        image(tmp_path / f"{n}.png")
+    other = "H15.50.05.13-2019-0124"
+    rows = [["tệp", "mã hồ sơ", "tên tài liệu", "trang", "thời hạn bảo quản", "mã hồ sơ giấy", "ngày bắt đầu",
+             "ngày kết thúc"],
+            ["1.png", ARCHIVE, "Đơn", "1", "6", "Phông 12, hộp 5, hồ sơ 123", "03/02/2019", "31/12/2019"],  # 2
+            ["2.png", ARCHIVE, "Đơn", "2", "", "", "", ""],                   # 3: said once for the document
+            ["3.png", ARCHIVE, "Biên bản", "", "", "", "", ""],               # 4: nothing given: nothing set
+            ["4.png", other, "Đơn", "", "09", "", "", ""],                    # 5: no such code
+            ["5.png", other, "Tờ trình", "", "06", "", "2019-12-31", "2019-01-01"],  # 6: ends before it starts
+            ["6.png", other, "Bản vẽ", "1", "05", "", "", ""],                # 7
+            ["6.png", other, "Bản vẽ", "2", "06", "", "", ""]]                # 8: rows disagree (and a repeat)
+    p = plan(write_csv(tmp_path / "muc luc.csv", rows, ";"))
+    first, second = p.documents
+    assert (first.title, first.maintenance, first.paper_file_code, first.paper_dates) == (
+        "Đơn", "06", "Phông 12, hộp 5, hồ sơ 123", ("2019-02-03", "2019-12-31"))
+    assert (second.title, second.maintenance, second.paper_file_code, second.paper_dates) == (
+        "Biên bản", None, None, None)
+    reasons = {p.source.split(":row ")[1]: p.reason for p in p.problems}
+    assert "Thời hạn bảo quản '09' không phải mã 01-07" in reasons["5"]
+    assert "kết thúc (01/01/2019) trước khi bắt đầu (31/12/2019)" in reasons["6"]
+    assert "các dòng ghi thời hạn bảo quản khác nhau (05, 06)" in reasons["7-8"].lower()
+
+
 def test_csv_mixing_numbered_and_unnumbered_pages_is_refused(tmp_path):
     image(tmp_path / "a.png")
     image(tmp_path / "b.png")

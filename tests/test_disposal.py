@@ -360,3 +360,35 @@ def test_a_discard_racing_a_finishing_task_or_a_retry_leaves_one_of_them_whole(w
     with pytest.raises(Conflict, match="đã bị bỏ"):
         service.retry(settings, other["id"])
     assert job_table.get(db, other["id"])["state"] == "discarded"
+
+
+def test_a_paper_file_closed_years_ago_is_due_from_its_own_last_date_not_from_its_digitisation(
+        tmp_path, rendered, capsys):
+    """A backlog's paper file of 2019, digitised in 2026: its retention counts from the year after
+    it closed (31/12/2019 -> 2030 for 10 years), not from 2026, and later documents of the
+    dossier do not move its dates. Before, every dossier closed on the day it was digitised."""
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract"})
+    code = "H15.50.05.13-2019-0123"
+    pages = [save_page(rendered(f"paper{n}", layout="text", seed=710 + n, dpi=150), tmp_path / f"p{n}.png")
+             for n in range(3)]
+    assert sohoa(["ingest", "--dossier", code, "--title", "Đơn", "--maintenance", "06", "--start-date", "03/02/2019",
+                  "--end-date", "2019-12-31", str(pages[0])], settings=settings) == 0
+    assert sohoa(["ingest", "--dossier", code, "--title", "Biên bản", str(pages[1])], settings=settings) == 0
+    manifest = json.loads(LocalStore(settings.home / "store").get(keys.manifest(code)))
+    assert (manifest["startDate"], manifest["endDate"], manifest["datesFrom"]) == ("2019-02-03", "2019-12-31", "paper")
+    (row,) = service.retention_report(settings)
+    assert (row.closed, row.due, row.status) == (date(2019, 12, 31), date(2030, 1, 1), "not-due")
+    assert service.closed_dossiers(settings, date(2020, 1, 1)) == [code]  # `package --bulk --closed-before`
+    capsys.readouterr()
+
+    # a recorded date is not changed by accident; one side alone or a wrong date is said in Vietnamese
+    assert sohoa(["ingest", "--dossier", code, "--title", "Tờ trình", "--start-date", "01/01/2018", "--end-date",
+                  "31/12/2019", str(pages[2])], settings=settings) == 12
+    assert "đã ghi thời gian của hồ sơ giấy 2019-02-03..2019-12-31" in capsys.readouterr().err
+    for dates, says in (((), "Thiếu ngày bắt đầu"), (("--start-date", "01/01/2018"), "Thiếu ngày kết thúc"),
+                        (("--start-date", "2019-02-30", "--end-date", "2019-12-31"), "không hợp lệ: '2019-02-30'"),
+                        (("--start-date", "01/01/2020", "--end-date", "31/12/2019"), "kết thúc (31/12/2019) trước")):
+        args = ["--end-date", "31/12/2019"] if not dates else list(dates)
+        assert sohoa(["ingest", "--dossier", "H15.50.05.13-2019-0124", "--title", "Đơn", *args, str(pages[2])],
+                     settings=settings) == 2, dates
+        assert says in capsys.readouterr().err
