@@ -27,9 +27,9 @@ from pathlib import Path
 from pipeline import config, service
 from pipeline.config import Settings
 from pipeline.errors import ExitCode, UsageError, describe
-from pipeline.models import IngestRequest
+from pipeline.models import MAINTENANCE_VI, IngestRequest
 
-MAINTENANCE_CODES = ["01", "02", "03", "04", "05", "06", "07"]
+MAINTENANCE_CODES = list(MAINTENANCE_VI)
 FLAG_VI = {"blank": "trang trắng", "blurry": "mờ", "cut_off": "có thể bị cắt mất nội dung",
            "low_confidence": "độ tin cậy OCR thấp"}
 
@@ -160,6 +160,8 @@ def cmd_show(args, settings: Settings) -> int:
         return ExitCode.OK
     print(f"Hồ sơ {view.code}: {view.title}")
     print(f"  {view.total_doc} tài liệu, {view.number_of_page} trang, cập nhật {datetime_vi(view.updated)}")
+    print(f"  Hồ sơ giấy {view.paper_file_code}; thời hạn bảo quản {view.maintenance_vi}; "
+          + _dossier_dates_vi(view))
     for d in view.documents:
         sig = d.signature or {}
         signed = ("ký thử nghiệm" if sig.get("testSignature") else f"ký số {sig.get('level')}") if sig else "chưa ký"
@@ -168,6 +170,14 @@ def cmd_show(args, settings: Settings) -> int:
         for p in d.flagged_pages:
             print(f"      trang {p.number} ({p.file} tr.{p.page}): " + ", ".join(FLAG_VI.get(f, f) for f in p.flags))
     return ExitCode.OK
+
+
+def _dossier_dates_vi(view) -> str:
+    if not view.start_date:
+        return "chưa có ngày"
+    days = (date.fromisoformat(d).strftime("%d/%m/%Y") for d in (view.start_date, view.end_date))
+    span = " – ".join(dict.fromkeys(days))
+    return f"thời gian {span}" + (" (theo hồ sơ giấy)" if view.dates_from_paper else " (ngày số hóa)")
 
 
 def cmd_export(args, settings: Settings) -> int:

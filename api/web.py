@@ -85,6 +85,14 @@ def _vn_time(value: str | None) -> str:
     return moment.strftime("%d/%m/%Y %H:%M")
 
 
+def _vn_date(value: str | None) -> str:
+    """An ISO day as Vietnamese read it: 31/12/2019."""
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%d").strftime("%d/%m/%Y")
+    except ValueError:
+        return str(value or "")
+
+
 def _vn_number(value) -> str:
     if value is None:
         return ""
@@ -109,7 +117,8 @@ def _snippet(text: str) -> Markup:
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
-_env.filters.update(vn_time=_vn_time, vn_number=_vn_number, snippet=_snippet, urlq=lambda s: quote(str(s), safe=""))
+_env.filters.update(vn_time=_vn_time, vn_date=_vn_date,
+                    vn_number=_vn_number, snippet=_snippet, urlq=lambda s: quote(str(s), safe=""))
 _env.globals.update(JOB_STATES=JOB_STATES, ROLE_NAMES_VI=ROLE_NAMES_VI, CHECK_NAMES=CHECK_NAMES)
 
 

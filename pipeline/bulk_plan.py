@@ -62,6 +62,7 @@ from pathlib import Path
 
 from .dossier import paper_dates, validate_key
 from .errors import DossierCodeError, InputError, UsageError
+from .models import MAINTENANCE_VI
 from .inputs import EXTENSIONS
 
 SUPPORTED_EXTENSIONS = frozenset().union(*EXTENSIONS.values())
@@ -89,7 +90,7 @@ FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tà
                   "maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy",
                   "start_date": "ngày bắt đầu", "end_date": "ngày kết thúc"}
 DOSSIER_FIELDS = ("maintenance", "paper_file_code", "start_date", "end_date")
-MAINTENANCE_CODES = ("01", "02", "03", "04", "05", "06", "07")  # TT 05/2025
+MAINTENANCE_CODES = tuple(MAINTENANCE_VI)
 
 @dataclass(frozen=True)
 class BulkDocument:

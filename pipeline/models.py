@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from storage.jobs import ACTIVE as ACTIVE_JOB_STATES
 
+# TT 05/2025 maintenance codes, as an archivist reads them
+MAINTENANCE_VI = {"01": "vĩnh viễn", "02": "70 năm", "03": "50 năm", "04": "30 năm", "05": "20 năm", "06": "10 năm",
+                  "07": "khác"}
+
 if TYPE_CHECKING:
     from .signing.status import PdfVerdict
 
@@ -184,13 +188,27 @@ class DossierView:
     updated: str
     documents: tuple[DocumentView, ...]
     manifest: dict = field(repr=False, compare=False)
+    paper_file_code: str = ""
+    maintenance: str | None = None
+    start_date: str = ""            # ISO
+    end_date: str = ""
+    dates_from_paper: bool = False  # the paper file's own dates, else the days it was digitised
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> "DossierView":
         documents = tuple(DocumentView.from_manifest(d) for d in manifest["documents"])
         return cls(manifest["dossierCode"], manifest.get("title", ""), manifest.get("totalDoc", len(documents)),
                    manifest.get("numberOfPage", sum(d.number_of_pages for d in documents)), manifest.get("updated", ""),
-                   documents, manifest)
+                   documents, manifest, manifest.get("paperFileCode") or manifest["dossierCode"],
+                   manifest.get("maintenance"), manifest.get("startDate") or "", manifest.get("endDate") or "",
+                   manifest.get("datesFrom") == "paper")
+
+    @property
+    def maintenance_vi(self) -> str:
+        """"06 (10 năm)", or that none was given."""
+        if not self.maintenance:
+            return "chưa ghi"
+        return f"{self.maintenance} ({MAINTENANCE_VI.get(self.maintenance, '?')})"
 
     def to_json(self) -> dict:
         return self.manifest

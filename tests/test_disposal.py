@@ -380,6 +380,21 @@ def test_a_paper_file_closed_years_ago_is_due_from_its_own_last_date_not_from_it
     assert (row.closed, row.due, row.status) == (date(2019, 12, 31), date(2030, 1, 1), "not-due")
     assert service.closed_dossiers(settings, date(2020, 1, 1)) == [code]  # `package --bulk --closed-before`
     capsys.readouterr()
+    # what an archivist or officer reads of the dossier (before, nowhere but the retention report)
+    assert sohoa(["show", code], settings=settings) == 0
+    assert (f"Hồ sơ giấy {code}; thời hạn bảo quản 06 (10 năm); thời gian 03/02/2019 – 31/12/2019 (theo hồ sơ giấy)"
+            in capsys.readouterr().out)
+    from fastapi.testclient import TestClient
+
+    from api.http import create_app
+    from tests.test_review import login
+
+    service.add_user(settings, "thu", "officer", ("H15",), PASSWORD)
+    with TestClient(create_app(config.load({"SOHOA_HOME": str(settings.home), "SOHOA_COOKIE_SECURE": "false"}))) as web:
+        login(web, "thu", PASSWORD)
+        page = " ".join(web.get(f"/dossiers/{code}").text.split())
+    assert "<dt>Thời hạn bảo quản</dt><dd>06 (10 năm)</dd>" in page
+    assert "<dd>03/02/2019 – 31/12/2019 (theo hồ sơ giấy)</dd>" in page
 
     # a recorded date is not changed by accident; one side alone or a wrong date is said in Vietnamese
     assert sohoa(["ingest", "--dossier", code, "--title", "Tờ trình", "--start-date", "01/01/2018", "--end-date",
