@@ -1,13 +1,14 @@
 """Citizens' identity numbers kept out of what search shows (Luật Bảo vệ dữ liệu cá nhân 91/2025).
 
 A citizen identity card (CCCD) number has 12 digits, an old identity card (CMND) 9 or 12;
-people write them in one run or in groups (``079 193 001 234``). In a search snippet every
+people write them in one run or in groups (``079 193 001 234``, ``079-193-001-234``,
+``212,345,678``). In a search snippet every
 such number keeps only its last three digits: the officer can still tell two papers apart,
 and the page itself, which the officer may open, is unchanged.
 
-A sum of money is not such a number: written with dots between thousands, not starting with 0,
-and either followed by its currency (``150.000.000 đồng``, ``đ``, ``VNĐ``) or ending in ``.000``
-(``150.000.000``). A CCCD number starts with its province's 0 and is never taken for one; a
+A sum of money is not such a number: written with dots (or commas) between thousands, not
+starting with 0, and either followed by its currency (``150.000.000 đồng``, ``đ``, ``VNĐ``) or
+ending in ``.000`` (``150.000.000``). A CCCD number starts with its province's 0 and is never taken for one; a
 nine-digit CMND number (province codes 01-38) written with dots is taken for an amount only so,
 and never right after the words that name it (CMND, CCCD, căn cước, chứng minh, định danh).
 """
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import re
 
-# 9 or 12 digits, in one run or in groups separated by a single space or dot, not inside a longer number
-_ID_NUMBER = re.compile(r"(?<![\d.])(?:\d[ .]?){8}\d(?:(?:[ .]?\d){3})?(?![\d])")
-_THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+")
+# 9 or 12 digits, in one run or in groups separated by a single space, dot, comma, hyphen or
+# slash, not inside a longer number
+_ID_NUMBER = re.compile(r"(?<![\d.,/-])(?:\d[ .,/-]?){8}\d(?:(?:[ .,/-]?\d){3})?(?!\d|[.,/-]\d)")
+_THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+|[1-9]\d{0,2}(?:,\d{3})+")
 _CURRENCY = re.compile(r"\s?(?:đ\b|đồng|vnđ|vnd|triệu|tỷ)", re.IGNORECASE)
 _ID_WORDS = re.compile(r"(?:cmnd|cccd|căn cước|chứng minh|định danh)\D{0,25}$", re.IGNORECASE)
 
@@ -27,7 +29,7 @@ def _amount(m: re.Match) -> bool:
     number, text = m.group(), m.string
     if not _THOUSANDS.fullmatch(number) or _ID_WORDS.search(text, 0, m.start()):
         return False
-    return number.endswith(".000") or bool(_CURRENCY.match(text, m.end()))
+    return number.endswith((".000", ",000")) or bool(_CURRENCY.match(text, m.end()))
 
 
 def mask_id_numbers(text: str, marks: tuple[str, ...] = ()) -> str:

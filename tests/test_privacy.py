@@ -1,0 +1,26 @@
+"""Identity numbers in search snippets (pipeline.privacy): masked however they are grouped."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.privacy import mask_id_numbers
+
+
+@pytest.mark.parametrize("written, shown", [
+    ("CCCD 079193001234 cấp", "CCCD •••••••••234 cấp"),
+    ("Số CCCD: 051-190-001-234 do", "Số CCCD: •••-•••-•••-234 do"),      # hyphens (shown whole before)
+    ("CMND cũ: 212,345,678.", "CMND cũ: •••,•••,678."),                  # commas (shown whole before)
+    ("số 031 190 004 567 ngày", "số ••• ••• ••• 567 ngày"),
+    ("số định danh 051/190/001/234", "số định danh •••/•••/•••/234"),
+    ("CMND 212.345.678", "CMND •••.•••.678"),
+])
+def test_an_identity_number_keeps_only_its_last_three_digits_whatever_separates_its_groups(written, shown):
+    assert mask_id_numbers(written) == shown
+
+
+@pytest.mark.parametrize("written", [
+    "số tiền 150.000.000 đồng", "tổng 150,000,000 đồng", "giá 212.345.000", "ngày 12/12/2011",
+    "Quyết định số 1418/QĐ-UBND", "điện thoại 0905-123-456", "mã 2024-051190001234-7",
+])
+def test_amounts_dates_and_other_numbers_are_shown_as_written(written):
+    assert mask_id_numbers(written) == written
