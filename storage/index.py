@@ -119,6 +119,21 @@ def _folded_token(token: str) -> str:
     return fold(token).lower()
 
 
+_TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ngã, hỏi, nặng
+
+
+@functools.lru_cache(maxsize=65536)
+def spelling(token: str) -> str:
+    """A lower-case syllable with its tone mark moved to its end: the old and the new placement of
+    the tone (hoá and hóa, thuỷ and thủy, khoẻ and khỏe, uỷ and ủy), both in everyday use, are
+    one spelling; the vowels' own marks (â, ă, ơ, ư) and đ stay where they are."""
+    decomposed = unicodedata.normalize("NFD", token.lower())
+    tones = "".join(c for c in decomposed if c in _TONE_MARKS)
+    if not tones:
+        return nfc(token.lower())
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS)) + tones
+
+
 def parse_query(query: str) -> list[list[str]]:
     """Terms of a query, each a list of adjacent tokens (a phrase when longer than one).
 
@@ -142,7 +157,7 @@ class Query:
     """A parsed query: its terms as typed, and lower-cased with and without diacritics."""
 
     terms: tuple[tuple[str, ...], ...]
-    exact: tuple[tuple[str, ...], ...]  # NFC, lower case
+    exact: tuple[tuple[str, ...], ...]  # lower case, the tone mark last (``spelling``)
     folded: tuple[tuple[str, ...], ...]  # lower case, diacritics removed
 
     @classmethod
@@ -154,7 +169,7 @@ class Query:
         if not terms:
             raise QueryError(f"Nội dung tìm «{query.strip()}» không có từ nào (chữ hoặc số) để tìm.",
                              f"search query has no word characters: {query.strip()!r}")
-        return cls(terms, tuple(tuple(t.lower() for t in term) for term in terms),
+        return cls(terms, tuple(tuple(spelling(t) for t in term) for term in terms),
                    tuple(tuple(_folded_token(t) for t in term) for term in terms))
 
     @property
@@ -216,7 +231,7 @@ def score(level: int, relevance: float) -> float:
 class _Token:
     start: int
     end: int
-    exact: str
+    exact: str  # ``spelling``
     folded: str
 
 
@@ -252,7 +267,7 @@ def _page_tokens(text: str, wanted: set[str], folded: str | None = None) -> tupl
         cursor = start
         word = text[start:end].lower()
         if _folded_token(word) in wanted:
-            found[count] = _Token(start, end, word, _folded_token(word))
+            found[count] = _Token(start, end, spelling(word), _folded_token(word))
     return found, count + shape.count(b" a", cursor)
 
 
@@ -266,7 +281,7 @@ def _page_tokens_matched(text: str, wanted: set[str], lowered: str) -> tuple[dic
         cursor = m.end()
         word = text[m.start():cursor].lower()
         if _folded_token(word) in wanted:
-            found[count] = _Token(m.start(), cursor, word, _folded_token(word))
+            found[count] = _Token(m.start(), cursor, spelling(word), _folded_token(word))
         count += 1
     return found, count + len(_TOKEN.findall(text, cursor))
 
@@ -283,7 +298,7 @@ def _page_tokens_walked(text: str, wanted: set[str]) -> tuple[dict[int, _Token],
     for count, m in enumerate(_TOKEN.finditer(text), start=1):
         word = m.group().lower()
         if (folded := _folded_token(word)) in wanted:
-            found[count - 1] = _Token(m.start(), m.end(), word, folded)
+            found[count - 1] = _Token(m.start(), m.end(), spelling(word), folded)
     return found, count
 
 
@@ -675,16 +690,19 @@ def _candidates_sqlite(engine: Engine, query: Query, prefix: str | None, window:
 
 def _sqlite_rows(conn: Connection, query: Query, source: str, filters: str, params: dict, window: int,
                  one_term: bool) -> list:
-    sql = (
-        "WITH newest AS MATERIALIZED ("
-        "  SELECT pages_fts.rowid AS id FROM " + source
-        + " WHERE pages_fts MATCH :every_word " + filters + "ORDER BY pages_fts.rowid DESC LIMIT :scan) "
-        + ("" if one_term else
-           ", phrase AS (SELECT rowid AS id FROM pages_fts WHERE pages_fts MATCH :phrase_folded "
-           "             AND rowid >= (SELECT min(id) FROM newest)) ")
-        + "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
-        + ("1" if one_term else "p.id IN phrase") + " AS phrase "
-        "FROM newest JOIN pages p ON p.id = newest.id ORDER BY phrase DESC, p.id DESC LIMIT :window")
+    newest = ("SELECT pages_fts.rowid AS id FROM " + source + " WHERE pages_fts MATCH :every_word " + filters
+              + "ORDER BY pages_fts.rowid DESC LIMIT :scan")
+    if one_term:
+        sql = ("WITH newest AS MATERIALIZED (" + newest + ") "
+               "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, 1 AS phrase "
+               "FROM newest JOIN pages p ON p.id = newest.id ORDER BY p.id DESC LIMIT :window")
+    else:  # the newest pages holding the phrase, wherever they are, and the newest holding the words
+        sql = ("WITH newest AS MATERIALIZED (" + newest + "), "
+               "phrase AS MATERIALIZED (SELECT pages_fts.rowid AS id FROM " + source
+               + " WHERE pages_fts MATCH :phrase_folded " + filters + "ORDER BY pages_fts.rowid DESC LIMIT :window) "
+               "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, p.id IN phrase AS phrase "
+               "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p ON p.id = c.id "
+               "ORDER BY phrase DESC, p.id DESC LIMIT :window")
     params.update(every_word=fts5_match(query.terms, "text_folded", folded=True),
                   phrase_folded=fts5_match([query.phrase], "text_folded", folded=True),
                   scan=max(SCAN, window), window=window)
@@ -697,13 +715,21 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
     # The tsqueries are written out, not taken from a CTE, so the planner sees how common the
     # words are: newest first through the primary key for a common word, the GIN index otherwise.
     # The code comes first: a page's tsvector is read (detoasted) only when its code matches.
-    sql = (
-        "WITH newest AS MATERIALIZED (SELECT p.id FROM pages p "
-        "  WHERE true " + filters + "AND p.tsv @@ websearch_to_tsquery('sohoa_unaccent', :query) "
-        "  ORDER BY " + ("p.id + 0" if prefix else "p.id") + " DESC LIMIT :scan) "
-        "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
-        + ("true" if len(query.terms) == 1 else "p.tsv @@ phraseto_tsquery('sohoa_unaccent', :phrase)")
-        + " AS phrase FROM newest JOIN pages p USING (id) ORDER BY phrase DESC, p.id DESC LIMIT :window")
+    order = "p.id + 0" if prefix else "p.id"
+    newest = ("SELECT p.id FROM pages p WHERE true " + filters
+              + "AND p.tsv @@ websearch_to_tsquery('sohoa_unaccent', :query) ORDER BY " + order + " DESC LIMIT :scan")
+    if len(query.terms) == 1:
+        sql = ("WITH newest AS MATERIALIZED (" + newest + ") "
+               "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, true AS phrase "
+               "FROM newest JOIN pages p USING (id) ORDER BY p.id DESC LIMIT :window")
+    else:  # as on SQLite: the newest pages holding the phrase, wherever they are, and the newest holding the words
+        sql = ("WITH newest AS MATERIALIZED (" + newest + "), "
+               "phrase AS MATERIALIZED (SELECT p.id FROM pages p WHERE true " + filters
+               + "AND p.tsv @@ phraseto_tsquery('sohoa_unaccent', :phrase) ORDER BY " + order + " DESC LIMIT :window) "
+               "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
+               "p.id IN (SELECT id FROM phrase) AS phrase "
+               "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p USING (id) "
+               "ORDER BY phrase DESC, p.id DESC LIMIT :window")
     params.update(query=websearch_query(query.terms), phrase=" ".join(query.phrase),
                   scan=max(SCAN, window), window=window)
     with engine.connect() as conn:
