@@ -561,15 +561,16 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     word, raises QueryError.
 
     The database looks at the SCAN (at least ``limit``) most recently indexed pages holding
-    every word of the query (folded; within the prefix and scope) and hands over
-    max(CANDIDATES, limit) of them: those holding the phrase (folded) first, then the others,
-    newest first. The tiers, scores and snippets are computed here for those (``rank_page``),
-    snippets only for the pages returned. Both databases hand over the same pages, so they
-    give the same results. A query whose words are on at most SCAN pages is ranked among all
-    of them. A common one ("của", "quốc gia" on most pages) is ranked among the newest SCAN
-    pages holding it, and when more than CANDIDATES of those hold the phrase, among the
-    newest of these: an older page can be missed; more words, a quoted phrase or a dossier
-    prefix narrow the search to reach it. (Ranking every page that holds a common word costs
+    every word of the query (folded; within the prefix and scope), and at the
+    max(CANDIDATES, limit) most recent pages holding the words as the phrase typed, wherever
+    they are, and hands over max(CANDIDATES, limit) of these: those holding the phrase
+    (folded) first, then the others, newest first. The tiers, scores and snippets are computed
+    here for those (``rank_page``), snippets only for the pages returned. Both databases hand
+    over the same pages, so they give the same results. A query whose words are on at most SCAN
+    pages is ranked among all of them. A common one ("của", "quốc gia" on most pages) is ranked
+    among the newest SCAN pages holding it and the newest pages holding its phrase: an older page
+    holding the words apart, or holding a phrase more than CANDIDATES newer pages hold, can be
+    missed; more words, a quoted phrase or a dossier prefix narrow the search to reach it. (Ranking every page that holds a common word costs
     seconds at 100,000 pages; the databases' own relevance, bm25 or ts_rank, reads every such
     page too; see bench/search.py.)
 
