@@ -463,9 +463,14 @@ _INNER_MARK = ("\ue000", "\ue001")  # private-use characters: never in a page's 
 
 
 def _shown(snippet: str) -> str:
-    """A snippet as answered: identity numbers masked, then its matches between ``storage.index.MARK``."""
-    masked = mask_id_numbers(snippet, _INNER_MARK)
+    """A snippet as answered: identity numbers masked, the page's own square brackets written
+    full-width (［1］: the marks are the only [ and ] in a snippet), then its matches between
+    ``storage.index.MARK``."""
+    masked = mask_id_numbers(snippet, _INNER_MARK).translate(_PAGE_BRACKETS)
     return masked.replace(_INNER_MARK[0], search_index.MARK[0]).replace(_INNER_MARK[1], search_index.MARK[1])
+
+
+_PAGE_BRACKETS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
 
 
 def index_behind_store(settings: Settings) -> bool:

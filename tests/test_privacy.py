@@ -24,3 +24,13 @@ def test_an_identity_number_keeps_only_its_last_three_digits_whatever_separates_
 ])
 def test_amounts_dates_and_other_numbers_are_shown_as_written(written):
     assert mask_id_numbers(written) == written
+
+
+def test_a_pages_own_square_brackets_are_not_taken_for_the_marks_of_a_match():
+    """The search review: "Ghi chú [1]: … (giấy khai sinh]" came back as "[Ghi chú] [1]: …
+    ([giấy khai sinh]]", and the web page highlighted the footnote number."""
+    from pipeline.service import _INNER_MARK, _shown
+
+    a, b = _INNER_MARK
+    assert _shown(f"{a}Ghi chú{b} [1]: hồ sơ thiếu bản sao ({a}giấy khai sinh{b}]") == \
+        "[Ghi chú] ［1］: hồ sơ thiếu bản sao ([giấy khai sinh]］"
