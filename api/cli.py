@@ -281,10 +281,16 @@ def cmd_cache(args, settings: Settings) -> int:
 
 def cmd_search(args, settings: Settings) -> int:
     query = " ".join(args.query)
+    prefix = service.code_prefix_in(query)  # a code, or the start of one: its dossiers too, as the web lists them
+    by_code = service.dossiers_by_code(settings, prefix) if prefix else ()
     result = service.search(settings, query, code_prefix=args.code_prefix, limit=args.limit)
     if args.json:
-        _print_json(result.to_json())
+        _print_json({**result.to_json(), **({"dossiers": list(by_code)} if prefix else {})})
     else:
+        if by_code:
+            print(f"Hồ sơ có mã bắt đầu bằng «{prefix}» (xem: sohoa show MÃ):")
+            for d in by_code:
+                print(f"  {d['dossierCode']}  {d['documents']} tài liệu, {d['pages']} trang  {d['title']}")
         print(format_hits(result))
         if not result.hits and service.index_behind_store(settings):
             print("Chỉ mục tìm kiếm chưa có hồ sơ nào trong khi kho đã có: chạy 'sohoa reindex' để dựng lại "

@@ -305,10 +305,14 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                    alias="codePrefix", max_length=100, pattern=CODE_PREFIX,
                    description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None) -> JSONResponse:
         """Pages whose words match, with or without diacritics, in the user's agencies (and, with
-        ``codePrefix``, in the dossiers whose code starts with it)."""
+        ``codePrefix``, in the dossiers whose code starts with it). A query that reads as a dossier
+        code, or the start of one, also lists those dossiers (``dossiers``), as the web's search does."""
+        prefix = service.code_prefix_in(q) if who.may("read") else None
         with service.acting(who):
             found = service.search(settings, q, code_prefix=code_prefix, limit=limit, scope=who.agencies)
-        return JSONResponse(found.to_json())  # plain JSON types: no validation pass over the hits
+            by_code = service.dossiers_by_code(settings, prefix, scope=who.agencies) if prefix else ()
+        # plain JSON types: no validation pass over the hits
+        return JSONResponse({**found.to_json(), **({"dossiers": list(by_code)} if prefix else {})})
 
     @app.get(API + "/dossiers", tags=["retrieval"])
     def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100,

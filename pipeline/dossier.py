@@ -163,12 +163,13 @@ def doc_id(code: str, sequence: int) -> str:
 
 
 _CODE_LIKE = re.compile(r"[0-9A-Z]+(?:[.\-][0-9A-Z]*)+")
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2212", "-"))  # a code pasted from Word
 
 
 def code_prefix_in(query: str) -> str | None:
     """The query as a dossier-code prefix (upper case) when it reads as one, one word of code
     characters with a dot or a dash and a digit ("H23.50", "h23.50-2612", a whole code); else None."""
-    word = query.strip().upper()
+    word = query.strip().upper().translate(_DASHES)
     return word if _CODE_LIKE.fullmatch(word) and any(c.isdigit() for c in word) else None
 
 

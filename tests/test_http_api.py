@@ -407,6 +407,11 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
     assert {h["dossierCode"] for h in client.get("/api/v1/search", params={"q": word, "codePrefix": "h23.50"},
                                                  headers=off).json()["hits"]} == {CODE}
     assert client.get("/api/v1/search", params={"q": word, "codePrefix": "H15"}, headers=off).json()["hits"] == []
+    # a code typed in the search itself lists its dossier, as the web's box does (search review: 0 hits)
+    assert [d["dossierCode"] for d in client.get("/api/v1/search", params={"q": CODE.lower()},
+                                                 headers=off).json()["dossiers"]] == [CODE]
+    assert client.get("/api/v1/search", params={"q": CODE}, headers=other).json()["dossiers"] == []
+    assert "dossiers" not in client.get("/api/v1/search", params={"q": word}, headers=off).json()
     for odd in ("H\ud7ff", "H\x00", "H23%"):  # no code is written so: refused, not a 500 (a lone surrogate was one)
         assert client.get("/api/v1/dossiers", params={"codePrefix": odd}, headers=off).status_code == 422
         assert client.get("/api/v1/search", params={"q": word, "codePrefix": odd}, headers=off).status_code == 422

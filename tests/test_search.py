@@ -393,6 +393,13 @@ def test_cli_search_on_the_default_sqlite_index(tmp_path, capsys):
     assert f"{A}.002, trang 1" in capsys.readouterr().out
     assert sohoa(search_args("khongcotu"), settings=settings) == 0
     assert "sohoa reindex" not in capsys.readouterr().err  # nothing found in a built index: no hint
+    # a code typed, whole or its start, any case, with the dashes Word puts in: its dossier (the
+    # command line said "Không tìm thấy kết quả nào"; the web's search box listed it)
+    for typed in (A, A.lower()[:9], A.replace("-", "\u2013")):
+        assert sohoa(search_args(typed), settings=settings) == 0
+        assert f"\n  {A}  2 tài liệu, 3 trang" in capsys.readouterr().out, typed
+    assert sohoa(search_args(A, json_output=True), settings=settings) == 0
+    assert json.loads(capsys.readouterr().out)["dossiers"][0]["dossierCode"] == A
 
 
 def test_cli_refuses_an_empty_search_as_a_usage_error(tmp_path, capsys):
