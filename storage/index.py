@@ -100,8 +100,11 @@ def nfc(text: str | None) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
-    if ch in "đĐ":  # a letter of its own, not d plus a combining mark: NFD leaves it alone
-        return "d" if ch == "đ" else "D"
+    # đ is a letter of its own, not d plus a combining mark: NFD leaves it alone; so is the
+    # Icelandic eth (Ð, ð) that legacy VNI and TCVN3 conversions put for it, which PostgreSQL's
+    # unaccent folds to d as well
+    if ch in "đĐðÐ":
+        return "d" if ch in "đð" else "D"
     decomposed = unicodedata.normalize("NFD", ch)
     base = decomposed[0]
     if len(decomposed) > 1 and all(unicodedata.combining(c) for c in decomposed[1:]) and not unicodedata.combining(base):
@@ -127,10 +130,10 @@ def spelling(token: str) -> str:
     """A lower-case syllable with its tone mark moved to its end: the old and the new placement of
     the tone (hoá and hóa, thuỷ and thủy, khoẻ and khỏe, uỷ and ủy), both in everyday use, are
     one spelling; the vowels' own marks (â, ă, ơ, ư) and đ stay where they are."""
-    decomposed = unicodedata.normalize("NFD", token.lower())
+    decomposed = unicodedata.normalize("NFD", token.lower().replace("ð", "đ"))
     tones = "".join(c for c in decomposed if c in _TONE_MARKS)
     if not tones:
-        return nfc(token.lower())
+        return nfc(token.lower().replace("ð", "đ"))
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS)) + tones
 
 
@@ -141,7 +144,7 @@ def parse_query(query: str) -> list[list[str]]:
     so 'NĐ-CP' is the phrase ['NĐ', 'CP']. Tokens are what FTS5's unicode61 tokenizer sees.
     """
     terms: list[list[str]] = []
-    query = nfc(query)
+    query = unicodedata.normalize("NFKC", query)  # NFC, and full-width letters (ＱＤ) as the letters they are
     position = 0
     for quoted in _PHRASE.finditer(query):
         terms += [t for chunk in query[position:quoted.start()].split() if (t := _TOKEN.findall(chunk))]

@@ -136,6 +136,22 @@ def test_the_old_and_the_new_tone_placement_are_one_spelling():
     assert index.spelling("Hoá") == index.spelling("hóa") != index.spelling("hòa")
 
 
+def test_look_alike_letters_read_as_the_letters_they_stand_for_on_both_databases(index_engine):
+    """The Icelandic eth (Ð), which legacy VNI and TCVN3 conversions put for Đ, and full-width
+    letters found pages on PostgreSQL (its unaccent folds them) ranked last, unmarked, and nothing
+    on SQLite (search review)."""
+    code = "H23.50-261201-0099"
+    text = "Ông Đoàn Duy Đức, Quyết định của Ủy ban nhân dân tỉnh Quảng Ngãi"
+    index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    for typed in ("Ðoàn Duy Ðức", "Quyết ðịnh", "Ｑuảng Ｎgãi"):
+        (hit,) = index.search(index_engine, typed)
+        assert (hit["dossierCode"], hit["tier"], hit["exact"]) == (code, "phrase", True), typed
+    legacy = "H23.50-261201-0098"  # a page converted from VNI with the eth in it
+    index.index_dossier(index_engine, manifest_for(legacy, [["Ông Ðoàn Duy Ðức"]]),
+                        {f"{legacy}.001": ["Ông Ðoàn Duy Ðức"]})
+    assert {h["dossierCode"] for h in index.search(index_engine, "Đoàn Duy Đức")} == {code, legacy}
+
+
 def test_an_older_page_holding_the_phrase_is_found_beyond_the_newest_pages_holding_the_words(
         index_engine, monkeypatch):
     """The database ranks the newest pages holding every word; an older page holding the words as
