@@ -661,7 +661,8 @@ def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
 
 @router.get("/dossiers/{code}")
 def dossier_page(request: Request, code: str, who: Annotated[Who, Depends(user("read"))],
-                 doc: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+                 doc: Annotated[str | None, Query(max_length=200)] = None,
+                 page: Annotated[int | None, Query(alias="trang", ge=1, le=100_000)] = None) -> Response:
     settings = request.app.state.settings
     code = _visible(who, code)
     with _acting(who):
@@ -669,8 +670,9 @@ def dossier_page(request: Request, code: str, who: Annotated[Who, Depends(user("
         verdicts = {v.doc_id: v for v in service.verify_dossier(settings, code)} if who.may("verify") else {}
         checklist = service.checklist(settings, code) if who.may("checklist") else None
     shown = next((d for d in view.documents if d.doc_id == doc), view.documents[0] if view.documents else None)
+    page = page if shown is not None and page is not None and page <= shown.number_of_pages else None
     return _page(request, "dossier.html", view=view, verdicts=verdicts, checklist=checklist, shown=shown,
-                 may_download=who.may("download"))
+                 may_download=who.may("download"), page=page)
 
 
 @router.get("/dossiers/{code}/documents/{doc_id}/pdf")

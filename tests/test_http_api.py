@@ -423,6 +423,12 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
         # the status line said "Không tìm thấy trang nào" right above the dossiers it listed (web review)
         assert "Không tìm thấy trang nào" not in page and "hồ sơ có mã bắt đầu bằng “H23.50-2612”" in page
         assert f"Mở hồ sơ {CODE}" in browser.get("/search", params={"q": CODE.lower()}).text
+        # a hit opens its document at its page (it opened at page 1: search review)
+        assert f"?doc={CODE}.001&amp;trang=1" in browser.get("/search", params={"q": word}).text
+        shown = browser.get(f"/dossiers/{CODE}", params={"doc": f"{CODE}.001", "trang": 1}).text
+        assert f"/documents/{CODE}.001/pdf#page=1" in shown
+        beyond = browser.get(f"/dossiers/{CODE}", params={"doc": f"{CODE}.001", "trang": 9}).text
+        assert f'class="pdf" src="/dossiers/{CODE}/documents/{CODE}.001/pdf"' in beyond  # no such page: its first
         # a hit names its document's title, not only its id (web review)
         assert re.search(r"«[^»]+», tài liệu H23\.50-", browser.get("/search", params={"q": word}).text)
         # a document's id, as every job and dossier page shows it, found nothing
