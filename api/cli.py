@@ -1263,12 +1263,23 @@ def run_command(argv: list[str] | None = None, *, settings: Settings | None = No
     new_home = service.is_new_home(settings)
     try:
         return int(args.func(args, settings))
+    except BrokenPipeError:  # `sohoa search … | head`: what was still to print is not wanted; no error
+        _output_closed()
+        return ExitCode.OUTPUT_CLOSED
     except (Exception, KeyboardInterrupt) as e:
         return report_error(e, settings, argv)
     finally:
         if new_home and args.command not in ("info", "user", "token", "serve", "audit", "db", "worker", "beat", "watch", "notices"):
             print(f"(Thư mục dữ liệu {settings.home} chưa có hồ sơ nào trước lệnh này; "
                   f"đặt SOHOA_HOME nếu hồ sơ ở nơi khác.)", file=sys.stderr)
+
+
+def _output_closed() -> None:
+    """Send what is still buffered for standard output nowhere: flushing it at exit would raise again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def report_error(error: BaseException, settings: Settings | None, argv) -> int:

@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     BROKER = 16           # the task queue (SOHOA_BROKER_URL) cannot be reached
     INTERNAL = 70         # an unexpected error (traceback in SOHOA_HOME/logs/errors.log)
     INTERRUPTED = 130     # stopped by the operator (Ctrl-C)
+    OUTPUT_CLOSED = 141   # what the command printed was no longer read (``sohoa search … | head``)
 
 
 class SohoaError(Exception):

@@ -426,3 +426,27 @@ def test_cli_refuses_an_empty_search_as_a_usage_error(tmp_path, capsys):
         assert sohoa(search_args(*query), settings=settings) == ExitCode.USAGE
         err = capsys.readouterr().err
         assert err.startswith("LỖI: ") and ("Chưa nhập nội dung cần tìm" in err or "không có từ nào" in err)
+
+
+def test_a_search_piped_to_head_ends_quietly(tmp_path):
+    """`sohoa search … | head` ended with "LỖI không mong đợi: BrokenPipeError" and a traceback in
+    errors.log (search review): the reader of the output going away is not an error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = Settings(home=tmp_path / "home")
+    engine = db.engine_for(settings.db_url)
+    for n in range(60):  # more hits than a pipe's buffer holds as text
+        code = f"H23.50-261201-{n + 1:04d}"
+        text = "Nghị định số 15/2020/NĐ-CP quy định xử phạt vi phạm hành chính " * 4
+        index.index_dossier(engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    engine.dispose()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")}, "SOHOA_HOME": str(settings.home)}
+    run = subprocess.Popen([str(Path(sys.executable).with_name("sohoa")), "search", "nghị định", "--limit", "60"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    run.stdout.close()  # the reader gone before the first line
+    err = run.stderr.read().decode()
+    assert run.wait(timeout=120) == 141, err
+    assert "LỖI" not in err and not (settings.home / "logs" / "errors.log").exists()
