@@ -592,10 +592,16 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     else:
         raise StorageConfigError(f"Cơ sở dữ liệu không được hỗ trợ cho tìm kiếm: {engine.dialect.name}",
                                  f"unsupported index database: {engine.dialect.name}")
-    rows = candidates(engine, parsed, prefix, window, scope)
-    ranked = sorted(((rank_page(r["text"], parsed, r["text_folded"]), r) for r in rows),
-                    key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
-                                    mr[1]["number"]))[:limit]
+    digits = _lone_number(parsed)
+    if digits is not None:  # an identity, phone or record number, however the page groups its digits
+        rows = _number_candidates(engine, digits, prefix, window, scope)
+        matched = ((_number_match(r["text"], digits), r) for r in rows)
+        ranked = [(m, r) for m, r in matched if m is not None]
+    else:
+        rows = candidates(engine, parsed, prefix, window, scope)
+        ranked = [(rank_page(r["text"], parsed, r["text_folded"]), r) for r in rows]
+    ranked = sorted(ranked, key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
+                                            mr[1]["number"]))[:limit]
     titles = _document_titles(engine, {r["doc_id"] for _, r in ranked})
     return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "title": titles.get(r["doc_id"]),
              "page": r["number"], "snippet": make_snippet(nfc(r["text"]), m.spans, mark=mark), "score": m.score,
@@ -740,6 +746,62 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
         # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for
         # any words: the plan must be chosen for these words (common or rare) every time.
         conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        return conn.execute(sa.text(sql), params).mappings().all()
+
+
+# -- a number typed in one run -----------------------------------------------------
+
+NUMBER_DIGITS = 7  # a query of one run of at least so many digits is looked up as a number
+_NUMBER_SEPARATORS = "[ .,/-]?"
+
+
+def _lone_number(query: Query) -> str | None:
+    """The digits when the query is one run of NUMBER_DIGITS or more (an identity card, a phone, a
+    record number): pages print them grouped ("031 190 004 567", "051-190-001-234",
+    "0905 123 456"), which the databases index as several tokens."""
+    if len(query.folded) == 1 and len(query.folded[0]) == 1:
+        word = query.folded[0][0]
+        if len(word) >= NUMBER_DIGITS and word.isascii() and word.isdigit():
+            return word
+    return None
+
+
+def _number_pieces(digits: str) -> tuple[list[str], list[str]]:
+    """The tokens a grouped number can start and end with: its beginnings and its endings of three
+    digits or more (a group of one or two digits is too common to look for)."""
+    return [digits[:k] for k in range(3, len(digits))], [digits[-k:] for k in range(3, len(digits))]
+
+
+def _number_match(text: str, digits: str) -> PageMatch | None:
+    """The page's first writing of the number, one space, dot, comma, slash or hyphen allowed
+    between any two of its digits, not part of a longer number; None when it holds none (a page
+    that only holds its pieces)."""
+    found = re.search(r"(?<!\w)(?<!\d[ .,/-])" + _NUMBER_SEPARATORS.join(digits) + r"(?!\w)(?![ .,/-]\d)", text)
+    if found is None:
+        return None
+    return PageMatch(5, 0.75, ((found.start(), found.end()),))
+
+
+def _number_candidates(engine: Engine, digits: str, prefix: str | None, window: int, scope: Sequence[str]) -> list:
+    """The newest pages holding the number whole, or a token it can start with and one it can end
+    with (``_number_pieces``); ``_number_match`` keeps those that hold it."""
+    starts, ends = _number_pieces(digits)
+    dialect = engine.dialect.name
+    filters, params = _filters(prefix, scope, dialect)
+    params.update(scan=max(SCAN, window))
+    if dialect == "sqlite":
+        def anyof(tokens):
+            return "(" + " OR ".join(f'"{t}"' for t in tokens) + ")"
+        params["match"] = f'text_folded : ("{digits}" OR ({anyof(starts)} AND {anyof(ends)}))'
+        sql = ("SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded FROM pages_fts "
+               "JOIN pages p ON p.id = pages_fts.rowid WHERE pages_fts MATCH :match " + filters
+               + "ORDER BY pages_fts.rowid DESC LIMIT :scan")
+    else:
+        params["match"] = f"{digits} | (({' | '.join(starts)}) & ({' | '.join(ends)}))"
+        sql = ("SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded FROM pages p "
+               "WHERE true " + filters + "AND p.tsv @@ to_tsquery('sohoa_unaccent', :match) "
+               "ORDER BY p.id DESC LIMIT :scan")
+    with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).mappings().all()
 
 

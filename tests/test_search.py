@@ -450,3 +450,21 @@ def test_a_search_piped_to_head_ends_quietly(tmp_path):
     err = run.stderr.read().decode()
     assert run.wait(timeout=120) == 141, err
     assert "LỖI" not in err and not (settings.home / "logs" / "errors.log").exists()
+
+
+def test_a_number_typed_in_one_run_finds_it_however_the_page_groups_its_digits(index_engine):
+    """Officers look citizens up by identity number; pages print it grouped, and the number typed
+    in one run found nothing (search review: "031190004567" against "031 190 004 567")."""
+    pages = {"H23.50-261205-0001": "Họ tên: Trần Văn Bình. Số CCCD: 031 190 004 567, cấp ngày 12/3/2021",
+             "H23.50-261205-0002": "Số CCCD: 051-190-001-234 CMND cũ: 212.345.678 điện thoại 0905 123 456",
+             "H23.50-261205-0003": "Mã số 031 thuộc nhóm 190, mục 567: không phải số đó"}
+    for code, text in pages.items():
+        index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    for typed, code, shown in (("031190004567", "H23.50-261205-0001", "[031 190 004 567]"),
+                               ("051190001234", "H23.50-261205-0002", "[051-190-001-234]"),
+                               ("212345678", "H23.50-261205-0002", "[212.345.678]"),
+                               ("0905123456", "H23.50-261205-0002", "[0905 123 456]")):
+        hits = index.search(index_engine, typed)
+        assert [(h["dossierCode"], h["tier"]) for h in hits] == [(code, "phrase")], typed
+        assert shown in hits[0]["snippet"], typed
+    assert index.search(index_engine, "031190004") == []  # the start of a number is not the number
