@@ -633,12 +633,23 @@ def verify_jump(code: Annotated[str, Query(max_length=200)], who: Annotated[Who,
 
 # --------------------------------------------------------------------------- search and dossiers (officer)
 
+SEARCH_LIMIT = 50  # hits on the web's page; more words or a code narrow a search that finds more
+SEARCH_CHARS = 500  # as the API's q
+
+
 @router.get("/search")
 def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
-                q: Annotated[str, Query(max_length=500)] = "") -> Response:
-    q = q.strip()
+                q: Annotated[str, Query(max_length=20_000)] = "",
+                ma: Annotated[str, Query(max_length=100)] = "") -> Response:
+    q, within = q.strip(), ma.strip().upper()
+    if len(q) > SEARCH_CHARS:  # a pasted paragraph: said on the search page (it was the generic form error)
+        return _page(request, "search.html", 422, q=q[:SEARCH_CHARS], ma=ma, result=None,
+                     error=f"Nội dung tìm dài {_vn_number(len(q))} ký tự; tối đa {SEARCH_CHARS} ký tự")
+    if within and service.code_prefix_in(within) is None and not re.fullmatch(r"[0-9A-Z]+", within):
+        return _page(request, "search.html", 422, q=q, ma=ma, result=None,
+                     error=f"“{ma.strip()}” không phải mã hồ sơ hay phần đầu của mã (ví dụ H23.50 hoặc H23.50-2612)")
     if not q:
-        return _page(request, "search.html", q="", result=None)
+        return _page(request, "search.html", q="", ma=within, result=None)
     code_link, doc_link, by_code = None, None, ()
     prefix = service.code_prefix_in(q)
     try:
@@ -655,8 +666,10 @@ def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
     with _acting(who):
         if prefix and who.may("read"):  # a code, or the start of one: the dossiers it names
             by_code = service.dossiers_by_code(request.app.state.settings, prefix, scope=who.agencies)
-        result = service.search(request.app.state.settings, q, limit=50, scope=who.agencies)
-    return _page(request, "search.html", q=q, result=result, code_link=code_link, doc_link=doc_link, by_code=by_code)
+        result = service.search(request.app.state.settings, q, code_prefix=within or None, limit=SEARCH_LIMIT,
+                                scope=who.agencies)
+    return _page(request, "search.html", q=q, ma=within, result=result, code_link=code_link, doc_link=doc_link,
+                 by_code=by_code, more=len(result.hits) >= SEARCH_LIMIT)
 
 
 @router.get("/dossiers/{code}")

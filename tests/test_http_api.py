@@ -389,7 +389,8 @@ def test_search_snippets_never_show_a_citizen_id_number_whole(api):
     index.index_dossier(database(api["settings"]), manifest_for(other, [[noted]]), {f"{other}.001": [noted]})
     hits = api["client"].get("/api/v1/search", params={"q": "ghi chu"}, headers=api["tokens"]["off"]).json()["hits"]
     snippet = next(h["snippet"] for h in hits if h["dossierCode"] == other)
-    assert "079193001236" not in snippet and "079193001237" not in snippet and "[2]•••••••••236" in snippet, snippet
+    # (the page's own brackets are written full-width in a snippet: the marks are its only [ and ])
+    assert "079193001236" not in snippet and "079193001237" not in snippet and "［2］•••••••••236" in snippet, snippet
 
 
 def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
@@ -664,3 +665,21 @@ def test_on_s3_a_download_can_be_a_link_that_expires_within_minutes(home, s3_env
     fetched = httpx.get(link)
     assert fetched.status_code == 200 and fetched.content.startswith(b"%PDF-")
     assert any(e["action"] == "link" and e["actor"] == "off" for e in audit_events(home))
+
+
+def test_the_web_search_narrows_to_a_code_says_when_there_may_be_more_and_names_a_query_too_long(api):
+    """Search review: the web form had no code filter (the command line and the API have one), said
+    "Tìm thấy 50 trang" when more matched, and answered a long pasted query with the generic form error."""
+    from tests.test_api_security import web_login
+
+    word = a_word(api["page"])
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    with TestClient(create_app(web, background=False)) as browser:
+        assert web_login(browser, "off", "mat-khau-dai-du").status_code == 303
+        inside = browser.get("/search", params={"q": word, "ma": "h23.50"}).text
+        assert f"?doc={CODE}.001" in inside and 'name="ma" type="text" value="H23.50"' in inside
+        assert f"?doc={CODE}.001" not in browser.get("/search", params={"q": word, "ma": "H23.51"}).text
+        bad = browser.get("/search", params={"q": word, "ma": "H23%"})
+        assert bad.status_code == 422 and "không phải mã hồ sơ hay phần đầu của mã" in bad.text
+        long = browser.get("/search", params={"q": "nghị định " * 60})
+        assert long.status_code == 422 and "Nội dung tìm dài 599 ký tự; tối đa 500 ký tự" in long.text
