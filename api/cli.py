@@ -283,7 +283,7 @@ def cmd_search(args, settings: Settings) -> int:
     query = " ".join(args.query)
     prefix = service.code_prefix_in(query)  # a code, or the start of one: its dossiers too, as the web lists them
     by_code = service.dossiers_by_code(settings, prefix) if prefix else ()
-    result = service.search(settings, query, code_prefix=args.code_prefix, limit=args.limit)
+    result = service.search(settings, query, code_prefix=args.code_prefix, limit=args.limit, offset=args.offset)
     if args.json:
         _print_json({**result.to_json(), **({"dossiers": list(by_code)} if prefix else {})})
     else:
@@ -305,8 +305,11 @@ TIER_VI = {"phrase": "đúng cụm từ", "phrase-folded": "đúng cụm từ (k
 def format_hits(result) -> str:
     if not result.hits:
         return f"Không tìm thấy kết quả nào cho «{result.query}»."
-    lines = [f"Tìm thấy {len(result.hits)} kết quả cho «{result.query}»:"]
-    for n, hit in enumerate(result.hits, start=1):
+    shown = (f"Kết quả {result.offset + 1}-{result.offset + len(result.hits)}" if result.offset
+             else f"Tìm thấy {len(result.hits)} kết quả")
+    lines = [f"{shown} cho «{result.query}»" + (f" (còn nữa: --offset {result.offset + len(result.hits)}):"
+                                                 if result.more else ":")]
+    for n, hit in enumerate(result.hits, start=result.offset + 1):
         exact = ", khớp đúng dấu" if hit.exact else ""
         lines.append(f"{n:>3}. {hit.dossier_code}  tài liệu {hit.doc_id}, trang {hit.page} "
                      f"({TIER_VI.get(hit.tier, hit.tier)}{exact}; điểm {number_vi(hit.score, 3)})"
@@ -1137,6 +1140,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query", nargs="+", help='từ cần tìm; cụm từ chính xác đặt trong dấu ngoặc kép, ví dụ "nghị định"')
     s.add_argument("--code-prefix", default=None, help="chỉ tìm trong các hồ sơ có mã bắt đầu bằng chuỗi này")
     s.add_argument("--limit", type=int, default=20, help="số kết quả tối đa (mặc định 20)")
+    s.add_argument("--offset", type=int, default=0, help="bỏ qua bấy nhiêu kết quả đầu: xem tiếp (mặc định 0)")
 
     s = command(sub, "info", "thư mục dữ liệu, kho lưu trữ, chỉ mục, khóa ký và phiên bản đang dùng", cmd_info)
 

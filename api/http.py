@@ -303,13 +303,16 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                limit: Annotated[int, Query(ge=1, le=100)] = 20,
                code_prefix: Annotated[str | None, Query(
                    alias="codePrefix", max_length=100, pattern=CODE_PREFIX,
-                   description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None) -> JSONResponse:
+                   description="chỉ hồ sơ có mã bắt đầu bằng, ví dụ H23.50")] = None,
+               offset: Annotated[int, Query(ge=0, le=service.MAX_SEARCH_OFFSET,
+                                            description="bỏ qua bấy nhiêu kết quả đầu (trang sau)")] = 0
+               ) -> JSONResponse:
         """Pages whose words match, with or without diacritics, in the user's agencies (and, with
         ``codePrefix``, in the dossiers whose code starts with it). A query that reads as a dossier
         code, or the start of one, also lists those dossiers (``dossiers``), as the web's search does."""
         prefix = service.code_prefix_in(q) if who.may("read") else None
         with service.acting(who):
-            found = service.search(settings, q, code_prefix=code_prefix, limit=limit, scope=who.agencies)
+            found = service.search(settings, q, code_prefix=code_prefix, limit=limit, scope=who.agencies, offset=offset)
             by_code = service.dossiers_by_code(settings, prefix, scope=who.agencies) if prefix else ()
         # plain JSON types: no validation pass over the hits
         return JSONResponse({**found.to_json(), **({"dossiers": list(by_code)} if prefix else {})})

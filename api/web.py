@@ -640,7 +640,8 @@ SEARCH_CHARS = 500  # as the API's q
 @router.get("/search")
 def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
                 q: Annotated[str, Query(max_length=20_000)] = "",
-                ma: Annotated[str, Query(max_length=100)] = "") -> Response:
+                ma: Annotated[str, Query(max_length=100)] = "",
+                tu: Annotated[int, Query(ge=0, le=service.MAX_SEARCH_OFFSET)] = 0) -> Response:
     q, within = q.strip(), ma.strip().upper()
     if len(q) > SEARCH_CHARS:  # a pasted paragraph: said on the search page (it was the generic form error)
         return _page(request, "search.html", 422, q=q[:SEARCH_CHARS], ma=ma, result=None,
@@ -667,9 +668,11 @@ def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
         if prefix and who.may("read"):  # a code, or the start of one: the dossiers it names
             by_code = service.dossiers_by_code(request.app.state.settings, prefix, scope=who.agencies)
         result = service.search(request.app.state.settings, q, code_prefix=within or None, limit=SEARCH_LIMIT,
-                                scope=who.agencies)
+                                scope=who.agencies, offset=tu)
+    following = "/search?" + urlencode({"q": q, **({"ma": within} if within else {}), "tu": tu + SEARCH_LIMIT}) \
+        if result.more and tu + SEARCH_LIMIT <= service.MAX_SEARCH_OFFSET else None
     return _page(request, "search.html", q=q, ma=within, result=result, code_link=code_link, doc_link=doc_link,
-                 by_code=by_code, more=len(result.hits) >= SEARCH_LIMIT)
+                 by_code=by_code, following=following)
 
 
 @router.get("/dossiers/{code}")

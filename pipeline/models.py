@@ -303,9 +303,12 @@ class SearchHit:
 class SearchResult:
     query: str
     hits: tuple[SearchHit, ...]
+    offset: int = 0     # hits left out before these (a next page)
+    more: bool = False  # more hits follow these
 
     def to_json(self) -> dict:
-        return {"query": self.query, "hits": [h.to_json() for h in self.hits]}
+        return {"query": self.query, "hits": [h.to_json() for h in self.hits], "offset": self.offset,
+                "more": self.more}
 
 
 @dataclass(frozen=True)

@@ -442,21 +442,29 @@ def dossiers_by_code(settings: Settings, prefix: str, *, limit: int = 50, scope:
     return tuple(found)
 
 
+MAX_SEARCH_OFFSET = 900  # a next page of hits is ranked among offset + limit candidates
+
+
 def search(settings: Settings, query: str, *, code_prefix: str | None = None, limit: int = 20,
-           scope: Sequence[str] = ()) -> SearchResult:
+           scope: Sequence[str] = (), offset: int = 0) -> SearchResult:
     """Pages whose words match, with or without diacritics, in four tiers: the exact phrase, the
     phrase without diacritics, all words near each other, all words; an empty query is refused.
-    ``scope``: only dossiers of these agency codes. Snippets show no citizen ID number whole."""
+    ``scope``: only dossiers of these agency codes; ``offset``: the first hits left out (a next
+    page; ``more`` says whether one follows). Snippets show no citizen ID number whole."""
     if limit < 1:
         raise UsageError("--limit phải lớn hơn 0", "limit must be positive")
+    if not 0 <= offset <= MAX_SEARCH_OFFSET:
+        raise UsageError(f"Vị trí bắt đầu phải từ 0 đến {MAX_SEARCH_OFFSET}", "offset out of range")
     # matches marked with characters no page holds while identity numbers are masked: a bracket
     # of the page's own next to a number would otherwise be read as a mark (review of 9f9aeeb)
-    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit, scope=scope,
-                               mark=_INNER_MARK)
-    audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits))
+    hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit + 1, scope=scope,
+                               mark=_INNER_MARK, offset=offset)
+    more, hits = len(hits) > limit, hits[:limit]
+    audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits),
+                 **({"offset": offset} if offset else {}))
     return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], _shown(h["snippet"]),
                                                h["score"], h["exact"], h.get("tier", "all"), h.get("title"))
-                                     for h in hits))
+                                     for h in hits), offset, more)
 
 
 _INNER_MARK = ("\ue000", "\ue001")  # private-use characters: never in a page's text

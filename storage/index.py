@@ -554,9 +554,10 @@ def forget_dossier(engine: Engine, code: str) -> None:
 
 
 def search(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20,
-           scope: Sequence[str] = (), mark: tuple[str, str] = MARK) -> list[dict]:
+           scope: Sequence[str] = (), mark: tuple[str, str] = MARK, offset: int = 0) -> list[dict]:
     """Pages holding every word of the query, best first (see the module's docstring); each
-    snippet's matches between ``mark``.
+    snippet's matches between ``mark``; ``offset``: the first ``offset`` of them left out (a next
+    page of hits), ranked among as many more candidates.
 
     Each hit: dossierCode, docId, page, snippet (the best match in [brackets]), score (see
     ``score``), exact (the match that ranks the page keeps the query's diacritics) and tier
@@ -584,7 +585,7 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     if limit <= 0:
         return []
     prefix = nfc(code_prefix).strip().upper() if code_prefix else None
-    window = max(CANDIDATES, limit)
+    window = max(CANDIDATES, offset + limit)
     if engine.dialect.name == "sqlite":
         candidates = _candidates_sqlite
     elif engine.dialect.name == "postgresql":
@@ -601,7 +602,7 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
         rows = candidates(engine, parsed, prefix, window, scope)
         ranked = [(rank_page(r["text"], parsed, r["text_folded"]), r) for r in rows]
     ranked = sorted(ranked, key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
-                                            mr[1]["number"]))[:limit]
+                                            mr[1]["number"]))[offset:offset + limit]
     titles = _document_titles(engine, {r["doc_id"] for _, r in ranked})
     return [{"dossierCode": r["dossier_code"], "docId": r["doc_id"], "title": titles.get(r["doc_id"]),
              "page": r["number"], "snippet": make_snippet(nfc(r["text"]), m.spans, mark=mark), "score": m.score,

@@ -412,7 +412,10 @@ def test_an_officer_finds_dossiers_by_the_start_of_their_code_in_any_case(api):
     assert [d["dossierCode"] for d in client.get("/api/v1/search", params={"q": CODE.lower()},
                                                  headers=off).json()["dossiers"]] == [CODE]
     assert client.get("/api/v1/search", params={"q": CODE}, headers=other).json()["dossiers"] == []
-    assert "dossiers" not in client.get("/api/v1/search", params={"q": word}, headers=off).json()
+    plain = client.get("/api/v1/search", params={"q": word}, headers=off).json()
+    assert "dossiers" not in plain and (plain["offset"], plain["more"]) == (0, False)
+    assert client.get("/api/v1/search", params={"q": word, "offset": 1}, headers=off).json()["hits"] == []
+    assert client.get("/api/v1/search", params={"q": word, "offset": 901}, headers=off).status_code == 422
     for odd in ("H\ud7ff", "H\x00", "H23%"):  # no code is written so: refused, not a 500 (a lone surrogate was one)
         assert client.get("/api/v1/dossiers", params={"codePrefix": odd}, headers=off).status_code == 422
         assert client.get("/api/v1/search", params={"q": word, "codePrefix": odd}, headers=off).status_code == 422
@@ -681,5 +684,6 @@ def test_the_web_search_narrows_to_a_code_says_when_there_may_be_more_and_names_
         assert f"?doc={CODE}.001" not in browser.get("/search", params={"q": word, "ma": "H23.51"}).text
         bad = browser.get("/search", params={"q": word, "ma": "H23%"})
         assert bad.status_code == 422 and "không phải mã hồ sơ hay phần đầu của mã" in bad.text
+        assert browser.get("/search", params={"q": word, "tu": 5000}).status_code in (400, 422)
         long = browser.get("/search", params={"q": "nghị định " * 60})
         assert long.status_code == 422 and "Nội dung tìm dài 599 ký tự; tối đa 500 ký tự" in long.text

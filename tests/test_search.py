@@ -468,3 +468,27 @@ def test_a_number_typed_in_one_run_finds_it_however_the_page_groups_its_digits(i
         assert [(h["dossierCode"], h["tier"]) for h in hits] == [(code, "phrase")], typed
         assert shown in hits[0]["snippet"], typed
     assert index.search(index_engine, "031190004") == []  # the start of a number is not the number
+
+
+def test_hits_come_page_after_page_and_say_when_more_follow(tmp_path, capsys):
+    """The API ignored an offset, and the command line and the web said "Tìm thấy 20 kết quả" when
+    20 was only the limit (search review)."""
+    settings = Settings(home=tmp_path / "home")
+    engine = db.engine_for(settings.db_url)
+    for n in range(7):
+        code = f"H23.50-261201-{n + 1:04d}"
+        text = f"Nghị định số {n + 1}/2020/NĐ-CP quy định xử phạt"
+        index.index_dossier(engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    engine.dispose()
+    from pipeline import service
+
+    first = service.search(settings, "nghị định", limit=3)
+    second = service.search(settings, "nghị định", limit=3, offset=3)
+    last = service.search(settings, "nghị định", limit=3, offset=6)
+    seen = [h.dossier_code for r in (first, second, last) for h in r.hits]
+    assert len(seen) == 7 == len(set(seen)) and (first.more, second.more, last.more) == (True, True, False)
+    assert sohoa(search_args("nghị định", limit=3), settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "Tìm thấy 3 kết quả cho «nghị định» (còn nữa: --offset 3):" in out
+    assert sohoa([*search_args("nghị định", limit=3), "--offset", "6"], settings=settings) == 0
+    assert "Kết quả 7-7 cho «nghị định»:" in capsys.readouterr().out
