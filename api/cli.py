@@ -27,11 +27,9 @@ from pathlib import Path
 from pipeline import config, service
 from pipeline.config import Settings
 from pipeline.errors import ExitCode, UsageError, describe
-from pipeline.models import MAINTENANCE_VI, IngestRequest
+from pipeline.models import FLAG_VI, MAINTENANCE_VI, IngestRequest
 
 MAINTENANCE_CODES = list(MAINTENANCE_VI)
-FLAG_VI = {"blank": "trang trắng", "blurry": "mờ", "cut_off": "có thể bị cắt mất nội dung",
-           "low_confidence": "độ tin cậy OCR thấp"}
 
 
 def _print_json(value) -> None:
@@ -854,9 +852,14 @@ class BulkProgressLog:
 def cmd_watch(args, settings: Settings) -> int:
     def event(kind: str, hot, detail: str) -> None:
         if kind == "done":
-            print(f"{datetime.now():%H:%M:%S} đã số hóa {hot.path.name} -> {detail}", flush=True)
-        else:
+            where, *notes = detail.split("; ")
+            print(f"{datetime.now():%H:%M:%S} đã số hóa {hot.path.name} -> {where}", flush=True)
+            for note in notes:  # pages to look at again, a document already there
+                print(f"           {note}", flush=True)
+        elif kind == "failed":
             print(f"{datetime.now():%H:%M:%S} LỖI {hot.path.name}: {detail.splitlines()[0]}", flush=True)
+        else:  # changed while read, changed in done/, left where it is, the folder unreadable
+            print(f"{datetime.now():%H:%M:%S} CẢNH BÁO: {detail.splitlines()[0]}", flush=True)
 
     print(f"Đang theo dõi {args.folder} (tệp trong thư mục con mang mã hồ sơ, hoặc có mã QR phiếu tiếp nhận ở "
           f"trang đầu; Ctrl-C để dừng)", file=sys.stderr)
@@ -973,6 +976,16 @@ class VietnameseParser(argparse.ArgumentParser):
             message = message.replace(english, vietnamese)
         self.print_usage(sys.stderr)
         self.exit(ExitCode.USAGE, f"LỖI: {message}\n(gõ '{self.prog} -h' để xem hướng dẫn)\n")
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"số giây không hợp lệ: '{text}' (lớn hơn 0, tối đa 3600)")
+    return value
 
 
 def day(text: str) -> date:
@@ -1175,7 +1188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "watch", "theo dõi thư mục máy quét: mỗi tệp mới là một tài liệu, xong chuyển vào done/, "
                               "lỗi chuyển vào failed/", cmd_watch, json=None)
     s.add_argument("folder", help="thư mục máy quét lưu tệp vào")
-    s.add_argument("--settle", type=float, default=5.0,
+    s.add_argument("--settle", type=positive_seconds, default=5.0,
                    help="chỉ nhận tệp đã không đổi trong chừng này giây (mặc định 5)")
     s.add_argument("--once", action="store_true", help="nhận các tệp đang có rồi dừng (không theo dõi tiếp)")
 

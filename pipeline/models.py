@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from storage.jobs import ACTIVE as ACTIVE_JOB_STATES
 
+# a page's quality flags, as an operator reads them
+FLAG_VI = {"blank": "trang trắng", "blurry": "mờ", "cut_off": "có thể bị cắt mất nội dung",
+           "low_confidence": "độ tin cậy OCR thấp"}
 # TT 05/2025 maintenance codes, as an archivist reads them
 MAINTENANCE_VI = {"01": "vĩnh viễn", "02": "70 năm", "03": "50 năm", "04": "30 năm", "05": "20 năm", "06": "10 năm",
                   "07": "khác"}

@@ -46,13 +46,14 @@ from .errors import (BrokerUnavailable, ConfigError, Conflict, InputError, Integ
 from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DocumentView, DossierReport, DossierView, ExportResult,
-                     IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult)
+                     IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult, FLAG_VI)
 from .pages import PageCache, code_version, load_engine
 from .runtime import database, development_pki, ingest_context, key_trouble, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
 from .repository import dossier_codes, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
+from .signing.devpki import DEV_DIR_NAME
 from .signing.keys import Signer, SignerLoading, development_ca_fingerprints, trust_roots
 
 log = logging.getLogger(__name__)
@@ -289,15 +290,30 @@ def watch(settings: Settings, folder: Path, *, settle: float = 5.0, poll: float 
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"Không có thư mục {folder} để theo dõi", "watch folder does not exist")
+    _refuse_watching_the_data(settings, folder)
     remote = bool(settings.broker.url)
     with closing(signer_for(settings)) if not remote else nullcontext() as signer:
-        def handle(hot: hotfolder.HotFile) -> str:
+        def handle(hot: hotfolder.HotFile) -> hotfolder.Taken:
             code = hot.dossier if hot.dossier is not None else receipt_code(settings, hot.path)
             summary = ingest(settings, IngestRequest(code, (str(hot.path),), hot.title), signer=signer)
-            return summary.dossier_code
+            notes = [f"đã có: trùng tài liệu {summary.doc_id}, không thêm gì"] if summary.duplicate else []
+            notes += [f"trang {p.number}: " + ", ".join(FLAG_VI.get(f, f) for f in p.flags) + ", cần xem lại"
+                      for p in summary.pages if p.flags]
+            return hotfolder.Taken(summary.dossier_code, summary.doc_id, tuple(notes))
 
         audit.record(database(settings), "watch", "started", folder=str(folder))
         return hotfolder.run(folder, handle, settle=settle, poll=poll, once=once, on_event=on_event)
+
+
+def _refuse_watching_the_data(settings: Settings, folder: Path) -> None:
+    """A hot folder moves every file it holds: SOHOA_HOME (its database, its development key, a
+    local store) must not be in it, nor it in the store (a deployment's DEPLOY_SCANS_DIR set to
+    the data directory moved the database and the key into failed/: hot-folder review)."""
+    watched, home = folder.resolve(), settings.home.resolve()
+    if home.is_relative_to(watched) or any(watched.is_relative_to(home / p) for p in ("store", DEV_DIR_NAME)):
+        raise UsageError(f"Không theo dõi {folder}: thư mục này chứa dữ liệu của sohoa ({home}: cơ sở dữ liệu, "
+                         "khóa ký, kho) hoặc nằm trong kho; chọn thư mục riêng cho máy quét",
+                         "the watch folder holds or is inside SOHOA_HOME's data")
 
 
 def receipt_code(settings: Settings, path: Path) -> str:
