@@ -598,7 +598,7 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
         rows = _number_candidates(engine, digits, prefix, window, scope)
         matched = ((_number_match(r["text"], digits), r) for r in rows)
         ranked = [(m, r) for m, r in matched if m is not None]
-    else:
+    if digits is None or not ranked:  # (a number found nowhere grouped: as the words it is)
         rows = candidates(engine, parsed, prefix, window, scope)
         ranked = [(rank_page(r["text"], parsed, r["text_folded"]), r) for r in rows]
     ranked = sorted(ranked, key=lambda mr: (-mr[0].level, -mr[0].relevance, mr[1]["dossier_code"], mr[1]["doc_id"],
@@ -774,10 +774,12 @@ def _number_pieces(digits: str) -> tuple[list[str], list[str]]:
 
 
 def _number_match(text: str, digits: str) -> PageMatch | None:
-    """The page's first writing of the number, one space, dot, comma, slash or hyphen allowed
-    between any two of its digits, not part of a longer number; None when it holds none (a page
-    that only holds its pieces)."""
-    found = re.search(r"(?<!\w)(?<!\d[ .,/-])" + _NUMBER_SEPARATORS.join(digits) + r"(?!\w)(?![ .,/-]\d)", text)
+    """The page's first writing of the number: in one run as a word of its own, else with one
+    space, dot, comma, slash or hyphen between any two of its digits and not followed by more of
+    them (a table's row number before it is no part of it); None when it holds none (a page that
+    only holds its pieces)."""
+    found = re.search(rf"(?<!\w){digits}(?!\w)", text) or re.search(  # whole, whatever is around it
+        r"(?<!\w)(?<!\d[.,/-])" + _NUMBER_SEPARATORS.join(digits) + r"(?!\w)(?![ .,/-]\d)", text)
     if found is None:
         return None
     return PageMatch(5, 0.75, ((found.start(), found.end()),))
@@ -801,7 +803,7 @@ def _number_candidates(engine: Engine, digits: str, prefix: str | None, window: 
         params["match"] = f"{digits} | (({' | '.join(starts)}) & ({' | '.join(ends)}))"
         sql = ("SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded FROM pages p "
                "WHERE true " + filters + "AND p.tsv @@ to_tsquery('sohoa_unaccent', :match) "
-               "ORDER BY p.id DESC LIMIT :scan")
+               "ORDER BY " + ("p.id + 0" if prefix else "p.id") + " DESC LIMIT :scan")
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).mappings().all()
 

@@ -152,6 +152,19 @@ def test_look_alike_letters_read_as_the_letters_they_stand_for_on_both_databases
     assert {h["dossierCode"] for h in index.search(index_engine, "Đoàn Duy Đức")} == {code, legacy}
 
 
+def test_a_page_indexed_before_the_eth_was_folded_is_found_after_the_migration(index_engine):
+    """Folding Ð to D changed what a query folds to, not the folded text of the pages indexed
+    before: migration 0005 rewrites it (the review of the change found those pages lost on SQLite)."""
+    code = "H23.50-261201-0097"
+    index.index_dossier(index_engine, manifest_for(code, [["Ông Ðoàn Duy Ðức"]]), {f"{code}.001": ["Ông Ðoàn Duy Ðức"]})
+    with index_engine.begin() as conn:  # as the folding before left it
+        conn.execute(sa.text("UPDATE pages SET text_folded = 'Ông Ðoan Duy Ðuc' WHERE dossier_code = :c"), {"c": code})
+        conn.execute(sa.text(f"UPDATE {db.VERSION_TABLE} SET version_num = '0004'"))
+    assert index.search(index_engine, "Đoàn Duy Đức") == [] or index_engine.dialect.name == "postgresql"
+    db.upgrade(index_engine)
+    assert [h["dossierCode"] for h in index.search(index_engine, "Đoàn Duy Đức")] == [code]
+
+
 def test_an_older_page_holding_the_phrase_is_found_beyond_the_newest_pages_holding_the_words(
         index_engine, monkeypatch):
     """The database ranks the newest pages holding every word; an older page holding the words as
@@ -468,6 +481,16 @@ def test_a_number_typed_in_one_run_finds_it_however_the_page_groups_its_digits(i
         assert [(h["dossierCode"], h["tier"]) for h in hits] == [(code, "phrase")], typed
         assert shown in hits[0]["snippet"], typed
     assert index.search(index_engine, "031190004") == []  # the start of a number is not the number
+    # in one run beside other numbers: a table's row, a date, a list (the review of the change: found
+    # nothing, where the words' search had found them)
+    rows = {"H23.50-261205-0004": "STT Họ tên CCCD\n1 031190004577 Trần Văn Bình",
+            "H23.50-261205-0005": "CCCD 051190001244 12/05/2021 Hà Nội",
+            "H23.50-261205-0006": "Số CCCD:031190004568,031190004569"}
+    for code, text in rows.items():
+        index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    for typed, code in (("031190004577", "H23.50-261205-0004"), ("051190001244", "H23.50-261205-0005"),
+                        ("031190004569", "H23.50-261205-0006")):
+        assert [h["dossierCode"] for h in index.search(index_engine, typed)] == [code], typed
 
 
 def test_hits_come_page_after_page_and_say_when_more_follow(tmp_path, capsys):
