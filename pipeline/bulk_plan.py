@@ -57,7 +57,8 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from .dossier import paper_dates, validate_key
@@ -90,6 +91,7 @@ FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tà
                   "maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy",
                   "start_date": "ngày bắt đầu", "end_date": "ngày kết thúc"}
 DOSSIER_FIELDS = ("maintenance", "paper_file_code", "start_date", "end_date")
+VN = ZoneInfo("Asia/Ho_Chi_Minh")  # a paper file's last day is today at the latest, the counter's today
 MAINTENANCE_CODES = tuple(MAINTENANCE_VI)
 
 @dataclass(frozen=True)
@@ -475,7 +477,7 @@ def _dossier_fields(rows: list[_Row]) -> tuple[dict, list[str]]:
         else:
             found["paper_file_code"] = unicodedata.normalize("NFC", given["paper_file_code"])
     try:
-        dates = paper_dates(given.get("start_date"), given.get("end_date"), date.today())
+        dates = paper_dates(given.get("start_date"), given.get("end_date"), datetime.now(VN).date())
     except UsageError as e:
         reasons.append(e.message_vi)
     else:

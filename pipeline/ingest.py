@@ -116,9 +116,13 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
     sources = read_sources(request.files, ctx, code)
     digest = mf.input_digest([s.sha256 for s in sources])
     refuse_if_disposed(ctx.store, code)  # disposed of, or being disposed of (its manifest goes last)
-    current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, request.paper_file_code,
+    stored = load_manifest(ctx.store, code)
+    current = _dossier_as_requested(stored, code, title, request.paper_file_code,
                                     request.maintenance, request.change_recorded, paper_dates)
     if existing := mf.find_document(current, digest):
+        if stored is not None and _dossier_fields(current) != _dossier_fields(stored):
+            current = _record_dossier_fields(ctx, code, title, request.paper_file_code, request.maintenance,
+                                             request.change_recorded, paper_dates)
         return _duplicate(ctx, current, existing, title)
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
     handed_in = tuple(store_handed_in(ctx.store, code, Path(f), current["maintenance"]) for f in request.handed_in)
@@ -179,6 +183,35 @@ def _dossier_as_requested(current: dict | None, code: str, title: str, paper_fil
     current = current or mf.new(code, title, audit.now_vn(), paper_file_code, maintenance)
     return mf.with_dossier_fields(current, maintenance=maintenance, paper_file_code=paper_file_code,
                                   now=audit.now_vn(), allow_change=change_recorded, paper_dates=paper_dates)
+
+
+DOSSIER_FIELDS = ("maintenance", "paperFileCode", "startDate", "endDate", "datesFrom")
+
+
+def _dossier_fields(manifest: dict) -> tuple:
+    return tuple(manifest.get(f) for f in DOSSIER_FIELDS)
+
+
+def _record_dossier_fields(ctx: IngestContext, code: str, title: str, paper_file_code: str | None,
+                           maintenance: str | None, change_recorded: bool, paper_dates) -> dict:
+    """Files already in the dossier, given again with its fields (a backlog's inventory run again
+    to add dates or a maintenance code): the fields are recorded (they were dropped, as was the
+    document, silently). Under the dossier's lock, from the manifest as it is then."""
+    with dossier_lock(ctx.db, code):
+        stored = load_manifest(ctx.store, code)
+        current = _dossier_as_requested(stored, code, title, paper_file_code, maintenance, change_recorded,
+                                        paper_dates)
+        if stored is None or _dossier_fields(current) == _dossier_fields(stored):
+            return current
+        changed = [f for f, a, b in zip(DOSSIER_FIELDS, _dossier_fields(stored), _dossier_fields(current)) if a != b]
+        now = audit.now_vn()
+        current = {**current, "updated": now.isoformat()}
+        if len(current["events"]) == len(stored["events"]):  # a value set for the first time (a change has its event)
+            current["events"] = [*current["events"], {"at": now.isoformat(), "type": "change", "outcome": "success",
+                                                      "detail": "recorded: " + ", ".join(changed)}]
+        saved = save_manifest(ctx.store, code, current)
+        audit.record(ctx.db, "dossier-fields", dossier=code, fields=changed)
+        return saved
 
 
 def _duplicate(ctx: IngestContext, current: dict, existing: dict, title: str) -> IngestSummary:

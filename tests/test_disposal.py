@@ -407,3 +407,22 @@ def test_a_paper_file_closed_years_ago_is_due_from_its_own_last_date_not_from_it
         assert sohoa(["ingest", "--dossier", "H15.50.05.13-2019-0124", "--title", "Đơn", *args, str(pages[2])],
                      settings=settings) == 2, dates
         assert says in capsys.readouterr().err
+
+
+def test_files_given_again_with_the_dossiers_dates_and_code_record_them(tmp_path, rendered, capsys):
+    """A backlog's inventory run again to add the dates and the maintenance code: the files were
+    found already stored and the fields dropped, silently (review of the change)."""
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_OCR_ENGINE": "tesseract"})
+    code = "H15.50.05.13-2018-0042"
+    page = save_page(rendered("again", layout="text", seed=720, dpi=150), tmp_path / "p.png")
+    assert sohoa(["ingest", "--dossier", code, "--title", "Đơn", str(page)], settings=settings) == 0
+    capsys.readouterr()
+    assert sohoa(["ingest", "--dossier", code, "--title", "Đơn", "--maintenance", "05", "--start-date",
+                  "02/01/2018", "--end-date", "28/12/2018", str(page)], settings=settings) == 0
+    assert "đã có sẵn" in capsys.readouterr().out
+    manifest = json.loads(LocalStore(settings.home / "store").get(keys.manifest(code)))
+    assert (manifest["totalDoc"], manifest["maintenance"], manifest["endDate"], manifest["datesFrom"]) == (
+        1, "05", "2018-12-28", "paper")
+    assert manifest["events"][-1]["type"] == "change" and "maintenance" in manifest["events"][-1]["detail"]
+    (row,) = service.retention_report(settings)
+    assert row.due == date(2039, 1, 1)
