@@ -237,10 +237,10 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 
 def _referring_path(request: Request) -> str:
-    """The path of the page a form was sent from, when it is a page of this site; else "/"."""
+    """The path of the page a form was sent from, on this site ("/" when there is none). Only the
+    path is taken: behind a reverse proxy the Host the application sees is not the browser's, and a
+    path of this site is all a redirect may go to."""
     referrer = urlsplit(request.headers.get("referer", ""))
-    if referrer.netloc != request.url.netloc:
-        return "/"
     return _safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
@@ -642,7 +642,7 @@ def search_page(request: Request, who: Annotated[Who, Depends(user("search"))],
                 q: Annotated[str, Query(max_length=20_000)] = "",
                 ma: Annotated[str, Query(max_length=100)] = "",
                 tu: Annotated[int, Query(ge=0, le=service.MAX_SEARCH_OFFSET)] = 0) -> Response:
-    q, within = q.strip(), ma.strip().upper()
+    q, within = q.strip(), service.code_prefix_in(ma) or ma.strip().upper()  # Word's dashes too
     if len(q) > SEARCH_CHARS:  # a pasted paragraph: said on the search page (it was the generic form error)
         return _page(request, "search.html", 422, q=q[:SEARCH_CHARS], ma=ma, result=None,
                      error=f"Nội dung tìm dài {_vn_number(len(q))} ký tự; tối đa {SEARCH_CHARS} ký tự")

@@ -714,7 +714,12 @@ def test_a_form_sent_after_the_session_ended_says_so_and_comes_back_to_its_page(
     login = client.get(sent.headers["location"])
     assert "Phiên làm việc đã hết hạn nên thao tác vừa rồi chưa được thực hiện (tệp đã chọn chưa được gửi)" in login.text
     assert 'name="next" value="/intake"' in login.text
-    elsewhere = client.post("/intake", data={"csrf": csrf}, headers={"Referer": "https://example.org/intake"},
-                            follow_redirects=False)
-    assert elsewhere.headers["location"] == "/login?het-han=1"  # never sent back to another site
+    # behind a reverse proxy the Host seen here is not the browser's: the page's path is taken, and
+    # only ever a path of this site (the review of the change: the proxy's Host sent everyone to "/")
+    proxied = client.post("/intake", data={"csrf": csrf}, headers={"Referer": "https://mot-cua.gov.vn/intake",
+                                                                    "Host": "127.0.0.1:8000"}, follow_redirects=False)
+    assert proxied.headers["location"] == "/login?het-han=1&next=%2Fintake"
+    odd = client.post("/intake", data={"csrf": csrf}, headers={"Referer": "https://example.org//evil.example/x"},
+                      follow_redirects=False)
+    assert odd.headers["location"] == "/login?het-han=1"  # "//evil.example/x" is no path of this site
     assert client.get("/api/v1/jobs").status_code == 401
