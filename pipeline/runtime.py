@@ -146,9 +146,10 @@ def _holds(path: Path, text: str) -> bool:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.{os.getpid()}")
-    staging.write_text(text)
-    staging.replace(path)
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # one of its own per thread
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(staging, path)
 
 
 def ingest_context(settings: Settings, *, store: ObjectStore | None = None, signer: Signer | None = None,

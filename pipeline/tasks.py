@@ -32,6 +32,7 @@ from .config import Settings
 from .executor import limit_native_threads
 from .ingest import IngestContext
 from .pages import run_page_json
+from .signing.devpki import expiring
 
 PAGES, FINISH = "pages", "finish"
 TRANSIENT = (*jobs.TRANSIENT, ConnectionError, TimeoutError)
@@ -130,6 +131,10 @@ def _replica():
 def _context() -> IngestContext:
     """The finishing context, its signer opened once per worker process (a token login)."""
     settings = _settings()
+    held = _state.get("signer")
+    if held is not None and held.source == "development" and expiring(held.certificate):
+        # a worker outlives the development key's five years: the deployment's renewed key is taken
+        _state.pop("signer").close()
     if "signer" not in _state:
         _state["signer"] = runtime.signer_for(settings)
     return runtime.ingest_context(settings, store=_store(), signer=_state["signer"])

@@ -543,3 +543,23 @@ def test_an_expired_development_key_is_renewed_once_for_the_deployment_and_the_o
     assert {certificate_sha256(c) for c in keys.trust_roots(conf.signing, conf.home)} == \
         {certificate_sha256(before.issuer), new_ca}
     assert set(keys.development_ca_fingerprints(conf.home)) == {certificate_sha256(before.issuer), new_ca}
+
+
+def test_a_worker_holding_a_development_key_about_to_expire_takes_the_deployments_renewed_one(tmp_path, monkeypatch):
+    """A Celery worker opens its signer once and keeps it: one started before the development key
+    expired went on signing with it (review of the renewal)."""
+    import datetime as dt
+
+    from pipeline import config, tasks
+    from pipeline.signing import devpki
+    from pipeline.signing.certificates import certificate_sha256
+
+    now = dt.datetime.now(dt.timezone.utc)
+    old_dir = tmp_path / "old" / "dev-signing"
+    devpki.ensure_development_key(old_dir, now=now - dt.timedelta(days=1824))  # five years all but a day ago
+    held = keys._development_signer(old_dir, now - dt.timedelta(days=1000))
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home")})
+    monkeypatch.setattr(tasks, "_state", {"settings": settings, "signer": held})
+    taken = tasks._context().signer
+    assert certificate_sha256(taken.certificate) != certificate_sha256(held.certificate)
+    assert tasks._context().signer is taken  # kept while it is good

@@ -26,8 +26,12 @@ PREVIOUS_CAS = "previous-cas.pem"
 
 
 def needs_renewal(signer_pem: bytes, now: datetime | None = None) -> bool:
-    """Whether a development signer certificate expires within a day: it must not sign any more."""
-    cert = load_certificates(signer_pem)[0]
+    """Whether a development signer certificate (PEM) expires within a day: it must not sign any more."""
+    return expiring(load_certificates(signer_pem)[0], now)
+
+
+def expiring(cert, now: datetime | None = None) -> bool:
+    """Whether a certificate (asn1crypto) expires within a day."""
     return cert["tbs_certificate"]["validity"]["not_after"].native <= (now or datetime.now(timezone.utc)) \
         + timedelta(days=1)
 
