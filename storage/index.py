@@ -557,7 +557,9 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
            scope: Sequence[str] = (), mark: tuple[str, str] = MARK, offset: int = 0) -> list[dict]:
     """Pages holding every word of the query, best first (see the module's docstring); each
     snippet's matches between ``mark``; ``offset``: the first ``offset`` of them left out (a next
-    page of hits), ranked among as many more candidates.
+    page of hits). Every page of a query is cut from the same ranked candidates (their number
+    depends on ``limit``, never on ``offset``), so paging shows each hit once: a query finds at most
+    max(CANDIDATES, limit) pages, the rest is reached by narrowing it.
 
     Each hit: dossierCode, docId, page, snippet (the best match in [brackets]), score (see
     ``score``), exact (the match that ranks the page keeps the query's diacritics) and tier
@@ -585,7 +587,7 @@ def search(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     if limit <= 0:
         return []
     prefix = nfc(code_prefix).strip().upper() if code_prefix else None
-    window = max(CANDIDATES, offset + limit)
+    window = max(CANDIDATES, limit)
     if engine.dialect.name == "sqlite":
         candidates = _candidates_sqlite
     elif engine.dialect.name == "postgresql":
@@ -775,11 +777,11 @@ def _number_pieces(digits: str) -> tuple[list[str], list[str]]:
 
 def _number_match(text: str, digits: str) -> PageMatch | None:
     """The page's first writing of the number: in one run as a word of its own, else with one
-    space, dot, comma, slash or hyphen between any two of its digits and not followed by more of
-    them (a table's row number before it is no part of it); None when it holds none (a page that
-    only holds its pieces)."""
+    space, dot, comma, slash or hyphen between any two of its digits and neither preceded nor
+    followed by more of them (the tail of a longer number is not the number); None when it holds
+    none (a page that only holds its pieces)."""
     found = re.search(rf"(?<!\w){digits}(?!\w)", text) or re.search(  # whole, whatever is around it
-        r"(?<!\w)(?<!\d[.,/-])" + _NUMBER_SEPARATORS.join(digits) + r"(?!\w)(?![ .,/-]\d)", text)
+        r"(?<!\w)(?<!\d[ .,/-])" + _NUMBER_SEPARATORS.join(digits) + r"(?!\w)(?![ .,/-]\d)", text)
     if found is None:
         return None
     return PageMatch(5, 0.75, ((found.start(), found.end()),))

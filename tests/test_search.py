@@ -481,6 +481,7 @@ def test_a_number_typed_in_one_run_finds_it_however_the_page_groups_its_digits(i
         assert [(h["dossierCode"], h["tier"]) for h in hits] == [(code, "phrase")], typed
         assert shown in hits[0]["snippet"], typed
     assert index.search(index_engine, "031190004") == []  # the start of a number is not the number
+    assert index.search(index_engine, "190004567") == []  # nor its end (another citizen's number)
     # in one run beside other numbers: a table's row, a date, a list (the review of the change: found
     # nothing, where the words' search had found them)
     rows = {"H23.50-261205-0004": "STT Họ tên CCCD\n1 031190004577 Trần Văn Bình",
@@ -515,3 +516,17 @@ def test_hits_come_page_after_page_and_say_when_more_follow(tmp_path, capsys):
     assert "Tìm thấy 3 kết quả cho «nghị định» (còn nữa: --offset 3):" in out
     assert sohoa([*search_args("nghị định", limit=3), "--offset", "6"], settings=settings) == 0
     assert "Kết quả 7-7 cho «nghị định»:" in capsys.readouterr().out
+
+
+def test_paging_shows_every_hit_once(index_engine, monkeypatch):
+    """The candidates ranked grew with the offset, so a later page could rank older pages above
+    those already shown: 160 hits paged by 50 showed 60 twice and 60 never (review of the offset)."""
+    monkeypatch.setattr(index, "SCAN", 10)
+    monkeypatch.setattr(index, "CANDIDATES", 10)
+    for n in range(25):  # the older a page, the more often it says it
+        code = f"H23.50-261201-{n + 1:04d}"
+        text = "thuế đất " * (25 - n) + "kê khai"
+        index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    shown = [h["dossierCode"] for offset in range(0, 12, 4) for h in index.search(index_engine, "thuế đất", limit=4,
+                                                                                  offset=offset)]
+    assert len(shown) == len(set(shown)) == 10
