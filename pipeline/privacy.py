@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 
 # 9 or 12 digits, in one run or in groups separated by a single space, dot, comma, hyphen or
-# slash, not right after or before another digit. Whatever separator is around it, it is taken
-# ("A,079193001234,Hà Nội", "CCCD/079193001234", "079-193-001-234,0905123456"): a longer grouped
-# number has some of its digits masked too, and that errs on the side of the citizen
-_ID_NUMBER = re.compile(r"(?<!\d)(?:\d[ .,/-]?){8}\d(?:(?:[ .,/-]?\d){3})?(?!\d)")
+# slash, not right after or before another digit, nor after a digit and a dot or comma (the tail
+# of an amount, 1.234.567.890). A slash, hyphen or comma around it does not stop it
+# ("A,079193001234,Hà Nội", "CCCD/079193001234", "079-193-001-234,0905123456"): a longer number
+# grouped so has some of its digits masked too, and that errs on the side of the citizen
+_ID_NUMBER = re.compile(r"(?<!\d)(?<!\d[.,])(?:\d[ .,/-]?){8}\d(?:(?:[ .,/-]?\d){3})?(?!\d)")
 _THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+|[1-9]\d{0,2}(?:,\d{3})+")
 _CURRENCY = re.compile(r"\s?(?:đ\b|đồng|vnđ|vnd|triệu|tỷ)", re.IGNORECASE)
 _ID_WORDS = re.compile(r"(?:cmnd|cccd|căn cước|chứng minh|định danh)\D{0,25}$", re.IGNORECASE)

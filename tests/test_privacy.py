@@ -28,7 +28,8 @@ def test_an_identity_number_keeps_only_its_last_three_digits_whatever_separates_
 
 @pytest.mark.parametrize("written", [
     "số tiền 150.000.000 đồng", "tổng 150,000,000 đồng", "giá 212.345.000", "ngày 12/12/2011",
-    "Quyết định số 1418/QĐ-UBND", "điện thoại 0905-123-456",
+    "Quyết định số 1418/QĐ-UBND", "điện thoại 0905-123-456", "Giá trị hợp đồng: 1.234.567.890",
+    "12.345.678.900",
 ])
 def test_amounts_dates_and_other_numbers_are_shown_as_written(written):
     assert mask_id_numbers(written) == written
