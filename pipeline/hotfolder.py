@@ -60,6 +60,7 @@ class Watcher:
     settle: float = 5.0
     _seen: dict = field(default_factory=dict)  # path -> (size, mtime, stable since)
     _said: set = field(default_factory=set)    # what was reported once (a link, a folder, a stuck file)
+    unreadable: dict = field(default_factory=dict)  # a dossier's folder that could not be listed -> why
 
     def ready(self, now: float) -> tuple[list[HotFile], int]:
         """(files unchanged for ``settle`` seconds, files still changing). OSError when the folder
@@ -93,6 +94,10 @@ class Watcher:
         self._said.add(what)
         return True
 
+    def forget_said(self, which: Callable[[tuple], bool]) -> None:
+        """Forget what was said of these (the trouble is over: a next one is said again)."""
+        self._said = {what for what in self._said if not which(what)}
+
     def odd_entries(self) -> list[tuple[Path, str]]:
         """Links and folders inside a dossier's folder, each with why it is left alone."""
         odd = []
@@ -101,8 +106,15 @@ class Watcher:
                 continue
             if entry.is_symlink():
                 odd.append((entry, "là liên kết (symlink): không theo liên kết ra ngoài thư mục máy quét"))
+            elif entry in self.unreadable:
+                exc = self.unreadable[entry]
+                odd.append((entry, f"không đọc được ({exc.strerror or exc}): các tệp trong đó chưa được xét"))
             elif entry.is_dir():
-                for inner in _listed(entry):
+                try:
+                    inner_entries = _listed(entry)
+                except OSError:
+                    continue  # said on the next look, from ``unreadable``
+                for inner in inner_entries:
                     if _skipped(inner.name):
                         continue
                     if inner.is_symlink():
@@ -113,13 +125,19 @@ class Watcher:
         return odd
 
     def _candidates(self):
+        self.unreadable = {}
         for entry in _listed(self.folder):
             if _skipped(entry.name) or entry.name in (DONE, FAILED) or entry.is_symlink():
                 continue
             if entry.is_file():
                 yield entry, None
             elif entry.is_dir():
-                for inner in _listed(entry):
+                try:
+                    inner_entries = _listed(entry)
+                except OSError as exc:  # one dossier's folder (its rights, moved away): the others go on
+                    self.unreadable[entry] = exc
+                    continue
+                for inner in inner_entries:
                     if inner.is_file() and not inner.is_symlink() and not _skipped(inner.name):
                         yield inner, entry.name
 
@@ -130,9 +148,11 @@ def _listed(folder: Path) -> list[Path]:
 
 
 def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns), or None when the file is gone or cannot be looked at (a
+    share that dropped: the file is then left alone)."""
     try:
         stat = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return None
     return stat.st_size, stat.st_mtime_ns
 
@@ -163,8 +183,9 @@ def _move(path: Path, directory: Path) -> Path:
 
 
 def _moving_failed(hot: HotFile, to: str, exc: OSError) -> str:
-    reason = "không có quyền" if isinstance(exc, PermissionError) else \
-        "tệp không còn ở đó" if isinstance(exc, FileNotFoundError) else exc.strerror or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return f"tệp {hot.path.name} không còn ở đó (đã bị xóa hoặc chuyển đi trong lúc đọc), không chuyển vào {to}/"
+    reason = "không có quyền" if isinstance(exc, PermissionError) else exc.strerror or type(exc).__name__
     return (f"không chuyển được {hot.path.name} vào {to}/ ({reason}); tệp để nguyên chỗ cũ, không số hóa lại "
             "khi chưa thay đổi")
 
@@ -187,7 +208,7 @@ def run(folder: Path, handle: Callable[[HotFile], Taken | str], *, settle: float
         try:
             ready, waiting = watcher.ready(clock())
             odd = watcher.odd_entries()
-        except OSError as exc:  # the share unmounted or renamed: said once, looked at again
+        except OSError as exc:  # the share unmounted or renamed: said once an outage, looked at again
             if watcher.first_time(("folder", str(exc))):
                 report("unreadable", HotFile(folder, None, ""), f"không đọc được thư mục {folder}: "
                        f"{exc.strerror or exc}; thử lại sau")
@@ -195,49 +216,63 @@ def run(folder: Path, handle: Callable[[HotFile], Taken | str], *, settle: float
                 return taken
             sleep(poll)
             continue
+        watcher.forget_said(lambda what: what[0] == "folder")  # readable again: a next outage is said again
         for path, why in odd:
-            if watcher.first_time(("odd", path)):
+            if watcher.first_time(("odd", path, why)):
                 report("left", HotFile(path, None, path.name), f"{path.name} {why}")
+        watcher.forget_said(lambda what: what[0] == "odd" and not any(what[1:] == o for o in odd))
         for hot in ready:
-            if _signature(hot.path) != hot.signature:  # it changed since this look began
-                watcher.forget(hot.path)
-                continue
-            taken += 1
-            watcher.forget(hot.path)
-            if not supported_name(hot.path.name):
-                reason = f"Tệp {hot.path.name}: chỉ nhận JPEG, PNG, TIFF, PDF"
-                _fail(folder, hot, reason, reason, watcher, report)
-                continue
             try:
-                made = handle(hot)
-            except Exception as exc:  # one bad file never stops the folder
-                described = describe(exc)
-                message = f"{described.message_vi}\n({described.detail})" if described.detail else described.message_vi
-                if _signature(hot.path) not in (hot.signature, None):
-                    report("changed", hot, f"{hot.path.name} thay đổi trong lúc đọc (máy quét vẫn đang ghi?): "
-                                           "để nguyên, sẽ đọc lại khi ghi xong")
-                    continue
-                _fail(folder, hot, f"Không số hóa được {hot.path.name}:\n{message}", message, watcher, report)
-                continue
-            made = made if isinstance(made, Taken) else Taken(made)
-            if _signature(hot.path) not in (hot.signature, None):
-                report("changed", hot, f"{hot.path.name} thay đổi trong lúc đọc (máy quét vẫn đang ghi?): tài liệu "
-                                       f"{made.doc_id or made.dossier} vừa lưu từ phần đã đọc, có thể thiếu trang; tệp "
-                                       "để nguyên và sẽ được số hóa lại khi ghi xong")
-                continue
-            try:
-                target = move_done(folder, hot, made.dossier)
-            except OSError as exc:
+                taken += _take(folder, hot, handle, watcher, report, moved, clock)
+            except OSError as exc:  # the share dropped while the file was looked at: left, said once
                 if watcher.first_time((hot.path, hot.signature)):
-                    report("left", hot, f"đã số hóa {hot.path.name} ({made.doc_id or made.dossier}) nhưng "
-                                        + _moving_failed(hot, f"{DONE}/{made.dossier}", exc))
-                continue
-            moved[target] = (_signature(target), made.doc_id or made.dossier, clock() + WATCH_DONE_SECONDS)
-            report("done", hot, "; ".join((str(target), *made.notes)))
+                    report("left", hot, f"{hot.path.name}: lỗi đọc ghi thư mục máy quét ({exc.strerror or exc}); "
+                                        "tệp để nguyên, xét lại khi thư mục đọc được")
         _look_at_done(moved, clock(), report)
         if once and not ready and not waiting:
             return taken
         sleep(poll)
+
+
+def _take(folder: Path, hot: HotFile, handle, watcher: Watcher, report, moved: dict, clock) -> int:
+    """One settled file: stored and moved to done/, or refused and moved to failed/, or left as it
+    is (it changed, it cannot be moved). Returns 1 when it was stored or refused, else 0."""
+    if _signature(hot.path) != hot.signature:  # it changed since this look began
+        watcher.forget(hot.path)
+        return 0
+    watcher.forget(hot.path)
+    if not supported_name(hot.path.name):
+        reason = f"Tệp {hot.path.name}: chỉ nhận JPEG, PNG, TIFF, PDF"
+        _fail(folder, hot, reason, reason, watcher, report)
+        return 1
+    try:
+        made = handle(hot)
+    except Exception as exc:  # one bad file never stops the folder
+        described = describe(exc)
+        message = f"{described.message_vi}\n({described.detail})" if described.detail else described.message_vi
+        if _signature(hot.path) not in (hot.signature, None):
+            report("changed", hot, f"{hot.path.name} thay đổi trong lúc đọc (máy quét vẫn đang ghi?): "
+                                   "để nguyên, sẽ đọc lại khi ghi xong")
+            return 0
+        _fail(folder, hot, f"Không số hóa được {hot.path.name}:\n{message}", message, watcher, report)
+        return 1
+    made = made if isinstance(made, Taken) else Taken(made)
+    if _signature(hot.path) not in (hot.signature, None):
+        report("changed", hot, f"{hot.path.name} thay đổi trong lúc đọc (máy quét vẫn đang ghi?): tài liệu "
+                               f"{made.doc_id or made.dossier} vừa lưu từ phần đã đọc, có thể thiếu trang; tệp "
+                               "để nguyên và sẽ được số hóa lại khi ghi xong")
+        return 0
+    try:
+        target = move_done(folder, hot, made.dossier)
+    except OSError as exc:
+        if watcher.first_time((hot.path, hot.signature)):
+            report("left", hot, f"đã số hóa {hot.path.name} ({made.doc_id or made.dossier}) nhưng "
+                                + _moving_failed(hot, f"{DONE}/{made.dossier}", exc))
+        return 1
+    # as it settled: a write between the last look and the move shows in done/
+    moved[target] = (hot.signature, made.doc_id or made.dossier, clock() + WATCH_DONE_SECONDS)
+    report("done", hot, "; ".join((str(target), *made.notes)))
+    return 1
 
 
 def _fail(folder: Path, hot: HotFile, written: str, shown: str, watcher: Watcher, report) -> None:
@@ -254,9 +289,10 @@ def _fail(folder: Path, hot: HotFile, written: str, shown: str, watcher: Watcher
 def _look_at_done(moved: dict, now: float, report) -> None:
     """Report a file moved to done/ that changed since (the scanner wrote on into it), once."""
     for target, (signature, document, until) in list(moved.items()):
-        if now > until:
+        now_signature = _signature(target)
+        if now > until or now_signature is None:  # its time is over, or the operator took it away
             del moved[target]
-        elif _signature(target) != signature:
+        elif now_signature != signature:
             del moved[target]
             report("changed-in-done", HotFile(target, None, target.stem),
                    f"{target.name} trong {DONE}/ thay đổi sau khi đã số hóa (máy quét vẫn đang ghi?): tài liệu "

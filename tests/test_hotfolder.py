@@ -99,7 +99,7 @@ def test_a_file_the_scanner_writes_on_while_it_is_read_is_not_marked_done_and_is
         return Taken(CODE, f"{CODE}.{len(reads):03d}")
 
     taken, seen = _events(folder, handle)
-    assert reads == [b"page 1, page 2", b"page 1, page 2, page 3"] and taken == 2
+    assert reads == [b"page 1, page 2", b"page 1, page 2, page 3"] and taken == 1  # one file
     assert seen[0][0] == "changed" and f"{CODE}.001 vừa lưu từ phần đã đọc, có thể thiếu trang" in seen[0][2]
     assert seen[1][:2] == ("done", "scan_0003.tif")
     assert (folder / "done" / CODE / "scan_0003.tif").read_bytes() == b"page 1, page 2, page 3"
@@ -152,7 +152,7 @@ def test_a_file_that_cannot_be_moved_or_is_gone_never_stops_the_watch(tmp_path):
 
     taken, seen = _events(folder, handle)
     assert done == ["1.jpg", "2.jpg"] and taken == 2
-    assert seen[0][0] == "left" and "không chuyển được 1.jpg vào done/" in seen[0][2]
+    assert seen[0][0] == "left" and "tệp 1.jpg không còn ở đó" in seen[0][2]
     assert seen[1][:2] == ("done", "2.jpg")
 
 
@@ -170,8 +170,6 @@ def test_documents_go_in_in_the_natural_order_of_their_names(tmp_path):
 
 
 def test_links_folders_inside_a_dossier_and_temporary_names_are_left_alone_and_said_once(tmp_path):
-    from pipeline.hotfolder import Taken
-
     folder = tmp_path / "may-quet"
     (folder / CODE / "2026-12-05").mkdir(parents=True)
     (folder / CODE / "2026-12-05" / "3.jpg").write_bytes(b"x")
@@ -228,3 +226,45 @@ def test_the_watch_refuses_the_data_folder_and_a_folder_it_cannot_read_no_longer
     except KeyboardInterrupt:
         pass
     assert seen and seen[0][0] == "unreadable" and "không đọc được thư mục" in seen[0][1]
+
+
+def test_a_dossier_folder_that_cannot_be_read_or_a_share_error_stops_only_itself(tmp_path, monkeypatch):
+    """One unreadable dossier folder threw away every look, and an error of the share while a
+    file was looked at ended the watch (review of the rework)."""
+    from pathlib import Path
+
+    from pipeline.hotfolder import Taken
+
+    folder = tmp_path / "may-quet"
+    for code in (CODE, "H23.50-261201-0022", "H23.50-261201-0023"):
+        (folder / code).mkdir(parents=True)
+        (folder / code / "don.pdf").write_bytes(code.encode())
+    locked, flaky = folder / "H23.50-261201-0022", folder / "H23.50-261201-0023" / "don.pdf"
+    listing, looking = Path.iterdir, Path.stat
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied")
+        return listing(self)
+
+    def stat(self, **kw):
+        if self == flaky and flaky_down[0]:
+            raise OSError(112, "Host is down")
+        return looking(self, **kw)
+
+    flaky_down = [False]
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(Path, "stat", stat)
+    handled = []
+
+    def handle(hot):
+        handled.append(hot.path.parent.name)
+        flaky_down[0] = True  # the share drops under the next file
+        return Taken(hot.dossier)
+
+    taken, seen = _events(folder, handle)
+    assert handled == [CODE] and taken == 1
+    said = [detail for kind, _, detail in seen if kind == "left"]
+    assert any("H23.50-261201-0022 không đọc được (Permission denied)" in d for d in said), said
+    flaky_down[0] = False  # the share back
+    assert (folder / "done" / CODE / "don.pdf").is_file() and flaky.is_file()
