@@ -50,36 +50,41 @@ def with_dossier_fields(manifest: dict, maintenance: str | None, paper_file_code
     settled = bool(manifest["documents"])
     updates, changes = {}, []
     if maintenance is not None and maintenance != manifest["maintenance"]:
-        if manifest["maintenance"] is not None and not allow_change:
-            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã có thời hạn bảo quản {manifest['maintenance']}; "
-                           f"không đổi thành {maintenance} khi thêm tài liệu (dùng --change-recorded nếu thật sự cần đổi)",
-                           "maintenance code already set")
         if manifest["maintenance"] is not None:
-            changes.append(f"maintenance: {manifest['maintenance']} -> {maintenance}")
+            _recorded_change(manifest, allow_change, changes,
+                             f"đã có thời hạn bảo quản {manifest['maintenance']}; không đổi thành {maintenance} khi "
+                             "thêm tài liệu", "maintenance code already set",
+                             f"maintenance: {manifest['maintenance']} -> {maintenance}")
         updates["maintenance"] = maintenance
     if paper_file_code is not None and paper_file_code != manifest["paperFileCode"]:
-        if settled and not allow_change:
-            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã ghi mã hồ sơ giấy {manifest['paperFileCode']}; "
-                           f"không đổi thành {paper_file_code} (dùng --change-recorded nếu thật sự cần đổi)",
-                           "paper file code already recorded")
         if settled:
-            changes.append(f"paperFileCode: {manifest['paperFileCode']} -> {paper_file_code}")
+            _recorded_change(manifest, allow_change, changes,
+                             f"đã ghi mã hồ sơ giấy {manifest['paperFileCode']}; không đổi thành {paper_file_code}",
+                             "paper file code already recorded",
+                             f"paperFileCode: {manifest['paperFileCode']} -> {paper_file_code}")
         updates["paperFileCode"] = paper_file_code
     recorded = (manifest["startDate"], manifest["endDate"]) if manifest.get("datesFrom") == "paper" else None
     if paper_dates is not None and tuple(paper_dates) != recorded:
-        shown = f"{recorded[0]}..{recorded[1]}" if recorded else ""
-        if recorded and not allow_change:
-            raise Conflict(f"Hồ sơ {manifest['dossierCode']} đã ghi thời gian của hồ sơ giấy {shown}; không đổi thành "
-                           f"{paper_dates[0]}..{paper_dates[1]} (dùng --change-recorded nếu thật sự cần đổi)",
-                           "paper file dates already recorded")
         if recorded:
-            changes.append(f"paper dates: {shown} -> {paper_dates[0]}..{paper_dates[1]}")
+            shown, wanted = f"{recorded[0]}..{recorded[1]}", f"{paper_dates[0]}..{paper_dates[1]}"
+            _recorded_change(manifest, allow_change, changes,
+                             f"đã ghi thời gian của hồ sơ giấy {shown}; không đổi thành {wanted}",
+                             "paper file dates already recorded", f"paper dates: {shown} -> {wanted}")
         updates.update(startDate=paper_dates[0], endDate=paper_dates[1], datesFrom="paper")
     if changes:
         stamp = (now or datetime.now().astimezone()).isoformat()
         updates["events"] = [*manifest["events"], {"at": stamp, "type": "change", "outcome": "success",
                                                     "detail": "; ".join(changes)}]
     return {**manifest, **updates}
+
+
+def _recorded_change(manifest: dict, allow_change: bool, changes: list[str], refused_vi: str, refused_en: str,
+                     change: str) -> None:
+    """A recorded dossier value about to change: refused (Conflict) unless ``allow_change``, then noted."""
+    if not allow_change:
+        raise Conflict(f"Hồ sơ {manifest['dossierCode']} {refused_vi} (dùng --change-recorded nếu thật sự cần đổi)",
+                       refused_en)
+    changes.append(change)
 
 
 def input_digest(source_hashes: list[str]) -> str:
