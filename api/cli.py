@@ -990,11 +990,8 @@ def positive_seconds(text: str) -> float:
 
 def day(text: str) -> date:
     """A date as an archivist writes it (01/01/2040, as sohoa prints dates) or as ISO (2040-01-01)."""
-    for form in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), form).date()
-        except ValueError:
-            pass
+    if (found := service.parse_day(text)) is not None:
+        return found
     raise argparse.ArgumentTypeError(f"ngày không hợp lệ: '{text}' (viết 01/01/2040 hoặc 2040-01-01)")
 
 

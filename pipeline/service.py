@@ -450,6 +450,11 @@ def code_prefix_in(query: str) -> str | None:
     return dossier.code_prefix_in(query)
 
 
+def parse_day(text: str) -> date | None:
+    """A date as an archivist writes it (31/12/2019) or ISO; None when it is neither (``dossier.parse_day``)."""
+    return dossier.parse_day(text)
+
+
 def dossiers_by_code(settings: Settings, prefix: str, *, limit: int = 50, scope: Sequence[str] = ()) -> tuple[dict, ...]:
     """The dossiers whose code starts with ``prefix`` (any case), in the scope: an officer who
     types a code, or the start of one, in the search box (``dossier.code_prefix_in``)."""
