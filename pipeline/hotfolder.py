@@ -237,10 +237,9 @@ def run(folder: Path, handle: Callable[[HotFile], Taken | str], *, settle: float
 def _take(folder: Path, hot: HotFile, handle, watcher: Watcher, report, moved: dict, clock) -> int:
     """One settled file: stored and moved to done/, or refused and moved to failed/, or left as it
     is (it changed, it cannot be moved). Returns 1 when it was stored or refused, else 0."""
+    watcher.forget(hot.path)  # whatever becomes of it, it settles anew before it is taken again
     if _signature(hot.path) != hot.signature:  # it changed since this look began
-        watcher.forget(hot.path)
         return 0
-    watcher.forget(hot.path)
     if not supported_name(hot.path.name):
         reason = f"Tệp {hot.path.name}: chỉ nhận JPEG, PNG, TIFF, PDF"
         _fail(folder, hot, reason, reason, watcher, report)
