@@ -20,7 +20,9 @@ pages rank by closeness, agreement of the diacritics and frequency (see ``rank_p
 The database finds the candidate pages (every word, folded, through its full-text index)
 and says which hold the phrase; the tiers, scores and snippets are computed in Python from
 the page text, so SQLite and PostgreSQL give the same order. Quoted text ("...") and
-joined chunks (NĐ-CP, 15/2020) must match as adjacent syllables.
+joined chunks (NĐ-CP, 15/2020) must match as adjacent syllables. Spellings both in everyday use
+are one: the tone mark's old and new place (hoá, hóa) and i or y as the rhyme after h, k, l, m,
+qu, s, t (quy định, qui định; see ``spelling`` and ``term_spellings``).
 
 - SQLite: FTS5 over ``text`` (diacritics kept, case folded) and ``text_folded`` (the same
   text with diacritics removed character by character, see ``fold``).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import json
 import logging
 import math
@@ -117,9 +120,25 @@ def fold(text: str) -> str:
     return "".join(map(_fold_char, nfc(text)))
 
 
+# A syllable whose rhyme is a lone i or y after these initials is written both ways in everyday
+# use (quy định and qui định, lý lịch and lí lịch, kỹ and kĩ, kỳ and kì, tỷ lệ and tỉ lệ, Mỹ and
+# Mĩ, bác sĩ and bác sỹ, hy sinh and hi sinh): one spelling, with y. Not after other initials or
+# vowels, where i and y make other words (tai and tay, tui and tuy).
+_I_OR_Y = re.compile(r"(?:qu|[hklmst])[iy]")
+
+
+def _one_i_or_y(syllable: str) -> str:
+    return syllable[:-1] + "y" if _I_OR_Y.fullmatch(syllable) else syllable
+
+
 @functools.lru_cache(maxsize=65536)  # Vietnamese has a few thousand syllables
 def _folded_token(token: str) -> str:
-    return fold(token).lower()
+    return _one_i_or_y(fold(token).lower())
+
+
+def _written(folded: str) -> tuple[str, ...]:
+    """The ways a folded query token may be written on a page (both for the i/y syllables)."""
+    return (folded[:-1] + "i", folded) if _I_OR_Y.fullmatch(folded) else (folded,)
 
 
 _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ngã, hỏi, nặng
@@ -129,12 +148,11 @@ _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ng�
 def spelling(token: str) -> str:
     """A lower-case syllable with its tone mark moved to its end: the old and the new placement of
     the tone (hoá and hóa, thuỷ and thủy, khoẻ and khỏe, uỷ and ủy), both in everyday use, are
-    one spelling; the vowels' own marks (â, ă, ơ, ư) and đ stay where they are."""
+    one spelling, as are i and y in the syllables of ``_I_OR_Y`` (kí and ký); the vowels' own
+    marks (â, ă, ơ, ư) and đ stay where they are."""
     decomposed = unicodedata.normalize("NFD", token.lower().replace("ð", "đ"))
     tones = "".join(c for c in decomposed if c in _TONE_MARKS)
-    if not tones:
-        return nfc(token.lower().replace("ð", "đ"))
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS)) + tones
+    return _one_i_or_y(unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS))) + tones
 
 
 def parse_query(query: str) -> list[list[str]]:
@@ -181,18 +199,40 @@ class Query:
         return tuple(t for term in self.terms for t in term)
 
 
-def fts5_match(terms, column: str, folded: bool) -> str:
-    """An FTS5 MATCH expression: every term in column, each term as a quoted phrase."""
-    phrases = []
+MAX_SPELLINGS = 16  # ways of writing one term the database is asked for; beyond, the term as typed
+
+
+def term_spellings(tokens: Sequence[str]) -> list[tuple[str, ...]]:
+    """The ways a term may be written on a page: its tokens as typed, each i/y syllable (see
+    ``_I_OR_Y``) both ways, folded (both databases then read them alike); only as typed when that
+    makes more than MAX_SPELLINGS."""
+    choices = [_written(folded) if len(_written(folded := _folded_token(t))) > 1 else (t,) for t in tokens]
+    if math.prod(map(len, choices)) > MAX_SPELLINGS:
+        return [tuple(tokens)]
+    return list(itertools.product(*choices))
+
+
+def fts5_match(terms, column: str) -> str:
+    """An FTS5 MATCH expression: every term in column (folded), each term as a quoted phrase, or
+    as any of its spellings (``term_spellings``)."""
+    clauses = []
     for tokens in terms:
-        words = " ".join(fold(t) if folded else t for t in tokens)
-        phrases.append('"' + words.replace('"', '""') + '"')
-    return f"{column} : ({' AND '.join(phrases)})"
+        phrases = ['"' + " ".join(map(fold, spelled)).replace('"', '""') + '"' for spelled in term_spellings(tokens)]
+        clauses.append(phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")")
+    return f"{column} : ({' AND '.join(clauses)})"
 
 
-def websearch_query(terms) -> str:
-    """The parsed terms in websearch_to_tsquery syntax: each quoted (so 'or' is a word), ANDed."""
-    return " ".join('"' + " ".join(tokens) + '"' for tokens in terms)
+def tsquery_sql(terms, name: str) -> tuple[str, dict]:
+    """A PostgreSQL tsquery (SQL and its parameters) as ``fts5_match`` reads the terms: each term
+    a phrase in any of its spellings, every term on the page."""
+    clauses, params = [], {}
+    for i, tokens in enumerate(terms):
+        spellings = []
+        for j, spelled in enumerate(term_spellings(tokens)):
+            params[f"{name}{i}_{j}"] = " ".join(spelled)
+            spellings.append(f"phraseto_tsquery('sohoa_unaccent', :{name}{i}_{j})")
+        clauses.append("(" + " || ".join(spellings) + ")")
+    return " && ".join(clauses), params
 
 
 # -- ranking ---------------------------------------------------------------------
@@ -249,15 +289,16 @@ def _page_tokens(text: str, wanted: set[str], folded: str | None = None) -> tupl
     lowered = (fold(text) if folded is None else folded).lower()
     if len(lowered) != len(text):  # a letter whose lower case is longer: walk the tokens
         return _page_tokens_walked(text, wanted)
+    written = {w for word in wanted for w in _written(word)}
     if not all(w.isascii() for w in wanted) or (
             not lowered.isascii() and any(_TOKEN.match(c) for c in set(lowered) if c > "\x7f")):
-        return _page_tokens_matched(text, wanted, lowered)
+        return _page_tokens_matched(text, wanted, lowered, written)
     # Folded Vietnamese is ASCII: one byte a character, and in ``shape`` 'a' for a token's
     # character, ' ' for any other, so " a" is where a token starts (index i + 1 is character i).
     raw = b" " + lowered.encode("ascii", "replace") + b" "
     shape = raw.translate(_TOKEN_SHAPE)
     starts = []
-    for word in wanted:
+    for word in written:
         needle = word.encode("ascii")
         at = raw.find(needle, 1)
         while at != -1:
@@ -277,9 +318,9 @@ def _page_tokens(text: str, wanted: set[str], folded: str | None = None) -> tupl
 _TOKEN_SHAPE = bytes(ord("a") if chr(b).isascii() and chr(b).isalnum() else ord(" ") for b in range(256))
 
 
-def _page_tokens_matched(text: str, wanted: set[str], lowered: str) -> tuple[dict[int, _Token], int]:
+def _page_tokens_matched(text: str, wanted: set[str], lowered: str, written: set[str]) -> tuple[dict[int, _Token], int]:
     found, count, cursor = {}, 0, 0
-    for m in _wanted_pattern(frozenset(wanted)).finditer(lowered):
+    for m in _wanted_pattern(frozenset(written)).finditer(lowered):
         count += len(_TOKEN.findall(text, cursor, m.start()))
         cursor = m.end()
         word = text[m.start():cursor].lower()
@@ -716,8 +757,8 @@ def _sqlite_rows(conn: Connection, query: Query, source: str, filters: str, para
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, p.id IN phrase AS phrase "
                "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p ON p.id = c.id "
                "ORDER BY phrase DESC, p.id DESC LIMIT :window")
-    params.update(every_word=fts5_match(query.terms, "text_folded", folded=True),
-                  phrase_folded=fts5_match([query.phrase], "text_folded", folded=True),
+    params.update(every_word=fts5_match(query.terms, "text_folded"),
+                  phrase_folded=fts5_match([query.phrase], "text_folded"),
                   scan=max(SCAN, window), window=window)
     return conn.execute(sa.text(sql), params).mappings().all()
 
@@ -729,8 +770,10 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
     # words are: newest first through the primary key for a common word, the GIN index otherwise.
     # The code comes first: a page's tsvector is read (detoasted) only when its code matches.
     order = "p.id + 0" if prefix else "p.id"
+    every_word, words = tsquery_sql(query.terms, "word")
+    phrase, phrase_words = tsquery_sql([query.phrase], "phrase")
     newest = ("SELECT p.id FROM pages p WHERE true " + filters
-              + "AND p.tsv @@ websearch_to_tsquery('sohoa_unaccent', :query) ORDER BY " + order + " DESC LIMIT :scan")
+              + "AND p.tsv @@ (" + every_word + ") ORDER BY " + order + " DESC LIMIT :scan")
     if len(query.terms) == 1:
         sql = ("WITH newest AS MATERIALIZED (" + newest + ") "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, true AS phrase "
@@ -738,13 +781,12 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
     else:  # as on SQLite: the newest pages holding the phrase, wherever they are, and the newest holding the words
         sql = ("WITH newest AS MATERIALIZED (" + newest + "), "
                "phrase AS MATERIALIZED (SELECT p.id FROM pages p WHERE true " + filters
-               + "AND p.tsv @@ phraseto_tsquery('sohoa_unaccent', :phrase) ORDER BY " + order + " DESC LIMIT :window) "
+               + "AND p.tsv @@ (" + phrase + ") ORDER BY " + order + " DESC LIMIT :window) "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
                "p.id IN (SELECT id FROM phrase) AS phrase "
                "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p USING (id) "
                "ORDER BY phrase DESC, p.id DESC LIMIT :window")
-    params.update(query=websearch_query(query.terms), phrase=" ".join(query.phrase),
-                  scan=max(SCAN, window), window=window)
+    params.update(words, **phrase_words, scan=max(SCAN, window), window=window)
     with engine.connect() as conn:
         # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for
         # any words: the plan must be chosen for these words (common or rare) every time.
