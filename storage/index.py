@@ -22,7 +22,8 @@ and says which hold the phrase; the tiers, scores and snippets are computed in P
 the page text, so SQLite and PostgreSQL give the same order. Quoted text ("...") and
 joined chunks (NĐ-CP, 15/2020) must match as adjacent syllables. Spellings both in everyday use
 are one: the tone mark's old and new place (hoá, hóa) and i or y as the rhyme after h, k, l, m,
-qu, s, t (quy định, qui định; see ``spelling`` and ``term_spellings``).
+qu, s, t (quy định, qui định), a day or a month with or without its zero (3/2/2025,
+03/02/2025; see ``spelling`` and ``term_spellings``).
 
 - SQLite: FTS5 over ``text`` (diacritics kept, case folded) and ``text_folded`` (the same
   text with diacritics removed character by character, see ``fold``).
@@ -125,20 +126,27 @@ def fold(text: str) -> str:
 # Mĩ, bác sĩ and bác sỹ, hy sinh and hi sinh): one spelling, with y. Not after other initials or
 # vowels, where i and y make other words (tai and tay, tui and tuy).
 _I_OR_Y = re.compile(r"(?:qu|[hklmst])[iy]")
+# A day, a month, a clause's number: "03/02/2025" and "3/2/2025", "khoản 03" and "khoản 3" are
+# one; a longer number keeps its zeros (an identity number's are its own).
+_ZERO_LED = re.compile(r"0[0-9]")
 
 
-def _one_i_or_y(syllable: str) -> str:
-    return syllable[:-1] + "y" if _I_OR_Y.fullmatch(syllable) else syllable
+def _one_spelling(syllable: str) -> str:
+    if _I_OR_Y.fullmatch(syllable):
+        return syllable[:-1] + "y"
+    return syllable[1] if _ZERO_LED.fullmatch(syllable) else syllable
 
 
 @functools.lru_cache(maxsize=65536)  # Vietnamese has a few thousand syllables
 def _folded_token(token: str) -> str:
-    return _one_i_or_y(fold(token).lower())
+    return _one_spelling(fold(token).lower())
 
 
 def _written(folded: str) -> tuple[str, ...]:
-    """The ways a folded query token may be written on a page (both for the i/y syllables)."""
-    return (folded[:-1] + "i", folded) if _I_OR_Y.fullmatch(folded) else (folded,)
+    """The ways a query token (``_folded_token``) may be written on a page (see ``_one_spelling``)."""
+    if _I_OR_Y.fullmatch(folded):
+        return folded[:-1] + "i", folded
+    return (folded, "0" + folded) if len(folded) == 1 and "0" <= folded <= "9" else (folded,)
 
 
 _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ngã, hỏi, nặng
@@ -148,11 +156,11 @@ _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ng�
 def spelling(token: str) -> str:
     """A lower-case syllable with its tone mark moved to its end: the old and the new placement of
     the tone (hoá and hóa, thuỷ and thủy, khoẻ and khỏe, uỷ and ủy), both in everyday use, are
-    one spelling, as are i and y in the syllables of ``_I_OR_Y`` (kí and ký); the vowels' own
-    marks (â, ă, ơ, ư) and đ stay where they are."""
+    one spelling, as are i and y in the syllables of ``_I_OR_Y`` (kí and ký) and a day or month
+    with and without its zero (03 and 3); the vowels' own marks (â, ă, ơ, ư) and đ stay where they are."""
     decomposed = unicodedata.normalize("NFD", token.lower().replace("ð", "đ"))
     tones = "".join(c for c in decomposed if c in _TONE_MARKS)
-    return _one_i_or_y(unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS))) + tones
+    return _one_spelling(unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS))) + tones
 
 
 def parse_query(query: str) -> list[list[str]]:
@@ -203,9 +211,9 @@ MAX_SPELLINGS = 16  # ways of writing one term the database is asked for; beyond
 
 
 def term_spellings(tokens: Sequence[str]) -> list[tuple[str, ...]]:
-    """The ways a term may be written on a page: its tokens as typed, each i/y syllable (see
-    ``_I_OR_Y``) both ways, folded (both databases then read them alike); only as typed when that
-    makes more than MAX_SPELLINGS."""
+    """The ways a term may be written on a page: its tokens as typed, each i/y syllable and each
+    number of one or two digits (see ``_one_spelling``) both ways, folded (both databases then
+    read them alike); only as typed when that makes more than MAX_SPELLINGS."""
     choices = [_written(folded) if len(_written(folded := _folded_token(t))) > 1 else (t,) for t in tokens]
     if math.prod(map(len, choices)) > MAX_SPELLINGS:
         return [tuple(tokens)]

@@ -158,6 +158,24 @@ def test_i_and_y_written_either_way_are_one_spelling_on_both_databases(index_eng
     assert index.spelling("kí") == index.spelling("ký") != index.spelling("kì")
 
 
+def test_a_day_or_a_month_with_or_without_its_zero_is_one_on_both_databases(index_engine):
+    """"3/2/2025" finds "03/02/2025" and the other way round, "khoản 3" finds "khoản 03" (search
+    review); a longer number keeps its zeros: "031" is not "31"."""
+    zero, bare = "H23.50-261201-0094", "H23.50-261201-0093"
+    texts = {zero: "Hà Nội, ngày 03/02/2025. Căn cứ khoản 03 Điều 5; mã 031",
+             bare: "Hà Nội, ngày 3/2/2025. Căn cứ khoản 3 Điều 05; mã 31"}
+    for code, text in texts.items():
+        index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    for typed, shown in (("3/2/2025", ("03/02/2025", "3/2/2025")), ("03/02/2025", ("03/02/2025", "3/2/2025")),
+                         ("khoản 3 điều 5", ("khoản 03 Điều 5", "khoản 3 Điều 05"))):
+        hits = {h["dossierCode"]: h for h in index.search(index_engine, typed)}
+        assert set(hits) == {zero, bare}, typed
+        for code, words in zip((zero, bare), shown):
+            assert hits[code]["tier"] == "phrase" and f"[{words}]" in hits[code]["snippet"], (typed, hits[code])
+    assert [h["dossierCode"] for h in index.search(index_engine, "031")] == [zero]
+    assert [h["dossierCode"] for h in index.search(index_engine, "31")] == [bare]
+
+
 def test_look_alike_letters_read_as_the_letters_they_stand_for_on_both_databases(index_engine):
     """The Icelandic eth (Ð), which legacy VNI and TCVN3 conversions put for Đ, and full-width
     letters found pages on PostgreSQL (its unaccent folds them) ranked last, unmarked, and nothing
