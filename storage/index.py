@@ -888,6 +888,35 @@ def read_dossier(store, code: str, unread: list | None = None) -> tuple[dict, di
     return manifest, page_texts
 
 
+def _changed_at(raw: bytes) -> float:
+    """When a dossier last changed, as its manifest says (``updated``, else ``created``), in
+    seconds since the epoch; 0 when it does not say or cannot be read."""
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+        at = datetime.fromisoformat(manifest.get("updated") or manifest.get("created"))
+        return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def _in_order_of_change(store, codes) -> list[str]:
+    """The dossiers holding a manifest, the one changed longest ago first (each manifest read once
+    here: one more request a dossier for ``reindex``, and a float and a code a dossier in memory)."""
+    from . import keys
+
+    changed = []
+    for code in codes:
+        try:
+            raw = store.get(keys.manifest(code)) if store.exists(keys.manifest(code)) else None
+        except StorageUnavailable:
+            raise
+        except Exception:  # read again, and reported, by ``reindex``
+            raw = b""
+        if raw is not None:
+            changed.append((_changed_at(raw), code))
+    return [code for _, code in sorted(changed)]
+
+
 REINDEX_BATCH = 500  # documents read, indexed and committed together (whole dossiers: a batch ends after one)
 
 
@@ -898,7 +927,9 @@ def reindex(store, engine: Engine, *, batch: int = REINDEX_BATCH) -> dict:
     are read one at a time and committed ``batch`` documents to a transaction (rounded up to a
     whole dossier), so memory holds one batch of manifests and texts whatever the store's size.
     Each dossier is replaced whole in its batch's transaction (a search sees it as before or as
-    now, never half); at the end the dossiers indexed that storage no longer holds (or that
+    now, never half), in the order the dossiers last changed (their manifests' ``updated``, read
+    once before): a search's newest pages are the last indexed, and stay those of the dossiers
+    changed last, not of the last codes; at the end the dossiers indexed that storage no longer holds (or that
     could not be read) are dropped. Idempotent: a run cut short changed only whole dossiers,
     and running it again finishes it. A dossier that cannot be read is reported in ``errors``
     and left out; a document whose text cannot be read is reported there with its ``docId``, and
@@ -923,7 +954,7 @@ def reindex(store, engine: Engine, *, batch: int = REINDEX_BATCH) -> dict:
         loaded.clear()
         held[0] = 0
 
-    for code in store.children(keys.PREFIX):
+    for code in _in_order_of_change(store, store.children(keys.PREFIX)):
         try:
             if not store.exists(keys.manifest(code)):
                 continue  # a disposed dossier's folder keeps its record and events, and no manifest

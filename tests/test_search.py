@@ -390,6 +390,25 @@ def test_reindex_on_an_empty_database_restores_the_same_results(any_store, index
     assert index.search(index_engine, "nghi dinh", code_prefix="H15") == before_prefix
 
 
+def test_after_reindex_the_newest_pages_are_still_those_of_the_dossiers_changed_last(any_store, index_engine,
+                                                                                     monkeypatch):
+    """A common word is ranked among the newest pages holding it (``SCAN``). ``reindex`` indexed the
+    dossiers in code order, so after a rebuild the "newest" were the last codes (an agency's, an old
+    import's), whatever had just been received; they are indexed in the order they last changed."""
+    monkeypatch.setattr(index, "SCAN", 1)
+    monkeypatch.setattr(index, "CANDIDATES", 1)
+    changed = {"H99.01-990101-0001": "2026-12-04T15:00:00+07:00",  # last code, changed an hour before
+               "H23.50-261204-0002": "2026-12-04T09:00:00+00:00",  # changed last (UTC: 16:00 in Hà Nội)
+               "H10.01-261203-0003": "2026-12-03T10:00:00+07:00"}
+    for code, at in changed.items():
+        text = f"Đơn đề nghị của công dân, hồ sơ {code}"
+        manifest = manifest_for(code, [[text]]) | {"updated": at, "created": "2020-01-01T00:00:00+07:00"}
+        any_store.put(manifest["documents"][0]["text"]["key"], text.encode(), "text/plain; charset=utf-8")
+        any_store.put(keys.manifest(code), json.dumps(manifest, ensure_ascii=False).encode(), "application/json")
+    assert index.reindex(any_store, index_engine)["dossiers"] == 3
+    assert [h["dossierCode"] for h in index.search(index_engine, "đơn", limit=1)] == ["H23.50-261204-0002"]
+
+
 def test_reindex_drops_what_storage_no_longer_holds_and_reports_broken_dossiers(tmp_path, sqlite_engine):
     """A dossier whose manifest cannot be read is left out; one document whose text cannot be
     read is named, and the other documents of its dossier stay findable (the whole dossier
