@@ -107,6 +107,23 @@ def _without(text: str, names: list[str]) -> str:
     return text
 
 
+def without_frames(error: BaseException) -> BaseException:
+    """The error, and the errors it was raised from or during, without their tracebacks: an error
+    kept (in a list of refused files or pages) would keep every frame it passed through, and their
+    data (a file's bytes, a decoded page), alive; and a frame holding the error it raised makes a
+    cycle that only a full garbage collection frees (the API grew by twice each refused upload)."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [current.__cause__, current.__context__]
+    return error
+
+
 class InputErrors(SohoaError):
     """Several bad input files, all named at once (nothing was stored)."""
 

@@ -28,7 +28,7 @@ from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf, sheets
 from .config import OcrSettings, WebhookSettings
-from .errors import InputError, InputErrors, PagesFailed, UsageError
+from .errors import InputError, InputErrors, PagesFailed, UsageError, without_frames
 from .executor import PageExecutor, Progress
 from .inputs import EXTENSION, MEDIA_TYPES, Source, read_source, sniff
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
@@ -247,14 +247,15 @@ def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
         try:
             sources.append(replace(read_source(f, ctx.ocr.max_pixels), data=b""))
         except InputError as e:
-            bad.append(e)
-    for e in bad:
-        audit.record(ctx.db, "ingest", "failure", dossier=code, file=e.file, page=e.page, reason=e.reason,
-                     **({"detail": e.detail} if e.detail else {}))
-    if len(bad) == 1:
-        raise bad[0]
+            bad.append(without_frames(e))
+    for refused in bad:
+        audit.record(ctx.db, "ingest", "failure", dossier=code, file=refused.file, page=refused.page,
+                     reason=refused.reason, **({"detail": refused.detail} if refused.detail else {}))
     if bad:
-        raise InputErrors(bad)
+        try:
+            raise bad[0] if len(bad) == 1 else InputErrors(bad)
+        finally:  # this frame must not hold the error whose traceback holds it (``without_frames``)
+            del bad, refused
     seen: dict[str, str] = {}
     twice = []
     for s in sources:

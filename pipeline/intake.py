@@ -63,7 +63,7 @@ from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
 
 from . import dossier, sheets
-from .errors import InputError, NotFound, UsageError
+from .errors import InputError, NotFound, UsageError, without_frames
 from .inputs import (EXTENSION, EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, page_frames, read_source,
                      shown_page, sniff)
 from .repository import refuse_if_disposed
@@ -630,9 +630,10 @@ def _add_file(store: ObjectStore, meta: dict, present: tuple[Page, ...], name: s
     seen = {p.sha256: p for p in present}
     with tempfile.TemporaryDirectory(prefix="sohoa-intake-") as tmp:
         for number, item in enumerate(split, start=1):
+            if isinstance(item, InputError):  # (not raised: this frame, holding it, would be in its traceback)
+                errors.append(_error(item))
+                continue
             try:
-                if isinstance(item, InputError):
-                    raise item
                 page_kind, page_bytes = item
                 pages.append(_add_page(store, prefix, record, number, len(split), page_kind, page_bytes,
                                        max_pixels, reader, f"{added}.{number:05d}", seen, Path(tmp)))
@@ -705,7 +706,7 @@ def _split_image(name: str, kind: str, data: bytes, max_pixels: int) -> list:
         if e.page is None:
             raise
         # the pages after a damaged header cannot be reached: those before it are shown
-        frames, damaged = page_frames(name, img, max_pixels, until=e.page - 1, sizes=False), e
+        frames, damaged = page_frames(name, img, max_pixels, until=e.page - 1, sizes=False), without_frames(e)
     else:
         damaged = None
     if len(frames) == 1 and damaged is None:
@@ -718,7 +719,7 @@ def _split_image(name: str, kind: str, data: bytes, max_pixels: int) -> list:
         try:
             pages.append(("tiff", frame_bytes(decoded_frame(name, img, number, max_pixels))))
         except InputError as e:
-            pages.append(e)
+            pages.append(without_frames(e))
     return pages + ([damaged] if damaged is not None else [])
 
 
