@@ -22,7 +22,7 @@ from typing import Callable
 from . import audit, jobs, receipts
 from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
 from .bulk_report import BulkOutcome, totals, write_report
-from .errors import BrokerUnavailable, describe
+from .errors import BrokerUnavailable, Conflict, describe
 from .ingest import IngestContext
 from .models import IngestRequest, IngestSummary
 
@@ -165,7 +165,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
     per look); a document's finishing task is sent once its pages are settled and no earlier
     document of its dossier is still open, so a dossier's documents are committed in order."""
     pages_before, following = 0, {}  # pages of documents settled; job -> (position, document)
-    broken: set[str] = set()  # dossiers with a failed document: their later documents are held
+    broken: dict[str, int] = {}  # dossier -> position of its first failed document: those after it are held
     unreachable = None  # the broker, once it could not be reached: nothing more is submitted
     for n, doc in enumerate(documents):
         show(len(outcomes), inputs, pages_before, pages_before)
@@ -174,7 +174,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
                                       error=f"Chưa gửi: {unreachable}; chạy lại 'sohoa bulk' trên cùng nguồn khi hàng "
                                             "đợi hoạt động trở lại")
             continue
-        if doc.dossier in broken:
+        if _behind(broken, doc, n):
             outcomes[n] = _held(doc)
             continue
         try:
@@ -187,7 +187,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
                 continue
         except Exception as exc:  # this document failed; the batch goes on
             outcomes[n] = _failed(doc, exc)
-            broken.add(doc.dossier)
+            broken.setdefault(doc.dossier, n)
             if isinstance(exc, BrokerUnavailable):  # every later one would be stored, then fail alike
                 unreachable = exc.message_vi.split(";")[0]
         pages_before += outcomes[n].pages
@@ -202,7 +202,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             n, doc = following[job.id]
             done_pages += job.pages_done + job.pages_failed
             total_pages += job.pages_total
-            if doc.dossier in broken and job.id not in finishing:
+            if _behind(broken, doc, n) and job.id not in finishing:
                 outcomes[n] = _held(doc, job.id)
                 del following[job.id]
                 continue
@@ -218,7 +218,7 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             elif job.state in ("failed", "discarded"):
                 outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
                                           error=(job.error or {}).get("message"), job=job.id)
-                broken.add(doc.dossier)
+                broken[doc.dossier] = min(n, broken.get(doc.dossier, n))
             else:
                 continue
             del following[job.id]
@@ -238,19 +238,20 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
         counted["done"] += 1
         show(len(outcomes), inputs, counted["done"], counted["total"])
 
-    broken: set[str] = set()  # dossiers with a failed document: their later documents are held
+    broken: dict[str, int] = {}  # dossier -> position of its first failed document: those after it are held
 
     def complete(n: int, doc: BulkDocument, job_id: str, futures) -> None:
         try:
             for number, future in futures:
                 jobs.settle(ctx.db, job_id, number, future.result())
-            if doc.dossier in broken:
+            if _behind(broken, doc, n):
                 outcomes[n] = _held(doc, job_id)
+                jobs.fail(ctx.db, job_id, Conflict(outcomes[n].error, "held behind a failed document of its dossier"))
             else:
                 outcomes[n] = _outcome(doc, "done", jobs.finish(ctx, job_id), job_id)
         except Exception as exc:
             outcomes[n] = _failed(doc, exc, job_id)
-            broken.add(doc.dossier)
+            broken[doc.dossier] = min(n, broken.get(doc.dossier, n))
         except BaseException as exc:  # Ctrl-C: a document committed just before it is done
             jobs.record_stop(ctx, job_id, exc)
             with suppress(Exception):
@@ -263,7 +264,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
     try:
         with ctx.executor.stream() as submit:
             for n, doc in enumerate(documents):
-                if doc.dossier in broken:
+                if _behind(broken, doc, n):
                     outcomes[n] = _held(doc)
                     continue
                 try:
@@ -285,7 +286,7 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
                     reading.clear()
                 except Exception as exc:  # this document failed; the batch goes on
                     outcomes[n] = _failed(doc, exc)
-                    broken.add(doc.dossier)
+                    broken.setdefault(doc.dossier, n)
                 while len(window) > lookahead:
                     complete(*window.popleft())
             while window:
@@ -294,6 +295,12 @@ def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch:
         for job_id in [*reading, *(job_id for _, _, job_id, _ in window)]:
             jobs.record_stop(ctx, job_id, exc)
         raise
+
+
+def _behind(broken: dict[str, int], doc: BulkDocument, n: int) -> bool:
+    """The document comes after a failed document of its dossier (the ones before it, still being
+    read when that one was refused, are stored: they keep the folder's order)."""
+    return broken.get(doc.dossier, n) < n
 
 
 def _held(doc: BulkDocument, job: str | None = None) -> BulkOutcome:

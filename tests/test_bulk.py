@@ -61,6 +61,7 @@ def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
     (root / CODES[0]).mkdir(parents=True)
     save_page(rendered("bulk-ok", layout="text", seed=851, dpi=150), root / CODES[0] / "Đơn.png")
     (root / CODES[1]).mkdir()
+    save_page(rendered("bulk-ok5", layout="text", seed=855, dpi=150), root / CODES[1] / "Bản khai trước.png")
     (root / CODES[1] / "Hỏng.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     save_page(rendered("bulk-ok4", layout="text", seed=854, dpi=150), root / CODES[1] / "Tờ khai sau.png")
     (root / "khong-phai-ma-ho-so").mkdir()
@@ -76,9 +77,10 @@ def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
     assert "Hỏng.png" in out and "khong-phai-ma-ho-so" in out
     report = json.loads((tmp_path / "bao-cao.json").read_text(encoding="utf-8"))
     status = {item["source"]: item["status"] for item in report["items"]}
-    # the good document after the bad one in the same dossier is held back, and said so apart
-    assert status == {f"{CODES[0]}/Đơn.png": "done", f"{CODES[1]}/Hỏng.png": "failed",
-                      f"{CODES[1]}/Tờ khai sau.png": "held",
+    # the good document after the bad one in the same dossier is held back, and said so apart; the
+    # one before it, still being read when the bad one was refused, is stored (it was held too)
+    assert status == {f"{CODES[0]}/Đơn.png": "done", f"{CODES[1]}/Bản khai trước.png": "done",
+                      f"{CODES[1]}/Hỏng.png": "failed", f"{CODES[1]}/Tờ khai sau.png": "held",
                       f"{CODES[2]}/Tờ khai.png": "done", "khong-phai-ma-ho-so/Đơn.png": "invalid"}
     failed = next(i for i in report["items"] if i["status"] == "failed")
     assert "Hỏng.png" in failed["error"]
@@ -86,7 +88,8 @@ def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
     assert "giữ đúng thứ tự" in held["error"] and "sohoa bulk" in held["error"]
     assert report["totals"]["held"] == 1 and "GIỮ LẠI" in out and "1 giữ lại" in out
     csv = (tmp_path / "bao-cao.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert csv[0].startswith("Nguồn,Mã hồ sơ,Tên tài liệu") and len(csv) == 6
+    assert csv[0].startswith("Nguồn,Mã hồ sơ,Tên tài liệu") and len(csv) == 7
+    assert [d["title"] for d in manifest_of(home, CODES[1])["documents"]] == ["Bản khai trước"]
     assert any("giữ lại (held)" in line for line in csv)
 
 
