@@ -78,14 +78,21 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "dossier": ("dossier", "dossier_code", "ma_ho_so", "ho_so", "code", "file_code", "filecode",
                 "ma_ho_so_luu_tru"),
     "title": ("title", "document_title", "document", "ten", "ten_tai_lieu", "tai_lieu", "tieu_de"),
-    "page": ("page", "page_order", "order", "trang", "thu_tu", "thu_tu_trang"),
+    "page": ("page", "page_order", "order", "trang", "thu_tu", "thu_tu_trang", "trang_so", "to_so", "stt_trang",
+             "so_thu_tu_trang"),
     # the dossier's fields, optional (TT 05/2025 names first): a document's rows give them once or
     # alike, and the dossier's documents must agree (the ingest refuses a second, different value)
-    "maintenance": ("maintenance", "thoi_han_bao_quan", "ma_thoi_han_bao_quan", "ma_bao_quan", "bao_quan"),
+    "maintenance": ("maintenance", "thoi_han_bao_quan", "ma_thoi_han_bao_quan", "ma_bao_quan", "bao_quan",
+                    "thoi_han_bq", "thbq", "thoi_han_luu_tru", "thoi_han_bao_quan_nam"),
     "paper_file_code": ("paperfilecode", "paper_file_code", "ma_ho_so_giay", "ho_so_giay"),
     "start_date": ("startdate", "start_date", "ngay_bat_dau", "tu_ngay", "bat_dau"),
     "end_date": ("enddate", "end_date", "ngay_ket_thuc", "den_ngay", "ket_thuc"),
 }
+# Words of a header naming a page's order or a retention period: a column holding them that no
+# field takes is refused, never left out in silence (the pages would be stored in row order, the
+# file kept 10 years, signed and write-once). "Số trang" may be a page's number or the count.
+_UNREAD_PAGE = frozenset({"trang", "to", "page", "order"})
+_UNREAD_MAINTENANCE = frozenset({"han", "bao_quan", "luu_tru", "bq", "maintenance", "retention"})
 REQUIRED = ("file", "dossier", "title")
 FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tài liệu", "page": "thứ tự trang",
                   "maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy",
@@ -310,6 +317,17 @@ def _fold(header: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", text).strip("_")
 
 
+# the periods as words ("Vĩnh viễn", "20 năm") or years ("20", under "Thời hạn bảo quản (năm)"), as
+# inventories write them, for their codes (no code is 10, 20, 30, 50 or 70)
+_MAINTENANCE_WORDS = {_fold(words): code for code, words in MAINTENANCE_VI.items() if code != "07"} | {
+    words.split()[0]: code for code, words in MAINTENANCE_VI.items() if words.endswith(" năm")}
+
+
+def _maintenance_code(given: str) -> str:
+    """The retention code a cell gives ("6", "06", "10 năm", "10"): the code, else the cell."""
+    return _MAINTENANCE_WORDS.get(_fold(given), given.zfill(2) if given.isdigit() and len(given) < 2 else given)
+
+
 def _columns(header: list[str]) -> dict[str, int]:
     """Field name -> column index, for the columns the header names."""
     folded = [_fold(h) for h in header]
@@ -320,6 +338,25 @@ def _columns(header: list[str]) -> dict[str, int]:
                 found[fieldname] = folded.index(alias)
                 break
     return found
+
+
+def _unread_columns(header: list[str], columns: dict[str, int]) -> list[str]:
+    """Why the header cannot be read as it stands: a column no field takes that names a page's
+    order (when no column gives it) or a retention period (likewise)."""
+    used = set(columns.values())
+    reasons = []
+    for i, name in enumerate(header):
+        folded = _fold(name)
+        words = set(folded.split("_")) | {w for w in ("bao_quan", "luu_tru") if w in folded}
+        if i in used or not folded:
+            continue
+        if "page" not in columns and words & _UNREAD_PAGE:
+            reasons.append(f"cột '{name.strip()}' không rõ là thứ tự trang hay số trang của tài liệu: nếu là thứ tự "
+                           "trang hãy đặt tên cột là 'Thứ tự trang' (hoặc 'Trang'), nếu không hãy bỏ cột")
+        elif "maintenance" not in columns and words & _UNREAD_MAINTENANCE:
+            reasons.append(f"cột '{name.strip()}' không được đọc: nếu là thời hạn bảo quản hãy đặt tên cột là "
+                           "'Thời hạn bảo quản' (mã 01-07 hoặc 'vĩnh viễn', '70 năm' …), nếu không hãy bỏ cột")
+    return reasons
 
 
 def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
@@ -353,6 +390,8 @@ def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
         raise InputError(str(csv_path), f"dòng tiêu đề thiếu cột {', '.join(FIELD_NAMES_VI[f] for f in missing)} "
                                         f"(tiêu đề đọc được: {records[header_at]}; tên cột nhận: {accepted}) "
                                         "(header lacks required columns)")
+    if unread := _unread_columns(records[header_at], columns):
+        raise InputError(str(csv_path), f"dòng tiêu đề: {'; '.join(unread)} (column not read)")
     return records, columns, header_at
 
 
@@ -457,7 +496,8 @@ def _dossier_fields(rows: list[_Row]) -> tuple[dict, list[str]]:
     dates that ``dossier.paper_dates`` refuses."""
     given, reasons = {}, []
     for name in DOSSIER_FIELDS:
-        values = {r.fields[name] for r in rows if name in r.fields}
+        values = {_maintenance_code(r.fields[name]) if name == "maintenance" else r.fields[name]
+                  for r in rows if name in r.fields}
         if len(values) > 1:
             reasons.append(f"các dòng ghi {FIELD_NAMES_VI[name]} khác nhau ({', '.join(sorted(values))}) "
                            "(rows of one document disagree)")
@@ -465,12 +505,12 @@ def _dossier_fields(rows: list[_Row]) -> tuple[dict, list[str]]:
             given[name] = values.pop()
     found: dict = {}
     if "maintenance" in given:
-        code = given["maintenance"].zfill(2)
+        code = given["maintenance"]
         if code in MAINTENANCE_CODES:
             found["maintenance"] = code
         else:
-            reasons.append(f"thời hạn bảo quản '{given['maintenance']}' không phải mã 01-07 theo TT 05/2025 "
-                           "(maintenance code)")
+            reasons.append(f"thời hạn bảo quản '{given['maintenance']}' không phải mã 01-07 theo TT 05/2025 ("
+                           + ", ".join(f"{c}: {w}" for c, w in MAINTENANCE_VI.items()) + ") (maintenance code)")
     if "paper_file_code" in given:
         if len(given["paper_file_code"]) > 100:
             reasons.append("mã hồ sơ giấy dài quá 100 ký tự (paper file code too long)")

@@ -388,6 +388,45 @@ def test_a_csv_gives_each_dossiers_maintenance_paper_file_code_and_dates_and_bad
     assert "các dòng ghi thời hạn bảo quản khác nhau (05, 06)" in reasons["7-8"].lower()
 
 
+@pytest.mark.parametrize("page, period", [("Trang số", "Thời hạn BQ"), ("Tờ số", "THBQ"),
+                                           ("STT trang", "Thời hạn lưu trữ"), ("Số thứ tự trang", "Thời hạn bảo quản (năm)")])
+def test_an_inventorys_own_names_for_the_page_order_and_the_retention_are_read(tmp_path, page, period):
+    """Headers as district inventories write them were left out in silence (archive staff review):
+    the pages were stored in row order, the other way round, and the permanent file kept 10 years,
+    signed and write-once. The retention may be written in words or in years too."""
+    image(tmp_path / "p1.png")
+    image(tmp_path / "p2.png")
+    image(tmp_path / "q.png")
+    other = "H15.50.05.13-2019-0124"
+    years = period.endswith("(năm)")
+    rows = [["Tệp", "Mã hồ sơ", "Tên tài liệu", page, period],
+            ["p2.png", ARCHIVE, "Tờ trình", "2", "70" if years else "Vĩnh viễn"],
+            ["p1.png", ARCHIVE, "Tờ trình", "1", "70" if years else "vĩnh viễn"],
+            ["q.png", other, "Đơn", "1", "20" if years else "20 năm"]]
+    p = plan(write_csv(tmp_path / "muc luc.csv", rows, ";"))
+    assert p.problems == ()
+    assert [(names(d), d.maintenance) for d in p.documents] == [
+        (["p1.png", "p2.png"], "02" if years else "01"), (["q.png"], "05")]
+
+
+def test_a_column_that_may_be_the_page_order_or_a_retention_and_is_not_read_is_refused(tmp_path):
+    """"Số trang" may be a page's number or the document's count of pages: the inventory is refused,
+    naming the column and what to call it, rather than storing the pages in row order; beside a
+    page-order column it is the count, and left alone, as any column of notes is."""
+    image(tmp_path / "a.png")
+    refused = write_csv(tmp_path / "ds.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", "Số trang", "Ghi chú"],
+                                              ["a.png", ONE_STOP, "Đơn", "1", "bản sao"]], ";")
+    with pytest.raises(InputError, match="cột 'Số trang' không rõ là thứ tự trang hay số trang") as error:
+        plan(refused)
+    assert "Thứ tự trang" in error.value.message_vi
+    kept = write_csv(tmp_path / "ds2.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", "Thứ tự trang", "Số trang", "Ghi chú"],
+                                            ["a.png", ONE_STOP, "Đơn", "1", "1", "bản sao"]], ";")
+    assert [names(d) for d in plan(kept).documents] == [["a.png"]]
+    with pytest.raises(InputError, match="cột 'Hạn lưu' không được đọc"):
+        plan(write_csv(tmp_path / "ds3.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", "Hạn lưu"],
+                                              ["a.png", ONE_STOP, "Đơn", "05"]], ";"))
+
+
 def test_csv_mixing_numbered_and_unnumbered_pages_is_refused(tmp_path):
     image(tmp_path / "a.png")
     image(tmp_path / "b.png")
