@@ -21,6 +21,7 @@ A dossier outside the user's agency scope answers 404, as one that does not exis
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, nullcontext
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     app.state.start_job = start_job
     app.state.login_throttle = LoginThrottle(settings.api.login_failures, settings.api.login_pause_seconds)
     # plain ASGI middleware (not BaseHTTPMiddleware): no task, stream or copy of the answer per request
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(UploadLimitMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)  # last added, outermost: every answer has them
@@ -267,19 +269,32 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             return service.show(settings, code).manifest
 
     @app.get(API + "/dossiers/{code}/documents/{doc_id}/pdf", tags=["retrieval"], response_class=Response)
-    def get_pdf(code: str, doc_id: str, who: Annotated[Principal, Depends(require("download"))],
+    def get_pdf(code: str, doc_id: str, request: Request, who: Annotated[Principal, Depends(require("download"))],
                 link: Annotated[bool, Query()] = False) -> Response:
         """The signed PDF/A, fixity checked; with ``link=true`` on S3, a redirect to a link that
-        expires in 5 minutes."""
+        expires in 5 minutes. Its ETag is its SHA-256: ``If-None-Match`` with it answers 304;
+        ``Range: bytes=a-b`` answers that part (206); HEAD answers the headers alone."""
         code = service.visible(who, code)
         with service.acting(who):
             if link:
                 found = service.link(settings, code, doc_id, expires=300)
                 return RedirectResponse(found[0].url, status_code=307)
             data, sha256 = service.document_pdf(settings, code, doc_id)
-        return Response(data, media_type="application/pdf", headers={
-            "Content-Disposition": f'attachment; filename="{doc_id}.pdf"', "ETag": f'"{sha256}"',
-            "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+        headers = {"Content-Disposition": f'attachment; filename="{doc_id}.pdf"', "ETag": f'"{sha256}"',
+                   "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"}
+        if _matches(request.headers.get("if-none-match"), sha256):
+            return Response(status_code=304, headers={"ETag": headers["ETag"], "Cache-Control": headers["Cache-Control"]})
+        if (asked := request.headers.get("range")) is not None and _matches(request.headers.get("if-range", '"'
+                                                                                                  + sha256 + '"'), sha256):
+            part = _byte_range(asked, len(data))
+            if part is None:
+                return JSONResponse({"error": {"code": "range", "message": "Khoảng byte yêu cầu nằm ngoài tệp",
+                                               "detail": f"range not satisfiable: {asked}"}},
+                                    status_code=416, headers={"Content-Range": f"bytes */{len(data)}"})
+            if part != (0, len(data)):
+                return Response(data[part[0]:part[1]], status_code=206, media_type="application/pdf", headers={
+                    **headers, "Content-Range": f"bytes {part[0]}-{part[1] - 1}/{len(data)}"})
+        return Response(data, media_type="application/pdf", headers=headers)
 
     @app.get(API + "/dossiers/{code}/verify", tags=["retrieval"])
     def verify(code: str, who: Annotated[Principal, Depends(require("verify"))]) -> dict:
@@ -473,6 +488,53 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, hardened)
+
+
+def _matches(if_none_match: str | None, sha256: str) -> bool:
+    """An ``If-None-Match`` (or ``If-Range``) naming the entity tag ``"sha256"`` (weak or not, in a
+    list, or ``*``)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or f'"{sha256}"' in tags
+
+
+def _byte_range(asked: str, size: int) -> tuple[int, int] | None:
+    """[start, end) of one ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` range; the whole file for a
+    header this does not read (several ranges, another unit: answered whole, as RFC 9110 allows);
+    None when the range lies outside the file (416)."""
+    unit, _, spec = asked.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec or not re.fullmatch(r"\s*\d*-\d*\s*", spec) or spec.strip() == "-":
+        return 0, size
+    first, _, last = spec.strip().partition("-")
+    if not first:  # the last n bytes
+        n = int(last)
+        return (max(0, size - n), size) if n > 0 and size else None
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    return (start, end) if start < size and start < end else None
+
+
+class HeadAsGetMiddleware:
+    """HEAD answered as GET without its body (RFC 9110: the same headers): load balancers' probes
+    of /healthz and clients asking a download's size and ETag (FastAPI's routes answer GET only)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def _too_large_file(name: str | None, size: int, settings: Settings) -> JSONResponse:

@@ -689,6 +689,36 @@ def test_the_web_search_narrows_to_a_code_says_when_there_may_be_more_and_names_
         assert long.status_code == 422 and "Nội dung tìm dài 599 ký tự; tối đa 500 ký tự" in long.text
 
 
+def test_a_download_answers_if_none_match_range_and_head_as_http_clients_expect(api):
+    """The ETag was sent but If-None-Match never answered 304, Range was ignored, and HEAD was 405
+    on the PDF and on /healthz, which load balancers probe with (integrator's review)."""
+    client, off = api["client"], api["tokens"]["off"]
+    url = f"/api/v1/dossiers/{CODE}/documents/{api['job']['docId']}/pdf"
+    whole = client.get(url, headers=off)
+    etag, size = whole.headers["etag"], len(whole.content)
+    assert whole.headers["accept-ranges"] == "bytes"
+    unchanged = client.get(url, headers={**off, "If-None-Match": f'W/"0000", {etag}'})
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == etag
+    assert client.get(url, headers={**off, "If-None-Match": '"another"'}).status_code == 200
+    part = client.get(url, headers={**off, "Range": "bytes=0-99"})
+    assert (part.status_code, part.content, part.headers["content-range"]) == (206, whole.content[:100],
+                                                                               f"bytes 0-99/{size}")
+    tail = client.get(url, headers={**off, "Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == whole.content[-10:]
+    rest = client.get(url, headers={**off, "Range": "bytes=100-", "If-Range": etag})
+    assert rest.status_code == 206 and rest.content == whole.content[100:]
+    stale = client.get(url, headers={**off, "Range": "bytes=100-", "If-Range": '"older"'})
+    assert stale.status_code == 200 and stale.content == whole.content  # changed since: the whole file
+    beyond = client.get(url, headers={**off, "Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+    head = client.head(url, headers=off)
+    assert (head.status_code, head.content, head.headers["etag"], int(head.headers["content-length"])) == (
+        200, b"", etag, size)
+    for probe in ("/healthz", "/readyz"):
+        assert client.head(probe).status_code == 200, probe
+    assert client.head(url).status_code == 401  # and still nobody without a token
+
+
 def _left_allocated(call) -> int:
     """Bytes still allocated once ``call`` has returned or raised, with Python's cycle collector
     off (as between two of its full collections in a serving process)."""
