@@ -95,8 +95,8 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
     kind = sniff(data)
     if kind is None:
         raise InputError(str(path), "không phải JPEG, PNG, TIFF hay PDF (unsupported file type)")
-    if path.suffix.lower() not in EXTENSIONS[kind]:
-        raise InputError(str(path), f"phần mở rộng '{path.suffix or '(không có)'}' không khớp nội dung "
+    if path.suffix and path.suffix.lower() not in EXTENSIONS[kind]:  # none (a portal's blob): the content says
+        raise InputError(str(path), f"phần mở rộng '{path.suffix}' không khớp nội dung "
                                     f"{kind.upper()} (extension does not match content)")
     count = (_pdf_page_count(str(path), data, max_pixels) if kind == "pdf"
              else _image_page_count(str(path), data, max_pixels))

@@ -661,8 +661,8 @@ def _split(name: str, kind: str | None, data: bytes, max_pixels: int) -> list:
     if kind is None:
         raise InputError(name, "không phải JPEG, PNG, TIFF hay PDF (unsupported file type)")
     suffix = Path(name).suffix.lower()
-    if suffix not in EXTENSIONS[kind]:
-        raise InputError(name, f"phần mở rộng '{suffix or '(không có)'}' không khớp nội dung "
+    if suffix and suffix not in EXTENSIONS[kind]:
+        raise InputError(name, f"phần mở rộng '{suffix}' không khớp nội dung "
                                f"{kind.upper()} (extension does not match content)")
     if kind == "pdf":
         return _split_pdf(name, data)

@@ -52,7 +52,7 @@ EXPECT = {
     "png_named_jpg": ("refused", None, DIFFERENT),
     "jpeg_named_pdf": ("refused", None, DIFFERENT),
     "pdf_named_tif": ("refused", None, DIFFERENT),
-    "no_extension": ("refused", None, DIFFERENT),
+    "no_extension": ("pages", 1),  # a portal's blob: its content says what it is
     "upper_case_extension": ("pages", 1),
     "vietnamese_file_name": ("pages", 1),
     "one_pixel_png": ("refused", 1, "quá nhỏ để là một trang giấy quét"),
