@@ -211,9 +211,14 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         job, duplicate = await run_in_threadpool(accept)
         if duplicate is not None:
             return JSONResponse({"duplicate": True, "document": duplicate.to_json()}, status_code=200)
+        answer = {"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}
+        if job.resumed:  # the same files sent again while they are converted: that job, said so
+            answer["duplicate"] = True
+            if title.strip() and " ".join(title.split()) != job.title:
+                answer["warnings"] = [f"Các tệp này đang được số hóa với tên «{job.title}»; tên «{title.strip()}» "
+                                      "không được dùng"]
         app.state.start_job(job.id, who)
-        return JSONResponse({"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}, status_code=202,
-                            headers={"Location": f"{API}/jobs/{job.id}"})
+        return JSONResponse(answer, status_code=202, headers={"Location": f"{API}/jobs/{job.id}"})
 
     @app.get(API + "/jobs", tags=["intake"])
     def list_jobs(who: Annotated[Principal, Depends(require("jobs"))],

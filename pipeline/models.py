@@ -385,6 +385,7 @@ class JobView:
     created: str = ""
     updated: str = ""
     kind: str = "ingest"       # "bulk": the bulk run sends the finishing tasks, in the source's order
+    resumed: bool = False      # (an upload's answer) the same files were already being converted: this job
 
     @classmethod
     def from_row(cls, job: dict) -> "JobView":

@@ -1154,7 +1154,14 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         shutil.rmtree(folder, ignore_errors=True)  # the originals are in the object store by now
     if submitted.duplicate is not None:
         return None, submitted.duplicate
-    return submitted.view, None
+    if not submitted.resumed:
+        return submitted.view, None
+    started_by = (job_table.get(database(settings), submitted.job) or {}).get("submitted_by")
+    if who.role == "operator" and started_by != who.name:  # its link would answer 404 to this operator
+        raise Conflict(f"Các tệp này đang được số hóa trong một lượt xử lý của người dùng khác ({started_by}), "
+                       f"bắt đầu lúc {submitted.view.created}; tài liệu sẽ có trong hồ sơ {code} khi xong, gửi lại "
+                       "sau đó sẽ nhận được tài liệu", "the same files are being converted in another user's job")
+    return replace(submitted.view, resumed=True), None
 
 
 # the counter's intake drafts (pipeline.intake): pages previewed straightened, reordered, then confirmed

@@ -719,6 +719,33 @@ def test_a_download_answers_if_none_match_range_and_head_as_http_clients_expect(
     assert client.head(url).status_code == 401  # and still nobody without a token
 
 
+def test_the_same_files_sent_again_while_converted_are_said_to_be_so_and_never_a_link_the_caller_cannot_read(
+        api, tmp_path):
+    """A second operator sending the same scan was handed the first operator's job, which answered
+    404 to it; the same operator was not told its files were already being converted, and the title
+    it sent was dropped without a word (integrator's review)."""
+    from tests.badfiles import page_image
+
+    code, tokens = "H23.50-261201-0122", api["tokens"]
+    scan = tmp_path / "to-khai.png"
+    page_image("L").save(scan)
+    with TestClient(create_app(api["settings"], background=False)) as client:  # the job stays queued
+        def send(who: str, title: str):
+            return client.post(f"/api/v1/dossiers/{code}/documents", headers=tokens[who], data={"title": title},
+                               files=[("files", ("to-khai.png", scan.read_bytes(), "image/png"))])
+
+        first = send("op", "Tờ khai")
+        assert first.status_code == 202 and "duplicate" not in first.json()
+        again = send("op", "Tờ khai (gửi lại)")
+        assert again.status_code == 202 and again.json()["duplicate"] is True
+        assert again.json()["job"]["job"] == first.json()["job"]["job"]
+        assert "đang được số hóa với tên «Tờ khai»" in again.json()["warnings"][0]
+        assert client.get(again.headers["location"], headers=tokens["op"]).status_code == 200
+        other = send("op2", "Tờ khai")
+        assert other.status_code == 409 and "location" not in other.headers
+        assert "đang được số hóa trong một lượt xử lý của người dùng khác (op)" in other.json()["error"]["message"]
+
+
 def _left_allocated(call) -> int:
     """Bytes still allocated once ``call`` has returned or raised, with Python's cycle collector
     off (as between two of its full collections in a serving process)."""
