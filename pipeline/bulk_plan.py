@@ -196,6 +196,21 @@ def _kind_problem(name: str) -> str:
     return f"loại tệp '{ext}' không được hỗ trợ ({KINDS_HELP}) (unsupported file kind)"
 
 
+def _undecodable(name: str) -> bool:
+    """A name whose bytes are not UTF-8 (a Windows ZIP unpacked here, an old Samba share): Python
+    holds each such byte as a lone surrogate, which no report, log or database can take."""
+    return any("\udc80" <= c <= "\udcff" for c in name)
+
+
+def shown_name(name: str) -> str:
+    """A file name as it can be shown and written: bytes that are not UTF-8 as '\ufffd'."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if _undecodable(name) else name
+
+
+_NOT_UTF8 = ("tên không phải UTF-8 (thường do giải nén tệp ZIP tạo trên Windows hoặc chép từ ổ mạng cũ): "
+             "hãy đổi tên cho đúng rồi chạy lại (name is not UTF-8)")
+
+
 def _listing(folder: Path) -> list[os.DirEntry]:
     """The entries of a folder that are inputs, in natural order; OSError propagates."""
     with os.scandir(folder) as it:
@@ -244,7 +259,9 @@ def _plan_tree(root: Path) -> BulkPlan:
     except DossierCodeError:
         pass
     for entry in entries:
-        if _is_dir(entry):
+        if _undecodable(entry.name):
+            problems.append(BulkProblem(shown_name(entry.name), _sentence(_NOT_UTF8)))
+        elif _is_dir(entry):
             _plan_dossier(Path(entry.path), entry.name, documents, problems)
         else:
             problems.append(BulkProblem(entry.name, "Tệp nằm ngay trong thư mục nguồn, không thuộc thư mục hồ sơ nào "
@@ -268,9 +285,9 @@ def _plan_dossier(folder: Path, name: str, documents: list, problems: list) -> N
         return
     planned = []  # (sort key, document or problem)
     for entry in entries:
-        rel = f"{name}/{entry.name}"
-        title, order = title_and_order(Path(entry.name).stem if not _is_dir(entry) else entry.name)
-        files, reason = _document_files(entry)
+        rel = f"{name}/{shown_name(entry.name)}"
+        title, order = title_and_order(Path(shown_name(entry.name)).stem if not _is_dir(entry) else shown_name(entry.name))
+        files, reason = ((), _NOT_UTF8) if _undecodable(entry.name) else _document_files(entry)
         if not title and reason is None:
             reason = "không có tên tài liệu (tên tệp hoặc thư mục chỉ có số thứ tự hay dấu)"
         if code_error:
@@ -295,6 +312,8 @@ def _document_files(entry: os.DirEntry) -> tuple[tuple[str, ...], str | None]:
         return (), f"không đọc được thư mục tài liệu ({e.strerror})"
     if not pages:
         return (), "thư mục tài liệu rỗng, không có trang nào (empty document folder)"
+    if garbled := [shown_name(p.name) for p in pages if _undecodable(p.name)]:
+        return (), f"trang {_listed(garbled)}: {_NOT_UTF8}"
     folders = [p.name for p in pages if _is_dir(p)]
     if folders:
         return (), (f"thư mục tài liệu chứa thư mục con {_listed(folders)}: mỗi tài liệu là một tệp "
@@ -424,7 +443,28 @@ def _resolve(base: Path, cell: str) -> Path:
         alt = alt if alt.is_absolute() else base / alt
         if alt.exists():
             return alt
-    return path
+        path = alt
+    return path if path.exists() else _written_otherwise(path) or path
+
+
+def _written_otherwise(path: Path) -> Path | None:
+    """The file a path names in another Unicode form or case: a list typed in Excel (composed
+    letters) for scans copied from a Mac (decomposed), "quyết định.tif" for "Quyết định.TIF";
+    each part of the path matched alone, and only when one entry of its folder matches."""
+    found = Path(path.anchor)
+    for part in path.parts[len(Path(path.anchor).parts):]:
+        if (found / part).exists():
+            found = found / part
+            continue
+        wanted = unicodedata.normalize("NFC", part).casefold()
+        try:
+            matches = [e for e in os.listdir(found) if unicodedata.normalize("NFC", e).casefold() == wanted]
+        except OSError:
+            return None
+        if len(matches) != 1:
+            return None
+        found = found / matches[0]
+    return found
 
 
 def _plan_csv(csv_path: Path) -> BulkPlan:

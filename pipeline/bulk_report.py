@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .bulk_plan import BulkProblem
+from .errors import UsageError
 
 STATUSES = ("done", "skipped", "held", "failed", "invalid", "stopped")
 STATUS_VI = {
@@ -96,6 +97,20 @@ def report_paths(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".csv"), path.with_name(path.name + ".json")
 
 
+def check_writable(path: Path) -> None:
+    """UsageError unless both files of the report can be written there: checked before a run of
+    hours, which otherwise converted everything and then lost its report."""
+    for target in report_paths(path):
+        if target.is_dir():
+            raise UsageError(f"Không ghi được báo cáo: '{target}' là một thư mục", "report path is a folder")
+        try:
+            tempfile.TemporaryFile(dir=target.parent).close()
+        except OSError as e:
+            why = "thư mục không tồn tại" if isinstance(e, FileNotFoundError) else e.strerror
+            raise UsageError(f"Không ghi được báo cáo vào thư mục '{target.parent}' ({why}); chưa số hóa gì",
+                             f"report folder not writable: {e}") from None
+
+
 def write_report(path: Path, outcomes: Iterable[BulkOutcome], summary: dict) -> tuple[Path, Path]:
     """Write the CSV and JSON report (see the module docstring); returns (CSV path, JSON path).
 
@@ -109,7 +124,8 @@ def write_report(path: Path, outcomes: Iterable[BulkOutcome], summary: dict) -> 
                 "items": [o.to_json() for o in outcomes]}
     for key, value in summary.items():
         document.setdefault(key, value)
-    _write_atomic(json_path, (json.dumps(document, ensure_ascii=False, indent=2, default=_plain) + "\n").encode("utf-8"))
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=_plain) + "\n"
+    _write_atomic(json_path, text.encode("utf-8", "replace"))  # ("replace": a name not UTF-8 never loses the report)
     _write_atomic(csv_path, _csv_bytes(outcomes))
     return csv_path, json_path
 
@@ -121,7 +137,7 @@ def _csv_bytes(outcomes: list[BulkOutcome]) -> bytes:
     for o in outcomes:
         writer.writerow([_cell(o.source), _cell(o.dossier), _cell(o.title), f"{STATUS_VI[o.status]} ({o.status})",
                          _cell(o.doc_id or ""), o.pages, _cell(o.error or ""), _cell(o.job or "")])
-    return out.getvalue().encode("utf-8-sig")
+    return out.getvalue().encode("utf-8-sig", "replace")
 
 
 def _cell(text: str) -> str:

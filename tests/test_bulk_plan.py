@@ -427,6 +427,44 @@ def test_a_column_that_may_be_the_page_order_or_a_retention_and_is_not_read_is_r
                                               ["a.png", ONE_STOP, "Đơn", "05"]], ";"))
 
 
+def test_a_file_name_that_is_not_utf8_is_named_and_the_report_is_still_written(tmp_path):
+    """A Windows ZIP unpacked here names its files in cp1258 bytes: the whole report was lost
+    (UnicodeEncodeError, exit 70) and the file failed with "Lỗi không mong đợi" (archive review).
+    The file is now invalid, its name shown with '\ufffd' for what is not UTF-8, the others go on."""
+    folder = tmp_path / "kho" / ARCHIVE
+    image(folder / "02_Don.png")
+    garbled = os.fsencode(folder) + b"/01_T\xf5 tr\xecnh.png"
+    Image.new("L", (600, 800), 255).save(garbled.decode("utf-8", "surrogateescape"), "PNG")
+    pages = os.fsencode(folder) + b"/03_Ban ve"
+    os.makedirs(pages)
+    Image.new("L", (600, 800), 255).save((pages + b"/trang \xe0.png").decode("utf-8", "surrogateescape"), "PNG")
+    p = plan(tmp_path / "kho")
+    assert [(d.title, names(d)) for d in p.documents] == [("Don", ["02_Don.png"])]
+    reasons = {pr.source: pr.reason for pr in p.problems}
+    assert set(reasons) == {f"{ARCHIVE}/01_T\ufffd tr\ufffdnh.png", f"{ARCHIVE}/03_Ban ve"}
+    assert all("không phải UTF-8" in r for r in reasons.values())
+    outcomes = [BulkOutcome.invalid(pr) for pr in p.problems]
+    csv_path, json_path = write_report(tmp_path / "bao-cao", outcomes, {"source": str(tmp_path / "kho")})
+    assert "01_T\ufffd tr\ufffdnh.png" in json_path.read_text(encoding="utf-8")
+
+
+def test_a_csv_finds_its_files_written_in_another_unicode_form_or_case(tmp_path):
+    """Typed in Excel (composed letters) for scans copied from a Mac (decomposed names), or with
+    another case, a name that looks the same was "không tồn tại" (archive review). Each part of the
+    path is matched alone, and only when one file matches: two that differ only in case stay apart."""
+    mac = tmp_path / unicodedata.normalize("NFD", "Bản quét")
+    image(mac / unicodedata.normalize("NFD", "Tờ trình số 1.tif"))
+    image(tmp_path / "scan" / "Quyết định.TIF")
+    image(tmp_path / "hai" / "a.png")
+    image(tmp_path / "hai" / "A.png")
+    rows = [["Tệp", "Mã hồ sơ", "Tên tài liệu"], ["Bản quét/Tờ trình số 1.tif", ARCHIVE, "Tờ trình"],
+            ["scan/quyết định.tif", ARCHIVE, "Quyết định"], ["hai/a.PNG", ARCHIVE, "Ảnh"]]
+    p = plan(write_csv(tmp_path / "ds.csv", [[unicodedata.normalize("NFC", c) for c in r] for r in rows], ";"))
+    assert [(d.title, Path(d.files[0]).exists()) for d in p.documents] == [("Tờ trình", True), ("Quyết định", True)]
+    (problem,) = p.problems
+    assert "tệp 'hai/a.PNG' không tồn tại" in problem.reason
+
+
 def test_csv_mixing_numbered_and_unnumbered_pages_is_refused(tmp_path):
     image(tmp_path / "a.png")
     image(tmp_path / "b.png")
