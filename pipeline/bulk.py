@@ -21,7 +21,7 @@ from typing import Callable
 
 from . import audit, jobs, receipts
 from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
-from .bulk_report import BulkOutcome, totals, write_report
+from .bulk_report import BulkOutcome, check_writable, totals, write_report
 from .errors import BrokerUnavailable, Conflict, describe
 from .ingest import IngestContext
 from .models import IngestRequest, IngestSummary
@@ -60,6 +60,8 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str, bool], None] |
     With workers, a dossier's documents are finished one after the other in the source's
     order: a document's finishing task is sent once its pages are settled and the documents
     before it in the same dossier are settled too."""
+    if report is not None:
+        check_writable(Path(report))
     started = audit.now_vn()
     batch = uuid.uuid4().hex
     source = Path(source)

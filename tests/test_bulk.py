@@ -93,6 +93,17 @@ def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
     assert any("giữ lại (held)" in line for line in csv)
 
 
+def test_a_report_that_cannot_be_written_is_refused_before_anything_is_converted(cli, home, rendered, tmp_path):
+    """Its folder missing, the run converted and stored everything, then ended in "Lỗi không mong
+    đợi: FileNotFoundError" (exit 70) saying nothing was added, with no summary (archive review)."""
+    root = tmp_path / "kho"
+    (root / CODES[0]).mkdir(parents=True)
+    save_page(rendered("bulk-report", layout="text", seed=856, dpi=150), root / CODES[0] / "Đơn.png")
+    code, out, err = cli("bulk", root, "--report", tmp_path / "khong-co" / "bao-cao")
+    assert code == 2 and "Không ghi được báo cáo vào thư mục" in err and "không tồn tại" in err, err
+    assert not (home / "store" / "dossiers" / CODES[0]).exists()
+
+
 def test_a_continuous_scan_is_split_at_the_receipts_and_held_pages_are_reported(cli, home, tmp_path):
     """One TIFF from the feeder holding three dossiers; the second receipt's QR code is
     destroyed, so its pages are reported and held back, never merged into the first dossier."""
