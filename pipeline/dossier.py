@@ -61,20 +61,21 @@ def parse(code: str) -> dict:
     """Validate a dossier code and return its parts; raise DossierCodeError otherwise."""
     shown = code.encode("unicode_escape").decode("ascii")
     if len(code) > MAX_CODE_LEN or ".." in code:
-        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown[:120]}' ({FORMATS_HELP})")
+        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown[:120]}' ({FORMATS_HELP})", "not a dossier code")
     for kind, pattern in (("central", _CENTRAL), ("ordinary", _ORDINARY)):
         m = pattern.fullmatch(code)
         if m:
             break
     else:
-        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown}'{_hint(code)} ({FORMATS_HELP})")
+        raise DossierCodeError(f"Mã hồ sơ không hợp lệ: '{shown}'{_hint(code)} ({FORMATS_HELP})", "not a dossier code")
     if len(m["agency"]) > MAX_AGENCY_LEN:
-        raise DossierCodeError(f"Mã cơ quan quá dài (tối đa {MAX_AGENCY_LEN} ký tự): '{code}'")
+        raise DossierCodeError(f"Mã cơ quan quá dài (tối đa {MAX_AGENCY_LEN} ký tự): '{code}'", "agency code too long")
     yy, mm, dd = int(m["date"][:2]), int(m["date"][2:4]), int(m["date"][4:])
     try:
         received = date(2000 + yy, mm, dd)
     except ValueError:
-        raise DossierCodeError(f"Ngày tiếp nhận trong mã hồ sơ không hợp lệ: '{code}' (YYMMDD = {m['date']})") from None
+        raise DossierCodeError(f"Ngày tiếp nhận trong mã hồ sơ không hợp lệ: '{code}' (YYMMDD = {m['date']})",
+                               f"no such receiving day in the dossier code: {m['date']}") from None
     return {"code": code, "kind": kind, "agency": m["agency"], "received": received.isoformat(), "sequence": m["seq"]}
 
 
@@ -136,6 +137,9 @@ def _is_key_shape(code: str) -> bool:
     return any(p.fullmatch(code) for p in (_CENTRAL, _ORDINARY, _ARCHIVE))
 
 
+_TYPOGRAPHIC_DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
+
+
 def _key_hint(code: str) -> str:
     """What most likely went wrong with a dossier key, for the operator."""
     stripped = code.strip()
@@ -144,6 +148,9 @@ def _key_hint(code: str) -> str:
     upper = stripped.upper()
     if upper != stripped and _is_key_shape(upper):
         return f"; mã hồ sơ viết bằng chữ in hoa: '{upper}'"
+    dashes = upper.translate(_TYPOGRAPHIC_DASHES)
+    if dashes != upper and _is_key_shape(dashes):
+        return f"; các phần cách nhau bằng dấu '-' (dấu gạch nối trên bàn phím), không phải '–' mà Word tự đổi: '{dashes}'"
     m = _ARCHIVE_DOTTED.fullmatch(upper)
     if m:
         return (f"; mã hồ sơ lưu trữ dùng dấu '-' giữa mã cơ quan, năm và số hồ sơ: "

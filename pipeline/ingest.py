@@ -231,7 +231,7 @@ def check_title(title: str) -> str:
 
     cleaned = unicodedata.normalize("NFC", " ".join((title or "").split()))
     if not cleaned:
-        raise UsageError("Tên tài liệu (--title) không được để trống", "blank title")
+        raise UsageError("Tên tài liệu không được để trống", "blank title")
     if len(cleaned) > MAX_TITLE:
         raise UsageError(f"Tên tài liệu dài {len(cleaned)} ký tự, tối đa {MAX_TITLE}", "title too long")
     return cleaned

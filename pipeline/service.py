@@ -432,7 +432,8 @@ def link(settings: Settings, code: str, doc_id: str | None = None, expires: int 
     store = open_store(settings)
     if not hasattr(store, "presigned_url"):
         raise Unsupported("Liên kết tải xuống chỉ có với kho S3 (SOHOA_STORAGE=s3); "
-                          "với kho cục bộ hãy dùng 'sohoa export'", "presigned links need the S3 store")
+                          "với kho cục bộ hãy tải tệp trực tiếp (API: bỏ link=true; dòng lệnh: 'sohoa export')",
+                          "presigned links need the S3 store")
     manifest = require_manifest(store, code)
     docs = [d for d in manifest["documents"] if doc_id in (None, d["docId"])]
     if not docs:

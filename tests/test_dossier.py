@@ -26,6 +26,20 @@ def test_rejects_anything_else_with_a_clear_message(code):
         dossier.parse(code)
 
 
+def test_a_code_typed_in_word_is_refused_naming_the_dash_and_every_refusal_has_its_english_detail():
+    """Word turns '-' into '–': the hint said a part was missing (archive review); a day that does
+    not exist had no English detail for an integrator's log (API review)."""
+    for typed, meant in (("H15.50.05.13–2019–0104", "H15.50.05.13-2019-0104"),
+                         ("H23.50—261201‑0001", "H23.50-261201-0001")):
+        with pytest.raises(DossierCodeError) as refused:
+            dossier.validate_key(typed)
+        assert f"không phải '–' mà Word tự đổi: '{meant}'" in refused.value.message_vi
+    for code in ("H23.50-261340-0001", "h23.50-261201-0001", "A" * 36 + "-261201-0001"):
+        with pytest.raises(DossierCodeError) as refused:
+            dossier.parse(code)
+        assert refused.value.detail, code
+
+
 def test_code_never_reaches_storage_as_a_path():
     for escape in ("../../etc", "..", "a/../b", "/etc", ""):
         with pytest.raises(UnsafeKey):
