@@ -222,10 +222,16 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     @app.get(API + "/jobs", tags=["intake"])
     def list_jobs(who: Annotated[Principal, Depends(require("jobs"))],
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
-        """The latest jobs: an operator's own uploads; every job in scope for the other roles."""
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  offset: Annotated[int, Query(ge=0, le=1_000_000, description="bỏ qua bấy nhiêu lượt mới nhất")] = 0,
+                  dossier: Annotated[str | None, Query(max_length=100, description="chỉ các lượt của hồ sơ này")] = None,
+                  state: Annotated[Literal["queued", "running", "finishing", "done", "failed", "discarded"] | None,
+                                   Query()] = None) -> dict:
+        """The latest jobs, oldest first: an operator's own uploads; every job in scope for the other
+        roles; ``offset`` newer ones left out, ``more`` when older ones follow."""
         with service.acting(who):
-            return {"jobs": [j.to_json() for j in service.jobs_for(settings, who, limit)]}
+            found, more = service.job_page(settings, who, limit, offset, dossier, state)
+        return {"jobs": [j.to_json() for j in found], "offset": offset, "more": more}
 
     @app.get(API + "/jobs/{job_id}", tags=["intake"])
     def get_job(job_id: str, who: Annotated[Principal, Depends(require("jobs"))]) -> dict:
@@ -341,11 +347,14 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     def list_dossiers(code_prefix: Annotated[str, Query(alias="codePrefix", min_length=1, max_length=100,
                                                         pattern=CODE_PREFIX, description="ví dụ H23.50-2612")],
                       who: Annotated[Principal, Depends(require("read"))],
-                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
-        """The dossiers in the user's agencies whose code starts with ``codePrefix`` (any case)."""
+                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                      offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict:
+        """The dossiers in the user's agencies whose code starts with ``codePrefix`` (any case), in
+        code order, ``offset`` left out; ``more`` when others follow."""
         with service.acting(who):
-            return {"codePrefix": code_prefix.strip().upper(),
-                    "dossiers": list(service.dossiers_by_code(settings, code_prefix, limit=limit, scope=who.agencies))}
+            found = service.dossiers_by_code(settings, code_prefix, limit=limit + 1, scope=who.agencies, offset=offset)
+        return {"codePrefix": code_prefix.strip().upper(), "dossiers": list(found[:limit]), "offset": offset,
+                "more": len(found) > limit}
 
     # ------------------------------------------------------------------ reports
 

@@ -456,10 +456,12 @@ def parse_day(text: str) -> date | None:
     return dossier.parse_day(text)
 
 
-def dossiers_by_code(settings: Settings, prefix: str, *, limit: int = 50, scope: Sequence[str] = ()) -> tuple[dict, ...]:
-    """The dossiers whose code starts with ``prefix`` (any case), in the scope: an officer who
-    types a code, or the start of one, in the search box (``dossier.code_prefix_in``)."""
-    found = search_index.dossiers_by_code(database(settings), prefix, scope, limit)
+def dossiers_by_code(settings: Settings, prefix: str, *, limit: int = 50, scope: Sequence[str] = (),
+                     offset: int = 0) -> tuple[dict, ...]:
+    """The dossiers whose code starts with ``prefix`` (any case), in the scope, in code order, the
+    first ``offset`` left out: an officer who types a code, or the start of one, in the search box
+    (``dossier.code_prefix_in``)."""
+    found = search_index.dossiers_by_code(database(settings), prefix, scope, limit, offset)
     audit.record(database(settings), "search-codes", codePrefix=prefix.strip().upper(), hits=len(found))
     return tuple(found)
 
@@ -1328,10 +1330,21 @@ def run_job(settings: Settings, job_id: str) -> None:
 
 
 def jobs_for(settings: Settings, who: Principal, limit: int = 50) -> tuple[JobView, ...]:
-    """The latest jobs a user may see: an operator its own uploads, others every job in scope."""
-    rows = job_table.find(database(settings), newest=limit * 4 if who.agencies else limit,
-                          submitted_by=who.name if who.role == "operator" else None)
-    return tuple(JobView.from_row(r) for r in rows if who.sees(r["dossier"]))[-limit:]
+    """The latest jobs a user may see, oldest first: an operator its own uploads, others every job
+    in scope."""
+    return job_page(settings, who, limit)[0]
+
+
+def job_page(settings: Settings, who: Principal, limit: int = 50, offset: int = 0, code: str | None = None,
+             state: str | None = None) -> tuple[tuple[JobView, ...], bool]:
+    """``jobs_for``'s jobs, the ``offset`` newest left out, of one dossier or in one state when
+    given, oldest first; and whether older ones follow."""
+    if code is not None:
+        code = visible(who, code)
+    rows = job_table.find(database(settings), newest=limit + 1, skip=offset, agencies=tuple(who.agencies),
+                          submitted_by=who.name if who.role == "operator" else None, dossier=code,
+                          states=(state,) if state else None)
+    return tuple(JobView.from_row(r) for r in rows[-limit:]), len(rows) > limit
 
 
 def job_for(settings: Settings, job_id: str, who: Principal) -> JobView:

@@ -670,17 +670,19 @@ def _document_titles(engine: Engine, doc_ids: set[str]) -> dict[str, str]:
                                  .where(documents.c.doc_id.in_(sorted(doc_ids)))).all())
 
 
-def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), limit: int = 50) -> list[dict]:
+def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), limit: int = 50,
+                     offset: int = 0) -> list[dict]:
     """The indexed dossiers whose code starts with ``prefix`` (upper case), in the scope, in code
-    order: {dossierCode, title, documents, pages}."""
+    order, the first ``offset`` left out: {dossierCode, title, documents, pages}."""
     prefix = nfc(prefix).strip().upper()
     if not prefix or limit <= 0:
         return []
     filters, params = _filters(prefix, scope, engine.dialect.name, column="d.code")
+    code = 'd.code COLLATE "C"' if engine.dialect.name == "postgresql" else "d.code"  # the order of the prefix's range
     with engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT d.code AS dossier_code, d.title, d.total_doc, d.number_of_page "
-                                    f"FROM dossiers d WHERE 1 = 1 {filters}ORDER BY d.code LIMIT :limit"),
-                            {**params, "limit": limit}).all()
+                                    f"FROM dossiers d WHERE 1 = 1 {filters}ORDER BY {code} LIMIT :limit OFFSET :offset"),
+                            {**params, "limit": limit, "offset": offset}).all()
     return [{"dossierCode": r.dossier_code, "title": r.title, "documents": r.total_doc, "pages": r.number_of_page}
             for r in rows]
 

@@ -97,10 +97,11 @@ def _job(row, pages) -> dict:
 def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None,
          input_sha256: str | None = None, states: tuple[str, ...] | None = None,
          ids: list[str] | None = None, submitted_by: str | None = None, newest: int | None = None,
-         source: str | None = None) -> list[dict]:
+         source: str | None = None, agencies: tuple[str, ...] = (), skip: int = 0) -> list[dict]:
     """Jobs matching every filter given, oldest first, without their page rows (with ``ids``,
     in chunks, so that no query holds more parameters than the database takes; with
-    ``newest``, only that many of the latest)."""
+    ``newest``, only that many of the latest, ``skip`` newer ones left out). ``agencies``: only
+    the dossiers whose code is one of them followed by '.' or '-' (none: every dossier)."""
     if ids is not None and len(ids) > _CHUNK:
         found = sorted((job for start in range(0, len(ids), _CHUNK)
                         for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
@@ -109,7 +110,10 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
                        key=lambda job: (job["created"], job["id"]))
         return found[-newest:] if newest is not None else found
     order = (jobs.c.created.desc(), jobs.c.id.desc()) if newest is not None else (jobs.c.created, jobs.c.id)
-    query = sa.select(jobs).order_by(*order).limit(newest)
+    query = sa.select(jobs).order_by(*order).limit(newest).offset(skip or None)
+    if agencies:
+        query = query.where(sa.or_(*(sa.func.substr(jobs.c.dossier, 1, len(a) + 1).in_([a + ".", a + "-"])
+                                     for a in agencies)))
     if ids is not None:
         query = query.where(jobs.c.id.in_(ids))
     for column, value in ((jobs.c.dossier, dossier), (jobs.c.batch, batch), (jobs.c.input_sha256, input_sha256),

@@ -746,6 +746,42 @@ def test_the_same_files_sent_again_while_converted_are_said_to_be_so_and_never_a
         assert "đang được số hóa trong một lượt xử lý của người dùng khác (op)" in other.json()["error"]["message"]
 
 
+def test_the_lists_of_jobs_and_dossiers_page_with_offset_and_more(api, tmp_path):
+    """/dossiers and /jobs took only a limit: offset was ignored, so a client paging by offset got
+    page 1 for ever, and older jobs could not be reached (integrator's review)."""
+    from tests.badfiles import page_image
+
+    client, tokens = api["client"], api["tokens"]
+    codes = [f"H23.50-261202-{n:04d}" for n in range(1, 6)]
+    with TestClient(create_app(api["settings"], background=False)) as quiet:  # jobs recorded, left queued
+        for n, code in enumerate(codes):
+            scan = tmp_path / f"{n}.png"
+            page_image("L", size=(600 + n, 800)).save(scan)
+            answer = quiet.post(f"/api/v1/dossiers/{code}/documents", headers=tokens["op2"], data={"title": "Đơn"},
+                                files=[("files", (scan.name, scan.read_bytes(), "image/png"))])
+            assert answer.status_code == 202, answer.text
+    seen, offset = [], 0
+    while True:
+        page = client.get("/api/v1/jobs", headers=tokens["op2"], params={"limit": 2, "offset": offset}).json()
+        seen = [j["dossierCode"] for j in page["jobs"]] + seen  # each page oldest first, the newest page first
+        offset += 2
+        if not page["more"]:
+            break
+    assert seen == codes and offset == 6
+    failed = client.get("/api/v1/jobs", headers=tokens["off"], params={"dossier": codes[2], "state": "queued"}).json()
+    assert [j["dossierCode"] for j in failed["jobs"]] == [codes[2]] and failed["more"] is False
+    assert client.get("/api/v1/jobs", headers=tokens["off-h99"], params={"dossier": codes[2]}).status_code == 404
+    from storage import index
+    for code in codes[:2]:  # two more dossiers found by the prefix
+        index.index_dossier(database(api["settings"]), {"dossierCode": code, "title": "Hồ sơ", "documents": []}, {})
+    first = client.get("/api/v1/dossiers", headers=tokens["off"], params={"codePrefix": "H23.50", "limit": 1}).json()
+    second = client.get("/api/v1/dossiers", headers=tokens["off"],
+                        params={"codePrefix": "H23.50", "limit": 1, "offset": 1}).json()
+    assert first["more"] is True and first["dossiers"] != second["dossiers"] and len(second["dossiers"]) == 1
+    last = client.get("/api/v1/dossiers", headers=tokens["off"], params={"codePrefix": "H23.50", "offset": 2}).json()
+    assert last["more"] is False and len(last["dossiers"]) >= 1
+
+
 def _left_allocated(call) -> int:
     """Bytes still allocated once ``call`` has returned or raised, with Python's cycle collector
     off (as between two of its full collections in a serving process)."""
