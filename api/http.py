@@ -31,6 +31,7 @@ from fastapi import Body, Depends, FastAPI, File, Form, Query, Request, UploadFi
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,6 +91,27 @@ def _vi_problem(error: dict) -> str:
 CODE_PREFIX = r"^[0-9A-Za-z.\-]+$"
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="máy đọc: usage, input, unsupported_type, dossier_code, not_found, forbidden, "
+                                  "unauthenticated, conflict, integrity, too_large, broker, …")
+    message: str = Field(description="tiếng Việt, cho người dùng")
+    detail: str = Field(description="tiếng Anh, cho nhật ký")
+
+
+class ErrorBody(BaseModel):
+    """Every error, of every route, in one shape."""
+    error: ErrorDetail
+
+
+# declared on every route of the description (the 422 replaces FastAPI's own, which the API never sends)
+ERROR_RESPONSES = {status: {"model": ErrorBody, "description": text} for status, text in (
+    (400, "yêu cầu không hợp lệ"), (401, "thiếu hoặc sai mã truy cập (WWW-Authenticate: Bearer)"),
+    (403, "vai trò không được phép"), (404, "không có, hoặc ngoài các cơ quan của người dùng"),
+    (409, "xung đột với trạng thái hiện tại"), (413, "tệp hoặc yêu cầu quá lớn"), (415, "loại tệp không nhận"),
+    (422, "thiếu trường, trường rỗng hoặc ngoài giới hạn; tệp không đọc được"), (500, "lỗi máy chủ"),
+    (503, "kho, cơ sở dữ liệu hoặc hàng đợi chưa sẵn sàng"))}
+
+
 def create_app(settings: Settings, *, background: bool = True, periodic: bool = False) -> FastAPI:
     """The application. ``background``: run uploaded jobs in this process when no broker is set;
     ``periodic``: also anchor the access log and deliver notices on their intervals (the server
@@ -109,6 +131,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                     service.stop_reading_ahead()
 
     app = FastAPI(title="sohoa", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  responses=ERROR_RESPONSES,
                   description="Số hóa hồ sơ thủ tục hành chính: tiếp nhận, tra cứu, xác minh, báo cáo.")
     app.state.settings = settings
     app.state.runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sohoa-job")
@@ -178,10 +201,15 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
 
     # ------------------------------------------------------------------ intake
 
-    @app.post(API + "/dossiers/{code}/documents", status_code=202, tags=["intake"])
+    @app.post(API + "/dossiers/{code}/documents", status_code=202, tags=["intake"], responses={
+        202: {"description": "{job, href}: the job (Location: its address); with duplicate: true, the job already "
+                             "converting these files"},
+        200: {"description": "{duplicate: true, document}: the dossier already holds these files"}})
     async def upload(code: str, request: Request, files: Annotated[list[UploadFile], File()],
                      who: Annotated[Principal, Depends(require("upload"))],
-                     title: Annotated[str, Form(max_length=4000)] = "") -> JSONResponse:
+                     title: Annotated[str, Form(min_length=1, max_length=1000,
+                                                description="tên tài liệu (bắt buộc, tối đa 1000 ký tự)")]
+                     ) -> JSONResponse:
         """One document of the dossier, its pages in the order of ``files``: answers 202 with the
         job at once; the pages are converted in the background (``GET /api/v1/jobs/{id}``)."""
         code = service.visible(who, code)
@@ -279,7 +307,11 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         with service.acting(who):
             return service.show(settings, code).manifest
 
-    @app.get(API + "/dossiers/{code}/documents/{doc_id}/pdf", tags=["retrieval"], response_class=Response)
+    @app.get(API + "/dossiers/{code}/documents/{doc_id}/pdf", tags=["retrieval"], response_class=Response, responses={
+        200: {"content": {"application/pdf": {}}, "description": "the signed PDF/A; ETag: its SHA-256"},
+        206: {"content": {"application/pdf": {}}, "description": "the range asked for (Content-Range)"},
+        304: {"description": "If-None-Match named its ETag"}, 307: {"description": "link=true: the presigned link"},
+        416: {"model": ErrorBody, "description": "the range lies outside the file"}})
     def get_pdf(code: str, doc_id: str, request: Request, who: Annotated[Principal, Depends(require("download"))],
                 link: Annotated[bool, Query()] = False) -> Response:
         """The signed PDF/A, fixity checked; with ``link=true`` on S3, a redirect to a link that

@@ -19,9 +19,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pipeline import service
 from pipeline.service import Principal
@@ -77,9 +79,15 @@ class Unauthenticated(HTTPException):
                          headers={"WWW-Authenticate": "Bearer"})
 
 
+# Declares the bearer token in the OpenAPI description (each route that needs it, so that
+# generated clients send it); ``authenticate`` reads the header itself, and a session cookie too.
+BEARER = HTTPBearer(auto_error=False, description="mã truy cập của 'sohoa token create' (Authorization: Bearer …)")
+
+
 def require(permission: str):
     """A FastAPI dependency: the request's user, who must have ``permission``."""
-    async def dependency(request: Request) -> Principal:
+    async def dependency(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+                         ) -> Principal:
         who = await authenticate(request)
         if who is None:
             raise Unauthenticated()

@@ -782,6 +782,39 @@ def test_the_lists_of_jobs_and_dossiers_page_with_offset_and_more(api, tmp_path)
     assert last["more"] is False and len(last["dossiers"]) >= 1
 
 
+def test_the_openapi_description_declares_the_token_and_the_errors_as_the_api_sends_them(api, tmp_path):
+    """Generated from /openapi.json alone, a client sent no token (no security scheme), expected
+    FastAPI's {"detail": [...]} for a 422 the API never sends, and a title that was optional up
+    to 4000 characters where the API wants one of 1 to 1000 (integrator's review)."""
+    from api.http import ErrorBody
+    from tests.badfiles import page_image
+
+    client, op = api["client"], api["tokens"]["op"]
+    described = client.get("/openapi.json").json()
+    assert described["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": described["components"]["securitySchemes"]["HTTPBearer"][
+            "description"]}
+    upload = described["paths"]["/api/v1/dossiers/{code}/documents"]["post"]
+    assert upload["security"] == [{"HTTPBearer": []}] and "security" not in described["paths"]["/healthz"]["get"]
+    assert "HTTPValidationError" not in described["components"]["schemas"]
+    for status in ("401", "403", "404", "409", "413", "415", "422"):
+        schema = upload["responses"][status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, status
+    form = described["components"]["schemas"][upload["requestBody"]["content"]["multipart/form-data"]["schema"][
+        "$ref"].rsplit("/", 1)[1]]
+    assert "title" in form["required"] and (form["properties"]["title"]["minLength"],
+                                            form["properties"]["title"]["maxLength"]) == (1, 1000)
+    scan = tmp_path / "p.png"
+    page_image("L").save(scan)
+    for title in ("", "x" * 1001):
+        refused = client.post("/api/v1/dossiers/H23.50-261202-0010/documents", headers=op, data={"title": title},
+                              files=[("files", ("p.png", scan.read_bytes(), "image/png"))])
+        assert refused.status_code == 422, title[:10]
+        ErrorBody.model_validate(refused.json())  # the body the description promises
+    ErrorBody.model_validate(client.get("/api/v1/jobs").json())  # 401
+    ErrorBody.model_validate(client.get("/api/v1/jobs/" + "0" * 32, headers=op).json())  # 404
+
+
 def _left_allocated(call) -> int:
     """Bytes still allocated once ``call`` has returned or raised, with Python's cycle collector
     off (as between two of its full collections in a serving process)."""
