@@ -21,9 +21,10 @@ The database finds the candidate pages (every word, folded, through its full-tex
 and says which hold the phrase; the tiers, scores and snippets are computed in Python from
 the page text, so SQLite and PostgreSQL give the same order. Quoted text ("...") and
 joined chunks (NĐ-CP, 15/2020) must match as adjacent syllables. Spellings both in everyday use
-are one: the tone mark's old and new place (hoá, hóa) and i or y as the rhyme after h, k, l, m,
-qu, s, t (quy định, qui định), a day or a month with or without its zero (3/2/2025,
-03/02/2025; see ``spelling`` and ``term_spellings``).
+are one: the tone mark's old and new place (hoá, hóa) and a day or a month with or without its
+zero (3/2/2025, 03/02/2025); i or y as the rhyme after h, k, l, m, qu, s, t (quy định, qui
+định) once folded, so that the spelling typed ranks first (given names: Mi is not My; see
+``spelling`` and ``query_spellings``).
 
 - SQLite: FTS5 over ``text`` (diacritics kept, case folded) and ``text_folded`` (the same
   text with diacritics removed character by character, see ``fold``).
@@ -127,14 +128,18 @@ def fold(text: str) -> str:
 # vowels, where i and y make other words (tai and tay, tui and tuy).
 _I_OR_Y = re.compile(r"(?:qu|[hklmst])[iy]")
 # A day, a month, a clause's number: "03/02/2025" and "3/2/2025", "khoản 03" and "khoản 3" are
-# one; a longer number keeps its zeros (an identity number's are its own).
-_ZERO_LED = re.compile(r"0[0-9]")
+# one; "00" (minutes) and a longer number keep their zeros (an identity number's are its own).
+_ZERO_LED = re.compile(r"0[1-9]")
+
+
+def _one_number(token: str) -> str:
+    return token[1] if _ZERO_LED.fullmatch(token) else token
 
 
 def _one_spelling(syllable: str) -> str:
-    if _I_OR_Y.fullmatch(syllable):
-        return syllable[:-1] + "y"
-    return syllable[1] if _ZERO_LED.fullmatch(syllable) else syllable
+    """The folded key's spelling: i or y as in ``_I_OR_Y`` (a given name "Mi" is not "My", so the
+    exact key, ``spelling``, keeps them apart: the spelling typed ranks first) and ``_one_number``."""
+    return syllable[:-1] + "y" if _I_OR_Y.fullmatch(syllable) else _one_number(syllable)
 
 
 @functools.lru_cache(maxsize=65536)  # Vietnamese has a few thousand syllables
@@ -146,7 +151,7 @@ def _written(folded: str) -> tuple[str, ...]:
     """The ways a query token (``_folded_token``) may be written on a page (see ``_one_spelling``)."""
     if _I_OR_Y.fullmatch(folded):
         return folded[:-1] + "i", folded
-    return (folded, "0" + folded) if len(folded) == 1 and "0" <= folded <= "9" else (folded,)
+    return (folded, "0" + folded) if len(folded) == 1 and "1" <= folded <= "9" else (folded,)
 
 
 _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ngã, hỏi, nặng
@@ -156,11 +161,11 @@ _TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền, sắc, ng�
 def spelling(token: str) -> str:
     """A lower-case syllable with its tone mark moved to its end: the old and the new placement of
     the tone (hoá and hóa, thuỷ and thủy, khoẻ and khỏe, uỷ and ủy), both in everyday use, are
-    one spelling, as are i and y in the syllables of ``_I_OR_Y`` (kí and ký) and a day or month
-    with and without its zero (03 and 3); the vowels' own marks (â, ă, ơ, ư) and đ stay where they are."""
+    one spelling, as are a day or month with and without its zero (03 and 3); the vowels' own
+    marks (â, ă, ơ, ư) and đ stay where they are. (i and y are one only once folded.)"""
     decomposed = unicodedata.normalize("NFD", token.lower().replace("ð", "đ"))
     tones = "".join(c for c in decomposed if c in _TONE_MARKS)
-    return _one_spelling(unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS))) + tones
+    return _one_number(unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONE_MARKS))) + tones
 
 
 def parse_query(query: str) -> list[list[str]]:
@@ -208,24 +213,33 @@ class Query:
 
 
 MAX_SPELLINGS = 16  # ways of writing one term the database is asked for; beyond, the term as typed
+MAX_QUERY_SPELLINGS = 64  # and of all the terms of a query together (a long query of i/y syllables or digits)
 
 
-def term_spellings(tokens: Sequence[str]) -> list[tuple[str, ...]]:
-    """The ways a term may be written on a page: its tokens as typed, each i/y syllable and each
-    number of one or two digits (see ``_one_spelling``) both ways, folded (both databases then
-    read them alike); only as typed when that makes more than MAX_SPELLINGS."""
-    choices = [_written(folded) if len(_written(folded := _folded_token(t))) > 1 else (t,) for t in tokens]
-    if math.prod(map(len, choices)) > MAX_SPELLINGS:
-        return [tuple(tokens)]
-    return list(itertools.product(*choices))
+def query_spellings(terms) -> list[list[tuple[str, ...]]]:
+    """The ways each term may be written on a page: its tokens as typed, each i/y syllable and each
+    day or month (see ``_one_spelling``) both ways, folded (both databases then read them alike);
+    a term only as typed when it would make more than MAX_SPELLINGS, or the query's terms together
+    more than MAX_QUERY_SPELLINGS (a query that long is narrow enough as typed)."""
+    found, budget = [], MAX_QUERY_SPELLINGS
+    for tokens in terms:
+        choices = [_written(folded) if len(_written(folded := _folded_token(t))) > 1 else (t,) for t in tokens]
+        count = math.prod(map(len, choices))
+        if count > min(MAX_SPELLINGS, budget - (len(terms) - len(found) - 1)):  # one left for each term after
+            found.append([tuple(tokens)])
+            budget -= 1
+        else:
+            found.append(list(itertools.product(*choices)))
+            budget -= count
+    return found
 
 
 def fts5_match(terms, column: str) -> str:
     """An FTS5 MATCH expression: every term in column (folded), each term as a quoted phrase, or
-    as any of its spellings (``term_spellings``)."""
+    as any of its spellings (``query_spellings``)."""
     clauses = []
-    for tokens in terms:
-        phrases = ['"' + " ".join(map(fold, spelled)).replace('"', '""') + '"' for spelled in term_spellings(tokens)]
+    for spellings in query_spellings(terms):
+        phrases = ['"' + " ".join(map(fold, spelled)).replace('"', '""') + '"' for spelled in spellings]
         clauses.append(phrases[0] if len(phrases) == 1 else "(" + " OR ".join(phrases) + ")")
     return f"{column} : ({' AND '.join(clauses)})"
 
@@ -234,12 +248,12 @@ def tsquery_sql(terms, name: str) -> tuple[str, dict]:
     """A PostgreSQL tsquery (SQL and its parameters) as ``fts5_match`` reads the terms: each term
     a phrase in any of its spellings, every term on the page."""
     clauses, params = [], {}
-    for i, tokens in enumerate(terms):
-        spellings = []
-        for j, spelled in enumerate(term_spellings(tokens)):
+    for i, spellings in enumerate(query_spellings(terms)):
+        written = []
+        for j, spelled in enumerate(spellings):
             params[f"{name}{i}_{j}"] = " ".join(spelled)
-            spellings.append(f"phraseto_tsquery('sohoa_unaccent', :{name}{i}_{j})")
-        clauses.append("(" + " || ".join(spellings) + ")")
+            written.append(f"phraseto_tsquery('sohoa_unaccent', :{name}{i}_{j})")
+        clauses.append("(" + " || ".join(written) + ")")
     return " && ".join(clauses), params
 
 
@@ -681,7 +695,8 @@ def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), lim
     code = 'd.code COLLATE "C"' if engine.dialect.name == "postgresql" else "d.code"  # the order of the prefix's range
     with engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT d.code AS dossier_code, d.title, d.total_doc, d.number_of_page "
-                                    f"FROM dossiers d WHERE 1 = 1 {filters}ORDER BY {code} LIMIT :limit OFFSET :offset"),
+                                    f"FROM dossiers d WHERE 1 = 1 {filters}ORDER BY {code} "
+                                    "LIMIT :limit OFFSET :offset"),
                             {**params, "limit": limit, "offset": offset}).all()
     return [{"dossierCode": r.dossier_code, "title": r.title, "documents": r.total_doc, "pages": r.number_of_page}
             for r in rows]

@@ -79,6 +79,11 @@ def test_query_parsing_keeps_phrases_and_joined_chunks():
     assert index.parse_query('"unclosed phrase') == [["unclosed", "phrase"]]
     assert index.parse_query('" - * ( ) :') == []
     assert index.fts5_match([["nghị", "định"]], "text_folded") == 'text_folded : ("nghi dinh")'
+    # a long query of i/y syllables and days asks the database for 64 spellings at most, each term at least as typed
+    long = index.parse_query(" ".join(["quy-ky-ly-my", "3/4/5"] * 15))
+    spellings = index.query_spellings(long)
+    assert len(spellings) == len(long) and all(spellings) and sum(map(len, spellings)) <= 64
+    assert index.query_spellings([["qui", "định"]]) == [[("qui", "định"), ("quy", "định")]]
     query = index.Query.parse('Nghị ĐỊNH "quy định xử" NĐ-CP')
     assert query.phrase == ("Nghị", "ĐỊNH", "quy", "định", "xử", "NĐ", "CP")
     assert query.exact[0:2] == ((index.spelling("nghị"),), (index.spelling("định"),))
@@ -139,23 +144,35 @@ def test_the_old_and_the_new_tone_placement_are_one_spelling():
 def test_i_and_y_written_either_way_are_one_spelling_on_both_databases(index_engine):
     """"qui định" and "quy định", "lí lịch" and "lý lịch", "kĩ thuật" and "kỹ thuật", "tỉ lệ" and
     "tỷ lệ" are the same words, both in everyday use: a query in one finds a page in the other as
-    the phrase, exact, highlighted (search review: "qui định" found nothing of "quy định"). Only
-    the lone i or y after these initials: "tai" is not "tay"."""
+    the phrase once folded, highlighted, below a page in the spelling typed (search review: "qui
+    định" found nothing of "quy định"; given names differ: "Trà Mi" is not "Trà My"). Only the lone
+    i or y after these initials: "tai" is not "tay"."""
     new, old = "H23.50-261201-0096", "H23.50-261201-0095"
     texts = {new: "Quy định về lý lịch tư pháp; kỹ thuật số; tỷ lệ 5%; tay nghề",
              old: "Qui định về lí lịch tư pháp; kĩ thuật số; tỉ lệ 5%; tai nạn"}
     for code, text in texts.items():
         index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
-    for typed, shown in (("qui định", ("Quy định", "Qui định")), ("lý lịch tư pháp", ("lý lịch tư pháp", "lí lịch tư pháp")),
+    for typed, shown in (("qui định", ("Quy định", "Qui định")),
+                         ("lý lịch tư pháp", ("lý lịch tư pháp", "lí lịch tư pháp")),
                          ("KĨ THUẬT", ("kỹ thuật", "kĩ thuật")), ("tỷ lệ", ("tỷ lệ", "tỉ lệ")),
                          ('"ky thuat so" ti le', ("kỹ thuật số; tỷ lệ", "kĩ thuật số; tỉ lệ"))):
         hits = {h["dossierCode"]: h for h in index.search(index_engine, typed)}
         assert set(hits) == {new, old}, typed
+        typed_there = {new: any(w in texts[new] for w in (typed, typed.capitalize(), typed.lower())),
+                       old: any(w in texts[old] for w in (typed, typed.capitalize(), typed.lower()))}
         for code, words in zip((new, old), shown):
-            assert hits[code]["tier"] == ("phrase-folded" if typed.isascii() else "phrase"), typed
+            exact = typed_there[code] and not typed.isascii()
+            assert hits[code]["tier"] == ("phrase" if exact else "phrase-folded"), (typed, code)
             assert f"[{words}]" in hits[code]["snippet"], (typed, hits[code]["snippet"])
+        if any(typed_there.values()):  # the page in the spelling typed first
+            assert index.search(index_engine, typed)[0]["dossierCode"] == next(c for c, t in typed_there.items() if t)
     assert [h["dossierCode"] for h in index.search(index_engine, "tai")] == [old]
-    assert index.spelling("kí") == index.spelling("ký") != index.spelling("kì")
+    assert index.spelling("kí") != index.spelling("ký") and index.spelling("Ký") == index.spelling("ký")
+    names, named = "H23.50-261201-0092", "H23.50-261201-0091"
+    for code, text in ((names, "Bà Nguyễn Trà My"), (named, "Bà Nguyễn Trà Mi")):
+        index.index_dossier(index_engine, manifest_for(code, [[text]]), {f"{code}.001": [text]})
+    assert [(h["dossierCode"], h["tier"]) for h in index.search(index_engine, "Trà Mi")] == [
+        (named, "phrase"), (names, "phrase-folded")]
 
 
 def test_a_day_or_a_month_with_or_without_its_zero_is_one_on_both_databases(index_engine):
@@ -174,6 +191,11 @@ def test_a_day_or_a_month_with_or_without_its_zero_is_one_on_both_databases(inde
             assert hits[code]["tier"] == "phrase" and f"[{words}]" in hits[code]["snippet"], (typed, hits[code])
     assert [h["dossierCode"] for h in index.search(index_engine, "031")] == [zero]
     assert [h["dossierCode"] for h in index.search(index_engine, "31")] == [bare]
+    minutes = "H23.50-261201-0090"  # "00" (minutes) is no day or month: "0" does not find it
+    index.index_dossier(index_engine, manifest_for(minutes, [["lúc 08 giờ 00 phút"]]),
+                        {f"{minutes}.001": ["lúc 08 giờ 00 phút"]})
+    assert index.search(index_engine, "0") == []
+    assert [h["dossierCode"] for h in index.search(index_engine, "8 giờ")] == [minutes]
 
 
 def test_look_alike_letters_read_as_the_letters_they_stand_for_on_both_databases(index_engine):
