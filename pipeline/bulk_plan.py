@@ -88,11 +88,14 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "start_date": ("startdate", "start_date", "ngay_bat_dau", "tu_ngay", "bat_dau"),
     "end_date": ("enddate", "end_date", "ngay_ket_thuc", "den_ngay", "ket_thuc"),
 }
-# Words of a header naming a page's order or a retention period: a column holding them that no
-# field takes is refused, never left out in silence (the pages would be stored in row order, the
-# file kept 10 years, signed and write-once). "Số trang" may be a page's number or the count.
-_UNREAD_PAGE = frozenset({"trang", "to", "page", "order"})
-_UNREAD_MAINTENANCE = frozenset({"han", "bao_quan", "luu_tru", "bq", "maintenance", "retention"})
+# Headers (folded) naming a page's order or a retention period: a column so named that no field
+# takes is refused, never left out in silence (the pages would be stored in row order, the file
+# kept 10 years, signed and write-once). "Số trang" may be a page's number or the count. Whole
+# phrases: "Trạng thái", "Tổ chức", "Thời hạn giải quyết", "Nơi lưu trữ" are other columns.
+_UNREAD_PAGE = re.compile(r"(?:^|_)(?:so_trang|so_to|tong_so_trang|so_luong_trang|trang|to|pages?|page_\w+|"
+                          r"order)(?:_so)?$")
+_UNREAD_MAINTENANCE = re.compile(r"(?:^|_)(?:han_bao_quan|han_bq|han_luu(?:_tru)?|thbq|ma_bq|"
+                                 r"thoi_gian_(?:luu_tru|bao_quan)|maintenance\w*|retention\w*)(?:$|_)")
 REQUIRED = ("file", "dossier", "title")
 FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tài liệu", "page": "thứ tự trang",
                   "maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy",
@@ -336,10 +339,14 @@ def _fold(header: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", text).strip("_")
 
 
-# the periods as words ("Vĩnh viễn", "20 năm") or years ("20", under "Thời hạn bảo quản (năm)"), as
-# inventories write them, for their codes (no code is 10, 20, 30, 50 or 70)
-_MAINTENANCE_WORDS = {_fold(words): code for code, words in MAINTENANCE_VI.items() if code != "07"} | {
-    words.split()[0]: code for code, words in MAINTENANCE_VI.items() if words.endswith(" năm")}
+# the periods as words ("Vĩnh viễn", "20 năm"), as inventories write them, for their codes
+_MAINTENANCE_WORDS = {_fold(words): code for code, words in MAINTENANCE_VI.items() if code != "07"}
+
+
+def _in_years(given: str) -> str:
+    """A cell of a retention column in years ("Thời hạn bảo quản (năm)"): "20" is 20 years, never a
+    code (a "5" there is five years, which TT 05/2025 has no code for: refused as it is)."""
+    return f"{given} năm" if given.isdigit() else given
 
 
 def _maintenance_code(given: str) -> str:
@@ -366,13 +373,12 @@ def _unread_columns(header: list[str], columns: dict[str, int]) -> list[str]:
     reasons = []
     for i, name in enumerate(header):
         folded = _fold(name)
-        words = set(folded.split("_")) | {w for w in ("bao_quan", "luu_tru") if w in folded}
         if i in used or not folded:
             continue
-        if "page" not in columns and words & _UNREAD_PAGE:
+        if "page" not in columns and _UNREAD_PAGE.search(folded):
             reasons.append(f"cột '{name.strip()}' không rõ là thứ tự trang hay số trang của tài liệu: nếu là thứ tự "
                            "trang hãy đặt tên cột là 'Thứ tự trang' (hoặc 'Trang'), nếu không hãy bỏ cột")
-        elif "maintenance" not in columns and words & _UNREAD_MAINTENANCE:
+        elif "maintenance" not in columns and _UNREAD_MAINTENANCE.search(folded):
             reasons.append(f"cột '{name.strip()}' không được đọc: nếu là thời hạn bảo quản hãy đặt tên cột là "
                            "'Thời hạn bảo quản' (mã 01-07 hoặc 'vĩnh viễn', '70 năm' …), nếu không hãy bỏ cột")
     return reasons
@@ -435,7 +441,7 @@ def _rows_text(numbers: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def _resolve(base: Path, cell: str) -> Path:
+def _resolve(base: Path, cell: str, listings: dict) -> Path:
     path = Path(cell)
     path = path if path.is_absolute() else base / path
     if not path.exists() and "\\" in cell:
@@ -444,23 +450,28 @@ def _resolve(base: Path, cell: str) -> Path:
         if alt.exists():
             return alt
         path = alt
-    return path if path.exists() else _written_otherwise(path) or path
+    return path if path.exists() else _written_otherwise(path, listings) or path
 
 
-def _written_otherwise(path: Path) -> Path | None:
+def _written_otherwise(path: Path, listings: dict[Path, dict[str, list[str]]]) -> Path | None:
     """The file a path names in another Unicode form or case: a list typed in Excel (composed
     letters) for scans copied from a Mac (decomposed), "quyết định.tif" for "Quyết định.TIF";
-    each part of the path matched alone, and only when one entry of its folder matches."""
+    each part of the path matched alone, and only when one entry of its folder matches. Each
+    folder is listed once (``listings``, kept for one CSV: thousands of rows in one folder)."""
     found = Path(path.anchor)
     for part in path.parts[len(Path(path.anchor).parts):]:
         if (found / part).exists():
             found = found / part
             continue
-        wanted = unicodedata.normalize("NFC", part).casefold()
-        try:
-            matches = [e for e in os.listdir(found) if unicodedata.normalize("NFC", e).casefold() == wanted]
-        except OSError:
-            return None
+        if found not in listings:
+            try:
+                names = os.listdir(found)
+            except OSError:
+                return None
+            listings[found] = {}
+            for name in names:
+                listings[found].setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
+        matches = listings[found].get(unicodedata.normalize("NFC", part).casefold(), [])
         if len(matches) != 1:
             return None
         found = found / matches[0]
@@ -475,6 +486,9 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
     items: list[tuple[int, object]] = []  # (first row, group key or a row problem), in row order
     by_file: dict[Path, list[int]] = {}
 
+    in_years = "maintenance" in columns and _fold(records[header_at][columns["maintenance"]]).endswith("_nam")
+    listings: dict = {}  # folder -> its names, for files written in another form or case
+
     def cell(record: list[str], fieldname: str) -> str:
         i = columns.get(fieldname)
         return record[i].strip() if i is not None and i < len(record) else ""
@@ -487,9 +501,10 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
         dossier, file = cell(record, "dossier"), cell(record, "file")
         title = " ".join(unicodedata.normalize("NFC", cell(record, "title")).split())
         row = _Row(number, file, cell(record, "page"),
-                   {f: cell(record, f) for f in DOSSIER_FIELDS if cell(record, f)})
+                   {f: _in_years(cell(record, f)) if f == "maintenance" and in_years else cell(record, f)
+                    for f in DOSSIER_FIELDS if cell(record, f)})
         if file:
-            row.path = _resolve(base, file)
+            row.path = _resolve(base, file, listings)
             by_file.setdefault(row.path.resolve(), []).append(number)
         if len(record) > width and any(c.strip() for c in record[width:]):
             items.append((number, BulkProblem(source, f"Dòng có {len(record)} ô, nhiều hơn {width} cột của dòng tiêu đề: "

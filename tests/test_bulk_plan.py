@@ -399,14 +399,20 @@ def test_an_inventorys_own_names_for_the_page_order_and_the_retention_are_read(t
     image(tmp_path / "q.png")
     other = "H15.50.05.13-2019-0124"
     years = period.endswith("(năm)")
+    image(tmp_path / "r.png")
     rows = [["Tệp", "Mã hồ sơ", "Tên tài liệu", page, period],
             ["p2.png", ARCHIVE, "Tờ trình", "2", "70" if years else "Vĩnh viễn"],
             ["p1.png", ARCHIVE, "Tờ trình", "1", "70" if years else "vĩnh viễn"],
-            ["q.png", other, "Đơn", "1", "20" if years else "20 năm"]]
+            ["q.png", other, "Đơn", "1", "20" if years else "20 năm"],
+            ["r.png", other, "Biên bản", "1", "5"]]  # in years: five years, no code; else code 05
     p = plan(write_csv(tmp_path / "muc luc.csv", rows, ";"))
-    assert p.problems == ()
     assert [(names(d), d.maintenance) for d in p.documents] == [
-        (["p1.png", "p2.png"], "02" if years else "01"), (["q.png"], "05")]
+        (["p1.png", "p2.png"], "02" if years else "01"), (["q.png"], "05")] + ([] if years else [(["r.png"], "05")])
+    if years:  # never read as a code: 5 years is not 20, 1 year is not permanent (review)
+        (problem,) = p.problems
+        assert "'5 năm' không phải mã 01-07" in problem.reason
+    else:
+        assert p.problems == ()
 
 
 def test_a_column_that_may_be_the_page_order_or_a_retention_and_is_not_read_is_refused(tmp_path):
@@ -425,6 +431,11 @@ def test_a_column_that_may_be_the_page_order_or_a_retention_and_is_not_read_is_r
     with pytest.raises(InputError, match="cột 'Hạn lưu' không được đọc"):
         plan(write_csv(tmp_path / "ds3.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", "Hạn lưu"],
                                               ["a.png", ONE_STOP, "Đơn", "05"]], ";"))
+    # columns whose words only look alike are other columns, left alone as before (review)
+    other = ["Trạng thái", "Tổ chức", "Thời hạn giải quyết", "Nơi lưu trữ", "Đơn vị bảo quản"]
+    alike = write_csv(tmp_path / "ds4.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", *other],
+                                             ["a.png", ONE_STOP, "Đơn", "xong", "UBND", "15 ngày", "kho 2", "phòng"]], ";")
+    assert [names(d) for d in plan(alike).documents] == [["a.png"]]
 
 
 def test_a_file_name_that_is_not_utf8_is_named_and_the_report_is_still_written(tmp_path):
