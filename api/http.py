@@ -242,8 +242,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         answer = {"job": job.to_json(), "href": f"{API}/jobs/{job.id}"}
         if job.resumed:  # the same files sent again while they are converted: that job, said so
             answer["duplicate"] = True
-            if title.strip() and " ".join(title.split()) != job.title:
-                answer["warnings"] = [f"Các tệp này đang được số hóa với tên «{job.title}»; tên «{title.strip()}» "
+            if (wanted := service.check_title(title)) != job.title:
+                answer["warnings"] = [f"Các tệp này đang được số hóa với tên «{job.title}»; tên «{wanted}» "
                                       "không được dùng"]
         app.state.start_job(job.id, who)
         return JSONResponse(answer, status_code=202, headers={"Location": f"{API}/jobs/{job.id}"})
@@ -322,21 +322,27 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             if link:
                 found = service.link(settings, code, doc_id, expires=300)
                 return RedirectResponse(found[0].url, status_code=307)
-            data, sha256 = service.document_pdf(settings, code, doc_id)
-        headers = {"Content-Disposition": f'attachment; filename="{doc_id}.pdf"', "ETag": f'"{sha256}"',
-                   "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"}
-        if _matches(request.headers.get("if-none-match"), sha256):
-            return Response(status_code=304, headers={"ETag": headers["ETag"], "Cache-Control": headers["Cache-Control"]})
-        if (asked := request.headers.get("range")) is not None and _matches(request.headers.get("if-range", '"'
-                                                                                                  + sha256 + '"'), sha256):
-            part = _byte_range(asked, len(data))
+            pdf = service.document_pdf_record(settings, code, doc_id)
+            etag = f'"{pdf["sha256"]}"'
+            headers = {"Content-Disposition": f'attachment; filename="{doc_id}.pdf"', "ETag": etag,
+                       "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+                       "Accept-Ranges": "bytes"}
+            if _matches(request.headers.get("if-none-match"), etag):  # answered from the manifest: nothing read
+                return Response(status_code=304, headers={"ETag": etag, "Cache-Control": headers["Cache-Control"]})
+            if request.scope.get(HEAD):  # the headers alone: nothing read, no download recorded
+                return Response(media_type="application/pdf", headers={**headers, "Content-Length": str(pdf["size"])})
+            asked = request.headers.get("range")
+            if asked is not None and request.headers.get("if-range", etag) != etag:  # changed since: the whole file
+                asked = None
+            part = _byte_range(asked, pdf["size"]) if asked is not None else (0, pdf["size"])
             if part is None:
                 return JSONResponse({"error": {"code": "range", "message": "Khoảng byte yêu cầu nằm ngoài tệp",
-                                               "detail": f"range not satisfiable: {asked}"}},
-                                    status_code=416, headers={"Content-Range": f"bytes */{len(data)}"})
-            if part != (0, len(data)):
-                return Response(data[part[0]:part[1]], status_code=206, media_type="application/pdf", headers={
-                    **headers, "Content-Range": f"bytes {part[0]}-{part[1] - 1}/{len(data)}"})
+                                               "detail": f"range not satisfiable: {asked[:100]}"}},
+                                    status_code=416, headers={"Content-Range": f"bytes */{pdf['size']}"})
+            data, _ = service.document_pdf(settings, code, doc_id, record=part[0] == 0)
+        if part != (0, len(data)):
+            return Response(data[part[0]:part[1]], status_code=206, media_type="application/pdf", headers={
+                **headers, "Content-Range": f"bytes {part[0]}-{min(part[1], len(data)) - 1}/{len(data)}"})
         return Response(data, media_type="application/pdf", headers=headers)
 
     @app.get(API + "/dossiers/{code}/verify", tags=["retrieval"])
@@ -536,29 +542,33 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, hardened)
 
 
-def _matches(if_none_match: str | None, sha256: str) -> bool:
-    """An ``If-None-Match`` (or ``If-Range``) naming the entity tag ``"sha256"`` (weak or not, in a
-    list, or ``*``)."""
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """An ``If-None-Match`` naming the entity tag (weakly compared, in a list, or ``*``)."""
     if not if_none_match:
         return False
     tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or f'"{sha256}"' in tags
+    return "*" in tags or etag in tags
+
+
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{0,18})-(\d{0,18})\s*", re.IGNORECASE)
 
 
 def _byte_range(asked: str, size: int) -> tuple[int, int] | None:
     """[start, end) of one ``bytes=a-b``, ``bytes=a-`` or ``bytes=-n`` range; the whole file for a
-    header this does not read (several ranges, another unit: answered whole, as RFC 9110 allows);
-    None when the range lies outside the file (416)."""
-    unit, _, spec = asked.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec or not re.fullmatch(r"\s*\d*-\d*\s*", spec) or spec.strip() == "-":
+    header this does not read (several ranges, another unit, a range ending before it starts:
+    ignored, answered whole, as RFC 9110 allows); None when it lies outside the file (416)."""
+    m = _RANGE.fullmatch(asked)
+    if m is None or m[1] == m[2] == "" or (m[1] and m[2] and int(m[2]) < int(m[1])):
         return 0, size
-    first, _, last = spec.strip().partition("-")
-    if not first:  # the last n bytes
-        n = int(last)
+    if not m[1]:  # the last n bytes
+        n = int(m[2])
         return (max(0, size - n), size) if n > 0 and size else None
-    start = int(first)
-    end = min(size, int(last) + 1) if last else size
-    return (start, end) if start < size and start < end else None
+    start = int(m[1])
+    end = min(size, int(m[2]) + 1) if m[2] else size
+    return (start, end) if start < size else None
+
+
+HEAD = "sohoa.head"  # set in a request's scope when it was a HEAD, answered as GET without its body
 
 
 class HeadAsGetMiddleware:
@@ -580,7 +590,12 @@ class HeadAsGetMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        inner = {**scope, "method": "GET", HEAD: True}  # (a route may answer HEAD without its body's work)
+        try:
+            await self.app(inner, receive, headers_only)
+        finally:
+            if "route" in inner:  # what the routing found, for the metrics around this middleware
+                scope["route"] = inner["route"]
 
 
 def _too_large_file(name: str | None, size: int, settings: Settings) -> JSONResponse:

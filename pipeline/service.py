@@ -1161,9 +1161,10 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         return submitted.view, None
     started_by = (job_table.get(database(settings), submitted.job) or {}).get("submitted_by")
     if who.role == "operator" and started_by != who.name:  # its link would answer 404 to this operator
-        raise Conflict(f"Các tệp này đang được số hóa trong một lượt xử lý của người dùng khác ({started_by}), "
-                       f"bắt đầu lúc {submitted.view.created}; tài liệu sẽ có trong hồ sơ {code} khi xong, gửi lại "
-                       "sau đó sẽ nhận được tài liệu", "the same files are being converted in another user's job")
+        by = f"của người dùng khác ({started_by})" if started_by else "số hóa hàng loạt hoặc bằng dòng lệnh"
+        raise Conflict(f"Các tệp này đang được số hóa trong một lượt xử lý {by}, bắt đầu lúc "
+                       f"{submitted.view.created}; tài liệu sẽ có trong hồ sơ {code} khi xong, gửi lại sau đó sẽ "
+                       "nhận được tài liệu", "the same files are being converted in another user's job")
     return replace(submitted.view, resumed=True), None
 
 
@@ -1379,17 +1380,24 @@ def discard_job(settings: Settings, job_id: str, reason: str, who: Principal) ->
     return jobs.discard(database(settings), job_id, reason)
 
 
-def document_pdf(settings: Settings, code: str, doc_id: str) -> tuple[bytes, str]:
-    """(the signed PDF, its SHA-256), fixity checked; recorded as a download."""
+def document_pdf_record(settings: Settings, code: str, doc_id: str) -> dict:
+    """The manifest's record of a document's signed PDF ({key, sha256, size}), its bytes not read:
+    what a conditional or HEAD request is answered from."""
     code = dossier.validate_key(code)
-    store = open_store(settings)
-    manifest = require_manifest(store, code)
+    manifest = require_manifest(open_store(settings), code)
     found = [d for d in manifest["documents"] if d["docId"] == doc_id]
     if not found:
         raise NotFound(f"Hồ sơ {code} không có tài liệu {doc_id}", "no such document")
-    pdf = found[0]["pdf"]
-    data = store.get(pdf["key"], sha256=pdf["sha256"])
-    audit.record(database(settings), "download", dossier=code, docId=doc_id)
+    return found[0]["pdf"]
+
+
+def document_pdf(settings: Settings, code: str, doc_id: str, *, record: bool = True) -> tuple[bytes, str]:
+    """(the signed PDF, its SHA-256), fixity checked; recorded as a download unless ``record`` is
+    False (a later part of a download asked for in ranges: it is recorded once, at its first byte)."""
+    pdf = document_pdf_record(settings, code, doc_id)
+    data = open_store(settings).get(pdf["key"], sha256=pdf["sha256"])
+    if record:
+        audit.record(database(settings), "download", dossier=dossier.validate_key(code), docId=doc_id)
     return data, pdf["sha256"]
 
 

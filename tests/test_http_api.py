@@ -717,6 +717,27 @@ def test_a_download_answers_if_none_match_range_and_head_as_http_clients_expect(
     for probe in ("/healthz", "/readyz"):
         assert client.head(probe).status_code == 200, probe
     assert client.head(url).status_code == 401  # and still nobody without a token
+    # (review) a range that ends before it starts, or with numbers past any file, is ignored, never a 500;
+    # If-Range compares strongly: a weak tag or '*' gives the whole file
+    for odd in ("bytes=50-10", "bytes=" + "9" * 5000 + "-", "bytes=1-2,5-6", "items=0-1"):
+        whole_again = client.get(url, headers={**off, "Range": odd})
+        assert whole_again.status_code == 200 and whole_again.content == whole.content, odd[:20]
+    for weak in (f"W/{etag}", "*"):
+        assert client.get(url, headers={**off, "Range": "bytes=0-9", "If-Range": weak}).status_code == 200
+
+    # (review) HEAD and 304 read nothing and record no download; a download in ranges is recorded once
+    def downloads() -> int:
+        return sum(e["action"] == "download" for e in audit_events(api["home"]))
+
+    before = downloads()
+    client.head(url, headers=off)
+    client.get(url, headers={**off, "If-None-Match": etag})
+    assert downloads() == before
+    for start in range(0, size, size // 4 + 1):
+        assert client.get(url, headers={**off, "Range": f"bytes={start}-{start + size // 4}"}).status_code == 206
+    assert downloads() == before + 1
+    metrics = client.get("/metrics", headers=api["tokens"]["arc"]).text
+    assert 'method="HEAD",route="/api/v1/dossiers/{code}/documents/{doc_id}/pdf"' in metrics
 
 
 def test_the_same_files_sent_again_while_converted_are_said_to_be_so_and_never_a_link_the_caller_cannot_read(
@@ -736,6 +757,8 @@ def test_the_same_files_sent_again_while_converted_are_said_to_be_so_and_never_a
 
         first = send("op", "Tờ khai")
         assert first.status_code == 202 and "duplicate" not in first.json()
+        import unicodedata
+        assert "warnings" not in send("op", unicodedata.normalize("NFD", " Tờ  khai")).json()  # a Mac's letters
         again = send("op", "Tờ khai (gửi lại)")
         assert again.status_code == 202 and again.json()["duplicate"] is True
         assert again.json()["job"]["job"] == first.json()["job"]["job"]
