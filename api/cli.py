@@ -1308,7 +1308,7 @@ def report_error(error: BaseException, settings: Settings | None, argv) -> int:
     if settings is not None:
         log = settings.home / "logs" / "errors.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as f:
+        with open(log, "a", encoding="utf-8", errors="backslashreplace") as f:  # (a path not UTF-8)
             f.write(f"--- {datetime.now().astimezone().isoformat(timespec='seconds')} sohoa {' '.join(argv or sys.argv[1:])}\n"
                     f"{''.join(traceback.format_exception(error))}")
         where = str(log)

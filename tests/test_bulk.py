@@ -104,6 +104,18 @@ def test_a_report_that_cannot_be_written_is_refused_before_anything_is_converted
     assert not (home / "store" / "dossiers" / CODES[0]).exists()
 
 
+def test_a_source_folder_whose_name_is_not_utf8_is_converted_and_reported(cli, home, rendered, tmp_path):
+    """The source's own name in an old share's bytes: the access log could not take the path, and
+    the command and its report were lost (review)."""
+    root = (os.fsencode(tmp_path) + b"/quet-\xe9t\xe9").decode("utf-8", "surrogateescape")
+    os.makedirs(os.path.join(root, CODES[0]))
+    save_page(rendered("bulk-latin1", layout="text", seed=857, dpi=150), Path(root) / CODES[0] / "Đơn.png")
+    code, out, err = cli("bulk", root, "--report", tmp_path / "bao-cao")
+    assert code == 0, err
+    report = json.loads((tmp_path / "bao-cao.json").read_text(encoding="utf-8"))
+    assert report["source"].endswith("quet-\ufffdt\ufffd") and report["totals"]["done"] == 1
+
+
 def test_a_continuous_scan_is_split_at_the_receipts_and_held_pages_are_reported(cli, home, tmp_path):
     """One TIFF from the feeder holding three dossiers; the second receipt's QR code is
     destroyed, so its pages are reported and held back, never merged into the first dossier."""
