@@ -20,7 +20,8 @@ Folder tree::
   number, like a year, stays in the title). Numbered documents come first, by number, then
   the others; ties and unnumbered ones in natural name order. Dossiers are in natural order
   of their folder names. A file kind is decided by its extension: the kinds
-  ``pipeline.inputs`` reads (JPEG, PNG, TIFF, PDF); the content is checked when converting.
+  ``pipeline.inputs`` reads (JPEG, PNG, TIFF, PDF), or by its first bytes when it has none
+  (``inputs.stated_extension``); the content is checked when converting.
 
 CSV file (UTF-8, with or without BOM; ',', ';' or tab, sniffed from the header row)::
 
@@ -64,7 +65,7 @@ from pathlib import Path
 from .dossier import paper_dates, validate_key
 from .errors import DossierCodeError, InputError, UsageError
 from .models import MAINTENANCE_VI
-from .inputs import EXTENSIONS
+from .inputs import EXTENSIONS, sniff, stated_extension, without_extension
 
 SUPPORTED_EXTENSIONS = frozenset().union(*EXTENSIONS.values())
 KINDS_HELP = "chỉ nhận JPEG, PNG, TIFF, PDF"
@@ -190,12 +191,22 @@ def ignored_name(name: str) -> bool:
     return name.startswith(".") or name.startswith("~$") or name.casefold() in IGNORED_NAMES
 
 
-def supported_name(name: str) -> bool:
-    return Path(name).suffix.lower() in SUPPORTED_EXTENSIONS
+def supported_name(name: str, path: str | os.PathLike | None = None) -> bool:
+    """A page file by its extension; one without an extension (``stated_extension``) by its first
+    bytes, when ``path`` is given (a scan named 'Biên bản ngày 15.3.2024')."""
+    if ext := stated_extension(name):
+        return ext in SUPPORTED_EXTENSIONS
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return sniff(f.read(1024)) is not None
+    except OSError:
+        return False
 
 
 def _kind_problem(name: str) -> str:
-    ext = Path(name).suffix or "(không có phần mở rộng)"
+    ext = stated_extension(name) or "(không có phần mở rộng)"
     return f"loại tệp '{ext}' không được hỗ trợ ({KINDS_HELP}) (unsupported file kind)"
 
 
@@ -289,7 +300,8 @@ def _plan_dossier(folder: Path, name: str, documents: list, problems: list) -> N
     planned = []  # (sort key, document or problem)
     for entry in entries:
         rel = f"{name}/{shown_name(entry.name)}"
-        title, order = title_and_order(Path(shown_name(entry.name)).stem if not _is_dir(entry) else shown_name(entry.name))
+        shown = shown_name(entry.name)
+        title, order = title_and_order(without_extension(shown) if not _is_dir(entry) else shown)
         files, reason = ((), _NOT_UTF8) if _undecodable(entry.name) else _document_files(entry)
         if not title and reason is None:
             reason = "không có tên tài liệu (tên tệp hoặc thư mục chỉ có số thứ tự hay dấu)"
@@ -306,7 +318,7 @@ def _plan_dossier(folder: Path, name: str, documents: list, problems: list) -> N
 def _document_files(entry: os.DirEntry) -> tuple[tuple[str, ...], str | None]:
     """The files of a document entry (a file, or a folder of page files), or why it is none."""
     if _is_file(entry):
-        return ((entry.path,), None) if supported_name(entry.name) else ((), _kind_problem(entry.name))
+        return ((entry.path,), None) if supported_name(entry.name, entry.path) else ((), _kind_problem(entry.name))
     if not _is_dir(entry):
         return (), "không phải tệp thường hay thư mục (liên kết hỏng?) (not a regular file)"
     try:
@@ -324,7 +336,7 @@ def _document_files(entry: os.DirEntry) -> tuple[tuple[str, ...], str | None]:
     odd = [p.name for p in pages if not _is_file(p)]
     if odd:
         return (), f"không phải tệp thường: {_listed(odd)} (not a regular file)"
-    unsupported = [p.name for p in pages if not supported_name(p.name)]
+    unsupported = [p.name for p in pages if not supported_name(p.name, p.path)]
     if unsupported:
         return (), (f"có tệp không được hỗ trợ {_listed(unsupported)} ({KINDS_HELP}); không số hóa tài liệu "
                     "thiếu trang (unsupported page file)")
@@ -598,7 +610,7 @@ def _group_problems(dossier: str, title: str, rows: list[_Row], has_page: bool,
             reasons.append(f"dòng {r.number}: tệp '{r.file}' không tồn tại (file not found)")
         elif r.path.is_dir():
             reasons.append(f"dòng {r.number}: '{r.file}' là một thư mục, không phải tệp (is a directory)")
-        elif not supported_name(r.path.name):
+        elif not supported_name(r.path.name, r.path):
             reasons.append(f"dòng {r.number}: tệp '{r.file}': {_kind_problem(r.path.name)}")
         elif len(by_file[r.path.resolve()]) > 1:
             reasons.append(f"tệp '{r.file}' được liệt kê nhiều lần (dòng {_rows_text(by_file[r.path.resolve()])}) "

@@ -27,6 +27,7 @@ from typing import Callable
 
 from .bulk_plan import ignored_name, natural_key, supported_name, title_and_order
 from .errors import describe
+from .inputs import without_extension
 
 DONE, FAILED = "done", "failed"
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".filepart", "~")
@@ -77,7 +78,8 @@ class Watcher:
                 self._seen[path] = (*signature, now)
                 waiting += 1
             elif now - previous[2] >= wait and (path, signature) not in self._said:
-                found.append(HotFile(path, dossier, title_and_order(path.stem)[0] or path.stem, signature))
+                stem = without_extension(path.name)
+                found.append(HotFile(path, dossier, title_and_order(stem)[0] or stem, signature))
             elif (path, signature) not in self._said:
                 waiting += 1
         for gone in set(self._seen) - current:
@@ -240,7 +242,7 @@ def _take(folder: Path, hot: HotFile, handle, watcher: Watcher, report, moved: d
     watcher.forget(hot.path)  # whatever becomes of it, it settles anew before it is taken again
     if _signature(hot.path) != hot.signature:  # it changed since this look began
         return 0
-    if not supported_name(hot.path.name):
+    if not supported_name(hot.path.name, hot.path):
         reason = f"Tệp {hot.path.name}: chỉ nhận JPEG, PNG, TIFF, PDF"
         _fail(folder, hot, reason, reason, watcher, report)
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -36,8 +37,6 @@ RASTER_TIMEOUT = 300  # seconds poppler may take to rasterise one PDF page (or r
 
 def _why(error: BaseException, file: str) -> str:
     """A library's message about the file, without the address of our in-memory copy of it."""
-    import re
-
     text = re.sub(r"(stream )?<_io\.BytesIO object at 0x[0-9a-f]+>( \(([^)]*)\))?:?",
                   lambda m: f"{Path(file).name}" + (f" ({m.group(3)})" if m.group(3) else "") + (":" if m.group(0).endswith(":") else ""),
                   str(error))
@@ -62,6 +61,18 @@ class Source:
     @property
     def ext(self) -> str:
         return EXTENSION[self.kind]
+
+
+def stated_extension(name: str) -> str:
+    """A file name's extension as a person wrote it ('.jpg'), in lower case; '' when it has none, or
+    what follows its last dot is no extension ('Biên bản ngày 15.3.2024', 'Nguyễn Văn A. CCCD')."""
+    suffix = Path(name).suffix
+    return suffix.lower() if re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{0,4}", suffix) else ""
+
+
+def without_extension(name: str) -> str:
+    """The name without its stated extension (``stated_extension``): a document's title."""
+    return name[:-len(stated_extension(name))] if stated_extension(name) else name
 
 
 def sniff(data: bytes) -> str | None:
@@ -95,7 +106,7 @@ def read_source(path: str | Path, max_pixels: int) -> Source:
     kind = sniff(data)
     if kind is None:
         raise InputError(str(path), "không phải JPEG, PNG, TIFF hay PDF (unsupported file type)")
-    if path.suffix and path.suffix.lower() not in EXTENSIONS[kind]:  # none (a portal's blob): the content says
+    if (stated := stated_extension(name)) and stated not in EXTENSIONS[kind]:  # none (a blob): the content says
         raise InputError(str(path), f"phần mở rộng '{path.suffix}' không khớp nội dung "
                                     f"{kind.upper()} (extension does not match content)")
     count = (_pdf_page_count(str(path), data, max_pixels) if kind == "pdf"

@@ -65,7 +65,7 @@ from storage.errors import NotFound as ObjectNotFound, StorageUnavailable
 from . import dossier, sheets
 from .errors import InputError, NotFound, UsageError, without_frames
 from .inputs import (EXTENSION, EXTENSIONS, MEDIA_TYPES, decoded_frame, load_page, open_image, page_frames, read_source,
-                     shown_page, sniff)
+                     shown_page, sniff, stated_extension)
 from .repository import refuse_if_disposed
 
 PREFIX = "work/intake/"
@@ -660,7 +660,7 @@ def _split(name: str, kind: str | None, data: bytes, max_pixels: int) -> list:
         raise InputError(name, "tệp rỗng, 0 byte (empty file)")
     if kind is None:
         raise InputError(name, "không phải JPEG, PNG, TIFF hay PDF (unsupported file type)")
-    suffix = Path(name).suffix.lower()
+    suffix = stated_extension(name)
     if suffix and suffix not in EXTENSIONS[kind]:
         raise InputError(name, f"phần mở rộng '{suffix}' không khớp nội dung "
                                f"{kind.upper()} (extension does not match content)")

@@ -476,6 +476,26 @@ def test_a_csv_finds_its_files_written_in_another_unicode_form_or_case(tmp_path)
     assert "tệp 'hai/a.PNG' không tồn tại" in problem.reason
 
 
+def test_a_scan_named_without_an_extension_or_with_dots_in_its_title_is_a_document_of_that_title(tmp_path):
+    """"Biên bản ngày 15.3.2024" was refused as a '.2024' file and "Nguyễn Văn A. CCCD" as a '. CCCD'
+    one; a file without an extension was unsupported in a folder, though ingest and the API read it
+    by its content (review). What follows the last dot is an extension only when it looks like one."""
+    from pipeline.inputs import read_source
+
+    folder = tmp_path / "kho" / ARCHIVE
+    folder.mkdir(parents=True)
+    for name in ("01 Biên bản ngày 15.3.2024", "02 Nguyễn Văn A. CCCD", "03 to-khai"):
+        Image.new("L", (400, 500), 255).save(folder / name, "PNG")
+    (folder / "04 Ghi chú.2024").write_text("không phải ảnh")
+    p = plan(tmp_path / "kho")
+    assert [d.title for d in p.documents] == ["Biên bản ngày 15.3.2024", "Nguyễn Văn A. CCCD", "to-khai"]
+    (problem,) = p.problems
+    assert "không được hỗ trợ" in problem.reason
+    assert read_source(folder / "02 Nguyễn Văn A. CCCD", 10**8).kind == "png"
+    with pytest.raises(InputError, match="phần mở rộng '.jpg' không khớp nội dung PNG"):
+        read_source((folder / "03 to-khai").rename(folder / "to-khai.jpg"), 10**8)
+
+
 def test_csv_mixing_numbered_and_unnumbered_pages_is_refused(tmp_path):
     image(tmp_path / "a.png")
     image(tmp_path / "b.png")
