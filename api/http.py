@@ -208,10 +208,22 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     async def upload(code: str, request: Request, files: Annotated[list[UploadFile], File()],
                      who: Annotated[Principal, Depends(require("upload"))],
                      title: Annotated[str, Form(min_length=1, max_length=1000,
-                                                description="tên tài liệu (bắt buộc, tối đa 1000 ký tự)")]
+                                                description="tên tài liệu (bắt buộc, tối đa 1000 ký tự)")],
+                     maintenance: Annotated[Literal["01", "02", "03", "04", "05", "06", "07"] | None, Form(
+                         description="thời hạn bảo quản của hồ sơ theo TT 05/2025 (01 vĩnh viễn … 06 10 năm, "
+                                     "07 khác); mặc định: chưa ghi, khóa ghi-một-lần 10 năm")] = None,
+                     paper_file_code: Annotated[str | None, Form(alias="paperFileCode", min_length=1, max_length=100,
+                                                                 description="mã hồ sơ giấy")] = None,
+                     start_date: Annotated[str | None, Form(alias="startDate", max_length=20,
+                                                            description="ngày bắt đầu của hồ sơ giấy "
+                                                                        "(31/12/2019 hoặc 2019-12-31)")] = None,
+                     end_date: Annotated[str | None, Form(alias="endDate", max_length=20,
+                                                          description="ngày kết thúc của hồ sơ giấy")] = None,
                      ) -> JSONResponse:
         """One document of the dossier, its pages in the order of ``files``: answers 202 with the
-        job at once; the pages are converted in the background (``GET /api/v1/jobs/{id}``)."""
+        job at once; the pages are converted in the background (``GET /api/v1/jobs/{id}``). The
+        dossier's fields, as ``sohoa ingest`` takes them, are set with its first document (a
+        recorded one is not changed: 409)."""
         code = service.visible(who, code)
         if len(files) > settings.api.max_upload_files:
             raise UsageError(f"Quá nhiều tệp: {len(files)} (tối đa {settings.api.max_upload_files} tệp mỗi lần)",
@@ -232,9 +244,12 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                                                "detail": f"{f.filename}: unsupported type"}}, status_code=415)
             loaded.append((f.filename or "page", data))
 
+        dates = (start_date or "", end_date or "") if start_date or end_date else None
+
         def accept():
             with service.acting(who):
-                return service.accept_upload(settings, code, title, loaded, who)
+                return service.accept_upload(settings, code, title, loaded, who, maintenance=maintenance,
+                                             paper_file_code=paper_file_code, paper_dates=dates)
 
         job, duplicate = await run_in_threadpool(accept)
         if duplicate is not None:

@@ -1124,12 +1124,14 @@ def logout(settings: Settings, secret: str, who: Principal) -> None:
 
 
 def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tuple[str, bytes]],
-                  who: Principal, handed_in: Sequence[tuple[str, bytes]] = (), source: str | None = None
-                  ) -> tuple[JobView | None, IngestSummary | None]:
+                  who: Principal, handed_in: Sequence[tuple[str, bytes]] = (), source: str | None = None, *,
+                  maintenance: str | None = None, paper_file_code: str | None = None,
+                  paper_dates: tuple[str, str] | None = None) -> tuple[JobView | None, IngestSummary | None]:
     """Store an uploaded document's files and record its job; (job, None), or (None, the document)
     when the dossier already holds these very files. The pages are converted by ``run_job``.
     ``handed_in``: files kept unchanged beside them, not read (``IngestRequest.handed_in``);
-    ``source``: what the job came from (a counter's draft), recorded with it."""
+    ``source``: what the job came from (a counter's draft), recorded with it; the dossier's fields
+    as ``IngestRequest`` takes them (checked, and a recorded one not changed, as ``ingest`` does)."""
     code = dossier.validate_key(code)
     check_title(title)
     if not files:
@@ -1147,7 +1149,8 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         # fails the job then, with its reason, after the citizen's files are stored (retry once
         # it is fixed), as with workers and as ``sohoa ingest`` does; /readyz names it meanwhile
         ctx = replace(ingest_context(settings), remote_signing=True)
-        request = IngestRequest(code, tuple(paths[:len(files)]), title, handed_in=tuple(paths[len(files):]))
+        request = IngestRequest(code, tuple(paths[:len(files)]), title, handed_in=tuple(paths[len(files):]),
+                                maintenance=maintenance, paper_file_code=paper_file_code, paper_dates=paper_dates)
         submitted = jobs.submit(ctx, request, submitted_by=who.name, source=source)
     except SohoaError as error:  # name each file as the user did, not by its place on this server
         error.message_vi = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.message_vi)

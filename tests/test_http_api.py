@@ -838,6 +838,34 @@ def test_the_openapi_description_declares_the_token_and_the_errors_as_the_api_se
     ErrorBody.model_validate(client.get("/api/v1/jobs/" + "0" * 32, headers=op).json())  # 404
 
 
+def test_an_upload_sets_the_dossiers_retention_paper_file_code_and_dates(api, tmp_path):
+    """Through the API every dossier got the default 10-year lock, with no way to say it is kept
+    for ever (the command line's --maintenance, --paper-file-code, --start-date, --end-date);
+    unknown fields were ignored (integrator's review)."""
+    from tests.badfiles import page_image
+
+    client, op, off = api["client"], api["tokens"]["op"], api["tokens"]["off"]
+    code = "H23.50-261203-0001"
+
+    def send(name: str, size: tuple[int, int], **fields):
+        scan = tmp_path / name
+        page_image("L", size=size).save(scan)
+        return client.post(f"/api/v1/dossiers/{code}/documents", headers=op, data={"title": "Đơn", **fields},
+                           files=[("files", (name, scan.read_bytes(), "image/png"))])
+
+    assert send("a.png", (600, 800), maintenance="09").status_code == 422
+    assert send("a.png", (600, 800), startDate="31/12/2019").status_code == 400  # the end date missing
+    first = send("a.png", (600, 800), maintenance="01", paperFileCode="Phông 12, hộp 5, hồ sơ 123",
+                 startDate="03/02/2019", endDate="31/12/2019")
+    assert first.status_code == 202, first.text
+    assert wait_done(client, op, first.json()["job"]["job"])["state"] == "done"
+    manifest = client.get(f"/api/v1/dossiers/{code}", headers=off).json()
+    assert (manifest["maintenance"], manifest["paperFileCode"], manifest["startDate"], manifest["endDate"]) == (
+        "01", "Phông 12, hộp 5, hồ sơ 123", "2019-02-03", "2019-12-31")
+    changed = send("b.png", (601, 800), maintenance="06")
+    assert changed.status_code == 409 and "đã có thời hạn bảo quản 01" in changed.json()["error"]["message"]
+
+
 def _left_allocated(call) -> int:
     """Bytes still allocated once ``call`` has returned or raised, with Python's cycle collector
     off (as between two of its full collections in a serving process)."""
