@@ -23,14 +23,16 @@ Folder tree::
   ``pipeline.inputs`` reads (JPEG, PNG, TIFF, PDF), or by its first bytes when it has none
   (``inputs.stated_extension``); the content is checked when converting.
 
-CSV file (UTF-8, with or without BOM; ',', ';' or tab, sniffed from the header row)::
+CSV file (UTF-8, with or without BOM, or Excel's UTF-16 "Unicode Text"; ',', ';' or tab, sniffed
+from the header row; Excel's first line "sep=;" skipped)::
 
     file;dossier;title;page            header names in English or Vietnamese (with or
     scan/0001.tif;H15-2019-0123;Đơn;1  without diacritics): see HEADERS. The page column
     scan/0002.tif;H15-2019-0123;Đơn;2  may be left out: files then in row order.
 
   Rows with the same (dossier, title) are one document, its files ordered by page order
-  (all cells of a document filled, or all empty for row order). Relative paths are relative
+  (all cells of a document filled, or all empty for row order); without a page column its rows
+  must be together (rows apart are refused: two papers of one name, husband's and wife's?). Relative paths are relative
   to the CSV's folder; a Windows path with backslashes is read with '/' when only that form
   exists. Blank rows are skipped. Documents are grouped by dossier, dossiers and documents
   in order of first appearance. A row is numbered as a spreadsheet shows it: the header is
@@ -70,7 +72,8 @@ from .inputs import EXTENSIONS, sniff, stated_extension, without_extension
 SUPPORTED_EXTENSIONS = frozenset().union(*EXTENSIONS.values())
 KINDS_HELP = "chỉ nhận JPEG, PNG, TIFF, PDF"
 MAX_TITLE = 1000  # TT 05/2025: title at most 1000 characters (the same limit as ingest.check_title)
-IGNORED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
+IGNORED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "$recycle.bin", "recycler",
+                           "system volume information"})  # (the last three: a USB disk's or a share's root)
 
 # CSV header names, compared after folding (see _fold): lower case, no diacritics, 'đ' as 'd',
 # anything not a letter or digit as '_'. The first column that matches a field is used.
@@ -402,11 +405,14 @@ def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
         raw = csv_path.read_bytes()
     except OSError as e:
         raise InputError(str(csv_path), f"không đọc được ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
+    try:  # Excel's "Unicode Text" is UTF-16 with its byte order mark
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(str(csv_path), "không phải UTF-8: trong Excel hãy lưu bằng 'CSV UTF-8 (Comma delimited)' "
                                         "(not UTF-8)") from None
+    sep_line = re.match(r"\s*sep=(.)[^\n]*\n", text, re.IGNORECASE)  # Excel's line naming the separator
+    if sep_line:
+        text = text[sep_line.end():]
     best = None
     for delimiter in (",", ";", "\t"):
         try:
@@ -499,6 +505,8 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
     by_file: dict[Path, list[int]] = {}
 
     in_years = "maintenance" in columns and _fold(records[header_at][columns["maintenance"]]).endswith("_nam")
+    apart: dict[tuple[str, str], int] = {}  # documents in row order whose rows other rows part: the first row apart
+    last_key = None
     listings: dict = {}  # folder -> its names, for files written in another form or case
 
     def cell(record: list[str], fieldname: str) -> str:
@@ -532,7 +540,10 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
         if key not in groups:
             groups[key] = []
             items.append((number, key))
+        elif last_key != key and "page" not in columns:  # another document's rows came between
+            apart.setdefault(key, row.number)
         groups[key].append(row)
+        last_key = key
 
     documents: list[tuple[tuple[int, int], BulkDocument]] = []
     problems: list[BulkProblem] = []
@@ -545,6 +556,11 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
         rows = groups[item]
         source = f"{name}:row {_rows_text([r.number for r in rows])}"
         reasons = _group_problems(dossier, title, rows, "page" in columns, by_file)
+        if item in apart:
+            reasons.append(f"các dòng {_rows_text([r.number for r in rows])} cùng tên tài liệu nhưng không liền nhau "
+                           f"(dòng {apart[item]} đến sau dòng của tài liệu khác): nếu là hai tài liệu hãy đặt tên khác "
+                           "(ví dụ 'Bản sao CCCD của chồng', '… của vợ'); nếu là một tài liệu hãy đặt các dòng liền "
+                           "nhau hoặc thêm cột thứ tự trang (rows of one title apart)")
         fields, field_reasons = _dossier_fields(rows)
         if reasons or field_reasons:
             problems.append(BulkProblem(source, _sentence("; ".join(reasons + field_reasons)), dossier, title))

@@ -496,6 +496,33 @@ def test_a_scan_named_without_an_extension_or_with_dots_in_its_title_is_a_docume
         read_source((folder / "03 to-khai").rename(folder / "to-khai.jpg"), 10**8)
 
 
+def test_excels_other_csvs_are_read_and_a_documents_rows_apart_are_refused(tmp_path):
+    """Excel's "Unicode Text" (UTF-16, tabs) and a CSV whose first line names its separator
+    ("sep=;") were refused; rows of one title with another document between them were merged
+    into one document in silence (husband's and wife's "Bản sao CCCD") (archive review)."""
+    for n in range(1, 4):
+        image(tmp_path / f"{n}.png")
+    rows = [["Tệp", "Mã hồ sơ", "Tên tài liệu"], ["1.png", ARCHIVE, "Bản sao CCCD"], ["2.png", ARCHIVE, "Đơn"],
+            ["3.png", ARCHIVE, "Bản sao CCCD"]]
+    unicode_text = tmp_path / "unicode.csv"
+    unicode_text.write_bytes("\r\n".join("\t".join(r) for r in rows).encode("utf-16"))
+    with_sep = tmp_path / "sep.csv"
+    with_sep.write_bytes(("sep=;\r\n" + "\r\n".join(";".join(r) for r in rows)).encode("utf-8-sig"))
+    for listing in (unicode_text, with_sep):
+        p = plan(listing)
+        assert [d.title for d in p.documents] == ["Đơn"], listing.name
+        (apart,) = p.problems
+        assert apart.source.endswith(":row 2, 4") and "không liền nhau (dòng 4 đến sau" in apart.reason
+
+
+def test_a_disks_own_folders_are_left_alone(tmp_path):
+    image(tmp_path / "kho" / ARCHIVE / "Đơn.png")
+    for own in ("$RECYCLE.BIN", "System Volume Information"):
+        (tmp_path / "kho" / own).mkdir()
+    p = plan(tmp_path / "kho")
+    assert [d.title for d in p.documents] == ["Đơn"] and p.problems == ()
+
+
 def test_csv_mixing_numbered_and_unnumbered_pages_is_refused(tmp_path):
     image(tmp_path / "a.png")
     image(tmp_path / "b.png")
@@ -507,7 +534,7 @@ def test_csv_mixing_numbered_and_unnumbered_pages_is_refused(tmp_path):
 
 def test_csv_that_cannot_be_read_is_refused_whole(tmp_path):
     not_utf8 = tmp_path / "cp1258.csv"
-    not_utf8.write_bytes("tệp;mã hồ sơ;tên\n".encode("utf-16"))
+    not_utf8.write_bytes("Tên têp;Ma hô sơ;Tên\n".encode("cp1258"))  # (cp1258 bytes are not UTF-8)
     with pytest.raises(InputError, match="không phải UTF-8"):
         plan(not_utf8)
     no_title = write_csv(tmp_path / "thieu.csv", [["tệp", "mã hồ sơ", "trang"], ["a.png", ONE_STOP, "1"]], ";")
