@@ -615,7 +615,9 @@ def cmd_status(args, settings: Settings) -> int:
         print(f"Lượt xử lý {v.id}: hồ sơ {v.dossier}, «{v.title}»: {STATE_VI.get(v.state, v.state)}, "
               f"{v.pages_done}/{v.pages_total} trang xong" + (f", {v.pages_failed} trang lỗi" if v.pages_failed else "")
               + (f", tài liệu {v.doc_id}" if v.doc_id else "") + (f" (lần chạy thứ {v.attempts})" if v.attempts > 1 else ""))
-        if v.error and v.state in ("failed", "discarded"):
+        if v.error and v.error.get("code") == "superseded":
+            print(f"  {v.error.get('message')}")
+        elif v.error and v.state in ("failed", "discarded"):
             print(f"  Lỗi: {v.error.get('message')}\n  " + (f"Chạy lại: sohoa retry {v.id}" if v.state == "failed"
                                                            else "Đã bỏ lượt xử lý này; không chạy lại."))
         elif v.state in ("queued", "running", "finishing") and not settings.broker.url:

@@ -219,7 +219,21 @@ def _record_done(ctx: IngestContext, job: dict, summary: IngestSummary) -> Inges
     notice = notices.notify_stored(ctx.db, ctx.webhook, job, summary)  # in the outbox before the job is done
     job_table.set_state(ctx.db, job["id"], "done", now=_now(), doc_id=summary.doc_id, error=None)
     notices.deliver_soon(ctx.db, ctx.webhook, notice)
+    _settle_earlier_failures(ctx.db, job, summary)
     return summary
+
+
+def _settle_earlier_failures(db, job: dict, summary: IngestSummary) -> None:
+    """The dossier's failed jobs of these very files (a bulk run stopped, then run again, which
+    made new jobs) given up, saying which job stored them: ``sohoa status`` offered their retry."""
+    if not job.get("input_sha256"):
+        return
+    for earlier in job_table.find(db, dossier=job["dossier"], input_sha256=job["input_sha256"], states=("failed",)):
+        said = {"code": "superseded", "exit": 0, "message": f"Các tệp này đã được số hóa ở lượt xử lý {job['id']} "
+                f"(tài liệu {summary.doc_id}); lượt này không cần chạy lại", "detail": f"done by job {job['id']}"}
+        if job_table.set_state(db, earlier["id"], job_table.DISCARDED, now=_now(), only_from=("failed",),
+                               error=json.dumps(said, ensure_ascii=False)):
+            audit.record(db, "job", "discard", dossier=job["dossier"], job=earlier["id"], reason=said["detail"])
 
 
 def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSummary | None:

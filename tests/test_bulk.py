@@ -213,6 +213,10 @@ def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered,
     assert again.returncode == 0, again.stderr
     for code, titles in planned.items():
         assert [d["title"] for d in manifest_of(home, code)["documents"]] == titles
+        # the jobs Ctrl-C stopped no longer wait for a retry once the run again stored their files (review)
+        shown = subprocess.run([SOHOA, "status", code, "--json"], env=env, capture_output=True, text=True, timeout=60)
+        states = [(j["state"], (j["error"] or {}).get("code")) for j in json.loads(shown.stdout)]
+        assert all(state != "failed" for state, _ in states), states
 
 
 def test_a_document_committed_just_before_ctrl_c_is_reported_done_and_the_others_retried_at_once(
