@@ -732,6 +732,13 @@ def _read_password(name: str) -> str:
 
 
 def cmd_user(args, settings: Settings) -> int:
+    if args.action in ("disable", "enable"):
+        if not args.name:
+            raise UsageError(f"sohoa user {args.action} TÊN", f"user {args.action} needs NAME")
+        service.set_user_disabled(settings, args.name, args.action == "disable")
+        print(f"Đã khóa {args.name}: mọi mã truy cập và phiên đăng nhập của người này thôi dùng được"
+              if args.action == "disable" else f"Đã mở khóa {args.name}")
+        return ExitCode.OK
     if args.action == "list":
         found = service.users(settings)
         if args.json:
@@ -753,6 +760,18 @@ def cmd_user(args, settings: Settings) -> int:
 
 
 def cmd_token(args, settings: Settings) -> int:
+    if args.action == "list":
+        found = service.tokens(settings, args.name)
+        if args.json:
+            _print_json(found)
+        for t in [] if args.json else found:
+            state = f"thu hồi {t['revoked'][:16]}" if t["revoked"] else "còn hiệu lực"
+            print(f"{t['id']}  {t['user']:<20} tạo {t['created'][:16]}  dùng lần cuối "
+                  f"{(t['lastUsed'] or '-')[:16]:<16}  {state}")
+        return ExitCode.OK
+    if not args.name:
+        raise UsageError(f"sohoa token {args.action} {'TÊN' if args.action == 'create' else 'MÃ'}",
+                         f"token {args.action} needs an argument")
     if args.action == "revoke":
         service.revoke_token(settings, args.name)
         print(f"Đã thu hồi mã truy cập {args.name}")
@@ -944,8 +963,9 @@ EXAMPLES = {
     "db": "sohoa db upgrade",
     "notices": "sohoa notices --state failed\nsohoa notices requeue\nsohoa notices deliver",
     "serve": "sohoa serve --host 0.0.0.0 --port 8000",
-    "user": "sohoa user add lan --role operator --agency H23.50\nsohoa user add thu --role archivist\nsohoa user list",
-    "token": "sohoa token create motcua\nsohoa token revoke 3f9a2c41b7e0",
+    "user": "sohoa user add lan --role operator --agency H23.50\nsohoa user add thu --role archivist\nsohoa user list\n"
+            "sohoa user disable lan",
+    "token": "sohoa token create motcua\nsohoa token list motcua\nsohoa token revoke 3f9a2c41b7e0",
     "watch": "sohoa watch /srv/may-quet\n  (máy quét lưu vào /srv/may-quet/H23.50-261201-0001/don.pdf, "
              "hoặc vào /srv/may-quet/ nếu trang đầu có mã QR phiếu tiếp nhận)",
     "bulk": "sohoa bulk /mnt/kho-giay/2019 --report bao-cao-2019.csv\nsohoa bulk danh-sach.csv --report bao-cao",
@@ -1198,7 +1218,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="địa chỉ reverse proxy được tin cho X-Forwarded-For (mặc định 127.0.0.1)")
 
     s = command(sub, "user", "quản lý người dùng của API và giao diện web", cmd_user)
-    s.add_argument("action", choices=["add", "list"], help="add: thêm người dùng; list: liệt kê")
+    s.add_argument("action", choices=["add", "list", "disable", "enable"],
+                   help="add: thêm người dùng; list: liệt kê; disable: khóa (mọi mã truy cập, phiên đăng nhập thôi "
+                        "dùng được); enable: mở khóa")
     s.add_argument("name", nargs="?", metavar="TÊN", help="tên đăng nhập")
     s.add_argument("--role", choices=["operator", "officer", "archivist", "admin"],
                    help="operator: tiếp nhận; officer: xử lý, tra cứu; archivist: lưu trữ, báo cáo; admin: quản trị")
@@ -1206,9 +1228,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chỉ các hồ sơ có mã bắt đầu bằng mã cơ quan này (lặp lại được; bỏ trống: toàn hệ thống)")
     s.add_argument("--no-password", action="store_true", help="không mật khẩu: chỉ dùng mã truy cập (hệ thống khác)")
 
-    s = command(sub, "token", "tạo hoặc thu hồi mã truy cập API (Bearer)", cmd_token)
-    s.add_argument("action", choices=["create", "revoke"], help="create: tạo cho người dùng TÊN; revoke: thu hồi mã")
-    s.add_argument("name", metavar="TÊN|MÃ", help="tên người dùng (create) hoặc mã của mã truy cập (revoke)")
+    s = command(sub, "token", "tạo, liệt kê hoặc thu hồi mã truy cập API (Bearer)", cmd_token)
+    s.add_argument("action", choices=["create", "list", "revoke"],
+                   help="create: tạo cho người dùng TÊN; list: liệt kê (của TÊN nếu có), lần dùng cuối; revoke: thu hồi mã")
+    s.add_argument("name", nargs="?", metavar="TÊN|MÃ",
+                   help="tên người dùng (create, list) hoặc mã của mã truy cập (revoke)")
 
     s = command(sub, "notices", "thông báo gửi hệ thống một cửa (SOHOA_WEBHOOK_URL): xem, gửi lại", cmd_notices)
     s.add_argument("action", nargs="?", choices=["list", "deliver", "requeue"], default="list",

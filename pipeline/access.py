@@ -139,6 +139,15 @@ def create_token(db: Engine, name: str) -> tuple[str, str]:
     return token_id, token
 
 
+def set_disabled(db: Engine, name: str, disabled: bool) -> None:
+    """Lock a user out (every token and web session stops working at once in this process, within
+    ``CREDENTIALS_CACHE_SECONDS`` in the others), or let it back in; recorded in the access log."""
+    if not accounts.set_disabled(db, name, audit.now_vn().isoformat() if disabled else None):
+        raise NotFound(f"Không có người dùng '{name}'", "no such user")
+    _recent(db).clear()
+    audit.record(db, "user-disable" if disabled else "user-enable", user=name)
+
+
 def revoke_token(db: Engine, token_id: str) -> None:
     revoked = accounts.revoke_token(db, token_id, audit.now_vn().isoformat())
     _recent(db).clear()  # only the token's hash is known there, not its id: forget them all

@@ -1097,6 +1097,17 @@ def revoke_token(settings: Settings, token_id: str) -> None:
     access.revoke_token(database(settings), token_id)
 
 
+def tokens(settings: Settings, name: str | None = None) -> list[dict]:
+    """The API tokens (of user ``name``): id, user, created, last used (to the minute), revoked."""
+    if name is not None and accounts.get_user(database(settings), name) is None:
+        raise NotFound(f"Không có người dùng '{name}'", "no such user")
+    return accounts.list_tokens(database(settings), name)
+
+
+def set_user_disabled(settings: Settings, name: str, disabled: bool) -> None:
+    access.set_disabled(database(settings), name, disabled)
+
+
 def by_token(settings: Settings, token: str, ip: str | None) -> Principal | None:
     """The user of an API token; a lookup of the last few seconds is trusted (``pipeline.access``)."""
     return access.by_token(database(settings), token, ip=ip, cached=True)

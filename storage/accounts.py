@@ -90,6 +90,24 @@ def user_by_token(engine: Engine, sha256: str, now: str) -> dict | None:
     return user if user and not user["disabled"] else None
 
 
+def set_disabled(engine: Engine, name: str, when: str | None) -> bool:
+    """Lock the user (``when``: since when) or unlock it (None); False when there is no such user."""
+    with engine.begin() as conn:
+        return conn.execute(users.update().where(users.c.name == name).values(disabled=when)).rowcount == 1
+
+
+def list_tokens(engine: Engine, user: str | None = None) -> list[dict]:
+    """Every token (of ``user`` when given), oldest first: id, user, created, last used, revoked;
+    never its hash."""
+    query = sa.select(api_tokens.c.id, api_tokens.c.user_name, api_tokens.c.created, api_tokens.c.last_used,
+                      api_tokens.c.revoked).order_by(api_tokens.c.created, api_tokens.c.id)
+    if user is not None:
+        query = query.where(api_tokens.c.user_name == user)
+    with engine.connect() as conn:
+        return [{"id": r.id, "user": r.user_name, "created": r.created, "lastUsed": r.last_used, "revoked": r.revoked}
+                for r in conn.execute(query)]
+
+
 def revoke_token(engine: Engine, token_id: str, now: str) -> bool:
     with engine.begin() as conn:
         return conn.execute(api_tokens.update().where(api_tokens.c.id == token_id, api_tokens.c.revoked.is_(None))

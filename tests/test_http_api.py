@@ -4,6 +4,7 @@ without the permission (403); a dossier outside a user's agencies is invisible (
 read is in the access log with the user, role and address."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -864,6 +865,32 @@ def test_an_upload_sets_the_dossiers_retention_paper_file_code_and_dates(api, tm
         "01", "Phông 12, hộp 5, hồ sơ 123", "2019-02-03", "2019-12-31")
     changed = send("b.png", (601, 800), maintenance="06")
     assert changed.status_code == 409 and "đã có thời hạn bảo quản 01" in changed.json()["error"]["message"]
+
+
+def test_an_admin_lists_a_users_tokens_and_locks_the_user_out(api, capsys):
+    """No way to list a user's tokens to revoke them, nor to lock out a user whose machine is
+    compromised (integrator's review): `sohoa token list`, `sohoa user disable|enable`."""
+    from api.cli import main as sohoa
+
+    settings, client = api["settings"], api["client"]
+    service.add_user(settings, "cong-mot-cua", "operator", ("H23.50",), None)
+    kept_id, kept = service.create_token(settings, "cong-mot-cua")
+    gone_id, _ = service.create_token(settings, "cong-mot-cua")
+    service.revoke_token(settings, gone_id)
+    headers = {"Authorization": f"Bearer {kept}"}
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200
+    assert sohoa(["token", "list", "cong-mot-cua", "--json"], settings=settings) == 0
+    listed = {t["id"]: t for t in json.loads(capsys.readouterr().out)}
+    assert set(listed) == {kept_id, gone_id} and listed[gone_id]["revoked"] and not listed[kept_id]["revoked"]
+    assert listed[kept_id]["lastUsed"] and "sha256" not in listed[kept_id]
+    assert sohoa(["user", "disable", "cong-mot-cua"], settings=settings) == 0
+    assert "Đã khóa cong-mot-cua" in capsys.readouterr().out
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 401  # at once, in this process
+    assert sohoa(["user", "enable", "cong-mot-cua"], settings=settings) == 0
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 200
+    assert sohoa(["user", "disable", "khong-co"], settings=settings) == 5
+    actions = [e["action"] for e in audit_events(api["home"])]
+    assert "user-disable" in actions and "user-enable" in actions
 
 
 def _left_allocated(call) -> int:
