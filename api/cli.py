@@ -735,9 +735,9 @@ def cmd_user(args, settings: Settings) -> int:
     if args.action in ("disable", "enable"):
         if not args.name:
             raise UsageError(f"sohoa user {args.action} TÊN", f"user {args.action} needs NAME")
-        service.set_user_disabled(settings, args.name, args.action == "disable")
-        print(f"Đã khóa {args.name}: mọi mã truy cập và phiên đăng nhập của người này thôi dùng được"
-              if args.action == "disable" else f"Đã mở khóa {args.name}")
+        revoked = service.set_user_disabled(settings, args.name, args.action == "disable")
+        print(f"Đã khóa {args.name}: đã thu hồi {revoked} mã truy cập và kết thúc các phiên đăng nhập của người này"
+              if args.action == "disable" else f"Đã mở khóa {args.name}: cần tạo mã truy cập mới và đăng nhập lại")
         return ExitCode.OK
     if args.action == "list":
         found = service.users(settings)

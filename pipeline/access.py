@@ -139,13 +139,17 @@ def create_token(db: Engine, name: str) -> tuple[str, str]:
     return token_id, token
 
 
-def set_disabled(db: Engine, name: str, disabled: bool) -> None:
-    """Lock a user out (every token and web session stops working at once in this process, within
-    ``CREDENTIALS_CACHE_SECONDS`` in the others), or let it back in; recorded in the access log."""
-    if not accounts.set_disabled(db, name, audit.now_vn().isoformat() if disabled else None):
+def set_disabled(db: Engine, name: str, disabled: bool) -> int:
+    """Lock a user out: its tokens revoked and its web sessions ended (at once in this process,
+    within ``CREDENTIALS_CACHE_SECONDS`` in the others), for good: a user let back in needs a new
+    token and logs in again. Or let it back in. Recorded in the access log; returns the tokens revoked."""
+    found, revoked = accounts.set_disabled(db, name, audit.now_vn().isoformat() if disabled else None)
+    if not found:
         raise NotFound(f"Không có người dùng '{name}'", "no such user")
     _recent(db).clear()
-    audit.record(db, "user-disable" if disabled else "user-enable", user=name)
+    audit.record(db, "user-disable" if disabled else "user-enable", user=name,
+                 **({"tokensRevoked": revoked} if disabled else {}))
+    return revoked
 
 
 def revoke_token(db: Engine, token_id: str) -> None:

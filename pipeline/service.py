@@ -1104,8 +1104,9 @@ def tokens(settings: Settings, name: str | None = None) -> list[dict]:
     return accounts.list_tokens(database(settings), name)
 
 
-def set_user_disabled(settings: Settings, name: str, disabled: bool) -> None:
-    access.set_disabled(database(settings), name, disabled)
+def set_user_disabled(settings: Settings, name: str, disabled: bool) -> int:
+    """Lock a user out (its tokens revoked, its sessions ended) or let it back in; the tokens revoked."""
+    return access.set_disabled(database(settings), name, disabled)
 
 
 def by_token(settings: Settings, token: str, ip: str | None) -> Principal | None:

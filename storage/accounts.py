@@ -90,10 +90,19 @@ def user_by_token(engine: Engine, sha256: str, now: str) -> dict | None:
     return user if user and not user["disabled"] else None
 
 
-def set_disabled(engine: Engine, name: str, when: str | None) -> bool:
-    """Lock the user (``when``: since when) or unlock it (None); False when there is no such user."""
+def set_disabled(engine: Engine, name: str, when: str | None) -> tuple[bool, int]:
+    """Lock the user (``when``: since when), its live tokens revoked and its web sessions ended
+    with it (a lost machine's credentials must not come back when the user is let in again), or
+    unlock it (None); (whether there is such a user, how many tokens were revoked)."""
     with engine.begin() as conn:
-        return conn.execute(users.update().where(users.c.name == name).values(disabled=when)).rowcount == 1
+        found = conn.execute(users.update().where(users.c.name == name).values(disabled=when)).rowcount == 1
+        revoked = 0
+        if found and when is not None:
+            revoked = conn.execute(api_tokens.update().where(api_tokens.c.user_name == name,
+                                                             api_tokens.c.revoked.is_(None))
+                                   .values(revoked=when)).rowcount
+            conn.execute(web_sessions.delete().where(web_sessions.c.user_name == name))
+        return found, revoked
 
 
 def list_tokens(engine: Engine, user: str | None = None) -> list[dict]:

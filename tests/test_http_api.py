@@ -873,7 +873,8 @@ def test_an_admin_lists_a_users_tokens_and_locks_the_user_out(api, capsys):
     from api.cli import main as sohoa
 
     settings, client = api["settings"], api["client"]
-    service.add_user(settings, "cong-mot-cua", "operator", ("H23.50",), None)
+    service.add_user(settings, "cong-mot-cua", "operator", ("H23.50",), "mat-khau-dai-du")
+    _, session, _ = service.login(settings, "cong-mot-cua", "mat-khau-dai-du", "127.0.0.1")
     kept_id, kept = service.create_token(settings, "cong-mot-cua")
     gone_id, _ = service.create_token(settings, "cong-mot-cua")
     service.revoke_token(settings, gone_id)
@@ -884,10 +885,15 @@ def test_an_admin_lists_a_users_tokens_and_locks_the_user_out(api, capsys):
     assert set(listed) == {kept_id, gone_id} and listed[gone_id]["revoked"] and not listed[kept_id]["revoked"]
     assert listed[kept_id]["lastUsed"] and "sha256" not in listed[kept_id]
     assert sohoa(["user", "disable", "cong-mot-cua"], settings=settings) == 0
-    assert "Đã khóa cong-mot-cua" in capsys.readouterr().out
+    assert "Đã khóa cong-mot-cua: đã thu hồi 1 mã truy cập" in capsys.readouterr().out
     assert client.get("/api/v1/jobs", headers=headers).status_code == 401  # at once, in this process
     assert sohoa(["user", "enable", "cong-mot-cua"], settings=settings) == 0
-    assert client.get("/api/v1/jobs", headers=headers).status_code == 200
+    # let back in, the lost machine's token stays refused (review): a new one is made
+    assert client.get("/api/v1/jobs", headers=headers).status_code == 401
+    assert all(t["revoked"] for t in service.tokens(settings, "cong-mot-cua"))
+    assert service.by_session(settings, session, "127.0.0.1") is None  # its web session ended too
+    fresh = {"Authorization": f"Bearer {service.create_token(settings, 'cong-mot-cua')[1]}"}
+    assert client.get("/api/v1/jobs", headers=fresh).status_code == 200
     assert sohoa(["user", "disable", "khong-co"], settings=settings) == 5
     actions = [e["action"] for e in audit_events(api["home"])]
     assert "user-disable" in actions and "user-enable" in actions
