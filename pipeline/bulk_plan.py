@@ -94,12 +94,13 @@ HEADERS: dict[str, tuple[str, ...]] = {
 }
 # Headers (folded) naming a page's order or a retention period: a column so named that no field
 # takes is refused, never left out in silence (the pages would be stored in row order, the file
-# kept 10 years, signed and write-once). "Số trang" may be a page's number or the count. Whole
-# phrases: "Trạng thái", "Tổ chức", "Thời hạn giải quyết", "Nơi lưu trữ" are other columns.
-_UNREAD_PAGE = re.compile(r"(?:^|_)(?:so_trang|so_to|tong_so_trang|so_luong_trang|trang|to|pages?|page_\w+|"
-                          r"order)(?:_so)?$")
-_UNREAD_MAINTENANCE = re.compile(r"(?:^|_)(?:han_bao_quan|han_bq|han_luu(?:_tru)?|thbq|ma_bq|"
-                                 r"thoi_gian_(?:luu_tru|bao_quan)|maintenance\w*|retention\w*)(?:$|_)")
+# kept 10 years, signed and write-once). "Số trang" may be a page's number or the count. Any
+# header holding one of these words is such a column, but the columns known to be others.
+_PAGE_WORDS = frozenset({"trang", "to", "page", "pages", "order"})
+_RETENTION_WORDS = frozenset({"han", "bq", "thbq", "maintenance", "retention"})
+_RETENTION_PHRASES = ("bao_quan", "luu_tru")
+_OTHER_COLUMNS = ("trang_thai", "to_chuc", "to_trinh", "to_khai", "to_dan_pho", "giai_quyet", "het_han", "han_xu_ly",
+                  "noi_luu_tru", "don_vi_bao_quan", "kho_luu_tru", "vi_tri")
 REQUIRED = ("file", "dossier", "title")
 FIELD_NAMES_VI = {"file": "tệp", "dossier": "mã hồ sơ", "title": "tên tài liệu", "page": "thứ tự trang",
                   "maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy",
@@ -365,7 +366,8 @@ def _in_years(given: str) -> str:
 
 
 def _maintenance_code(given: str) -> str:
-    """The retention code a cell gives ("6", "06", "10 năm", "10"): the code, else the cell."""
+    """The retention code a cell gives ("6", "06", "10 năm", "vĩnh viễn"): the code, else the cell
+    (a number of years alone is read as years only under a "(năm)" header, ``_in_years``)."""
     return _MAINTENANCE_WORDS.get(_fold(given), given.zfill(2) if given.isdigit() and len(given) < 2 else given)
 
 
@@ -390,10 +392,13 @@ def _unread_columns(header: list[str], columns: dict[str, int]) -> list[str]:
         folded = _fold(name)
         if i in used or not folded:
             continue
-        if "page" not in columns and _UNREAD_PAGE.search(folded):
+        words = set(folded.split("_"))
+        if any(other in folded for other in _OTHER_COLUMNS):
+            continue
+        if "page" not in columns and words & _PAGE_WORDS:
             reasons.append(f"cột '{name.strip()}' không rõ là thứ tự trang hay số trang của tài liệu: nếu là thứ tự "
                            "trang hãy đặt tên cột là 'Thứ tự trang' (hoặc 'Trang'), nếu không hãy bỏ cột")
-        elif "maintenance" not in columns and _UNREAD_MAINTENANCE.search(folded):
+        elif "maintenance" not in columns and (words & _RETENTION_WORDS or any(p in folded for p in _RETENTION_PHRASES)):
             reasons.append(f"cột '{name.strip()}' không được đọc: nếu là thời hạn bảo quản hãy đặt tên cột là "
                            "'Thời hạn bảo quản' (mã 01-07 hoặc 'vĩnh viễn', '70 năm' …), nếu không hãy bỏ cột")
     return reasons
@@ -405,8 +410,10 @@ def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
         raw = csv_path.read_bytes()
     except OSError as e:
         raise InputError(str(csv_path), f"không đọc được ({e.strerror})") from None
-    try:  # Excel's "Unicode Text" is UTF-16 with its byte order mark
-        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+    utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff") or (b"\x00" in raw[:200] and len(raw) % 2 == 0)
+    try:  # Excel's "Unicode Text" is UTF-16, with its byte order mark (or, saved by other tools, without)
+        text = (raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                           "utf-16-be" if raw[:1] == b"\x00" else "utf-16-le") if utf16 else raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise InputError(str(csv_path), "không phải UTF-8: trong Excel hãy lưu bằng 'CSV UTF-8 (Comma delimited)' "
                                         "(not UTF-8)") from None
@@ -435,6 +442,8 @@ def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
                                         "(header lacks required columns)")
     if unread := _unread_columns(records[header_at], columns):
         raise InputError(str(csv_path), f"dòng tiêu đề: {'; '.join(unread)} (column not read)")
+    if not any(any(c.strip() for c in r) for r in records[header_at + 1:]):  # a wrong export, more likely than none
+        raise InputError(str(csv_path), "danh sách không có dòng nào dưới dòng tiêu đề (no rows under the header)")
     return records, columns, header_at
 
 
@@ -540,7 +549,7 @@ def _plan_csv(csv_path: Path) -> BulkPlan:
         if key not in groups:
             groups[key] = []
             items.append((number, key))
-        elif last_key != key and "page" not in columns:  # another document's rows came between
+        elif last_key != key and not row.page:  # another document's rows came between, none ordering them
             apart.setdefault(key, row.number)
         groups[key].append(row)
         last_key = key

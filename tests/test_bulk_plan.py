@@ -431,6 +431,13 @@ def test_a_column_that_may_be_the_page_order_or_a_retention_and_is_not_read_is_r
     with pytest.raises(InputError, match="cột 'Hạn lưu' không được đọc"):
         plan(write_csv(tmp_path / "ds3.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", "Hạn lưu"],
                                               ["a.png", ONE_STOP, "Đơn", "05"]], ";"))
+    # (second review) longer headers of pages or retention are refused too, not left out
+    for header in ("Số thứ tự trang của tài liệu", "Trang số (trong hồ sơ)", "Bảo quản (năm)", "Số năm lưu trữ"):
+        with pytest.raises(InputError, match="column not read"):
+            plan(write_csv(tmp_path / "ds5.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", header],
+                                                  ["a.png", ONE_STOP, "Đơn", "1"]], ";"))
+    with pytest.raises(InputError, match="không có dòng nào dưới dòng tiêu đề"):  # a wrong export
+        plan(write_csv(tmp_path / "ds6.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu"]], ";"))
     # columns whose words only look alike are other columns, left alone as before (review)
     other = ["Trạng thái", "Tổ chức", "Thời hạn giải quyết", "Nơi lưu trữ", "Đơn vị bảo quản"]
     alike = write_csv(tmp_path / "ds4.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", *other],
@@ -508,7 +515,12 @@ def test_excels_other_csvs_are_read_and_a_documents_rows_apart_are_refused(tmp_p
     unicode_text.write_bytes("\r\n".join("\t".join(r) for r in rows).encode("utf-16"))
     with_sep = tmp_path / "sep.csv"
     with_sep.write_bytes(("sep=;\r\n" + "\r\n".join(";".join(r) for r in rows)).encode("utf-8-sig"))
-    for listing in (unicode_text, with_sep):
+    bare_utf16 = tmp_path / "utf16-no-bom.csv"  # saved by another tool: no byte order mark
+    bare_utf16.write_bytes("\r\n".join("\t".join(r) for r in rows).encode("utf-16-le"))
+    blank_pages = tmp_path / "trang-trong.csv"  # a page column left empty orders nothing (review)
+    blank_pages.write_text("\r\n".join(";".join(r + [""]) for r in [rows[0][:3] + ["Trang"], *rows[1:]]),
+                           encoding="utf-8")
+    for listing in (unicode_text, with_sep, bare_utf16, blank_pages):
         p = plan(listing)
         assert [d.title for d in p.documents] == ["Đơn"], listing.name
         (apart,) = p.problems
