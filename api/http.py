@@ -349,15 +349,18 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             asked = request.headers.get("range")
             if asked is not None and request.headers.get("if-range", etag) != etag:  # changed since: the whole file
                 asked = None
-            part = _byte_range(asked, pdf["size"]) if asked is not None else (0, pdf["size"])
-            if part is None:
+            part = _byte_range(asked, pdf["size"]) if asked is not None else None
+            if asked is not None and part is None:
                 return JSONResponse({"error": {"code": "range", "message": "Khoảng byte yêu cầu nằm ngoài tệp",
                                                "detail": f"range not satisfiable: {asked[:100]}"}},
                                     status_code=416, headers={"Content-Range": f"bytes */{pdf['size']}"})
-            data, _ = service.document_pdf(settings, code, doc_id, record=part[0] == 0)
-        if part != (0, len(data)):
+            partial = part is not None and part != (0, pdf["size"])
+            # every answer that sends bytes is a download in the access log (a part: with its range)
+            data, _ = service.document_pdf(settings, code, doc_id, pdf=pdf,
+                                           part=f"{part[0]}-{part[1] - 1}" if partial else None)
+        if partial and part[1] <= len(data):
             return Response(data[part[0]:part[1]], status_code=206, media_type="application/pdf", headers={
-                **headers, "Content-Range": f"bytes {part[0]}-{min(part[1], len(data)) - 1}/{len(data)}"})
+                **headers, "Content-Range": f"bytes {part[0]}-{part[1] - 1}/{len(data)}"})
         return Response(data, media_type="application/pdf", headers=headers)
 
     @app.get(API + "/dossiers/{code}/verify", tags=["retrieval"])

@@ -233,7 +233,8 @@ def _settle_earlier_failures(db, job: dict, summary: IngestSummary) -> None:
                 f"(tài liệu {summary.doc_id}); lượt này không cần chạy lại", "detail": f"done by job {job['id']}"}
         if job_table.set_state(db, earlier["id"], job_table.DISCARDED, now=_now(), only_from=("failed",),
                                error=json.dumps(said, ensure_ascii=False)):
-            audit.record(db, "job", "discard", dossier=job["dossier"], job=earlier["id"], reason=said["detail"])
+            audit.record(db, "job", "discard", dossier=job["dossier"], job=earlier["id"], reason=said["detail"],
+                         originals=[o["sha256"] for o in earlier["request"].get("originals") or ()])
 
 
 def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSummary | None:

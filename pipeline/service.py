@@ -1174,7 +1174,15 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
         return None, submitted.duplicate
     if not submitted.resumed:
         return submitted.view, None
-    started_by = (job_table.get(database(settings), submitted.job) or {}).get("submitted_by")
+    running = job_table.get(database(settings), submitted.job) or {}
+    started_by = running.get("submitted_by")
+    dates = list(dossier.paper_dates(*paper_dates, today=audit.now_vn().date())) if paper_dates else None
+    asked = {"maintenance": maintenance, "paper_file_code": paper_file_code, "paperDates": dates}
+    if differ := [f for f, value in asked.items() if value is not None and value != running.get("request", {}).get(f)]:
+        names = {"maintenance": "thời hạn bảo quản", "paper_file_code": "mã hồ sơ giấy", "paperDates": "thời gian"}
+        raise Conflict(f"Các tệp này đang được số hóa (lượt xử lý {submitted.job}) với "
+                       f"{', '.join(names[f] for f in differ)} khác với lần gửi này; chờ lượt đó xong rồi đổi nếu cần",
+                       f"the same files are being converted with other dossier fields: {', '.join(differ)}")
     if who.role == "operator" and started_by != who.name:  # its link would answer 404 to this operator
         by = f"của người dùng khác ({started_by})" if started_by else "số hóa hàng loạt hoặc bằng dòng lệnh"
         raise Conflict(f"Các tệp này đang được số hóa trong một lượt xử lý {by}, bắt đầu lúc "
@@ -1406,13 +1414,15 @@ def document_pdf_record(settings: Settings, code: str, doc_id: str) -> dict:
     return found[0]["pdf"]
 
 
-def document_pdf(settings: Settings, code: str, doc_id: str, *, record: bool = True) -> tuple[bytes, str]:
-    """(the signed PDF, its SHA-256), fixity checked; recorded as a download unless ``record`` is
-    False (a later part of a download asked for in ranges: it is recorded once, at its first byte)."""
-    pdf = document_pdf_record(settings, code, doc_id)
+def document_pdf(settings: Settings, code: str, doc_id: str, *, pdf: dict | None = None,
+                 part: str | None = None) -> tuple[bytes, str]:
+    """(the signed PDF, its SHA-256), fixity checked, recorded as a download (``part``: the byte
+    range sent, when only a part is). ``pdf``: its record (``document_pdf_record``) when the
+    caller has it: the bytes it names are read, never another version's."""
+    pdf = pdf or document_pdf_record(settings, code, doc_id)
     data = open_store(settings).get(pdf["key"], sha256=pdf["sha256"])
-    if record:
-        audit.record(database(settings), "download", dossier=dossier.validate_key(code), docId=doc_id)
+    audit.record(database(settings), "download", dossier=dossier.validate_key(code), docId=doc_id,
+                 **({"range": part} if part else {}))
     return data, pdf["sha256"]
 
 

@@ -106,9 +106,12 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
         found = sorted((job for start in range(0, len(ids), _CHUNK)
                         for job in find(engine, dossier=dossier, batch=batch, input_sha256=input_sha256,
                                         states=states, ids=ids[start:start + _CHUNK], submitted_by=submitted_by,
-                                        newest=newest, source=source)),
+                                        newest=None if newest is None else newest + skip, source=source,
+                                        agencies=agencies)),
                        key=lambda job: (job["created"], job["id"]))
-        return found[-newest:] if newest is not None else found
+        if newest is None:
+            return found
+        return found[max(0, len(found) - skip - newest):len(found) - skip] if skip else found[-newest:]
     order = (jobs.c.created.desc(), jobs.c.id.desc()) if newest is not None else (jobs.c.created, jobs.c.id)
     query = sa.select(jobs).order_by(*order).limit(newest).offset(skip or None)
     if agencies:
