@@ -86,8 +86,8 @@ BEARER = HTTPBearer(auto_error=False, description="mã truy cập của 'sohoa t
 
 def require(permission: str):
     """A FastAPI dependency: the request's user, who must have ``permission``."""
-    async def dependency(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-                         ) -> Principal:
+    async def dependency(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
+                         ) -> Principal:  # (``_``: declared for the OpenAPI description; the web calls it bare)
         who = await authenticate(request)
         if who is None:
             raise Unauthenticated()
