@@ -47,6 +47,9 @@ def configure(settings: Settings) -> Celery:
     _state.clear()
     _state["settings"] = settings
     broker = settings.broker
+    if app.conf.broker_url != broker.url:  # the pools made for another broker would still be used
+        app._pool = None
+        app.amqp._producer_pool = None
     app.conf.update(
         broker_url=broker.url, broker_connection_retry_on_startup=True,
         # Redis: tasks of a worker that died are put back once their visibility timeout has

@@ -89,6 +89,22 @@ def _backlog(rendered, root: Path) -> dict[str, list[str]]:
     return planned
 
 
+def test_a_process_pointed_at_another_broker_sends_its_tasks_there(redis_url, tmp_path):
+    """Celery's connection and producer pools, made for the first broker a process used, were kept
+    when the settings named another: tasks went to the old broker (found when a suite's worker
+    process had used a broker relay, then its uploads failed "Connection refused")."""
+    import redis
+
+    from pipeline import config, tasks
+
+    gone = config.load({"SOHOA_HOME": str(tmp_path / "a"), "SOHOA_BROKER_URL": "redis://127.0.0.1:1/1"})
+    tasks.configure(gone)
+    assert tasks.app.amqp.producer_pool is not None  # made for the first broker
+    tasks.configure(config.load({"SOHOA_HOME": str(tmp_path / "b"), "SOHOA_BROKER_URL": redis_url}))
+    tasks.app.send_task("sohoa.fixity", queue="sohoa-test-probe")
+    assert redis.Redis.from_url(redis_url).llen("sohoa-test-probe") == 1
+
+
 def test_two_workers_share_the_pages_of_a_20_page_document(cluster, rendered, tmp_path):
     cluster.start_worker()
     cluster.start_worker()
