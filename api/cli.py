@@ -1230,7 +1230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "token", "tạo, liệt kê hoặc thu hồi mã truy cập API (Bearer)", cmd_token)
     s.add_argument("action", choices=["create", "list", "revoke"],
-                   help="create: tạo cho người dùng TÊN; list: liệt kê (của TÊN nếu có), lần dùng cuối; revoke: thu hồi mã")
+                   help="create: tạo cho người dùng TÊN; list: liệt kê (của TÊN nếu có), lần dùng cuối; "
+                        "revoke: thu hồi mã")
     s.add_argument("name", nargs="?", metavar="TÊN|MÃ",
                    help="tên người dùng (create, list) hoặc mã của mã truy cập (revoke)")
 

@@ -267,7 +267,8 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     def list_jobs(who: Annotated[Principal, Depends(require("jobs"))],
                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   offset: Annotated[int, Query(ge=0, le=1_000_000, description="bỏ qua bấy nhiêu lượt mới nhất")] = 0,
-                  dossier: Annotated[str | None, Query(max_length=100, description="chỉ các lượt của hồ sơ này")] = None,
+                  dossier: Annotated[str | None, Query(max_length=100,
+                                                       description="chỉ các lượt của hồ sơ này")] = None,
                   state: Annotated[Literal["queued", "running", "finishing", "done", "failed", "discarded"] | None,
                                    Query()] = None) -> dict:
         """The latest jobs, oldest first: an operator's own uploads; every job in scope for the other

@@ -398,7 +398,8 @@ def _unread_columns(header: list[str], columns: dict[str, int]) -> list[str]:
         if "page" not in columns and words & _PAGE_WORDS:
             reasons.append(f"cột '{name.strip()}' không rõ là thứ tự trang hay số trang của tài liệu: nếu là thứ tự "
                            "trang hãy đặt tên cột là 'Thứ tự trang' (hoặc 'Trang'), nếu không hãy bỏ cột")
-        elif "maintenance" not in columns and (words & _RETENTION_WORDS or any(p in folded for p in _RETENTION_PHRASES)):
+        elif "maintenance" not in columns and (words & _RETENTION_WORDS
+                                               or any(p in folded for p in _RETENTION_PHRASES)):
             reasons.append(f"cột '{name.strip()}' không được đọc: nếu là thời hạn bảo quản hãy đặt tên cột là "
                            "'Thời hạn bảo quản' (mã 01-07 hoặc 'vĩnh viễn', '70 năm' …), nếu không hãy bỏ cột")
     return reasons

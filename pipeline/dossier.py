@@ -150,7 +150,8 @@ def _key_hint(code: str) -> str:
         return f"; mã hồ sơ viết bằng chữ in hoa: '{upper}'"
     dashes = upper.translate(_TYPOGRAPHIC_DASHES)
     if dashes != upper and _is_key_shape(dashes):
-        return f"; các phần cách nhau bằng dấu '-' (dấu gạch nối trên bàn phím), không phải '–' mà Word tự đổi: '{dashes}'"
+        return (f"; các phần cách nhau bằng dấu '-' (dấu gạch nối trên bàn phím), không phải '–' mà Word tự đổi: "
+                f"'{dashes}'")
     m = _ARCHIVE_DOTTED.fullmatch(upper)
     if m:
         return (f"; mã hồ sơ lưu trữ dùng dấu '-' giữa mã cơ quan, năm và số hồ sơ: "

@@ -82,7 +82,8 @@ def _recorded_change(manifest: dict, allow_change: bool, changes: list[str], ref
                      change: str) -> None:
     """A recorded dossier value about to change: refused (Conflict) unless ``allow_change``, then noted."""
     if not allow_change:
-        raise Conflict(f"Hồ sơ {manifest['dossierCode']} {refused_vi} (nếu thật sự cần đổi: 'sohoa ingest {manifest['dossierCode']} … --change-recorded')",
+        code = manifest["dossierCode"]
+        raise Conflict(f"Hồ sơ {code} {refused_vi} (nếu thật sự cần đổi: 'sohoa ingest {code} … --change-recorded')",
                        refused_en)
     changes.append(change)
 

@@ -389,7 +389,8 @@ def test_a_csv_gives_each_dossiers_maintenance_paper_file_code_and_dates_and_bad
 
 
 @pytest.mark.parametrize("page, period", [("Trang số", "Thời hạn BQ"), ("Tờ số", "THBQ"),
-                                           ("STT trang", "Thời hạn lưu trữ"), ("Số thứ tự trang", "Thời hạn bảo quản (năm)")])
+                                          ("STT trang", "Thời hạn lưu trữ"),
+                                          ("Số thứ tự trang", "Thời hạn bảo quản (năm)")])
 def test_an_inventorys_own_names_for_the_page_order_and_the_retention_are_read(tmp_path, page, period):
     """Headers as district inventories write them were left out in silence (archive staff review):
     the pages were stored in row order, the other way round, and the permanent file kept 10 years,
@@ -441,7 +442,8 @@ def test_a_column_that_may_be_the_page_order_or_a_retention_and_is_not_read_is_r
     # columns whose words only look alike are other columns, left alone as before (review)
     other = ["Trạng thái", "Tổ chức", "Thời hạn giải quyết", "Nơi lưu trữ", "Đơn vị bảo quản"]
     alike = write_csv(tmp_path / "ds4.csv", [["Tệp", "Mã hồ sơ", "Tên tài liệu", *other],
-                                             ["a.png", ONE_STOP, "Đơn", "xong", "UBND", "15 ngày", "kho 2", "phòng"]], ";")
+                                             ["a.png", ONE_STOP, "Đơn", "xong", "UBND", "15 ngày", "kho 2", "phòng"]],
+                      ";")
     assert [names(d) for d in plan(alike).documents] == [["a.png"]]
 
 
