@@ -340,7 +340,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
                 return RedirectResponse(found[0].url, status_code=307)
             pdf = service.document_pdf_record(settings, code, doc_id)
             etag = f'"{pdf["sha256"]}"'
-            headers = {"Content-Disposition": f'attachment; filename="{doc_id}.pdf"', "ETag": etag,
+            headers = {"Content-Disposition": web.content_disposition("attachment", doc_id, pdf["title"]), "ETag": etag,
                        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
                        "Accept-Ranges": "bytes"}
             if _matches(request.headers.get("if-none-match"), etag):  # answered from the manifest: nothing read
@@ -396,7 +396,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         prefix = service.code_prefix_in(q) if who.may("read") else None
         with service.acting(who):
             found = service.search(settings, q, code_prefix=code_prefix, limit=limit, scope=who.agencies, offset=offset)
-            by_code = service.dossiers_by_code(settings, prefix, scope=who.agencies) if prefix else ()
+            by_code = service.dossiers_by_code(settings, prefix, scope=who.agencies, limit=limit) if prefix else ()
         # plain JSON types: no validation pass over the hits
         return JSONResponse({**found.to_json(), **({"dossiers": list(by_code)} if prefix else {})})
 

@@ -691,15 +691,24 @@ def dossier_page(request: Request, code: str, who: Annotated[Who, Depends(user("
                  may_download=who.may("download"), page=page)
 
 
+def content_disposition(kind: str, doc_id: str, title: str) -> str:
+    """``attachment`` or ``inline``, named by the document id (ASCII, for every client) and, for
+    those that read RFC 6266's ``filename*``, by its id and title: "….001 Đơn đề nghị.pdf"."""
+    shown = " ".join("".join(c for c in title if c.isprintable() and c not in '/\\"').split())[:100]
+    named = quote(f"{doc_id} {shown}.pdf" if shown else f"{doc_id}.pdf", safe="")
+    return f"{kind}; filename=\"{doc_id}.pdf\"; filename*=UTF-8''{named}"
+
+
 @router.get("/dossiers/{code}/documents/{doc_id}/pdf")
 def document_pdf(request: Request, code: str, doc_id: str, who: Annotated[Who, Depends(user("download"))],
                  download: Annotated[bool, Query()] = False) -> Response:
     code = _visible(who, code)
     with _acting(who):
-        data, sha256 = service.document_pdf(request.app.state.settings, code, doc_id)
-    disposition = "attachment" if download else "inline"
+        pdf = service.document_pdf_record(request.app.state.settings, code, doc_id)
+        data, sha256 = service.document_pdf(request.app.state.settings, code, doc_id, pdf=pdf)
     return Response(data, media_type="application/pdf", headers={
-        "Content-Disposition": f'{disposition}; filename="{doc_id}.pdf"', "ETag": f'"{sha256}"',
+        "Content-Disposition": content_disposition("attachment" if download else "inline", doc_id, pdf["title"]),
+        "ETag": f'"{sha256}"',
         "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "frame-ancestors 'self'", "X-Frame-Options": "SAMEORIGIN"})
 

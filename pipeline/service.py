@@ -1404,14 +1404,14 @@ def discard_job(settings: Settings, job_id: str, reason: str, who: Principal) ->
 
 
 def document_pdf_record(settings: Settings, code: str, doc_id: str) -> dict:
-    """The manifest's record of a document's signed PDF ({key, sha256, size}), its bytes not read:
-    what a conditional or HEAD request is answered from."""
+    """The manifest's record of a document's signed PDF ({key, sha256, size}, and the document's
+    ``title``), its bytes not read: what a conditional or HEAD request is answered from."""
     code = dossier.validate_key(code)
     manifest = require_manifest(open_store(settings), code)
     found = [d for d in manifest["documents"] if d["docId"] == doc_id]
     if not found:
         raise NotFound(f"Hồ sơ {code} không có tài liệu {doc_id}", "no such document")
-    return found[0]["pdf"]
+    return {**found[0]["pdf"], "title": found[0].get("title") or ""}
 
 
 def document_pdf(settings: Settings, code: str, doc_id: str, *, pdf: dict | None = None,

@@ -698,6 +698,10 @@ def test_a_download_answers_if_none_match_range_and_head_as_http_clients_expect(
     whole = client.get(url, headers=off)
     etag, size = whole.headers["etag"], len(whole.content)
     assert whole.headers["accept-ranges"] == "bytes"
+    from urllib.parse import quote  # named by its id and its title for clients that read filename* (review)
+    named = quote(f"{api['job']['docId']} Đơn đề nghị cấp phép.pdf", safe="")
+    assert whole.headers["content-disposition"] == (f'attachment; filename="{api["job"]["docId"]}.pdf"; '
+                                                    f"filename*=UTF-8''{named}")
     unchanged = client.get(url, headers={**off, "If-None-Match": f'W/"0000", {etag}'})
     assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == etag
     assert client.get(url, headers={**off, "If-None-Match": '"another"'}).status_code == 200
@@ -807,6 +811,8 @@ def test_the_lists_of_jobs_and_dossiers_page_with_offset_and_more(api, tmp_path)
     second = client.get("/api/v1/dossiers", headers=tokens["off"],
                         params={"codePrefix": "H23.50", "limit": 1, "offset": 1}).json()
     assert first["more"] is True and first["dossiers"] != second["dossiers"] and len(second["dossiers"]) == 1
+    searched = client.get("/api/v1/search", headers=tokens["off"], params={"q": "H23.50", "limit": 1}).json()
+    assert len(searched["dossiers"]) == 1  # the search's limit bounds the dossiers it lists too (review)
     last = client.get("/api/v1/dossiers", headers=tokens["off"], params={"codePrefix": "H23.50", "offset": 2}).json()
     assert last["more"] is False and len(last["dossiers"]) >= 1
 

@@ -256,7 +256,7 @@ def test_operator_takes_in_pages_and_officer_finds_reads_and_downloads(server, c
     assert answer.headers["content-disposition"].startswith("attachment") and answer.body().startswith(b"%PDF-")
     with page.expect_download() as download:
         doc.get_by_role("link", name=re.compile("^Tải PDF")).click()
-    assert download.value.suggested_filename == f"{CODE}.001.pdf"
+    assert download.value.suggested_filename == f"{CODE}.001 {PAPERS[0]}.pdf"  # its title too (review)
     server["state"]["dossier_url"] = page.url
     logout(page)
     # the access log names the users
