@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from storage import journal
 
-from .errors import UsageError
+from .errors import UsageError, shown_text
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 # who the current request acts for (set by the HTTP and web doors): name, role, ip, via
@@ -55,15 +55,9 @@ def record(db: Engine, action: str, outcome: str = "success", *, actor: str | No
     if who is not None and actor is None:
         actor = who["actor"]
         detail = {"role": who["role"], "ip": who["ip"], "via": who["via"], **detail}
-    detail = {k: _writable(v) if isinstance(v, str) else v for k, v in detail.items()}
+    detail = {k: shown_text(v) if isinstance(v, str) else v for k, v in detail.items()}  # (a path not UTF-8)
     return journal.append(db, {"at": now_vn().isoformat(), "actor": actor or _actor(), "action": action,
                                "outcome": outcome, **detail})
-
-
-def _writable(text: str) -> str:
-    """Text the log can hold: a path whose bytes are not UTF-8 (an old share's names, held by Python
-    as lone surrogates) with U+FFFD for them; the event was lost, and the command with it."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if not text.isascii() else text
 
 
 def current_actor() -> str:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from . import audit, jobs, receipts
-from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source, shown_name
+from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
 from .bulk_report import BulkOutcome, check_writable, totals, write_report
-from .errors import BrokerUnavailable, Conflict, describe
+from .errors import BrokerUnavailable, Conflict, describe, shown_text
 from .ingest import IngestContext
 from .models import IngestRequest, IngestSummary
 
@@ -91,17 +91,17 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str, bool], None] |
         audit.record(ctx.db, "bulk", "stopped", source=str(source), batch=batch,
                      **{k: v for k, v in totals(stopped).items() if isinstance(v, int)})
         if report is not None:
-            write_report(Path(report), stopped, {"source": shown_name(str(source)), "started": started,
+            write_report(Path(report), stopped, {"source": shown_text(str(source)), "started": started,
                                                  "finished": audit.now_vn(), "batch": batch, "stopped": True})
         raise
 
     ordered = tuple(outcomes[n] for n in range(len(order)))
-    result = BulkResult(shown_name(str(source)), batch, ordered)
+    result = BulkResult(shown_text(str(source)), batch, ordered)
     counted = result.totals
     audit.record(ctx.db, "bulk", "finished", source=str(source), batch=batch,
                  **{k: v for k, v in counted.items() if isinstance(v, int)})
     if report is not None:
-        written = write_report(Path(report), ordered, {"source": shown_name(str(source)), "started": started,
+        written = write_report(Path(report), ordered, {"source": shown_text(str(source)), "started": started,
                                                         "finished": audit.now_vn(), "batch": batch})
         result = replace(result, report=tuple(str(p) for p in written))
     return result

@@ -65,7 +65,7 @@ from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from .dossier import paper_dates, validate_key
-from .errors import DossierCodeError, InputError, UsageError
+from .errors import DossierCodeError, InputError, UsageError, shown_text as shown_name
 from .models import MAINTENANCE_VI
 from .inputs import EXTENSIONS, sniff, stated_extension, without_extension
 
@@ -220,11 +220,6 @@ def _undecodable(name: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in name)
 
 
-def shown_name(name: str) -> str:
-    """A file name as it can be shown and written: bytes that are not UTF-8 as '\ufffd'."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if _undecodable(name) else name
-
-
 _NOT_UTF8 = ("tên không phải UTF-8 (thường do giải nén tệp ZIP tạo trên Windows hoặc chép từ ổ mạng cũ): "
              "hãy đổi tên cho đúng rồi chạy lại (name is not UTF-8)")
 
@@ -303,8 +298,8 @@ def _plan_dossier(folder: Path, name: str, documents: list, problems: list) -> N
         return
     planned = []  # (sort key, document or problem)
     for entry in entries:
-        rel = f"{name}/{shown_name(entry.name)}"
         shown = shown_name(entry.name)
+        rel = f"{name}/{shown}"
         title, order = title_and_order(without_extension(shown) if not _is_dir(entry) else shown)
         files, reason = ((), _NOT_UTF8) if _undecodable(entry.name) else _document_files(entry)
         if not title and reason is None:
@@ -411,10 +406,12 @@ def _read_table(csv_path: Path) -> tuple[list[list[str]], dict[str, int], int]:
         raw = csv_path.read_bytes()
     except OSError as e:
         raise InputError(str(csv_path), f"không đọc được ({e.strerror})") from None
-    utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff") or (b"\x00" in raw[:200] and len(raw) % 2 == 0)
-    try:  # Excel's "Unicode Text" is UTF-16, with its byte order mark (or, saved by other tools, without)
-        text = (raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else
-                           "utf-16-be" if raw[:1] == b"\x00" else "utf-16-le") if utf16 else raw.decode("utf-8-sig"))
+    # Excel's "Unicode Text" is UTF-16, with its byte order mark (or, saved by other tools, without)
+    encoding = ("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                ("utf-16-be" if raw[:1] == b"\x00" else "utf-16-le") if b"\x00" in raw[:200] and len(raw) % 2 == 0
+                else "utf-8-sig")
+    try:
+        text = raw.decode(encoding)
     except UnicodeDecodeError:
         raise InputError(str(csv_path), "không phải UTF-8: trong Excel hãy lưu bằng 'CSV UTF-8 (Comma delimited)' "
                                         "(not UTF-8)") from None

@@ -107,6 +107,13 @@ def _without(text: str, names: list[str]) -> str:
     return text
 
 
+def shown_text(text: str) -> str:
+    """Text that can be shown and written (a report, the access log): a name whose bytes are not
+    UTF-8 (a Windows ZIP unpacked here, an old share), which Python holds as lone surrogates, with
+    U+FFFD for each such byte."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def without_frames(error: BaseException) -> BaseException:
     """The error, and the errors it was raised from or during, without their tracebacks: an error
     kept (in a list of refused files or pages) would keep every frame it passed through, and their
