@@ -228,13 +228,10 @@ def _settle_earlier_failures(db, job: dict, summary: IngestSummary) -> None:
     made new jobs) given up, saying which job stored them: ``sohoa status`` offered their retry."""
     if not job.get("input_sha256"):
         return
+    said = {"code": "superseded", "exit": 0, "message": f"Các tệp này đã được số hóa ở lượt xử lý {job['id']} "
+            f"(tài liệu {summary.doc_id}); lượt này không cần chạy lại", "detail": f"done by job {job['id']}"}
     for earlier in job_table.find(db, dossier=job["dossier"], input_sha256=job["input_sha256"], states=("failed",)):
-        said = {"code": "superseded", "exit": 0, "message": f"Các tệp này đã được số hóa ở lượt xử lý {job['id']} "
-                f"(tài liệu {summary.doc_id}); lượt này không cần chạy lại", "detail": f"done by job {job['id']}"}
-        if job_table.set_state(db, earlier["id"], job_table.DISCARDED, now=_now(), only_from=("failed",),
-                               error=json.dumps(said, ensure_ascii=False)):
-            audit.record(db, "job", "discard", dossier=job["dossier"], job=earlier["id"], reason=said["detail"],
-                         originals=[o["sha256"] for o in earlier["request"].get("originals") or ()])
+        _give_up(db, earlier, said["detail"], error=said)
 
 
 def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSummary | None:
@@ -466,10 +463,12 @@ def discard_for_disposal(db, code: str, approval: dict) -> list[str]:
     return [job["id"] for job in job_table.find(db, dossier=code, states=("failed",)) if _give_up(db, job, reason)]
 
 
-def _give_up(db, job: dict, reason: str) -> bool:
+def _give_up(db, job: dict, reason: str, error: dict | None = None) -> bool:
     """The failed job discarded, recorded in the access log with the reason and its originals'
-    SHA-256; False when it was not failed (any more)."""
-    if not job_table.set_state(db, job["id"], job_table.DISCARDED, now=_now(), only_from=("failed",)):
+    SHA-256 (``error``: what the job says of it instead of its failure); False when it was not
+    failed (any more)."""
+    said = {"error": json.dumps(error, ensure_ascii=False)} if error else {}
+    if not job_table.set_state(db, job["id"], job_table.DISCARDED, now=_now(), only_from=("failed",), **said):
         return False
     request = job["request"]
     audit.record(db, "job", "discard", dossier=job["dossier"], job=job["id"], reason=reason,
