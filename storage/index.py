@@ -50,7 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
-from .errors import QueryError, StorageConfigError, StorageUnavailable
+from .errors import NotFound, QueryError, StorageConfigError, StorageUnavailable
 
 MARK = ("[", "]")
 SNIPPET_CHARS = 160
@@ -924,13 +924,14 @@ def _in_order_of_change(store, codes) -> list[str]:
     changed = []
     for code in codes:
         try:
-            raw = store.get(keys.manifest(code)) if store.exists(keys.manifest(code)) else None
+            raw = store.get(keys.manifest(code))
+        except NotFound:  # a disposed dossier's folder keeps its record, and no manifest
+            continue
         except StorageUnavailable:
             raise
         except Exception:  # read again, and reported, by ``reindex``
             raw = b""
-        if raw is not None:
-            changed.append((_changed_at(raw), code))
+        changed.append((_changed_at(raw), code))
     return [code for _, code in sorted(changed)]
 
 

@@ -109,9 +109,7 @@ def find(engine: Engine, *, dossier: str | None = None, batch: str | None = None
                                         newest=None if newest is None else newest + skip, source=source,
                                         agencies=agencies)),
                        key=lambda job: (job["created"], job["id"]))
-        if newest is None:
-            return found
-        return found[max(0, len(found) - skip - newest):len(found) - skip] if skip else found[-newest:]
+        return found if newest is None else found[max(0, len(found) - skip - newest):len(found) - skip]
     order = (jobs.c.created.desc(), jobs.c.id.desc()) if newest is not None else (jobs.c.created, jobs.c.id)
     query = sa.select(jobs).order_by(*order).limit(newest).offset(skip or None)
     if agencies:
