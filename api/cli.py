@@ -301,8 +301,17 @@ TIER_VI = {"phrase": "đúng cụm từ", "phrase-folded": "đúng cụm từ (k
 
 
 def format_hits(result) -> str:
+    titles = [f"Tiêu đề khớp với «{result.query}» (xem: sohoa show MÃ):"] if result.titles else []
+    for t in result.titles:
+        titles.append(f"  {t.dossier_code}  " + (f"tài liệu {t.doc_id}" if t.doc_id else "hồ sơ")
+                      + f"  «{t.title}»" + (" (khớp đúng dấu)" if t.exact else ""))
     if not result.hits:
-        return f"Không tìm thấy kết quả nào cho «{result.query}»."
+        return "\n".join(titles + [f"Không trang nào chứa «{result.query}»." if titles
+                                    else f"Không tìm thấy kết quả nào cho «{result.query}»."])
+    return "\n".join(titles + [_page_hits(result)])
+
+
+def _page_hits(result) -> str:
     shown = (f"Kết quả {result.offset + 1}-{result.offset + len(result.hits)}" if result.offset
              else f"Tìm thấy {len(result.hits)} kết quả")
     lines = [f"{shown} cho «{result.query}»" + (f" (còn nữa: --offset {result.offset + len(result.hits)}):"

@@ -1,5 +1,6 @@
 """Search latency on a large index: p50/p95/max of ``storage.index.search`` per kind of query,
-on SQLite and PostgreSQL (issue 17).
+and of ``storage.index.titles`` (the titles listed beside a first page of hits), on SQLite and
+PostgreSQL (issue 17).
 
     .venv/bin/python -m bench.search --pages 100000                     # both databases
     .venv/bin/python -m bench.search --pages 100000 --db sqlite --keep /tmp/sohoa-bench-search
@@ -38,7 +39,7 @@ import time
 import unicodedata
 from collections import Counter
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,11 @@ GIVEN = ["An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Hải", "Hạnh", 
 WARDS = ["Phúc Xá", "Trúc Bạch", "Cống Vị", "Liễu Giai", "Ngọc Hà", "Điện Biên", "Đội Cấn", "Kim Mã", "Giảng Võ",
          "Thành Công", "Hòa Phú", "Tân Lập", "Trung Hòa", "Yên Hòa", "Dịch Vọng", "Mai Dịch", "Nghĩa Đô", "Quan Hoa"]
 FORMS = ["QĐ-UBND", "XN-UBND", "TB-UBND", "GP-SXD", "CV-STNMT", "TTr-UBND"]
+PAPERS = ["Đơn đề nghị cấp giấy phép xây dựng", "Bản sao CCCD", "Giấy chứng nhận quyền sử dụng đất",
+          "Tờ khai đăng ký hộ kinh doanh", "Biên bản kiểm tra hiện trạng", "Bản vẽ thiết kế", "Giấy ủy quyền",
+          "Sổ hộ khẩu", "Quyết định giao đất", "Hợp đồng chuyển nhượng", "Giấy khai sinh", "Trích lục bản đồ địa chính"]
+PROCEDURES = ["Cấp phép xây dựng", "Đăng ký hộ kinh doanh", "Chuyển nhượng quyền sử dụng đất", "Đăng ký khai sinh",
+              "Cấp đổi giấy chứng nhận"]
 TITLES = ["QUYẾT ĐỊNH", "GIẤY XÁC NHẬN", "THÔNG BÁO", "TỜ KHAI", "ĐƠN ĐỀ NGHỊ", "BIÊN BẢN", "GIẤY PHÉP"]
 # Real words; those with a syllable the statute texts never hold (folded) make the queries with no hit.
 ABSENT = ["khủng long", "tàu ngầm", "bánh chưng", "cà phê sữa", "xe đạp điện", "máy cày", "sầu riêng",
@@ -123,13 +129,17 @@ def generate(pages: int, seed: int = SEED):
             dossier.parse_key(code)  # a valid code, or the bench is wrong
             n += 1
             docs = rng.randint(1, 6)
-            dossier_rows.append(dict(code=code, title=f"Hồ sơ {code}", maintenance="10", state="stored",
-                                     total_doc=docs, number_of_page=0, indexed_at=now))
+            title = f"{rng.choice(PROCEDURES)} - {rng.choice(SURNAMES)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
+            changed = (now - timedelta(days=60) + timedelta(seconds=30 * n)).isoformat(timespec="seconds")
+            dossier_rows.append(dict(code=code, title=title, title_folded=index.title_key(title), maintenance="10",
+                                     state="stored", total_doc=docs, number_of_page=0, indexed_at=now,
+                                     created=changed, updated=changed))
             for seq in range(1, docs + 1):
                 doc_id = dossier.doc_id(code, seq)
                 count = min(rng.randint(1, 8), pages - made)
-                doc_rows.append(dict(doc_id=doc_id, dossier_code=code, sequence=seq, title=f"Văn bản {seq}",
-                                     number_of_page=count))
+                paper = rng.choice(PAPERS)
+                doc_rows.append(dict(doc_id=doc_id, dossier_code=code, sequence=seq, title=paper,
+                                     title_folded=index.title_key(paper), number_of_page=count, created=changed))
                 for number in range(1, count + 1):
                     text = index.nfc(page_text(rng, words, code))
                     page_rows.append(dict(dossier_code=code, doc_id=doc_id, number=number, text=text,
@@ -205,6 +215,9 @@ def default_queries(per_kind: int = 6, seed: int = SEED) -> list[dict]:
         "prefix": lambda: rng.choice(middle),
         "quoted": lambda: f'"{rng.choice(trigrams)}"',
         "no-hit": lambda: rng.choice(absent),
+        # a paper's name or a citizen's, as titles hold them, with or without diacritics
+        "title": lambda: rng.choice([rng.choice(PAPERS), index.fold(rng.choice(PAPERS)).lower(),
+                                     f"{rng.choice(SURNAMES)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"]),
     }
     queries = []
     for kind, draw in kinds.items():
@@ -239,9 +252,11 @@ def run_queries(engine, queries: list[dict], repeat: int = 3, limit: int = 20) -
     backends when they run on this machine: /proc counts in 10 ms ticks, so only means)."""
     for q in queries:
         index.search(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
+        index.titles(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
     pids = backend_pids(engine)
     by_kind: dict[str, list[float]] = {}
     cpu_by_kind: dict[str, list[float]] = {}
+    titles_time: list[float] = []
     hits: dict[str, int] = {}
     for _ in range(repeat):
         for q in queries:
@@ -251,12 +266,15 @@ def run_queries(engine, queries: list[dict], repeat: int = 3, limit: int = 20) -
             by_kind.setdefault(q["kind"], []).append(time.perf_counter() - started)
             cpu_by_kind.setdefault(q["kind"], []).append(time.process_time() + backends_cpu(pids) - cpu)
             hits[q["query"] + (f" @{q['code_prefix']}" if q["code_prefix"] else "")] = len(results)
+            started = time.perf_counter()  # the titles a search's first page lists beside its hits
+            index.titles(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
+            titles_time.append(time.perf_counter() - started)
     report = {kind: summary(times) | {"cpu_ms": round(statistics.mean(cpu_by_kind[kind]) * 1000, 1)}
               for kind, times in by_kind.items()}
     every_cpu = [c for cpus in cpu_by_kind.values() for c in cpus]
     report["overall"] = summary([t for times in by_kind.values() for t in times]) | {
         "cpu_ms": round(statistics.mean(every_cpu) * 1000, 1)}
-    return {"latency": report, "hits": hits, "cpu_includes_server": bool(pids)}
+    return {"latency": report, "titles": summary(titles_time), "hits": hits, "cpu_includes_server": bool(pids)}
 
 
 def backend_pids(engine) -> list[int]:
@@ -328,6 +346,10 @@ def print_result(result: dict) -> None:
     print(f"  {'kind':<14}{'n':>4}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}  {cpu}")
     for kind, s in result["latency"].items():
         print(f"  {kind:<14}{s['n']:>4}{s['p50_ms']:>9}{s['p95_ms']:>9}{s['max_ms']:>9}  {s['cpu_ms']:>8}")
+    if "titles" in result:
+        s = result["titles"]
+        print(f"  {'+ titles':<14}{s['n']:>4}{s['p50_ms']:>9}{s['p95_ms']:>9}{s['max_ms']:>9}"
+              "  (every query, after its search)")
 
 
 def main(argv: list[str] | None = None) -> int:

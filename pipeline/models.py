@@ -303,15 +303,28 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class TitleHit:
+    """A dossier (``doc_id`` None) or a document whose title holds the query's words."""
+    dossier_code: str
+    doc_id: str | None
+    title: str
+    exact: bool  # with the query's diacritics
+
+    def to_json(self) -> dict:
+        return {"dossierCode": self.dossier_code, "docId": self.doc_id, "title": self.title, "exact": self.exact}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: str
     hits: tuple[SearchHit, ...]
     offset: int = 0     # hits left out before these (a next page)
     more: bool = False  # more hits follow these
+    titles: tuple[TitleHit, ...] = ()  # with the first page of hits only
 
     def to_json(self) -> dict:
         return {"query": self.query, "hits": [h.to_json() for h in self.hits], "offset": self.offset,
-                "more": self.more}
+                "more": self.more, "titles": [t.to_json() for t in self.titles]}
 
 
 @dataclass(frozen=True)

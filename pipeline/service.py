@@ -46,7 +46,8 @@ from .errors import (BrokerUnavailable, ConfigError, Conflict, InputError, Integ
 from .executor import PageExecutor, Progress, limit_native_threads
 from .ingest import IngestContext, check_title
 from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink, DocumentVerdict, DocumentView, DossierReport, DossierView, ExportResult,
-                     IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult, FLAG_VI)
+                     IngestRequest, IngestSummary, ReindexResult, RenewalResult, SearchHit, SearchResult, TitleHit,
+                     FLAG_VI)
 from .pages import PageCache, code_version, load_engine
 from .runtime import database, development_pki, ingest_context, key_trouble, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
@@ -473,6 +474,7 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
            scope: Sequence[str] = (), offset: int = 0) -> SearchResult:
     """Pages whose words match, with or without diacritics, in four tiers: the exact phrase, the
     phrase without diacritics, all words near each other, all words; an empty query is refused.
+    With the first page of hits, the dossiers and documents whose title holds the words (``titles``).
     ``scope``: only dossiers of these agency codes; ``offset``: the first hits left out (a next
     page; ``more`` says whether one follows). Snippets show no citizen ID number whole."""
     if limit < 1:
@@ -484,11 +486,13 @@ def search(settings: Settings, query: str, *, code_prefix: str | None = None, li
     hits = search_index.search(database(settings), query, code_prefix=code_prefix, limit=limit + 1, scope=scope,
                                mark=_INNER_MARK, offset=offset)
     more, hits = len(hits) > limit, hits[:limit]
+    titles = () if offset else search_index.titles(database(settings), query, code_prefix, limit, scope)
     audit.record(database(settings), "search", query=query, codePrefix=code_prefix, hits=len(hits),
-                 **({"offset": offset} if offset else {}))
+                 **({"titles": len(titles)} if titles else {}), **({"offset": offset} if offset else {}))
     return SearchResult(query, tuple(SearchHit(h["dossierCode"], h["docId"], h["page"], _shown(h["snippet"]),
                                                h["score"], h["exact"], h.get("tier", "all"), h.get("title"))
-                                     for h in hits), offset, more)
+                                     for h in hits), offset, more,
+                        tuple(TitleHit(t["dossierCode"], t["docId"], t["title"], t["exact"]) for t in titles))
 
 
 _INNER_MARK = ("\ue000", "\ue001")  # private-use characters: never in a page's text

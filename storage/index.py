@@ -73,6 +73,7 @@ dossiers = sa.Table(
     sa.Column("total_doc", sa.Integer), sa.Column("number_of_page", sa.Integer),
     sa.Column("created", sa.String(40)), sa.Column("updated", sa.String(40)),
     sa.Column("manifest_sha256", sa.String(64)), sa.Column("indexed_at", sa.DateTime(timezone=True)),
+    sa.Column("title_folded", sa.Text),  # ``title_key``
 )
 documents = sa.Table(
     "documents", metadata,
@@ -81,6 +82,7 @@ documents = sa.Table(
     sa.Column("created", sa.String(40)), sa.Column("input_sha256", sa.String(64)),
     sa.Column("pdf_key", sa.Text), sa.Column("pdf_sha256", sa.String(64)),
     sa.Column("text_key", sa.Text), sa.Column("text_sha256", sa.String(64)),
+    sa.Column("title_folded", sa.Text),  # ``title_key``
 )
 pages = sa.Table(
     "pages", metadata,
@@ -120,6 +122,11 @@ def _fold_char(ch: str) -> str:
 def fold(text: str) -> str:
     """NFC text without diacritics, one character for one, so offsets stay valid."""
     return "".join(map(_fold_char, nfc(text)))
+
+
+def title_key(title: str | None) -> str:
+    """A title as the index keeps it to be searched (``titles``): folded, lower case."""
+    return fold(title).lower()
 
 
 # A syllable whose rhyme is a lone i or y after these initials is written both ways in everyday
@@ -565,7 +572,8 @@ def _index_dossier(conn: Connection, manifest: dict, page_texts: dict[str, list[
     page_texts = _kept_page_texts(conn, code, listed - set(page_texts)) | page_texts
     _forget_dossier(conn, code)
     conn.execute(dossiers.insert().values(
-        code=code, title=nfc(manifest.get("title")), maintenance=manifest.get("maintenance"),
+        code=code, title=nfc(manifest.get("title")), title_folded=title_key(manifest.get("title")),
+        maintenance=manifest.get("maintenance"),
         state=manifest.get("state") or "stored", total_doc=manifest.get("totalDoc"),
         number_of_page=manifest.get("numberOfPage"), created=manifest.get("created"),
         updated=manifest.get("updated"), manifest_sha256=manifest.get("_sha256"),
@@ -575,6 +583,7 @@ def _index_dossier(conn: Connection, manifest: dict, page_texts: dict[str, list[
         doc_id = nfc(doc["docId"])
         doc_rows.append(dict(
             doc_id=doc_id, dossier_code=code, sequence=doc.get("sequence"), title=nfc(doc.get("title")),
+            title_folded=title_key(doc.get("title")),
             number_of_page=doc.get("numberOfPage"), created=doc.get("created"),
             input_sha256=doc.get("inputSha256"), pdf_key=(doc.get("pdf") or {}).get("key"),
             pdf_sha256=(doc.get("pdf") or {}).get("sha256"), text_key=(doc.get("text") or {}).get("key"),
@@ -682,6 +691,68 @@ def _document_titles(engine: Engine, doc_ids: set[str]) -> dict[str, str]:
     with engine.connect() as conn:
         return dict(conn.execute(sa.select(documents.c.doc_id, documents.c.title)
                                  .where(documents.c.doc_id.in_(sorted(doc_ids)))).all())
+
+
+TITLE_SCAN = 500  # titles holding the query's words as parts of words that are looked at, newest first
+
+
+def titles(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20,
+           scope: Sequence[str] = ()) -> list[dict]:
+    """The dossiers and documents whose title holds every term of the query as whole words, with
+    or without diacritics ("ban sao cccd" finds "Bản sao CCCD", as "qui định" finds "quy định" on a
+    page): those holding the query as typed first, then the newest. Each: {dossierCode, docId (None
+    for a dossier's own title), title, exact}. A title is often the only place a paper's name is
+    written: a copy of an identity card says nothing of it in its text.
+
+    The database hands over the TITLE_SCAN newest titles holding each word as part of a word
+    (``title_key``); a word as common in titles as "giấy" is then looked for among those.
+    ``code_prefix`` and ``scope`` as ``search``; an empty query, or one without a word, raises
+    QueryError."""
+    parsed = Query.parse(query)
+    if limit <= 0:
+        return []
+    prefix = nfc(code_prefix).strip().upper() if code_prefix else None
+    params: dict = {"scan": TITLE_SCAN}
+    likes = []
+    for i, token in enumerate(sorted({t for term in parsed.folded for t in term})):
+        written = _written(token)
+        params.update({f"t{i}_{j}": f"%{w}%" for j, w in enumerate(written)})
+        likes.append("(" + " OR ".join(f"{{key}} LIKE :t{i}_{j}" for j in range(len(written))) + ")")
+    where = " AND ".join(likes)
+    dossier_filters, dossier_params = _filters(prefix, scope, engine.dialect.name, column="d.code")
+    doc_filters, doc_params = _filters(prefix, scope, engine.dialect.name, column="doc.dossier_code")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT d.code AS dossier_code, NULL AS doc_id, d.title, d.updated AS changed FROM dossiers d "
+            f"WHERE {where.format(key='d.title_folded')} {dossier_filters}"
+            "ORDER BY coalesce(d.updated, '') DESC LIMIT :scan"),
+            {**params, **dossier_params}).all()
+        rows += conn.execute(sa.text(
+            "SELECT doc.dossier_code, doc.doc_id, doc.title, doc.created AS changed FROM documents doc "
+            f"WHERE {where.format(key='doc.title_folded')} {doc_filters}"
+            "ORDER BY coalesce(doc.created, '') DESC LIMIT :scan"),
+            {**params, **doc_params}).all()
+    found = []
+    for row in rows:
+        tokens = _TOKEN.findall(unicodedata.normalize("NFKC", nfc(row.title)))
+        folded = [_folded_token(t) for t in tokens]
+        if all(_holds(folded, term) for term in parsed.folded):
+            exact = all(_holds([spelling(t) for t in tokens], term) for term in parsed.exact)
+            found.append((exact, row))
+    # a dossier named after its first paper (as an upload names it) is listed once, by the paper
+    papers = {(row.dossier_code, row.title) for _, row in found if row.doc_id is not None}
+    found = [(exact, row) for exact, row in found
+             if row.doc_id is not None or (row.dossier_code, row.title) not in papers]
+    found.sort(key=lambda er: (er[1].dossier_code, er[1].doc_id or ""))
+    found.sort(key=lambda er: er[1].changed or "", reverse=True)
+    found.sort(key=lambda er: (not er[0], er[1].doc_id is not None))  # as typed first; a dossier before its papers
+    return [{"dossierCode": row.dossier_code, "docId": row.doc_id, "title": row.title, "exact": exact}
+            for exact, row in found[:limit]]
+
+
+def _holds(tokens: list[str], term: tuple[str, ...]) -> bool:
+    """Whether ``term``'s tokens come one after the other in ``tokens``."""
+    return any(tuple(tokens[i:i + len(term)]) == term for i in range(len(tokens) - len(term) + 1))
 
 
 def dossiers_by_code(engine: Engine, prefix: str, scope: Sequence[str] = (), limit: int = 50,

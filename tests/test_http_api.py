@@ -690,6 +690,25 @@ def test_the_web_search_narrows_to_a_code_says_when_there_may_be_more_and_names_
         assert long.status_code == 422 and "Nội dung tìm dài 599 ký tự; tối đa 500 ký tự" in long.text
 
 
+def test_a_document_is_found_by_its_title_in_the_api_and_the_web_within_the_officers_agencies(api):
+    """Titles were not searched: a paper whose name is written nowhere in its text (a copy of an
+    identity card) could not be found by it (left from the backlog review)."""
+    from tests.test_api_security import web_login
+
+    client, doc_id = api["client"], api["job"]["docId"]
+    found = client.get("/api/v1/search", params={"q": "don de nghi cap phep"}, headers=api["tokens"]["off"]).json()
+    assert found["titles"] == [{"dossierCode": CODE, "docId": doc_id, "title": "Đơn đề nghị cấp phép", "exact": False}]
+    elsewhere = client.get("/api/v1/search", params={"q": "don de nghi cap phep"}, headers=api["tokens"]["off-h99"])
+    assert elsewhere.json()["titles"] == []
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    with TestClient(create_app(web, background=False)) as browser:
+        assert web_login(browser, "off", "mat-khau-dai-du").status_code == 303
+        page = browser.get("/search", params={"q": "đề nghị cấp phép"}).text
+        assert "Tiêu đề khớp với “đề nghị cấp phép”" in page
+        assert (f'<a href="/dossiers/{CODE}?doc={doc_id}">«Đơn đề nghị cấp phép»</a>, '
+                f"tài liệu {doc_id}, khớp đúng dấu") in page
+
+
 def test_a_download_answers_if_none_match_range_and_head_as_http_clients_expect(api):
     """The ETag was sent but If-None-Match never answered 304, Range was ignored, and HEAD was 405
     on the PDF and on /healthz, which load balancers probe with (integrator's review)."""

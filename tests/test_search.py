@@ -1,7 +1,9 @@
 """Vietnamese full-text search on SQLite FTS5 and PostgreSQL, reindex from object storage, CLI."""
 from __future__ import annotations
 
+import contextlib
 import json
+from datetime import datetime, timezone
 import unicodedata
 
 import pytest
@@ -12,6 +14,7 @@ from pipeline.config import IndexSettings, S3Settings, Settings
 from storage import db, index, keys
 from storage.base import sha256
 from storage.errors import QueryError, StorageError
+from tests.services import throwaway_pg_database
 
 A = "H23.50-261201-0001"  # "Nghị định" with its diacritics
 B = "H23.50-261201-0002"  # "nghỉ đình": other diacritics, same letters
@@ -225,6 +228,76 @@ def test_a_page_indexed_before_the_eth_was_folded_is_found_after_the_migration(i
     assert index.search(index_engine, "Đoàn Duy Đức") == [] or index_engine.dialect.name == "postgresql"
     db.upgrade(index_engine)
     assert [h["dossierCode"] for h in index.search(index_engine, "Đoàn Duy Đức")] == [code]
+
+
+TITLED = "H23.50-261203-0011"  # a dossier whose papers' names are written only in their titles
+
+
+def index_titled(engine, code: str = TITLED, title: str = "Cấp phép xây dựng - Nguyễn Văn An",
+                 doc_titles=("Bản sao CCCD", "Giấy chứng nhận quyền sử dụng đất")) -> None:
+    manifest = manifest_for(code, [["Cộng hòa xã hội chủ nghĩa Việt Nam"]] * len(doc_titles), title=title)
+    for doc, doc_title in zip(manifest["documents"], doc_titles):
+        doc["title"] = doc_title
+    index.index_dossier(engine, manifest, {d["docId"]: ["Cộng hòa xã hội chủ nghĩa Việt Nam"]
+                                           for d in manifest["documents"]})
+
+
+def titles_of(found) -> list[tuple]:
+    return [(t["dossierCode"], t["docId"], t["exact"]) for t in found]
+
+
+def test_a_paper_is_found_by_its_title_with_or_without_diacritics_on_both_databases(index_engine):
+    """A copy of an identity card says nothing of itself in its text: an officer looking for
+    "bản sao CCCD" found no page of it, though its title says it (archive review)."""
+    index_titled(index_engine)
+    other = "H15.50-261203-0012"  # another agency's paper of the same name
+    index_titled(index_engine, other, title="Đăng ký hộ kinh doanh", doc_titles=("Bản sao CCCD",))
+
+    assert index.search(index_engine, "bản sao CCCD") == []  # no page holds it
+    assert titles_of(index.titles(index_engine, "Bản sao CCCD", scope=["H23.50"])) == [
+        (TITLED, f"{TITLED}.001", True)]
+    assert titles_of(index.titles(index_engine, "ban sao cccd", scope=["H23.50"])) == [
+        (TITLED, f"{TITLED}.001", False)]
+    assert {t["dossierCode"] for t in index.titles(index_engine, "ban sao cccd")} == {TITLED, other}
+    assert titles_of(index.titles(index_engine, "CCCD", code_prefix="H15.50")) == [(other, f"{other}.001", True)]
+    # the citizen's name in the dossier's own title; "quyền sử dụng đất" as a phrase, whole words only
+    assert titles_of(index.titles(index_engine, "nguyen van an")) == [(TITLED, None, False)]
+    assert index.titles(index_engine, "Văn An")[0]["title"] == "Cấp phép xây dựng - Nguyễn Văn An"
+    assert titles_of(index.titles(index_engine, '"quyen su dung dat"')) == [(TITLED, f"{TITLED}.002", False)]
+    assert index.titles(index_engine, '"dat su dung"') == []
+    assert index.titles(index_engine, "ao") == [] and index.titles(index_engine, "Nguyễn Văn Anh") == []
+
+
+def test_titles_found_come_with_the_first_page_of_hits_in_the_cli(tmp_path, capsys):
+    settings = Settings(home=tmp_path / "home")
+    index_titled(db.engine_for(settings.db_url))
+    assert sohoa(["search", "ban", "sao", "cccd"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert f"{TITLED}  tài liệu {TITLED}.001  «Bản sao CCCD»" in out
+    assert "Không trang nào chứa «ban sao cccd»." in out
+    assert sohoa(["search", "--json", "Bản", "sao", "CCCD"], settings=settings) == 0
+    assert json.loads(capsys.readouterr().out)["titles"] == [
+        {"dossierCode": TITLED, "docId": f"{TITLED}.001", "title": "Bản sao CCCD", "exact": True}]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_titles_indexed_before_titles_were_searched_are_found_after_the_migration(backend, tmp_path):
+    """Migration 0006 gives the titles already indexed their key: no reindex is needed."""
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'index.sqlite3'}" if backend == "sqlite"
+               else stack.enter_context(throwaway_pg_database("sohoa_titles")))
+        engine = sa.create_engine(url)
+        stack.callback(engine.dispose)
+        db.upgrade(engine, "0005")
+        with engine.begin() as conn:  # what an index of the version before holds
+            conn.execute(sa.text("INSERT INTO dossiers (code, title, updated, indexed_at) VALUES "
+                                 "(:c, 'Cấp phép - Trần Thị Mỹ', '2026-12-01T09:00:00+07:00', :at)"),
+                         {"c": TITLED, "at": datetime.now(timezone.utc)})
+            conn.execute(sa.text("INSERT INTO documents (doc_id, dossier_code, sequence, title) "
+                                 "VALUES (:d, :c, 1, 'Bản sao CCCD')"), {"c": TITLED, "d": f"{TITLED}.001"})
+        db.upgrade(engine)
+        assert titles_of(index.titles(engine, "ban sao cccd")) == [(TITLED, f"{TITLED}.001", False)]
+        assert titles_of(index.titles(engine, "Trần Thị Mỹ")) == [(TITLED, None, True)]
 
 
 def test_an_older_page_holding_the_phrase_is_found_beyond_the_newest_pages_holding_the_words(
