@@ -534,7 +534,8 @@ def intake_page_view(request: Request, draft_id: str, page_id: str,
 
 
 def _jpeg(data: bytes) -> Response:
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600",
+    # a citizen's page: not kept in the browser's cache, where it outlived a logout on a shared PC
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store",
                                                             "X-Content-Type-Options": "nosniff"})
 
 

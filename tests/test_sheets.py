@@ -208,6 +208,10 @@ def test_the_operator_sees_the_blank_back_page_turned_as_the_document_will_show_
         # made once and kept with the draft: a page is decoded whole to make it (review)
         kept = list((tmp_path / "home" / "store").rglob("views/*.jpg"))
         assert len(kept) == 2 and client.get(views[1]).content == kept_bytes(kept, views[1])
+        # a citizen's page is not left in the counter PC's browser cache, where it was shown after
+        # logout and to the next operator for an hour (web security review)
+        for url in (thumbs[1], views[1]):
+            assert "no-store" in client.get(url).headers["cache-control"], url
 
 
 def test_a_real_sheet_fed_sideways_comes_out_upright_front_and_back(cli, home, tmp_path, monkeypatch):
