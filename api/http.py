@@ -424,10 +424,10 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             found = service.digitisation_report(settings, quarter, who.agencies)
         if format == "csv":
             return Response(service.report_file(found, "csv"), media_type="text/csv; charset=utf-8", headers={
-                "Content-Disposition": f'attachment; filename="bao-cao-so-hoa-{quarter}.csv"'})
+                "Content-Disposition": f'attachment; filename="bao-cao-so-hoa-{found.quarter}.csv"'})
         if format == "xlsx":
             return Response(service.report_file(found, "xlsx"), headers={
-                "Content-Disposition": f'attachment; filename="bao-cao-so-hoa-{quarter}.xlsx"'},
+                "Content-Disposition": f'attachment; filename="bao-cao-so-hoa-{found.quarter}.xlsx"'},
                 media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         return JSONResponse(found.to_json())
 

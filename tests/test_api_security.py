@@ -343,6 +343,12 @@ def test_search_and_list_parameters_with_sql_fts_syntax_wildcards_and_bad_number
             numbers += 1
             assert answer.status_code in (400, 422), (path, name, value, answer.status_code, answer.text[:200])
             assert vietnamese(answer.json()["error"]["message"])
+    for fmt in ("csv", "xlsx"):  # a quarter read past its spaces named the file as typed: a line feed
+        for typed in ("\n2026-Q4", " 2026-Q4 ", "\u20282026-Q4"):  # dropped the connection (web review)
+            answer = client.get("/api/v1/reports/digitisation", params={"quarter": typed, "format": fmt},
+                                headers=tokens["adm"])
+            assert answer.status_code == 200, (typed, answer.status_code)
+            assert answer.headers["content-disposition"] == f'attachment; filename="bao-cao-so-hoa-2026-Q4.{fmt}"'
     if backend == "postgresql":
         row("Search queries with SQL and FTS syntax, LIKE wildcards, NUL, 500+ characters",
             "GET /api/v1/search?q= (SQLite FTS5 and PostgreSQL)",
