@@ -27,6 +27,7 @@ Two families of dossier key:
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 
 from .errors import DossierCodeError, UsageError
@@ -220,3 +221,11 @@ def paper_dates(start: str | date | None, end: str | date | None, today: date) -
         raise UsageError(f"Hồ sơ giấy kết thúc ({days[1]:%d/%m/%Y}) trước khi bắt đầu ({days[0]:%d/%m/%Y})",
                          "paper file ends before it starts")
     return days[0].isoformat(), days[1].isoformat()
+
+
+def visible_text(text: str | None) -> str:
+    """``text`` as a name is kept: NFC, spaces folded, without the control and format characters
+    nobody sees (a right-to-left override turned "…fdp.exe" into "…exe.pdf" and spilled into the
+    page around it; NUL, zero-width spaces, soft hyphens pasted from Word)."""
+    shown = "".join(c for c in (text or "") if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
+    return unicodedata.normalize("NFC", " ".join(shown.split()))

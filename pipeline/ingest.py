@@ -226,10 +226,8 @@ MAX_TITLE = 1000  # TT 05/2025: title at most 1000 characters
 
 
 def check_title(title: str) -> str:
-    """The document title, NFC and trimmed; refused when blank or too long (before any work)."""
-    import unicodedata
-
-    cleaned = unicodedata.normalize("NFC", " ".join((title or "").split()))
+    """The document title, as ``dossier.visible_text`` keeps it; refused when blank or too long (before any work)."""
+    cleaned = dossier.visible_text(title)
     if not cleaned:
         raise UsageError("Tên tài liệu không được để trống", "blank title")
     if len(cleaned) > MAX_TITLE:

@@ -614,7 +614,7 @@ def _add_file(store: ObjectStore, meta: dict, present: tuple[Page, ...], name: s
               max_pixels: int, reader: _Reader, added: str) -> tuple[list[Page], list[PageError]]:
     """Store the file's bytes, then its pages one by one: (pages added, errors)."""
     prefix = _draft_prefix(meta["id"])
-    name = unicodedata.normalize("NFC", Path(str(name).replace("\\", "/")).name) or "tep"
+    name = dossier.visible_text(Path(str(name).replace("\\", "/")).name) or "tep"
     kind = sniff(data) if data else None
     file_id = _new_id()
     info = store.put(_item(prefix, "files", file_id, EXTENSION.get(kind, "bin")), data,

@@ -1442,8 +1442,8 @@ def dossier_access(settings: Settings, code: str, limit: int = 10_000) -> tuple[
 def set_checklist(settings: Settings, code: str, procedure: str, required: Sequence[str], by: str) -> dict:
     """A dossier's procedure code and the papers it requires (names, in the one-stop system's words)."""
     code = dossier.validate_key(code)
-    procedure = (procedure or "").strip()
-    papers = [p.strip() for p in required if p and p.strip()]
+    procedure = dossier.visible_text(procedure)
+    papers = [shown for p in required if (shown := dossier.visible_text(p))]
     if not procedure or len(procedure) > 100:
         raise UsageError("Thiếu mã thủ tục (tối đa 100 ký tự)", "procedure code: 1-100 characters")
     if not papers or len(papers) > 100 or any(len(p) > 300 for p in papers):

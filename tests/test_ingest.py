@@ -395,9 +395,12 @@ def test_second_document_gets_next_sequence_and_show_lists_both(cli, home, rende
     a = save_page(rendered("seq_a", layout="text", seed=51, dpi=200), tmp_path / "a.png")
     b = save_page(rendered("seq_b", layout="table", seed=52, dpi=200), tmp_path / "b.png")
     assert cli("ingest", "--dossier", CODE, "--title", "Đơn đề nghị", a)[0] == 0
-    assert cli("ingest", "--dossier", CODE, "--title", "Bảng kê", b)[0] == 0
+    # a right-to-left override showed "kê fdp.exe" as "kê exe.pdf" and reversed the page after it;
+    # NUL and a zero-width space went into the signed PDF (web security review): left out
+    assert cli("ingest", "--dossier", CODE, "--title", "Bảng\u200b kê \u202efdp.exe\u202c\x00", b)[0] == 0
     code, out, _ = cli("show", CODE, "--json")
     manifest = json.loads(out)
+    assert manifest["documents"][1]["title"] == "Bảng kê fdp.exe"
     assert [d["docId"] for d in manifest["documents"]] == [f"{CODE}.001", f"{CODE}.002"]
     assert manifest["totalDoc"] == 2 and manifest["numberOfPage"] == 2
     code, out, _ = cli("show", CODE)
