@@ -57,6 +57,7 @@ SNIPPET_CHARS = 160
 NEAR_GAP = 5  # a "near" cluster holds every word of the query and at most this many other syllables
 CANDIDATES = 100  # pages ranked in Python per search (at least ``limit``); see ``search``
 SCAN = 500  # pages holding every word the database looks at per search, the newest; see ``search``
+PHRASE_SAMPLE = 100  # PostgreSQL: the newest pages holding a query's words read for how many hold its phrase
 PREFIX_PAGES = 2000  # SQLite: a code prefix with at most this many pages is searched from the code's index
 TIERS = ("all", "near", "phrase-folded", "phrase")  # worst to best
 _TOKEN = re.compile(r"[^\W_]+")
@@ -859,6 +860,13 @@ def _sqlite_rows(conn: Connection, query: Query, source: str, filters: str, para
     return conn.execute(sa.text(sql), params).mappings().all()
 
 
+# What reading a page's tsvector costs, told to PostgreSQL's planner (migration 0007): it counts
+# a match as one cheap operator, and so read a page's tsvector back from its TOAST storage for
+# each of 20 pages to find one holding a query's words 5 % of pages hold, where the word index
+# names those pages. Always true; evaluated after the match, on the pages that hold the words.
+_READ_TSVECTOR = "AND sohoa_tsvector_read(p.id)"
+
+
 def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, window: int,
                            scope: Sequence[str] = ()) -> list:
     filters, params = _filters(prefix, scope, "postgresql")
@@ -868,25 +876,47 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
     order = "p.id + 0" if prefix else "p.id"
     every_word, words = tsquery_sql(query.terms, "word")
     phrase, phrase_words = tsquery_sql([query.phrase], "phrase")
+    # single words: their pages come through the word index when a few in a hundred hold them all
+    read = _READ_TSVECTOR if all(len(term) == 1 for term in query.terms) else ""
     newest = ("SELECT p.id FROM pages p WHERE true " + filters
-              + "AND p.tsv @@ (" + every_word + ") ORDER BY " + order + " DESC LIMIT :scan")
+              + "AND p.tsv @@ (" + every_word + ") " + read + " ORDER BY " + order + " DESC LIMIT :scan")
     if len(query.terms) == 1:
         sql = ("WITH newest AS MATERIALIZED (" + newest + ") "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, true AS phrase "
                "FROM newest JOIN pages p USING (id) ORDER BY p.id DESC LIMIT :window")
     else:  # as on SQLite: the newest pages holding the phrase, wherever they are, and the newest holding the words
+        # PostgreSQL takes a phrase to be nearly as common as its words, and read every page back to
+        # the first, newest first, for a citizen's name ("Trần Hữu An": common syllables, a rare
+        # phrase; 600 ms at 100,000 pages). Instead: with the share w of pages holding the words
+        # (from the newest of them) and the share p of these holding the phrase (from a sample),
+        # reading newest first finds :window pages after about window / (w p) pages, and the word
+        # index names w N pages to read, each read about 4 times slower (its positions checked).
+        # The words on few pages: those only.
+        common = ("(SELECT count(*) FROM newest) >= :scan AND CAST((SELECT n FROM sample) AS float) / :sample "
+                  "* power(CAST(:scan AS float) / (SELECT max(id) - min(id) + 1 FROM newest), 2) "
+                  "* (SELECT max(id) FROM pages) > :window / 4.0")
+        looked_for = ("SELECT p.id FROM pages p WHERE {when} " + filters + "AND p.tsv @@ (" + phrase + ") {read} "
+                      "ORDER BY {order} DESC LIMIT :window")
         sql = ("WITH newest AS MATERIALIZED (" + newest + "), "
-               "phrase AS MATERIALIZED (SELECT p.id FROM pages p WHERE true " + filters
-               + "AND p.tsv @@ (" + phrase + ") ORDER BY " + order + " DESC LIMIT :window) "
+               "sample AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT id FROM newest ORDER BY id DESC "
+               "LIMIT :sample) s JOIN pages p USING (id) WHERE p.tsv @@ (" + phrase + ")), "
+               "phrase_common AS MATERIALIZED (" + looked_for.format(when=common, read="", order=order) + "), "
+               "phrase_rare AS MATERIALIZED ("
+               + looked_for.format(when=f"NOT ({common})", read=_READ_TSVECTOR, order="p.id + 0") + "), "
+               "phrase AS MATERIALIZED (SELECT id FROM phrase_common UNION ALL SELECT id FROM phrase_rare) "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
                "p.id IN (SELECT id FROM phrase) AS phrase "
                "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p USING (id) "
                "ORDER BY phrase DESC, p.id DESC LIMIT :window")
-    params.update(words, **phrase_words, scan=max(SCAN, window), window=window)
+    params.update(words, **phrase_words, scan=max(SCAN, window), window=window, sample=PHRASE_SAMPLE)
     with engine.connect() as conn:
         # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for
         # any words: the plan must be chosen for these words (common or rare) every time.
         conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # a few hundred pages wanted: starting parallel workers (10 ms) or compiling the query
+        # (20-40 ms, once the plan's cost passes jit_above_cost) costs more than it saves
+        conn.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        conn.execute(sa.text("SET LOCAL jit = off"))
         return conn.execute(sa.text(sql), params).mappings().all()
 
 
