@@ -971,7 +971,8 @@ def info(settings: Settings) -> SystemInfo:
         signing={"key": key, "path": signing.p12 or signing.pkcs11_module, "token": signing.pkcs11_token,
                  "level": signing.level, "tsa": signing.tsa_url, "revocation": signing.revocation_policy,
                  "trustRoots": list(signing.trust_roots), "agency": signing.agency_name},
-        versions={"sohoa": installed("sohoa"), "tesseract": tesseract, "pyhanko": installed("pyHanko"),
+        versions={"sohoa": installed("sohoa"), "databaseSchema": db.head_revision(), "tesseract": tesseract,
+                  "pyhanko": installed("pyHanko"),
                   "pikepdf": installed("pikepdf"), "trueocr": installed("trueocr"), "ocrLanguage": settings.ocr.lang,
                   "ocrEngine": settings.ocr.engine,
                   # what every worker's page results must share (pipeline.jobs.finish reads others again)

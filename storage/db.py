@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import DatabaseError, SchemaOutdated
+from .errors import DatabaseError, SchemaNewer, SchemaOutdated
 
 VERSION_TABLE = "sohoa_schema_version"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -130,6 +130,8 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     from alembic.config import Config
 
     before = current_revision(engine)
+    if before is not None and before not in known_revisions():
+        raise SchemaNewer(before, head_revision())
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _upgrade_lock(engine), engine.begin() as connection:
@@ -146,19 +148,22 @@ def current_revision(engine: Engine) -> str | None:
 
 
 @functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every migration's revision, read from the ``revision`` lines of the migration files."""
+    return frozenset(revision[1] for path in (MIGRATIONS / "versions").glob("*.py")
+                     if (revision := _REVISION.search(path.read_text(encoding="utf-8"))) is not None)
+
+
+@functools.cache
 def head_revision() -> str:
     """The newest migration's revision, read from the ``revision`` and ``down_revision`` lines
     of the migration files (one chain, as alembic keeps them) without importing alembic: that
     import took 0.2 s at the start of every command, which then found the schema up to date."""
-    revisions, parents = set(), set()
+    parents = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        if (revision := _REVISION.search(text)) is None:
-            continue
-        revisions.add(revision[1])
-        if down := _DOWN_REVISION.search(text):
+        if down := _DOWN_REVISION.search(path.read_text(encoding="utf-8")):
             parents.add(down[1])
-    heads = revisions - parents
+    heads = set(known_revisions()) - parents
     if len(heads) != 1:
         raise RuntimeError(f"the migrations in {MIGRATIONS} have {len(heads)} heads: {sorted(heads)}")
     return heads.pop()
@@ -169,8 +174,12 @@ _DOWN_REVISION = re.compile(r'^down_revision\s*=\s*"([^"]+)"', re.MULTILINE)
 
 
 def check_schema(engine: Engine) -> None:
-    """SchemaOutdated unless the database holds the schema this code expects."""
+    """SchemaOutdated unless the database holds the schema this code expects; SchemaNewer when a
+    newer sohoa migrated it (an upgrade rolled back without its database: an older code would be
+    told to run 'sohoa db upgrade', which fails on a revision it does not know)."""
     have, want = current_revision(engine), head_revision()
+    if have is not None and have not in known_revisions():
+        raise SchemaNewer(have, want)
     if have != want:
         raise SchemaOutdated(have, want)
 
@@ -183,7 +192,9 @@ def engine_for(url: str) -> Engine:
         if url not in _engines:
             engine = create_engine(url)
             if sqlite_path(url) is not None or url == "sqlite:///:memory:":
-                if current_revision(engine) != head_revision():
+                if (have := current_revision(engine)) != head_revision():
+                    if have is not None and have not in known_revisions():
+                        raise SchemaNewer(have, head_revision())
                     upgrade(engine)
             else:
                 check_schema(engine)

@@ -76,6 +76,22 @@ class SchemaOutdated(DatabaseError):
             f"database schema {have} != {want}; run 'sohoa db upgrade'")
 
 
+class SchemaNewer(DatabaseError):
+    """The database was migrated by a newer sohoa than this one: this code must not touch it."""
+
+    code = "schema"
+
+    def __init__(self, have: str, want: str):
+        self.have, self.want = have, want
+        super().__init__(
+            f"Cơ sở dữ liệu đã được một phiên bản sohoa mới hơn nâng lên lược đồ {have}; phiên bản đang chạy "
+            f"chỉ biết đến lược đồ {want}. Hãy chạy phiên bản mới hơn đó, hoặc khôi phục bản sao lưu cơ sở dữ "
+            "liệu làm trước khi nâng cấp (docs/deployment.md, mục Upgrades); không chạy 'sohoa db upgrade' bằng "
+            "phiên bản này",
+            f"database schema {have} is newer than this sohoa knows ({want}): run the newer version, or restore "
+            "the database backup taken before the upgrade")
+
+
 class LockTimeout(StorageError):
     """Another process held the dossier's lock for longer than we may wait."""
 

@@ -71,6 +71,9 @@ def test_version_info_and_audit_json(cli, home):
     from pipeline.pages import code_version
 
     assert info["versions"]["pageStage"] == code_version()
+    from storage.db import head_revision  # which schema this code needs: what an upgrade is checked by
+
+    assert info["versions"]["databaseSchema"] == head_revision()
     code, out, _ = cli("info")
     assert code == 0 and f"pageStage {code_version()}" in out
     assert info["index"]["broker"] is None and "Hàng đợi việc:   không có" in out  # it said nothing of the broker

@@ -259,6 +259,19 @@ def test_vendored_schema_is_the_recorded_one():
     assert "Apache License" in (DEPLOY / "LICENSE.compose-spec").read_text(encoding="utf-8")
 
 
+def test_the_version_is_the_changelogs_newest_and_names_the_schema_it_needs():
+    """Every upgrade review's first question: which code runs here? sohoa stayed 0.1.0 through five
+    schema changes, so a rebuild overwrote the image tag that "going back" names (upgrade review)."""
+    from storage import db
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    newest = re.search(r"^## (\S+) \(.*\): database schema (\S+)$", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"),
+                       re.MULTILINE)
+    assert newest is not None and newest.group(1) == version, "CHANGELOG.md's newest section is this version"
+    assert newest.group(2) == db.head_revision(), "a new migration is a new version: add it to CHANGELOG.md"
+    assert f"DEPLOY_IMAGE=sohoa:{version}" in (ROOT / "deploy" / "compose.env.example").read_text(encoding="utf-8")
+
+
 def test_compose_variables_are_deploy_variables_each_documented_with_a_default():
     _, used = compose()
     documented = read_env_file(COMPOSE_ENV_EXAMPLE)

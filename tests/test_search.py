@@ -445,6 +445,36 @@ def test_the_schema_version_a_command_expects_is_alembics_newest():
     assert db.head_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_a_newer_sohoa_migrated_is_refused_saying_so_and_left_alone(backend, tmp_path, capsys):
+    """An upgrade rolled back without its database: the older code said to run 'sohoa db upgrade',
+    which then failed as an unexpected error (exit 70) on a revision it did not know, and on SQLite
+    every command did (upgrade review). Now: exit 15, saying what happened and what to do."""
+    from pipeline.errors import ExitCode
+
+    with contextlib.ExitStack() as stack:
+        home = tmp_path / "home"
+        if backend == "sqlite":
+            settings = Settings(home=home)
+            url = f"sqlite:///{home / 'index.sqlite3'}"
+            home.mkdir()
+        else:
+            url = stack.enter_context(throwaway_pg_database("sohoa_newer"))
+            settings = Settings(home=home, index=IndexSettings(database_url=url))
+        engine = sa.create_engine(url)
+        stack.callback(engine.dispose)
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {db.VERSION_TABLE} SET version_num = '0999'"))
+        for command in (["search", "quy định"], ["db", "upgrade"]):
+            db.close_all()
+            db._engines.clear()
+            assert sohoa(command, settings=settings) == ExitCode.DATABASE, command
+            err = capsys.readouterr().err
+            assert "phiên bản sohoa mới hơn nâng lên lược đồ 0999" in err and "khôi phục bản sao lưu" in err, err
+        assert db.current_revision(engine) == "0999"
+
+
 def test_threads_opening_a_new_embedded_database_at_once_all_get_in(tmp_path):
     """The first connections to a new SQLite file switch it to WAL; one command's threads (the
     signing key is opened beside the work) open it at the same moment and must all succeed."""
