@@ -122,6 +122,9 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     async def lifespan(app: FastAPI):
         if background:
             service.warm_up(settings)
+            with service.acting(STARTUP):  # uploads a server stopped before it converted them (an upgrade)
+                for job_id in service.resume_left_behind(settings):
+                    start_job(job_id, STARTUP, queued=True)
         with periodic_rounds(settings) if periodic else nullcontext():
             try:
                 yield
@@ -136,9 +139,12 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
     app.state.settings = settings
     app.state.runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sohoa-job")
 
-    def start_job(job_id: str, who: Principal) -> None:
-        """Convert a recorded job (an upload, a confirmed intake, a retry) after the answer is sent."""
+    def start_job(job_id: str, who: Principal, queued: bool = False) -> None:
+        """Convert a recorded job (an upload, a confirmed intake, a retry) after the answer is sent;
+        ``queued``: already recorded as waiting in this process."""
         if background:
+            if not (queued or settings.broker.url):
+                service.queue_here(settings, job_id)
             app.state.runner.submit(_run_job, settings, job_id, who)
 
     app.state.start_job = start_job
@@ -460,6 +466,9 @@ def periodic_rounds(settings: Settings) -> Iterator[None]:
         stop.set()
         for thread in threads:
             thread.join(timeout=5)
+
+
+STARTUP = Principal("sohoa serve", "admin", via="startup")  # who resumes what a stopped server left
 
 
 def _run_job(settings: Settings, job_id: str, who: Principal) -> None:

@@ -272,7 +272,7 @@ def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:
         _RUN_HERE.discard(job_id)
 
 
-_RUN_HERE: set[str] = set()  # the jobs this process is running now (``run_locally``)
+_RUN_HERE: set[str] = set()  # the jobs this process is running now, or will (``run_locally``, ``queue_here``)
 
 
 def _run_here(ctx: IngestContext, job_id: str) -> IngestSummary:
@@ -347,6 +347,26 @@ def reopen(store: ObjectStore, db, job_id: str, *, time_limits: tuple[float, flo
             raise _not_runnable(_job(db, job_id))
     audit.record(db, "job", "retry", dossier=job["dossier"], job=job_id, pages=len(pages))
     return pages
+
+
+def queue_here(db, job_id: str) -> None:
+    """The job waits in this process's own queue (``run_locally`` takes it, or ``not_here`` lets
+    it go): were this process stopped before it ran the job, nobody would take it up but
+    ``left_behind``, and ``sohoa retry`` may at once."""
+    _RUN_HERE.add(job_id)
+    job_table.hand_to(db, job_id, holder_name(), now=_now())
+
+
+def not_here(job_id: str) -> None:
+    """The job queued here is no longer this process's to run (it ran, or could not start)."""
+    _RUN_HERE.discard(job_id)
+
+
+def left_behind(db, time_limits: tuple[float, float]) -> list[str]:
+    """The jobs queued or running here without workers whose process is gone (a server stopped
+    for an upgrade, or killed, while uploads waited for it), oldest first."""
+    return [job["id"] for job in job_table.find(db, states=job_table.ACTIVE)
+            if stalled(_job(db, job["id"]), time_limits, workers=False)]
 
 
 def stalled(job: dict, time_limits: tuple[float, float], workers: bool) -> bool:

@@ -1348,14 +1348,17 @@ def run_job(settings: Settings, job_id: str) -> None:
         return
     from . import early
 
-    prepared, pending = jobs.pending_work(database(settings), job_id)
-    # pages this process is reading ahead (an intake draft's): wait for them rather than read twice;
-    # when all of them were read, their results are fetched here, without starting page processes
-    read = early.wait([prepared.tasks[n - 1] for n in pending], timeout=settings.broker.page_time_limit)
-    executor = page_executor(settings, jobs=1 if read else None)
-    # loaded beside the pages' work; one that fails to load fails the job (jobs.run_locally, finish)
-    with closing(SignerLoading(partial(signer_for, settings))) as signer:
-        jobs.run_locally(ingest_context(settings, signer=signer, executor=executor), job_id)
+    try:
+        prepared, pending = jobs.pending_work(database(settings), job_id)
+        # pages this process is reading ahead (an intake draft's): wait for them rather than read twice;
+        # when all of them were read, their results are fetched here, without starting page processes
+        read = early.wait([prepared.tasks[n - 1] for n in pending], timeout=settings.broker.page_time_limit)
+        executor = page_executor(settings, jobs=1 if read else None)
+        # loaded beside the pages' work; one that fails to load fails the job (jobs.run_locally, finish)
+        with closing(SignerLoading(partial(signer_for, settings))) as signer:
+            jobs.run_locally(ingest_context(settings, signer=signer, executor=executor), job_id)
+    finally:
+        jobs.not_here(job_id)  # when it was queued here (queue_here)
 
 
 def jobs_for(settings: Settings, who: Principal, limit: int = 50) -> tuple[JobView, ...]:
@@ -1400,6 +1403,31 @@ def reopen_job(settings: Settings, job_id: str, who: Principal) -> JobView:
     jobs.reopen(open_store(settings), database(settings), job_id, time_limits=_time_limits(settings),
                 workers=bool(settings.broker.url))
     return jobs.view(database(settings), job_id)
+
+
+def queue_here(settings: Settings, job_id: str) -> None:
+    """A job this server will convert itself, after the answer (no broker): recorded as waiting
+    in this process, so that another one takes it up if this one stops first (``resume_left_behind``)."""
+    jobs.queue_here(database(settings), job_id)
+
+
+def resume_left_behind(settings: Settings) -> tuple[str, ...]:
+    """Without a broker, the jobs a server stopped before it converted them (an upgrade, a crash)
+    queued again for this server to run (``queue_here`` then ``run_job``); their ids. Nobody else
+    would take them up, and a retry was refused until they had not moved for a page's time limit.
+    One another server process queued again first is left to it."""
+    if settings.broker.url:
+        return ()
+    db, resumed = database(settings), []
+    for job_id in jobs.left_behind(db, _time_limits(settings)):
+        try:
+            jobs.reopen(open_store(settings), db, job_id, time_limits=_time_limits(settings), workers=False)
+        except SohoaError:  # taken up by another process since, or done; or its dossier disposed of
+            continue
+        jobs.queue_here(db, job_id)
+        audit.record(db, "job", "resume", job=job_id)
+        resumed.append(job_id)
+    return tuple(resumed)
 
 
 def discard_job(settings: Settings, job_id: str, reason: str, who: Principal) -> JobView:

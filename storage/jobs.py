@@ -193,6 +193,14 @@ def reopen(engine: Engine, job_id: str, *, now: str, only_from: tuple[str, ...],
             job_pages.c.job_id == job_id, job_pages.c.state != "done").order_by(job_pages.c.number))]
 
 
+def hand_to(engine: Engine, job_id: str, worker: str, *, now: str) -> None:
+    """Mark the job's pages no process has taken as waiting in ``worker``'s own queue (an embedded
+    server runs its uploads one after the other, in its own process)."""
+    with engine.begin() as conn:
+        conn.execute(job_pages.update().where(job_pages.c.job_id == job_id, job_pages.c.state == "queued",
+                                              job_pages.c.worker.is_(None)).values(worker=worker, updated=now))
+
+
 def count_by_state(engine: Engine) -> dict[str, int]:
     """How many jobs are in each state (for the metrics page)."""
     with engine.connect() as conn:

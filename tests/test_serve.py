@@ -5,6 +5,7 @@ wrong role; the access log holds the reads, and ``sohoa audit verify`` passes, t
 after a row is edited and after anchored rows are cut from the end."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -164,3 +165,44 @@ def test_several_processes_answer_on_one_port_and_the_metrics_count_them_all(tmp
     while _serving_processes(port) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _serving_processes(port) == []
+
+
+def test_uploads_a_server_left_queued_when_it_was_stopped_are_converted_by_the_next_one(tmp_path, rendered):
+    """The embedded default (no broker): a server killed while uploads waited in its own queue (a
+    machine restarted, an upgrade) left them "đang chờ" for good; the next server did not take them
+    up, and `sohoa retry` was refused until they had not moved for the page time limit (upgrade
+    review). The next server takes them up when it starts."""
+    env = {**os.environ, "SOHOA_HOME": str(tmp_path / "home"), "SOHOA_AUDIT_ANCHOR_INTERVAL": "3600"}
+    env.pop("SOHOA_DATABASE_URL", None), env.pop("SOHOA_STORAGE", None), env.pop("SOHOA_BROKER_URL", None)
+    run = dict(env=env, capture_output=True, text=True, timeout=300)
+    assert subprocess.run([SOHOA, "user", "add", "lan", "--role", "operator", "--agency", "H23.50",
+                           "--no-password"], **run).returncode == 0
+    auth = {"Authorization": f"Bearer {subprocess.run([SOHOA, 'token', 'create', 'lan'], **run).stdout.strip()}"}
+    uploads = []
+    for n in range(3):
+        page = save_page(rendered(f"left{n}", layout="text", seed=70 + n, dpi=200), tmp_path / f"trang-{n}.png")
+        uploads.append((f"Tài liệu {n + 1}", page.read_bytes()))
+    with sohoa_serve(env, tmp_path / "serve-1.log") as base:
+        with httpx.Client(base_url=base, timeout=60, headers=auth) as http:
+            jobs = []
+            for title, png in uploads:
+                answer = http.post(f"/api/v1/dossiers/{CODE}/documents", data={"title": title},
+                                   files=[("files", ("trang.png", png, "image/png"))])
+                assert answer.status_code == 202, answer.text
+                jobs.append(answer.json()["job"]["job"])
+        port = int(base.rsplit(":", 1)[1])
+        for pid in _serving_processes(port):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+                    process.kill()  # SIGKILL: nothing recorded
+    with sohoa_serve(env, tmp_path / "serve-2.log") as base:
+        with httpx.Client(base_url=base, timeout=60, headers=auth) as http:
+            assert http.get(f"/api/v1/jobs/{jobs[-1]}").json()["state"] != "done"  # left in the queue
+            deadline = time.monotonic() + 240
+            states = {}
+            while time.monotonic() < deadline:
+                states = {job: http.get(f"/api/v1/jobs/{job}").json()["state"] for job in jobs}
+                if set(states.values()) <= {"done", "failed"}:
+                    break
+                time.sleep(1)
+            assert set(states.values()) == {"done"}, states
