@@ -314,7 +314,8 @@ def login(request: Request, name: Annotated[str, Form(max_length=200)] = "",
         status, found = 429, None
         error = f"Đăng nhập sai quá nhiều lần. Hãy thử lại sau {wait} giây."
     else:
-        found = (service.login(settings, name.strip(), password, ip) if name.strip() and password else None)
+        found = (service.login(settings, name.strip(), password, ip, request.cookies.get(SESSION_COOKIE, ""))
+                 if name.strip() and password else None)
         if name.strip() and password:
             (throttle.failed if found is None else throttle.succeeded)(name, ip)
         error = "Tên đăng nhập hoặc mật khẩu không đúng."
@@ -328,8 +329,9 @@ def login(request: Request, name: Annotated[str, Form(max_length=200)] = "",
         return response
     who, secret, _csrf = found
     response = _see_other(_safe_next(next) if _safe_next(next) != "/" else HOME.get(who.role, "/search"))
-    response.set_cookie(SESSION_COOKIE, secret, max_age=settings.api.session_hours * 3600, httponly=True,
-                        samesite="strict", secure=settings.api.cookie_secure, path="/")
+    # no Max-Age: the login ends with the browser too (the server ends it sooner when idle)
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict", secure=settings.api.cookie_secure,
+                        path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 

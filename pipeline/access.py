@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Sequence
 
 from argon2 import PasswordHasher
@@ -194,9 +195,11 @@ def unknown_name(name: str) -> str:
     return "?" + _sha256(name or "")[:12]
 
 
-def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -> tuple[Principal, str, str] | None:
+def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int,
+          idle_minutes: int) -> tuple[Principal, str, str] | None:
     """(user, session secret for the cookie, CSRF token) when the password is right; None
-    otherwise. Either way the attempt is in the access log."""
+    otherwise. Either way the attempt is in the access log. The session lasts ``hours``, and ends
+    sooner when no request uses it for ``idle_minutes`` (``by_session`` moves that end on)."""
     user = accounts.get_user(db, name) if _NAME.fullmatch(name or "") else None
     try:
         ok = _hasher.verify(user["password_hash"] if user and user["password_hash"] else dummy_hash(), password)
@@ -210,23 +213,40 @@ def login(db: Engine, name: str, password: str, *, ip: str | None, hours: int) -
     if _hasher.check_needs_rehash(user["password_hash"]):
         accounts.set_password(db, name, _hasher.hash(password))
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    accounts.add_session(db, _sha256(secret), name, csrf, audit.now_vn().isoformat(), time.time() + hours * 3600)
+    accounts.add_session(db, _sha256(secret), name, csrf, audit.now_vn().isoformat(),
+                         time.time() + min(hours * 3600, idle_minutes * 60))
     who = principal(user, ip=ip, via="web")
     audit.record(db, "login", actor=name, role=who.role, ip=ip, via="web")
     return who, secret, csrf
 
 
-def by_session(db: Engine, secret: str, *, ip: str | None, cached: bool = False) -> tuple[Principal, str] | None:
-    """(user, CSRF token) of a live web session (``cached``: as ``by_token``)."""
+def by_session(db: Engine, secret: str, *, ip: str | None, cached: bool = False, hours: int | None = None,
+               idle_minutes: int | None = None) -> tuple[Principal, str] | None:
+    """(user, CSRF token) of a live web session (``cached``: as ``by_token``); with ``hours`` and
+    ``idle_minutes`` (as ``login`` took them), its end moved to ``idle_minutes`` from now, never
+    past ``hours`` after the login (at most once a minute: a write)."""
     if not secret:
         return None
     key = ("session", _sha256(secret))
     found = _recent(db).get(key) if cached else None
     if found is None:
-        found = accounts.session(db, key[1], time.time())
+        now = time.time()
+        found = accounts.session(db, key[1], now)
+        if found and hours and idle_minutes:
+            ends = min(now + idle_minutes * 60, datetime.fromisoformat(found[3]).timestamp() + hours * 3600)
+            if ends > found[2] + 60:
+                accounts.extend_session(db, key[1], ends)
+                found = (*found[:2], ends, found[3])
         if found and cached:  # never trusted past the session's own expiry
             _recent(db).put(key, found, min(CREDENTIALS_CACHE_SECONDS, found[2] - time.time()))
     return (principal(found[0], ip=ip, via="web"), found[1]) if found else None
+
+
+def end_earlier_session(db: Engine, secret: str, *, ip: str | None) -> None:
+    """A browser logging in while another user's (or its own) session is live there: that
+    session is ended, not left usable beside the new one."""
+    if (found := by_session(db, secret, ip=ip)) is not None:
+        logout(db, secret, found[0])
 
 
 def logout(db: Engine, secret: str, who: Principal) -> None:

@@ -87,6 +87,7 @@ class ApiSettings:
     max_upload_bytes: int = 100 * 1024 * 1024   # one request's files together
     max_upload_files: int = 200
     session_hours: int = 10                      # a web login lasts one working day
+    session_idle_minutes: int = 60               # and ends sooner once its browser sent nothing for so long
     cookie_secure: bool = True                   # the session cookie only over HTTPS (and localhost)
     max_file_bytes: int = 100 * 1024 * 1024     # one uploaded file
     hsts_seconds: int = 31536000                 # Strict-Transport-Security on answers over HTTPS (0: none)
@@ -210,6 +211,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             max_upload_bytes=env.int("SOHOA_API_MAX_UPLOAD_MB", 100, minimum=1) * 1024 * 1024,
             max_upload_files=env.int("SOHOA_API_MAX_UPLOAD_FILES", 200, minimum=1),
             session_hours=env.int("SOHOA_SESSION_HOURS", 10, minimum=1, maximum=24 * 30),
+            session_idle_minutes=env.int("SOHOA_SESSION_IDLE_MINUTES", 60, minimum=5, maximum=24 * 60),
             cookie_secure=env.str("SOHOA_COOKIE_SECURE", "true").lower() in ("1", "true", "yes"),
             max_file_bytes=env.int("SOHOA_API_MAX_FILE_MB", 100, minimum=1) * 1024 * 1024,
             hsts_seconds=env.int("SOHOA_HSTS_SECONDS", 31536000, minimum=0),

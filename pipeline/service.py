@@ -1128,12 +1128,19 @@ def recent_credentials(settings: Settings, *, token: str | None = None, session:
     return access.recent_session(database(settings), session or "", ip=ip)
 
 
-def login(settings: Settings, name: str, password: str, ip: str | None):
-    return access.login(database(settings), name, password, ip=ip, hours=settings.api.session_hours)
+def login(settings: Settings, name: str, password: str, ip: str | None, earlier_session: str = ""):
+    """A web login (``access.login``); the session ``earlier_session`` names, live in the same
+    browser, ended once the password is right."""
+    found = access.login(database(settings), name, password, ip=ip, hours=settings.api.session_hours,
+                         idle_minutes=settings.api.session_idle_minutes)
+    if found is not None and earlier_session:
+        access.end_earlier_session(database(settings), earlier_session, ip=ip)
+    return found
 
 
 def by_session(settings: Settings, secret: str, ip: str | None):
-    return access.by_session(database(settings), secret, ip=ip, cached=True)
+    return access.by_session(database(settings), secret, ip=ip, cached=True, hours=settings.api.session_hours,
+                             idle_minutes=settings.api.session_idle_minutes)
 
 
 def logout(settings: Settings, secret: str, who: Principal) -> None:

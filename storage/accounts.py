@@ -130,15 +130,21 @@ def add_session(engine: Engine, sha256: str, user: str, csrf: str, now: str, exp
                                                   expires=expires))
 
 
-def session(engine: Engine, sha256: str, now: float) -> tuple[dict, str, float] | None:
-    """(user, csrf token, expiry as a Unix time) of a live session."""
+def session(engine: Engine, sha256: str, now: float) -> tuple[dict, str, float, str] | None:
+    """(user, csrf token, expiry as a Unix time, when it began) of a live session."""
     with engine.connect() as conn:
         row = conn.execute(sa.select(web_sessions).where(web_sessions.c.sha256 == sha256,
                                                          web_sessions.c.expires > now)).first()
         if row is None:
             return None
         user = _user(conn.execute(sa.select(users).where(users.c.name == row.user_name)).first())
-    return (user, row.csrf, row.expires) if user and not user["disabled"] else None
+    return (user, row.csrf, row.expires, row.created) if user and not user["disabled"] else None
+
+
+def extend_session(engine: Engine, sha256: str, expires: float) -> None:
+    with engine.begin() as conn:
+        conn.execute(web_sessions.update().where(web_sessions.c.sha256 == sha256, web_sessions.c.expires < expires)
+                     .values(expires=expires))
 
 
 def end_session(engine: Engine, sha256: str) -> None:

@@ -486,6 +486,39 @@ def test_a_revoked_token_or_ended_session_is_refused_here_at_once_and_elsewhere_
     assert again.status_code == 303 and again.headers["location"].startswith("/login")
 
 
+def test_a_web_login_ends_when_idle_with_its_browser_and_when_another_user_logs_in_there(site, monkeypatch):
+    """Web security review: a counter PC left logged in stayed usable for ten hours (the cookie
+    outlived the browser), and a second user logging in on it left the first one's session live."""
+    import types
+
+    from pipeline import access
+
+    client = TestClient(site["app"], raise_server_exceptions=False)
+    answer = web_login(client, "off", PASSWORD)
+    (cookie,) = [c for c in answer.headers.get_list("set-cookie") if c.startswith("sohoa_session=")]
+    assert answer.status_code == 303 and "max-age" not in cookie.lower()  # it ends with the browser
+    first = client.cookies.get("sohoa_session")
+    clock = {"shift": 0.0}
+    monkeypatch.setattr(access, "time", types.SimpleNamespace(time=lambda: time.time() + clock["shift"],
+                                                              monotonic=lambda: time.monotonic() + clock["shift"]))
+    idle = site["settings"].api.session_idle_minutes * 60
+    for minutes_later in (idle - 120, 2 * idle - 240, 3 * idle - 360):  # in use: its end moves on
+        clock["shift"] = minutes_later
+        assert client.get("/search", follow_redirects=False).status_code == 200, minutes_later
+    clock["shift"] += idle + 5  # left alone longer than that
+    ended = client.get("/search", follow_redirects=False)
+    assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
+
+    clock["shift"] = 0.0
+    assert web_login(client, "off", PASSWORD).status_code == 303
+    earlier = client.cookies.get("sohoa_session")
+    assert web_login(client, "adm", PASSWORD).status_code == 303  # another user on the same browser
+    other = TestClient(site["app"], raise_server_exceptions=False)
+    other.cookies.set("sohoa_session", earlier)
+    assert other.get("/search", follow_redirects=False).status_code == 303  # the first user's session ended
+    assert first != earlier
+
+
 def test_repeated_login_failures_pause_that_name_from_that_address(site):
     app = site["app"]
     attacker = TestClient(app, client=("203.0.113.7", 40000), raise_server_exceptions=False)

@@ -179,7 +179,7 @@ def test_operator_takes_in_pages_and_officer_finds_reads_and_downloads(server, c
     page.wait_for_url(base + "/intake")
     session = next(c for c in context.cookies() if c["name"] == "sohoa_session")
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
-    assert 9 * 3600 < session["expires"] - time.time() <= 10 * 3600
+    assert session["expires"] == -1  # a browser session's cookie: it ends with the browser (web security review)
 
     # the dossier code, as a barcode scanner types it: the characters, then Enter
     page.get_by_label("Mã hồ sơ").press_sequentially(CODE)
