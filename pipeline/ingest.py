@@ -28,7 +28,7 @@ from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf, sheets
 from .config import OcrSettings, WebhookSettings
-from .errors import InputError, InputErrors, PagesFailed, UsageError, without_frames
+from .errors import Conflict, InputError, InputErrors, PagesFailed, UsageError, without_frames
 from .executor import PageExecutor, Progress
 from .inputs import EXTENSION, MEDIA_TYPES, Source, read_source, sniff
 from .models import IngestRequest, IngestSummary, PageResult, PageSummary, PageTask
@@ -124,6 +124,14 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
             current = _record_dossier_fields(ctx, code, title, request.paper_file_code, request.maintenance,
                                              request.change_recorded, paper_dates)
         return _duplicate(ctx, current, existing, title)
+    if reordered := mf.find_reordered(current, [s.sha256 for s in sources]):
+        # a page order corrected in a bulk inventory and run again made a second document of the
+        # same pages, without a word (backlog review): a signed document is not changed, so say so
+        audit.record(ctx.db, "ingest", "failure", dossier=code, docId=reordered["docId"], reason="reordered")
+        raise Conflict(f"Hồ sơ {code} đã có tài liệu {reordered['docId']} («{reordered.get('title')}») gồm đúng các "
+                       "tệp này theo thứ tự khác; không lưu thêm một tài liệu trùng trang. Tài liệu đã ký không "
+                       "được sửa: nếu thứ tự đã lưu sai, hãy báo đơn vị lưu trữ",
+                       f"the dossier holds these files in another order as {reordered['docId']}")
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
     handed_in = tuple(store_handed_in(ctx.store, code, Path(f), current["maintenance"]) for f in request.handed_in)
     tasks = tuple(page_task(ctx.ocr, key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p)

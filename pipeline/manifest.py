@@ -93,6 +93,14 @@ def input_digest(source_hashes: list[str]) -> str:
     return hashlib.sha256("\n".join(source_hashes).encode()).hexdigest()
 
 
+def find_reordered(manifest: dict, source_hashes: list[str]) -> dict | None:
+    """The document made of these very files in another order, if the dossier holds one."""
+    wanted = sorted(source_hashes)
+    return next((d for d in manifest["documents"] if d.get("originals")
+                 and [o.get("sha256") for o in d["originals"]] != source_hashes
+                 and sorted(o.get("sha256") or "" for o in d["originals"]) == wanted), None)
+
+
 def find_document(manifest: dict, digest: str) -> dict | None:
     # inputSha256 is optional in the schema (a document imported or written by sohoa.manifest/1
     # may lack it): such a document is never the same input again

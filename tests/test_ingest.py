@@ -407,6 +407,21 @@ def test_second_document_gets_next_sequence_and_show_lists_both(cli, home, rende
     assert "Đơn đề nghị" in out and "Bảng kê" in out
 
 
+def test_the_same_files_in_another_order_are_refused_naming_the_document_that_holds_them(cli, home, rendered,
+                                                                                        tmp_path):
+    """Backlog review: a page order corrected in a bulk inventory and run again stored a second
+    document of the same pages, without a word. A signed document is not changed: it is named."""
+    from pipeline.errors import ExitCode
+
+    a = save_page(rendered("order_a", layout="text", seed=61, dpi=150), tmp_path / "a.png")
+    b = save_page(rendered("order_b", layout="text", seed=62, dpi=150), tmp_path / "b.png")
+    assert cli("ingest", "--dossier", CODE, "--title", "Biên bản", a, b)[0] == 0
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Biên bản", b, a)
+    assert code == ExitCode.CONFLICT and f"đã có tài liệu {CODE}.001 («Biên bản») gồm đúng các tệp này" in err, err
+    code, out, _ = cli("show", CODE, "--json")
+    assert [d["docId"] for d in json.loads(out)["documents"]] == [f"{CODE}.001"]
+
+
 def test_export_refuses_a_stored_file_whose_bytes_changed(cli, home, rendered, tmp_path):
     page = save_page(rendered("tamper", layout="text", seed=61, dpi=200), tmp_path / "t.png")
     assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] == 0
