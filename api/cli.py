@@ -12,6 +12,7 @@ import argparse
 import atexit
 import json
 import os
+import signal
 import sys
 import re
 import logging
@@ -902,9 +903,21 @@ BULK_STATUS_VI = {"done": "đã số hóa", "skipped": "đã có từ trước, 
                   "invalid": "không hợp lệ", "stopped": "chưa xong"}
 
 
+def _say_stopping(signum, frame) -> None:
+    """Ctrl-C in a bulk run: said at once, since recording what is settled takes seconds (review:
+    the terminal showed nothing meanwhile); a second Ctrl-C stops as Python does."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    print("\nĐang dừng: ghi lại các trang đã xong và báo cáo, chờ vài giây… (Ctrl-C lần nữa để dừng ngay)",
+          file=sys.stderr, flush=True)
+    raise KeyboardInterrupt
+
+
 def cmd_bulk(args, settings: Settings) -> int:
     progress = (None if args.json else BulkProgressLine() if sys.stderr.isatty()
                 else BulkProgressLog(workers=bool(settings.broker.url)))
+    interrupted = signal.getsignal(signal.SIGINT)
+    if interrupted is signal.default_int_handler:  # not when Ctrl-C is ignored, or handled by a host
+        signal.signal(signal.SIGINT, _say_stopping)
     try:
         result = service.bulk(settings, Path(args.source), report=Path(args.report) if args.report else None,
                               progress=progress)
@@ -917,6 +930,8 @@ def cmd_bulk(args, settings: Settings) -> int:
                   file=sys.stderr)
         raise
     finally:
+        if signal.getsignal(signal.SIGINT) is _say_stopping:
+            signal.signal(signal.SIGINT, interrupted)
         if progress is not None:
             progress.close()
     totals = result.totals

@@ -202,7 +202,7 @@ def test_a_bulk_run_stopped_with_ctrl_c_writes_its_report_so_far(home, rendered,
     os.killpg(run.pid, signal.SIGINT)  # the operator presses Ctrl-C
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err
-    assert "Báo cáo đến lúc dừng" in err
+    assert "Báo cáo đến lúc dừng" in err and "Đang dừng: ghi lại các trang đã xong" in err  # at once (review)
     report = json.loads((tmp_path / "dung.json").read_text(encoding="utf-8"))
     status = [item["status"] for item in report["items"]]
     assert report["stopped"] is True and len(status) == inputs and status[0] == "done" and "stopped" in status
