@@ -125,9 +125,18 @@ def fold(text: str) -> str:
     return "".join(map(_fold_char, nfc(text)))
 
 
+def _title_tokens(title: str | None) -> list[str]:
+    """A title's words as a query's are read (``parse_query``: NFKC), the control and format
+    characters nobody sees left out first (a soft hyphen pasted from Word inside a word)."""
+    shown = "".join(c for c in nfc(title) if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf"))
+    return _TOKEN.findall(unicodedata.normalize("NFKC", shown))
+
+
 def title_key(title: str | None) -> str:
-    """A title as the index keeps it to be searched (``titles``): folded, lower case."""
-    return fold(title).lower()
+    """A title as the index keeps it to be searched (``titles``): its words folded as a query's
+    (``_folded_token``), each between spaces (" ban sao cccd "), so that the database matches
+    whole words: a LIKE on the letters found "an" in every "Thanh" and "Anh" (review)."""
+    return " " + " ".join(map(_folded_token, _title_tokens(title))) + " "
 
 
 # A syllable whose rhyme is a lone i or y after these initials is written both ways in everyday
@@ -705,21 +714,17 @@ def titles(engine: Engine, query: str, code_prefix: str | None = None, limit: in
     for a dossier's own title), title, exact}. A title is often the only place a paper's name is
     written: a copy of an identity card says nothing of it in its text.
 
-    The database hands over the TITLE_SCAN newest titles holding each word as part of a word
-    (``title_key``); a word as common in titles as "giấy" is then looked for among those.
+    The database hands over the TITLE_SCAN newest titles holding every term (``title_key``: its
+    words, folded, between spaces); of a word as common in titles as "giấy", the newest.
     ``code_prefix`` and ``scope`` as ``search``; an empty query, or one without a word, raises
     QueryError."""
     parsed = Query.parse(query)
     if limit <= 0:
         return []
     prefix = nfc(code_prefix).strip().upper() if code_prefix else None
-    params: dict = {"scan": TITLE_SCAN}
-    likes = []
-    for i, token in enumerate(sorted({t for term in parsed.folded for t in term})):
-        written = _written(token)
-        params.update({f"t{i}_{j}": f"%{w}%" for j, w in enumerate(written)})
-        likes.append("(" + " OR ".join(f"{{key}} LIKE :t{i}_{j}" for j in range(len(written))) + ")")
-    where = " AND ".join(likes)
+    # the terms as title_key writes words: folded, one spelling (i or y, a day's zero), whole
+    params: dict = {"scan": TITLE_SCAN, **{f"t{i}": f"% {' '.join(term)} %" for i, term in enumerate(parsed.folded)}}
+    where = " AND ".join(f"{{key}} LIKE :t{i}" for i in range(len(parsed.folded)))
     dossier_filters, dossier_params = _filters(prefix, scope, engine.dialect.name, column="d.code")
     doc_filters, doc_params = _filters(prefix, scope, engine.dialect.name, column="doc.dossier_code")
     with engine.connect() as conn:
@@ -735,11 +740,8 @@ def titles(engine: Engine, query: str, code_prefix: str | None = None, limit: in
             {**params, **doc_params}).all()
     found = []
     for row in rows:
-        tokens = _TOKEN.findall(unicodedata.normalize("NFKC", nfc(row.title)))
-        folded = [_folded_token(t) for t in tokens]
-        if all(_holds(folded, term) for term in parsed.folded):
-            exact = all(_holds([spelling(t) for t in tokens], term) for term in parsed.exact)
-            found.append((exact, row))
+        spelled = [spelling(t) for t in _title_tokens(row.title)]
+        found.append((all(_holds(spelled, term) for term in parsed.exact), row))
     # a dossier named after its first paper (as an upload names it) is listed once, by the paper
     papers = {(row.dossier_code, row.title) for _, row in found if row.doc_id is not None}
     found = [(exact, row) for exact, row in found

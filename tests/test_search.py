@@ -268,6 +268,20 @@ def test_a_paper_is_found_by_its_title_with_or_without_diacritics_on_both_databa
     assert index.titles(index_engine, "ao") == [] and index.titles(index_engine, "Nguyễn Văn Anh") == []
 
 
+def test_a_name_is_found_in_titles_however_many_newer_titles_hold_its_letters_on_both_databases(index_engine,
+                                                                                                 monkeypatch):
+    """Review: the database looked for the letters ("an" is in every "Thanh" and "Anh") and kept the
+    newest TITLE_SCAN, so an older "Trần Văn An" was cut before the whole words were checked. Also:
+    full-width letters and a soft hyphen pasted from Word inside a word."""
+    monkeypatch.setattr(index, "TITLE_SCAN", 3)
+    index_titled(index_engine, title="Cấp phép xây dựng - Trần Văn An", doc_titles=("Bi\u00adên bản ＣＣＣＤ",))
+    for n, given in enumerate(("Thanh", "Anh", "Toàn", "Quang", "Lan")):
+        index_titled(index_engine, f"H23.50-261203-{n + 20:04d}", title=f"Đăng ký - Nguyễn Văn {given}",
+                     doc_titles=("Đơn",))
+    assert titles_of(index.titles(index_engine, "Văn An")) == [(TITLED, None, True)]
+    assert titles_of(index.titles(index_engine, "biên bản cccd")) == [(TITLED, f"{TITLED}.001", True)]
+
+
 def test_titles_found_come_with_the_first_page_of_hits_in_the_cli(tmp_path, capsys):
     settings = Settings(home=tmp_path / "home")
     index_titled(db.engine_for(settings.db_url))
