@@ -123,7 +123,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         if background:
             service.warm_up(settings)
             with service.acting(STARTUP):  # uploads a server stopped before it converted them (an upgrade)
-                for job_id in service.resume_left_behind(settings):
+                for job_id in await run_in_threadpool(service.resume_left_behind, settings):
                     start_job(job_id, STARTUP, queued=True)
         with periodic_rounds(settings) if periodic else nullcontext():
             try:
@@ -144,7 +144,10 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
         ``queued``: already recorded as waiting in this process."""
         if background:
             if not (queued or settings.broker.url):
-                service.queue_here(settings, job_id)
+                try:
+                    service.queue_here(settings, job_id)
+                except Exception as exc:  # not marked: the job is still run here, as before
+                    log.warning("job %s not recorded as queued here: %s", job_id, describe(exc).detail)
             app.state.runner.submit(_run_job, settings, job_id, who)
 
     app.state.start_job = start_job
@@ -266,7 +269,7 @@ def create_app(settings: Settings, *, background: bool = True, periodic: bool = 
             if (wanted := service.check_title(title)) != job.title:
                 answer["warnings"] = [f"Các tệp này đang được số hóa với tên «{job.title}»; tên «{wanted}» "
                                       "không được dùng"]
-        app.state.start_job(job.id, who)
+        await run_in_threadpool(app.state.start_job, job.id, who)  # it writes to the database (review)
         return JSONResponse(answer, status_code=202, headers={"Location": f"{API}/jobs/{job.id}"})
 
     @app.get(API + "/jobs", tags=["intake"])

@@ -230,8 +230,16 @@ def _settle_earlier_failures(db, job: dict, summary: IngestSummary) -> None:
         return
     said = {"code": "superseded", "exit": 0, "message": f"Các tệp này đã được số hóa ở lượt xử lý {job['id']} "
             f"(tài liệu {summary.doc_id}); lượt này không cần chạy lại", "detail": f"done by job {job['id']}"}
-    for earlier in job_table.find(db, dossier=job["dossier"], input_sha256=job["input_sha256"], states=("failed",)):
-        _give_up(db, earlier, said["detail"], error=said)
+    files = _file_hashes(job)
+    for earlier in job_table.find(db, dossier=job["dossier"], states=("failed",)):
+        if earlier["id"] != job["id"] and (earlier["input_sha256"] == job["input_sha256"]
+                                           or _file_hashes(earlier) == files):  # or in another order (review)
+            _give_up(db, earlier, said["detail"], error=said)
+
+
+def _file_hashes(job: dict) -> list[str]:
+    """The SHA-256s of a job's files, sorted: the same files in any order."""
+    return sorted(o.get("sha256") or "" for o in (job.get("request") or {}).get("originals") or ())
 
 
 def _stored_document(ctx: IngestContext, prepared: PreparedDocument) -> IngestSummary | None:
@@ -362,11 +370,18 @@ def not_here(job_id: str) -> None:
     _RUN_HERE.discard(job_id)
 
 
-def left_behind(db, time_limits: tuple[float, float]) -> list[str]:
-    """The jobs queued or running here without workers whose process is gone (a server stopped
-    for an upgrade, or killed, while uploads waited for it), oldest first."""
-    return [job["id"] for job in job_table.find(db, states=job_table.ACTIVE)
-            if stalled(_job(db, job["id"]), time_limits, workers=False)]
+def left_behind(db) -> list[str]:
+    """The jobs queued or running without workers whose process is known to be gone (a server
+    stopped for an upgrade, or killed, while uploads waited in its queue), oldest first. Not a job
+    merely quiet for long (``stalled``'s time rule): one waiting its turn in a live process (a
+    server's queue, a bulk run's next documents) is that process's to run (review)."""
+    found = []
+    for listed in job_table.find(db, states=job_table.ACTIVE):
+        job = _job(db, listed["id"])
+        _, by = _last_moved(job)
+        if job["id"] not in _RUN_HERE and by and by != REUSED and _gone(by):
+            found.append(job["id"])
+    return found
 
 
 def stalled(job: dict, time_limits: tuple[float, float], workers: bool) -> bool:

@@ -1426,7 +1426,7 @@ def resume_left_behind(settings: Settings) -> tuple[str, ...]:
     if settings.broker.url:
         return ()
     db, resumed = database(settings), []
-    for job_id in jobs.left_behind(db, _time_limits(settings)):
+    for job_id in jobs.left_behind(db):
         try:
             jobs.reopen(open_store(settings), db, job_id, time_limits=_time_limits(settings), workers=False)
         except SohoaError:  # taken up by another process since, or done; or its dossier disposed of

@@ -206,3 +206,42 @@ def test_uploads_a_server_left_queued_when_it_was_stopped_are_converted_by_the_n
                     break
                 time.sleep(1)
             assert set(states.values()) == {"done"}, states
+
+
+def test_a_job_waiting_in_a_live_process_is_not_taken_up_however_long_it_has_waited(tmp_path, rendered):
+    """Review: the start-up resume took every job quiet for the page time limit, so a document
+    waiting its turn behind a long one in a live server's queue, or a bulk run's next document, was
+    run twice. Only a job whose process is known to be gone is taken up."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from api.http import create_app
+    from pipeline import audit, config, jobs, service
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+    from storage.locks import holder_name
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home")})
+    service.add_user(settings, "lan", "operator", ("H23.50",), None)
+    auth = {"Authorization": f"Bearer {service.create_token(settings, 'lan')[1]}"}
+    png = save_page(rendered("waiting", layout="text", seed=81, dpi=150), tmp_path / "trang.png").read_bytes()
+    with TestClient(create_app(settings, background=False)) as client:  # recorded, never run
+        job = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=auth, data={"title": "Đơn"},
+                          files=[("files", ("trang.png", png, "image/png"))]).json()["job"]["job"]
+    alive = subprocess.Popen(["sleep", "60"])
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    long_ago = (audit.now_vn() - timedelta(hours=2)).isoformat()
+    db = database(settings)
+    try:
+        for process, expected in ((None, []), (alive.pid, []), (ended.pid, [job])):
+            with db.begin() as conn:
+                conn.execute(sa.update(job_table.job_pages).where(job_table.job_pages.c.job_id == job).values(
+                    worker=None if process is None else f"{holder_name().rpartition(':')[0]}:{process}",
+                    updated=long_ago))
+                conn.execute(sa.update(job_table.jobs).where(job_table.jobs.c.id == job).values(updated=long_ago))
+            assert jobs.left_behind(db) == expected, process
+    finally:
+        alive.kill()
