@@ -124,20 +124,27 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
             current = _record_dossier_fields(ctx, code, title, request.paper_file_code, request.maintenance,
                                              request.change_recorded, paper_dates)
         return _duplicate(ctx, current, existing, title)
-    if reordered := mf.find_reordered(current, [s.sha256 for s in sources]):
-        # a page order corrected in a bulk inventory and run again made a second document of the
-        # same pages, without a word (backlog review): a signed document is not changed, so say so
-        audit.record(ctx.db, "ingest", "failure", dossier=code, docId=reordered["docId"], reason="reordered")
-        raise Conflict(f"Hồ sơ {code} đã có tài liệu {reordered['docId']} («{reordered.get('title')}») gồm đúng các "
-                       "tệp này theo thứ tự khác; không lưu thêm một tài liệu trùng trang. Tài liệu đã ký không "
-                       "được sửa: nếu thứ tự đã lưu sai, hãy báo đơn vị lưu trữ",
-                       f"the dossier holds these files in another order as {reordered['docId']}")
+    refuse_reordered(ctx, current, [s.sha256 for s in sources])
     originals = tuple(store_original(ctx.store, code, s, current["maintenance"]) for s in sources)
     handed_in = tuple(store_handed_in(ctx.store, code, Path(f), current["maintenance"]) for f in request.handed_in)
     tasks = tuple(page_task(ctx.ocr, key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p)
                   for s, o in zip(sources, originals) for p in range(1, s.page_count + 1))
     return PreparedDocument(code, title, digest, originals, tasks, request.maintenance, request.paper_file_code,
                             request.change_recorded, request.unsigned, handed_in, paper_dates)
+
+
+def refuse_reordered(ctx: IngestContext, current: dict, source_hashes: list[str]) -> None:
+    """Conflict when the dossier holds these very files in another order: a page order corrected
+    in a bulk inventory and run again made a second document of the same pages, without a word
+    (backlog review). A signed document is not changed, so the stored one is named."""
+    if (reordered := mf.find_reordered(current, source_hashes)) is None:
+        return
+    code = current["dossierCode"]
+    audit.record(ctx.db, "ingest", "failure", dossier=code, docId=reordered["docId"], reason="reordered")
+    raise Conflict(f"Hồ sơ {code} đã có tài liệu {reordered['docId']} («{reordered.get('title')}») gồm đúng các "
+                   "tệp này theo thứ tự khác; không lưu thêm một tài liệu trùng trang. Tài liệu đã ký không "
+                   "được sửa: nếu thứ tự đã lưu sai, hãy báo đơn vị lưu trữ",
+                   f"the dossier holds these files in another order as {reordered['docId']}")
 
 
 def page_task(ocr: OcrSettings, *, key: str, file: str, kind: str, sha256: str, page: int) -> PageTask:
@@ -167,6 +174,8 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
                                         prepared.maintenance, prepared.change_recorded, prepared.paper_dates)
         if existing := mf.find_document(current, prepared.digest):
             return _duplicate(ctx, current, existing, title)
+        # another job of these files in another order (a failed one retried) may have stored them since
+        refuse_reordered(ctx, current, [o["sha256"] for o in prepared.originals])
         doc_id = dossier.doc_id(code, mf.next_sequence(current))
         try:
             document = assemble_document(ctx, current, doc_id, prepared, results)

@@ -422,6 +422,33 @@ def test_the_same_files_in_another_order_are_refused_naming_the_document_that_ho
     assert [d["docId"] for d in json.loads(out)["documents"]] == [f"{CODE}.001"]
 
 
+def test_a_failed_job_of_the_same_files_in_another_order_is_given_up_once_they_are_stored(cli, home, rendered,
+                                                                                         tmp_path):
+    """Review of the above: a bulk run stopped left a job of (a, b) failed; the order corrected to
+    (b, a) stored the document, and `sohoa status` still offered the first job's retry, which would
+    have stored the pages a second time. It is given up, saying which job stored its files; and a
+    job of the other order finished later is refused where the document is committed."""
+    from pipeline import config, jobs, service
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    settings = config.load({"SOHOA_HOME": str(home)})
+    a = save_page(rendered("order_c", layout="text", seed=63, dpi=150), tmp_path / "a.png")
+    b = save_page(rendered("order_d", layout="text", seed=64, dpi=150), tmp_path / "b.png")
+    who = service.add_user(settings, "lan", "operator", ("H23.50",), None)
+    first, _ = service.accept_upload(settings, CODE, "Biên bản", [("a.png", a.read_bytes()), ("b.png", b.read_bytes())],
+                                     who)
+    job_table.set_state(database(settings), first.id, "failed", now="2026-12-05T09:00:00+07:00")
+    later, _ = service.accept_upload(settings, CODE, "Biên bản", [("a.png", a.read_bytes()), ("b.png", b.read_bytes())],
+                                     who)  # the same order again: a new job of the failed one's files
+    assert cli("ingest", "--dossier", CODE, "--title", "Biên bản", b, a)[0] == 0
+    assert jobs.view(database(settings), first.id).state == "discarded"
+    with pytest.raises(Exception, match="theo thứ tự khác"):
+        service.run_job(settings, later.id)
+    code, out, _ = cli("show", CODE, "--json")
+    assert [d["docId"] for d in json.loads(out)["documents"]] == [f"{CODE}.001"]
+
+
 def test_export_refuses_a_stored_file_whose_bytes_changed(cli, home, rendered, tmp_path):
     page = save_page(rendered("tamper", layout="text", seed=61, dpi=200), tmp_path / "t.png")
     assert cli("ingest", "--dossier", CODE, "--title", "Đơn", page)[0] == 0
