@@ -927,7 +927,7 @@ def cmd_bulk(args, settings: Settings) -> int:
             progress.close()
             progress = None
         if args.report:
-            print(f"Báo cáo đến lúc dừng (tài liệu chưa xong ghi 'chưa xong'): {args.report} (.csv, .json)",
+            print(f"Báo cáo đến lúc dừng (tài liệu chưa xong ghi 'chưa xong'): {args.report} (.xlsx, .csv, .json)",
                   file=sys.stderr)
         raise
     finally:

@@ -1,11 +1,15 @@
 """The report of a bulk conversion: one item per input document, with its result and error.
 
-``write_report`` writes the same items twice, for two readers:
+``write_report`` writes the same items three times, for their readers:
 
-- ``<report>.csv`` for the archivist, opened in Excel: UTF-8 with a BOM (so Excel shows
-  Vietnamese), comma-separated, CRLF, Vietnamese column headers and result labels (with the
-  English status in brackets). A cell that Excel would read as a formula (starting with
-  '=', '+', '-', '@', tab or CR) is written with a leading apostrophe;
+- ``<report>.xlsx`` for the archivist, opened in Excel in any locale: sheet "Báo cáo" (one row per
+  item, Vietnamese headers and result labels, every text cell text, never a formula) and sheet
+  "Tổng hợp" (the source, the times and the totals). A Vietnamese-locale Excel splits a CSV at
+  ';' and showed the comma-separated one as a single column (backlog review);
+- ``<report>.csv`` for other spreadsheets and scripts: UTF-8 with a BOM (so Excel shows
+  Vietnamese), comma-separated, CRLF, the same headers and labels (with the English status in
+  brackets). A cell that Excel would read as a formula (starting with '=', '+', '-', '@', tab or
+  CR) is written with a leading apostrophe;
 - ``<report>.json`` for programs, an English schema::
 
       {"source": str, "started": str|null, "finished": str|null,
@@ -86,19 +90,20 @@ def totals(outcomes: Iterable[BulkOutcome]) -> dict:
     return counts
 
 
-def report_paths(path: Path) -> tuple[Path, Path]:
-    """(CSV path, JSON path): ``x.csv``/``x.json`` and its sibling, else ``<path>.csv`` and ``<path>.json``."""
+REPORT_SUFFIXES = (".csv", ".json", ".xlsx")
+
+
+def report_paths(path: Path) -> tuple[Path, Path, Path]:
+    """(CSV path, JSON path, Excel path): ``x.csv``, ``x.json`` or ``x.xlsx`` and its siblings,
+    else ``<path>.csv``, ``<path>.json`` and ``<path>.xlsx``."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return path, path.with_suffix(".json")
-    if suffix == ".json":
-        return path.with_suffix(".csv"), path
-    return path.with_name(path.name + ".csv"), path.with_name(path.name + ".json")
+    if path.suffix.lower() in REPORT_SUFFIXES:
+        return tuple(path if path.suffix.lower() == s else path.with_suffix(s) for s in REPORT_SUFFIXES)
+    return tuple(path.with_name(path.name + s) for s in REPORT_SUFFIXES)
 
 
 def check_writable(path: Path) -> None:
-    """UsageError unless both files of the report can be written there: checked before a run of
+    """UsageError unless every file of the report can be written there: checked before a run of
     hours, which otherwise converted everything and then lost its report."""
     for target in report_paths(path):
         if target.is_dir():
@@ -111,14 +116,14 @@ def check_writable(path: Path) -> None:
                              f"report folder not writable: {e}") from None
 
 
-def write_report(path: Path, outcomes: Iterable[BulkOutcome], summary: dict) -> tuple[Path, Path]:
-    """Write the CSV and JSON report (see the module docstring); returns (CSV path, JSON path).
+def write_report(path: Path, outcomes: Iterable[BulkOutcome], summary: dict) -> tuple[Path, Path, Path]:
+    """Write the CSV, JSON and Excel report (see the module docstring); returns their paths.
 
     ``summary`` gives ``source``, ``started`` and ``finished`` (str, or datetime written in ISO
     8601) and may hold other JSON keys, which are kept; its ``totals`` and ``items``, if any,
     are replaced by those counted from ``outcomes``."""
     outcomes = list(outcomes)
-    csv_path, json_path = report_paths(path)
+    csv_path, json_path, xlsx_path = report_paths(path)
     document = {"source": _plain(summary.get("source")), "started": _plain(summary.get("started")),
                 "finished": _plain(summary.get("finished")), "totals": totals(outcomes),
                 "items": [o.to_json() for o in outcomes]}
@@ -127,7 +132,48 @@ def write_report(path: Path, outcomes: Iterable[BulkOutcome], summary: dict) -> 
     text = json.dumps(document, ensure_ascii=False, indent=2, default=_plain) + "\n"
     _write_atomic(json_path, text.encode("utf-8", "replace"))  # ("replace": a name not UTF-8 never loses the report)
     _write_atomic(csv_path, _csv_bytes(outcomes))
-    return csv_path, json_path
+    _write_atomic(xlsx_path, _xlsx_bytes(outcomes, document))
+    return csv_path, json_path, xlsx_path
+
+
+TOTALS_VI = {"documents": "Tài liệu", **{s: STATUS_VI[s].capitalize() for s in STATUSES}, "pages": "Trang đã số hóa"}
+
+
+def _xlsx_bytes(outcomes: list[BulkOutcome], document: dict) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Báo cáo"
+    sheet.append(CSV_HEADERS)
+    for o in outcomes:
+        sheet.append([o.source, o.dossier, o.title, f"{STATUS_VI[o.status]} ({o.status})", o.doc_id or "", o.pages,
+                      o.error or "", o.job or ""])
+    for row in sheet.iter_rows(min_row=2):
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # a name starting with '=' is text, never a formula
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
+    for column, width in zip("ABCDEFGH", (40, 22, 36, 22, 26, 9, 60, 34)):
+        sheet.column_dimensions[column].width = width
+
+    summary = book.create_sheet("Tổng hợp")
+    for label, key in (("Nguồn", "source"), ("Bắt đầu", "started"), ("Kết thúc", "finished")):
+        summary.append([label, str(document.get(key) or "")])
+    summary.append([])
+    for key, count in document["totals"].items():
+        summary.append([TOTALS_VI.get(key, key), count])
+    summary.column_dimensions["A"].width = 24
+    summary.column_dimensions["B"].width = 60
+    for (cell,) in summary.iter_rows(min_col=1, max_col=1):
+        cell.font = Font(bold=True)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def _csv_bytes(outcomes: list[BulkOutcome]) -> bytes:

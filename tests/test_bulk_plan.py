@@ -8,9 +8,11 @@ import io
 import json
 import os
 import unicodedata
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
+import openpyxl
 import pytest
 from PIL import Image
 
@@ -464,7 +466,7 @@ def test_a_file_name_that_is_not_utf8_is_named_and_the_report_is_still_written(t
     assert set(reasons) == {f"{ARCHIVE}/01_T\ufffd tr\ufffdnh.png", f"{ARCHIVE}/03_Ban ve"}
     assert all("không phải UTF-8" in r for r in reasons.values())
     outcomes = [BulkOutcome.invalid(pr) for pr in p.problems]
-    csv_path, json_path = write_report(tmp_path / "bao-cao", outcomes, {"source": str(tmp_path / "kho")})
+    csv_path, json_path, _ = write_report(tmp_path / "bao-cao", outcomes, {"source": str(tmp_path / "kho")})
     assert "01_T\ufffd tr\ufffdnh.png" in json_path.read_text(encoding="utf-8")
 
 
@@ -573,10 +575,10 @@ def test_report_has_one_row_per_input_with_vietnamese_headers_and_right_totals(m
     p = plan(messy)
     outcomes = outcomes_for(p)
     started = datetime(2026, 3, 2, 8, 30)
-    csv_path, json_path = write_report(tmp_path / "bao cao", outcomes,
-                                       {"source": messy, "started": started, "finished": "2026-03-02T09:00:00",
-                                        "jobs": 4})
-    assert (csv_path.name, json_path.name) == ("bao cao.csv", "bao cao.json")
+    csv_path, json_path, xlsx_path = write_report(tmp_path / "bao cao", outcomes,
+                                                  {"source": messy, "started": started,
+                                                   "finished": "2026-03-02T09:00:00", "jobs": 4})
+    assert (csv_path.name, json_path.name, xlsx_path.name) == ("bao cao.csv", "bao cao.json", "bao cao.xlsx")
     raw = csv_path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # Excel reads the BOM and shows Vietnamese
     table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
@@ -594,12 +596,21 @@ def test_report_has_one_row_per_input_with_vietnamese_headers_and_right_totals(m
                                 "invalid": len(p.problems), "pages": 1 + 1}
     assert report["items"][0] == {"source": outcomes[0].source, "dossier": ARCHIVE, "title": "Ho so goc", "status": "failed",
                                   "docId": None, "pages": 0, "error": "Tệp không hợp lệ: ảnh hỏng", "job": None}
-    assert sorted(os.listdir(tmp_path)) == ["bao cao.csv", "bao cao.json", "kho"]  # no temporary file left
+    # the workbook, which a Vietnamese-locale Excel opens in columns (it split the CSV at ';' and
+    # showed one column: backlog review), with the totals on a sheet of their own
+    book = openpyxl.load_workbook(xlsx_path)
+    rows = list(book["Báo cáo"].iter_rows(values_only=True))
+    assert rows[0] == CSV_HEADERS and [r[0] for r in rows[1:]] == [o.source for o in outcomes]
+    assert rows[1][3] == "lỗi (failed)" and rows[1][5] == 0
+    totals_sheet = {r[0]: r[1] for r in book["Tổng hợp"].iter_rows(values_only=True) if r and r[0]}
+    assert totals_sheet["Tài liệu"] == p.inputs and totals_sheet["Lỗi"] == 1 and totals_sheet["Nguồn"] == str(messy)
+    assert sorted(os.listdir(tmp_path)) == ["bao cao.csv", "bao cao.json", "bao cao.xlsx", "kho"]  # no temporary file
 
 
 @pytest.mark.parametrize("given,expected", [
-    ("r.csv", ("r.csv", "r.json")), ("r.JSON", ("r.csv", "r.JSON")), ("r", ("r.csv", "r.json")),
-    ("bao cao.2026", ("bao cao.2026.csv", "bao cao.2026.json")),
+    ("r.csv", ("r.csv", "r.json", "r.xlsx")), ("r.JSON", ("r.csv", "r.JSON", "r.xlsx")),
+    ("r.xlsx", ("r.csv", "r.json", "r.xlsx")), ("r", ("r.csv", "r.json", "r.xlsx")),
+    ("bao cao.2026", ("bao cao.2026.csv", "bao cao.2026.json", "bao cao.2026.xlsx")),
 ])
 def test_report_paths(given, expected):
     assert tuple(p.name for p in report_paths(Path(given))) == expected
@@ -613,8 +624,11 @@ def test_report_rewrites_atomically_and_neutralises_formulas(tmp_path):
     assert table[1][:3] == ["'=HYPERLINK(\"http://x\")", "", "'-Bản sao"] and table[1][6] == "'@lỗi"
     report = json.loads(target.read_text(encoding="utf-8"))
     assert report["items"][0]["source"] == "=HYPERLINK(\"http://x\")"  # the JSON keeps the data as it is
+    cells = list(openpyxl.load_workbook(tmp_path / "r.xlsx")["Báo cáo"].iter_rows(min_row=2, values_only=True))[0]
+    assert cells[:3] == ("=HYPERLINK(\"http://x\")", None, "-Bản sao")  # as text: the workbook holds no formula
+    assert "<f>" not in zipfile.ZipFile(tmp_path / "r.xlsx").read("xl/worksheets/sheet1.xml").decode()
     assert report["totals"]["invalid"] == 1 and report["source"] is None
-    assert sorted(os.listdir(tmp_path)) == ["r.csv", "r.json"]
+    assert sorted(os.listdir(tmp_path)) == ["r.csv", "r.json", "r.xlsx"]
 
 
 def test_outcome_status_is_checked():
