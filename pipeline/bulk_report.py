@@ -139,6 +139,18 @@ def write_report(path: Path, outcomes: Iterable[BulkOutcome], summary: dict) -> 
 TOTALS_VI = {"documents": "Tài liệu", **{s: STATUS_VI[s].capitalize() for s in STATUSES}, "pages": "Trang đã số hóa"}
 
 
+XLSX_CELL_CHARS = 32_767  # the most characters Excel keeps in a cell
+
+
+def _xlsx_text(value: str) -> str:
+    """Text a worksheet cell can hold: the control characters a file name on disk may carry, which
+    openpyxl refuses (the report would be lost after a run of hours), shown as U+FFFD; cut to
+    what Excel keeps."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:XLSX_CELL_CHARS]
+
+
 def _xlsx_bytes(outcomes: list[BulkOutcome], document: dict) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -148,8 +160,9 @@ def _xlsx_bytes(outcomes: list[BulkOutcome], document: dict) -> bytes:
     sheet.title = "Báo cáo"
     sheet.append(CSV_HEADERS)
     for o in outcomes:
-        sheet.append([o.source, o.dossier, o.title, f"{STATUS_VI[o.status]} ({o.status})", o.doc_id or "", o.pages,
-                      o.error or "", o.job or ""])
+        sheet.append([_xlsx_text(o.source), _xlsx_text(o.dossier), _xlsx_text(o.title),
+                      f"{STATUS_VI[o.status]} ({o.status})", o.doc_id or "", o.pages, _xlsx_text(o.error or ""),
+                      o.job or ""])
     for row in sheet.iter_rows(min_row=2):
         for cell in row:
             if isinstance(cell.value, str):
@@ -163,7 +176,7 @@ def _xlsx_bytes(outcomes: list[BulkOutcome], document: dict) -> bytes:
 
     summary = book.create_sheet("Tổng hợp")
     for label, key in (("Nguồn", "source"), ("Bắt đầu", "started"), ("Kết thúc", "finished")):
-        summary.append([label, str(document.get(key) or "")])
+        summary.append([label, _xlsx_text(str(document.get(key) or ""))])
     summary.append([])
     for key, count in document["totals"].items():
         summary.append([TOTALS_VI.get(key, key), count])

@@ -627,6 +627,10 @@ def test_report_rewrites_atomically_and_neutralises_formulas(tmp_path):
     cells = list(openpyxl.load_workbook(tmp_path / "r.xlsx")["Báo cáo"].iter_rows(min_row=2, values_only=True))[0]
     assert cells[:3] == ("=HYPERLINK(\"http://x\")", None, "-Bản sao")  # as text: the workbook holds no formula
     assert "<f>" not in zipfile.ZipFile(tmp_path / "r.xlsx").read("xl/worksheets/sheet1.xml").decode()
+    # a name on disk may hold control characters, which a worksheet cannot: shown, not the report lost
+    write_report(target, [BulkOutcome("kho/T\x01 trình.png", "", "T\x01 trình", "invalid", error="x" * 40_000)], {})
+    cells = list(openpyxl.load_workbook(tmp_path / "r.xlsx")["Báo cáo"].iter_rows(min_row=2, values_only=True))[0]
+    assert cells[0] == "kho/T\ufffd trình.png" and len(cells[6]) == 32_767
     assert report["totals"]["invalid"] == 1 and report["source"] is None
     assert sorted(os.listdir(tmp_path)) == ["r.csv", "r.json", "r.xlsx"]
 
