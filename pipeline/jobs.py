@@ -378,10 +378,21 @@ def left_behind(db) -> list[str]:
     found = []
     for listed in job_table.find(db, states=job_table.ACTIVE):
         job = _job(db, listed["id"])
-        _, by = _last_moved(job)
-        if job["id"] not in _RUN_HERE and by and by != REUSED and _gone(by):
+        if job["id"] not in _RUN_HERE and (holder := _holder(job)) is not None and _gone(holder):
             found.append(job["id"])
     return found
+
+
+def _holder(job: dict) -> str | None:
+    """The process last known to hold the job: the one that last read or queued one of its pages.
+    A page settled from a result already stored names none (skipped: the job's finishing, a row of
+    its own, is done by the process that read its pages); a page made runnable again since (a
+    retry) or never taken names none either, and then no process is known (review)."""
+    for _, worker in sorted(((p["updated"], p["worker"]) for p in job["pages"] if p["updated"]),
+                            key=lambda move: move[0], reverse=True):
+        if worker != REUSED:
+            return worker
+    return None
 
 
 def stalled(job: dict, time_limits: tuple[float, float], workers: bool) -> bool:

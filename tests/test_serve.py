@@ -226,22 +226,37 @@ def test_a_job_waiting_in_a_live_process_is_not_taken_up_however_long_it_has_wai
     settings = config.load({"SOHOA_HOME": str(tmp_path / "home")})
     service.add_user(settings, "lan", "operator", ("H23.50",), None)
     auth = {"Authorization": f"Bearer {service.create_token(settings, 'lan')[1]}"}
-    png = save_page(rendered("waiting", layout="text", seed=81, dpi=150), tmp_path / "trang.png").read_bytes()
+    pngs = [save_page(rendered(f"waiting{n}", layout="text", seed=81 + n, dpi=150), tmp_path / f"t{n}.png").read_bytes()
+            for n in range(2)]
     with TestClient(create_app(settings, background=False)) as client:  # recorded, never run
         job = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=auth, data={"title": "Đơn"},
-                          files=[("files", ("trang.png", png, "image/png"))]).json()["job"]["job"]
+                          files=[("files", (f"t{n}.png", png, "image/png")) for n, png in enumerate(pngs)]
+                          ).json()["job"]["job"]
     alive = subprocess.Popen(["sleep", "60"])
     ended = subprocess.Popen(["true"])
     ended.wait()
-    long_ago = (audit.now_vn() - timedelta(hours=2)).isoformat()
+    def at(minutes: int) -> str:
+        return (audit.now_vn() - timedelta(hours=2) + timedelta(minutes=minutes)).isoformat()
+
+    def named(process: int | None) -> str | None:
+        return None if process is None else f"{holder_name().rpartition(':')[0]}:{process}"
+
     db = database(settings)
     try:
-        for process, expected in ((None, []), (alive.pid, []), (ended.pid, [job])):
+        # (page 1's process, when), (page 2's process, when), when the job row last moved: expected
+        for first, second, row, expected in (
+                ((None, 0), (None, 0), 0, []),                            # recorded, never taken
+                ((alive.pid, 0), (alive.pid, 0), 0, []),                  # waiting in a live process
+                ((ended.pid, 0), (ended.pid, 0), 0, [job]),               # its process gone
+                ((jobs.REUSED, 5), (ended.pid, 1), 1, [job]),             # a result reused last (review)
+                ((ended.pid, 1), (ended.pid, 2), 9, [job]),               # killed while finishing (review)
+                ((ended.pid, 1), (None, 3), 3, [])):                      # made runnable again by a retry
             with db.begin() as conn:
-                conn.execute(sa.update(job_table.job_pages).where(job_table.job_pages.c.job_id == job).values(
-                    worker=None if process is None else f"{holder_name().rpartition(':')[0]}:{process}",
-                    updated=long_ago))
-                conn.execute(sa.update(job_table.jobs).where(job_table.jobs.c.id == job).values(updated=long_ago))
-            assert jobs.left_behind(db) == expected, process
+                for number, (process, minutes) in enumerate((first, second), start=1):
+                    conn.execute(sa.update(job_table.job_pages).where(
+                        job_table.job_pages.c.job_id == job, job_table.job_pages.c.number == number).values(
+                        worker=process if process == jobs.REUSED else named(process), updated=at(minutes)))
+                conn.execute(sa.update(job_table.jobs).where(job_table.jobs.c.id == job).values(updated=at(row)))
+            assert jobs.left_behind(db) == expected, (first, second, row)
     finally:
         alive.kill()
