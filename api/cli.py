@@ -907,9 +907,13 @@ def _say_stopping(signum, frame) -> None:
     """Ctrl-C in a bulk run: said at once, since recording what is settled takes seconds (review:
     the terminal showed nothing meanwhile); a second Ctrl-C stops as Python does."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    # os.write: print from a signal handler may re-enter stderr's buffer mid-write (RuntimeError, review)
-    os.write(2, "\nĐang dừng: ghi lại các trang đã xong và báo cáo, chờ vài giây… (Ctrl-C lần nữa để dừng ngay)\n"
-             .encode("utf-8"))
+    # os.write: print from a signal handler may re-enter stderr's buffer mid-write (RuntimeError);
+    # to stderr's own descriptor, and never at the price of the stop (closed, a broken pipe: review)
+    try:
+        os.write(sys.stderr.fileno(), "\nĐang dừng: ghi lại các trang đã xong và báo cáo, chờ vài giây… "
+                 "(Ctrl-C lần nữa để dừng ngay)\n".encode("utf-8"))
+    except (AttributeError, OSError, ValueError):
+        pass
     raise KeyboardInterrupt
 
 

@@ -321,3 +321,13 @@ def test_a_bulk_inventory_sets_each_dossiers_retention_paper_file_code_and_dates
         "endDate": "2019-12-31"}
     code, out, _ = cli("retention", "report")
     assert "đóng 31/12/2019" in out and "hạn hủy 01/01/2030" in out
+
+
+def test_the_stopping_line_is_never_written_into_a_file_that_took_stderrs_place(tmp_path):
+    """Review: the Ctrl-C line was written to descriptor 2, which a process started with stderr
+    closed (`2>&-`, some supervisors) gives to the next file it opens: a report, say."""
+    script = ("import sys\nfrom api import cli\nreport = open(sys.argv[1], 'w')\n"
+              "try:\n    cli._say_stopping(2, None)\nexcept KeyboardInterrupt:\n    report.write('stopped')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "report.txt")], cwd=Path(__file__).parents[1],
+                          preexec_fn=lambda: os.close(2), timeout=120)
+    assert done.returncode == 0 and (tmp_path / "report.txt").read_text() == "stopped"
