@@ -868,11 +868,11 @@ class BulkProgressLog:
     def __call__(self, docs_done: int, docs: int, pages_done: int, pages: int) -> None:
         now, state = time.monotonic(), (docs_done, docs, pages_done, pages)
         if state != self.shown and (self.shown is None or now - self.last >= self.every or docs_done == docs):
-            print(f"{datetime.now():%H:%M:%S} tài liệu {docs_done}/{docs}, trang {pages_done}/{pages}",
+            print(f"{service.now_vn():%H:%M:%S} tài liệu {docs_done}/{docs}, trang {pages_done}/{pages}",
                   file=self.stream, flush=True)
             self.shown, self.last = state, now
         if self.workers and not self.hinted and not pages_done and now - self.started >= self.idle:
-            print(f"{datetime.now():%H:%M:%S} chưa có trang nào xong sau {int(self.idle)} giây: các worker có đang "
+            print(f"{service.now_vn():%H:%M:%S} chưa có trang nào xong sau {int(self.idle)} giây: các worker có đang "
                   "chạy không? (sohoa worker; sohoa info cho biết hàng đợi)", file=self.stream, flush=True)
             self.hinted = True
 
@@ -884,13 +884,13 @@ def cmd_watch(args, settings: Settings) -> int:
     def event(kind: str, hot, detail: str) -> None:
         if kind == "done":
             where, *notes = detail.split("; ")
-            print(f"{datetime.now():%H:%M:%S} đã số hóa {hot.path.name} -> {where}", flush=True)
+            print(f"{service.now_vn():%H:%M:%S} đã số hóa {hot.path.name} -> {where}", flush=True)
             for note in notes:  # pages to look at again, a document already there
                 print(f"           {note}", flush=True)
         elif kind == "failed":
-            print(f"{datetime.now():%H:%M:%S} LỖI {hot.path.name}: {detail.splitlines()[0]}", flush=True)
+            print(f"{service.now_vn():%H:%M:%S} LỖI {hot.path.name}: {detail.splitlines()[0]}", flush=True)
         else:  # changed while read, changed in done/, left where it is, the folder unreadable
-            print(f"{datetime.now():%H:%M:%S} CẢNH BÁO: {detail.splitlines()[0]}", flush=True)
+            print(f"{service.now_vn():%H:%M:%S} CẢNH BÁO: {detail.splitlines()[0]}", flush=True)
 
     print(f"Đang theo dõi {args.folder} (tệp trong thư mục con mang mã hồ sơ, hoặc có mã QR phiếu tiếp nhận ở "
           f"trang đầu; Ctrl-C để dừng)", file=sys.stderr)

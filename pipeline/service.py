@@ -447,6 +447,12 @@ def link(settings: Settings, code: str, doc_id: str | None = None, expires: int 
     return tuple(links)
 
 
+def now_vn() -> datetime:
+    """Now in Vietnam's time (+07:00), as reports, manifests and the access log write it: a
+    progress line printed beside them in the server's own time (often UTC) was 7 hours off."""
+    return audit.now_vn()
+
+
 def code_prefix_in(query: str) -> str | None:
     """The search box's query as a dossier-code prefix, when it reads as one (``dossier.code_prefix_in``)."""
     return dossier.code_prefix_in(query)

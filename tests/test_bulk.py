@@ -331,3 +331,25 @@ def test_the_stopping_line_is_never_written_into_a_file_that_took_stderrs_place(
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "report.txt")], cwd=Path(__file__).parents[1],
                           preexec_fn=lambda: os.close(2), timeout=120)
     assert done.returncode == 0 and (tmp_path / "report.txt").read_text() == "stopped"
+
+
+def test_progress_lines_give_vietnams_time_as_the_report_does(monkeypatch):
+    """A bulk run's progress lines gave the server's own time (UTC in a container) beside reports
+    and manifests in Vietnam's (+07:00): seven hours apart (backlog review)."""
+    import io
+    from datetime import datetime, timedelta, timezone
+
+    from api.cli import BulkProgressLog
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        shown = io.StringIO()
+        BulkProgressLog(workers=False, stream=shown)(1, 1, 3, 3)
+        printed = datetime.strptime(shown.getvalue()[:8], "%H:%M:%S")
+        vietnam = datetime.now(timezone(timedelta(hours=7)))
+        minutes = abs(printed.hour * 60 + printed.minute - (vietnam.hour * 60 + vietnam.minute)) % (24 * 60)
+        assert min(minutes, 24 * 60 - minutes) <= 1, (shown.getvalue(), vietnam)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
