@@ -278,7 +278,9 @@ def bulk(settings: Settings, source: Path, *, report: Path | None = None,
         return bulk_runner.run(source, ingest_context(settings), send=partial(_send_unless_moving, settings),
                                send_finish=partial(_send_finish, settings),
                                report=report, progress=progress, work=settings.home / "work" / "split")
-    with closing(signer_for(settings)) as signer:
+    # a key that will not open stops the run at once; the development key's banner waits for the first
+    # document to sign (it came before "không tồn tại" and every other refusal of the source)
+    with closing(SignerLoading(partial(signer_for, settings)).settled()) as signer:
         return bulk_runner.run(source, ingest_context(settings, signer=signer, executor=page_executor(settings)),
                                report=report, progress=progress, work=settings.home / "work" / "split")
 

@@ -461,6 +461,19 @@ def test_export_refuses_a_stored_file_whose_bytes_changed(cli, home, rendered, t
     assert code != 0 and "SHA-256" in err
 
 
+def test_the_development_keys_banner_comes_with_a_signature_not_before_a_trivial_refusal(cli, home, rendered,
+                                                                                         tmp_path):
+    """Backlog review: fourteen lines of development-key warning came before "không tồn tại" and
+    every other refusal of the inputs; they are said once a document is to be signed."""
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", tmp_path / "khong-co.png")
+    assert code != 0 and "không tồn tại" in err and "THỬ NGHIỆM" not in err, err
+    code, _, err = cli("bulk", tmp_path / "khong-co")
+    assert code != 0 and "không tồn tại" in err and "THỬ NGHIỆM" not in err, err
+    page = save_page(rendered("banner", layout="text", seed=65, dpi=150), tmp_path / "a.png")
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Đơn", page)
+    assert code == 0 and "khóa THỬ NGHIỆM" in err, err
+
+
 def test_unknown_dossier_is_reported(cli, home):
     code, _, err = cli("show", "H23.50-261201-0999")
     assert code != 0 and "Không tìm thấy hồ sơ" in err

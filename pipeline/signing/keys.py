@@ -83,9 +83,11 @@ class SignerLoading:
         self._done = threading.Event()
         self._signer: Signer | None = None
         self._error: BaseException | None = None
+        self._warnings: list[str] = []  # said when the signer is first wanted (``result``), not before
         threading.Thread(target=self._load, args=(load,), name="signer-loading", daemon=True).start()
 
     def _load(self, load: Callable[[], Signer]) -> None:
+        _held.warnings = self._warnings
         try:
             self._signer = load()
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the signer
@@ -95,14 +97,38 @@ class SignerLoading:
 
     def result(self) -> Signer:
         self._done.wait()
+        while self._warnings:  # a command refused before it signs anything says nothing of its key
+            print(self._warnings.pop(0), file=sys.stderr)
         if self._error is not None:
             raise self._error
         return self._signer
+
+    def settled(self) -> "SignerLoading":
+        """Itself once loaded, what loading raised raised now, its warnings still held for
+        ``result`` (a run that forks page processes must not fork while this thread imports)."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self
 
     def close(self) -> None:
         self._done.wait()
         if self._signer is not None:
             self._signer.close()
+
+
+_held = threading.local()  # in a loading thread: its SignerLoading's warnings, said when it is waited for
+
+
+def _warn(text: str) -> None:
+    """A warning about the signing key: at once, or, in a thread loading it ahead
+    (``SignerLoading``), once the signer is wanted (the development key's banner came before "file
+    not found" and every trivial refusal: backlog review)."""
+    held = getattr(_held, "warnings", None)
+    if held is None:
+        print(text, file=sys.stderr)
+    else:
+        held.append(text)
 
 
 def loaded(signer: Signer | SignerLoading | None) -> Signer | None:
@@ -154,8 +180,8 @@ def load_signer(signing: SigningSettings, home: Path, *, now: datetime | None = 
     signer = replace(signer, level=level, tsa_url=signing.tsa_url, agency_name=signing.agency_name,
                      trust_roots=roots, revocation_mode=REVOCATION_MODES[signing.revocation_policy])
     if not development and level in ("B-B", "B-T"):
-        print(f"sohoa: CẢNH BÁO: ký bằng khóa thật ở mức {level}, thấp hơn B-LT khuyến nghị "
-              f"(warning: production key below B-LT)", file=sys.stderr)
+        _warn(f"sohoa: CẢNH BÁO: ký bằng khóa thật ở mức {level}, thấp hơn B-LT khuyến nghị "
+              f"(warning: production key below B-LT)")
     return signer
 
 
@@ -173,11 +199,11 @@ def signing_plan(signing: SigningSettings, home: Path) -> tuple[str, tuple[x509.
 
 def warn_development_key(where: Path) -> None:
     bar = "!" * 78
-    print(f"{bar}\nsohoa: CẢNH BÁO: chưa cấu hình khóa ký của cơ quan; dùng khóa THỬ NGHIỆM tại {where}.\n"
+    _warn(f"{bar}\nsohoa: CẢNH BÁO: chưa cấu hình khóa ký của cơ quan; dùng khóa THỬ NGHIỆM tại {where}.\n"
           f"  Mọi chữ ký tạo ra là {TEST_MARK}.\n"
           f"  Đặt SOHOA_SIGN_P12 hoặc SOHOA_SIGN_PKCS11_MODULE để ký thật.\n"
           f"sohoa: WARNING: no signing key configured; using the DEVELOPMENT key: every signature is a\n"
-          f"  TEST signature without legal value.\n{bar}", file=sys.stderr)
+          f"  TEST signature without legal value.\n{bar}")
 
 
 # --------------------------------------------------------------------------- key sources
