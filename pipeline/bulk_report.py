@@ -151,6 +151,12 @@ def _xlsx_text(value: str) -> str:
     return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:XLSX_CELL_CHARS]
 
 
+def _row(o: BulkOutcome) -> list:
+    """An item's cells, as both spreadsheets show them (each writer makes its text safe)."""
+    return [o.source, o.dossier, o.title, f"{STATUS_VI[o.status]} ({o.status})", o.doc_id or "", o.pages,
+            o.error or "", o.job or ""]
+
+
 def _xlsx_bytes(outcomes: list[BulkOutcome], document: dict) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -160,9 +166,7 @@ def _xlsx_bytes(outcomes: list[BulkOutcome], document: dict) -> bytes:
     sheet.title = "Báo cáo"
     sheet.append(CSV_HEADERS)
     for o in outcomes:
-        sheet.append([_xlsx_text(o.source), _xlsx_text(o.dossier), _xlsx_text(o.title),
-                      f"{STATUS_VI[o.status]} ({o.status})", o.doc_id or "", o.pages, _xlsx_text(o.error or ""),
-                      o.job or ""])
+        sheet.append([_xlsx_text(v) if isinstance(v, str) else v for v in _row(o)])
     for row in sheet.iter_rows(min_row=2):
         for cell in row:
             if isinstance(cell.value, str):
@@ -194,8 +198,7 @@ def _csv_bytes(outcomes: list[BulkOutcome]) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADERS)
     for o in outcomes:
-        writer.writerow([_cell(o.source), _cell(o.dossier), _cell(o.title), f"{STATUS_VI[o.status]} ({o.status})",
-                         _cell(o.doc_id or ""), o.pages, _cell(o.error or ""), _cell(o.job or "")])
+        writer.writerow([_cell(v) if isinstance(v, str) else v for v in _row(o)])
     return out.getvalue().encode("utf-8-sig", "replace")
 
 

@@ -130,8 +130,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     from alembic.config import Config
 
     before = current_revision(engine)
-    if before is not None and before not in known_revisions():
-        raise SchemaNewer(before, head_revision())
+    _refuse_newer(before)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _upgrade_lock(engine), engine.begin() as connection:
@@ -178,10 +177,15 @@ def check_schema(engine: Engine) -> None:
     newer sohoa migrated it (an upgrade rolled back without its database: an older code would be
     told to run 'sohoa db upgrade', which fails on a revision it does not know)."""
     have, want = current_revision(engine), head_revision()
-    if have is not None and have not in known_revisions():
-        raise SchemaNewer(have, want)
+    _refuse_newer(have)
     if have != want:
         raise SchemaOutdated(have, want)
+
+
+def _refuse_newer(have: str | None) -> None:
+    """SchemaNewer when the database's revision is none this code's migrations know."""
+    if have is not None and have not in known_revisions():
+        raise SchemaNewer(have, head_revision())
 
 
 def engine_for(url: str) -> Engine:
@@ -192,10 +196,8 @@ def engine_for(url: str) -> Engine:
         if url not in _engines:
             engine = create_engine(url)
             if sqlite_path(url) is not None or url == "sqlite:///:memory:":
-                if (have := current_revision(engine)) != head_revision():
-                    if have is not None and have not in known_revisions():
-                        raise SchemaNewer(have, head_revision())
-                    upgrade(engine)
+                if current_revision(engine) != head_revision():
+                    upgrade(engine)  # which refuses a newer schema (SchemaNewer)
             else:
                 check_schema(engine)
             _engines[url] = engine

@@ -703,7 +703,7 @@ def _document_titles(engine: Engine, doc_ids: set[str]) -> dict[str, str]:
                                  .where(documents.c.doc_id.in_(sorted(doc_ids)))).all())
 
 
-TITLE_SCAN = 500  # titles holding the query's words as parts of words that are looked at, newest first
+TITLE_SCAN = 500  # titles holding every term of a query that are looked at, newest first
 
 
 def titles(engine: Engine, query: str, code_prefix: str | None = None, limit: int = 20,

@@ -99,9 +99,7 @@ class SignerLoading:
         self._done.wait()
         while self._warnings:  # a command refused before it signs anything says nothing of its key
             print(self._warnings.pop(0), file=sys.stderr)
-        if self._error is not None:
-            raise self._error
-        return self._signer
+        return self.settled()._signer
 
     def settled(self) -> "SignerLoading":
         """Itself once loaded, what loading raised raised now, its warnings still held for
