@@ -28,8 +28,8 @@ zero (3/2/2025, 03/02/2025); i or y as the rhyme after h, k, l, m, qu, s, t (quy
 
 - SQLite: FTS5 over ``text`` (diacritics kept, case folded) and ``text_folded`` (the same
   text with diacritics removed character by character, see ``fold``).
-- PostgreSQL: tsvector columns ``tsv_exact`` ('simple') and ``tsv`` ('sohoa_unaccent':
-  unaccent then simple, which folds đ to d) with a GIN index; the database needs a UTF-8
+- PostgreSQL: a tsvector column ``tsv`` ('sohoa_unaccent': unaccent then simple, which
+  folds đ to d), kept in the page's row (migration 0008), with a GIN index; the database needs a UTF-8
   ctype (C.UTF-8, vi_VN.UTF-8) so that capital Vietnamese letters are lower-cased.
 """
 from __future__ import annotations

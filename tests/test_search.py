@@ -531,6 +531,11 @@ def test_migrations_are_idempotent_and_create_the_full_text_machinery(index_engi
             plan = "\n".join(conn.execute(sa.text(
                 "EXPLAIN SELECT id FROM pages WHERE tsv @@ websearch_to_tsquery('sohoa_unaccent', 'nghi dinh')")).scalars())
             assert "ix_pages_tsv" in plan
+            # a page's tsvector is read with its row, not from TOAST, when a phrase is checked (0008)
+            storage = dict(conn.execute(sa.text(
+                "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'pages'::regclass AND attnum > 0 "
+                "AND NOT attisdropped")).all())
+            assert storage["tsv"] == "m" and "tsv_exact" not in storage
 
 
 # -- storage is the truth -------------------------------------------------------------------
