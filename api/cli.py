@@ -349,6 +349,7 @@ CHECK_VI = {
     "sha256": "SHA-256 của tệp PDF", "size": "kích thước tệp PDF",
     "otherObjects": "bản gốc, phiên bản trước, văn bản OCR", "manifestSignature": "bản ghi chữ ký trong manifest",
     "manifestHistory": "lịch sử manifest", "stored": "tệp PDF đã lưu",
+    "versions": "phiên bản PDF cuối cùng", "identity": "tệp PDF thuộc đúng hồ sơ và tài liệu",
 }
 
 

@@ -61,7 +61,8 @@ CHECK_NAMES = {"sha256": "Toàn vẹn tệp (SHA-256)", "size": "Kích thước 
                "coverage": "Chữ ký phủ toàn bộ tệp", "chain": "Chuỗi chứng thư số", "timestamp": "Dấu thời gian",
                "revocation": "Chứng thư chưa bị thu hồi", "signature": "Chữ ký số", "pdfa": "Chuẩn PDF/A",
                "manifestSignature": "Chữ ký của hồ sơ điện tử", "otherObjects": "Các tệp đi kèm",
-               "manifestHistory": "Lịch sử hồ sơ điện tử"}
+               "manifestHistory": "Lịch sử hồ sơ điện tử", "versions": "Phiên bản PDF cuối cùng",
+               "identity": "Tệp thuộc đúng hồ sơ và tài liệu"}
 # every page: nothing from elsewhere, no inline script or style, framed only by this site
 HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                       "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; "

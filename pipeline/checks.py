@@ -1,10 +1,11 @@
 """Judging a stored dossier: each document's fixity against its manifest (every signed version,
 the originals, the OCR text), its signature (integrity, coverage, chain, revocation, timestamp)
-and PDF/A, the manifest's signature record against the file, and the manifest's own history.
-Reads only; writes nothing.
+and PDF/A, the manifest's signature record against the file, the dossier and document the signed
+file names itself, and the manifest's own history. Reads only; writes nothing.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from storage.base import ObjectStore, sha256
@@ -33,10 +34,11 @@ def verify_stored_dossier(store: ObjectStore, code: str, policy: TrustPolicy) ->
     manifest = require_manifest(store, code)
     history = manifest_chain_problems(store, code)
     legacy = "manifestVersion" not in manifest  # written before signature records were complete
-    return tuple(verify_stored_document(store, doc, policy, history, legacy) for doc in manifest.get("documents", []))
+    return tuple(verify_stored_document(store, code, doc, policy, history, legacy)
+                 for doc in manifest.get("documents", []))
 
 
-def verify_stored_document(store: ObjectStore, doc: dict, policy: TrustPolicy, history: list[str] = (),
+def verify_stored_document(store: ObjectStore, code: str, doc: dict, policy: TrustPolicy, history: list[str] = (),
                            legacy: bool = False) -> DocumentVerdict:
     doc_id, pdf_info = doc.get("docId"), doc.get("pdf") or {}
     try:
@@ -56,6 +58,16 @@ def verify_stored_document(store: ObjectStore, doc: dict, policy: TrustPolicy, h
           "mã băm SHA-256 của tệp khác với manifest (tệp đã bị thay đổi)",
           "the file's SHA-256 differs from the manifest (file altered)")
     check("size", len(data) == pdf_info.get("size"), "kích thước tệp khác với manifest", "file size differs from the manifest")
+    newest = (doc.get("pdfVersions") or [pdf_info])[-1]
+    check("versions", all(newest.get(k) == pdf_info.get(k) for k in ("key", "sha256", "size")),
+          "tệp PDF trong manifest không phải phiên bản đã ký cuối cùng được ghi nhận",
+          "the manifest's PDF is not the last signed version it records")
+    named = signed_identity(data)
+    check("identity", named == (code, doc_id),
+          f"tệp PDF đã ký ghi là của hồ sơ {named[0] or '(không ghi)'}, tài liệu {named[1] or '(không ghi)'}: "
+          "không phải tài liệu này (tệp bị tráo hoặc sao chép từ hồ sơ khác)",
+          f"the signed PDF names dossier {named[0]}, document {named[1]}: not this document "
+          "(swapped, or copied from another dossier)")
     details = verify_pdf(data, list(policy.roots), revocation=policy.revocation, test_cas=policy.test_cas)
     signatures = details.signatures
     if doc.get("unsigned"):
@@ -98,6 +110,20 @@ def verify_stored_document(store: ObjectStore, doc: dict, policy: TrustPolicy, h
         f"{doc_id}: {pass_vi if ok else 'KHÔNG ĐẠT'}: " + "; ".join(dict.fromkeys(vi)),
         f"{doc_id}: {pass_en if ok else 'FAIL'}: " + "; ".join(dict.fromkeys(en)),
         details)
+
+
+def signed_identity(pdf: bytes) -> tuple[str | None, str | None]:
+    """The dossier code and document id the PDF's metadata names (XMP dc:source and dc:identifier,
+    written into every document before it is signed, so covered by its signature): a valid
+    signature proves the file is some agency document, these say which one."""
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(pdf)) as opened:
+            xmp = opened.open_metadata()
+            return xmp.get("dc:source") or None, xmp.get("dc:identifier") or None
+    except Exception:  # noqa: BLE001 - an unreadable file is judged by the other checks; here it names nothing
+        return None, None
 
 
 def _record_matches(recorded: dict | None, details, legacy: bool) -> bool:

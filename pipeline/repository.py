@@ -116,8 +116,9 @@ def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
 
 
 def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
-    """Breaks in the dossier's manifest history: a version missing or altered, or a current
-    manifest.json that is not the last version (edited in place). Empty when intact."""
+    """Breaks in the dossier's manifest history: a version missing or altered, a version that
+    rewrites what an earlier one recorded of a document (its signed files, its originals), or a
+    current manifest.json that is not the last version (edited in place). Empty when intact."""
     current_bytes = store.get(keys.manifest(code))
     current = mf.loads(current_bytes)
     newest = current.get("manifestVersion")
@@ -131,15 +132,41 @@ def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
             problems.append(f"thiếu phiên bản manifest {number} (manifest version {number} missing)")
             previous = None
             continue
-        link = mf.loads(data).get("previousManifestSha256")
-        if previous is not None and link != hashlib.sha256(previous).hexdigest():
+        version = mf.loads(data)
+        if previous is not None and version.get("previousManifestSha256") != hashlib.sha256(previous).hexdigest():
             problems.append(f"phiên bản manifest {number} không nối với phiên bản {number - 1} "
                             f"(manifest version {number} does not link to version {number - 1})")
+        if previous is not None:
+            problems += [f"phiên bản manifest {number} ghi lại tài liệu {doc_id} khác phiên bản {number - 1}: {what} "
+                         f"(manifest version {number} rewrites what version {number - 1} recorded of {doc_id})"
+                         for doc_id, what in rewritten_documents(mf.loads(previous), version)]
         previous = data
     if previous is not None and previous != current_bytes:
         problems.append("manifest.json khác phiên bản cuối trong lịch sử: đã bị sửa "
                         "(manifest.json differs from the last version in its history: edited)")
     return problems
+
+
+def _recorded(ref: dict) -> tuple:
+    return ref.get("key"), ref.get("sha256")
+
+
+def rewritten_documents(earlier: dict, later: dict) -> list[tuple[str, str]]:
+    """Documents whose record a later manifest version rewrites where it may only add: the signed
+    files (``pdfVersions``, a renewal appends one) and the originals. Each: (docId, what, in
+    Vietnamese). A document the later version no longer lists is not judged here."""
+    later_docs = {d.get("docId"): d for d in later.get("documents") or []}
+    found = []
+    for doc in earlier.get("documents") or []:
+        after = later_docs.get(doc.get("docId"))
+        if after is None:
+            continue
+        before_versions = [_recorded(v) for v in doc.get("pdfVersions") or []]
+        if [_recorded(v) for v in after.get("pdfVersions") or []][:len(before_versions)] != before_versions:
+            found.append((doc["docId"], "các tệp PDF đã ký bị thay"))
+        if [_recorded(o) for o in after.get("originals") or []] != [_recorded(o) for o in doc.get("originals") or []]:
+            found.append((doc["docId"], "bản gốc bị thay"))
+    return found
 
 
 def dossier_codes(store: ObjectStore) -> list[str]:

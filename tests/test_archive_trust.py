@@ -117,6 +117,84 @@ def test_manifest_versions_are_chained_and_an_edited_manifest_fails_verify(signe
     assert not verdict.ok and not verdict.checks["manifestHistory"] and "lịch sử manifest" in verdict.message_vi
 
 
+def forge_version(settings, code: str, forged: dict) -> None:
+    """A forger with write access to the store: ``forged`` written as the dossier's next manifest
+    version, chained to the last one, and as its manifest.json, so the history links."""
+    store = settings.home / "store"
+    last = (store / keys.manifest_version(code, forged["manifestVersion"])).read_bytes()
+    forged = {**forged, "manifestVersion": forged["manifestVersion"] + 1,
+              "previousManifestSha256": hashlib.sha256(last).hexdigest()}
+    data = json.dumps(forged, ensure_ascii=False).encode()
+    (store / keys.manifest_version(code, forged["manifestVersion"])).write_bytes(data)
+    (store / keys.manifest(code)).write_bytes(data)
+
+
+@pytest.mark.parametrize("versions", ["rewritten", "left"])
+def test_a_signed_document_swapped_in_from_another_dossier_fails_verify_naming_where_it_came_from(
+        signed_dossier, rendered, tmp_path, capsys, versions):
+    """Found by the archive's hands-on review: another dossier's validly signed PDF written over a
+    document, its manifest record (hash, size, signature record) and history rewritten to match,
+    passed ``sohoa verify`` and ``verify --all``: the signature proves the file is the agency's,
+    not which document it is. The file's signed metadata names its dossier and document; the
+    history refuses a version rewriting a signed file; the manifest's PDF must be its last
+    recorded version."""
+    _, settings = signed_dossier
+    other = "H23.50-261201-0043"
+    scan = save_page(rendered("other", layout="text", seed=78, dpi=200), tmp_path / "q.png")
+    assert sohoa(["ingest", "--dossier", other, "--title", "Tờ khai", "--jobs", "1", str(scan)], settings=settings) == 0
+    capsys.readouterr()
+    theirs = json.loads((settings.home / "store" / keys.manifest(other)).read_text(encoding="utf-8"))["documents"][0]
+
+    forged = manifest(settings)
+    doc = forged["documents"][0]
+    target = settings.home / "store" / doc["pdf"]["key"]
+    target.chmod(0o644)
+    target.write_bytes((settings.home / "store" / theirs["pdf"]["key"]).read_bytes())
+    doc["pdf"] = {**doc["pdf"], "sha256": theirs["pdf"]["sha256"], "size": theirs["pdf"]["size"]}
+    doc["signature"] = theirs["signature"]
+    if versions == "rewritten":
+        doc["pdfVersions"] = [{**doc["pdfVersions"][0], "sha256": theirs["pdf"]["sha256"],
+                               "size": theirs["pdf"]["size"]}]
+    forge_version(settings, CODE, forged)
+
+    [verdict] = service.verify_dossier(settings, CODE)
+    assert not verdict.ok and not verdict.checks["identity"]
+    assert f"hồ sơ {other}, tài liệu {other}.001" in verdict.message_vi
+    if versions == "rewritten":
+        assert not verdict.checks["manifestHistory"] and "các tệp PDF đã ký bị thay" in verdict.message_vi
+    else:
+        assert not verdict.checks["versions"] and verdict.checks["manifestHistory"]
+    assert sohoa(["verify", "--all"], settings=settings) != 0
+    assert sohoa(["verify", other], settings=settings) == 0  # the dossier it was taken from is untouched
+
+
+def test_a_dossier_copied_under_another_code_fails_verify(signed_dossier):
+    """The same review: a whole dossier copied under a new code, every key renamed and the
+    history re-chained, verified as the new code's."""
+    _, settings = signed_dossier
+    clone = "H23.50-261201-0099"
+    store = settings.home / "store"
+    for path in sorted((store / keys.dossier_prefix(CODE)).rglob("*")):
+        if path.is_file():
+            renamed = store / str(path.relative_to(store)).replace(CODE, clone)
+            renamed.parent.mkdir(parents=True, exist_ok=True)
+            renamed.write_bytes(path.read_bytes().replace(CODE.encode(), clone.encode())
+                                if path.suffix == ".json" else path.read_bytes())
+    previous = None
+    for number in range(1, manifest(settings)["manifestVersion"] + 1):  # the history re-chained
+        path = store / keys.manifest_version(clone, number)
+        version = json.loads(path.read_text(encoding="utf-8"))
+        if previous is not None:
+            version["previousManifestSha256"] = hashlib.sha256(previous).hexdigest()
+        previous = json.dumps(version, ensure_ascii=False).encode()
+        path.write_bytes(previous)
+    (store / keys.manifest(clone)).write_bytes(previous)
+    verdicts = service.verify_dossier(settings, clone)
+    assert verdicts and not any(v.ok for v in verdicts)
+    assert all(not v.checks["identity"] and v.checks["manifestHistory"] and v.checks["signature"] for v in verdicts)
+    assert f"hồ sơ {CODE}" in verdicts[0].message_vi
+
+
 def test_a_manifest_whose_doc_id_climbs_out_is_refused_and_export_writes_nothing(signed_dossier, tmp_path, capsys):
     _, settings = signed_dossier
     path = settings.home / "store" / keys.manifest(CODE)

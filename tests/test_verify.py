@@ -32,7 +32,7 @@ def settings(home, pki, level="B-LTA") -> Settings:
         tsa_url=pki.tsa_url, trust_roots=(str(pki.root_pem),), agency_name=AGENCY))
 
 
-pdfa_input = functools.cache(harness.minimal_pdfa)
+pdfa_input = functools.cache(functools.partial(harness.minimal_pdfa, names=(CODE, f"{CODE}.001")))
 
 
 @functools.cache
@@ -157,8 +157,8 @@ def test_a_signature_whose_own_bytes_were_changed_is_one_failure_said_in_vietnam
     path.write_bytes(signed[:inside] + (b"1" if signed[inside:inside + 1] == b"0" else b"0") + signed[inside + 1:])
     [verdict] = service.verify_dossier(settings(tmp_path, pki), CODE)
     assert not verdict.ok and verdict.details.signatures == ()
-    assert verdict.checks == {"sha256": False, "size": True, "signature": False, "pdfa": True, "otherObjects": True,
-                              "manifestHistory": True}
+    assert verdict.checks == {"sha256": False, "size": True, "versions": True, "identity": True, "signature": False,
+                              "pdfa": True, "otherObjects": True, "manifestHistory": True}
     assert "Không đọc hoặc kiểm tra được chữ ký SohoaSignature1: dữ liệu chữ ký bị hỏng" in verdict.message_vi
     assert "certificate" not in verdict.message_vi and "Error" not in verdict.message_vi, verdict.message_vi
     assert "Cannot read or check signature SohoaSignature1: " in verdict.message_en

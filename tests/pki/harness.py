@@ -138,8 +138,9 @@ def test_pki() -> TestPki:
 
 # --------------------------------------------------------------------------- inputs and checks
 
-def minimal_pdfa(pages: int = 1, size=(595, 842)) -> bytes:
-    """A PDF/A-2b with one image per page, written by pikepdf.pdfa.save."""
+def minimal_pdfa(pages: int = 1, size=(595, 842), names: tuple[str, str] | None = None) -> bytes:
+    """A PDF/A-2b with one image per page, written by pikepdf.pdfa.save; ``names``: the dossier code
+    and document id its metadata names, as sohoa writes them (``sohoa verify`` compares them)."""
     import pikepdf
     import pikepdf.pdfa
     from PIL import Image, ImageDraw
@@ -157,6 +158,9 @@ def minimal_pdfa(pages: int = 1, size=(595, 842)) -> bytes:
         image.ColorSpace, image.Filter = pikepdf.Name.DeviceRGB, pikepdf.Name.DCTDecode
         page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
         page.Contents = pdf.make_stream(b"q %d 0 0 %d 0 0 cm /Im0 Do Q" % size)
+    if names:
+        with pdf.open_metadata(set_pikepdf_as_editor=False) as xmp:
+            xmp["dc:source"], xmp["dc:identifier"] = names
     out = io.BytesIO()
     pikepdf.pdfa.save(pdf, out, "2b")
     return out.getvalue()
