@@ -1187,7 +1187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "restore", "khôi phục kho chính (đã mất hoặc thiếu) từ bản sao thứ hai", cmd_restore)
     s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="chỉ các hồ sơ này (mặc định: mọi đối tượng)")
-    s.add_argument("--read", action="store_true", help="băm lại cả những đối tượng kho chính đã có")
+    # reads by default: a restore follows damage, and a changed byte under its recorded hash shows only when read
+    s.add_argument("--no-read", dest="read", action="store_false",
+                   help="không đọc lại những đối tượng kho chính đã có, chỉ so mã băm đã ghi (nhanh hơn với kho lớn)")
+    s.add_argument("--read", dest="read", action="store_true", help=argparse.SUPPRESS)  # the default; kept for scripts
+    s.set_defaults(read=True)
 
     s = command(sub, "fixity", "kiểm tra toàn vẹn định kỳ: đọc lại phần tiếp theo của kho (và bản sao)", cmd_fixity)
     s.add_argument("--status", action="store_true", help="chỉ xem tiến độ chu kỳ, không đọc gì")

@@ -21,8 +21,8 @@
 - ``check(primary, replica)`` copies nothing: missing, different and extra objects; with
   ``read=True`` (the default) the replica's bytes are re-hashed too, so a changed byte under
   an unchanged record is found. ``replicate(..., read=True)`` repairs such a copy.
-- ``restore(replica, primary)`` is the same copy the other way: it rebuilds an emptied or
-  partial primary. Every run is idempotent: a second run copies nothing. Nothing is ever
+- ``restore(replica, primary)`` is the same copy the other way: it rebuilds an emptied,
+  partial or damaged primary, re-reading what the primary holds (``read=True``, its default). Every run is idempotent: a second run copies nothing. Nothing is ever
   deleted but a damaged copy being repaired; objects only the target holds are reported.
 """
 from __future__ import annotations
@@ -330,6 +330,6 @@ def check(primary: ObjectStore, replica: ObjectStore, codes: Sequence[str] | Non
 
 
 def restore(replica: ObjectStore, primary: ObjectStore, codes: Sequence[str] | None = None, *,
-            read: bool = False, now: datetime | None = None) -> ReplicationReport:
+            read: bool = True, now: datetime | None = None) -> ReplicationReport:
     """Rebuild an emptied or partial primary from the replica, each dossier's manifest last."""
     return _run("restore", replica, primary, codes, copy=True, read=read, now=now)

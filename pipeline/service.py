@@ -829,9 +829,11 @@ def _record_replication(store: ObjectStore, found) -> list[str]:
     return touched
 
 
-def restore(settings: Settings, codes: Sequence[str] = (), *, read: bool = False):
-    """Rebuild an emptied (or partial) primary store from the replica, each dossier's manifest
-    written last, every SHA-256 checked; then ``sohoa reindex`` and ``sohoa verify --all``."""
+def restore(settings: Settings, codes: Sequence[str] = (), *, read: bool = True):
+    """Rebuild an emptied (or partial, or damaged) primary store from the replica, each dossier's
+    manifest written last, every SHA-256 checked; then ``sohoa reindex`` and ``sohoa verify --all``.
+    ``read``: the primary's objects are re-read and re-hashed, so one changed under its recorded
+    SHA-256 (bit rot, a truncated manifest) is replaced too; without it only records are compared."""
     from . import replication
 
     store, replica = open_store(settings), _replica(settings)

@@ -449,6 +449,32 @@ def test_a_dossier_the_primary_lost_whole_is_missed_by_every_check_and_restored(
     verify_all(primary_home)
 
 
+def test_sohoa_restore_code_repairs_a_changed_byte_and_a_truncated_manifest(primary_home, tmp_path, capsys):
+    """Found by the archive's hands-on review: a bit flipped in a stored PDF and a truncated
+    manifest left `sohoa restore CODE` saying "Đã khôi phục 0 đối tượng", exit 0, the damage in
+    place (only `--read` compared bytes), though `reindex` named that very command as the cure."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    settings = config.load({"SOHOA_HOME": str(primary_home), "SOHOA_REPLICA_DIR": str(usb)})
+    assert sohoa(["replicate"], settings=settings) == 0
+    store = primary_home / "store"
+    manifest_path = store / keys.manifest(CODES[0])
+    pdf = store / json.loads(manifest_path.read_text(encoding="utf-8"))["documents"][0]["pdf"]["key"]
+    flip(pdf)
+    manifest_path.chmod(0o644)
+    manifest_path.write_bytes(manifest_path.read_bytes()[:100])
+    capsys.readouterr()
+    assert sohoa(["reindex"], settings=settings) == 1
+    assert f"sohoa restore {CODES[0]}" in capsys.readouterr().out
+
+    assert sohoa(["restore", CODES[0], "--no-read"], settings=settings) == 0  # records alone: nothing seen
+    assert "Đã khôi phục 0 đối tượng" in capsys.readouterr().out
+    assert sohoa(["restore", CODES[0]], settings=settings) == 0
+    assert "Đã khôi phục 2 đối tượng" in capsys.readouterr().out
+    assert sohoa(["reindex"], settings=settings) == 0
+    verify_all(primary_home)
+
+
 def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp_path, redis_url):
     import os
     import subprocess
