@@ -1,5 +1,6 @@
 """B-LTA timestamp renewal of a stored dossier: a fresh document timestamp on each document
-whose newest timestamp's TSA certificate expires soon.
+whose protection ends soon: its newest timestamp's TSA certificate expires, or (a B-T file,
+without validation data) its signer's certificate does (``validation.renewal_deadline``).
 
 Document by document, under the dossier's lock: the renewed bytes are stored as a new
 object beside the earlier versions (``<docId>.v2.pdf``, ...; never over them), then the
@@ -21,7 +22,7 @@ from .models import RenewalResult
 from .repository import dossier_lock, free_pdf_version, require_manifest, save_manifest
 from .signing.certificates import vietnam_now
 from .signing.pades import add_document_timestamp
-from .signing.validation import last_timestamp_expiry
+from .signing.validation import renewal_deadline
 
 
 def renew_stored_dossier(store: ObjectStore, db: Engine, code: str, *, tsa_url: str, trust_roots: list,
@@ -39,13 +40,17 @@ def _renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revoca
                     now) -> RenewalResult:
     doc_id, info = doc.get("docId"), doc.get("pdf") or {}
     data = store.get(info["key"], sha256=info.get("sha256"))  # never extend an altered file
-    expires = last_timestamp_expiry(data)
-    if expires is None:
+    deadline = renewal_deadline(data)
+    if deadline is None:
         return RenewalResult(doc_id, False, f"{doc_id}: không có dấu thời gian để gia hạn (mức B-B)",
                              f"{doc_id}: no timestamp to renew (level B-B)")
+    expires, why = deadline
+    ends_vi, ends_en = (("chứng thư TSA hết hạn", "TSA certificate expires") if why == "tsa" else
+                        ("chứng thư người ký hết hạn, tệp chưa có dữ liệu kiểm tra dài hạn",
+                         "signer's certificate expires, no validation data in the file"))
     if expires - now > timedelta(days=within_days):
-        return RenewalResult(doc_id, False, f"{doc_id}: chưa cần gia hạn (chứng thư TSA hết hạn {expires:%Y-%m-%d})",
-                             f"{doc_id}: no renewal needed (TSA certificate expires {expires:%Y-%m-%d})",
+        return RenewalResult(doc_id, False, f"{doc_id}: chưa cần gia hạn ({ends_vi} ngày {expires:%d/%m/%Y})",
+                             f"{doc_id}: no renewal needed ({ends_en} {expires:%Y-%m-%d})",
                              expires=expires.isoformat())
     renewed = add_document_timestamp(data, tsa_url, trust_roots, revocation_mode=revocation_mode)
     # a new object beside the earlier ones, never over them: every signed version stays readable
@@ -64,7 +69,7 @@ def _renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revoca
         doc["signature"]["level"] = "B-LTA"
     manifest.setdefault("events", []).append({
         "at": stamp, "type": "timestamp-renewal", "docId": doc_id, "outcome": "success",
-        "detail": f"document timestamp added as {stored.key}; previous TSA certificate expires {expires.isoformat()}"})
+        "detail": f"document timestamp added as {stored.key}; {ends_en} {expires.isoformat()}"})
     manifest["updated"] = stamp
     manifest.update(save_manifest(store, code, manifest))
     audit.record(db, "renew", dossier=code, docId=doc_id, sha256=stored.sha256, key=stored.key)

@@ -319,6 +319,30 @@ def test_renewing_a_b_t_document_embeds_its_validation_data_and_it_still_verifie
     assert json.loads(store.get(keys.manifest(CODE)))["documents"][0]["signature"]["level"] == "B-LTA"
 
 
+def test_a_b_t_document_is_due_for_renewal_before_its_signers_certificate_expires(pki, tmp_path):
+    """Found by the archive's hands-on review: `sohoa renew --all` judged a B-T file by its TSA's
+    certificate alone (2045) and left it, though once its signer's certificate expired (2035) the
+    file failed `verify` for good (no revocation data can be had after that); renewing before
+    embeds it. A B-T file is now due by whichever ends first; a B-LTA file by its TSA's."""
+    from datetime import datetime, timezone
+
+    from pipeline import service
+    from pipeline.signing.validation import renewal_deadline
+
+    signed, record = signed_document("B-T")
+    store_dossier(tmp_path, signed, record)
+    signer_ends, why = renewal_deadline(signed)
+    tsa_ends, _ = renewal_deadline(signed_document("B-LTA")[0])
+    assert why == "signer" and signer_ends < tsa_ends
+    between = (signer_ends + (tsa_ends - signer_ends) / 2 - datetime.now(timezone.utc)).days
+    [renewed] = service.renew_dossier(settings(tmp_path, pki, "B-T"), CODE, within_days=between)
+    assert renewed.renewed, renewed.message_vi
+    [verdict] = service.verify_dossier(settings(tmp_path, pki, "B-T"), CODE)
+    assert verdict.ok and verdict.details.level == "B-LTA", verdict.message_en
+    [again] = service.renew_dossier(settings(tmp_path, pki, "B-T"), CODE, within_days=between)
+    assert not again.renewed and f"chứng thư TSA hết hạn ngày {tsa_ends:%d/%m/%Y}" in again.message_vi
+
+
 def test_a_b_t_document_whose_signer_has_expired_is_still_renewed(pki, tmp_path):
     """Embedding the signer's validation data first (above) made the renewal of a B-T document
     whose signer's certificate has since expired fail, "too late": the usual case, signers'

@@ -714,16 +714,30 @@ def _timestamp_verdict(sig, status, trusted: bool, revocation: _Revocation, poli
     )
 
 
-def last_timestamp_expiry(pdf: bytes) -> datetime | None:
-    """When the certificate of the newest timestamp (document or signature timestamp) expires."""
+def renewal_deadline(pdf: bytes) -> tuple[datetime, str] | None:
+    """When the file's long-term protection ends, and why: ("tsa") the newest timestamp's
+    certificate expires; or ("signer"), for a signature with a timestamp and no validation data
+    embedded (B-T), its signer's certificate expires first: the revocation data proving it good
+    can no longer be had after that, so a B-T file must be renewed (its validation data embedded,
+    ``pades.add_document_timestamp``) before. None without a timestamp (B-B)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-    return last_timestamp_expiry_of(list(reader.embedded_signatures))
+    embedded = list(reader.embedded_signatures)
+    tsa = last_timestamp_expiry_of(embedded)
+    if tsa is None:
+        return None
+    regular = reader.embedded_regular_signatures
+    if regular and not reader.embedded_timestamp_signatures and "/DSS" not in reader.root:
+        signer = regular[-1].signer_cert["tbs_certificate"]["validity"]["not_after"].native
+        if signer < tsa:
+            return signer, "signer"
+    return tsa, "tsa"
 
 
 def last_timestamp_expiry_of(embedded) -> datetime | None:
-    """``last_timestamp_expiry`` of a file's embedded signatures (pyHanko's, in file order)."""
+    """When the certificate of the newest timestamp (document or signature timestamp) of a file's
+    embedded signatures (pyHanko's, in file order) expires; None without one."""
     for sig in reversed(list(embedded)):
         if sig.sig_object_type == "/DocTimeStamp":
             cert = sig.signer_cert
