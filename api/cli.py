@@ -220,6 +220,11 @@ def cmd_audit(args, settings: Settings) -> int:
             if verdict.ok:
                 print(f"Nhật ký nguyên vẹn: {verdict.rows} dòng, {verdict.anchors} lần neo "
                       f"({verdict.timestamped} có dấu thời gian); {verdict.unanchored_rows} dòng sau lần neo cuối")
+            if verdict.ok and not verdict.anchors:
+                # the chain alone cannot show rows cut off its end, nor a log lost whole with its database
+                print("Lưu ý: chưa có lần neo nào, nên không phát hiện được các dòng cuối bị cắt bỏ hay cả nhật ký bị "
+                      "mất (cơ sở dữ liệu mất hoặc thay mới). Neo định kỳ bằng 'sohoa audit anchor' (sohoa serve tự "
+                      f"neo mỗi {settings.audit.anchor_interval} giây; chỉ dùng dòng lệnh: đặt lịch chạy lệnh này).")
         return ExitCode.OK if verdict.ok else ExitCode.CHECK_FAILED
     report = service.audit_log(settings, args.last)
     if args.json:
@@ -333,6 +338,8 @@ def cmd_reindex(args, settings: Settings) -> int:
     else:
         print(f"Đã dựng lại chỉ mục từ kho lưu trữ: {result.dossiers} hồ sơ, "
               f"{result.documents} tài liệu, {result.pages} trang.")
+        print("(Chỉ chỉ mục tìm kiếm được dựng lại từ kho. Người dùng, mã truy cập API, các lượt xử lý và nhật ký "
+              "truy cập chỉ ở cơ sở dữ liệu: cơ sở dữ liệu mất thì khôi phục chúng từ bản sao lưu của nó.)")
         for failure in result.errors:
             if failure.get("docId"):
                 print(f"  LỖI tài liệu {failure['docId']} (hồ sơ {failure['dossierCode']}, các tài liệu khác vẫn "

@@ -254,6 +254,21 @@ def test_an_unsigned_document_needs_an_explicit_choice_and_never_passes_verify(c
     assert code == 1 and "không ký số" in out
 
 
+def test_with_no_anchor_audit_verify_says_a_lost_log_would_not_show_and_reindex_says_what_it_does_not_rebuild(
+        cli, home):
+    """Found by the archive's hands-on review: the database deleted, `reindex` run, `sohoa audit
+    verify` said "Nhật ký nguyên vẹn: 2 dòng" (17 before), exit 0; nothing but `sohoa serve` anchors
+    the log, and `reindex` did not say that users, tokens and the log were not rebuilt."""
+    assert cli("verify", "--all")[0] == 0  # a line in the log
+    code, out, _ = cli("audit", "verify")
+    assert code == 0 and "chưa có lần neo nào" in out and "sohoa audit anchor" in out, out
+    assert cli("audit", "anchor")[0] == 0
+    code, out, _ = cli("audit", "verify")
+    assert code == 0 and "Nhật ký nguyên vẹn" in out and "chưa có lần neo" not in out, out
+    code, out, _ = cli("reindex")
+    assert code == 0 and "nhật ký truy cập chỉ ở cơ sở dữ liệu" in out and "bản sao lưu" in out, out
+
+
 def test_the_local_store_never_overwrites_a_write_once_object(tmp_path):
     store = LocalStore(tmp_path)
     key = keys.document_pdf(CODE, f"{CODE}.001")
