@@ -366,7 +366,16 @@ SOURCE_VI = {"embedded": "dữ liệu nhúng trong tệp", "fetched": "tra cứu
 
 
 def cmd_verify(args, settings: Settings) -> int:
-    report = service.verify(settings, args.codes, all_dossiers=args.all, signatures=not args.fixity_only)
+    shown: dict[str, int] = {}  # dossier -> verdicts printed as it was judged
+
+    def show(code: str, verdicts: tuple) -> None:
+        _print_dossier(code, verdicts, f"[{len(shown) + 1}] ")
+        shown[code] = len(verdicts)
+        sys.stdout.flush()
+
+    streamed = not args.json and not args.fixity_only
+    report = service.verify(settings, args.codes, all_dossiers=args.all, signatures=not args.fixity_only,
+                            on_dossier=show if streamed else None)
     if args.json:
         _print_json(report.to_json() if report.objects is None or not args.fixity_only
                     else {"objects": report.objects, **report.to_json()})
@@ -375,19 +384,25 @@ def cmd_verify(args, settings: Settings) -> int:
         _print_objects(report.objects)
     if args.fixity_only:
         return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
-    print(f"Đã kiểm tra {len(report.results)} hồ sơ.")
-    for code, verdicts in report.results.items():
-        print(f"Hồ sơ / dossier {code}:")
-        if not verdicts:
-            print("  KHÔNG ĐẠT: hồ sơ không có tài liệu / FAIL: dossier has no documents")
-        for v in verdicts:
-            print(f"  {v.message_vi}\n  {v.message_en}")
-            for name, passed in v.checks.items():
-                print(f"    [{'x' if passed else ' '}] {CHECK_VI.get(name, name)}: {'đạt' if passed else 'KHÔNG ĐẠT'}")
-            for s in (v.details.signatures if v.details else ()):
-                print(f"        {s.field}: tình trạng thu hồi {REVOCATION_VI.get(s.revocation, s.revocation)}"
-                      f" ({SOURCE_VI.get(s.revocation_source, s.revocation_source)})")
+    for code, verdicts in report.results.items():  # what the object check added (a dossier lost whole)
+        if len(verdicts) > shown.get(code, 0):
+            _print_dossier(code, verdicts[shown.get(code, 0):] if code in shown else verdicts)
+    failed = sum(1 for verdicts in report.results.values() if not verdicts or not all(v.ok for v in verdicts))
+    print(f"Đã kiểm tra {len(report.results)} hồ sơ: {len(report.results) - failed} đạt, {failed} KHÔNG ĐẠT.")
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
+
+
+def _print_dossier(code: str, verdicts: tuple, counter: str = "") -> None:
+    print(f"{counter}Hồ sơ / dossier {code}:")
+    if not verdicts:
+        print("  KHÔNG ĐẠT: hồ sơ không có tài liệu / FAIL: dossier has no documents")
+    for v in verdicts:
+        print(f"  {v.message_vi}\n  {v.message_en}")
+        for name, passed in v.checks.items():
+            print(f"    [{'x' if passed else ' '}] {CHECK_VI.get(name, name)}: {'đạt' if passed else 'KHÔNG ĐẠT'}")
+        for s in (v.details.signatures if v.details else ()):
+            print(f"        {s.field}: tình trạng thu hồi {REVOCATION_VI.get(s.revocation, s.revocation)}"
+                  f" ({SOURCE_VI.get(s.revocation_source, s.revocation_source)})")
 
 
 OBJECT_OUTCOME_VI = {"mismatch": "THAY ĐỔI (changed)", "missing": "THIẾU (missing)", "extra": "THỪA (extra)"}

@@ -27,7 +27,7 @@ from dataclasses import replace
 from functools import partial
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from storage import db, index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
@@ -550,7 +550,7 @@ def verify_dossier(settings: Settings, code: str) -> tuple[DocumentVerdict, ...]
 
 
 def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False,
-           signatures: bool = True) -> DossierReport:
+           signatures: bool = True, on_dossier: Callable[[str, tuple], None] | None = None) -> DossierReport:
     """Verdicts for the dossiers named (or every dossier); one that cannot be read is a failed verdict
     and the others are still judged. An archivist's (or a scheduled) check: each dossier's fixity
     check and signature validation are recorded as its preservation events (``pipeline.events``);
@@ -561,7 +561,8 @@ def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool 
     objects reported in ``objects`` and as a failed verdict of their dossier. ``signatures=False``
     (``--fixity-only``): that check alone, no signature validation (seconds per thousand
     documents rather than a second per document); ``results`` then holds only the dossiers
-    with a problem."""
+    with a problem. ``on_dossier(code, verdicts)``: called as each dossier's signatures are judged
+    (a long run shows its progress, and what was shown stays shown if it is stopped)."""
     store, policy = _once(open_store, settings), _once(_trust_policy, settings)
     if signatures:
         policy()  # a trust root that cannot be read is this machine's setting, not every dossier's fault
@@ -571,7 +572,8 @@ def verify(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool 
         results = _each_dossier(
             _codes(store, codes, all_dossiers), lambda code: _verify(settings, store(), policy(), code, preserve=True),
             lambda code, report: DocumentVerdict(None, False, {}, f"{code}: {report.message_vi}",
-                                                 f"{code}: {report.detail or report.message_vi}"))
+                                                 f"{code}: {report.detail or report.message_vi}"),
+            on_dossier)
     for code, problems in _by_dossier(objects).items():
         results[code] = tuple(results.get(code, ())) + (_objects_verdict(code, problems),)
     failed = any(not verdicts or not all(v.ok for v in verdicts) for verdicts in results.values())
@@ -927,9 +929,11 @@ def _renew(settings: Settings, store: ObjectStore, roots: list, code: str, withi
         within_days=within_days, now=now or datetime.now(timezone.utc))
 
 
-def _each_dossier(codes: list[str], run, on_error) -> dict[str, tuple]:
+def _each_dossier(codes: list[str], run, on_error, done: Callable[[str, tuple], None] | None = None
+                  ) -> dict[str, tuple]:
     """``run(code)`` for each dossier; a dossier whose operation fails with an expected error gets
-    ``(on_error(code, report),)`` and the others still run. An unexpected error stops the batch."""
+    ``(on_error(code, report),)`` and the others still run. An unexpected error stops the batch.
+    ``done(code, result)`` after each."""
     results = {}
     for code in codes:
         try:
@@ -939,6 +943,8 @@ def _each_dossier(codes: list[str], run, on_error) -> dict[str, tuple]:
             if not report.expected:
                 raise
             results[code] = (on_error(code, report),)
+        if done is not None:
+            done(code, results[code])
     return results
 
 
@@ -995,8 +1001,10 @@ def close_connections() -> None:
 
 
 def is_new_home(settings: Settings) -> bool:
-    """A local data home with no dossier yet (a fresh home, or the wrong one)."""
-    return settings.storage == "local" and not any((settings.home / "store" / "dossiers").glob("*/manifest.json"))
+    """A local data home with no dossier yet (a fresh home, or the wrong one): not one whose store
+    was lost, which its embedded database outlives."""
+    return (settings.storage == "local" and not any((settings.home / "store" / "dossiers").glob("*/manifest.json"))
+            and (settings.index.database_url is not None or not (settings.home / "index.sqlite3").exists()))
 
 
 def redacted(url: str) -> str:

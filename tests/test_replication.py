@@ -475,6 +475,43 @@ def test_sohoa_restore_code_repairs_a_changed_byte_and_a_truncated_manifest(prim
     verify_all(primary_home)
 
 
+def test_verify_all_shows_each_dossier_as_it_is_judged_and_a_stopped_run_keeps_them(primary_home, tmp_path):
+    """Found by the archive's hands-on review: `verify --all` over 114 dossiers printed nothing for
+    its whole run, and stopped with Ctrl-C it printed none of the ~30 verdicts already reached. Each
+    dossier's verdicts are now printed as it is judged, numbered, and a summary ends the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SOHOA_")}, "SOHOA_HOME": str(primary_home),
+           "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen([str(Path(sys.executable).with_name("sohoa")), "verify", "--all"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not (lines and lines[-1].startswith("[1] Hồ sơ / dossier")):
+        line = run.stdout.readline()
+        assert line, "".join(lines) + run.stderr.read()  # the run ended before showing a dossier
+        lines.append(line)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    lines.append(out)
+    if run.returncode == 130:  # stopped before the end: what was shown stays, the stop is said
+        assert "Đã dừng" in err, err
+    else:  # the last dossier was judged before the signal came
+        assert run.returncode == 0 and f"Đã kiểm tra {len(CODES)} hồ sơ: {len(CODES)} đạt, 0 KHÔNG ĐẠT." in out
+    assert f"[1] Hồ sơ / dossier {CODES[0]}:" in "".join(lines)
+
+    # the hint for a home with no dossier is not given to a home whose store was lost
+    shutil.rmtree(primary_home / "store")
+    lost = subprocess.run([str(Path(sys.executable).with_name("sohoa")), "verify", "--all"], env=env,
+                          capture_output=True, text=True)
+    assert lost.returncode == 1 and "chưa có hồ sơ nào trước lệnh này" not in lost.stderr, lost.stderr
+    fresh = subprocess.run([str(Path(sys.executable).with_name("sohoa")), "verify", "--all"],
+                           env={**env, "SOHOA_HOME": str(tmp_path / "new")}, capture_output=True, text=True)
+    assert fresh.returncode == 0 and "chưa có hồ sơ nào trước lệnh này" in fresh.stderr, fresh.stderr
+
+
 def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp_path, redis_url):
     import os
     import subprocess
