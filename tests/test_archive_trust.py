@@ -269,6 +269,22 @@ def test_with_no_anchor_audit_verify_says_a_lost_log_would_not_show_and_reindex_
     assert code == 0 and "nhật ký truy cập chỉ ở cơ sở dữ liệu" in out and "bản sao lưu" in out, out
 
 
+def test_a_trial_dossier_signed_before_a_real_key_is_said_to_be_this_homes_own_test_key(tmp_path, pki, rendered,
+                                                                                        capsys):
+    """Found by the archive's hands-on review: once a real key was configured, the dossiers this
+    home had signed with its development key failed as "khóa THỬ NGHIỆM của một cài đặt khác",
+    though the CA was this home's own."""
+    home = tmp_path / "home"
+    trial = config.load({"SOHOA_HOME": str(home)})
+    scan = save_page(rendered("trial", layout="text", seed=79, dpi=150), tmp_path / "p.png")
+    assert sohoa(["ingest", "--dossier", CODE, "--title", "Đơn", "--jobs", "1", str(scan)], settings=trial) == 0
+    capsys.readouterr()
+    [verdict] = service.verify_dossier(config.load(signing_env(home, pki)), CODE)
+    assert not verdict.ok
+    assert "khóa THỬ NGHIỆM trước đây của chính cài đặt này" in verdict.message_vi, verdict.message_vi
+    assert "cài đặt khác" not in verdict.message_vi and "dev-signing/ca.pem" in verdict.message_vi
+
+
 def test_the_local_store_never_overwrites_a_write_once_object(tmp_path):
     store = LocalStore(tmp_path)
     key = keys.document_pdf(CODE, f"{CODE}.001")

@@ -368,7 +368,8 @@ async def _verify_one(sig, roots, policy, has_dss, later_ts, dss: _EmbeddedData,
     if timestamp:
         return _timestamp_verdict(sig, status, chain_trusted, revocation, policy)
     return _signature_verdict(sig, status, has_dss, later_ts, long_term, chain_trusted, revocation, policy,
-                              _is_test_signature(sig, status, test_fingerprints), _chains_by_name(sig, roots))
+                              _is_test_signature(sig, status, test_fingerprints), _chains_by_name(sig, roots),
+                              _issued_by(sig, status, test_fingerprints))
 
 
 def _same_data_context(context, roots, mode, as_of):
@@ -489,19 +490,27 @@ async def _check_certificate(cert, path, context, *, declared_only: bool) -> str
 
 # ----------------------------------------------------------------------------- test signatures
 
+def _chain_of(sig, status) -> list:
+    """The certificates besides the signer's: the CMS's, and the validation path's."""
+    chain = list(sig.other_embedded_certs)
+    if status.validation_path is not None:
+        chain.extend(c for c in status.validation_path.iter_certs(include_root=True) if c.dump() != sig.signer_cert.dump())
+    return chain
+
+
+def _issued_by(sig, status, fingerprints) -> bool:
+    """The signer's issuer is one of these CAs (the development CAs of this home)."""
+    issuer = issuer_of(sig.signer_cert, _chain_of(sig, status))
+    return issuer is not None and certificate_sha256(issuer) in fingerprints
+
+
 def _is_test_signature(sig, status, test_fingerprints) -> bool:
     """A test signature: the signer's certificate or a certificate of its chain (the CMS's
     certificates, the validation path) carries sohoa's test-key policy, or its issuer is one
     of the given development CAs. The certificate's name does not count."""
-    signer = sig.signer_cert
-    chain = list(sig.other_embedded_certs)
-    path = status.validation_path
-    if path is not None:
-        chain.extend(c for c in path.iter_certs(include_root=True) if c.dump() != signer.dump())
-    if is_test_certificate(signer) or any(is_test_certificate(c) for c in chain):
+    if is_test_certificate(sig.signer_cert) or any(is_test_certificate(c) for c in _chain_of(sig, status)):
         return True
-    issuer = issuer_of(signer, chain)
-    return issuer is not None and certificate_sha256(issuer) in test_fingerprints
+    return _issued_by(sig, status, test_fingerprints)
 
 
 def _has_signature_timestamp(sig) -> bool:
@@ -596,7 +605,8 @@ def _revocation_ok(revocation: _Revocation, policy: str) -> bool:
 
 
 def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: str | None, trusted: bool,
-                       revocation: _Revocation, policy: str, test: bool, reaches_root: bool = True) -> SignatureStatus:
+                       revocation: _Revocation, policy: str, test: bool, reaches_root: bool = True,
+                       this_home: bool = False) -> SignatureStatus:
     vi, en = [], []
     name = _field(sig)
     subfilter = str(sig.sig_object.get("/SubFilter", "")).lstrip("/")
@@ -629,6 +639,16 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: st
              "the signature has no timestamp to prove it was made before then"))
         _messages(vi, en, f"Chữ ký {name}: chứng thư của '{signer}' đã hết hạn ngày {ended:%d/%m/%Y}; {proof_vi}",
                   f"Signature {name}: the certificate of '{signer}' expired on {ended:%Y-%m-%d}; {proof_en}")
+    elif not trusted and test and this_home:
+        # found years later: a home that moved to a real key no longer trusts the development CA it
+        # signed its trial dossiers with (on purpose: test signatures never pass where roots are named)
+        _messages(vi, en, f"Chữ ký {name}: chứng thư thử nghiệm của '{signer}' là khóa THỬ NGHIỆM trước đây của chính "
+                          "cài đặt này, không còn được tin cậy từ khi cấu hình khóa ký thật hoặc SOHOA_TRUST_ROOTS; "
+                          "muốn kiểm các hồ sơ thử nghiệm đó thì thêm chứng thư gốc thử nghiệm "
+                          "(SOHOA_HOME/dev-signing/ca.pem) vào SOHOA_TRUST_ROOTS",
+                  f"Signature {name}: the test certificate of '{signer}' is this installation's own earlier "
+                  "development key, no longer trusted since a real key or SOHOA_TRUST_ROOTS was configured "
+                  "(add SOHOA_HOME/dev-signing/ca.pem to SOHOA_TRUST_ROOTS to check those dossiers)")
     elif not trusted and test:
         # found hands-on: a dossier signed with another installation's development key, imported here
         _messages(vi, en, f"Chữ ký {name}: chứng thư thử nghiệm của '{signer}' không dẫn tới chứng thư gốc tin cậy; "
