@@ -485,9 +485,12 @@ def _alert(label: str, problem: FixityProblem) -> None:
         log.error("Kiểm tra toàn vẹn (kho %s): %s: %s (SHA-256 %s; %s) [fixity extra %s]", label,
                   OUTCOME_VI["extra"], problem.key, problem.actual, problem.detail, problem.key)
         return
-    log.error("Kiểm tra toàn vẹn (kho %s): %s: %s (mong đợi %s, đọc được %s; %s) [fixity %s %s]", label,
-              OUTCOME_VI[problem.outcome], problem.key, problem.expected, problem.actual, problem.detail,
-              problem.outcome, problem.key)
+    hashes = "; ".join(part for part in (
+        f"SHA-256 mong đợi {problem.expected}" if problem.expected else "",
+        f"đọc được {problem.actual}" if problem.actual else ("không đọc được" if problem.outcome == "missing" else ""),
+        problem.detail) if part)
+    log.error("Kiểm tra toàn vẹn (kho %s): %s: %s (%s) [fixity %s %s]", label,
+              OUTCOME_VI[problem.outcome], problem.key, hashes, problem.outcome, problem.key)
 
 
 def fixity_slice(store: ObjectStore, state: ObjectStore, days: float, now: datetime | None = None, *,

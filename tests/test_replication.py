@@ -303,6 +303,7 @@ def test_rolling_fixity_reports_a_changed_byte_on_either_copy_within_one_cycle(p
     assert any(pdf in line and "sai mã băm" in line for line in logged)
     assert any(original in line and "kho replica" in line for line in logged)
     assert any(text in line and "mất đối tượng" in line for line in logged)
+    assert not any("None" in line for line in logged), logged  # "mong đợi None, đọc được None" (archive review)
     outcomes = {o["key"]: o["outcome"] for o in json.loads(primary.get(on_primary.record))["objects"]}
     assert outcomes[pdf] == "mismatch" and outcomes[text] == "missing"
 
