@@ -73,6 +73,15 @@ def _renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revoca
     manifest["updated"] = stamp
     manifest.update(save_manifest(store, code, manifest))
     audit.record(db, "renew", dossier=code, docId=doc_id, sha256=stored.sha256, key=stored.key)
-    return RenewalResult(doc_id, True, f"{doc_id}: đã thêm dấu thời gian tài liệu mới",
-                         f"{doc_id}: fresh document timestamp added", expires=expires.isoformat(),
-                         sha256=stored.sha256)
+    now_ends, _ = renewal_deadline(renewed) or (expires, why)
+    if now_ends <= expires:  # the TSA's certificate is the one that ends: its new timestamp ends with it
+        return RenewalResult(doc_id, True, f"{doc_id}: đã thêm dấu thời gian tài liệu mới, nhưng chứng thư TSA của "
+                                           f"nó cũng hết hạn ngày {now_ends:%d/%m/%Y}: thời hạn bảo vệ chưa được kéo "
+                                           "dài; cần gia hạn bằng TSA có chứng thư mới hơn trước ngày đó",
+                             f"{doc_id}: fresh document timestamp added, but its TSA certificate also expires "
+                             f"{now_ends:%Y-%m-%d}: protection not extended; renew with a TSA whose certificate "
+                             "ends later before then", expires=expires.isoformat(), sha256=stored.sha256)
+    return RenewalResult(doc_id, True, f"{doc_id}: đã thêm dấu thời gian tài liệu mới (bảo vệ tới ngày "
+                                       f"{now_ends:%d/%m/%Y})",
+                         f"{doc_id}: fresh document timestamp added (protected until {now_ends:%Y-%m-%d})",
+                         expires=expires.isoformat(), sha256=stored.sha256)

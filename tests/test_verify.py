@@ -281,6 +281,8 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
 
     [renewed] = service.renew_dossier(conf, CODE, within_days=100_000)
     assert renewed.renewed
+    # the same TSA's certificate: nothing extended, and said so (it read as a plain success)
+    assert "thời hạn bảo vệ chưa được kéo dài" in renewed.message_vi, renewed.message_vi
     manifest = json.loads(store.get(keys.manifest(CODE)))
     new = store.get(manifest["documents"][0]["pdf"]["key"])
     assert new.startswith(signed), "renewal must be an incremental update"
@@ -336,7 +338,7 @@ def test_a_b_t_document_is_due_for_renewal_before_its_signers_certificate_expire
     assert why == "signer" and signer_ends < tsa_ends
     between = (signer_ends + (tsa_ends - signer_ends) / 2 - datetime.now(timezone.utc)).days
     [renewed] = service.renew_dossier(settings(tmp_path, pki, "B-T"), CODE, within_days=between)
-    assert renewed.renewed, renewed.message_vi
+    assert renewed.renewed and f"bảo vệ tới ngày {tsa_ends:%d/%m/%Y}" in renewed.message_vi, renewed.message_vi
     [verdict] = service.verify_dossier(settings(tmp_path, pki, "B-T"), CODE)
     assert verdict.ok and verdict.details.level == "B-LTA", verdict.message_en
     [again] = service.renew_dossier(settings(tmp_path, pki, "B-T"), CODE, within_days=between)
