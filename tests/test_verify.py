@@ -345,6 +345,23 @@ def test_a_b_t_document_is_due_for_renewal_before_its_signers_certificate_expire
     assert not again.renewed and f"chứng thư TSA hết hạn ngày {tsa_ends:%d/%m/%Y}" in again.message_vi
 
 
+def test_years_later_a_b_lta_verdict_says_the_signers_certificate_ended_and_what_proves_the_signature(
+        pki, monkeypatch):
+    """Found by the archive's hands-on review (faketime, 2036): a B-LTA document whose signer's
+    certificate had expired in 2035 read a plain "Chữ ký hợp lệ", nothing said of the expiry or of
+    what still proves the signature."""
+    from datetime import datetime
+
+    signed, _ = signed_document("B-LTA")
+    monkeypatch.setattr(validation, "_now", lambda: datetime(2036, 3, 1, tzinfo=validation.VIETNAM_TZ))
+    verdict = validation.verify_pdf(signed, [pki.root_pem.read_bytes()])
+    said = " ".join(verdict.messages_vi)
+    assert verdict.ok, said
+    assert "đã hết hạn ngày 01/01/2035; chữ ký vẫn hợp lệ vì dấu thời gian chứng minh đã ký ngày" in said, said
+    monkeypatch.undo()  # today the certificate holds: nothing of the kind is said
+    assert "đã hết hạn" not in " ".join(validation.verify_pdf(signed, [pki.root_pem.read_bytes()]).messages_vi)
+
+
 def test_a_b_t_document_whose_signer_has_expired_is_still_renewed(pki, tmp_path):
     """Embedding the signer's validation data first (above) made the renewal of a B-T document
     whose signer's certificate has since expired fail, "too late": the usual case, signers'

@@ -96,7 +96,9 @@ class SignatureStatus:
     messages_vi: tuple[str, ...] = ()
     messages_en: tuple[str, ...] = ()
     timestamp_at: datetime | None = None  # signatures: the signature timestamp, Vietnam time
-    ades_long_term: str | None = None  # signatures: the AdES LTA indication ("PASSED", ...) when run
+    # signatures: pyHanko's AdES LTA indication ("PASSED", ...) when run: a second opinion beside ``ok``,
+    # which may be INDETERMINATE years later while the signature holds as of its timestamp
+    ades_long_term: str | None = None
     tsa_certificate_expires: datetime | None = None  # timestamps: not_after of the TSA certificate
     revocation: str = "unavailable"  # one of REVOCATION_STATUSES
     revocation_source: str = "none"  # one of REVOCATION_SOURCES

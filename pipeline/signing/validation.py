@@ -290,7 +290,7 @@ def _newest_timestamp_still_valid(last: SignatureStatus, embedded) -> SignatureS
     """A file judged as of its timestamps holds while its newest timestamp's TSA certificate
     is valid: before it expires a renewal (``sohoa renew``) adds a fresh document timestamp."""
     expires = last_timestamp_expiry_of(embedded)
-    if expires is None or expires > datetime.now(VIETNAM_TZ):
+    if expires is None or expires > _now():
         return last
     when = expires.astimezone(VIETNAM_TZ)
     what_vi = "Dấu thời gian tài liệu" if last.kind == "timestamp" else "Dấu thời gian của chữ ký"
@@ -520,10 +520,13 @@ def _has_signature_timestamp(sig) -> bool:
 async def _ades_long_term(sig, roots) -> str:
     """ETSI EN 319 102-1 long-term validation (pyHanko's AdES LTA process): judges a B-LTA
     signature with the validation data embedded in the file only (never fetching) and the
-    signature and document timestamps as proofs of existence, so it still passes after the
-    signer's certificate has expired or an OCSP responder has gone. (A B-LT file has no
-    document timestamp to give its embedded data a proof of existence: pyHanko's process
-    answers NO_POE for it, so B-LT is judged with its embedded data at the current time.)"""
+    signature and document timestamps as proofs of existence: it passes when an OCSP responder
+    has gone. It is a second opinion, not the verdict: once the signer's certificate has expired
+    it answered INDETERMINATE (CERTIFICATE_CHAIN_GENERAL_FAILURE; the archive review, faketime in
+    2036), and the signature is then judged as of its timestamp with the embedded data
+    (``_verify_one``). (A B-LT file has no document timestamp to give its embedded data a proof
+    of existence: pyHanko's process answers NO_POE for it, so B-LT is judged with its embedded
+    data as of its signature's timestamp.)"""
     from pyhanko.sign.validation.ades import ades_lta_validation
     from pyhanko.sign.validation.policy_decl import PdfSignatureValidationSpec, RevinfoOnlineFetchingRule, \
         RevocationInfoGatheringSpec, SignatureValidationSpec
@@ -594,10 +597,15 @@ def _chains_by_name(sig, roots) -> bool:
     return False
 
 
+def _now() -> datetime:
+    """The time a verdict is given at (years after signing: what has expired since is said)."""
+    return datetime.now(VIETNAM_TZ)
+
+
 def _expired_on(certificate) -> datetime | None:
     """When ``certificate`` expired, in Vietnam's time; None while it is valid."""
     ends = certificate["tbs_certificate"]["validity"]["not_after"].native
-    return ends.astimezone(VIETNAM_TZ) if ends < datetime.now(VIETNAM_TZ) else None
+    return ends.astimezone(VIETNAM_TZ) if ends < _now() else None
 
 
 def _revocation_ok(revocation: _Revocation, policy: str) -> bool:
@@ -661,9 +669,17 @@ def _signature_verdict(sig, status, has_dss: bool, later_ts: bool, long_term: st
         _messages(vi, en, f"Chữ ký {name}: chứng thư của '{signer}' không dẫn tới chứng thư gốc tin cậy",
                   f"Signature {name}: the certificate of '{signer}' does not chain to a trusted root")
     else:
-        if not status.trusted and long_term == "PASSED":
-            expired = sig.signer_cert["tbs_certificate"]["validity"]["not_after"].native < datetime.now(VIETNAM_TZ)
-            if expired:
+        ended = _expired_on(sig.signer_cert)
+        if status.trusted and ended is not None and ts_status is not None:
+            # years later (archive review): the verdict said a plain "hợp lệ", not that the certificate
+            # has ended and what proves the signature was made while it held
+            _messages(vi, en, f"Chữ ký {name}: chứng thư của '{signer}' đã hết hạn ngày {ended:%d/%m/%Y}; chữ ký vẫn "
+                              f"hợp lệ vì dấu thời gian chứng minh đã ký ngày "
+                              f"{ts_status.timestamp.astimezone(VIETNAM_TZ):%d/%m/%Y}, khi chứng thư còn hiệu lực",
+                      f"Signature {name}: the certificate of '{signer}' expired on {ended:%Y-%m-%d}; the signature "
+                      f"holds, its timestamp proving it was made on {ts_status.timestamp:%Y-%m-%d}, while it was valid")
+        elif not status.trusted and long_term == "PASSED":
+            if ended is not None:
                 _messages(vi, en, f"Chữ ký {name}: chứng thư nay không còn hiệu lực nhưng chữ ký được xác thực dài "
                                   f"hạn (AdES LTA) nhờ dữ liệu kiểm tra và dấu thời gian đã nhúng",
                           f"Signature {name}: certificate no longer valid now, signature proven by long-term "
