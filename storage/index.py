@@ -58,6 +58,7 @@ NEAR_GAP = 5  # a "near" cluster holds every word of the query and at most this 
 CANDIDATES = 100  # pages ranked in Python per search (at least ``limit``); see ``search``
 SCAN = 500  # pages holding every word the database looks at per search, the newest; see ``search``
 PHRASE_SAMPLE = 100  # PostgreSQL: the newest pages holding a query's words read for how many hold its phrase
+PROBE, PROBE_HITS = 1000, 100  # PostgreSQL: words on 100 of the newest 1,000 pages are read newest first
 PREFIX_PAGES = 2000  # SQLite: a code prefix with at most this many pages is searched from the code's index
 TIERS = ("all", "near", "phrase-folded", "phrase")  # worst to best
 _TOKEN = re.compile(r"[^\W_]+")
@@ -882,6 +883,28 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
     read = _READ_TSVECTOR if all(len(term) == 1 for term in query.terms) else ""
     newest = ("SELECT p.id FROM pages p WHERE true " + filters
               + "AND p.tsv @@ (" + every_word + ") " + read + " ORDER BY " + order + " DESC LIMIT :scan")
+    probed, listed = "", ""
+    if len(query.terms) > 1 and not prefix:
+        # Words that go together ("bất khả": 14 % of pages) are taken to be independent (2 %), so
+        # the word index was read for every page holding them (47 ms at 100,000 pages) where the
+        # newest pages, read in order, give :scan of them after ~3,500. The newest :probe pages
+        # say which: when :probe_hits of them hold the words, they are read newest first (the
+        # match written so that no index can serve it); else every page holding them comes
+        # through the word index, once, with whether it holds the phrase (a citizen's name: the
+        # phrase is checked there on each anyway; a second pass read them all again).
+        probed = ("probe AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT p.id, p.tsv FROM pages p WHERE true "
+                  + filters + "ORDER BY p.id DESC LIMIT :probe) p WHERE p.tsv @@ (" + every_word + ")), "
+                  "newest_in_order AS MATERIALIZED (SELECT p.id FROM pages p WHERE (SELECT n FROM probe) >= :probe_hits "
+                  + filters + "AND (p.tsv @@ (" + every_word + ")) IS TRUE ORDER BY p.id DESC LIMIT :scan), "
+                  "word_pages AS MATERIALIZED (SELECT p.id, p.tsv @@ (" + phrase + ") AS holds FROM pages p "
+                  "WHERE (SELECT n FROM probe) < :probe_hits " + filters + "AND p.tsv @@ (" + every_word + ") "
+                  + read + "), ")
+        newest = ("SELECT id FROM newest_in_order UNION ALL "
+                  "(SELECT id FROM word_pages ORDER BY id DESC LIMIT :scan)")
+        listed = "UNION ALL (SELECT id FROM word_pages WHERE holds ORDER BY id DESC LIMIT :window) "
+        in_order = "(SELECT n FROM probe) >= :probe_hits AND "
+    else:
+        in_order = ""
     if len(query.terms) == 1:
         sql = ("WITH newest AS MATERIALIZED (" + newest + ") "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, true AS phrase "
@@ -899,18 +922,21 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
                   "* (SELECT max(id) FROM pages) > :window / 4.0")
         looked_for = ("SELECT p.id FROM pages p WHERE {when} " + filters + "AND p.tsv @@ (" + phrase + ") {read} "
                       "ORDER BY {order} DESC LIMIT :window")
-        sql = ("WITH newest AS MATERIALIZED (" + newest + "), "
+        sql = ("WITH " + probed + "newest AS MATERIALIZED (" + newest + "), "
                "sample AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT id FROM newest ORDER BY id DESC "
                "LIMIT :sample) s JOIN pages p USING (id) WHERE p.tsv @@ (" + phrase + ")), "
-               "phrase_common AS MATERIALIZED (" + looked_for.format(when=common, read="", order=order) + "), "
+               "phrase_common AS MATERIALIZED ("
+               + looked_for.format(when=in_order + common, read="", order=order) + "), "
                "phrase_rare AS MATERIALIZED ("
-               + looked_for.format(when=f"NOT ({common})", read=_READ_TSVECTOR, order="p.id + 0") + "), "
-               "phrase AS MATERIALIZED (SELECT id FROM phrase_common UNION ALL SELECT id FROM phrase_rare) "
+               + looked_for.format(when=f"{in_order}NOT ({common})", read=_READ_TSVECTOR, order="p.id + 0") + "), "
+               "phrase AS MATERIALIZED (SELECT id FROM phrase_common UNION ALL SELECT id FROM phrase_rare "
+               + listed + ") "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
                "p.id IN (SELECT id FROM phrase) AS phrase "
                "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p USING (id) "
                "ORDER BY phrase DESC, p.id DESC LIMIT :window")
-    params.update(words, **phrase_words, scan=max(SCAN, window), window=window, sample=PHRASE_SAMPLE)
+    params.update(words, **phrase_words, scan=max(SCAN, window), window=window, sample=PHRASE_SAMPLE,
+                  probe=PROBE, probe_hits=PROBE_HITS)
     with engine.connect() as conn:
         # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for
         # any words: the plan must be chosen for these words (common or rare) every time.
