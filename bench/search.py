@@ -189,7 +189,8 @@ _SYLLABLE = re.compile(r"^[^\W\d_]+$")
 def default_queries(per_kind: int = 6, seed: int = SEED) -> list[dict]:
     """The fixed mix: ``per_kind`` queries of each kind, drawn from the statute texts with a seeded RNG.
 
-    Each query: kind, query, and code_prefix (only for kind ``prefix``).
+    Each query: kind, query, code_prefix (only for kind ``prefix``) and scope (the agency codes an
+    officer's account sees, only for kind ``scoped``).
     """
     rng = random.Random(seed)
     words = [w for w in corpus_words() if w != "\n"]
@@ -218,6 +219,9 @@ def default_queries(per_kind: int = 6, seed: int = SEED) -> list[dict]:
         # a paper's name or a citizen's, as titles hold them, with or without diacritics
         "title": lambda: rng.choice([rng.choice(PAPERS), index.fold(rng.choice(PAPERS)).lower(),
                                      f"{rng.choice(SURNAMES)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"]),
+        # an officer's search: within the agency's codes (every search of a scoped account)
+        "scoped": lambda: rng.choice([rng.choice(common), rng.choice(middle), rng.choice(with_marks),
+                                      index.fold(rng.choice(with_marks))]),
     }
     queries = []
     for kind, draw in kinds.items():
@@ -226,7 +230,9 @@ def default_queries(per_kind: int = 6, seed: int = SEED) -> list[dict]:
             if (text := draw()) in drawn:
                 continue
             drawn.add(text)
-            query = {"kind": kind, "query": text, "code_prefix": None}
+            query = {"kind": kind, "query": text, "code_prefix": None, "scope": ()}
+            if kind == "scoped":
+                query["scope"] = (rng.choice(AGENCIES),)
             if kind == "prefix":
                 one_stop = [a for n, a in enumerate(AGENCIES) if n % 5 != 4]  # see agency_code
                 query["code_prefix"] = rng.choice([rng.choice(AGENCIES), rng.choice(one_stop) + "-2611",
@@ -251,8 +257,8 @@ def run_queries(engine, queries: list[dict], repeat: int = 3, limit: int = 20) -
     per kind and overall, and the mean CPU time per query (this process, plus the PostgreSQL
     backends when they run on this machine: /proc counts in 10 ms ticks, so only means)."""
     for q in queries:
-        index.search(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
-        index.titles(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
+        index.search(engine, q["query"], code_prefix=q["code_prefix"], limit=limit, scope=q.get("scope", ()))
+        index.titles(engine, q["query"], code_prefix=q["code_prefix"], limit=limit, scope=q.get("scope", ()))
     pids = backend_pids(engine)
     by_kind: dict[str, list[float]] = {}
     cpu_by_kind: dict[str, list[float]] = {}
@@ -262,12 +268,14 @@ def run_queries(engine, queries: list[dict], repeat: int = 3, limit: int = 20) -
         for q in queries:
             cpu = time.process_time() + backends_cpu(pids)
             started = time.perf_counter()
-            results = index.search(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
+            results = index.search(engine, q["query"], code_prefix=q["code_prefix"], limit=limit,
+                                   scope=q.get("scope", ()))
             by_kind.setdefault(q["kind"], []).append(time.perf_counter() - started)
             cpu_by_kind.setdefault(q["kind"], []).append(time.process_time() + backends_cpu(pids) - cpu)
-            hits[q["query"] + (f" @{q['code_prefix']}" if q["code_prefix"] else "")] = len(results)
+            hits[q["query"] + (f" @{q['code_prefix']}" if q["code_prefix"] else "")
+                 + "".join(f" in {s}" for s in q.get("scope", ()))] = len(results)
             started = time.perf_counter()  # the titles a search's first page lists beside its hits
-            index.titles(engine, q["query"], code_prefix=q["code_prefix"], limit=limit)
+            index.titles(engine, q["query"], code_prefix=q["code_prefix"], limit=limit, scope=q.get("scope", ()))
             titles_time.append(time.perf_counter() - started)
     report = {kind: summary(times) | {"cpu_ms": round(statistics.mean(cpu_by_kind[kind]) * 1000, 1)}
               for kind, times in by_kind.items()}

@@ -332,6 +332,25 @@ def test_an_older_page_holding_the_phrase_is_found_beyond_the_newest_pages_holdi
     assert (first["dossierCode"], first["tier"]) == (old, "phrase")
 
 
+def test_an_officers_scope_keeps_its_agency_and_those_under_it_on_both_databases(index_engine):
+    """An officer searches within an agency's codes, every time: PostgreSQL now reads them as a
+    range of codes (280 ms at 100,000 pages before, for a common word); the same dossiers on both
+    databases, and no agency whose code merely starts with the same letters."""
+    codes = {"own": "H23.50-261201-0001", "under": "H23.50.05.13-261201-0002", "shorter": "H23.5-261201-0003",
+             "longer": "H23.501-261201-0004", "archive": "H23.50-2015-0005"}
+    for code in codes.values():
+        index.index_dossier(index_engine, manifest_for(code, [["Nghị định về đất đai"]]),
+                            {f"{code}.001": ["Nghị định về đất đai"]})
+
+    def found(scope) -> set[str]:
+        return {h["dossierCode"] for h in index.search(index_engine, "nghị định", scope=scope)}
+
+    assert found(["H23.50"]) == {codes["own"], codes["under"], codes["archive"]}
+    assert found(["H23.5"]) == {codes["shorter"]}
+    assert found(["H23.50.05.13", "H23.501"]) == {codes["under"], codes["longer"]}
+    assert found([]) == set(codes.values())
+
+
 def test_a_phrase_common_or_rare_among_the_pages_holding_its_words_finds_its_newest_pages(index_engine, monkeypatch):
     """PostgreSQL looks for a phrase newest first when it is common among the pages holding its
     words, through the word index when it is rare (a citizen's name: 600 ms at 100,000 pages),
