@@ -211,7 +211,10 @@ class S3Store(ObjectStore):
         user_meta = {str(k).lower(): str(v) for k, v in (metadata or {}).items()
                      if v is not None and str(k).lower() != "sha256"}
         current = self.stat(key)
-        if current is not None and current.sha256 == digest:
+        # the same recorded SHA-256 is not the same bytes: anyone who may write the bucket can put a
+        # new version carrying the old record (the ops review: a restore locked such a forged version
+        # under COMPLIANCE for the dossier's years); the bytes are read before they are kept or locked
+        if current is not None and current.sha256 == digest and self._holds(key, digest):
             if retain and self.retention(key) is None:  # same bytes stored earlier unlocked: lock them now
                 wanted = self._retention({**user_meta, **current.metadata}, compliance_days)
                 self._call(key, lambda: self.client.set_object_retention(self.bucket, key, wanted))
@@ -238,6 +241,13 @@ class S3Store(ObjectStore):
                                                                          version_id=version))
             self._check_locked(key, version, retention)
         return ObjectInfo(key, digest, len(data), user_meta)
+
+    def _holds(self, key: str, digest: str) -> bool:
+        """Whether the object's latest version holds bytes with this SHA-256 (read and hashed)."""
+        try:
+            return sha256(self.get(key)) == digest
+        except NotFound:
+            return False
 
     def _stored_sha256(self, key: str) -> str | None:
         """Called inside put's own retries, so a single HEAD with no retries of its own."""

@@ -172,6 +172,27 @@ def test_same_bytes_stored_unlocked_are_locked_on_a_retained_put(s3_store):
     assert len(s3_store.versions(ORIGINAL)) == 1
 
 
+def test_a_forged_version_carrying_the_old_record_is_written_over_not_locked(s3_store):
+    """Found by the ops review: someone with the bucket's credentials put other bytes as a new
+    version, copying the good version's metadata (its SHA-256 with it). `sohoa restore` then put the
+    good bytes back, saw "the same SHA-256, not locked" and locked the forged version, under
+    COMPLIANCE for the dossier's years. The bytes are read first now: the good ones become the
+    latest version, locked, and the forged one stays unlocked behind them."""
+    import io
+
+    s3_store.put(ORIGINAL, b"scan", metadata=META, retain=True)
+    s3_store.client.put_object(s3_store.bucket, ORIGINAL, io.BytesIO(b"forged"), 6,
+                               metadata=encode_metadata({**META, "sha256": sha256(b"scan")}))
+    assert s3_store.stat(ORIGINAL).sha256 == sha256(b"scan") and s3_store.retention(ORIGINAL) is None
+
+    s3_store.put(ORIGINAL, b"scan", metadata=META, retain=True)
+    assert s3_store.get(ORIGINAL, sha256=sha256(b"scan")) == b"scan"
+    assert s3_store.retention(ORIGINAL)["mode"] == "GOVERNANCE"
+    forged = [v for v in s3_store.versions(ORIGINAL) if v["size"] == 6]
+    assert len(forged) == 1 and not forged[0]["is_latest"]
+    assert s3_store.retention(ORIGINAL, forged[0]["version_id"]) is None
+
+
 def test_a_large_scan_uploaded_in_parts_is_locked_too(s3_store):
     """A file over the single-upload size goes up in parts; RGW ignores the lock asked for at the
     start of such an upload, so the store locks it once complete."""
