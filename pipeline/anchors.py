@@ -36,6 +36,7 @@ from typing import Callable, Iterable
 from sqlalchemy.engine import Engine
 
 from pipeline import audit
+from pipeline.errors import IntegrityError
 from storage import journal, keys
 from storage.base import ObjectStore
 
@@ -112,7 +113,18 @@ def anchor(db: Engine, store: ObjectStore, *, tsa_url: str | None = None,
     failure is logged as an ``audit-anchor`` failure event when the database allows)."""
     at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     rows, last_id, head_sha256 = journal.head(db)
-    if not force and _unchanged(db, store, (rows, last_id, head_sha256)):
+    newest_key, newest = _newest(store)
+    if newest is not None and (disagrees := _against_db(db, newest_key, (int(newest["rows"]), newest["last_id"],
+                                                                         str(newest["sha256"])), rows)):
+        # a database that does not hold what the newest anchor names (a restored older dump, a
+        # restore drill or another deployment pointed at this store): an anchor of it, locked for
+        # years, would make every later check of the real log fail (the ops review)
+        raise IntegrityError(
+            f"Không neo nhật ký: {disagrees[0][0]}. Cơ sở dữ liệu này không giữ nhật ký mà mốc mới nhất đã neo "
+            "(bản sao lưu cũ được khôi phục, hay một cơ sở dữ liệu khác trỏ vào kho này?); mốc mới sẽ bị khóa "
+            "nhiều năm và làm mọi lần kiểm tra nhật ký thật sau này thất bại. Xem 'sohoa audit verify'",
+            f"refusing to anchor: {disagrees[0][1]}")
+    if not force and _unchanged(db, newest_key, newest, (rows, last_id, head_sha256)):
         return None
     body = {"format": FORMAT, "at": at.isoformat(), "rows": rows, "last_id": last_id, "sha256": head_sha256}
     anchor_sha256 = hashlib.sha256(_canonical(body)).hexdigest()
@@ -141,20 +153,28 @@ def anchor(db: Engine, store: ObjectStore, *, tsa_url: str | None = None,
     return Anchor(key, at, rows, last_id, head_sha256, anchor_sha256, token is not None, token_error)
 
 
-def _unchanged(db: Engine, store: ObjectStore, head: tuple[int, int | None, str]) -> bool:
-    newest = next(iter(reversed(_anchor_keys(store))), None)
-    if newest is None:
-        return False
+def _newest(store: ObjectStore) -> tuple[str | None, dict | None]:
+    """The newest anchor's key and body; (key, None) when it cannot be read (a fresh one is written)."""
+    key = next(iter(reversed(_anchor_keys(store))), None)
+    if key is None:
+        return None, None
     try:
-        body = json.loads(store.get(newest))["anchor"]
+        body = json.loads(store.get(key))["anchor"]
+        int(body["rows"]), str(body["sha256"])
+        return key, body
     except Exception:  # noqa: BLE001 - unreadable newest anchor: write a fresh one
+        return key, None
+
+
+def _unchanged(db: Engine, key: str | None, body: dict | None, head: tuple[int, int | None, str]) -> bool:
+    if body is None:
         return False
     if head == (body["rows"], body["last_id"], body["sha256"]):
         return True
     if head[0] != body["rows"] + 1:
         return False
     last = journal.tail(db, 1)
-    return bool(last) and last[0].get("action") == ACTION and last[0].get("key") == newest
+    return bool(last) and last[0].get("action") == ACTION and last[0].get("key") == key
 
 
 def _canonical(body: dict) -> bytes:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from minio.deleteobjects import DeleteObject
 
 from pipeline import anchors, audit
+from pipeline.errors import IntegrityError
 from storage import journal, keys
 from storage.errors import RetentionError
 from storage.local import LocalStore
@@ -164,6 +165,29 @@ def test_a_rewritten_chain_is_detected_by_the_anchors_hash(db, store):
     verdict = anchors.verify(db, store)
     assert not verdict.ok and verdict.broken_at == 5
     assert "đã bị viết lại: dòng 5 (id 5)" in verdict.problems[0][0]
+
+
+def test_a_database_that_does_not_hold_the_newest_anchored_row_is_never_anchored(sqlite_db, store, tmp_path):
+    """Found by the ops review: an older dump restored for a drill, pointed at the production store,
+    was anchored by `sohoa audit anchor` (and by `sohoa serve` every 5 minutes); locked for 400 days,
+    that anchor made every check of the real log fail ("viết lại") with no way out. The newest
+    anchor is checked against the database first: one that disagrees is refused, and nothing is
+    written."""
+    from storage.index import open_index
+
+    events(sqlite_db, 5)
+    anchors.anchor(sqlite_db, store)  # covers rows 1..5; the live log goes on
+    events(sqlite_db, 3)
+    restored = open_index(f"sqlite:///{tmp_path / 'older.sqlite3'}")  # an older dump: another history
+    events(restored, 2, action="search")
+    written = store.list("system/")
+    with pytest.raises(IntegrityError) as refused:
+        anchors.anchor(restored, store)
+    assert "Không neo nhật ký" in str(refused.value) and "bị mất dòng" in str(refused.value)
+    assert store.list("system/") == written
+    assert anchors.verify(sqlite_db, store).ok  # the real log still checks
+    assert anchors.anchor(sqlite_db, store) is not None  # and is still anchored
+    restored.dispose()
 
 
 def test_rows_cut_after_the_newest_anchor_cannot_be_seen_but_are_counted(sqlite_db, store):
