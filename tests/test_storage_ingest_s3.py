@@ -10,6 +10,7 @@ from pipeline.service import open_store
 from storage import db, index
 from storage.base import sha256
 from storage.errors import RetentionError
+from storage.retention import LATEST_RETAIN_UNTIL
 from tests.conftest import save_page
 
 CODE = "H23.50-261201-0007"
@@ -23,7 +24,7 @@ def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, pg
     page = rendered("admin-clean", layout="admin", degradation=0, seed=1)
     scan = save_page(page, tmp_path / "trang 1.png")
 
-    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Giấy xác nhận", scan)
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Giấy xác nhận", "--maintenance", "01", scan)
     assert code == 0, err
 
     settings = config.load()
@@ -40,8 +41,9 @@ def test_ingest_to_s3_search_and_reindex(cli, home, rendered, s3_env, pg_url, pg
 
     original = next(k for k in stored if "/originals/" in k)
     pdf = next(k for k in stored if k.endswith(".pdf"))
-    for retained in (original, pdf):
-        assert store.retention(retained)["mode"] == "GOVERNANCE"
+    history = f"dossiers/{CODE}/manifests/000001.json"
+    for retained in (original, pdf, history):  # a permanent dossier's: its history too (the ops review)
+        assert store.retention(retained) == {"mode": "GOVERNANCE", "until": LATEST_RETAIN_UNTIL}, retained
         with pytest.raises(RetentionError):
             store.delete(retained)
         assert store.exists(retained)
