@@ -15,8 +15,9 @@ archivist's approval that keeps a record and no content.
   to remove: keys and hashes, no content; the originals of its failed or given-up jobs too) is
   written, and its failed jobs are given up; then the
   dossier leaves the search index, its documents (originals, every PDF version, OCR text and
-  words) are deleted, then its manifest history and manifest. What the store's lock still
-  protects stays and is listed. The disposal record (``dossiers/<code>/disposal.json``,
+  words) are deleted, then its manifest history and manifest. A dossier an object of which the
+  store's time lock still holds is refused before anything is removed, with the lock's date; what
+  a lock placed meanwhile protects stays and is listed. The disposal record (``dossiers/<code>/disposal.json``,
   write-once: the dossier's code, titles, dates, maintenance code, the documents' ids and page
   counts, every object's key and SHA-256, removed or kept, the approval and the reason) and the
   preservation events stay. A disposal cut short resumes from its pending record.
@@ -219,6 +220,7 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
         approval = {"by": approver["name"], "role": approver["role"], "reason": reason,
                     "at": audit.now_vn().isoformat()}
         pending = disposal_plan(manifest, store.list(prefix), approval, jobs.held_originals(db, code))
+        _refuse_if_locked(store, code, pending["objects"])
         store.put(prefix + PENDING, json.dumps(pending, ensure_ascii=False).encode(), "application/json")
     elif hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
@@ -245,6 +247,32 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
               "application/json", retain=True)
     store.delete(prefix + PENDING)
     return {**record, "complete": True}
+
+
+def _refuse_if_locked(store: ObjectStore, code: str, objects: Sequence[dict]) -> None:
+    """Conflict, before anything is removed, when the store's write-once lock still holds an object
+    of the plan (S3 object lock, counted from the day each object was stored, not from the paper
+    file's close the due date counts from: a backlog digitised years after the file closed is due
+    long before). Removing the rest would take the dossier out of every view while the citizen's
+    scans stayed for years (the ops review)."""
+    locked_until = getattr(store, "retention", None)
+    if locked_until is None:
+        return
+    now = audit.now_vn()
+    latest, locked = None, 0
+    for obj in objects:
+        try:
+            held = locked_until(obj["key"])
+        except ObjectNotFound:
+            continue
+        if held and held.get("until") and held["until"] > now:
+            locked += 1
+            latest = max(latest or held["until"], held["until"])
+    if locked:
+        raise Conflict(
+            f"Hồ sơ {code} đã đến hạn hủy nhưng kho còn khóa bất biến {locked} tệp của nó đến ngày "
+            f"{latest.astimezone(now.tzinfo):%d/%m/%Y} (khóa tính từ ngày lưu); chưa xóa gì. Chạy lại lệnh từ ngày đó",
+            f"{locked} object(s) of the dossier locked until {latest.isoformat()}: nothing removed")
 
 
 def _with_jobs_given_up(store: ObjectStore, db, code: str, pending: dict) -> dict:

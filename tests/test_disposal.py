@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,6 +19,8 @@ from storage import jobs as job_table, keys
 from storage.errors import RetentionError
 from storage.local import LocalStore
 from tests.conftest import save_page
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 TEN_YEARS, PERMANENT = "H23.50-261201-0401", "H23.50-261201-0402"
 PASSWORD = "mat-khau-dai-du"
@@ -148,17 +151,22 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     assert {h.dossier_code for h in service.search(settings, word).hits} >= {code}
     sip = service.package(settings, code, tmp_path / "sip")  # handed to the archive before the disposal
 
-    # the PDF is still under its store lock (as on S3 until the date): it stays, the rest goes
+    # the PDF is still under its store lock (as on S3, counted from the day it was stored): nothing
+    # goes, and the date is said. It went on to remove the rest, so the dossier left every view
+    # while the citizen's scans and signed PDF stayed for years (the ops review)
     pdf = keys.document_pdf(code, doc_id)
     sidecar = settings.home / "store" / (pdf + ".meta.json")
     meta = json.loads(sidecar.read_text())
-    locked = {**meta, "mode": "COMPLIANCE", "retain_until": (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()}
-    sidecar.write_text(json.dumps(locked))
-    first = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
-                             default_days=3650, as_of=date(2038, 1, 2))
-    assert not first["complete"] and [k["key"] for k in first["kept"]] == [pdf]
-    assert {r.code: r.status for r in service.retention_report(settings)}[code] == "disposing"
-    assert not service.search(settings, word).hits or code not in {h.dossier_code for h in service.search(settings, word).hits}
+    until = datetime.now(timezone.utc) + timedelta(days=3)
+    sidecar.write_text(json.dumps({**meta, "mode": "COMPLIANCE", "retain_until": until.isoformat()}))
+    before = sorted(store.list(keys.dossier_prefix(code)))
+    with pytest.raises(Conflict, match=f"khóa bất biến 1 tệp của nó đến ngày {until.astimezone(VN):%d/%m/%Y}.*"
+                                       "chưa xóa gì"):
+        disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
+                         default_days=3650, as_of=date(2038, 1, 2))
+    assert sorted(store.list(keys.dossier_prefix(code))) == before
+    assert code in {h.dossier_code for h in service.search(settings, word).hits}
+    assert {r.code: r.status for r in service.retention_report(settings)}[code] != "disposing"
 
     sidecar.write_text(json.dumps(meta))  # the lock has run out
     record = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
@@ -183,7 +191,7 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     replica = LocalStore(tmp_path / "usb")
     assert sorted(replica.list(keys.dossier_prefix(code))) == sorted(store.list(keys.dossier_prefix(code)))
     deletion = [e for e in service.dossier_events(settings, code) if e["type"] == "deletion"]
-    assert [e["outcome"] for e in deletion] == ["warning", "success"]
+    assert [e["outcome"] for e in deletion] == ["success"]
     # what it was is said: "not found" alone read as if the dossier never existed (archive review)
     with pytest.raises(NotFound, match=f"Không tìm thấy hồ sơ {code}: đã bị hủy ngày .* \\(phê duyệt: luu, "
                                        f"Quyết định hủy số 5/QĐ ngày 2/1/2038\\); còn biên bản hủy"):
@@ -289,10 +297,12 @@ def _failed_job(settings, code: str, rendered, tmp_path, seed: int) -> dict:
 
 
 def test_a_disposal_cut_short_closes_its_code_to_uploads_and_retries_until_it_is_finished(
-        world, rendered, tmp_path):
-    """The manifest goes last: a disposal stopped before it (here the store's lock on it) left a
-    dossier that still took uploads, whose originals the disposal then left behind."""
+        world, rendered, tmp_path, monkeypatch):
+    """The manifest goes last: a disposal stopped before it (here the store's lock on it, placed
+    after the disposal checked the locks) left a dossier that still took uploads, whose originals
+    the disposal then left behind."""
     settings, store, tokens = world
+    monkeypatch.setattr(disposal, "_refuse_if_locked", lambda *args: None)  # the lock comes after the check
     code, db = TEN_YEARS, database(settings)
     job = _failed_job(settings, code, rendered, tmp_path, 720)
     sidecar = settings.home / "store" / (keys.manifest(code) + ".meta.json")
