@@ -29,6 +29,17 @@ class _Jobs:
         for state in ("queued", "running", "finishing", "done", "failed", "discarded"):
             family.add_metric([state], counts.get(state, 0))
         yield family
+        # a worker gone shows only as a job that stops moving (the ops review: /readyz and the
+        # counts said nothing while an upload waited for good): alert on this growing
+        quiet = GaugeMetricFamily("sohoa_jobs_quiet_seconds", "Seconds since the open job that moved least "
+                                  "recently (a page done, its state changed) last moved", labels=["state"])
+        try:
+            ages = service.jobs_quiet_seconds(self.settings)
+        except Exception:  # a scrape must not fail because the database is down: /readyz says so
+            ages = {}
+        for state in ("queued", "running", "finishing"):
+            quiet.add_metric([state], round(ages.get(state, 0.0), 1))
+        yield quiet
 
 
 class _Fixity:

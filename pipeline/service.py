@@ -1101,6 +1101,13 @@ def record_denied(settings: Settings, who: Principal, method: str, path: str, pe
 def job_counts(settings: Settings) -> dict[str, int]:
     return job_table.count_by_state(database(settings))
 
+
+def jobs_quiet_seconds(settings: Settings) -> dict[str, float]:
+    """For each open state, seconds since its least recently moved job last moved (the metrics)."""
+    now = datetime.now(timezone.utc)
+    return {state: max(0.0, (now - datetime.fromisoformat(at)).total_seconds())
+            for state, at in job_table.quiet_since(database(settings)).items()}
+
 def add_user(settings: Settings, name: str, role: str, agencies: Sequence[str] = (),
              password: str | None = None) -> Principal:
     """A user of the HTTP API and web interface (see ``pipeline.access`` for roles and scope)."""

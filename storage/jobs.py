@@ -207,6 +207,21 @@ def count_by_state(engine: Engine) -> dict[str, int]:
         return {state: n for state, n in conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state))}
 
 
+def quiet_since(engine: Engine, states: tuple[str, ...] = ACTIVE) -> dict[str, str]:
+    """For each of these states, when the job in it that has moved least recently last moved (its
+    state or one of its pages changed): ISO times as the rows hold them (the metrics page; a time
+    that keeps falling behind is a job nobody takes, a worker gone)."""
+    open_ids = sa.select(jobs.c.id).where(jobs.c.state.in_(states))
+    pages_moved = (sa.select(job_pages.c.job_id, sa.func.max(job_pages.c.updated).label("moved"))
+                   .where(job_pages.c.job_id.in_(open_ids)).group_by(job_pages.c.job_id).subquery())
+    moved = sa.case((pages_moved.c.moved > jobs.c.updated, pages_moved.c.moved), else_=jobs.c.updated)
+    with engine.connect() as conn:
+        return {state: at for state, at in conn.execute(
+            sa.select(jobs.c.state, sa.func.min(moved)).select_from(
+                jobs.outerjoin(pages_moved, pages_moved.c.job_id == jobs.c.id))
+            .where(jobs.c.state.in_(states)).group_by(jobs.c.state)) if at}
+
+
 def dossiers_done(engine: Engine) -> list[str]:
     """The dossiers a job committed a document to: each must be in the store, whatever the
     search index (rebuilt from the store) still knows."""

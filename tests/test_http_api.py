@@ -301,6 +301,27 @@ def test_health_readiness_and_metrics(api):
     text = client.get("/metrics", headers=api["tokens"]["adm"]).text
     assert 'sohoa_jobs{state="done"}' in text
     assert 'route="/api/v1/dossiers/{code}"' in text and CODE not in text
+    assert 'sohoa_jobs_quiet_seconds{state="queued"} 0.0' in text  # no job waits
+
+
+def test_metrics_show_how_long_a_job_nobody_takes_has_waited(api):
+    """Found by the ops review: with every worker stopped an upload waited "đang chờ" for good while
+    /readyz said ready and the metrics only counted one queued job. How long the least recently
+    moved open job has not moved is a metric now: growing, it is the alert."""
+    from datetime import timedelta
+
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    waiting_since = (service.now_vn() - timedelta(minutes=20)).isoformat()
+    job_table.create(database(api["settings"]), "q" * 32, kind="ingest", dossier="H23.50-261201-0777", title="Đơn",
+                     request={}, input_sha256="7" * 64, pages=1, now=waiting_since)
+    try:
+        text = api["client"].get("/metrics", headers=api["tokens"]["adm"]).text
+        quiet = next(line for line in text.splitlines() if line.startswith('sohoa_jobs_quiet_seconds{state="queued"}'))
+        assert 20 * 60 <= float(quiet.split()[-1]) < 21 * 60, quiet
+    finally:
+        job_table.set_state(database(api["settings"]), "q" * 32, "discarded", now=service.now_vn().isoformat())
 
 
 def test_a_level_the_settings_cannot_sign_at_makes_the_server_not_ready_before_any_job(api, pki):
