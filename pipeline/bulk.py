@@ -81,15 +81,21 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str, bool], None] |
             _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
         else:
             _run_on_workers(ctx, planned.documents, outcomes, len(order), batch, show, send, send_finish, poll)
-    except KeyboardInterrupt:
-        # stopped by the operator: what was settled is reported, the rest says how to go on
+    except (KeyboardInterrupt, *jobs.TRANSIENT) as stop:
+        # stopped by the operator, or by an outage longer than the run waits: what was settled is
+        # reported, the rest says how to go on (an outage stopped a run with no report: the ops review)
+        why = ("lượt chạy bị dừng" if isinstance(stop, KeyboardInterrupt) else
+               "kho lưu trữ hoặc cơ sở dữ liệu không phản hồi quá lâu")
         for n, doc in enumerate(planned.documents):
             outcomes.setdefault(n, BulkOutcome(doc.source, doc.dossier, doc.title, "stopped",
-                                               error="Chưa xong: lượt chạy bị dừng; chạy lại 'sohoa bulk' trên cùng "
+                                               error=f"Chưa xong: {why}; chạy lại 'sohoa bulk' trên cùng "
                                                      "nguồn để tiếp tục (trang đã xong không phải làm lại)"))
         stopped = tuple(outcomes[n] for n in range(len(order)))
-        audit.record(ctx.db, "bulk", "stopped", source=str(source), batch=batch,
-                     **{k: v for k, v in totals(stopped).items() if isinstance(v, int)})
+        try:
+            audit.record(ctx.db, "bulk", "stopped", source=str(source), batch=batch,
+                         **{k: v for k, v in totals(stopped).items() if isinstance(v, int)})
+        except jobs.TRANSIENT:  # the database is what went away: the report still says it all
+            log.warning("bulk: the stop could not be logged: the database is unreachable")
         if report is not None:
             write_report(Path(report), stopped, {"source": shown_text(str(source)), "started": started,
                                                  "finished": audit.now_vn(), "batch": batch, "stopped": True})
@@ -180,7 +186,8 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             outcomes[n] = _held(doc)
             continue
         try:
-            submitted = jobs.submit(ctx, _request(doc), batch=batch, source=doc.source, kind="bulk")
+            submitted = _through_outage(lambda: jobs.submit(ctx, _request(doc), batch=batch, source=doc.source,
+                                                            kind="bulk"))
             if submitted.duplicate is not None:
                 outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
             else:
@@ -195,38 +202,69 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
         pages_before += outcomes[n].pages
 
     finishing: set[str] = set()
+    unreachable_since = None
     while following:
-        done_pages = total_pages = pages_before
-        first_open: dict[str, int] = {}  # dossier -> position of its first document not yet settled
-        for n, doc in following.values():
-            first_open[doc.dossier] = min(n, first_open.get(doc.dossier, n))
-        for job in jobs.views(ctx.db, list(following)):
-            n, doc = following[job.id]
-            done_pages += job.pages_done + job.pages_failed
-            total_pages += job.pages_total
-            if _behind(broken, doc, n) and job.id not in finishing:
-                outcomes[n] = _held(doc, job.id)
-                del following[job.id]
-                continue
-            if (job.state in ("queued", "running", "finishing") and job.id not in finishing
-                    and first_open[doc.dossier] == n and job.pages_done + job.pages_failed == job.pages_total):
-                try:
-                    send_finish(job.id)
-                    finishing.add(job.id)
-                except BrokerUnavailable as exc:  # sent at a later look, once the broker is back
-                    log.warning("bulk: finishing task of job %s not sent: %s", job.id, exc.detail)
-            if job.state == "done":
-                outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job.id), job.id)
-            elif job.state in ("failed", "discarded"):
-                outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
-                                          error=(job.error or {}).get("message"), job=job.id)
-                broken[doc.dossier] = min(n, broken.get(doc.dossier, n))
-            else:
-                continue
-            del following[job.id]
-        show(len(outcomes), inputs, done_pages, total_pages)
+        try:
+            _look(ctx, following, outcomes, broken, finishing, pages_before, inputs, show, send_finish)
+        except jobs.TRANSIENT as exc:  # the store or the database away a while: the workers wait it out, so do we
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > jobs.OUTAGE_WAIT:
+                raise
+            log.warning("bulk: %s unreachable, waiting: %s", type(exc).__name__, exc)
+            time.sleep(2)
+            continue
+        unreachable_since = None
         if following:
             time.sleep(poll)
+
+
+def _through_outage(call):
+    """``call()``, again every 2 seconds while the store or the database cannot be reached, up to
+    OUTAGE_WAIT seconds (a 30-second gateway outage stopped a bulk run: the ops review)."""
+    since = time.monotonic()
+    while True:
+        try:
+            return call()
+        except jobs.TRANSIENT as exc:
+            if time.monotonic() - since > jobs.OUTAGE_WAIT:
+                raise
+            log.warning("bulk: %s unreachable, waiting: %s", type(exc).__name__, exc)
+            time.sleep(2)
+
+
+def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, finishing: set, pages_before: int,
+          inputs: int, show, send_finish) -> None:
+    """One look at the jobs followed: settled ones leave ``following`` with their outcome; a document
+    whose pages are all settled, first open in its dossier, gets its finishing task."""
+    done_pages = total_pages = pages_before
+    first_open: dict[str, int] = {}  # dossier -> position of its first document not yet settled
+    for n, doc in following.values():
+        first_open[doc.dossier] = min(n, first_open.get(doc.dossier, n))
+    for job in jobs.views(ctx.db, list(following)):
+        n, doc = following[job.id]
+        done_pages += job.pages_done + job.pages_failed
+        total_pages += job.pages_total
+        if _behind(broken, doc, n) and job.id not in finishing:
+            outcomes[n] = _held(doc, job.id)
+            del following[job.id]
+            continue
+        if (job.state in ("queued", "running", "finishing") and job.id not in finishing
+                and first_open[doc.dossier] == n and job.pages_done + job.pages_failed == job.pages_total):
+            try:
+                send_finish(job.id)
+                finishing.add(job.id)
+            except BrokerUnavailable as exc:  # sent at a later look, once the broker is back
+                log.warning("bulk: finishing task of job %s not sent: %s", job.id, exc.detail)
+        if job.state == "done":
+            outcomes[n] = _outcome(doc, "done", jobs.summary_of_done(ctx, job.id), job.id)
+        elif job.state in ("failed", "discarded"):
+            outcomes[n] = BulkOutcome(doc.source, doc.dossier, doc.title, "failed", pages=job.pages_total,
+                                      error=(job.error or {}).get("message"), job=job.id)
+            broken[doc.dossier] = min(n, broken.get(doc.dossier, n))
+        else:
+            continue
+        del following[job.id]
+    show(len(outcomes), inputs, done_pages, total_pages)
 
 
 def _run_here(ctx: IngestContext, documents, outcomes: dict, inputs: int, batch: str, show) -> None:

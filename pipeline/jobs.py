@@ -37,6 +37,7 @@ from .signing.keys import SignerLoading, loaded
 log = logging.getLogger(__name__)
 # an outage of the store or the database, or a dossier held too long: try the same step again later
 TRANSIENT = (StorageUnavailable, DatabaseError, LockTimeout, sa.exc.OperationalError, sa.exc.InterfaceError)
+OUTAGE_WAIT = 300  # seconds a door following jobs waits out an outage of the database or the store
 
 
 @dataclass(frozen=True)

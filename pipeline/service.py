@@ -191,7 +191,7 @@ def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progre
         time.sleep(poll)
 
 
-OUTAGE_WAIT = 300  # seconds a door following a job waits out an outage of the database or the store
+OUTAGE_WAIT = jobs.OUTAGE_WAIT
 
 
 def status(settings: Settings, ref: str) -> tuple[JobView, ...]:

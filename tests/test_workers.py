@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from storage.s3 import S3Store
 from tests.conftest import save_page
 
 SOHOA = str(Path(sys.executable).with_name("sohoa"))
@@ -55,6 +56,10 @@ def cluster(tmp_path, redis_url, pg_url, pg_engine):
                 rows = conn.execute(sa.text("SELECT worker, count(*) FROM job_pages WHERE state = 'done' "
                                             "GROUP BY worker")).all()
             return dict(rows)
+
+        def jobs(self) -> int:
+            with pg_engine.connect() as conn:
+                return conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar()
 
         def pages_done(self) -> int:
             with pg_engine.connect() as conn:
@@ -224,6 +229,47 @@ def test_the_object_store_stopped_during_a_job_recovers_by_retry(cluster, render
     assert len(json.loads(out)["pages"]) == 8
     status = json.loads(cluster.sohoa("status", CODES[2], "--json").stdout)
     assert [(j["state"], j["attempts"]) for j in status] == [("done", 1)]
+
+
+def test_a_bulk_run_on_workers_waits_out_a_storage_outage_and_ends_every_dossier_once(
+        cluster, rendered, tmp_path, rgw, s3_settings):
+    """Found by the ops review: the gateway away for 30 seconds stopped `sohoa bulk` on workers at
+    once (exit 8, no report), and the jobs it had sent stayed "đang xử lý" for good: the run itself
+    sends each document's finishing task. It now waits the outage out, as the workers do."""
+    from tests.services import rgw_outage
+
+    cluster.env.update({"SOHOA_STORAGE": "s3", "SOHOA_S3_ENDPOINT": s3_settings["endpoint"],
+                        "SOHOA_S3_ACCESS_KEY": s3_settings["access_key"],
+                        "SOHOA_S3_SECRET_KEY": s3_settings["secret_key"], "SOHOA_S3_BUCKET": s3_settings["bucket"]})
+    planned = _backlog(rendered, tmp_path / "kho")
+    for n in range(16):  # more documents to send, so that the gateway goes while they are sent
+        code = f"H23.50-261202-{n + 40:04d}"
+        (tmp_path / "kho" / code).mkdir()
+        save_page(rendered(f"outage{n}", layout="text", seed=990 + n, dpi=72), tmp_path / "kho" / code / "01_Đơn.png")
+        planned[code] = ["Đơn"]
+    cluster.start_worker()
+    cluster.start_worker()
+    bulk = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho"), "--json", "--report", str(tmp_path / "bao-cao")],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not cluster.jobs():  # the run has reached the store and sends its first documents
+        assert time.monotonic() < deadline and bulk.poll() is None, "no document sent"
+        time.sleep(0.05)
+    restart = rgw_outage(rgw)
+    try:
+        time.sleep(30)
+        assert bulk.poll() is None, bulk.stderr.read()  # waiting, not stopped
+    finally:
+        restart()
+    out, err = bulk.communicate(timeout=600)
+    assert bulk.returncode == 0, [(i["dossier"], i.get("error"), i.get("job")) for i in json.loads(out)["items"] if i["status"] != "done"][:3] if out else err
+    totals = json.loads(out)["totals"]
+    assert totals["done"] == sum(len(t) for t in planned.values()) and totals["failed"] == 0, totals
+    store = S3Store.connect(s3_settings["endpoint"], s3_settings["access_key"], s3_settings["secret_key"],
+                            bucket=s3_settings["bucket"])
+    for code, titles in planned.items():
+        manifest = json.loads(store.get(f"dossiers/{code}/manifest.json"))
+        assert [d["title"] for d in manifest["documents"]] == titles, code  # each once, in order
 
 
 def test_rabbitmq_is_a_broker_too(cluster, rendered, tmp_path, amqp_url):
