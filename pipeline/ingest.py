@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 from sqlalchemy.engine import Engine
 
 from ocr.page import Placement
-from storage import keys
+from storage import jobs as job_table, keys
 from storage.base import ObjectStore
 
 from . import audit, dossier, manifest as mf, sheets
@@ -187,7 +187,8 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
         # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
         # ingests must not index in the opposite order to the one they stored in.
         warnings = update_index(ctx, updated, doc_id, results)
-    PageCache(ctx.store).discard(r.image_key for r in results)
+    done_with = [r.image_key for r in results]
+    PageCache(ctx.store).discard(set(done_with) - job_table.results_shared(ctx.db, done_with))
     return summary(updated, document, duplicate=False, warnings=warnings,
                    reused_pages=sum(r.cached for r in results))
 

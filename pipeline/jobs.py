@@ -178,11 +178,10 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
         elif stored is not None and row["worker"] == REUSED:
             stored = PageResult.from_json({**stored.to_json(), "cached": True})
         elif row["number"] in gone:
-            stored = PageResult(task.file, task.page, error=f"Kết quả trang {task.page} của {task.file} không còn; "
-                                                           f"chạy lại lượt xử lý để làm lại trang này")
+            # cleared from the cache: the same file's page in another document, finished first (the
+            # ops review: one scan in 16 dossiers of a bulk run failed them "không còn", to retry)
+            stored = _read_again(ctx, job, row, task, cache, None, gone=True)
         results.append(stored or PageResult(task.file, task.page, error=row["error"] or "trang chưa xử lý xong"))
-    for number in gone:  # the cache was cleared: those pages are done again on retry
-        job_table.page_settled(ctx.db, job_id, number, state="queued", now=_now())
     try:
         summary = ingest.finish(prepared, results, ctx)
     except TRANSIENT:
@@ -198,17 +197,23 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
 REREAD = "(read again when finishing)"  # the page's worker when the finishing task read it again
 
 
-def _read_again(ctx: IngestContext, job: dict, row: dict, task, cache: PageCache, read_by: str) -> PageResult:
+def _read_again(ctx: IngestContext, job: dict, row: dict, task, cache: PageCache, read_by: str | None,
+                gone: bool = False) -> PageResult:
     """The page read again by this process, whose result was made by another version of the page
     stage (a worker not yet upgraded, or one upgraded before this one): its image and words may
     not mean what this version's PDF makes of them (a deskewed page drawn unturned), so it is not
-    built from, and leaves the cache. It is read within the page time limit. Every worker should
-    run one version; this keeps a document right when they do not (``pending_work`` spares the
-    embedded default this: there such pages go through the page pool with the others)."""
-    log.warning("job %s: page %d of %s was read by page stage %s, this worker runs %s: reading it again",
-                job["id"], task.page, task.file, read_by or "(older)", code_version())
+    built from, and leaves the cache; or (``gone``) whose result is no longer in the cache. It is
+    read within the page time limit. Every worker should run one version; this keeps a document
+    right when they do not (``pending_work`` spares the embedded default this: there such pages go
+    through the page pool with the others)."""
+    if gone:
+        log.warning("job %s: the result of page %d of %s is no longer in the cache: reading it again",
+                    job["id"], task.page, task.file)
+    else:
+        log.warning("job %s: page %d of %s was read by page stage %s, this worker runs %s: reading it again",
+                    job["id"], task.page, task.file, read_by or "(older)", code_version())
     audit.record(ctx.db, "page", "reread", dossier=job["dossier"], job=job["id"], file=task.file, page=task.page,
-                 readBy=read_by or None, version=code_version())
+                 readBy=read_by or None, version=code_version(), **({"gone": True} if gone else {}))
     result = process_page(task, cache, getattr(ctx.executor, "time_limit", None))
     result = replace(result, cached=False)  # read for this document, even when another finishing task was first
     settle(ctx.db, job["id"], row["number"], result, REREAD)

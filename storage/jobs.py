@@ -207,6 +207,20 @@ def count_by_state(engine: Engine) -> dict[str, int]:
         return {state: n for state, n in conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state))}
 
 
+def results_shared(engine: Engine, result_keys) -> set[str]:
+    """Of these page results (cache keys), those that pages of two or more open jobs name: the same
+    file in several documents shares them, and the first document stored must not clear them
+    from under the others."""
+    wanted = sorted({k for k in result_keys if k})
+    if not wanted:
+        return set()
+    with engine.connect() as conn:
+        return set(conn.execute(
+            sa.select(job_pages.c.result_key).join(jobs, jobs.c.id == job_pages.c.job_id)
+            .where(jobs.c.state.in_(ACTIVE), job_pages.c.result_key.in_(wanted))
+            .group_by(job_pages.c.result_key).having(sa.func.count(sa.distinct(job_pages.c.job_id)) > 1)).scalars())
+
+
 def quiet_since(engine: Engine, states: tuple[str, ...] = ACTIVE) -> dict[str, str]:
     """For each of these states, when the job in it that has moved least recently last moved (its
     state or one of its pages changed): ISO times as the rows hold them (the metrics page; a time

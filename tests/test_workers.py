@@ -272,6 +272,24 @@ def test_a_bulk_run_on_workers_waits_out_a_storage_outage_and_ends_every_dossier
         assert [d["title"] for d in manifest["documents"]] == titles, code  # each once, in order
 
 
+def test_one_scan_in_many_dossiers_of_a_bulk_run_ends_every_dossier_done(cluster, rendered, tmp_path):
+    """Found by the ops review: the same file in 16 dossiers of one run (a form, an identity card
+    copied into each) shares its pages' cached results; the first document finished cleared them,
+    and the others failed "Kết quả trang 1 … không còn; chạy lại" (or "Không tìm thấy đối tượng
+    work/pages/…"). A result other open jobs name is kept for them; one gone anyway is read again."""
+    page = rendered("shared", layout="text", seed=991, dpi=72)
+    codes = [f"H23.50-261202-{n:04d}" for n in range(60, 68)]
+    for code in codes:
+        (tmp_path / "kho" / code).mkdir(parents=True)
+        save_page(page, tmp_path / "kho" / code / "01_Bản sao CCCD.png")
+    cluster.start_worker()
+    cluster.start_worker()
+    run = cluster.sohoa("bulk", tmp_path / "kho", "--json")
+    items = json.loads(run.stdout)["items"] if run.stdout else run.stderr
+    assert run.returncode == 0, [(i["dossier"], i.get("error")) for i in items if i["status"] != "done"]
+    assert json.loads(run.stdout)["totals"]["done"] == len(codes)
+
+
 def test_rabbitmq_is_a_broker_too(cluster, rendered, tmp_path, amqp_url):
     """RabbitMQ (127.0.0.1:5672, guest/guest, started with the machine) in place of Redis."""
     cluster.env["SOHOA_BROKER_URL"] = amqp_url
