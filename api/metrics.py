@@ -16,16 +16,22 @@ from pipeline.config import Settings
 
 
 
+def _read(what, settings: Settings) -> dict:
+    """``what(settings)``, or nothing: a scrape must not fail because the database or the store is
+    down (/readyz says so)."""
+    try:
+        return what(settings)
+    except Exception:  # noqa: BLE001
+        return {}
+
+
 class _Jobs:
     def __init__(self, settings: Settings):
         self.settings = settings
 
     def collect(self):
         family = GaugeMetricFamily("sohoa_jobs", "Jobs by state", labels=["state"])
-        try:
-            counts = service.job_counts(self.settings)
-        except Exception:  # a scrape must not fail because the database is down: /readyz says so
-            counts = {}
+        counts = _read(service.job_counts, self.settings)
         for state in ("queued", "running", "finishing", "done", "failed", "discarded"):
             family.add_metric([state], counts.get(state, 0))
         yield family
@@ -33,10 +39,7 @@ class _Jobs:
         # counts said nothing while an upload waited for good): alert on this growing
         quiet = GaugeMetricFamily("sohoa_jobs_quiet_seconds", "Seconds since the open job that moved least "
                                   "recently (a page done, its state changed) last moved", labels=["state"])
-        try:
-            ages = service.jobs_quiet_seconds(self.settings)
-        except Exception:  # a scrape must not fail because the database is down: /readyz says so
-            ages = {}
+        ages = _read(service.jobs_quiet_seconds, self.settings)
         for state in ("queued", "running", "finishing"):
             quiet.add_metric([state], round(ages.get(state, 0.0), 1))
         yield quiet
@@ -56,10 +59,7 @@ class _Fixity:
                                      "fixity cycle", labels=["store"])
         started = GaugeMetricFamily("sohoa_fixity_cycle_start_timestamp_seconds", "When the current fixity cycle "
                                     "started", labels=["store"])
-        try:
-            counters = service.fixity_counters(self.settings)
-        except Exception:  # a scrape must not fail because the store is down: /readyz says so
-            counters = {}
+        counters = _read(service.fixity_counters, self.settings)
         for store, c in counters.items():
             checked.add_metric([store], c["checked"])
             problems.add_metric([store], c["problems"])
