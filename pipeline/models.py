@@ -279,6 +279,7 @@ class DossierReport:
     results: dict[str, tuple]   # code -> tuple of DocumentVerdict or RenewalResult
     failed: bool
     objects: dict | None = None  # verify --all: the whole store's objects checked (pipeline.fixity.StoreAudit)
+    unindexed: tuple[str, ...] = ()  # verify --all: dossiers in the store the search index does not hold
 
     def to_json(self) -> dict:
         return {code: [r.to_json() for r in items] for code, items in self.results.items()}

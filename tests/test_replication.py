@@ -476,6 +476,21 @@ def test_sohoa_restore_code_repairs_a_changed_byte_and_a_truncated_manifest(prim
     verify_all(primary_home)
 
 
+def test_verify_all_says_which_stored_dossiers_the_search_index_misses(primary_home, capsys):
+    """Found by the ops review: after an older database dump was restored, search found none of the
+    dossiers stored since, and `verify --all` passed them without a word of it."""
+    from storage import index as search_index
+
+    settings = settings_for(primary_home)
+    search_index.forget_dossier(service.database(settings), CODES[1])  # as a dump older than it
+    assert sohoa(["verify", "--all"], settings=settings) == 0  # the archive itself is whole
+    out = capsys.readouterr().out
+    assert f"chỉ mục tìm kiếm chưa có 1 hồ sơ của kho ({CODES[1]})" in out and "sohoa reindex" in out, out
+    assert sohoa(["reindex"], settings=settings) == 0
+    assert sohoa(["verify", "--all"], settings=settings) == 0
+    assert "chỉ mục tìm kiếm chưa có" not in capsys.readouterr().out
+
+
 def test_verify_all_shows_each_dossier_as_it_is_judged_and_a_stopped_run_keeps_them(primary_home, tmp_path):
     """Found by the archive's hands-on review: `verify --all` over 114 dossiers printed nothing for
     its whole run, and stopped with Ctrl-C it printed none of the ~30 verdicts already reached. Each
