@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 from storage import db, index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
+from storage.errors import RetentionError
 from storage.local import LocalStore
 
 from storage import accounts
@@ -1580,7 +1581,16 @@ def readiness(settings: Settings) -> dict[str, str | None]:
         except Exception as exc:
             problems[name] = describe(exc).message_vi
 
-    check("store", lambda: open_store(settings).exists("system/readiness-probe"))
+    def store() -> None:
+        opened = open_store(settings)
+        opened.exists("system/readiness-probe")
+        locks = getattr(opened, "object_lock_enabled", None)
+        if locks is not None and not locks():  # every document would be refused (the ops review: ready until then)
+            raise RetentionError(f"Bucket '{opened.bucket}' không bật khóa đối tượng (object lock): không lưu được "
+                                 "tài liệu nào; dùng bucket có object lock (sohoa tự tạo khi bucket chưa tồn tại)",
+                                 "bucket without object lock")
+
+    check("store", store)
     check("database", lambda: db.check_schema(database(settings)))
     if settings.broker.url:
         from kombu import Connection

@@ -107,6 +107,21 @@ def test_existing_bucket_gets_versioning_and_refuses_unlockable_retention(rgw):
     assert store.stat(ORIGINAL) is None
 
 
+def test_a_bucket_without_object_lock_is_not_ready(rgw, tmp_path):
+    """Found by the ops review: /readyz said ready on a bucket without object lock, where every
+    document is refused at its first write."""
+    from pipeline import config, service
+
+    settings = {**{k: v for k, v in rgw.items() if k != "state"}, "bucket": new_bucket_name("plain")}
+    S3Store.connect(**settings).client.make_bucket(f"{settings['bucket']}-nolock")
+    env = {"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_STORAGE": "s3", "SOHOA_S3_ENDPOINT": settings["endpoint"],
+           "SOHOA_S3_ACCESS_KEY": settings["access_key"], "SOHOA_S3_SECRET_KEY": settings["secret_key"],
+           "SOHOA_S3_SECURE": "false"}
+    plain = service.readiness(config.load({**env, "SOHOA_S3_BUCKET": f"{settings['bucket']}-nolock"}))
+    assert "không bật khóa đối tượng" in (plain["store"] or ""), plain
+    assert service.readiness(config.load({**env, "SOHOA_S3_BUCKET": settings["bucket"]}))["store"] is None
+
+
 def test_metadata_and_tags_carry_dossier_document_and_sha256(s3_store):
     s3_store.put(ORIGINAL, b"scan", "image/jpeg", META)
     head = s3_store.client.stat_object(s3_store.bucket, ORIGINAL)
