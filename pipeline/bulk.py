@@ -202,18 +202,9 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
         pages_before += outcomes[n].pages
 
     finishing: set[str] = set()
-    unreachable_since = None
-    while following:
-        try:
-            _look(ctx, following, outcomes, broken, finishing, pages_before, inputs, show, send_finish)
-        except jobs.TRANSIENT as exc:  # the store or the database away a while: the workers wait it out, so do we
-            unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since > jobs.OUTAGE_WAIT:
-                raise
-            log.warning("bulk: %s unreachable, waiting: %s", type(exc).__name__, exc)
-            time.sleep(2)
-            continue
-        unreachable_since = None
+    while following:  # the store or the database away a while: the workers wait it out, so does this
+        _through_outage(lambda: _look(ctx, following, outcomes, broken, finishing, pages_before, inputs, show,
+                                      send_finish))
         if following:
             time.sleep(poll)
 
