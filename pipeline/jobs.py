@@ -217,7 +217,8 @@ def _read_again(ctx: IngestContext, job: dict, row: dict, task, cache: PageCache
     result = process_page(task, cache, getattr(ctx.executor, "time_limit", None))
     result = replace(result, cached=False)  # read for this document, even when another finishing task was first
     settle(ctx.db, job["id"], row["number"], result, REREAD)
-    cache.discard([row["result_key"]])
+    if not gone:  # a result read again because it was gone is the same file's, maybe others' too: kept
+        cache.discard([row["result_key"]])
     return result
 
 
