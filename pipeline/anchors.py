@@ -114,15 +114,18 @@ def anchor(db: Engine, store: ObjectStore, *, tsa_url: str | None = None,
     at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     rows, last_id, head_sha256 = journal.head(db)
     newest_key, newest = _newest(store)
-    if newest is not None and (disagrees := _against_db(db, newest_key, (int(newest["rows"]), newest["last_id"],
-                                                                         str(newest["sha256"])), rows)):
-        # a database that does not hold what the newest anchor names (a restored older dump, a
-        # restore drill or another deployment pointed at this store): an anchor of it, locked for
-        # years, would make every later check of the real log fail (the ops review)
+    disagrees = newest is not None and _against_db(db, newest_key, (int(newest["rows"]), newest["last_id"],
+                                                                    str(newest["sha256"])), rows)
+    if disagrees and not force:
+        # a database that does not hold what the newest anchor names (a restore drill or another
+        # deployment pointed at this store): an anchor of it, locked for years, would make every
+        # later check of the real log fail (the ops review). A database restored on purpose (going
+        # back after an upgrade, a disaster's nightly dump) is anchored with --force, which says so
         raise IntegrityError(
             f"Không neo nhật ký: {disagrees[0][0]}. Cơ sở dữ liệu này không giữ nhật ký mà mốc mới nhất đã neo "
-            "(bản sao lưu cũ được khôi phục, hay một cơ sở dữ liệu khác trỏ vào kho này?); mốc mới sẽ bị khóa "
-            "nhiều năm và làm mọi lần kiểm tra nhật ký thật sau này thất bại. Xem 'sohoa audit verify'",
+            "(một cơ sở dữ liệu khác, hay bản diễn tập khôi phục, trỏ vào kho này?); mốc mới sẽ bị khóa nhiều năm. "
+            "Nếu đây đúng là cơ sở dữ liệu đã được khôi phục từ bản sao lưu, neo lại bằng 'sohoa audit anchor "
+            "--force' (ghi nhận việc khôi phục); xem 'sohoa audit verify'",
             f"refusing to anchor: {disagrees[0][1]}")
     if not force and _unchanged(db, newest_key, newest, (rows, last_id, head_sha256)):
         return None
@@ -139,7 +142,8 @@ def anchor(db: Engine, store: ObjectStore, *, tsa_url: str | None = None,
                 "timestamp_token": base64.b64encode(token).decode("ascii") if token else None}
     key = keys.audit_anchor(at, rows)
     detail = {"key": key, "rows": rows, "last_id": last_id, "head_sha256": head_sha256,
-              "anchor_sha256": anchor_sha256, "timestamped": token is not None}
+              "anchor_sha256": anchor_sha256, "timestamped": token is not None,
+              **({"overrides": newest_key, "reason": disagrees[0][1]} if disagrees else {})}
     try:
         store.put(key, json.dumps(document, indent=1).encode("utf-8") + b"\n", "application/json",
                   metadata={"kind": "audit-anchor", "rows": rows}, compliance_days=retention_days)

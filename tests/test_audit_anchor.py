@@ -187,6 +187,12 @@ def test_a_database_that_does_not_hold_the_newest_anchored_row_is_never_anchored
     assert store.list("system/") == written
     assert anchors.verify(sqlite_db, store).ok  # the real log still checks
     assert anchors.anchor(sqlite_db, store) is not None  # and is still anchored
+    # a database restored on purpose (going back after an upgrade) is anchored when asked to, and
+    # the anchor's event names the one it overrides (the review: it was locked out for good)
+    made = anchors.anchor(restored, store, force=True)
+    assert made is not None
+    [event] = [e for e in audit.tail(restored, 5) if e.get("action") == anchors.ACTION]
+    assert event["overrides"].startswith("system/audit-anchors/") and "missing" in event["reason"]
     restored.dispose()
 
 
