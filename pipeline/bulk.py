@@ -191,9 +191,14 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
             if submitted.duplicate is not None:
                 outcomes[n] = _outcome(doc, "skipped", submitted.duplicate)
             else:
-                send(submitted.job, submitted.resumed)
+                # a job this run made before an outage cut its answer short is found again, "resumed":
+                # its pages were never sent (the review: the run then waited for it for good)
+                resumed = submitted.resumed and (submitted.view is None or submitted.view.batch != batch)
+                send(submitted.job, resumed)
                 following[submitted.job] = (n, doc)
                 continue
+        except jobs.TRANSIENT:  # an outage longer than the run waits: every later document would wait alike
+            raise
         except Exception as exc:  # this document failed; the batch goes on
             outcomes[n] = _failed(doc, exc)
             broken.setdefault(doc.dossier, n)
