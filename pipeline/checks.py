@@ -14,6 +14,7 @@ from storage.errors import NotFound as ObjectNotFound
 from . import manifest as mf
 from .models import DocumentVerdict
 from .repository import manifest_chain_problems, require_manifest
+from .signing.pdfa_signed import unsigned_base_revision
 from .signing.validation import verify_pdf
 
 TEST_PASS_VI = "ĐẠT (chữ ký thử nghiệm, không có giá trị pháp lý)"
@@ -62,7 +63,9 @@ def verify_stored_document(store: ObjectStore, code: str, doc: dict, policy: Tru
     check("versions", all(newest.get(k) == pdf_info.get(k) for k in ("key", "sha256", "size")),
           "tệp PDF trong manifest không phải phiên bản đã ký cuối cùng được ghi nhận",
           "the manifest's PDF is not the last signed version it records")
-    named = signed_identity(data)
+    # read in the revision the first signature covers: pyHanko's checks allow a metadata update after
+    # signing, which could rename a file copied from another dossier (the review)
+    named = signed_identity(unsigned_base_revision(data) or data)
     check("identity", named == (code, doc_id),
           f"tệp PDF đã ký ghi là của hồ sơ {named[0] or '(không ghi)'}, tài liệu {named[1] or '(không ghi)'}: "
           "không phải tài liệu này (tệp bị tráo hoặc sao chép từ hồ sơ khác)",
@@ -114,8 +117,8 @@ def verify_stored_document(store: ObjectStore, code: str, doc: dict, policy: Tru
 
 def signed_identity(pdf: bytes) -> tuple[str | None, str | None]:
     """The dossier code and document id the PDF's metadata names (XMP dc:source and dc:identifier,
-    written into every document before it is signed, so covered by its signature): a valid
-    signature proves the file is some agency document, these say which one."""
+    written into every document before it is signed): a valid signature proves the file is some
+    agency document, these, read from the revision it signed, say which one."""
     import pikepdf
 
     try:
