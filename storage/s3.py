@@ -214,26 +214,29 @@ class S3Store(ObjectStore):
         # the same recorded SHA-256 is not the same bytes: anyone who may write the bucket can put a
         # new version carrying the old record (the ops review: a restore locked such a forged version
         # under COMPLIANCE for the dossier's years); the bytes are read before they are kept or locked
-        if current is not None and current.sha256 == digest and self._holds(key, digest):
-            if retain and self.retention(key) is None:  # same bytes stored earlier unlocked: lock them now
+        holding = self._version_holding(key, digest) if current is not None and current.sha256 == digest else None
+        if holding is not None:
+            version = holding[0]  # that version is locked, not whichever is latest by then (the review)
+            if retain and self.retention(key, version) is None:  # same bytes stored earlier unlocked: lock them now
                 wanted = self._retention({**user_meta, **current.metadata}, compliance_days)
-                self._call(key, lambda: self.client.set_object_retention(self.bucket, key, wanted))
-                self._check_locked(key, None, wanted)
+                self._call(key, lambda: self.client.set_object_retention(self.bucket, key, wanted,
+                                                                         version_id=version))
+                self._check_locked(key, version, wanted)
             return current
         stored_meta = {**user_meta, "sha256": digest}
         retention = self._retention(user_meta, compliance_days) if retain else None
         attempts = []
 
-        def write():
-            if attempts and self._stored_sha256(key) == digest:
-                return None  # the lost-response case: the previous attempt did store it
+        def write() -> str | None:
+            if attempts and (found := self._version_holding(key, digest)) is not None:
+                return found[0]  # the lost-response case: the previous attempt did store it (read, not its record)
             attempts.append(1)
             return self.client.put_object(
                 self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
-                metadata=encode_metadata(stored_meta), tags=object_tags(stored_meta), retention=retention)
+                metadata=encode_metadata(stored_meta), tags=object_tags(stored_meta), retention=retention).version_id
         written = self._call(key, write)
         if retention is not None:
-            version = written.version_id if written else None
+            version = written
             if self.retention(key, version) is None:
                 # a large file goes up in parts, and Ceph RGW ignores the lock asked for when the
                 # upload starts: lock the object once it is complete (then read the lock back)
@@ -242,17 +245,17 @@ class S3Store(ObjectStore):
             self._check_locked(key, version, retention)
         return ObjectInfo(key, digest, len(data), user_meta)
 
-    def _holds(self, key: str, digest: str) -> bool:
-        """Whether the object's latest version holds bytes with this SHA-256 (read and hashed)."""
-        try:
-            return sha256(self.get(key)) == digest
-        except NotFound:
-            return False
-
-    def _stored_sha256(self, key: str) -> str | None:
-        """Called inside put's own retries, so a single HEAD with no retries of its own."""
+    def _version_holding(self, key: str, digest: str) -> tuple[str | None] | None:
+        """(version id,) of the latest version when its bytes, read and hashed, have this SHA-256;
+        None otherwise (absent, or other bytes under the same record)."""
         head = self._head_once(key)
-        return decode_metadata(head.metadata).get("sha256") if head is not None else None
+        if head is None:
+            return None
+        try:
+            data = self.get(key, version_id=head.version_id)
+        except NotFound:
+            return None
+        return (head.version_id,) if sha256(data) == digest else None
 
     def _check_locked(self, key: str, version_id: str | None, wanted: Retention) -> None:
         """Read the lock back: a server that ignores or mangles it must not pass silently."""
