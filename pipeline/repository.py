@@ -126,7 +126,7 @@ def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
     newest = current.get("manifestVersion")
     if newest is None:
         return []  # written before manifests had a history (sohoa.manifest/1): nothing to check yet
-    problems, previous = [], None
+    problems, previous, previous_version = [], None, None
     for number in range(1, newest + 1):
         try:
             data = store.get(keys.manifest_version(code, number))
@@ -135,14 +135,14 @@ def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:
             previous = None
             continue
         version = mf.loads(data)
-        if previous is not None and version.get("previousManifestSha256") != hashlib.sha256(previous).hexdigest():
-            problems.append(f"phiên bản manifest {number} không nối với phiên bản {number - 1} "
-                            f"(manifest version {number} does not link to version {number - 1})")
         if previous is not None:
+            if version.get("previousManifestSha256") != hashlib.sha256(previous).hexdigest():
+                problems.append(f"phiên bản manifest {number} không nối với phiên bản {number - 1} "
+                                f"(manifest version {number} does not link to version {number - 1})")
             problems += [f"phiên bản manifest {number} ghi lại tài liệu {doc_id} khác phiên bản {number - 1}: {what} "
                          f"(manifest version {number} rewrites what version {number - 1} recorded of {doc_id})"
-                         for doc_id, what in rewritten_documents(mf.loads(previous), version)]
-        previous = data
+                         for doc_id, what in rewritten_documents(previous_version, version)]
+        previous, previous_version = data, version
     if previous is not None and previous != current_bytes:
         problems.append("manifest.json khác phiên bản cuối trong lịch sử: đã bị sửa "
                         "(manifest.json differs from the last version in its history: edited)")
