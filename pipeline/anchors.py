@@ -114,8 +114,7 @@ def anchor(db: Engine, store: ObjectStore, *, tsa_url: str | None = None,
     at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     rows, last_id, head_sha256 = journal.head(db)
     newest_key, newest = _newest(store)
-    disagrees = newest is not None and _against_db(db, newest_key, (int(newest["rows"]), newest["last_id"],
-                                                                    str(newest["sha256"])), rows)
+    disagrees = newest is not None and _against_db(db, newest_key, newest, rows)
     if disagrees and not force:
         # a database that does not hold what the newest anchor names (a restore drill or another
         # deployment pointed at this store): an anchor of it, locked for years, would make every
@@ -157,25 +156,30 @@ def anchor(db: Engine, store: ObjectStore, *, tsa_url: str | None = None,
     return Anchor(key, at, rows, last_id, head_sha256, anchor_sha256, token is not None, token_error)
 
 
-def _newest(store: ObjectStore) -> tuple[str | None, dict | None]:
-    """The newest anchor's key and body; (key, None) when it cannot be read (a fresh one is written)."""
+def _anchored(body: dict) -> tuple[int, int | None, str]:
+    """The head an anchor's body covers: (rows, last row id, its SHA-256)."""
+    return int(body["rows"]), body["last_id"], str(body["sha256"])
+
+
+def _newest(store: ObjectStore) -> tuple[str | None, tuple[int, int | None, str] | None]:
+    """The newest anchor's key and the head it covers; (key, None) when it cannot be read (a fresh
+    one is written)."""
     key = next(iter(reversed(_anchor_keys(store))), None)
     if key is None:
         return None, None
     try:
-        body = json.loads(store.get(key))["anchor"]
-        int(body["rows"]), str(body["sha256"])
-        return key, body
+        return key, _anchored(json.loads(store.get(key))["anchor"])
     except Exception:  # noqa: BLE001 - unreadable newest anchor: write a fresh one
         return key, None
 
 
-def _unchanged(db: Engine, key: str | None, body: dict | None, head: tuple[int, int | None, str]) -> bool:
-    if body is None:
+def _unchanged(db: Engine, key: str | None, anchored: tuple[int, int | None, str] | None,
+               head: tuple[int, int | None, str]) -> bool:
+    if anchored is None:
         return False
-    if head == (body["rows"], body["last_id"], body["sha256"]):
+    if head == anchored:
         return True
-    if head[0] != body["rows"] + 1:
+    if head[0] != anchored[0] + 1:
         return False
     last = journal.tail(db, 1)
     return bool(last) and last[0].get("action") == ACTION and last[0].get("key") == key
@@ -227,7 +231,7 @@ def verify(db: Engine, store: ObjectStore, *, trust_roots: Iterable | None = Non
         try:
             document = json.loads(read())
             body = document["anchor"]
-            anchored = (int(body["rows"]), body["last_id"], str(body["sha256"]))
+            anchored = _anchored(body)
         except Exception as error:  # noqa: BLE001 - a damaged anchor is a finding, not a crash
             problems.append((f"Không đọc được mốc nhật ký {key}", f"unreadable anchor {key}: {error}"))
             continue
