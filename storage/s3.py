@@ -214,7 +214,8 @@ class S3Store(ObjectStore):
         # the same recorded SHA-256 is not the same bytes: anyone who may write the bucket can put a
         # new version carrying the old record (the ops review: a restore locked such a forged version
         # under COMPLIANCE for the dossier's years); the bytes are read before they are kept or locked
-        holding = self._version_holding(key, digest) if current is not None and current.sha256 == digest else None
+        holding = (self._call(key, lambda: self._version_holding(key, digest))
+                   if current is not None and current.sha256 == digest else None)
         if holding is not None:
             version = holding[0]  # that version is locked, not whichever is latest by then (the review)
             if retain and self.retention(key, version) is None:  # same bytes stored earlier unlocked: lock them now
@@ -251,10 +252,12 @@ class S3Store(ObjectStore):
         head = self._head_once(key)
         if head is None:
             return None
-        try:
-            data = self.get(key, version_id=head.version_id)
-        except NotFound:
-            return None
+        try:  # once: put's retries cover this, as they do the HEAD
+            data = self._fetch_once(key, head.version_id)
+        except S3Error as error:
+            if error.code in _NOT_FOUND_CODES:
+                return None
+            raise
         return (head.version_id,) if sha256(data) == digest else None
 
     def _check_locked(self, key: str, version_id: str | None, wanted: Retention) -> None:
@@ -269,21 +272,22 @@ class S3Store(ObjectStore):
     def get(self, key, sha256=None, *, version_id: str | None = None):
         """The object's bytes (``version_id``: that version rather than the latest, an S3 extra)."""
         key = check_key(key)
-
-        def fetch() -> bytes:
-            response = self.client.get_object(self.bucket, key, version_id=version_id)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
         try:
-            data = self._call(key, fetch)
+            data = self._call(key, lambda: self._fetch_once(key, version_id))
         except S3Error as error:
             if error.code in _NOT_FOUND_CODES:
                 raise NotFound(f"Không tìm thấy đối tượng: {key}", "object not found") from None
             raise
         return self._checked(key, data, sha256)
+
+    def _fetch_once(self, key: str, version_id: str | None = None) -> bytes:
+        """One GET of the object's bytes (``version_id``: that version), no retries of its own."""
+        response = self.client.get_object(self.bucket, key, version_id=version_id)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
 
     def get_file(self, key, path, sha256=None):
         key = check_key(key)
