@@ -386,12 +386,12 @@ def cmd_verify(args, settings: Settings) -> int:
         return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
     for code, verdicts in report.results.items():  # what the object check added (a dossier lost whole)
         if len(verdicts) > shown.get(code, 0):
-            _print_dossier(code, verdicts[shown.get(code, 0):] if code in shown else verdicts)
+            _print_dossier(code, verdicts[shown.get(code, 0):])
     failed = sum(1 for verdicts in report.results.values() if not verdicts or not all(v.ok for v in verdicts))
     print(f"Đã kiểm tra {len(report.results)} hồ sơ: {len(report.results) - failed} đạt, {failed} KHÔNG ĐẠT.")
     if report.unindexed:
-        shown = ", ".join(report.unindexed[:5]) + (", …" if len(report.unindexed) > 5 else "")
-        print(f"Lưu ý: chỉ mục tìm kiếm chưa có {len(report.unindexed)} hồ sơ của kho ({shown}): tìm kiếm không thấy "
+        named = ", ".join(report.unindexed[:5]) + (", …" if len(report.unindexed) > 5 else "")
+        print(f"Lưu ý: chỉ mục tìm kiếm chưa có {len(report.unindexed)} hồ sơ của kho ({named}): tìm kiếm không thấy "
               "chúng (cơ sở dữ liệu được khôi phục từ bản sao lưu cũ hơn kho?); chạy 'sohoa reindex'.")
     return ExitCode.CHECK_FAILED if report.failed else ExitCode.OK
 

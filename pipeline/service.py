@@ -166,7 +166,7 @@ def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progre
            poll: float = 0.5) -> IngestSummary:
     """Follow a job the workers run until it is done (its document) or failed (its error). The
     job goes on in the workers while the database or the store is unreachable: this waits for
-    them, up to OUTAGE_WAIT seconds at a time."""
+    them, up to ``jobs.OUTAGE_WAIT`` seconds at a time."""
     import time
 
     db = database(settings)
@@ -180,7 +180,7 @@ def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progre
                 return jobs.summary_of_done(ctx, job_id)
         except jobs.TRANSIENT:
             unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since > OUTAGE_WAIT:
+            if time.monotonic() - unreachable_since > jobs.OUTAGE_WAIT:
                 raise
             time.sleep(2)
             continue
@@ -191,8 +191,6 @@ def _await(settings: Settings, ctx: IngestContext, job_id: str, progress: Progre
             raise jobs.discarded(job_id, job.dossier)
         time.sleep(poll)
 
-
-OUTAGE_WAIT = jobs.OUTAGE_WAIT
 
 
 def status(settings: Settings, ref: str) -> tuple[JobView, ...]:
@@ -1111,6 +1109,7 @@ def jobs_quiet_seconds(settings: Settings) -> dict[str, float]:
     now = datetime.now(timezone.utc)
     return {state: max(0.0, (now - datetime.fromisoformat(at)).total_seconds())
             for state, at in job_table.quiet_since(database(settings)).items()}
+
 
 def add_user(settings: Settings, name: str, role: str, agencies: Sequence[str] = (),
              password: str | None = None) -> Principal:
