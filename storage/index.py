@@ -922,6 +922,18 @@ def _candidates_postgresql(engine: Engine, query: Query, prefix: str | None, win
         sql = ("WITH newest AS MATERIALIZED (" + newest + ") "
                "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, true AS phrase "
                "FROM newest JOIN pages p USING (id) ORDER BY p.id DESC LIMIT :window")
+    elif prefix or scope:
+        # Newest first by the code's order means every page of the codes holding the words is read
+        # and sorted: they are read once, each with whether it holds the phrase (a second pass for
+        # the phrase read them all again: "chức chính" in an agency of 10,000 pages, 37 ms to 20).
+        sql = ("WITH word_pages AS MATERIALIZED (SELECT p.id, p.tsv @@ (" + phrase + ") AS holds FROM pages p "
+               "WHERE true " + filters + "AND p.tsv @@ (" + every_word + ") " + read + "), "
+               "newest AS MATERIALIZED (SELECT id FROM word_pages ORDER BY id DESC LIMIT :scan), "
+               "phrase AS MATERIALIZED (SELECT id FROM word_pages WHERE holds ORDER BY id DESC LIMIT :window) "
+               "SELECT p.id, p.dossier_code, p.doc_id, p.number, p.text, p.text_folded, "
+               "p.id IN (SELECT id FROM phrase) AS phrase "
+               "FROM (SELECT id FROM newest UNION SELECT id FROM phrase) AS c JOIN pages p USING (id) "
+               "ORDER BY phrase DESC, p.id DESC LIMIT :window")
     else:  # as on SQLite: the newest pages holding the phrase, wherever they are, and the newest holding the words
         # PostgreSQL takes a phrase to be nearly as common as its words, and read every page back to
         # the first, newest first, for a citizen's name ("Trần Hữu An": common syllables, a rare

@@ -319,8 +319,8 @@ def test_the_phrase_survives_the_candidate_window(index_engine, monkeypatch):
 def test_a_common_query_is_ranked_among_the_newest_pages(index_engine, monkeypatch):
     """More pages hold the words than the database looks at (SCAN): the newest of them are
     ranked, with the newest pages holding the phrase wherever they are (an older phrase page was
-    left out until the search review found it), those holding the phrase first; a dossier prefix
-    narrows to one."""
+    left out until the search review found it), those holding the phrase first; within an agency's
+    scope or a prefix the same; a dossier prefix narrows to one."""
     pages = {"old_phrase": "Gia đình văn hóa, hạnh phúc."}
     pages |= {f"apart{n}": "Hạnh " + "một hai ba bốn năm sáu bảy tám chín mười " + "phúc" for n in range(6)}
     pages |= {"new_phrase": "Giấy chứng nhận gia đình hạnh phúc năm 2025."}
@@ -333,5 +333,9 @@ def test_a_common_query_is_ranked_among_the_newest_pages(index_engine, monkeypat
     names = [at[(r["dossierCode"], r["docId"], r["page"])] for r in results]
     assert set(names[:2]) == {"old_phrase", "new_phrase"} and names[2] in {"apart4", "apart5"}
     assert [r["tier"] for r in results] == ["phrase", "phrase", "all"]
+    # within an agency (an officer's every search) or a day's codes: the same pages, ranked the same
+    assert index.search(index_engine, "hạnh phúc", limit=3, scope=["H23.50"]) == results
+    assert index.search(index_engine, "hạnh phúc", limit=3, code_prefix="H23.50-2612") == results
+    assert index.search(index_engine, "hạnh phúc", limit=3, scope=["H15.50"]) == []
     old = index.search(index_engine, "hạnh phúc", code_prefix=where["old_phrase"][0])
     assert [(at[(r["dossierCode"], r["docId"], r["page"])], r["tier"]) for r in old] == [("old_phrase", "phrase")]
