@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 from storage import index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
 from storage.errors import NotFound as ObjectNotFound, RetentionError
-from storage.retention import MAINTENANCE_YEARS, PERMANENT_YEARS
+from storage.retention import period_end
 
 from . import audit, events, jobs, manifest as mf
 from .errors import Conflict, IntegrityError, NotFound, UsageError
@@ -64,7 +64,7 @@ class RetentionRow:
 
 def closed_on(manifest: dict) -> date | None:
     """The day the dossier's last document came in (``endDate``), else its last update."""
-    last = manifest.get("endDate") or (manifest.get("updated") or manifest.get("created") or "")[:10]
+    last = mf.closing_day(manifest)
     return date.fromisoformat(last) if last else None
 
 
@@ -74,11 +74,7 @@ def due_date(manifest: dict, default_days: int) -> date | None:
     closed = closed_on(manifest)
     if code == PERMANENT or closed is None:
         return None
-    start = date(closed.year + 1, 1, 1)
-    years = MAINTENANCE_YEARS.get(code)
-    if years is not None and years < PERMANENT_YEARS:
-        return start.replace(year=start.year + years)
-    return date.fromordinal(start.toordinal() + default_days)
+    return period_end(closed, code, default_days)  # the day the store's write-once lock ends too
 
 
 DAMAGED = "damaged"  # the manifest does not parse: nothing is known of the dossier until it is restored
@@ -251,10 +247,10 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
 
 def _refuse_if_locked(store: ObjectStore, code: str, objects: Sequence[dict]) -> None:
     """Conflict, before anything is removed, when the store's write-once lock still holds an object
-    of the plan (S3 object lock, counted from the day each object was stored, not from the paper
-    file's close the due date counts from: a backlog digitised years after the file closed is due
-    long before). Removing the rest would take the dossier out of every view while the citizen's
-    scans stayed for years (the ops review)."""
+    of the plan (S3 object lock: it ends the day the dossier is due, storage.retention, but an
+    object stored before version 0.3.1 is locked from the day it was stored, and one of a dossier
+    already due when it was stored for a year). Removing the rest would take the dossier out of
+    every view while the citizen's scans stayed for years (the ops review)."""
     locked_until = getattr(store, "retention", None)
     if locked_until is None:
         return
@@ -271,7 +267,7 @@ def _refuse_if_locked(store: ObjectStore, code: str, objects: Sequence[dict]) ->
     if locked:
         raise Conflict(
             f"Hồ sơ {code} đã đến hạn hủy nhưng kho còn khóa bất biến {locked} tệp của nó đến ngày "
-            f"{latest.astimezone(now.tzinfo):%d/%m/%Y} (khóa tính từ ngày lưu); chưa xóa gì. Chạy lại lệnh từ ngày đó",
+            f"{latest.astimezone(now.tzinfo):%d/%m/%Y} (khóa đặt khi lưu); chưa xóa gì. Chạy lại lệnh từ ngày đó",
             f"{locked} object(s) of the dossier locked until {latest.isoformat()}: nothing removed")
 
 

@@ -131,10 +131,20 @@ def page_entry(number: int, source: dict, result: PageResult) -> dict:
     return entry
 
 
+def closing_day(manifest: dict, now: datetime | None = None) -> str | None:
+    """The day (ISO) the dossier's retention counts from: its paper file's last date, else the day
+    its last document came in (``now`` when one is coming in), else its last update. The
+    write-once lock of each object it stores ends when that period does (metadata ``closed``,
+    storage.retention)."""
+    if manifest.get("datesFrom") == "paper" or now is None:
+        return manifest.get("endDate") or (manifest.get("updated") or manifest.get("created") or "")[:10] or None
+    return now.date().isoformat()
+
+
 def with_document(manifest: dict, document: dict, now: datetime) -> dict:
     """A new manifest with the document appended and the dossier totals updated."""
     docs = [*manifest["documents"], document]
-    end = manifest["endDate"] if manifest.get("datesFrom") == "paper" else now.date().isoformat()
+    end = closing_day(manifest, now)
     return {**manifest, "documents": docs, "totalDoc": len(docs),
             "numberOfPage": sum(d["numberOfPage"] for d in docs), "endDate": end,
             "updated": now.isoformat(), "title": manifest["title"] or document["title"],

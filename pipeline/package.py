@@ -173,7 +173,8 @@ def dossier_objects(manifest: dict) -> list[DossierObject]:
     """Every object the manifest names, each once, in document order: originals, every PDF
     version (the current one included), OCR text, OCR words. With the content type, metadata and
     write-once flag ingest stores it with (``pipeline.ingest``, ``pipeline.renewal``)."""
-    code, maintenance = manifest["dossierCode"], manifest.get("maintenance")
+    code = manifest["dossierCode"]
+    lock = {"maintenance": manifest.get("maintenance"), "closed": mf.closing_day(manifest)}  # until the dossier is due
     found: dict[str, DossierObject] = {}
 
     def add(obj: DossierObject) -> None:
@@ -194,13 +195,13 @@ def dossier_objects(manifest: dict) -> list[DossierObject]:
         for o in doc.get("originals", []):
             add(DossierObject(o["key"], o["sha256"], o["size"], "original", o.get("mediaType") or "application/octet-stream",
                               created, (doc_id,), o.get("filename"),
-                              store_metadata={"dossier": code, "kind": "original", "filename": o.get("filename"),
-                                              "maintenance": maintenance}, retain=True))
+                              store_metadata={"dossier": code, "kind": "original",
+                                              "filename": o.get("filename")} | lock, retain=True))
         for o in doc.get("handedIn", []):  # a file handed in whose pages the originals hold rearranged
             add(DossierObject(o["key"], o["sha256"], o["size"], "original", o.get("mediaType") or "application/octet-stream",
                               created, (doc_id,), o.get("filename"),
-                              store_metadata={"dossier": code, "kind": "handed-in", "filename": o.get("filename"),
-                                              "maintenance": maintenance}, retain=True))
+                              store_metadata={"dossier": code, "kind": "handed-in",
+                                              "filename": o.get("filename")} | lock, retain=True))
         versions = list(doc.get("pdfVersions") or [])
         if not any(v["key"] == doc["pdf"]["key"] for v in versions):
             versions.append({**doc["pdf"], "at": created, "reason": "signed" if doc.get("signature") else "stored"})
@@ -209,7 +210,7 @@ def dossier_objects(manifest: dict) -> list[DossierObject]:
             add(DossierObject(v["key"], v["sha256"], v["size"], "pdf", "application/pdf", v.get("at") or created,
                               (doc_id,), version=_version_of(doc_id, v["key"]), reason=v.get("reason"),
                               source_keys=previous,
-                              store_metadata=meta | {"kind": "pdf", "maintenance": maintenance}, retain=True))
+                              store_metadata=meta | {"kind": "pdf"} | lock, retain=True))
             previous = (v["key"],)
         for kind, mimetype in (("text", "text/plain"), ("words", "application/json")):
             if doc.get(kind):
@@ -1112,7 +1113,8 @@ def import_sip(store: ObjectStore, sip_dir: Path) -> str:
     for rel in [p for p in checked if p.startswith(EVENTS_DIR + "/")]:
         name = rel[len(EVENTS_DIR) + 1:]
         store.put(keys.dossier_events(code) + name, read(rel), "application/json", retain=True)
-    meta = {"dossier": code, "kind": "manifest"}
+    meta = {"dossier": code, "kind": "manifest", "maintenance": manifest.get("maintenance"),
+            "closed": mf.closing_day(manifest)}  # as repository.save_manifest locks them
     for number, data in history:
         store.put(keys.manifest_version(code, number), data, "application/json", meta, retain=True)
     store.put(keys.manifest(code), current, "application/json", meta)  # last: the dossier appears whole

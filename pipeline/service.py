@@ -671,7 +671,7 @@ def closed_dossiers(settings: Settings, before: date) -> list[str]:
         except IntegrityError:  # listed: packaging it fails and says why, the others still go
             found.append(code)
             continue
-        last = manifest.get("endDate") or (manifest.get("updated") or "")[:10]
+        last = mf.closing_day(manifest)
         if last and date.fromisoformat(last) < before:
             found.append(code)
     return found

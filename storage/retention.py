@@ -10,11 +10,18 @@ test), which silently leaves the object unlocked.
 
 ``ObjectStore.put`` has no maintenance parameter: the S3 backend reads the code from the
 object metadata (``metadata["maintenance"]``) and falls back to the default period in days
-when it is absent or is 07.
+when it is absent or is 07. With ``metadata["closed"]`` (the ISO day the dossier closed: its
+paper file's last date, else the day its last document came in) the period counts as an
+archive counts it, from the 1st of January after that day's year, so that the lock ends the
+day the dossier may be disposed of: counted from the day each object was stored, a renewal
+written years later, or a backlog digitised long after its file closed, stayed locked for
+years past that day, and its disposal was refused (the ops review). An object of a dossier
+already due when stored is still locked for ``DUE_ALREADY_DAYS`` (its period, if shorter):
+time for its checks, copies and an archivist's decision.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from .errors import StorageConfigError
 
@@ -24,6 +31,8 @@ OTHER = "07"
 DEFAULT_RETENTION_DAYS = 3650
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 LATEST_RETAIN_UNTIL = datetime(2106, 1, 1, tzinfo=timezone.utc)
+DUE_ALREADY_DAYS = 365
+ARCHIVE_DAY = timezone(timedelta(hours=7), "ICT")  # a due day begins at midnight in Vietnam
 
 
 def lock_mode(value: str | None) -> str:
@@ -52,17 +61,34 @@ def _add_years(day: datetime, years: int) -> datetime:
         return day.replace(year=day.year + years, day=28)
 
 
-def retain_until(now: datetime, maintenance: str | None, fallback_days: int) -> datetime:
-    """The retain-until instant for an object stored at ``now`` (timezone-aware, UTC)."""
+def period_end(closed: date, maintenance: str | None, fallback_days: int) -> date:
+    """The day a dossier that closed on ``closed`` may be disposed of: its maintenance period
+    (permanent: PERMANENT_YEARS; 07, none or unknown: ``fallback_days``) counted from the 1st of
+    January after that day's year, as archives count it."""
+    start = date(closed.year + 1, 1, 1)
+    years = MAINTENANCE_YEARS.get((maintenance or "").strip())
+    return start.replace(year=start.year + years) if years else start + timedelta(days=fallback_days)
+
+
+def retain_until(now: datetime, maintenance: str | None, fallback_days: int, closed: str | None = None) -> datetime:
+    """The retain-until instant for an object stored at ``now`` (timezone-aware, UTC): the
+    maintenance period counted from ``now``, or, given the day the dossier ``closed`` (ISO), from
+    the 1st of January after it (module docstring)."""
     now = now.astimezone(timezone.utc)
     code = (maintenance or "").strip()
-    if code in MAINTENANCE_YEARS:
-        until = _add_years(now, MAINTENANCE_YEARS[code])
-    elif code in ("", OTHER):
-        until = now + timedelta(days=fallback_days)
-    else:
+    if code not in MAINTENANCE_YEARS and code not in ("", OTHER):
         raise StorageConfigError(f"Mã thời hạn bảo quản không hợp lệ: '{maintenance}' (01..07, TT 05/2025)",
                                  "maintenance code: 01..07")
+    years = MAINTENANCE_YEARS.get(code)
+    until = _add_years(now, years) if years else now + timedelta(days=fallback_days)
+    if closed:
+        try:
+            day = date.fromisoformat(str(closed)[:10])
+        except ValueError:
+            raise StorageConfigError(f"Ngày kết thúc hồ sơ không hợp lệ: '{closed}'", "closed: an ISO date") from None
+        due = period_end(day, code, fallback_days)
+        until = max(datetime(due.year, due.month, due.day, tzinfo=ARCHIVE_DAY).astimezone(timezone.utc),
+                    min(until, now + timedelta(days=DUE_ALREADY_DAYS)))
     return min(until, LATEST_RETAIN_UNTIL)
 
 

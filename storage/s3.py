@@ -11,7 +11,8 @@
   reset, timeouts, 5xx, SlowDown) are retried a bounded number of times.
 - ``put(..., retain=True)`` sets object-lock retention: mode ``lock_mode``,
   period from ``metadata["maintenance"]`` (TT 05/2025 code, see storage.retention) or
-  ``retention_days``. ``put(..., compliance_days=n)`` sets mode COMPLIANCE for ``n`` days
+  ``retention_days``, counted from the day the dossier closed when ``metadata["closed"]`` says
+  it. ``put(..., compliance_days=n)`` sets mode COMPLIANCE for ``n`` days
   whatever ``lock_mode`` is (the access log's anchors: nobody may remove them early).
 - ``delete`` removes every version of the key for good; the server refuses it for a
   retained version, which surfaces as RetentionError.
@@ -185,7 +186,7 @@ class S3Store(ObjectStore):
         if compliance_days is not None:
             until = ret.retain_until(self.clock(), None, ret.default_days(compliance_days))
             return Retention("COMPLIANCE", until)
-        until = ret.retain_until(self.clock(), metadata.get("maintenance"), self.retention_days)
+        until = ret.retain_until(self.clock(), metadata.get("maintenance"), self.retention_days, metadata.get("closed"))
         return Retention(self.lock_mode, until)
 
     def _head_once(self, key: str, version_id: str | None = None):

@@ -151,7 +151,7 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     assert {h.dossier_code for h in service.search(settings, word).hits} >= {code}
     sip = service.package(settings, code, tmp_path / "sip")  # handed to the archive before the disposal
 
-    # the PDF is still under its store lock (as on S3, counted from the day it was stored): nothing
+    # the PDF is still under its store lock (as on S3, for an object stored before 0.3.1): nothing
     # goes, and the date is said. It went on to remove the rest, so the dossier left every view
     # while the citizen's scans and signed PDF stayed for years (the ops review)
     pdf = keys.document_pdf(code, doc_id)

@@ -2,10 +2,12 @@
 index on PostgreSQL, then search, a server-refused delete, and reindex on an empty database."""
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
+
 import pytest
 
 from api.cli import main as sohoa
-from pipeline import config
+from pipeline import config, service
 from pipeline.service import open_store
 from storage import db, index
 from storage.base import sha256
@@ -92,3 +94,23 @@ def test_link_is_refused_on_the_local_store(cli, home, rendered, tmp_path):
     assert cli("ingest", "--dossier", "H23.50-261201-0008", "--title", "Đơn", scan)[0] == 0
     code, _, err = cli("link", "H23.50-261201-0008")
     assert code != 0 and "sohoa export" in err
+
+
+def test_a_backlog_dossiers_objects_are_locked_until_the_day_it_is_due(cli, home, rendered, s3_env, tmp_path):
+    """A paper file that closed in 2019, digitised now with a 10-year maintenance code: due on
+    1 January 2030, which the retention report says; its scans, PDF and manifest history were locked
+    until ten years from the day they were stored, and its disposal refused until then."""
+    scan = save_page(rendered("admin-clean", layout="admin", degradation=0, seed=2), tmp_path / "trang 1.png")
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ cũ", "--maintenance", "06",
+                         "--start-date", "2019-03-01", "--end-date", "2019-11-20", scan)
+    assert code == 0, err
+    settings = config.load()
+    store = open_store(settings)
+    [row] = [r for r in service.retention_report(settings) if r.code == CODE]
+    assert row.due == date(2030, 1, 1)
+    due = datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=7)))
+    retained = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
+                or "/manifests/" in k]
+    assert len(retained) >= 3
+    for key in retained:
+        assert store.retention(key)["until"] == due, key

@@ -46,6 +46,21 @@ def test_other_or_missing_code_uses_the_default_days():
         ret.retain_until(NOW, "99", 30)
 
 
+def test_given_the_day_the_dossier_closed_the_lock_ends_when_the_dossier_is_due():
+    """Counted as the archive counts the due date (pipeline.disposal.due_date): from the 1st of
+    January after the year the dossier closed, to midnight in Vietnam; a renewal stored years
+    later is not locked past that day (the ops review), nor a dossier already due for more than a year."""
+    due_2037 = datetime(2036, 12, 31, 17, 0, tzinfo=timezone.utc)  # 1 January 2037, 00:00 in Vietnam
+    assert ret.retain_until(NOW, "06", 30, closed="2026-12-01") == due_2037
+    assert ret.retain_until(NOW.replace(year=2031), "06", 30, closed="2026-12-01") == due_2037
+    assert ret.retain_until(NOW, "07", 30, closed="2026-03-02") == datetime(2027, 1, 30, 17, tzinfo=timezone.utc)
+    assert ret.retain_until(NOW, "01", 30, closed="2026-03-02") == ret.LATEST_RETAIN_UNTIL
+    already_due = ret.retain_until(NOW, "05", 30, closed="1995-06-01")  # due in 2016
+    assert already_due == NOW + timedelta(days=ret.DUE_ALREADY_DAYS)
+    with pytest.raises(ValueError):
+        ret.retain_until(NOW, "06", 30, closed="20/11/2019")
+
+
 def test_lock_mode_and_default_days_are_validated():
     assert ret.lock_mode(None) == "GOVERNANCE"
     assert ret.lock_mode("compliance") == "COMPLIANCE"

@@ -274,6 +274,8 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
 
     signed, record = signed_document("B-LTA")
     store, doc_id = store_dossier(tmp_path, signed, record)
+    dossier = json.loads(store.get(keys.manifest(CODE))) | {"maintenance": "06", "endDate": "2019-11-20"}
+    store.put(keys.manifest(CODE), json.dumps(dossier, ensure_ascii=False).encode())
     conf = settings(tmp_path, pki)
 
     [untouched] = service.renew_dossier(conf, CODE, within_days=30)
@@ -289,6 +291,10 @@ def test_renew_timestamps_adds_document_timestamp_and_updates_manifest(pki, tmp_
     assert manifest["documents"][0]["pdf"]["sha256"] == sha256(new) == renewed.sha256
     assert manifest["documents"][0]["pdf"]["size"] == len(new)
     assert manifest["events"][-1]["type"] == "timestamp-renewal"
+    # its write-once lock (S3) ends when the dossier is due, counted from the day it closed, not ten
+    # years after the renewal: its disposal was refused for years (the ops review)
+    for key in (manifest["documents"][0]["pdf"]["key"], keys.manifest_version(CODE, manifest["manifestVersion"])):
+        assert store.stat(key).metadata | {"maintenance": "06", "closed": "2019-11-20"} == store.stat(key).metadata
 
     [verdict] = service.verify_dossier(conf, CODE)
     assert verdict.ok, verdict.message_en
