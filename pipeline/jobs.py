@@ -115,20 +115,29 @@ def _pending(job: dict) -> tuple[PreparedDocument, list[int], list[str]]:
     return prepared, numbers, list(outdated.values())
 
 
+SOFT_LIMIT_MARGIN = 3.0  # seconds between a page's own deadline and its worker's soft time limit
+
+
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,
              time_limit: float | None = None) -> tuple[int, int, int]:
     """Do one page of a job (from the shared page results when any worker did it before);
     returns the job's (pages done, pages failed, pages in all). A store outage raises, so the
-    task is retried; a bad page settles as failed, and a page still failing when ``time_limit``
-    seconds have passed (the worker's time limit interrupted it) as over its time."""
+    task is retried; a bad page settles as failed, and one still being read ``SOFT_LIMIT_MARGIN``
+    seconds before ``time_limit`` (the worker's soft time limit) is stopped and settles as over
+    its time."""
     started = time.monotonic()
     job = _job(db, job_id)
     if job["state"] in job_table.FINAL:
         return job["pages_done"], job["pages_failed"], job["pages_total"]
     task = PreparedDocument.from_json(job["request"]).tasks[number - 1]
-    result = process_page(task, PageCache(store))
-    if not result.ok and time_limit is not None and time.monotonic() - started >= time_limit:
-        result = over_time(task, time_limit)
+    # The page's own deadline comes a little before the worker's interruption (which counts from
+    # the task's start, a moment earlier): what it started, tesseract or pdftoppm, is killed by
+    # its deadline, where the interruption left it running for minutes (the bad-input review).
+    own = max(1.0, time_limit - SOFT_LIMIT_MARGIN) if time_limit is not None else None
+    result = process_page(task, PageCache(store), own)
+    if own is not None and not result.ok and (result.error == over_time(task, own).error
+                                              or time.monotonic() - started >= own):
+        result = over_time(task, time_limit)  # said with the worker's limit, as when it interrupts
     return settle(db, job_id, number, result, worker)
 
 

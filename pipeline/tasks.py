@@ -167,8 +167,9 @@ def read_ahead(self, task: dict) -> None:
     """An intake page read before its document is confirmed (``pipeline.early``): the result
     only fills the page cache; a failure is left for the document's own job to report."""
     limit_native_threads()
-    try:
-        run_page_json(task, _store())
+    soft_limit = int(_settings().broker.page_time_limit * .9)
+    try:  # its own deadline first, as a job's page (jobs.run_page): nothing it started is left running
+        run_page_json(task, _store(), max(1.0, soft_limit - jobs.SOFT_LIMIT_MARGIN))
     except SoftTimeLimitExceeded:
         return
 

@@ -673,6 +673,7 @@ def test_tesseract_hanging_on_one_page_is_stopped_at_the_time_limit_and_retried(
         workers.fault.write_text("")
     assert done.returncode == 13, done.stderr
     assert "vuong.png, trang 1: quá thời hạn 18 giây" in done.stderr, done.stderr
+    assert _left_running(workers.home) == []  # the hung tesseract was killed, not left to its own end
     job = json.loads(workers.sohoa("status", code_, "--json").stdout)[-1]
     assert (job["state"], job["pagesDone"], job["pagesFailed"]) == ("failed", 1, 1), job
     assert not (workers.home / "store" / "dossiers" / code_ / "manifest.json").exists()
@@ -682,9 +683,51 @@ def test_tesseract_hanging_on_one_page_is_stopped_at_the_time_limit_and_retried(
     assert (after["state"], after["attempts"], after["pagesDone"]) == ("done", 2, 2)
     workers.check_once(code_, ["Treo"])
     row("tesseract hangs on one page", "2 workers, SOHOA_PAGE_TIME_LIMIT=20",
-        "stopped at the soft limit; job `failed`: \"vuong.png, trang 1: quá thời hạn 18 giây cho một trang\"; "
-        "worker alive; `sohoa retry` → `done` (attempt 2), 1 document",
+        "stopped 3 s before the soft limit, tesseract killed; job `failed`: \"vuong.png, trang 1: quá thời hạn 18 "
+        "giây cho một trang\"; worker alive; `sohoa retry` → `done` (attempt 2), 1 document",
         "test_faults.py::test_tesseract_hanging_on_one_page_is_stopped_at_the_time_limit_and_retried")
+
+
+def _left_running(home: Path) -> list[str]:
+    """Recognisers and renderers the workers of ``home`` started that still run (after a job
+    ended, none should)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            name = (proc / "comm").read_text().strip()
+            if name in ("tesseract", "pdftoppm", "sleep") and \
+                    f"SOHOA_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(f"{proc.name} {name}")
+        except OSError:  # not a process, or one that ended meanwhile
+            continue
+    return found
+
+
+def test_a_pdf_page_too_slow_to_rasterise_is_stopped_at_the_time_limit_and_poppler_with_it(workers, tmp_path):
+    """A page painted with a pattern a fiftieth of a point wide keeps pdftoppm busy for many
+    minutes. The worker's time limit failed the job naming the page, but each attempt left its
+    pdftoppm running at full speed (the bad-input review): retries piled them up."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(595, 842))
+    page = pdf.pages[0]
+    tile = pikepdf.Stream(pdf, b"0 g 0 0 0.01 0.01 re f", Type=pikepdf.Name.Pattern, PatternType=1, PaintType=1,
+                          TilingType=1, BBox=[0, 0, 0.02, 0.02], XStep=0.02, YStep=0.02,
+                          Resources=pikepdf.Dictionary())
+    page.Resources = pikepdf.Dictionary(Pattern=pikepdf.Dictionary(P0=tile))
+    page.Contents = pikepdf.Stream(pdf, b"/Pattern cs /P0 scn 0 0 595 842 re f")
+    slow = tmp_path / "hoa van.pdf"
+    pdf.save(slow)
+    code_ = "H23.50-261202-0304"
+    done = workers.sohoa("ingest", "--dossier", code_, "--title", "Hoa văn", slow, timeout=300)
+    assert done.returncode == 13, done.stderr
+    assert "hoa van.pdf, trang 1: quá thời hạn 18 giây" in done.stderr, done.stderr
+    assert _left_running(workers.home) == []
+    row("a PDF page too slow to rasterise (a pattern 0.02 pt wide)", "2 workers, SOHOA_PAGE_TIME_LIMIT=20",
+        "stopped 3 s before the soft limit, pdftoppm killed with it (it ran on for minutes); job `failed`: "
+        "\"hoa van.pdf, trang 1: quá thời hạn 18 giây cho một trang\"",
+        "test_faults.py::test_a_pdf_page_too_slow_to_rasterise_is_stopped_at_the_time_limit_and_poppler_with_it")
 
 
 def _a_page_of_another_version(home, rendered, tmp_path, code: str):
@@ -812,6 +855,7 @@ ELSEWHERE = [
 HERE = ["tesseract crashes (SIGSEGV) on one page", "a failed job given up (`sohoa discard JOB --reason`)",
         "tesseract hangs on one page of an embedded ingest",
         "tesseract hangs while an intake page is previewed", "tesseract hangs on one page",
+        "a PDF page too slow to rasterise (a pattern 0.02 pt wide)",
         "disk full under SOHOA_HOME before an ingest", "disk of the store full while the document is written",
         "database (PostgreSQL) connection lost during an embedded ingest",
         "broker connection cut for 5 s mid-job (RabbitMQ)", "broker unreachable when a document is sent",
