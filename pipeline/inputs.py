@@ -361,13 +361,22 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
                                            f"(longer than {MAX_SIDE:,} pixels on a side)", number)
                 for raw in page.get_images().values():  # poppler decodes each image whole, whatever it is drawn at
                     width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
+                    stated = _encoded_size(raw)
+                    if stated is not None:  # poppler's decoder allocates what the image's own header says
+                        width, height = max(width, stated[0]), max(height, stated[1])
                     if width * height > max_pixels:
                         raise InputError(file, f"ảnh trong trang {width}x{height} vượt quá giới hạn {_vi(max_pixels)} "
                                                "điểm ảnh (embedded image over pixel limit)", number)
     except pikepdf.PasswordError:
         raise InputError(file, "PDF được mã hóa/có mật khẩu, không xử lý được (encrypted PDF)") from None
     except pikepdf.PdfError as e:
+        if "unsupported encryption" in str(e):  # a certificate (/Adobe.PubSec) or another handler
+            raise InputError(file, "PDF được mã hóa bằng chứng thư hoặc cách khác mật khẩu, không xử lý được "
+                                   f"(encrypted PDF: {_why(e, file)})") from None
         raise InputError(file, f"PDF hỏng hoặc không đọc được ({_why(e, file)})") from None
+    except OSError as e:  # an image Pillow cannot identify (a JPEG 2000 that is not one), read for its size
+        raise InputError(file, f"PDF hỏng: ảnh trong trang không đọc được ({type(e).__name__}: {_why(e, file)}) "
+                               "(damaged image in the page)", number) from None
     except (TypeError, ValueError, ArithmeticError, NotImplementedError, KeyError) as e:
         # a page or image dictionary whose values have the wrong type (/Rotate /X, /Width /W): tests/fuzz
         raise InputError(file, f"PDF hỏng: từ điển trang có giá trị sai kiểu ({type(e).__name__}: {_why(e, file)}) "
@@ -378,6 +387,60 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
         raise InputError(file, "PDF không có trang nào (PDF has no pages)")
     _poppler_reads(file, data, count)
     return count
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG frame headers (not DHT, JPG, DAC)
+
+
+def _encoded_size(raw) -> tuple[int, int] | None:
+    """(width, height) a JPEG or JPEG 2000 image of a PDF states in its own header, or None (another
+    kind, or no header found). poppler allocates that, whatever the image dictionary says: a
+    1 KB stream whose header claimed 20000x20000 pixels under /Width 200 took 774 MB to render
+    (the bad-input review), and the size can claim 65535x65535."""
+    import zlib
+
+    import pikepdf
+
+    filters = raw.get("/Filter")
+    names = [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)]
+    if names[-1] not in ("/DCTDecode", "/JPXDecode"):
+        return None
+    if names[:-1] == ["/FlateDecode"] * (len(names) - 1):
+        data = raw.read_raw_bytes()
+        for _ in names[:-1]:  # the header is in the first bytes: never inflate a stream whole
+            data = zlib.decompressobj().decompress(data, 1 << 20)
+    else:
+        data = raw.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized)[:1 << 20]
+    return _jpeg_size(data) if names[-1] == "/DCTDecode" else _jpx_size(data)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            at += 2
+        elif marker in _SOF:
+            height, width = struct.unpack(">HH", data[at + 5:at + 9])
+            return width, height
+        else:
+            at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+    return None
+
+
+def _jpx_size(data: bytes) -> tuple[int, int] | None:
+    """The codestream's image size (SIZ: Xsiz - XOsiz by Ysiz - YOsiz), which OpenJPEG decodes,
+    and a JP2 file's own header box (ihdr), whichever is larger."""
+    sizes = []
+    if (at := data.find(b"\xff\x4f\xff\x51")) >= 0 and len(data) >= at + 24:
+        x, y, x0, y0 = struct.unpack(">IIII", data[at + 8:at + 24])
+        sizes.append((max(0, x - x0), max(0, y - y0)))
+    if (at := data.find(b"ihdr")) >= 0 and len(data) >= at + 12:
+        height, width = struct.unpack(">II", data[at + 4:at + 12])
+        sizes.append((width, height))
+    return (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else None
 
 
 def _poppler_reads(file: str, data: bytes, count: int) -> None:

@@ -777,6 +777,52 @@ def pdf_image_bomb(d):
     return _write(d, "image-bomb.pdf", _pdf_bytes(pdf))
 
 
+def _pdf_with_encoded(data: bytes, filter_name: str, colour_space: bool = True) -> bytes:
+    """A one-page PDF drawing ``data`` as a 200x200 image with ``filter_name``, whatever ``data`` says."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(216, 288))
+    stream = pikepdf.Stream(pdf, data)
+    stream.Type, stream.Subtype, stream.Filter = pikepdf.Name.XObject, pikepdf.Name.Image, pikepdf.Name(filter_name)
+    stream.Width, stream.Height, stream.BitsPerComponent = 200, 200, 8
+    if colour_space:
+        stream.ColorSpace = pikepdf.Name.DeviceGray
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=stream))
+    pdf.pages[0].Contents = pikepdf.Stream(pdf, b"q 216 0 0 288 0 0 cm /Im0 Do Q")
+    return _pdf_bytes(pdf)
+
+
+def pdf_jpeg_header_bomb(d):
+    """A page image of 200x200 by its dictionary whose JPEG header says 20000x20000 (774 MB to render 1 KB)."""
+    # what poppler allocates is the header's size (the bad-input review)
+    jpeg = bytearray(_encoded(Image.new("L", (200, 200), 255), "JPEG", progressive=True))
+    at = jpeg.index(b"\xff\xc2")
+    jpeg[at + 5:at + 9] = struct.pack(">HH", 20000, 20000)
+    return _write(d, "jpeg-header-bomb.pdf", _pdf_with_encoded(bytes(jpeg), "/DCTDecode"))
+
+
+def pdf_jpx_header_bomb(d):
+    """The same with a JPEG 2000 image whose header and codestream say 14000x14000."""
+    jp2 = bytearray(_encoded(Image.new("L", (200, 200), 255), "JPEG2000"))
+    at = jp2.index(b"ihdr")
+    jp2[at + 4:at + 12] = struct.pack(">II", 14000, 14000)
+    at = jp2.index(b"\xff\x51")
+    jp2[at + 6:at + 14] = struct.pack(">II", 14000, 14000)
+    return _write(d, "jpx-header-bomb.pdf", _pdf_with_encoded(bytes(jp2), "/JPXDecode", colour_space=False))
+
+
+def pdf_jpx_not_an_image(d):
+    """A page image filtered as JPEG 2000 whose bytes are a JP2 signature and zeros (it crashed, exit 70)."""
+    data = b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 200
+    return _write(d, "jpx-hong.pdf", _pdf_with_encoded(data, "/JPXDecode", colour_space=False))
+
+
+def pdf_certificate_encrypted(d):
+    """A PDF encrypted for certificates (/Adobe.PubSec): it was called damaged."""
+    pdf = _pdf_with_image()
+    data = _pdf_bytes(pdf, encryption=pikepdf.Encryption(owner="o", user="", R=4, aes=True))
+    return _write(d, "ma-hoa-chung-thu.pdf", data.replace(b"/Filter /Standard", b"/Filter /Adobe.PubSec"))
+
+
 def pdf_broken_content_stream(d):
     """A scanned page whose content stream ends in operators that do not exist."""
     pdf = _pdf_with_image()
@@ -824,7 +870,8 @@ KINDS: list[Callable[[Path], Path]] = [
     pdf_javascript, pdf_embedded_file, pdf_tcvn3_text_layer, pdf_vni_text_layer, pdf_already_signed,
     pdf_huge_second_page, pdf_absurd_page_box, pdf_zero_size_box, pdf_negative_box, pdf_bad_box_values,
     pdf_rotated_page, pdf_invalid_rotate, pdf_image_bomb, pdf_broken_content_stream, pdf_too_many_pages,
-    pdf_missing_mediabox, pdf_cropped_to_the_scan,
+    pdf_missing_mediabox, pdf_cropped_to_the_scan, pdf_jpeg_header_bomb, pdf_jpx_header_bomb, pdf_jpx_not_an_image,
+    pdf_certificate_encrypted,
 ]
 
 

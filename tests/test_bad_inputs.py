@@ -122,6 +122,10 @@ EXPECT = {
     "pdf_broken_content_stream": ("pages", 1),
     "pdf_too_many_pages": ("refused", None, "quá 1000 trang"),
     "pdf_missing_mediabox": ("pages", 1),
+    "pdf_jpeg_header_bomb": ("refused", 1, OVER),
+    "pdf_jpx_header_bomb": ("refused", 1, OVER),
+    "pdf_jpx_not_an_image": ("refused", 1, "ảnh trong trang không đọc được"),
+    "pdf_certificate_encrypted": ("refused", None, "PDF được mã hóa"),
 }
 NOT_UPLOADABLE = {"directory", "named_pipe"}  # no browser or HTTP client sends these
 
