@@ -31,14 +31,20 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def _unlock_in_child() -> None:
-    """A forked process gets a lock of its own: the parent's may be held by a thread that is not
-    in the child, which would then wait on it for ever."""
+def _fresh_in_child() -> None:
+    """A forked process gets a lock of its own (the parent's may be held by a thread that is not
+    in the child, which would then wait on it for ever) and connections of its own: the engines
+    it inherits keep their checked schema but leave the parent's pooled connections to the parent.
+    A Celery worker checks the schema, then forks its pool; each child took the same connection,
+    one socket for several processes, and a page task failed on a connection another had left in
+    a transaction ("can't change 'autocommit' now", the bad-input review)."""
     global _engines_lock
     _engines_lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
 
 
-os.register_at_fork(after_in_child=_unlock_in_child)
+os.register_at_fork(after_in_child=_fresh_in_child)
 
 
 def database_url(url: str) -> str:

@@ -372,3 +372,28 @@ def test_intake_pages_are_read_ahead_by_the_workers_and_the_confirmed_job_reuses
         time.sleep(0.5)
     assert view.state == "done", view.error
     assert cluster.pages_by_worker() == {"(reused)": 1}
+
+
+def test_a_process_forked_after_the_database_was_used_opens_connections_of_its_own(pg_url, pg_engine):
+    """A worker checks the schema, then Celery forks its pool: each forked process took the
+    parent's pooled connection, one socket for several processes, and a page task failed on a
+    connection another had left in a transaction (the bad-input review)."""
+    import multiprocessing
+
+    from storage import db
+
+    def backend(engine) -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+
+    parents = backend(db.engine_for(pg_url))  # now in the parent's pool
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    children = [context.Process(target=lambda: answers.put(backend(db.engine_for(pg_url)))) for _ in range(2)]
+    for child in children:
+        child.start()
+    found = {answers.get(timeout=60) for _ in children}
+    for child in children:
+        child.join(30)
+    assert parents not in found and len(found) == 2
+    assert backend(db.engine_for(pg_url)) == parents  # the parent's connection is still its own, and works
