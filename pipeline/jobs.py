@@ -141,6 +141,14 @@ def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | 
     return settle(db, job_id, number, result, worker)
 
 
+def worker_fault(task, exc: BaseException) -> PageResult:
+    """A page a worker could not do for a reason of its own (not the page's, not an outage): the
+    error's first line only (a database error's next lines are its statement and parameters)."""
+    said = (str(exc).strip().splitlines() or [""])[0][:200]
+    return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: lỗi của worker "
+                                                  f"({type(exc).__name__}: {said}); chạy lại lượt xử lý")
+
+
 def page_task(db, job_id: str, number: int):
     """The job's page ``number`` as submitted (its file and page in that file)."""
     return PreparedDocument.from_json(_job(db, job_id)["request"]).tasks[number - 1]

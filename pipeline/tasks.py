@@ -21,6 +21,7 @@ database are retried with backoff; a bad page or a refused document is recorded 
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from functools import partial
 
@@ -156,6 +157,13 @@ def page(self, job_id: str, number: int) -> None:
     except SoftTimeLimitExceeded:
         done, failed, total = jobs.settle(db, job_id, number, jobs.over_time(jobs.page_task(db, job_id, number),
                                                                              soft_limit))
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # the worker's fault, not the page's: the page fails with it, so that its job
+        # ends failed with the reason and can be retried (it stayed "running", no error, until a retry)
+        logging.getLogger(__name__).exception("job %s, page %s", job_id, number)
+        done, failed, total = jobs.settle(db, job_id, number, jobs.worker_fault(jobs.page_task(db, job_id, number),
+                                                                                exc))
     if done + failed == total:
         job = jobs.view(db, job_id)
         if job.kind != "bulk":  # a bulk run finishes its documents itself, in order

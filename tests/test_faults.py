@@ -902,3 +902,38 @@ def test_a_second_finishing_task_after_the_document_was_stored_ends_the_job_done
     assert not [e for e in audit_events(home) if e["action"] == "page" and e["outcome"] == "reread"]
     assert cached_pages(home) == []
 
+
+
+def test_a_page_task_failing_for_a_reason_of_its_worker_fails_the_page_and_the_job_ends(home, rendered, tmp_path,
+                                                                                        monkeypatch):
+    """A worker's own fault (its database connection left in a transaction by another process,
+    the bad-input review) raised out of the page task: the job stayed "running", no error, until
+    someone retried it. Now the page fails with the reason and the job ends failed, for `sohoa retry`."""
+    from tests.conftest import save_page
+    from pipeline import config, jobs, service, tasks
+    from pipeline.ingest import IngestContext
+    from pipeline.models import IngestRequest
+    from storage import jobs as job_table
+
+    scan = save_page(rendered("worker-fault", layout="text", seed=5, dpi=200, max_body_lines=4), tmp_path / "to.png")
+    settings = config.load({"SOHOA_HOME": str(home)})
+    ctx = IngestContext(store=service.open_store(settings), db=service.database(settings),
+                        executor=service.page_executor(settings, 1), ocr=settings.ocr)
+    job = jobs.submit(ctx, IngestRequest("H23.50-261202-0305", (str(scan),), "Đơn", unsigned=True)).job
+    monkeypatch.setitem(tasks._state, "settings", settings)
+    finishing = []
+    monkeypatch.setattr(tasks, "send_finish", lambda _settings, job_id, code: finishing.append(job_id))
+
+    def garbled(*args, **kwargs):
+        raise sa.exc.ProgrammingError("UPDATE job_pages SET error = %(error)s", {"error": "riêng tư"},
+                                      Exception("can't change 'autocommit' now"))
+
+    monkeypatch.setattr(tasks.jobs, "run_page", garbled)
+    tasks.page(job, 1)
+    [page] = job_table.get(ctx.db, job)["pages"]
+    assert page["state"] == "failed", page
+    assert "to.png, trang 1: lỗi của worker (ProgrammingError" in page["error"] and "riêng tư" not in page["error"]
+    assert finishing == [job]  # every page settled: its document is finished, and the job ends failed with it
+    with pytest.raises(Exception, match="lỗi của worker"):
+        jobs.finish(ctx, job)
+    assert job_table.get(ctx.db, job)["state"] == "failed"
