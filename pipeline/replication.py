@@ -15,7 +15,8 @@
   target. A dossier's manifest is not copied while any object it names is not, nor over a
   newer one (a restore into a partial primary put an older manifest over a newer one). A write-once object stays
   write-once on the copy (COMPLIANCE for the time it has left; otherwise ``retain`` with the
-  same metadata, so an S3 replica derives the same period from the maintenance code).
+  same metadata, so an S3 replica derives the same period from the maintenance code and the day
+  the dossier closed).
 - Order: ``system/`` first, then dossier by dossier every object and its ``manifest.json``
   last, so a dossier becomes visible on the target only once all its manifest names is there.
 - ``check(primary, replica)`` copies nothing: missing, different and extra objects; with
