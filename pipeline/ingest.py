@@ -17,7 +17,6 @@ import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -126,7 +125,7 @@ def prepare(request: IngestRequest, ctx: IngestContext) -> PreparedDocument | In
                                              request.change_recorded, paper_dates)
         return _duplicate(ctx, current, existing, title)
     refuse_reordered(ctx, current, [s.sha256 for s in sources])
-    lock = retention_of(current, audit.now_vn())
+    lock = mf.lock_metadata(current, audit.now_vn())
     originals = tuple(store_original(ctx.store, code, s, lock) for s in sources)
     handed_in = tuple(store_handed_in(ctx.store, code, Path(f), lock) for f in request.handed_in)
     tasks = tuple(page_task(ctx.ocr, key=o["key"], file=s.name, kind=s.kind, sha256=s.sha256, page=p)
@@ -286,17 +285,10 @@ def read_sources(files, ctx: IngestContext, code: str) -> list[Source]:
     return sources
 
 
-def retention_of(manifest: dict, now: datetime | None = None) -> dict:
-    """The metadata that sets how long the store's write-once lock holds an object of the dossier
-    (storage.retention): its maintenance code and the day its retention counts from, ``now``
-    when the object comes with a new document."""
-    return {"maintenance": manifest.get("maintenance"), "closed": mf.closing_day(manifest, now)}
-
-
 def store_original(store: ObjectStore, code: str, source: Source, lock: dict) -> dict:
     """The citizen's bytes, unchanged, before any processing (the lossless master), under their
     content key: the same file sent again is the same object. A source read without its bytes
-    is read again, and must still be the file that was checked. ``lock``: ``retention_of``."""
+    is read again, and must still be the file that was checked. ``lock``: ``manifest.lock_metadata``."""
     data = source.data or _reread(source)
     info = store.put(keys.original(code, source.sha256, source.ext), data, source.media_type,
                      {"dossier": code, "kind": "original", "filename": source.name} | lock, retain=True)
@@ -365,7 +357,7 @@ def assemble_document(ctx: IngestContext, dossier_manifest: dict, doc_id: str, p
         pdf = pdf_path.read_bytes()  # the object store takes bytes: the one whole copy of the document
     version, abandoned = free_pdf_version(store, code, doc_id, 1)
     pdf_info = store.put(keys.document_pdf(code, doc_id, version), pdf, "application/pdf",
-                         meta | {"kind": "pdf"} | retention_of(dossier_manifest, now), retain=True)
+                         meta | {"kind": "pdf"} | mf.lock_metadata(dossier_manifest, now), retain=True)
     del pdf
     text = "\f".join(r.text for r in results).encode("utf-8")
     text_info = store.put(keys.document_text(code, doc_id), text, "text/plain; charset=utf-8", meta | {"kind": "text"})

@@ -403,28 +403,35 @@ def _encoded_size(raw) -> tuple[int, int] | None:
 
     filters = raw.get("/Filter")
     names = [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)]
-    if names[-1] not in ("/DCTDecode", "/JPXDecode"):
+    if not names or names[-1] not in ("/DCTDecode", "/JPXDecode"):
         return None
     if names[:-1] == ["/FlateDecode"] * (len(names) - 1):
         data = raw.read_raw_bytes()
-        for _ in names[:-1]:  # the header is in the first bytes: never inflate a stream whole
-            data = zlib.decompressobj().decompress(data, 1 << 20)
+        try:
+            for _ in names[:-1]:  # the header is in the first bytes: never inflate a stream whole
+                data = zlib.decompressobj().decompress(data, 1 << 20)
+        except zlib.error:  # nothing poppler can decode either
+            return None
     else:
         data = raw.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized)[:1 << 20]
     return _jpeg_size(data) if names[-1] == "/DCTDecode" else _jpx_size(data)
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The frame header's size, found as libjpeg finds it: bytes that are not a marker are
+    skipped, and a scan before any frame header ends the search."""
     at = 2
-    while at + 9 <= len(data) and data[at] == 0xFF:
+    while at + 9 <= len(data):
         marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
+        if data[at] != 0xFF or marker == 0xFF:  # junk before a marker, or a fill byte
             at += 1
         elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             at += 2
         elif marker in _SOF:
             height, width = struct.unpack(">HH", data[at + 5:at + 9])
             return width, height
+        elif marker == 0xDA:  # a scan with no frame header: libjpeg refuses it
+            return None
         else:
             at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
     return None

@@ -141,6 +141,12 @@ def closing_day(manifest: dict, now: datetime | None = None) -> str | None:
     return now.date().isoformat()
 
 
+def lock_metadata(manifest: dict, now: datetime | None = None) -> dict:
+    """The object metadata that sets how long the store's write-once lock holds an object of the
+    dossier (storage.retention): its maintenance code and ``closing_day``."""
+    return {"maintenance": manifest.get("maintenance"), "closed": closing_day(manifest, now)}
+
+
 def with_document(manifest: dict, document: dict, now: datetime) -> dict:
     """A new manifest with the document appended and the dossier totals updated."""
     docs = [*manifest["documents"], document]

@@ -174,7 +174,7 @@ def dossier_objects(manifest: dict) -> list[DossierObject]:
     version (the current one included), OCR text, OCR words. With the content type, metadata and
     write-once flag ingest stores it with (``pipeline.ingest``, ``pipeline.renewal``)."""
     code = manifest["dossierCode"]
-    lock = {"maintenance": manifest.get("maintenance"), "closed": mf.closing_day(manifest)}  # until the dossier is due
+    lock = mf.lock_metadata(manifest)  # until the dossier is due
     found: dict[str, DossierObject] = {}
 
     def add(obj: DossierObject) -> None:
@@ -1113,8 +1113,7 @@ def import_sip(store: ObjectStore, sip_dir: Path) -> str:
     for rel in [p for p in checked if p.startswith(EVENTS_DIR + "/")]:
         name = rel[len(EVENTS_DIR) + 1:]
         store.put(keys.dossier_events(code) + name, read(rel), "application/json", retain=True)
-    meta = {"dossier": code, "kind": "manifest", "maintenance": manifest.get("maintenance"),
-            "closed": mf.closing_day(manifest)}  # as repository.save_manifest locks them
+    meta = {"dossier": code, "kind": "manifest"} | mf.lock_metadata(manifest)  # as repository.save_manifest
     for number, data in history:
         store.put(keys.manifest_version(code, number), data, "application/json", meta, retain=True)
     store.put(keys.manifest(code), current, "application/json", meta)  # last: the dossier appears whole

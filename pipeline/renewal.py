@@ -58,8 +58,8 @@ def _renew_document(store, db, code, manifest, doc, tsa_url, trust_roots, revoca
                                            or now.isoformat(), "reason": "signed"}]
     number, abandoned = free_pdf_version(store, code, doc_id, len(versions) + 1)
     stored = store.put(keys.document_pdf(code, doc_id, number), renewed, "application/pdf",
-                       {"dossier": code, "doc-id": doc_id, "kind": "pdf", "maintenance": manifest.get("maintenance"),
-                        "closed": mf.closing_day(manifest)}, retain=True)  # locked until the dossier is due
+                       {"dossier": code, "doc-id": doc_id, "kind": "pdf"} | mf.lock_metadata(manifest),
+                       retain=True)  # locked until the dossier is due, not for its period from today
     stamp = vietnam_now().isoformat()
     doc["pdf"] = stored.to_json()
     doc["pdfVersions"] = [*versions, {**stored.to_json(), "at": stamp, "reason": "timestamp-renewal"}]

@@ -112,8 +112,7 @@ def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
     # the maintenance code and the day the dossier closed set a write-once version's lock (S3):
     # without them a permanent dossier's history was locked for the default ten years only, and a
     # renewal's for ten years past the day the dossier may be disposed of (the ops review)
-    meta = {"dossier": code, "kind": "manifest", "maintenance": stored.get("maintenance"),
-            "closed": mf.closing_day(stored)}
+    meta = {"dossier": code, "kind": "manifest"} | mf.lock_metadata(stored)
     store.put(keys.manifest_version(code, stored["manifestVersion"]), data, "application/json", meta, retain=True)
     store.put(keys.manifest(code), data, "application/json", meta)
     return stored

@@ -603,3 +603,29 @@ def test_a_thick_tiff_damaged_on_page_57_is_refused_naming_that_page_and_nothing
     assert code == 3, err
     assert "ho-so-day.tif, trang 57" in err and CORRUPT in err
     assert stored_keys(home) == [] and _manifest(home, CODE) is None
+
+
+@pytest.mark.parametrize("wrapped", ["flate", "junk"])
+def test_a_pdf_image_header_claiming_too_many_pixels_is_found_behind_a_filter_or_junk(wrapped, tmp_path):
+    """libjpeg skips bytes before a marker, and poppler decodes the filters before DCTDecode: the
+    claim must be read through both, or the 1-KB bomb of the bad-input review gets past."""
+    import struct
+    import zlib
+
+    from pipeline.errors import InputError
+    from pipeline.inputs import read_source
+
+    jpeg = bytearray(badfiles._encoded(badfiles.Image.new("L", (200, 200), 255), "JPEG"))
+    at = jpeg.index(b"\xff\xc0")
+    jpeg[at + 5:at + 9] = struct.pack(">HH", 20000, 20000)
+    if wrapped == "junk":
+        data, filters = bytes(jpeg[:at]) + b"\x00\x13junk" + bytes(jpeg[at:]), "/DCTDecode"
+    else:
+        data, filters = zlib.compress(bytes(jpeg)), ["/FlateDecode", "/DCTDecode"]
+    pdf = pikepdf.open(io.BytesIO(badfiles._pdf_with_encoded(data, "/DCTDecode")))
+    pdf.pages[0].Resources.XObject.Im0.Filter = (pikepdf.Array([pikepdf.Name(f) for f in filters])
+                                                  if isinstance(filters, list) else pikepdf.Name(filters))
+    path = tmp_path / "bom.pdf"
+    pdf.save(path)
+    with pytest.raises(InputError, match="20000x20000 vượt quá giới hạn"):
+        read_source(path, 5_000_000)
