@@ -174,24 +174,35 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
         current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, prepared.paper_file_code,
                                         prepared.maintenance, prepared.change_recorded, prepared.paper_dates)
         if existing := mf.find_document(current, prepared.digest):
-            return _duplicate(ctx, current, existing, title)
-        # another job of these files in another order (a failed one retried) may have stored them since
-        refuse_reordered(ctx, current, [o["sha256"] for o in prepared.originals])
-        doc_id = dossier.doc_id(code, mf.next_sequence(current))
-        try:
-            document = assemble_document(ctx, current, doc_id, prepared, results)
-            updated = save_manifest(ctx.store, code, mf.with_document(current, document, audit.now_vn()))
-        except BaseException as e:
-            audit.record(ctx.db, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
-            raise
-        audit.record(ctx.db, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
-        # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
-        # ingests must not index in the opposite order to the one they stored in.
-        warnings = update_index(ctx, updated, doc_id, results)
+            # stored by an earlier attempt of this finishing (the database lost between its store and
+            # its index: the document stayed out of search for good, the chaos review) or by another
+            # job of these files: indexed from these pages, as a first finishing indexes
+            found = _duplicate(ctx, current, existing, title)
+            outcome = replace(found, warnings=found.warnings + update_index(ctx, current, existing["docId"], results))
+        else:
+            outcome = _commit(ctx, prepared, current, results)
     done_with = [r.image_key for r in results]
     PageCache(ctx.store).discard(set(done_with) - job_table.results_shared(ctx.db, done_with))
-    return summary(updated, document, duplicate=False, warnings=warnings,
-                   reused_pages=sum(r.cached for r in results))
+    return outcome
+
+
+def _commit(ctx: IngestContext, prepared: PreparedDocument, current: dict, results: list[PageResult]) -> IngestSummary:
+    """Store the new document and commit it to the manifest (under the dossier's lock), then index it."""
+    code = prepared.dossier
+    # another job of these files in another order (a failed one retried) may have stored them since
+    refuse_reordered(ctx, current, [o["sha256"] for o in prepared.originals])
+    doc_id = dossier.doc_id(code, mf.next_sequence(current))
+    try:
+        document = assemble_document(ctx, current, doc_id, prepared, results)
+        updated = save_manifest(ctx.store, code, mf.with_document(current, document, audit.now_vn()))
+    except BaseException as e:
+        audit.record(ctx.db, "ingest", "failure", dossier=code, docId=doc_id, reason=f"{type(e).__name__}: {e}")
+        raise
+    audit.record(ctx.db, "ingest", "success", dossier=code, docId=doc_id, sha256=document["pdf"]["sha256"])
+    # Still under the lock: the index entry of a dossier is rebuilt from its manifest, so two
+    # ingests must not index in the opposite order to the one they stored in.
+    warnings = update_index(ctx, updated, doc_id, results)
+    return summary(updated, document, duplicate=False, warnings=warnings, reused_pages=sum(r.cached for r in results))
 
 
 def _dossier_as_requested(current: dict | None, code: str, title: str, paper_file_code: str | None,

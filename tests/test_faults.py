@@ -937,3 +937,41 @@ def test_a_page_task_failing_for_a_reason_of_its_worker_fails_the_page_and_the_j
     with pytest.raises(Exception, match="lỗi của worker"):
         jobs.finish(ctx, job)
     assert job_table.get(ctx.db, job)["state"] == "failed"
+
+
+def test_a_document_stored_as_the_database_went_away_is_indexed_when_its_finishing_runs_again(home, rendered,
+                                                                                               tmp_path, monkeypatch):
+    """The database lost between the document's store and its index (the chaos review: an
+    outage as a bulk run committed): the retried finishing found the document stored and took
+    it as a duplicate, so it was done, in the bulk report, and never found by search."""
+    from tests.conftest import cached_pages, save_page
+    from pipeline import audit, config, jobs, service
+    from pipeline.models import IngestRequest
+    from storage import jobs as job_table
+    from storage.errors import DatabaseError
+
+    code = "H23.50-261202-0306"
+    scan = save_page(rendered("lost-index", layout="text", seed=83, dpi=200, max_body_lines=5), tmp_path / "p.png")
+    settings = config.load({"SOHOA_HOME": str(home)})
+    ctx = service.ingest_context(settings, executor=service.page_executor(settings, 1))
+    job = jobs.submit(ctx, IngestRequest(code, (str(scan),), "Đơn", unsigned=True)).job
+    jobs.run_page(ctx.store, ctx.db, job, 1)
+    real = audit.record
+
+    def database_gone(db, action, outcome=None, **fields):
+        if (action, outcome) == ("ingest", "success"):
+            raise DatabaseError("Không kết nối được cơ sở dữ liệu", "database unreachable")
+        return real(db, action, outcome, **fields)
+
+    monkeypatch.setattr(audit, "record", database_gone)
+    with pytest.raises(DatabaseError):
+        jobs.finish(ctx, job)
+    assert len(manifest_of(home, code)["documents"]) == 1  # stored, not yet indexed
+    word = next(w for w in rendered("lost-index").truth_lines[0].split() if len(w) > 3)
+    assert code not in {h.dossier_code for h in service.search(settings, word).hits}
+    monkeypatch.setattr(audit, "record", real)
+
+    assert jobs.finish(ctx, job).doc_id == f"{code}.001"  # the task retried
+    assert code in {h.dossier_code for h in service.search(settings, word).hits}
+    assert job_table.get(ctx.db, job)["state"] == "done"
+    assert cached_pages(home) == []  # its page results are not left behind either
