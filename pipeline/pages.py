@@ -14,6 +14,7 @@ that already finished, and a change of code or model never reuses a stale result
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -22,6 +23,7 @@ import logging
 import multiprocessing.util
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -374,10 +376,24 @@ def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) 
         raise
     except StorageError as e:  # the original is missing or altered in the store
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {e}")
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # this machine's disk, not the page: waited out as an outage
+            raise disk_full(e) from None
+        return PageResult(task.file, task.page,
+                          error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
     except Exception as e:  # any decoder or OCR failure is reported against its page
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
     cache.store_page(key, image, result)
     return result
+
+
+def disk_full(e: OSError) -> StorageUnavailable:
+    """A page stopped by this machine's full disk (its temporary files, its copies of originals):
+    an outage to wait out and retry, said with the machine and the folder. Read as a bad page it
+    failed every document of a bulk run for good, in English (the chaos review)."""
+    where = e.filename or tempfile.gettempdir()
+    return StorageUnavailable(f"Hết chỗ trống trên đĩa của máy xử lý {socket.gethostname()} ({where}); hãy giải "
+                              "phóng chỗ trống, việc sẽ tự chạy tiếp", f"no space left on device: {e}")
 
 
 def run_page_json(task: dict, store: ObjectStore, time_limit: float | None = None) -> dict:

@@ -975,3 +975,42 @@ def test_a_document_stored_as_the_database_went_away_is_indexed_when_its_finishi
     assert code in {h.dossier_code for h in service.search(settings, word).hits}
     assert job_table.get(ctx.db, job)["state"] == "done"
     assert cached_pages(home) == []  # its page results are not left behind either
+
+
+def test_a_full_disk_on_the_machine_reading_a_page_is_an_outage_to_wait_out_not_a_bad_page(home, rendered, tmp_path,
+                                                                                            monkeypatch):
+    """A worker's temporary folder full (the chaos review): every page failed as if it were bad,
+    "OSError: [Errno 28] No space left on device", and no retry came once space was freed. Now it
+    is an outage (retried as a store outage is), said in Vietnamese with the machine and folder;
+    a decoder's own OSError stays the page's error."""
+    import errno
+    import socket
+
+    from tests.conftest import save_page
+    from pipeline import config, jobs, pages, service
+    from pipeline.models import IngestRequest
+    from storage import jobs as job_table
+    from storage.errors import StorageUnavailable
+
+    scan = save_page(rendered("disk-full", layout="text", seed=84, dpi=200, max_body_lines=4), tmp_path / "p.png")
+    settings = config.load({"SOHOA_HOME": str(home)})
+    ctx = service.ingest_context(settings, executor=service.page_executor(settings, 1))
+    job = jobs.submit(ctx, IngestRequest("H23.50-261202-0307", (str(scan),), "Đơn", unsigned=True)).job
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/sohoa-originals-1/p.png")
+
+    monkeypatch.setattr(pages, "load_page", full)
+    with pytest.raises(StorageUnavailable) as raised:
+        jobs.run_page(ctx.store, ctx.db, job, 1)
+    assert raised.value.message_vi.startswith(f"Hết chỗ trống trên đĩa của máy xử lý {socket.gethostname()} "
+                                              "(/tmp/sohoa-originals-1/p.png)")
+    assert job_table.get(ctx.db, job)["pages"][0]["state"] != "failed"  # not settled: the task is retried
+
+    def damaged(*args, **kwargs):
+        raise OSError("image file is truncated")
+
+    monkeypatch.setattr(pages, "load_page", damaged)
+    jobs.run_page(ctx.store, ctx.db, job, 1)
+    [page] = job_table.get(ctx.db, job)["pages"]
+    assert page["state"] == "failed" and "image file is truncated" in page["error"]
