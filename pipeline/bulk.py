@@ -242,6 +242,9 @@ def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, fin
         total_pages += job.pages_total
         if _behind(broken, doc, n) and job.id not in finishing:
             outcomes[n] = _held(doc, job.id)
+            # ended as a run without workers ends it: left open it said "đang xử lý" for good, a
+            # retry was refused, and the next run finished it with its old errors (the chaos review)
+            jobs.fail(ctx.db, job.id, Conflict(outcomes[n].error, "held behind a failed document of its dossier"))
             del following[job.id]
             continue
         if (job.state in ("queued", "running", "finishing") and job.id not in finishing

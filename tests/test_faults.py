@@ -1014,3 +1014,34 @@ def test_a_full_disk_on_the_machine_reading_a_page_is_an_outage_to_wait_out_not_
     jobs.run_page(ctx.store, ctx.db, job, 1)
     [page] = job_table.get(ctx.db, job)["pages"]
     assert page["state"] == "failed" and "image file is truncated" in page["error"]
+
+
+def test_a_document_held_behind_a_failed_one_on_workers_ends_failed_and_the_next_run_converts_it(workers, sheets,
+                                                                                                 tmp_path):
+    """Every page failing on a broken worker (the chaos review): the document held behind its
+    dossier's failed first one stayed "đang xử lý" for good, `sohoa retry` refused it, and the next
+    run, on sound workers, finished it with its old errors; only a third run converted it."""
+    from PIL import Image, ImageDraw
+
+    code_ = "H23.50-261202-0309"
+    source = tmp_path / "nguon"
+    (source / code_).mkdir(parents=True)
+    shutil.copy(sheets / "vuong.png", source / code_ / "1 Đơn.png")
+    other = Image.open(sheets / "vuong.png")
+    ImageDraw.Draw(other).rectangle((10, 10, 30, 30), fill=0)  # another square page: the fault takes it too
+    other.save(source / code_ / "2 Tờ khai.png", dpi=(300, 300))
+    workers.fault.write_text("crash")
+    try:
+        first = workers.sohoa("bulk", source, "--json", timeout=300)
+    finally:
+        workers.fault.write_text("")
+    items = {i["source"]: i for i in json.loads(first.stdout)["items"]}
+    held = items[f"{code_}/2 Tờ khai.png"]
+    assert (items[f"{code_}/1 Đơn.png"]["status"], held["status"]) == ("failed", "held"), first.stdout
+    [job] = json.loads(workers.sohoa("status", held["job"], "--json").stdout)
+    assert job["state"] == "failed" and "giữ đúng thứ tự" in job["error"]["message"], job
+
+    second = workers.sohoa("bulk", source, "--json", timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert [i["status"] for i in json.loads(second.stdout)["items"]] == ["done", "done"]
+    workers.check_once(code_, ["Đơn", "Tờ khai"])
