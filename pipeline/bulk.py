@@ -207,8 +207,9 @@ def _run_on_workers(ctx: IngestContext, documents, outcomes: dict, inputs: int, 
         pages_before += outcomes[n].pages
 
     finishing: set[str] = set()
+    settled = {"pages": pages_before}  # pages of the documents no longer followed
     while following:  # the store or the database away a while: the workers wait it out, so does this
-        _through_outage(lambda: _look(ctx, following, outcomes, broken, finishing, pages_before, inputs, show,
+        _through_outage(lambda: _look(ctx, following, outcomes, broken, finishing, settled, inputs, show,
                                       send_finish))
         if following:
             time.sleep(poll)
@@ -228,11 +229,11 @@ def _through_outage(call):
             time.sleep(2)
 
 
-def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, finishing: set, pages_before: int,
+def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, finishing: set, settled: dict,
           inputs: int, show, send_finish) -> None:
     """One look at the jobs followed: settled ones leave ``following`` with their outcome; a document
     whose pages are all settled, first open in its dossier, gets its finishing task."""
-    done_pages = total_pages = pages_before
+    done_pages = total_pages = settled["pages"]  # a document settled stays counted (the pages shown went down)
     first_open: dict[str, int] = {}  # dossier -> position of its first document not yet settled
     for n, doc in following.values():
         first_open[doc.dossier] = min(n, first_open.get(doc.dossier, n))
@@ -245,6 +246,7 @@ def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, fin
             # ended as a run without workers ends it: left open it said "đang xử lý" for good, a
             # retry was refused, and the next run finished it with its old errors (the chaos review)
             jobs.fail(ctx.db, job.id, Conflict(outcomes[n].error, "held behind a failed document of its dossier"))
+            settled["pages"] += job.pages_total
             del following[job.id]
             continue
         if (job.state in ("queued", "running", "finishing") and job.id not in finishing
@@ -262,6 +264,7 @@ def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, fin
             broken[doc.dossier] = min(n, broken.get(doc.dossier, n))
         else:
             continue
+        settled["pages"] += job.pages_total
         del following[job.id]
     show(len(outcomes), inputs, done_pages, total_pages)
 
