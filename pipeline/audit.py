@@ -60,6 +60,11 @@ def record(db: Engine, action: str, outcome: str = "success", *, actor: str | No
                                "outcome": outcome, **detail})
 
 
+def logged(db: Engine, action: str, outcome: str, *, dossier: str, **fields: str) -> bool:
+    """Whether the log holds such an event of ``dossier`` (one lost to an outage is written late)."""
+    return journal.holds(db, dossier, action, outcome, **fields)
+
+
 def current_actor() -> str:
     """Who an event recorded now is for: the acting user, else the operating-system user."""
     who = _acting.get()

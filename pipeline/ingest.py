@@ -175,9 +175,15 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
                                         prepared.maintenance, prepared.change_recorded, prepared.paper_dates)
         if existing := mf.find_document(current, prepared.digest):
             # stored by an earlier attempt of this finishing (the database lost between its store and
-            # its index: the document stayed out of search for good, the chaos review) or by another
-            # job of these files: indexed from these pages, as a first finishing indexes
-            found = _duplicate(ctx, current, existing, title)
+            # its record: the document stayed out of search and of the access log for good, the chaos
+            # review) or by another job of these files: recorded if it never was, and indexed from
+            # these pages, as a first finishing does
+            if audit.logged(ctx.db, "ingest", "success", dossier=code, docId=existing["docId"]):
+                found = _duplicate(ctx, current, existing, title)
+            else:
+                audit.record(ctx.db, "ingest", "success", dossier=code, docId=existing["docId"],
+                             sha256=existing["pdf"]["sha256"], recorded="late")
+                found = summary(current, existing, duplicate=False, reused_pages=sum(r.cached for r in results))
             outcome = replace(found, warnings=found.warnings + update_index(ctx, current, existing["docId"], results))
         else:
             outcome = _commit(ctx, prepared, current, results)

@@ -187,6 +187,17 @@ def locate(engine: Engine, row_id: int) -> tuple[int, str] | None:
     return int(position), digest
 
 
+def holds(engine: Engine, dossier: str, action: str, outcome: str, **fields: str) -> bool:
+    """Whether an event of ``dossier`` with this action and outcome holds each of ``fields``."""
+    query = sa.select(access_log.c.id).where(access_log.c.dossier == dossier, access_log.c.action == action,
+                                             access_log.c.outcome == outcome)
+    for name, value in fields.items():  # as ``append`` writes it: "name": "value"
+        query = query.where(access_log.c.detail.contains(json.dumps({name: value}, ensure_ascii=False)[1:-1],
+                                                         autoescape=True))
+    with engine.connect() as conn:
+        return conn.execute(query.limit(1)).first() is not None
+
+
 def tail(engine: Engine, last: int, dossier: str | None = None) -> list[dict]:
     """The last ``last`` events, oldest first (of one dossier when given)."""
     if last <= 0:

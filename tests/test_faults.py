@@ -973,6 +973,9 @@ def test_a_document_stored_as_the_database_went_away_is_indexed_when_its_finishi
 
     assert jobs.finish(ctx, job).doc_id == f"{code}.001"  # the task retried
     assert code in {h.dossier_code for h in service.search(settings, word).hits}
+    # its creation is in the access log, late, not taken for a duplicate of itself
+    events = [(e["action"], e["outcome"], e.get("docId")) for e in audit.tail(ctx.db, 20, dossier=code)]
+    assert ("ingest", "success", f"{code}.001") in events and ("ingest", "duplicate", f"{code}.001") not in events
     assert job_table.get(ctx.db, job)["state"] == "done"
     assert cached_pages(home) == []  # its page results are not left behind either
 
