@@ -115,7 +115,27 @@ def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
     meta = {"dossier": code, "kind": "manifest"} | mf.lock_metadata(stored)
     store.put(keys.manifest_version(code, stored["manifestVersion"]), data, "application/json", meta, retain=True)
     store.put(keys.manifest(code), data, "application/json", meta)
+    if previous is not None and _due_later(mf.loads(previous), stored):
+        extend_locks(store, stored)
     return stored
+
+
+def _due_later(before: dict, after: dict) -> bool:
+    """Whether the dossier may now be due later than its objects' locks were set for: another
+    maintenance code, or a closing day in a later year (its period counts from the year after)."""
+    was, now = mf.lock_metadata(before), mf.lock_metadata(after)
+    return now["maintenance"] != was["maintenance"] or (now["closed"] or "")[:4] > (was["closed"] or "")[:4]
+
+
+def extend_locks(store: ObjectStore, manifest: dict) -> int:
+    """Every write-once object of the dossier (its documents' files, its manifest history) locked at
+    least until the day it is due now: a document added a year later, later paper dates or a
+    longer maintenance code left the earlier objects' locks ending before it. Returns how many
+    object versions were extended."""
+    code, lock = manifest["dossierCode"], mf.lock_metadata(manifest)
+    named = {ref["key"] for doc in manifest["documents"] for ref in mf.document_objects(doc)}
+    history = {keys.manifest_version(code, n) for n in range(1, (manifest.get("manifestVersion") or 0) + 1)}
+    return sum(store.extend_lock(key, lock) for key in sorted(named | history) if store.exists(key))
 
 
 def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:

@@ -93,6 +93,14 @@ class ObjectStore(ABC):
     def under_legal_hold(self, key: str) -> bool:
         """Whether the object is under legal hold."""
 
+    def extend_lock(self, key: str, metadata: dict) -> int:
+        """Extend the write-once lock of the object's versions to what ``metadata`` (the
+        maintenance code and the day the dossier closed, as ``put`` reads them) gives now, where
+        that is later than their lock; a lock is never shortened, an unlocked version never
+        locked. Returns how many versions were extended: none here, a store whose locks have no
+        date."""
+        return 0
+
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
 

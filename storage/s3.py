@@ -362,6 +362,23 @@ class S3Store(ObjectStore):
         return any(self._call(key, lambda v=v: self.client.is_object_legal_hold_enabled(
             self.bucket, key, version_id=v["version_id"])) for v in self.versions(key) if not v["delete_marker"])
 
+    def extend_lock(self, key: str, metadata: dict) -> int:
+        key = check_key(key)
+        wanted, extended = None, 0
+        for version in self.versions(key):
+            held = None if version["delete_marker"] else self.retention(key, version["version_id"])
+            if held is None or held["until"] is None:
+                continue
+            wanted = wanted or self._retention({str(k).lower(): str(v) for k, v in metadata.items() if v is not None})
+            if held["until"] >= wanted.retain_until_date - timedelta(seconds=2):
+                continue
+            longer = Retention(held["mode"], wanted.retain_until_date)  # in the version's own mode
+            self._call(key, lambda v=version: self.client.set_object_retention(self.bucket, key, longer,
+                                                                               version_id=v["version_id"]))
+            self._check_locked(key, version["version_id"], longer)
+            extended += 1
+        return extended
+
     # -- S3 extras -------------------------------------------------------------
 
     def versions(self, key: str) -> list[dict]:

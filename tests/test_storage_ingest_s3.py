@@ -114,3 +114,29 @@ def test_a_backlog_dossiers_objects_are_locked_until_the_day_it_is_due(cli, home
     assert len(retained) >= 3
     for key in retained:
         assert store.retention(key)["until"] == due, key
+
+
+def test_a_document_that_moves_the_due_date_later_extends_the_locks_of_those_before(cli, home, rendered, s3_env,
+                                                                                    tmp_path):
+    """The paper file's dates corrected to end two years later (or a document added in a later
+    year, or a longer maintenance code): the dossier is due two years later, and the scans and
+    history stored before were locked only until the old date."""
+    first = save_page(rendered("lock-1", layout="admin", degradation=0, seed=3), tmp_path / "trang 1.png")
+    second = save_page(rendered("lock-2", layout="admin", degradation=0, seed=4), tmp_path / "trang 2.png")
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ cũ", "--maintenance", "06",
+                       "--start-date", "2019-03-01", "--end-date", "2019-11-20", first)
+    assert code == 0, err
+    store = open_store(config.load())
+    earlier = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
+               or "/manifests/" in k]
+    vn = timezone(timedelta(hours=7))
+    assert {store.retention(k)["until"] for k in earlier} == {datetime(2030, 1, 1, tzinfo=vn)}
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Bổ sung", "--maintenance", "06",
+                       "--start-date", "2019-03-01", "--end-date", "2021-05-04", "--change-recorded", second)
+    assert code == 0, err
+    [row] = [r for r in service.retention_report(config.load()) if r.code == CODE]
+    assert row.due == date(2032, 1, 1)
+    every = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
+             or "/manifests/" in k]
+    assert set(earlier) < set(every)
+    assert {k: store.retention(k)["until"] for k in every} == {k: datetime(2032, 1, 1, tzinfo=vn) for k in every}
