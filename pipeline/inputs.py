@@ -341,6 +341,7 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
     import pikepdf
 
     number = None  # the page being checked, for the error
+    headers: dict = {}  # image object -> the size its own header states
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             count = len(pdf.pages)
@@ -361,7 +362,12 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
                                            f"(longer than {MAX_SIDE:,} pixels on a side)", number)
                 for raw in page.get_images().values():  # poppler decodes each image whole, whatever it is drawn at
                     width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
-                    stated = _encoded_size(raw)
+                    if raw.objgen == (0, 0) or raw.objgen not in headers:  # an image on many pages is read once
+                        stated = _encoded_size(raw)
+                        if raw.objgen != (0, 0):
+                            headers[raw.objgen] = stated
+                    else:
+                        stated = headers[raw.objgen]
                     if stated is not None:  # poppler's decoder allocates what the image's own header says
                         width, height = max(width, stated[0]), max(height, stated[1])
                     if width * height > max_pixels:
@@ -394,38 +400,60 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG frame headers (
 
 def _encoded_size(raw) -> tuple[int, int] | None:
     """(width, height) a JPEG or JPEG 2000 image of a PDF states in its own header, or None (another
-    kind, or no header found). poppler allocates that, whatever the image dictionary says: a
-    1 KB stream whose header claimed 20000x20000 pixels under /Width 200 took 774 MB to render
-    (the bad-input review), and the size can claim 65535x65535."""
-    import zlib
-
+    kind, a filter before it that is not read here, or no header found). poppler allocates that,
+    whatever the image dictionary says: a 1 KB stream whose header claimed 20000x20000 pixels
+    under /Width 200 took 774 MB to render (the bad-input review), and the size can claim
+    65535x65535."""
     import pikepdf
 
     filters = raw.get("/Filter")
     names = [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)]
     if not names or names[-1] not in ("/DCTDecode", "/JPXDecode"):
         return None
-    if names[:-1] == ["/FlateDecode"] * (len(names) - 1):
-        data = raw.read_raw_bytes()
-        try:
-            for _ in names[:-1]:  # the header is in the first bytes: never inflate a stream whole
-                data = zlib.decompressobj().decompress(data, 1 << 20)
-        except zlib.error:  # nothing poppler can decode either
-            return None
-    else:
-        data = raw.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized)[:1 << 20]
+    data = _decoded_start(raw.read_raw_bytes(), names[:-1])
+    if data is None:
+        return None
     return _jpeg_size(data) if names[-1] == "/DCTDecode" else _jpx_size(data)
 
 
+_HEADER_BYTES = 1 << 20  # a JPEG's or JPEG 2000's header is in its first bytes: never inflate a stream whole
+
+
+def _decoded_start(data: bytes, filters: list[str]) -> bytes | None:
+    """The first bytes of ``data`` once the filters before the image's own are undone: Flate by
+    zlib, at most _HEADER_BYTES out; the ASCII and run-length filters by qpdf (PDFs made from
+    PostScript put ASCII85 before DCT); None for any other (LZW) or bytes that do not decode."""
+    import zlib
+
+    import pikepdf
+
+    for name in filters:
+        try:
+            if name == "/FlateDecode":
+                data = zlib.decompressobj().decompress(data, _HEADER_BYTES)
+            elif name in ("/ASCII85Decode", "/ASCIIHexDecode", "/RunLengthDecode"):
+                with pikepdf.new() as scratch:
+                    data = pikepdf.Stream(scratch, data, Filter=pikepdf.Name(name)).read_bytes()[:_HEADER_BYTES]
+            else:
+                return None
+        except (zlib.error, pikepdf.PdfError):  # nothing poppler can decode either
+            return None
+    return data
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """The frame header's size, found as libjpeg finds it: bytes that are not a marker are
-    skipped, and a scan before any frame header ends the search."""
+    """The frame header's size, found as libjpeg finds it: bytes that are not a marker (anything
+    not after 0xFF, and 0xFF 0x00) are skipped, and a scan before any frame header ends the search."""
     at = 2
     while at + 9 <= len(data):
         marker = data[at + 1]
-        if data[at] != 0xFF or marker == 0xFF:  # junk before a marker, or a fill byte
+        if data[at] != 0xFF:  # junk before a marker: on to the next 0xFF
+            at = data.find(b"\xff", at)
+            if at < 0:
+                return None
+        elif marker == 0xFF:  # a fill byte
             at += 1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+        elif marker == 0x00 or marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no marker, or none with a length
             at += 2
         elif marker in _SOF:
             height, width = struct.unpack(">HH", data[at + 5:at + 9])

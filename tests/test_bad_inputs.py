@@ -605,10 +605,12 @@ def test_a_thick_tiff_damaged_on_page_57_is_refused_naming_that_page_and_nothing
     assert stored_keys(home) == [] and _manifest(home, CODE) is None
 
 
-@pytest.mark.parametrize("wrapped", ["flate", "junk"])
+@pytest.mark.parametrize("wrapped", ["flate", "ascii85", "junk", "not-a-marker"])
 def test_a_pdf_image_header_claiming_too_many_pixels_is_found_behind_a_filter_or_junk(wrapped, tmp_path):
-    """libjpeg skips bytes before a marker, and poppler decodes the filters before DCTDecode: the
-    claim must be read through both, or the 1-KB bomb of the bad-input review gets past."""
+    """libjpeg skips bytes before a marker (0xFF 0x00 among them), and poppler decodes the filters
+    before DCTDecode: the claim must be read through both, or the 1-KB bomb of the bad-input review
+    gets past (3 bytes got it past the first check: the read-only review)."""
+    import base64
     import struct
     import zlib
 
@@ -620,6 +622,10 @@ def test_a_pdf_image_header_claiming_too_many_pixels_is_found_behind_a_filter_or
     jpeg[at + 5:at + 9] = struct.pack(">HH", 20000, 20000)
     if wrapped == "junk":
         data, filters = bytes(jpeg[:at]) + b"\x00\x13junk" + bytes(jpeg[at:]), "/DCTDecode"
+    elif wrapped == "not-a-marker":
+        data, filters = bytes(jpeg[:2]) + b"\xff\x00\x7f" + bytes(jpeg[2:]), "/DCTDecode"
+    elif wrapped == "ascii85":
+        data, filters = base64.a85encode(bytes(jpeg)) + b"~>", ["/ASCII85Decode", "/DCTDecode"]
     else:
         data, filters = zlib.compress(bytes(jpeg)), ["/FlateDecode", "/DCTDecode"]
     pdf = pikepdf.open(io.BytesIO(badfiles._pdf_with_encoded(data, "/DCTDecode")))
@@ -629,3 +635,20 @@ def test_a_pdf_image_header_claiming_too_many_pixels_is_found_behind_a_filter_or
     pdf.save(path)
     with pytest.raises(InputError, match="20000x20000 vượt quá giới hạn"):
         read_source(path, 5_000_000)
+
+
+def test_a_scan_behind_an_ascii_filter_is_still_read(tmp_path):
+    """A PDF made from PostScript puts ASCII85 before DCTDecode: the header check refused it as
+    damaged ("read_bytes called on unfilterable stream"; the read-only review)."""
+    import base64
+
+    from pipeline.inputs import read_source
+
+    jpeg = badfiles._encoded(badfiles.page_image("L", (200, 260), text=True), "JPEG")
+    pdf = pikepdf.open(io.BytesIO(badfiles._pdf_with_encoded(base64.a85encode(jpeg) + b"~>", "/DCTDecode")))
+    image = pdf.pages[0].Resources.XObject.Im0
+    image.Filter = pikepdf.Array([pikepdf.Name.ASCII85Decode, pikepdf.Name.DCTDecode])
+    image.Width, image.Height = 200, 260
+    path = tmp_path / "postscript.pdf"
+    pdf.save(path)
+    assert read_source(path, 5_000_000).page_count == 1
