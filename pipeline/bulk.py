@@ -241,7 +241,8 @@ def _look(ctx: IngestContext, following: dict, outcomes: dict, broken: dict, fin
         n, doc = following[job.id]
         done_pages += job.pages_done + job.pages_failed
         total_pages += job.pages_total
-        if _behind(broken, doc, n) and job.id not in finishing:
+        if _behind(broken, doc, n) and job.id not in finishing and job.state in ("queued", "running"):
+            # (one finishing already, resumed from an earlier run, ends done or failed as it will)
             outcomes[n] = _held(doc, job.id)
             # ended as a run without workers ends it: left open it said "đang xử lý" for good, a
             # retry was refused, and the next run finished it with its old errors (the chaos review)

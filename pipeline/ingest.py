@@ -174,17 +174,16 @@ def finish(prepared: PreparedDocument, results: list[PageResult], ctx: IngestCon
         current = _dossier_as_requested(load_manifest(ctx.store, code), code, title, prepared.paper_file_code,
                                         prepared.maintenance, prepared.change_recorded, prepared.paper_dates)
         if existing := mf.find_document(current, prepared.digest):
-            # stored by an earlier attempt of this finishing (the database lost between its store and
-            # its record: the document stayed out of search and of the access log for good, the chaos
-            # review) or by another job of these files: recorded if it never was, and indexed from
-            # these pages, as a first finishing does
+            # stored by an earlier attempt of this finishing, whose record and index the database lost
+            # (the document stayed out of search and of the access log for good, the chaos review):
+            # both done now; or by another job of these files, which did both
             if audit.logged(ctx.db, "ingest", "success", dossier=code, docId=existing["docId"]):
-                found = _duplicate(ctx, current, existing, title)
+                outcome = _duplicate(ctx, current, existing, title)  # indexed after that record, or warned
             else:
                 audit.record(ctx.db, "ingest", "success", dossier=code, docId=existing["docId"],
                              sha256=existing["pdf"]["sha256"], recorded="late")
-                found = summary(current, existing, duplicate=False, reused_pages=sum(r.cached for r in results))
-            outcome = replace(found, warnings=found.warnings + update_index(ctx, current, existing["docId"], results))
+                outcome = summary(current, existing, duplicate=False, reused_pages=sum(r.cached for r in results),
+                                  warnings=update_index(ctx, current, existing["docId"], results))
         else:
             outcome = _commit(ctx, prepared, current, results)
     done_with = [r.image_key for r in results]

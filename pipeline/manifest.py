@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -136,9 +136,14 @@ def closing_day(manifest: dict, now: datetime | None = None) -> str | None:
     its last document came in (``now`` when one is coming in), else its last update. The
     write-once lock of each object it stores ends when that period does (metadata ``closed``,
     storage.retention)."""
-    if manifest.get("datesFrom") == "paper" or now is None:
-        return manifest.get("endDate") or (manifest.get("updated") or manifest.get("created") or "")[:10] or None
-    return now.date().isoformat()
+    if manifest.get("datesFrom") != "paper" and now is not None:
+        return now.date().isoformat()
+    for day in (manifest.get("endDate"), manifest.get("updated"), manifest.get("created")):
+        try:  # the first that is a day (a package's manifest may carry anything)
+            return date.fromisoformat(str(day or "")[:10]).isoformat()
+        except ValueError:
+            continue
+    return None
 
 
 def lock_metadata(manifest: dict, now: datetime | None = None) -> dict:

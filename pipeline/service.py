@@ -1189,12 +1189,13 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
     if not files:
         raise UsageError("Chưa có tệp nào: chọn các trang cần số hóa", "no files")
     folder = Path(tempfile.mkdtemp(prefix=f"{code}-", dir=_work(settings)))
-    named = {n: _named_as_sent(name) for n, (name, _) in enumerate([*files, *handed_in], start=1)}
+    named = {}  # where each file is kept here -> its name as sent
     try:
         paths = []
         for n, (name, data) in enumerate([*files, *handed_in], start=1):
             safe = _upload_file_name(name, n)
             path = folder / f"{n:04d}" / safe  # each in its own folder: two files may share a name
+            named[str(path)] = dossier.visible_text(Path((name or "").replace("\\", "/")).name) or safe
             path.parent.mkdir()
             path.write_bytes(data)
             paths.append(str(path))
@@ -1206,9 +1207,10 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
                                 maintenance=maintenance, paper_file_code=paper_file_code, paper_dates=paper_dates)
         submitted = jobs.submit(ctx, request, submitted_by=who.name, source=source)
     except SohoaError as error:  # name each file as the user did, not by its place or name on this server
-        here = re.compile(re.escape(str(folder)) + r"/(\d{4})/[\w.\-]+")
-        error.message_vi = here.sub(lambda m: named.get(int(m[1])) or m[0].rsplit("/", 1)[1], error.message_vi)
-        error.detail = here.sub(lambda m: named.get(int(m[1])) or m[0].rsplit("/", 1)[1], error.detail)
+        for kept, sent in sorted(named.items(), key=lambda item: -len(item[0])):
+            error.message_vi, error.detail = error.message_vi.replace(kept, sent), error.detail.replace(kept, sent)
+        error.message_vi = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.message_vi)
+        error.detail = re.sub(re.escape(str(folder)) + r"/\d{4}/", "", error.detail)
         raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # the originals are in the object store by now
@@ -1357,14 +1359,6 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     intake.close(store, draft_id, who.name)
     early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted
-
-
-def _named_as_sent(name: str | None) -> str:
-    """An uploaded file's name as the user gave it, for what they read: its last part, composed,
-    without control characters ("Tờ khai (bản sao).jpg", not the work folder's "Tờ_khai_bản_sao_.jpg")."""
-    import unicodedata
-
-    return re.sub(r"[\x00-\x1f\x7f]", "", unicodedata.normalize("NFC", Path((name or "").replace("\\", "/")).name))
 
 
 def _upload_file_name(name: str | None, n: int) -> str:

@@ -86,9 +86,12 @@ def retain_until(now: datetime, maintenance: str | None, fallback_days: int, clo
             day = date.fromisoformat(str(closed)[:10])
         except ValueError:
             raise StorageConfigError(f"Ngày kết thúc hồ sơ không hợp lệ: '{closed}'", "closed: an ISO date") from None
-        due = period_end(day, code, fallback_days)
-        until = max(datetime(due.year, due.month, due.day, tzinfo=ARCHIVE_DAY).astimezone(timezone.utc),
-                    min(until, now + timedelta(days=DUE_ALREADY_DAYS)))
+        try:
+            due = period_end(day, code, fallback_days)
+            due_at = datetime(due.year, due.month, due.day, tzinfo=ARCHIVE_DAY).astimezone(timezone.utc)
+        except (ValueError, OverflowError):  # past the calendar's end: as far as a lock goes
+            due_at = LATEST_RETAIN_UNTIL
+        until = max(due_at, min(until, now + timedelta(days=DUE_ALREADY_DAYS)))
     return min(until, LATEST_RETAIN_UNTIL)
 
 

@@ -260,6 +260,10 @@ def test_a_page_that_cannot_be_read_is_refused_naming_the_file_as_the_user_named
     assert named.status_code == 422 and "Tệp không hợp lệ: Giấy hỏng.png:" in said["message"], said  # not "Giấy_hỏng.png"
     assert not said["message"].endswith(")"), said
     assert "cannot identify" in said["detail"], said
+    # without the characters nobody sees (a right-to-left override would show "gnp.gnỏh" for "hỏng.png")
+    hidden = client.post(f"/api/v1/dossiers/{CODE}/documents", headers=op, data={"title": "Giấy tờ hỏng"},
+                         files=[("files", ("Giấy \u202ehỏng.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png"))])
+    assert "Tệp không hợp lệ: Giấy hỏng.png:" in hidden.json()["error"]["message"], hidden.text
     assert client.get("/api/v1/jobs", headers=op).json()["jobs"] == jobs_before
 
 

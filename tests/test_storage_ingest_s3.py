@@ -97,18 +97,18 @@ def test_link_is_refused_on_the_local_store(cli, home, rendered, tmp_path):
 
 
 def test_a_backlog_dossiers_objects_are_locked_until_the_day_it_is_due(cli, home, rendered, s3_env, tmp_path):
-    """A paper file that closed in 2019, digitised now with a 10-year maintenance code: due on
-    1 January 2030, which the retention report says; its scans, PDF and manifest history were locked
-    until ten years from the day they were stored, and its disposal refused until then."""
+    """A paper file that closed in 2019, digitised now with a 30-year maintenance code: due on
+    1 January 2050, which the retention report says; its scans, PDF and manifest history were locked
+    until thirty years from the day they were stored, and its disposal refused until then."""
     scan = save_page(rendered("admin-clean", layout="admin", degradation=0, seed=2), tmp_path / "trang 1.png")
-    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ cũ", "--maintenance", "06",
+    code, out, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ cũ", "--maintenance", "04",
                          "--start-date", "2019-03-01", "--end-date", "2019-11-20", scan)
     assert code == 0, err
     settings = config.load()
     store = open_store(settings)
     [row] = [r for r in service.retention_report(settings) if r.code == CODE]
-    assert row.due == date(2030, 1, 1)
-    due = datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=7)))
+    assert row.due == date(2050, 1, 1)
+    due = datetime(2050, 1, 1, tzinfo=timezone(timedelta(hours=7)))
     retained = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
                 or "/manifests/" in k]
     assert len(retained) >= 3
@@ -123,20 +123,20 @@ def test_a_document_that_moves_the_due_date_later_extends_the_locks_of_those_bef
     history stored before were locked only until the old date."""
     first = save_page(rendered("lock-1", layout="admin", degradation=0, seed=3), tmp_path / "trang 1.png")
     second = save_page(rendered("lock-2", layout="admin", degradation=0, seed=4), tmp_path / "trang 2.png")
-    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ cũ", "--maintenance", "06",
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ cũ", "--maintenance", "04",
                        "--start-date", "2019-03-01", "--end-date", "2019-11-20", first)
     assert code == 0, err
     store = open_store(config.load())
     earlier = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
                or "/manifests/" in k]
     vn = timezone(timedelta(hours=7))
-    assert {store.retention(k)["until"] for k in earlier} == {datetime(2030, 1, 1, tzinfo=vn)}
-    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Bổ sung", "--maintenance", "06",
+    assert {store.retention(k)["until"] for k in earlier} == {datetime(2050, 1, 1, tzinfo=vn)}
+    code, _, err = cli("ingest", "--dossier", CODE, "--title", "Bổ sung", "--maintenance", "04",
                        "--start-date", "2019-03-01", "--end-date", "2021-05-04", "--change-recorded", second)
     assert code == 0, err
     [row] = [r for r in service.retention_report(config.load()) if r.code == CODE]
-    assert row.due == date(2032, 1, 1)
+    assert row.due == date(2052, 1, 1)
     every = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
              or "/manifests/" in k]
     assert set(earlier) < set(every)
-    assert {k: store.retention(k)["until"] for k in every} == {k: datetime(2032, 1, 1, tzinfo=vn) for k in every}
+    assert {k: store.retention(k)["until"] for k in every} == {k: datetime(2052, 1, 1, tzinfo=vn) for k in every}

@@ -59,6 +59,7 @@ def test_given_the_day_the_dossier_closed_the_lock_ends_when_the_dossier_is_due(
     assert already_due == NOW + timedelta(days=ret.DUE_ALREADY_DAYS)
     with pytest.raises(ValueError):
         ret.retain_until(NOW, "06", 30, closed="20/11/2019")
+    assert ret.retain_until(NOW, "02", 30, closed="9990-01-01") == ret.LATEST_RETAIN_UNTIL  # no OverflowError
 
 
 def test_lock_mode_and_default_days_are_validated():
