@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Mapping, Sequence
 
 from storage import index as search_index, jobs as job_table, keys
@@ -193,16 +193,17 @@ def held_object(key: str) -> bool:
 # --------------------------------------------------------------------------- disposal
 
 def dispose(store: ObjectStore, db, code: str, *, approver: dict, reason: str, default_days: int,
-            as_of: date | None = None) -> dict:
+            as_of: date | None = None, copies: Sequence[ObjectStore] = ()) -> dict:
     """Dispose of the dossier (module docstring); returns the disposal record. ``approver``:
-    ``{"name", "role", "agencies"}`` of the user whose credentials approved it."""
+    ``{"name", "role", "agencies"}`` of the user whose credentials approved it; ``copies``: the
+    stores the disposal is carried to afterwards (the replica), whose locks must allow it too."""
     reason = audit.stated_reason(reason)
     with dossier_lock(db, code):  # no document is committed, no job retried, while the plan is made and carried out
-        return _dispose(store, db, code, approver, reason, default_days, as_of)
+        return _dispose(store, db, code, approver, reason, default_days, as_of, copies)
 
 
 def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, default_days: int,
-             as_of: date | None) -> dict:
+             as_of: date | None, copies: Sequence[ObjectStore] = ()) -> dict:
     prefix = keys.dossier_prefix(code)
     done = _json(store, prefix + RECORD)
     if done is not None:  # disposed of before: nothing more to remove (said so, not as a new disposal)
@@ -217,6 +218,8 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
                     "at": audit.now_vn().isoformat()}
         pending = disposal_plan(manifest, store.list(prefix), approval, jobs.held_originals(db, code))
         _refuse_if_locked(store, code, pending["objects"])
+        for copy in copies:  # a replica's copy locked till later left the dossier half disposed (the review)
+            _refuse_if_locked(copy, code, pending["objects"], "bản sao thứ hai")
         store.put(prefix + PENDING, json.dumps(pending, ensure_ascii=False).encode(), "application/json")
     elif hold_of(store, code):
         raise Conflict(f"Hồ sơ {code} đang bị giữ theo yêu cầu pháp lý; không hủy", "dossier under legal hold")
@@ -245,7 +248,7 @@ def _dispose(store: ObjectStore, db, code: str, approver: dict, reason: str, def
     return {**record, "complete": True}
 
 
-def _refuse_if_locked(store: ObjectStore, code: str, objects: Sequence[dict]) -> None:
+def _refuse_if_locked(store: ObjectStore, code: str, objects: Sequence[dict], where: str = "kho") -> None:
     """Conflict, before anything is removed, when the store's write-once lock still holds an object
     of the plan (S3 object lock: it ends the day the dossier is due, storage.retention, but an
     object stored before version 0.3.1 is locked from the day it was stored, and one of a dossier
@@ -265,10 +268,15 @@ def _refuse_if_locked(store: ObjectStore, code: str, objects: Sequence[dict]) ->
             locked += 1
             latest = max(latest or held["until"], held["until"])
     if locked:
+        # the first day that begins with every lock ended (one ending at 23:22 refused that day's run again)
+        ends = latest.astimezone(now.tzinfo)
+        at_midnight = ends == datetime.combine(ends.date(), time(0), ends.tzinfo)
+        first = ends.date() if at_midnight else ends.date() + timedelta(1)
         raise Conflict(
-            f"Hồ sơ {code} đã đến hạn hủy nhưng kho còn khóa bất biến {locked} tệp của nó đến ngày "
-            f"{latest.astimezone(now.tzinfo):%d/%m/%Y} (khóa đặt khi lưu); chưa xóa gì. Chạy lại lệnh từ ngày đó",
-            f"{locked} object(s) of the dossier locked until {latest.isoformat()}: nothing removed")
+            f"Hồ sơ {code} đã đến hạn hủy nhưng {where} còn khóa bất biến {locked} tệp của nó đến "
+            f"{ends:%H:%M} ngày {ends:%d/%m/%Y} (khóa đặt khi lưu); chưa xóa gì. Chạy lại lệnh từ ngày "
+            f"{first:%d/%m/%Y}", f"{locked} object(s) of the dossier locked until {latest.isoformat()} "
+                                 f"({where}): nothing removed")
 
 
 def _with_jobs_given_up(store: ObjectStore, db, code: str, pending: dict) -> dict:

@@ -748,15 +748,19 @@ def dispose(settings: Settings, code: str, reason: str, approver_token: str) -> 
         audit.record(db, "dispose", "denied", dossier=code, reason="approval token unknown or revoked")
         raise UsageError("Mã phê duyệt (token) không hợp lệ hoặc đã bị thu hồi; không hủy gì",
                          "approver token unknown or revoked")
+    from . import replication
+
+    replica = replication.open_replica(settings)
     try:
         record = disposal.dispose(store, db, code, reason=reason, default_days=settings.s3.retention_days,
                                   approver={"name": approver.name, "role": approver.role,
-                                            "agencies": approver.agencies})
-    except Exception as exc:
+                                            "agencies": approver.agencies},
+                                  copies=(replica,) if replica is not None else ())
+        disposed_on_replica(settings, code, record)
+    except Exception as exc:  # the replica's refusal too: the primary's removal is then on record
         audit.record(db, "dispose", "failure", dossier=code, approver=approver.name,
                      reason=f"{type(exc).__name__}: {exc}")
         raise
-    disposed_on_replica(settings, code, record)
     outcome = "already" if record.get("already") else "success" if record["complete"] else "partial"
     audit.record(db, "dispose", outcome, dossier=code, approver=approver.name, removed=len(record["removed"]),
                  kept=len(record["kept"]))

@@ -91,7 +91,9 @@ def retain_until(now: datetime, maintenance: str | None, fallback_days: int, clo
             due_at = datetime(due.year, due.month, due.day, tzinfo=ARCHIVE_DAY).astimezone(timezone.utc)
         except (ValueError, OverflowError):  # past the calendar's end: as far as a lock goes
             due_at = LATEST_RETAIN_UNTIL
-        until = max(due_at, min(until, now + timedelta(days=DUE_ALREADY_DAYS)))
+        # due: that day; already due: a year (its period, if shorter); never a year past a due day
+        # still to come (a renewal a month before it was locked ten months past it: the review)
+        until = due_at if due_at > now else min(until, now + timedelta(days=DUE_ALREADY_DAYS))
     return min(until, LATEST_RETAIN_UNTIL)
 
 

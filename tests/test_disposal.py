@@ -160,15 +160,27 @@ def test_a_due_dossier_is_disposed_where_the_lock_allows_and_a_record_without_co
     until = datetime.now(timezone.utc) + timedelta(days=3)
     sidecar.write_text(json.dumps({**meta, "mode": "COMPLIANCE", "retain_until": until.isoformat()}))
     before = sorted(store.list(keys.dossier_prefix(code)))
-    with pytest.raises(Conflict, match=f"khóa bất biến 1 tệp của nó đến ngày {until.astimezone(VN):%d/%m/%Y}.*"
-                                       "chưa xóa gì"):
+    ends = until.astimezone(VN)  # the day after the lock's end is the day to run it again (not the day it ends)
+    with pytest.raises(Conflict, match=f"kho còn khóa bất biến 1 tệp của nó đến {ends:%H:%M} ngày {ends:%d/%m/%Y}.*"
+                                       f"chưa xóa gì. Chạy lại lệnh từ ngày {ends + timedelta(days=1):%d/%m/%Y}"):
         disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
                          default_days=3650, as_of=date(2038, 1, 2))
     assert sorted(store.list(keys.dossier_prefix(code))) == before
     assert code in {h.dossier_code for h in service.search(settings, word).hits}
     assert {r.code: r.status for r in service.retention_report(settings)}[code] != "disposing"
-
     sidecar.write_text(json.dumps(meta))  # the lock has run out
+
+    # the second copy's lock counts too: a replica locked till later left the primary emptied, the
+    # replica's copies kept, and the command failing half done (the archive-lock review)
+    replica = LocalStore(tmp_path / "usb")
+    copy = tmp_path / "usb" / (pdf + ".meta.json")
+    copied = json.loads(copy.read_text())
+    copy.write_text(json.dumps({**copied, "mode": "COMPLIANCE", "retain_until": until.isoformat()}))
+    with pytest.raises(Conflict, match="bản sao thứ hai còn khóa bất biến 1 tệp.*chưa xóa gì"):
+        disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
+                         default_days=3650, as_of=date(2038, 1, 2), copies=(replica,))
+    assert sorted(store.list(keys.dossier_prefix(code))) == before
+    copy.write_text(json.dumps(copied))
     record = disposal.dispose(store, db, code, approver=approver, reason="Quyết định hủy số 5/QĐ ngày 2/1/2038",
                               default_days=3650, as_of=date(2038, 1, 2))
     assert record["complete"] and record["kept"] == [] and "already" not in record

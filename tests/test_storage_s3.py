@@ -57,6 +57,8 @@ def test_given_the_day_the_dossier_closed_the_lock_ends_when_the_dossier_is_due(
     assert ret.retain_until(NOW, "01", 30, closed="2026-03-02") == ret.LATEST_RETAIN_UNTIL
     already_due = ret.retain_until(NOW, "05", 30, closed="1995-06-01")  # due in 2016
     assert already_due == NOW + timedelta(days=ret.DUE_ALREADY_DAYS)
+    # a renewal a month before the due day: that day, not a year on (the archive-lock review)
+    assert ret.retain_until(datetime(2036, 12, 1, tzinfo=timezone.utc), "06", 30, closed="2026-06-30") == due_2037
     with pytest.raises(ValueError):
         ret.retain_until(NOW, "06", 30, closed="20/11/2019")
     assert ret.retain_until(NOW, "02", 30, closed="9990-01-01") == ret.LATEST_RETAIN_UNTIL  # no OverflowError
