@@ -392,14 +392,15 @@ def test_a_process_forked_after_the_database_was_used_opens_connections_of_its_o
         with engine.connect() as conn:
             return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
 
-    parents = backend(db.engine_for(pg_url))  # now in the parent's pool
+    url = pg_url + ("&" if "?" in pg_url else "?") + "application_name=sohoa-fork-test"  # an engine of its own
+    parents = backend(db.engine_for(url))  # its one connection, now in the parent's pool
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
-    children = [context.Process(target=lambda: answers.put(backend(db.engine_for(pg_url)))) for _ in range(2)]
+    children = [context.Process(target=lambda: answers.put(backend(db.engine_for(url)))) for _ in range(2)]
     for child in children:
         child.start()
     found = {answers.get(timeout=60) for _ in children}
     for child in children:
         child.join(30)
     assert parents not in found and len(found) == 2
-    assert backend(db.engine_for(pg_url)) == parents  # the parent's connection is still its own, and works
+    assert backend(db.engine_for(url)) == parents  # the parent's connection is still its own, and works
