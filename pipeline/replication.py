@@ -43,6 +43,7 @@ from storage.errors import IntegrityError, NotFound, StorageError
 from storage.local import LocalStore
 
 from . import manifest as mf
+from .repository import due_later, extend_locks
 from .config import Settings
 from .errors import ConfigError
 
@@ -265,11 +266,14 @@ def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[
              else "khôi phục về kho chính bằng 'sohoa restore MÃ_HỒ_SƠ'")
     refused: dict[str, str] = {}  # key -> why it must not be copied
     lost: list[str] = []
+    later: list[dict] = []  # manifests whose dossier is due later than the target's copy says
     for manifest_key in [k for k in source_infos if k.endswith("/manifest.json") and k.count("/") == 2]:
         here = _manifest(source, manifest_key, source_infos[manifest_key])
         if here is None:
             continue
         there = _manifest(target, manifest_key, target_infos.get(manifest_key))
+        if there is not None and due_later(there, here):
+            later.append(here)
         by_there = named(there) if there else {}
         for key, digest in named(here).items():
             info = source_infos.get(key)
@@ -312,6 +316,9 @@ def _run(action: str, source: ObjectStore, target: ObjectStore, codes: Sequence[
                 log.error("Sao chép %s từ %s sang %s không được: %s", key, src, dst, reason)
                 failed.append((key, reason))
                 incomplete.add(manifest_key_of(key))
+        for manifest in later:  # the copies stored before were locked for the old due date (review)
+            if keys.manifest(manifest["dossierCode"]) not in incomplete:
+                extend_locks(target, manifest)
     return ReplicationReport(action, describe_store(source), describe_store(target), len(source_infos),
                              tuple(missing), tuple(different), tuple(extra), tuple(copied), written,
                              tuple(failed), time.monotonic() - started)

@@ -115,12 +115,12 @@ def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
     meta = {"dossier": code, "kind": "manifest"} | mf.lock_metadata(stored)
     store.put(keys.manifest_version(code, stored["manifestVersion"]), data, "application/json", meta, retain=True)
     store.put(keys.manifest(code), data, "application/json", meta)
-    if previous is not None and _due_later(mf.loads(previous), stored):
+    if previous is not None and due_later(mf.loads(previous), stored):
         extend_locks(store, stored)
     return stored
 
 
-def _due_later(before: dict, after: dict) -> bool:
+def due_later(before: dict, after: dict) -> bool:
     """Whether the dossier may now be due later than its objects' locks were set for: another
     maintenance code, or a closing day in a later year (its period counts from the year after)."""
     was, now = mf.lock_metadata(before), mf.lock_metadata(after)

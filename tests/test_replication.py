@@ -554,3 +554,23 @@ def test_sohoa_beat_sends_a_fixity_slice_to_the_workers_queue_every_interval(tmp
         beat.terminate()
         beat.wait(timeout=10)
         broker.flushdb()
+
+
+def test_a_due_date_moved_later_extends_the_replicas_locks_too(cli, home, rendered, s3_store, tmp_path):
+    """Later paper dates extended the primary's locks, but the replica's copies kept the old due
+    date (and `replicate --check` said nothing): the disaster-recovery copy of the dossier became
+    deletable years early (the archive-lock review)."""
+    code = "H23.50-261205-0031"
+    first = save_page(rendered("rep-lock-1", layout="text", seed=31, dpi=150), tmp_path / "1.png")
+    second = save_page(rendered("rep-lock-2", layout="text", seed=32, dpi=150), tmp_path / "2.png")
+    assert cli("ingest", "--dossier", code, "--title", "Đơn", "--maintenance", "04", "--start-date", "2019-03-01",
+               "--end-date", "2019-11-20", "--unsigned", first)[0] == 0
+    primary = LocalStore(home / "store")
+    assert replication.replicate(primary, s3_store, [code]).ok
+    vn = timezone(timedelta(hours=7))
+    earlier = [k for k in s3_store.list(keys.dossier_prefix(code)) if s3_store.retention(k)]
+    assert earlier and {s3_store.retention(k)["until"] for k in earlier} == {datetime(2050, 1, 1, tzinfo=vn)}
+    assert cli("ingest", "--dossier", code, "--title", "Bổ sung", "--maintenance", "04", "--start-date",
+               "2019-03-01", "--end-date", "2021-05-04", "--change-recorded", "--unsigned", second)[0] == 0
+    assert replication.replicate(primary, s3_store, [code]).ok
+    assert {k: s3_store.retention(k)["until"] for k in earlier} == {k: datetime(2052, 1, 1, tzinfo=vn) for k in earlier}
