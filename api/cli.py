@@ -961,6 +961,12 @@ def cmd_bulk(args, settings: Settings) -> int:
             print(f"Báo cáo đến lúc dừng (tài liệu chưa xong ghi 'chưa xong'): {args.report} (.xlsx, .csv, .json)",
                   file=sys.stderr)
         raise
+    except Exception as exc:  # an outage longer than the run waits: what to do once it is over (the chaos review)
+        if describe(exc).exit_code in (ExitCode.STORAGE, ExitCode.DATABASE, ExitCode.BROKER) and \
+                hasattr(exc, "message_vi"):
+            exc.message_vi = (f"{exc.message_vi}. Chạy lại 'sohoa bulk {args.source}' khi kho, cơ sở dữ liệu và "
+                              "hàng đợi hoạt động trở lại: tài liệu đã số hóa được bỏ qua, phần còn lại tiếp tục")
+        raise
     finally:
         if signal.getsignal(signal.SIGINT) is _say_stopping:
             signal.signal(signal.SIGINT, interrupted)

@@ -353,3 +353,20 @@ def test_progress_lines_give_vietnams_time_as_the_report_does(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_bulk_run_that_cannot_reach_its_store_says_to_run_it_again(cli, home, rendered, tmp_path, monkeypatch):
+    """Started while the store was down, the run stopped with "không phản hồi" alone (the chaos
+    review): nothing said that running it again later resumes where it stopped."""
+    from tests.services import free_port
+
+    (tmp_path / "kho" / CODES[0]).mkdir(parents=True)
+    save_page(rendered("bulk-down", layout="text", seed=861, dpi=100), tmp_path / "kho" / CODES[0] / "Đơn.png")
+    monkeypatch.setenv("SOHOA_STORAGE", "s3")
+    monkeypatch.setenv("SOHOA_S3_ENDPOINT", f"127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("SOHOA_S3_ACCESS_KEY", "khoa")
+    monkeypatch.setenv("SOHOA_S3_SECRET_KEY", "bi-mat-khong-in-ra")
+    code, out, err = cli("bulk", tmp_path / "kho")
+    assert code == 8, err
+    assert f"Chạy lại 'sohoa bulk {tmp_path / 'kho'}' khi kho" in err and "tài liệu đã số hóa được bỏ qua" in err, err
+    assert "bi-mat-khong-in-ra" not in out + err
