@@ -362,12 +362,10 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
                                            f"(longer than {MAX_SIDE:,} pixels on a side)", number)
                 for raw in page.get_images().values():  # poppler decodes each image whole, whatever it is drawn at
                     width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
-                    if raw.objgen == (0, 0) or raw.objgen not in headers:  # an image on many pages is read once
-                        stated = _encoded_size(raw)
-                        if raw.objgen != (0, 0):
-                            headers[raw.objgen] = stated
-                    else:
-                        stated = headers[raw.objgen]
+                    shared = raw.objgen != (0, 0)  # an indirect image, maybe on many pages: read once
+                    stated = headers[raw.objgen] if shared and raw.objgen in headers else _encoded_size(raw)
+                    if shared:
+                        headers[raw.objgen] = stated
                     if stated is not None:  # poppler's decoder allocates what the image's own header says
                         width, height = max(width, stated[0]), max(height, stated[1])
                     if width * height > max_pixels:

@@ -118,6 +118,14 @@ def _pending(job: dict) -> tuple[PreparedDocument, list[int], list[str]]:
 SOFT_LIMIT_MARGIN = 3.0  # seconds between a page's own deadline and its worker's soft time limit
 
 
+def page_limit_within(soft_limit: float) -> float:
+    """The seconds a page read by a worker may take: SOFT_LIMIT_MARGIN less than the worker's soft
+    time limit, which counts from the task's start, a moment earlier. What the page started,
+    tesseract or pdftoppm, is killed at its own deadline; the interruption left it running for
+    minutes (the bad-input review)."""
+    return max(1.0, soft_limit - SOFT_LIMIT_MARGIN)
+
+
 def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | None = None,
              time_limit: float | None = None) -> tuple[int, int, int]:
     """Do one page of a job (from the shared page results when any worker did it before);
@@ -130,10 +138,7 @@ def run_page(store: ObjectStore, db, job_id: str, number: int, *, worker: str | 
     if job["state"] in job_table.FINAL:
         return job["pages_done"], job["pages_failed"], job["pages_total"]
     task = PreparedDocument.from_json(job["request"]).tasks[number - 1]
-    # The page's own deadline comes a little before the worker's interruption (which counts from
-    # the task's start, a moment earlier): what it started, tesseract or pdftoppm, is killed by
-    # its deadline, where the interruption left it running for minutes (the bad-input review).
-    own = max(1.0, time_limit - SOFT_LIMIT_MARGIN) if time_limit is not None else None
+    own = page_limit_within(time_limit) if time_limit is not None else None
     result = process_page(task, PageCache(store), own)
     if own is not None and not result.ok and (result.error == over_time(task, own).error
                                               or time.monotonic() - started >= own):

@@ -376,12 +376,9 @@ def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) 
         raise
     except StorageError as e:  # the original is missing or altered in the store
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {e}")
-    except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # this machine's disk, not the page: waited out as an outage
-            raise disk_full(e) from None
-        return PageResult(task.file, task.page,
-                          error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
     except Exception as e:  # any decoder or OCR failure is reported against its page
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # this machine's disk: an outage
+            raise disk_full(e) from None
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
     cache.store_page(key, image, result)
     return result

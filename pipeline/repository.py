@@ -101,7 +101,8 @@ def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
         previous = store.get(keys.manifest(code))
     except ObjectNotFound:
         previous = None
-    current_version = mf.loads(previous).get("manifestVersion") if previous is not None else None
+    before = mf.loads(previous) if previous is not None else None
+    current_version = before.get("manifestVersion") if before is not None else None
     if previous is None and manifest.get("manifestVersion") is not None or \
             previous is not None and manifest.get("manifestVersion") != current_version:
         raise Conflict(f"Hồ sơ {code} vừa được thay đổi bởi một tiến trình khác; chưa lưu gì, hãy chạy lại",
@@ -115,7 +116,7 @@ def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:
     meta = {"dossier": code, "kind": "manifest"} | mf.lock_metadata(stored)
     store.put(keys.manifest_version(code, stored["manifestVersion"]), data, "application/json", meta, retain=True)
     store.put(keys.manifest(code), data, "application/json", meta)
-    if previous is not None and due_later(mf.loads(previous), stored):
+    if before is not None and due_later(before, stored):
         extend_locks(store, stored)
     return stored
 
@@ -135,7 +136,7 @@ def extend_locks(store: ObjectStore, manifest: dict) -> int:
     code, lock = manifest["dossierCode"], mf.lock_metadata(manifest)
     named = {ref["key"] for doc in manifest["documents"] for ref in mf.document_objects(doc)}
     history = {keys.manifest_version(code, n) for n in range(1, (manifest.get("manifestVersion") or 0) + 1)}
-    return sum(store.extend_lock(key, lock) for key in sorted(named | history) if store.exists(key))
+    return sum(store.extend_lock(key, lock) for key in sorted(named | history))
 
 
 def manifest_chain_problems(store: ObjectStore, code: str) -> list[str]:

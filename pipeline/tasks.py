@@ -43,6 +43,11 @@ app = Celery("sohoa", set_as_current=False)
 _state: dict = {}  # this process's settings and, once opened, its store and signer
 
 
+def _soft(time_limit: int) -> int:
+    """A task's soft time limit: 90 % of its hard one, so that it can still record why it stopped."""
+    return int(time_limit * .9)
+
+
 def configure(settings: Settings) -> Celery:
     """Point the application at the settings' broker (both the doors that send and the workers)."""
     _state.clear()
@@ -63,13 +68,13 @@ def configure(settings: Settings) -> Celery:
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_default_queue=PAGES, worker_hijack_root_logger=False, worker_redirect_stdouts=False,
         task_annotations={
-            "sohoa.page": {"time_limit": broker.page_time_limit, "soft_time_limit": int(broker.page_time_limit * .9)},
+            "sohoa.page": {"time_limit": broker.page_time_limit, "soft_time_limit": _soft(broker.page_time_limit)},
             "sohoa.read_ahead": {"time_limit": broker.page_time_limit,
-                                 "soft_time_limit": int(broker.page_time_limit * .9)},
+                                 "soft_time_limit": _soft(broker.page_time_limit)},
             "sohoa.finish": {"time_limit": broker.finish_time_limit,
-                             "soft_time_limit": int(broker.finish_time_limit * .9)},
+                             "soft_time_limit": _soft(broker.finish_time_limit)},
             "sohoa.fixity": {"time_limit": settings.fixity.interval,
-                             "soft_time_limit": int(settings.fixity.interval * .9)}},
+                             "soft_time_limit": _soft(settings.fixity.interval)}},
         beat_schedule=beat_schedule(settings),
     )
     return app
@@ -150,7 +155,7 @@ def page(self, job_id: str, number: int) -> None:
     settings = _settings()
     db = runtime.database(settings)
     # the page stage reports whatever interrupted it as its page's error: past the soft limit, it was time
-    soft_limit = int(settings.broker.page_time_limit * .9)
+    soft_limit = _soft(settings.broker.page_time_limit)
     try:
         done, failed, total = jobs.run_page(_store(), db, job_id, number, worker=jobs.process_name(),
                                             time_limit=soft_limit)
@@ -175,9 +180,9 @@ def read_ahead(self, task: dict) -> None:
     """An intake page read before its document is confirmed (``pipeline.early``): the result
     only fills the page cache; a failure is left for the document's own job to report."""
     limit_native_threads()
-    soft_limit = int(_settings().broker.page_time_limit * .9)
-    try:  # its own deadline first, as a job's page (jobs.run_page): nothing it started is left running
-        run_page_json(task, _store(), max(1.0, soft_limit - jobs.SOFT_LIMIT_MARGIN))
+    soft_limit = _soft(_settings().broker.page_time_limit)
+    try:  # its own deadline first, as a job's page: nothing it started is left running
+        run_page_json(task, _store(), jobs.page_limit_within(soft_limit))
     except SoftTimeLimitExceeded:
         return
 

@@ -97,8 +97,8 @@ class ObjectStore(ABC):
         """Extend the write-once lock of the object's versions to what ``metadata`` (the
         maintenance code and the day the dossier closed, as ``put`` reads them) gives now, where
         that is later than their lock; a lock is never shortened, an unlocked version never
-        locked. Returns how many versions were extended: none here, a store whose locks have no
-        date."""
+        locked, an absent object left alone. Returns how many versions were extended: none here, a
+        store whose locks have no date."""
         return 0
 
     def exists(self, key: str) -> bool:
