@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ocr.engine import PageTimeUp, time_left
@@ -200,15 +201,35 @@ def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
     """Every page's header first (count, size: cheap), then every page decoded."""
     img = open_image(file, data, max_pixels)
     frames = page_frames(file, img, max_pixels)
+    if img.format in ("JPEG", "MPO"):  # one page, decoded whole where it is processed
+        if damage := jpeg_damage(data):
+            raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng (JPEG: {damage}): một phần trang sẽ hiện xám hoặc lệch "
+                                   "màu; hãy quét lại trang hoặc chép lại tệp từ máy quét (truncated or corrupt image)", 1)
+        return 1
     for number, index in enumerate(frames, start=1):
         img.seek(index)
-        if img.format in ("JPEG", "MPO"):
-            # libjpeg reads every coded block at any scale, so a truncated or damaged scan fails
-            # here as at full size; at 1/8 it skips most of the work (a 300-dpi colour page:
-            # 0.08 -> 0.03 s), and the page is decoded whole where it is processed
-            img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
         _load(file, img, number)
     return len(frames)
+
+
+_DECODED_AS = {"Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}  # libjpeg-turbo's colour conversions; RGB else
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """What libjpeg finds wrong in a JPEG's bytes (its first image: an MPO's photo), or None when it
+    reads clean. Pillow decodes through libjpeg's warnings and shows the blocks it could not read
+    grey or smeared: a scan whose coded data holds zeros or random bytes (a failed copy, a bad
+    sector) would be stored as if whole. libjpeg-turbo's own decoder (simplejpeg, strict) makes
+    them errors, reading every coded block at 1/8 scale (a 300-dpi colour page: 0.01 s, a third of
+    Pillow's draft decode it replaces). On 300 damaged copies of the 30 real JPEG scans it refused
+    297, Pillow 181, and none of the scans themselves (``python -m bench.jpeg_damage``)."""
+    try:
+        width, height, _, colour = simplejpeg.decode_jpeg_header(data)
+        simplejpeg.decode_jpeg(data, colorspace=_DECODED_AS.get(colour, "RGB"), strict=True,
+                               min_width=max(1, width // 8), min_height=max(1, height // 8))
+    except ValueError as e:  # its message names the TurboJPEG call first: "tjDecompressHeader3(): ..."
+        return re.sub(r"^\w+\(\): ", "", str(e).strip()) or type(e).__name__
+    return None
 
 
 def page_frames(file: str, img: Image.Image, max_pixels: int, until: int | None = None,
@@ -341,7 +362,7 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
     import pikepdf
 
     number = None  # the page being checked, for the error
-    headers: dict = {}  # image object -> the size its own header states
+    checked: set = set()  # indirect images already checked: one may be on many pages
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             count = len(pdf.pages)
@@ -360,17 +381,10 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
                     raise InputError(file, f"trang {width_in:.0f}x{height_in:.0f} inch ở {dpi} dpi có một cạnh dài hơn "
                                            f"{_vi(MAX_SIDE)} điểm ảnh; hãy cắt thành nhiều trang "
                                            f"(longer than {MAX_SIDE:,} pixels on a side)", number)
-                for raw in page.get_images().values():  # poppler decodes each image whole, whatever it is drawn at
-                    width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
-                    shared = raw.objgen != (0, 0)  # an indirect image, maybe on many pages: read once
-                    stated = headers[raw.objgen] if shared and raw.objgen in headers else _encoded_size(raw)
-                    if shared:
-                        headers[raw.objgen] = stated
-                    if stated is not None:  # poppler's decoder allocates what the image's own header says
-                        width, height = max(width, stated[0]), max(height, stated[1])
-                    if width * height > max_pixels:
-                        raise InputError(file, f"ảnh trong trang {width}x{height} vượt quá giới hạn {_vi(max_pixels)} "
-                                               "điểm ảnh (embedded image over pixel limit)", number)
+                for raw in page.get_images().values():
+                    if raw.objgen == (0, 0) or raw.objgen not in checked:
+                        _check_page_image(file, raw, number, max_pixels)
+                        checked.add(raw.objgen)
     except pikepdf.PasswordError:
         raise InputError(file, "PDF được mã hóa/có mật khẩu, không xử lý được (encrypted PDF)") from None
     except pikepdf.PdfError as e:
@@ -393,6 +407,46 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
     return count
 
 
+def _check_page_image(file: str, raw, page: int, max_pixels: int) -> None:
+    """Refuse an image of a PDF page that poppler would decode into more than ``max_pixels`` (it
+    decodes each whole, whatever size it is drawn at) or, a JPEG, only partly (``jpeg_damage``)."""
+    width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
+    stated = _encoded_size(raw)
+    if stated is not None:  # poppler's decoder allocates what the image's own header says
+        width, height = max(width, stated[0]), max(height, stated[1])
+    if width * height > max_pixels:
+        raise InputError(file, f"ảnh trong trang {width}x{height} vượt quá giới hạn {_vi(max_pixels)} "
+                               "điểm ảnh (embedded image over pixel limit)", page)
+    if (jpeg := _dct_bytes(raw)) is not None and (damage := jpeg_damage(jpeg)):
+        raise InputError(file, f"PDF hỏng: ảnh JPEG trong trang bị cắt cụt hoặc hỏng ({damage}): một phần trang sẽ "
+                               "hiện xám hoặc lệch màu; hãy quét lại trang (damaged JPEG image in the page)", page)
+
+
+_DCT_BYTES = 64 << 20  # a page's JPEG behind another filter is inflated up to this to be checked (a 600-dpi colour A3: 15 MB)
+
+
+def _dct_bytes(raw) -> bytes | None:
+    """A PDF image's JPEG as a JPEG file: its bytes once any filter before /DCTDecode is undone,
+    ended by an end-of-image marker. Writers leave that out, or pad after it, and poppler does
+    not need it, so its lack is no damage; data cut short before it still is. None for another
+    kind of image, or one behind a filter not read here or inflating past _DCT_BYTES."""
+    names = _filters(raw)
+    if not names or names[-1] != "/DCTDecode":
+        return None
+    data = _decoded_start(raw.read_raw_bytes(), names[:-1], _DCT_BYTES)
+    if data is None or len(data) >= _DCT_BYTES:
+        return None
+    data = data.rstrip(b"\x00\t\n\r\x0c ")
+    return data if data.endswith(b"\xff\xd9") else data + b"\xff\xd9"
+
+
+def _filters(raw) -> list[str]:
+    import pikepdf
+
+    filters = raw.get("/Filter")
+    return [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)] if filters else []
+
+
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG frame headers (not DHT, JPG, DAC)
 
 
@@ -402,13 +456,10 @@ def _encoded_size(raw) -> tuple[int, int] | None:
     whatever the image dictionary says: a 1 KB stream whose header claimed 20000x20000 pixels
     under /Width 200 took 774 MB to render (the bad-input review), and the size can claim
     65535x65535."""
-    import pikepdf
-
-    filters = raw.get("/Filter")
-    names = [str(f) for f in filters] if isinstance(filters, pikepdf.Array) else [str(filters)]
+    names = _filters(raw)
     if not names or names[-1] not in ("/DCTDecode", "/JPXDecode"):
         return None
-    data = _decoded_start(raw.read_raw_bytes(), names[:-1])
+    data = _decoded_start(raw.read_raw_bytes(), names[:-1], _HEADER_BYTES)
     if data is None:
         return None
     return _jpeg_size(data) if names[-1] == "/DCTDecode" else _jpx_size(data)
@@ -417,9 +468,9 @@ def _encoded_size(raw) -> tuple[int, int] | None:
 _HEADER_BYTES = 1 << 20  # a JPEG's or JPEG 2000's header is in its first bytes: never inflate a stream whole
 
 
-def _decoded_start(data: bytes, filters: list[str]) -> bytes | None:
-    """The first bytes of ``data`` once the filters before the image's own are undone: Flate by
-    zlib, at most _HEADER_BYTES out; the ASCII and run-length filters by qpdf (PDFs made from
+def _decoded_start(data: bytes, filters: list[str], limit: int) -> bytes | None:
+    """The first ``limit`` bytes of ``data`` once the filters before the image's own are undone:
+    Flate by zlib, never more out; the ASCII and run-length filters by qpdf (PDFs made from
     PostScript put ASCII85 before DCT); None for any other (LZW) or bytes that do not decode."""
     import zlib
 
@@ -428,10 +479,10 @@ def _decoded_start(data: bytes, filters: list[str]) -> bytes | None:
     for name in filters:
         try:
             if name == "/FlateDecode":
-                data = zlib.decompressobj().decompress(data, _HEADER_BYTES)
+                data = zlib.decompressobj().decompress(data, limit)
             elif name in ("/ASCII85Decode", "/ASCIIHexDecode", "/RunLengthDecode"):
                 with pikepdf.new() as scratch:
-                    data = pikepdf.Stream(scratch, data, Filter=pikepdf.Name(name)).read_bytes()[:_HEADER_BYTES]
+                    data = pikepdf.Stream(scratch, data, Filter=pikepdf.Name(name)).read_bytes()[:limit]
             else:
                 return None
         except (zlib.error, pikepdf.PdfError):  # nothing poppler can decode either

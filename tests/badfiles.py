@@ -130,6 +130,24 @@ def corrupt_jpeg(d):
     return _write(d, "corrupt.jpg", bytes(data))
 
 
+def _scan_data_damaged(fill: Callable[[int], bytes]) -> bytes:
+    """A JPEG page of text whose coded data holds ``fill(n)`` over 300 bytes in its middle, its end intact."""
+    data = bytearray(_encoded(page_image("RGB", text=True), "JPEG", quality=90, dpi=(100, 100)))
+    middle = (data.index(b"\xff\xda") + len(data)) // 2
+    data[middle:middle + 300] = fill(300)
+    return bytes(data)
+
+
+def jpeg_zeroed_scan_data(d):
+    """A JPEG whose coded data has a run of zeros in its middle (a bad sector): Pillow showed the rest grey."""
+    return _write(d, "zeroed.jpg", _scan_data_damaged(bytes))
+
+
+def jpeg_noisy_scan_data(d):
+    """A JPEG whose coded data has random bytes, none 0xFF, in its middle (a failed copy): Pillow took it."""
+    return _write(d, "noisy.jpg", _scan_data_damaged(lambda n: bytes((i * 97 + 31) % 255 for i in range(n))))
+
+
 def jpeg_soi_only(d):
     """Only the JPEG start-of-image marker and three bytes of a header."""
     return _write(d, "header.jpg", b"\xff\xd8\xff\xe0\x00\x10JF")
@@ -810,6 +828,12 @@ def pdf_jpx_header_bomb(d):
     return _write(d, "jpx-header-bomb.pdf", _pdf_with_encoded(bytes(jp2), "/JPXDecode", colour_space=False))
 
 
+def pdf_jpeg_cut_short(d):
+    """A scanned page whose JPEG stream ends halfway through its coded data (poppler drew the rest grey)."""
+    jpeg = _encoded(page_image("L", (200, 200), text=True), "JPEG", quality=90)
+    return _write(d, "jpeg-cut.pdf", _pdf_with_encoded(jpeg[: len(jpeg) * 2 // 3], "/DCTDecode"))
+
+
 def pdf_jpx_not_an_image(d):
     """A page image filtered as JPEG 2000 whose bytes are a JP2 signature and zeros (it crashed, exit 70)."""
     data = b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 200
@@ -855,7 +879,7 @@ def pdf_missing_mediabox(d):
 
 
 KINDS: list[Callable[[Path], Path]] = [
-    zero_bytes, truncated_jpeg, corrupt_jpeg, jpeg_soi_only, truncated_png, png_corrupt_idat, png_text_chunk_bomb,
+    zero_bytes, truncated_jpeg, corrupt_jpeg, jpeg_zeroed_scan_data, jpeg_noisy_scan_data, jpeg_soi_only, truncated_png, png_corrupt_idat, png_text_chunk_bomb,
     truncated_tiff, tiff_bad_ifd_offset, tiff_corrupt_deflate, tiff_truncated_second_page, tiff_damaged_second_header,
     text_file, png_named_jpg, jpeg_named_pdf, pdf_named_tif, no_extension, upper_case_extension,
     vietnamese_file_name, one_pixel_png, thin_strip_png, png_bomb_header, png_bomb_real, tiff_bomb_header,
@@ -871,7 +895,7 @@ KINDS: list[Callable[[Path], Path]] = [
     pdf_huge_second_page, pdf_absurd_page_box, pdf_zero_size_box, pdf_negative_box, pdf_bad_box_values,
     pdf_rotated_page, pdf_invalid_rotate, pdf_image_bomb, pdf_broken_content_stream, pdf_too_many_pages,
     pdf_missing_mediabox, pdf_cropped_to_the_scan, pdf_jpeg_header_bomb, pdf_jpx_header_bomb, pdf_jpx_not_an_image,
-    pdf_certificate_encrypted,
+    pdf_certificate_encrypted, pdf_jpeg_cut_short,
 ]
 
 

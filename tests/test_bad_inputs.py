@@ -39,6 +39,8 @@ EXPECT = {
     "zero_bytes": ("refused", None, "tệp rỗng, 0 byte"),
     "truncated_jpeg": ("refused", 1, CORRUPT),
     "corrupt_jpeg": ("refused", 1, CORRUPT),
+    "jpeg_zeroed_scan_data": ("refused", 1, CORRUPT),
+    "jpeg_noisy_scan_data": ("refused", 1, CORRUPT),
     "jpeg_soi_only": ("refused", None, "ảnh hỏng hoặc không đọc được"),
     "truncated_png": ("refused", 1, CORRUPT),
     "png_corrupt_idat": ("refused", 1, CORRUPT),
@@ -126,6 +128,7 @@ EXPECT = {
     "pdf_jpx_header_bomb": ("refused", 1, OVER),
     "pdf_jpx_not_an_image": ("refused", 1, "ảnh trong trang không đọc được"),
     "pdf_certificate_encrypted": ("refused", None, "PDF được mã hóa"),
+    "pdf_jpeg_cut_short": ("refused", 1, "ảnh JPEG trong trang bị cắt cụt hoặc hỏng"),
 }
 NOT_UPLOADABLE = {"directory", "named_pipe"}  # no browser or HTTP client sends these
 
