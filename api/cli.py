@@ -516,6 +516,11 @@ RETENTION_VI = {"permanent": "bảo quản vĩnh viễn", "not-due": "chưa đ�
 
 
 def cmd_retention(args, settings: Settings) -> int:
+    if args.action == "relock":
+        return _relock(args, settings)
+    if args.codes or args.all:
+        raise UsageError("'sohoa retention report' liệt kê mọi hồ sơ; mã hồ sơ và --all chỉ dùng với relock",
+                         "report takes no dossier codes")
     rows = service.retention_report(settings, args.as_of)
     if args.due:
         rows = [r for r in rows if r.status in ("due", "disposing", "damaged")]  # damaged: its date is unknown
@@ -529,6 +534,22 @@ def cmd_retention(args, settings: Settings) -> int:
         print(f"  {r.code}  mã bảo quản {r.maintenance or '-'}  {closed}  {due}  "
               f"{RETENTION_VI.get(r.status, r.status)}  {r.title}")
     return ExitCode.OK
+
+
+def _relock(args, settings: Settings) -> int:
+    results = service.relock(settings, args.codes, all_dossiers=args.all)
+    failed = {code: r[0] for code, r in results.items() if len(r) != 2}
+    if args.json:
+        _print_json({code: {"primary": r[0], "replica": r[1]} if len(r) == 2 else {"error": r[0]}
+                     for code, r in results.items()})
+        return ExitCode.CHECK_FAILED if failed else ExitCode.OK
+    primary = sum(r[0] for r in results.values() if len(r) == 2)
+    replica = sum(r[1] for r in results.values() if len(r) == 2)
+    print(f"{len(results) - len(failed)} hồ sơ: mọi đối tượng được khóa đến hạn hủy; đã kéo dài khóa "
+          f"{primary} phiên bản đối tượng ở kho chính, {replica} ở bản sao.")
+    for code, message in failed.items():
+        print(f"  LỖI    {code}: {message}")
+    return ExitCode.CHECK_FAILED if failed else ExitCode.OK
 
 
 def cmd_hold(args, settings: Settings) -> int:
@@ -1004,7 +1025,7 @@ EXAMPLES = {
     "package": "sohoa package H23.50-261201-0001 --out /mnt/nop-luu\n"
                "sohoa package --bulk --closed-before 2026-01-01 --out /mnt/nop-luu",
     "import-package": "sohoa import-package /mnt/nop-luu/H23.50-261201-0001",
-    "retention": "sohoa retention report\nsohoa retention report --due --as-of 2030-01-01",
+    "retention": "sohoa retention report\nsohoa retention report --due --as-of 2030-01-01\nsohoa retention relock --all",
     "hold": "sohoa hold H23.50-261201-0001 --reason \"Công văn 12/TA yêu cầu giữ hồ sơ\"\n"
             "sohoa hold H23.50-261201-0001 --release --reason \"Vụ việc đã kết thúc\"",
     "dispose": "sohoa dispose H23.50-261201-0001 --reason \"Quyết định hủy số 5/QĐ\" --approver-token-file token.txt",
@@ -1195,7 +1216,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("package", metavar="THƯ_MỤC_GÓI", help="thư mục gói do 'sohoa package' tạo")
 
     s = command(sub, "retention", "thời hạn bảo quản: hồ sơ nào đến hạn hủy, đang bị giữ, đã hủy", cmd_retention)
-    s.add_argument("action", choices=["report"], help="report: liệt kê mọi hồ sơ với hạn hủy và tình trạng")
+    s.add_argument("action", choices=["report", "relock"],
+                   help="report: liệt kê mọi hồ sơ với hạn hủy và tình trạng; relock: khóa mọi đối tượng của hồ sơ "
+                        "đến hạn hủy, ở kho chính và bản sao (một lần sau khi nâng cấp từ bản trước 0.3.1)")
+    s.add_argument("codes", nargs="*", metavar="MÃ_HỒ_SƠ", help="với relock: các hồ sơ (hoặc --all)")
+    s.add_argument("--all", action="store_true", help="với relock: mọi hồ sơ trong kho")
     s.add_argument("--due", action="store_true", help="chỉ các hồ sơ đến hạn hủy")
     s.add_argument("--as-of", type=day, default=None, metavar="NGÀY",
                    help="tính hạn theo ngày này (YYYY-MM-DD; mặc định hôm nay)")

@@ -52,7 +52,7 @@ from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink
 from .pages import PageCache, code_version, load_engine
 from .runtime import database, development_pki, ingest_context, key_trouble, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
-from .repository import dossier_codes, load_manifest, require_manifest
+from .repository import dossier_codes, extend_locks, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
 from .signing.devpki import DEV_DIR_NAME
@@ -718,6 +718,29 @@ def retention_report(settings: Settings, as_of: date | None = None):
     from . import disposal
 
     return disposal.report(open_store(settings), settings.s3.retention_days, as_of or audit.now_vn().date())
+
+
+def relock(settings: Settings, codes: Sequence[str] = (), *, all_dossiers: bool = False) -> dict[str, tuple]:
+    """Lock every write-once object of each dossier until at least the day it is due, in the
+    primary store and in the replica when one is configured (``repository.extend_locks``); a lock
+    already as long is left as it is. Objects stored before 0.3.1 were locked for their period
+    from the day they were stored, up to a year short of the due day, and are otherwise extended
+    only when their dossier next changes. Returns {code: (versions extended in the primary, in
+    the replica)}, or ``(error message,)`` for a dossier whose manifest cannot be read."""
+    from . import replication
+
+    store, replica = open_store(settings), replication.open_replica(settings)
+
+    def run(code: str) -> tuple:
+        manifest = require_manifest(store, code)
+        return extend_locks(store, manifest), extend_locks(replica, manifest) if replica is not None else 0
+
+    results = _each_dossier(_codes(lambda: store, codes, all_dossiers), run, lambda code, report: report.message_vi)
+    extended = [r for r in results.values() if len(r) == 2]
+    audit.record(database(settings), "relock", "success" if len(extended) == len(results) else "failure",
+                 dossiers=len(results), primary=sum(r[0] for r in extended), replica=sum(r[1] for r in extended),
+                 failed=len(results) - len(extended))
+    return results
 
 
 def legal_hold(settings: Settings, code: str, reason: str, *, release: bool = False) -> dict:

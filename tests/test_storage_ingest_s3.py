@@ -140,3 +140,46 @@ def test_a_document_that_moves_the_due_date_later_extends_the_locks_of_those_bef
              or "/manifests/" in k]
     assert set(earlier) < set(every)
     assert {k: store.retention(k)["until"] for k in every} == {k: datetime(2052, 1, 1, tzinfo=vn) for k in every}
+
+
+def test_relock_extends_locks_written_before_due_dates_to_the_due_day_on_both_copies(cli, home, rendered, s3_env,
+                                                                                     tmp_path, monkeypatch):
+    """Before 0.3.1 an object was locked for its period from the day it was stored: a paper file
+    closed in 2019 and digitised today with a 30-year code was locked about thirty years from
+    today, and one closed this year until this date thirty years on, up to a year short of the due
+    day. `sohoa retention relock --all`, run once after the upgrade, locks every object of every
+    dossier until its due day, in the primary and in the replica; a second run changes nothing."""
+    from pipeline import manifest as mf
+    from pipeline import replication
+    from tests.services import new_bucket_name
+
+    monkeypatch.setenv("SOHOA_REPLICA_S3_ENDPOINT", f"http://{s3_env['endpoint']}")
+    monkeypatch.setenv("SOHOA_REPLICA_S3_ACCESS_KEY", s3_env["access_key"])
+    monkeypatch.setenv("SOHOA_REPLICA_S3_SECRET_KEY", s3_env["secret_key"])
+    monkeypatch.setenv("SOHOA_REPLICA_S3_BUCKET", new_bucket_name())
+    year = service.now_vn().year
+    with monkeypatch.context() as old:  # what 0.3.0 wrote: no closing day in the objects' metadata
+        old.setattr(mf, "lock_metadata", lambda manifest, now=None: {"maintenance": manifest.get("maintenance"),
+                                                                     "closed": None})
+        scan = save_page(rendered("relock", layout="admin", degradation=0, seed=5), tmp_path / "trang 1.png")
+        code, _, err = cli("ingest", "--dossier", CODE, "--title", "Hồ sơ", "--maintenance", "04",
+                           "--start-date", f"{year}-01-01", "--end-date", f"{year}-01-01", scan)
+        assert code == 0, err
+        assert cli("replicate")[0] == 0
+    settings = config.load()
+    store, replica = open_store(settings), replication.open_replica(settings)
+    locked = [k for k in store.list(f"dossiers/{CODE}/") if "/originals/" in k or k.endswith(".pdf")
+              or "/manifests/" in k]
+    assert len(locked) >= 3
+    due = datetime(year + 31, 1, 1, tzinfo=timezone(timedelta(hours=7)))  # 30 years from 1 January after it closed
+    [row] = [r for r in service.retention_report(settings) if r.code == CODE]
+    assert row.due == due.date()
+    assert all(datetime(year + 29, 12, 1, tzinfo=timezone.utc) < store.retention(k)["until"] < due for k in locked)
+    code, out, err = cli("retention", "relock", "--all")
+    assert code == 0, err
+    assert f"1 hồ sơ: mọi đối tượng được khóa đến hạn hủy; đã kéo dài khóa {len(locked)} phiên bản đối tượng ở kho chính" in out
+    assert {k: store.retention(k)["until"] for k in locked} == {k: due for k in locked}
+    # the replica's COMPLIANCE-style copies are locked in whole days: to the due day's end at most
+    assert all(due <= replica.retention(k)["until"] < due + timedelta(days=1) for k in locked)
+    code, out, err = cli("retention", "relock", CODE)
+    assert code == 0 and "0 phiên bản đối tượng ở kho chính, 0 ở bản sao" in out, err
