@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import struct
+import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from ocr.engine import PageTimeUp, time_left
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff", "pdf": "application/pdf"}
 EXTENSIONS = {"jpeg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "tiff": {".tif", ".tiff"}, "pdf": {".pdf"}}
@@ -206,10 +208,58 @@ def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
             raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng (JPEG: {damage}): một phần trang sẽ hiện xám hoặc lệch "
                                    "màu; hãy quét lại trang hoặc chép lại tệp từ máy quét (truncated or corrupt image)", 1)
         return 1
+    silent = False  # a page whose decoder reports damage only on stderr
     for number, index in enumerate(frames, start=1):
         img.seek(index)
         _load(file, img, number)
+        silent = silent or img.format == "TIFF" and _tiff_field(img, 259, 1) in SILENT_ON_DAMAGE
+    if silent and (damaged := tiff_damage(data, frames)):
+        page, why = damaged
+        raise InputError(file, f"ảnh bị cắt cụt hoặc hỏng (TIFF: {why}): một phần trang sẽ mất hoặc sai; hãy quét lại "
+                               "trang hoặc chép lại tệp từ máy quét (truncated or corrupt image)", page)
     return len(frames)
+
+
+SILENT_ON_DAMAGE = {2, 3, 4, 6, 7}  # TIFF compressions (CCITT, JPEG) Pillow decodes through damage; it raises on the others
+
+# libtiff's decoders name themselves in their errors (Fax4Decode, LZWDecode, ZIPDecode, PackBitsDecode,
+# JPEGLib for a JPEG strip): an error from another part (a tag it does not know) is no damage of the pixels
+_DECODER_ERROR = re.compile(r"^(\w*Decode\w*|JPEGLib|OJPEG\w*): (?!Warning)(.+)$", re.MULTILINE)
+
+
+def tiff_damage(data: bytes, frames: list[int]) -> tuple[int, str] | None:
+    """(page, libtiff's message) of the first page of a TIFF whose coded data libtiff's decoder
+    stops on, or None when every page in ``frames`` (directory numbers) reads whole. Pillow's
+    libtiff prints such an error and returns the page with the rest of the strip white: a G4
+    strip with random bytes in it was accepted with the lines below them gone. libtiff's own
+    ``tiffinfo -D`` (libtiff-tools) exits 1 on them: on random bytes in 24 of 26 G4 and 16 of 25
+    JPEG-in-TIFF copies of the real scans, of which Pillow refused none; on none of the 8 real TIFF
+    scans (``python -m bench.damaged_scans``). Zeros in a G4 strip mostly decode as white lines, and
+    go unseen by both. The bytes go to it in memory (memfd), never to disk."""
+    fd = os.memfd_create("sohoa-tiff")
+    try:
+        with open(fd, "wb", closefd=False) as copy:
+            copy.write(data)
+
+        def decoder_error(*directory: str) -> str | None:
+            try:
+                done = subprocess.run(["tiffinfo", "-D", *directory, f"/dev/fd/{fd}"], pass_fds=(fd,),
+                                      capture_output=True, timeout=RASTER_TIMEOUT)
+            except FileNotFoundError:
+                raise ConfigError("Thiếu chương trình tiffinfo (gói Debian libtiff-tools); hãy chạy scripts/setup.sh",
+                                  "tiffinfo not found: install libtiff-tools") from None
+            found = _DECODER_ERROR.search(done.stderr.decode("utf-8", "replace")) if done.returncode else None
+            return f"{found[1]}: {found[2].strip().rstrip('.')}" if found else None
+
+        if (whole := decoder_error()) is None:
+            return None
+        # tiffinfo reads one directory when given its number: the page it stops on is found one by one
+        return next(((n, why) for n, index in enumerate(frames, start=1) if (why := decoder_error(f"-{index}"))),
+                    (1, whole))
+    except subprocess.TimeoutExpired:
+        return None  # Pillow decoded every page already: a slow check is no reason to refuse them
+    finally:
+        os.close(fd)
 
 
 _DECODED_AS = {"Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}  # libjpeg-turbo's colour conversions; RGB else
@@ -222,7 +272,7 @@ def jpeg_damage(data: bytes) -> str | None:
     sector) would be stored as if whole. libjpeg-turbo's own decoder (simplejpeg, strict) makes
     them errors, reading every coded block at 1/8 scale (a 300-dpi colour page: 0.01 s, a third of
     Pillow's draft decode it replaces). On 300 damaged copies of the 30 real JPEG scans it refused
-    297, Pillow 181, and none of the scans themselves (``python -m bench.jpeg_damage``)."""
+    297, Pillow 181, and none of the scans themselves (``python -m bench.damaged_scans``)."""
     try:
         width, height, _, colour = simplejpeg.decode_jpeg_header(data)
         simplejpeg.decode_jpeg(data, colorspace=_DECODED_AS.get(colour, "RGB"), strict=True,

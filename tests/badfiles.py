@@ -517,6 +517,18 @@ def la_png(d):
     return _write(d, "la.png", _encoded(page_image("LA"), "PNG", dpi=(100, 100)))
 
 
+def tiff_g4_noisy_strip(d):
+    """A two-page G4 TIFF whose second page's strip has random bytes in it: Pillow left the lines below them white."""
+    pages = [page_image("1", text=True), page_image("1", text=True)]
+    data = bytearray(_encoded(pages[0], "TIFF", compression="group4", save_all=True, append_images=pages[1:],
+                              dpi=(100, 100)))
+    second = Image.open(io.BytesIO(bytes(data)))
+    second.seek(1)
+    at, length = second.tag_v2[273][0], second.tag_v2[279][0]
+    data[at + length // 3:at + length // 3 + 40] = bytes((i * 89 + 7) % 256 for i in range(40))
+    return _write(d, "g4-nhieu.tif", bytes(data))
+
+
 def bitonal_g4_tiff(d):
     """A bitonal CCITT G4 TIFF (what office scanners write)."""
     return _write(d, "g4.tif", _encoded(page_image("1"), "TIFF", compression="group4", dpi=(100, 100)))
@@ -886,7 +898,7 @@ KINDS: list[Callable[[Path], Path]] = [
     jpeg_bomb_header, too_many_pixels, gray16_png, gray16_tiff, int32_tiff, uint32_tiff, float32_tiff,
     int16_tiff, white_is_zero_tiff, cmyk_alpha_tiff, tiff_with_thumbnail, png_transparent_paper, png16_transparent_paper, mpo_phone_photo,
     jpeg_12_bit, tiff_webp_compressed, cmyk_jpeg, cmyk_tiff, palette_png, rgba_png, la_png,
-    bitonal_g4_tiff, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
+    bitonal_g4_tiff, tiff_g4_noisy_strip, progressive_jpeg, jpeg_wrong_exif_orientation, png_bogus_dpi, tiff_200_pages,
     tiff_too_many_pages, gif_named_jpg, webp_named_jpg, bmp_named_jpg, heic_named_jpg, svg_named_png, directory,
     named_pipe,
     zip_named_pdf, html_named_pdf, pdf_header_then_garbage, pdf_encrypted_user_password, pdf_encrypted_owner_only,

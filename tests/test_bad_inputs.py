@@ -41,6 +41,7 @@ EXPECT = {
     "corrupt_jpeg": ("refused", 1, CORRUPT),
     "jpeg_zeroed_scan_data": ("refused", 1, CORRUPT),
     "jpeg_noisy_scan_data": ("refused", 1, CORRUPT),
+    "tiff_g4_noisy_strip": ("refused", 2, CORRUPT),
     "jpeg_soi_only": ("refused", None, "ảnh hỏng hoặc không đọc được"),
     "truncated_png": ("refused", 1, CORRUPT),
     "png_corrupt_idat": ("refused", 1, CORRUPT),
