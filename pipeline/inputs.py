@@ -459,7 +459,7 @@ def _pdf_page_count(file: str, data: bytes, max_pixels: int) -> int:
 
 def _check_page_image(file: str, raw, page: int, max_pixels: int) -> None:
     """Refuse an image of a PDF page that poppler would decode into more than ``max_pixels`` (it
-    decodes each whole, whatever size it is drawn at) or, a JPEG, only partly (``jpeg_damage``)."""
+    decodes each whole, whatever size it is drawn at) or only partly (a damaged JPEG or CCITT image)."""
     width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
     stated = _encoded_size(raw)
     if stated is not None:  # poppler's decoder allocates what the image's own header says
@@ -470,6 +470,25 @@ def _check_page_image(file: str, raw, page: int, max_pixels: int) -> None:
     if (jpeg := _dct_bytes(raw)) is not None and (damage := jpeg_damage(jpeg)):
         raise InputError(file, f"PDF hỏng: ảnh JPEG trong trang bị cắt cụt hoặc hỏng ({damage}): một phần trang sẽ "
                                "hiện xám hoặc lệch màu; hãy quét lại trang (damaged JPEG image in the page)", page)
+    if (fax := _ccitt_as_tiff(raw)) is not None and (damaged := tiff_damage(fax, [0])):
+        raise InputError(file, f"PDF hỏng: ảnh đen trắng (CCITT) trong trang bị cắt cụt hoặc hỏng ({damaged[1]}): một "
+                               "phần trang sẽ mất; hãy quét lại trang (damaged CCITT image in the page)", page)
+
+
+def _ccitt_as_tiff(raw) -> bytes | None:
+    """A PDF page's CCITT G3/G4 image (a bitonal scan) as a one-page TIFF, as pikepdf writes it,
+    for libtiff to check (poppler draws a damaged one with the rest of the page white, saying so
+    only on stderr); None for another kind of image or one pikepdf cannot wrap."""
+    import pikepdf
+
+    if _filters(raw) != ["/CCITTFaxDecode"]:
+        return None
+    out = io.BytesIO()
+    try:
+        pikepdf.PdfImage(raw).extract_to(stream=out)
+    except (pikepdf.PdfError, pikepdf.UnsupportedImageTypeError, NotImplementedError, ValueError, KeyError, TypeError):
+        return None
+    return out.getvalue()
 
 
 _DCT_BYTES = 64 << 20  # a page's JPEG behind another filter is inflated up to this to be checked (a 600-dpi colour A3: 15 MB)

@@ -846,6 +846,25 @@ def pdf_jpeg_cut_short(d):
     return _write(d, "jpeg-cut.pdf", _pdf_with_encoded(jpeg[: len(jpeg) * 2 // 3], "/DCTDecode"))
 
 
+def pdf_ccitt_noisy(d):
+    """A bitonal scanned page whose CCITT G4 stream has random bytes in it (poppler drew the rest white)."""
+    page = page_image("1", text=True)
+    tiff = Image.open(io.BytesIO(_encoded(page, "TIFF", compression="group4")))
+    at, length = tiff.tag_v2[273][0], tiff.tag_v2[279][0]
+    g4 = bytearray(tiff.fp.getvalue()[at:at + length])
+    g4[length // 3:length // 3 + 40] = bytes((i * 89 + 7) % 256 for i in range(40))
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(216, 288))
+    stream = pikepdf.Stream(pdf, bytes(g4))
+    stream.Type, stream.Subtype, stream.Filter = pikepdf.Name.XObject, pikepdf.Name.Image, pikepdf.Name.CCITTFaxDecode
+    stream.Width, stream.Height, stream.BitsPerComponent = W, H, 1
+    stream.ColorSpace = pikepdf.Name.DeviceGray
+    stream.DecodeParms = pikepdf.Dictionary(K=-1, Columns=W, Rows=H)
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=stream))
+    pdf.pages[0].Contents = pikepdf.Stream(pdf, b"q 216 0 0 288 0 0 cm /Im0 Do Q")
+    return _write(d, "ccitt-nhieu.pdf", _pdf_bytes(pdf))
+
+
 def pdf_jpx_not_an_image(d):
     """A page image filtered as JPEG 2000 whose bytes are a JP2 signature and zeros (it crashed, exit 70)."""
     data = b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 200
@@ -907,7 +926,7 @@ KINDS: list[Callable[[Path], Path]] = [
     pdf_huge_second_page, pdf_absurd_page_box, pdf_zero_size_box, pdf_negative_box, pdf_bad_box_values,
     pdf_rotated_page, pdf_invalid_rotate, pdf_image_bomb, pdf_broken_content_stream, pdf_too_many_pages,
     pdf_missing_mediabox, pdf_cropped_to_the_scan, pdf_jpeg_header_bomb, pdf_jpx_header_bomb, pdf_jpx_not_an_image,
-    pdf_certificate_encrypted, pdf_jpeg_cut_short,
+    pdf_certificate_encrypted, pdf_jpeg_cut_short, pdf_ccitt_noisy,
 ]
 
 

@@ -130,6 +130,7 @@ EXPECT = {
     "pdf_jpx_not_an_image": ("refused", 1, "ảnh trong trang không đọc được"),
     "pdf_certificate_encrypted": ("refused", None, "PDF được mã hóa"),
     "pdf_jpeg_cut_short": ("refused", 1, "ảnh JPEG trong trang bị cắt cụt hoặc hỏng"),
+    "pdf_ccitt_noisy": ("refused", 1, "ảnh đen trắng (CCITT) trong trang bị cắt cụt hoặc hỏng"),
 }
 NOT_UPLOADABLE = {"directory", "named_pipe"}  # no browser or HTTP client sends these
 
