@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +44,7 @@ from markupsafe import Markup, escape
 
 from pipeline import service
 from pipeline.service import ROLE_NAMES_VI, Principal
-from pipeline.errors import ExitCode, NotFound, SohoaError, UsageError, describe
+from pipeline.errors import Conflict, ExitCode, NotFound, SohoaError, UsageError, describe
 
 from .security import SESSION_COOKIE, authenticate, client_ip, require
 from .status import status_of
@@ -430,35 +431,63 @@ def _page_gone(request: Request, who: Principal, draft_id: str) -> Response:
         return _no_longer_open(request, who, draft_id)
 
 
-def _files(request: Request, files: list[UploadFile] | None) -> tuple[list[tuple[str, bytes]], int, str | None]:
-    """(the files sent, status, why they are refused): the API's limits, each file's type read from its bytes."""
+@dataclass(frozen=True)
+class _Sent:
+    """The files of a form: those taken, those not (name, why: empty, not a page's type), and
+    when the whole upload is refused (too large, too many) its status and why."""
+    loaded: list[tuple[str, bytes]]
+    not_taken: list[tuple[str, str]]
+    status: int = 200
+    refused: str | None = None
+
+
+def _files(request: Request, files: list[UploadFile] | None) -> _Sent:
+    """The API's limits, each file's type read from its bytes. One file not of a page's type no
+    longer refuses the others: each such file is named (only the first was, the counter review)."""
     limits = request.app.state.settings.api
-    loaded = []
+    loaded, not_taken = [], []
     for f in files or []:
         if f.size is not None and f.size > limits.max_file_bytes:
-            return [], 413, f"Tệp '{f.filename}' quá lớn (tối đa {limits.max_file_bytes // 1048576} MB mỗi tệp)."
+            return _Sent([], [], 413, f"Tệp '{f.filename}' quá lớn (tối đa {limits.max_file_bytes // 1048576} MB mỗi "
+                                      "tệp); chưa thêm tệp nào.")
         data = f.file.read()
         if f.filename and not data:
-            return [], 422, f"Tệp không hợp lệ: {f.filename}: tệp rỗng, 0 byte."
-        if f.filename or data:
+            not_taken.append((f.filename, "tệp rỗng, 0 byte"))
+        elif f.filename or data:
             if service.page_format(data) is None:
-                return [], 415, f"Tệp '{f.filename}' không phải PDF, TIFF, JPEG hay PNG."
-            loaded.append((f.filename or "tep", data))
+                not_taken.append((f.filename or "tep", "không phải PDF, TIFF, JPEG hay PNG"))
+            else:
+                loaded.append((f.filename or "tep", data))
     if len(loaded) > limits.max_upload_files:
-        return [], 413, f"Quá nhiều tệp: {len(loaded)} (tối đa {limits.max_upload_files} tệp mỗi lần)."
-    return loaded, 200, None
+        return _Sent([], [], 413, f"Quá nhiều tệp: {len(loaded)} (tối đa {limits.max_upload_files} tệp mỗi lần); "
+                                  "chưa thêm tệp nào.")
+    return _Sent(loaded, not_taken)
+
+
+def _not_added(request: Request, who: Principal, draft_id: str, names: list[str]) -> Response:
+    """Files sent to a draft that is no longer open (confirmed or given up in another window): the
+    draft as it is, or the counter's home, saying that they were not added (it was the 404 page)."""
+    chosen = ", ".join(names[:5]) + (f" và {len(names) - 5} tệp khác" if len(names) > 5 else "")
+    return _intake_home(request, who, 409, notice=f"Bản nháp này không còn mở (đã được xác nhận hoặc đã bị bỏ ở cửa "
+                                                  f"sổ khác): các tệp vừa chọn ({chosen}) CHƯA được thêm. Hãy mở "
+                                                  "bản nháp mới cho hồ sơ rồi chọn lại.")
 
 
 @router.post("/intake/{draft_id}/pages")
 def intake_add(request: Request, draft_id: str, who: Annotated[Who, Depends(user("upload"))],
                files: Annotated[list[UploadFile] | None, File()] = None) -> Response:
-    loaded, status, refused = _files(request, files)
-    if refused:
-        return _draft_page(request, who, draft_id, status, error=refused)
-    if not loaded:
-        return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp nào: chọn hoặc thả các trang cần thêm.")
-    with _acting(who):
-        draft = service.intake_add(request.app.state.settings, draft_id, loaded, who)
+    sent = _files(request, files)
+    try:
+        if sent.refused:
+            return _draft_page(request, who, draft_id, sent.status, error=sent.refused)
+        if not sent.loaded and not sent.not_taken:
+            return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp nào: chọn hoặc thả các trang cần thêm.")
+        with _acting(who):
+            draft = service.intake_add(request.app.state.settings, draft_id, sent.loaded, who, refused=sent.not_taken)
+    except Conflict as busy:
+        return _draft_page(request, who, draft_id, 409, error=busy.message_vi + ".")
+    except NotFound:
+        return _not_added(request, who, draft_id, [name for name, _ in sent.loaded + sent.not_taken])
     return _see_other(f"/intake/{draft.id}#trang")
 
 
@@ -467,12 +496,15 @@ def intake_move(request: Request, draft_id: str, page_id: str, who: Annotated[Wh
                 direction: Annotated[str, Form(pattern="^(up|down)$")]) -> Response:
     settings = request.app.state.settings
     with _acting(who):
-        draft = service.intake_draft(settings, draft_id, who)
-        ids = [p.id for p in draft.pages]
-        if page_id not in ids:
+        try:
+            draft = service.intake_draft(settings, draft_id, who)
+            ids = [p.id for p in draft.pages]
+            if page_id not in ids:
+                return _page_gone(request, who, draft_id)
+            at = ids.index(page_id) + (-1 if direction == "up" else 1)
+            service.intake_move(settings, draft_id, page_id, max(0, at), who)
+        except NotFound:  # the draft confirmed or given up in another window (it was the 404 page)
             return _page_gone(request, who, draft_id)
-        at = ids.index(page_id) + (-1 if direction == "up" else 1)
-        service.intake_move(settings, draft_id, page_id, max(0, at), who)
     return _see_other(f"/intake/{draft_id}#p-{page_id}")
 
 
@@ -490,18 +522,21 @@ def intake_remove(request: Request, draft_id: str, page_id: str,
 @router.post("/intake/{draft_id}/pages/{page_id}/replace")
 def intake_replace(request: Request, draft_id: str, page_id: str, who: Annotated[Who, Depends(user("upload"))],
                    file: Annotated[UploadFile | None, File()] = None) -> Response:
-    loaded, status, refused = _files(request, [file] if file is not None else [])
-    if refused:
-        return _draft_page(request, who, draft_id, status, error=refused)
-    if not loaded:
+    sent = _files(request, [file] if file is not None else [])
+    if sent.refused or sent.not_taken:
+        return _draft_page(request, who, draft_id, sent.status if sent.refused else 415, error=sent.refused or (
+            f"Tệp '{sent.not_taken[0][0]}': {sent.not_taken[0][1]}; trang chưa được thay."))
+    if not sent.loaded:
         return _draft_page(request, who, draft_id, 400, error="Chưa chọn tệp để thay trang.")
-    name, data = loaded[0]
+    name, data = sent.loaded[0]
     with _acting(who):
         try:
             before = len(service.intake_draft(request.app.state.settings, draft_id, who).pages)
             after = len(service.intake_replace(request.app.state.settings, draft_id, page_id, name, data, who).pages)
         except NotFound:
             return _page_gone(request, who, draft_id)
+        except Conflict as busy:
+            return _draft_page(request, who, draft_id, 409, error=busy.message_vi + ".")
     # a file of several pages replaces one page with all of them: said (the count changed silently)
     return _see_other(f"/intake/{draft_id}?thay={after - before + 1}#trang" if after > before
                       else f"/intake/{draft_id}#trang")
@@ -569,6 +604,8 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
             job, duplicate = service.intake_submit(settings, draft_id, title, who)
         except UsageError as exc:
             return _draft_page(request, who, draft_id, 400, title_error=exc.message_vi)
+        except Conflict as busy:  # pages still being read in: what this window shows is not all of them
+            return _draft_page(request, who, draft_id, 409, error=busy.message_vi + ".")
         except NotFound:  # the other click of a double click confirmed it meanwhile
             return _no_longer_open(request, who, draft_id)
     if duplicate is not None:

@@ -392,19 +392,22 @@ def _save_order(store: ObjectStore, draft_id: str, page_ids: list[str]) -> None:
 # --------------------------------------------------------------------------- editing
 
 def add_files(store: ObjectStore, draft_id: str, files: Sequence[tuple[str, bytes]], *, max_pixels: int,
-              owner: str, lang: str = "vie", tessdata: str | None = None, time_limit: float | None = None) -> Draft:
+              owner: str, lang: str = "vie", tessdata: str | None = None, time_limit: float | None = None,
+              refused: Sequence[tuple[str, str]] = ()) -> Draft:
     """Add the files' pages at the end of the draft, in the files' order.
 
     Each file's bytes are stored first, then split into pages, each page previewed (orientation
     and deskew as the pipeline does them, a straightened thumbnail, quality flags). A file or
     page that cannot be used becomes an error entry naming it; the others go on. A page whose
     preview is not done ``time_limit`` seconds after it started is such a page (its tesseract
-    stopped), so a page tesseract never ends cannot hold the counter's upload for ever."""
+    stopped), so a page tesseract never ends cannot hold the counter's upload for ever.
+    ``refused``: (name, why) of files sent with these that were not taken, listed as errors too.
+    One upload to a draft at a time: the caller holds the draft's lock."""
     meta = _meta(store, draft_id, owner)
     reader = _Reader(lang, tessdata, time_limit)
     started = time.time_ns()
     existing = get(store, draft_id, owner)
-    errors: list[PageError] = []
+    errors: list[PageError] = [_error(InputError(name, why)) for name, why in refused]
     added: list[Page] = []
     for index, (name, data) in enumerate(files):
         new, failed = _add_file(store, meta, existing.pages + tuple(added), name, data, max_pixels, reader,

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 from storage import db, index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
-from storage.errors import RetentionError
+from storage.errors import LockTimeout, RetentionError
 from storage.local import LocalStore
 
 from storage import accounts
@@ -52,7 +52,7 @@ from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink
 from .pages import PageCache, code_version, load_engine
 from .runtime import database, development_pki, ingest_context, key_trouble, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
-from .repository import dossier_codes, extend_locks, load_manifest, require_manifest
+from .repository import dossier_codes, dossier_lock, extend_locks, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
 from .signing.devpki import DEV_DIR_NAME
@@ -1284,15 +1284,40 @@ def intake_draft(settings: Settings, draft_id: str, who: Principal):
     return intake.get(open_store(settings), draft_id, who.name)
 
 
-def intake_add(settings: Settings, draft_id: str, files: Sequence[tuple[str, bytes]], who: Principal):
-    """Each file stored as sent, then split into pages, each previewed (orientation, skew, flags)."""
+# how long an upload to a draft waits for another still being read (a page sent again after a
+# reload, while the first request reads on), and a confirmation for one
+DRAFT_UPLOAD_WAIT, DRAFT_CONFIRM_WAIT = 300.0, 3.0
+
+
+@contextmanager
+def _draft_held(settings: Settings, draft_id: str, wait: float, busy_vi: str):
+    """One upload, replacement or confirmation of a draft at a time, on every web process (the
+    database's lock, as a dossier's). Two uploads at once both took a page for new, and a
+    confirmation during an upload signed the pages read so far and dropped the rest without a
+    word (the counter review). Conflict with ``busy_vi`` after ``wait`` seconds."""
+    from contextlib import ExitStack
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(dossier_lock(database(settings), _intake_source(draft_id), wait))
+        except LockTimeout:
+            raise Conflict(busy_vi, f"draft {draft_id} busy for {wait:g} s") from None
+        yield
+
+
+def intake_add(settings: Settings, draft_id: str, files: Sequence[tuple[str, bytes]], who: Principal,
+               refused: Sequence[tuple[str, str]] = ()):
+    """Each file stored as sent, then split into pages, each previewed (orientation, skew, flags);
+    ``refused``: files the door would not take, (name, why), listed with the draft's errors."""
     from . import intake
 
     store = open_store(settings)
-    before = {p.id for p in intake.get(store, draft_id, who.name).pages}
-    draft = intake.add_files(store, draft_id, files, max_pixels=settings.ocr.max_pixels, owner=who.name,
-                             lang=settings.ocr.lang, tessdata=settings.ocr.tessdata,
-                             time_limit=settings.broker.page_time_limit)
+    with _draft_held(settings, draft_id, DRAFT_UPLOAD_WAIT, "Bản nháp vẫn đang nhận trang từ một lần tải lên trước; "
+                                                            "chờ lần đó xong rồi thêm lại; chưa thêm gì"):
+        before = {p.id for p in intake.get(store, draft_id, who.name).pages}
+        draft = intake.add_files(store, draft_id, files, max_pixels=settings.ocr.max_pixels, owner=who.name,
+                                 lang=settings.ocr.lang, tessdata=settings.ocr.tessdata,
+                                 time_limit=settings.broker.page_time_limit, refused=refused)
     _read_ahead(settings, draft, before)
     return draft
 
@@ -1301,10 +1326,12 @@ def intake_replace(settings: Settings, draft_id: str, page_id: str, name: str, d
     from . import intake
 
     store = open_store(settings)
-    before = {p.id for p in intake.get(store, draft_id, who.name).pages}
-    draft = intake.replace(store, draft_id, page_id, name, data, max_pixels=settings.ocr.max_pixels,
-                           owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata,
-                           time_limit=settings.broker.page_time_limit)
+    with _draft_held(settings, draft_id, DRAFT_UPLOAD_WAIT, "Bản nháp vẫn đang nhận trang từ một lần tải lên; chờ "
+                                                            "lần đó xong rồi thay trang; chưa thay gì"):
+        before = {p.id for p in intake.get(store, draft_id, who.name).pages}
+        draft = intake.replace(store, draft_id, page_id, name, data, max_pixels=settings.ocr.max_pixels,
+                               owner=who.name, lang=settings.ocr.lang, tessdata=settings.ocr.tessdata,
+                               time_limit=settings.broker.page_time_limit)
     _read_ahead(settings, draft, before)
     return draft
 
@@ -1377,13 +1404,16 @@ def intake_submit(settings: Settings, draft_id: str, title: str,
     from . import early, intake
 
     store = open_store(settings)
-    draft = intake.get(store, draft_id, who.name)
-    with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
-        paths = intake.materialise(store, draft_id, Path(folder), who.name)
-        accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
-                                 [(p.name, p.read_bytes()) for p in paths], who,
-                                 handed_in=intake.handed_in(store, draft_id, who.name), source=_intake_source(draft_id))
-    intake.close(store, draft_id, who.name)
+    with _draft_held(settings, draft_id, DRAFT_CONFIRM_WAIT, "Bản nháp vẫn đang nhận trang từ một lần tải lên chưa "
+                                                             "xong; chờ các trang hiện đủ rồi xác nhận lại; chưa số hóa gì"):
+        draft = intake.get(store, draft_id, who.name)
+        with tempfile.TemporaryDirectory(dir=_work(settings)) as folder:
+            paths = intake.materialise(store, draft_id, Path(folder), who.name)
+            accepted = accept_upload(settings, visible(who, draft.dossier_code), title,
+                                     [(p.name, p.read_bytes()) for p in paths], who,
+                                     handed_in=intake.handed_in(store, draft_id, who.name),
+                                     source=_intake_source(draft_id))
+        intake.close(store, draft_id, who.name)
     early.when_read(early.draft_tasks(draft, settings.ocr), partial(intake.discard, store, draft_id, who.name))
     return accepted
 

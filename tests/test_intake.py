@@ -4,6 +4,7 @@ kept in the object store across sessions, and become one document through the re
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pikepdf
@@ -361,3 +362,45 @@ def test_a_resolution_out_of_reason_is_said_as_what_the_file_says_not_as_missing
     assert said["no_dpi"].startswith("Tệp ghi 72 dpi, không hợp lý với cỡ ảnh; lấy 150 dpi theo khổ A4"), said
     unsaid = {f.code: f.label for f in intake.preview(page.image, None).flags}
     assert unsaid["no_dpi"].startswith("Tệp không ghi độ phân giải; lấy 150 dpi"), unsaid
+
+
+def test_a_confirmation_while_an_upload_is_still_read_is_refused_and_loses_no_page(tmp_path, monkeypatch):
+    """A ten-page PDF still being previewed in one window, the draft confirmed in another: the
+    document was signed with the pages read so far and the others dropped without a word (the
+    counter review). The confirmation is now refused, saying why; once the upload has ended it
+    holds every page. The same file sent again while it is read (a reload) adds each page once."""
+    import threading
+
+    from pipeline.access import Principal
+    from pipeline.errors import Conflict
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_INTAKE_READ_AHEAD": "false"})
+    who = Principal("an", "operator", ("H23.50",), via="web")
+    images = [render_page(PageSpec(layout="blank", seed=1360 + n, dpi=100)).image for n in range(3)]
+    pdf = io.BytesIO()
+    images[0].save(pdf, "PDF", resolution=100.0, save_all=True, append_images=images[1:])
+    draft = service.intake_create(settings, CODE, who)
+    real_preview, reading = intake.preview, threading.Event()
+
+    def slow_preview(*args, **kwargs):  # a page of a long upload: the operator's other window acts meanwhile
+        reading.set()
+        time.sleep(1.5)
+        return real_preview(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "preview", slow_preview)
+    monkeypatch.setattr(service, "DRAFT_CONFIRM_WAIT", 0.5, raising=False)
+    results = {}
+    uploads = [threading.Thread(target=lambda n=n: results.setdefault(n, service.intake_add(
+        settings, draft.id, [("ho-so.pdf", pdf.getvalue())], who))) for n in range(2)]
+    uploads[0].start()
+    assert reading.wait(30)
+    uploads[1].start()  # the same file again, as after a reload
+    with pytest.raises(Conflict, match="đang nhận trang từ một lần tải lên chưa xong"):
+        service.intake_submit(settings, draft.id, "Hồ sơ ba trang", who)
+    for upload in uploads:
+        upload.join(60)
+    pages = service.intake_draft(settings, draft.id, who)
+    assert [(p.file, p.page) for p in pages.pages] == [("ho-so.pdf", 1), ("ho-so.pdf", 2), ("ho-so.pdf", 3)]
+    assert sum("giống hệt trang đã có" in e.message for e in pages.errors) == 3
+    job, _ = service.intake_submit(settings, draft.id, "Hồ sơ ba trang", who)
+    assert job.pages_total == 3
