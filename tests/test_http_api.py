@@ -646,6 +646,13 @@ def test_a_stale_window_never_confirms_or_changes_pages_it_does_not_show(api, tm
         assert confirmed.status_code == 303 and "/jobs/" in confirmed.headers["location"]
         back = client.get(f"/intake/{draft.id}", follow_redirects=False)  # the browser's Back
         assert back.status_code == 303 and back.headers["location"] == confirmed.headers["location"]
+        # files added, or a page moved, in a window of the draft confirmed meanwhile: said (the 404 page)
+        added = client.post(f"/intake/{draft.id}/pages", data={"csrf": csrf}, follow_redirects=False,
+                            files=[("files", ("muon.png", files[0][1], "image/png"))])
+        assert added.status_code == 409 and "muon.png" in added.text and "CHƯA được thêm" in added.text
+        moved = client.post(f"/intake/{draft.id}/pages/{draft.pages[0].id}/move", follow_redirects=False,
+                            data={"csrf": csrf, "direction": "down"})
+        assert moved.status_code == 303 and moved.headers["location"] == confirmed.headers["location"]
 
 
 def test_replacing_a_page_with_a_file_of_two_pages_says_so(api, tmp_path, rendered):
