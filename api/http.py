@@ -13,7 +13,7 @@ A dossier outside the user's agency scope answers 404, as one that does not exis
     GET  /api/v1/dossiers/{code}/documents/{docId}/pdf   the signed PDF (?link=1: a presigned S3 URL)
     GET  /api/v1/dossiers/{code}/verify         verdicts
     GET  /api/v1/dossiers/{code}/access         who did what with the dossier (archivist, admin)
-    GET|PUT /api/v1/dossiers/{code}/checklist   required papers and which are missing
+    GET|PUT /api/v1/dossiers/{code}/checklist   required papers, which are missing, which being digitised
     GET  /api/v1/search?q=...                   pages, with or without diacritics
     GET  /api/v1/reports/digitisation?quarter=2026-Q4[&format=csv|xlsx]
     GET  /healthz, /readyz, /metrics

@@ -397,7 +397,9 @@ def _draft_page(request: Request, who: Principal, draft_id: str, status: int = 2
         checklist = service.checklist(settings, draft.dossier_code) if who.may("checklist") else None
     required = list((checklist or {}).get("required") or [])
     missing = list((checklist or {}).get("missing") or [])
+    converting = list((checklist or {}).get("converting") or [])
     return _page(request, "draft.html", status, draft=draft, checklist=checklist, required=required, missing=missing,
+                 converting=converting,
                  warnings=sum(1 for p in draft.pages if p.warnings), turns=draft.turns,
                  pages_shown=_pages_shown(draft), **context)
 

@@ -1589,10 +1589,18 @@ def checklist(settings: Settings, code: str) -> dict:
     if found is None:
         return {"dossierCode": code, "procedure": None, "required": [], "missing": []}
     manifest = load_manifest(open_store(settings), code) or {"documents": []}
-    titles = {" ".join(search_index.fold(d["title"]).split()) for d in manifest["documents"]}
+
+    def key(title: str) -> str:
+        return " ".join(search_index.fold(title or "").lower().split())
+
+    titles = {key(d["title"]) for d in manifest["documents"]}
+    # a paper confirmed a moment ago is not missing: the counter offered it again as the next one
+    # to scan, and it was digitised twice under one name (the counter review)
+    converting = {key(j["title"]) for j in job_table.find(database(settings), dossier=code, states=job_table.ACTIVE)}
     required = [p["name"] for p in found["required"]]
     return {"dossierCode": code, "procedure": found["procedure"], "required": required,
-            "missing": [p for p in required if " ".join(search_index.fold(p).split()) not in titles],
+            "missing": [p for p in required if key(p) not in titles | converting],
+            "converting": [p for p in required if key(p) in converting - titles],
             "updated": found["updated"], "updatedBy": found["updated_by"]}
 
 

@@ -296,6 +296,26 @@ def test_the_checklist_says_which_required_papers_are_still_missing(api):
     assert put.status_code == 200
     got = client.get(f"/api/v1/dossiers/{CODE}/checklist", headers=api["tokens"]["op"]).json()
     assert got["procedure"] == "1.004227" and got["missing"] == ["Bản sao CCCD"]  # the uploaded title counts
+    assert got["converting"] == []
+
+
+def test_a_paper_being_digitised_is_not_offered_again_as_missing(api):
+    """The counter review: a paper confirmed a moment ago was still "còn thiếu" and pre-selected as
+    the next draft's title, and the citizen's ID card copy was digitised under the form's name."""
+    from pipeline.runtime import database
+    from storage import jobs as job_table
+
+    client, off = api["client"], api["tokens"]["off"]
+    assert client.put(f"/api/v1/dossiers/{CODE}/checklist", headers=off, json={
+        "procedure": "1.004227", "required": ["Đơn đề nghị cấp phép", "Bản sao CCCD"]}).status_code == 200
+    job_table.create(database(api["settings"]), "c" * 32, kind="ingest", dossier=CODE, title="bản sao cccd",
+                     request={}, input_sha256="8" * 64, pages=1, now=service.now_vn().isoformat())
+    try:
+        got = client.get(f"/api/v1/dossiers/{CODE}/checklist", headers=api["tokens"]["op"]).json()
+        assert got["missing"] == [] and got["converting"] == ["Bản sao CCCD"]
+    finally:
+        job_table.set_state(database(api["settings"]), "c" * 32, "discarded", now=service.now_vn().isoformat())
+    assert client.get(f"/api/v1/dossiers/{CODE}/checklist", headers=off).json()["missing"] == ["Bản sao CCCD"]
 
 
 def test_health_readiness_and_metrics(api):
