@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 from storage import db, index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
-from storage.errors import LockTimeout, RetentionError
+from storage.errors import IntegrityError as ChangedInStore, LockTimeout, RetentionError
 from storage.local import LocalStore
 
 from storage import accounts
@@ -1549,7 +1549,15 @@ def document_pdf(settings: Settings, code: str, doc_id: str, *, pdf: dict | None
     range sent, when only a part is). ``pdf``: its record (``document_pdf_record``) when the
     caller has it: the bytes it names are read, never another version's."""
     pdf = pdf or document_pdf_record(settings, code, doc_id)
-    data = open_store(settings).get(pdf["key"], sha256=pdf["sha256"])
+    try:
+        data = open_store(settings).get(pdf["key"], sha256=pdf["sha256"])
+    except ChangedInStore as changed:  # said as an officer can act on it (it was the store's key: the counter review)
+        audit.record(database(settings), "download", "failure", dossier=dossier.validate_key(code), docId=doc_id,
+                     reason="integrity")
+        raise IntegrityError(f"Tệp PDF đã ký của tài liệu {doc_id} (hồ sơ {code}) không còn khớp mã băm SHA-256 ghi "
+                             "khi lưu: bản trong kho đã bị hỏng hoặc bị sửa, nên không được tải về. Hãy báo quản trị "
+                             f"hệ thống khôi phục từ bản sao (sohoa restore {code})",
+                             f"{pdf['key']}: {changed.detail or changed}") from None
     audit.record(database(settings), "download", dossier=dossier.validate_key(code), docId=doc_id,
                  **({"range": part} if part else {}))
     return data, pdf["sha256"]

@@ -1056,3 +1056,30 @@ def test_a_refused_upload_leaves_none_of_its_bytes_in_memory(api, tmp_path):
         assert (len(added.pages), len(added.errors)) == (1, 1), added
 
     assert _left_allocated(counter_file) < 5 << 20
+
+
+def test_a_signed_pdf_changed_in_the_store_is_refused_with_what_to_do(api, tmp_path, rendered):
+    """The counter review flipped a byte of a stored PDF: its download showed "Sai mã băm SHA-256:
+    dossiers/…/….pdf", the store's key, and no advice. The officer now reads which document, that
+    the stored copy is damaged or altered, and to have it restored from the second copy; the
+    failed download is in the access log."""
+    code = "H23.50-261205-0141"
+    page = save_page(rendered("web-flip", layout="text", seed=41, dpi=150), tmp_path / "lat.png").read_bytes()
+    client, op, off = api["client"], api["tokens"]["op"], api["tokens"]["off"]
+    answer = client.post(f"/api/v1/dossiers/{code}/documents", headers=op, data={"title": "Đơn"},
+                         files=[("files", ("lat.png", page, "image/png"))])
+    job = wait_done(client, op, answer.json()["job"]["job"])
+    pdf = client.get(f"/api/v1/dossiers/{code}", headers=off).json()["documents"][0]["pdf"]
+    stored = api["home"] / "store" / pdf["key"]
+    good = stored.read_bytes()
+    stored.write_bytes(good[:-100] + bytes([good[-100] ^ 1]) + good[-99:])
+    try:
+        got = client.get(f"/api/v1/dossiers/{code}/documents/{job['docId']}/pdf", headers=off)
+        error = got.json()["error"]
+        assert got.status_code == 500 and error["code"] == "integrity", got.text
+        assert job["docId"] in error["message"] and "sohoa restore " + code in error["message"]
+        assert pdf["key"] not in error["message"] and pdf["key"] in error["detail"]
+        assert any(e["action"] == "download" and e["outcome"] == "failure" and e.get("docId") == job["docId"]
+                   for e in audit_events(api["home"]))
+    finally:
+        stored.write_bytes(good)
