@@ -1257,9 +1257,17 @@ def accept_upload(settings: Settings, code: str, title: str, files: Sequence[tup
     if who.role == "operator" and started_by != who.name:  # its link would answer 404 to this operator
         by = f"của người dùng khác ({started_by})" if started_by else "số hóa hàng loạt hoặc bằng dòng lệnh"
         raise Conflict(f"Các tệp này đang được số hóa trong một lượt xử lý {by}, bắt đầu lúc "
-                       f"{submitted.view.created}; tài liệu sẽ có trong hồ sơ {code} khi xong, gửi lại sau đó sẽ "
-                       "nhận được tài liệu", "the same files are being converted in another user's job")
+                       f"{_when_vi(submitted.view.created)}; tài liệu sẽ có trong hồ sơ {code} khi xong, gửi lại "
+                       "sau đó sẽ nhận được tài liệu", "the same files are being converted in another user's job")
     return replace(submitted.view, resumed=True), None
+
+
+def _when_vi(iso: str) -> str:
+    """An ISO time as a message shows it: 14:05 ngày 05/12/2026, Vietnam time (it showed the ISO text)."""
+    try:
+        return f"{datetime.fromisoformat(iso).astimezone(audit.VN):%H:%M ngày %d/%m/%Y}"
+    except (TypeError, ValueError):
+        return str(iso)
 
 
 # the counter's intake drafts (pipeline.intake): pages previewed straightened, reordered, then confirmed

@@ -849,6 +849,7 @@ def test_the_same_files_sent_again_while_converted_are_said_to_be_so_and_never_a
         other = send("op2", "Tờ khai")
         assert other.status_code == 409 and "location" not in other.headers
         assert "đang được số hóa trong một lượt xử lý của người dùng khác (op)" in other.json()["error"]["message"]
+        assert re.search(r"bắt đầu lúc \d\d:\d\d ngày \d\d/\d\d/20\d\d;", other.json()["error"]["message"])  # not ISO
 
 
 def test_the_lists_of_jobs_and_dossiers_page_with_offset_and_more(api, tmp_path):
