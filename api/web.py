@@ -377,8 +377,8 @@ def intake_start(request: Request, who: Annotated[Who, Depends(user("upload"))],
     code = code.strip()
     if not code:
         return _intake_home(request, who, 400, error="Hãy nhập hoặc quét mã hồ sơ.", code=code)
-    try:
-        code = service.check_code(code)
+    try:  # typed in lower case, or pasted from Word with its dashes: read as the search box reads it
+        code = service.check_code(service.code_prefix_in(code) or code)
     except SohoaError as exc:
         return _intake_home(request, who, 400, error=describe(exc).message_vi, code=code)
     if not who.sees(code):
@@ -671,7 +671,7 @@ def job_discard(request: Request, job_id: str, who: Annotated[Who, Depends(user(
 @router.get("/verify")
 def verify_jump(code: Annotated[str, Query(max_length=200)], who: Annotated[Who, Depends(user("verify"))]) -> Response:
     """The jobs page's "check a dossier" form: to the dossier's page, where its verdicts are."""
-    return _see_other(f"/dossiers/{quote(code.strip(), safe='')}")
+    return _see_other(f"/dossiers/{quote(service.code_prefix_in(code) or code.strip(), safe='')}")
 
 
 # --------------------------------------------------------------------------- search and dossiers (officer)

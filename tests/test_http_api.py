@@ -1084,3 +1084,24 @@ def test_a_signed_pdf_changed_in_the_store_is_refused_with_what_to_do(api, tmp_p
                    for e in audit_events(api["home"]))
     finally:
         stored.write_bytes(good)
+
+
+def test_a_dossier_code_typed_in_lower_case_or_pasted_with_word_dashes_is_read_at_the_counter_and_verify_box(api):
+    """The counter review: the search box took "h23.50-…" and "H23.50–…" (Word's dash), but the
+    verify box answered 404 and the counter refused the code, showing the very form it wanted."""
+    import re
+
+    from tests.test_api_security import web_login
+
+    web = config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"})
+    with TestClient(create_app(web, background=False)) as client:
+        assert web_login(client, "op", "mat-khau-dai-du").status_code == 303
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/intake").text).group(1)
+        started = client.post("/intake", data={"csrf": csrf, "code": " h23.50\u2013261205-0151 "},
+                              follow_redirects=False)
+        assert started.status_code == 303 and "/intake/" in started.headers["location"], started.text
+        assert "H23.50-261205-0151" in client.get(started.headers["location"]).text
+    with TestClient(create_app(web, background=False)) as client:
+        assert web_login(client, "off", "mat-khau-dai-du").status_code == 303
+        jump = client.get("/verify", params={"code": CODE.lower().replace("-", "\u2013")}, follow_redirects=False)
+        assert jump.status_code == 303 and jump.headers["location"] == f"/dossiers/{CODE}"
