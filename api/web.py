@@ -642,7 +642,11 @@ def job_page(request: Request, job_id: str, who: Annotated[Who, Depends(user("jo
     with _acting(who):
         job = service.job_for(request.app.state.settings, job_id, who)
         review = service.job_review(request.app.state.settings, job)
-    return _page(request, "job.html", job=job, review=review)
+    return _page(request, "job.html", job=job, review=review, server_fault=SERVER_FAULT)
+
+
+SERVER_FAULT = ("Lỗi này do máy chủ, không do giấy tờ: hãy báo quản trị hệ thống. Các trang đã được lưu; khi máy chủ "
+                "đã được sửa, bấm «Chạy lại», không cần quét lại.")
 
 
 @router.post("/jobs/{job_id}/retry")
@@ -664,7 +668,7 @@ def job_discard(request: Request, job_id: str, who: Annotated[Who, Depends(user(
             service.discard_job(settings, job_id, reason, who)
         except UsageError as exc:
             return _page(request, "job.html", 400, job=service.job_for(settings, job_id, who), review=(),
-                         reason_error=exc.message_vi, reason=reason)
+                         reason_error=exc.message_vi, reason=reason, server_fault=SERVER_FAULT)
     return _see_other(f"/jobs/{job_id}")
 
 

@@ -27,7 +27,7 @@ from storage.errors import DatabaseError, LockTimeout, StorageUnavailable
 from storage.locks import gone, holder_name
 
 from . import audit, ingest, manifest as mf, notices
-from .errors import Conflict, NotFound, describe
+from .errors import Conflict, ExitCode, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
 from .pages import PageCache, cache_key, code_version, load_engine, over_time, run_page as process_page
@@ -290,8 +290,15 @@ def fail(db, job_id: str, exc: BaseException) -> None:
     done or given up meanwhile stays so."""
     report = describe(exc)
     job_table.set_state(db, job_id, "failed", now=_now(), only_from=RUNNABLE, error=json.dumps(
-        {"code": report.code, "exit": int(report.exit_code), "message": report.message_vi, "detail": report.detail},
-        ensure_ascii=False))
+        {"code": report.code, "exit": int(report.exit_code), "message": report.message_vi, "detail": report.detail,
+         "server": report.exit_code in SERVER_FAULTS}, ensure_ascii=False))
+
+
+# failures of the deployment, not of the citizen's papers: the operator who scanned them can do
+# nothing but tell an administrator, and press "Chạy lại" once it is mended (the counter review: an
+# operator read "đặt SOHOA_TSA_URL" with no word of whose it was)
+SERVER_FAULTS = frozenset({ExitCode.PDFA, ExitCode.SIGNING, ExitCode.STORAGE, ExitCode.RETENTION, ExitCode.CONFIG,
+                           ExitCode.DATABASE, ExitCode.BROKER, ExitCode.INTERNAL})
 
 
 def run_locally(ctx: IngestContext, job_id: str) -> IngestSummary:

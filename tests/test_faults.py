@@ -197,6 +197,7 @@ def test_tesseract_crashing_on_one_page_fails_the_job_naming_it_and_a_retry_fini
     assert len(originals) == 3  # the citizen's files are kept
     job = _status(cli, code_)[-1]
     assert job["state"] == "failed" and "vuong.png, trang 1" in job["error"]["message"], job
+    assert job["error"]["server"] is False  # a page's failure: not said to be the server's
     assert (job["pagesDone"], job["pagesFailed"]) == (2, 1)
     finished = _sql(home, "SELECT number, updated FROM job_pages WHERE job_id = :j AND state = 'done' "
                           "ORDER BY number", j=job["job"])

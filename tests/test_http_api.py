@@ -398,6 +398,14 @@ def test_a_signing_key_that_will_not_open_makes_the_server_not_ready_and_loses_n
         assert ready.json()["checks"]["store"] == ready.json()["checks"]["database"] == "ok"
     failed = service.status(broken, job)[0]
     assert failed.state == "failed" and failed.error["code"] == "signing" and failed.pages_done == 1, failed
+    # the operator reads whose failure it is and what to do (an administrator's setting was all it said)
+    from tests.test_api_security import web_login
+
+    assert failed.error["server"] is True
+    with TestClient(create_app(config.load({"SOHOA_HOME": str(api["home"]), "SOHOA_COOKIE_SECURE": "false"}),
+                               background=False)) as web:
+        assert web_login(web, "op", "mat-khau-dai-du").status_code == 303
+        assert "Lỗi này do máy chủ, không do giấy tờ" in web.get(f"/jobs/{job}").text
     read = job_table.get(database(broken), job)["pages"]
     fixed = config.load({"SOHOA_HOME": str(api["home"])})
     service.retry(fixed, job)

@@ -98,6 +98,11 @@
         div.className = "error";
         div.setAttribute("role", "alert");
         p.textContent = "Số hóa không thành công: " + ((job.error && job.error.message) || "lỗi không rõ");
+        if (job.error && job.error.server) {
+          var whose = document.createElement("p");
+          whose.textContent = result.dataset.serverFault;
+          div.appendChild(whose);
+        }
         var actions = document.querySelector("[data-job-actions]");
         if (actions && job.state === "failed") { actions.hidden = false; }
       }
