@@ -586,8 +586,9 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
                   pages: Annotated[str, Form(max_length=100)] = "") -> Response:
     settings = request.app.state.settings
     title = " ".join((title_other or title_choice or "").split())
+    typed = {"title_choice": title_choice, "title_other": title_other}  # shown again when it is refused (review)
     if not title:
-        return _draft_page(request, who, draft_id, 400, title_error="Hãy chọn hoặc nhập tên giấy tờ.")
+        return _draft_page(request, who, draft_id, 400, title_error="Hãy chọn hoặc nhập tên giấy tờ.", **typed)
     with _acting(who):
         try:
             draft = service.intake_draft(settings, draft_id, who)
@@ -597,17 +598,17 @@ def intake_submit(request: Request, draft_id: str, who: Annotated[Who, Depends(u
             raise NotFound("Không tìm thấy hồ sơ", "dossier out of scope")
         if not draft.pages:
             return _draft_page(request, who, draft_id, 400,
-                               error="Bản nháp chưa có trang nào: thêm trang trước khi xác nhận.")
+                               error="Bản nháp chưa có trang nào: thêm trang trước khi xác nhận.", **typed)
         if pages and pages != _pages_shown(draft):  # confirmed from a window showing other pages
             return _draft_page(request, who, draft_id, 409, error=(
                 f"Bản nháp đã thay đổi ở cửa sổ khác: cửa sổ này hiện {pages.split(':')[0]} trang, bản nháp giờ có "
-                f"{len(draft.pages)} trang. Hãy xem lại các trang dưới đây rồi xác nhận lại; chưa số hóa gì."))
+                f"{len(draft.pages)} trang. Hãy xem lại các trang dưới đây rồi xác nhận lại; chưa số hóa gì."), **typed)
         try:
             job, duplicate = service.intake_submit(settings, draft_id, title, who)
         except UsageError as exc:
-            return _draft_page(request, who, draft_id, 400, title_error=exc.message_vi)
+            return _draft_page(request, who, draft_id, 400, title_error=exc.message_vi, **typed)
         except Conflict as busy:  # pages still being read in: what this window shows is not all of them
-            return _draft_page(request, who, draft_id, 409, error=busy.message_vi + ".")
+            return _draft_page(request, who, draft_id, 409, error=busy.message_vi + ".", **typed)
         except NotFound:  # the other click of a double click confirmed it meanwhile
             return _no_longer_open(request, who, draft_id)
     if duplicate is not None:

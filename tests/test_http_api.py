@@ -663,6 +663,7 @@ def test_a_stale_window_never_confirms_or_changes_pages_it_does_not_show(api, tm
         stale = client.post(f"/intake/{draft.id}/submit", data={"csrf": csrf, "title_other": "Đơn", "pages": shown},
                             follow_redirects=False)
         assert stale.status_code == 409 and "cửa sổ này hiện 2 trang, bản nháp giờ có 1 trang" in stale.text
+        assert 'name="title_other" type="text" maxlength="1000" value="Đơn"' in stale.text  # not typed again
         assert not [j for j in service.jobs_for(web, who, 50) if j.dossier == code]  # nothing digitised
         for action in ("move", "remove"):
             answer = client.post(f"/intake/{draft.id}/pages/{gone}/{action}", data={"csrf": csrf, "direction": "up"},
