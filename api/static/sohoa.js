@@ -20,6 +20,10 @@
     });
     form.addEventListener("submit", function () {
       if (busy) { busy.hidden = false; }
+      // confirming now would leave out the pages still being read (the server refuses it too)
+      document.querySelectorAll('form[action$="/submit"] button[type="submit"]').forEach(function (b) {
+        b.disabled = true;
+      });
     });
   });
 
