@@ -466,9 +466,9 @@ def _files(request: Request, files: list[UploadFile] | None) -> _Sent:
     return _Sent(loaded, not_taken)
 
 
-def _not_added(request: Request, who: Principal, draft_id: str, names: list[str]) -> Response:
+def _not_added(request: Request, who: Principal, names: list[str]) -> Response:
     """Files sent to a draft that is no longer open (confirmed or given up in another window): the
-    draft as it is, or the counter's home, saying that they were not added (it was the 404 page)."""
+    counter's home, saying that they were not added (it was the 404 page)."""
     chosen = ", ".join(names[:5]) + (f" và {len(names) - 5} tệp khác" if len(names) > 5 else "")
     return _intake_home(request, who, 409, notice=f"Bản nháp này không còn mở (đã được xác nhận hoặc đã bị bỏ ở cửa "
                                                   f"sổ khác): các tệp vừa chọn ({chosen}) CHƯA được thêm. Hãy mở "
@@ -489,7 +489,7 @@ def intake_add(request: Request, draft_id: str, who: Annotated[Who, Depends(user
     except Conflict as busy:
         return _draft_page(request, who, draft_id, 409, error=busy.message_vi + ".")
     except NotFound:
-        return _not_added(request, who, draft_id, [name for name, _ in sent.loaded + sent.not_taken])
+        return _not_added(request, who, [name for name, _ in sent.loaded + sent.not_taken])
     return _see_other(f"/intake/{draft.id}#trang")
 
 

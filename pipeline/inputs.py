@@ -200,7 +200,8 @@ def _tiff_layout(data: bytes | Path) -> str | None:
 
 
 def _image_page_count(file: str, data: bytes, max_pixels: int) -> int:
-    """Every page's header first (count, size: cheap), then every page decoded."""
+    """Every page's header first (count, size: cheap), then every page decoded; a JPEG read by
+    libjpeg-turbo instead (``jpeg_damage``), a TIFF of CCITT or JPEG strips by libtiff too (``tiff_damage``)."""
     img = open_image(file, data, max_pixels)
     frames = page_frames(file, img, max_pixels)
     if img.format in ("JPEG", "MPO"):  # one page, decoded whole where it is processed

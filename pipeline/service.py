@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import ExitStack, closing, contextmanager, nullcontext
 from dataclasses import replace
 from functools import partial
 from datetime import date, datetime, timezone
@@ -1303,8 +1303,6 @@ def _draft_held(settings: Settings, draft_id: str, wait: float, busy_vi: str):
     database's lock, as a dossier's). Two uploads at once both took a page for new, and a
     confirmation during an upload signed the pages read so far and dropped the rest without a
     word (the counter review). Conflict with ``busy_vi`` after ``wait`` seconds."""
-    from contextlib import ExitStack
-
     with ExitStack() as held:
         try:
             held.enter_context(dossier_lock(database(settings), _intake_source(draft_id), wait))
