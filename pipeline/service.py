@@ -1273,9 +1273,15 @@ def _when_vi(iso: str) -> str:
 # the counter's intake drafts (pipeline.intake): pages previewed straightened, reordered, then confirmed
 
 def intake_create(settings: Settings, code: str, who: Principal):
+    """A new draft of a document of the dossier; the user's open draft of that dossier that has
+    no page yet, when there is one: the same code typed twice listed two drafts no one could tell
+    apart (the counter review)."""
     from . import intake
 
-    draft = intake.create(open_store(settings), visible(who, code), who.name)
+    store, code = open_store(settings), visible(who, code)
+    if empty := [d for d in intake.list_open(store, who.name) if d.dossier_code == code and not d.pages]:
+        return empty[0]
+    draft = intake.create(store, code, who.name)
     audit.record(database(settings), "intake", "started", dossier=draft.dossier_code, draft=draft.id)
     return draft
 

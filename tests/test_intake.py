@@ -404,3 +404,19 @@ def test_a_confirmation_while_an_upload_is_still_read_is_refused_and_loses_no_pa
     assert sum("giống hệt trang đã có" in e.message for e in pages.errors) == 3
     job, _ = service.intake_submit(settings, draft.id, "Hồ sơ ba trang", who)
     assert job.pages_total == 3
+
+
+def test_the_same_dossier_code_typed_twice_opens_the_empty_draft_already_there(tmp_path):
+    """The counter review: typing a code again made a second empty draft, and the list showed two
+    lines "Hồ sơ … – 0 trang" no one could tell apart. A draft with pages is never reused."""
+    from pipeline.access import Principal
+
+    settings = config.load({"SOHOA_HOME": str(tmp_path / "home"), "SOHOA_INTAKE_READ_AHEAD": "false"})
+    who = Principal("an", "operator", ("H23.50",), via="web")
+    first = service.intake_create(settings, CODE, who)
+    assert service.intake_create(settings, CODE, who).id == first.id
+    assert service.intake_create(settings, "H23.50-261201-0132", who).id != first.id  # another dossier
+    blank = png(render_page(PageSpec(layout="blank", seed=1370, dpi=100)).image, 100)
+    service.intake_add(settings, first.id, [("trang.png", blank)], who)
+    assert service.intake_create(settings, CODE, who).id != first.id  # the next paper of the dossier
+    assert len([d for d in service.intake_drafts(settings, who) if d.dossier_code == CODE]) == 2
