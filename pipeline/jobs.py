@@ -12,6 +12,7 @@ manifest knows the files by their hash). ``run_locally`` runs the same steps in 
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import secrets
@@ -30,7 +31,7 @@ from . import audit, ingest, manifest as mf, notices
 from .errors import Conflict, ExitCode, NotFound, describe
 from .ingest import IngestContext, PreparedDocument
 from .models import IngestRequest, IngestSummary, JobView, PageResult
-from .pages import PageCache, cache_key, code_version, load_engine, over_time, run_page as process_page
+from .pages import PageCache, cache_key, code_version, disk_full, load_engine, over_time, run_page as process_page
 from .repository import dossier_lock, load_manifest, refuse_if_disposed, require_manifest
 from .signing.keys import SignerLoading, loaded
 
@@ -209,6 +210,12 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     except TRANSIENT:
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # this machine's disk, full while the PDF was written or signed: an outage waited out,
+            # as in the page stage; it was "Lỗi không mong đợi", for good (the bulk review)
+            raise disk_full(exc) from None
+        if not describe(exc).expected:  # the traceback, which no one recorded (the bulk review)
+            log.error("finishing job %s failed unexpectedly", job_id, exc_info=exc)
         notice = notices.notify_failed(ctx.db, ctx.webhook, job, exc)  # in the outbox before the job fails
         fail(ctx.db, job_id, exc)
         notices.deliver_soon(ctx.db, ctx.webhook, notice)

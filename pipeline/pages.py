@@ -390,7 +390,8 @@ def disk_full(e: OSError) -> StorageUnavailable:
     failed every document of a bulk run for good, in English (the chaos review)."""
     where = e.filename or tempfile.gettempdir()
     return StorageUnavailable(f"Hết chỗ trống trên đĩa của máy xử lý {socket.gethostname()} ({where}); hãy giải "
-                              "phóng chỗ trống, việc sẽ tự chạy tiếp", f"no space left on device: {e}")
+                              "phóng chỗ trống: việc đang chờ các worker sẽ tự chạy tiếp, việc đã dừng vì lỗi này thì "
+                              "chạy lại (sohoa retry)", f"no space left on device: {e}")
 
 
 def run_page_json(task: dict, store: ObjectStore, time_limit: float | None = None) -> dict:

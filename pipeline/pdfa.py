@@ -13,10 +13,13 @@ approve is a PdfaError, never a silent plain PDF.
 """
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import io
 import math
+import os
+import shutil
 import threading
 import zlib
 from contextlib import contextmanager
@@ -273,10 +276,22 @@ def _save(pdf: pikepdf.Pdf, meta: DocumentMeta, out: BinaryIO | Path) -> None:
         with pdf, collector_paused():
             pikepdf.pdfa.prepare(pdf, FLAVOUR)
             _metadata_date(pdf, meta.created)
+            if isinstance(out, Path):
+                _room_for(pdf, out.parent)
             pikepdf.pdfa.save(pdf, out, FLAVOUR, repair=False, deterministic_id=True)
     except pikepdf.pdfa.PdfaError as e:
         findings = "; ".join(str(f) for f in list(e.report.findings)[:5]) if getattr(e, "report", None) else str(e)
         raise PdfaError(f"Tệp PDF/A-2b của {meta.doc_id} không hợp lệ (PDF/A validation failed): {findings}") from None
+
+
+def _room_for(pdf: pikepdf.Pdf, folder: Path) -> None:
+    """OSError (ENOSPC) when ``folder``'s disk has no room for the document, before qpdf writes it:
+    a write of qpdf's that fails aborts the whole process (a worker's pool process, ``sohoa
+    ingest`` itself: a full temporary folder, the bulk review), where Python's own writes raise.
+    Its streams' encoded bytes and a tenth more: what the file holds, and a margin."""
+    needed = sum(len(o.read_raw_bytes()) for o in pdf.objects if isinstance(o, Stream)) * 11 // 10 + (1 << 20)
+    if shutil.disk_usage(folder).free < needed:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
 
 
 def _metadata_date(pdf: pikepdf.Pdf, when: datetime) -> None:

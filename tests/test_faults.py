@@ -981,6 +981,43 @@ def test_a_document_stored_as_the_database_went_away_is_indexed_when_its_finishi
     assert cached_pages(home) == []  # its page results are not left behind either
 
 
+def test_a_full_temporary_disk_while_the_pdf_is_written_is_said_and_the_job_retried(
+        cli, sheets, small_disk, tmp_path, monkeypatch):
+    """The bulk review filled the finishing worker's temporary folder: writing the PDF/A or signing
+    it failed "Lỗi không mong đợi" (exit 70), with no traceback anywhere, as if for good. It is the
+    machine's disk, named with what to do; with workers the finishing task waits it out (an
+    outage, as in the page stage), and here a retry once there is room finishes the document."""
+    import tempfile
+
+    from pipeline import config, service
+    from pipeline.models import IngestRequest
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SOHOA_HOME", str(home))
+    monkeypatch.setenv("SOHOA_OCR_ENGINE", "tesseract")
+    monkeypatch.setenv("SOHOA_JOBS", "1")
+    code_ = "H23.50-261205-0203"
+    settings = config.load()
+    filled = []
+
+    def fill_when_read(done: int, total: int) -> None:
+        if total and done == total and not filled:
+            monkeypatch.setattr(tempfile, "tempdir", str(small_disk))  # the folder the PDF is written in
+            filled.append(fill(small_disk))
+
+    with pytest.raises(Exception) as raised:
+        service.ingest(settings, IngestRequest(code_, (sheets / "a.png",), "Đơn"), progress=fill_when_read)
+    assert filled and "Hết chỗ trống trên đĩa của máy xử lý" in str(raised.value), raised.value
+    job = _status(cli, code_)[-1]
+    assert job["state"] == "failed" and job["error"]["code"] != "internal", job
+    assert "Hết chỗ trống trên đĩa của máy xử lý" in job["error"]["message"] and job["error"]["server"], job
+    assert not [k for k in stored_keys(home) if "/documents/" in k or k.endswith("manifest.json")]
+    filled[0].unlink()
+    code, out, err = cli("retry", job["job"], "--json")
+    assert code == 0, err
+    assert [d["docId"] for d in manifest_of(home, code_)["documents"]] == [f"{code_}.001"]
+
+
 def test_a_full_disk_on_the_machine_reading_a_page_is_an_outage_to_wait_out_not_a_bad_page(home, rendered, tmp_path,
                                                                                             monkeypatch):
     """A worker's temporary folder full (the chaos review): every page failed as if it were bad,
