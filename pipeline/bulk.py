@@ -10,8 +10,9 @@ bad document never stops the batch: it is reported with its error.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-from contextlib import suppress
+from contextlib import ExitStack, contextmanager, suppress
 import time
 import uuid
 from collections import deque
@@ -19,12 +20,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from storage.errors import LockTimeout
+
 from . import audit, jobs, receipts
 from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
 from .bulk_report import BulkOutcome, check_writable, totals, write_report
 from .errors import BrokerUnavailable, Conflict, describe, shown_text
 from .ingest import IngestContext
 from .models import IngestRequest, IngestSummary
+from .repository import dossier_lock
 
 log = logging.getLogger(__name__)
 
@@ -73,44 +77,70 @@ def run(source: Path, ctx: IngestContext, *, send: Callable[[str, bool], None] |
     order = [*planned.documents, *planned.problems]
     for n, problem in enumerate(planned.problems, start=len(planned.documents)):
         outcomes[n] = BulkOutcome.invalid(problem)
-    audit.record(ctx.db, "bulk", "started", source=str(source), batch=batch, documents=len(planned.documents),
-                 invalid=len(planned.problems))
-    show = progress or (lambda *a: None)
-    try:
-        if send is None:
-            _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
-        else:
-            _run_on_workers(ctx, planned.documents, outcomes, len(order), batch, show, send, send_finish, poll)
-    except (KeyboardInterrupt, *jobs.TRANSIENT) as stop:
-        # stopped by the operator, or by an outage longer than the run waits: what was settled is
-        # reported, the rest says how to go on (an outage stopped a run with no report: the ops review)
-        why = ("lượt chạy bị dừng" if isinstance(stop, KeyboardInterrupt) else
-               "kho lưu trữ hoặc cơ sở dữ liệu không phản hồi quá lâu")
-        for n, doc in enumerate(planned.documents):
-            outcomes.setdefault(n, BulkOutcome(doc.source, doc.dossier, doc.title, "stopped",
-                                               error=f"Chưa xong: {why}; chạy lại 'sohoa bulk' trên cùng "
-                                                     "nguồn để tiếp tục (trang đã xong không phải làm lại)"))
-        stopped = tuple(outcomes[n] for n in range(len(order)))
+    with _claimed(ctx.db, planned.documents):  # one run of a source at a time, on every machine
+        audit.record(ctx.db, "bulk", "started", source=str(source), batch=batch, documents=len(planned.documents),
+                     invalid=len(planned.problems))
+        show = progress or (lambda *a: None)
         try:
-            audit.record(ctx.db, "bulk", "stopped", source=str(source), batch=batch,
-                         **{k: v for k, v in totals(stopped).items() if isinstance(v, int)})
-        except jobs.TRANSIENT:  # the database is what went away: the report still says it all
-            log.warning("bulk: the stop could not be logged: the database is unreachable")
-        if report is not None:
-            write_report(Path(report), stopped, {"source": shown_text(str(source)), "started": started,
-                                                 "finished": audit.now_vn(), "batch": batch, "stopped": True})
-        raise
+            if send is None:
+                _run_here(ctx, planned.documents, outcomes, len(order), batch, show)
+            else:
+                _run_on_workers(ctx, planned.documents, outcomes, len(order), batch, show, send, send_finish, poll)
+        except (KeyboardInterrupt, *jobs.TRANSIENT) as stop:
+            # stopped by the operator, or by an outage longer than the run waits: what was settled is
+            # reported, the rest says how to go on (an outage stopped a run with no report: the ops review)
+            why = ("lượt chạy bị dừng" if isinstance(stop, KeyboardInterrupt) else
+                   "kho lưu trữ hoặc cơ sở dữ liệu không phản hồi quá lâu")
+            for n, doc in enumerate(planned.documents):
+                outcomes.setdefault(n, BulkOutcome(doc.source, doc.dossier, doc.title, "stopped",
+                                                   error=f"Chưa xong: {why}; chạy lại 'sohoa bulk' trên cùng "
+                                                         "nguồn để tiếp tục (trang đã xong không phải làm lại)"))
+            stopped = tuple(outcomes[n] for n in range(len(order)))
+            try:
+                audit.record(ctx.db, "bulk", "stopped", source=str(source), batch=batch,
+                             **{k: v for k, v in totals(stopped).items() if isinstance(v, int)})
+            except jobs.TRANSIENT:  # the database is what went away: the report still says it all
+                log.warning("bulk: the stop could not be logged: the database is unreachable")
+            if report is not None:
+                write_report(Path(report), stopped, {"source": shown_text(str(source)), "started": started,
+                                                     "finished": audit.now_vn(), "batch": batch, "stopped": True})
+            raise
 
-    ordered = tuple(outcomes[n] for n in range(len(order)))
-    result = BulkResult(shown_text(str(source)), batch, ordered)
-    counted = result.totals
-    audit.record(ctx.db, "bulk", "finished", source=str(source), batch=batch,
-                 **{k: v for k, v in counted.items() if isinstance(v, int)})
-    if report is not None:
-        written = write_report(Path(report), ordered, {"source": shown_text(str(source)), "started": started,
-                                                        "finished": audit.now_vn(), "batch": batch})
-        result = replace(result, report=tuple(str(p) for p in written))
-    return result
+        ordered = tuple(outcomes[n] for n in range(len(order)))
+        result = BulkResult(shown_text(str(source)), batch, ordered)
+        counted = result.totals
+        audit.record(ctx.db, "bulk", "finished", source=str(source), batch=batch,
+                     **{k: v for k, v in counted.items() if isinstance(v, int)})
+        if report is not None:
+            written = write_report(Path(report), ordered, {"source": shown_text(str(source)), "started": started,
+                                                            "finished": audit.now_vn(), "batch": batch})
+            result = replace(result, report=tuple(str(p) for p in written))
+        return result
+
+
+CLAIM_WAIT = 2.0  # seconds a run waits for another run of the same source to let go of it
+
+
+@contextmanager
+def _claimed(db, documents: list[BulkDocument]):
+    """Hold the claim on a source's documents (the database's lock, on every machine) for the run.
+    Two runs of one source both converted and reported the same documents: pages read twice,
+    every document counted done by both, and one run's Ctrl-C failing the other's (the bulk
+    review). A source is its documents' dossiers, paths within it and titles, so the same backlog
+    mounted elsewhere on another machine is the same source."""
+    if not documents:
+        yield
+        return
+    listed = "\n".join(sorted(f"{d.dossier}\t{d.source}\t{d.title}" for d in documents))
+    claim = "bulk:" + hashlib.sha256(listed.encode("utf-8")).hexdigest()[:40]
+    with ExitStack() as held:
+        try:
+            held.enter_context(dossier_lock(db, claim, CLAIM_WAIT))
+        except LockTimeout:
+            raise Conflict(f"Nguồn này ({len(documents)} tài liệu) đang được một lượt 'sohoa bulk' khác số hóa, trên máy "
+                           "này hoặc máy khác; chờ lượt đó xong, hoặc dừng nó, rồi chạy lại trên cùng nguồn: tài liệu "
+                           "đã xong sẽ được bỏ qua", f"source claimed by another bulk run ({claim})") from None
+        yield
 
 
 CONTINUOUS_SCANS = (".pdf", ".tif", ".tiff")

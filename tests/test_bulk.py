@@ -56,6 +56,36 @@ def test_a_bulk_run_killed_halfway_is_resumed_and_nothing_is_converted_twice(hom
     assert len(report["items"]) == inputs and (tmp_path / "bao-cao.csv").is_file()
 
 
+def test_a_second_bulk_run_of_a_source_being_converted_is_refused_naming_why(home, rendered, tmp_path):
+    """The bulk review started two runs of one source: both converted and reported the same
+    documents (pages read twice, every document counted done by both; one run's Ctrl-C failed the
+    other's documents). The second is now refused at once, saying another run holds the source,
+    also when the same backlog is copied elsewhere; once the first has ended, a run goes through."""
+    import shutil
+
+    planned = backlog(rendered, tmp_path / "kho")
+    inputs = sum(len(t) for t in planned.values())
+    env = {**os.environ, "SOHOA_HOME": str(home), "SOHOA_JOBS": "1"}
+    first = subprocess.Popen([SOHOA, "bulk", str(tmp_path / "kho")], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline, dossiers = time.monotonic() + 300, home / "store" / "dossiers"
+        while not (dossiers.exists() and any(dossiers.glob("*/originals"))):  # a first original stored
+            assert time.monotonic() < deadline and first.poll() is None, "the first run did not get going"
+            time.sleep(0.1)
+        shutil.copytree(tmp_path / "kho", tmp_path / "ban-sao-kho")  # the same backlog, mounted elsewhere
+        for source in ("kho", "ban-sao-kho"):
+            second = subprocess.run([SOHOA, "bulk", str(tmp_path / source)], env=env, capture_output=True,
+                                    text=True, timeout=120)
+            assert second.returncode == 12, (source, second.stderr)
+            assert "đang được một lượt 'sohoa bulk' khác số hóa" in second.stderr, second.stderr
+    finally:
+        assert first.wait(timeout=600) == 0, first.stderr.read()
+    again = subprocess.run([SOHOA, "bulk", str(tmp_path / "kho"), "--json"], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and json.loads(again.stdout)["totals"]["skipped"] == inputs, again.stderr
+
+
 def test_one_bad_file_never_stops_the_batch(cli, home, rendered, tmp_path):
     root = tmp_path / "kho"
     (root / CODES[0]).mkdir(parents=True)
