@@ -144,8 +144,13 @@ class S3Store(ObjectStore):
             return with_retries(call, attempts=self.attempts, backoff=self.backoff)
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
             if is_transient(error):
+                # the library's English goes to the detail; a store that stops answering writes mid-way
+                # is often full (Ceph pauses writes to a full OSD: the bulk review)
+                timed_out = "timed out" in str(error).lower()
                 raise StorageUnavailable(
-                    f"Kho lưu trữ S3 không phản hồi sau {self.attempts} lần thử ({what}): {error}") from error
+                    f"Kho lưu trữ S3 không phản hồi sau {self.attempts} lần thử ({what})"
+                    + ("; quá thời gian chờ: kho có thể đã đầy hoặc quá tải, hãy kiểm tra dung lượng của kho"
+                       if timed_out else ""), f"{type(error).__name__}: {error}") from error
             if isinstance(error, S3Error) and error.code in _CREDENTIAL_CODES:
                 raise StorageUnavailable(
                     f"Khóa truy cập S3 không hợp lệ ({error.code}): kiểm tra SOHOA_S3_ACCESS_KEY và "

@@ -298,6 +298,20 @@ def test_a_lasting_outage_mid_dossier_gives_up_after_the_bounded_attempts(s3_sto
     assert s3_store.stat(ORIGINAL) is None
 
 
+def test_a_store_that_stops_answering_writes_is_said_to_be_perhaps_full_in_vietnamese(s3_store, monkeypatch):
+    """The bulk review filled the gateway's store: Ceph paused the writes, and after the retries the
+    operator read urllib3's "Read timed out" with no hint that the store might be full."""
+    def stalled(*args, **kwargs):
+        raise urllib3.exceptions.ReadTimeoutError(None, "/sohoa/x", "Read timed out. (read timeout=120)")
+
+    monkeypatch.setattr(s3_store.client, "put_object", stalled)
+    s3_store.backoff = 0.01
+    with pytest.raises(StorageUnavailable) as raised:
+        s3_store.put(ORIGINAL, b"scan")
+    assert "kho có thể đã đầy hoặc quá tải" in raised.value.message_vi
+    assert "timed out" not in raised.value.message_vi and "Read timed out" in raised.value.detail
+
+
 def test_server_outage_fails_fast_with_a_clear_message():
     import socket
 
