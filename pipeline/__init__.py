@@ -13,7 +13,7 @@ The doors (``api``) call ``pipeline.service`` only. Below it, one module a job:
 
 import warnings as _warnings
 
-# cryptography 46 and later warn that DSA is deprecated whenever pyHanko imports its DSA key class
+# cryptography (51 here) warns that DSA is deprecated whenever pyHanko imports its DSA key class
 # (to recognise such keys): printed on the standard error of every command that signs or verifies,
 # about keys sohoa never makes or accepts (TT 15/2025: RSA and ECDSA)
 _warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"pyhanko\.")
