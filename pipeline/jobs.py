@@ -12,7 +12,6 @@ manifest knows the files by their hash). ``run_locally`` runs the same steps in 
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import secrets
@@ -210,10 +209,10 @@ def finish(ctx: IngestContext, job_id: str) -> IngestSummary:
     except TRANSIENT:
         raise
     except Exception as exc:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if (outage := disk_full(exc)) is not None:
             # this machine's disk, full while the PDF was written or signed: an outage waited out,
             # as in the page stage; it was "Lỗi không mong đợi", for good (the bulk review)
-            raise disk_full(exc) from None
+            raise outage from None
         if not describe(exc).expected:  # the traceback, which no one recorded (the bulk review)
             log.error("finishing job %s failed unexpectedly", job_id, exc_info=exc)
         notice = notices.notify_failed(ctx.db, ctx.webhook, job, exc)  # in the outbox before the job fails

@@ -377,17 +377,20 @@ def run_page(task: PageTask, cache: PageCache, time_limit: float | None = None) 
     except StorageError as e:  # the original is missing or altered in the store
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {e}")
     except Exception as e:  # any decoder or OCR failure is reported against its page
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # this machine's disk: an outage
-            raise disk_full(e) from None
+        if (outage := disk_full(e)) is not None:  # this machine's disk: an outage
+            raise outage from None
         return PageResult(task.file, task.page, error=f"Lỗi xử lý {task.file}, trang {task.page}: {type(e).__name__}: {e}")
     cache.store_page(key, image, result)
     return result
 
 
-def disk_full(e: OSError) -> StorageUnavailable:
-    """A page stopped by this machine's full disk (its temporary files, its copies of originals):
-    an outage to wait out and retry, said with the machine and the folder. Read as a bad page it
-    failed every document of a bulk run for good, in English (the chaos review)."""
+def disk_full(e: BaseException) -> StorageUnavailable | None:
+    """``e`` as this machine's full disk (its temporary files, its copies of originals, the PDF
+    being written), when it is one: an outage to wait out and retry, said with the machine and
+    the folder; None for any other error. Read as a bad page it failed every document of a bulk
+    run for good, in English (the chaos review)."""
+    if not isinstance(e, OSError) or e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
     where = e.filename or tempfile.gettempdir()
     return StorageUnavailable(f"Hết chỗ trống trên đĩa của máy xử lý {socket.gethostname()} ({where}); hãy giải "
                               "phóng chỗ trống: việc đang chờ các worker sẽ tự chạy tiếp, việc đã dừng vì lỗi này thì "
