@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 import time
 import uuid
 from collections import deque
@@ -20,15 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from storage.errors import LockTimeout
-
 from . import audit, jobs, receipts
 from .bulk_plan import BulkDocument, BulkPlan, BulkProblem, plan as plan_source
 from .bulk_report import BulkOutcome, check_writable, totals, write_report
 from .errors import BrokerUnavailable, Conflict, describe, shown_text
 from .ingest import IngestContext
 from .models import IngestRequest, IngestSummary
-from .repository import dossier_lock
+from .repository import held_or_refused
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +131,9 @@ def _claimed(db, documents: list[BulkDocument]):
         return
     listed = "\n".join(sorted(f"{d.dossier}\t{d.source}\t{d.title}" for d in documents))
     claim = "bulk:" + hashlib.sha256(listed.encode("utf-8")).hexdigest()[:40]
-    with ExitStack() as held:
-        try:
-            held.enter_context(dossier_lock(db, claim, CLAIM_WAIT))
-        except LockTimeout:
-            raise Conflict(f"Nguồn này ({len(documents)} tài liệu) đang được một lượt 'sohoa bulk' khác số hóa, trên máy "
-                           "này hoặc máy khác; chờ lượt đó xong, hoặc dừng nó, rồi chạy lại trên cùng nguồn: tài liệu "
-                           "đã xong sẽ được bỏ qua", f"source claimed by another bulk run ({claim})") from None
+    with held_or_refused(db, claim, CLAIM_WAIT, f"Nguồn này ({len(documents)} tài liệu) đang được một lượt 'sohoa "
+                         "bulk' khác số hóa, trên máy này hoặc máy khác; chờ lượt đó xong, hoặc dừng nó, rồi chạy lại "
+                         "trên cùng nguồn: tài liệu đã xong sẽ được bỏ qua"):
         yield
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 
 from storage import keys
 from storage.base import ObjectStore
-from storage.errors import NotFound as ObjectNotFound
-from storage.locks import dossier_lock  # noqa: F401  (the lock every change is made under)
+from storage.errors import LockTimeout, NotFound as ObjectNotFound
+from storage.locks import dossier_lock  # the lock every change is made under
 
 from . import manifest as mf
 from .errors import Conflict, IntegrityError, NotFound
@@ -87,6 +88,20 @@ def _disposed_note(store: ObjectStore, code: str) -> str:
                 f"hủy và các sự kiện bảo quản ('sohoa events {code}')")
     except (ObjectNotFound, ValueError, KeyError, TypeError):
         return ""
+
+
+@contextmanager
+def held_or_refused(db, key: str, wait: float, busy_vi: str):
+    """The database's lock on ``key`` (as a dossier's: on every machine) held for the body, or
+    Conflict with ``busy_vi`` when another holder keeps it past ``wait`` seconds: one upload to a
+    counter's draft, one bulk run of a source. Only the taking is turned into Conflict: a
+    LockTimeout from the body (a dossier's own lock) stays what it is."""
+    with ExitStack() as held:
+        try:
+            held.enter_context(dossier_lock(db, key, wait))
+        except LockTimeout:
+            raise Conflict(busy_vi, f"{key}: held by another process past {wait:g} s") from None
+        yield
 
 
 def save_manifest(store: ObjectStore, code: str, manifest: dict) -> dict:

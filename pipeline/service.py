@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import ExitStack, closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import replace
 from functools import partial
 from datetime import date, datetime, timezone
@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 from storage import db, index as search_index, jobs as job_table, keys
 from storage.base import ObjectStore
-from storage.errors import IntegrityError as ChangedInStore, LockTimeout, RetentionError
+from storage.errors import IntegrityError as ChangedInStore, RetentionError
 from storage.local import LocalStore
 
 from storage import accounts
@@ -52,7 +52,7 @@ from .models import (JobView, AuditReport, CacheReport, SystemInfo, DocumentLink
 from .pages import PageCache, code_version, load_engine
 from .runtime import database, development_pki, ingest_context, key_trouble, open_store, page_executor, signer_for
 from .renewal import renew_stored_dossier
-from .repository import dossier_codes, dossier_lock, extend_locks, load_manifest, require_manifest
+from .repository import dossier_codes, extend_locks, held_or_refused, load_manifest, require_manifest
 from .scanner import ScannerDevice, ScanResult, ScanSettings, list_devices, scan_pages
 from .signing.certificates import REVOCATION_MODES
 from .signing.devpki import DEV_DIR_NAME
@@ -1303,18 +1303,12 @@ def intake_draft(settings: Settings, draft_id: str, who: Principal):
 DRAFT_UPLOAD_WAIT, DRAFT_CONFIRM_WAIT = 300.0, 3.0
 
 
-@contextmanager
 def _draft_held(settings: Settings, draft_id: str, wait: float, busy_vi: str):
     """One upload, replacement or confirmation of a draft at a time, on every web process (the
     database's lock, as a dossier's). Two uploads at once both took a page for new, and a
     confirmation during an upload signed the pages read so far and dropped the rest without a
     word (the counter review). Conflict with ``busy_vi`` after ``wait`` seconds."""
-    with ExitStack() as held:
-        try:
-            held.enter_context(dossier_lock(database(settings), _intake_source(draft_id), wait))
-        except LockTimeout:
-            raise Conflict(busy_vi, f"draft {draft_id} busy for {wait:g} s") from None
-        yield
+    return held_or_refused(database(settings), _intake_source(draft_id), wait, busy_vi)
 
 
 def intake_add(settings: Settings, draft_id: str, files: Sequence[tuple[str, bytes]], who: Principal,
