@@ -462,16 +462,19 @@ def _check_page_image(file: str, raw, page: int, max_pixels: int) -> None:
     """Refuse an image of a PDF page that poppler would decode into more than ``max_pixels`` (it
     decodes each whole, whatever size it is drawn at) or only partly (a damaged JPEG or CCITT image)."""
     width, height = int(raw.get("/Width", 0)), int(raw.get("/Height", 0))
-    stated = _encoded_size(raw)
+    names = _filters(raw)
+    coded = raw.read_raw_bytes() if names[-1:] in (["/DCTDecode"], ["/JPXDecode"]) else b""  # read once
+    stated = _encoded_size(names, coded) if coded else None
     if stated is not None:  # poppler's decoder allocates what the image's own header says
         width, height = max(width, stated[0]), max(height, stated[1])
     if width * height > max_pixels:
         raise InputError(file, f"ảnh trong trang {width}x{height} vượt quá giới hạn {_vi(max_pixels)} "
                                "điểm ảnh (embedded image over pixel limit)", page)
-    if (jpeg := _dct_bytes(raw)) is not None and (damage := jpeg_damage(jpeg)):
+    if (jpeg := _dct_bytes(names, coded)) is not None and (damage := jpeg_damage(jpeg)):
         raise InputError(file, f"PDF hỏng: ảnh JPEG trong trang bị cắt cụt hoặc hỏng ({damage}): một phần trang sẽ "
                                "hiện xám hoặc lệch màu; hãy quét lại trang (damaged JPEG image in the page)", page)
-    if (fax := _ccitt_as_tiff(raw)) is not None and (damaged := tiff_damage(fax, [0])):
+    if names == ["/CCITTFaxDecode"] and (fax := _ccitt_as_tiff(raw)) is not None and (
+            damaged := tiff_damage(fax, [0])):
         raise InputError(file, f"PDF hỏng: ảnh đen trắng (CCITT) trong trang bị cắt cụt hoặc hỏng ({damaged[1]}): một "
                                "phần trang sẽ mất; hãy quét lại trang (damaged CCITT image in the page)", page)
 
@@ -479,11 +482,9 @@ def _check_page_image(file: str, raw, page: int, max_pixels: int) -> None:
 def _ccitt_as_tiff(raw) -> bytes | None:
     """A PDF page's CCITT G3/G4 image (a bitonal scan) as a one-page TIFF, as pikepdf writes it,
     for libtiff to check (poppler draws a damaged one with the rest of the page white, saying so
-    only on stderr); None for another kind of image or one pikepdf cannot wrap."""
+    only on stderr); None for one pikepdf cannot wrap."""
     import pikepdf
 
-    if _filters(raw) != ["/CCITTFaxDecode"]:
-        return None
     out = io.BytesIO()
     try:
         pikepdf.PdfImage(raw).extract_to(stream=out)
@@ -495,15 +496,15 @@ def _ccitt_as_tiff(raw) -> bytes | None:
 _DCT_BYTES = 64 << 20  # a page's JPEG behind another filter is inflated up to this to be checked (a 600-dpi colour A3: 15 MB)
 
 
-def _dct_bytes(raw) -> bytes | None:
-    """A PDF image's JPEG as a JPEG file: its bytes once any filter before /DCTDecode is undone,
-    ended by an end-of-image marker. Writers leave that out, or pad after it, and poppler does
-    not need it, so its lack is no damage; data cut short before it still is. None for another
-    kind of image, or one behind a filter not read here or inflating past _DCT_BYTES."""
-    names = _filters(raw)
-    if not names or names[-1] != "/DCTDecode":
+def _dct_bytes(names: list[str], coded: bytes) -> bytes | None:
+    """A PDF image's JPEG as a JPEG file: its stream's bytes (``coded``, filtered by ``names``)
+    once any filter before /DCTDecode is undone, ended by an end-of-image marker. Writers leave
+    that out, or pad after it, and poppler does not need it, so its lack is no damage; data cut
+    short before it still is. None for another kind of image, or one behind a filter not read
+    here or inflating past _DCT_BYTES."""
+    if names[-1:] != ["/DCTDecode"]:
         return None
-    data = _decoded_start(raw.read_raw_bytes(), names[:-1], _DCT_BYTES)
+    data = _decoded_start(coded, names[:-1], _DCT_BYTES)
     if data is None or len(data) >= _DCT_BYTES:
         return None
     data = data.rstrip(b"\x00\t\n\r\x0c ")
@@ -520,16 +521,15 @@ def _filters(raw) -> list[str]:
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # JPEG frame headers (not DHT, JPG, DAC)
 
 
-def _encoded_size(raw) -> tuple[int, int] | None:
-    """(width, height) a JPEG or JPEG 2000 image of a PDF states in its own header, or None (another
-    kind, a filter before it that is not read here, or no header found). poppler allocates that,
-    whatever the image dictionary says: a 1 KB stream whose header claimed 20000x20000 pixels
-    under /Width 200 took 774 MB to render (the bad-input review), and the size can claim
-    65535x65535."""
-    names = _filters(raw)
-    if not names or names[-1] not in ("/DCTDecode", "/JPXDecode"):
+def _encoded_size(names: list[str], coded: bytes) -> tuple[int, int] | None:
+    """(width, height) a JPEG or JPEG 2000 image of a PDF (its stream's bytes ``coded``, filtered
+    by ``names``) states in its own header, or None (another kind, a filter before it that is not
+    read here, or no header found). poppler allocates that, whatever the image dictionary says: a
+    1 KB stream whose header claimed 20000x20000 pixels under /Width 200 took 774 MB to render
+    (the bad-input review), and the size can claim 65535x65535."""
+    if names[-1:] not in (["/DCTDecode"], ["/JPXDecode"]):
         return None
-    data = _decoded_start(raw.read_raw_bytes(), names[:-1], _HEADER_BYTES)
+    data = _decoded_start(coded, names[:-1], _HEADER_BYTES)
     if data is None:
         return None
     return _jpeg_size(data) if names[-1] == "/DCTDecode" else _jpx_size(data)
