@@ -538,15 +538,15 @@ def cmd_retention(args, settings: Settings) -> int:
 
 def _relock(args, settings: Settings) -> int:
     results = service.relock(settings, args.codes, all_dossiers=args.all)
-    failed = {code: r[0] for code, r in results.items() if len(r) != 2}
+    extended = {code: r for code, r in results.items() if len(r) == 2}  # (primary, replica); else (error,)
+    failed = {code: r[0] for code, r in results.items() if code not in extended}
     if args.json:
-        _print_json({code: {"primary": r[0], "replica": r[1]} if len(r) == 2 else {"error": r[0]}
+        _print_json({code: {"primary": r[0], "replica": r[1]} if code in extended else {"error": r[0]}
                      for code, r in results.items()})
         return ExitCode.CHECK_FAILED if failed else ExitCode.OK
-    primary = sum(r[0] for r in results.values() if len(r) == 2)
-    replica = sum(r[1] for r in results.values() if len(r) == 2)
-    print(f"{len(results) - len(failed)} hồ sơ: mọi đối tượng được khóa đến hạn hủy; đã kéo dài khóa "
-          f"{primary} phiên bản đối tượng ở kho chính, {replica} ở bản sao.")
+    print(f"{len(extended)} hồ sơ: mọi đối tượng được khóa đến hạn hủy; đã kéo dài khóa "
+          f"{sum(r[0] for r in extended.values())} phiên bản đối tượng ở kho chính, "
+          f"{sum(r[1] for r in extended.values())} ở bản sao.")
     for code, message in failed.items():
         print(f"  LỖI    {code}: {message}")
     return ExitCode.CHECK_FAILED if failed else ExitCode.OK
